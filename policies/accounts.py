@@ -1,0 +1,126 @@
+"""Personal accounts: credits, payments by purpose and region (policy notes §5), family mutual aid, closure."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from . import ids
+from .counters import EXTERNAL_FUND
+from .book import Book
+from .guards import active_member
+from .member import MemberState
+from .money import ZERO
+from .outputs import Movement
+from .rejection import Rejected
+from .rules import Credit
+
+FAMILY_PURPOSES = frozenset({"family_medical", "family_resident_premium"})
+
+
+def movement(member: MemberState, event, index: int, kind: str, purpose: str, amount: Decimal, policy_id: str,
+             lines, beneficiary_id: str | None = None) -> Movement:
+    """A movement computed against `member`'s balance; `book_movement` applies it."""
+    after = member.balance - amount if kind in ("debit", "payout") else member.balance + amount
+    if after < ZERO:
+        raise Rejected("insufficient_balance", f"balance {member.balance} is less than {amount}")
+    return Movement(
+        ids.movement_id(member.region, event.event_id, index), event.event_id, member.member_id, member.region,
+        kind, purpose, amount, after, beneficiary_id, policy_id, tuple(lines),
+    )
+
+
+def book_movement(member: MemberState, record: Movement) -> Movement:
+    member.balance = record.balance_after
+    return record
+
+
+def credits_to_movements(member: MemberState, event, credits: list[Credit], policy_id: str, first: int = 0):
+    records, balance = [], member.balance
+    for index, credit in enumerate(credits, start=first):
+        balance += credit.amount
+        records.append(
+            Movement(
+                ids.movement_id(member.region, event.event_id, index), event.event_id, member.member_id,
+                member.region, "credit", credit.purpose, credit.amount, balance, None, policy_id, credit.lines,
+            )
+        )
+    return records
+
+
+def _credit_handler(rules_method: str):
+    def handle(book: Book, event, seq: int) -> list:
+        member = active_member(book, event, event.business_date)
+        month = event.month_start
+        policy = book.policies.on(event.region, month)
+        credits = getattr(policy.rules, rules_method)(member, event, month, policy.params)
+        if member.account_closed:
+            return []
+        records = credits_to_movements(member, event, credits, policy.policy_id)
+        if rules_method == "contribution_credits":
+            member.contribution_base = event.contribution_base
+        else:
+            member.monthly_pension = event.monthly_pension
+        for record in records:
+            book_movement(member, record)
+        return records
+
+    return handle
+
+
+contribution_posted = _credit_handler("contribution_credits")
+pension_paid = _credit_handler("pension_credits")
+
+
+def family_grant(payer: MemberState, beneficiary_id: str) -> str:
+    relation = payer.family_grants.get(beneficiary_id)
+    if relation is None:
+        raise Rejected(
+            "family_not_authorized",
+            f"{payer.member_id} has not authorised family mutual aid (家庭共济) for {beneficiary_id}",
+        )
+    return relation
+
+
+def payment_requested(book: Book, event, seq: int) -> list:
+    member = active_member(book, event, event.business_date)
+    policy = book.policies.on(event.region, event.business_date)
+    if event.purpose not in policy.rules.PURPOSES:
+        raise Rejected(
+            "purpose_not_allowed",
+            f"purpose {event.purpose} is not an allowed use of the personal account in {policy.policy_id} "
+            f"(policy notes §5)",
+        )
+    if (event.region, event.payment_id) in book.payments:
+        raise Rejected("duplicate_payment", f"payment_id {event.payment_id} was already paid")
+    beneficiary = event.beneficiary_id if event.beneficiary_id != member.member_id else None
+    lines = [f"policy notes §5: {event.purpose.replace('_', ' ')} is an allowed use in {policy.policy_id}"]
+    if beneficiary is not None:
+        relation = family_grant(member, beneficiary)
+        lines.append(f"family mutual aid for {beneficiary} ({relation}), authorised by the account holder")
+    if member.account_closed:
+        raise Rejected("insufficient_balance", "the account is closed")
+    record = movement(member, event, 0, "debit", event.purpose, event.amount, policy.policy_id, lines, beneficiary)
+    book.payments.add((event.region, event.payment_id))
+    return [book_movement(member, record)]
+
+
+def external_fund_payment(book: Book, event, seq: int) -> list:
+    member = active_member(book, event, event.business_date)
+    member.move([(str(event.business_date.year), EXTERNAL_FUND, event.amount)])
+    return []
+
+
+def close_account(member: MemberState, event, reason: str, policy_id: str) -> list[Movement]:
+    """On death or emigration the balance is paid out once; on transfer out it leaves with the member."""
+    records = []
+    if member.balance > 0:
+        article = "002 第十一条, 000 第九条" if reason != "transfer_out" else "002 第十一条: the balance moves with the member"
+        records.append(
+            book_movement(
+                member,
+                movement(member, event, 0, "payout", reason, member.balance, policy_id,
+                         [f"{article}: account closed on {reason.replace('_', ' ')}, balance paid out once"]),
+            )
+        )
+    member.account_closed = True
+    return records

@@ -1,0 +1,141 @@
+"""Outpatient benefits a deployment supplies in a parameter file where the seed delegates them.
+
+Inner Mongolia's `004 一(一)` leaves deductibles, ratios and caps to the leagues and cities; Nanjing's `002 第十六条`
+leaves the special-disease policy to a later document. Both settle with these tables when a parameter file gives
+them, and reject with `policy_not_configured` when it does not.
+
+    [policy."150000-2023".outpatient.general]
+    deductible = { "1" = "0", "2" = "200", "3" = "400" }   # by tier; no "0" key: below tier 1 not covered
+    ratio.in_service = { "1" = "0.70", "2" = "0.60", "3" = "0.50" }
+    ratio.retired = { "1" = "0.75", "2" = "0.65", "3" = "0.55" }
+    cap = { in_service = "2000", retired = "2500" }           # annual cap on the fund payment
+
+    [policy."150000-2023".outpatient.chronic]
+    deductible = "500"                                       # its own yearly counter
+    ratio = { in_service = "0.70", retired = "0.75" }        # pool = sum of the certified caps
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from . import counters as c
+from .money import ZERO, dec, fen, pct
+from .parameters import ParameterError, Table
+from .visit import FundDecision, VisitContext, deductible_due
+
+CATEGORIES = ("in_service", "retired")
+
+
+@dataclass(frozen=True)
+class GeneralTable:
+    deductible: Mapping[str, Decimal]
+    ratio: Mapping[str, Mapping[str, Decimal]]
+    cap: Mapping[str, Decimal]
+
+
+@dataclass(frozen=True)
+class ChronicTable:
+    deductible: Decimal
+    ratio: Mapping[str, Decimal]
+
+
+@dataclass(frozen=True)
+class OutpatientTable:
+    general: GeneralTable | None
+    chronic: ChronicTable | None
+    source: str = ""
+
+
+def _need(values: Mapping, key: str, where: str):
+    if key not in values:
+        raise ParameterError(f"{where}: missing {key!r}")
+    return values[key]
+
+
+def _money_table(values, where: str, keys=None) -> Table:
+    if not isinstance(values, Mapping):
+        raise ParameterError(f"{where}: expected a table")
+    if keys is not None and set(values) != set(keys):
+        raise ParameterError(f"{where}: expected keys {list(keys)}, got {sorted(values)}")
+    try:
+        return Table({str(k): dec(v) for k, v in values.items()})
+    except (TypeError, ArithmeticError) as error:
+        raise ParameterError(f"{where}: {error}") from None
+
+
+def build_general(values: Mapping, where: str) -> GeneralTable:
+    deductible = _money_table(_need(values, "deductible", where), f"{where}.deductible")
+    ratios = _need(values, "ratio", where)
+    ratio = Table(
+        {cat: _money_table(_need(ratios, cat, f"{where}.ratio"), f"{where}.ratio.{cat}", deductible) for cat in CATEGORIES}
+    )
+    cap = _money_table(_need(values, "cap", where), f"{where}.cap", CATEGORIES)
+    return GeneralTable(deductible, ratio, cap)
+
+
+def build_chronic(values: Mapping, where: str) -> ChronicTable:
+    try:
+        deductible = dec(_need(values, "deductible", where))
+    except (TypeError, ArithmeticError) as error:
+        raise ParameterError(f"{where}.deductible: {error}") from None
+    return ChronicTable(deductible, _money_table(_need(values, "ratio", where), f"{where}.ratio", CATEGORIES))
+
+
+def build_outpatient(values: Mapping, where: str) -> OutpatientTable:
+    unknown = set(values) - {"general", "chronic", "source"}
+    if unknown:
+        raise ParameterError(f"{where}: unknown keys {sorted(unknown)}")
+    general = build_general(values["general"], f"{where}.general") if "general" in values else None
+    chronic = build_chronic(values["chronic"], f"{where}.chronic") if "chronic" in values else None
+    return OutpatientTable(general, chronic, str(values.get("source", "")))
+
+
+def settle_general(ctx: VisitContext, table: GeneralTable, article: str) -> FundDecision:
+    decision, year, eligible = FundDecision(), ctx.year, ctx.bill.eligible
+    tier = str(ctx.facility.level)
+    if tier not in table.deductible:
+        return decision.no_fund(f"{article}: the configured general outpatient table does not cover tier {tier}")
+    category = "retired" if ctx.retired else "in_service"
+    threshold = table.deductible[tier]
+    paid = ctx.member.counter(c.DEDUCTIBLE, year)
+    deductible = deductible_due(eligible, threshold, paid)
+    ratio = table.ratio[category][tier]
+    cap = table.cap[category]
+    used = ctx.member.counter(c.GENERAL_FUND, year)
+    room = max(ZERO, cap - used)
+    uncapped = fen((eligible - deductible) * ratio)
+    fund = min(uncapped, room)
+    decision.lines += [
+        f"{article}: configured tier-{tier} deductible {threshold}, {paid} already paid → deductible {deductible}",
+        f"{article}: configured {category.replace('_', '-')} ratio {pct(ratio)} on {eligible - deductible}"
+        f" → {uncapped}; annual fund cap {cap}, {used} used → fund {fund}",
+    ]
+    decision.deductible, decision.fund, decision.over_limit, decision.ratio = deductible, fund, uncapped - fund, ratio
+    decision.limit_remaining = room - fund
+    decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.GENERAL_FUND, fund)]
+    return decision
+
+
+def settle_chronic(ctx: VisitContext, table: ChronicTable, article: str) -> FundDecision:
+    decision, year, eligible = FundDecision(pool="chronic"), ctx.year, ctx.bill.eligible
+    category = "retired" if ctx.retired else "in_service"
+    paid = ctx.member.counter(c.CHRONIC_DEDUCTIBLE, year)
+    deductible = deductible_due(eligible, table.deductible, paid)
+    ratio = table.ratio[category]
+    pool = sum(ctx.member.certified_caps_on(ctx.day), ZERO)
+    used = ctx.member.counter(c.CHRONIC_FUND, year)
+    room = max(ZERO, pool - used)
+    uncapped = fen((eligible - deductible) * ratio)
+    fund = min(uncapped, room)
+    decision.lines += [
+        f"{article}: configured chronic deductible {table.deductible}, {paid} already paid → deductible {deductible}",
+        f"{article}: configured chronic ratio {pct(ratio)} on {eligible - deductible} → {uncapped}; pool {pool} "
+        f"of certified caps, {used} used → fund {fund}",
+    ]
+    decision.deductible, decision.fund, decision.over_limit, decision.ratio = deductible, fund, uncapped - fund, ratio
+    decision.limit_remaining = room - fund
+    decision.deltas = [(str(year), c.CHRONIC_DEDUCTIBLE, deductible), (str(year), c.CHRONIC_FUND, fund)]
+    return decision

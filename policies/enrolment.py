@@ -1,0 +1,147 @@
+"""Enrolment, status changes, chronic certifications and family authorisations."""
+
+from __future__ import annotations
+
+from bisect import insort
+
+from .accounts import close_account
+from .book import Book
+from .guards import active_member
+from .member import Certification, MemberState, Status, retirement_status
+from .registry import REGIONS
+from .rejection import Rejected
+
+RESIDENT_TYPES = frozenset({"resident_tier1", "resident_tier2", "resident_minor"})
+
+
+def _check_types(insurance_type: str, person_type: str) -> None:
+    if (insurance_type == "resident") != (person_type in RESIDENT_TYPES):
+        raise Rejected("invalid_event", f"person_type {person_type} does not belong to {insurance_type} insurance")
+
+
+def enrol(book: Book, event, seq: int) -> list:
+    existing = book.member(event.region, event.member_id)
+    if existing is not None and existing.terminated_on is None:
+        raise Rejected("already_enrolled", f"member {event.member_id} is already enrolled in region {event.region}")
+    _check_types(event.insurance_type, event.person_type)
+    member = MemberState(
+        region=event.region,
+        member_id=event.member_id,
+        birth_date=event.birth_date,
+        enrolled_on=event.effective_date,
+        statuses=[Status(event.effective_date, event.insurance_type, event.person_type)],
+        contribution_base=event.contribution_base,
+        monthly_pension=event.monthly_pension,
+        legacy_monthly_credit=event.legacy_monthly_credit,
+        designated_facilities=frozenset(event.designated_facilities or ()),
+        remote_pilot=bool(event.remote_pilot),
+    )
+    book.members[(event.region, event.member_id)] = member
+    return []
+
+
+def _add_status(member: MemberState, status: Status) -> None:
+    member.statuses = [s for s in member.statuses if s.since != status.since]
+    insort(member.statuses, status, key=lambda s: s.since)
+
+
+def retire(book: Book, event, seq: int) -> list:
+    member = active_member(book, event)
+    if member.retired_on is not None or member.status_on(event.effective_date).person_type == "retired":
+        raise Rejected("invalid_event", f"member {member.member_id} is already retired")
+    if member.status_on(event.effective_date).insurance_type != "employee":
+        raise Rejected("invalid_event", "only employee members retire under the employee scheme")
+    member.retired_on = event.effective_date
+    member.retirement_pension = event.monthly_pension
+    member.monthly_pension = event.monthly_pension
+    _add_status(member, retirement_status(member, event.effective_date))
+    return []
+
+
+def change_insurance_type(book: Book, event, seq: int) -> list:
+    member = active_member(book, event)
+    _check_types(event.insurance_type, event.person_type)
+    _add_status(member, Status(event.effective_date, event.insurance_type, event.person_type))
+    if getattr(REGIONS[event.region], "RESTARTS_ON_TYPE_CHANGE", False):
+        insort(member.segment_starts, event.effective_date)
+    return []
+
+
+def interrupt_contribution(book: Book, event, seq: int) -> list:
+    member = active_member(book, event)
+    hook = getattr(REGIONS[event.region], "on_interruption", None)
+    if hook is not None:
+        member.move(hook(member, event.effective_date))
+    return []
+
+
+def resume_contribution(book: Book, event, seq: int) -> list:
+    active_member(book, event)
+    return []
+
+
+def terminate(book: Book, event, seq: int) -> list:
+    member = active_member(book, event)
+    policy_id = _policy_id_near(book, event)
+    records = close_account(member, event, event.reason, policy_id)
+    member.terminated_on = event.effective_date
+    member.termination_reason = event.reason
+    return records
+
+
+def _policy_id_near(book: Book, event) -> str:
+    """The policy in force on the termination date, or the region's first one before any was in force."""
+    try:
+        return book.policies.on(event.region, event.effective_date).policy_id
+    except Rejected:
+        policy = book.policies.for_year(event.region, event.effective_date.year)
+        return policy.policy_id if policy else f"{event.region}-none"
+
+
+def certify_chronic(book: Book, event, seq: int) -> list:
+    member = active_member(book, event)
+    step = Certification(event.effective_date, event.disease_code, event.annual_cap, event.kind)
+    insort(member.certifications.setdefault(event.disease_code, []), step, key=lambda s: s.since)
+    return []
+
+
+def adjust_chronic_cap(book: Book, event, seq: int) -> list:
+    """000 第二十条: a new cap from the effective date on; what was used stays used."""
+    member = active_member(book, event)
+    current = member.certification_on(event.disease_code, event.effective_date)
+    if current is None:
+        raise Rejected("not_certified", f"member {member.member_id} is not certified for {event.disease_code}")
+    step = Certification(event.effective_date, event.disease_code, event.annual_cap, current.kind)
+    insort(member.certifications[event.disease_code], step, key=lambda s: s.since)
+    return []
+
+
+def revoke_chronic(book: Book, event, seq: int) -> list:
+    member = active_member(book, event)
+    if member.certification_on(event.disease_code, event.effective_date) is None:
+        raise Rejected("not_certified", f"member {member.member_id} is not certified for {event.disease_code}")
+    step = Certification(event.effective_date, event.disease_code, None, None)
+    insort(member.certifications[event.disease_code], step, key=lambda s: s.since)
+    return []
+
+
+def authorize_family(book: Book, event, seq: int) -> list:
+    member = active_member(book, event)
+    allowed = REGIONS[event.region].FAMILY_RELATIONS
+    if event.relation not in allowed:
+        raise Rejected(
+            "family_not_authorized",
+            f"relation {event.relation} is not family for mutual aid in region {event.region} "
+            f"(allowed: {', '.join(sorted(allowed))}; 000 第七条 alone adds the spouse's parents)",
+        )
+    if event.beneficiary_id == member.member_id:
+        raise Rejected("invalid_event", "beneficiary_id: a member cannot authorise themselves")
+    member.family_grants[event.beneficiary_id] = event.relation
+    return []
+
+
+def revoke_family(book: Book, event, seq: int) -> list:
+    member = active_member(book, event)
+    if member.family_grants.pop(event.beneficiary_id, None) is None:
+        raise Rejected("family_not_authorized", f"no authorisation for {event.beneficiary_id} to revoke")
+    return []

@@ -1,0 +1,43 @@
+"""Checks every member event passes before a policy looks at it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from .book import Book
+from .member import MemberState
+from .rejection import Rejected
+
+
+def known_member(book: Book, event) -> MemberState:
+    member = book.member(event.region, event.member_id)
+    if member is None:
+        raise Rejected("member_not_enrolled", f"member {event.member_id} is not enrolled in region {event.region}")
+    return member
+
+
+def _terminated(member: MemberState) -> Rejected:
+    return Rejected(
+        "member_terminated",
+        f"member {member.member_id} was terminated ({member.termination_reason}) on {member.terminated_on}",
+    )
+
+
+def active_member(book: Book, event, day: date | None = None) -> MemberState:
+    """A known member who is not terminated: after a termination every account or enrolment event is refused."""
+    member = known_member(book, event)
+    if member.terminated_on is not None:
+        raise _terminated(member)
+    return member
+
+
+def member_on(book: Book, event, day: date) -> MemberState:
+    """A member covered on `day`: enrolled by then and not terminated on or before it (policy notes §0)."""
+    member = known_member(book, event)
+    if day < member.enrolled_on:
+        raise Rejected(
+            "member_not_enrolled", f"{day} is before member {member.member_id}'s enrolment takes effect ({member.enrolled_on})"
+        )
+    if member.terminated_on is not None and day >= member.terminated_on:
+        raise _terminated(member)
+    return member

@@ -1,0 +1,91 @@
+"""Inner Mongolia 150000: 内政办发〔2021〕82号 (seed 004, from 2022-10-01).
+
+The seed sets the account rules and delegates outpatient benefit levels to the leagues and cities (004 一(一)):
+visits settle only with an `outpatient` table from a parameter file (see policies/configured.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from . import configured
+from . import counters as c
+from .member import MemberState
+from .money import fen, pct
+from .rejection import Rejected
+from .rules import Credit
+from .visit import FundDecision, VisitContext
+
+REGION = "150000"
+INSURANCE_TYPES = frozenset({"employee"})
+PURPOSES = frozenset(
+    {"own_medical", "family_medical", "family_resident_premium", "ltc_premium", "large_amount_premium"}
+)  # 004 三
+FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
+
+
+@dataclass(frozen=True)
+class Params:
+    account_rate: Decimal = Decimal("0.02")  # 004 二
+    retiree_average_pension: Decimal = Decimal("3000.00")  # [param] 2021 regional average basic pension
+    retiree_rate: Decimal = Decimal("0.02")
+    outpatient: configured.OutpatientTable | None = field(
+        default=None, metadata={"build": configured.build_outpatient}
+    )
+
+
+VERSIONS = (
+    ("150000-2022Q4", date(2022, 10, 1), date(2022, 12, 31), Params(retiree_rate=Decimal("0.03"))),
+    ("150000-2023", date(2023, 1, 1), None, Params()),
+)
+
+
+def _table(ctx: VisitContext, part: str):
+    outpatient = ctx.params.outpatient
+    chosen = getattr(outpatient, part) if outpatient is not None else None
+    if chosen is None:
+        raise Rejected(
+            "policy_not_configured",
+            f"004 一(一) delegates {part} outpatient benefits to the leagues and cities; no parameter set "
+            f"configures them for this policy version",
+        )
+    return chosen
+
+
+def settle(ctx: VisitContext) -> FundDecision:
+    if ctx.certification is not None:
+        decision = configured.settle_chronic(ctx, _table(ctx, "chronic"), "004 一(二)")
+    else:
+        decision = configured.settle_general(ctx, _table(ctx, "general"), "004 一(一)")
+    source = ctx.params.outpatient.source
+    if source:
+        decision.lines.insert(0, f"outpatient table: {source}")
+    counted = inpatient_cap_counted(ctx.member, ctx.year) + decision.fund
+    decision.lines.append(f"004 一(三): outpatient fund paid this year counts toward the inpatient annual cap: {counted}")
+    return decision
+
+
+def inpatient_cap_counted(member: MemberState, year: int) -> Decimal:
+    """004 一(三): the outpatient fund payments of the year that count toward the inpatient annual cap."""
+    return member.year_total(c.GENERAL_FUND, year) + member.year_total(c.CHRONIC_FUND, year)
+
+
+def contribution_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+    if member.status_on(month).insurance_type != "employee" or member.is_retired_on(month):
+        return []
+    amount = fen(event.contribution_base * params.account_rate)
+    return [Credit("contribution", amount, (f"004 二: {pct(params.account_rate)} of the base {event.contribution_base}",))]
+
+
+def pension_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+    if not member.is_retired_on(month):
+        return []
+    amount = fen(params.retiree_average_pension * params.retiree_rate)
+    line = f"004 二: retiree credit {pct(params.retiree_rate)} of the 2021 average pension {params.retiree_average_pension}"
+    return [Credit("retiree_credit", amount, (line,))]
+
+
+def close_year(member: MemberState, year: int, params: Params):
+    return None  # 004 sets no outpatient incentive

@@ -1,0 +1,33 @@
+"""Money is Decimal yuan; rounding happens here and nowhere else (policy notes §0)."""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+ZERO = Decimal("0.00")
+FEN = Decimal("0.01")
+RATIO_PLACES = Decimal("0.0001")
+
+
+def fen(amount: Decimal) -> Decimal:
+    """Round an exactly computed amount once, half up, to the fen."""
+    return amount.quantize(FEN, rounding=ROUND_HALF_UP)
+
+
+def ratio4(value: Decimal) -> Decimal:
+    return value.quantize(RATIO_PLACES, rounding=ROUND_HALF_UP)
+
+
+def points(value: Decimal) -> Decimal:
+    """Percentage points as a ratio: 1.5 points -> 0.015."""
+    return value / 100
+
+
+def dec(value) -> Decimal:
+    """A parameter value from a file or a literal; floats are refused so no binary fraction sneaks in."""
+    if isinstance(value, float):
+        raise TypeError(f"money and ratios must be written as strings, got float {value!r}")
+    return Decimal(str(value)) if not isinstance(value, Decimal) else value
+
+
+def pct(ratio: Decimal) -> str:
+    """0.655 -> '65.5%', for explanations."""
+    return f"{(ratio * 100).normalize():f}%"

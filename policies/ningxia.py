@@ -1,0 +1,173 @@
+"""Ningxia 640000: 宁医保规发〔2023〕3号 (seed 000, from 2023-06-01) with 宁医保发〔2023〕103号 (seed 003)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from . import counters as c
+from .member import MemberState
+from .money import ZERO, fen, pct
+from .parameters import Table, table
+from .rules import Credit
+from .visit import FundDecision, VisitContext, deductible_due
+
+REGION = "640000"
+INSURANCE_TYPES = frozenset({"employee"})  # 000 第一条: the employee scheme
+PURPOSES = frozenset({"own_medical", "family_medical", "family_resident_premium", "ltc_premium"})  # 000 第八条
+FAMILY_RELATIONS = frozenset({"spouse", "parent", "child", "spouse_parent"})  # 000 第七条
+OUT_OF_AREA_TEMPORARY = frozenset({"temporary_filed", "temporary_unfiled"})
+
+
+@dataclass(frozen=True)
+class Params:
+    general_deductible: Table = table(**{"1": "0", "2": "100", "3": "300"})  # 000 第十一条
+    general_ratio: Table = table(
+        in_service={"3A": "0.60", "3B": "0.65", "2": "0.70", "1": "0.75"},
+        retired={"3A": "0.65", "3B": "0.70", "2": "0.75", "1": "0.80"},
+    )
+    general_cap: Table = table(in_service="4000", retired="4500")
+    chronic_deductible: Decimal = Decimal("500")  # 000 第十七条, merged with the general counter
+    chronic_ratio: Decimal = Decimal("0.75")
+    chronic_full_caps: int = 2  # 000 第十九条: the two highest caps count in full
+    chronic_later_share: Decimal = Decimal("0.80")
+    account_rate: Decimal = Decimal("0.02")  # 000 第六条
+    retiree_rate: Decimal = Decimal("0.028")
+    retiree_average_pension: Decimal = Decimal("3000.00")  # [param] 2023 regional average basic pension
+    two_diseases: tuple = ("I10", "I11", "I12", "I13", "I14", "I15", "E10", "E11", "E12", "E13", "E14")
+
+
+VERSIONS = (("640000-2023", date(2023, 6, 1), None, Params()),)
+
+
+def settle(ctx: VisitContext) -> FundDecision:
+    if ctx.certification is not None:
+        return _chronic(ctx)
+    return _general(ctx)
+
+
+def _category(ctx: VisitContext) -> str:
+    return "retired" if ctx.retired else "in_service"
+
+
+def _general(ctx: VisitContext) -> FundDecision:
+    p, facility, decision = ctx.params, ctx.facility, FundDecision()
+    if facility.level == 0:
+        return decision.no_fund("000 第十条: general outpatient is covered from tier 1 up; a village clinic is not")
+    if ctx.out_of_area in OUT_OF_AREA_TEMPORARY:
+        return decision.no_fund(
+            "000 第二十七条: a temporary out-of-area visit gets no general outpatient fund payment"
+        )
+    if facility.kind == "internet_hospital":
+        decision.lines.append("003 一(一): an internet hospital is reimbursed at its hospital's tier and grade")
+    year, eligible = ctx.year, ctx.bill.eligible
+    threshold = p.general_deductible[str(facility.level)]
+    paid = ctx.member.counter(c.DEDUCTIBLE, year)
+    deductible = deductible_due(eligible, threshold, paid)
+    key = ("3A" if facility.grade == "A" else "3B") if facility.level == 3 else str(facility.level)
+    category = _category(ctx)
+    ratio = p.general_ratio[category][key]
+    cap = p.general_cap[category]
+    used = ctx.member.counter(c.GENERAL_FUND, year)
+    room = max(ZERO, cap - used)
+    uncapped = fen((eligible - deductible) * ratio)
+    fund = min(uncapped, room)
+    decision.lines.append(
+        f"000 第十一条: tier-{facility.level} deductible {threshold}, {paid} already paid this year "
+        f"→ deductible {deductible}"
+    )
+    decision.lines.append(
+        f"000 第十一条: {category.replace('_', '-')} ratio {pct(ratio)} at tier {key} on {eligible - deductible}"
+        f" → {uncapped}"
+    )
+    if fund < uncapped:
+        decision.lines.append(
+            f"000 第十一条: annual general outpatient fund cap {cap}, {used} used → fund {fund}, "
+            f"over the cap {uncapped - fund}"
+        )
+    decision.deductible, decision.fund, decision.over_limit, decision.ratio = deductible, fund, uncapped - fund, ratio
+    decision.limit_remaining = room - fund
+    decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.GENERAL_FUND, fund)]
+    return decision
+
+
+def chronic_pool(caps: list[Decimal], params: Params) -> Decimal:
+    """000 第十九条: caps high to low, the first two in full, the third and later at 80%."""
+    ordered = sorted(caps, reverse=True)
+    full = ordered[: params.chronic_full_caps]
+    later = ordered[params.chronic_full_caps :]
+    return fen(sum(full, ZERO) + sum(later, ZERO) * params.chronic_later_share)
+
+
+def _two_diseases(code: str, params: Params) -> bool:
+    return code[:3].upper() in params.two_diseases
+
+
+def _chronic(ctx: VisitContext) -> FundDecision:
+    p, facility, decision = ctx.params, ctx.facility, FundDecision(pool="chronic")
+    code = ctx.certification.disease_code
+    if facility.level == 0:
+        pilot = facility.kind == "village_clinic" and _two_diseases(code, p) and ctx.member.remote_pilot
+        if not pilot:
+            return decision.no_fund(
+                "003 一(一): a chronic visit at a village clinic is payable only for 两病 under the remote pilot"
+                if facility.kind == "village_clinic"
+                else "000 第十四条: chronic visits are covered from tier 1 up"
+            )
+        decision.lines.append("003 一(一): 两病 chronic visit at a village clinic under the remote pilot")
+    year, eligible = ctx.year, ctx.bill.eligible
+    paid = ctx.member.counter(c.DEDUCTIBLE, year)
+    deductible = deductible_due(eligible, p.chronic_deductible, paid)
+    caps = ctx.member.certified_caps_on(ctx.day)
+    pool = chronic_pool(caps, p)
+    used = ctx.member.counter(c.CHRONIC_FUND, year)
+    room = max(ZERO, pool - used)
+    uncapped = fen((eligible - deductible) * p.chronic_ratio)
+    fund = min(uncapped, room)
+    decision.lines.append(
+        f"000 第十七条: chronic deductible {p.chronic_deductible} on the counter shared with general outpatient, "
+        f"{paid} already paid → deductible {deductible}"
+    )
+    decision.lines.append(f"000 第十七条: chronic ratio {pct(p.chronic_ratio)} on {eligible - deductible} → {uncapped}")
+    decision.lines.append(
+        f"000 第十九条: chronic pool {pool} from caps {', '.join(str(cap) for cap in sorted(caps, reverse=True))}"
+        f", {used} used → room {room}"
+    )
+    if fund < uncapped:
+        decision.lines.append(f"000 第十九条: pool exhausted → fund {fund}, over the pool {uncapped - fund}")
+    decision.deductible, decision.fund, decision.over_limit = deductible, fund, uncapped - fund
+    decision.ratio, decision.limit_remaining = p.chronic_ratio, room - fund
+    decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.CHRONIC_FUND, fund)]
+    return decision
+
+
+def contribution_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+    if member.status_on(month).insurance_type != "employee" or member.is_retired_on(month):
+        return []
+    amount = fen(event.contribution_base * params.account_rate)
+    return [
+        Credit(
+            "contribution",
+            amount,
+            (f"000 第六条: {pct(params.account_rate)} of the month's contribution base {event.contribution_base}",),
+        )
+    ]
+
+
+def pension_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+    if not member.is_retired_on(month):
+        return []  # 000 第六条: the retiree credit starts the month after retirement
+    amount = fen(params.retiree_average_pension * params.retiree_rate)
+    return [
+        Credit(
+            "retiree_credit",
+            amount,
+            (f"000 第六条: retiree credit {pct(params.retiree_rate)} of the 2023 average pension "
+             f"{params.retiree_average_pension}",),
+        )
+    ]
+
+
+def close_year(member: MemberState, year: int, params: Params):
+    return None  # 000 sets no outpatient incentive

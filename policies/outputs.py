@@ -1,0 +1,73 @@
+"""What the policies decide: settlements, account movements and incentive evaluations, as plain records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+Delta = tuple[str, str, Decimal]  # (period key, counter name, amount)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    settlement_id: str
+    event_id: str
+    ledger_seq: int
+    visit_id: str
+    member_id: str
+    region: str
+    visit_date: date
+    policy_id: str
+    insutype: str
+    psn_type: str
+    med_type: str
+    fund_pay_type: str
+    total_amount: Decimal
+    out_of_catalog_amount: Decimal
+    pre_self_pay_amount: Decimal
+    in_policy_amount: Decimal
+    deductible_paid: Decimal
+    fund_paid: Decimal
+    fund_pool: str
+    fund_ratio: Decimal
+    copay_amount: Decimal
+    over_limit_amount: Decimal
+    member_share: Decimal
+    account_paid: Decimal
+    family_account_paid: Decimal
+    cash_paid: Decimal
+    account_balance_after: Decimal | None
+    limit_remaining: Decimal | None
+    payer_id: str | None
+    explanation: tuple[str, ...]
+    deltas: tuple[Delta, ...]
+    reverses: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    movement_id: str
+    event_id: str
+    member_id: str
+    region: str
+    kind: str  # credit, debit, payout
+    purpose: str
+    amount: Decimal
+    balance_after: Decimal
+    beneficiary_id: str | None
+    policy_id: str
+    explanation: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IncentiveEvaluation:
+    incentive: str  # weihai_ratio_bonus, nanjing_health_streak
+    event_id: str
+    member_id: str
+    region: str
+    year: int
+    before: Decimal | int
+    after: Decimal | int
+    policy_id: str
+    explanation: tuple[str, ...]

@@ -1,0 +1,148 @@
+"""Policy parameters: one typed, frozen structure per policy version, overridable from a TOML parameter file.
+
+A parameter file names policy versions and the values to change:
+
+    [policy."640000-2023"]
+    retiree_average_pension = "3000.00"
+
+    [policy."640000-2023".general_ratio.in_service]
+    "3A" = "0.60"
+
+Money and ratios are written as strings (or integers) so no binary fraction reaches a settlement. Nested tables
+merge into the defaults key by key; a table given for a parameter whose default is absent (Inner Mongolia's
+`outpatient`) is built from the file alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from .money import dec
+
+
+class ParameterError(ValueError):
+    pass
+
+
+class Table(Mapping):
+    """A read-only, hashable mapping: parameter tables are values, usable as dataclass defaults."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items=()):
+        self._items = dict(items)
+
+    def __getitem__(self, key):
+        return self._items[key]
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self):
+        return len(self._items)
+
+    def __hash__(self):
+        return hash(tuple(self._items.items()))
+
+    def __eq__(self, other):
+        return isinstance(other, Mapping) and dict(self._items) == dict(other)
+
+    def __repr__(self):
+        return f"Table({self._items!r})"
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSet:
+    """Overrides per policy id, as read from a parameter file."""
+
+    overrides: Mapping[str, Mapping[str, Any]] = Table()
+    source: str | None = None
+
+    def apply(self, policy_id: str, defaults):
+        values = self.overrides.get(policy_id)
+        return defaults if not values else override(defaults, values, policy_id)
+
+
+def load_parameters(path: str | Path) -> ParameterSet:
+    with open(path, "rb") as handle:
+        document = tomllib.load(handle)
+    unknown = set(document) - {"policy", "meta"}
+    if unknown:
+        raise ParameterError(f"{path}: unknown top-level tables {sorted(unknown)}; expected [policy.\"ID\"]")
+    policies = document.get("policy", {})
+    return ParameterSet(Table(dict(policies)), str(path))
+
+
+def override(defaults, values: Mapping[str, Any], where: str):
+    """A copy of the dataclass `defaults` with `values` merged in; every value is checked against its default."""
+    hints = get_type_hints(type(defaults))
+    known = {f.name: f for f in dataclasses.fields(defaults)}
+    changes = {}
+    for name, value in values.items():
+        if name not in known:
+            raise ParameterError(f"{where}: unknown parameter {name!r}; known: {sorted(known)}")
+        current = getattr(defaults, name)
+        builder = known[name].metadata.get("build")
+        changes[name] = _merge(current, value, f"{where}.{name}", builder, hints[name])
+    return dataclasses.replace(defaults, **changes)
+
+
+def _merge(current, value, where: str, builder, hint):
+    if current is None and builder is not None:
+        if not isinstance(value, Mapping):
+            raise ParameterError(f"{where}: expected a table")
+        return builder(value, where)
+    if dataclasses.is_dataclass(current):
+        if not isinstance(value, Mapping):
+            raise ParameterError(f"{where}: expected a table")
+        return override(current, value, where)
+    if isinstance(current, Mapping):
+        if not isinstance(value, Mapping):
+            raise ParameterError(f"{where}: expected a table")
+        merged = dict(current)
+        for key, item in value.items():
+            if key not in current:
+                raise ParameterError(f"{where}: unknown key {key!r}; known: {sorted(current)}")
+            merged[key] = _merge(current[key], item, f"{where}.{key}", None, None)
+        return Table(merged)
+    if isinstance(current, tuple):
+        if not isinstance(value, list) or len(value) != len(current):
+            raise ParameterError(f"{where}: expected a list of {len(current)} values")
+        return tuple(_merge(c, v, f"{where}[{i}]", None, None) for i, (c, v) in enumerate(zip(current, value)))
+    if isinstance(current, bool) or current is None and hint is bool:
+        if not isinstance(value, bool):
+            raise ParameterError(f"{where}: expected true or false")
+        return value
+    if isinstance(current, Decimal) or current is None:
+        try:
+            return dec(value)
+        except (TypeError, ArithmeticError) as error:
+            raise ParameterError(f"{where}: {error}") from None
+    if isinstance(current, int):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ParameterError(f"{where}: expected an integer")
+        return value
+    if isinstance(current, str):
+        if not isinstance(value, str):
+            raise ParameterError(f"{where}: expected a string")
+        return value
+    raise ParameterError(f"{where}: cannot be overridden")
+
+
+def table(**values) -> Table:
+    """A read-only parameter table with Decimal values, written as literals in the defaults."""
+    return Table({k: _frozen(v) for k, v in values.items()})
+
+
+def _frozen(value):
+    if isinstance(value, Mapping):
+        return Table({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return dec(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+

@@ -1,0 +1,201 @@
+"""Settling a visit and reversing one: the steps every region shares around its own rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from . import ids
+from .accounts import book_movement, family_grant, movement
+from .book import Book
+from .guards import active_member, member_on
+from .member import MemberState
+from .money import ZERO, ratio4
+from .outputs import Settlement
+from .registry import REGION_NAMES
+from .rejection import Rejected
+from .rules import Policy
+from .visit import FundDecision, VisitContext, bill_of, rated_facility
+
+PSN_TYPES = {
+    "in_service": "1101", "flexible": "1103", "retired": "1201", "veteran_pre1949": "1201",
+    "resident_tier1": "1501", "resident_tier2": "1501", "resident_minor": "1405",
+}
+
+
+def _common_exclusion(visit, facility) -> str | None:
+    if not visit.designated:
+        return "000 第十二条, policy notes §0: not a designated (定点) facility, no fund payment"
+    if visit.inpatient_period:
+        return "000 第十二条, 第二十一条: outpatient costs during an inpatient stay are not fund-payable"
+    if facility is None:
+        return "002 第二十三条: a pharmacy purchase without an external prescription is not fund-payable"
+    return None
+
+
+def settle_visit(book: Book, event, seq: int) -> list:
+    day = event.business_date
+    member = member_on(book, event, day)
+    policy = book.policies.on(event.region, day)
+    if (event.region, day.year) in book.closed_years:
+        raise Rejected("year_closed", f"{REGION_NAMES[event.region]} {day.year} is closed; the visit of {day} cannot settle")
+    if (event.region, event.visit_id) in book.visits:
+        raise Rejected("duplicate_visit", f"visit_id {event.visit_id} is already settled in region {event.region}")
+    status = member.status_on(day)
+    if status.insurance_type not in getattr(policy.rules, "INSURANCE_TYPES", ("employee", "resident")):
+        raise Rejected(
+            "policy_not_configured", f"{policy.policy_id} covers {status.insurance_type} insurance for no outpatient benefit"
+        )
+    settlement, payer = decide(book, policy, member, event, seq)
+    records = []
+    if settlement.account_paid:
+        purpose = "visit_payment" if payer is member else "family_visit_payment"
+        beneficiary = None if payer is member else member.member_id
+        records.append(
+            book_movement(
+                payer,
+                movement(payer, event, 0, "debit", purpose, settlement.account_paid, policy.policy_id,
+                         [f"member share of visit {event.visit_id} paid from the personal account"], beneficiary),
+            )
+        )
+    member.move(settlement.deltas)
+    book.visits[(event.region, event.visit_id)] = settlement
+    return [settlement, *records]
+
+
+def decide(book: Book, policy: Policy, member: MemberState, event, seq: int) -> tuple[Settlement, MemberState | None]:
+    """The settlement of `event` against `member` as things stand; nothing is changed."""
+    day = event.business_date
+    status = member.status_on(day)
+    retired = member.is_retired_on(day)
+    bill = bill_of(event.items)
+    facility = rated_facility(event)
+    lines = [f"{policy.policy_id}: {status.insurance_type} {status.person_type.replace('_', ' ')}"
+             + (" (retired from the month after retirement)" if retired and member.retired_on else "")]
+    certification = None
+    if event.visit_kind == "chronic":
+        certification = member.certification_on(event.disease_code, day)
+        if certification is None:
+            lines.append(f"policy notes §0: not certified for {event.disease_code} on {day}; settled as general outpatient")
+    if facility is not None and facility.pharmacy:
+        lines.append(f"external prescription from a {facility.describe()}: settled at the prescriber's rates")
+    if bill.excluded:
+        lines.append(f"000 第十二条: {bill.excluded} of health check-up / public health lines is not fund-payable")
+    excluded = _common_exclusion(event, facility)
+    if excluded:
+        decision = FundDecision(pool="chronic" if certification else "general").no_fund(excluded)
+    else:
+        ctx = VisitContext(member, event, day, bill, facility, status, retired, certification, policy.params)
+        decision = policy.rules.settle(ctx)
+    lines += decision.lines
+    fund = decision.fund
+    copay = bill.eligible - decision.deductible - fund - decision.over_limit
+    member_share = bill.total - fund
+    payer, account_paid = _account_payment(book, member, event, member_share, lines)
+    employee = status.insurance_type == "employee"
+    settlement = Settlement(
+        settlement_id=ids.settlement_id(event.region, event.event_id),
+        event_id=event.event_id,
+        ledger_seq=seq,
+        visit_id=event.visit_id,
+        member_id=member.member_id,
+        region=member.region,
+        visit_date=day,
+        policy_id=policy.policy_id,
+        insutype="310" if employee else "390",
+        psn_type=PSN_TYPES[status.person_type],
+        med_type="14" if decision.pool == "chronic" else ("41" if event.facility_kind == "retail_pharmacy" else "11"),
+        fund_pay_type="310100" if employee else "390100",
+        total_amount=bill.total,
+        out_of_catalog_amount=bill.out_of_catalog,
+        pre_self_pay_amount=bill.pre_self_pay,
+        in_policy_amount=bill.eligible,
+        deductible_paid=decision.deductible,
+        fund_paid=fund,
+        fund_pool=decision.pool,
+        fund_ratio=ratio4(decision.ratio if fund else ZERO),
+        copay_amount=copay,
+        over_limit_amount=decision.over_limit,
+        member_share=member_share,
+        account_paid=account_paid,
+        family_account_paid=account_paid if payer is not None and payer is not member else ZERO,
+        cash_paid=member_share - account_paid,
+        account_balance_after=payer.balance - account_paid if payer is not None else None,
+        limit_remaining=decision.limit_remaining,
+        payer_id=payer.member_id if payer is not None else None,
+        explanation=tuple(lines),
+        deltas=tuple(decision.deltas),
+    )
+    return settlement, payer
+
+
+def _account_payment(book: Book, member: MemberState, event, share, lines) -> tuple[MemberState | None, object]:
+    if not event.pay_with_account:
+        return None, ZERO
+    payer_id = event.account_payer_id or member.member_id
+    payer = member
+    if payer_id != member.member_id:
+        payer = book.member(event.region, payer_id)
+        if payer is None:
+            raise Rejected("family_not_authorized", f"account payer {payer_id} is not enrolled in region {event.region}")
+        relation = family_grant(payer, member.member_id)
+        lines.append(f"family mutual aid (家庭共济): paid from {payer_id}'s account ({relation})")
+    if not event.designated:
+        lines.append("the personal account pays only at designated facilities; the member share is cash")
+        return payer, ZERO
+    if payer.account_closed:
+        lines.append(f"the account of {payer_id} is closed; the member share is cash")
+        return payer, ZERO
+    paid = min(payer.balance, share)
+    lines.append(f"personal account pays {paid} of the member share {share} (balance {payer.balance})")
+    return payer, paid
+
+
+def reverse_visit(book: Book, event, seq: int) -> list:
+    member = active_member(book, event)
+    key = (event.region, event.visit_id)
+    original = book.visits.get(key)
+    if original is None or original.member_id != member.member_id:
+        raise Rejected("unknown_visit", f"no settled visit {event.visit_id} for member {event.member_id}")
+    if key in book.reversed_visits:
+        raise Rejected("already_reversed", f"visit {event.visit_id} was already reversed")
+    if (event.region, original.visit_date.year) in book.closed_years:
+        raise Rejected("year_closed", f"the visit's year {original.visit_date.year} is closed; it cannot be reversed")
+    payer = book.member(event.region, original.payer_id) if original.payer_id else None
+    refund = original.account_paid
+    lines = [f"reversal (退费) of settlement {original.settlement_id}: {event.reason}",
+             "policy notes §0: returns exactly what the settlement consumed"]
+    if refund and payer is not None and payer.account_closed:
+        lines.append(f"the account of {payer.member_id} is closed; the refund is paid in cash")
+        refund = ZERO
+    negated = {name: -getattr(original, name) for name in (
+        "total_amount", "out_of_catalog_amount", "pre_self_pay_amount", "in_policy_amount", "deductible_paid",
+        "fund_paid", "copay_amount", "over_limit_amount", "member_share")}
+    reversal = replace(
+        original,
+        settlement_id=ids.settlement_id(event.region, event.event_id),
+        event_id=event.event_id,
+        ledger_seq=seq,
+        account_paid=-refund,
+        family_account_paid=-refund if original.family_account_paid else ZERO,
+        cash_paid=-original.member_share + refund,
+        account_balance_after=payer.balance + refund if payer is not None else None,
+        limit_remaining=None,
+        explanation=tuple(lines),
+        deltas=tuple((period, name, -amount) for period, name, amount in original.deltas),
+        reverses=original.settlement_id,
+        **negated,
+    )
+    records = [reversal]
+    if refund:
+        purpose = "visit_payment" if payer is member else "family_visit_payment"
+        beneficiary = None if payer is member else member.member_id
+        records.append(
+            book_movement(
+                payer,
+                movement(payer, event, 0, "credit", purpose, refund, original.policy_id,
+                         [f"refund of visit {event.visit_id} to the account that paid"], beneficiary),
+            )
+        )
+    member.move(reversal.deltas)
+    book.reversed_visits.add(key)
+    return records

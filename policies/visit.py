@@ -1,0 +1,123 @@
+"""What every region does with a visit before and after its own rules: the bill, the facility, the exclusions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from .member import Certification, MemberState, Status
+from .money import ZERO
+from .outputs import Delta
+
+NEVER_PAYABLE = frozenset({"health_checkup", "public_health"})  # policy notes §0, 000 第十二条
+FEE_LINES = frozenset({"consultation_fee", "general_diagnosis_fee", "nucleic_acid_test"})  # 002 第十五条
+COMMUNITY_KINDS = frozenset({"community_health_center", "township_health_center"})
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    total: Decimal
+    out_of_catalog: Decimal
+    pre_self_pay: Decimal
+    eligible: Decimal  # in-policy and fund-payable
+    fee_eligible: Decimal  # the part of `eligible` on 002 第十五条 fee lines
+    excluded: Decimal  # in-policy but never fund-payable (health check-up, public health)
+
+
+def bill_of(items) -> Bill:
+    total = out_of_catalog = pre_self_pay = eligible = fee = excluded = ZERO
+    for item in items:
+        amount, ooc, psp = item.amount, item.out_of_catalog_amount, item.pre_self_pay_amount
+        in_policy = amount - ooc - psp
+        total += amount
+        out_of_catalog += ooc
+        pre_self_pay += psp
+        if item.category in NEVER_PAYABLE:
+            excluded += in_policy
+        else:
+            eligible += in_policy
+            if item.category in FEE_LINES:
+                fee += in_policy
+    return Bill(total, out_of_catalog, pre_self_pay, eligible, fee, excluded)
+
+
+@dataclass(frozen=True, slots=True)
+class Facility:
+    """The facility whose level, grade and kind set the rates: the prescriber's, for a pharmacy purchase."""
+
+    level: int
+    grade: str | None
+    kind: str
+    pharmacy: bool
+
+    @property
+    def community(self) -> bool:
+        return self.kind in COMMUNITY_KINDS
+
+    def describe(self) -> str:
+        grade = self.grade or ""
+        return f"{self.kind.replace('_', ' ')} tier {self.level}{grade}"
+
+
+def rated_facility(visit) -> Facility | None:
+    """None when the purchase is not fund-payable: a pharmacy without an external prescription (002 第二十三条)."""
+    pharmacy = visit.facility_kind == "retail_pharmacy"
+    source = visit.prescription if pharmacy else visit
+    if source is None:
+        return None
+    level, kind = source.facility_level, source.facility_kind
+    if level == 0 and kind in COMMUNITY_KINDS:
+        level = 1  # 000 第十条: 一级含社区卫生服务中心、乡镇卫生院
+    return Facility(level, source.facility_grade, kind, pharmacy)
+
+
+@dataclass(slots=True)
+class VisitContext:
+    """Everything a region's rules read to settle one visit."""
+
+    member: MemberState
+    visit: Any
+    day: date
+    bill: Bill
+    facility: Facility
+    status: Status
+    retired: bool
+    certification: Certification | None
+    params: Any
+
+    @property
+    def year(self) -> int:
+        return self.day.year
+
+    @property
+    def employee(self) -> bool:
+        return self.status.insurance_type == "employee"
+
+    @property
+    def out_of_area(self) -> str:
+        return self.visit.out_of_area
+
+
+@dataclass(slots=True)
+class FundDecision:
+    """A region's answer for the in-policy part of a visit."""
+
+    pool: str = "general"
+    deductible: Decimal = ZERO
+    fund: Decimal = ZERO
+    over_limit: Decimal = ZERO
+    ratio: Decimal = ZERO
+    limit_remaining: Decimal | None = None
+    deltas: list[Delta] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def no_fund(self, line: str) -> FundDecision:
+        self.lines.append(line)
+        return self
+
+
+def deductible_due(amount: Decimal, threshold: Decimal, paid: Decimal) -> Decimal:
+    """What of `amount` goes to the deductible: min(amount, max(0, threshold − paid so far))."""
+    return min(amount, max(ZERO, threshold - paid))

@@ -1,0 +1,64 @@
+"""The `medledger` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from policies.parameters import ParameterError, load_parameters
+
+from .contract import contract_json_schema
+from .offline import dumps, settle_stream
+
+app = typer.Typer(help="medledger: settlement ledger for outpatient mutual-aid (门诊共济保障) schemes.", no_args_is_help=True)
+
+ParametersOption = Annotated[
+    Optional[Path],
+    typer.Option("--parameters", "-p", help="TOML parameter file overriding policy parameters.", exists=True, dir_okay=False),
+]
+
+
+def _parameters(path: Path | None):
+    if path is None:
+        return None
+    try:
+        return load_parameters(path)
+    except (ParameterError, OSError, ValueError) as error:
+        typer.echo(f"medledger: bad parameter file {path}: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def settle(
+    events: Annotated[str, typer.Argument(help="JSON Lines file of contract events, or - for standard input.")],
+    parameters: ParametersOption = None,
+) -> None:
+    """Settle EVENTS in order with an in-memory state; print one JSON line per settlement, movement,
+    incentive evaluation and rejection. Rejections never stop the run."""
+    params = _parameters(parameters)
+    source = sys.stdin.buffer if events == "-" else open(events, "rb")
+    out = sys.stdout
+    with source:
+        for record in settle_stream(source, params):
+            out.write(dumps(record))
+            out.write("\n")
+
+
+@app.command()
+def schema(
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Write the JSON Schema of the event contract."""
+    text = json.dumps(contract_json_schema(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,165 @@
+"""The output contract: settlements (with the national platform's 2207 setlinfo names), account movements,
+incentive evaluations and rejections, as published to files, the settlement topic and reporting consumers."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+
+from policies.outputs import IncentiveEvaluation, Movement, Settlement
+
+FEN = Decimal("0.01")
+
+MONEY_FIELDS = (
+    "total_amount", "out_of_catalog_amount", "pre_self_pay_amount", "in_policy_amount", "deductible_paid",
+    "fund_paid", "copay_amount", "over_limit_amount", "member_share", "account_paid", "family_account_paid",
+    "cash_paid", "account_balance_after", "limit_remaining",
+)
+
+
+def _fen_exact(name: str, value: Decimal | None) -> None:
+    if value is not None and value != value.quantize(FEN):
+        raise ValueError(f"{name}: {value} is not a whole number of fen")
+
+
+class SettlementRecord(BaseModel):
+    """One settled or reversed visit; a reversal carries negated amounts and `reverses` (national 2208)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    settlement_id: str = Field(alias="setl_id")
+    visit_id: str = Field(alias="mdtrt_id")
+    member_id: str = Field(alias="psn_no")
+    ledger_seq: int
+    region: str
+    visit_date: date
+    policy_id: str
+    insutype: str
+    psn_type: str
+    med_type: str
+    fund_pay_type: str
+    total_amount: Decimal = Field(alias="medfee_sumamt")
+    out_of_catalog_amount: Decimal = Field(alias="fulamt_ownpay_amt")
+    pre_self_pay_amount: Decimal = Field(alias="preselfpay_amt")
+    in_policy_amount: Decimal = Field(alias="inscp_scp_amt")
+    deductible_paid: Decimal = Field(alias="act_pay_dedc")
+    fund_paid: Decimal = Field(alias="hifp_pay")
+    fund_pool: str
+    fund_ratio: Decimal = Field(alias="pool_prop_selfpay")
+    copay_amount: Decimal
+    over_limit_amount: Decimal = Field(alias="overlmt_selfpay")
+    member_share: Decimal = Field(alias="psn_part_amt")
+    account_paid: Decimal = Field(alias="acct_pay")
+    family_account_paid: Decimal = Field(alias="acct_mulaid_pay")
+    cash_paid: Decimal = Field(alias="psn_cash_pay")
+    account_balance_after: Decimal | None = Field(alias="balc")
+    limit_remaining: Decimal | None = Field(alias="crt_payb_lmt_amt")
+    payer_id: str | None
+    explanation: tuple[str, ...]
+    reverses: str | None = None
+
+    @model_validator(mode="after")
+    def _identities(self):
+        for name in MONEY_FIELDS:
+            _fen_exact(name, getattr(self, name))
+        if self.total_amount != self.fund_paid + self.member_share:
+            raise ValueError(
+                f"total_amount {self.total_amount} != fund_paid {self.fund_paid} + member_share {self.member_share}"
+            )
+        if self.member_share != self.account_paid + self.cash_paid:
+            raise ValueError(
+                f"member_share {self.member_share} != account_paid {self.account_paid} + cash_paid {self.cash_paid}"
+            )
+        return self
+
+    @field_serializer(*MONEY_FIELDS)
+    def _money(self, value: Decimal | None) -> str | None:
+        return None if value is None else str(value.quantize(FEN))
+
+    @field_serializer("fund_ratio")
+    def _ratio(self, value: Decimal) -> str:
+        return str(value.quantize(Decimal("0.0001")))
+
+    @classmethod
+    def of(cls, settlement: Settlement) -> SettlementRecord:
+        values = {name: getattr(settlement, name) for name in cls.model_fields}
+        return cls.model_validate(values)
+
+    def wire(self) -> dict[str, Any]:
+        """Our names, then every national alias beside them."""
+        ours = self.model_dump(mode="json")
+        national = self.model_dump(mode="json", by_alias=True)
+        for name, field in type(self).model_fields.items():
+            if field.alias:
+                ours[field.alias] = national[field.alias]
+        return ours
+
+
+class MovementRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    movement_id: str
+    event_id: str
+    member_id: str
+    region: str
+    kind: str
+    purpose: str
+    amount: Decimal
+    balance_after: Decimal
+    beneficiary_id: str | None
+    policy_id: str
+    explanation: tuple[str, ...]
+
+    @model_validator(mode="after")
+    def _positive(self):
+        if self.amount <= 0:
+            raise ValueError(f"amount {self.amount} must be positive")
+        if self.balance_after < 0:
+            raise ValueError(f"balance_after {self.balance_after} is negative")
+        _fen_exact("amount", self.amount)
+        return self
+
+    @field_serializer("amount", "balance_after")
+    def _money(self, value: Decimal) -> str:
+        return str(value.quantize(FEN))
+
+    @classmethod
+    def of(cls, movement: Movement) -> MovementRecord:
+        return cls.model_validate({name: getattr(movement, name) for name in cls.model_fields})
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def incentive_wire(evaluation: IncentiveEvaluation) -> dict[str, Any]:
+    def plain(value):
+        return str(value) if isinstance(value, Decimal) else value
+
+    return {
+        "incentive": evaluation.incentive,
+        "event_id": evaluation.event_id,
+        "member_id": evaluation.member_id,
+        "region": evaluation.region,
+        "year": evaluation.year,
+        "before": plain(evaluation.before),
+        "after": plain(evaluation.after),
+        "policy_id": evaluation.policy_id,
+        "explanation": list(evaluation.explanation),
+    }
+
+
+def rejection_wire(rejected: str | int, reason: str, detail: str, payload: Any) -> dict[str, Any]:
+    return {"rejected": rejected, "reason": reason, "detail": detail, "payload": payload}
+
+
+def wire(output) -> dict[str, Any]:
+    if isinstance(output, Settlement):
+        return SettlementRecord.of(output).wire()
+    if isinstance(output, Movement):
+        return MovementRecord.of(output).wire()
+    if isinstance(output, IncentiveEvaluation):
+        return incentive_wire(output)
+    raise TypeError(f"no wire form for {type(output).__name__}")

@@ -20,6 +20,11 @@ MONEY_FIELDS = (
 )
 
 
+def money_text(value: Decimal) -> str:
+    """Two decimals, and a zero is "0.00" even when it is a negated zero."""
+    return str(value.quantize(FEN)) if value else "0.00"
+
+
 def _fen_exact(name: str, value: Decimal | None) -> None:
     if value is not None and value != value.quantize(FEN):
         raise ValueError(f"{name}: {value} is not a whole number of fen")
@@ -77,7 +82,7 @@ class SettlementRecord(BaseModel):
 
     @field_serializer(*MONEY_FIELDS)
     def _money(self, value: Decimal | None) -> str | None:
-        return None if value is None else str(value.quantize(FEN))
+        return None if value is None else money_text(value)
 
     @field_serializer("fund_ratio")
     def _ratio(self, value: Decimal) -> str:
@@ -124,7 +129,7 @@ class MovementRecord(BaseModel):
 
     @field_serializer("amount", "balance_after")
     def _money(self, value: Decimal) -> str:
-        return str(value.quantize(FEN))
+        return money_text(value)
 
     @classmethod
     def of(cls, movement: Movement) -> MovementRecord:

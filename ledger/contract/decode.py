@@ -1,0 +1,134 @@
+"""Turning wire input (a JSON line or an already-parsed object) into an ``Event``.
+
+Every failure becomes ``InvalidEvent`` carrying what the rejection stream needs: a stable
+reason, a sentence naming the field, the payload as received, and the event id if readable.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
+
+from .event import EVENT_TYPES, Event
+
+# Built once: constructing the validator is far costlier than using it.
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+_MAX_SHOWN = 60
+# Echoing the input helps with type errors, but not where the input is absent by definition.
+_NO_INPUT_ECHO = frozenset(
+    {"missing", "extra_forbidden", "required_for_purpose", "required_for_chronic"}
+)
+_SCALARS = (str, bytes, int, float, Decimal, type(None))
+
+
+class InvalidEvent(ValueError):
+    reason = "invalid_event"
+
+    def __init__(self, detail: str, payload: Any, event_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.payload = payload
+        self.event_id = event_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default reduce would replay only args=(detail,) and lose payload and event_id.
+        return (type(self), (self.detail, self.payload, self.event_id))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last duplicate silently; another parser may keep the first, so a
+    # duplicated "amount" would settle differently depending on who read it. Refuse instead.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return obj
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float, Decimal)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _describe(error: ErrorDetails) -> str:
+    loc = error["loc"]
+    if loc and loc[0] in EVENT_TYPES:
+        loc = loc[1:]  # the union adds the matched event_type as the first location step
+    kind = error["type"]
+    if kind == "union_tag_not_found":
+        return "event_type: field required"
+    if kind == "union_tag_invalid":
+        # ctx["tag"] is stringified (7 and "7" look alike), so show the raw value instead.
+        given = error["input"]
+        if isinstance(given, dict):
+            tag = given.get("event_type")
+        else:
+            tag = error.get("ctx", {}).get("tag")
+        return f"event_type: unknown event type {_shown(tag)}"
+    if kind == "missing":
+        message = "field required"
+    elif kind == "extra_forbidden":
+        message = "unknown field"
+    else:
+        message = error["msg"]
+    if kind not in _NO_INPUT_ECHO and isinstance(error["input"], _SCALARS):
+        message = f"{message} (got {_shown(error['input'])})"
+    path = ".".join(str(step) for step in loc)
+    return f"{path}: {message}" if path else message
+
+
+def _event_id(obj: dict[str, Any]) -> str | None:
+    value = obj.get("event_id")
+    return value if isinstance(value, str) and value else None
+
+
+def decode_event(obj: dict[str, Any]) -> Event:
+    """Validate an already-parsed JSON object (numbers as ``Decimal``/``int``, never float)."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent(f"event must be a JSON object, got {_json_kind(obj)}", payload=obj)
+    try:
+        return _ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        detail = "; ".join(_describe(error) for error in exc.errors(include_url=False))
+        raise InvalidEvent(detail, payload=obj, event_id=_event_id(obj)) from None
+
+
+def decode_line(text: str | bytes) -> Event:
+    """Parse one JSON Lines record / Kafka value and validate it."""
+    try:
+        obj = json.loads(
+            text,
+            parse_float=Decimal,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+        raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+        raise InvalidEvent(f"invalid JSON: {exc}", payload=raw) from None
+    return decode_event(obj)

@@ -1,0 +1,77 @@
+"""The input contract as one discriminated union over ``event_type``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Union, get_args
+
+from pydantic import Field
+
+from .account import ContributionPosted, ExternalFundPayment, PaymentRequested, PensionPaid
+from .enrollment import (
+    ChronicCapAdjusted,
+    ChronicCertified,
+    ChronicRevoked,
+    ContributionInterrupted,
+    ContributionResumed,
+    InsuranceTypeChanged,
+    MemberEnrolled,
+    MemberRetired,
+    MemberTerminated,
+)
+from .envelope import EventBase
+from .family import FamilyAidAuthorized, FamilyAidRevoked
+from .period import YearClosed
+from .visit import VisitReversed, VisitSubmitted
+
+EVENT_CLASSES: tuple[type[EventBase], ...] = (
+    MemberEnrolled,
+    MemberRetired,
+    InsuranceTypeChanged,
+    ContributionInterrupted,
+    ContributionResumed,
+    MemberTerminated,
+    ChronicCertified,
+    ChronicCapAdjusted,
+    ChronicRevoked,
+    FamilyAidAuthorized,
+    FamilyAidRevoked,
+    ContributionPosted,
+    PensionPaid,
+    PaymentRequested,
+    ExternalFundPayment,
+    VisitSubmitted,
+    VisitReversed,
+    YearClosed,
+)
+
+Event = Annotated[
+    Union[
+        MemberEnrolled,
+        MemberRetired,
+        InsuranceTypeChanged,
+        ContributionInterrupted,
+        ContributionResumed,
+        MemberTerminated,
+        ChronicCertified,
+        ChronicCapAdjusted,
+        ChronicRevoked,
+        FamilyAidAuthorized,
+        FamilyAidRevoked,
+        ContributionPosted,
+        PensionPaid,
+        PaymentRequested,
+        ExternalFundPayment,
+        VisitSubmitted,
+        VisitReversed,
+        YearClosed,
+    ],
+    Field(discriminator="event_type"),
+]
+
+EVENT_TYPES: dict[str, type[EventBase]] = {
+    get_args(cls.model_fields["event_type"].annotation)[0]: cls for cls in EVENT_CLASSES
+}
+"""``event_type`` wire value -> model class."""
+
+_UNION_MEMBERS = set(get_args(get_args(Event)[0]))
+assert set(EVENT_CLASSES) == _UNION_MEMBERS, "Event union and EVENT_CLASSES drifted"

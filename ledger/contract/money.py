@@ -1,0 +1,80 @@
+"""Money on the wire: a JSON string or number in yuan, at most 2 decimals, never negative.
+
+Values are held as ``Decimal`` exactly as sent. Binary floats are refused outright rather than
+converted, because a float has already lost the fen by the time we see it; JSON text must be
+decoded with ``json.loads(..., parse_float=Decimal)`` (``decode_line`` does this).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+MAX_INTEGER_DIGITS = 15
+"""Amounts stay below 10**15 yuan so any sum of a year's amounts fits the default 28-digit
+decimal context without silent rounding."""
+
+_LIMIT = Decimal(10) ** MAX_INTEGER_DIGITS
+_ONE = Decimal(1)
+
+# ASCII digits only: Decimal() would happily read Arabic-Indic or full-width digits.
+_PLAIN = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_SCHEMA_PATTERN = rf"^(0|[1-9][0-9]{{0,{MAX_INTEGER_DIGITS - 1}}})(\.[0-9]{{1,2}})?$"
+
+
+def parse_money(value: Any) -> Decimal:
+    """Turn a wire value into an exact ``Decimal`` or raise a pydantic error saying why not."""
+    if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
+        if isinstance(value, float):
+            raise PydanticCustomError(
+                "money_float",
+                "money must not be a binary float; decode JSON with parse_float=Decimal",
+            )
+        raise PydanticCustomError("money_type", "money must be a JSON string or number")
+    if isinstance(value, str):
+        if not _PLAIN.fullmatch(value):
+            raise PydanticCustomError(
+                "money_format", 'money must be a plain decimal number such as "123.45"'
+            )
+        amount = Decimal(value)
+    else:
+        amount = Decimal(value)
+        if not amount.is_finite():
+            raise PydanticCustomError("money_format", "money must be a finite number")
+    # is_signed() also catches "-0.00": a minus sign on money is always a producer error.
+    if amount.is_signed():
+        raise PydanticCustomError("money_negative", "must not be negative")
+    if amount.as_tuple().exponent < -2:  # type: ignore[operator]  # finite, so an int
+        raise PydanticCustomError("money_precision", "at most 2 decimal places allowed")
+    if amount >= _LIMIT:
+        raise PydanticCustomError(
+            "money_too_large", "must be less than {limit}", {"limit": str(_LIMIT)}
+        )
+    if amount.as_tuple().exponent > 0:  # type: ignore[operator]
+        # JSON 1e2 arrives as Decimal('1E+2'); store the plain form so output never shows exponents.
+        amount = amount.quantize(_ONE)
+    return amount
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(parse_money),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _SCHEMA_PATTERN},
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "exclusiveMaximum": int(_LIMIT),
+                    "multipleOf": 0.01,
+                },
+            ],
+            "description": "Yuan, at most 2 decimal places, not negative.",
+        }
+    ),
+]

@@ -72,6 +72,8 @@ class MemberState:
 
     def segment_on(self, day: date) -> int:
         """Index of the Weihai general-outpatient segment of `day`'s year (0 until a type change that year)."""
+        if not self.segment_starts:
+            return 0
         return sum(1 for start in self.segment_starts if start.year == day.year and start <= day)
 
     def certification_on(self, disease_code: str, day: date) -> Certification | None:
@@ -96,11 +98,14 @@ class MemberState:
 
     def year_total(self, name: str, year: int) -> Decimal:
         """A counter summed over every segment of the year."""
-        prefix = str(year)
-        return sum(
-            (values.get(name, ZERO) for key, values in self.counters.items() if key.split("#")[0] == prefix),
-            ZERO,
-        )
+        values = self.counters.get(str(year))
+        total = values.get(name, ZERO) if values else ZERO
+        if self.segment_starts:
+            prefix = f"{year}#"
+            for key, values in self.counters.items():
+                if key.startswith(prefix):
+                    total += values.get(name, ZERO)
+        return total
 
     def move(self, deltas) -> None:
         for key, name, amount in deltas:

@@ -9,8 +9,11 @@ from decimal import Decimal
 Delta = tuple[str, str, Decimal]  # (period key, counter name, amount)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Settlement:
+    """Not frozen: a frozen dataclass of this width costs more to build than the policy work behind it.
+    Treat it as immutable all the same; a reversal is a new record (`dataclasses.replace`)."""
+
     settlement_id: str
     event_id: str
     ledger_seq: int

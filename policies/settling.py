@@ -45,7 +45,7 @@ def settle_visit(book: Book, event, seq: int) -> list:
         raise Rejected(
             "policy_not_configured", f"{policy.policy_id} covers {status.insurance_type} insurance for no outpatient benefit"
         )
-    settlement, payer = decide(book, policy, member, event, seq)
+    settlement, payer = decide(book, policy, member, event, seq, day, status)
     records = []
     if settlement.account_paid:
         purpose = "visit_payment" if payer is member else "family_visit_payment"
@@ -62,11 +62,10 @@ def settle_visit(book: Book, event, seq: int) -> list:
     return [settlement, *records]
 
 
-def decide(book: Book, policy: Policy, member: MemberState, event, seq: int) -> tuple[Settlement, MemberState | None]:
-    """The settlement of `event` against `member` as things stand; nothing is changed."""
-    day = event.business_date
-    status = member.status_on(day)
-    retired = member.is_retired_on(day)
+def decide(book: Book, policy: Policy, member: MemberState, event, seq: int, day, status
+           ) -> tuple[Settlement, MemberState | None]:
+    """The settlement of `event` against `member` on `day` with `status`, as things stand; nothing is changed."""
+    retired = status.person_type == "retired"
     bill = bill_of(event.items)
     facility = rated_facility(event)
     lines = [f"{policy.policy_id}: {status.insurance_type} {status.person_type.replace('_', ' ')}"

@@ -24,7 +24,7 @@ def movement(member: MemberState, event, index: int, kind: str, purpose: str, am
     if after < ZERO:
         raise Rejected("insufficient_balance", f"balance {member.balance} is less than {amount}")
     return Movement(
-        ids.movement_id(member.region, event.event_id, index), event.event_id, member.member_id, member.region,
+        ids.movement_id(member.region, event.event_id, member.member_id, index), event.event_id, member.member_id, member.region,
         kind, purpose, amount, after, beneficiary_id, policy_id, tuple(lines),
     )
 
@@ -40,7 +40,7 @@ def credits_to_movements(member: MemberState, event, credits: list[Credit], poli
         balance += credit.amount
         records.append(
             Movement(
-                ids.movement_id(member.region, event.event_id, index), event.event_id, member.member_id,
+                ids.movement_id(member.region, event.event_id, member.member_id, index), event.event_id, member.member_id,
                 member.region, "credit", credit.purpose, credit.amount, balance, None, policy_id, credit.lines,
             )
         )

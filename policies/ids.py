@@ -20,5 +20,5 @@ def settlement_id(region: str, event_id: str) -> str:
     return _uuid5(f"settlement/{region}/{event_id}")
 
 
-def movement_id(region: str, event_id: str, index: int) -> str:
-    return _uuid5(f"movement/{region}/{event_id}/{index}")
+def movement_id(region: str, event_id: str, member_id: str, index: int) -> str:
+    return _uuid5(f"movement/{region}/{event_id}/{member_id}/{index}")

@@ -61,14 +61,18 @@ def category(member: MemberState, person_type: str, retired: bool, day: date) ->
     return "retired_70" if age_bracket_reached(member.birth_date, 70, day) else "retired"  # 002 第十八条
 
 
+def screen_visit(visit, params: Params) -> None:
+    """policy notes §3: without a configured special-disease table, every Nanjing chronic visit is refused."""
+    if visit.visit_kind == "chronic" and params.chronic is None:
+        raise Rejected(
+            "policy_not_configured",
+            "002 第十六条 leaves the special-disease (门诊特殊病) policy to a later document; no parameter set "
+            f"configures chronic visits (disease {visit.disease_code})",
+        )
+
+
 def settle(ctx: VisitContext) -> FundDecision:
     if ctx.certification is not None:
-        if ctx.params.chronic is None:
-            raise Rejected(
-                "policy_not_configured",
-                f"002 第十六条 leaves the special-disease policy to a later document; no parameter set configures "
-                f"chronic visits for {ctx.certification.disease_code}",
-            )
         return configured.settle_chronic(ctx, ctx.params.chronic, "002 第十六条")
     return _general(ctx)
 

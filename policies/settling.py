@@ -45,6 +45,9 @@ def settle_visit(book: Book, event, seq: int) -> list:
         raise Rejected(
             "policy_not_configured", f"{policy.policy_id} covers {status.insurance_type} insurance for no outpatient benefit"
         )
+    screen = getattr(policy.rules, "screen_visit", None)
+    if screen is not None:
+        screen(event, policy.params)
     settlement, payer = decide(book, policy, member, event, seq, day, status)
     records = []
     if settlement.account_paid:

@@ -35,14 +35,8 @@ def close_year(book: Book, event, seq: int) -> list:
             )
             policy.rules.apply_year_close(member, result)
             if result.credit is not None and not member.account_closed:
-                (record,) = credits_to_movements(member, _for(event, member), [result.credit], policy.policy_id)
+                (record,) = credits_to_movements(member, event, [result.credit], policy.policy_id)
                 outputs.append(book_movement(member, record))
     book.closed_years.add((region, year))
     return outputs
 
-
-class _for:
-    """The year-close event seen from one member, so each member's credit gets its own movement id."""
-
-    def __init__(self, event, member):
-        self.event_id = f"{event.event_id}/{member.member_id}"

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from policies.parameters import ParameterError, load_parameters
+from policies.registry import PolicyRegistry
 
 from .contract import contract_json_schema
 from .offline import dumps, settle_stream
@@ -26,7 +27,9 @@ def _parameters(path: Path | None):
     if path is None:
         return None
     try:
-        return load_parameters(path)
+        parameters = load_parameters(path)
+        PolicyRegistry(parameters)  # refuses unknown policy ids and values of the wrong shape up front
+        return parameters
     except (ParameterError, OSError, ValueError) as error:
         typer.echo(f"medledger: bad parameter file {path}: {error}", err=True)
         raise typer.Exit(2) from None

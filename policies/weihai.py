@@ -101,7 +101,7 @@ def _excluded(ctx: VisitContext, decision: FundDecision) -> bool:
     return False
 
 
-def _capped(ctx: VisitContext, decision: FundDecision, threshold, paid, limit, used, ratio) -> Decimal:
+def _capped(ctx: VisitContext, decision: FundDecision, article: str, threshold, paid, limit, used, ratio) -> Decimal:
     """Deductible, out-of-area first share and limit on the eligible expense; returns the base paid at `ratio`."""
     eligible = ctx.bill.eligible
     first = ZERO
@@ -117,13 +117,13 @@ def _capped(ctx: VisitContext, decision: FundDecision, threshold, paid, limit, u
     first_counted = min(first, room)
     above = rest - deductible
     base = min(above, room - first_counted)
-    decision.lines.append(f"deductible {threshold}, {paid} already paid this year → deductible {deductible}")
-    decision.lines.append(f"001 第十条: limit {limit} on the eligible expense, {used} used → base {base}")
+    decision.lines.append(f"{article}: deductible {threshold}, {paid} already paid this year → deductible {deductible}")
+    decision.lines.append(f"001 第十条: limit {limit} on the eligible expense above it, {used} used → base {base}")
     decision.deductible, decision.over_limit = deductible, above - base
     decision.fund = fen(base * ratio)
     decision.ratio = ratio
     decision.limit_remaining = room - first_counted - base
-    decision.lines.append(f"ratio {pct(ratio)} on {base} → fund {decision.fund}")
+    decision.lines.append(f"{article}: ratio {pct(ratio)} on {base} → fund {decision.fund}")
     return first_counted + base
 
 
@@ -161,6 +161,7 @@ def _general(ctx: VisitContext) -> FundDecision:
     counted = _capped(
         ctx,
         decision,
+        "001 第十一条",
         p.general_deductible[insurance][deductible_tier],
         member.counter(c.DEDUCTIBLE, year, segment),
         limit,
@@ -215,6 +216,7 @@ def _chronic(ctx: VisitContext) -> FundDecision:
     counted = _capped(
         ctx,
         decision,
+        "001 第十四条",
         threshold,
         member.counter(deductible_name, year),
         limit,

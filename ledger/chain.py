@@ -1,0 +1,40 @@
+"""The hash chain over the ledger: each event's hash covers the previous hash, its sequence and its bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+GENESIS = bytes(32)
+
+
+def canonical(event) -> str:
+    """The event as canonical JSON: sorted keys, no spaces, money as strings. These are the bytes hashed."""
+    return json.dumps(event.model_dump(mode="json", exclude_none=False), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def link(prev_hash: bytes, seq: int, payload: str) -> bytes:
+    return hashlib.sha256(prev_hash + seq.to_bytes(8, "big") + payload.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    seq: int
+    problem: str
+
+
+def verify_links(rows, start_hash: bytes = GENESIS, start_seq: int = 0):
+    """Yield a ChainBreak for every row (seq, payload, prev_hash, hash) that does not follow from the one before."""
+    expected_prev, expected_seq = start_hash, start_seq
+    for seq, payload, prev_hash, stored in rows:
+        expected_seq += 1
+        if seq != expected_seq:
+            yield ChainBreak(seq, f"sequence gap: expected {expected_seq}")
+            expected_seq = seq
+        if bytes(prev_hash) != expected_prev:
+            yield ChainBreak(seq, "prev_hash does not match the previous event's hash")
+        if link(bytes(prev_hash), seq, payload) != bytes(stored):
+            yield ChainBreak(seq, "hash does not match the event's bytes")
+        expected_prev = bytes(stored)

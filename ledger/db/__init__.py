@@ -1,0 +1,1 @@
+"""The PostgreSQL side of the ledger: server, schema, migrations and connections."""

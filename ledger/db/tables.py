@@ -1,0 +1,246 @@
+"""The database schema as SQLAlchemy Core tables.
+
+Ledger tables are append-only: the database refuses UPDATE, DELETE and TRUNCATE on them (triggers in the first
+migration) and the service role may only INSERT and SELECT there. Projection tables are read models derived from
+the ledger alone; each can be dropped and rebuilt (`medledger projections rebuild`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+MONEY = Numeric(16, 2)
+
+# -- the ledger ------------------------------------------------------------------------------------------------------
+
+parameter_sets = Table(
+    "parameter_sets",
+    metadata,
+    Column("digest", Text, primary_key=True),  # sha256 of `content`
+    Column("content", Text, nullable=False),  # the TOML parameter file, or "" for the built-in defaults
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+ledger_events = Table(
+    "ledger_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True),  # gap-free; order equals commit order
+    Column("event_id", Text, nullable=False, unique=True),  # the producer's idempotency key
+    Column("event_type", Text, nullable=False),
+    Column("region", Text, nullable=False),
+    Column("member_id", Text),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("payload", Text, nullable=False),  # canonical JSON of the validated event: the bytes the hash covers
+    Column("params_digest", Text, ForeignKey("parameter_sets.digest"), nullable=False),
+    Column("prev_hash", LargeBinary, nullable=False),
+    Column("hash", LargeBinary, nullable=False),  # sha256(prev_hash || seq as 8 bytes || payload)
+    Column("source", Text),  # where it came from: file:line, topic/partition/offset
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ledger_events_member", "region", "member_id", "seq"),
+)
+
+ledger_settlements = Table(
+    "ledger_settlements",
+    metadata,
+    Column("settlement_id", Text, primary_key=True),
+    Column("seq", BigInteger, ForeignKey("ledger_events.seq"), nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("region", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("visit_id", Text, nullable=False),
+    Column("visit_date", Date, nullable=False),
+    Column("policy_id", Text, nullable=False),
+    Column("fund_pool", Text, nullable=False),
+    Column("fund_paid", MONEY, nullable=False),
+    Column("reverses", Text),
+    Column("record", JSONB, nullable=False),  # the published settlement, national aliases included
+    Column("deltas", JSONB, nullable=False),  # the accumulator movements, so a reversal returns exactly these
+    Index("ledger_settlements_visit", "region", "visit_id", unique=True, postgresql_where=text("reverses IS NULL")),
+    Index("ledger_settlements_reverses", "reverses", unique=True, postgresql_where=text("reverses IS NOT NULL")),
+    Index("ledger_settlements_member", "region", "member_id", "visit_date"),
+    Index("ledger_settlements_seq", "seq"),
+)
+
+ledger_movements = Table(
+    "ledger_movements",
+    metadata,
+    Column("movement_id", Text, primary_key=True),
+    Column("seq", BigInteger, ForeignKey("ledger_events.seq"), nullable=False),
+    Column("region", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("amount", MONEY, nullable=False),
+    Column("balance_after", MONEY, nullable=False),
+    Column("policy_id", Text, nullable=False),
+    Column("record", JSONB, nullable=False),
+    Index("ledger_movements_member", "region", "member_id", "seq"),
+    Index("ledger_movements_seq", "seq"),
+)
+
+ledger_incentives = Table(
+    "ledger_incentives",
+    metadata,
+    Column("seq", BigInteger, ForeignKey("ledger_events.seq"), nullable=False),
+    Column("region", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("record", JSONB, nullable=False),
+    PrimaryKeyConstraint("seq", "member_id"),
+)
+
+ledger_rejections = Table(
+    "ledger_rejections",
+    metadata,
+    Column("rejection_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, ForeignKey("ledger_events.seq")),  # null for input that never became an event
+    Column("event_id", Text),
+    Column("source", Text),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # the input as received
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ledger_rejections_seq", "seq"),
+)
+
+LEDGER_TABLES = (parameter_sets, ledger_events, ledger_settlements, ledger_movements, ledger_incentives,
+                 ledger_rejections)
+
+# -- waiting room: events for members not yet enrolled --------------------------------------------------------------
+
+parked_events = Table(
+    "parked_events",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("region", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("source", Text),
+    Column("parked_at", DateTime(timezone=True), nullable=False),
+    Column("arrival", BigInteger, nullable=False),  # keeps the order events arrived in
+    Index("parked_events_member", "region", "member_id", "arrival"),
+)
+
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("consumer", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    PrimaryKeyConstraint("consumer", "topic", "partition"),
+)
+
+# -- projections ---------------------------------------------------------------------------------------------------
+
+
+def member_state_table(name: str, meta: MetaData) -> Table:
+    """The engine's state of each member, so the next event continues from it."""
+    return Table(
+        name,
+        meta,
+        Column("region", Text, nullable=False),
+        Column("member_id", Text, nullable=False),
+        Column("state", JSONB, nullable=False),
+        Column("last_seq", BigInteger, nullable=False),
+        PrimaryKeyConstraint("region", "member_id"),
+    )
+
+
+def member_year_table(name: str, meta: MetaData) -> Table:
+    """Per member and year: accumulators, limits, incentive, balance and enrolment status."""
+    return Table(
+        name,
+        meta,
+        Column("region", Text, nullable=False),
+        Column("member_id", Text, nullable=False),
+        Column("year", Integer, nullable=False),
+        Column("status", Text, nullable=False),
+        Column("insurance_type", Text, nullable=False),
+        Column("person_type", Text, nullable=False),
+        Column("deductible_paid", MONEY, nullable=False),
+        Column("chronic_deductible_paid", MONEY, nullable=False),
+        Column("general_fund_paid", MONEY, nullable=False),
+        Column("chronic_fund_paid", MONEY, nullable=False),
+        Column("capped_base_used", MONEY, nullable=False),
+        Column("chronic_base_used", MONEY, nullable=False),
+        Column("band_position", MONEY, nullable=False),
+        Column("chronic_pool", MONEY),
+        Column("external_fund_paid", MONEY, nullable=False),
+        Column("bonus_points", Numeric(4, 1), nullable=False),
+        Column("health_streak", Integer, nullable=False),
+        Column("balance", MONEY, nullable=False),
+        Column("counters", JSONB, nullable=False),
+        Column("last_seq", BigInteger, nullable=False),
+        PrimaryKeyConstraint("region", "member_id", "year"),
+    )
+
+
+def fund_totals_table(name: str, meta: MetaData) -> Table:
+    """Pooled-fund payments per region, month and pool: the separate books of 000 第四条."""
+    return Table(
+        name,
+        meta,
+        Column("region", Text, nullable=False),
+        Column("month", Date, nullable=False),
+        Column("pool", Text, nullable=False),
+        Column("fund_paid", MONEY, nullable=False),
+        Column("settlements", Integer, nullable=False),
+        Column("reversals", Integer, nullable=False),
+        PrimaryKeyConstraint("region", "month", "pool"),
+    )
+
+
+def closed_years_table(name: str, meta: MetaData) -> Table:
+    return Table(
+        name,
+        meta,
+        Column("region", Text, nullable=False),
+        Column("year", Integer, nullable=False),
+        Column("seq", BigInteger, nullable=False),
+        PrimaryKeyConstraint("region", "year"),
+    )
+
+
+def account_payments_table(name: str, meta: MetaData) -> Table:
+    return Table(
+        name,
+        meta,
+        Column("region", Text, nullable=False),
+        Column("payment_id", Text, nullable=False),
+        Column("seq", BigInteger, nullable=False),
+        PrimaryKeyConstraint("region", "payment_id"),
+    )
+
+
+PROJECTION_FACTORIES = {
+    "member_state": member_state_table,
+    "member_year": member_year_table,
+    "fund_totals": fund_totals_table,
+    "closed_years": closed_years_table,
+    "account_payments": account_payments_table,
+}
+member_state = member_state_table("member_state", metadata)
+member_year = member_year_table("member_year", metadata)
+fund_totals = fund_totals_table("fund_totals", metadata)
+closed_years = closed_years_table("closed_years", metadata)
+account_payments = account_payments_table("account_payments", metadata)
+PROJECTION_TABLES = (member_state, member_year, fund_totals, closed_years, account_payments)

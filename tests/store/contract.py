@@ -1,0 +1,115 @@
+"""The promises every event store keeps. A backend's tests subclass `EventStoreContract` and say how to open a
+store and how to forge a row behind its back."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import pytest
+
+from ledger.chain import GENESIS, link
+from ledger.store import DuplicateEvent, NewEvent
+
+AT = datetime(2023, 7, 1, 2, 0, tzinfo=timezone.utc)
+
+
+def new(event_id: str, payload: str | None = None) -> NewEvent:
+    return NewEvent(event_id, "visit.submitted", "320100", "M1", AT, payload or f'{{"event_id":"{event_id}"}}',
+                    "defaults", f"test:{event_id}")
+
+
+class EventStoreContract:
+    def session(self):
+        """An async context manager yielding a store; what it appended is committed on exit."""
+        raise NotImplementedError
+
+    async def forge(self, seq: int, payload: str) -> None:
+        raise NotImplementedError
+
+    def run(self, coroutine):
+        async def with_parameters():
+            async with self.session() as store:
+                await store.record_parameters("defaults", "")
+            return await coroutine
+
+        return asyncio.run(with_parameters())
+
+    def test_an_event_needs_its_parameter_set_recorded(self):
+        async def check():
+            unrecorded = NewEvent("x", "visit.submitted", "320100", "M1", AT, "{}", "nowhere")
+            with pytest.raises(Exception):
+                async with self.session() as store:
+                    await store.append([unrecorded])
+            async with self.session() as store:
+                await store.record_parameters("defaults", "")  # again: no-op
+                assert await store.read() == []
+
+        self.run(check())
+
+    def test_an_empty_store_has_the_genesis_head(self):
+        async def check():
+            async with self.session() as store:
+                assert await store.head() == (0, GENESIS)
+                assert await store.read() == []
+                assert await store.verify() == []
+
+        self.run(check())
+
+    def test_appends_get_gap_free_sequences_and_chained_hashes(self):
+        async def check():
+            async with self.session() as store:
+                first = await store.append([new("a"), new("b")])
+            async with self.session() as store:
+                second = await store.append([new("c")])
+                events = await store.read()
+            assert [e.seq for e in first + second] == [1, 2, 3]
+            assert [e.event_id for e in events] == ["a", "b", "c"]
+            assert events[0].prev_hash == GENESIS
+            for before, after in zip(events, events[1:]):
+                assert after.prev_hash == before.hash
+            assert events[2].hash == link(events[1].hash, 3, events[2].payload)
+            async with self.session() as store:
+                assert await store.head() == (3, events[2].hash)
+                assert await store.verify() == []
+
+        self.run(check())
+
+    def test_a_known_event_id_is_refused_and_nothing_of_the_batch_is_recorded(self):
+        async def check():
+            async with self.session() as store:
+                await store.append([new("a")])
+            with pytest.raises(DuplicateEvent) as refused:
+                async with self.session() as store:
+                    await store.append([new("b"), new("a")])
+            assert refused.value.event_ids == ["a"]
+            with pytest.raises(DuplicateEvent):
+                async with self.session() as store:
+                    await store.append([new("c"), new("c")])
+            async with self.session() as store:
+                assert [e.event_id for e in await store.read()] == ["a"]
+                assert await store.known(["a", "b", "c"]) == {"a"}
+
+        self.run(check())
+
+    def test_read_pages_in_sequence_order(self):
+        async def check():
+            async with self.session() as store:
+                await store.append([new(f"e{i}") for i in range(5)])
+            async with self.session() as store:
+                page = await store.read(after=1, limit=2)
+            assert [e.seq for e in page] == [2, 3]
+
+        self.run(check())
+
+    def test_a_forged_payload_breaks_the_chain_where_it_was_forged(self):
+        async def check():
+            async with self.session() as store:
+                await store.append([new("a"), new("b", '{"amount":"10.00"}'), new("c")])
+            await self.forge(2, '{"amount":"1000.00"}')
+            async with self.session() as store:
+                breaks = await store.verify()
+            assert [b.seq for b in breaks] == [2]
+            assert "hash" in breaks[0].problem
+
+        self.run(check())

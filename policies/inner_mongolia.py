@@ -87,5 +87,6 @@ def pension_credits(member: MemberState, event, month: date, params: Params) -> 
     return [Credit("retiree_credit", amount, (line,))]
 
 
-def close_year(member: MemberState, year: int, params: Params):
-    return None  # 004 sets no outpatient incentive
+
+def pool_limit(member: MemberState, day: date, params: Params) -> Decimal:
+    return sum(member.certified_caps_on(day), Decimal(0))

@@ -214,3 +214,7 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
 
 def apply_year_close(member: MemberState, result: YearClose) -> None:
     member.health_streak = result.after
+
+
+def pool_limit(member: MemberState, day: date, params: Params) -> Decimal | None:
+    return sum(member.certified_caps_on(day), ZERO) if params.chronic is not None else None

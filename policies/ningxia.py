@@ -169,5 +169,6 @@ def pension_credits(member: MemberState, event, month: date, params: Params) -> 
     ]
 
 
-def close_year(member: MemberState, year: int, params: Params):
-    return None  # 000 sets no outpatient incentive
+
+def pool_limit(member: MemberState, day: date, params: Params) -> Decimal:
+    return chronic_pool(member.certified_caps_on(day), params)

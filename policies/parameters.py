@@ -63,6 +63,18 @@ class ParameterSet:
     overrides: Mapping[str, Mapping[str, Any]] = Table()
     source: str | None = None
 
+    def merged(self, other: ParameterSet) -> ParameterSet:
+        """This set with `other`'s values laid over it, table by table (a what-if on top of what was used)."""
+
+        def deep(base: Mapping, top: Mapping) -> dict:
+            result = dict(base)
+            for key, value in top.items():
+                result[key] = deep(base[key], value) if isinstance(value, Mapping) and isinstance(
+                    base.get(key), Mapping) else value
+            return result
+
+        return ParameterSet(Table(deep(self.overrides, other.overrides)), other.source or self.source)
+
     def apply(self, policy_id: str, defaults):
         values = self.overrides.get(policy_id)
         return defaults if not values else override(defaults, values, policy_id)

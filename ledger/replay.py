@@ -1,0 +1,243 @@
+"""Replay: walk the ledger through the same pipeline as ingest, into fresh projections, without touching it.
+
+- `verify` re-derives every settlement, movement, incentive evaluation and rejection under the parameters
+  recorded with each event, compares them with what the ledger holds, compares the rebuilt projections with the
+  live ones, and checks the hash chain.
+- `compare` re-runs the ledger under changed parameters (what-if) and reports the fund impact per region, pool
+  and month.
+- `rebuild` drops the live projections and rebuilds them from the ledger alone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from policies.outputs import IncentiveEvaluation, Movement, Settlement
+from policies.parameters import ParameterSet, parse_parameters
+from policies.registry import PolicyRegistry
+
+from .batch import BatchRows
+from .chain import ChainBreak
+from .db.event_store import APPEND_LOCK, PostgresEventStore, driver
+from .db.projection_store import PROJECTIONS, Names, as_json, create_shadow, write_projections, write_settlements
+from .db.server import Database
+from .intake import Incoming, decode
+from .pipeline import Pipeline, Recorded
+from .records import wire
+
+SHADOW = Names.shadow()
+
+
+@dataclass(frozen=True)
+class Difference:
+    seq: int
+    what: str
+    detail: str
+
+
+@dataclass
+class ReplayReport:
+    events: int = 0
+    chain_breaks: list[ChainBreak] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+    difference_count: int = 0
+    projection_differences: dict[str, int] = field(default_factory=dict)
+    fund_impact: dict[tuple[str, str, date], list[Decimal]] = field(default_factory=dict)
+    changed_settlements: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.chain_breaks and not self.difference_count and not any(self.projection_differences.values())
+
+    def differ(self, seq: int, what: str, detail: str, keep: int = 200) -> None:
+        self.difference_count += 1
+        if len(self.differences) < keep:
+            self.differences.append(Difference(seq, what, detail))
+
+
+def _derived_records(outputs: list) -> dict[str, dict]:
+    records: dict[str, dict] = {}
+    for output in outputs:
+        if isinstance(output, Settlement):
+            records[f"settlement {output.settlement_id}"] = wire(output)
+        elif isinstance(output, Movement):
+            records[f"movement {output.movement_id}"] = wire(output)
+        elif isinstance(output, IncentiveEvaluation):
+            records[f"incentive {output.member_id}"] = wire(output)
+        else:
+            records["rejection"] = {"reason": output[1]}
+    return records
+
+
+class Replayer:
+    def __init__(self, db: Database, batch_size: int = 5_000,
+                 progress: Callable[[int, int], None] | None = None):
+        self.db = db
+        self.batch_size = batch_size
+        self.progress = progress or (lambda done, total: None)
+        self._registries: dict[str, PolicyRegistry] = {}
+
+    async def verify(self) -> ReplayReport:
+        return await self._run(mode="verify")
+
+    async def compare(self, parameters_text: str, source: str | None = None) -> ReplayReport:
+        return await self._run(mode="compare", what_if=parse_parameters(parameters_text, source))
+
+    async def rebuild(self) -> ReplayReport:
+        return await self._run(mode="rebuild")
+
+    async def _run(self, mode: str, what_if: ParameterSet | None = None) -> ReplayReport:
+        report = ReplayReport()
+        engine = create_async_engine(self.db.app_url, pool_size=1, max_overflow=0)
+        names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
+        try:
+            async with engine.connect() as connection:
+                raw = await driver(connection)
+                total = await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
+                parameter_sets = {digest: content for digest, content in
+                                  await raw.fetch("SELECT digest, content FROM parameter_sets")}
+                async with connection.begin():
+                    await create_shadow(raw, SHADOW)
+                transaction = None
+                if mode == "rebuild":
+                    transaction = await connection.begin()
+                    await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
+                    for table in PROJECTIONS:
+                        await raw.execute(f"TRUNCATE {table}")
+                after = 0
+                while True:
+                    rows = await raw.fetch(
+                        "SELECT seq, event_id, payload, params_digest, source FROM ledger_events "
+                        "WHERE seq > $1 ORDER BY seq LIMIT $2", after, self.batch_size,
+                    )
+                    if not rows:
+                        break
+                    if transaction is None:
+                        async with connection.begin():
+                            await self._batch(raw, names, rows, parameter_sets, what_if, mode, report)
+                    else:
+                        await self._batch(raw, names, rows, parameter_sets, what_if, mode, report)
+                    after = rows[-1][0]
+                    report.events += len(rows)
+                    self.progress(after, total)
+                if transaction is not None:
+                    await transaction.commit()
+                if mode == "verify":
+                    async with connection.begin():
+                        for projection in PROJECTIONS:
+                            report.projection_differences[projection] = await self._diff(
+                                raw, projection, getattr(SHADOW, projection))
+                        report.chain_breaks = await PostgresEventStore(connection).verify()
+        finally:
+            await engine.dispose()
+        return report
+
+    def _registry(self, digest: str, parameter_sets: dict[str, str], what_if: ParameterSet | None
+                  ) -> PolicyRegistry:
+        key = digest if what_if is None else f"what-if/{digest}"
+        if key not in self._registries:
+            recorded = parse_parameters(parameter_sets[digest], f"parameter set {digest[:12]}")
+            self._registries[key] = PolicyRegistry(recorded if what_if is None else recorded.merged(what_if))
+        return self._registries[key]
+
+    async def _batch(self, raw, names: Names, rows, parameter_sets, what_if, mode, report: ReplayReport) -> None:
+        sequencer = Recorded()
+        items: list[Incoming] = []
+        digests: dict[str, str] = {}
+        for seq, event_id, payload, digest, source in rows:
+            item = decode(payload, source or f"ledger:{seq}", seq)
+            if item.error is not None:
+                report.differ(seq, "event", f"the recorded event no longer decodes: {item.error.detail}")
+                continue
+            item._payload = payload
+            items.append(item)
+            sequencer.positions[event_id] = seq
+            digests[event_id] = digest
+        derived: dict[int, list] = defaultdict(list)
+
+        async def write(batch_rows: BatchRows, registry) -> None:
+            for seq, outputs in batch_rows.derived.items():
+                derived[seq].extend(outputs)
+            await write_settlements(raw, names.settlements, batch_rows)
+            await write_projections(raw, names, batch_rows, registry)
+
+        # One parameter set per run of consecutive events that share it.
+        start = 0
+        while start < len(items):
+            digest = digests[items[start].event.event_id]
+            end = start
+            while end < len(items) and digests[items[end].event.event_id] == digest:
+                end += 1
+            registry = self._registry(digest, parameter_sets, what_if)
+            pipeline = Pipeline(raw, names, lambda item, r=registry: r, sequencer, write)
+            await pipeline.run(items[start:end])
+            start = end
+        low, high = rows[0][0], rows[-1][0]
+        if mode == "verify":
+            await self._check(raw, low, high, derived, report)
+        elif mode == "compare":
+            await self._impact(raw, low, high, derived, report)
+
+    async def _recorded(self, raw, low: int, high: int) -> dict[int, dict[str, dict]]:
+        recorded: dict[int, dict[str, dict]] = defaultdict(dict)
+        for seq, key, record in await raw.fetch(
+            "SELECT seq, settlement_id, record FROM ledger_settlements WHERE seq BETWEEN $1 AND $2", low, high
+        ):
+            recorded[seq][f"settlement {key}"] = as_json(record)
+        for seq, key, record in await raw.fetch(
+            "SELECT seq, movement_id, record FROM ledger_movements WHERE seq BETWEEN $1 AND $2", low, high
+        ):
+            recorded[seq][f"movement {key}"] = as_json(record)
+        for seq, key, record in await raw.fetch(
+            "SELECT seq, member_id, record FROM ledger_incentives WHERE seq BETWEEN $1 AND $2", low, high
+        ):
+            recorded[seq][f"incentive {key}"] = as_json(record)
+        for seq, reason in await raw.fetch(
+            "SELECT seq, reason FROM ledger_rejections WHERE seq BETWEEN $1 AND $2", low, high
+        ):
+            recorded[seq]["rejection"] = {"reason": reason}
+        return recorded
+
+    async def _check(self, raw, low, high, derived, report: ReplayReport) -> None:
+        recorded = await self._recorded(raw, low, high)
+        for seq in sorted(set(recorded) | set(derived)):
+            mine = _derived_records(derived.get(seq, []))
+            theirs = recorded.get(seq, {})
+            for key in sorted(set(mine) | set(theirs)):
+                if key not in theirs:
+                    report.differ(seq, key, "re-derived but not in the ledger")
+                elif key not in mine:
+                    report.differ(seq, key, "in the ledger but not re-derived")
+                elif mine[key] != theirs[key]:
+                    fields = sorted(k for k in set(mine[key]) | set(theirs[key])
+                                    if mine[key].get(k) != theirs[key].get(k))
+                    shown = ", ".join(f"{k}: ledger {theirs[key].get(k)!r} vs replay {mine[key].get(k)!r}"
+                                      for k in fields[:4])
+                    report.differ(seq, key, shown)
+
+    async def _impact(self, raw, low, high, derived, report: ReplayReport) -> None:
+        recorded = await self._recorded(raw, low, high)
+        for seq in set(recorded) | set(derived):
+            before = {k: v for k, v in recorded.get(seq, {}).items() if k.startswith("settlement ")}
+            after = {k: v for k, v in _derived_records(derived.get(seq, [])).items() if k.startswith("settlement ")}
+            for records, column in ((before, 0), (after, 1)):
+                for record in records.values():
+                    month = date.fromisoformat(record["visit_date"]).replace(day=1)
+                    key = (record["region"], record["fund_pool"], month)
+                    entry = report.fund_impact.setdefault(key, [Decimal("0.00"), Decimal("0.00")])
+                    entry[column] += Decimal(record["fund_paid"])
+            for key in set(before) | set(after):
+                if before.get(key, {}).get("fund_paid") != after.get(key, {}).get("fund_paid"):
+                    report.changed_settlements += 1
+
+    async def _diff(self, raw, live: str, shadow: str) -> int:
+        return await raw.fetchval(
+            f"SELECT (SELECT count(*) FROM (SELECT * FROM {live} EXCEPT ALL SELECT * FROM {shadow}) a) + "
+            f"(SELECT count(*) FROM (SELECT * FROM {shadow} EXCEPT ALL SELECT * FROM {live}) b)"
+        )

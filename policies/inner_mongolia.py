@@ -90,3 +90,17 @@ def pension_credits(member: MemberState, event, month: date, params: Params) -> 
 
 def pool_limit(member: MemberState, day: date, params: Params) -> Decimal:
     return sum(member.certified_caps_on(day), Decimal(0))
+
+
+def limits_remaining(member: MemberState, day: date, params: Params) -> dict[str, Decimal]:
+    year, result = day.year, {}
+    outpatient = params.outpatient
+    if outpatient is not None and outpatient.general is not None:
+        category = "retired" if member.is_retired_on(day) else "in_service"
+        result["general outpatient fund cap (configured)"] = max(
+            Decimal(0), outpatient.general.cap[category] - member.counter(c.GENERAL_FUND, year))
+    if outpatient is not None and outpatient.chronic is not None:
+        result["chronic pool (configured)"] = max(
+            Decimal(0), pool_limit(member, day, params) - member.counter(c.CHRONIC_FUND, year))
+    result["outpatient fund counted toward the inpatient cap (004 一(三))"] = inpatient_cap_counted(member, year)
+    return result

@@ -218,3 +218,13 @@ def apply_year_close(member: MemberState, result: YearClose) -> None:
 
 def pool_limit(member: MemberState, day: date, params: Params) -> Decimal | None:
     return sum(member.certified_caps_on(day), ZERO) if params.chronic is not None else None
+
+
+def limits_remaining(member: MemberState, day: date, params: Params) -> dict[str, Decimal]:
+    year = day.year
+    result = {"band room below 15000 (002 第十四条)": max(ZERO, params.band_bounds[-1]
+                                                          - member.counter(c.BAND_POSITION, year))}
+    pool = pool_limit(member, day, params)
+    if pool is not None:
+        result["special-disease pool (configured)"] = max(ZERO, pool - member.counter(c.CHRONIC_FUND, year))
+    return result

@@ -172,3 +172,12 @@ def pension_credits(member: MemberState, event, month: date, params: Params) -> 
 
 def pool_limit(member: MemberState, day: date, params: Params) -> Decimal:
     return chronic_pool(member.certified_caps_on(day), params)
+
+
+def limits_remaining(member: MemberState, day: date, params: Params) -> dict[str, Decimal]:
+    year, category = day.year, ("retired" if member.is_retired_on(day) else "in_service")
+    return {
+        "general outpatient fund cap (000 第十一条)": max(ZERO, params.general_cap[category]
+                                                          - member.counter(c.GENERAL_FUND, year)),
+        "chronic pool (000 第十九条)": max(ZERO, pool_limit(member, day, params) - member.counter(c.CHRONIC_FUND, year)),
+    }

@@ -326,3 +326,20 @@ def pool_limit(member: MemberState, day: date, params: Params) -> Decimal:
     """001 第十五条: the chronic pool is the sum of the certified caps (a resident's special ones)."""
     employee = member.status_on(day).insurance_type == "employee"
     return sum(member.certified_caps_on(day, kind=None if employee else "special"), ZERO)
+
+
+def limits_remaining(member: MemberState, day: date, params: Params) -> dict[str, Decimal]:
+    year, status = day.year, member.status_on(day)
+    cat = category(status.person_type, member.is_retired_on(day))
+    employee = status.insurance_type == "employee"
+    general_limit = params.general_limit["employee" if employee else cat]
+    result = {
+        "general outpatient limit on eligible expense (001 第十一条)":
+            max(ZERO, general_limit - member.counter(c.GENERAL_BASE, year, member.segment_on(day))),
+        ("chronic pool (001 第十五条)" if employee else "special chronic pool (001 第十五条)"):
+            max(ZERO, pool_limit(member, day, params) - member.counter(c.CHRONIC_BASE, year)),
+    }
+    if not employee:
+        result["common chronic limit (001 第十五条)"] = max(
+            ZERO, params.common_chronic_limit[cat] - member.counter(c.COMMON_CHRONIC_BASE, year))
+    return result

@@ -8,6 +8,8 @@ from typing import Any
 
 from policies.member import MemberState
 from policies.outputs import IncentiveEvaluation, Movement, Settlement
+from policies.summary import years_of
+from projections import member_year
 from projections.fund_totals import FundTotals
 
 from .codec import deltas_to_json, state_to_json
@@ -23,7 +25,6 @@ def dumps(value: Any) -> str:
 class Touched:
     member: MemberState
     last_seq: int
-    years: set[int]
 
 
 @dataclass
@@ -42,23 +43,15 @@ class BatchRows:
     published: list[dict] = field(default_factory=list)  # wire records, in order, for the caller to print
     derived: dict[int, list] = field(default_factory=dict)  # seq -> outputs (or a rejection), for replay
 
-    def touch(self, member: MemberState | None, seq: int, year: int) -> None:
-        if member is None:
-            return
-        key = (member.region, member.member_id)
-        entry = self.touched.get(key)
-        if entry is None:
-            self.touched[key] = Touched(member, seq, {year})
-        else:
-            entry.member, entry.last_seq = member, seq
-            entry.years.add(year)
+    def touch(self, member: MemberState | None, seq: int) -> None:
+        if member is not None:
+            self.touched[(member.region, member.member_id)] = Touched(member, seq)
 
     def accept(self, seq: int, event, outputs: list, book) -> None:
         self.derived.setdefault(seq, []).extend(outputs)
-        year = event.business_date.year
         member_id = getattr(event, "member_id", None)
         if member_id is not None:
-            self.touch(book.member(event.region, member_id), seq, year)
+            self.touch(book.member(event.region, member_id), seq)
         if event.event_type == "account.payment_requested":
             self.payments.append((event.region, event.payment_id, seq))
         for output in outputs:
@@ -71,16 +64,16 @@ class BatchRows:
                     dumps(record), dumps(deltas_to_json(output)),
                 ))
                 self.fund.add(output)
-                self.touch(book.member(output.region, output.member_id), seq, output.visit_date.year)
+                self.touch(book.member(output.region, output.member_id), seq)
             elif isinstance(output, Movement):
                 self.movements.append((
                     output.movement_id, seq, output.region, output.member_id, output.kind, output.purpose,
                     output.amount, output.balance_after, output.policy_id, dumps(record),
                 ))
-                self.touch(book.member(output.region, output.member_id), seq, year)
+                self.touch(book.member(output.region, output.member_id), seq)
             elif isinstance(output, IncentiveEvaluation):
                 self.incentives.append((seq, output.region, output.member_id, output.year, dumps(record)))
-                self.touch(book.member(output.region, output.member_id), seq, output.year)
+                self.touch(book.member(output.region, output.member_id), seq)
 
     def reject(self, seq: int | None, event_id: str | None, source: str | None, reason: str, detail: str,
                payload: str, shown_id: str | int | None = None) -> None:
@@ -92,6 +85,15 @@ class BatchRows:
         except ValueError:
             parsed = payload
         self.published.append(rejection_wire(shown_id if shown_id is not None else event_id, reason, detail, parsed))
+
+    def year_rows(self, registry) -> list[tuple]:
+        """Every year of every touched member, from its state now: rows never depend on batch boundaries."""
+        return [
+            row
+            for entry in self.touched.values()
+            for row in member_year.rows(entry.member, years_of(entry.member), registry,
+                                        entry.last_seq)
+        ]
 
     def state_rows(self) -> list[tuple]:
         return [

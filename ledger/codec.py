@@ -50,6 +50,8 @@ def state_to_json(member: MemberState) -> dict[str, Any]:
         "account_closed": member.account_closed,
         "bonus_points": str(member.bonus_points),
         "health_streak": member.health_streak,
+        "year_balances": {year: str(value) for year, value in sorted(member.year_balances.items())},
+        "incentives": dict(sorted(member.incentives.items())),
         "counters": {
             period: {name: str(value) for name, value in sorted(values.items())}
             for period, values in sorted(member.counters.items())
@@ -83,6 +85,8 @@ def state_from_json(data: dict[str, Any]) -> MemberState:
         account_closed=data["account_closed"],
         bonus_points=Decimal(data["bonus_points"]),
         health_streak=data["health_streak"],
+        year_balances={year: Decimal(value) for year, value in data.get("year_balances", {}).items()},
+        incentives=dict(data.get("incentives", {})),
         counters={
             period: {name: Decimal(value) for name, value in values.items()}
             for period, values in data["counters"].items()

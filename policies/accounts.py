@@ -25,12 +25,13 @@ def movement(member: MemberState, event, index: int, kind: str, purpose: str, am
         raise Rejected("insufficient_balance", f"balance {member.balance} is less than {amount}")
     return Movement(
         ids.movement_id(member.region, event.event_id, member.member_id, index), event.event_id, member.member_id, member.region,
-        kind, purpose, amount, after, beneficiary_id, policy_id, tuple(lines),
+        kind, purpose, amount, after, beneficiary_id, policy_id, tuple(lines), event.business_date,
     )
 
 
 def book_movement(member: MemberState, record: Movement) -> Movement:
     member.balance = record.balance_after
+    member.year_balances[str(record.booked_on.year)] = record.balance_after
     return record
 
 
@@ -42,6 +43,7 @@ def credits_to_movements(member: MemberState, event, credits: list[Credit], poli
             Movement(
                 ids.movement_id(member.region, event.event_id, member.member_id, index), event.event_id, member.member_id,
                 member.region, "credit", credit.purpose, credit.amount, balance, None, policy_id, credit.lines,
+                event.business_date,
             )
         )
     return records

@@ -57,6 +57,8 @@ class MemberState:
     account_closed: bool = False
     bonus_points: Decimal = Decimal("0.0")  # Weihai ratio bonus (001 第十二条)
     health_streak: int = 0  # Nanjing health-incentive streak (002 第七条)
+    year_balances: dict[str, Decimal] = field(default_factory=dict)  # balance after the last movement of a year
+    incentives: dict[str, str] = field(default_factory=dict)  # a year's close -> the incentive state it set
     counters: dict[str, dict[str, Decimal]] = field(default_factory=dict)
 
     # -- who the member is on a date -------------------------------------------------------------

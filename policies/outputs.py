@@ -61,6 +61,7 @@ class Movement:
     beneficiary_id: str | None
     policy_id: str
     explanation: tuple[str, ...]
+    booked_on: date  # the business date of the event that caused it
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 from . import counters as c
 from .member import MemberState
+from .money import ZERO
 from .rules import Policy
 
 
@@ -37,13 +39,34 @@ def year_summary(member: MemberState, year: int, policy: Policy | None) -> dict:
         "band_position": total(c.BAND_POSITION, year),
         "chronic_pool": pool,
         "external_fund_paid": total(c.EXTERNAL_FUND, year),
-        "bonus_points": member.bonus_points,
-        "health_streak": member.health_streak,
-        "balance": member.balance,
+        **incentive_of_year(member, year),
+        "balance": balance_at_end_of(member, year),
     }
 
 
+def balance_at_end_of(member: MemberState, year: int):
+    """The balance after the last movement booked in `year` or before it."""
+    years = [int(y) for y in member.year_balances if int(y) <= year]
+    return member.year_balances[str(max(years))] if years else ZERO
+
+
+def incentive_of_year(member: MemberState, year: int) -> dict:
+    """The incentive state that `year`'s close set, or the one in force when the year is not closed yet."""
+    closed = member.incentives.get(str(year))
+    if closed is None:
+        return {"bonus_points": member.bonus_points, "health_streak": member.health_streak}
+    if member.region == "371000":
+        return {"bonus_points": Decimal(closed), "health_streak": member.health_streak}
+    return {"bonus_points": member.bonus_points, "health_streak": int(closed)}
+
+
 def years_of(member: MemberState) -> set[int]:
-    return {int(period.split("#")[0]) for period in member.counters}
+    """Every year the member has figures for, and the year the enrolment took effect."""
+    years = {int(period.split("#")[0]) for period in member.counters}
+    years.add(member.enrolled_on.year)
+    years.update(int(y) for y in member.year_balances)
+    years.update(int(y) for y in member.incentives)
+    return years
+
 
 

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_ONE_AT_A_TIME = threading.Lock()  # Alembic's context is process-global
 
 
 def alembic_config(owner_url: str) -> Config:
@@ -25,7 +26,8 @@ def upgrade(owner_url: str, revision: str = "head") -> None:
 
     def run() -> None:
         try:
-            command.upgrade(alembic_config(owner_url), revision)
+            with _ONE_AT_A_TIME:
+                command.upgrade(alembic_config(owner_url), revision)
         except BaseException as error:  # re-raised in the caller's thread
             failure.append(error)
 
@@ -35,14 +37,3 @@ def upgrade(owner_url: str, revision: str = "head") -> None:
     if failure:
         raise failure[0]
 
-
-def current(owner_url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import create_engine
-
-    del MigrationContext, create_engine  # the async environment reports through `command.current`
-    captured: list[str] = []
-    config = alembic_config(owner_url)
-    config.print_stdout = lambda text, *args: captured.append(text % args if args else text)  # type: ignore[method-assign]
-    command.current(config)
-    return captured[-1].split()[0] if captured else None

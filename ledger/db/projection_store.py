@@ -134,11 +134,7 @@ async def write_projections(raw, names: Names, rows: BatchRows, registry: Policy
             f"ON CONFLICT (region, member_id) DO UPDATE SET state = excluded.state, last_seq = excluded.last_seq",
             states,
         )
-    years = [
-        row
-        for entry in rows.touched.values()
-        for row in member_year.rows(entry.member, entry.years, registry, entry.last_seq)
-    ]
+    years = rows.year_rows(registry)
     if years:
         columns = ", ".join(member_year.COLUMNS)
         placeholders = ", ".join(f"${i}" for i in range(1, len(member_year.COLUMNS) + 1))

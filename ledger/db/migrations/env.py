@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ledger.db.tables import metadata
@@ -22,8 +23,15 @@ async def _main() -> None:
     engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(_run)
+            # Several services may start at once: one migrates, the others wait and find nothing to do.
+            await connection.execute(text("SELECT pg_advisory_lock(7265010)"))
             await connection.commit()
+            try:
+                await connection.run_sync(_run)
+                await connection.commit()
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(7265010)"))
+                await connection.commit()
     finally:
         await engine.dispose()
 

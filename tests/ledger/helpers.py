@@ -1,0 +1,86 @@
+"""Running the durable ledger from tests: ingest lines, read tables, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import asyncpg
+
+from ledger.db.server import Database
+from ledger.intake import from_lines
+from ledger.replay import Replayer
+from ledger.service import LedgerService
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+IM_PARAMETERS = (EXAMPLES / "params/150000-illustrative.toml").read_text(encoding="utf-8")
+
+
+def plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def ingest(db: Database, lines, parameters: str = "", batch_size: int = 50, now: datetime | None = None,
+           park_ttl: timedelta = timedelta(days=30), name: str = "test"):
+    published: list[dict] = []
+
+    async def run():
+        clock = (lambda: now) if now else (lambda: datetime.now(timezone.utc))
+        async with LedgerService(db, parameters, batch_size=batch_size, park_ttl=park_ttl, clock=clock) as service:
+            return await service.ingest(from_lines(lines, name), published.extend)
+
+    stats = asyncio.run(run())
+    return stats, published
+
+
+def sweep(db: Database, now: datetime, park_ttl: timedelta):
+    published: list[dict] = []
+
+    async def run():
+        async with LedgerService(db, park_ttl=park_ttl, clock=lambda: now) as service:
+            return await service.sweep(on_published=published.extend)
+
+    return asyncio.run(run()), published
+
+
+def fetch(db: Database, query: str, *args, owner: bool = False):
+    async def run():
+        connection = await asyncpg.connect(plain(db.owner_url if owner else db.app_url))
+        try:
+            return await connection.fetch(query, *args)
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def execute(db: Database, query: str, *args, owner: bool = False):
+    async def run():
+        connection = await asyncpg.connect(plain(db.owner_url if owner else db.app_url))
+        try:
+            return await connection.execute(query, *args)
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def verify(db: Database, batch_size: int = 40):
+    return asyncio.run(Replayer(db, batch_size=batch_size).verify())
+
+
+def example_lines(*names: str) -> list[str]:
+    lines = []
+    for name in names:
+        lines.extend(line for line in (EXAMPLES / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line)
+    return lines
+
+
+def records(published: list[dict], key: str) -> list[dict]:
+    return [record for record in published if key in record]
+
+
+def json_rows(rows, column: str = "record") -> list[dict]:
+    return [json.loads(r[column]) if isinstance(r[column], str) else r[column] for r in rows]

@@ -1,0 +1,67 @@
+"""The database itself keeps the ledger append-only, and the chain catches what a superuser forges anyway."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from tests.ledger.helpers import example_lines, execute, fetch, ingest, verify
+
+A_COLUMN = {"ledger_events": "source", "ledger_settlements": "record", "ledger_movements": "record",
+            "ledger_incentives": "record", "ledger_rejections": "reason", "parameter_sets": "content"}
+LEDGER_TABLES = tuple(A_COLUMN)
+
+
+@pytest.fixture
+def filled(database):
+    ingest(database, example_lines("nanjing") + ["not an event"])
+    for table in LEDGER_TABLES:
+        assert fetch(database, f"SELECT count(*) FROM {table}")[0][0] > 0, table
+    return database
+
+
+@pytest.mark.parametrize("table", LEDGER_TABLES)
+def test_even_the_owner_cannot_update_delete_or_truncate(filled, table):
+    column = A_COLUMN[table]
+    for statement in (f"UPDATE {table} SET {column} = {column}", f"DELETE FROM {table}", f"TRUNCATE {table} CASCADE"):
+        with pytest.raises(asyncpg.PostgresError, match="append-only"):
+            execute(filled, statement, owner=True)
+
+
+@pytest.mark.parametrize("table", LEDGER_TABLES)
+def test_the_service_role_may_only_insert_and_select(filled, table):
+    privileges = fetch(filled, "SELECT privilege_type FROM information_schema.role_table_grants "
+                               "WHERE grantee = 'medledger_app' AND table_name = $1", table, owner=True)
+    assert {row[0] for row in privileges} == {"INSERT", "SELECT"}
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        execute(filled, f"DELETE FROM {table}")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        execute(filled, f"ALTER TABLE {table} DISABLE TRIGGER USER")
+
+
+def test_the_service_connects_as_the_restricted_role(filled):
+    assert fetch(filled, "SELECT current_user")[0][0] == "medledger_app"
+
+
+def test_a_row_forged_with_the_triggers_disabled_is_caught_by_verification(filled):
+    assert verify(filled).ok
+    execute(filled, "ALTER TABLE ledger_events DISABLE TRIGGER USER", owner=True)
+    execute(filled, "UPDATE ledger_events SET payload = replace(payload, '\"amount\":\"', '\"amount\":\"1') "
+                    "WHERE seq = (SELECT min(seq) FROM ledger_events WHERE event_type = 'visit.submitted')",
+            owner=True)
+    execute(filled, "ALTER TABLE ledger_events ENABLE TRIGGER USER", owner=True)
+    forged = fetch(filled, "SELECT min(seq) FROM ledger_events WHERE event_type = 'visit.submitted'")[0][0]
+    report = verify(filled)
+    assert not report.ok
+    assert [found.seq for found in report.chain_breaks] == [forged]
+    assert any(d.seq == forged for d in report.differences)  # the forged amount also re-derives differently
+
+
+def test_a_forged_settlement_is_caught_by_re_derivation(filled):
+    execute(filled, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
+    execute(filled, "UPDATE ledger_settlements SET record = jsonb_set(record, '{fund_paid}', '\"9999.00\"') "
+                    "WHERE settlement_id = (SELECT min(settlement_id) FROM ledger_settlements)", owner=True)
+    execute(filled, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
+    report = verify(filled)
+    assert not report.ok and not report.chain_breaks
+    assert any("fund_paid" in d.detail for d in report.differences)

@@ -1,0 +1,71 @@
+"""Ingest into a real PostgreSQL: the same settlements as the offline tool, idempotent, gap-free and chained."""
+
+from __future__ import annotations
+
+from ledger.offline import settle_lines
+from policies.parameters import parse_parameters
+from tests import builders as b
+from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch, ingest, records
+
+
+def _without_seq(outputs):
+    return [{k: v for k, v in o.items() if k != "ledger_seq"} for o in outputs]
+
+
+def test_ingest_publishes_what_settle_prints_and_is_idempotent(database):
+    lines = example_lines("ningxia", "weihai", "nanjing", "inner-mongolia")
+    stats, published = ingest(database, lines, IM_PARAMETERS, batch_size=37)
+    offline = settle_lines(lines, parse_parameters(IM_PARAMETERS))
+    assert _without_seq(published) == _without_seq(offline)
+    assert stats.appended == len(lines) and stats.duplicates == 0
+    counts = {table: fetch(database, f"SELECT count(*) FROM {table}")[0][0]
+              for table in ("ledger_events", "ledger_settlements", "ledger_movements", "ledger_rejections")}
+    assert counts["ledger_events"] == len(lines)
+    assert counts["ledger_settlements"] == len(records(offline, "settlement_id"))
+    assert counts["ledger_movements"] == len(records(offline, "movement_id"))
+
+    again, republished = ingest(database, lines, IM_PARAMETERS, batch_size=50)
+    assert again.appended == 0 and again.duplicates == len(lines) and republished == []
+    assert {table: fetch(database, f"SELECT count(*) FROM {table}")[0][0] for table in counts} == counts
+
+
+def test_sequences_are_gap_free_and_every_hash_links_to_the_one_before(database):
+    ingest(database, example_lines("weihai"), batch_size=7)
+    rows = fetch(database, "SELECT seq, prev_hash, hash FROM ledger_events ORDER BY seq")
+    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    assert rows[0]["prev_hash"] == bytes(32)
+    assert all(after["prev_hash"] == before["hash"] for before, after in zip(rows, rows[1:]))
+
+
+def test_malformed_input_is_rejected_and_kept_and_the_rest_settles(database):
+    b.fresh()
+    good = [b.enrolled("M1", b.NANJING), b.visit("M1", b.NANJING, on="2023-03-01", items=[b.line("800.00")])]
+    lines = [b.as_line(good[0]), "{broken", b.as_line({**good[1], "surprise": 1}),
+             b.as_line({**good[1], "event_id": "ok-visit"})]
+    stats, published = ingest(database, lines)
+    rejected = records(published, "rejected")
+    assert [r["rejected"] for r in rejected] == [2, good[1]["event_id"]]
+    kept = fetch(database, "SELECT seq, reason, detail, payload, source FROM ledger_rejections ORDER BY rejection_id")
+    assert [(r["seq"], r["reason"], r["source"]) for r in kept] == [(None, "invalid_event", "test:2"),
+                                                                   (None, "invalid_event", "test:3")]
+    assert kept[0]["payload"] == "{broken" and "surprise" in kept[1]["detail"]
+    assert records(published, "settlement_id")[0]["fund_paid"] == "320.00"  # 002 第十四条: 800 × 40%
+
+
+def test_a_policy_rejection_is_a_ledger_row_tied_to_its_event(database):
+    b.fresh()
+    early = b.visit("M1", b.NINGXIA, on="2023-05-31")  # before 000 took effect
+    stats, published = ingest(database, [b.as_line(b.enrolled("M1", b.NINGXIA)), b.as_line(early)])
+    (row,) = fetch(database, "SELECT r.reason, e.event_id FROM ledger_rejections r JOIN ledger_events e "
+                             "ON e.seq = r.seq")
+    assert (row["reason"], row["event_id"]) == ("policy_not_configured", early["event_id"])
+
+
+def test_a_duplicate_visit_id_is_refused_by_the_engine_and_the_database(database):
+    b.fresh()
+    first = b.visit("M1", b.NANJING, on="2023-03-01", visit_id="V-SAME")
+    second = b.visit("M1", b.NANJING, on="2023-03-02", visit_id="V-SAME")
+    stats, published = ingest(database, [b.as_line(b.enrolled("M1", b.NANJING)), b.as_line(first)])
+    stats, published = ingest(database, [b.as_line(second)])
+    assert records(published, "rejected")[0]["reason"] == "duplicate_visit"
+    assert fetch(database, "SELECT count(*) FROM ledger_settlements WHERE visit_id = 'V-SAME'")[0][0] == 1

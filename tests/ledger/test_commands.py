@@ -1,0 +1,88 @@
+"""The durable commands as a person runs them: ingest, member show, audit explain, replay, projections rebuild."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from tests.ledger.helpers import EXAMPLES, execute, fetch
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_db(database, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)
+    return database
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_ingest_prints_settlements_and_a_second_run_adds_nothing(cli_db):
+    first = invoke("ingest", str(EXAMPLES / "weihai.jsonl"))
+    assert first.exit_code == 0, first.output
+    lines = [json.loads(line) for line in first.stdout.splitlines()]
+    assert sum("settlement_id" in line for line in lines) == fetch(cli_db, "SELECT count(*) FROM ledger_settlements")[0][0]
+    events = sum(1 for line in (EXAMPLES / "weihai.jsonl").read_text().splitlines() if line.strip())
+    second = invoke("ingest", str(EXAMPLES / "weihai.jsonl"))
+    assert second.exit_code == 0 and second.stdout == ""
+    assert "appended 0" in second.stderr and f"duplicates {events}" in second.stderr
+
+
+def test_member_statement_shows_enrolment_accumulators_limits_account_and_explanations(cli_db):
+    invoke("ingest", str(EXAMPLES / "ningxia.jsonl"), "--quiet")
+    member = fetch(cli_db, "SELECT member_id FROM ledger_settlements WHERE fund_paid > 0 "
+                           "GROUP BY member_id ORDER BY count(*) DESC LIMIT 1")[0][0]
+    result = invoke("member", "show", member, "--year", "2023")
+    assert result.exit_code == 0, result.output
+    for expected in ("statement 2023", "enrolment", "deductible paid", "remaining: general outpatient fund cap",
+                     "000 第十一条", "account movements"):
+        assert expected in result.stdout, expected
+    missing = invoke("member", "show", "NOBODY")
+    assert missing.exit_code == 1 and "no member NOBODY" in missing.stderr
+
+
+def test_audit_explain_traces_a_settlement_to_its_event_and_hash(cli_db):
+    invoke("ingest", str(EXAMPLES / "nanjing.jsonl"), "--quiet")
+    (row,) = fetch(cli_db, "SELECT s.settlement_id, e.hash, e.event_id FROM ledger_settlements s "
+                           "JOIN ledger_events e ON e.seq = s.seq ORDER BY s.seq LIMIT 1")
+    result = invoke("audit", "explain", row["settlement_id"])
+    assert result.exit_code == 0, result.output
+    assert "002 第十四条" in result.stdout and row["hash"].hex() in result.stdout.replace("\n", "")
+    assert row["event_id"] in result.stdout
+    assert invoke("audit", "explain", "no-such-settlement").exit_code == 1
+
+
+def test_replay_verify_exits_zero_when_intact_and_non_zero_on_a_forgery(cli_db):
+    invoke("ingest", str(EXAMPLES / "nanjing.jsonl"), "--quiet")
+    ok = invoke("replay", "--verify")
+    assert ok.exit_code == 0 and "verified" in ok.stdout and "hash chain: intact" in ok.stdout
+    execute(cli_db, "ALTER TABLE ledger_events DISABLE TRIGGER USER", owner=True)
+    execute(cli_db, "UPDATE ledger_events SET payload = payload || ' ' WHERE seq = 5", owner=True)
+    execute(cli_db, "ALTER TABLE ledger_events ENABLE TRIGGER USER", owner=True)
+    broken = invoke("replay", "--verify")
+    assert broken.exit_code == 1 and "seq 5" in broken.stdout and "NOT verified" in broken.stdout
+
+
+def test_replay_what_if_prints_the_impact_table(cli_db, tmp_path):
+    invoke("ingest", str(EXAMPLES / "nanjing.jsonl"), "--quiet")
+    policy = tmp_path / "what-if.toml"
+    policy.write_text('[policy."320100-2023".band_ratios.retired]\ncommunity = ["0.65", "0.85", "0.90"]\n')
+    result = invoke("replay", "--policy", str(policy), "--compare")
+    assert result.exit_code == 0, result.output
+    assert "what-if fund impact" in result.stdout and "320100" in result.stdout and "+" in result.stdout
+    assert invoke("replay", "--policy", str(policy)).exit_code == 2
+
+
+def test_projections_rebuild_and_db_upgrade(cli_db):
+    invoke("ingest", str(EXAMPLES / "nanjing.jsonl"), "--quiet")
+    before = sorted(tuple(r) for r in fetch(cli_db, "SELECT * FROM member_year"))
+    result = invoke("projections", "rebuild")
+    assert result.exit_code == 0 and "rebuilt from 81 ledger events" in result.stderr
+    assert sorted(tuple(r) for r in fetch(cli_db, "SELECT * FROM member_year")) == before
+    assert invoke("db", "upgrade").exit_code == 0

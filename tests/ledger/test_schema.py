@@ -1,0 +1,40 @@
+"""The migrations build exactly the schema the code describes, and the embedded server is started and reused."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ledger.db.server import locate
+from ledger.db.tables import metadata
+from tests.ledger.helpers import fetch
+
+
+def test_migrations_match_the_table_definitions(database):
+    async def differences():
+        engine = create_async_engine(database.owner_url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(
+                    lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(differences()) == []
+
+
+def test_without_database_url_an_embedded_server_is_started_in_the_data_dir_and_reused(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MEDLEDGER_DATA_DIR", str(tmp_path / "medledger"))
+    first = locate()
+    assert (tmp_path / "medledger" / "pgdata" / "PG_VERSION").exists()
+    from ledger.db.migrate import upgrade
+
+    upgrade(first.owner_url)
+    assert fetch(first, "SELECT current_user, current_database()")[0] == ("medledger_app", "medledger")
+    again = locate()
+    assert again.owner_url == first.owner_url
+    assert fetch(again, "SELECT count(*) FROM ledger_events")[0][0] == 0

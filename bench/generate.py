@@ -31,9 +31,9 @@ def _envelope(n: int, event_type: str, region: str, day: date, member: str | Non
     return event
 
 
-def generate(total: int, seed: int = 7):
+def generate(total: int, seed: int = 7, members: int | None = None):
     rng = random.Random(seed)
-    members_per_region = max(10, total // 100)
+    members_per_region = max(10, (members // len(REGIONS)) if members else total // 100)
     timeline: list[tuple[date, int, dict]] = []
     n = 0
 
@@ -93,9 +93,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--members", type=int, default=None, help="members across the four regions")
     args = parser.parse_args()
     out = sys.stdout
-    for event in generate(args.events, args.seed):
+    for event in generate(args.events, args.seed, args.members):
         out.write(json.dumps(event, separators=(",", ":")))
         out.write("\n")
 

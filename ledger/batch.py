@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+import orjson
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +20,7 @@ from .store import StoredEvent
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return orjson.dumps(value, default=str).decode()
 
 
 @dataclass

@@ -153,6 +153,7 @@ def _database():
 
 def _with_raw(work):
     """Run `work(raw asyncpg connection)` against the service database."""
+    import orjson
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from .db.event_store import driver
@@ -162,7 +163,7 @@ def _with_raw(work):
     upgrade(db.owner_url)
 
     async def run():
-        engine = create_async_engine(db.app_url, pool_size=1)
+        engine = create_async_engine(db.app_url, pool_size=1, json_deserializer=orjson.loads)
         try:
             async with engine.connect() as connection:
                 return await work(await driver(connection))

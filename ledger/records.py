@@ -96,11 +96,14 @@ class SettlementRecord(BaseModel):
     def wire(self) -> dict[str, Any]:
         """Our names, then every national alias beside them."""
         ours = self.model_dump(mode="json")
-        national = self.model_dump(mode="json", by_alias=True)
-        for name, field in type(self).model_fields.items():
-            if field.alias:
-                ours[field.alias] = national[field.alias]
+        for name, alias in NATIONAL_ALIASES:
+            ours[alias] = ours[name]
         return ours
+
+
+NATIONAL_ALIASES = tuple(
+    (name, field.alias) for name, field in SettlementRecord.model_fields.items() if field.alias
+)
 
 
 class MovementRecord(BaseModel):

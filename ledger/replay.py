@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+import orjson
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from policies.outputs import IncentiveEvaluation, Movement, Settlement
@@ -24,7 +26,7 @@ from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
 from .chain import ChainBreak
-from .db.event_store import APPEND_LOCK, PostgresEventStore, driver
+from .db.event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
 from .db.projection_store import PROJECTIONS, Names, as_json, create_shadow, write_projections, write_settlements
 from .db.server import Database
 from .intake import Incoming, decode
@@ -94,7 +96,7 @@ class Replayer:
 
     async def _run(self, mode: str, what_if: ParameterSet | None = None) -> ReplayReport:
         report = ReplayReport()
-        engine = create_async_engine(self.db.app_url, pool_size=1, max_overflow=0)
+        engine = create_async_engine(self.db.app_url, pool_size=1, max_overflow=0, json_deserializer=orjson.loads)
         names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
         try:
             async with engine.connect() as connection:
@@ -102,34 +104,31 @@ class Replayer:
                 total = await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
                 parameter_sets = {digest: content for digest, content in
                                   await raw.fetch("SELECT digest, content FROM parameter_sets")}
-                async with connection.begin():
+                async with transaction(connection):
                     await create_shadow(raw, SHADOW)
-                transaction = None
-                if mode == "rebuild":
-                    transaction = await connection.begin()
-                    await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
-                    for table in PROJECTIONS:
-                        await raw.execute(f"TRUNCATE {table}")
-                after = 0
-                while True:
-                    rows = await raw.fetch(
-                        "SELECT seq, event_id, payload, params_digest, source FROM ledger_events "
-                        "WHERE seq > $1 ORDER BY seq LIMIT $2", after, self.batch_size,
-                    )
-                    if not rows:
-                        break
-                    if transaction is None:
-                        async with connection.begin():
+                # A rebuild is one transaction under the append lock, so nobody sees half-rebuilt projections;
+                # a verify or what-if commits batch by batch into its own temporary tables.
+                rebuild = mode == "rebuild"
+                async with transaction(connection) if rebuild else nullcontext():
+                    if rebuild:
+                        await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
+                        for table in PROJECTIONS:
+                            await raw.execute(f"TRUNCATE {table}")
+                    after = 0
+                    while True:
+                        rows = await raw.fetch(
+                            "SELECT seq, event_id, payload, params_digest, source FROM ledger_events "
+                            "WHERE seq > $1 ORDER BY seq LIMIT $2", after, self.batch_size,
+                        )
+                        if not rows:
+                            break
+                        async with nullcontext() if rebuild else transaction(connection):
                             await self._batch(raw, names, rows, parameter_sets, what_if, mode, report)
-                    else:
-                        await self._batch(raw, names, rows, parameter_sets, what_if, mode, report)
-                    after = rows[-1][0]
-                    report.events += len(rows)
-                    self.progress(after, total)
-                if transaction is not None:
-                    await transaction.commit()
+                        after = rows[-1][0]
+                        report.events += len(rows)
+                        self.progress(after, total)
                 if mode == "verify":
-                    async with connection.begin():
+                    async with transaction(connection):
                         for projection in PROJECTIONS:
                             report.projection_differences[projection] = await self._diff(
                                 raw, projection, getattr(SHADOW, projection))

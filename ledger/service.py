@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from policies.parameters import parse_parameters
 from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
-from .db.event_store import PostgresEventStore, driver
+from .db.event_store import PostgresEventStore, driver, transaction
 from .db.migrate import upgrade
 from .db.projection_store import Names, write_ledger, write_projections
 from .db.server import Database
@@ -73,7 +74,7 @@ class LedgerService:
 
     async def __aenter__(self) -> LedgerService:
         upgrade(self.db.owner_url)
-        self.engine = create_async_engine(self.db.app_url, pool_size=4, max_overflow=4)
+        self.engine = create_async_engine(self.db.app_url, pool_size=4, max_overflow=4, json_deserializer=orjson.loads)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -96,7 +97,7 @@ class LedgerService:
 
     async def _batch(self, items: list[Incoming], stats: IngestStats, on_published, expired: bool = False) -> None:
         stats.read += len(items)
-        async with self.engine.begin() as connection:
+        async with self.engine.connect() as connection, transaction(connection):
             store = PostgresEventStore(connection)
             await store.lock()
             await store.record_parameters(self.digest, self.parameters_text)

@@ -20,25 +20,29 @@ def status_word(member: MemberState, day: date) -> str:
 
 
 def year_summary(member: MemberState, year: int, policy: Policy | None) -> dict:
-    total = member.year_total
+    totals: dict[str, Decimal] = {}
+    prefix = str(year)
+    for period, values in member.counters.items():
+        if period == prefix or period.startswith(prefix + "#"):
+            for name, value in values.items():
+                totals[name] = totals.get(name, ZERO) + value
+    total = totals.get
     end = date(year, 12, 31)
     status = member.status_on(end)
-    pool = None
-    if policy is not None:
-        pool = policy.rules.pool_limit(member, end, policy.params)
+    pool = policy.rules.pool_limit(member, end, policy.params) if policy is not None else None
     return {
         "status": status_word(member, end),
         "insurance_type": status.insurance_type,
         "person_type": status.person_type,
-        "deductible_paid": total(c.DEDUCTIBLE, year),
-        "chronic_deductible_paid": total(c.CHRONIC_DEDUCTIBLE, year) + total(c.COMMON_CHRONIC_DEDUCTIBLE, year),
-        "general_fund_paid": total(c.GENERAL_FUND, year),
-        "chronic_fund_paid": total(c.CHRONIC_FUND, year) + total(c.COMMON_CHRONIC_FUND, year),
-        "capped_base_used": total(c.GENERAL_BASE, year),
-        "chronic_base_used": total(c.CHRONIC_BASE, year) + total(c.COMMON_CHRONIC_BASE, year),
-        "band_position": total(c.BAND_POSITION, year),
+        "deductible_paid": total(c.DEDUCTIBLE, ZERO),
+        "chronic_deductible_paid": total(c.CHRONIC_DEDUCTIBLE, ZERO) + total(c.COMMON_CHRONIC_DEDUCTIBLE, ZERO),
+        "general_fund_paid": total(c.GENERAL_FUND, ZERO),
+        "chronic_fund_paid": total(c.CHRONIC_FUND, ZERO) + total(c.COMMON_CHRONIC_FUND, ZERO),
+        "capped_base_used": total(c.GENERAL_BASE, ZERO),
+        "chronic_base_used": total(c.CHRONIC_BASE, ZERO) + total(c.COMMON_CHRONIC_BASE, ZERO),
+        "band_position": total(c.BAND_POSITION, ZERO),
         "chronic_pool": pool,
-        "external_fund_paid": total(c.EXTERNAL_FUND, year),
+        "external_fund_paid": total(c.EXTERNAL_FUND, ZERO),
         **incentive_of_year(member, year),
         "balance": balance_at_end_of(member, year),
     }

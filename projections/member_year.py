@@ -3,7 +3,7 @@ incentive state, balance and enrolment status."""
 
 from __future__ import annotations
 
-import json
+import orjson
 
 from policies.member import MemberState
 from policies.registry import PolicyRegistry
@@ -25,5 +25,5 @@ def rows(member: MemberState, years, registry: PolicyRegistry, last_seq: int) ->
             if period.split("#")[0] == str(year)
         }
         result.append((member.region, member.member_id, year, *(summary[c] for c in COLUMNS[3:18]),
-                       json.dumps(counters, sort_keys=True), last_seq))
+                       orjson.dumps(counters).decode(), last_seq))
     return result

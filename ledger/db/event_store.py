@@ -4,6 +4,7 @@ cause and the projections they move commit together or not at all."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import asynccontextmanager
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -24,6 +25,15 @@ COLUMNS = ("seq", "event_id", "event_type", "region", "member_id", "occurred_at"
 async def driver(connection: AsyncConnection):
     raw = await connection.get_raw_connection()
     return raw.driver_connection
+
+
+@asynccontextmanager
+async def transaction(connection: AsyncConnection):
+    """A transaction that has really begun, so statements sent on the raw driver connection belong to it:
+    SQLAlchemy sends BEGIN lazily, with its own first statement."""
+    async with connection.begin():
+        await connection.execute(select(1))
+        yield
 
 
 class PostgresEventStore(EventStore):

@@ -69,3 +69,24 @@ def test_a_duplicate_visit_id_is_refused_by_the_engine_and_the_database(database
     stats, published = ingest(database, [b.as_line(second)])
     assert records(published, "rejected")[0]["reason"] == "duplicate_visit"
     assert fetch(database, "SELECT count(*) FROM ledger_settlements WHERE visit_id = 'V-SAME'")[0][0] == 1
+
+
+def test_a_batch_that_fails_half_way_leaves_nothing_behind(database, monkeypatch):
+    import ledger.service
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    lines = example_lines("nanjing")[:20]
+    monkeypatch.setattr(ledger.service, "write_projections", broken)
+    try:
+        ingest(database, lines, batch_size=100)
+    except RuntimeError as error:
+        assert "disk full" in str(error)
+    else:
+        raise AssertionError("the failure was swallowed")
+    for table in ("ledger_events", "ledger_settlements", "ledger_movements", "member_state", "parameter_sets"):
+        assert fetch(database, f"SELECT count(*) FROM {table}")[0][0] == 0, table
+    monkeypatch.undo()
+    stats, _ = ingest(database, lines, batch_size=100)
+    assert stats.appended == 20 and stats.duplicates == 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -19,15 +22,14 @@ def alembic_config(owner_url: str) -> Config:
     return config
 
 
-def upgrade(owner_url: str, revision: str = "head") -> None:
-    """Bring the schema to `revision`. Alembic's async environment runs its own event loop, so from inside a
-    running loop this waits on a thread instead."""
+def _on_a_thread(work: Callable[[], None]) -> None:
+    """Alembic's async environment and asyncio.run start their own event loop, so they cannot run inside a
+    caller's running loop; a short-lived thread has none."""
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            with _ONE_AT_A_TIME:
-                command.upgrade(alembic_config(owner_url), revision)
+            work()
         except BaseException as error:  # re-raised in the caller's thread
             failure.append(error)
 
@@ -37,3 +39,28 @@ def upgrade(owner_url: str, revision: str = "head") -> None:
     if failure:
         raise failure[0]
 
+
+def upgrade(owner_url: str, revision: str = "head") -> None:
+    """Bring the schema to `revision`; with MEDLEDGER_APP_PASSWORD set, give the service role that password."""
+
+    def migrate() -> None:
+        with _ONE_AT_A_TIME:
+            command.upgrade(alembic_config(owner_url), revision)
+
+    _on_a_thread(migrate)
+    password = os.environ.get("MEDLEDGER_APP_PASSWORD")
+    if password:
+        _on_a_thread(lambda: asyncio.run(_set_app_password(owner_url, password)))
+
+
+async def _set_app_password(owner_url: str, password: str) -> None:
+    """On a server that checks passwords, the service role needs one; the owner sets it."""
+    import asyncpg
+
+    connection = await asyncpg.connect(owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        statement = await connection.fetchval("SELECT format('ALTER ROLE medledger_app PASSWORD %L', $1::text)",
+                                              password)
+        await connection.execute(statement)
+    finally:
+        await connection.close()

@@ -38,3 +38,14 @@ def test_without_database_url_an_embedded_server_is_started_in_the_data_dir_and_
     again = locate()
     assert again.owner_url == first.owner_url
     assert fetch(again, "SELECT count(*) FROM ledger_events")[0][0] == 0
+
+
+def test_the_owner_gives_the_service_role_its_password_when_one_is_configured(database, monkeypatch):
+    from ledger.db.migrate import upgrade
+
+    monkeypatch.setenv("MEDLEDGER_APP_PASSWORD", "s3cret'quote")
+    upgrade(database.owner_url)
+    (row,) = fetch(database, "SELECT rolpassword IS NOT NULL AS set FROM pg_authid WHERE rolname = 'medledger_app'",
+                   owner=True)
+    assert row["set"]
+    fetch(database, "ALTER ROLE medledger_app PASSWORD NULL", owner=True)

@@ -1,0 +1,10 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY ledger ledger
+COPY policies policies
+COPY projections projections
+COPY consumers consumers
+COPY examples examples
+RUN pip install --no-cache-dir .
+ENTRYPOINT ["medledger"]

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from . import counters as c
-from .money import ZERO, dec, fen, pct
+from .money import ZERO, dec, pct
 from .parameters import ParameterError, Table
-from .visit import FundDecision, VisitContext, deductible_due
+from .visit import FundDecision, VisitContext, pay_under_fund_cap
 
 CATEGORIES = ("in_service", "retired")
 
@@ -101,20 +101,16 @@ def settle_general(ctx: VisitContext, table: GeneralTable, article: str) -> Fund
     category = "retired" if ctx.retired else "in_service"
     threshold = table.deductible[tier]
     paid = ctx.member.counter(c.DEDUCTIBLE, year)
-    deductible = deductible_due(eligible, threshold, paid)
     ratio = table.ratio[category][tier]
     cap = table.cap[category]
     used = ctx.member.counter(c.GENERAL_FUND, year)
-    room = max(ZERO, cap - used)
-    uncapped = fen((eligible - deductible) * ratio)
-    fund = min(uncapped, room)
+    uncapped = pay_under_fund_cap(decision, eligible, threshold, paid, ratio, cap, used)
+    deductible, fund = decision.deductible, decision.fund
     decision.lines += [
         f"{article}: configured tier-{tier} deductible {threshold}, {paid} already paid → deductible {deductible}",
         f"{article}: configured {category.replace('_', '-')} ratio {pct(ratio)} on {eligible - deductible}"
         f" → {uncapped}; annual fund cap {cap}, {used} used → fund {fund}",
     ]
-    decision.deductible, decision.fund, decision.over_limit, decision.ratio = deductible, fund, uncapped - fund, ratio
-    decision.limit_remaining = room - fund
     decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.GENERAL_FUND, fund)]
     return decision
 
@@ -123,19 +119,15 @@ def settle_chronic(ctx: VisitContext, table: ChronicTable, article: str) -> Fund
     decision, year, eligible = FundDecision(pool="chronic"), ctx.year, ctx.bill.eligible
     category = "retired" if ctx.retired else "in_service"
     paid = ctx.member.counter(c.CHRONIC_DEDUCTIBLE, year)
-    deductible = deductible_due(eligible, table.deductible, paid)
     ratio = table.ratio[category]
     pool = sum(ctx.member.certified_caps_on(ctx.day), ZERO)
     used = ctx.member.counter(c.CHRONIC_FUND, year)
-    room = max(ZERO, pool - used)
-    uncapped = fen((eligible - deductible) * ratio)
-    fund = min(uncapped, room)
+    uncapped = pay_under_fund_cap(decision, eligible, table.deductible, paid, ratio, pool, used)
+    deductible, fund = decision.deductible, decision.fund
     decision.lines += [
         f"{article}: configured chronic deductible {table.deductible}, {paid} already paid → deductible {deductible}",
         f"{article}: configured chronic ratio {pct(ratio)} on {eligible - deductible} → {uncapped}; pool {pool} "
         f"of certified caps, {used} used → fund {fund}",
     ]
-    decision.deductible, decision.fund, decision.over_limit, decision.ratio = deductible, fund, uncapped - fund, ratio
-    decision.limit_remaining = room - fund
     decision.deltas = [(str(year), c.CHRONIC_DEDUCTIBLE, deductible), (str(year), c.CHRONIC_FUND, fund)]
     return decision

@@ -11,7 +11,7 @@ from .member import MemberState
 from .money import ZERO, fen, pct
 from .parameters import Table, table
 from .rules import Credit
-from .visit import FundDecision, VisitContext, deductible_due
+from .visit import FundDecision, VisitContext, pay_under_fund_cap
 
 REGION = "640000"
 INSURANCE_TYPES = frozenset({"employee"})  # 000 第一条: the employee scheme
@@ -64,15 +64,13 @@ def _general(ctx: VisitContext) -> FundDecision:
     year, eligible = ctx.year, ctx.bill.eligible
     threshold = p.general_deductible[str(facility.level)]
     paid = ctx.member.counter(c.DEDUCTIBLE, year)
-    deductible = deductible_due(eligible, threshold, paid)
     key = ("3A" if facility.grade == "A" else "3B") if facility.level == 3 else str(facility.level)
     category = _category(ctx)
     ratio = p.general_ratio[category][key]
     cap = p.general_cap[category]
     used = ctx.member.counter(c.GENERAL_FUND, year)
-    room = max(ZERO, cap - used)
-    uncapped = fen((eligible - deductible) * ratio)
-    fund = min(uncapped, room)
+    uncapped = pay_under_fund_cap(decision, eligible, threshold, paid, ratio, cap, used)
+    deductible, fund = decision.deductible, decision.fund
     decision.lines.append(
         f"000 第十一条: tier-{facility.level} deductible {threshold}, {paid} already paid this year "
         f"→ deductible {deductible}"
@@ -86,8 +84,6 @@ def _general(ctx: VisitContext) -> FundDecision:
             f"000 第十一条: annual general outpatient fund cap {cap}, {used} used → fund {fund}, "
             f"over the cap {uncapped - fund}"
         )
-    decision.deductible, decision.fund, decision.over_limit, decision.ratio = deductible, fund, uncapped - fund, ratio
-    decision.limit_remaining = room - fund
     decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.GENERAL_FUND, fund)]
     return decision
 
@@ -118,13 +114,11 @@ def _chronic(ctx: VisitContext) -> FundDecision:
         decision.lines.append("003 一(一): 两病 chronic visit at a village clinic under the remote pilot")
     year, eligible = ctx.year, ctx.bill.eligible
     paid = ctx.member.counter(c.DEDUCTIBLE, year)
-    deductible = deductible_due(eligible, p.chronic_deductible, paid)
     caps = ctx.member.certified_caps_on(ctx.day)
     pool = chronic_pool(caps, p)
     used = ctx.member.counter(c.CHRONIC_FUND, year)
-    room = max(ZERO, pool - used)
-    uncapped = fen((eligible - deductible) * p.chronic_ratio)
-    fund = min(uncapped, room)
+    uncapped = pay_under_fund_cap(decision, eligible, p.chronic_deductible, paid, p.chronic_ratio, pool, used)
+    deductible, fund = decision.deductible, decision.fund
     decision.lines.append(
         f"000 第十七条: chronic deductible {p.chronic_deductible} on the counter shared with general outpatient, "
         f"{paid} already paid → deductible {deductible}"
@@ -132,12 +126,10 @@ def _chronic(ctx: VisitContext) -> FundDecision:
     decision.lines.append(f"000 第十七条: chronic ratio {pct(p.chronic_ratio)} on {eligible - deductible} → {uncapped}")
     decision.lines.append(
         f"000 第十九条: chronic pool {pool} from caps {', '.join(str(cap) for cap in sorted(caps, reverse=True))}"
-        f", {used} used → room {room}"
+        f", {used} used → room {max(ZERO, pool - used)}"
     )
     if fund < uncapped:
         decision.lines.append(f"000 第十九条: pool exhausted → fund {fund}, over the pool {uncapped - fund}")
-    decision.deductible, decision.fund, decision.over_limit = deductible, fund, uncapped - fund
-    decision.ratio, decision.limit_remaining = p.chronic_ratio, room - fund
     decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.CHRONIC_FUND, fund)]
     return decision
 

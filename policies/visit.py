@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from .member import Certification, MemberState, Status
-from .money import ZERO
+from .money import ZERO, fen
 from .outputs import Delta
 
 NEVER_PAYABLE = frozenset({"health_checkup", "public_health"})  # policy notes §0, 000 第十二条
@@ -121,3 +121,16 @@ class FundDecision:
 def deductible_due(amount: Decimal, threshold: Decimal, paid: Decimal) -> Decimal:
     """What of `amount` goes to the deductible: min(amount, max(0, threshold − paid so far))."""
     return min(amount, max(ZERO, threshold - paid))
+
+
+def pay_under_fund_cap(decision: FundDecision, eligible: Decimal, threshold: Decimal, paid: Decimal,
+                       ratio: Decimal, cap: Decimal, used: Decimal) -> Decimal:
+    """Deductible on a yearly counter, the ratio on the rest, then a cap on the fund payment itself (Ningxia's
+    000 第十一条 and 第十九条, and configured tables). Fills `decision`; returns the fund before the cap."""
+    deductible = deductible_due(eligible, threshold, paid)
+    room = max(ZERO, cap - used)
+    uncapped = fen((eligible - deductible) * ratio)
+    fund = min(uncapped, room)
+    decision.deductible, decision.fund, decision.over_limit, decision.ratio = deductible, fund, uncapped - fund, ratio
+    decision.limit_remaining = room - fund
+    return uncapped

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from .chain import GENESIS, ChainBreak, link, verify_links
-from .store import DuplicateEvent, EventStore, NewEvent, StoredEvent
+from .chain import GENESIS, ChainBreak, verify_links
+from .store import DuplicateEvent, EventStore, NewEvent, StoredEvent, chained
 
 
 class MemoryEventStore(EventStore):
@@ -26,15 +26,7 @@ class MemoryEventStore(EventStore):
         unknown = {event.params_digest for event in events} - set(self.parameters)
         if unknown:
             raise ValueError(f"unrecorded parameter sets: {sorted(unknown)}")
-        seq, prev = await self.head()
-        stored = []
-        for event in events:
-            seq += 1
-            digest = link(prev, seq, event.payload)
-            stored.append(StoredEvent(seq, event.event_id, event.event_type, event.region, event.member_id,
-                                      event.occurred_at, event.payload, event.params_digest, event.source, prev,
-                                      digest))
-            prev = digest
+        stored = chained(events, *await self.head())
         self._events.extend(stored)
         self._ids.update(ids)
         return stored

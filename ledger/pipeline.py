@@ -22,10 +22,9 @@ from policies.rejection import Rejected
 from policies.year_close import evaluate, finish_close, open_close
 
 from .batch import BatchRows
-from .chain import link
 from .db.projection_store import Names, load_book, region_member_chunks
 from .intake import PARKABLE, Incoming, decode
-from .store import StoredEvent
+from .store import NewEvent, chain_onto
 
 YEAR_CLOSE = "period.year_closed"
 CLOSE_CHUNK = 2_000
@@ -39,13 +38,13 @@ class Sequencer:
 
     def next(self, item: Incoming, rows: BatchRows) -> int:
         self.seq += 1
-        digest = link(self.prev_hash, self.seq, item.payload)
         event = item.event
-        rows.events.append(StoredEvent(
-            self.seq, event.event_id, event.event_type, event.region, getattr(event, "member_id", None), event.occurred_at,
-            item.payload, self.params_digest, item.source, self.prev_hash, digest,
+        stored = chain_onto(self.seq, self.prev_hash, NewEvent(
+            event.event_id, event.event_type, event.region, getattr(event, "member_id", None), event.occurred_at,
+            item.payload, self.params_digest, item.source,
         ))
-        self.prev_hash = digest
+        rows.events.append(stored)
+        self.prev_hash = stored.hash
         return self.seq
 
 

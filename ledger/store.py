@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .chain import ChainBreak
+from .chain import ChainBreak, link
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,22 @@ class StoredEvent:
     source: str | None
     prev_hash: bytes
     hash: bytes
+
+
+def chain_onto(seq: int, prev_hash: bytes, event: NewEvent) -> StoredEvent:
+    """`event` recorded at `seq` after the event whose hash is `prev_hash`."""
+    return StoredEvent(seq, event.event_id, event.event_type, event.region, event.member_id, event.occurred_at,
+                       event.payload, event.params_digest, event.source, prev_hash,
+                       link(prev_hash, seq, event.payload))
+
+
+def chained(events: Sequence[NewEvent], seq: int, prev_hash: bytes) -> list[StoredEvent]:
+    stored = []
+    for event in events:
+        seq += 1
+        stored.append(chain_onto(seq, prev_hash, event))
+        prev_hash = stored[-1].hash
+    return stored
 
 
 class DuplicateEvent(Exception):

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..chain import GENESIS, ChainBreak, link, verify_links
-from ..store import DuplicateEvent, EventStore, NewEvent, StoredEvent
+from ..chain import GENESIS, ChainBreak, verify_links
+from ..store import DuplicateEvent, EventStore, NewEvent, StoredEvent, chained
 from .tables import ledger_events, parameter_sets
 
 # One writer at a time appends: the lock is held to commit, so sequence order is commit order and no gap can
@@ -57,15 +57,7 @@ class PostgresEventStore(EventStore):
         clashes = await self.known(ids) | {i for i in ids if ids.count(i) > 1}
         if clashes:
             raise DuplicateEvent(clashes)
-        seq, prev = await self.head()
-        stored = []
-        for event in events:
-            seq += 1
-            digest = link(prev, seq, event.payload)
-            stored.append(StoredEvent(seq, event.event_id, event.event_type, event.region, event.member_id,
-                                      event.occurred_at, event.payload, event.params_digest, event.source, prev,
-                                      digest))
-            prev = digest
+        stored = chained(events, *await self.head())
         await self.write(stored)
         return stored
 

@@ -105,7 +105,7 @@ def ingest(
 
     size = None if events == "-" else Path(events).stat().st_size
 
-    with progress_bar(f"ingest {name}", size) as advance:
+    with progress_bar(f"ingest {name}", size) as bar:
 
         def publish(records: list[dict]) -> None:
             if not quiet:
@@ -115,7 +115,7 @@ def ingest(
 
         def counted(lines):
             for line in lines:
-                advance(len(line))
+                bar.advance(len(line))
                 yield line
 
         async def run():
@@ -132,17 +132,30 @@ def ingest(
     )
 
 
+class _Bar:
+    def __init__(self, progress: Progress | None = None, task=None):
+        self.progress, self.task = progress, task
+
+    def advance(self, step: float = 1) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, step)
+
+    def reached(self, done: float, total: float) -> None:
+        """For replays: `done` of `total` ledger positions."""
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, total=total)
+
+
 @contextmanager
 def progress_bar(description: str, total: float | None):
     """A rich progress bar on standard error when it is a terminal; silent otherwise (CI logs, pipes)."""
     console = Console(stderr=True)
     if not console.is_terminal:
-        yield lambda step=1: None
+        yield _Bar()
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda step=1: progress.advance(task, step)
+        yield _Bar(progress, progress.add_task(description, total=total))
 
 
 def _database():
@@ -194,14 +207,8 @@ def replay(
     db = _database()
     upgrade(db.owner_url)
     console = Console()
-    with progress_bar("replay", None) as advance:
-        last = [0]
-
-        def progress(done: int, total: int) -> None:
-            advance(done - last[0])
-            last[0] = done
-
-        replayer = Replayer(db, batch_size=batch_size, progress=progress)
+    with progress_bar("replay", None) as bar:
+        replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
         if verify:
             report = asyncio.run(replayer.verify())
         else:
@@ -292,7 +299,8 @@ def projections_rebuild(batch_size: Annotated[int, typer.Option(help="Events per
 
     db = _database()
     upgrade(db.owner_url)
-    report = asyncio.run(Replayer(db, batch_size=batch_size).rebuild())
+    with progress_bar("rebuild", None) as bar:
+        report = asyncio.run(Replayer(db, batch_size=batch_size, progress=bar.reached).rebuild())
     typer.echo(f"medledger: projections rebuilt from {report.events} ledger events", err=True)
 
 

@@ -24,20 +24,38 @@ def enrol(book: Book, event, seq: int) -> list:
     if existing is not None and existing.terminated_on is None:
         raise Rejected("already_enrolled", f"member {event.member_id} is already enrolled in region {event.region}")
     _check_types(event.insurance_type, event.person_type)
+    status = Status(event.effective_date, event.insurance_type, event.person_type)
     member = MemberState(
         region=event.region,
         member_id=event.member_id,
         birth_date=event.birth_date,
         enrolled_on=event.effective_date,
-        statuses=[Status(event.effective_date, event.insurance_type, event.person_type)],
+        statuses=[status],
         contribution_base=event.contribution_base,
         monthly_pension=event.monthly_pension,
         legacy_monthly_credit=event.legacy_monthly_credit,
         designated_facilities=frozenset(event.designated_facilities or ()),
         remote_pilot=bool(event.remote_pilot),
     )
+    if existing is not None:
+        _carry_over(existing, member)
     book.members[(event.region, event.member_id)] = member
     return []
+
+
+def _carry_over(previous: MemberState, member: MemberState) -> None:
+    """Re-enrolment in the same region: the year's accumulators and limits are the person's, not the
+    enrolment's (policy notes §0: they reset on 1 January only), and so is the incentive history. The account
+    was paid out on termination and starts again from zero; certifications and family grants start afresh."""
+    member.statuses = [s for s in previous.statuses if s.since < member.enrolled_on] + member.statuses
+    member.counters = previous.counters
+    member.segment_starts = previous.segment_starts
+    member.bonus_points = previous.bonus_points
+    member.health_streak = previous.health_streak
+    member.incentives = previous.incentives
+    member.year_balances = previous.year_balances
+    member.retired_on = previous.retired_on
+    member.retirement_pension = previous.retirement_pension
 
 
 def _add_status(member: MemberState, status: Status) -> None:

@@ -42,15 +42,28 @@ VERSIONS = (
 )
 
 
+def _not_configured(part: str) -> Rejected:
+    return Rejected(
+        "policy_not_configured",
+        f"004 一(一) delegates {part} outpatient benefits to the leagues and cities; no parameter set "
+        f"configures them for this policy version",
+    )
+
+
+def screen_visit(visit, params: Params) -> None:
+    """Before anything else: without a configured table no Inner Mongolia visit settles, not even one that
+    would get no fund payment (policy notes §4)."""
+    outpatient = params.outpatient
+    if outpatient is None:
+        raise _not_configured("all")
+    if outpatient.general is None and (visit.visit_kind == "general" or outpatient.chronic is None):
+        raise _not_configured("general")
+
+
 def _table(ctx: VisitContext, part: str):
-    outpatient = ctx.params.outpatient
-    chosen = getattr(outpatient, part) if outpatient is not None else None
+    chosen = getattr(ctx.params.outpatient, part)
     if chosen is None:
-        raise Rejected(
-            "policy_not_configured",
-            f"004 一(一) delegates {part} outpatient benefits to the leagues and cities; no parameter set "
-            f"configures them for this policy version",
-        )
+        raise _not_configured(part)
     return chosen
 
 

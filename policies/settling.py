@@ -86,7 +86,8 @@ def decide(book: Book, policy: Policy, member: MemberState, event, seq: int, day
     if excluded:
         decision = FundDecision(pool="chronic" if certification else "general").no_fund(excluded)
     else:
-        ctx = VisitContext(member, event, day, bill, facility, status, retired, certification, policy.params)
+        ctx = VisitContext(member, event, day, bill, facility, status, retired, certification, policy.params,
+                           book.closed_years)
         decision = policy.rules.settle(ctx)
     lines += decision.lines
     fund = decision.fund

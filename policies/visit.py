@@ -86,6 +86,7 @@ class VisitContext:
     retired: bool
     certification: Certification | None
     params: Any
+    closed_years: frozenset | set = frozenset()  # (region, year) pairs whose close has run
 
     @property
     def year(self) -> int:

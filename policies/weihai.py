@@ -25,6 +25,7 @@ PURPOSES = frozenset(
 )  # 001 第二十六条 (supplementary = 威你保)
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
 RESTARTS_ON_TYPE_CHANGE = True  # 001 第十一条
+FIRST_YEAR = 2022  # 001 第四十条: in force from 2022-07-01
 OUT_OF_AREA_TEMPORARY = frozenset({"temporary_filed", "temporary_unfiled"})
 
 
@@ -150,6 +151,10 @@ def _general(ctx: VisitContext) -> FundDecision:
     if tcm and insurance == "resident":
         ratio += points(p.tcm_resident_points)
     bonus = member.bonus_points
+    if year - 1 >= FIRST_YEAR and (REGION, year - 1) not in ctx.closed_years:
+        decision.lines.append(
+            f"001 第十二条: the close of {year - 1} has not run yet; the bonus as last known ({bonus} points) applies"
+        )
     if bonus:
         ratio += points(bonus)
         decision.lines.append(f"001 第十二条: incentive bonus +{bonus} points")

@@ -156,3 +156,14 @@ def test_reversal_with_parameters_restores_state():
     b.assert_reverses(b.reversal_of(out, v1), s1)
     # settles exactly as if the reversed visit never happened
     assert b.core(s2) == b.core(s1) and s2["limit_remaining"] == s1["limit_remaining"]
+
+
+def test_without_parameters_even_a_visit_without_fund_payment_is_refused():
+    b.fresh()
+    m = "IM-NOPARAMS"
+    visits = [b.visit(m, b.INNER_MONGOLIA, on="2023-03-01", designated=False),
+              b.visit(m, b.INNER_MONGOLIA, on="2023-03-02", inpatient=True),
+              b.visit(m, b.INNER_MONGOLIA, on="2023-03-03")]
+    out = settle_lines(b.lines(b.enrolled(m, b.INNER_MONGOLIA), *visits))
+    assert [b.reason(out, v) for v in visits] == ["policy_not_configured"] * 3
+    assert not b.settlements(out)

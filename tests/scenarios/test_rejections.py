@@ -249,3 +249,22 @@ def test_money_as_json_number_is_accepted_with_two_decimals_at_most():
     s = b.settled(out, ok)
     assert (s["total_amount"], s["fund_paid"]) == ("1000.50", "420.30")
     assert b.reason(out, bad) == "invalid_event"
+
+
+def test_re_enrolment_in_the_same_year_keeps_the_accumulators_and_a_reversal_returns_to_them():
+    """policy notes §0: accumulators reset on 1 January, not on re-enrolment; a reversal of a visit from the
+    earlier enrolment returns exactly what it consumed (000 第十一条 figures)."""
+    b.fresh()
+    m, NX = "NX-AGAIN", b.NINGXIA
+    v1 = b.visit(m, NX, on="2023-07-01", items=[b.line("1000.00")])
+    v2 = b.visit(m, NX, on="2023-09-05", items=[b.line("1000.00")])
+    v3 = b.visit(m, NX, on="2023-09-07", items=[b.line("1000.00")])
+    out = settle_lines(b.lines(
+        b.enrolled(m, NX, on="2023-06-01"), v1, b.terminated(m, NX, on="2023-08-01", reason="transfer_out"),
+        b.enrolled(m, NX, on="2023-09-01"), v2, b.reversed_visit(m, NX, v1["visit_id"], on="2023-09-06"), v3))
+    # v1: deductible 300, fund 700 × 60% = 420; v2: deductible already met → 1000 × 60% = 600
+    assert b.core(b.settled(out, v1))[:2] == ("300.00", "420.00")
+    assert b.core(b.settled(out, v2))[:2] == ("0.00", "600.00")
+    # the reversal gives back v1's 300 deductible and 420 fund: v3 pays the deductible again
+    assert b.core(b.settled(out, v3))[:2] == ("300.00", "420.00")
+    assert b.settled(out, v3)["limit_remaining"] == "2980.00"  # 4000 − 600 − 420

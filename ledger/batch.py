@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import orjson
@@ -23,6 +24,10 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+def unreadable_digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
 @dataclass
 class Touched:
     member: MemberState
@@ -37,7 +42,6 @@ class BatchRows:
     incentives: list[tuple] = field(default_factory=list)
     rejections: list[tuple] = field(default_factory=list)
     parked: list[tuple] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)
     payments: list[tuple] = field(default_factory=list)
     closed_years: list[tuple] = field(default_factory=list)
     fund: FundTotals = field(default_factory=FundTotals)
@@ -81,7 +85,8 @@ class BatchRows:
                payload: str, shown_id: str | int | None = None) -> None:
         if seq is not None:
             self.derived[seq] = [("rejected", reason)]
-        self.rejections.append((seq, event_id, source, reason, detail, payload))
+        digest = unreadable_digest(payload) if seq is None else None
+        self.rejections.append((seq, event_id, source, reason, detail, payload, digest))
         try:
             parsed = json.loads(payload)
         except ValueError:

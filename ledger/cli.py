@@ -101,7 +101,7 @@ def ingest(
     text, source = _parameters_text(parameters)
     name = "stdin" if events == "-" else events
     stream = sys.stdin.buffer if events == "-" else open(events, "rb")
-    db = _database()
+    db = _prepared()
 
     size = None if events == "-" else Path(events).stat().st_size
 
@@ -119,7 +119,7 @@ def ingest(
                 yield line
 
         async def run():
-            async with LedgerService(db, text, source, batch_size=batch_size) as service:
+            async with LedgerService(db, text, source, batch_size=batch_size, prepare_schema=False) as service:
                 with stream:
                     return await service.ingest(from_lines(counted(stream), name), publish)
 
@@ -164,19 +164,28 @@ def _database():
     return locate()
 
 
-def _with_raw(work):
-    """Run `work(raw asyncpg connection)` against the service database."""
-    import orjson
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from .db.event_store import driver
-    from .db.migrate import upgrade
+def _prepared():
+    """The database, its schema current; a clear message instead of a traceback when it cannot be."""
+    from .db.migrate import SchemaNotCurrent, prepare
 
     db = _database()
-    upgrade(db.owner_url)
+    try:
+        prepare(db)
+    except SchemaNotCurrent as error:
+        typer.echo(f"medledger: {error}", err=True)
+        raise typer.Exit(2) from None
+    return db
+
+
+def _with_raw(work):
+    """Run `work(raw asyncpg connection)` against the service database."""
+    from .db.connect import service_engine
+    from .db.event_store import driver
+
+    db = _prepared()
 
     async def run():
-        engine = create_async_engine(db.app_url, pool_size=1, json_deserializer=orjson.loads)
+        engine = service_engine(db)
         try:
             async with engine.connect() as connection:
                 return await work(await driver(connection))
@@ -195,7 +204,6 @@ def replay(
     batch_size: Annotated[int, typer.Option(help="Events per batch.")] = 5_000,
 ) -> None:
     """Walk the ledger again without touching it: --verify, or --policy FILE --compare (what-if)."""
-    from .db.migrate import upgrade
     from .replay import Replayer
 
     if verify == bool(policy):
@@ -204,8 +212,7 @@ def replay(
     if policy and not compare:
         typer.echo("medledger replay: --policy needs --compare (a what-if never changes the ledger)", err=True)
         raise typer.Exit(2)
-    db = _database()
-    upgrade(db.owner_url)
+    db = _prepared()
     console = Console()
     with progress_bar("replay", None) as bar:
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
@@ -287,6 +294,9 @@ def db_upgrade() -> None:
     from .db.migrate import upgrade
 
     db = _database()
+    if not db.owner_url:
+        typer.echo("medledger: db upgrade needs the owner's DATABASE_URL", err=True)
+        raise typer.Exit(2)
     upgrade(db.owner_url)
     typer.echo("medledger: database schema is current", err=True)
 
@@ -294,11 +304,9 @@ def db_upgrade() -> None:
 @projections_app.command("rebuild")
 def projections_rebuild(batch_size: Annotated[int, typer.Option(help="Events per batch.")] = 5_000) -> None:
     """Drop every projection and rebuild it from the ledger alone."""
-    from .db.migrate import upgrade
     from .replay import Replayer
 
-    db = _database()
-    upgrade(db.owner_url)
+    db = _prepared()
     with progress_bar("rebuild", None) as bar:
         report = asyncio.run(Replayer(db, batch_size=batch_size, progress=bar.reached).rebuild())
     typer.echo(f"medledger: projections rebuilt from {report.events} ledger events", err=True)
@@ -313,10 +321,10 @@ def parked_sweep(
 
     from .service import LedgerService
 
-    db = _database()
+    db = _prepared()
 
     async def run():
-        async with LedgerService(db, park_ttl=timedelta(days=ttl_days)) as service:
+        async with LedgerService(db, park_ttl=timedelta(days=ttl_days), prepare_schema=False) as service:
             return await service.sweep(on_published=lambda records: [
                 sys.stdout.write(dumps(r) + "\n") for r in records])
 

@@ -61,12 +61,19 @@ class Recorded:
 def split_segments(items: Sequence[Incoming]) -> list[list[Incoming]]:
     segments: list[list[Incoming]] = [[]]
     for item in items:
-        if item.event.event_type == YEAR_CLOSE:
+        if item.event is not None and item.event.event_type == YEAR_CLOSE:
             segments.append([item])
             segments.append([])
         else:
             segments[-1].append(item)
     return [segment for segment in segments if segment]
+
+
+def unreadable(rows: BatchRows, item: Incoming) -> None:
+    """Input that never became an event: refused and kept, with no ledger position."""
+    error = item.error
+    rows.reject(None, error.event_id, item.source, error.reason, error.detail, item.raw,
+                shown_id=error.event_id or item.position)
 
 
 def apply_one(book: Book, rows: BatchRows, seq: int, item: Incoming) -> bool:
@@ -92,31 +99,34 @@ class Pipeline:
 
     async def run(self, items: Sequence[Incoming]) -> None:
         for segment in split_segments(items):
-            if segment[0].event.event_type == YEAR_CLOSE:
+            first = segment[0].event
+            if first is not None and first.event_type == YEAR_CLOSE:
                 await self._close_year(segment[0])
             else:
                 await self._segment(segment)
 
     async def _segment(self, items: list[Incoming]) -> None:
         registry = self.registry_for(items[0])
-        released = await self.parking.waiting_for(items) if self.parking else {}
-        extra = [i.event for waiting in released.values() for i in waiting]
-        book = await load_book(self.raw, self.names, registry, [i.event for i in items] + extra)
+        events = [item.event for item in items if item.event is not None]
+        waiting = await self.parking.waiting_for(events) if self.parking else {}
+        extra = [i.event for queue in waiting.values() for i in queue]
+        book = await load_book(self.raw, self.names, registry, events + extra)
         rows = BatchRows()
         for item in items:
+            if item.error is not None:
+                unreadable(rows, item)
+                continue
             event = item.event
             key = (event.region, event.member_id)
             if self.parking and self.parking.should_park(item, book):
                 self.parking.park(item, rows)
-                released.setdefault(key, []).append(item)
+                waiting.setdefault(key, []).append(item)
                 continue
             accepted = apply_one(book, rows, self.sequencer.next(item, rows), item)
-            if accepted and event.event_type == "member.enrolled" and released.get(key):
-                for waiting in released.pop(key):
-                    apply_one(book, rows, self.sequencer.next(waiting, rows), waiting)
-                    self.parking.release(waiting, rows)
-        if self.parking:
-            self.parking.settle_in_batch(rows)
+            if accepted and event.event_type == "member.enrolled" and waiting.get(key):
+                # What waited for this enrolment, in the order it arrived; once in the ledger it waits no more.
+                for queued in waiting.pop(key):
+                    apply_one(book, rows, self.sequencer.next(queued, rows), queued)
         await self.write(rows, registry)
         self.published.extend(rows.published)
 
@@ -151,12 +161,14 @@ class Pipeline:
 
 class Parking:
     """Visit and account events for members not yet enrolled wait here; an enrolment releases them in the order
-    they arrived. One that waits longer than its time is refused (sweep)."""
+    they arrived. The waiting room is append-only: an event waits while it is parked and not yet in the ledger,
+    so nothing can make it disappear. One that waits too long is refused (`LedgerService.sweep`)."""
+
+    WAITING = ("FROM parked_events p WHERE NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = p.event_id) "
+               "AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = p.event_id AND r.seq IS NULL)")
 
     def __init__(self, raw, now: datetime, arrival: int):
         self.raw, self.now, self.arrival = raw, now, arrival
-        self._parked_here: set[str] = set()
-        self._released_here: set[str] = set()
 
     def should_park(self, item: Incoming, book: Book) -> bool:
         event = item.event
@@ -168,36 +180,40 @@ class Parking:
         event = item.event
         rows.parked.append((event.event_id, event.region, event.member_id, item.payload, item.source, self.now,
                             self.arrival))
-        self._parked_here.add(event.event_id)
         rows.published.append({"parked": event.event_id, "member_id": event.member_id, "region": event.region,
                                "detail": f"member {event.member_id} is not enrolled yet; waiting for the enrolment"})
 
-    def release(self, item: Incoming, rows: BatchRows) -> None:
-        if item.event.event_id in self._parked_here:
-            self._released_here.add(item.event.event_id)
-        else:
-            rows.released.append(item.event.event_id)
-
-    def settle_in_batch(self, rows: BatchRows) -> None:
-        """Parked and released within one batch: never written to the waiting room at all."""
-        if self._released_here:
-            rows.parked = [row for row in rows.parked if row[0] not in self._released_here]
-
-    async def waiting_for(self, items: Sequence[Incoming]) -> dict[tuple[str, str], list[Incoming]]:
-        keys = {(i.event.region, i.event.member_id) for i in items if i.event.event_type == "member.enrolled"}
+    async def waiting_for(self, events: Sequence) -> dict[tuple[str, str], list[Incoming]]:
+        keys = {(e.region, e.member_id) for e in events if e.event_type == "member.enrolled"}
         waiting: dict[tuple[str, str], list[Incoming]] = defaultdict(list)
         if not keys:
             return waiting
         regions, members = zip(*keys)
         rows = await self.raw.fetch(
-            "SELECT p.region, p.member_id, p.payload, p.source, p.event_id FROM parked_events p "
-            "JOIN unnest($1::text[], $2::text[]) AS k(region, member_id) "
-            "ON p.region = k.region AND p.member_id = k.member_id ORDER BY p.arrival",
+            "SELECT p.region, p.member_id, p.payload, p.source, p.event_id " + self.WAITING +
+            " AND (p.region, p.member_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY p.arrival",
             list(regions), list(members),
         )
         for region, member_id, payload, source, event_id in rows:
-            item = decode(payload, source or f"parked:{event_id}", event_id)
-            item._payload = payload
-            waiting[(region, member_id)].append(item)
+            waiting[(region, member_id)].append(revive(payload, source, event_id))
         return waiting
 
+    async def expired(self, cutoff: datetime, limit: int, ttl) -> list[Incoming]:
+        rows = await self.raw.fetch(
+            "SELECT p.event_id, p.payload, p.source, p.parked_at " + self.WAITING +
+            " AND p.parked_at < $1 ORDER BY p.arrival LIMIT $2", cutoff, limit,
+        )
+        items = []
+        for event_id, payload, source, parked_at in rows:
+            item = revive(payload, source, event_id)
+            item.expired = f"parked since {parked_at.isoformat()} and no enrolment arrived within {ttl}"
+            items.append(item)
+        return items
+
+
+def revive(payload: str, source: str | None, event_id: str) -> Incoming:
+    """A parked event as it was received; its canonical bytes are the ones parked."""
+    item = decode(payload, source or f"parked:{event_id}", event_id)
+    if item.event is not None:
+        item._payload = payload
+    return item

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -17,8 +18,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-import orjson
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from policies.outputs import IncentiveEvaluation, Movement, Settlement
 from policies.parameters import ParameterSet, parse_parameters
@@ -26,6 +25,7 @@ from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
 from .chain import ChainBreak
+from .db.connect import service_engine
 from .db.event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
 from .db.projection_store import PROJECTIONS, Names, as_json, create_shadow, write_projections, write_settlements
 from .db.server import Database
@@ -96,56 +96,69 @@ class Replayer:
 
     async def _run(self, mode: str, what_if: ParameterSet | None = None) -> ReplayReport:
         report = ReplayReport()
-        engine = create_async_engine(self.db.app_url, pool_size=1, max_overflow=0, json_deserializer=orjson.loads)
+        engine = service_engine(self.db)
         names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
         try:
             async with engine.connect() as connection:
                 raw = await driver(connection)
-                total = await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
-                parameter_sets = {digest: content for digest, content in
-                                  await raw.fetch("SELECT digest, content FROM parameter_sets")}
+                self._raw = raw
                 async with transaction(connection):
                     await create_shadow(raw, SHADOW)
-                # A rebuild is one transaction under the append lock, so nobody sees half-rebuilt projections;
-                # a verify or what-if commits batch by batch into its own temporary tables.
-                rebuild = mode == "rebuild"
-                async with transaction(connection) if rebuild else nullcontext():
-                    if rebuild:
+                if mode == "rebuild":
+                    # One transaction under the append lock: nobody sees half-rebuilt projections.
+                    async with transaction(connection):
                         await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
                         for table in PROJECTIONS:
                             await raw.execute(f"TRUNCATE {table}")
-                    after = 0
-                    while True:
-                        rows = await raw.fetch(
-                            "SELECT seq, event_id, payload, params_digest, source FROM ledger_events "
-                            "WHERE seq > $1 ORDER BY seq LIMIT $2", after, self.batch_size,
-                        )
-                        if not rows:
-                            break
-                        async with nullcontext() if rebuild else transaction(connection):
-                            await self._batch(raw, names, rows, parameter_sets, what_if, mode, report)
-                        after = rows[-1][0]
-                        report.events += len(rows)
-                        self.progress(after, total)
+                        await self._walk(raw, connection, names, 0, what_if, mode, report, per_batch=False)
+                    return report
+                # Batch by batch into temporary tables while ingest goes on; then the last stretch, the
+                # comparison of projections and the chain under the append lock, against one still ledger.
+                after = await self._walk(raw, connection, names, 0, what_if, mode, report, per_batch=True)
                 if mode == "verify":
                     async with transaction(connection):
+                        await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
+                        await self._walk(raw, connection, names, after, what_if, mode, report, per_batch=False)
                         for projection in PROJECTIONS:
                             report.projection_differences[projection] = await self._diff(
                                 raw, projection, getattr(SHADOW, projection))
                         report.chain_breaks = await PostgresEventStore(connection).verify()
+                        await self._check_parameter_sets(raw, report)
         finally:
             await engine.dispose()
         return report
 
-    def _registry(self, digest: str, parameter_sets: dict[str, str], what_if: ParameterSet | None
-                  ) -> PolicyRegistry:
+    async def _walk(self, raw, connection, names: Names, after: int, what_if, mode: str, report: ReplayReport,
+                    per_batch: bool) -> int:
+        total = await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
+        while True:
+            rows = await raw.fetch(
+                "SELECT seq, event_id, payload, params_digest, source FROM ledger_events "
+                "WHERE seq > $1 ORDER BY seq LIMIT $2", after, self.batch_size,
+            )
+            if not rows:
+                return after
+            async with transaction(connection) if per_batch else nullcontext():
+                await self._batch(raw, names, rows, what_if, mode, report)
+            after = rows[-1][0]
+            report.events += len(rows)
+            self.progress(after, max(total, after))
+
+    async def _check_parameter_sets(self, raw, report: ReplayReport) -> None:
+        """A parameter set is recorded under the sha256 of its text: anything else was put there by hand."""
+        for digest, content in await raw.fetch("SELECT digest, content FROM parameter_sets"):
+            if hashlib.sha256(content.encode("utf-8")).hexdigest() != digest:
+                report.differ(0, f"parameter set {digest[:16]}", "its text does not hash to its digest")
+
+    async def _registry(self, digest: str, what_if: ParameterSet | None) -> PolicyRegistry:
         key = digest if what_if is None else f"what-if/{digest}"
         if key not in self._registries:
-            recorded = parse_parameters(parameter_sets[digest], f"parameter set {digest[:12]}")
+            content = await self._raw.fetchval("SELECT content FROM parameter_sets WHERE digest = $1", digest)
+            recorded = parse_parameters(content, f"parameter set {digest[:12]}")
             self._registries[key] = PolicyRegistry(recorded if what_if is None else recorded.merged(what_if))
         return self._registries[key]
 
-    async def _batch(self, raw, names: Names, rows, parameter_sets, what_if, mode, report: ReplayReport) -> None:
+    async def _batch(self, raw, names: Names, rows, what_if, mode, report: ReplayReport) -> None:
         sequencer = Recorded()
         items: list[Incoming] = []
         digests: dict[str, str] = {}
@@ -173,7 +186,7 @@ class Replayer:
             end = start
             while end < len(items) and digests[items[end].event.event_id] == digest:
                 end += 1
-            registry = self._registry(digest, parameter_sets, what_if)
+            registry = await self._registry(digest, what_if)
             pipeline = Pipeline(raw, names, lambda item, r=registry: r, sequencer, write)
             await pipeline.run(items[start:end])
             start = end

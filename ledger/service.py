@@ -12,15 +12,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from policies.parameters import parse_parameters
 from policies.registry import PolicyRegistry
 
-from .batch import BatchRows
+from .batch import BatchRows, unreadable_digest
+from .db.connect import service_engine
 from .db.event_store import PostgresEventStore, driver, transaction
-from .db.migrate import upgrade
+from .db.migrate import prepare
 from .db.projection_store import Names, write_ledger, write_projections
 from .db.server import Database
 from .intake import Incoming
@@ -62,7 +62,7 @@ class IngestStats:
 class LedgerService:
     def __init__(self, db: Database, parameters_text: str = "", parameters_source: str | None = None,
                  batch_size: int = 2_000, park_ttl: timedelta = DEFAULT_PARK_TTL,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), prepare_schema: bool = True):
         self.db = db
         self.parameters_text = parameters_text
         self.digest = parameters_digest(parameters_text)
@@ -71,10 +71,12 @@ class LedgerService:
         self.park_ttl = park_ttl
         self.clock = clock
         self.engine: AsyncEngine | None = None
+        self.prepare_schema = prepare_schema
 
     async def __aenter__(self) -> LedgerService:
-        upgrade(self.db.owner_url)
-        self.engine = create_async_engine(self.db.app_url, pool_size=4, max_overflow=4, json_deserializer=orjson.loads)
+        if self.prepare_schema:
+            prepare(self.db)
+        self.engine = service_engine(self.db, pool_size=4)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -95,61 +97,63 @@ class LedgerService:
             await self._batch(batch, stats, on_published)
         return stats
 
-    async def _batch(self, items: list[Incoming], stats: IngestStats, on_published, expired: bool = False) -> None:
-        stats.read += len(items)
+    async def _batch(self, items: list[Incoming], stats: IngestStats, on_published,
+                     expired_before: datetime | None = None) -> int:
+        """One transaction under the append lock. With `expired_before`, the batch is the parked events that
+        waited longer than that, selected under the lock so no other writer can release or refuse them too."""
         async with self.engine.connect() as connection, transaction(connection):
             store = PostgresEventStore(connection)
             await store.lock()
-            await store.record_parameters(self.digest, self.parameters_text)
             raw = await driver(connection)
-            rows = BatchRows()
-            valid: list[Incoming] = []
-            for item in items:
-                if item.error is not None:
-                    error = item.error
-                    rows.reject(None, error.event_id, item.source, error.reason, error.detail, item.raw,
-                                shown_id=error.event_id or item.position)
-                    stats.invalid += 1
-                else:
-                    valid.append(item)
-            fresh = valid if expired else await self._unseen(store, raw, valid, stats)
-            if rows.rejections:
-                await write_ledger(raw, rows)
             seq, prev = await store.head()
             sequencer = Sequencer(seq, prev, self.digest)
             arrival = await raw.fetchval("SELECT coalesce(max(arrival), 0) FROM parked_events")
             parking = Parking(raw, self.clock(), arrival)
+            if expired_before is not None:
+                items = await parking.expired(expired_before, self.batch_size, self.park_ttl)
+                stats.expired += len(items)
+                fresh = items
+            else:
+                fresh = await self._unseen(store, raw, items, stats)
+            stats.read += len(items)
+            stats.invalid += sum(1 for item in fresh if item.error is not None)
 
             async def write(batch_rows: BatchRows, registry) -> None:
+                if batch_rows.events:
+                    await store.record_parameters(self.digest, self.parameters_text)
                 await store.write(batch_rows.events)
                 await write_ledger(raw, batch_rows)
                 await write_projections(raw, LIVE, batch_rows, registry)
 
             pipeline = Pipeline(raw, LIVE, lambda item: self.registry, sequencer, write, parking)
             await pipeline.run(fresh)
-            if expired:
-                await raw.execute("DELETE FROM parked_events WHERE event_id = ANY($1::text[])",
-                                  [item.event.event_id for item in fresh])
             stats.appended += sequencer.seq - seq
-        published = rows.published + pipeline.published
-        stats.add(published)
+        stats.add(pipeline.published)
         if on_published is not None:
-            on_published(published)
+            on_published(pipeline.published)
+        return len(items)
 
     async def _unseen(self, store: PostgresEventStore, raw, items: list[Incoming], stats: IngestStats
                       ) -> list[Incoming]:
-        """Drop repeats: already in the ledger, waiting in the parking area, or earlier in this batch."""
-        ids = [item.event.event_id for item in items]
+        """Drop repeats: an event already in the ledger or in the parking area, unreadable input already refused,
+        or either earlier in this batch. A repeat is acknowledged, never applied or recorded twice."""
+        ids = [item.event.event_id for item in items if item.event is not None]
         seen = await store.known(ids)
         if ids:
             seen |= {row[0] for row in await raw.fetch(
                 "SELECT event_id FROM parked_events WHERE event_id = ANY($1::text[])", ids)}
+        digests = [unreadable_digest(item.raw) for item in items if item.error is not None]
+        if digests:
+            seen |= {row[0] for row in await raw.fetch(
+                "SELECT payload_digest FROM ledger_rejections WHERE seq IS NULL AND payload_digest = ANY($1::text[])",
+                digests)}
         fresh = []
         for item in items:
-            if item.event.event_id in seen:
+            key = item.event.event_id if item.event is not None else unreadable_digest(item.raw)
+            if key in seen:
                 stats.duplicates += 1
                 continue
-            seen.add(item.event.event_id)
+            seen.add(key)
             fresh.append(item)
         return fresh
 
@@ -159,24 +163,6 @@ class LedgerService:
         reason, so nothing is lost."""
         stats = stats or IngestStats()
         cutoff = (now or self.clock()) - self.park_ttl
-        async with self.engine.connect() as connection:
-            raw = await driver(connection)
-            rows = await raw.fetch(
-                "SELECT event_id, payload, source, parked_at FROM parked_events WHERE parked_at < $1 "
-                "ORDER BY arrival", cutoff,
-            )
-        if not rows:
-            return stats
-        from .intake import decode
-
-        items = []
-        for event_id, payload, source, parked_at in rows:
-            item = decode(payload, source or f"parked:{event_id}", event_id)
-            item._payload = payload
-            item.expired = (f"parked since {parked_at.isoformat()} and no enrolment arrived within "
-                            f"{self.park_ttl}")
-            items.append(item)
-        stats.expired += len(items)
-        for start in range(0, len(items), self.batch_size):
-            await self._batch(items[start:start + self.batch_size], stats, on_published, expired=True)
+        while await self._batch([], stats, on_published, expired_before=cutoff):
+            pass
         return stats

@@ -64,3 +64,37 @@ async def _set_app_password(owner_url: str, password: str) -> None:
         await connection.execute(statement)
     finally:
         await connection.close()
+
+
+class SchemaNotCurrent(RuntimeError):
+    pass
+
+
+def prepare(db) -> None:
+    """At start-up: migrate with the owner's URL when there is one; a service given only its own role's URL
+    (MEDLEDGER_APP_DATABASE_URL) never holds the owner's rights, and refuses to run on an old schema."""
+    if db.owner_url:
+        upgrade(db.owner_url)
+        return
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
+    current: list[str | None] = []
+
+    async def read() -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(db.app_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        try:
+            current.append(await connection.fetchval("SELECT version_num FROM alembic_version"))
+        except asyncpg.UndefinedTableError:
+            current.append(None)
+        finally:
+            await connection.close()
+
+    _on_a_thread(lambda: asyncio.run(read()))
+    if current[0] != head:
+        raise SchemaNotCurrent(
+            f"the database schema is at {current[0] or 'nothing'}, medledger needs {head}: "
+            f"run `medledger db upgrade` with the owner's DATABASE_URL"
+        )

@@ -116,8 +116,8 @@ async def region_member_chunks(raw, names: Names, region: str, size: int):
     after = ""
     while True:
         rows = await raw.fetch(
-            f"SELECT member_id, state FROM {names.member_state} WHERE region = $1 AND member_id > $2 "
-            f"ORDER BY member_id LIMIT $3",
+            f'SELECT member_id, state FROM {names.member_state} WHERE region = $1 AND member_id COLLATE "C" > $2 '
+            f'ORDER BY member_id COLLATE "C" LIMIT $3',
             region, after, size,
         )
         if not rows:
@@ -147,8 +147,14 @@ async def write_projections(raw, names: Names, rows: BatchRows, registry: Policy
         await _upsert(raw, names.member_state, ("region", "member_id", "state", "last_seq"),
                       ("region", "member_id"), states)
     years = rows.year_rows(registry)
+    if rows.touched:
+        # A touched member's years are rewritten whole, so no year survives that its state no longer has.
+        regions, members = zip(*rows.touched)
+        await raw.execute(
+            f"DELETE FROM {names.member_year} y USING unnest($1::text[], $2::text[]) AS k(region, member_id) "
+            f"WHERE y.region = k.region AND y.member_id = k.member_id", list(regions), list(members))
     if years:
-        await _upsert(raw, names.member_year, member_year.COLUMNS, ("region", "member_id", "year"), years)
+        await raw.copy_records_to_table(names.member_year, records=years, columns=member_year.COLUMNS)
     fund = rows.fund.rows()
     if fund:
         await raw.executemany(
@@ -172,7 +178,7 @@ SETTLEMENT_COLUMNS = ("settlement_id", "seq", "event_id", "region", "member_id",
 MOVEMENT_COLUMNS = ("movement_id", "seq", "region", "member_id", "kind", "purpose", "amount", "balance_after",
                     "policy_id", "record")
 INCENTIVE_COLUMNS = ("seq", "region", "member_id", "year", "record")
-REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload")
+REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload", "payload_digest")
 PARKED_COLUMNS = ("event_id", "region", "member_id", "payload", "source", "parked_at", "arrival")
 
 
@@ -192,5 +198,3 @@ async def write_ledger(raw, rows: BatchRows) -> None:
         await raw.copy_records_to_table("ledger_rejections", records=rows.rejections, columns=REJECTION_COLUMNS)
     if rows.parked:
         await raw.copy_records_to_table("parked_events", records=rows.parked, columns=PARKED_COLUMNS)
-    if rows.released:
-        await raw.execute("DELETE FROM parked_events WHERE event_id = ANY($1::text[])", rows.released)

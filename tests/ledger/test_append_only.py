@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from tests import builders as b
 from tests.ledger.helpers import example_lines, execute, fetch, ingest, verify
 
 A_COLUMN = {"ledger_events": "source", "ledger_settlements": "record", "ledger_movements": "record",
-            "ledger_incentives": "record", "ledger_rejections": "reason", "parameter_sets": "content"}
+            "ledger_incentives": "record", "ledger_rejections": "reason", "parameter_sets": "content",
+            "parked_events": "payload"}
 LEDGER_TABLES = tuple(A_COLUMN)
 
 
 @pytest.fixture
 def filled(database):
-    ingest(database, example_lines("nanjing") + ["not an event"])
+    b.fresh()
+    waits = b.visit("NOT-YET", b.NANJING, on="2023-05-01")
+    ingest(database, example_lines("nanjing") + ["not an event", b.as_line(waits)])
     for table in LEDGER_TABLES:
         assert fetch(database, f"SELECT count(*) FROM {table}")[0][0] > 0, table
     return database
@@ -65,3 +69,12 @@ def test_a_forged_settlement_is_caught_by_re_derivation(filled):
     report = verify(filled)
     assert not report.ok and not report.chain_breaks
     assert any("fund_paid" in d.detail for d in report.differences)
+
+
+def test_a_parameter_set_whose_text_does_not_match_its_digest_is_reported(filled):
+    execute(filled, "ALTER TABLE parameter_sets DISABLE TRIGGER USER", owner=True)
+    execute(filled, "UPDATE parameter_sets SET content = '# forged' WHERE content = ''", owner=True)
+    execute(filled, "ALTER TABLE parameter_sets ENABLE TRIGGER USER", owner=True)
+    report = verify(filled)
+    assert not report.ok
+    assert any("does not hash to its digest" in d.detail for d in report.differences)

@@ -90,3 +90,29 @@ def test_a_batch_that_fails_half_way_leaves_nothing_behind(database, monkeypatch
     monkeypatch.undo()
     stats, _ = ingest(database, lines, batch_size=100)
     assert stats.appended == 20 and stats.duplicates == 0
+
+
+def test_unreadable_input_is_published_in_its_place_and_recorded_once(database):
+    b.fresh()
+    lines = [b.as_line(b.enrolled("M1", b.NANJING)), "{not json",
+             b.as_line(b.visit("M1", b.NANJING, on="2023-03-01", items=[b.line("800.00")])), "[]"]
+    stats, published = ingest(database, lines)
+    assert _without_seq(published) == _without_seq(settle_lines(lines))
+    again, republished = ingest(database, lines)
+    assert republished == [] and again.duplicates == len(lines)
+    assert fetch(database, "SELECT count(*) FROM ledger_rejections")[0][0] == 2
+
+
+def test_member_years_do_not_depend_on_batch_boundaries_across_a_re_enrolment(database):
+    from tests.ledger.helpers import verify
+
+    b.fresh()
+    events = [b.enrolled("RE", b.NANJING, on="2023-01-01"), b.visit("RE", b.NANJING, on="2023-03-01"),
+              b.terminated("RE", b.NANJING, on="2023-06-01", reason="transfer_out"),
+              b.enrolled("RE", b.NANJING, on="2024-01-01"), b.visit("RE", b.NANJING, on="2024-03-01")]
+    ingest(database, [b.as_line(e) for e in events], batch_size=1)
+    years = [r["year"] for r in fetch(database, "SELECT year FROM member_year WHERE member_id = 'RE' ORDER BY year")]
+    assert years == [2023, 2024]
+    for batch_size in (1, 1000):
+        report = verify(database, batch_size=batch_size)
+        assert report.ok, report.projection_differences

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tests import builders as b
-from tests.ledger.helpers import fetch, ingest, records, sweep, verify
+from tests.ledger.helpers import fetch, ingest, records, sweep, verify, waiting
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=timezone.utc)
 
@@ -23,12 +23,12 @@ def test_parked_events_settle_in_arrival_order_when_the_enrolment_arrives_later(
     contribution, visit, reversal, enrolment = _late_enrolment_stream()
     stats, published = ingest(database, [b.as_line(e) for e in (contribution, visit, reversal)], now=T0)
     assert stats.parked == 3 and not records(published, "settlement_id") and not records(published, "rejected")
-    assert [r["event_id"] for r in fetch(database, "SELECT event_id FROM parked_events ORDER BY arrival")] == [
-        contribution["event_id"], visit["event_id"], reversal["event_id"]]
+    assert waiting(database) == [contribution["event_id"], visit["event_id"], reversal["event_id"]]
     assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 0
 
     stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=1))
-    assert fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 0
+    assert waiting(database) == []
+    assert fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 3  # kept: where and when they waited
     order = [r["event_id"] for r in fetch(database, "SELECT event_id FROM ledger_events ORDER BY seq")]
     assert order == [enrolment["event_id"], contribution["event_id"], visit["event_id"], reversal["event_id"]]
     settled, reversed_ = records(published, "settlement_id")
@@ -42,21 +42,56 @@ def test_a_repeat_of_a_parked_event_is_acknowledged_not_parked_twice(database):
     ingest(database, [b.as_line(contribution)], now=T0)
     stats, _ = ingest(database, [b.as_line(contribution)], now=T0)
     assert stats.duplicates == 1 and stats.parked == 0
-    assert fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 1
+    assert waiting(database) == [contribution["event_id"]]
 
 
-def test_parked_and_released_within_one_batch_never_touches_the_waiting_room(database):
+def test_parked_and_released_within_one_batch(database):
     contribution, visit, reversal, enrolment = _late_enrolment_stream()
     stats, published = ingest(database, [b.as_line(e) for e in (visit, enrolment)], now=T0, batch_size=10)
     assert records(published, "settlement_id")[0]["visit_id"] == visit["visit_id"]
-    assert fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 0
+    assert waiting(database) == []
+
+
+def test_parked_before_a_year_close_and_released_after_it_in_one_batch(database):
+    """The close splits the batch in two segments; the release must still leave nothing waiting, and a later
+    sweep must find nothing to refuse."""
+    contribution, visit, reversal, enrolment = _late_enrolment_stream()
+    close = b.year_closed(b.NANJING, 2022)
+    stats, published = ingest(database, [b.as_line(e) for e in (visit, close, enrolment)], now=T0, batch_size=10)
+    assert records(published, "settlement_id")[0]["visit_id"] == visit["visit_id"]
+    assert waiting(database) == []
+    stats, _ = sweep(database, now=T0 + timedelta(days=60), park_ttl=timedelta(days=30))
+    assert stats.expired == 0
+    assert verify(database).ok
+
+
+def test_two_sweeps_at_once_refuse_an_expired_event_once(database):
+    import threading
+
+    contribution, visit, reversal, enrolment = _late_enrolment_stream()
+    ingest(database, [b.as_line(visit)], now=T0)
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(sweep(database, now=T0 + timedelta(days=40), park_ttl=timedelta(days=30))[0].expired)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and sorted(results) == [0, 1]
+    assert fetch(database, "SELECT count(*) FROM ledger_rejections")[0][0] == 1
 
 
 def test_a_parked_event_older_than_the_parking_time_is_refused_with_the_reason(database):
     contribution, visit, reversal, enrolment = _late_enrolment_stream()
     ingest(database, [b.as_line(visit)], now=T0)
     stats, published = sweep(database, now=T0 + timedelta(days=3), park_ttl=timedelta(days=7))
-    assert stats.expired == 0 and fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 1
+    assert stats.expired == 0 and waiting(database) == [visit["event_id"]]
 
     stats, published = sweep(database, now=T0 + timedelta(days=8), park_ttl=timedelta(days=7))
     assert stats.expired == 1
@@ -65,7 +100,7 @@ def test_a_parked_event_older_than_the_parking_time_is_refused_with_the_reason(d
     (kept,) = fetch(database, "SELECT r.reason, e.event_id FROM ledger_rejections r JOIN ledger_events e "
                               "ON e.seq = r.seq")
     assert kept["event_id"] == visit["event_id"]
-    assert fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 0
+    assert waiting(database) == []
     assert verify(database).ok
 
     # the enrolment arriving afterwards finds nothing waiting: the visit was refused, not lost

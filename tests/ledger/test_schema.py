@@ -49,3 +49,32 @@ def test_the_owner_gives_the_service_role_its_password_when_one_is_configured(da
                    owner=True)
     assert row["set"]
     fetch(database, "ALTER ROLE medledger_app PASSWORD NULL", owner=True)
+
+
+def test_given_only_the_service_role_medledger_runs_without_the_owners_rights(database, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+    from tests.ledger.helpers import EXAMPLES
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MEDLEDGER_APP_DATABASE_URL", database.app_url)
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", str(EXAMPLES / "nanjing.jsonl"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 81
+    refused = runner.invoke(app, ["db", "upgrade"])
+    assert refused.exit_code == 2 and "owner" in refused.stderr
+
+
+def test_a_service_role_alone_refuses_an_old_schema(database, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+    from tests.ledger.helpers import execute
+
+    execute(database, "UPDATE alembic_version SET version_num = 'older'", owner=True)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MEDLEDGER_APP_DATABASE_URL", database.app_url)
+    result = CliRunner().invoke(app, ["replay", "--verify"])
+    assert result.exit_code == 2 and "medledger db upgrade" in result.stderr

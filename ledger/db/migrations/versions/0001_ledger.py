@@ -1,5 +1,8 @@
 """The append-only ledger, its guards and role, the parking area and the projections.
 
+The parking area is append-only too: an event waits while it is in `parked_events` and not yet in
+`ledger_events` (nor refused as unreadable), so no statement can make a waiting event disappear.
+
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-22
@@ -13,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 LEDGER_TABLES = ("parameter_sets", "ledger_events", "ledger_settlements", "ledger_movements", "ledger_incentives",
-                 "ledger_rejections")
+                 "ledger_rejections", "parked_events")
 PROJECTIONS = ("member_state", "member_year", "fund_totals", "closed_years", "account_payments")
 
 SCHEMA = """
@@ -84,16 +87,19 @@ CREATE TABLE ledger_incentives (
 );
 
 CREATE TABLE ledger_rejections (
-    rejection_id bigserial PRIMARY KEY,
-    seq          bigint REFERENCES ledger_events (seq),
-    event_id     text,
-    source       text,
-    reason       text NOT NULL,
-    detail       text NOT NULL,
-    payload      text NOT NULL,
-    recorded_at  timestamptz NOT NULL DEFAULT now()
+    rejection_id   bigserial PRIMARY KEY,
+    seq            bigint REFERENCES ledger_events (seq),
+    event_id       text,
+    source         text,
+    reason         text NOT NULL,
+    detail         text NOT NULL,
+    payload        text NOT NULL,
+    payload_digest text,
+    recorded_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ledger_rejections_seq ON ledger_rejections (seq);
+CREATE INDEX ledger_rejections_event ON ledger_rejections (event_id);
+CREATE INDEX ledger_rejections_unread ON ledger_rejections (payload_digest) WHERE seq IS NULL;
 
 CREATE TABLE parked_events (
     event_id  text PRIMARY KEY,
@@ -208,12 +214,14 @@ def upgrade() -> None:
             f"FOR EACH STATEMENT EXECUTE FUNCTION medledger_refuse_change()"
         )
     op.execute(ROLE)
+    op.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     op.execute("GRANT USAGE ON SCHEMA public TO medledger_app")
+    op.execute("GRANT SELECT ON alembic_version TO medledger_app")
     for table in LEDGER_TABLES:
         op.execute(f"REVOKE ALL ON {table} FROM medledger_app")
         op.execute(f"GRANT SELECT, INSERT ON {table} TO medledger_app")
     op.execute("GRANT USAGE ON SEQUENCE ledger_rejections_rejection_id_seq TO medledger_app")
-    for table in (*PROJECTIONS, "parked_events", "consumer_offsets"):
+    for table in (*PROJECTIONS, "consumer_offsets"):
         op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON {table} TO medledger_app")
     # Replay builds fresh projections in temporary tables.
     op.execute("DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO medledger_app', current_database()); END $$")

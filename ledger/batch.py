@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import orjson
@@ -15,6 +14,7 @@ from policies.summary import years_of
 from projections import member_year
 from projections.fund_totals import FundTotals
 
+from .chain import text_digest
 from .codec import deltas_to_json, state_to_json
 from .records import rejection_wire, wire
 from .store import StoredEvent
@@ -22,10 +22,6 @@ from .store import StoredEvent
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
-
-
-def unreadable_digest(raw: str) -> str:
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -85,7 +81,7 @@ class BatchRows:
                payload: str, shown_id: str | int | None = None) -> None:
         if seq is not None:
             self.derived[seq] = [("rejected", reason)]
-        digest = unreadable_digest(payload) if seq is None else None
+        digest = text_digest(payload) if seq is None else None
         self.rejections.append((seq, event_id, source, reason, detail, payload, digest))
         try:
             parsed = json.loads(payload)

@@ -15,6 +15,11 @@ def canonical(event) -> str:
                       ensure_ascii=False)
 
 
+def text_digest(text: str) -> str:
+    """sha256 of UTF-8 text, hex: the name of a parameter set, the identity of unreadable input."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def link(prev_hash: bytes, seq: int, payload: str) -> bytes:
     return hashlib.sha256(prev_hash + seq.to_bytes(8, "big") + payload.encode("utf-8")).digest()
 

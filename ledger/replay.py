@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -24,7 +23,7 @@ from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
-from .chain import ChainBreak
+from .chain import ChainBreak, text_digest
 from .db.connect import service_engine
 from .db.event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
 from .db.projection_store import PROJECTIONS, Names, as_json, create_shadow, write_projections, write_settlements
@@ -147,7 +146,7 @@ class Replayer:
     async def _check_parameter_sets(self, raw, report: ReplayReport) -> None:
         """A parameter set is recorded under the sha256 of its text: anything else was put there by hand."""
         for digest, content in await raw.fetch("SELECT digest, content FROM parameter_sets"):
-            if hashlib.sha256(content.encode("utf-8")).hexdigest() != digest:
+            if text_digest(content) != digest:
                 report.differ(0, f"parameter set {digest[:16]}", "its text does not hash to its digest")
 
     async def _registry(self, digest: str, what_if: ParameterSet | None) -> PolicyRegistry:

@@ -7,9 +7,8 @@ batch published is handed to the caller only after it committed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from policies.parameters import parse_parameters
 from policies.registry import PolicyRegistry
 
-from .batch import BatchRows, unreadable_digest
+from .batch import BatchRows
+from .chain import text_digest
 from .db.connect import service_engine
 from .db.event_store import PostgresEventStore, driver, transaction
 from .db.migrate import prepare
@@ -28,10 +28,6 @@ from .pipeline import Parking, Pipeline, Sequencer
 
 DEFAULT_PARK_TTL = timedelta(days=30)
 LIVE = Names()
-
-
-def parameters_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -45,7 +41,6 @@ class IngestStats:
     settlements: int = 0
     movements: int = 0
     expired: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, published: list[dict]) -> None:
         for record in published:
@@ -65,7 +60,7 @@ class LedgerService:
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), prepare_schema: bool = True):
         self.db = db
         self.parameters_text = parameters_text
-        self.digest = parameters_digest(parameters_text)
+        self.digest = text_digest(parameters_text)
         self.registry = PolicyRegistry(parse_parameters(parameters_text, parameters_source))
         self.batch_size = batch_size
         self.park_ttl = park_ttl
@@ -142,14 +137,14 @@ class LedgerService:
         if ids:
             seen |= {row[0] for row in await raw.fetch(
                 "SELECT event_id FROM parked_events WHERE event_id = ANY($1::text[])", ids)}
-        digests = [unreadable_digest(item.raw) for item in items if item.error is not None]
+        digests = [text_digest(item.raw) for item in items if item.error is not None]
         if digests:
             seen |= {row[0] for row in await raw.fetch(
                 "SELECT payload_digest FROM ledger_rejections WHERE seq IS NULL AND payload_digest = ANY($1::text[])",
                 digests)}
         fresh = []
         for item in items:
-            key = item.event.event_id if item.event is not None else unreadable_digest(item.raw)
+            key = item.event.event_id if item.event is not None else text_digest(item.raw)
             if key in seen:
                 stats.duplicates += 1
                 continue

@@ -93,8 +93,9 @@ def ingest(
     batch_size: Annotated[int, typer.Option(help="Events per transaction.")] = 2_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
 ) -> None:
-    """Append EVENTS to the durable ledger and settle them; print the same lines as `settle`. Safe to run
-    twice on the same file: an event already in the ledger is acknowledged and not applied again."""
+    """Append EVENTS to the durable ledger and settle them; print what `settle` prints, and a `parked` line for
+    an event that waits for its member's enrolment. Safe to run twice on the same file: an event already in the
+    ledger is acknowledged and not applied again."""
     from .intake import from_lines
     from .service import LedgerService
 

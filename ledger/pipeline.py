@@ -91,9 +91,9 @@ def apply_one(book: Book, rows: BatchRows, seq: int, item: Incoming) -> bool:
 class Pipeline:
     """Runs segments of a batch against the projections named by `names`, writing through `write`."""
 
-    def __init__(self, raw, names: Names, registry_for: Callable[[Incoming], PolicyRegistry], sequencer,
-                 write: Callable, parking: Parking | None = None):
-        self.raw, self.names, self.registry_for = raw, names, registry_for
+    def __init__(self, raw, names: Names, registry: PolicyRegistry, sequencer, write: Callable,
+                 parking: Parking | None = None):
+        self.raw, self.names, self.registry = raw, names, registry
         self.sequencer, self.write, self.parking = sequencer, write, parking
         self.published: list[dict] = []
 
@@ -106,7 +106,7 @@ class Pipeline:
                 await self._segment(segment)
 
     async def _segment(self, items: list[Incoming]) -> None:
-        registry = self.registry_for(items[0])
+        registry = self.registry
         events = [item.event for item in items if item.event is not None]
         waiting = await self.parking.waiting_for(events) if self.parking else {}
         extra = [i.event for queue in waiting.values() for i in queue]
@@ -131,7 +131,7 @@ class Pipeline:
         self.published.extend(rows.published)
 
     async def _close_year(self, item: Incoming) -> None:
-        registry = self.registry_for(item)
+        registry = self.registry
         event = item.event
         rows = BatchRows()
         seq = self.sequencer.next(item, rows)

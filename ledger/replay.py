@@ -186,7 +186,7 @@ class Replayer:
             while end < len(items) and digests[items[end].event.event_id] == digest:
                 end += 1
             registry = await self._registry(digest, what_if)
-            pipeline = Pipeline(raw, names, lambda item, r=registry: r, sequencer, write)
+            pipeline = Pipeline(raw, names, registry, sequencer, write)
             await pipeline.run(items[start:end])
             start = end
         low, high = rows[0][0], rows[-1][0]

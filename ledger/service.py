@@ -120,7 +120,7 @@ class LedgerService:
                 await write_ledger(raw, batch_rows)
                 await write_projections(raw, LIVE, batch_rows, registry)
 
-            pipeline = Pipeline(raw, LIVE, lambda item: self.registry, sequencer, write, parking)
+            pipeline = Pipeline(raw, LIVE, self.registry, sequencer, write, parking)
             await pipeline.run(fresh)
             stats.appended += sequencer.seq - seq
         stats.add(pipeline.published)

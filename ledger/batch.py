@@ -78,11 +78,11 @@ class BatchRows:
                 self.touch(book.member(output.region, output.member_id), seq)
 
     def reject(self, seq: int | None, event_id: str | None, source: str | None, reason: str, detail: str,
-               payload: str, shown_id: str | int | None = None) -> None:
+               payload: str, shown_id: str | int | None = None, policy_id: str | None = None) -> None:
         if seq is not None:
             self.derived[seq] = [("rejected", reason)]
         digest = text_digest(payload) if seq is None else None
-        self.rejections.append((seq, event_id, source, reason, detail, payload, digest))
+        self.rejections.append((seq, event_id, source, reason, detail, payload, digest, policy_id))
         try:
             parsed = json.loads(payload)
         except ValueError:

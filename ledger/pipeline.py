@@ -76,13 +76,21 @@ def unreadable(rows: BatchRows, item: Incoming) -> None:
                 shown_id=error.event_id or item.position)
 
 
+def policy_in_force(book: Book, event) -> str | None:
+    try:
+        return book.policies.on(event.region, event.business_date).policy_id
+    except Rejected:
+        return None
+
+
 def apply_one(book: Book, rows: BatchRows, seq: int, item: Incoming) -> bool:
     event = item.event
     try:
         outputs = Engine(book=book).apply(event, seq)
     except Rejected as rejection:
         detail = f"{item.expired}; {rejection.detail}" if item.expired else rejection.detail
-        rows.reject(seq, event.event_id, item.source, rejection.reason, detail, item.payload)
+        rows.reject(seq, event.event_id, item.source, rejection.reason, detail, item.payload,
+                    policy_id=policy_in_force(book, event))
         return False
     rows.accept(seq, event, outputs, book)
     return True
@@ -139,7 +147,8 @@ class Pipeline:
         try:
             policy = open_close(book, event)
         except Rejected as rejection:
-            rows.reject(seq, event.event_id, item.source, rejection.reason, rejection.detail, item.payload)
+            rows.reject(seq, event.event_id, item.source, rejection.reason, rejection.detail, item.payload,
+                        policy_id=policy_in_force(book, event))
             await self.write(rows, registry)
             self.published.extend(rows.published)
             return

@@ -98,7 +98,8 @@ def payment_requested(book: Book, event, seq: int) -> list:
     lines = [f"policy notes §5: {event.purpose.replace('_', ' ')} is an allowed use in {policy.policy_id}"]
     if beneficiary is not None:
         relation = family_grant(member, beneficiary)
-        lines.append(f"family mutual aid for {beneficiary} ({relation}), authorised by the account holder")
+        lines.append(f"{policy.rules.FAMILY_ARTICLE}: family mutual aid for {beneficiary} ({relation}), authorised "
+                     f"by the account holder")
     if member.account_closed:
         raise Rejected("insufficient_balance", "the account is closed")
     record = movement(member, event, 0, "debit", event.purpose, event.amount, policy.policy_id, lines, beneficiary)

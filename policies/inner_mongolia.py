@@ -18,6 +18,9 @@ from .rejection import Rejected
 from .rules import Credit
 from .visit import FundDecision, VisitContext
 
+DOCUMENT = "004 内政办发〔2021〕82号"
+ACCOUNT_ARTICLE = "004 三"
+FAMILY_ARTICLE = "004 三"
 REGION = "150000"
 INSURANCE_TYPES = frozenset({"employee"})
 PURPOSES = frozenset(

@@ -16,6 +16,9 @@ from .rejection import Rejected
 from .rules import Credit, YearClose
 from .visit import FundDecision, VisitContext
 
+DOCUMENT = "002 宁政规字〔2022〕5号"
+ACCOUNT_ARTICLE = "002 第八条"
+FAMILY_ARTICLE = "002 第八条(八)"
 REGION = "320100"
 INSURANCE_TYPES = frozenset({"employee"})  # 002 第三条: employees only
 PURPOSES = frozenset(

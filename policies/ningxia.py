@@ -13,6 +13,9 @@ from .parameters import Table, table
 from .rules import Credit
 from .visit import FundDecision, VisitContext, pay_under_fund_cap
 
+DOCUMENT = "000 宁医保规发〔2023〕3号, 003 宁医保发〔2023〕103号"
+ACCOUNT_ARTICLE = "000 第八条"
+FAMILY_ARTICLE = "000 第七条"
 REGION = "640000"
 INSURANCE_TYPES = frozenset({"employee"})  # 000 第一条: the employee scheme
 PURPOSES = frozenset({"own_medical", "family_medical", "family_resident_premium", "ltc_premium"})  # 000 第八条

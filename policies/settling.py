@@ -11,7 +11,7 @@ from .guards import active_member, member_on
 from .member import MemberState
 from .money import ZERO, ratio4
 from .outputs import Settlement
-from .registry import REGION_NAMES
+from .registry import REGION_NAMES, REGIONS
 from .rejection import Rejected
 from .rules import Policy
 from .visit import FundDecision, VisitContext, bill_of, rated_facility
@@ -57,7 +57,8 @@ def settle_visit(book: Book, event, seq: int) -> list:
             book_movement(
                 payer,
                 movement(payer, event, 0, "debit", purpose, settlement.account_paid, policy.policy_id,
-                         [f"member share of visit {event.visit_id} paid from the personal account"], beneficiary),
+                         [f"{policy.rules.ACCOUNT_ARTICLE}: member share of visit {event.visit_id} paid from the "
+                          f"personal account"], beneficiary),
             )
         )
     member.move(settlement.deltas)
@@ -71,7 +72,8 @@ def decide(book: Book, policy: Policy, member: MemberState, event, seq: int, day
     retired = status.person_type == "retired"
     bill = bill_of(event.items)
     facility = rated_facility(event)
-    lines = [f"{policy.policy_id}: {status.insurance_type} {status.person_type.replace('_', ' ')}"
+    lines = [f"{policy.policy_id} ({policy.rules.DOCUMENT}): {status.insurance_type} "
+             f"{status.person_type.replace('_', ' ')}"
              + (" (retired from the month after retirement)" if retired and member.retired_on else "")]
     certification = None
     if event.visit_kind == "chronic":
@@ -79,7 +81,8 @@ def decide(book: Book, policy: Policy, member: MemberState, event, seq: int, day
         if certification is None:
             lines.append(f"policy notes §0: not certified for {event.disease_code} on {day}; settled as general outpatient")
     if facility is not None and facility.pharmacy:
-        lines.append(f"external prescription from a {facility.describe()}: settled at the prescriber's rates")
+        lines.append(f"002 第二十三条, 000 第二十八条: external prescription from a {facility.describe()}, "
+                     f"settled at the prescriber's rates")
     if bill.excluded:
         lines.append(f"000 第十二条: {bill.excluded} of health check-up / public health lines is not fund-payable")
     excluded = _common_exclusion(event, facility)
@@ -136,20 +139,24 @@ def _account_payment(book: Book, member: MemberState, event, share, lines) -> tu
         return None, ZERO
     payer_id = event.account_payer_id or member.member_id
     payer = member
+    rules = REGIONS[event.region]
     if payer_id != member.member_id:
         payer = book.member(event.region, payer_id)
         if payer is None:
             raise Rejected("family_not_authorized", f"account payer {payer_id} is not enrolled in region {event.region}")
         relation = family_grant(payer, member.member_id)
-        lines.append(f"family mutual aid (家庭共济): paid from {payer_id}'s account ({relation})")
+        lines.append(f"{rules.FAMILY_ARTICLE}: family mutual aid (家庭共济), paid from {payer_id}'s account "
+                     f"({relation})")
     if not event.designated:
-        lines.append("the personal account pays only at designated facilities; the member share is cash")
+        lines.append(f"{rules.ACCOUNT_ARTICLE}: the personal account pays only at designated facilities; "
+                     f"the member share is cash")
         return payer, ZERO
     if payer.account_closed:
-        lines.append(f"the account of {payer_id} is closed; the member share is cash")
+        lines.append(f"policy notes §5: the account of {payer_id} is closed; the member share is cash")
         return payer, ZERO
     paid = min(payer.balance, share)
-    lines.append(f"personal account pays {paid} of the member share {share} (balance {payer.balance})")
+    lines.append(f"{rules.ACCOUNT_ARTICLE}: the personal account pays {paid} of the member share {share} "
+                 f"(balance {payer.balance})")
     return payer, paid
 
 
@@ -165,10 +172,10 @@ def reverse_visit(book: Book, event, seq: int) -> list:
         raise Rejected("year_closed", f"the visit's year {original.visit_date.year} is closed; it cannot be reversed")
     payer = book.member(event.region, original.payer_id) if original.payer_id else None
     refund = original.account_paid
-    lines = [f"reversal (退费) of settlement {original.settlement_id}: {event.reason}",
+    lines = [f"policy notes §0: reversal (退费) of settlement {original.settlement_id}: {event.reason}",
              "policy notes §0: returns exactly what the settlement consumed"]
     if refund and payer is not None and payer.account_closed:
-        lines.append(f"the account of {payer.member_id} is closed; the refund is paid in cash")
+        lines.append(f"policy notes §5: the account of {payer.member_id} is closed; the refund is paid in cash")
         refund = ZERO
     negated = {name: -getattr(original, name) for name in (
         "total_amount", "out_of_catalog_amount", "pre_self_pay_amount", "in_policy_amount", "deductible_paid",
@@ -196,7 +203,8 @@ def reverse_visit(book: Book, event, seq: int) -> list:
             book_movement(
                 payer,
                 movement(payer, event, 0, "credit", purpose, refund, original.policy_id,
-                         [f"refund of visit {event.visit_id} to the account that paid"], beneficiary),
+                         [f"policy notes §0: refund of visit {event.visit_id} to the account that paid"],
+                         beneficiary),
             )
         )
     member.move(reversal.deltas)

@@ -19,6 +19,9 @@ from .rejection import Rejected
 from .rules import Credit, YearClose
 from .visit import FundDecision, VisitContext, deductible_due
 
+DOCUMENT = "001 威海市门诊共济保障机制实施细则"
+ACCOUNT_ARTICLE = "001 第二十六条"
+FAMILY_ARTICLE = "001 第二十六条"
 REGION = "371000"
 PURPOSES = frozenset(
     {"own_medical", "family_medical", "family_resident_premium", "ltc_premium", "supplementary_insurance"}

@@ -178,7 +178,7 @@ SETTLEMENT_COLUMNS = ("settlement_id", "seq", "event_id", "region", "member_id",
 MOVEMENT_COLUMNS = ("movement_id", "seq", "region", "member_id", "kind", "purpose", "amount", "balance_after",
                     "policy_id", "record")
 INCENTIVE_COLUMNS = ("seq", "region", "member_id", "year", "record")
-REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload", "payload_digest")
+REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload", "payload_digest", "policy_id")
 PARKED_COLUMNS = ("event_id", "region", "member_id", "payload", "source", "parked_at", "arrival")
 
 

@@ -118,6 +118,7 @@ ledger_rejections = Table(
     Column("detail", Text, nullable=False),
     Column("payload", Text, nullable=False),  # the input as received
     Column("payload_digest", Text),  # sha256 of unreadable input, so a repeat of it is acknowledged once
+    Column("policy_id", Text),  # the policy in force for the event, when one was
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ledger_rejections_seq", "seq"),
     Index("ledger_rejections_event", "event_id"),

@@ -56,9 +56,12 @@ def test_a_policy_rejection_is_a_ledger_row_tied_to_its_event(database):
     b.fresh()
     early = b.visit("M1", b.NINGXIA, on="2023-05-31")  # before 000 took effect
     stats, published = ingest(database, [b.as_line(b.enrolled("M1", b.NINGXIA)), b.as_line(early)])
-    (row,) = fetch(database, "SELECT r.reason, e.event_id FROM ledger_rejections r JOIN ledger_events e "
-                             "ON e.seq = r.seq")
-    assert (row["reason"], row["event_id"]) == ("policy_not_configured", early["event_id"])
+    late = b.payment("M1", b.NINGXIA, "50.00", purpose="fitness", on="2023-07-01")  # 000 第八条: not allowed
+    ingest(database, [b.as_line(late)])
+    rows = fetch(database, "SELECT r.reason, r.policy_id, e.event_id FROM ledger_rejections r JOIN ledger_events e "
+                           "ON e.seq = r.seq ORDER BY r.seq")
+    assert [tuple(r) for r in rows] == [("policy_not_configured", None, early["event_id"]),
+                                        ("purpose_not_allowed", "640000-2023", late["event_id"])]
 
 
 def test_a_duplicate_visit_id_is_refused_by_the_engine_and_the_database(database):

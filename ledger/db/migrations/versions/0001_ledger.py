@@ -95,6 +95,7 @@ CREATE TABLE ledger_rejections (
     detail         text NOT NULL,
     payload        text NOT NULL,
     payload_digest text,
+    policy_id      text,
     recorded_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ledger_rejections_seq ON ledger_rejections (seq);

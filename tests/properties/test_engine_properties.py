@@ -18,6 +18,7 @@ from policies.engine import Engine
 from policies.outputs import Settlement
 from policies.parameters import load_parameters
 from policies.rejection import Rejected
+from policies.summary import balance_at_end_of
 from tests import builders as b
 from tests.properties.streams import member_stream, regions, visit_for
 
@@ -80,8 +81,11 @@ def test_yearly_limits_are_never_exceeded(stream):
 
 
 def _state(member) -> dict:
-    """A member's state with zero counters dropped: a reversal leaves zeros where there was nothing."""
+    """A member's state with zero counters dropped (a reversal leaves zeros where there was nothing) and the
+    year-end balances as the statement reads them (a refund may record a year whose balance is the one carried)."""
     state = dataclasses.asdict(member)
+    years = range(2022, 2026)
+    state["year_balances"] = {year: balance_at_end_of(member, year) for year in years}
     state["counters"] = {
         period: {name: value for name, value in values.items() if value}
         for period, values in member.counters.items()

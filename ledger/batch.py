@@ -44,6 +44,8 @@ class BatchRows:
     touched: dict[tuple[str, str], Touched] = field(default_factory=dict)
     published: list[dict] = field(default_factory=list)  # wire records, in order, for the caller to print
     derived: dict[int, list] = field(default_factory=dict)  # seq -> outputs (or a rejection), for replay
+    # A year close is evaluated a chunk of members at a time: its outputs here are those of these members only.
+    members_only: frozenset[str] | None = None
 
     def touch(self, member: MemberState | None, seq: int) -> None:
         if member is not None:

@@ -153,13 +153,14 @@ class Pipeline:
             self.published.extend(rows.published)
             return
         rows.derived[seq] = []
+        rows.members_only = frozenset()
         rows.closed_years.append((event.region, event.year, seq))
         await self.write(rows, registry)
         self.published.extend(rows.published)
         if policy is None:
             return
         async for members in region_member_chunks(self.raw, self.names, event.region, CLOSE_CHUNK):
-            chunk = BatchRows()
+            chunk = BatchRows(members_only=frozenset(m.member_id for m in members))
             book.members = {(m.region, m.member_id): m for m in members}
             outputs = evaluate(policy, event, members)
             chunk.accept(seq, event, outputs, book)

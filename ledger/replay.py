@@ -170,11 +170,13 @@ class Replayer:
             items.append(item)
             sequencer.positions[event_id] = seq
             digests[event_id] = digest
-        derived: dict[int, list] = defaultdict(list)
 
         async def write(batch_rows: BatchRows, registry) -> None:
-            for seq, outputs in batch_rows.derived.items():
-                derived[seq].extend(outputs)
+            # Compared as each piece is written, so memory stays bounded by a batch (or a year-close chunk).
+            if mode == "verify":
+                await self._check(raw, batch_rows, report)
+            elif mode == "compare":
+                await self._impact(raw, batch_rows, report)
             await write_settlements(raw, names.settlements, batch_rows)
             await write_projections(raw, names, batch_rows, registry)
 
@@ -189,34 +191,31 @@ class Replayer:
             pipeline = Pipeline(raw, names, registry, sequencer, write)
             await pipeline.run(items[start:end])
             start = end
-        low, high = rows[0][0], rows[-1][0]
-        if mode == "verify":
-            await self._check(raw, low, high, derived, report)
-        elif mode == "compare":
-            await self._impact(raw, low, high, derived, report)
 
-    async def _recorded(self, raw, low: int, high: int) -> dict[int, dict[str, dict]]:
+    async def _recorded(self, raw, batch_rows: BatchRows) -> dict[int, dict[str, dict]]:
+        """What the ledger holds for the events of `batch_rows` (for a year-close chunk, for its members)."""
+        seqs = list(batch_rows.derived)
+        members = batch_rows.members_only
+        only = "" if members is None else " AND member_id = ANY($2::text[])"
+        args = (seqs,) if members is None else (seqs, list(members))
         recorded: dict[int, dict[str, dict]] = defaultdict(dict)
-        for seq, key, record in await raw.fetch(
-            "SELECT seq, settlement_id, record FROM ledger_settlements WHERE seq BETWEEN $1 AND $2", low, high
-        ):
-            recorded[seq][f"settlement {key}"] = as_json(record)
-        for seq, key, record in await raw.fetch(
-            "SELECT seq, movement_id, record FROM ledger_movements WHERE seq BETWEEN $1 AND $2", low, high
-        ):
-            recorded[seq][f"movement {key}"] = as_json(record)
-        for seq, key, record in await raw.fetch(
-            "SELECT seq, member_id, record FROM ledger_incentives WHERE seq BETWEEN $1 AND $2", low, high
-        ):
-            recorded[seq][f"incentive {key}"] = as_json(record)
-        for seq, reason in await raw.fetch(
-            "SELECT seq, reason FROM ledger_rejections WHERE seq BETWEEN $1 AND $2", low, high
-        ):
-            recorded[seq]["rejection"] = {"reason": reason}
+        for table, key in (("ledger_settlements", "settlement_id"), ("ledger_movements", "movement_id"),
+                           ("ledger_incentives", "member_id")):
+            name = table.removeprefix("ledger_").rstrip("s")
+            for seq, value, record in await raw.fetch(
+                f"SELECT seq, {key}, record FROM {table} WHERE seq = ANY($1::bigint[]){only}", *args
+            ):
+                recorded[seq][f"{name} {value}"] = as_json(record)
+        if members is None:
+            for seq, reason in await raw.fetch(
+                "SELECT seq, reason FROM ledger_rejections WHERE seq = ANY($1::bigint[])", seqs
+            ):
+                recorded[seq]["rejection"] = {"reason": reason}
         return recorded
 
-    async def _check(self, raw, low, high, derived, report: ReplayReport) -> None:
-        recorded = await self._recorded(raw, low, high)
+    async def _check(self, raw, batch_rows: BatchRows, report: ReplayReport) -> None:
+        recorded = await self._recorded(raw, batch_rows)
+        derived = batch_rows.derived
         for seq in sorted(set(recorded) | set(derived)):
             mine = _derived_records(derived.get(seq, []))
             theirs = recorded.get(seq, {})
@@ -232,8 +231,9 @@ class Replayer:
                                       for k in fields[:4])
                     report.differ(seq, key, shown)
 
-    async def _impact(self, raw, low, high, derived, report: ReplayReport) -> None:
-        recorded = await self._recorded(raw, low, high)
+    async def _impact(self, raw, batch_rows: BatchRows, report: ReplayReport) -> None:
+        recorded = await self._recorded(raw, batch_rows)
+        derived = batch_rows.derived
         for seq in set(recorded) | set(derived):
             before = {k: v for k, v in recorded.get(seq, {}).items() if k.startswith("settlement ")}
             after = {k: v for k, v in _derived_records(derived.get(seq, [])).items() if k.startswith("settlement ")}

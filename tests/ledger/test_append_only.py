@@ -78,3 +78,13 @@ def test_a_parameter_set_whose_text_does_not_match_its_digest_is_reported(filled
     report = verify(filled)
     assert not report.ok
     assert any("does not hash to its digest" in d.detail for d in report.differences)
+
+
+def test_a_forged_incentive_evaluation_is_caught_by_re_derivation(filled):
+    execute(filled, "ALTER TABLE ledger_incentives DISABLE TRIGGER USER", owner=True)
+    execute(filled, "UPDATE ledger_incentives SET record = jsonb_set(record, '{after}', '5') "
+                    "WHERE member_id = (SELECT min(member_id) FROM ledger_incentives)", owner=True)
+    execute(filled, "ALTER TABLE ledger_incentives ENABLE TRIGGER USER", owner=True)
+    report = verify(filled)
+    assert not report.ok
+    assert [d.what.split()[0] for d in report.differences] == ["incentive"]

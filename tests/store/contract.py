@@ -113,3 +113,4 @@ class EventStoreContract:
             assert "hash" in breaks[0].problem
 
         self.run(check())
+

@@ -163,9 +163,37 @@ def rejection_wire(rejected: str | int, reason: str, detail: str, payload: Any) 
     return {"rejected": rejected, "reason": reason, "detail": detail, "payload": payload}
 
 
+def _money_or_none(value: Decimal | None) -> str | None:
+    return None if value is None else money_text(value)
+
+
+_CONVERTERS = {**{name: _money_or_none for name in MONEY_FIELDS},
+               "fund_ratio": lambda value: str(value.quantize(Decimal("0.0001"))),
+               "visit_date": date.isoformat, "explanation": list}
+_SETTLEMENT_FIELDS = tuple((name, _CONVERTERS.get(name)) for name in SettlementRecord.model_fields)
+
+
+def settlement_wire(settlement: Settlement) -> dict[str, Any]:
+    """The published settlement, built straight from the engine's record: the same dict as
+    `SettlementRecord.of(settlement).wire()`, with the same identity checks, at a fraction of the cost."""
+    for name in MONEY_FIELDS:
+        _fen_exact(name, getattr(settlement, name))
+    if settlement.total_amount != settlement.fund_paid + settlement.member_share:
+        raise ValueError(f"total_amount {settlement.total_amount} != fund_paid {settlement.fund_paid} + "
+                         f"member_share {settlement.member_share}")
+    if settlement.member_share != settlement.account_paid + settlement.cash_paid:
+        raise ValueError(f"member_share {settlement.member_share} != account_paid {settlement.account_paid} + "
+                         f"cash_paid {settlement.cash_paid}")
+    record = {name: getattr(settlement, name) if convert is None else convert(getattr(settlement, name))
+              for name, convert in _SETTLEMENT_FIELDS}
+    for name, alias in NATIONAL_ALIASES:
+        record[alias] = record[name]
+    return record
+
+
 def wire(output) -> dict[str, Any]:
     if isinstance(output, Settlement):
-        return SettlementRecord.of(output).wire()
+        return settlement_wire(output)
     if isinstance(output, Movement):
         return MovementRecord.of(output).wire()
     if isinstance(output, IncentiveEvaluation):

@@ -121,3 +121,14 @@ def test_the_same_stream_gives_the_same_outputs(region, data):
     first = [wire(o) for o in run(events)[1]]
     second = [wire(o) for o in run(events)[1]]
     assert first == second
+
+
+@settings(max_examples=60, deadline=None)
+@given(member_stream())
+def test_the_fast_settlement_record_equals_the_validated_model(stream):
+    from ledger.records import SettlementRecord, settlement_wire
+
+    _, events = stream
+    for output in run(events)[1]:
+        if isinstance(output, Settlement):
+            assert settlement_wire(output) == SettlementRecord.of(output).wire()

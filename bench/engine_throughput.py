@@ -9,6 +9,7 @@ figure times the whole offline path (decode + engine + output records), as `medl
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import sys
 import time
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.generate import generate  # noqa: E402
 from ledger.contract import decode_event  # noqa: E402
 from ledger.offline import dumps, settle_stream  # noqa: E402
+from ledger.runtime import tune_garbage_collector  # noqa: E402
 from policies.engine import Engine  # noqa: E402
 from policies.outputs import Settlement  # noqa: E402
 from policies.parameters import load_parameters  # noqa: E402
@@ -34,6 +36,8 @@ def main() -> None:
     parameters = load_parameters(PARAMETERS)
     raw = generate(args.events)
     events = [decode_event(event) for event in raw]
+    gc.freeze()  # the decoded input is not the engine's work: keep the collector from walking it again and again
+    tune_garbage_collector()  # as the medledger command does
 
     engine = Engine(parameters)
     settlements = rejected = 0

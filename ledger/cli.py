@@ -21,12 +21,18 @@ from policies.registry import PolicyRegistry
 
 from .contract import contract_json_schema
 from .offline import dumps, settle_stream
+from .runtime import tune_garbage_collector
 
 app = typer.Typer(
     help="medledger: settlement ledger for outpatient mutual-aid (门诊共济保障) schemes.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+@app.callback()
+def _process() -> None:
+    tune_garbage_collector()
+
 
 ParametersOption = Annotated[
     Optional[Path],

@@ -58,8 +58,10 @@ def main() -> None:
     started = time.perf_counter()
     written = sum(len(dumps(record)) for record in settle_stream(lines, parameters))
     elapsed = time.perf_counter() - started
-    print(f"offline settle path (decode + engine + records + JSON): {len(lines) / elapsed:,.0f} events/s "
-          f"({written / 1e6:.0f} MB written)")
+    print(
+        f"offline settle path (decode + engine + records + JSON): {len(lines) / elapsed:,.0f} events/s "
+        f"({written / 1e6:.0f} MB written)"
+    )
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -1,6 +1,6 @@
 """A deterministic stream of mixed contract events across the four regions, for benchmarks.
 
-    python bench/generate.py --events 200000 > /tmp/stream.jsonl
+python bench/generate.py --events 200000 > /tmp/stream.jsonl
 """
 
 from __future__ import annotations
@@ -11,21 +11,37 @@ import random
 import sys
 from datetime import date, timedelta
 
-REGIONS = {"640000": date(2023, 6, 1), "371000": date(2023, 1, 1), "320100": date(2023, 1, 1), "150000": date(2023, 1, 1)}
+REGIONS = {
+    "640000": date(2023, 6, 1),
+    "371000": date(2023, 1, 1),
+    "320100": date(2023, 1, 1),
+    "150000": date(2023, 1, 1),
+}
 PERSONS = {
     "640000": ["in_service", "in_service", "flexible", "retired"],
     "371000": ["in_service", "retired", "resident_tier1", "resident_tier2"],
     "320100": ["in_service", "in_service", "retired", "veteran_pre1949"],
     "150000": ["in_service", "retired"],
 }
-KINDS = [("general_hospital", 3, "A"), ("general_hospital", 3, "B"), ("general_hospital", 2, "A"),
-         ("community_health_center", 1, None), ("tcm_hospital", 2, "A"), ("township_health_center", 1, None)]
+KINDS = [
+    ("general_hospital", 3, "A"),
+    ("general_hospital", 3, "B"),
+    ("general_hospital", 2, "A"),
+    ("community_health_center", 1, None),
+    ("tcm_hospital", 2, "A"),
+    ("township_health_center", 1, None),
+]
 CATEGORIES = ["drug", "drug", "exam", "treatment", "material", "consultation_fee"]
 
 
 def _envelope(n: int, event_type: str, region: str, day: date, member: str | None) -> dict:
-    event = {"event_id": f"b-{n:08d}", "event_type": event_type, "schema_version": 1,
-             "occurred_at": f"{day.isoformat()}T10:00:00+08:00", "region": region}
+    event = {
+        "event_id": f"b-{n:08d}",
+        "event_type": event_type,
+        "schema_version": 1,
+        "occurred_at": f"{day.isoformat()}T10:00:00+08:00",
+        "region": region,
+    }
     if member:
         event["member_id"] = member
     return event
@@ -48,9 +64,13 @@ def generate(total: int, seed: int = 7, members: int | None = None):
             person = rng.choice(PERSONS[region])
             insurance = "resident" if person.startswith("resident") else "employee"
             event = _envelope(n, "member.enrolled", region, date(2022, 12, 1), member)
-            event.update(insurance_type=insurance, person_type=person,
-                         birth_date=f"{rng.randint(1945, 2000)}-{rng.randint(1, 12):02d}-15",
-                         effective_date="2022-12-01", legacy_monthly_credit="180.00")
+            event.update(
+                insurance_type=insurance,
+                person_type=person,
+                birth_date=f"{rng.randint(1945, 2000)}-{rng.randint(1, 12):02d}-15",
+                effective_date="2022-12-01",
+                legacy_monthly_credit="180.00",
+            )
             add(date(2022, 12, 1), event)
             if region != "371000" and rng.random() < 0.3:
                 event = _envelope(n, "member.chronic_certified", region, start, member)
@@ -66,22 +86,42 @@ def generate(total: int, seed: int = 7, members: int | None = None):
                 roll = rng.random()
                 if roll < 0.2:
                     event = _envelope(n, "account.contribution_posted", region, day, member)
-                    event.update(month=day.strftime("%Y-%m"), contribution_base="8000.00",
-                                 individual_amount="160.00", employer_amount="640.00")
+                    event.update(
+                        month=day.strftime("%Y-%m"),
+                        contribution_base="8000.00",
+                        individual_amount="160.00",
+                        employer_amount="640.00",
+                    )
                 else:
                     kind, level, grade = rng.choice(KINDS)
-                    items = [{"item_code": f"I{k}", "category": rng.choice(CATEGORIES),
-                              "amount": f"{rng.randint(1000, 300000) / 100:.2f}",
-                              "out_of_catalog_amount": "0.00", "pre_self_pay_amount": "0.00"}
-                             for k in range(rng.randint(1, 4))]
+                    items = [
+                        {
+                            "item_code": f"I{k}",
+                            "category": rng.choice(CATEGORIES),
+                            "amount": f"{rng.randint(1000, 300000) / 100:.2f}",
+                            "out_of_catalog_amount": "0.00",
+                            "pre_self_pay_amount": "0.00",
+                        }
+                        for k in range(rng.randint(1, 4))
+                    ]
                     event = _envelope(n, "visit.submitted", region, day, member)
                     chronic = region != "371000" and rng.random() < 0.1
-                    event.update(visit_id=f"v{n}", facility_id=f"F{level}{kind[:3]}", facility_level=level,
-                                 facility_grade=grade, facility_kind=kind, designated=rng.random() > 0.02,
-                                 visit_kind="chronic" if chronic else "general",
-                                 disease_code="E11" if chronic else None, inpatient_period=False,
-                                 out_of_area="none", prescription=None, pay_with_account=rng.random() < 0.5,
-                                 account_payer_id=None, items=items)
+                    event.update(
+                        visit_id=f"v{n}",
+                        facility_id=f"F{level}{kind[:3]}",
+                        facility_level=level,
+                        facility_grade=grade,
+                        facility_kind=kind,
+                        designated=rng.random() > 0.02,
+                        visit_kind="chronic" if chronic else "general",
+                        disease_code="E11" if chronic else None,
+                        inpatient_period=False,
+                        out_of_area="none",
+                        prescription=None,
+                        pay_with_account=rng.random() < 0.5,
+                        account_payer_id=None,
+                        items=items,
+                    )
                 add(day, event)
     for region in REGIONS:
         add(date(2024, 1, 2), {**_envelope(n, "period.year_closed", region, date(2024, 1, 2), None), "year": 2023})

@@ -41,18 +41,36 @@ def main() -> None:
             env["MEDLEDGER_DATA_DIR"] = str(Path(work) / "data")
         events = Path(work) / "events.jsonl"
         with open(events, "wb") as out:
-            subprocess.run([sys.executable, str(ROOT / "bench/generate.py"), "--events", str(args.events),
-                            "--members", str(args.members)], stdout=out, check=True, cwd=ROOT)
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "bench/generate.py"),
+                    "--events",
+                    str(args.events),
+                    "--members",
+                    str(args.members),
+                ],
+                stdout=out,
+                check=True,
+                cwd=ROOT,
+            )
         count = sum(1 for _ in open(events, "rb"))
         print(f"generated {count} events for {args.members} members across four regions")
 
-        seconds, rss, code = run(MEDLEDGER + ["ingest", str(events), "--quiet", "--parameters", str(PARAMETERS),
-                                              "--batch-size", str(args.batch_size)], env)
-        print(f"ingest: {count} events in {seconds:.1f} s = {count / seconds:,.0f} events/s, "
-              f"peak RSS {rss:.0f} MB, exit {code}")
+        seconds, rss, code = run(
+            MEDLEDGER
+            + ["ingest", str(events), "--quiet", "--parameters", str(PARAMETERS), "--batch-size", str(args.batch_size)],
+            env,
+        )
+        print(
+            f"ingest: {count} events in {seconds:.1f} s = {count / seconds:,.0f} events/s, "
+            f"peak RSS {rss:.0f} MB, exit {code}"
+        )
         seconds, rss, code = run(MEDLEDGER + ["replay", "--verify", "--batch-size", str(args.batch_size)], env)
-        print(f"replay --verify: {seconds:.1f} s, peak RSS {rss:.0f} MB, exit {code} "
-              f"({'verified' if code == 0 else 'NOT verified'})")
+        print(
+            f"replay --verify: {seconds:.1f} s, peak RSS {rss:.0f} MB, exit {code} "
+            f"({'verified' if code == 0 else 'NOT verified'})"
+        )
 
 
 if __name__ == "__main__":

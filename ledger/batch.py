@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-
-import orjson
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from policies.member import MemberState
 from policies.outputs import IncentiveEvaluation, Movement, Settlement
@@ -62,25 +62,56 @@ class BatchRows:
             record = wire(output)
             self.published.append(record)
             if isinstance(output, Settlement):
-                self.settlements.append((
-                    output.settlement_id, seq, output.event_id, output.region, output.member_id, output.visit_id,
-                    output.visit_date, output.policy_id, output.fund_pool, output.fund_paid, output.reverses,
-                    dumps(record), dumps(deltas_to_json(output)),
-                ))
+                self.settlements.append(
+                    (
+                        output.settlement_id,
+                        seq,
+                        output.event_id,
+                        output.region,
+                        output.member_id,
+                        output.visit_id,
+                        output.visit_date,
+                        output.policy_id,
+                        output.fund_pool,
+                        output.fund_paid,
+                        output.reverses,
+                        dumps(record),
+                        dumps(deltas_to_json(output)),
+                    )
+                )
                 self.fund.add(output)
                 self.touch(book.member(output.region, output.member_id), seq)
             elif isinstance(output, Movement):
-                self.movements.append((
-                    output.movement_id, seq, output.region, output.member_id, output.kind, output.purpose,
-                    output.amount, output.balance_after, output.policy_id, dumps(record),
-                ))
+                self.movements.append(
+                    (
+                        output.movement_id,
+                        seq,
+                        output.region,
+                        output.member_id,
+                        output.kind,
+                        output.purpose,
+                        output.amount,
+                        output.balance_after,
+                        output.policy_id,
+                        dumps(record),
+                    )
+                )
                 self.touch(book.member(output.region, output.member_id), seq)
             elif isinstance(output, IncentiveEvaluation):
                 self.incentives.append((seq, output.region, output.member_id, output.year, dumps(record)))
                 self.touch(book.member(output.region, output.member_id), seq)
 
-    def reject(self, seq: int | None, event_id: str | None, source: str | None, reason: str, detail: str,
-               payload: str, shown_id: str | int | None = None, policy_id: str | None = None) -> None:
+    def reject(
+        self,
+        seq: int | None,
+        event_id: str | None,
+        source: str | None,
+        reason: str,
+        detail: str,
+        payload: str,
+        shown_id: str | int | None = None,
+        policy_id: str | None = None,
+    ) -> None:
         if seq is not None:
             self.derived[seq] = [("rejected", reason)]
         digest = text_digest(payload) if seq is None else None
@@ -96,8 +127,7 @@ class BatchRows:
         return [
             row
             for entry in self.touched.values()
-            for row in member_year.rows(entry.member, years_of(entry.member), registry,
-                                        entry.last_seq)
+            for row in member_year.rows(entry.member, years_of(entry.member), registry, entry.last_seq)
         ]
 
     def state_rows(self) -> list[tuple]:

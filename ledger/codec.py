@@ -100,10 +100,7 @@ def deltas_to_json(settlement: Settlement) -> list[list[str]]:
 
 def settlement_from_row(record: dict[str, Any], deltas: list[list[str]], event_id: str) -> Settlement:
     """Rebuild the engine's settlement from its published record, as a later reversal needs it."""
-    values: dict[str, Any] = {}
-    for name, field in SettlementRecord.model_fields.items():
-        values[name] = record[name]
-    model = SettlementRecord.model_validate(values)
+    model = SettlementRecord.model_validate({name: record[name] for name in SettlementRecord.model_fields})
     fields = {name: getattr(model, name) for name in SettlementRecord.model_fields}
     return Settlement(
         **fields,

@@ -9,10 +9,16 @@ from .chain import canonical
 from .contract import Event, InvalidEvent, decode_line
 
 # Events that wait for their member's enrolment instead of being refused (parking).
-PARKABLE = frozenset({
-    "visit.submitted", "visit.reversed", "account.contribution_posted", "account.pension_paid",
-    "account.payment_requested", "account.external_fund_payment",
-})
+PARKABLE = frozenset(
+    {
+        "visit.submitted",
+        "visit.reversed",
+        "account.contribution_posted",
+        "account.pension_paid",
+        "account.payment_requested",
+        "account.external_fund_payment",
+    }
+)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from .chain import GENESIS, ChainBreak, verify_links
-from .store import DuplicateEvent, EventStore, NewEvent, StoredEvent, chained
+from .store import DuplicateEvent, EventStore, NewEvent, StoredEvent, UnrecordedParameters, chained
 
 
 class MemoryEventStore(EventStore):
@@ -25,7 +25,7 @@ class MemoryEventStore(EventStore):
             raise DuplicateEvent(clashes)
         unknown = {event.params_digest for event in events} - set(self.parameters)
         if unknown:
-            raise ValueError(f"unrecorded parameter sets: {sorted(unknown)}")
+            raise UnrecordedParameters(unknown)
         stored = chained(events, *await self.head())
         self._events.extend(stored)
         self._ids.update(ids)

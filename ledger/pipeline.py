@@ -39,10 +39,20 @@ class Sequencer:
     def next(self, item: Incoming, rows: BatchRows) -> int:
         self.seq += 1
         event = item.event
-        stored = chain_onto(self.seq, self.prev_hash, NewEvent(
-            event.event_id, event.event_type, event.region, getattr(event, "member_id", None), event.occurred_at,
-            item.payload, self.params_digest, item.source,
-        ))
+        stored = chain_onto(
+            self.seq,
+            self.prev_hash,
+            NewEvent(
+                event.event_id,
+                event.event_type,
+                event.region,
+                getattr(event, "member_id", None),
+                event.occurred_at,
+                item.payload,
+                self.params_digest,
+                item.source,
+            ),
+        )
         rows.events.append(stored)
         self.prev_hash = stored.hash
         return self.seq
@@ -72,8 +82,15 @@ def split_segments(items: Sequence[Incoming]) -> list[list[Incoming]]:
 def unreadable(rows: BatchRows, item: Incoming) -> None:
     """Input that never became an event: refused and kept, with no ledger position."""
     error = item.error
-    rows.reject(None, error.event_id, item.source, error.reason, error.detail, item.raw,
-                shown_id=error.event_id or item.position)
+    rows.reject(
+        None,
+        error.event_id,
+        item.source,
+        error.reason,
+        error.detail,
+        item.raw,
+        shown_id=error.event_id or item.position,
+    )
 
 
 def policy_in_force(book: Book, event) -> str | None:
@@ -89,8 +106,15 @@ def apply_one(book: Book, rows: BatchRows, seq: int, item: Incoming) -> bool:
         outputs = Engine(book=book).apply(event, seq)
     except Rejected as rejection:
         detail = f"{item.expired}; {rejection.detail}" if item.expired else rejection.detail
-        rows.reject(seq, event.event_id, item.source, rejection.reason, detail, item.payload,
-                    policy_id=policy_in_force(book, event))
+        rows.reject(
+            seq,
+            event.event_id,
+            item.source,
+            rejection.reason,
+            detail,
+            item.payload,
+            policy_id=policy_in_force(book, event),
+        )
         return False
     rows.accept(seq, event, outputs, book)
     return True
@@ -99,8 +123,9 @@ def apply_one(book: Book, rows: BatchRows, seq: int, item: Incoming) -> bool:
 class Pipeline:
     """Runs segments of a batch against the projections named by `names`, writing through `write`."""
 
-    def __init__(self, raw, names: Names, registry: PolicyRegistry, sequencer, write: Callable,
-                 parking: Parking | None = None):
+    def __init__(
+        self, raw, names: Names, registry: PolicyRegistry, sequencer, write: Callable, parking: Parking | None = None
+    ):
         self.raw, self.names, self.registry = raw, names, registry
         self.sequencer, self.write, self.parking = sequencer, write, parking
         self.published: list[dict] = []
@@ -147,8 +172,15 @@ class Pipeline:
         try:
             policy = open_close(book, event)
         except Rejected as rejection:
-            rows.reject(seq, event.event_id, item.source, rejection.reason, rejection.detail, item.payload,
-                        policy_id=policy_in_force(book, event))
+            rows.reject(
+                seq,
+                event.event_id,
+                item.source,
+                rejection.reason,
+                rejection.detail,
+                item.payload,
+                policy_id=policy_in_force(book, event),
+            )
             await self.write(rows, registry)
             self.published.extend(rows.published)
             return
@@ -174,24 +206,32 @@ class Parking:
     they arrived. The waiting room is append-only: an event waits while it is parked and not yet in the ledger,
     so nothing can make it disappear. One that waits too long is refused (`LedgerService.sweep`)."""
 
-    WAITING = ("FROM parked_events p WHERE NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = p.event_id) "
-               "AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = p.event_id AND r.seq IS NULL)")
+    WAITING = (
+        "FROM parked_events p WHERE NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = p.event_id) "
+        "AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = p.event_id AND r.seq IS NULL)"
+    )
 
     def __init__(self, raw, now: datetime, arrival: int):
         self.raw, self.now, self.arrival = raw, now, arrival
 
     def should_park(self, item: Incoming, book: Book) -> bool:
         event = item.event
-        return (not item.expired and event.event_type in PARKABLE
-                and book.member(event.region, event.member_id) is None)
+        return not item.expired and event.event_type in PARKABLE and book.member(event.region, event.member_id) is None
 
     def park(self, item: Incoming, rows: BatchRows) -> None:
         self.arrival += 1
         event = item.event
-        rows.parked.append((event.event_id, event.region, event.member_id, item.payload, item.source, self.now,
-                            self.arrival))
-        rows.published.append({"parked": event.event_id, "member_id": event.member_id, "region": event.region,
-                               "detail": f"member {event.member_id} is not enrolled yet; waiting for the enrolment"})
+        rows.parked.append(
+            (event.event_id, event.region, event.member_id, item.payload, item.source, self.now, self.arrival)
+        )
+        rows.published.append(
+            {
+                "parked": event.event_id,
+                "member_id": event.member_id,
+                "region": event.region,
+                "detail": f"member {event.member_id} is not enrolled yet; waiting for the enrolment",
+            }
+        )
 
     async def waiting_for(self, events: Sequence) -> dict[tuple[str, str], list[Incoming]]:
         keys = {(e.region, e.member_id) for e in events if e.event_type == "member.enrolled"}
@@ -200,9 +240,11 @@ class Parking:
             return waiting
         regions, members = zip(*keys)
         rows = await self.raw.fetch(
-            "SELECT p.region, p.member_id, p.payload, p.source, p.event_id " + self.WAITING +
-            " AND (p.region, p.member_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY p.arrival",
-            list(regions), list(members),
+            "SELECT p.region, p.member_id, p.payload, p.source, p.event_id "
+            + self.WAITING
+            + " AND (p.region, p.member_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY p.arrival",
+            list(regions),
+            list(members),
         )
         for region, member_id, payload, source, event_id in rows:
             waiting[(region, member_id)].append(revive(payload, source, event_id))
@@ -210,8 +252,11 @@ class Parking:
 
     async def expired(self, cutoff: datetime, limit: int, ttl) -> list[Incoming]:
         rows = await self.raw.fetch(
-            "SELECT p.event_id, p.payload, p.source, p.parked_at " + self.WAITING +
-            " AND p.parked_at < $1 ORDER BY p.arrival LIMIT $2", cutoff, limit,
+            "SELECT p.event_id, p.payload, p.source, p.parked_at "
+            + self.WAITING
+            + " AND p.parked_at < $1 ORDER BY p.arrival LIMIT $2",
+            cutoff,
+            limit,
         )
         items = []
         for event_id, payload, source, parked_at in rows:

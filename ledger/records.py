@@ -14,9 +14,20 @@ from policies.outputs import IncentiveEvaluation, Movement, Settlement
 FEN = Decimal("0.01")
 
 MONEY_FIELDS = (
-    "total_amount", "out_of_catalog_amount", "pre_self_pay_amount", "in_policy_amount", "deductible_paid",
-    "fund_paid", "copay_amount", "over_limit_amount", "member_share", "account_paid", "family_account_paid",
-    "cash_paid", "account_balance_after", "limit_remaining",
+    "total_amount",
+    "out_of_catalog_amount",
+    "pre_self_pay_amount",
+    "in_policy_amount",
+    "deductible_paid",
+    "fund_paid",
+    "copay_amount",
+    "over_limit_amount",
+    "member_share",
+    "account_paid",
+    "family_account_paid",
+    "cash_paid",
+    "account_balance_after",
+    "limit_remaining",
 )
 
 
@@ -101,9 +112,7 @@ class SettlementRecord(BaseModel):
         return ours
 
 
-NATIONAL_ALIASES = tuple(
-    (name, field.alias) for name, field in SettlementRecord.model_fields.items() if field.alias
-)
+NATIONAL_ALIASES = tuple((name, field.alias) for name, field in SettlementRecord.model_fields.items() if field.alias)
 
 
 class MovementRecord(BaseModel):
@@ -167,9 +176,12 @@ def _money_or_none(value: Decimal | None) -> str | None:
     return None if value is None else money_text(value)
 
 
-_CONVERTERS = {**{name: _money_or_none for name in MONEY_FIELDS},
-               "fund_ratio": lambda value: str(value.quantize(Decimal("0.0001"))),
-               "visit_date": date.isoformat, "explanation": list}
+_CONVERTERS = {
+    **{name: _money_or_none for name in MONEY_FIELDS},
+    "fund_ratio": lambda value: str(value.quantize(Decimal("0.0001"))),
+    "visit_date": date.isoformat,
+    "explanation": list,
+}
 _SETTLEMENT_FIELDS = tuple((name, _CONVERTERS.get(name)) for name in SettlementRecord.model_fields)
 
 
@@ -179,13 +191,19 @@ def settlement_wire(settlement: Settlement) -> dict[str, Any]:
     for name in MONEY_FIELDS:
         _fen_exact(name, getattr(settlement, name))
     if settlement.total_amount != settlement.fund_paid + settlement.member_share:
-        raise ValueError(f"total_amount {settlement.total_amount} != fund_paid {settlement.fund_paid} + "
-                         f"member_share {settlement.member_share}")
+        raise ValueError(
+            f"total_amount {settlement.total_amount} != fund_paid {settlement.fund_paid} + "
+            f"member_share {settlement.member_share}"
+        )
     if settlement.member_share != settlement.account_paid + settlement.cash_paid:
-        raise ValueError(f"member_share {settlement.member_share} != account_paid {settlement.account_paid} + "
-                         f"cash_paid {settlement.cash_paid}")
-    record = {name: getattr(settlement, name) if convert is None else convert(getattr(settlement, name))
-              for name, convert in _SETTLEMENT_FIELDS}
+        raise ValueError(
+            f"member_share {settlement.member_share} != account_paid {settlement.account_paid} + "
+            f"cash_paid {settlement.cash_paid}"
+        )
+    record = {
+        name: getattr(settlement, name) if convert is None else convert(getattr(settlement, name))
+        for name, convert in _SETTLEMENT_FIELDS
+    }
     for name, alias in NATIONAL_ALIASES:
         record[alias] = record[name]
     return record

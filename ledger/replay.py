@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-
 from policies.outputs import IncentiveEvaluation, Movement, Settlement
 from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
@@ -77,8 +76,7 @@ def _derived_records(outputs: list) -> dict[str, dict]:
 
 
 class Replayer:
-    def __init__(self, db: Database, batch_size: int = 5_000,
-                 progress: Callable[[int, int], None] | None = None):
+    def __init__(self, db: Database, batch_size: int = 5_000, progress: Callable[[int, int], None] | None = None):
         self.db = db
         self.batch_size = batch_size
         self.progress = progress or (lambda done, total: None)
@@ -120,20 +118,24 @@ class Replayer:
                         await self._walk(raw, connection, names, after, what_if, mode, report, per_batch=False)
                         for projection in PROJECTIONS:
                             report.projection_differences[projection] = await self._diff(
-                                raw, projection, getattr(SHADOW, projection))
+                                raw, projection, getattr(SHADOW, projection)
+                            )
                         report.chain_breaks = await PostgresEventStore(connection).verify()
                         await self._check_parameter_sets(raw, report)
         finally:
             await engine.dispose()
         return report
 
-    async def _walk(self, raw, connection, names: Names, after: int, what_if, mode: str, report: ReplayReport,
-                    per_batch: bool) -> int:
+    async def _walk(
+        self, raw, connection, names: Names, after: int, what_if, mode: str, report: ReplayReport, per_batch: bool
+    ) -> int:
         total = await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
         while True:
             rows = await raw.fetch(
                 "SELECT seq, event_id, payload, params_digest, source FROM ledger_events "
-                "WHERE seq > $1 ORDER BY seq LIMIT $2", after, self.batch_size,
+                "WHERE seq > $1 ORDER BY seq LIMIT $2",
+                after,
+                self.batch_size,
             )
             if not rows:
                 return after
@@ -199,8 +201,11 @@ class Replayer:
         only = "" if members is None else " AND member_id = ANY($2::text[])"
         args = (seqs,) if members is None else (seqs, list(members))
         recorded: dict[int, dict[str, dict]] = defaultdict(dict)
-        for table, key in (("ledger_settlements", "settlement_id"), ("ledger_movements", "movement_id"),
-                           ("ledger_incentives", "member_id")):
+        for table, key in (
+            ("ledger_settlements", "settlement_id"),
+            ("ledger_movements", "movement_id"),
+            ("ledger_incentives", "member_id"),
+        ):
             name = table.removeprefix("ledger_").rstrip("s")
             for seq, value, record in await raw.fetch(
                 f"SELECT seq, {key}, record FROM {table} WHERE seq = ANY($1::bigint[]){only}", *args
@@ -225,10 +230,12 @@ class Replayer:
                 elif key not in mine:
                     report.differ(seq, key, "in the ledger but not re-derived")
                 elif mine[key] != theirs[key]:
-                    fields = sorted(k for k in set(mine[key]) | set(theirs[key])
-                                    if mine[key].get(k) != theirs[key].get(k))
-                    shown = ", ".join(f"{k}: ledger {theirs[key].get(k)!r} vs replay {mine[key].get(k)!r}"
-                                      for k in fields[:4])
+                    fields = sorted(
+                        k for k in set(mine[key]) | set(theirs[key]) if mine[key].get(k) != theirs[key].get(k)
+                    )
+                    shown = ", ".join(
+                        f"{k}: ledger {theirs[key].get(k)!r} vs replay {mine[key].get(k)!r}" for k in fields[:4]
+                    )
                     report.differ(seq, key, shown)
 
     async def _impact(self, raw, batch_rows: BatchRows, report: ReplayReport) -> None:

@@ -44,8 +44,8 @@ async def statements(raw, member_id: str, year: int | None, region: str | None, 
     for row_region, state in await raw.fetch(query + " ORDER BY region", *args):
         member = state_from_json(as_json(state))
         latest = await raw.fetchval(
-            "SELECT max(visit_date) FROM ledger_settlements WHERE region = $1 AND member_id = $2",
-            row_region, member_id)
+            "SELECT max(visit_date) FROM ledger_settlements WHERE region = $1 AND member_id = $2", row_region, member_id
+        )
         chosen = year or (latest.year if latest else today.year)
         as_of = min(date(chosen, 12, 31), max(today, date(chosen, 1, 1)))
         registry = await _registry(raw)
@@ -53,22 +53,54 @@ async def statements(raw, member_id: str, year: int | None, region: str | None, 
         limits = policy.rules.limits_remaining(member, as_of, policy.params) if policy else {}
         year_row = await raw.fetchrow(
             "SELECT * FROM member_year WHERE region = $1 AND member_id = $2 AND year = $3",
-            row_region, member_id, chosen)
-        settlements = [as_json(r[0]) for r in await raw.fetch(
-            "SELECT record FROM ledger_settlements WHERE region = $1 AND member_id = $2 "
-            "AND visit_date BETWEEN $3 AND $4 ORDER BY seq, settlement_id",
-            row_region, member_id, date(chosen, 1, 1), date(chosen, 12, 31))]
-        movements = [{**as_json(r[0]), "occurred_at": r[1]} for r in await raw.fetch(
-            "SELECT m.record, e.occurred_at FROM ledger_movements m JOIN ledger_events e ON e.seq = m.seq "
-            "WHERE m.region = $1 AND m.member_id = $2 AND e.occurred_at >= $3 AND e.occurred_at < $4 "
-            "ORDER BY m.seq, m.movement_id",
-            row_region, member_id, datetime(chosen, 1, 1, tzinfo=SHANGHAI),
-            datetime(chosen + 1, 1, 1, tzinfo=SHANGHAI))]
-        incentives = [as_json(r[0]) for r in await raw.fetch(
-            "SELECT record FROM ledger_incentives WHERE region = $1 AND member_id = $2 ORDER BY seq",
-            row_region, member_id)]
-        found.append(Statement(row_region, member_id, chosen, member, dict(year_row) if year_row else None, limits,
-                               settlements, movements, incentives))
+            row_region,
+            member_id,
+            chosen,
+        )
+        settlements = [
+            as_json(r[0])
+            for r in await raw.fetch(
+                "SELECT record FROM ledger_settlements WHERE region = $1 AND member_id = $2 "
+                "AND visit_date BETWEEN $3 AND $4 ORDER BY seq, settlement_id",
+                row_region,
+                member_id,
+                date(chosen, 1, 1),
+                date(chosen, 12, 31),
+            )
+        ]
+        movements = [
+            {**as_json(r[0]), "occurred_at": r[1]}
+            for r in await raw.fetch(
+                "SELECT m.record, e.occurred_at FROM ledger_movements m JOIN ledger_events e ON e.seq = m.seq "
+                "WHERE m.region = $1 AND m.member_id = $2 AND e.occurred_at >= $3 AND e.occurred_at < $4 "
+                "ORDER BY m.seq, m.movement_id",
+                row_region,
+                member_id,
+                datetime(chosen, 1, 1, tzinfo=SHANGHAI),
+                datetime(chosen + 1, 1, 1, tzinfo=SHANGHAI),
+            )
+        ]
+        incentives = [
+            as_json(r[0])
+            for r in await raw.fetch(
+                "SELECT record FROM ledger_incentives WHERE region = $1 AND member_id = $2 ORDER BY seq",
+                row_region,
+                member_id,
+            )
+        ]
+        found.append(
+            Statement(
+                row_region,
+                member_id,
+                chosen,
+                member,
+                dict(year_row) if year_row else None,
+                limits,
+                settlements,
+                movements,
+                incentives,
+            )
+        )
     return found
 
 
@@ -76,7 +108,8 @@ async def _registry(raw) -> PolicyRegistry:
     """The parameters most recently recorded with an event (the defaults when the ledger is empty)."""
     content = await raw.fetchval(
         "SELECT p.content FROM ledger_events e JOIN parameter_sets p ON p.digest = e.params_digest "
-        "ORDER BY e.seq DESC LIMIT 1")
+        "ORDER BY e.seq DESC LIMIT 1"
+    )
     return PolicyRegistry(parse_parameters(content or ""))
 
 
@@ -86,8 +119,11 @@ def render_statement(console: Console, statement: Statement) -> None:
     status = member.status_on(end)
     header = Table.grid(padding=(0, 2))
     header.add_row("member", f"{statement.member_id} ({REGION_NAMES[statement.region]} {statement.region})")
-    header.add_row("enrolment", f"{status_word(member, end)} from {member.enrolled_on}, "
-                                f"{status.insurance_type} / {status.person_type.replace('_', ' ')}")
+    header.add_row(
+        "enrolment",
+        f"{status_word(member, end)} from {member.enrolled_on}, "
+        f"{status.insurance_type} / {status.person_type.replace('_', ' ')}",
+    )
     if member.retired_on:
         header.add_row("retired", f"procedure completed {member.retired_on}; retiree rules from the next month")
     if member.terminated_on:
@@ -100,11 +136,17 @@ def render_statement(console: Console, statement: Statement) -> None:
     console.print(Panel(header, title=f"statement {statement.year}", expand=False))
 
     figures = Table(title=f"accumulators {statement.year}", show_header=False)
-    for label, column in (("deductible paid", "deductible_paid"), ("chronic deductible paid", "chronic_deductible_paid"),
-                          ("general fund paid", "general_fund_paid"), ("chronic fund paid", "chronic_fund_paid"),
-                          ("capped base used", "capped_base_used"), ("chronic base used", "chronic_base_used"),
-                          ("band position", "band_position"), ("chronic pool", "chronic_pool"),
-                          ("external fund paid", "external_fund_paid")):
+    for label, column in (
+        ("deductible paid", "deductible_paid"),
+        ("chronic deductible paid", "chronic_deductible_paid"),
+        ("general fund paid", "general_fund_paid"),
+        ("chronic fund paid", "chronic_fund_paid"),
+        ("capped base used", "capped_base_used"),
+        ("chronic base used", "chronic_base_used"),
+        ("band position", "band_position"),
+        ("chronic pool", "chronic_pool"),
+        ("external fund paid", "external_fund_paid"),
+    ):
         value = row.get(column)
         if value not in (None, Decimal("0"), Decimal("0.00")):
             figures.add_row(label, str(value))
@@ -117,54 +159,87 @@ def render_statement(console: Console, statement: Statement) -> None:
         for column in ("date", "visit", "policy", "total", "deductible", "fund", "pool", "account", "cash"):
             table.add_column(column)
         for s in statement.settlements:
-            table.add_row(s["visit_date"], s["visit_id"] + (" (reversal)" if s.get("reverses") else ""),
-                          s["policy_id"], s["total_amount"], s["deductible_paid"], s["fund_paid"], s["fund_pool"],
-                          s["account_paid"], s["cash_paid"])
+            table.add_row(
+                s["visit_date"],
+                s["visit_id"] + (" (reversal)" if s.get("reverses") else ""),
+                s["policy_id"],
+                s["total_amount"],
+                s["deductible_paid"],
+                s["fund_paid"],
+                s["fund_pool"],
+                s["account_paid"],
+                s["cash_paid"],
+            )
         console.print(table)
         for s in statement.settlements:
-            console.print(Panel("\n".join(s["explanation"]), title=f"{s['visit_id']} {s['settlement_id']}",
-                                expand=False))
+            console.print(
+                Panel("\n".join(s["explanation"]), title=f"{s['visit_id']} {s['settlement_id']}", expand=False)
+            )
     if statement.movements:
         table = Table(title="account movements")
         for column in ("when", "kind", "purpose", "amount", "balance", "beneficiary"):
             table.add_column(column)
         for m in statement.movements:
-            table.add_row(str(m["occurred_at"].date()), m["kind"], m["purpose"], m["amount"], m["balance_after"],
-                          m.get("beneficiary_id") or "")
+            table.add_row(
+                str(m["occurred_at"].date()),
+                m["kind"],
+                m["purpose"],
+                m["amount"],
+                m["balance_after"],
+                m.get("beneficiary_id") or "",
+            )
         console.print(table)
     for incentive in statement.incentives:
-        console.print(f"year close {incentive['year']}: {incentive['incentive']} {incentive['before']} → "
-                      f"{incentive['after']}; " + "; ".join(incentive["explanation"]))
+        console.print(
+            f"year close {incentive['year']}: {incentive['incentive']} {incentive['before']} → "
+            f"{incentive['after']}; " + "; ".join(incentive["explanation"])
+        )
 
 
 async def explain(raw, settlement_id: str) -> dict | None:
     row = await raw.fetchrow(
         "SELECT s.record, s.deltas, s.seq, e.event_id, e.payload, e.params_digest, e.hash, e.recorded_at, e.source "
         "FROM ledger_settlements s JOIN ledger_events e ON e.seq = s.seq WHERE s.settlement_id = $1",
-        settlement_id)
+        settlement_id,
+    )
     if row is None:
         return None
     result = dict(row)
     result["record"], result["deltas"] = as_json(row["record"]), as_json(row["deltas"])
     original = result["record"].get("reverses")
     if original:
-        result["original"] = as_json(await raw.fetchval(
-            "SELECT record FROM ledger_settlements WHERE settlement_id = $1", original))
-    result["parameters"] = await raw.fetchval("SELECT content FROM parameter_sets WHERE digest = $1",
-                                              row["params_digest"])
+        result["original"] = as_json(
+            await raw.fetchval("SELECT record FROM ledger_settlements WHERE settlement_id = $1", original)
+        )
+    result["parameters"] = await raw.fetchval(
+        "SELECT content FROM parameter_sets WHERE digest = $1", row["params_digest"]
+    )
     return result
 
 
 def render_explain(console: Console, trace: dict) -> None:
     s = trace["record"]
     summary = Table.grid(padding=(0, 2))
-    for label, key in (("visit", "visit_id"), ("member", "member_id"), ("date", "visit_date"),
-                       ("policy", "policy_id"), ("total", "total_amount"), ("out of catalogue", "out_of_catalog_amount"),
-                       ("pre self-pay", "pre_self_pay_amount"), ("in policy", "in_policy_amount"),
-                       ("deductible", "deductible_paid"), ("fund", "fund_paid"), ("pool", "fund_pool"),
-                       ("ratio", "fund_ratio"), ("copay", "copay_amount"), ("over limit", "over_limit_amount"),
-                       ("member share", "member_share"), ("account", "account_paid"), ("cash", "cash_paid"),
-                       ("limit remaining", "limit_remaining")):
+    for label, key in (
+        ("visit", "visit_id"),
+        ("member", "member_id"),
+        ("date", "visit_date"),
+        ("policy", "policy_id"),
+        ("total", "total_amount"),
+        ("out of catalogue", "out_of_catalog_amount"),
+        ("pre self-pay", "pre_self_pay_amount"),
+        ("in policy", "in_policy_amount"),
+        ("deductible", "deductible_paid"),
+        ("fund", "fund_paid"),
+        ("pool", "fund_pool"),
+        ("ratio", "fund_ratio"),
+        ("copay", "copay_amount"),
+        ("over limit", "over_limit_amount"),
+        ("member share", "member_share"),
+        ("account", "account_paid"),
+        ("cash", "cash_paid"),
+        ("limit remaining", "limit_remaining"),
+    ):
         summary.add_row(label, str(s.get(key)))
     if s.get("reverses"):
         summary.add_row("reverses", s["reverses"])
@@ -175,9 +250,15 @@ def render_explain(console: Console, trace: dict) -> None:
     console.print(Panel(moved, title="accumulators moved", expand=False))
     # Identifiers an auditor copies: printed whole, never wrapped.
     parameters = "built-in defaults" if not trace["parameters"] else "parameter file recorded with the event"
-    for label, value in (("ledger sequence", trace["seq"]), ("event", f"{trace['event_id']} from {trace['source']}"),
-                         ("event hash", bytes(trace["hash"]).hex()),
-                         ("parameters", f"{trace['params_digest']} ({parameters})")):
+    for label, value in (
+        ("ledger sequence", trace["seq"]),
+        ("event", f"{trace['event_id']} from {trace['source']}"),
+        ("event hash", bytes(trace["hash"]).hex()),
+        ("parameters", f"{trace['params_digest']} ({parameters})"),
+    ):
         console.print(f"{label}: {value}", soft_wrap=True, highlight=False)
-    console.print(Panel(json.dumps(json.loads(trace["payload"]), ensure_ascii=False, indent=2),
-                        title="source event", expand=False))
+    console.print(
+        Panel(
+            json.dumps(json.loads(trace["payload"]), ensure_ascii=False, indent=2), title="source event", expand=False
+        )
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -55,9 +55,16 @@ class IngestStats:
 
 
 class LedgerService:
-    def __init__(self, db: Database, parameters_text: str = "", parameters_source: str | None = None,
-                 batch_size: int = 2_000, park_ttl: timedelta = DEFAULT_PARK_TTL,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), prepare_schema: bool = True):
+    def __init__(
+        self,
+        db: Database,
+        parameters_text: str = "",
+        parameters_source: str | None = None,
+        batch_size: int = 2_000,
+        park_ttl: timedelta = DEFAULT_PARK_TTL,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        prepare_schema: bool = True,
+    ):
         self.db = db
         self.parameters_text = parameters_text
         self.digest = text_digest(parameters_text)
@@ -78,8 +85,9 @@ class LedgerService:
         if self.engine is not None:
             await self.engine.dispose()
 
-    async def ingest(self, items: Iterable[Incoming], on_published: Callable[[list[dict]], None] | None = None
-                     ) -> IngestStats:
+    async def ingest(
+        self, items: Iterable[Incoming], on_published: Callable[[list[dict]], None] | None = None
+    ) -> IngestStats:
         stats = IngestStats()
         await self.sweep(stats=stats, on_published=on_published)
         batch: list[Incoming] = []
@@ -92,8 +100,9 @@ class LedgerService:
             await self._batch(batch, stats, on_published)
         return stats
 
-    async def _batch(self, items: list[Incoming], stats: IngestStats, on_published,
-                     expired_before: datetime | None = None) -> int:
+    async def _batch(
+        self, items: list[Incoming], stats: IngestStats, on_published, expired_before: datetime | None = None
+    ) -> int:
         """One transaction under the append lock. With `expired_before`, the batch is the parked events that
         waited longer than that, selected under the lock so no other writer can release or refuse them too."""
         async with self.engine.connect() as connection, transaction(connection):
@@ -128,20 +137,28 @@ class LedgerService:
             on_published(pipeline.published)
         return len(items)
 
-    async def _unseen(self, store: PostgresEventStore, raw, items: list[Incoming], stats: IngestStats
-                      ) -> list[Incoming]:
+    async def _unseen(
+        self, store: PostgresEventStore, raw, items: list[Incoming], stats: IngestStats
+    ) -> list[Incoming]:
         """Drop repeats: an event already in the ledger or in the parking area, unreadable input already refused,
         or either earlier in this batch. A repeat is acknowledged, never applied or recorded twice."""
         ids = [item.event.event_id for item in items if item.event is not None]
         seen = await store.known(ids)
         if ids:
-            seen |= {row[0] for row in await raw.fetch(
-                "SELECT event_id FROM parked_events WHERE event_id = ANY($1::text[])", ids)}
+            seen |= {
+                row[0]
+                for row in await raw.fetch("SELECT event_id FROM parked_events WHERE event_id = ANY($1::text[])", ids)
+            }
         digests = [text_digest(item.raw) for item in items if item.error is not None]
         if digests:
-            seen |= {row[0] for row in await raw.fetch(
-                "SELECT payload_digest FROM ledger_rejections WHERE seq IS NULL AND payload_digest = ANY($1::text[])",
-                digests)}
+            seen |= {
+                row[0]
+                for row in await raw.fetch(
+                    "SELECT payload_digest FROM ledger_rejections "
+                    "WHERE seq IS NULL AND payload_digest = ANY($1::text[])",
+                    digests,
+                )
+            }
         fresh = []
         for item in items:
             key = item.event.event_id if item.event is not None else text_digest(item.raw)
@@ -152,8 +169,9 @@ class LedgerService:
             fresh.append(item)
         return fresh
 
-    async def sweep(self, now: datetime | None = None, stats: IngestStats | None = None,
-                    on_published=None) -> IngestStats:
+    async def sweep(
+        self, now: datetime | None = None, stats: IngestStats | None = None, on_published=None
+    ) -> IngestStats:
         """Refuse parked events older than the parking time: appended to the ledger and rejected with the
         reason, so nothing is lost."""
         stats = stats or IngestStats()

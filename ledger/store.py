@@ -42,9 +42,19 @@ class StoredEvent:
 
 def chain_onto(seq: int, prev_hash: bytes, event: NewEvent) -> StoredEvent:
     """`event` recorded at `seq` after the event whose hash is `prev_hash`."""
-    return StoredEvent(seq, event.event_id, event.event_type, event.region, event.member_id, event.occurred_at,
-                       event.payload, event.params_digest, event.source, prev_hash,
-                       link(prev_hash, seq, event.payload))
+    return StoredEvent(
+        seq,
+        event.event_id,
+        event.event_type,
+        event.region,
+        event.member_id,
+        event.occurred_at,
+        event.payload,
+        event.params_digest,
+        event.source,
+        prev_hash,
+        link(prev_hash, seq, event.payload),
+    )
 
 
 def chained(events: Sequence[NewEvent], seq: int, prev_hash: bytes) -> list[StoredEvent]:
@@ -54,6 +64,12 @@ def chained(events: Sequence[NewEvent], seq: int, prev_hash: bytes) -> list[Stor
         stored.append(chain_onto(seq, prev_hash, event))
         prev_hash = stored[-1].hash
     return stored
+
+
+class UnrecordedParameters(Exception):
+    def __init__(self, digests: Iterable[str]):
+        self.digests = sorted(digests)
+        super().__init__(f"parameter sets not recorded: {', '.join(self.digests)}")
 
 
 class DuplicateEvent(Exception):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from . import ids
-from .counters import EXTERNAL_FUND
 from .book import Book
+from .counters import EXTERNAL_FUND
 from .guards import active_member
 from .member import MemberState
 from .money import ZERO
@@ -17,15 +17,34 @@ from .rules import Credit
 FAMILY_PURPOSES = frozenset({"family_medical", "family_resident_premium"})
 
 
-def movement(member: MemberState, event, index: int, kind: str, purpose: str, amount: Decimal, policy_id: str,
-             lines, beneficiary_id: str | None = None) -> Movement:
+def movement(
+    member: MemberState,
+    event,
+    index: int,
+    kind: str,
+    purpose: str,
+    amount: Decimal,
+    policy_id: str,
+    lines,
+    beneficiary_id: str | None = None,
+) -> Movement:
     """A movement computed against `member`'s balance; `book_movement` applies it."""
     after = member.balance - amount if kind in ("debit", "payout") else member.balance + amount
     if after < ZERO:
         raise Rejected("insufficient_balance", f"balance {member.balance} is less than {amount}")
     return Movement(
-        ids.movement_id(member.region, event.event_id, member.member_id, index), event.event_id, member.member_id, member.region,
-        kind, purpose, amount, after, beneficiary_id, policy_id, tuple(lines), event.business_date,
+        ids.movement_id(member.region, event.event_id, member.member_id, index),
+        event.event_id,
+        member.member_id,
+        member.region,
+        kind,
+        purpose,
+        amount,
+        after,
+        beneficiary_id,
+        policy_id,
+        tuple(lines),
+        event.business_date,
     )
 
 
@@ -41,8 +60,17 @@ def credits_to_movements(member: MemberState, event, credits: list[Credit], poli
         balance += credit.amount
         records.append(
             Movement(
-                ids.movement_id(member.region, event.event_id, member.member_id, index), event.event_id, member.member_id,
-                member.region, "credit", credit.purpose, credit.amount, balance, None, policy_id, credit.lines,
+                ids.movement_id(member.region, event.event_id, member.member_id, index),
+                event.event_id,
+                member.member_id,
+                member.region,
+                "credit",
+                credit.purpose,
+                credit.amount,
+                balance,
+                None,
+                policy_id,
+                credit.lines,
                 event.business_date,
             )
         )
@@ -98,8 +126,10 @@ def payment_requested(book: Book, event, seq: int) -> list:
     lines = [f"policy notes §5: {event.purpose.replace('_', ' ')} is an allowed use in {policy.policy_id}"]
     if beneficiary is not None:
         relation = family_grant(member, beneficiary)
-        lines.append(f"{policy.rules.FAMILY_ARTICLE}: family mutual aid for {beneficiary} ({relation}), authorised "
-                     f"by the account holder")
+        lines.append(
+            f"{policy.rules.FAMILY_ARTICLE}: family mutual aid for {beneficiary} ({relation}), authorised "
+            f"by the account holder"
+        )
     if member.account_closed:
         raise Rejected("insufficient_balance", "the account is closed")
     record = movement(member, event, 0, "debit", event.purpose, event.amount, policy.policy_id, lines, beneficiary)
@@ -117,12 +147,24 @@ def close_account(member: MemberState, event, reason: str, policy_id: str) -> li
     """On death or emigration the balance is paid out once; on transfer out it leaves with the member."""
     records = []
     if member.balance > 0:
-        article = "002 第十一条, 000 第九条" if reason != "transfer_out" else "002 第十一条: the balance moves with the member"
+        article = (
+            "002 第十一条, 000 第九条"
+            if reason != "transfer_out"
+            else "002 第十一条: the balance moves with the member"
+        )
         records.append(
             book_movement(
                 member,
-                movement(member, event, 0, "payout", reason, member.balance, policy_id,
-                         [f"{article}: account closed on {reason.replace('_', ' ')}, balance paid out once"]),
+                movement(
+                    member,
+                    event,
+                    0,
+                    "payout",
+                    reason,
+                    member.balance,
+                    policy_id,
+                    [f"{article}: account closed on {reason.replace('_', ' ')}, balance paid out once"],
+                ),
             )
         )
     member.account_closed = True

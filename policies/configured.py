@@ -70,7 +70,10 @@ def build_general(values: Mapping, where: str) -> GeneralTable:
     deductible = _money_table(_need(values, "deductible", where), f"{where}.deductible")
     ratios = _need(values, "ratio", where)
     ratio = Table(
-        {cat: _money_table(_need(ratios, cat, f"{where}.ratio"), f"{where}.ratio.{cat}", deductible) for cat in CATEGORIES}
+        {
+            cat: _money_table(_need(ratios, cat, f"{where}.ratio"), f"{where}.ratio.{cat}", deductible)
+            for cat in CATEGORIES
+        }
     )
     cap = _money_table(_need(values, "cap", where), f"{where}.cap", CATEGORIES)
     return GeneralTable(deductible, ratio, cap)

@@ -36,7 +36,8 @@ def member_on(book: Book, event, day: date) -> MemberState:
     member = known_member(book, event)
     if day < member.enrolled_on:
         raise Rejected(
-            "member_not_enrolled", f"{day} is before member {member.member_id}'s enrolment takes effect ({member.enrolled_on})"
+            "member_not_enrolled",
+            f"{day} is before member {member.member_id}'s enrolment takes effect ({member.enrolled_on})",
         )
     if member.terminated_on is not None and day >= member.terminated_on:
         raise _terminated(member)

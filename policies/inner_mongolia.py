@@ -34,9 +34,7 @@ class Params:
     account_rate: Decimal = Decimal("0.02")  # 004 二
     retiree_average_pension: Decimal = Decimal("3000.00")  # [param] 2021 regional average basic pension
     retiree_rate: Decimal = Decimal("0.02")
-    outpatient: configured.OutpatientTable | None = field(
-        default=None, metadata={"build": configured.build_outpatient}
-    )
+    outpatient: configured.OutpatientTable | None = field(default=None, metadata={"build": configured.build_outpatient})
 
 
 VERSIONS = (
@@ -79,7 +77,9 @@ def settle(ctx: VisitContext) -> FundDecision:
     if source:
         decision.lines.insert(0, f"outpatient table: {source}")
     counted = inpatient_cap_counted(ctx.member, ctx.year) + decision.fund
-    decision.lines.append(f"004 一(三): outpatient fund paid this year counts toward the inpatient annual cap: {counted}")
+    decision.lines.append(
+        f"004 一(三): outpatient fund paid this year counts toward the inpatient annual cap: {counted}"
+    )
     return decision
 
 
@@ -92,16 +92,20 @@ def contribution_credits(member: MemberState, event, month: date, params: Params
     if member.status_on(month).insurance_type != "employee" or member.is_retired_on(month):
         return []
     amount = fen(event.contribution_base * params.account_rate)
-    return [Credit("contribution", amount, (f"004 二: {pct(params.account_rate)} of the base {event.contribution_base}",))]
+    return [
+        Credit("contribution", amount, (f"004 二: {pct(params.account_rate)} of the base {event.contribution_base}",))
+    ]
 
 
 def pension_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
     if not member.is_retired_on(month):
         return []
     amount = fen(params.retiree_average_pension * params.retiree_rate)
-    line = f"004 二: retiree credit {pct(params.retiree_rate)} of the 2021 average pension {params.retiree_average_pension}"
+    line = (
+        f"004 二: retiree credit {pct(params.retiree_rate)} of the 2021 average pension "
+        f"{params.retiree_average_pension}"
+    )
     return [Credit("retiree_credit", amount, (line,))]
-
 
 
 def pool_limit(member: MemberState, day: date, params: Params) -> Decimal:
@@ -114,9 +118,11 @@ def limits_remaining(member: MemberState, day: date, params: Params) -> dict[str
     if outpatient is not None and outpatient.general is not None:
         category = "retired" if member.is_retired_on(day) else "in_service"
         result["general outpatient fund cap (configured)"] = max(
-            Decimal(0), outpatient.general.cap[category] - member.counter(c.GENERAL_FUND, year))
+            Decimal(0), outpatient.general.cap[category] - member.counter(c.GENERAL_FUND, year)
+        )
     if outpatient is not None and outpatient.chronic is not None:
         result["chronic pool (configured)"] = max(
-            Decimal(0), pool_limit(member, day, params) - member.counter(c.CHRONIC_FUND, year))
+            Decimal(0), pool_limit(member, day, params) - member.counter(c.CHRONIC_FUND, year)
+        )
     result["outpatient fund counted toward the inpatient cap (004 一(三))"] = inpatient_cap_counted(member, year)
     return result

@@ -23,8 +23,14 @@ REGION = "320100"
 INSURANCE_TYPES = frozenset({"employee"})  # 002 第三条: employees only
 PURPOSES = frozenset(
     {
-        "own_medical", "family_medical", "family_resident_premium", "ltc_premium", "supplementary_insurance",
-        "health_checkup", "vaccine", "family_doctor_fee",
+        "own_medical",
+        "family_medical",
+        "family_resident_premium",
+        "ltc_premium",
+        "supplementary_insurance",
+        "health_checkup",
+        "vaccine",
+        "family_doctor_fee",
     }
 )  # 002 第八条
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
@@ -144,7 +150,11 @@ def contribution_credits(member: MemberState, event, month: date, params: Params
     if status.insurance_type != "employee" or status.person_type in ("retired", "veteran_pre1949"):
         return []
     amount = fen(event.contribution_base * params.account_rate)
-    return [Credit("contribution", amount, (f"002 第五条: {pct(params.account_rate)} of the base {event.contribution_base}",))]
+    return [
+        Credit(
+            "contribution", amount, (f"002 第五条: {pct(params.account_rate)} of the base {event.contribution_base}",)
+        )
+    ]
 
 
 def _fixed(member: MemberState, month: date, why: str) -> Credit:
@@ -182,8 +192,10 @@ def pension_credits(member: MemberState, event, month: date, params: Params) -> 
             Credit(
                 "retiree_credit",
                 amount,
-                (f"002 第五条: retired in {retired_on.year}: {pct(params.new_retiree_rate)} of the retirement "
-                 f"month's pension {member.retirement_pension}, fixed for the year",),
+                (
+                    f"002 第五条: retired in {retired_on.year}: {pct(params.new_retiree_rate)} of the retirement "
+                    f"month's pension {member.retirement_pension}, fixed for the year",
+                ),
             )
         ]
     return [_fixed(member, month, "a retiree's 2023 credit")]
@@ -206,7 +218,9 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
     paid = incentive_fund(member, year)
     if paid > 0:
         return YearClose(
-            "nanjing_health_streak", before, 0,
+            "nanjing_health_streak",
+            before,
+            0,
             (f"002 第七条: pooled fund paid {paid} in {year}; the streak ends",),
         )
     streak = before + 1
@@ -225,8 +239,11 @@ def pool_limit(member: MemberState, day: date, params: Params) -> Decimal | None
 
 def limits_remaining(member: MemberState, day: date, params: Params) -> dict[str, Decimal]:
     year = day.year
-    result = {"band room below 15000 (002 第十四条)": max(ZERO, params.band_bounds[-1]
-                                                          - member.counter(c.BAND_POSITION, year))}
+    result = {
+        "band room below 15000 (002 第十四条)": max(
+            ZERO, params.band_bounds[-1] - member.counter(c.BAND_POSITION, year)
+        )
+    }
     pool = pool_limit(member, day, params)
     if pool is not None:
         result["special-disease pool (configured)"] = max(ZERO, pool - member.counter(c.CHRONIC_FUND, year))

@@ -59,9 +59,7 @@ def _general(ctx: VisitContext) -> FundDecision:
     if facility.level == 0:
         return decision.no_fund("000 第十条: general outpatient is covered from tier 1 up; a village clinic is not")
     if ctx.out_of_area in OUT_OF_AREA_TEMPORARY:
-        return decision.no_fund(
-            "000 第二十七条: a temporary out-of-area visit gets no general outpatient fund payment"
-        )
+        return decision.no_fund("000 第二十七条: a temporary out-of-area visit gets no general outpatient fund payment")
     if facility.kind == "internet_hospital":
         decision.lines.append("003 一(一): an internet hospital is reimbursed at its hospital's tier and grade")
     year, eligible = ctx.year, ctx.bill.eligible
@@ -158,11 +156,12 @@ def pension_credits(member: MemberState, event, month: date, params: Params) -> 
         Credit(
             "retiree_credit",
             amount,
-            (f"000 第六条: retiree credit {pct(params.retiree_rate)} of the 2023 average pension "
-             f"{params.retiree_average_pension}",),
+            (
+                f"000 第六条: retiree credit {pct(params.retiree_rate)} of the 2023 average pension "
+                f"{params.retiree_average_pension}",
+            ),
         )
     ]
-
 
 
 def pool_limit(member: MemberState, day: date, params: Params) -> Decimal:
@@ -172,7 +171,10 @@ def pool_limit(member: MemberState, day: date, params: Params) -> Decimal:
 def limits_remaining(member: MemberState, day: date, params: Params) -> dict[str, Decimal]:
     year, category = day.year, ("retired" if member.is_retired_on(day) else "in_service")
     return {
-        "general outpatient fund cap (000 第十一条)": max(ZERO, params.general_cap[category]
-                                                          - member.counter(c.GENERAL_FUND, year)),
-        "chronic pool (000 第十九条)": max(ZERO, pool_limit(member, day, params) - member.counter(c.CHRONIC_FUND, year)),
+        "general outpatient fund cap (000 第十一条)": max(
+            ZERO, params.general_cap[category] - member.counter(c.GENERAL_FUND, year)
+        ),
+        "chronic pool (000 第十九条)": max(
+            ZERO, pool_limit(member, day, params) - member.counter(c.CHRONIC_FUND, year)
+        ),
     }

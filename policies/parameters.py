@@ -69,8 +69,11 @@ class ParameterSet:
         def deep(base: Mapping, top: Mapping) -> dict:
             result = dict(base)
             for key, value in top.items():
-                result[key] = deep(base[key], value) if isinstance(value, Mapping) and isinstance(
-                    base.get(key), Mapping) else value
+                result[key] = (
+                    deep(base[key], value)
+                    if isinstance(value, Mapping) and isinstance(base.get(key), Mapping)
+                    else value
+                )
             return result
 
         return ParameterSet(Table(deep(self.overrides, other.overrides)), other.source or self.source)
@@ -93,7 +96,7 @@ def parse_parameters(text: str, source: str | None = None) -> ParameterSet:
         raise ParameterError(f"{source or 'parameters'}: {error}") from None
     unknown = set(document) - {"policy", "meta"}
     if unknown:
-        raise ParameterError(f"{source}: unknown top-level tables {sorted(unknown)}; expected [policy.\"ID\"]")
+        raise ParameterError(f'{source}: unknown top-level tables {sorted(unknown)}; expected [policy."ID"]')
     policies = document.get("policy", {})
     return ParameterSet(Table(policies), source)
 
@@ -165,4 +168,3 @@ def _frozen(value):
     if isinstance(value, (list, tuple)):
         return tuple(_frozen(v) for v in value)
     return dec(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else value
-

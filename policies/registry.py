@@ -40,7 +40,9 @@ class PolicyRegistry:
         """The version in force at the end of `year` (or the last one that began in it)."""
         chosen = None
         for policy in self._by_region.get(region, ()):
-            if policy.valid_from <= date(year, 12, 31) and (policy.valid_to is None or policy.valid_to >= date(year, 1, 1)):
+            if policy.valid_from <= date(year, 12, 31) and (
+                policy.valid_to is None or policy.valid_to >= date(year, 1, 1)
+            ):
                 chosen = policy
         return chosen
 

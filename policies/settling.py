@@ -17,8 +17,13 @@ from .rules import Policy
 from .visit import FundDecision, VisitContext, bill_of, rated_facility
 
 PSN_TYPES = {
-    "in_service": "1101", "flexible": "1103", "retired": "1201", "veteran_pre1949": "1201",
-    "resident_tier1": "1501", "resident_tier2": "1501", "resident_minor": "1405",
+    "in_service": "1101",
+    "flexible": "1103",
+    "retired": "1201",
+    "veteran_pre1949": "1201",
+    "resident_tier1": "1501",
+    "resident_tier2": "1501",
+    "resident_minor": "1405",
 }
 
 
@@ -37,13 +42,16 @@ def settle_visit(book: Book, event, seq: int) -> list:
     member = member_on(book, event, day)
     policy = book.policies.on(event.region, day)
     if (event.region, day.year) in book.closed_years:
-        raise Rejected("year_closed", f"{REGION_NAMES[event.region]} {day.year} is closed; the visit of {day} cannot settle")
+        raise Rejected(
+            "year_closed", f"{REGION_NAMES[event.region]} {day.year} is closed; the visit of {day} cannot settle"
+        )
     if (event.region, event.visit_id) in book.visits:
         raise Rejected("duplicate_visit", f"visit_id {event.visit_id} is already settled in region {event.region}")
     status = member.status_on(day)
     if status.insurance_type not in getattr(policy.rules, "INSURANCE_TYPES", ("employee", "resident")):
         raise Rejected(
-            "policy_not_configured", f"{policy.policy_id} covers {status.insurance_type} insurance for no outpatient benefit"
+            "policy_not_configured",
+            f"{policy.policy_id} covers {status.insurance_type} insurance for no outpatient benefit",
         )
     screen = getattr(policy.rules, "screen_visit", None)
     if screen is not None:
@@ -56,9 +64,20 @@ def settle_visit(book: Book, event, seq: int) -> list:
         records.append(
             book_movement(
                 payer,
-                movement(payer, event, 0, "debit", purpose, settlement.account_paid, policy.policy_id,
-                         [f"{policy.rules.ACCOUNT_ARTICLE}: member share of visit {event.visit_id} paid from the "
-                          f"personal account"], beneficiary),
+                movement(
+                    payer,
+                    event,
+                    0,
+                    "debit",
+                    purpose,
+                    settlement.account_paid,
+                    policy.policy_id,
+                    [
+                        f"{policy.rules.ACCOUNT_ARTICLE}: member share of visit {event.visit_id} paid from the "
+                        f"personal account"
+                    ],
+                    beneficiary,
+                ),
             )
         )
     member.move(settlement.deltas)
@@ -66,31 +85,39 @@ def settle_visit(book: Book, event, seq: int) -> list:
     return [settlement, *records]
 
 
-def decide(book: Book, policy: Policy, member: MemberState, event, seq: int, day, status
-           ) -> tuple[Settlement, MemberState | None]:
+def decide(
+    book: Book, policy: Policy, member: MemberState, event, seq: int, day, status
+) -> tuple[Settlement, MemberState | None]:
     """The settlement of `event` against `member` on `day` with `status`, as things stand; nothing is changed."""
     retired = status.person_type == "retired"
     bill = bill_of(event.items)
     facility = rated_facility(event)
-    lines = [f"{policy.policy_id} ({policy.rules.DOCUMENT}): {status.insurance_type} "
-             f"{status.person_type.replace('_', ' ')}"
-             + (" (retired from the month after retirement)" if retired and member.retired_on else "")]
+    lines = [
+        f"{policy.policy_id} ({policy.rules.DOCUMENT}): {status.insurance_type} "
+        f"{status.person_type.replace('_', ' ')}"
+        + (" (retired from the month after retirement)" if retired and member.retired_on else "")
+    ]
     certification = None
     if event.visit_kind == "chronic":
         certification = member.certification_on(event.disease_code, day)
         if certification is None:
-            lines.append(f"policy notes §0: not certified for {event.disease_code} on {day}; settled as general outpatient")
+            lines.append(
+                f"policy notes §0: not certified for {event.disease_code} on {day}; settled as general outpatient"
+            )
     if facility is not None and facility.pharmacy:
-        lines.append(f"002 第二十三条, 000 第二十八条: external prescription from a {facility.describe()}, "
-                     f"settled at the prescriber's rates")
+        lines.append(
+            f"002 第二十三条, 000 第二十八条: external prescription from a {facility.describe()}, "
+            f"settled at the prescriber's rates"
+        )
     if bill.excluded:
         lines.append(f"000 第十二条: {bill.excluded} of health check-up / public health lines is not fund-payable")
     excluded = _common_exclusion(event, facility)
     if excluded:
         decision = FundDecision(pool="chronic" if certification else "general").no_fund(excluded)
     else:
-        ctx = VisitContext(member, event, day, bill, facility, status, retired, certification, policy.params,
-                           book.closed_years)
+        ctx = VisitContext(
+            member, event, day, bill, facility, status, retired, certification, policy.params, book.closed_years
+        )
         decision = policy.rules.settle(ctx)
     lines += decision.lines
     fund = decision.fund
@@ -143,20 +170,27 @@ def _account_payment(book: Book, member: MemberState, event, share, lines) -> tu
     if payer_id != member.member_id:
         payer = book.member(event.region, payer_id)
         if payer is None:
-            raise Rejected("family_not_authorized", f"account payer {payer_id} is not enrolled in region {event.region}")
+            raise Rejected(
+                "family_not_authorized", f"account payer {payer_id} is not enrolled in region {event.region}"
+            )
         relation = family_grant(payer, member.member_id)
-        lines.append(f"{rules.FAMILY_ARTICLE}: family mutual aid (家庭共济), paid from {payer_id}'s account "
-                     f"({relation})")
+        lines.append(
+            f"{rules.FAMILY_ARTICLE}: family mutual aid (家庭共济), paid from {payer_id}'s account ({relation})"
+        )
     if not event.designated:
-        lines.append(f"{rules.ACCOUNT_ARTICLE}: the personal account pays only at designated facilities; "
-                     f"the member share is cash")
+        lines.append(
+            f"{rules.ACCOUNT_ARTICLE}: the personal account pays only at designated facilities; "
+            f"the member share is cash"
+        )
         return payer, ZERO
     if payer.account_closed:
         lines.append(f"policy notes §5: the account of {payer_id} is closed; the member share is cash")
         return payer, ZERO
     paid = min(payer.balance, share)
-    lines.append(f"{rules.ACCOUNT_ARTICLE}: the personal account pays {paid} of the member share {share} "
-                 f"(balance {payer.balance})")
+    lines.append(
+        f"{rules.ACCOUNT_ARTICLE}: the personal account pays {paid} of the member share {share} "
+        f"(balance {payer.balance})"
+    )
     return payer, paid
 
 
@@ -172,14 +206,27 @@ def reverse_visit(book: Book, event, seq: int) -> list:
         raise Rejected("year_closed", f"the visit's year {original.visit_date.year} is closed; it cannot be reversed")
     payer = book.member(event.region, original.payer_id) if original.payer_id else None
     refund = original.account_paid
-    lines = [f"policy notes §0: reversal (退费) of settlement {original.settlement_id}: {event.reason}",
-             "policy notes §0: returns exactly what the settlement consumed"]
+    lines = [
+        f"policy notes §0: reversal (退费) of settlement {original.settlement_id}: {event.reason}",
+        "policy notes §0: returns exactly what the settlement consumed",
+    ]
     if refund and payer is not None and payer.account_closed:
         lines.append(f"policy notes §5: the account of {payer.member_id} is closed; the refund is paid in cash")
         refund = ZERO
-    negated = {name: -getattr(original, name) for name in (
-        "total_amount", "out_of_catalog_amount", "pre_self_pay_amount", "in_policy_amount", "deductible_paid",
-        "fund_paid", "copay_amount", "over_limit_amount", "member_share")}
+    negated = {
+        name: -getattr(original, name)
+        for name in (
+            "total_amount",
+            "out_of_catalog_amount",
+            "pre_self_pay_amount",
+            "in_policy_amount",
+            "deductible_paid",
+            "fund_paid",
+            "copay_amount",
+            "over_limit_amount",
+            "member_share",
+        )
+    }
     reversal = replace(
         original,
         settlement_id=ids.settlement_id(event.region, event.event_id),
@@ -202,9 +249,17 @@ def reverse_visit(book: Book, event, seq: int) -> list:
         records.append(
             book_movement(
                 payer,
-                movement(payer, event, 0, "credit", purpose, refund, original.policy_id,
-                         [f"policy notes §0: refund of visit {event.visit_id} to the account that paid"],
-                         beneficiary),
+                movement(
+                    payer,
+                    event,
+                    0,
+                    "credit",
+                    purpose,
+                    refund,
+                    original.policy_id,
+                    [f"policy notes §0: refund of visit {event.visit_id} to the account that paid"],
+                    beneficiary,
+                ),
             )
         )
     member.move(reversal.deltas)

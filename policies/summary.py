@@ -71,6 +71,3 @@ def years_of(member: MemberState) -> set[int]:
     years.update(int(y) for y in member.year_balances)
     years.update(int(y) for y in member.incentives)
     return years
-
-
-

@@ -124,8 +124,15 @@ def deductible_due(amount: Decimal, threshold: Decimal, paid: Decimal) -> Decima
     return min(amount, max(ZERO, threshold - paid))
 
 
-def pay_under_fund_cap(decision: FundDecision, eligible: Decimal, threshold: Decimal, paid: Decimal,
-                       ratio: Decimal, cap: Decimal, used: Decimal) -> Decimal:
+def pay_under_fund_cap(
+    decision: FundDecision,
+    eligible: Decimal,
+    threshold: Decimal,
+    paid: Decimal,
+    ratio: Decimal,
+    cap: Decimal,
+    used: Decimal,
+) -> Decimal:
     """Deductible on a yearly counter, the ratio on the rest, then a cap on the fund payment itself (Ningxia's
     000 第十一条 and 第十九条, and configured tables). Fills `decision`; returns the fund before the cap."""
     deductible = deductible_due(eligible, threshold, paid)

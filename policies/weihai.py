@@ -70,7 +70,9 @@ class Params:
 
 _2022 = Params(general_limit=table(employee="800", resident_tier1="100", resident_tier2="200"))
 _2023 = Params()
-_2024 = Params(employer_rate_under_46=Decimal("0"), employer_rate_46_plus=Decimal("0"), retiree_credit_from_average=True)
+_2024 = Params(
+    employer_rate_under_46=Decimal("0"), employer_rate_46_plus=Decimal("0"), retiree_credit_from_average=True
+)
 VERSIONS = (
     ("371000-2022", date(2022, 7, 1), date(2022, 12, 31), _2022),
     ("371000-2023", date(2023, 1, 1), date(2023, 12, 31), _2023),
@@ -87,7 +89,8 @@ def category(person_type: str, retired: bool) -> str:
 
 
 def _tiers(ctx: VisitContext) -> tuple[str, str, str]:
-    """(deductible tier, ratio tier, note): below tier 1 counts as tier 1; TCM hospitals one tier lower (001 第十八条)."""
+    """(deductible tier, ratio tier, note): below tier 1 counts as tier 1; TCM hospitals one tier lower
+    (001 第十八条)."""
     level = max(ctx.facility.level, 1)
     if ctx.facility.kind != "tcm_hospital":
         return str(level), str(level), ""
@@ -260,8 +263,10 @@ def contribution_credits(member: MemberState, event, month: date, params: Params
                 Credit(
                     "employer_part",
                     fen(base * rate),
-                    (f"001 第二十三条: employer part {pct(rate)} of the base {base} "
-                     f"({'46 and over' if older else 'under 46'})",),
+                    (
+                        f"001 第二十三条: employer part {pct(rate)} of the base {base} "
+                        f"({'46 and over' if older else 'under 46'})",
+                    ),
                 )
             )
     return credits
@@ -274,8 +279,10 @@ def pension_credits(member: MemberState, event, month: date, params: Params) -> 
         older = age_bracket_reached(member.birth_date, 70, month)
         rate = params.retiree_rate_70_plus if older else params.retiree_rate_under_70
         amount = fen(params.retiree_average_pension * rate)
-        line = (f"001 第二十四条: retiree credit {pct(rate)} of the 2023 average pension "
-                f"{params.retiree_average_pension} ({'70 and over' if older else 'under 70'})")
+        line = (
+            f"001 第二十四条: retiree credit {pct(rate)} of the 2023 average pension "
+            f"{params.retiree_average_pension} ({'70 and over' if older else 'under 70'})"
+        )
         return [Credit("retiree_credit", amount, (line,))]
     if params.retiree_monthly_credit is not None:
         return [Credit("retiree_credit", params.retiree_monthly_credit, ("configured retiree credit before 2024",))]
@@ -300,7 +307,9 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
     if used_with_bonus or interrupted:
         why = "a general outpatient fund payment with the bonus" if used_with_bonus else "an interruption"
         return YearClose(
-            "weihai_ratio_bonus", before, Decimal("0.0"),
+            "weihai_ratio_bonus",
+            before,
+            Decimal("0.0"),
             (f"001 第十二条: {why} while holding the bonus resets it; {year} earns nothing",),
         )
     if not member.enrolled_whole_year(year):
@@ -316,12 +325,17 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
     if fund == 0:
         earned, why = params.bonus_unused_points, "no general outpatient fund payment"
     elif base <= limit * params.bonus_light_use_share:
-        earned, why = params.bonus_light_use_points, f"base used {base} ≤ {pct(params.bonus_light_use_share)} of {limit}"
+        earned, why = (
+            params.bonus_light_use_points,
+            f"base used {base} ≤ {pct(params.bonus_light_use_share)} of {limit}",
+        )
     else:
         earned, why = Decimal("0.0"), f"base used {base} above {pct(params.bonus_light_use_share)} of {limit}"
     after = min(before + earned, params.bonus_max_points)
     return YearClose(
-        "weihai_ratio_bonus", before, after,
+        "weihai_ratio_bonus",
+        before,
+        after,
         (f"001 第十二条: {year}: {why} → +{earned} points, bonus {after} (at most {params.bonus_max_points})",),
     )
 
@@ -342,12 +356,15 @@ def limits_remaining(member: MemberState, day: date, params: Params) -> dict[str
     employee = status.insurance_type == "employee"
     general_limit = params.general_limit["employee" if employee else cat]
     result = {
-        "general outpatient limit on eligible expense (001 第十一条)":
-            max(ZERO, general_limit - member.counter(c.GENERAL_BASE, year, member.segment_on(day))),
-        ("chronic pool (001 第十五条)" if employee else "special chronic pool (001 第十五条)"):
-            max(ZERO, pool_limit(member, day, params) - member.counter(c.CHRONIC_BASE, year)),
+        "general outpatient limit on eligible expense (001 第十一条)": max(
+            ZERO, general_limit - member.counter(c.GENERAL_BASE, year, member.segment_on(day))
+        ),
+        ("chronic pool (001 第十五条)" if employee else "special chronic pool (001 第十五条)"): max(
+            ZERO, pool_limit(member, day, params) - member.counter(c.CHRONIC_BASE, year)
+        ),
     }
     if not employee:
         result["common chronic limit (001 第十五条)"] = max(
-            ZERO, params.common_chronic_limit[cat] - member.counter(c.COMMON_CHRONIC_BASE, year))
+            ZERO, params.common_chronic_limit[cat] - member.counter(c.COMMON_CHRONIC_BASE, year)
+        )
     return result

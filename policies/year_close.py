@@ -38,8 +38,15 @@ def evaluate(policy: Policy, event, members: Iterable[MemberState]) -> list:
         result = policy.rules.close_year(member, year, policy.params)
         outputs.append(
             IncentiveEvaluation(
-                result.incentive, event.event_id, member.member_id, event.region, year, result.before, result.after,
-                policy.policy_id, result.lines,
+                result.incentive,
+                event.event_id,
+                member.member_id,
+                event.region,
+                year,
+                result.before,
+                result.after,
+                policy.policy_id,
+                result.lines,
             )
         )
         policy.rules.apply_year_close(member, result)

@@ -9,10 +9,28 @@ from policies.member import MemberState
 from policies.registry import PolicyRegistry
 from policies.summary import year_summary
 
-COLUMNS = ("region", "member_id", "year", "status", "insurance_type", "person_type", "deductible_paid",
-           "chronic_deductible_paid", "general_fund_paid", "chronic_fund_paid", "capped_base_used",
-           "chronic_base_used", "band_position", "chronic_pool", "external_fund_paid", "bonus_points",
-           "health_streak", "balance", "counters", "last_seq")
+COLUMNS = (
+    "region",
+    "member_id",
+    "year",
+    "status",
+    "insurance_type",
+    "person_type",
+    "deductible_paid",
+    "chronic_deductible_paid",
+    "general_fund_paid",
+    "chronic_fund_paid",
+    "capped_base_used",
+    "chronic_base_used",
+    "band_position",
+    "chronic_pool",
+    "external_fund_paid",
+    "bonus_points",
+    "health_streak",
+    "balance",
+    "counters",
+    "last_seq",
+)
 
 
 def rows(member: MemberState, years, registry: PolicyRegistry, last_seq: int) -> list[tuple]:
@@ -24,6 +42,14 @@ def rows(member: MemberState, years, registry: PolicyRegistry, last_seq: int) ->
             for period, values in sorted(member.counters.items())
             if period.split("#")[0] == str(year)
         }
-        result.append((member.region, member.member_id, year, *(summary[c] for c in COLUMNS[3:18]),
-                       orjson.dumps(counters).decode(), last_seq))
+        result.append(
+            (
+                member.region,
+                member.member_id,
+                year,
+                *(summary[c] for c in COLUMNS[3:18]),
+                orjson.dumps(counters).decode(),
+                last_seq,
+            )
+        )
     return result

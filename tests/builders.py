@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Iterable
+from typing import Any
 
 REGIONS = {"ningxia": "640000", "weihai": "371000", "nanjing": "320100", "inner_mongolia": "150000"}
 NINGXIA, WEIHAI, NANJING, INNER_MONGOLIA = "640000", "371000", "320100", "150000"
@@ -93,8 +94,14 @@ def lines(*events: dict | Iterable[dict] | str) -> list[str]:
 _RESIDENT_TYPES = {"resident_tier1", "resident_tier2", "resident_minor"}
 
 
-def enrolled(member: str, region: str, on: str = "2023-01-01", person_type: str = "in_service",
-             birth_date: str = "1980-05-15", **kw) -> dict:
+def enrolled(
+    member: str,
+    region: str,
+    on: str = "2023-01-01",
+    person_type: str = "in_service",
+    birth_date: str = "1980-05-15",
+    **kw,
+) -> dict:
     """member.enrolled, effective on `on`. Optional contract fields (contribution_base, monthly_pension,
     legacy_monthly_credit, designated_facilities, remote_pilot) are added only when given."""
     insurance_type = kw.pop("insurance_type", "resident" if person_type in _RESIDENT_TYPES else "employee")
@@ -118,28 +125,35 @@ def retired(member: str, region: str, on: str, pension: Any = "3000.00", **kw) -
 
 def type_changed(member: str, region: str, on: str, person_type: str, **kw) -> dict:
     insurance_type = kw.pop("insurance_type", "resident" if person_type in _RESIDENT_TYPES else "employee")
-    fields = {"insurance_type": insurance_type, "person_type": person_type,
-              "effective_date": kw.pop("effective_date", on)}
+    fields = {
+        "insurance_type": insurance_type,
+        "person_type": person_type,
+        "effective_date": kw.pop("effective_date", on),
+    }
     return _build("member.insurance_type_changed", region, member, on, fields, kw)
 
 
 def interrupted(member: str, region: str, on: str, **kw) -> dict:
-    return _build("member.contribution_interrupted", region, member, on,
-                  {"effective_date": kw.pop("effective_date", on)}, kw)
+    return _build(
+        "member.contribution_interrupted", region, member, on, {"effective_date": kw.pop("effective_date", on)}, kw
+    )
 
 
 def resumed(member: str, region: str, on: str, **kw) -> dict:
-    return _build("member.contribution_resumed", region, member, on,
-                  {"effective_date": kw.pop("effective_date", on)}, kw)
+    return _build(
+        "member.contribution_resumed", region, member, on, {"effective_date": kw.pop("effective_date", on)}, kw
+    )
 
 
 def terminated(member: str, region: str, on: str, reason: str = "death", **kw) -> dict:
-    return _build("member.terminated", region, member, on,
-                  {"reason": reason, "effective_date": kw.pop("effective_date", on)}, kw)
+    return _build(
+        "member.terminated", region, member, on, {"reason": reason, "effective_date": kw.pop("effective_date", on)}, kw
+    )
 
 
-def chronic_certified(member: str, region: str, disease: str, cap: Any, on: str = "2023-06-01",
-                      kind: str | None = None, **kw) -> dict:
+def chronic_certified(
+    member: str, region: str, disease: str, cap: Any, on: str = "2023-06-01", kind: str | None = None, **kw
+) -> dict:
     """member.chronic_certified; `kind` (common/special) is sent only when given (Weihai residents)."""
     fields = {"disease_code": disease, "annual_cap": money(cap), "effective_date": kw.pop("effective_date", on)}
     if kind is not None:
@@ -157,23 +171,34 @@ def chronic_revoked(member: str, region: str, disease: str, on: str, **kw) -> di
     return _build("member.chronic_revoked", region, member, on, fields, kw)
 
 
-def aid_authorized(member: str, region: str, beneficiary: str, relation: str = "spouse",
-                   on: str = "2023-06-01", **kw) -> dict:
+def aid_authorized(
+    member: str, region: str, beneficiary: str, relation: str = "spouse", on: str = "2023-06-01", **kw
+) -> dict:
     """family.aid_authorized: `member` (the account holder) lets `beneficiary` use the account."""
-    return _build("family.aid_authorized", region, member, on,
-                  {"beneficiary_id": beneficiary, "relation": relation}, kw)
+    return _build(
+        "family.aid_authorized", region, member, on, {"beneficiary_id": beneficiary, "relation": relation}, kw
+    )
 
 
-def aid_revoked(member: str, region: str, beneficiary: str, relation: str = "spouse",
-                on: str = "2023-06-01", **kw) -> dict:
-    return _build("family.aid_revoked", region, member, on,
-                  {"beneficiary_id": beneficiary, "relation": relation}, kw)
+def aid_revoked(
+    member: str, region: str, beneficiary: str, relation: str = "spouse", on: str = "2023-06-01", **kw
+) -> dict:
+    return _build("family.aid_revoked", region, member, on, {"beneficiary_id": beneficiary, "relation": relation}, kw)
 
 
 # --- account events ----------------------------------------------------------------------------------------------
 
-def contribution(member: str, region: str, month: str, base: Any, individual: Any = None, employer: Any = None,
-                 on: str | None = None, **kw) -> dict:
+
+def contribution(
+    member: str,
+    region: str,
+    month: str,
+    base: Any,
+    individual: Any = None,
+    employer: Any = None,
+    on: str | None = None,
+    **kw,
+) -> dict:
     """account.contribution_posted for `month` (YYYY-MM), posted on the 15th of that month by default.
     The individual part defaults to 2% of the base, the employer part to 8%."""
     fields = {
@@ -191,8 +216,16 @@ def pension(member: str, region: str, month: str, amount: Any = "3000.00", on: s
     return _build("account.pension_paid", region, member, on or f"{month}-10", fields, kw)
 
 
-def payment(member: str, region: str, amount: Any, purpose: str = "own_medical", on: str = "2023-07-01",
-            beneficiary: str | None = None, facility: str | None = None, **kw) -> dict:
+def payment(
+    member: str,
+    region: str,
+    amount: Any,
+    purpose: str = "own_medical",
+    on: str = "2023-07-01",
+    beneficiary: str | None = None,
+    facility: str | None = None,
+    **kw,
+) -> dict:
     """account.payment_requested; beneficiary_id / facility_id are sent only when given."""
     fields = {"payment_id": kw.pop("payment_id", None) or _next("pay"), "purpose": purpose, "amount": money(amount)}
     if beneficiary is not None:
@@ -202,16 +235,22 @@ def payment(member: str, region: str, amount: Any, purpose: str = "own_medical",
     return _build("account.payment_requested", region, member, on, fields, kw)
 
 
-def external_fund(member: str, region: str, amount: Any, source: str = "inpatient", on: str = "2023-07-01",
-                  **kw) -> dict:
-    return _build("account.external_fund_payment", region, member, on,
-                  {"amount": money(amount), "source": source}, kw)
+def external_fund(
+    member: str, region: str, amount: Any, source: str = "inpatient", on: str = "2023-07-01", **kw
+) -> dict:
+    return _build("account.external_fund_payment", region, member, on, {"amount": money(amount), "source": source}, kw)
 
 
 # --- visits ------------------------------------------------------------------------------------------------------
 
-def line(amount: Any, category: str = "drug", out_of_catalog: Any = "0", pre_self_pay: Any = "0",
-         item_code: str | None = None) -> dict:
+
+def line(
+    amount: Any,
+    category: str = "drug",
+    out_of_catalog: Any = "0",
+    pre_self_pay: Any = "0",
+    item_code: str | None = None,
+) -> dict:
     """One visit item. Category codes: drug, exam, treatment, material, consultation_fee, general_diagnosis_fee,
     nucleic_acid_test, health_checkup, public_health, other."""
     return {
@@ -228,8 +267,16 @@ def prescribed_by(level: int = 3, grade: str | None = "A", kind: str = "general_
     return {"facility_level": level, "facility_grade": grade, "facility_kind": kind}
 
 
-def visit(member: str, region: str, on: str = "2023-07-01", items: list[dict] | None = None, level: int = 3,
-          grade: str | None = "A", kind: str = "general_hospital", **kw) -> dict:
+def visit(
+    member: str,
+    region: str,
+    on: str = "2023-07-01",
+    items: list[dict] | None = None,
+    level: int = 3,
+    grade: str | None = "A",
+    kind: str = "general_hospital",
+    **kw,
+) -> dict:
     """visit.submitted with every contract field present. Defaults: designated general outpatient visit, not in
     an inpatient stay, not out of area, no prescription, paid in cash, one drug line of 100.00.
     Short keyword names: visit_kind, disease (disease_code), facility (facility_id), designated, inpatient
@@ -257,12 +304,14 @@ def chronic_visit(member: str, region: str, disease: str, on: str = "2023-07-01"
     return visit(member, region, on=on, visit_kind="chronic", disease=disease, **kw)
 
 
-def reversed_visit(member: str, region: str, visit_id: str, on: str = "2023-07-02", reason: str = "refund",
-                   **kw) -> dict:
+def reversed_visit(
+    member: str, region: str, visit_id: str, on: str = "2023-07-02", reason: str = "refund", **kw
+) -> dict:
     return _build("visit.reversed", region, member, on, {"visit_id": visit_id, "reason": reason}, kw)
 
 
 # --- region-level events -----------------------------------------------------------------------------------------
+
 
 def year_closed(region: str, year: int, on: str | None = None, **kw) -> dict:
     """period.year_closed for `year`, by default at 01:00 on 1 January of the following year."""
@@ -272,14 +321,19 @@ def year_closed(region: str, year: int, on: str | None = None, **kw) -> dict:
 
 # --- reading the engine's outputs --------------------------------------------------------------------------------
 
+
 def settlements(outputs: list[dict]) -> list[dict]:
     return [o for o in outputs if "settlement_id" in o]
 
 
 def movements(outputs: list[dict], member: str | None = None, purpose: str | None = None) -> list[dict]:
-    return [o for o in outputs if "movement_id" in o
-            and (member is None or o["member_id"] == member)
-            and (purpose is None or o["purpose"] == purpose)]
+    return [
+        o
+        for o in outputs
+        if "movement_id" in o
+        and (member is None or o["member_id"] == member)
+        and (purpose is None or o["purpose"] == purpose)
+    ]
 
 
 def rejections(outputs: list[dict]) -> list[dict]:
@@ -287,9 +341,13 @@ def rejections(outputs: list[dict]) -> list[dict]:
 
 
 def incentives(outputs: list[dict], member: str | None = None, year: int | None = None) -> list[dict]:
-    return [o for o in outputs if "incentive" in o
-            and (member is None or o["member_id"] == member)
-            and (year is None or int(o["year"]) == year)]
+    return [
+        o
+        for o in outputs
+        if "incentive" in o
+        and (member is None or o["member_id"] == member)
+        and (year is None or int(o["year"]) == year)
+    ]
 
 
 def settled(outputs: list[dict], event: dict) -> dict:
@@ -325,14 +383,33 @@ def assert_identities(s: dict) -> None:
     total, fund, share = Decimal(s["total_amount"]), Decimal(s["fund_paid"]), Decimal(s["member_share"])
     assert total == fund + share, s
     assert share == Decimal(s["account_paid"]) + Decimal(s["cash_paid"]), s
-    for key in ("total_amount", "fund_paid", "member_share", "account_paid", "cash_paid", "deductible_paid",
-                "over_limit_amount", "in_policy_amount"):
+    for key in (
+        "total_amount",
+        "fund_paid",
+        "member_share",
+        "account_paid",
+        "cash_paid",
+        "deductible_paid",
+        "over_limit_amount",
+        "in_policy_amount",
+    ):
         assert isinstance(s[key], str) and len(s[key].rsplit(".", 1)[-1]) == 2, (key, s[key])
 
 
-SETTLEMENT_MONEY = ("total_amount", "out_of_catalog_amount", "pre_self_pay_amount", "in_policy_amount",
-                    "deductible_paid", "fund_paid", "copay_amount", "over_limit_amount", "member_share",
-                    "account_paid", "family_account_paid", "cash_paid")
+SETTLEMENT_MONEY = (
+    "total_amount",
+    "out_of_catalog_amount",
+    "pre_self_pay_amount",
+    "in_policy_amount",
+    "deductible_paid",
+    "fund_paid",
+    "copay_amount",
+    "over_limit_amount",
+    "member_share",
+    "account_paid",
+    "family_account_paid",
+    "cash_paid",
+)
 
 
 def assert_reverses(reversal: dict, original: dict) -> None:

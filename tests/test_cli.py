@@ -27,12 +27,19 @@ def test_settle_is_byte_identical_across_runs():
 
 def test_settle_reports_each_malformed_line_and_settles_the_rest(tmp_path):
     b.fresh()
-    good_visit = b.visit("M1", b.NANJING, on="2023-03-01", items=[b.line("1000.00")], kind="community_health_center",
-                         level=1, grade=None)
+    good_visit = b.visit(
+        "M1", b.NANJING, on="2023-03-01", items=[b.line("1000.00")], kind="community_health_center", level=1, grade=None
+    )
     bad_money = b.visit("M1", b.NANJING, on="2023-03-02", items=[b.line("10.005")])
     unknown_field = {**b.visit("M1", b.NANJING, on="2023-03-03"), "colour": "red"}
-    events = [b.as_line(b.enrolled("M1", b.NANJING)), "{not json", b.as_line(bad_money), b.as_line(good_visit),
-              b.as_line(unknown_field), ""]
+    events = [
+        b.as_line(b.enrolled("M1", b.NANJING)),
+        "{not json",
+        b.as_line(bad_money),
+        b.as_line(good_visit),
+        b.as_line(unknown_field),
+        "",
+    ]
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(events) + "\n", encoding="utf-8")
     outputs = [json.loads(line) for line in _settle(path).splitlines()]

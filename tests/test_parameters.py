@@ -55,16 +55,23 @@ def test_weihai_retiree_credit_before_2024_is_refused_unless_configured():
     assert b.movements(out)[0]["amount"] == "66.00"
 
 
-@pytest.mark.parametrize("text, complaint", [
-    ('[policy."640000-2023"]\nretiree_average_pension = 3000.5\n', "float"),
-    ('[policy."640000-2023"]\nno_such_thing = "1"\n', "unknown parameter"),
-    ('[policy."999999-2023"]\nx = "1"\n', "unknown policy ids"),
-    ('[policy."640000-2023".general_ratio.in_service]\n"9" = "0.5"\n', "unknown key"),
-    ('[policy."150000-2023".outpatient.general]\ndeductible = { "1" = "0" }\n', "missing 'ratio'"),
-    ('[policy."150000-2023".outpatient.general]\ndeductible = { "1" = "0" }\nratio.in_service = { "1" = "0.7" }\n'
-     'ratio.retired = { "2" = "0.7" }\ncap = { in_service = "1", retired = "1" }\n', "expected keys"),
-    ("[policy.'640000-2023'\n", "parameters"),
-])
+@pytest.mark.parametrize(
+    "text, complaint",
+    [
+        ('[policy."640000-2023"]\nretiree_average_pension = 3000.5\n', "float"),
+        ('[policy."640000-2023"]\nno_such_thing = "1"\n', "unknown parameter"),
+        ('[policy."999999-2023"]\nx = "1"\n', "unknown policy ids"),
+        ('[policy."640000-2023".general_ratio.in_service]\n"9" = "0.5"\n', "unknown key"),
+        ('[policy."150000-2023".outpatient.general]\ndeductible = { "1" = "0" }\n', "missing 'ratio'"),
+        (
+            '[policy."150000-2023".outpatient.general]\ndeductible = { "1" = "0" }\n'
+            'ratio.in_service = { "1" = "0.7" }\n'
+            'ratio.retired = { "2" = "0.7" }\ncap = { in_service = "1", retired = "1" }\n',
+            "expected keys",
+        ),
+        ("[policy.'640000-2023'\n", "parameters"),
+    ],
+)
 def test_a_malformed_parameter_file_is_refused_with_the_place(text, complaint):
     with pytest.raises(ParameterError, match=complaint):
         PolicyRegistry(parse_parameters(text))

@@ -46,22 +46,16 @@ def parse_occurred_at(value: Any) -> datetime:
             # 3.11 fromisoformat wants upper-case T/Z; RFC 3339 allows either case.
             moment = datetime.fromisoformat(value.upper())
         except ValueError:
-            raise PydanticCustomError(
-                "datetime_value", "not a real date and time (or offset out of range)"
-            ) from None
+            raise PydanticCustomError("datetime_value", "not a real date and time (or offset out of range)") from None
     elif isinstance(value, str) and _NAIVE.fullmatch(value):
-        raise PydanticCustomError(
-            "datetime_naive", "needs an explicit UTC offset, e.g. +08:00 or Z"
-        )
+        raise PydanticCustomError("datetime_naive", "needs an explicit UTC offset, e.g. +08:00 or Z")
     else:
         raise PydanticCustomError(
             "datetime_format",
             "must be an RFC 3339 date-time with offset, e.g. 2024-03-01T09:30:00+08:00",
         )
     if moment.utcoffset() is None:
-        raise PydanticCustomError(
-            "datetime_naive", "needs an explicit UTC offset, e.g. +08:00 or Z"
-        )
+        raise PydanticCustomError("datetime_naive", "needs an explicit UTC offset, e.g. +08:00 or Z")
     try:
         # Fail here, not later in business_date, for instants the policy calendar cannot hold.
         moment.astimezone(POLICY_TZ)

@@ -20,9 +20,7 @@ _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 _MAX_SHOWN = 60
 # Echoing the input helps with type errors, but not where the input is absent by definition.
-_NO_INPUT_ECHO = frozenset(
-    {"missing", "extra_forbidden", "required_for_purpose", "required_for_chronic"}
-)
+_NO_INPUT_ECHO = frozenset({"missing", "extra_forbidden", "required_for_purpose", "required_for_chronic"})
 _SCALARS = (str, bytes, int, float, Decimal, type(None))
 
 

@@ -15,9 +15,7 @@ from .region import Region
 
 class ContractModel(BaseModel):
     # strict: JSON "1" is not 1 and "yes" is not true; frozen: events are facts, never edited.
-    model_config = ConfigDict(
-        strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True
-    )
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def _schema_version(value: Any) -> Any:

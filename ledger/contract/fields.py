@@ -41,9 +41,7 @@ def wire_list(*, min_items: int = 0, nullable: bool = False) -> BeforeValidator:
     def parse(value: Any) -> Any:
         if isinstance(value, (list, tuple)):
             if len(value) < min_items:
-                raise PydanticCustomError(
-                    "too_short", "at least {min} item(s) required", {"min": min_items}
-                )
+                raise PydanticCustomError("too_short", "at least {min} item(s) required", {"min": min_items})
             return tuple(value)
         if value is None and nullable:
             return None

@@ -37,9 +37,7 @@ def parse_money(value: Any) -> Decimal:
         raise PydanticCustomError("money_type", "money must be a JSON string or number")
     if isinstance(value, str):
         if not _PLAIN.fullmatch(value):
-            raise PydanticCustomError(
-                "money_format", 'money must be a plain decimal number such as "123.45"'
-            )
+            raise PydanticCustomError("money_format", 'money must be a plain decimal number such as "123.45"')
         amount = Decimal(value)
     else:
         amount = Decimal(value)
@@ -51,9 +49,7 @@ def parse_money(value: Any) -> Decimal:
     if amount.as_tuple().exponent < -2:  # type: ignore[operator]  # finite, so an int
         raise PydanticCustomError("money_precision", "at most 2 decimal places allowed")
     if amount >= _LIMIT:
-        raise PydanticCustomError(
-            "money_too_large", "must be less than {limit}", {"limit": str(_LIMIT)}
-        )
+        raise PydanticCustomError("money_too_large", "must be less than {limit}", {"limit": str(_LIMIT)})
     if amount.as_tuple().exponent > 0:  # type: ignore[operator]
         # JSON 1e2 arrives as Decimal('1E+2'); store the plain form so output never shows exponents.
         amount = amount.quantize(_ONE)

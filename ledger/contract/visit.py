@@ -122,9 +122,7 @@ class VisitSubmitted(MemberEvent):
     @classmethod
     def _disease_for_chronic(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None and info.data.get("visit_kind") is VisitKind.CHRONIC:
-            raise PydanticCustomError(
-                "required_for_chronic", "required when visit_kind is 'chronic'"
-            )
+            raise PydanticCustomError("required_for_chronic", "required when visit_kind is 'chronic'")
         return value
 
 

@@ -11,15 +11,26 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..chain import GENESIS, ChainBreak, verify_links
-from ..store import DuplicateEvent, EventStore, NewEvent, StoredEvent, chained
+from ..store import DuplicateEvent, EventStore, NewEvent, StoredEvent, UnrecordedParameters, chained
 from .tables import ledger_events, parameter_sets
 
 # One writer at a time appends: the lock is held to commit, so sequence order is commit order and no gap can
 # open (a rolled-back append releases its numbers with the lock).
 APPEND_LOCK = 0x6D656D6C  # "meml"
 
-COLUMNS = ("seq", "event_id", "event_type", "region", "member_id", "occurred_at", "payload", "params_digest",
-           "prev_hash", "hash", "source")
+COLUMNS = (
+    "seq",
+    "event_id",
+    "event_type",
+    "region",
+    "member_id",
+    "occurred_at",
+    "payload",
+    "params_digest",
+    "prev_hash",
+    "hash",
+    "source",
+)
 
 
 async def driver(connection: AsyncConnection):
@@ -57,6 +68,13 @@ class PostgresEventStore(EventStore):
         clashes = await self.known(ids) | {i for i in ids if ids.count(i) > 1}
         if clashes:
             raise DuplicateEvent(clashes)
+        digests = {event.params_digest for event in events}
+        recorded = await self.connection.execute(
+            select(parameter_sets.c.digest).where(parameter_sets.c.digest.in_(digests))
+        )
+        unknown = digests - {row[0] for row in recorded}
+        if unknown:
+            raise UnrecordedParameters(unknown)
         stored = chained(events, *await self.head())
         await self.write(stored)
         return stored
@@ -76,9 +94,7 @@ class PostgresEventStore(EventStore):
         ids = list(set(event_ids))
         if not ids:
             return set()
-        rows = await self.connection.execute(
-            select(ledger_events.c.event_id).where(ledger_events.c.event_id.in_(ids))
-        )
+        rows = await self.connection.execute(select(ledger_events.c.event_id).where(ledger_events.c.event_id.in_(ids)))
         return {row[0] for row in rows}
 
     async def head(self) -> tuple[int, bytes]:
@@ -103,8 +119,9 @@ class PostgresEventStore(EventStore):
         while True:
             rows = (
                 await self.connection.execute(
-                    select(ledger_events.c.seq, ledger_events.c.payload, ledger_events.c.prev_hash,
-                           ledger_events.c.hash)
+                    select(
+                        ledger_events.c.seq, ledger_events.c.payload, ledger_events.c.prev_hash, ledger_events.c.hash
+                    )
                     .where(ledger_events.c.seq > after)
                     .order_by(ledger_events.c.seq)
                     .limit(chunk)
@@ -121,5 +138,3 @@ def _stored(row) -> StoredEvent:
     values = dict(zip(COLUMNS, row))
     values["prev_hash"], values["hash"] = bytes(values["prev_hash"]), bytes(values["hash"])
     return StoredEvent(**values)
-
-

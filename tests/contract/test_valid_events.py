@@ -1,5 +1,5 @@
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pydantic
@@ -186,7 +186,7 @@ def test_rfc3339_variants_are_accepted(stamp):
 def test_python_callers_may_pass_date_and_aware_datetime_objects():
     payload = example("member.retired")
     payload["effective_date"] = date(2024, 2, 15)
-    payload["occurred_at"] = datetime(2024, 3, 1, 1, 30, tzinfo=timezone.utc)
+    payload["occurred_at"] = datetime(2024, 3, 1, 1, 30, tzinfo=UTC)
     event = decode_event(payload)
     assert event.effective_date == date(2024, 2, 15)
     assert event.business_date == date(2024, 3, 1)

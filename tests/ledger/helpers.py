@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -22,12 +22,19 @@ def plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-def ingest(db: Database, lines, parameters: str = "", batch_size: int = 50, now: datetime | None = None,
-           park_ttl: timedelta = timedelta(days=30), name: str = "test"):
+def ingest(
+    db: Database,
+    lines,
+    parameters: str = "",
+    batch_size: int = 50,
+    now: datetime | None = None,
+    park_ttl: timedelta = timedelta(days=30),
+    name: str = "test",
+):
     published: list[dict] = []
 
     async def run():
-        clock = (lambda: now) if now else (lambda: datetime.now(timezone.utc))
+        clock = (lambda: now) if now else (lambda: datetime.now(UTC))
         async with LedgerService(db, parameters, batch_size=batch_size, park_ttl=park_ttl, clock=clock) as service:
             return await service.ingest(from_lines(lines, name), published.extend)
 
@@ -88,5 +95,11 @@ def json_rows(rows, column: str = "record") -> list[dict]:
 
 def waiting(db: Database) -> list[str]:
     """Event ids still waiting for an enrolment, in arrival order."""
-    return [r[0] for r in fetch(db, "SELECT p.event_id FROM parked_events p WHERE NOT EXISTS "
-                                    "(SELECT 1 FROM ledger_events e WHERE e.event_id = p.event_id) ORDER BY arrival")]
+    return [
+        r[0]
+        for r in fetch(
+            db,
+            "SELECT p.event_id FROM parked_events p WHERE NOT EXISTS "
+            "(SELECT 1 FROM ledger_events e WHERE e.event_id = p.event_id) ORDER BY arrival",
+        )
+    ]

@@ -8,9 +8,15 @@ import pytest
 from tests import builders as b
 from tests.ledger.helpers import example_lines, execute, fetch, ingest, verify
 
-A_COLUMN = {"ledger_events": "source", "ledger_settlements": "record", "ledger_movements": "record",
-            "ledger_incentives": "record", "ledger_rejections": "reason", "parameter_sets": "content",
-            "parked_events": "payload"}
+A_COLUMN = {
+    "ledger_events": "source",
+    "ledger_settlements": "record",
+    "ledger_movements": "record",
+    "ledger_incentives": "record",
+    "ledger_rejections": "reason",
+    "parameter_sets": "content",
+    "parked_events": "payload",
+}
 LEDGER_TABLES = tuple(A_COLUMN)
 
 
@@ -34,8 +40,13 @@ def test_even_the_owner_cannot_update_delete_or_truncate(filled, table):
 
 @pytest.mark.parametrize("table", LEDGER_TABLES)
 def test_the_service_role_may_only_insert_and_select(filled, table):
-    privileges = fetch(filled, "SELECT privilege_type FROM information_schema.role_table_grants "
-                               "WHERE grantee = 'medledger_app' AND table_name = $1", table, owner=True)
+    privileges = fetch(
+        filled,
+        "SELECT privilege_type FROM information_schema.role_table_grants "
+        "WHERE grantee = 'medledger_app' AND table_name = $1",
+        table,
+        owner=True,
+    )
     assert {row[0] for row in privileges} == {"INSERT", "SELECT"}
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         execute(filled, f"DELETE FROM {table}")
@@ -50,9 +61,12 @@ def test_the_service_connects_as_the_restricted_role(filled):
 def test_a_row_forged_with_the_triggers_disabled_is_caught_by_verification(filled):
     assert verify(filled).ok
     execute(filled, "ALTER TABLE ledger_events DISABLE TRIGGER USER", owner=True)
-    execute(filled, "UPDATE ledger_events SET payload = replace(payload, '\"amount\":\"', '\"amount\":\"1') "
-                    "WHERE seq = (SELECT min(seq) FROM ledger_events WHERE event_type = 'visit.submitted')",
-            owner=True)
+    execute(
+        filled,
+        'UPDATE ledger_events SET payload = replace(payload, \'"amount":"\', \'"amount":"1\') '
+        "WHERE seq = (SELECT min(seq) FROM ledger_events WHERE event_type = 'visit.submitted')",
+        owner=True,
+    )
     execute(filled, "ALTER TABLE ledger_events ENABLE TRIGGER USER", owner=True)
     forged = fetch(filled, "SELECT min(seq) FROM ledger_events WHERE event_type = 'visit.submitted'")[0][0]
     report = verify(filled)
@@ -63,8 +77,12 @@ def test_a_row_forged_with_the_triggers_disabled_is_caught_by_verification(fille
 
 def test_a_forged_settlement_is_caught_by_re_derivation(filled):
     execute(filled, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
-    execute(filled, "UPDATE ledger_settlements SET record = jsonb_set(record, '{fund_paid}', '\"9999.00\"') "
-                    "WHERE settlement_id = (SELECT min(settlement_id) FROM ledger_settlements)", owner=True)
+    execute(
+        filled,
+        "UPDATE ledger_settlements SET record = jsonb_set(record, '{fund_paid}', '\"9999.00\"') "
+        "WHERE settlement_id = (SELECT min(settlement_id) FROM ledger_settlements)",
+        owner=True,
+    )
     execute(filled, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
     report = verify(filled)
     assert not report.ok and not report.chain_breaks
@@ -82,8 +100,12 @@ def test_a_parameter_set_whose_text_does_not_match_its_digest_is_reported(filled
 
 def test_a_forged_incentive_evaluation_is_caught_by_re_derivation(filled):
     execute(filled, "ALTER TABLE ledger_incentives DISABLE TRIGGER USER", owner=True)
-    execute(filled, "UPDATE ledger_incentives SET record = jsonb_set(record, '{after}', '5') "
-                    "WHERE member_id = (SELECT min(member_id) FROM ledger_incentives)", owner=True)
+    execute(
+        filled,
+        "UPDATE ledger_incentives SET record = jsonb_set(record, '{after}', '5') "
+        "WHERE member_id = (SELECT min(member_id) FROM ledger_incentives)",
+        owner=True,
+    )
     execute(filled, "ALTER TABLE ledger_incentives ENABLE TRIGGER USER", owner=True)
     report = verify(filled)
     assert not report.ok

@@ -27,7 +27,9 @@ def test_ingest_prints_settlements_and_a_second_run_adds_nothing(cli_db):
     first = invoke("ingest", str(EXAMPLES / "weihai.jsonl"))
     assert first.exit_code == 0, first.output
     lines = [json.loads(line) for line in first.stdout.splitlines()]
-    assert sum("settlement_id" in line for line in lines) == fetch(cli_db, "SELECT count(*) FROM ledger_settlements")[0][0]
+    assert (
+        sum("settlement_id" in line for line in lines) == fetch(cli_db, "SELECT count(*) FROM ledger_settlements")[0][0]
+    )
     events = sum(1 for line in (EXAMPLES / "weihai.jsonl").read_text().splitlines() if line.strip())
     second = invoke("ingest", str(EXAMPLES / "weihai.jsonl"))
     assert second.exit_code == 0 and second.stdout == ""
@@ -36,12 +38,21 @@ def test_ingest_prints_settlements_and_a_second_run_adds_nothing(cli_db):
 
 def test_member_statement_shows_enrolment_accumulators_limits_account_and_explanations(cli_db):
     invoke("ingest", str(EXAMPLES / "ningxia.jsonl"), "--quiet")
-    member = fetch(cli_db, "SELECT member_id FROM ledger_settlements WHERE fund_paid > 0 "
-                           "GROUP BY member_id ORDER BY count(*) DESC LIMIT 1")[0][0]
+    member = fetch(
+        cli_db,
+        "SELECT member_id FROM ledger_settlements WHERE fund_paid > 0 "
+        "GROUP BY member_id ORDER BY count(*) DESC LIMIT 1",
+    )[0][0]
     result = invoke("member", "show", member, "--year", "2023")
     assert result.exit_code == 0, result.output
-    for expected in ("statement 2023", "enrolment", "deductible paid", "remaining: general outpatient fund cap",
-                     "000 第十一条", "account movements"):
+    for expected in (
+        "statement 2023",
+        "enrolment",
+        "deductible paid",
+        "remaining: general outpatient fund cap",
+        "000 第十一条",
+        "account movements",
+    ):
         assert expected in result.stdout, expected
     missing = invoke("member", "show", "NOBODY")
     assert missing.exit_code == 1 and "no member NOBODY" in missing.stderr
@@ -49,8 +60,11 @@ def test_member_statement_shows_enrolment_accumulators_limits_account_and_explan
 
 def test_audit_explain_traces_a_settlement_to_its_event_and_hash(cli_db):
     invoke("ingest", str(EXAMPLES / "nanjing.jsonl"), "--quiet")
-    (row,) = fetch(cli_db, "SELECT s.settlement_id, e.hash, e.event_id FROM ledger_settlements s "
-                           "JOIN ledger_events e ON e.seq = s.seq ORDER BY s.seq LIMIT 1")
+    (row,) = fetch(
+        cli_db,
+        "SELECT s.settlement_id, e.hash, e.event_id FROM ledger_settlements s "
+        "JOIN ledger_events e ON e.seq = s.seq ORDER BY s.seq LIMIT 1",
+    )
     result = invoke("audit", "explain", row["settlement_id"])
     assert result.exit_code == 0, result.output
     assert "002 第十四条" in result.stdout and row["hash"].hex() in result.stdout.replace("\n", "")

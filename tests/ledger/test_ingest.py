@@ -18,8 +18,10 @@ def test_ingest_publishes_what_settle_prints_and_is_idempotent(database):
     offline = settle_lines(lines, parse_parameters(IM_PARAMETERS))
     assert _without_seq(published) == _without_seq(offline)
     assert stats.appended == len(lines) and stats.duplicates == 0
-    counts = {table: fetch(database, f"SELECT count(*) FROM {table}")[0][0]
-              for table in ("ledger_events", "ledger_settlements", "ledger_movements", "ledger_rejections")}
+    counts = {
+        table: fetch(database, f"SELECT count(*) FROM {table}")[0][0]
+        for table in ("ledger_events", "ledger_settlements", "ledger_movements", "ledger_rejections")
+    }
     assert counts["ledger_events"] == len(lines)
     assert counts["ledger_settlements"] == len(records(offline, "settlement_id"))
     assert counts["ledger_movements"] == len(records(offline, "movement_id"))
@@ -40,14 +42,20 @@ def test_sequences_are_gap_free_and_every_hash_links_to_the_one_before(database)
 def test_malformed_input_is_rejected_and_kept_and_the_rest_settles(database):
     b.fresh()
     good = [b.enrolled("M1", b.NANJING), b.visit("M1", b.NANJING, on="2023-03-01", items=[b.line("800.00")])]
-    lines = [b.as_line(good[0]), "{broken", b.as_line({**good[1], "surprise": 1}),
-             b.as_line({**good[1], "event_id": "ok-visit"})]
+    lines = [
+        b.as_line(good[0]),
+        "{broken",
+        b.as_line({**good[1], "surprise": 1}),
+        b.as_line({**good[1], "event_id": "ok-visit"}),
+    ]
     stats, published = ingest(database, lines)
     rejected = records(published, "rejected")
     assert [r["rejected"] for r in rejected] == [2, good[1]["event_id"]]
     kept = fetch(database, "SELECT seq, reason, detail, payload, source FROM ledger_rejections ORDER BY rejection_id")
-    assert [(r["seq"], r["reason"], r["source"]) for r in kept] == [(None, "invalid_event", "test:2"),
-                                                                   (None, "invalid_event", "test:3")]
+    assert [(r["seq"], r["reason"], r["source"]) for r in kept] == [
+        (None, "invalid_event", "test:2"),
+        (None, "invalid_event", "test:3"),
+    ]
     assert kept[0]["payload"] == "{broken" and "surprise" in kept[1]["detail"]
     assert records(published, "settlement_id")[0]["fund_paid"] == "320.00"  # 002 第十四条: 800 × 40%
 
@@ -58,10 +66,15 @@ def test_a_policy_rejection_is_a_ledger_row_tied_to_its_event(database):
     stats, published = ingest(database, [b.as_line(b.enrolled("M1", b.NINGXIA)), b.as_line(early)])
     late = b.payment("M1", b.NINGXIA, "50.00", purpose="fitness", on="2023-07-01")  # 000 第八条: not allowed
     ingest(database, [b.as_line(late)])
-    rows = fetch(database, "SELECT r.reason, r.policy_id, e.event_id FROM ledger_rejections r JOIN ledger_events e "
-                           "ON e.seq = r.seq ORDER BY r.seq")
-    assert [tuple(r) for r in rows] == [("policy_not_configured", None, early["event_id"]),
-                                        ("purpose_not_allowed", "640000-2023", late["event_id"])]
+    rows = fetch(
+        database,
+        "SELECT r.reason, r.policy_id, e.event_id FROM ledger_rejections r JOIN ledger_events e "
+        "ON e.seq = r.seq ORDER BY r.seq",
+    )
+    assert [tuple(r) for r in rows] == [
+        ("policy_not_configured", None, early["event_id"]),
+        ("purpose_not_allowed", "640000-2023", late["event_id"]),
+    ]
 
 
 def test_a_duplicate_visit_id_is_refused_by_the_engine_and_the_database(database):
@@ -97,8 +110,12 @@ def test_a_batch_that_fails_half_way_leaves_nothing_behind(database, monkeypatch
 
 def test_unreadable_input_is_published_in_its_place_and_recorded_once(database):
     b.fresh()
-    lines = [b.as_line(b.enrolled("M1", b.NANJING)), "{not json",
-             b.as_line(b.visit("M1", b.NANJING, on="2023-03-01", items=[b.line("800.00")])), "[]"]
+    lines = [
+        b.as_line(b.enrolled("M1", b.NANJING)),
+        "{not json",
+        b.as_line(b.visit("M1", b.NANJING, on="2023-03-01", items=[b.line("800.00")])),
+        "[]",
+    ]
     stats, published = ingest(database, lines)
     assert _without_seq(published) == _without_seq(settle_lines(lines))
     again, republished = ingest(database, lines)
@@ -110,9 +127,13 @@ def test_member_years_do_not_depend_on_batch_boundaries_across_a_re_enrolment(da
     from tests.ledger.helpers import verify
 
     b.fresh()
-    events = [b.enrolled("RE", b.NANJING, on="2023-01-01"), b.visit("RE", b.NANJING, on="2023-03-01"),
-              b.terminated("RE", b.NANJING, on="2023-06-01", reason="transfer_out"),
-              b.enrolled("RE", b.NANJING, on="2024-01-01"), b.visit("RE", b.NANJING, on="2024-03-01")]
+    events = [
+        b.enrolled("RE", b.NANJING, on="2023-01-01"),
+        b.visit("RE", b.NANJING, on="2023-03-01"),
+        b.terminated("RE", b.NANJING, on="2023-06-01", reason="transfer_out"),
+        b.enrolled("RE", b.NANJING, on="2024-01-01"),
+        b.visit("RE", b.NANJING, on="2024-03-01"),
+    ]
     ingest(database, [b.as_line(e) for e in events], batch_size=1)
     years = [r["year"] for r in fetch(database, "SELECT year FROM member_year WHERE member_id = 'RE' ORDER BY year")]
     assert years == [2023, 2024]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tests import builders as b
 from tests.ledger.helpers import fetch, ingest, records, sweep, verify, waiting
 
-T0 = datetime(2024, 3, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 
 
 def _late_enrolment_stream():
@@ -97,8 +97,9 @@ def test_a_parked_event_older_than_the_parking_time_is_refused_with_the_reason(d
     assert stats.expired == 1
     (rejection,) = records(published, "rejected")
     assert rejection["reason"] == "member_not_enrolled" and "parked since" in rejection["detail"]
-    (kept,) = fetch(database, "SELECT r.reason, e.event_id FROM ledger_rejections r JOIN ledger_events e "
-                              "ON e.seq = r.seq")
+    (kept,) = fetch(
+        database, "SELECT r.reason, e.event_id FROM ledger_rejections r JOIN ledger_events e ON e.seq = r.seq"
+    )
     assert kept["event_id"] == visit["event_id"]
     assert waiting(database) == []
     assert verify(database).ok
@@ -111,7 +112,6 @@ def test_a_parked_event_older_than_the_parking_time_is_refused_with_the_reason(d
 def test_ingest_sweeps_before_it_reads(database):
     contribution, visit, reversal, enrolment = _late_enrolment_stream()
     ingest(database, [b.as_line(visit)], now=T0, park_ttl=timedelta(days=1))
-    stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=2),
-                              park_ttl=timedelta(days=1))
+    stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=2), park_ttl=timedelta(days=1))
     assert stats.expired == 1
     assert records(published, "rejected")[0]["rejected"] == visit["event_id"]

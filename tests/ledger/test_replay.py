@@ -24,13 +24,23 @@ def _mixed(database):
     generated = [json.dumps(e) for e in generate(3_000, seed=11)]
     ingest(database, generated[:1500], IM_PARAMETERS, batch_size=97)
     b.fresh()
-    late = [b.visit("LATE", b.WEIHAI, on="2024-03-01", items=[b.line("900.00")], level=1, grade=None),
-            b.aid_authorized("LATE", b.WEIHAI, "LATE-SPOUSE", relation="spouse", on="2024-03-02"),
-            b.enrolled("LATE", b.WEIHAI, on="2023-01-01"),
-            b.contribution("LATE", b.WEIHAI, "2024-03", "8000.00"),
-            b.enrolled("LATE-SPOUSE", b.WEIHAI, on="2023-01-01", person_type="resident_tier1"),
-            b.visit("LATE-SPOUSE", b.WEIHAI, on="2024-03-05", items=[b.line("400.00")], level=1, grade=None,
-                    account=True, payer="LATE")]
+    late = [
+        b.visit("LATE", b.WEIHAI, on="2024-03-01", items=[b.line("900.00")], level=1, grade=None),
+        b.aid_authorized("LATE", b.WEIHAI, "LATE-SPOUSE", relation="spouse", on="2024-03-02"),
+        b.enrolled("LATE", b.WEIHAI, on="2023-01-01"),
+        b.contribution("LATE", b.WEIHAI, "2024-03", "8000.00"),
+        b.enrolled("LATE-SPOUSE", b.WEIHAI, on="2023-01-01", person_type="resident_tier1"),
+        b.visit(
+            "LATE-SPOUSE",
+            b.WEIHAI,
+            on="2024-03-05",
+            items=[b.line("400.00")],
+            level=1,
+            grade=None,
+            account=True,
+            payer="LATE",
+        ),
+    ]
     late.append(b.reversed_visit("LATE", b.WEIHAI, late[0]["visit_id"], on="2024-03-06"))
     ingest(database, [b.as_line(e) for e in late], batch_size=2)
     ingest(database, generated[1500:] + example_lines("inner-mongolia"), IM_PARAMETERS, batch_size=211)

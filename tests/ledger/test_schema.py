@@ -19,7 +19,8 @@ def test_migrations_match_the_table_definitions(database):
         try:
             async with engine.connect() as connection:
                 return await connection.run_sync(
-                    lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
+                    lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+                )
         finally:
             await engine.dispose()
 
@@ -45,8 +46,9 @@ def test_the_owner_gives_the_service_role_its_password_when_one_is_configured(da
 
     monkeypatch.setenv("MEDLEDGER_APP_PASSWORD", "s3cret'quote")
     upgrade(database.owner_url)
-    (row,) = fetch(database, "SELECT rolpassword IS NOT NULL AS set FROM pg_authid WHERE rolname = 'medledger_app'",
-                   owner=True)
+    (row,) = fetch(
+        database, "SELECT rolpassword IS NOT NULL AS set FROM pg_authid WHERE rolname = 'medledger_app'", owner=True
+    )
     assert row["set"]
     fetch(database, "ALTER ROLE medledger_app PASSWORD NULL", owner=True)
 

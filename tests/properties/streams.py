@@ -9,8 +9,12 @@ from hypothesis import strategies as st
 
 from tests import builders as b
 
-FIRST_DAY = {b.NINGXIA: date(2023, 6, 1), b.WEIHAI: date(2022, 7, 1), b.NANJING: date(2023, 1, 1),
-             b.INNER_MONGOLIA: date(2022, 10, 1)}
+FIRST_DAY = {
+    b.NINGXIA: date(2023, 6, 1),
+    b.WEIHAI: date(2022, 7, 1),
+    b.NANJING: date(2023, 1, 1),
+    b.INNER_MONGOLIA: date(2022, 10, 1),
+}
 PERSON_TYPES = {
     b.NINGXIA: ["in_service", "flexible", "retired"],
     b.WEIHAI: ["in_service", "flexible", "retired", "resident_tier1", "resident_tier2", "resident_minor"],
@@ -18,10 +22,27 @@ PERSON_TYPES = {
     b.INNER_MONGOLIA: ["in_service", "retired"],
 }
 DISEASES = ["I10", "E11", "C50", "N18"]
-KINDS = ["general_hospital", "tcm_hospital", "community_health_center", "township_health_center", "village_clinic",
-         "retail_pharmacy", "internet_hospital"]
-CATEGORIES = ["drug", "exam", "treatment", "material", "consultation_fee", "general_diagnosis_fee",
-              "nucleic_acid_test", "health_checkup", "public_health", "other"]
+KINDS = [
+    "general_hospital",
+    "tcm_hospital",
+    "community_health_center",
+    "township_health_center",
+    "village_clinic",
+    "retail_pharmacy",
+    "internet_hospital",
+]
+CATEGORIES = [
+    "drug",
+    "exam",
+    "treatment",
+    "material",
+    "consultation_fee",
+    "general_diagnosis_fee",
+    "nucleic_acid_test",
+    "health_checkup",
+    "public_health",
+    "other",
+]
 
 regions = st.sampled_from([b.NINGXIA, b.WEIHAI, b.NANJING, b.INNER_MONGOLIA])
 fen_amounts = st.integers(min_value=0, max_value=600_000).map(lambda f: Decimal(f) / 100)
@@ -45,16 +66,26 @@ def visit_for(draw, member: str, region: str, day: date):
     chronic = draw(st.booleans())
     prescription = None
     if kind == "retail_pharmacy" and draw(st.booleans()):
-        prescription = b.prescribed_by(draw(st.integers(1, 3)), draw(st.sampled_from(["A", "B", None])),
-                                       draw(st.sampled_from(["general_hospital", "tcm_hospital"])))
+        prescription = b.prescribed_by(
+            draw(st.integers(1, 3)),
+            draw(st.sampled_from(["A", "B", None])),
+            draw(st.sampled_from(["general_hospital", "tcm_hospital"])),
+        )
     return b.visit(
-        member, region, on=day.isoformat(), items=draw(items()), level=level,
-        grade=draw(st.sampled_from(["A", "B", None])), kind=kind,
+        member,
+        region,
+        on=day.isoformat(),
+        items=draw(items()),
+        level=level,
+        grade=draw(st.sampled_from(["A", "B", None])),
+        kind=kind,
         designated=draw(st.sampled_from([True, True, True, False])),
         inpatient=draw(st.sampled_from([False, False, False, True])),
         out_of_area=draw(st.sampled_from(["none", "none", "long_term", "temporary_filed", "temporary_unfiled"])),
-        visit_kind="chronic" if chronic else "general", disease=draw(st.sampled_from(DISEASES)) if chronic else None,
-        prescription=prescription, account=draw(st.booleans()),
+        visit_kind="chronic" if chronic else "general",
+        disease=draw(st.sampled_from(DISEASES)) if chronic else None,
+        prescription=prescription,
+        account=draw(st.booleans()),
     )
 
 
@@ -66,9 +97,16 @@ def member_stream(draw, region: str | None = None, max_events: int = 40):
     start = FIRST_DAY[region]
     person = draw(st.sampled_from(PERSON_TYPES[region]))
     member = "M1"
-    events = [b.enrolled(member, region, on=start.isoformat(), person_type=person,
-                         birth_date=draw(st.sampled_from(["1953-03-10", "1978-06-20", "1960-11-30"])),
-                         legacy_monthly_credit="150.00")]
+    events = [
+        b.enrolled(
+            member,
+            region,
+            on=start.isoformat(),
+            person_type=person,
+            birth_date=draw(st.sampled_from(["1953-03-10", "1978-06-20", "1960-11-30"])),
+            legacy_monthly_credit="150.00",
+        )
+    ]
     day = start
     visits: list[str] = []
     retired = person in ("retired", "veteran_pre1949")
@@ -76,24 +114,33 @@ def member_stream(draw, region: str | None = None, max_events: int = 40):
         day = day + timedelta(days=draw(st.integers(0, 40)))
         if day.year > start.year + 1:
             break
-        action = draw(st.sampled_from(["visit", "visit", "visit", "visit", "reverse", "contribution",
-                                       "certify", "retire", "pension"]))
+        action = draw(
+            st.sampled_from(
+                ["visit", "visit", "visit", "visit", "reverse", "contribution", "certify", "retire", "pension"]
+            )
+        )
         if action == "visit":
             event = draw(visit_for(member, region, day))
             visits.append(event["visit_id"])
         elif action == "reverse" and visits:
             event = b.reversed_visit(member, region, draw(st.sampled_from(visits)), on=day.isoformat())
         elif action == "certify":
-            event = b.chronic_certified(member, region, draw(st.sampled_from(DISEASES)),
-                                        draw(st.sampled_from(["1500", "3000", "8000"])), on=day.isoformat(),
-                                        kind=draw(st.sampled_from(["common", "special"])))
+            event = b.chronic_certified(
+                member,
+                region,
+                draw(st.sampled_from(DISEASES)),
+                draw(st.sampled_from(["1500", "3000", "8000"])),
+                on=day.isoformat(),
+                kind=draw(st.sampled_from(["common", "special"])),
+            )
         elif action == "retire" and not retired and not person.startswith("resident"):
             retired = True
             event = b.retired(member, region, on=day.isoformat(), pension="4200.00")
         elif action == "pension" and retired:
             event = b.pension(member, region, day.strftime("%Y-%m"), "4200.00", on=day.isoformat())
         else:
-            event = b.contribution(member, region, day.strftime("%Y-%m"), draw(st.sampled_from(["6000", "9000"])),
-                                   on=day.isoformat())
+            event = b.contribution(
+                member, region, day.strftime("%Y-%m"), draw(st.sampled_from(["6000", "9000"])), on=day.isoformat()
+            )
         events.append(event)
     return region, events

@@ -87,8 +87,7 @@ def _state(member) -> dict:
     years = range(2022, 2026)
     state["year_balances"] = {year: balance_at_end_of(member, year) for year in years}
     state["counters"] = {
-        period: {name: value for name, value in values.items() if value}
-        for period, values in member.counters.items()
+        period: {name: value for name, value in values.items() if value} for period, values in member.counters.items()
     }
     state["counters"] = {period: values for period, values in state["counters"].items() if values}
     return state

@@ -12,8 +12,12 @@ from policies.parameters import load_parameters
 from tests import builders as b
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-REGION_OF = {"ningxia.jsonl": b.NINGXIA, "weihai.jsonl": b.WEIHAI, "nanjing.jsonl": b.NANJING,
-             "inner-mongolia.jsonl": b.INNER_MONGOLIA}
+REGION_OF = {
+    "ningxia.jsonl": b.NINGXIA,
+    "weihai.jsonl": b.WEIHAI,
+    "nanjing.jsonl": b.NANJING,
+    "inner-mongolia.jsonl": b.INNER_MONGOLIA,
+}
 PARAMS = EXAMPLES / "params" / "150000-illustrative.toml"
 
 
@@ -32,8 +36,15 @@ def test_example_file_is_an_ordered_stream_of_unique_events(name):
     assert len(set(visits)) == len(visits)
     assert {e["visit_id"] for e in events if e["event_type"] == "visit.reversed"} <= set(visits)
     kinds = {e["event_type"] for e in events}
-    assert {"member.enrolled", "visit.submitted", "visit.reversed", "family.aid_authorized",
-            "account.payment_requested", "member.retired", "period.year_closed"} <= kinds
+    assert {
+        "member.enrolled",
+        "visit.submitted",
+        "visit.reversed",
+        "family.aid_authorized",
+        "account.payment_requested",
+        "member.retired",
+        "period.year_closed",
+    } <= kinds
     assert len({e["member_id"] for e in events if "member_id" in e}) >= 3
 
 

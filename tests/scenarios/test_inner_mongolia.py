@@ -54,10 +54,12 @@ def test_retiree_fixed_credit_90_in_2022_q4_and_60_from_2023():
     p = [b.pension(m, IM, month, "4100.00") for month in ("2022-10", "2022-12", "2023-01", "2023-02")]
     out = run(enrolled(m, person_type="retired", birth_date="1955-09-09", monthly_pension="4100.00"), p)
     # 004 二: 3% × 2021 average pension [param 3000.00] = 90.00 from 2022-10; 2% = 60.00 from 2023
-    assert [credits(out, e) for e in p] == [[("retiree_credit", "90.00", "90.00")],
-                                            [("retiree_credit", "90.00", "180.00")],
-                                            [("retiree_credit", "60.00", "240.00")],
-                                            [("retiree_credit", "60.00", "300.00")]]
+    assert [credits(out, e) for e in p] == [
+        [("retiree_credit", "90.00", "90.00")],
+        [("retiree_credit", "90.00", "180.00")],
+        [("retiree_credit", "60.00", "240.00")],
+        [("retiree_credit", "60.00", "300.00")],
+    ]
 
 
 def test_account_events_before_2022_10_not_configured():
@@ -65,8 +67,13 @@ def test_account_events_before_2022_10_not_configured():
     c = b.contribution(m, IM, "2022-09", "6000.00")
     p = b.pension(r, IM, "2022-09", "4000.00")
     ok = b.contribution(m, IM, "2022-10", "6000.00")
-    out = run(enrolled(m, on="2022-01-01"), enrolled(r, on="2022-01-01", person_type="retired",
-                                                     birth_date="1956-01-01"), p, c, ok)
+    out = run(
+        enrolled(m, on="2022-01-01"),
+        enrolled(r, on="2022-01-01", person_type="retired", birth_date="1956-01-01"),
+        p,
+        c,
+        ok,
+    )
     # notes §0: Inner Mongolia policy starts 2022-10-01
     assert b.reason(out, c) == "policy_not_configured"
     assert b.reason(out, p) == "policy_not_configured"
@@ -77,8 +84,12 @@ def test_mid_year_retirement_switches_credit_next_month():
     m = "IM-RETIRING"
     c = b.contribution(m, IM, "2023-03", "5000.00")
     p = b.pension(m, IM, "2023-04", "3900.00")
-    out = run(enrolled(m, birth_date="1963-03-01", contribution_base="5000.00"),
-              b.retired(m, IM, on="2023-03-15", pension="3900.00"), c, p)
+    out = run(
+        enrolled(m, birth_date="1963-03-01", contribution_base="5000.00"),
+        b.retired(m, IM, on="2023-03-15", pension="3900.00"),
+        c,
+        p,
+    )
     # 2% of 5000 for March; 次月起 the fixed 60.00 (004 二, notes §4)
     assert credits(out, c) == [("contribution", "100.00", "100.00")]
     assert credits(out, p) == [("retiree_credit", "60.00", "160.00")]
@@ -131,8 +142,7 @@ def _parameters():
 def test_visits_settle_with_the_illustrative_parameter_file():
     params = _parameters()
     m = "IM-WITH-PARAMS"
-    v1 = b.visit(m, IM, on="2023-03-01", items=[b.line("800.00")], level=1, grade=None,
-                 kind="community_health_center")
+    v1 = b.visit(m, IM, on="2023-03-01", items=[b.line("800.00")], level=1, grade=None, kind="community_health_center")
     v2 = b.visit(m, IM, on="2023-03-02", items=[b.line("1500.00")])
     r = b.visit("IM-RESIDENT-P", IM, on="2023-03-01")
     out = run(enrolled(m), enrolled("IM-RESIDENT-P", person_type="resident_tier1"), v1, v2, r, parameters=params)
@@ -161,9 +171,11 @@ def test_reversal_with_parameters_restores_state():
 def test_without_parameters_even_a_visit_without_fund_payment_is_refused():
     b.fresh()
     m = "IM-NOPARAMS"
-    visits = [b.visit(m, b.INNER_MONGOLIA, on="2023-03-01", designated=False),
-              b.visit(m, b.INNER_MONGOLIA, on="2023-03-02", inpatient=True),
-              b.visit(m, b.INNER_MONGOLIA, on="2023-03-03")]
+    visits = [
+        b.visit(m, b.INNER_MONGOLIA, on="2023-03-01", designated=False),
+        b.visit(m, b.INNER_MONGOLIA, on="2023-03-02", inpatient=True),
+        b.visit(m, b.INNER_MONGOLIA, on="2023-03-03"),
+    ]
     out = settle_lines(b.lines(b.enrolled(m, b.INNER_MONGOLIA), *visits))
     assert [b.reason(out, v) for v in visits] == ["policy_not_configured"] * 3
     assert not b.settlements(out)

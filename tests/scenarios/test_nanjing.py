@@ -45,10 +45,12 @@ def streak(out, member, year):
 
 # --- worked example (policy notes §3) ----------------------------------------------------------------------------
 
+
 def test_worked_example_bands():
     m = "NJ-WORKED"
-    v1 = b.visit(m, NJ, on="2023-02-01", items=[b.line("800.00"), b.line("20.00", category="consultation_fee")],
-                 **NON_COMMUNITY)
+    v1 = b.visit(
+        m, NJ, on="2023-02-01", items=[b.line("800.00"), b.line("20.00", category="consultation_fee")], **NON_COMMUNITY
+    )
     v2 = b.visit(m, NJ, on="2023-03-01", items=drug("1500.00"), **COMMUNITY)
     v3 = b.visit(m, NJ, on="2023-04-01", items=drug("14000.00"), **NON_COMMUNITY)
     out = run(enrolled(m), v1, v2, v3)
@@ -68,6 +70,7 @@ def test_worked_example_bands():
 
 
 # --- further scenarios -------------------------------------------------------------------------------------------
+
 
 def test_retired_under_70_straddles_bands():
     m = "NJ-RETIRED"
@@ -100,8 +103,12 @@ def test_mid_year_retirement_rates_from_next_month():
     m = "NJ-RETIRING"
     v1 = b.visit(m, NJ, on="2023-04-20", items=drug("600.00"), **NON_COMMUNITY)
     v2 = b.visit(m, NJ, on="2023-05-03", items=drug("600.00"), **NON_COMMUNITY)
-    out = run(enrolled(m, birth_date="1963-04-01", contribution_base="8000.00"),
-              b.retired(m, NJ, on="2023-04-10", pension="5000.00"), v1, v2)
+    out = run(
+        enrolled(m, birth_date="1963-04-01", contribution_base="8000.00"),
+        b.retired(m, NJ, on="2023-04-10", pension="5000.00"),
+        v1,
+        v2,
+    )
     # 002 第十八条 次月起: April still in service, non-community 40%: 600 × 40% = 240
     assert b.core(b.settled(out, v1)) == ("0.00", "240.00", "0.00", "360.00")
     # May retired <70: position 600 → 1200: 400 × 45% + 200 × 70% = 320 (band position carries over)
@@ -137,9 +144,18 @@ def test_annual_band_ceiling_exhausted_then_reset():
 def test_fee_lines_paid_at_first_band_ratio_and_do_not_move_the_band():
     m = "NJ-FEES"
     v1 = b.visit(m, NJ, on="2023-02-01", items=drug("1000.00"), **COMMUNITY)
-    v2 = b.visit(m, NJ, on="2023-02-10", items=[b.line("500.00"), b.line("30.00", category="consultation_fee"),
-                                                b.line("10.00", category="general_diagnosis_fee"),
-                                                b.line("40.00", category="nucleic_acid_test")], **NON_COMMUNITY)
+    v2 = b.visit(
+        m,
+        NJ,
+        on="2023-02-10",
+        items=[
+            b.line("500.00"),
+            b.line("30.00", category="consultation_fee"),
+            b.line("10.00", category="general_diagnosis_fee"),
+            b.line("40.00", category="nucleic_acid_test"),
+        ],
+        **NON_COMMUNITY,
+    )
     v3 = b.visit(m, NJ, on="2023-02-20", items=drug("3500.00"), **COMMUNITY)
     out = run(enrolled(m), v1, v2, v3)
     assert b.core(b.settled(out, v1)) == ("0.00", "500.00", "0.00", "500.00")
@@ -152,8 +168,14 @@ def test_fee_lines_paid_at_first_band_ratio_and_do_not_move_the_band():
 def test_retail_pharmacy_with_and_without_prescription():
     m = "NJ-PHARMACY"
     pharmacy = dict(level=0, grade=None, kind="retail_pharmacy")
-    p1 = b.visit(m, NJ, on="2023-02-01", items=drug("200.00"), **pharmacy,
-                 prescription=b.prescribed_by(1, None, "community_health_center"))
+    p1 = b.visit(
+        m,
+        NJ,
+        on="2023-02-01",
+        items=drug("200.00"),
+        **pharmacy,
+        prescription=b.prescribed_by(1, None, "community_health_center"),
+    )
     p2 = b.visit(m, NJ, on="2023-02-02", items=drug("200.00"), **pharmacy, prescription=b.prescribed_by(3, "A"))
     p3 = b.visit(m, NJ, on="2023-02-03", items=drug("200.00"), **pharmacy)
     out = run(enrolled(m), p1, p2, p3)
@@ -171,8 +193,9 @@ def test_township_centre_is_community_non_designated_and_checkup_lines():
     m = "NJ-MISC"
     v1 = b.visit(m, NJ, on="2023-02-01", items=drug("400.00"), level=1, grade=None, kind="township_health_center")
     v2 = b.visit(m, NJ, on="2023-02-02", items=drug("400.00"), designated=False, **NON_COMMUNITY)
-    v3 = b.visit(m, NJ, on="2023-02-03", items=[b.line("300.00"), b.line("200.00", category="health_checkup")],
-                 **COMMUNITY)
+    v3 = b.visit(
+        m, NJ, on="2023-02-03", items=[b.line("300.00"), b.line("200.00", category="health_checkup")], **COMMUNITY
+    )
     out = run(enrolled(m), v1, v2, v3)
     # township health centre counts as community: 400 × 50% = 200
     assert b.core(b.settled(out, v1)) == ("0.00", "200.00", "0.00", "200.00")
@@ -207,6 +230,7 @@ def test_chronic_visit_not_configured_without_parameters():
 
 # --- health incentive (002 第七条) --------------------------------------------------------------------------------
 
+
 def test_health_incentive_200_then_300_then_broken_by_fund_payment():
     m = "NJ-HEALTHY"
     close23, close24, close25 = b.year_closed(NJ, 2023), b.year_closed(NJ, 2024), b.year_closed(NJ, 2025)
@@ -219,8 +243,10 @@ def test_health_incentive_200_then_300_then_broken_by_fund_payment():
     assert streak(out, m, 2025) == (2, 0)
     credits = b.movements(out, m, "health_incentive")
     # 200, then 200 + 100 × (2 − 1) = 300; booked under the closed year's policy (readings)
-    assert [(c["amount"], c["balance_after"], c["kind"]) for c in credits] == [("200.00", "200.00", "credit"),
-                                                                               ("300.00", "500.00", "credit")]
+    assert [(c["amount"], c["balance_after"], c["kind"]) for c in credits] == [
+        ("200.00", "200.00", "credit"),
+        ("300.00", "500.00", "credit"),
+    ]
     assert [c["event_id"] for c in credits] == [close23["event_id"], close24["event_id"]]
     assert [c["policy_id"] for c in credits] == ["320100-2023", "320100-2024"]
 
@@ -230,8 +256,17 @@ def test_health_incentive_ignores_fee_lines_and_reversed_payments():
     vf = b.visit(fees, NJ, on="2023-03-01", items=[b.line("30.00", category="consultation_fee")], **COMMUNITY)
     vr = b.visit(reversed_, NJ, on="2023-03-01", items=drug("1000.00"), **COMMUNITY)
     vp = b.visit(paid, NJ, on="2023-03-01", items=drug("100.00"), **COMMUNITY)
-    out = run(enrolled(fees), enrolled(reversed_), enrolled(paid), enrolled(late, on="2023-03-01"),
-              vf, vr, vp, b.reversed_visit(reversed_, NJ, vr["visit_id"], on="2023-03-05"), b.year_closed(NJ, 2023))
+    out = run(
+        enrolled(fees),
+        enrolled(reversed_),
+        enrolled(paid),
+        enrolled(late, on="2023-03-01"),
+        vf,
+        vr,
+        vp,
+        b.reversed_visit(reversed_, NJ, vr["visit_id"], on="2023-03-05"),
+        b.year_closed(NJ, 2023),
+    )
     # 002 第七条 不含门诊诊察费...统筹基金支付: the fee was paid (30 × 50% = 15) but does not count
     assert b.settled(out, vf)["fund_paid"] == "15.00"
     assert streak(out, fees, 2023) == (0, 1)
@@ -248,9 +283,13 @@ def test_health_incentive_ignores_fee_lines_and_reversed_payments():
 
 def test_health_incentive_broken_by_external_fund_payment_then_restarts():
     m = "NJ-INPATIENT"
-    out = run(enrolled(m), b.year_closed(NJ, 2023),
-              b.external_fund(m, NJ, "8000.00", source="inpatient", on="2024-05-01"), b.year_closed(NJ, 2024),
-              b.year_closed(NJ, 2025))
+    out = run(
+        enrolled(m),
+        b.year_closed(NJ, 2023),
+        b.external_fund(m, NJ, "8000.00", source="inpatient", on="2024-05-01"),
+        b.year_closed(NJ, 2024),
+        b.year_closed(NJ, 2025),
+    )
     assert streak(out, m, 2023) == (0, 1)
     # 002 第七条 含医疗费用零星报销 / inpatient fund payment: streak broken
     assert streak(out, m, 2024) == (1, 0)

@@ -31,10 +31,11 @@ def drug(amount, **kw):
 
 # --- worked example (policy notes §1) ----------------------------------------------------------------------------
 
+
 def test_worked_example_general_then_chronic_then_cap():
     m = "NX-WORKED"
-    v1 = b.visit(m, NX, on="2023-06-05", items=drug("1000.00"))                       # tier 3 A
-    v2 = b.visit(m, NX, on="2023-06-12", level=2, grade="A", items=drug("500.00"))    # tier 2
+    v1 = b.visit(m, NX, on="2023-06-05", items=drug("1000.00"))  # tier 3 A
+    v2 = b.visit(m, NX, on="2023-06-12", level=2, grade="A", items=drug("500.00"))  # tier 2
     cert = b.chronic_certified(m, NX, "E11", "3000.00", on="2023-06-15")
     v3 = b.chronic_visit(m, NX, "E11", on="2023-06-20", items=drug("2000.00"))
     v4 = b.visit(m, NX, on="2023-07-03", level=1, grade=None, items=drug("5000.00"))
@@ -45,7 +46,7 @@ def test_worked_example_general_then_chronic_then_cap():
     s1 = b.settled(out, v1)
     assert b.core(s1) == ("300.00", "420.00", "0.00", "580.00")
     assert (s1["fund_ratio"], s1["copay_amount"], s1["fund_pool"]) == ("0.6000", "280.00", "general")
-    assert s1["limit_remaining"] == "3580.00"                                          # 4000 − 420
+    assert s1["limit_remaining"] == "3580.00"  # 4000 − 420
     assert (s1["policy_id"], str(s1["insutype"]), str(s1["med_type"])) == ("640000-2023", "310", "11")
     assert str(s1["fund_pay_type"]) == "310100"
 
@@ -58,7 +59,7 @@ def test_worked_example_general_then_chronic_then_cap():
     s3 = b.settled(out, v3)
     assert b.core(s3) == ("200.00", "1350.00", "0.00", "650.00")
     assert (s3["fund_pool"], s3["fund_ratio"], str(s3["med_type"])) == ("chronic", "0.7500", "14")
-    assert s3["limit_remaining"] == "1650.00"                                          # 3000 − 1350
+    assert s3["limit_remaining"] == "1650.00"  # 3000 − 1350
 
     # tier 1: no threshold; 5000 × 75% = 3750 but the general cap leaves 4000 − 770 = 3230; over-cap 520
     s4 = b.settled(out, v4)
@@ -86,6 +87,7 @@ def test_settlement_carries_national_aliases():
 
 
 # --- further scenarios -------------------------------------------------------------------------------------------
+
 
 def test_tier2_threshold_counts_toward_tier3_and_grade_b():
     m = "NX-TIERS"
@@ -145,8 +147,9 @@ def test_fund_payment_rounded_once_half_up():
     a, r = "NX-ROUND-A", "NX-ROUND-R"
     va = b.visit(a, NX, on="2023-06-05", items=drug("1000.01"))
     vr = b.visit(r, NX, on="2023-06-05", items=drug("1000.01"))
-    out = run(enrolled(a), enrolled(r, person_type="retired", monthly_pension="3000.00", birth_date="1958-01-01"),
-              va, vr)
+    out = run(
+        enrolled(a), enrolled(r, person_type="retired", monthly_pension="3000.00", birth_date="1958-01-01"), va, vr
+    )
     # notes §0: 700.01 × 60% = 420.006 → 420.01; member share 1000.01 − 420.01 = 580.00
     assert b.core(b.settled(out, va)) == ("300.00", "420.01", "0.00", "580.00")
     # retired 3A 65% (000 第十一条): 700.01 × 65% = 455.0065 → 455.01 (half up)
@@ -157,9 +160,11 @@ def test_fund_payment_rounded_once_half_up():
 
 def test_chronic_pool_three_certifications_80_percent_rule_and_cap_adjustment():
     m = "NX-3CHRONIC"
-    certs = [b.chronic_certified(m, NX, "E11", "3000.00", on="2023-06-01"),
-             b.chronic_certified(m, NX, "I10", "2000.00", on="2023-06-01"),
-             b.chronic_certified(m, NX, "N18", "5000.00", on="2023-06-01")]
+    certs = [
+        b.chronic_certified(m, NX, "E11", "3000.00", on="2023-06-01"),
+        b.chronic_certified(m, NX, "I10", "2000.00", on="2023-06-01"),
+        b.chronic_certified(m, NX, "N18", "5000.00", on="2023-06-01"),
+    ]
     v1 = b.chronic_visit(m, NX, "N18", on="2023-06-10", items=drug("12000.00"))
     v2 = b.chronic_visit(m, NX, "I10", on="2023-07-01", level=2, items=drug("2000.00"))
     adj = b.cap_adjusted(m, NX, "I10", "6000.00", on="2023-08-01")
@@ -188,8 +193,14 @@ def test_new_third_certification_mid_year_adds_80_percent_of_its_cap():
     v1 = b.chronic_visit(m, NX, "E11", on="2023-07-01", items=drug("8000.00"))
     cert3 = b.chronic_certified(m, NX, "N18", "1000.00", on="2023-09-01")
     v2 = b.chronic_visit(m, NX, "N18", on="2023-09-10", items=drug("2000.00"))
-    out = run(enrolled(m), b.chronic_certified(m, NX, "E11", "3000.00"),
-              b.chronic_certified(m, NX, "I10", "2000.00"), v1, cert3, v2)
+    out = run(
+        enrolled(m),
+        b.chronic_certified(m, NX, "E11", "3000.00"),
+        b.chronic_certified(m, NX, "I10", "2000.00"),
+        v1,
+        cert3,
+        v2,
+    )
     # 000 第十九条: two diseases → pool 3000 + 2000 = 5000; (8000 − 500) × 75% = 5625 → 5000, over 625
     assert b.core(b.settled(out, v1)) == ("500.00", "5000.00", "625.00", "3000.00")
     # third disease: 3000 + 2000 + 1000 × 80% = 5800 → 800 left; 2000 × 75% = 1500 → 800, over 700
@@ -199,12 +210,12 @@ def test_new_third_certification_mid_year_adds_80_percent_of_its_cap():
 
 def test_chronic_visit_without_certification_on_the_date_settles_as_general():
     m = "NX-UNCERT"
-    v1 = b.chronic_visit(m, NX, "E11", on="2023-07-15", items=drug("1000.00"))   # before certification
+    v1 = b.chronic_visit(m, NX, "E11", on="2023-07-15", items=drug("1000.00"))  # before certification
     cert = b.chronic_certified(m, NX, "E11", "3000.00", on="2023-08-01")
-    v2 = b.chronic_visit(m, NX, "I10", on="2023-08-05", items=drug("1000.00"))   # other disease
-    v3 = b.chronic_visit(m, NX, "E11", on="2023-08-06", items=drug("1000.00"))   # certified
+    v2 = b.chronic_visit(m, NX, "I10", on="2023-08-05", items=drug("1000.00"))  # other disease
+    v3 = b.chronic_visit(m, NX, "E11", on="2023-08-06", items=drug("1000.00"))  # certified
     revoke = b.chronic_revoked(m, NX, "E11", on="2023-09-01")
-    v4 = b.chronic_visit(m, NX, "E11", on="2023-09-02", items=drug("1000.00"))   # after revocation
+    v4 = b.chronic_visit(m, NX, "E11", on="2023-09-02", items=drug("1000.00"))  # after revocation
     out = run(enrolled(m), v1, cert, v2, v3, revoke, v4)
     # notes §1/§0: general rules 3A: (1000 − 300) × 60% = 420, general pool
     s1 = b.settled(out, v1)
@@ -228,11 +239,21 @@ def test_village_clinic_two_diseases_pilot():
     p2 = b.chronic_visit(pilot, NX, "N18", on="2023-07-02", items=drug("600.00"), **village)
     p3 = b.visit(pilot, NX, on="2023-07-03", items=drug("300.00"), **village)
     o1 = b.chronic_visit(other, NX, "I10", on="2023-07-01", items=drug("600.00"), **village)
-    o2 = b.chronic_visit(other, NX, "I10", on="2023-07-05", level=1, grade=None, kind="township_health_center",
-                         items=drug("600.00"))
-    out = run(enrolled(pilot, remote_pilot=True), enrolled(other, remote_pilot=False),
-              b.chronic_certified(pilot, NX, "I10", "2000.00"), b.chronic_certified(pilot, NX, "N18", "5000.00"),
-              b.chronic_certified(other, NX, "I10", "2000.00"), p1, o1, p2, p3, o2)
+    o2 = b.chronic_visit(
+        other, NX, "I10", on="2023-07-05", level=1, grade=None, kind="township_health_center", items=drug("600.00")
+    )
+    out = run(
+        enrolled(pilot, remote_pilot=True),
+        enrolled(other, remote_pilot=False),
+        b.chronic_certified(pilot, NX, "I10", "2000.00"),
+        b.chronic_certified(pilot, NX, "N18", "5000.00"),
+        b.chronic_certified(other, NX, "I10", "2000.00"),
+        p1,
+        o1,
+        p2,
+        p3,
+        o2,
+    )
     # 003 一(一): 两病 at a village clinic for a remote_pilot member: threshold 500 (000 第十七条), (600 − 500) × 75%
     s = b.settled(out, p1)
     assert b.core(s) == ("500.00", "75.00", "0.00", "525.00") and s["fund_pool"] == "chronic"
@@ -277,12 +298,18 @@ def test_not_designated_and_inpatient_period_pay_nothing_and_move_nothing():
 
 def test_out_of_catalog_pre_self_pay_and_checkup_lines():
     m = "NX-LINES"
-    v = b.visit(m, NX, on="2023-07-01", items=[b.line("1200.00", out_of_catalog="100.00", pre_self_pay="100.00"),
-                                               b.line("300.00", category="health_checkup")])
+    v = b.visit(
+        m,
+        NX,
+        on="2023-07-01",
+        items=[
+            b.line("1200.00", out_of_catalog="100.00", pre_self_pay="100.00"),
+            b.line("300.00", category="health_checkup"),
+        ],
+    )
     s = b.settled(run(enrolled(m), v), v)
     # notes §0: in-policy = 1200 − 100 − 100 = 1000; check-up never payable (000 第十二条 健康体检类费用)
-    assert (s["total_amount"], s["out_of_catalog_amount"], s["pre_self_pay_amount"]) == ("1500.00", "100.00",
-                                                                                           "100.00")
+    assert (s["total_amount"], s["out_of_catalog_amount"], s["pre_self_pay_amount"]) == ("1500.00", "100.00", "100.00")
     assert s["in_policy_amount"] == "1000.00"
     # (1000 − 300) × 60% = 420; member share 1500 − 420 = 1080
     assert b.core(s) == ("300.00", "420.00", "0.00", "1080.00")
@@ -291,8 +318,7 @@ def test_out_of_catalog_pre_self_pay_and_checkup_lines():
 
 def test_internet_hospital_and_community_centre_reported_at_level_0():
     m = "NX-LEVELS"
-    comm = b.visit(m, NX, on="2023-07-01", level=0, grade=None, kind="community_health_center",
-                   items=drug("400.00"))
+    comm = b.visit(m, NX, on="2023-07-01", level=0, grade=None, kind="community_health_center", items=drug("400.00"))
     net = b.visit(m, NX, on="2023-07-02", level=3, grade="B", kind="internet_hospital", items=drug("1000.00"))
     out = run(enrolled(m), comm, net)
     # readings: community centres are tier 1 even at level 0 (000 第十条); tier 1: no threshold, 75%

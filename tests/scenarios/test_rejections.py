@@ -42,6 +42,7 @@ def assert_rejected(out, event, reason):
 
 # --- membership --------------------------------------------------------------------------------------------------
 
+
 def test_member_not_enrolled():
     m = "NX-FUTURE"
     stranger = b.visit("NX-NOBODY", NX, on="2023-07-01")
@@ -69,6 +70,7 @@ def test_member_terminated_from_the_termination_date():
 
 
 # --- visits and reversals ----------------------------------------------------------------------------------------
+
 
 def test_duplicate_visit_id_rejected_and_not_applied():
     m = "NX-DUP"
@@ -122,11 +124,15 @@ def test_closed_year_rejects_visits_reversals_and_a_second_close():
 
 # --- policy not configured ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("region", "before", "first_day"), [
-    (NX, "2023-05-31", "2023-06-01"),     # 000 第三十五条
-    (WH, "2022-06-30", "2022-07-01"),     # 001 第四十条
-    (NJ, "2022-12-31", "2023-01-01"),     # 002 第三十二条
-])
+
+@pytest.mark.parametrize(
+    ("region", "before", "first_day"),
+    [
+        (NX, "2023-05-31", "2023-06-01"),  # 000 第三十五条
+        (WH, "2022-06-30", "2022-07-01"),  # 001 第四十条
+        (NJ, "2022-12-31", "2023-01-01"),  # 002 第三十二条
+    ],
+)
 def test_visit_before_the_document_takes_effect(region, before, first_day):
     m = f"{region}-EARLY"
     early = b.visit(m, region, on=before, level=1, grade=None)
@@ -172,6 +178,7 @@ def test_inner_mongolia_visit_without_parameters():
 
 
 # --- invalid events ----------------------------------------------------------------------------------------------
+
 
 def test_malformed_line_does_not_stop_the_stream():
     m = "NX-MALFORMED"
@@ -224,8 +231,21 @@ def _wrong_type(e):
     e["facility_level"] = "three"
 
 
-@pytest.mark.parametrize("mutate", [_bad_amount, _unknown_field, _negative_amount, _unknown_enum, _missing_field,
-                                    _negative_in_policy, _no_offset, _unknown_type, _schema_version, _wrong_type])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _bad_amount,
+        _unknown_field,
+        _negative_amount,
+        _unknown_enum,
+        _missing_field,
+        _negative_in_policy,
+        _no_offset,
+        _unknown_type,
+        _schema_version,
+        _wrong_type,
+    ],
+)
 def test_invalid_event_rejected_and_stream_continues(mutate):
     m = "NX-INVALID"
     bad = b.visit(m, NX, on="2023-07-01", items=[b.line("1000.00")])
@@ -259,9 +279,17 @@ def test_re_enrolment_in_the_same_year_keeps_the_accumulators_and_a_reversal_ret
     v1 = b.visit(m, NX, on="2023-07-01", items=[b.line("1000.00")])
     v2 = b.visit(m, NX, on="2023-09-05", items=[b.line("1000.00")])
     v3 = b.visit(m, NX, on="2023-09-07", items=[b.line("1000.00")])
-    out = settle_lines(b.lines(
-        b.enrolled(m, NX, on="2023-06-01"), v1, b.terminated(m, NX, on="2023-08-01", reason="transfer_out"),
-        b.enrolled(m, NX, on="2023-09-01"), v2, b.reversed_visit(m, NX, v1["visit_id"], on="2023-09-06"), v3))
+    out = settle_lines(
+        b.lines(
+            b.enrolled(m, NX, on="2023-06-01"),
+            v1,
+            b.terminated(m, NX, on="2023-08-01", reason="transfer_out"),
+            b.enrolled(m, NX, on="2023-09-01"),
+            v2,
+            b.reversed_visit(m, NX, v1["visit_id"], on="2023-09-06"),
+            v3,
+        )
+    )
     # v1: deductible 300, fund 700 × 60% = 420; v2: deductible already met → 1000 × 60% = 600
     assert b.core(b.settled(out, v1))[:2] == ("300.00", "420.00")
     assert b.core(b.settled(out, v2))[:2] == ("0.00", "600.00")

@@ -46,10 +46,11 @@ def bonus(out, member, year):
 
 # --- worked example (policy notes §2) ----------------------------------------------------------------------------
 
+
 def test_worked_example_deductible_limit_and_tcm():
     m = "WH-WORKED"
     v1 = b.visit(m, WH, on="2023-03-01", items=drug("500.00"), **TIER1)
-    v2 = b.visit(m, WH, on="2023-04-01", items=drug("1000.00"))                        # tier 3
+    v2 = b.visit(m, WH, on="2023-04-01", items=drug("1000.00"))  # tier 3
     v3 = b.visit(m, WH, on="2023-05-01", kind="tcm_hospital", items=drug("1000.00"), **TIER2)
     out = run(enrolled(m), v1, v2, v3)
     assert b.rejections(out) == []
@@ -72,6 +73,7 @@ def test_worked_example_deductible_limit_and_tcm():
 
 # --- general outpatient ------------------------------------------------------------------------------------------
 
+
 def test_2022_half_year_limit_exhausted_then_2023_limit():
     m = "WH-2022"
     v1 = b.visit(m, WH, on="2022-08-01", items=drug("2000.00"), **TIER1)
@@ -91,12 +93,17 @@ def test_2022_half_year_limit_exhausted_then_2023_limit():
 
 def test_residents_tiers_and_2022_limits():
     t1, t2, minor = "WH-RES-T1", "WH-RES-T2", "WH-RES-MINOR"
-    v1 = b.visit(t1, WH, on="2022-08-01", items=drug("500.00"))                        # tier 3, 2022
+    v1 = b.visit(t1, WH, on="2022-08-01", items=drug("500.00"))  # tier 3, 2022
     v2 = b.visit(t2, WH, on="2023-02-01", items=drug("800.00"), **TIER2)
     v3 = b.visit(minor, WH, on="2023-02-01", items=drug("300.00"), **TIER1)
-    out = run(enrolled(t1, on="2022-07-01", person_type="resident_tier1"), v1,
-              enrolled(t2, person_type="resident_tier2"),
-              enrolled(minor, person_type="resident_minor", birth_date="2015-03-03"), v2, v3)
+    out = run(
+        enrolled(t1, on="2022-07-01", person_type="resident_tier1"),
+        v1,
+        enrolled(t2, person_type="resident_tier2"),
+        enrolled(minor, person_type="resident_minor", birth_date="2015-03-03"),
+        v2,
+        v3,
+    )
     # 001 第十一条: residents tier 3 threshold 200; 2022 tier-1 limit 100; 30% → base 100 × 30% = 30; over 200
     s1 = b.settled(out, v1)
     assert b.core(s1) == ("200.00", "30.00", "200.00", "470.00")
@@ -110,11 +117,12 @@ def test_residents_tiers_and_2022_limits():
 
 def test_tcm_hospitals_employees():
     m, r = "WH-TCM-EMP", "WH-TCM-RET"
-    v1 = b.visit(m, WH, on="2023-03-01", kind="tcm_hospital", items=drug("1000.00"))                   # tier 3
+    v1 = b.visit(m, WH, on="2023-03-01", kind="tcm_hospital", items=drug("1000.00"))  # tier 3
     v2 = b.visit(m, WH, on="2023-03-02", kind="tcm_hospital", items=drug("500.00"), **TIER1)
     v3 = b.visit(r, WH, on="2023-03-01", kind="tcm_hospital", items=drug("1000.00"), **TIER2)
-    out = run(enrolled(m), enrolled(r, person_type="retired", birth_date="1958-02-02", monthly_pension="3500.00"),
-              v1, v2, v3)
+    out = run(
+        enrolled(m), enrolled(r, person_type="retired", birth_date="1958-02-02", monthly_pension="3500.00"), v1, v2, v3
+    )
     # 001 第十八条: tier-3 TCM → tier-2 threshold 500 and ratio 60%: (1000 − 500) × 60% = 300
     s1 = b.settled(out, v1)
     assert b.core(s1) == ("500.00", "300.00", "0.00", "700.00")
@@ -127,7 +135,7 @@ def test_tcm_hospitals_employees():
 
 def test_tcm_hospitals_residents():
     t2, t1 = "WH-TCM-RES2", "WH-TCM-RES1"
-    v1 = b.visit(t2, WH, on="2023-03-01", kind="tcm_hospital", items=drug("500.00"))                  # tier 3
+    v1 = b.visit(t2, WH, on="2023-03-01", kind="tcm_hospital", items=drug("500.00"))  # tier 3
     v2 = b.visit(t1, WH, on="2023-03-01", kind="tcm_hospital", items=drug("300.00"), **TIER2)
     out = run(enrolled(t2, person_type="resident_tier2"), enrolled(t1, person_type="resident_tier1"), v1, v2)
     # 001 第十八条: residents take the lower tier's threshold (150) and the same tier's ratio + 5 (30 + 5 = 35%)
@@ -164,7 +172,7 @@ def test_type_change_restarts_deductible_and_limit():
 
 def test_temporary_out_of_area_first_10_percent():
     m, lt, rnd = "WH-TEMP", "WH-LONGTERM", "WH-TEMP-ROUND"
-    v1 = b.visit(m, WH, on="2023-03-01", out_of_area="temporary_filed", items=drug("2000.00"))          # tier 3
+    v1 = b.visit(m, WH, on="2023-03-01", out_of_area="temporary_filed", items=drug("2000.00"))  # tier 3
     v2 = b.visit(m, WH, on="2023-03-05", out_of_area="temporary_unfiled", items=drug("1000.00"), **TIER1)
     v3 = b.visit(lt, WH, on="2023-03-01", out_of_area="long_term", items=drug("2000.00"))
     v4 = b.visit(rnd, WH, on="2023-03-01", out_of_area="temporary_unfiled", items=drug("1234.56"), **TIER1)
@@ -214,12 +222,15 @@ def test_retirement_mid_year_switches_ratio_next_month_counters_run_on():
 
 # --- chronic -----------------------------------------------------------------------------------------------------
 
+
 def test_employee_chronic_own_deductible_and_pool_is_sum_of_caps():
     m = "WH-CHRONIC"
-    certs = [b.chronic_certified(m, WH, "E11", "2000.00", on="2023-01-01"),
-             b.chronic_certified(m, WH, "I10", "1000.00", on="2023-01-01"),
-             b.chronic_certified(m, WH, "N18", "3000.00", on="2023-01-01")]
-    c1 = b.chronic_visit(m, WH, "N18", on="2023-03-01", items=drug("7000.00"))                           # tier 3
+    certs = [
+        b.chronic_certified(m, WH, "E11", "2000.00", on="2023-01-01"),
+        b.chronic_certified(m, WH, "I10", "1000.00", on="2023-01-01"),
+        b.chronic_certified(m, WH, "N18", "3000.00", on="2023-01-01"),
+    ]
+    c1 = b.chronic_visit(m, WH, "N18", on="2023-03-01", items=drug("7000.00"))  # tier 3
     g1 = b.visit(m, WH, on="2023-03-02", items=drug("500.00"), **TIER1)
     out = run(enrolled(m), certs, c1, g1)
     # 001 第十四条/第十五条: threshold 900; pool 2000 + 1000 + 3000 = 6000 (no 80% rule in Weihai);
@@ -234,11 +245,16 @@ def test_employee_chronic_own_deductible_and_pool_is_sum_of_caps():
 
 def test_employee_chronic_tcm_and_retired_ratios():
     m, r = "WH-CHRONIC-TCM", "WH-CHRONIC-RET"
-    c1 = b.chronic_visit(m, WH, "E11", on="2023-03-01", kind="tcm_hospital", items=drug("1900.00"))     # tier 3
+    c1 = b.chronic_visit(m, WH, "E11", on="2023-03-01", kind="tcm_hospital", items=drug("1900.00"))  # tier 3
     c2 = b.chronic_visit(r, WH, "E11", on="2023-03-01", items=drug("1900.00"), **TIER1)
-    out = run(enrolled(m), enrolled(r, person_type="retired", birth_date="1956-06-06", monthly_pension="3500.00"),
-              b.chronic_certified(m, WH, "E11", "5000.00", on="2023-01-01"),
-              b.chronic_certified(r, WH, "E11", "5000.00", on="2023-01-01"), c1, c2)
+    out = run(
+        enrolled(m),
+        enrolled(r, person_type="retired", birth_date="1956-06-06", monthly_pension="3500.00"),
+        b.chronic_certified(m, WH, "E11", "5000.00", on="2023-01-01"),
+        b.chronic_certified(r, WH, "E11", "5000.00", on="2023-01-01"),
+        c1,
+        c2,
+    )
     # readings (001 第十八条 for chronic): tier-3 TCM → tier-2 inpatient ratio 85%: (1900 − 900) × 85% = 850
     assert b.core(b.settled(out, c1)) == ("900.00", "850.00", "0.00", "1050.00")
     # retired +5 at tier 1: 95%: 1000 × 95% = 950
@@ -249,11 +265,17 @@ def test_resident_common_and_special_chronic_have_own_counters_and_limits():
     m = "WH-RES-CHRONIC"
     c1 = b.chronic_visit(m, WH, "I10", on="2023-03-01", items=drug("400.00"), **TIER2)
     c2 = b.chronic_visit(m, WH, "I10", on="2023-03-10", items=drug("500.00"), **TIER1)
-    s1v = b.chronic_visit(m, WH, "N18", on="2023-04-01", items=drug("2000.00"))                          # tier 3
+    s1v = b.chronic_visit(m, WH, "N18", on="2023-04-01", items=drug("2000.00"))  # tier 3
     s2v = b.chronic_visit(m, WH, "N18", on="2023-04-10", items=drug("1000.00"), **TIER1)
-    out = run(enrolled(m, person_type="resident_tier1"),
-              b.chronic_certified(m, WH, "I10", "500.00", kind="common", on="2023-01-01"),
-              b.chronic_certified(m, WH, "N18", "5000.00", kind="special", on="2023-01-01"), c1, c2, s1v, s2v)
+    out = run(
+        enrolled(m, person_type="resident_tier1"),
+        b.chronic_certified(m, WH, "I10", "500.00", kind="common", on="2023-01-01"),
+        b.chronic_certified(m, WH, "N18", "5000.00", kind="special", on="2023-01-01"),
+        c1,
+        c2,
+        s1v,
+        s2v,
+    )
     # 001 第十四条/第十五条: common: threshold 100, 60%, tier-1 limit 500: base 300 × 60% = 180, 200 left
     s = b.settled(out, c1)
     assert b.core(s) == ("100.00", "180.00", "0.00", "220.00") and s["limit_remaining"] == "200.00"
@@ -269,12 +291,20 @@ def test_resident_common_and_special_chronic_have_own_counters_and_limits():
 
 # --- incentive (001 第十二条) --------------------------------------------------------------------------------------
 
+
 def test_incentive_half_point_then_one_point_then_used_and_reset():
     m = "WH-BONUS"
     v23 = b.visit(m, WH, on="2023-03-01", items=drug("700.00"), **TIER1)
     v25 = b.visit(m, WH, on="2025-02-01", items=drug("1000.00"), **TIER1)
-    out = run(enrolled(m, on="2022-07-01"), b.year_closed(WH, 2022), v23, b.year_closed(WH, 2023),
-              b.year_closed(WH, 2024), v25, b.year_closed(WH, 2025))
+    out = run(
+        enrolled(m, on="2022-07-01"),
+        b.year_closed(WH, 2022),
+        v23,
+        b.year_closed(WH, 2023),
+        b.year_closed(WH, 2024),
+        v25,
+        b.year_closed(WH, 2025),
+    )
     # 2022 not a whole year of enrollment → nothing earned
     assert all(Decimal(i["after"]) == 0 for i in b.incentives(out, m, 2022))
     # 2023: 400 × 70% = 280 paid, base 400 ≤ 50% of 1600 → +0.5
@@ -292,9 +322,16 @@ def test_incentive_half_point_then_one_point_then_used_and_reset():
 def test_incentive_one_point_used_on_general_not_on_chronic_then_reset():
     m = "WH-BONUS-1"
     g = b.visit(m, WH, on="2024-03-01", items=drug("1000.00"), **TIER1)
-    c = b.chronic_visit(m, WH, "E11", on="2024-03-02", items=drug("2000.00"))                            # tier 3
-    out = run(enrolled(m, on="2022-07-01"), b.chronic_certified(m, WH, "E11", "5000.00", on="2022-07-01"),
-              b.year_closed(WH, 2022), b.year_closed(WH, 2023), g, c, b.year_closed(WH, 2024))
+    c = b.chronic_visit(m, WH, "E11", on="2024-03-02", items=drug("2000.00"))  # tier 3
+    out = run(
+        enrolled(m, on="2022-07-01"),
+        b.chronic_certified(m, WH, "E11", "5000.00", on="2022-07-01"),
+        b.year_closed(WH, 2022),
+        b.year_closed(WH, 2023),
+        g,
+        c,
+        b.year_closed(WH, 2024),
+    )
     assert bonus(out, m, 2023) == (Decimal("0"), Decimal("1.0"))
     # 70 + 1 = 71%: 700 × 71% = 497
     s = b.settled(out, g)
@@ -308,8 +345,15 @@ def test_incentive_half_of_limit_boundary_and_partial_year():
     at, over, late = "WH-HALF-AT", "WH-HALF-OVER", "WH-LATE"
     v1 = b.visit(at, WH, on="2023-03-01", items=drug("1100.00"), **TIER1)
     v2 = b.visit(over, WH, on="2023-03-01", items=drug("1100.01"), **TIER1)
-    out = run(enrolled(at, on="2022-07-01"), enrolled(over, on="2022-07-01"), b.year_closed(WH, 2022),
-              enrolled(late, on="2023-03-01"), v1, v2, b.year_closed(WH, 2023))
+    out = run(
+        enrolled(at, on="2022-07-01"),
+        enrolled(over, on="2022-07-01"),
+        b.year_closed(WH, 2022),
+        enrolled(late, on="2023-03-01"),
+        v1,
+        v2,
+        b.year_closed(WH, 2023),
+    )
     # base 800 = 50% of 1600 (含) → +0.5
     assert b.settled(out, v1)["fund_paid"] == "560.00"
     assert bonus(out, at, 2023)[1] == Decimal("0.5")
@@ -322,9 +366,15 @@ def test_incentive_half_of_limit_boundary_and_partial_year():
 
 def test_incentive_reset_by_contribution_interruption():
     m, ctrl = "WH-INTERRUPTED", "WH-STEADY"
-    out = run(enrolled(m, on="2022-07-01"), enrolled(ctrl, on="2022-07-01"), b.year_closed(WH, 2022),
-              b.year_closed(WH, 2023), b.interrupted(m, WH, on="2024-03-01"), b.resumed(m, WH, on="2024-05-01"),
-              b.year_closed(WH, 2024))
+    out = run(
+        enrolled(m, on="2022-07-01"),
+        enrolled(ctrl, on="2022-07-01"),
+        b.year_closed(WH, 2022),
+        b.year_closed(WH, 2023),
+        b.interrupted(m, WH, on="2024-03-01"),
+        b.resumed(m, WH, on="2024-05-01"),
+        b.year_closed(WH, 2024),
+    )
     assert bonus(out, m, 2023) == (Decimal("0"), Decimal("1.0"))
     # 001 第十二条 激励待遇享受前发生缴费中断 → 重新计算
     assert bonus(out, m, 2024) == (Decimal("1.0"), Decimal("0"))
@@ -334,8 +384,13 @@ def test_incentive_reset_by_contribution_interruption():
 def test_incentive_moves_with_insurance_type_change():
     m = "WH-BONUS-MOVES"
     v = b.visit(m, WH, on="2024-03-01", items=drug("1000.00"), **TIER1)
-    out = run(enrolled(m, on="2022-07-01", person_type="resident_tier1"), b.year_closed(WH, 2022),
-              b.year_closed(WH, 2023), b.type_changed(m, WH, on="2024-01-01", person_type="in_service"), v)
+    out = run(
+        enrolled(m, on="2022-07-01", person_type="resident_tier1"),
+        b.year_closed(WH, 2022),
+        b.year_closed(WH, 2023),
+        b.type_changed(m, WH, on="2024-01-01", person_type="in_service"),
+        v,
+    )
     assert bonus(out, m, 2023) == (Decimal("0"), Decimal("1.0"))
     # 001 第十一条 激励待遇随之转移: employee tier 1 70% + 1 = 71%: (1000 − 300) × 71% = 497
     s = b.settled(out, v)

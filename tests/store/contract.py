@@ -4,19 +4,27 @@ store and how to forge a row behind its back."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from ledger.chain import GENESIS, link
-from ledger.store import DuplicateEvent, NewEvent
+from ledger.store import DuplicateEvent, NewEvent, UnrecordedParameters
 
-AT = datetime(2023, 7, 1, 2, 0, tzinfo=timezone.utc)
+AT = datetime(2023, 7, 1, 2, 0, tzinfo=UTC)
 
 
 def new(event_id: str, payload: str | None = None) -> NewEvent:
-    return NewEvent(event_id, "visit.submitted", "320100", "M1", AT, payload or f'{{"event_id":"{event_id}"}}',
-                    "defaults", f"test:{event_id}")
+    return NewEvent(
+        event_id,
+        "visit.submitted",
+        "320100",
+        "M1",
+        AT,
+        payload or f'{{"event_id":"{event_id}"}}',
+        "defaults",
+        f"test:{event_id}",
+    )
 
 
 class EventStoreContract:
@@ -38,7 +46,7 @@ class EventStoreContract:
     def test_an_event_needs_its_parameter_set_recorded(self):
         async def check():
             unrecorded = NewEvent("x", "visit.submitted", "320100", "M1", AT, "{}", "nowhere")
-            with pytest.raises(Exception):
+            with pytest.raises(UnrecordedParameters):
                 async with self.session() as store:
                     await store.append([unrecorded])
             async with self.session() as store:
@@ -113,4 +121,3 @@ class EventStoreContract:
             assert "hash" in breaks[0].problem
 
         self.run(check())
-

@@ -28,8 +28,9 @@ class TestPostgresEventStore(EventStoreContract):
         try:
             async with engine.begin() as connection:
                 await connection.execute(text("ALTER TABLE ledger_events DISABLE TRIGGER USER"))
-                await connection.execute(text("UPDATE ledger_events SET payload = :p WHERE seq = :s"),
-                                         {"p": payload, "s": seq})
+                await connection.execute(
+                    text("UPDATE ledger_events SET payload = :p WHERE seq = :s"), {"p": payload, "s": seq}
+                )
                 await connection.execute(text("ALTER TABLE ledger_events ENABLE TRIGGER USER"))
         finally:
             await engine.dispose()

@@ -15,8 +15,15 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-LEDGER_TABLES = ("parameter_sets", "ledger_events", "ledger_settlements", "ledger_movements", "ledger_incentives",
-                 "ledger_rejections", "parked_events")
+LEDGER_TABLES = (
+    "parameter_sets",
+    "ledger_events",
+    "ledger_settlements",
+    "ledger_movements",
+    "ledger_incentives",
+    "ledger_rejections",
+    "parked_events",
+)
 PROJECTIONS = ("member_state", "member_year", "fund_totals", "closed_years", "account_payments")
 
 SCHEMA = """
@@ -225,7 +232,9 @@ def upgrade() -> None:
     for table in (*PROJECTIONS, "consumer_offsets"):
         op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON {table} TO medledger_app")
     # Replay builds fresh projections in temporary tables.
-    op.execute("DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO medledger_app', current_database()); END $$")
+    op.execute(
+        "DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO medledger_app', current_database()); END $$"
+    )
 
 
 def downgrade() -> None:

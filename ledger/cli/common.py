@@ -1,0 +1,115 @@
+"""What the commands share: parameter files, progress bars, the database."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from policies.parameters import ParameterError, load_parameters, parse_parameters
+from policies.registry import PolicyRegistry
+
+ParametersOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--parameters", "-p", help="TOML parameter file overriding policy parameters.", exists=True, dir_okay=False
+    ),
+]
+
+
+def parameters_file(path: Path | None):
+    if path is None:
+        return None
+    try:
+        parameters = load_parameters(path)
+        PolicyRegistry(parameters)  # refuses unknown policy ids and values of the wrong shape up front
+        return parameters
+    except (ParameterError, OSError, ValueError) as error:
+        typer.echo(f"medledger: bad parameter file {path}: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+def parameters_text(path: Path | None) -> tuple[str, str | None]:
+    if path is None:
+        return "", None
+    text = path.read_text(encoding="utf-8")
+    try:
+        PolicyRegistry(parse_parameters(text, str(path)))
+    except ParameterError as error:
+        typer.echo(f"medledger: bad parameter file {path}: {error}", err=True)
+        raise typer.Exit(2) from None
+    return text, str(path)
+
+
+class _Bar:
+    def __init__(self, progress: Progress | None = None, task=None):
+        self.progress, self.task = progress, task
+
+    def advance(self, step: float = 1) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, step)
+
+    def reached(self, done: float, total: float) -> None:
+        """For replays: `done` of `total` ledger positions."""
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, total=total)
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None):
+    """A rich progress bar on standard error when it is a terminal; silent otherwise (CI logs, pipes)."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield _Bar()
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        yield _Bar(progress, progress.add_task(description, total=total))
+
+
+def database():
+    from ..db.server import locate
+
+    return locate()
+
+
+def prepared():
+    """The database, its schema current; a clear message instead of a traceback when it cannot be."""
+    from ..db.migrate import SchemaNotCurrent, prepare
+
+    db = database()
+    try:
+        prepare(db)
+    except SchemaNotCurrent as error:
+        typer.echo(f"medledger: {error}", err=True)
+        raise typer.Exit(2) from None
+    return db
+
+
+def with_raw(work):
+    """Run `work(raw asyncpg connection)` against the service database."""
+    from ..db.connect import service_engine
+    from ..db.event_store import driver
+
+    db = prepared()
+
+    async def run():
+        engine = service_engine(db)
+        try:
+            async with engine.connect() as connection:
+                return await work(await driver(connection))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())

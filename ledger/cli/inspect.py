@@ -1,0 +1,42 @@
+"""Reading the ledger: a member's statement, a settlement's calculation trace."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .app import audit_app, member_app
+from .common import with_raw
+
+
+@member_app.command("show")
+def member_show(
+    member_id: str,
+    year: Annotated[Optional[int], typer.Option(help="Policy year (default: the latest with a settlement).")] = None,
+    region: Annotated[Optional[str], typer.Option(help="Region code, when the member is known in several.")] = None,
+) -> None:
+    """A member's statement: enrolment, accumulators, limits remaining, incentive, account and settlements."""
+    from ..reports import render_statement, statements
+
+    found = with_raw(lambda raw: statements(raw, member_id, year, region, date.today()))
+    if not found:
+        typer.echo(f"medledger: no member {member_id}" + (f" in region {region}" if region else ""), err=True)
+        raise typer.Exit(1)
+    console = Console()
+    for statement in found:
+        render_statement(console, statement)
+
+
+@audit_app.command("explain")
+def audit_explain(settlement_id: str) -> None:
+    """The full calculation trace of one settlement, rule by rule, with its source event and ledger position."""
+    from ..reports import explain, render_explain
+
+    trace = with_raw(lambda raw: explain(raw, settlement_id))
+    if trace is None:
+        typer.echo(f"medledger: no settlement {settlement_id}", err=True)
+        raise typer.Exit(1)
+    render_explain(Console(), trace)

@@ -1,0 +1,163 @@
+"""The durable ledger's commands: ingest, replay, rebuild, sweep, upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from ..offline import dumps
+from .app import app, db_app, parked_app, projections_app
+from .common import ParametersOption, database, parameters_text, prepared, progress_bar
+
+
+@app.command()
+def ingest(
+    events: Annotated[str, typer.Argument(help="JSON Lines file of contract events, or - for standard input.")],
+    parameters: ParametersOption = None,
+    batch_size: Annotated[int, typer.Option(help="Events per transaction.")] = 2_000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
+) -> None:
+    """Append EVENTS to the durable ledger and settle them; print what `settle` prints, and a `parked` line for
+    an event that waits for its member's enrolment. Safe to run twice on the same file: an event already in the
+    ledger is acknowledged and not applied again."""
+    from ..intake import from_lines
+    from ..service import LedgerService
+
+    text, source = parameters_text(parameters)
+    name = "stdin" if events == "-" else events
+    stream = sys.stdin.buffer if events == "-" else open(events, "rb")
+    db = prepared()
+
+    size = None if events == "-" else Path(events).stat().st_size
+
+    with progress_bar(f"ingest {name}", size) as bar:
+
+        def publish(records: list[dict]) -> None:
+            if not quiet:
+                for record in records:
+                    sys.stdout.write(dumps(record))
+                    sys.stdout.write("\n")
+
+        def counted(lines):
+            for line in lines:
+                bar.advance(len(line))
+                yield line
+
+        async def run():
+            async with LedgerService(db, text, source, batch_size=batch_size, prepare_schema=False) as service:
+                with stream:
+                    return await service.ingest(from_lines(counted(stream), name), publish)
+
+        stats = asyncio.run(run())
+    typer.echo(
+        f"medledger: read {stats.read}, appended {stats.appended}, duplicates {stats.duplicates}, "
+        f"settlements {stats.settlements}, movements {stats.movements}, rejected {stats.rejected}, "
+        f"parked {stats.parked}, expired {stats.expired}",
+        err=True,
+    )
+
+
+@app.command()
+def replay(
+    verify: Annotated[bool, typer.Option("--verify", help="Re-derive everything and compare with the ledger.")] = False,
+    policy: Annotated[
+        Optional[Path], typer.Option("--policy", help="Parameter file for a what-if run.", exists=True, dir_okay=False)
+    ] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="With --policy: report the fund impact.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Events per batch.")] = 5_000,
+) -> None:
+    """Walk the ledger again without touching it: --verify, or --policy FILE --compare (what-if)."""
+    from ..replay import Replayer
+
+    if verify == bool(policy):
+        typer.echo("medledger replay: give --verify, or --policy FILE --compare", err=True)
+        raise typer.Exit(2)
+    if policy and not compare:
+        typer.echo("medledger replay: --policy needs --compare (a what-if never changes the ledger)", err=True)
+        raise typer.Exit(2)
+    db = prepared()
+    console = Console()
+    with progress_bar("replay", None) as bar:
+        replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
+        if verify:
+            report = asyncio.run(replayer.verify())
+        else:
+            text, source = parameters_text(policy)
+            report = asyncio.run(replayer.compare(text, source))
+    if verify:
+        console.print(f"replayed {report.events} events")
+        console.print(f"hash chain: {'intact' if not report.chain_breaks else f'{len(report.chain_breaks)} break(s)'}")
+        for found in report.chain_breaks[:20]:
+            console.print(f"  seq {found.seq}: {found.problem}")
+        console.print(f"re-derived records: {report.difference_count} difference(s)")
+        for found in report.differences[:50]:
+            console.print(f"  seq {found.seq} {found.what}: {found.detail}")
+        for name, count in report.projection_differences.items():
+            console.print(f"projection {name}: {'identical' if count == 0 else f'{count} row(s) differ'}")
+        console.print("[bold green]verified[/]" if report.ok else "[bold red]NOT verified[/]")
+        raise typer.Exit(0 if report.ok else 1)
+    table = RichTable(title=f"what-if fund impact: {policy}")
+    for column in ("region", "pool", "month", "ledger", "what-if", "change"):
+        table.add_column(column, justify="right" if column in ("ledger", "what-if", "change") else "left")
+    for (region, pool, month), (before, after) in sorted(report.fund_impact.items()):
+        if before != after:
+            table.add_row(region, pool, month.strftime("%Y-%m"), str(before), str(after), f"{after - before:+}")
+    console.print(table)
+    total_before = sum((v[0] for v in report.fund_impact.values()), Decimal("0.00"))
+    total_after = sum((v[1] for v in report.fund_impact.values()), Decimal("0.00"))
+    console.print(
+        f"{report.events} events replayed, {report.changed_settlements} settlement(s) change; "
+        f"fund {total_before} → {total_after} ({total_after - total_before:+})"
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations (they also run on every start)."""
+    from ..db.migrate import upgrade
+
+    db = database()
+    if not db.owner_url:
+        typer.echo("medledger: db upgrade needs the owner's DATABASE_URL", err=True)
+        raise typer.Exit(2)
+    upgrade(db.owner_url)
+    typer.echo("medledger: database schema is current", err=True)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(batch_size: Annotated[int, typer.Option(help="Events per batch.")] = 5_000) -> None:
+    """Drop every projection and rebuild it from the ledger alone."""
+    from ..replay import Replayer
+
+    db = prepared()
+    with progress_bar("rebuild", None) as bar:
+        report = asyncio.run(Replayer(db, batch_size=batch_size, progress=bar.reached).rebuild())
+    typer.echo(f"medledger: projections rebuilt from {report.events} ledger events", err=True)
+
+
+@parked_app.command("sweep")
+def parked_sweep(
+    ttl_days: Annotated[float, typer.Option(help="Refuse events parked longer than this many days.")] = 30,
+) -> None:
+    """Refuse parked events that waited too long: they are appended to the ledger and rejected with the reason."""
+    from datetime import timedelta
+
+    from ..service import LedgerService
+
+    db = prepared()
+
+    async def run():
+        async with LedgerService(db, park_ttl=timedelta(days=ttl_days), prepare_schema=False) as service:
+            return await service.sweep(
+                on_published=lambda records: [sys.stdout.write(dumps(r) + "\n") for r in records]
+            )
+
+    stats = asyncio.run(run())
+    typer.echo(f"medledger: {stats.expired} parked event(s) refused", err=True)

@@ -43,7 +43,9 @@ class BatchRows:
     fund: FundTotals = field(default_factory=FundTotals)
     touched: dict[tuple[str, str], Touched] = field(default_factory=dict)
     published: list[dict] = field(default_factory=list)  # wire records, in order, for the caller to print
-    derived: dict[int, list] = field(default_factory=dict)  # seq -> outputs (or a rejection), for replay
+    # seq -> what the event produced, keyed as replay compares it ("settlement <id>", "movement <id>",
+    # "incentive <member>", "rejection") with the published record as value
+    derived: dict[int, dict[str, dict]] = field(default_factory=dict)
     # A year close is evaluated a chunk of members at a time: its outputs here are those of these members only.
     members_only: frozenset[str] | None = None
 
@@ -52,7 +54,7 @@ class BatchRows:
             self.touched[(member.region, member.member_id)] = Touched(member, seq)
 
     def accept(self, seq: int, event, outputs: list, book) -> None:
-        self.derived.setdefault(seq, []).extend(outputs)
+        derived = self.derived.setdefault(seq, {})
         member_id = getattr(event, "member_id", None)
         if member_id is not None:
             self.touch(book.member(event.region, member_id), seq)
@@ -62,6 +64,7 @@ class BatchRows:
             record = wire(output)
             self.published.append(record)
             if isinstance(output, Settlement):
+                derived[f"settlement {output.settlement_id}"] = record
                 self.settlements.append(
                     (
                         output.settlement_id,
@@ -82,6 +85,7 @@ class BatchRows:
                 self.fund.add(output)
                 self.touch(book.member(output.region, output.member_id), seq)
             elif isinstance(output, Movement):
+                derived[f"movement {output.movement_id}"] = record
                 self.movements.append(
                     (
                         output.movement_id,
@@ -98,6 +102,7 @@ class BatchRows:
                 )
                 self.touch(book.member(output.region, output.member_id), seq)
             elif isinstance(output, IncentiveEvaluation):
+                derived[f"incentive {output.member_id}"] = record
                 self.incentives.append((seq, output.region, output.member_id, output.year, dumps(record)))
                 self.touch(book.member(output.region, output.member_id), seq)
 
@@ -113,7 +118,7 @@ class BatchRows:
         policy_id: str | None = None,
     ) -> None:
         if seq is not None:
-            self.derived[seq] = [("rejected", reason)]
+            self.derived[seq] = {"rejection": {"reason": reason}}
         digest = text_digest(payload) if seq is None else None
         self.rejections.append((seq, event_id, source, reason, detail, payload, digest, policy_id))
         try:

@@ -23,7 +23,7 @@ from policies.year_close import evaluate, finish_close, open_close
 
 from .batch import BatchRows
 from .db.projection_store import Names, load_book, region_member_chunks
-from .intake import PARKABLE, Incoming, decode
+from .intake import PARKABLE, Incoming, decode_canonical
 from .store import NewEvent, chain_onto
 
 YEAR_CLOSE = "period.year_closed"
@@ -184,7 +184,7 @@ class Pipeline:
             await self.write(rows, registry)
             self.published.extend(rows.published)
             return
-        rows.derived[seq] = []
+        rows.derived[seq] = {}
         rows.members_only = frozenset()
         rows.closed_years.append((event.region, event.year, seq))
         await self.write(rows, registry)
@@ -268,7 +268,4 @@ class Parking:
 
 def revive(payload: str, source: str | None, event_id: str) -> Incoming:
     """A parked event as it was received; its canonical bytes are the ones parked."""
-    item = decode(payload, source or f"parked:{event_id}", event_id)
-    if item.event is not None:
-        item._payload = payload
-    return item
+    return decode_canonical(payload, source or f"parked:{event_id}", event_id)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from policies.outputs import IncentiveEvaluation, Movement, Settlement
 from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
 
@@ -25,11 +24,18 @@ from .batch import BatchRows
 from .chain import ChainBreak, text_digest
 from .db.connect import service_engine
 from .db.event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
-from .db.projection_store import PROJECTIONS, Names, as_json, create_shadow, write_projections, write_settlements
+from .db.projection_store import (
+    PROJECTIONS,
+    Names,
+    as_json,
+    create_shadow,
+    write_member_years,
+    write_projections,
+    write_settlements,
+)
 from .db.server import Database
-from .intake import Incoming, decode
+from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
-from .records import wire
 
 SHADOW = Names.shadow()
 
@@ -59,20 +65,6 @@ class ReplayReport:
         self.difference_count += 1
         if len(self.differences) < keep:
             self.differences.append(Difference(seq, what, detail))
-
-
-def _derived_records(outputs: list) -> dict[str, dict]:
-    records: dict[str, dict] = {}
-    for output in outputs:
-        if isinstance(output, Settlement):
-            records[f"settlement {output.settlement_id}"] = wire(output)
-        elif isinstance(output, Movement):
-            records[f"movement {output.movement_id}"] = wire(output)
-        elif isinstance(output, IncentiveEvaluation):
-            records[f"incentive {output.member_id}"] = wire(output)
-        else:
-            records["rejection"] = {"reason": output[1]}
-    return records
 
 
 class Replayer:
@@ -108,6 +100,7 @@ class Replayer:
                         for table in PROJECTIONS:
                             await raw.execute(f"TRUNCATE {table}")
                         await self._walk(raw, connection, names, 0, what_if, mode, report, per_batch=False)
+                        await write_member_years(raw, names, lambda digest: self._registry(digest, what_if))
                     return report
                 # Batch by batch into temporary tables while ingest goes on; then the last stretch, the
                 # comparison of projections and the chain under the append lock, against one still ledger.
@@ -116,6 +109,7 @@ class Replayer:
                     async with transaction(connection):
                         await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
                         await self._walk(raw, connection, names, after, what_if, mode, report, per_batch=False)
+                        await write_member_years(raw, names, lambda digest: self._registry(digest, what_if))
                         for projection in PROJECTIONS:
                             report.projection_differences[projection] = await self._diff(
                                 raw, projection, getattr(SHADOW, projection)
@@ -164,11 +158,10 @@ class Replayer:
         items: list[Incoming] = []
         digests: dict[str, str] = {}
         for seq, event_id, payload, digest, source in rows:
-            item = decode(payload, source or f"ledger:{seq}", seq)
+            item = decode_canonical(payload, source or f"ledger:{seq}", seq)
             if item.error is not None:
                 report.differ(seq, "event", f"the recorded event no longer decodes: {item.error.detail}")
                 continue
-            item._payload = payload
             items.append(item)
             sequencer.positions[event_id] = seq
             digests[event_id] = digest
@@ -180,7 +173,7 @@ class Replayer:
             elif mode == "compare":
                 await self._impact(raw, batch_rows, report)
             await write_settlements(raw, names.settlements, batch_rows)
-            await write_projections(raw, names, batch_rows, registry)
+            await write_projections(raw, names, batch_rows, registry, member_years=False)
 
         # One parameter set per run of consecutive events that share it.
         start = 0
@@ -222,7 +215,7 @@ class Replayer:
         recorded = await self._recorded(raw, batch_rows)
         derived = batch_rows.derived
         for seq in sorted(set(recorded) | set(derived)):
-            mine = _derived_records(derived.get(seq, []))
+            mine = derived.get(seq, {})
             theirs = recorded.get(seq, {})
             for key in sorted(set(mine) | set(theirs)):
                 if key not in theirs:
@@ -243,7 +236,7 @@ class Replayer:
         derived = batch_rows.derived
         for seq in set(recorded) | set(derived):
             before = {k: v for k, v in recorded.get(seq, {}).items() if k.startswith("settlement ")}
-            after = {k: v for k, v in _derived_records(derived.get(seq, [])).items() if k.startswith("settlement ")}
+            after = {k: v for k, v in derived.get(seq, {}).items() if k.startswith("settlement ")}
             for records, column in ((before, 0), (after, 1)):
                 for record in records.values():
                     month = date.fromisoformat(record["visit_date"]).replace(day=1)

@@ -6,11 +6,12 @@ The same code serves the live tables and the fresh ones a replay builds aside (`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from policies.book import Book
 from policies.registry import PolicyRegistry
+from policies.summary import years_of
 from projections import member_year
 
 from ..batch import BatchRows
@@ -156,12 +157,7 @@ async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...
     await raw.execute(f"TRUNCATE {stage}")
 
 
-async def write_projections(raw, names: Names, rows: BatchRows, registry: PolicyRegistry) -> None:
-    states = rows.state_rows()
-    if states:
-        await _upsert(
-            raw, names.member_state, ("region", "member_id", "state", "last_seq"), ("region", "member_id"), states
-        )
+async def _write_years(raw, names: Names, rows: BatchRows, registry: PolicyRegistry) -> None:
     years = rows.year_rows(registry)
     if rows.touched:
         # A touched member's years are rewritten whole, so no year survives that its state no longer has.
@@ -174,6 +170,42 @@ async def write_projections(raw, names: Names, rows: BatchRows, registry: Policy
         )
     if years:
         await raw.copy_records_to_table(names.member_year, records=years, columns=member_year.COLUMNS)
+
+
+async def write_member_years(raw, names: Names, registry_of: Callable, chunk: int = 5_000) -> None:
+    """member_year from every member's final state, under the parameters in force at its last event."""
+    after = ("", "")
+    while True:
+        found = await raw.fetch(
+            f"SELECT m.region, m.member_id, m.state, m.last_seq, e.params_digest FROM {names.member_state} m "
+            f'JOIN ledger_events e ON e.seq = m.last_seq WHERE (m.region, m.member_id COLLATE "C") > ($1, $2) '
+            f'ORDER BY m.region, m.member_id COLLATE "C" LIMIT $3',
+            after[0],
+            after[1],
+            chunk,
+        )
+        if not found:
+            return
+        after = (found[-1][0], found[-1][1])
+        records = []
+        for _, _, state, last_seq, digest in found:
+            member = state_from_json(as_json(state))
+            records.extend(member_year.rows(member, years_of(member), await registry_of(digest), last_seq))
+        await raw.copy_records_to_table(names.member_year, records=records, columns=member_year.COLUMNS)
+
+
+async def write_projections(
+    raw, names: Names, rows: BatchRows, registry: PolicyRegistry, member_years: bool = True
+) -> None:
+    """`member_years=False` leaves member_year to `write_member_years` at the end of a replay: its rows are a
+    function of each member's final state alone, so writing them once gives the same table."""
+    states = rows.state_rows()
+    if states:
+        await _upsert(
+            raw, names.member_state, ("region", "member_id", "state", "last_seq"), ("region", "member_id"), states
+        )
+    if member_years:
+        await _write_years(raw, names, rows, registry)
     fund = rows.fund.rows()
     if fund:
         await raw.executemany(

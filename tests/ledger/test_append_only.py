@@ -110,3 +110,12 @@ def test_a_forged_incentive_evaluation_is_caught_by_re_derivation(filled):
     report = verify(filled)
     assert not report.ok
     assert [d.what.split()[0] for d in report.differences] == ["incentive"]
+
+
+def test_a_recorded_event_that_no_longer_decodes_is_reported(filled):
+    execute(filled, "ALTER TABLE ledger_events DISABLE TRIGGER USER", owner=True)
+    execute(filled, "UPDATE ledger_events SET payload = '{\"broken\":' WHERE seq = 3", owner=True)
+    execute(filled, "ALTER TABLE ledger_events ENABLE TRIGGER USER", owner=True)
+    report = verify(filled)
+    assert not report.ok and [b.seq for b in report.chain_breaks] == [3]
+    assert any(d.seq == 3 and "no longer decodes" in d.detail for d in report.differences)

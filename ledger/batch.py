@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,7 @@ from projections.fund_totals import FundTotals
 
 from .chain import text_digest
 from .codec import deltas_to_json, state_to_json
-from .records import rejection_wire, wire
+from .records import rejection_wire, shown_payload, wire
 from .store import StoredEvent
 
 
@@ -121,11 +120,8 @@ class BatchRows:
             self.derived[seq] = {"rejection": {"reason": reason}}
         digest = text_digest(payload) if seq is None else None
         self.rejections.append((seq, event_id, source, reason, detail, payload, digest, policy_id))
-        try:
-            parsed = json.loads(payload)
-        except ValueError:
-            parsed = payload
-        self.published.append(rejection_wire(shown_id if shown_id is not None else event_id, reason, detail, parsed))
+        shown = shown_id if shown_id is not None else event_id
+        self.published.append(rejection_wire(shown, reason, detail, shown_payload(payload)))
 
     def year_rows(self, registry) -> list[tuple]:
         """Every year of every touched member, from its state now: rows never depend on batch boundaries."""

@@ -41,6 +41,7 @@ def state_to_json(member: MemberState) -> dict[str, Any]:
         "segment_starts": [d.isoformat() for d in member.segment_starts],
         "terminated_on": _s(member.terminated_on),
         "termination_reason": member.termination_reason,
+        "earlier_periods": [[start.isoformat(), end.isoformat()] for start, end in member.earlier_periods],
         "certifications": {
             code: [[c.since.isoformat(), _s(c.annual_cap), c.kind] for c in steps]
             for code, steps in sorted(member.certifications.items())
@@ -76,6 +77,9 @@ def state_from_json(data: dict[str, Any]) -> MemberState:
         segment_starts=[date.fromisoformat(d) for d in data["segment_starts"]],
         terminated_on=_day(data["terminated_on"]),
         termination_reason=data["termination_reason"],
+        earlier_periods=[
+            (date.fromisoformat(start), date.fromisoformat(end)) for start, end in data.get("earlier_periods", [])
+        ],
         certifications={
             code: [Certification(date.fromisoformat(since), code, _d(cap), kind) for since, cap, kind in steps]
             for code, steps in data["certifications"].items()

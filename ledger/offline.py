@@ -12,8 +12,9 @@ from policies.engine import Engine
 from policies.parameters import ParameterSet
 from policies.rejection import Rejected
 
-from .contract import InvalidEvent, decode_line
-from .records import rejection_wire, wire
+from .chain import text_digest
+from .intake import from_lines
+from .records import rejection_wire, shown_payload, wire
 
 
 def _plain(value: Any) -> Any:
@@ -27,23 +28,28 @@ def dumps(record: dict[str, Any]) -> str:
 
 
 def settle_stream(lines: Iterable[str | bytes], parameters: ParameterSet | None = None) -> Iterator[dict[str, Any]]:
+    """What `ingest` publishes, without a database: a repeat (of an event_id, or of the same unreadable input)
+    is acknowledged and not applied twice; nothing waits for an enrolment, so such an event is rejected."""
     engine = Engine(parameters)
     seen: set[str] = set()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    for item in from_lines(lines, "input"):
+        if item.error is not None:
+            key = text_digest(item.raw)
+            if key not in seen:
+                seen.add(key)
+                error = item.error
+                yield rejection_wire(
+                    error.event_id or item.position, error.reason, error.detail, shown_payload(item.raw)
+                )
             continue
-        try:
-            event = decode_line(line)
-        except InvalidEvent as error:
-            yield rejection_wire(error.event_id or number, error.reason, error.detail, error.payload)
-            continue
+        event = item.event
         if event.event_id in seen:
-            continue  # a repeat is acknowledged, never applied twice
+            continue
         seen.add(event.event_id)
         try:
-            outputs = engine.apply(event, number)
+            outputs = engine.apply(event, item.position)
         except Rejected as rejection:
-            yield rejection_wire(event.event_id, rejection.reason, rejection.detail, event.model_dump(mode="json"))
+            yield rejection_wire(event.event_id, rejection.reason, rejection.detail, shown_payload(item.payload))
             continue
         for output in outputs:
             yield wire(output)

@@ -3,6 +3,7 @@ incentive evaluations and rejections, as published to files, the settlement topi
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -166,6 +167,15 @@ def incentive_wire(evaluation: IncentiveEvaluation) -> dict[str, Any]:
         "policy_id": evaluation.policy_id,
         "explanation": list(evaluation.explanation),
     }
+
+
+def shown_payload(text: str) -> Any:
+    """A rejection's payload as published: the JSON received (decimals kept exact), or the text when it is not
+    JSON at all."""
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except ValueError:
+        return text
 
 
 def rejection_wire(rejected: str | int, reason: str, detail: str, payload: Any) -> dict[str, Any]:

@@ -69,6 +69,8 @@ class ReplayReport:
 
 class Replayer:
     def __init__(self, db: Database, batch_size: int = 5_000, progress: Callable[[int, int], None] | None = None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.db = db
         self.batch_size = batch_size
         self.progress = progress or (lambda done, total: None)

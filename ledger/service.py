@@ -65,6 +65,8 @@ class LedgerService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         prepare_schema: bool = True,
     ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.db = db
         self.parameters_text = parameters_text
         self.digest = text_digest(parameters_text)

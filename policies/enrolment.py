@@ -47,6 +47,8 @@ def _carry_over(previous: MemberState, member: MemberState) -> None:
     """Re-enrolment in the same region: the year's accumulators and limits are the person's, not the
     enrolment's (policy notes §0: they reset on 1 January only), and so is the incentive history. The account
     was paid out on termination and starts again from zero; certifications and family grants start afresh."""
+    member.earlier_periods = [*previous.earlier_periods, (previous.enrolled_on, previous.terminated_on)]
+    before = previous.statuses[-1]
     member.statuses = [s for s in previous.statuses if s.since < member.enrolled_on] + member.statuses
     member.counters = previous.counters
     member.segment_starts = previous.segment_starts
@@ -56,6 +58,15 @@ def _carry_over(previous: MemberState, member: MemberState) -> None:
     member.year_balances = previous.year_balances
     member.retired_on = previous.retired_on
     member.retirement_pension = previous.retirement_pension
+    _maybe_restart(member, before, member.statuses[-1])
+
+
+def _maybe_restart(member: MemberState, before: Status, after: Status) -> None:
+    """Weihai restarts the general deductible and limit when the insurance type changes in the year
+    (001 第十一条), whether by a change event or by a re-enrolment under the other type."""
+    restarts = getattr(REGIONS[member.region], "restarts_counters", None)
+    if restarts is not None and restarts(before, after):
+        insort(member.segment_starts, after.since)
 
 
 def _add_status(member: MemberState, status: Status) -> None:
@@ -79,9 +90,10 @@ def retire(book: Book, event, seq: int) -> list:
 def change_insurance_type(book: Book, event, seq: int) -> list:
     member = active_member(book, event)
     _check_types(event.insurance_type, event.person_type)
-    _add_status(member, Status(event.effective_date, event.insurance_type, event.person_type))
-    if getattr(REGIONS[event.region], "RESTARTS_ON_TYPE_CHANGE", False):
-        insort(member.segment_starts, event.effective_date)
+    before = member.status_on(event.effective_date)
+    after = Status(event.effective_date, event.insurance_type, event.person_type)
+    _add_status(member, after)
+    _maybe_restart(member, before, after)
     return []
 
 

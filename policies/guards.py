@@ -32,13 +32,10 @@ def active_member(book: Book, event, day: date | None = None) -> MemberState:
 
 
 def member_on(book: Book, event, day: date) -> MemberState:
-    """A member covered on `day`: enrolled by then and not terminated on or before it (policy notes §0)."""
+    """A member covered on `day`: within one of their enrolments in the region (policy notes §0)."""
     member = known_member(book, event)
-    if day < member.enrolled_on:
-        raise Rejected(
-            "member_not_enrolled",
-            f"{day} is before member {member.member_id}'s enrolment takes effect ({member.enrolled_on})",
-        )
+    if member.covered_on(day):
+        return member
     if member.terminated_on is not None and day >= member.terminated_on:
         raise _terminated(member)
-    return member
+    raise Rejected("member_not_enrolled", f"member {member.member_id} is not enrolled on {day}")

@@ -51,6 +51,7 @@ class MemberState:
     segment_starts: list[date] = field(default_factory=list)  # Weihai insurance-type changes (001 第十一条)
     terminated_on: date | None = None
     termination_reason: str | None = None
+    earlier_periods: list[tuple[date, date]] = field(default_factory=list)  # (from, terminated on) before re-enrolment
     certifications: dict[str, list[Certification]] = field(default_factory=dict)
     family_grants: dict[str, str] = field(default_factory=dict)  # beneficiary -> relation
     balance: Decimal = ZERO
@@ -116,11 +117,23 @@ class MemberState:
 
     # -- enrolment over a year -------------------------------------------------------------------
 
+    def periods(self) -> list[tuple[date, date | None]]:
+        """Every enrolment of the member in the region: (from, terminated on), the open one last."""
+        return [*self.earlier_periods, (self.enrolled_on, self.terminated_on)]
+
+    def covered_on(self, day: date) -> bool:
+        return any(start <= day and (end is None or day < end) for start, end in self.periods())
+
     def enrolled_whole_year(self, year: int) -> bool:
         """policy notes §0: enrolled on or before 1 January and not terminated before 31 December."""
-        if self.enrolled_on > date(year, 1, 1):
-            return False
-        return self.terminated_on is None or self.terminated_on >= date(year, 12, 31)
+        return any(
+            start <= date(year, 1, 1) and (end is None or end >= date(year, 12, 31)) for start, end in self.periods()
+        )
+
+    def enrolled_during(self, year: int) -> bool:
+        return any(
+            start <= date(year, 12, 31) and (end is None or end >= date(year, 1, 1)) for start, end in self.periods()
+        )
 
 
 def retirement_status(member: MemberState, completed_on: date) -> Status:

@@ -12,11 +12,11 @@ from .rules import Policy
 
 
 def status_word(member: MemberState, day: date) -> str:
+    if member.covered_on(day):
+        return "enrolled"
     if member.terminated_on is not None and member.terminated_on <= day:
         return f"terminated ({member.termination_reason})"
-    if day < member.enrolled_on:
-        return "not yet enrolled"
-    return "enrolled"
+    return "not enrolled"
 
 
 def year_summary(member: MemberState, year: int, policy: Policy | None) -> dict:
@@ -67,7 +67,7 @@ def incentive_of_year(member: MemberState, year: int) -> dict:
 def years_of(member: MemberState) -> set[int]:
     """Every year the member has figures for, and the year the enrolment took effect."""
     years = {int(period.split("#")[0]) for period in member.counters}
-    years.add(member.enrolled_on.year)
+    years.update(start.year for start, _ in member.periods())
     years.update(int(y) for y in member.year_balances)
     years.update(int(y) for y in member.incentives)
     return years

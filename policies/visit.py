@@ -70,6 +70,8 @@ def rated_facility(visit) -> Facility | None:
     level, kind = source.facility_level, source.facility_kind
     if level == 0 and kind in COMMUNITY_KINDS:
         level = 1  # 000 第十条: 一级含社区卫生服务中心、乡镇卫生院
+    if kind == "village_clinic":
+        level = 0  # a village clinic is below tier 1 whatever level is reported (000 第十条, 003 一(一))
     return Facility(level, source.facility_grade, kind, pharmacy)
 
 

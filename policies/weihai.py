@@ -12,7 +12,7 @@ from decimal import Decimal
 from . import counters as c
 from .calendar import age_bracket_reached
 from .counters import period_key
-from .member import MemberState
+from .member import MemberState, Status
 from .money import ZERO, fen, pct, points
 from .parameters import Table, table
 from .rejection import Rejected
@@ -27,7 +27,6 @@ PURPOSES = frozenset(
     {"own_medical", "family_medical", "family_resident_premium", "ltc_premium", "supplementary_insurance"}
 )  # 001 第二十六条 (supplementary = 威你保)
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
-RESTARTS_ON_TYPE_CHANGE = True  # 001 第十一条
 FIRST_YEAR = 2022  # 001 第四十条: in force from 2022-07-01
 OUT_OF_AREA_TEMPORARY = frozenset({"temporary_filed", "temporary_unfiled"})
 
@@ -78,6 +77,16 @@ VERSIONS = (
     ("371000-2023", date(2023, 1, 1), date(2023, 12, 31), _2023),
     ("371000-2024", date(2024, 1, 1), date(2027, 6, 30), _2024),
 )
+
+
+def restarts_counters(before: Status, after: Status) -> bool:
+    """001 第十一条 变更参保类型: employee ↔ resident, or a resident's contribution tier (the limit differs);
+    a change of person type within employee insurance keeps the counters."""
+    if before.insurance_type != after.insurance_type:
+        return True
+    return after.insurance_type == "resident" and category(before.person_type, False) != category(
+        after.person_type, False
+    )
 
 
 def category(person_type: str, retired: bool) -> str:
@@ -285,7 +294,13 @@ def pension_credits(member: MemberState, event, month: date, params: Params) -> 
         )
         return [Credit("retiree_credit", amount, (line,))]
     if params.retiree_monthly_credit is not None:
-        return [Credit("retiree_credit", params.retiree_monthly_credit, ("configured retiree credit before 2024",))]
+        return [
+            Credit(
+                "retiree_credit",
+                params.retiree_monthly_credit,
+                ("001 第二十四条: retiree credit before 2024 as configured (parameter retiree_monthly_credit)",),
+            )
+        ]
     raise Rejected(
         "policy_not_configured",
         "001 第二十四条 sets the retiree account credit from 2024-01; no credit is configured for "

@@ -7,7 +7,6 @@ The durable ledger evaluates a region's members in chunks, so the steps are expo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
 
 from .accounts import book_movement, credits_to_movements
 from .book import Book
@@ -31,9 +30,7 @@ def open_close(book: Book, event) -> Policy | None:
 def evaluate(policy: Policy, event, members: Iterable[MemberState]) -> list:
     year, outputs = event.year, []
     for member in members:
-        if member.enrolled_on > date(year, 12, 31) or (
-            member.terminated_on is not None and member.terminated_on < date(year, 1, 1)
-        ):
+        if not member.enrolled_during(year):
             continue
         result = policy.rules.close_year(member, year, policy.params)
         outputs.append(

@@ -18,11 +18,6 @@ def _process() -> None:
     tune_garbage_collector()
 
 
-@app.callback()
-def _process() -> None:
-    tune_garbage_collector()
-
-
 member_app = typer.Typer(help="Members.", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
@@ -113,3 +114,14 @@ def with_raw(work):
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def open_events(events: str):
+    """The events file, or standard input for "-"; a clear message and exit 2 when it cannot be read."""
+    if events == "-":
+        return sys.stdin.buffer
+    try:
+        return open(events, "rb")
+    except OSError as error:
+        typer.echo(f"medledger: cannot read {events}: {error.strerror}", err=True)
+        raise typer.Exit(2) from None

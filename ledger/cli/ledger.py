@@ -14,14 +14,14 @@ from rich.table import Table as RichTable
 
 from ..offline import dumps
 from .app import app, db_app, parked_app, projections_app
-from .common import ParametersOption, database, parameters_text, prepared, progress_bar
+from .common import ParametersOption, database, open_events, parameters_text, prepared, progress_bar
 
 
 @app.command()
 def ingest(
     events: Annotated[str, typer.Argument(help="JSON Lines file of contract events, or - for standard input.")],
     parameters: ParametersOption = None,
-    batch_size: Annotated[int, typer.Option(help="Events per transaction.")] = 2_000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 2_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
 ) -> None:
     """Append EVENTS to the durable ledger and settle them; print what `settle` prints, and a `parked` line for
@@ -32,7 +32,7 @@ def ingest(
 
     text, source = parameters_text(parameters)
     name = "stdin" if events == "-" else events
-    stream = sys.stdin.buffer if events == "-" else open(events, "rb")
+    stream = open_events(events)
     db = prepared()
 
     size = None if events == "-" else Path(events).stat().st_size
@@ -71,12 +71,12 @@ def replay(
         Optional[Path], typer.Option("--policy", help="Parameter file for a what-if run.", exists=True, dir_okay=False)
     ] = None,
     compare: Annotated[bool, typer.Option("--compare", help="With --policy: report the fund impact.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Events per batch.")] = 5_000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per batch.")] = 5_000,
 ) -> None:
     """Walk the ledger again without touching it: --verify, or --policy FILE --compare (what-if)."""
     from ..replay import Replayer
 
-    if verify == bool(policy):
+    if verify == bool(policy) or (verify and compare):
         typer.echo("medledger replay: give --verify, or --policy FILE --compare", err=True)
         raise typer.Exit(2)
     if policy and not compare:
@@ -132,7 +132,7 @@ def db_upgrade() -> None:
 
 
 @projections_app.command("rebuild")
-def projections_rebuild(batch_size: Annotated[int, typer.Option(help="Events per batch.")] = 5_000) -> None:
+def projections_rebuild(batch_size: Annotated[int, typer.Option(min=1, help="Events per batch.")] = 5_000) -> None:
     """Drop every projection and rebuild it from the ledger alone."""
     from ..replay import Replayer
 
@@ -144,7 +144,9 @@ def projections_rebuild(batch_size: Annotated[int, typer.Option(help="Events per
 
 @parked_app.command("sweep")
 def parked_sweep(
-    ttl_days: Annotated[float, typer.Option(help="Refuse events parked longer than this many days.")] = 30,
+    ttl_days: Annotated[
+        float, typer.Option(min=0, max=36_500, help="Refuse events parked longer than this many days.")
+    ] = 30,
 ) -> None:
     """Refuse parked events that waited too long: they are appended to the ledger and rejected with the reason."""
     from datetime import timedelta

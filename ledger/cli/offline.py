@@ -12,7 +12,7 @@ import typer
 from ..contract import contract_json_schema
 from ..offline import dumps, settle_stream
 from .app import app
-from .common import ParametersOption, parameters_file
+from .common import ParametersOption, open_events, parameters_file
 
 
 @app.command()
@@ -23,7 +23,7 @@ def settle(
     """Settle EVENTS in order with an in-memory state; print one JSON line per settlement, movement,
     incentive evaluation and rejection. Rejections never stop the run."""
     params = parameters_file(parameters)
-    source = sys.stdin.buffer if events == "-" else open(events, "rb")
+    source = open_events(events)
     out = sys.stdout
     with source:
         for record in settle_stream(source, params):

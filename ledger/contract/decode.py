@@ -101,6 +101,15 @@ def _describe(error: ErrorDetails) -> str:
     return f"{path}: {message}" if path else message
 
 
+def _without_echoes(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """A list whose items failed also reports itself too short (the failed items were dropped before the
+    length check): only the items' own errors are true."""
+    failed_lists = {
+        tuple(error["loc"][:i]) for error in errors for i, step in enumerate(error["loc"]) if isinstance(step, int)
+    }
+    return [error for error in errors if not (error["type"] == "too_short" and tuple(error["loc"]) in failed_lists)]
+
+
 def _event_id(obj: dict[str, Any]) -> str | None:
     value = obj.get("event_id")
     return value if isinstance(value, str) and value else None
@@ -113,7 +122,8 @@ def decode_event(obj: dict[str, Any]) -> Event:
     try:
         return _ADAPTER.validate_python(obj)
     except ValidationError as exc:
-        detail = "; ".join(_describe(error) for error in exc.errors(include_url=False))
+        errors = _without_echoes(exc.errors(include_url=False))
+        detail = "; ".join(_describe(error) for error in errors)
         raise InvalidEvent(detail, payload=obj, event_id=_event_id(obj)) from None
 
 

@@ -321,3 +321,14 @@ def test_unreadable_event_id_is_reported_as_none():
     error = _rejected(payload)
     assert error.event_id is None
     assert "event_id: Input should be a valid string" in error.detail
+
+
+def test_one_bad_item_reports_itself_and_not_an_empty_list():
+    from ledger.contract import InvalidEvent, decode_event
+    from ledger.contract.examples import example
+
+    visit = example("visit.submitted")
+    visit["items"] = [{**visit["items"][0], "amount": "100.001"}]
+    with pytest.raises(InvalidEvent) as refused:
+        decode_event(visit)
+    assert refused.value.detail == "items.0.amount: at most 2 decimal places allowed (got '100.001')"

@@ -100,3 +100,18 @@ def test_projections_rebuild_and_db_upgrade(cli_db):
     assert result.exit_code == 0 and "rebuilt from 81 ledger events" in result.stderr
     assert sorted(tuple(r) for r in fetch(cli_db, "SELECT * FROM member_year")) == before
     assert invoke("db", "upgrade").exit_code == 0
+
+
+def test_commands_refuse_what_they_cannot_do_with_a_message(cli_db, tmp_path):
+    missing = str(tmp_path / "nowhere.jsonl")
+    for args in (["ingest", missing], ["settle", missing]):
+        result = invoke(*args)
+        assert result.exit_code == 2 and "cannot read" in result.stderr, args
+    for args in (["projections", "rebuild", "--batch-size", "0"], ["replay", "--verify", "--batch-size", "0"],
+                 ["ingest", str(EXAMPLES / "nanjing.jsonl"), "--batch-size", "0"],
+                 ["parked", "sweep", "--ttl-days", "-1"], ["parked", "sweep", "--ttl-days", "nan"]):
+        assert invoke(*args).exit_code == 2, args
+    policy = tmp_path / "p.toml"
+    policy.write_text("")
+    assert invoke("replay", "--verify", "--policy", str(policy), "--compare").exit_code == 2
+    assert fetch(cli_db, "SELECT count(*) FROM ledger_events")[0][0] == 0

@@ -83,8 +83,6 @@ def test_inner_mongolia_example_without_parameters_rejects_only_visits():
 
 
 def test_inner_mongolia_example_with_parameters_replays_without_rejections():
-    if not PARAMS.exists():
-        pytest.skip(f"{PARAMS} not written yet")
     lines = read("inner-mongolia.jsonl")
     out = settle_lines(lines, parameters=load_parameters(PARAMS))
     assert b.rejections(out) == []

@@ -134,8 +134,6 @@ def test_resident_visit_not_configured():
 
 
 def _parameters():
-    if not PARAMS.exists():
-        pytest.skip(f"{PARAMS} not written yet")
     return load_parameters(PARAMS)
 
 

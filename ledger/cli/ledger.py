@@ -14,7 +14,7 @@ from rich.table import Table as RichTable
 
 from ..offline import dumps
 from .app import app, db_app, parked_app, projections_app
-from .common import ParametersOption, database, open_events, parameters_text, prepared, progress_bar
+from .common import ParametersOption, database, open_events, parameters_text, prepared, progress_bar, with_raw
 
 
 @app.command()
@@ -72,9 +72,12 @@ def replay(
     ] = None,
     compare: Annotated[bool, typer.Option("--compare", help="With --policy: report the fund impact.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Events per batch.")] = 5_000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="With --verify: processes, each replaying some of the regions.")
+    ] = 2,
 ) -> None:
     """Walk the ledger again without touching it: --verify, or --policy FILE --compare (what-if)."""
-    from ..replay import Replayer
+    from ..replay import Replayer, verify_in_parallel
 
     if verify == bool(policy) or (verify and compare):
         typer.echo("medledger replay: give --verify, or --policy FILE --compare", err=True)
@@ -86,7 +89,10 @@ def replay(
     console = Console()
     with progress_bar("replay", None) as bar:
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
-        if verify:
+        if verify and workers > 1:
+            counts = dict(with_raw(lambda raw: raw.fetch("SELECT region, count(*) FROM ledger_events GROUP BY region")))
+            report = verify_in_parallel(db, batch_size, workers, counts)
+        elif verify:
             report = asyncio.run(replayer.verify())
         else:
             text, source = parameters_text(policy)

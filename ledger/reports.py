@@ -12,12 +12,12 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-from policies.calendar import SHANGHAI
 from policies.parameters import parse_parameters
 from policies.registry import REGION_NAMES, PolicyRegistry
 from policies.summary import status_word
 
 from .codec import state_from_json
+from .contract import POLICY_TZ
 from .db.projection_store import as_json
 
 
@@ -76,8 +76,8 @@ async def statements(raw, member_id: str, year: int | None, region: str | None, 
                 "ORDER BY m.seq, m.movement_id",
                 row_region,
                 member_id,
-                datetime(chosen, 1, 1, tzinfo=SHANGHAI),
-                datetime(chosen + 1, 1, 1, tzinfo=SHANGHAI),
+                datetime(chosen, 1, 1, tzinfo=POLICY_TZ),
+                datetime(chosen + 1, 1, 1, tzinfo=POLICY_TZ),
             )
         ]
         incentives = [

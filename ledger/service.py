@@ -35,7 +35,6 @@ class IngestStats:
     read: int = 0
     appended: int = 0
     duplicates: int = 0
-    invalid: int = 0
     rejected: int = 0
     parked: int = 0
     settlements: int = 0
@@ -122,7 +121,6 @@ class LedgerService:
             else:
                 fresh = await self._unseen(store, raw, items, stats)
             stats.read += len(items)
-            stats.invalid += sum(1 for item in fresh if item.error is not None)
 
             async def write(batch_rows: BatchRows, registry) -> None:
                 if batch_rows.events:

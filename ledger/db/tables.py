@@ -140,16 +140,6 @@ parked_events = Table(
     Index("parked_events_member", "region", "member_id", "arrival"),
 )
 
-LEDGER_TABLES = (
-    parameter_sets,
-    ledger_events,
-    ledger_settlements,
-    ledger_movements,
-    ledger_incentives,
-    ledger_rejections,
-    parked_events,
-)
-
 consumer_offsets = Table(
     "consumer_offsets",
     metadata,
@@ -163,95 +153,75 @@ consumer_offsets = Table(
 # -- projections ---------------------------------------------------------------------------------------------------
 
 
-def member_state_table(name: str, meta: MetaData) -> Table:
-    """The engine's state of each member, so the next event continues from it."""
-    return Table(
-        name,
-        meta,
-        Column("region", Text, nullable=False),
-        Column("member_id", Text, nullable=False),
-        Column("state", JSONB, nullable=False),
-        Column("last_seq", BigInteger, nullable=False),
-        PrimaryKeyConstraint("region", "member_id"),
-    )
+# The engine's state of each member, so the next event continues from it.
+member_state = Table(
+    "member_state",
+    metadata,
+    Column("region", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("state", JSONB, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("region", "member_id"),
+)
 
 
-def member_year_table(name: str, meta: MetaData) -> Table:
-    """Per member and year: accumulators, limits, incentive, balance and enrolment status."""
-    return Table(
-        name,
-        meta,
-        Column("region", Text, nullable=False),
-        Column("member_id", Text, nullable=False),
-        Column("year", Integer, nullable=False),
-        Column("status", Text, nullable=False),
-        Column("insurance_type", Text, nullable=False),
-        Column("person_type", Text, nullable=False),
-        Column("deductible_paid", MONEY, nullable=False),
-        Column("chronic_deductible_paid", MONEY, nullable=False),
-        Column("general_fund_paid", MONEY, nullable=False),
-        Column("chronic_fund_paid", MONEY, nullable=False),
-        Column("capped_base_used", MONEY, nullable=False),
-        Column("chronic_base_used", MONEY, nullable=False),
-        Column("band_position", MONEY, nullable=False),
-        Column("chronic_pool", MONEY),
-        Column("external_fund_paid", MONEY, nullable=False),
-        Column("bonus_points", Numeric(4, 1), nullable=False),
-        Column("health_streak", Integer, nullable=False),
-        Column("balance", MONEY, nullable=False),
-        Column("counters", JSONB, nullable=False),
-        Column("last_seq", BigInteger, nullable=False),
-        PrimaryKeyConstraint("region", "member_id", "year"),
-    )
+# Per member and year: accumulators, limits, incentive, balance and enrolment status.
+member_year = Table(
+    "member_year",
+    metadata,
+    Column("region", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("insurance_type", Text, nullable=False),
+    Column("person_type", Text, nullable=False),
+    Column("deductible_paid", MONEY, nullable=False),
+    Column("chronic_deductible_paid", MONEY, nullable=False),
+    Column("general_fund_paid", MONEY, nullable=False),
+    Column("chronic_fund_paid", MONEY, nullable=False),
+    Column("capped_base_used", MONEY, nullable=False),
+    Column("chronic_base_used", MONEY, nullable=False),
+    Column("band_position", MONEY, nullable=False),
+    Column("chronic_pool", MONEY),
+    Column("external_fund_paid", MONEY, nullable=False),
+    Column("bonus_points", Numeric(4, 1), nullable=False),
+    Column("health_streak", Integer, nullable=False),
+    Column("balance", MONEY, nullable=False),
+    Column("counters", JSONB, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("region", "member_id", "year"),
+)
 
 
-def fund_totals_table(name: str, meta: MetaData) -> Table:
-    """Pooled-fund payments per region, month and pool: the separate books of 000 第四条."""
-    return Table(
-        name,
-        meta,
-        Column("region", Text, nullable=False),
-        Column("month", Date, nullable=False),
-        Column("pool", Text, nullable=False),
-        Column("fund_paid", MONEY, nullable=False),
-        Column("settlements", Integer, nullable=False),
-        Column("reversals", Integer, nullable=False),
-        PrimaryKeyConstraint("region", "month", "pool"),
-    )
+# Pooled-fund payments per region, month and pool: the separate books of 000 第四条.
+fund_totals = Table(
+    "fund_totals",
+    metadata,
+    Column("region", Text, nullable=False),
+    Column("month", Date, nullable=False),
+    Column("pool", Text, nullable=False),
+    Column("fund_paid", MONEY, nullable=False),
+    Column("settlements", Integer, nullable=False),
+    Column("reversals", Integer, nullable=False),
+    PrimaryKeyConstraint("region", "month", "pool"),
+)
 
 
-def closed_years_table(name: str, meta: MetaData) -> Table:
-    return Table(
-        name,
-        meta,
-        Column("region", Text, nullable=False),
-        Column("year", Integer, nullable=False),
-        Column("seq", BigInteger, nullable=False),
-        PrimaryKeyConstraint("region", "year"),
-    )
+closed_years = Table(
+    "closed_years",
+    metadata,
+    Column("region", Text, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("region", "year"),
+)
 
 
-def account_payments_table(name: str, meta: MetaData) -> Table:
-    return Table(
-        name,
-        meta,
-        Column("region", Text, nullable=False),
-        Column("payment_id", Text, nullable=False),
-        Column("seq", BigInteger, nullable=False),
-        PrimaryKeyConstraint("region", "payment_id"),
-    )
-
-
-PROJECTION_FACTORIES = {
-    "member_state": member_state_table,
-    "member_year": member_year_table,
-    "fund_totals": fund_totals_table,
-    "closed_years": closed_years_table,
-    "account_payments": account_payments_table,
-}
-member_state = member_state_table("member_state", metadata)
-member_year = member_year_table("member_year", metadata)
-fund_totals = fund_totals_table("fund_totals", metadata)
-closed_years = closed_years_table("closed_years", metadata)
-account_payments = account_payments_table("account_payments", metadata)
-PROJECTION_TABLES = (member_state, member_year, fund_totals, closed_years, account_payments)
+account_payments = Table(
+    "account_payments",
+    metadata,
+    Column("region", Text, nullable=False),
+    Column("payment_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("region", "payment_id"),
+)

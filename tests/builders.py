@@ -319,6 +319,18 @@ def year_closed(region: str, year: int, on: str | None = None, **kw) -> dict:
     return _build("period.year_closed", region, None, on or f"{year + 1}-01-01", {"year": year}, kw)
 
 
+def settle(*events, parameters=None) -> list[dict]:
+    """The offline engine's outputs for these events (see `lines`)."""
+    from ledger.offline import settle_lines
+
+    return settle_lines(lines(*events), parameters=parameters)
+
+
+def drug(amount: Any, **kw) -> list[dict]:
+    """A visit's items: one drug line."""
+    return [line(amount, **kw)]
+
+
 # --- reading the engine's outputs --------------------------------------------------------------------------------
 
 

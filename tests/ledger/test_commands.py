@@ -107,9 +107,13 @@ def test_commands_refuse_what_they_cannot_do_with_a_message(cli_db, tmp_path):
     for args in (["ingest", missing], ["settle", missing]):
         result = invoke(*args)
         assert result.exit_code == 2 and "cannot read" in result.stderr, args
-    for args in (["projections", "rebuild", "--batch-size", "0"], ["replay", "--verify", "--batch-size", "0"],
-                 ["ingest", str(EXAMPLES / "nanjing.jsonl"), "--batch-size", "0"],
-                 ["parked", "sweep", "--ttl-days", "-1"], ["parked", "sweep", "--ttl-days", "nan"]):
+    for args in (
+        ["projections", "rebuild", "--batch-size", "0"],
+        ["replay", "--verify", "--batch-size", "0"],
+        ["ingest", str(EXAMPLES / "nanjing.jsonl"), "--batch-size", "0"],
+        ["parked", "sweep", "--ttl-days", "-1"],
+        ["parked", "sweep", "--ttl-days", "nan"],
+    ):
         assert invoke(*args).exit_code == 2, args
     policy = tmp_path / "p.toml"
     policy.write_text("")

@@ -87,9 +87,13 @@ def test_verify_split_by_region_over_processes_agrees_and_catches_a_forgery(data
     report = verify_in_parallel(database, 500, 2, counts)
     assert report.ok and report.events == sum(counts.values())
     execute(database, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
-    execute(database, "UPDATE ledger_settlements SET record = jsonb_set(record, '{fund_paid}', '\"1.00\"') "
-                      "WHERE settlement_id = (SELECT max(settlement_id) FROM ledger_settlements "
-                      "WHERE region = '320100')", owner=True)
+    execute(
+        database,
+        "UPDATE ledger_settlements SET record = jsonb_set(record, '{fund_paid}', '\"1.00\"') "
+        "WHERE settlement_id = (SELECT max(settlement_id) FROM ledger_settlements "
+        "WHERE region = '320100')",
+        owner=True,
+    )
     execute(database, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
     broken = verify_in_parallel(database, 500, 2, counts)
     assert not broken.ok and not broken.chain_breaks and broken.difference_count == 1

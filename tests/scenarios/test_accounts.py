@@ -5,20 +5,13 @@ Policy notes §1–§5 (account paragraphs) and docs/readings.md (account paymen
 
 import pytest
 
-from ledger.offline import settle_lines
 from tests import builders as b
 
 NX, WH, NJ, IM = b.NINGXIA, b.WEIHAI, b.NANJING, b.INNER_MONGOLIA
 START = {NX: "2023-06-01", WH: "2023-01-01", NJ: "2023-01-01", IM: "2022-10-01"}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_ids():
-    b.fresh()
-
-
-def run(*events, parameters=None):
-    return settle_lines(b.lines(*events), parameters=parameters)
+run = b.settle
 
 
 def enrolled(member, region, **kw):

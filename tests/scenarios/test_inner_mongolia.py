@@ -8,8 +8,6 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from ledger.offline import settle_lines
 from policies.parameters import load_parameters
 from tests import builders as b
@@ -18,13 +16,7 @@ IM = b.INNER_MONGOLIA
 PARAMS = Path(__file__).resolve().parents[2] / "examples" / "params" / "150000-illustrative.toml"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_ids():
-    b.fresh()
-
-
-def run(*events, parameters=None):
-    return settle_lines(b.lines(*events), parameters=parameters)
+run = b.settle
 
 
 def enrolled(member, **kw):

@@ -4,9 +4,6 @@ Policy notes §3: no deductible; the year's cumulative in-policy expense runs th
 paying at the ratios of the bands its amount falls into. "Community" = community / township health centres.
 """
 
-import pytest
-
-from ledger.offline import settle_lines
 from tests import builders as b
 
 NJ = b.NANJING
@@ -15,13 +12,7 @@ COMMUNITY = dict(level=1, grade=None, kind="community_health_center")
 NON_COMMUNITY = dict(level=3, grade="A", kind="general_hospital")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_ids():
-    b.fresh()
-
-
-def run(*events, parameters=None):
-    return settle_lines(b.lines(*events), parameters=parameters)
+run = b.settle
 
 
 def enrolled(member, **kw):
@@ -32,8 +23,7 @@ def enrolled(member, **kw):
     return b.enrolled(member, NJ, **kw)
 
 
-def drug(amount, **kw):
-    return [b.line(amount, **kw)]
+drug = b.drug
 
 
 def streak(out, member, year):

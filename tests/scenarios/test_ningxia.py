@@ -3,21 +3,12 @@
 Policy notes §1. All members are employees; default facility is a designated tier-3 grade-A general hospital.
 """
 
-import pytest
-
-from ledger.offline import settle_lines
 from tests import builders as b
 
 NX = b.NINGXIA
 
 
-@pytest.fixture(autouse=True)
-def _fresh_ids():
-    b.fresh()
-
-
-def run(*events, parameters=None):
-    return settle_lines(b.lines(*events), parameters=parameters)
+run = b.settle
 
 
 def enrolled(member, **kw):
@@ -25,8 +16,7 @@ def enrolled(member, **kw):
     return b.enrolled(member, NX, **kw)
 
 
-def drug(amount, **kw):
-    return [b.line(amount, **kw)]
+drug = b.drug
 
 
 # --- worked example (policy notes §1) ----------------------------------------------------------------------------

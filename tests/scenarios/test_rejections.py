@@ -14,13 +14,7 @@ NX, WH, NJ, IM = b.NINGXIA, b.WEIHAI, b.NANJING, b.INNER_MONGOLIA
 START = {NX: "2023-06-01", WH: "2022-07-01", NJ: "2023-01-01", IM: "2022-10-01"}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_ids():
-    b.fresh()
-
-
-def run(*events, parameters=None):
-    return settle_lines(b.lines(*events), parameters=parameters)
+run = b.settle
 
 
 def enrolled(member, region=NX, **kw):
@@ -303,9 +297,15 @@ def test_a_late_visit_from_an_earlier_enrolment_still_settles_and_a_gap_is_not_c
     m, NJ = "NJ-GAP", b.NANJING
     early = b.visit(m, NJ, on="2023-05-10", items=[b.line("100.00")])
     in_gap = b.visit(m, NJ, on="2023-07-15", items=[b.line("100.00")])
-    out = settle_lines(b.lines(
-        b.enrolled(m, NJ, on="2023-01-01"), b.terminated(m, NJ, on="2023-06-30", reason="transfer_out"),
-        b.enrolled(m, NJ, on="2023-08-01"), early, in_gap))
+    out = settle_lines(
+        b.lines(
+            b.enrolled(m, NJ, on="2023-01-01"),
+            b.terminated(m, NJ, on="2023-06-30", reason="transfer_out"),
+            b.enrolled(m, NJ, on="2023-08-01"),
+            early,
+            in_gap,
+        )
+    )
     assert b.settled(out, early)["fund_paid"] == "40.00"  # 002 第十四条: non-community band 1, 100 × 40%
     assert b.reason(out, in_gap) == "member_not_enrolled"
 
@@ -314,9 +314,14 @@ def test_a_year_close_after_a_re_enrolment_still_evaluates_the_whole_year():
     """Enrolled all of 2023, transferred out and back in January 2024: 2023 earns the 200 (002 第七条)."""
     b.fresh()
     m, NJ = "NJ-BACK", b.NANJING
-    out = settle_lines(b.lines(
-        b.enrolled(m, NJ, on="2023-01-01"), b.terminated(m, NJ, on="2024-01-05", reason="transfer_out"),
-        b.enrolled(m, NJ, on="2024-01-10"), b.year_closed(NJ, 2023, on="2024-01-15")))
+    out = settle_lines(
+        b.lines(
+            b.enrolled(m, NJ, on="2023-01-01"),
+            b.terminated(m, NJ, on="2024-01-05", reason="transfer_out"),
+            b.enrolled(m, NJ, on="2024-01-10"),
+            b.year_closed(NJ, 2023, on="2024-01-15"),
+        )
+    )
     (evaluation,) = b.incentives(out, m, 2023)
     assert int(evaluation["after"]) == 1
     assert [c["amount"] for c in b.movements(out, m, "health_incentive")] == ["200.00"]
@@ -328,9 +333,15 @@ def test_weihai_re_enrolment_under_the_other_insurance_type_restarts_the_general
     m, WH = "WH-SWITCH", b.WEIHAI
     used = b.visit(m, WH, on="2023-02-01", items=[b.line("3000.00")], level=1, grade=None)
     after = b.visit(m, WH, on="2023-06-01", items=[b.line("500.00")], level=1, grade=None)
-    out = settle_lines(b.lines(
-        b.enrolled(m, WH, on="2023-01-01"), used, b.terminated(m, WH, on="2023-03-01", reason="transfer_out"),
-        b.enrolled(m, WH, on="2023-04-01", person_type="resident_tier1"), after))
+    out = settle_lines(
+        b.lines(
+            b.enrolled(m, WH, on="2023-01-01"),
+            used,
+            b.terminated(m, WH, on="2023-03-01", reason="transfer_out"),
+            b.enrolled(m, WH, on="2023-04-01", person_type="resident_tier1"),
+            after,
+        )
+    )
     assert b.settled(out, used)["limit_remaining"] == "0.00"  # 3000 − 300 deductible > 1600 limit
     # resident tier 1 from zero: deductible 100, base min(400, 200) = 200 at 50% = 100, over the limit 200
     assert b.core(b.settled(out, after))[:3] == ("100.00", "100.00", "200.00")
@@ -340,9 +351,16 @@ def test_a_village_clinic_is_below_tier_1_whatever_level_it_reports():
     b.fresh()
     m, NX = "NX-VILLAGE", b.NINGXIA
     general = b.visit(m, NX, on="2023-07-01", items=[b.line("100.00")], level=1, grade=None, kind="village_clinic")
-    chronic = b.chronic_visit(m, NX, "J45", on="2023-07-02", items=[b.line("1000.00")], level=1, grade=None,
-                              kind="village_clinic")
-    out = settle_lines(b.lines(b.enrolled(m, NX, on="2023-06-01"),
-                               b.chronic_certified(m, NX, "J45", "3000.00", on="2023-06-01"), general, chronic))
+    chronic = b.chronic_visit(
+        m, NX, "J45", on="2023-07-02", items=[b.line("1000.00")], level=1, grade=None, kind="village_clinic"
+    )
+    out = settle_lines(
+        b.lines(
+            b.enrolled(m, NX, on="2023-06-01"),
+            b.chronic_certified(m, NX, "J45", "3000.00", on="2023-06-01"),
+            general,
+            chronic,
+        )
+    )
     assert b.settled(out, general)["fund_paid"] == "0.00"  # 000 第十条
     assert b.settled(out, chronic)["fund_paid"] == "0.00"  # 003 一(一): only 两病 under the remote pilot

@@ -6,21 +6,12 @@ Policy notes §2. Every Weihai limit caps the eligible expense above the deducti
 
 from decimal import Decimal
 
-import pytest
-
-from ledger.offline import settle_lines
 from tests import builders as b
 
 WH = b.WEIHAI
 
 
-@pytest.fixture(autouse=True)
-def _fresh_ids():
-    b.fresh()
-
-
-def run(*events, parameters=None):
-    return settle_lines(b.lines(*events), parameters=parameters)
+run = b.settle
 
 
 def enrolled(member, **kw):
@@ -28,8 +19,7 @@ def enrolled(member, **kw):
     return b.enrolled(member, WH, **kw)
 
 
-def drug(amount, **kw):
-    return [b.line(amount, **kw)]
+drug = b.drug
 
 
 TIER1 = dict(level=1, grade=None)

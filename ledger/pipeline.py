@@ -22,7 +22,7 @@ from policies.rejection import Rejected
 from policies.year_close import evaluate, finish_close, open_close
 
 from .batch import BatchRows
-from .db.projection_store import Names, load_book, region_member_chunks
+from .db.projection_store import Names, by_region, load_book, region_member_chunks
 from .intake import PARKABLE, Incoming, decode_canonical
 from .store import NewEvent, chain_onto
 
@@ -236,16 +236,15 @@ class Parking:
     async def waiting_for(self, events: Sequence) -> dict[tuple[str, str], list[Incoming]]:
         keys = {(e.region, e.member_id) for e in events if e.event_type == "member.enrolled"}
         waiting: dict[tuple[str, str], list[Incoming]] = defaultdict(list)
-        if not keys:
-            return waiting
-        regions, members = zip(*keys)
-        rows = await self.raw.fetch(
-            "SELECT p.region, p.member_id, p.payload, p.source, p.event_id "
-            + self.WAITING
-            + " AND (p.region, p.member_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY p.arrival",
-            list(regions),
-            list(members),
-        )
+        rows = []
+        for region, members in by_region(keys).items():
+            rows += await self.raw.fetch(
+                "SELECT p.region, p.member_id, p.payload, p.source, p.event_id "
+                + self.WAITING
+                + " AND p.region = $1 AND p.member_id = ANY($2::text[]) ORDER BY p.arrival",
+                region,
+                members,
+            )
         for region, member_id, payload, source, event_id in rows:
             waiting[(region, member_id)].append(revive(payload, source, event_id))
         return waiting

@@ -19,13 +19,24 @@ def status_word(member: MemberState, day: date) -> str:
     return "not enrolled"
 
 
-def year_summary(member: MemberState, year: int, policy: Policy | None) -> dict:
-    totals: dict[str, Decimal] = {}
-    prefix = str(year)
+def counters_by_year(member: MemberState) -> dict[int, dict[str, dict[str, Decimal]]]:
+    """The member's counters grouped by the year of their period ("2024" and "2024#1" both count for 2024)."""
+    grouped: dict[int, dict[str, dict[str, Decimal]]] = {}
     for period, values in member.counters.items():
-        if period == prefix or period.startswith(prefix + "#"):
-            for name, value in values.items():
-                totals[name] = totals.get(name, ZERO) + value
+        grouped.setdefault(int(period.split("#")[0]), {})[period] = values
+    return grouped
+
+
+def year_summary(
+    member: MemberState, year: int, policy: Policy | None, periods: dict[str, dict[str, Decimal]] | None = None
+) -> dict:
+    """`periods` is the year's share of `counters_by_year`, when the caller has it already."""
+    if periods is None:
+        periods = counters_by_year(member).get(year, {})
+    totals: dict[str, Decimal] = {}
+    for values in periods.values():
+        for name, value in values.items():
+            totals[name] = totals.get(name, ZERO) + value
     total = totals.get
     end = date(year, 12, 31)
     status = member.status_on(end)

@@ -7,7 +7,7 @@ import orjson
 
 from policies.member import MemberState
 from policies.registry import PolicyRegistry
-from policies.summary import year_summary
+from policies.summary import counters_by_year, year_summary
 
 COLUMNS = (
     "region",
@@ -35,12 +35,13 @@ COLUMNS = (
 
 def rows(member: MemberState, years, registry: PolicyRegistry, last_seq: int) -> list[tuple]:
     result = []
+    grouped = counters_by_year(member)
     for year in sorted(years):
-        summary = year_summary(member, year, registry.for_year(member.region, year))
+        periods = grouped.get(year, {})
+        summary = year_summary(member, year, registry.for_year(member.region, year), periods)
         counters = {
             period: {name: str(value) for name, value in sorted(values.items())}
-            for period, values in sorted(member.counters.items())
-            if period.split("#")[0] == str(year)
+            for period, values in sorted(periods.items())
         }
         result.append(
             (

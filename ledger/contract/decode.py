@@ -6,10 +6,11 @@ reason, a sentence naming the field, the payload as received, and the event id i
 
 from __future__ import annotations
 
-import json
+import re
 from decimal import Decimal
 from typing import Any
 
+import jiter
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -36,23 +37,6 @@ class InvalidEvent(ValueError):
     def __reduce__(self) -> tuple[Any, ...]:
         # The default reduce would replay only args=(detail,) and lose payload and event_id.
         return (type(self), (self.detail, self.payload, self.event_id))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json.loads keeps the last duplicate silently; another parser may keep the first, so a
-    # duplicated "amount" would settle differently depending on who read it. Refuse instead.
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate key {key!r}")
-            seen.add(key)
-    return obj
 
 
 def _json_kind(value: Any) -> str:
@@ -128,15 +112,28 @@ def decode_event(obj: dict[str, Any]) -> Event:
 
 
 def decode_line(text: str | bytes) -> Event:
-    """Parse one JSON Lines record / Kafka value and validate it."""
+    """Parse one JSON Lines record / Kafka value and validate it.
+
+    Numbers with a fraction or exponent arrive as exact ``Decimal``; NaN and Infinity are not JSON; a key given
+    twice in one object is refused, because parsers disagree on which one wins, so a duplicated "amount" would
+    settle differently depending on who read it."""
+    data = text.encode("utf-8", errors="surrogatepass") if isinstance(text, str) else text
     try:
-        obj = json.loads(
-            text,
-            parse_float=Decimal,
-            parse_constant=_reject_constant,
-            object_pairs_hook=_unique_keys,
-        )
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+        obj = jiter.from_json(data, allow_inf_nan=False, catch_duplicate_keys=True, float_mode="decimal")
+    except ValueError as exc:  # a bad byte sequence or a lone surrogate is refused here too
         raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
-        raise InvalidEvent(f"invalid JSON: {exc}", payload=raw) from None
+        raise InvalidEvent(f"invalid JSON: {exc}{_near(raw, str(exc))}", payload=raw) from None
     return decode_event(obj)
+
+
+_POSITION = re.compile(r"line (\d+) column (\d+)")
+
+
+def _near(raw: str, message: str) -> str:
+    """What stands at the position the parser names, so the producer sees the offending text itself."""
+    found = _POSITION.search(message)
+    lines = raw.splitlines()
+    if not found or not 0 < int(found[1]) <= len(lines):
+        return ""
+    snippet = lines[int(found[1]) - 1][max(int(found[2]) - 4, 0) :][:24]
+    return f" (near {snippet!r})" if snippet else ""

@@ -24,6 +24,8 @@ _ONE = Decimal(1)
 # ASCII digits only: Decimal() would happily read Arabic-Indic or full-width digits.
 _PLAIN = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 _SCHEMA_PATTERN = rf"^(0|[1-9][0-9]{{0,{MAX_INTEGER_DIGITS - 1}}})(\.[0-9]{{1,2}})?$"
+# What nearly every producer sends: a string already in range, not negative, at most 2 decimals.
+_WELL_FORMED = re.compile(_SCHEMA_PATTERN[1:-1])
 
 
 def parse_money(value: Any) -> Decimal:
@@ -36,6 +38,8 @@ def parse_money(value: Any) -> Decimal:
             )
         raise PydanticCustomError("money_type", "money must be a JSON string or number")
     if isinstance(value, str):
+        if _WELL_FORMED.fullmatch(value):
+            return Decimal(value)
         if not _PLAIN.fullmatch(value):
             raise PydanticCustomError("money_format", 'money must be a plain decimal number such as "123.45"')
         amount = Decimal(value)

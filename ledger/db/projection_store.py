@@ -5,9 +5,10 @@ The same code serves the live tables and the fresh ones a replay builds aside (`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+import orjson
 
 from policies.book import Book
 from policies.registry import PolicyRegistry
@@ -19,8 +20,18 @@ from ..codec import settlement_from_row, state_from_json
 
 
 def as_json(value):
-    """jsonb arrives decoded on connections set up by SQLAlchemy's asyncpg dialect, as text elsewhere."""
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
+    """jsonb arrives decoded on connections set up by SQLAlchemy's asyncpg dialect, as text elsewhere (and where
+    the query casts it to text, so that the faster parser reads it)."""
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def by_region(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """(region, id) keys grouped by region: `region = $1 AND id = ANY($2)` walks the primary key, where a join
+    against unnest() of both arrays is planned as a scan of the whole table."""
+    grouped: dict[str, list[str]] = {}
+    for region, key in keys:
+        grouped.setdefault(region, []).append(key)
+    return grouped
 
 
 PROJECTIONS = ("member_state", "member_year", "fund_totals", "closed_years", "account_payments")
@@ -65,33 +76,28 @@ async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterabl
     for region, year in await raw.fetch(f"SELECT region, year FROM {names.closed_years}"):
         book.closed_years.add((region, year))
     visit_keys = {(e.region, e.visit_id) for e in events if e.event_type in ("visit.submitted", "visit.reversed")}
-    if visit_keys:
-        regions, visits = zip(*visit_keys)
+    for region, visits in by_region(visit_keys).items():
         rows = await raw.fetch(
-            f"SELECT s.record, s.deltas, s.event_id FROM {names.settlements} s "
-            f"JOIN unnest($1::text[], $2::text[]) AS k(region, visit_id) "
-            f"ON s.region = k.region AND s.visit_id = k.visit_id WHERE s.reverses IS NULL",
-            list(regions),
-            list(visits),
+            f"SELECT record::text, deltas::text, event_id FROM {names.settlements} "
+            f"WHERE region = $1 AND visit_id = ANY($2::text[]) AND reverses IS NULL",
+            region,
+            visits,
         )
         for record, deltas, event_id in rows:
-            settlement = settlement_from_row(as_json(record), as_json(deltas), event_id)
+            settlement = settlement_from_row(orjson.loads(record), orjson.loads(deltas), event_id)
             book.visits[(settlement.region, settlement.visit_id)] = settlement
-        if book.visits:
-            ids = {s.settlement_id: key for key, s in book.visits.items()}
-            for (reversed_id,) in await raw.fetch(
-                f"SELECT reverses FROM {names.settlements} WHERE reverses = ANY($1::text[])", list(ids)
-            ):
-                book.reversed_visits.add(ids[reversed_id])
+    if book.visits:
+        ids = {s.settlement_id: key for key, s in book.visits.items()}
+        for (reversed_id,) in await raw.fetch(
+            f"SELECT reverses FROM {names.settlements} WHERE reverses = ANY($1::text[])", list(ids)
+        ):
+            book.reversed_visits.add(ids[reversed_id])
     payment_keys = {(e.region, e.payment_id) for e in events if e.event_type == "account.payment_requested"}
-    if payment_keys:
-        regions, payments = zip(*payment_keys)
-        for region, payment_id in await raw.fetch(
-            f"SELECT p.region, p.payment_id FROM {names.account_payments} p "
-            f"JOIN unnest($1::text[], $2::text[]) AS k(region, payment_id) "
-            f"ON p.region = k.region AND p.payment_id = k.payment_id",
-            list(regions),
-            list(payments),
+    for region, payments in by_region(payment_keys).items():
+        for (payment_id,) in await raw.fetch(
+            f"SELECT payment_id FROM {names.account_payments} WHERE region = $1 AND payment_id = ANY($2::text[])",
+            region,
+            payments,
         ):
             book.payments.add((region, payment_id))
     member_keys = set(extra_members)
@@ -109,18 +115,15 @@ async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterabl
 
 async def load_members(raw, names: Names, book: Book, keys) -> None:
     keys = [key for key in keys if key not in book.members]
-    if not keys:
-        return
-    regions, members = zip(*keys)
-    rows = await raw.fetch(
-        f"SELECT m.state FROM {names.member_state} m JOIN unnest($1::text[], $2::text[]) AS k(region, member_id) "
-        f"ON m.region = k.region AND m.member_id = k.member_id",
-        list(regions),
-        list(members),
-    )
-    for (state,) in rows:
-        member = state_from_json(as_json(state))
-        book.members[(member.region, member.member_id)] = member
+    for region, members in by_region(keys).items():
+        rows = await raw.fetch(
+            f"SELECT state::text FROM {names.member_state} WHERE region = $1 AND member_id = ANY($2::text[])",
+            region,
+            members,
+        )
+        for (state,) in rows:
+            member = state_from_json(orjson.loads(state))
+            book.members[(member.region, member.member_id)] = member
 
 
 async def region_member_chunks(raw, names: Names, region: str, size: int):
@@ -128,7 +131,7 @@ async def region_member_chunks(raw, names: Names, region: str, size: int):
     after = ""
     while True:
         rows = await raw.fetch(
-            f'SELECT member_id, state FROM {names.member_state} WHERE region = $1 AND member_id COLLATE "C" > $2 '
+            f'SELECT member_id, state::text FROM {names.member_state} WHERE region = $1 AND member_id COLLATE "C" > $2 '
             f'ORDER BY member_id COLLATE "C" LIMIT $3',
             region,
             after,
@@ -159,14 +162,10 @@ async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...
 
 async def _write_years(raw, names: Names, rows: BatchRows, registry: PolicyRegistry) -> None:
     years = rows.year_rows(registry)
-    if rows.touched:
-        # A touched member's years are rewritten whole, so no year survives that its state no longer has.
-        regions, members = zip(*rows.touched)
+    # A touched member's years are rewritten whole, so no year survives that its state no longer has.
+    for region, members in by_region(rows.touched).items():
         await raw.execute(
-            f"DELETE FROM {names.member_year} y USING unnest($1::text[], $2::text[]) AS k(region, member_id) "
-            f"WHERE y.region = k.region AND y.member_id = k.member_id",
-            list(regions),
-            list(members),
+            f"DELETE FROM {names.member_year} WHERE region = $1 AND member_id = ANY($2::text[])", region, members
         )
     if years:
         await raw.copy_records_to_table(names.member_year, records=years, columns=member_year.COLUMNS)
@@ -177,7 +176,7 @@ async def write_member_years(raw, names: Names, registry_of: Callable, chunk: in
     after = ("", "")
     while True:
         found = await raw.fetch(
-            f"SELECT m.region, m.member_id, m.state, m.last_seq, e.params_digest FROM {names.member_state} m "
+            f"SELECT m.region, m.member_id, m.state::text, m.last_seq, e.params_digest FROM {names.member_state} m "
             f'JOIN ledger_events e ON e.seq = m.last_seq WHERE (m.region, m.member_id COLLATE "C") > ($1, $2) '
             f'ORDER BY m.region, m.member_id COLLATE "C" LIMIT $3',
             after[0],

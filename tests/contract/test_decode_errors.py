@@ -46,7 +46,7 @@ def test_duplicate_keys_are_rejected_not_silently_resolved():
     text = json.dumps(payload)[:-1] + ', "monthly_pension": "1.00"}'
     with pytest.raises(InvalidEvent) as caught:
         decode_line(text)
-    assert caught.value.detail == "invalid JSON: duplicate key 'monthly_pension'"
+    assert caught.value.detail.startswith('invalid JSON: Detected duplicate key "monthly_pension" at line 1 column')
     assert caught.value.payload == text
 
 

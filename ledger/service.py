@@ -21,13 +21,24 @@ from .chain import text_digest
 from .db.connect import service_engine
 from .db.event_store import PostgresEventStore, driver, transaction
 from .db.migrate import prepare
+from .db.outbox import write_outbox
 from .db.projection_store import Names, write_ledger, write_projections
 from .db.server import Database
+from .db.tracking import Claim, TopicPartition, advance, claim, stored
 from .intake import Incoming
 from .pipeline import Parking, Pipeline, Sequencer
 
 DEFAULT_PARK_TTL = timedelta(days=30)
 LIVE = Names()
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where a batch read from the broker: committed with it, only while the consumer's claims still hold."""
+
+    consumer: str
+    claims: dict[TopicPartition, Claim]
+    spans: dict[TopicPartition, tuple[int, int]]  # first offset in the batch, offset after its last
 
 
 @dataclass
@@ -101,8 +112,34 @@ class LedgerService:
             await self._batch(batch, stats, on_published)
         return stats
 
+    async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
+        """Take partitions over for `consumer` (see `ledger.db.tracking`)."""
+        async with self.engine.connect() as connection:
+            return await claim(await driver(connection), consumer, partitions)
+
+    async def stored_offsets(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
+        async with self.engine.connect() as connection:
+            return await stored(await driver(connection), consumer, partitions)
+
+    async def ingest_batch(
+        self,
+        items: list[Incoming],
+        tracking: Tracking | None = None,
+        on_published: Callable[[list[dict]], None] | None = None,
+    ) -> IngestStats:
+        """One batch as one transaction, with the consumed offsets when it came from the broker (`StaleClaim` if
+        a partition was taken over meanwhile: then nothing of the batch is written)."""
+        stats = IngestStats()
+        await self._batch(items, stats, on_published, tracking=tracking)
+        return stats
+
     async def _batch(
-        self, items: list[Incoming], stats: IngestStats, on_published, expired_before: datetime | None = None
+        self,
+        items: list[Incoming],
+        stats: IngestStats,
+        on_published,
+        expired_before: datetime | None = None,
+        tracking: Tracking | None = None,
     ) -> int:
         """One transaction under the append lock. With `expired_before`, the batch is the parked events that
         waited longer than that, selected under the lock so no other writer can release or refuse them too."""
@@ -110,6 +147,8 @@ class LedgerService:
             store = PostgresEventStore(connection)
             await store.lock()
             raw = await driver(connection)
+            if tracking is not None:
+                await advance(raw, tracking.consumer, tracking.claims, tracking.spans)
             seq, prev = await store.head()
             sequencer = Sequencer(seq, prev, self.digest)
             arrival = await raw.fetchval("SELECT coalesce(max(arrival), 0) FROM parked_events")
@@ -128,6 +167,7 @@ class LedgerService:
                 await store.write(batch_rows.events)
                 await write_ledger(raw, batch_rows)
                 await write_projections(raw, LIVE, batch_rows, registry)
+                await write_outbox(raw, batch_rows.published)
 
             pipeline = Pipeline(raw, LIVE, self.registry, sequencer, write, parking)
             await pipeline.run(fresh)

@@ -146,8 +146,27 @@ consumer_offsets = Table(
     Column("consumer", Text, nullable=False),
     Column("topic", Text, nullable=False),
     Column("partition", Integer, nullable=False),
-    Column("next_offset", BigInteger, nullable=False),
+    Column("next_offset", BigInteger),  # None until the first batch of a claimed partition commits
+    Column("epoch", BigInteger, nullable=False, server_default=text("0")),  # raised by each claim of the partition
     PrimaryKeyConstraint("consumer", "topic", "partition"),
+)
+
+# Every published record, in commit order, written in the transaction that produced it (transactional outbox).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=True),
+    Column("stream", Text, nullable=False),  # "settlements" or "rejections"
+    Column("key", Text),  # the member, where there is one
+    Column("value", Text, nullable=False),  # the record as JSON, the line `medledger settle` prints
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+outbox_relay = Table(
+    "outbox_relay",
+    metadata,
+    Column("relay", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False),  # the last outbox position published
 )
 
 # -- projections ---------------------------------------------------------------------------------------------------

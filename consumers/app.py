@@ -1,0 +1,170 @@
+"""`medledger serve`: the FastStream application that settles the event topic into the ledger.
+
+One input topic carries every contract event, keyed by `member_id` (a region-level event by its region), so the
+events of one member are in one partition and applied in the order they were produced. Batches are settled as
+one transaction each, with the consumed offsets (see `ledger.db.tracking`); the outbox relay then publishes the
+settlement and rejection streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.middlewares import AckPolicy
+from faststream.specification import AsyncAPI
+
+from ledger.contract.event import Event
+from ledger.records import SettlementRecord
+from ledger.service import LedgerService
+
+from .broker import make_broker
+from .claims import Claims
+from .metrics import Metrics
+from .relay import Relay
+from .settings import Settings
+from .settle import Settler
+from .topics import ensure_topics
+
+log = logging.getLogger("medledger.service")
+SWEEP_EVERY = timedelta(minutes=1)
+
+
+async def raw_records(message) -> list:
+    """The handler receives the Kafka records themselves: decoding is the ledger's, exactly as for a file."""
+    return list(message.raw_message)
+
+
+def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claims | None = None):
+    """The subscriber and the two output topics, as the running service and its AsyncAPI document see them."""
+    subscriber = broker.subscriber(
+        settings.events_topic,
+        group_id=settings.group_id,
+        batch=True,
+        max_records=settings.batch_size,
+        batch_timeout_ms=100,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        listener=claims,
+        decoder=raw_records,
+        title="settle",
+        description="Contract events (member.*, account.*, visit.*, period.year_closed), keyed by member_id "
+        "(region for region-level events). Each batch commits with its offsets in PostgreSQL.",
+    )
+
+    async def settle(events: list[Event]) -> None:
+        if settler is not None:
+            await settler(events)
+
+    subscriber(settle)
+    for topic, description in (
+        (
+            settings.settlements_topic,
+            "Settlements, reversals, account movements and incentive evaluations, keyed "
+            "by member_id; at least once, deduplicate by settlement_id / movement_id.",
+        ),
+        (settings.rejections_topic, "Refused events with the reason, the detail and the original payload."),
+    ):
+        publisher = broker.publisher(topic, title=topic, description=description, include_in_schema=True)
+        publisher(lambda record: record)  # documents the payload only; the relay publishes
+    return subscriber
+
+
+def asyncapi_app() -> FastStream:
+    """The application as documented (`faststream docs gen consumers.app:asyncapi_app --factory`)."""
+    settings = Settings.from_env()
+    broker = make_broker(settings)
+    declare(broker, settings)
+    return FastStream(broker, specification=_specification(settings))
+
+
+def _specification(settings: Settings) -> AsyncAPI:
+    return AsyncAPI(
+        title="medledger",
+        version="1",
+        description="Settlement ledger for outpatient mutual-aid schemes: contract events in, settlements out. "
+        f"Output records follow {SettlementRecord.__name__} with the national 2207 aliases.",
+    )
+
+
+class Service:
+    """Everything `serve` runs: the consumer, the relay, the parking sweep and the metrics endpoint."""
+
+    def __init__(self, settings: Settings, service: LedgerService, partitions: int = 4):
+        self.settings, self.service, self.partitions = settings, service, partitions
+        self.metrics = Metrics()
+        self.broker = make_broker(settings)
+        self.relay = Relay(
+            service,
+            self.broker,
+            {"settlements": settings.settlements_topic, "rejections": settings.rejections_topic},
+            self.metrics,
+        )
+        self.claims = Claims(service, settings.group_id, lambda: self.subscriber.consumer)
+        self.settler = Settler(service, self.claims, self.metrics, self.relay)
+        self.subscriber = declare(self.broker, settings, self.settler, self.claims)
+        self.app = FastStream(self.broker, specification=_specification(settings))
+        self.app.on_startup(self._open)
+        self.app.after_startup(self._started)
+        self.app.on_shutdown(self._stopping)
+        self.app.after_shutdown(self._closed)
+        self._tasks: list[asyncio.Task] = []
+        self._http = None
+
+    async def _open(self) -> None:
+        await self.service.__aenter__()
+        await ensure_topics(self.settings, self.partitions)
+
+    async def _started(self) -> None:
+        self._tasks = [asyncio.create_task(self.relay.run()), asyncio.create_task(self._sweep())]
+        self._tasks.append(asyncio.create_task(self._watch_lag()))
+        if self.settings.metrics_port is not None:
+            self._http = self.metrics.serve(self.settings.metrics_port)
+        log.info(
+            "medledger serving",
+            extra={"topic": self.settings.events_topic, "group": self.settings.group_id},
+        )
+
+    async def _stopping(self) -> None:
+        self.relay.stop()
+
+    async def _closed(self) -> None:
+        # The broker has stopped consuming; the relay publishes what the last batches committed, then stops.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(self._tasks[0], return_exceptions=True), 10)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            server, thread = self._http
+            server.shutdown()
+            thread.join(5)
+        await self.service.__aexit__(None, None, None)
+        log.info("medledger stopped")
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY.total_seconds())
+            try:
+                stats = await self.service.sweep()
+                if stats.expired:
+                    log.info("parked events expired", extra={"expired": stats.expired})
+                    self.relay.wake()
+            except Exception:
+                log.exception("parking sweep failed; trying again later")
+
+    async def _watch_lag(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            consumer = self.subscriber.consumer
+            if consumer is None:
+                continue
+            for tp in consumer.assignment():
+                end = consumer.highwater(tp)
+                committed = self.claims.committed.get((tp.topic, tp.partition))
+                if end is not None and committed is not None:
+                    self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(end - committed, 0))

@@ -1,0 +1,77 @@
+"""Partition ownership as the ledger sees it: claimed in PostgreSQL on assignment, then consumed from the offset
+stored there (never from Kafka's committed offsets, which medledger does not use)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from ledger.db.tracking import Claim
+from ledger.service import LedgerService
+
+log = logging.getLogger("medledger.consumer")
+
+
+class Claims(ConsumerRebalanceListener):
+    """What this consumer holds. `consumer_of` returns the Kafka consumer once the subscriber has started."""
+
+    def __init__(self, service: LedgerService, name: str, consumer_of):
+        self.service, self.name, self.consumer_of = service, name, consumer_of
+        self.held: dict[tuple[str, int], Claim] = {}
+        self.committed: dict[tuple[str, int], int] = {}  # next offset after the last batch this consumer committed
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self.held.pop((tp.topic, tp.partition), None)
+            self.committed.pop((tp.topic, tp.partition), None)
+        if revoked:
+            log.info("partitions revoked", extra={"partitions": [f"{tp.topic}/{tp.partition}" for tp in revoked]})
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        if assigned:
+            await self.take(assigned)
+
+    async def take(self, partitions: list[TopicPartition]) -> None:
+        """Claim and seek: consumption resumes right after the last batch committed, by anyone."""
+        claims = await self.service.claim(self.name, [(tp.topic, tp.partition) for tp in partitions])
+        consumer: AIOKafkaConsumer = self.consumer_of()
+        for tp in partitions:
+            claimed = claims[(tp.topic, tp.partition)]
+            self.held[(tp.topic, tp.partition)] = claimed
+            if claimed.next_offset is not None:
+                self.committed[(tp.topic, tp.partition)] = claimed.next_offset
+            if claimed.next_offset is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, claimed.next_offset)
+        log.info(
+            "partitions claimed",
+            extra={
+                "partitions": {
+                    f"{tp.topic}/{tp.partition}": claims[(tp.topic, tp.partition)].next_offset for tp in partitions
+                }
+            },
+        )
+
+    async def rewind(self) -> None:
+        """After a batch did not commit: go back to the stored offsets of everything still assigned, claiming
+        again what another consumer claimed meanwhile, so the batch is read again rather than skipped."""
+        consumer: AIOKafkaConsumer = self.consumer_of()
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return
+        current = await self.service.stored_offsets(self.name, [(tp.topic, tp.partition) for tp in assigned])
+        lost = []
+        for tp in assigned:
+            key = (tp.topic, tp.partition)
+            mine = self.held.get(key)
+            now = current.get(key)
+            if mine is None or now is None or now.epoch != mine.epoch:
+                lost.append(tp)
+            elif now.next_offset is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, now.next_offset)
+        if lost:
+            await self.take(lost)

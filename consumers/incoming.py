@@ -1,0 +1,28 @@
+"""A Kafka record as the ledger receives it: decoded with the same code as a line of a file."""
+
+from __future__ import annotations
+
+from aiokafka import ConsumerRecord
+
+from ledger.intake import Incoming, decode
+
+
+def position(record: ConsumerRecord) -> str:
+    return f"{record.topic}/{record.partition}/{record.offset}"
+
+
+def incoming(record: ConsumerRecord) -> Incoming:
+    """Unreadable input is named by its topic, partition and offset in the rejection stream."""
+    value = record.value if record.value is not None else b""
+    where = position(record)
+    return decode(value, f"kafka:{where}", where)
+
+
+def spans(records) -> dict[tuple[str, int], tuple[int, int]]:
+    """Per partition of the batch: the offset of its first record and where the partition resumes after it."""
+    found: dict[tuple[str, int], tuple[int, int]] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        first, after = found.get(key, (record.offset, record.offset + 1))
+        found[key] = (min(first, record.offset), max(after, record.offset + 1))
+    return found

@@ -1,0 +1,43 @@
+"""Prometheus metrics of the service, served on /metrics (MEDLEDGER_METRICS_PORT, default 9464)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("medledger_events_consumed", "Events read from the broker and committed", registry=r)
+        self.duplicates = Counter("medledger_events_duplicate", "Events acknowledged as repeats", registry=r)
+        self.settlements = Counter("medledger_settlements", "Settlements and reversals written", registry=r)
+        self.movements = Counter("medledger_account_movements", "Account movements written", registry=r)
+        self.rejections = Counter("medledger_rejections", "Events refused, with the reason kept", registry=r)
+        self.parked = Counter("medledger_events_parked", "Events waiting for their member's enrolment", registry=r)
+        self.stale = Counter(
+            "medledger_batches_fenced", "Batches refused because a partition was claimed elsewhere", registry=r
+        )
+        self.failed = Counter("medledger_batches_failed", "Batches rolled back and read again", registry=r)
+        self.batch_seconds = Histogram(
+            "medledger_batch_seconds",
+            "Time to settle and commit one batch",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.lag = Gauge(
+            "medledger_consumer_lag", "Records in the partition not yet committed", ("topic", "partition"), registry=r
+        )
+        self.relayed = Counter("medledger_outbox_relayed", "Outbox records published", ("stream",), registry=r)
+        self.outbox_behind = Gauge("medledger_outbox_pending", "Outbox records not yet published", registry=r)
+
+    def count(self, stats) -> None:
+        self.consumed.inc(stats.read - stats.duplicates)
+        self.duplicates.inc(stats.duplicates)
+        self.settlements.inc(stats.settlements)
+        self.movements.inc(stats.movements)
+        self.rejections.inc(stats.rejected)
+        self.parked.inc(stats.parked)
+
+    def serve(self, port: int, address: str = "0.0.0.0"):
+        return start_http_server(port, addr=address, registry=self.registry)

@@ -1,0 +1,87 @@
+"""The service's settings, from the environment (twelve-factor): nothing to edit in a file to deploy it."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092"  # scripts/kafka/run
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    group_id: str = "medledger"
+    events_topic: str = "medledger.events"
+    settlements_topic: str = "medledger.settlements"
+    rejections_topic: str = "medledger.rejections"
+    reporting_group_id: str = "medledger-reporting"
+    batch_size: int = 2_000
+    metrics_port: int | None = 9_464
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    sasl_mechanism: str = "PLAIN"  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        read = {
+            "bootstrap_servers": env.get("KAFKA_BOOTSTRAP_SERVERS"),
+            "group_id": env.get("MEDLEDGER_GROUP_ID"),
+            "events_topic": env.get("MEDLEDGER_EVENTS_TOPIC"),
+            "settlements_topic": env.get("MEDLEDGER_SETTLEMENTS_TOPIC"),
+            "rejections_topic": env.get("MEDLEDGER_REJECTIONS_TOPIC"),
+            "reporting_group_id": env.get("MEDLEDGER_REPORTING_GROUP_ID"),
+            "batch_size": _int(env.get("MEDLEDGER_BATCH_SIZE")),
+            "metrics_port": _port(env.get("MEDLEDGER_METRICS_PORT")),
+            "security_protocol": env.get("KAFKA_SECURITY_PROTOCOL"),
+            "sasl_mechanism": env.get("KAFKA_SASL_MECHANISM"),
+            "sasl_username": env.get("KAFKA_SASL_USERNAME"),
+            "sasl_password": env.get("KAFKA_SASL_PASSWORD"),
+            "ssl_cafile": env.get("KAFKA_SSL_CAFILE"),
+            "ssl_certfile": env.get("KAFKA_SSL_CERTFILE"),
+            "ssl_keyfile": env.get("KAFKA_SSL_KEYFILE"),
+        }
+        values = {name: value for name, value in read.items() if value is not None}
+        if "MEDLEDGER_METRICS_PORT" in env:
+            values["metrics_port"] = read["metrics_port"]
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    def security(self) -> BaseSecurity | None:
+        protocol = self.security_protocol.upper()
+        if protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL: unknown protocol {self.security_protocol!r}")
+        context = None
+        if protocol.endswith("SSL"):
+            context = ssl.create_default_context(cafile=self.ssl_cafile)
+            if self.ssl_certfile:
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        if protocol.startswith("SASL"):
+            if not self.sasl_username or self.sasl_password is None:
+                raise ValueError("SASL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+            mechanisms = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+            kind = mechanisms.get(self.sasl_mechanism.upper())
+            if kind is None:
+                raise ValueError(f"KAFKA_SASL_MECHANISM: unknown mechanism {self.sasl_mechanism!r}")
+            return kind(self.sasl_username, self.sasl_password, ssl_context=context, use_ssl=context is not None)
+        if context is not None:
+            return BaseSecurity(ssl_context=context)
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _port(value: str | None) -> int | None:
+    """An empty MEDLEDGER_METRICS_PORT turns the endpoint off."""
+    return None if not value else int(value)

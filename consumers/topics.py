@@ -1,0 +1,41 @@
+"""The topics medledger reads and writes, created when missing."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from .settings import Settings
+
+log = logging.getLogger("medledger.topics")
+
+
+async def ensure_topics(settings: Settings, partitions: int = 4, replication: int = 1) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **_security(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [settings.events_topic, settings.settlements_topic, settings.rejections_topic]
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            await admin.create_topics([NewTopic(name, partitions, replication) for name in missing])
+            log.info("topics created", extra={"topics": missing, "partitions": partitions})
+    finally:
+        await admin.close()
+
+
+def _security(settings: Settings) -> dict:
+    security = settings.security()
+    if security is None:
+        return {}
+    options = {"security_protocol": settings.security_protocol.upper()}
+    if getattr(security, "ssl_context", None) is not None:
+        options["ssl_context"] = security.ssl_context
+    if settings.security_protocol.upper().startswith("SASL"):
+        options.update(
+            sasl_mechanism=settings.sasl_mechanism.upper(),
+            sasl_plain_username=settings.sasl_username,
+            sasl_plain_password=settings.sasl_password,
+        )
+    return options

@@ -1,0 +1,81 @@
+"""The transactional outbox: what a batch publishes is written in the batch's own transaction, and a relay copies
+it to the broker afterwards. A committed record can therefore never be missing from the topic; it can be
+published twice (after a relay crash between sending and recording its position), so consumers of the topic
+deduplicate by the record's id (`settlement_id`, `movement_id`).
+
+Positions come from a sequence taken under the append lock, so their order is commit order; a rolled-back batch
+leaves a gap, which a relay simply steps over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+
+SETTLEMENTS = "settlements"
+REJECTIONS = "rejections"
+COLUMNS = ("stream", "key", "value")
+
+
+def stream_of(record: dict) -> str | None:
+    """Settlements, reversals, movements and incentive evaluations go to the settlement stream, refusals to the
+    rejection stream. A parked event publishes nothing yet: it is settled or refused later."""
+    if "rejected" in record:
+        return REJECTIONS
+    if "parked" in record:
+        return None
+    return SETTLEMENTS
+
+
+def key_of(record: dict) -> str | None:
+    """The member whose account or visit the record is about (the payer's for a movement), so one member's records
+    stay in order on one partition."""
+    member = record.get("member_id")
+    if member is None and isinstance(record.get("payload"), dict):
+        member = record["payload"].get("member_id") or record["payload"].get("region")
+    return member if isinstance(member, str) else None
+
+
+def outbox_rows(published: Iterable[dict]) -> list[tuple[str, str | None, str]]:
+    rows = []
+    for record in published:
+        stream = stream_of(record)
+        if stream is not None:
+            rows.append((stream, key_of(record), orjson.dumps(record, default=str).decode()))
+    return rows
+
+
+async def write_outbox(raw, published: Iterable[dict]) -> None:
+    rows = outbox_rows(published)
+    if rows:
+        await raw.copy_records_to_table("outbox", records=rows, columns=COLUMNS)
+
+
+@dataclass(frozen=True)
+class Pending:
+    position: int
+    stream: str
+    key: str | None
+    value: str
+
+
+async def pending(raw, after: int, limit: int) -> list[Pending]:
+    rows = await raw.fetch(
+        "SELECT position, stream, key, value FROM outbox WHERE position > $1 ORDER BY position LIMIT $2", after, limit
+    )
+    return [Pending(*row) for row in rows]
+
+
+async def relayed(raw, relay: str) -> int:
+    return await raw.fetchval("SELECT position FROM outbox_relay WHERE relay = $1", relay) or 0
+
+
+async def record_relayed(raw, relay: str, position: int) -> None:
+    await raw.execute(
+        "INSERT INTO outbox_relay (relay, position) VALUES ($1, $2) "
+        "ON CONFLICT (relay) DO UPDATE SET position = excluded.position",
+        relay,
+        position,
+    )

@@ -1,0 +1,107 @@
+"""Where each consumer stands in each partition, kept in the ledger database.
+
+A batch's offsets are written in the same transaction as the ledger rows it produced, so after a crash the consumer
+resumes exactly after the last committed batch: nothing is lost and nothing applied twice.
+
+Claims fence a consumer that lost its partitions. Being assigned a partition raises its epoch (`claim`); a batch
+commits only if every partition it read still has the epoch its consumer claimed (`advance`), so work fetched before
+a rebalance can never commit after another consumer took the partition over. A claim waits for a batch that holds
+the partition's row to finish, and then starts from what that batch committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Claim:
+    epoch: int
+    next_offset: int | None  # None: nothing consumed from this partition yet
+
+
+class StaleClaim(RuntimeError):
+    """A partition of the batch was claimed by another consumer since this one claimed it."""
+
+    def __init__(self, lost: Iterable[TopicPartition]):
+        self.lost = sorted(lost)
+        super().__init__("partitions claimed by another consumer since: " + ", ".join(f"{t}/{p}" for t, p in self.lost))
+
+
+async def claim(raw, consumer: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, Claim]:
+    """Take the partitions over, in a transaction of its own: raise their epochs and return where to resume."""
+    claims = {}
+    async with raw.transaction():
+        for topic, partition in sorted(partitions):
+            epoch, next_offset = await raw.fetchrow(
+                "INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, epoch) "
+                "VALUES ($1, $2, $3, NULL, 1) ON CONFLICT (consumer, topic, partition) "
+                "DO UPDATE SET epoch = consumer_offsets.epoch + 1 RETURNING epoch, next_offset",
+                consumer,
+                topic,
+                partition,
+            )
+            claims[(topic, partition)] = Claim(epoch, next_offset)
+    return claims
+
+
+async def stored(raw, consumer: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, Claim]:
+    """The committed positions and epochs, read without claiming."""
+    rows = await raw.fetch(
+        "SELECT topic, partition, epoch, next_offset FROM consumer_offsets WHERE consumer = $1", consumer
+    )
+    wanted = set(partitions)
+    return {(t, p): Claim(e, o) for t, p, e, o in rows if (t, p) in wanted}
+
+
+class OutOfSequence(StaleClaim):
+    """The batch starts before where the partition's last committed batch ended: it was read from a stale
+    position, so it is refused and the consumer goes back to the stored offset. (A batch may start after it:
+    offsets skip over transaction markers and compacted records.)"""
+
+    def __init__(self, gaps: Iterable[tuple[TopicPartition, int | None, int]]):
+        self.gaps = sorted(gaps)
+        self.lost = [tp for tp, _, _ in self.gaps]
+        RuntimeError.__init__(
+            self,
+            "batch does not continue the stored offsets: "
+            + ", ".join(f"{t}/{p} stored {stored}, batch starts at {first}" for (t, p), stored, first in self.gaps),
+        )
+
+
+async def advance(
+    raw, consumer: str, claims: Mapping[TopicPartition, Claim], spans: Mapping[TopicPartition, tuple[int, int]]
+) -> None:
+    """Inside the batch's transaction: check the claims (locking their rows until commit) and that each partition's
+    records do not start before its stored offset, then move the offsets past the batch. `spans` maps a partition to the
+    offset of its first record in the batch and the offset after its last."""
+    lost, gaps = [], []
+    for (topic, partition), (first, next_offset) in sorted(spans.items()):
+        held = claims.get((topic, partition))
+        row = await raw.fetchrow(
+            "SELECT epoch, next_offset FROM consumer_offsets "
+            "WHERE consumer = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+            consumer,
+            topic,
+            partition,
+        )
+        if held is None or row is None or row["epoch"] != held.epoch:
+            lost.append((topic, partition))
+            continue
+        if row["next_offset"] is not None and first < row["next_offset"]:
+            gaps.append(((topic, partition), row["next_offset"], first))
+            continue
+        await raw.execute(
+            "UPDATE consumer_offsets SET next_offset = $4 WHERE consumer = $1 AND topic = $2 AND partition = $3",
+            consumer,
+            topic,
+            partition,
+            next_offset,
+        )
+    if lost:
+        raise StaleClaim(lost)
+    if gaps:
+        raise OutOfSequence(gaps)

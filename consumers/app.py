@@ -107,7 +107,7 @@ class Service:
         self.claims = Claims(service, settings.group_id, lambda: self.subscriber.consumer)
         self.settler = Settler(service, self.claims, self.metrics, self.relay)
         self.subscriber = declare(self.broker, settings, self.settler, self.claims)
-        self.app = FastStream(self.broker, specification=_specification(settings))
+        self.app = FastStream(self.broker, specification=_specification(settings), logger=log)
         self.app.on_startup(self._open)
         self.app.after_startup(self._started)
         self.app.on_shutdown(self._stopping)

@@ -30,21 +30,27 @@ class Claims(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         if assigned:
-            await self.take(assigned)
+            try:
+                await self.take(assigned)
+            except Exception:
+                log.exception("claiming assigned partitions failed")
+                raise
 
     async def take(self, partitions: list[TopicPartition]) -> None:
         """Claim and seek: consumption resumes right after the last batch committed, by anyone."""
         claims = await self.service.claim(self.name, [(tp.topic, tp.partition) for tp in partitions])
         consumer: AIOKafkaConsumer = self.consumer_of()
+        # Seek first, then hold: a batch fetched before the seek must not commit under the new claim.
         for tp in partitions:
             claimed = claims[(tp.topic, tp.partition)]
-            self.held[(tp.topic, tp.partition)] = claimed
-            if claimed.next_offset is not None:
-                self.committed[(tp.topic, tp.partition)] = claimed.next_offset
             if claimed.next_offset is None:
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, claimed.next_offset)
+        for (topic, partition), claimed in claims.items():
+            self.held[(topic, partition)] = claimed
+            if claimed.next_offset is not None:
+                self.committed[(topic, partition)] = claimed.next_offset
         log.info(
             "partitions claimed",
             extra={

@@ -51,10 +51,16 @@ def produce(
 ) -> None:
     """Publish EVENTS to the event topic, one message a line, keyed by member (region for region-level events)."""
     from .produce import produce as publish
+    from .topics import ensure_topics
 
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
+
+    async def run(stream) -> int:
+        await ensure_topics(settings)
+        return await publish(settings, stream, topic)
+
     with open_events(events) as stream:
-        sent = asyncio.run(publish(settings, stream, topic))
+        sent = asyncio.run(run(stream))
     typer.echo(f"medledger: produced {sent} events to {topic or settings.events_topic}", err=True)
 
 

@@ -1,32 +1,22 @@
-"""`medledger produce`: publish a contract file to the event topic, as a hospital or enrolment system would."""
+"""`medledger produce`: publish a contract file to the event topic, as a hospital or enrolment system would
+(keyed by member, partitioned by region: see `partitioning`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
 
-import orjson
-
 from .broker import make_broker
+from .partitioning import routing
 from .settings import Settings
+from .topics import partition_count
 
 CHUNK = 5_000
 
 
-def key_of(line: bytes) -> bytes | None:
-    """The partition key: the member, or the region for a region-level event. Unreadable input is sent as it is,
-    without a key, so that the ledger refuses it with the reason and keeps it."""
-    try:
-        event = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(event, dict):
-        return None
-    key = event.get("member_id") or event.get("region")
-    return key.encode() if isinstance(key, str) else None
-
-
 async def produce(settings: Settings, lines: Iterable[bytes], topic: str | None = None) -> int:
+    topic = topic or settings.events_topic
+    partitions = await partition_count(settings, topic)
     broker = make_broker(settings)
     await broker.connect()
     sent = 0
@@ -36,11 +26,13 @@ async def produce(settings: Settings, lines: Iterable[bytes], topic: str | None 
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
+            key, partition = routing(line, partitions)
             pending.append(
                 await broker.publish(
                     line,
-                    topic=topic or settings.events_topic,
-                    key=key_of(line),
+                    topic=topic,
+                    key=key,
+                    partition=partition,
                     headers={"content-type": "application/json"},
                     no_confirm=True,
                 )

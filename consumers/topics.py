@@ -25,6 +25,19 @@ async def ensure_topics(settings: Settings, partitions: int = 4, replication: in
         await admin.close()
 
 
+async def partition_count(settings: Settings, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **_security(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = described[0].get("partitions") if described else None
+    if not partitions:
+        raise LookupError(f"topic {topic} does not exist on {settings.bootstrap_servers}")
+    return len(partitions)
+
+
 def _security(settings: Settings) -> dict:
     security = settings.security()
     if security is None:

@@ -1,0 +1,60 @@
+"""A real Kafka broker for the tests: KAFKA_BOOTSTRAP_SERVERS's, or one started by scripts/kafka/run in a
+temporary directory on free loopback ports (the jars are fetched once into the user's cache)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts/kafka/run"
+
+
+def _free_pair() -> int:
+    """A port whose successor is free too (the controller listens there)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port < 65_000 and _free(port + 1):
+            return port
+    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class TestBroker:
+    def __init__(self, root: Path):
+        external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        self.env = None
+        if external:
+            self.bootstrap = external
+            return
+        self.env = {**os.environ, "MEDLEDGER_KAFKA_DIR": str(root), "MEDLEDGER_KAFKA_PORT": str(_free_pair())}
+        self.bootstrap = self._script("start")
+
+    @property
+    def restartable(self) -> bool:
+        return self.env is not None
+
+    def _script(self, command: str) -> str:
+        done = subprocess.run([str(SCRIPT), command], env=self.env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"scripts/kafka/run {command} failed:\n{done.stderr}")
+        return done.stdout.strip()
+
+    def stop(self) -> None:
+        if self.env is not None:
+            self._script("stop")
+
+    def restart(self) -> None:
+        self._script("stop")
+        self._script("start")

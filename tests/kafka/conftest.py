@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from consumers.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory):
+    from tests.kafka.broker import TestBroker
+
+    broker = TestBroker(tmp_path_factory.mktemp("kafka"))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def settings(kafka) -> Settings:
+    """Topics and a consumer group of the test's own, so tests never read each other's records."""
+    run = uuid.uuid4().hex[:10]
+    return Settings(
+        bootstrap_servers=kafka.bootstrap,
+        group_id=f"medledger-{run}",
+        events_topic=f"t{run}.events",
+        settlements_topic=f"t{run}.settlements",
+        rejections_topic=f"t{run}.rejections",
+        reporting_group_id=f"reporting-{run}",
+        batch_size=40,
+        metrics_port=None,
+    )

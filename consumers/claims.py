@@ -3,6 +3,7 @@ stored there (never from Kafka's committed offsets, which medledger does not use
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -20,8 +21,15 @@ class Claims(ConsumerRebalanceListener):
         self.service, self.name, self.consumer_of = service, name, consumer_of
         self.held: dict[tuple[str, int], Claim] = {}
         self.committed: dict[tuple[str, int], int] = {}  # next offset after the last batch this consumer committed
+        # Held by a batch while it settles and by a rebalance while it claims: a batch sees whole claims, and a
+        # partition is given up only after the batch that read it has committed or rolled back.
+        self.lock = asyncio.Lock()
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self.lock:
+            self._forget(revoked)
+
+    def _forget(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
             self.held.pop((tp.topic, tp.partition), None)
             self.committed.pop((tp.topic, tp.partition), None)
@@ -30,11 +38,8 @@ class Claims(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         if assigned:
-            try:
+            async with self.lock:
                 await self.take(assigned)
-            except Exception:
-                log.exception("claiming assigned partitions failed")
-                raise
 
     async def take(self, partitions: list[TopicPartition]) -> None:
         """Claim and seek: consumption resumes right after the last batch committed, by anyone."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ledger.db.tracking import StaleClaim
+from ledger.db.tracking import OutOfSequence, StaleClaim
 from ledger.service import LedgerService, Tracking
 
 from .claims import Claims
@@ -26,6 +26,10 @@ class Settler:
         self.must_rewind = False
 
     async def __call__(self, records) -> None:
+        async with self.claims.lock:
+            await self._settle(records)
+
+    async def _settle(self, records) -> None:
         if self.must_rewind:
             await self._rewind()
             return  # what was fetched before the rewind is read again from the stored offsets
@@ -33,6 +37,12 @@ class Settler:
         tracking = Tracking(self.claims.name, dict(self.claims.held), spans(records))
         try:
             stats = await self.service.ingest_batch([incoming(record) for record in records], tracking)
+        except OutOfSequence as behind:
+            # Read before the claim's seek took effect: expected after a rebalance, and harmless.
+            log.info("batch not committed, reading again from the stored offsets: %s", behind)
+            self.must_rewind = True
+            await self._rewind()
+            return
         except StaleClaim as fenced:
             self.metrics.stale.inc()
             log.warning("batch not committed: %s", fenced, extra={"records": len(records)})

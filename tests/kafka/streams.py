@@ -76,3 +76,27 @@ def without_seq(record: dict) -> dict:
 
 def run(coroutine):
     return asyncio.run(coroutine)
+
+
+def generated(events: int, members: int) -> list[bytes]:
+    """A mixed stream of every region (enrolments, contributions, visits, reversals, year closes)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "bench/generate.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--events", str(events), "--members", str(members)],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+async def wait_for(condition, timeout: float = 120.0, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await condition():
+            return True
+        await asyncio.sleep(every)
+    return False

@@ -1,0 +1,171 @@
+"""What goes wrong in production, on the real broker: a consumer killed mid-batch, a poison message, a broker
+restart. Nothing is lost, nothing applied twice, and the settlement topic (deduplicated by id) is complete."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ledger.offline import settle_lines
+from policies.parameters import parse_parameters
+from tests.kafka.streams import Topic, generated, publish, run, serving, unique, without_seq
+from tests.ledger.helpers import EXAMPLES, IM_PARAMETERS, example_lines, fetch, plain, verify
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _serve(settings, database, batch_size: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": plain(database.owner_url),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "MEDLEDGER_GROUP_ID": settings.group_id,
+        "MEDLEDGER_EVENTS_TOPIC": settings.events_topic,
+        "MEDLEDGER_SETTLEMENTS_TOPIC": settings.settlements_topic,
+        "MEDLEDGER_REJECTIONS_TOPIC": settings.rejections_topic,
+        "MEDLEDGER_BATCH_SIZE": str(batch_size),
+        "MEDLEDGER_METRICS_PORT": "",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "consumers.cli",
+        "serve",
+        "--parameters",
+        str(EXAMPLES / "params/150000-illustrative.toml"),
+    ]
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _until(condition, timeout: float = 120.0, every: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return False
+
+
+def _count(database, table: str = "ledger_events") -> int:
+    return fetch(database, f"SELECT count(*) FROM {table}")[0][0]
+
+
+def _relayed_all(database) -> bool:
+    row = fetch(
+        database, "SELECT (SELECT max(position) FROM outbox) AS last, (SELECT max(position) FROM outbox_relay)"
+    )[0]
+    return row[0] is not None and row[0] == row[1]
+
+
+def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(settings, database):
+    lines = generated(3_000, 200)
+    offline = settle_lines(lines, parse_parameters(IM_PARAMETERS))
+    settlements = unique(offline, "settlement_id")
+    movements = unique(offline, "movement_id")
+    run(publish(settings, lines))
+
+    first = _serve(settings, database, batch_size=20)
+    try:
+        assert _until(lambda: _count(database) >= 600), first.stderr.read1().decode() if first.poll() else "slow"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    at_kill = _count(database)
+    assert at_kill < len(lines), "the consumer finished before it was killed: the test proved nothing"
+
+    second = _serve(settings, database, batch_size=20)
+    try:
+        assert _until(lambda: _count(database) == len(lines) and _relayed_all(database))
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0, second.stderr.read().decode()[-2000:]
+
+    assert _count(database, "ledger_settlements") == len(settlements)
+    assert _count(database, "ledger_movements") == len(movements)
+    assert verify(database, batch_size=500).ok
+
+    topic = Topic(settings, settings.settlements_topic)
+    got = topic.read_until(lambda values: len(unique(values, "settlement_id")) >= len(settlements))
+    got = run(got)
+    assert {k: without_seq(v) for k, v in unique(got, "settlement_id").items()} == {
+        k: without_seq(v) for k, v in settlements.items()
+    }
+    assert set(unique(got, "movement_id")) == set(movements)
+
+
+def test_a_poison_message_is_refused_into_the_rejection_topic_and_the_stream_goes_on(settings, database):
+    good = example_lines("nanjing")
+    poison = ["{not json", "[1, 2]", good[0].replace('"member.enrolled"', '"member.teleported"')]
+    assert poison[2] != good[0]
+    lines = poison + good
+    expected = [r for r in settle_lines(good) if "rejected" not in r]
+
+    async def scenario():
+        await publish(settings, lines)
+        async with serving(settings, database):
+            refused = Topic(settings, settings.rejections_topic)
+            await refused.read_until(lambda values: len(values) >= len(poison))
+            settled = Topic(settings, settings.settlements_topic)
+            await settled.read_until(lambda values: len(values) >= len(expected))
+            return refused.values(), settled.values()
+
+    refused, settled = run(scenario())
+    assert len(refused) == len(poison)
+    by_payload = {
+        orjson.dumps(r["payload"]).decode() if not isinstance(r["payload"], str) else r["payload"]: r for r in refused
+    }
+    assert by_payload["{not json"]["reason"] == "invalid_event"
+    assert by_payload["{not json"]["detail"].startswith("invalid JSON")
+    assert str(by_payload["{not json"]["rejected"]).startswith(settings.events_topic + "/")  # named by its offset
+    assert by_payload["[1,2]"]["detail"] == "event must be a JSON object, got array"
+    assert any("unknown event type" in r["detail"] for r in refused)
+    assert sorted(_canonical(r) for r in settled) == sorted(_canonical(r) for r in expected)
+    kept = fetch(database, "SELECT payload FROM ledger_rejections ORDER BY rejection_id")
+    assert {row[0] for row in kept} >= {"{not json", "[1, 2]"}
+
+
+def test_a_broker_restart_mid_stream_is_ridden_out(settings, database, kafka):
+    if not kafka.restartable:
+        pytest.skip("KAFKA_BOOTSTRAP_SERVERS names a broker this test does not own")
+    lines = example_lines("weihai")
+    half = len(lines) // 2
+    expected = [r for r in settle_lines(lines) if "rejected" not in r]
+
+    async def scenario():
+        await publish(settings, lines[:half])
+        async with serving(settings, database):
+            await _async_until(lambda: _count(database) == half)
+            kafka.restart()
+            await publish(settings, lines[half:])
+            await _async_until(lambda: _count(database) == len(lines) and _relayed_all(database))
+        settled = Topic(settings, settings.settlements_topic)
+        return await settled.read_until(
+            lambda values: len(unique(values, "settlement_id")) + len(unique(values, "movement_id")) >= len(expected)
+        )
+
+    got = run(scenario())
+    assert _count(database) == len(lines)
+    want = {r.get("settlement_id") or r.get("movement_id") or r["member_id"] for r in expected}
+    assert {r.get("settlement_id") or r.get("movement_id") or r["member_id"] for r in got} == want
+
+
+async def _async_until(condition, timeout: float = 120.0) -> None:
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(condition):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def _canonical(record: dict) -> bytes:
+    return orjson.dumps(without_seq(record), option=orjson.OPT_SORT_KEYS)

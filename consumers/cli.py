@@ -64,6 +64,92 @@ def produce(
     typer.echo(f"medledger: produced {sent} events to {topic or settings.events_topic}", err=True)
 
 
+def _reporting_url() -> str:
+    """MEDLEDGER_REPORTING_DATABASE_URL, or else the ledger's own database (reporting keeps to its own schema)."""
+    import os
+
+    configured = os.environ.get("MEDLEDGER_REPORTING_DATABASE_URL")
+    if configured:
+        return configured
+    db = prepared()
+    return db.owner_url or db.app_url
+
+
+@app.command()
+def reporting(
+    bootstrap_servers: BootstrapOption = None,
+    log_level: Annotated[str, typer.Option(envvar="MEDLEDGER_LOG_LEVEL")] = "INFO",
+) -> None:
+    """Run the downstream reporting consumer: the settlement topic into the reporting tables, until SIGINT or
+    SIGTERM."""
+    from . import logs
+    from .reporting import Reporting, ReportingStore
+
+    logs.configure(log_level)
+    settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
+    asyncio.run(Reporting(settings, ReportingStore(_reporting_url())).app.run())
+
+
+@app.command()
+def report(
+    region: Annotated[str, typer.Option(help="Region code, e.g. 320100.")],
+    month: Annotated[str, typer.Option(help="YYYY-MM.")],
+) -> None:
+    """The month's figures from the reporting tables: visits, fund paid per pool (general / chronic), account and
+    cash payments, by facility level."""
+    from datetime import date
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .reporting import ReportingStore
+
+    try:
+        first = date.fromisoformat(month + "-01")
+    except ValueError:
+        typer.echo(f"medledger: --month must be YYYY-MM, got {month!r}", err=True)
+        raise typer.Exit(2) from None
+
+    async def read():
+        store = await ReportingStore(_reporting_url()).open()
+        try:
+            return await store.month(region, first)
+        finally:
+            await store.close()
+
+    lines = asyncio.run(read())
+    table = Table(title=f"medledger report: region {region}, {month}")
+    for name in ("facility level", "visits", "reversals", "total", "fund general", "fund chronic", "account", "cash"):
+        table.add_column(name, justify="left" if name == "facility level" else "right")
+    for line in lines:
+        table.add_row(*_cells(line, "—" if line.facility_level is None else str(line.facility_level)))
+    if lines:
+        table.add_row(*_cells(_sum(lines), "all"), style="bold")
+    Console(width=160).print(table)
+
+
+def _cells(line, label: str) -> list[str]:
+    return [
+        label,
+        str(line.visits),
+        str(line.reversals),
+        f"{line.total_amount:.2f}",
+        f"{line.fund_general:.2f}",
+        f"{line.fund_chronic:.2f}",
+        f"{line.account_paid:.2f}",
+        f"{line.cash_paid:.2f}",
+    ]
+
+
+def _sum(lines):
+    from .reporting import Line
+
+    return Line(
+        None,
+        *(sum(getattr(line, name) for line in lines) for name in Line.__dataclass_fields__ if name != "facility_level"),
+    )
+
+
 def main() -> None:
     app()
 

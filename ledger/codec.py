@@ -104,7 +104,9 @@ def deltas_to_json(settlement: Settlement) -> list[list[str]]:
 
 def settlement_from_row(record: dict[str, Any], deltas: list[list[str]], event_id: str) -> Settlement:
     """Rebuild the engine's settlement from its published record, as a later reversal needs it."""
-    model = SettlementRecord.model_validate({name: record[name] for name in SettlementRecord.model_fields})
+    # A record stored before a field was added validates with that field's default.
+    known = {name: record[name] for name in SettlementRecord.model_fields if name in record}
+    model = SettlementRecord.model_validate(known)
     fields = {name: getattr(model, name) for name in SettlementRecord.model_fields}
     return Settlement(
         **fields,

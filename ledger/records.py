@@ -53,6 +53,7 @@ class SettlementRecord(BaseModel):
     ledger_seq: int
     region: str
     visit_date: date
+    facility_level: int | None = None
     policy_id: str
     insutype: str
     psn_type: str

@@ -21,6 +21,7 @@ class Settlement:
     member_id: str
     region: str
     visit_date: date
+    facility_level: int | None  # the level the visit was rated at (the prescriber's for a pharmacy purchase)
     policy_id: str
     insutype: str
     psn_type: str

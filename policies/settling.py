@@ -133,6 +133,7 @@ def decide(
         member_id=member.member_id,
         region=member.region,
         visit_date=day,
+        facility_level=facility.level if facility is not None else None,
         policy_id=policy.policy_id,
         insutype="310" if employee else "390",
         psn_type=PSN_TYPES[status.person_type],

@@ -7,4 +7,6 @@ COPY projections projections
 COPY consumers consumers
 COPY examples examples
 RUN pip install --no-cache-dir .
+# SIGTERM from `docker stop` shuts the service down gracefully: the batch in hand commits, the relay drains.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["medledger"]

@@ -12,14 +12,16 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
+from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
+from pydantic import BaseModel
 
 from ledger.contract.event import Event
-from ledger.records import SettlementRecord
+from ledger.records import MovementRecord, SettlementRecord
 from ledger.service import LedgerService
 
 from .broker import make_broker
@@ -32,6 +34,15 @@ from .topics import ensure_topics
 
 log = logging.getLogger("medledger.service")
 SWEEP_EVERY = timedelta(minutes=1)
+
+
+class RejectionRecord(BaseModel):
+    """A record of the rejection stream (the contract's rejection output)."""
+
+    rejected: str | int
+    reason: str
+    detail: str
+    payload: Any
 
 
 async def raw_records(message) -> list:
@@ -53,7 +64,8 @@ def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claim
         decoder=raw_records,
         title="settle",
         description="Contract events (member.*, account.*, visit.*, period.year_closed), keyed by member_id "
-        "(region for region-level events). Each batch commits with its offsets in PostgreSQL.",
+        "(region for region-level events) and partitioned by region. Each batch commits with its offsets in "
+        "PostgreSQL.",
     )
 
     async def settle(events: list[Event]) -> None:
@@ -61,16 +73,21 @@ def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claim
             await settler(events)
 
     subscriber(settle)
-    for topic, description in (
-        (
-            settings.settlements_topic,
-            "Settlements, reversals, account movements and incentive evaluations, keyed "
-            "by member_id; at least once, deduplicate by settlement_id / movement_id.",
-        ),
-        (settings.rejections_topic, "Refused events with the reason, the detail and the original payload."),
-    ):
-        publisher = broker.publisher(topic, title=topic, description=description, include_in_schema=True)
-        publisher(lambda record: record)  # documents the payload only; the relay publishes
+    settlement_stream = broker.publisher(
+        settings.settlements_topic,
+        title=settings.settlements_topic,
+        description="Settlements, reversals, account movements and incentive evaluations, in commit order, keyed "
+        "by member_id. Delivered at least once: deduplicate by settlement_id / movement_id.",
+        schema=SettlementRecord | MovementRecord,
+    )
+    rejection_stream = broker.publisher(
+        settings.rejections_topic,
+        title=settings.rejections_topic,
+        description="Refused events: the event id (or the topic/partition/offset of unreadable input), a stable "
+        "reason code, a sentence naming the field or rule, and the original payload. Kept in ledger_rejections too.",
+        schema=RejectionRecord,
+    )
+    del settlement_stream, rejection_stream  # documented here; the outbox relay publishes
     return subscriber
 
 

@@ -48,10 +48,7 @@ class Claims(ConsumerRebalanceListener):
         # Seek first, then hold: a batch fetched before the seek must not commit under the new claim.
         for tp in partitions:
             claimed = claims[(tp.topic, tp.partition)]
-            if claimed.next_offset is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, claimed.next_offset)
+            consumer.seek(tp, _start(claimed))
         for (topic, partition), claimed in claims.items():
             self.held[(topic, partition)] = claimed
             if claimed.next_offset is not None:
@@ -80,9 +77,13 @@ class Claims(ConsumerRebalanceListener):
             now = current.get(key)
             if mine is None or now is None or now.epoch != mine.epoch:
                 lost.append(tp)
-            elif now.next_offset is None:
-                await consumer.seek_to_beginning(tp)
             else:
-                consumer.seek(tp, now.next_offset)
+                consumer.seek(tp, _start(now))
         if lost:
             await self.take(lost)
+
+
+def _start(claim: Claim) -> int:
+    """Where to read from. Nothing committed yet: offset 0, which the consumer's `auto_offset_reset=earliest` moves
+    to the log start when retention has deleted it (a seek that needs no round trip to the broker)."""
+    return 0 if claim.next_offset is None else claim.next_offset

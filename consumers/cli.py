@@ -64,6 +64,47 @@ def produce(
     typer.echo(f"medledger: produced {sent} events to {topic or settings.events_topic}", err=True)
 
 
+@app.command()
+def watch(
+    bootstrap_servers: BootstrapOption = None,
+    rejections: Annotated[bool, typer.Option("--rejections", help="The rejection topic instead.")] = False,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Not only what arrives from now.")] = False,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many records.")] = None,
+) -> None:
+    """Print the settlement topic (or the rejection topic) as it arrives, one JSON record a line."""
+    import sys
+
+    from aiokafka import AIOKafkaConsumer
+
+    settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
+    topic = settings.rejections_topic if rejections else settings.settlements_topic
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=None,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        shown = 0
+        try:
+            async for record in consumer:
+                sys.stdout.write(record.value.decode("utf-8", errors="replace") + "\n")
+                sys.stdout.flush()
+                shown += 1
+                if limit is not None and shown >= limit:
+                    return
+        finally:
+            await consumer.stop()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
 def _reporting_url() -> str:
     """MEDLEDGER_REPORTING_DATABASE_URL, or else the ledger's own database (reporting keeps to its own schema)."""
     import os

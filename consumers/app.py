@@ -27,6 +27,7 @@ from ledger.service import LedgerService
 from .broker import make_broker
 from .claims import Claims
 from .metrics import Metrics
+from .producer import BatchProducer
 from .relay import Relay
 from .settings import Settings
 from .settle import Settler
@@ -57,7 +58,8 @@ def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claim
         group_id=settings.group_id,
         batch=True,
         max_records=settings.batch_size,
-        batch_timeout_ms=100,
+        # How long an empty poll waits (FastStream then sleeps as long again): short, for latency.
+        batch_timeout_ms=10,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         listener=claims,
@@ -115,9 +117,10 @@ class Service:
         self.settings, self.service, self.partitions = settings, service, partitions
         self.metrics = Metrics()
         self.broker = make_broker(settings)
+        self.producer = BatchProducer(settings)
         self.relay = Relay(
             service,
-            self.broker,
+            self.producer,
             {"settlements": settings.settlements_topic, "rejections": settings.rejections_topic},
             self.metrics,
         )
@@ -135,6 +138,7 @@ class Service:
     async def _open(self) -> None:
         await self.service.__aenter__()
         await ensure_topics(self.settings, self.partitions)
+        await self.producer.start()
 
     async def _started(self) -> None:
         self._tasks = [asyncio.create_task(self.relay.run()), asyncio.create_task(self._sweep())]
@@ -160,6 +164,7 @@ class Service:
             server, thread = self._http
             server.shutdown()
             thread.join(5)
+        await self.producer.stop()
         await self.service.__aexit__(None, None, None)
         log.info("medledger stopped")
 

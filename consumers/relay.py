@@ -11,13 +11,12 @@ import asyncio
 import contextlib
 import logging
 
-from faststream.kafka import KafkaBroker
-
 from ledger.db.event_store import driver
 from ledger.db.outbox import REJECTIONS, SETTLEMENTS, pending, record_relayed, relayed
 from ledger.service import LedgerService
 
 from .metrics import Metrics
+from .producer import BatchProducer
 
 RELAY_LOCK = 0x6D656D72  # "memr"
 log = logging.getLogger("medledger.relay")
@@ -27,7 +26,7 @@ class Relay:
     def __init__(
         self,
         service: LedgerService,
-        broker: KafkaBroker,
+        producer: BatchProducer,
         topics: dict[str, str],
         metrics: Metrics | None = None,
         name: str = "medledger",
@@ -37,13 +36,29 @@ class Relay:
         missing = {SETTLEMENTS, REJECTIONS} - set(topics)
         if missing:
             raise ValueError(f"no topic for the streams {sorted(missing)}")
-        self.service, self.broker, self.topics, self.metrics = service, broker, topics, metrics
+        self.service, self.producer, self.topics, self.metrics = service, producer, topics, metrics
         self.name, self.chunk, self.idle_seconds = name, chunk, idle_seconds
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._leading = None  # the connection holding the relay lock, while this relay leads
+        self._busy = asyncio.Lock()
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def flush(self) -> None:
+        """Publish what has just committed, now: the settling consumer calls this after each batch, so its
+        records reach the topics before it reads the next one. Leaves it to the leading relay elsewhere."""
+        if self._leading is None:
+            self.wake()
+            return
+        try:
+            async with self._busy:
+                while await self.publish_pending(self._leading):
+                    pass
+        except Exception:
+            log.exception("publishing after the batch failed; the relay will retry")
+            self.wake()
 
     def stop(self) -> None:
         self._stop.set()
@@ -65,11 +80,15 @@ class Relay:
             if not await raw.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
                 await self._pause(2.0)
                 return
+            self._leading = raw
             try:
                 while not self._stop.is_set():
-                    if not await self.publish_pending(raw):
+                    async with self._busy:
+                        published = await self.publish_pending(raw)
+                    if not published:
                         await self._pause(self.idle_seconds)
             finally:
+                self._leading = None
                 with contextlib.suppress(Exception):
                     await raw.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
 
@@ -81,18 +100,7 @@ class Relay:
             if self.metrics:
                 self.metrics.outbox_behind.set(0)
             return 0
-        sent = []
-        for row in rows:
-            sent.append(
-                await self.broker.publish(
-                    row.value.encode(),
-                    topic=self.topics[row.stream],
-                    key=row.key.encode() if row.key is not None else None,
-                    headers={"content-type": "application/json"},
-                    no_confirm=True,
-                )
-            )
-        await asyncio.gather(*sent)
+        await self.producer.publish([(self.topics[row.stream], row.key, row.value) for row in rows])
         await record_relayed(raw, self.name, rows[-1].position)
         if self.metrics:
             for row in rows:

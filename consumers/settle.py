@@ -60,7 +60,7 @@ class Settler:
         for (topic, partition), (_, after) in tracking.spans.items():
             self.claims.committed[(topic, partition)] = after
         if self.relay is not None:
-            self.relay.wake()
+            await self.relay.flush()
         log.debug("batch committed", extra={"records": len(records), "settlements": stats.settlements})
 
     async def _rewind(self) -> None:

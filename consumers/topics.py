@@ -12,7 +12,7 @@ log = logging.getLogger("medledger.topics")
 
 
 async def ensure_topics(settings: Settings, partitions: int = 4, replication: int = 1) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **_security(settings))
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **security_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -26,7 +26,7 @@ async def ensure_topics(settings: Settings, partitions: int = 4, replication: in
 
 
 async def partition_count(settings: Settings, topic: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **_security(settings))
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **security_options(settings))
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -38,7 +38,7 @@ async def partition_count(settings: Settings, topic: str) -> int:
     return len(partitions)
 
 
-def _security(settings: Settings) -> dict:
+def security_options(settings: Settings) -> dict:
     security = settings.security()
     if security is None:
         return {}

@@ -1,0 +1,243 @@
+"""End-to-end through a real Kafka broker: events topic → `medledger serve` → ledger → outbox → settlement topic.
+
+    python bench/kafka_pipeline.py --events 230000 --members 20000 --rate 1000 --seconds 30
+
+1. Throughput: a generated stream (enrolments, contributions, visits, reversals, year closes; --events of them) is
+   produced to the event topic first, then `medledger serve` is started and timed until every event is in the
+   ledger and every output record is on the topics. Prints events/s (and visits/s), and serve's peak RSS.
+2. Latency: with the service running, visits are produced at a steady --rate per second for --seconds, and each
+   one's time from send to the arrival of its settlement (or rejection) on the output topic is measured.
+   Prints p50 / p99 / max.
+
+Uses KAFKA_BOOTSTRAP_SERVERS or starts a broker with scripts/kafka/run in a temporary directory, and a fresh
+embedded PostgreSQL in a temporary directory (or DATABASE_URL, which must point at an empty database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from consumers.partitioning import routing  # noqa: E402
+from consumers.settings import Settings  # noqa: E402
+from consumers.topics import ensure_topics  # noqa: E402
+from policies import ids  # noqa: E402
+
+PARAMETERS = ROOT / "examples/params/150000-illustrative.toml"
+
+
+def free_port() -> int:
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with socket.socket() as second:
+            try:
+                second.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free ports")
+
+
+def generate(events: int, members: int) -> list[bytes]:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench/generate.py"), "--events", str(events), "--members", str(members)],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+async def produce_all(settings: Settings, lines: list[bytes], partitions: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20)
+    await producer.start()
+    try:
+        pending = []
+        for line in lines:
+            key, partition = routing(line, partitions)
+            pending.append(await producer.send(settings.events_topic, line, key=key, partition=partition))
+            if len(pending) >= 10_000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+def count(database_url: str, query: str) -> int:
+    import asyncpg
+
+    async def run():
+        connection = await asyncpg.connect(database_url)
+        try:
+            return await connection.fetchval(query)
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def latency_visits(lines: list[bytes], wanted: int) -> list[dict]:
+    """Visits of already enrolled members, dated in the newest year of the stream, under fresh ids."""
+    visits = [orjson.loads(line) for line in lines if b'"visit.submitted"' in line]
+    newest = max(v["occurred_at"][:4] for v in visits)
+    recent = [v for v in visits if v["occurred_at"][:4] == newest] or visits
+    out = []
+    for n in range(wanted):
+        visit = dict(recent[n % len(recent)])
+        visit["event_id"] = f"lat-{n:07d}"
+        visit["visit_id"] = f"LAT-{n:07d}"
+        out.append(visit)
+    return out
+
+
+async def measure_latency(settings: Settings, visits: list[dict], rate: int, partitions: int) -> list[float]:
+    sent: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    wanted = {ids.settlement_id(v["region"], v["event_id"]): v["event_id"] for v in visits}
+    consumer = AIOKafkaConsumer(
+        settings.settlements_topic,
+        settings.rejections_topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="latest",
+    )
+    await consumer.start()
+    await consumer.seek_to_end()
+
+    async def receive():
+        while len(arrived) < len(visits):
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    value = orjson.loads(record.value)
+                    event_id = wanted.get(value.get("settlement_id")) or value.get("rejected")
+                    if event_id in sent and event_id not in arrived:
+                        arrived[event_id] = now
+
+    receiver = asyncio.create_task(receive())
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        for n, visit in enumerate(visits):
+            due = started + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            line = orjson.dumps(visit)
+            key, partition = routing(line, partitions)
+            sent[visit["event_id"]] = time.perf_counter()
+            await producer.send(settings.events_topic, line, key=key, partition=partition)
+        await asyncio.wait_for(receiver, timeout=120)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return sorted(arrived[e] - sent[e] for e in arrived)
+
+
+def percentile(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=230_000)
+    parser.add_argument("--members", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=2_000)
+    parser.add_argument("--rate", type=int, default=1_000)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="medledger-kafka-bench-") as work:
+        env = dict(os.environ)
+        broker_env = None
+        if "KAFKA_BOOTSTRAP_SERVERS" not in env:
+            broker_env = {
+                **env,
+                "MEDLEDGER_KAFKA_DIR": str(Path(work) / "kafka"),
+                "MEDLEDGER_KAFKA_PORT": str(free_port()),
+            }
+            bootstrap = subprocess.run(
+                [str(ROOT / "scripts/kafka/run"), "start"], env=broker_env, capture_output=True, text=True, check=True
+            ).stdout.strip()
+            env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+        if "DATABASE_URL" not in env:
+            env["MEDLEDGER_DATA_DIR"] = str(Path(work) / "data")
+        env.update(MEDLEDGER_BATCH_SIZE=str(args.batch_size), MEDLEDGER_METRICS_PORT="", MEDLEDGER_LOG_LEVEL="WARNING")
+        settings = Settings.from_env(env)
+        serve = None
+        try:
+            # This process holds the embedded server for the whole run; serve joins it (and DATABASE_URL wins).
+            os.environ.update(env)
+            from ledger.db.migrate import prepare
+            from ledger.db.server import locate
+
+            db = locate()
+            prepare(db)
+            database_url = db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+            lines = generate(args.events, args.members)
+            visits = sum(1 for line in lines if b'"visit.submitted"' in line)
+            asyncio.run(ensure_topics(settings, args.partitions))
+            asyncio.run(produce_all(settings, lines, args.partitions))
+            print(
+                f"produced {len(lines)} events ({visits} visits), {args.members} members, {args.partitions} partitions"
+            )
+
+            started = time.perf_counter()
+            serve = subprocess.Popen(
+                [sys.executable, "-m", "consumers.cli", "serve", "--parameters", str(PARAMETERS)],
+                env=env,
+                cwd=ROOT,
+                stderr=open(Path(work) / "serve.log", "wb"),
+            )
+            done_query = (
+                "SELECT (SELECT count(*) FROM ledger_events) = $EVENTS AND "
+                "(SELECT max(position) FROM outbox) = (SELECT max(position) FROM outbox_relay)"
+            ).replace("$EVENTS", str(len(lines)))
+            while not count(database_url, done_query):
+                if serve.poll() is not None:
+                    log = (Path(work) / "serve.log").read_text(errors="replace")[-3000:]
+                    raise SystemExit(f"serve exited with {serve.returncode}:\n{log}")
+                time.sleep(0.5)
+            elapsed = time.perf_counter() - started
+            print(
+                f"throughput: {len(lines)} events in {elapsed:.1f} s = {len(lines) / elapsed:,.0f} events/s "
+                f"({visits / elapsed:,.0f} visits/s), from serve's start to the last output record on the topics"
+            )
+
+            lat = latency_visits(lines, args.rate * args.seconds)
+            latencies = asyncio.run(measure_latency(settings, lat, args.rate, args.partitions))
+            print(
+                f"latency at {args.rate} events/s for {args.seconds} s: {len(latencies)} of {len(lat)} arrived; "
+                f"p50 {percentile(latencies, 0.50) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
+                f"max {latencies[-1] * 1000:.1f} ms (send → settlement or rejection on the output topic)"
+            )
+        finally:
+            if serve is not None and serve.returncode is None:
+                serve.terminate()
+                _, status, usage = os.wait4(serve.pid, 0)
+                print(f"serve: peak RSS {usage.ru_maxrss / 1024:.0f} MB, exit {os.waitstatus_to_exitcode(status)}")
+            if broker_env is not None:
+                subprocess.run([str(ROOT / "scripts/kafka/run"), "stop"], env=broker_env, check=False)
+
+
+if __name__ == "__main__":
+    main()

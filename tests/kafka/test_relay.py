@@ -1,0 +1,96 @@
+"""The outbox relay: whatever commits reaches the topics, whoever wrote it, in order per member."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import urllib.request
+
+import orjson
+
+from consumers.producer import BatchProducer
+from consumers.topics import ensure_topics
+from ledger.intake import from_lines
+from ledger.offline import settle_lines
+from ledger.service import LedgerService
+from tests.kafka.streams import Topic, run, serving, unique
+from tests.ledger.helpers import example_lines, fetch
+
+
+def test_records_committed_by_a_file_ingest_are_published_too(settings, database):
+    lines = example_lines("weihai")
+    expected = [r for r in settle_lines(lines) if "rejected" not in r]
+
+    async def scenario():
+        async with serving(settings, database):
+            async with LedgerService(database) as writer:  # another writer, not the consumer
+                await writer.ingest(from_lines(lines, "weihai.jsonl"))
+            topic = Topic(settings, settings.settlements_topic)
+            return await topic.read_until(lambda values: len(values) >= len(expected))
+
+    got = run(scenario())
+    assert len(unique(got, "settlement_id")) == len(unique(expected, "settlement_id"))
+    assert len(unique(got, "movement_id")) == len(unique(expected, "movement_id"))
+    relayed = fetch(database, "SELECT position FROM outbox_relay")[0][0]
+    assert relayed == fetch(database, "SELECT max(position) FROM outbox")[0][0]
+
+
+def test_batches_split_when_full_and_an_oversized_record_goes_on_its_own_in_order(settings):
+    topic_name = settings.settlements_topic
+    sizes = [50, 900, 3_000, 20, 700, 5_000, 10, 1_200] * 5
+    records = [
+        (topic_name, "member-a" if n % 2 else "member-b", orjson.dumps({"n": n, "pad": "x" * size}).decode())
+        for n, size in enumerate(sizes)
+    ]
+
+    async def scenario():
+        await ensure_topics(settings)
+        producer = BatchProducer(settings, batch_bytes=2_048)
+        await producer.start()
+        try:
+            await producer.publish(records)
+        finally:
+            await producer.stop()
+        topic = Topic(settings, topic_name)
+        await topic.read_until(lambda values: len(values) >= len(records))
+        return topic
+
+    topic = run(scenario())
+    by_key: dict[bytes, list[int]] = {}
+    for record in topic.records:
+        by_key.setdefault(record.key, []).append(orjson.loads(record.value)["n"])
+    assert by_key[b"member-a"] == [n for n in range(len(sizes)) if n % 2]
+    assert by_key[b"member-b"] == [n for n in range(len(sizes)) if not n % 2]
+
+
+def test_the_metrics_endpoint_counts_what_the_service_did(settings, database):
+    from dataclasses import replace
+
+    from tests.kafka.streams import publish
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = replace(settings, metrics_port=port)
+    lines = example_lines("nanjing")
+
+    async def scenario():
+        await publish(settings, lines)
+        async with serving(settings, database):
+            for _ in range(200):
+                body = await asyncio.to_thread(_scrape, port)
+                if f"medledger_events_consumed_total {float(len(lines))}" in body:
+                    return body
+                await asyncio.sleep(0.1)
+            return body
+
+    body = run(scenario())
+    assert f"medledger_events_consumed_total {float(len(lines))}" in body
+    settled = fetch(database, "SELECT count(*) FROM ledger_settlements")[0][0]
+    assert f"medledger_settlements_total {float(settled)}" in body
+    assert "medledger_batch_seconds_count" in body and "medledger_outbox_pending 0.0" in body
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()

@@ -1,0 +1,81 @@
+"""The Kafka adapters' pure parts: settings from the environment, routing, JSON logs, reporting rows."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from consumers.logs import JsonFormatter
+from consumers.partitioning import partition_for, routing
+from consumers.reporting import row_of
+from consumers.settings import Settings
+
+
+def test_settings_come_from_the_environment_with_defaults():
+    settings = Settings.from_env(
+        {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "MEDLEDGER_BATCH_SIZE": "500", "MEDLEDGER_METRICS_PORT": ""}
+    )
+    assert settings.bootstrap_servers == "kafka:9092" and settings.batch_size == 500
+    assert settings.metrics_port is None  # empty turns the endpoint off
+    assert settings.events_topic == "medledger.events" and settings.security() is None
+
+
+def test_sasl_needs_credentials_and_names_a_known_mechanism():
+    with pytest.raises(ValueError, match="KAFKA_SASL_USERNAME"):
+        Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}).security()
+    with pytest.raises(ValueError, match="unknown mechanism"):
+        Settings.from_env(
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_SASL_MECHANISM": "MD5",
+                "KAFKA_SASL_USERNAME": "u",
+                "KAFKA_SASL_PASSWORD": "p",
+            }
+        ).security()
+    scram = Settings.from_env(
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KAFKA_SASL_USERNAME": "u",
+            "KAFKA_SASL_PASSWORD": "p",
+        }
+    ).security()
+    assert type(scram).__name__ == "SASLScram512" and not scram.use_ssl
+
+
+def test_an_event_is_keyed_by_member_and_partitioned_by_region():
+    visit = b'{"event_id":"e1","region":"320100","member_id":"M1","event_type":"visit.submitted"}'
+    close = b'{"event_id":"e2","region":"320100","event_type":"period.year_closed","year":2023}'
+    assert routing(visit, 4) == (b"M1", partition_for("320100", 4))
+    assert routing(close, 4) == (b"320100", partition_for("320100", 4))
+    key, partition = routing(b"{not json", 4)
+    assert key is None and 0 <= partition < 4
+
+
+def test_logs_are_one_json_object_a_line_with_the_extra_fields():
+    record = logging.makeLogRecord({"name": "medledger.consumer", "levelname": "WARNING", "msg": "batch %s"})
+    record.args = ("fenced",)
+    record.records = 12
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "batch fenced" and entry["level"] == "warning" and entry["records"] == 12
+    assert entry["logger"] == "medledger.consumer" and entry["time"].endswith("+00:00")
+
+
+def test_reporting_keeps_settlements_and_reversals_only():
+    settlement = {
+        "settlement_id": "S1",
+        "region": "320100",
+        "visit_date": "2023-03-14",
+        "facility_level": 2,
+        "fund_pool": "general",
+        "reverses": None,
+        "total_amount": "100.00",
+        "fund_paid": "60.00",
+        "account_paid": "40.00",
+        "cash_paid": "0.00",
+    }
+    row = row_of(settlement)
+    assert row[0] == "S1" and str(row[2]) == "2023-03-01" and row[4] == 2
+    assert row_of({"movement_id": "M1", "member_id": "X"}) is None

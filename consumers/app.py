@@ -130,7 +130,6 @@ class Service:
         self.app = FastStream(self.broker, specification=_specification(settings), logger=log)
         self.app.on_startup(self._open)
         self.app.after_startup(self._started)
-        self.app.on_shutdown(self._stopping)
         self.app.after_shutdown(self._closed)
         self._tasks: list[asyncio.Task] = []
         self._http = None
@@ -150,11 +149,11 @@ class Service:
             extra={"topic": self.settings.events_topic, "group": self.settings.group_id},
         )
 
-    async def _stopping(self) -> None:
-        self.relay.stop()
-
     async def _closed(self) -> None:
-        # The broker has stopped consuming; the relay publishes what the last batches committed, then stops.
+        # The consumer has stopped and its last batch has committed: publish what is left, then stop the relay.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.relay.flush(chunks=50), 30)
+        self.relay.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(self._tasks[0], return_exceptions=True), 10)
         for task in self._tasks:

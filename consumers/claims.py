@@ -49,6 +49,7 @@ class Claims(ConsumerRebalanceListener):
         for tp in partitions:
             claimed = claims[(tp.topic, tp.partition)]
             consumer.seek(tp, _start(claimed))
+        consumer.resume(*partitions)
         for (topic, partition), claimed in claims.items():
             self.held[(topic, partition)] = claimed
             if claimed.next_offset is not None:
@@ -63,8 +64,9 @@ class Claims(ConsumerRebalanceListener):
         )
 
     async def rewind(self) -> None:
-        """After a batch did not commit: go back to the stored offsets of everything still assigned, claiming
-        again what another consumer claimed meanwhile, so the batch is read again rather than skipped."""
+        """After a batch did not commit: go back to the stored offsets of everything still assigned, so the
+        batch is read again rather than skipped. A partition another consumer has claimed since is paused, not
+        claimed back: Kafka's rebalance is about to take it from this one."""
         consumer: AIOKafkaConsumer = self.consumer_of()
         assigned = list(consumer.assignment())
         if not assigned:
@@ -75,8 +77,12 @@ class Claims(ConsumerRebalanceListener):
             key = (tp.topic, tp.partition)
             mine = self.held.get(key)
             now = current.get(key)
-            if mine is None or now is None or now.epoch != mine.epoch:
-                lost.append(tp)
+            if mine is None or now is None:
+                lost.append(tp)  # the claim at assignment did not happen: make it now
+            elif now.epoch != mine.epoch:
+                consumer.pause(tp)
+                self.held.pop(key, None)
+                log.warning("partition %s/%d claimed by another consumer; paused until the rebalance", *key)
             else:
                 consumer.seek(tp, _start(now))
         if lost:

@@ -63,12 +63,8 @@ class BatchProducer:
             if batch is not None:  # full: on its way, in order, before anything later of its partition
                 sent.append(await self.producer.send_batch(batch, topic, partition=partition))
             batch = open_batches[(topic, partition)] = self.producer.create_batch()
-            if batch.append(key=encoded_key, value=encoded, timestamp=None, headers=HEADERS) is None:
-                # Larger than a batch: sent on its own (up to the producer's max_request_size).
-                del open_batches[(topic, partition)]
-                sent.append(
-                    await self.producer.send(topic, encoded, key=encoded_key, partition=partition, headers=HEADERS)
-                )
+            # A fresh batch takes any record, however large; the relay keeps values under the broker's limit.
+            batch.append(key=encoded_key, value=encoded, timestamp=None, headers=HEADERS)
         for (topic, partition), batch in open_batches.items():
             sent.append(await self.producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*sent)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+
+import orjson
 
 from ledger.db.event_store import driver
 from ledger.db.outbox import REJECTIONS, SETTLEMENTS, pending, record_relayed, relayed
@@ -19,7 +22,29 @@ from .metrics import Metrics
 from .producer import BatchProducer
 
 RELAY_LOCK = 0x6D656D72  # "memr"
+# Below the broker's default message limit (1 MB) with room for the key and headers.
+MAX_VALUE_BYTES = 900_000
 log = logging.getLogger("medledger.relay")
+
+
+def publishable(row) -> str:
+    """The record as published. A rejection echoing a huge payload would exceed the broker's message limit and
+    stop the relay at that record for good; its payload is replaced by a pointer to the rejection table, which
+    keeps the whole payload."""
+    if len(row.value.encode()) <= MAX_VALUE_BYTES:
+        return row.value
+    record = orjson.loads(row.value)
+    payload = record.get("payload")
+    text = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
+    record["payload"] = {
+        "omitted": f"{len(text.encode())} bytes, kept in ledger_rejections",
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+    value = orjson.dumps(record).decode()
+    if len(value.encode()) > MAX_VALUE_BYTES:  # not a payload's fault: keep the identifying fields only
+        keep = ("settlement_id", "movement_id", "rejected", "reason", "member_id", "region", "event_id")
+        value = orjson.dumps({k: record[k] for k in keep if k in record} | {"truncated": True}).decode()
+    return value
 
 
 class Relay:
@@ -46,19 +71,18 @@ class Relay:
     def wake(self) -> None:
         self._wake.set()
 
-    async def flush(self) -> None:
+    async def flush(self, chunks: int = 2) -> None:
         """Publish what has just committed, now: the settling consumer calls this after each batch, so its
-        records reach the topics before it reads the next one. Leaves it to the leading relay elsewhere."""
-        if self._leading is None:
-            self.wake()
-            return
+        records reach the topics before it reads the next one. A backlog (another writer's file, say) is left to
+        the relay's own loop after `chunks` chunks; so is everything when another instance's relay leads."""
         try:
             async with self._busy:
-                while await self.publish_pending(self._leading):
-                    pass
+                for _ in range(chunks):
+                    if self._leading is None or not await self.publish_pending(self._leading):
+                        break
         except Exception:
             log.exception("publishing after the batch failed; the relay will retry")
-            self.wake()
+        self.wake()
 
     def stop(self) -> None:
         self._stop.set()
@@ -88,9 +112,10 @@ class Relay:
                     if not published:
                         await self._pause(self.idle_seconds)
             finally:
-                self._leading = None
-                with contextlib.suppress(Exception):
-                    await raw.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
+                async with self._busy:  # a flush may be using the connection
+                    self._leading = None
+                    with contextlib.suppress(Exception):
+                        await raw.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
 
     async def publish_pending(self, raw) -> int:
         """One chunk: sent, acknowledged by the broker, then recorded as relayed."""
@@ -100,7 +125,7 @@ class Relay:
             if self.metrics:
                 self.metrics.outbox_behind.set(0)
             return 0
-        await self.producer.publish([(self.topics[row.stream], row.key, row.value) for row in rows])
+        await self.producer.publish([(self.topics[row.stream], row.key, publishable(row)) for row in rows])
         await record_relayed(raw, self.name, rows[-1].position)
         if self.metrics:
             for row in rows:

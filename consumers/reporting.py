@@ -158,7 +158,8 @@ class Reporting:
             max_records=1_000,
             batch_timeout_ms=100,
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.ACK,  # Kafka commits the offsets once the rows are in
+            # Offsets are committed once the rows are in; a failed batch is sought back to and read again.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_values,
             title="reporting",
             description="Settlements and reversals into the reporting tables, deduplicated by settlement_id.",

@@ -6,6 +6,7 @@ reads the same records again; until that rewind has succeeded it settles nothing
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -24,15 +25,22 @@ class Settler:
     def __init__(self, service: LedgerService, claims: Claims, metrics: Metrics, relay: Relay | None = None):
         self.service, self.claims, self.metrics, self.relay = service, claims, metrics, relay
         self.must_rewind = False
+        self.failures = 0  # batches in a row that did not commit for an unexpected reason
 
     async def __call__(self, records) -> None:
+        if self.failures:
+            # The same failure again and again (the database away, a defect): back off, 0.5 s doubling to 30 s.
+            await asyncio.sleep(min(0.5 * 2 ** (self.failures - 1), 30.0))
         async with self.claims.lock:
-            await self._settle(records)
+            committed = await self._settle(records)
+        if committed and self.relay is not None:
+            await self.relay.flush()  # outside the lock: a rebalance need not wait for the broker's acks
 
-    async def _settle(self, records) -> None:
+    async def _settle(self, records) -> bool:
         if self.must_rewind:
             await self._rewind()
-            return  # what was fetched before the rewind is read again from the stored offsets
+            return False  # what was fetched before the rewind is read again from the stored offsets
+        self._warn_of_gaps(records)
         started = time.perf_counter()
         tracking = Tracking(self.claims.name, dict(self.claims.held), spans(records))
         try:
@@ -42,26 +50,48 @@ class Settler:
             log.info("batch not committed, reading again from the stored offsets: %s", behind)
             self.must_rewind = True
             await self._rewind()
-            return
+            return False
         except StaleClaim as fenced:
             self.metrics.stale.inc()
             log.warning("batch not committed: %s", fenced, extra={"records": len(records)})
             self.must_rewind = True
             await self._rewind()
-            return
+            return False
         except Exception:
             self.metrics.failed.inc()
-            log.exception("batch not committed; reading it again", extra={"records": len(records)})
+            self.failures += 1
+            log.exception(
+                "batch not committed; reading it again", extra={"records": len(records), "failures": self.failures}
+            )
             self.must_rewind = True
             await self._rewind()
-            return
+            return False
+        self.failures = 0
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.count(stats)
         for (topic, partition), (_, after) in tracking.spans.items():
             self.claims.committed[(topic, partition)] = after
-        if self.relay is not None:
-            await self.relay.flush()
+        if stats.duplicates:
+            # Records already in the ledger arriving again: a producer's retry, or offsets not where they should be.
+            log.warning("events acknowledged as repeats", extra={"duplicates": stats.duplicates})
         log.debug("batch committed", extra={"records": len(records), "settlements": stats.settlements})
+        return True
+
+    def _warn_of_gaps(self, records) -> None:
+        """A partition that resumes after where its last batch ended: records deleted by retention before they
+        were consumed, or compacted away. The ledger cannot have them; say so loudly."""
+        for (topic, partition), (first, _) in spans(records).items():
+            expected = self.claims.committed.get((topic, partition))
+            if expected is not None and first > expected:
+                self.metrics.gaps.inc(first - expected)
+                log.error(
+                    "offsets %d to %d of %s/%d were never consumed: no longer in the topic",
+                    expected,
+                    first - 1,
+                    topic,
+                    partition,
+                    extra={"topic": topic, "partition": partition, "missing": first - expected},
+                )
 
     async def _rewind(self) -> None:
         try:

@@ -35,7 +35,7 @@ def test_records_committed_by_a_file_ingest_are_published_too(settings, database
     assert relayed == fetch(database, "SELECT max(position) FROM outbox")[0][0]
 
 
-def test_batches_split_when_full_and_an_oversized_record_goes_on_its_own_in_order(settings):
+def test_batches_split_when_full_and_records_larger_than_a_batch_still_go_in_order(settings):
     topic_name = settings.settlements_topic
     sizes = [50, 900, 3_000, 20, 700, 5_000, 10, 1_200] * 5
     records = [
@@ -61,6 +61,24 @@ def test_batches_split_when_full_and_an_oversized_record_goes_on_its_own_in_orde
         by_key.setdefault(record.key, []).append(orjson.loads(record.value)["n"])
     assert by_key[b"member-a"] == [n for n in range(len(sizes)) if n % 2]
     assert by_key[b"member-b"] == [n for n in range(len(sizes)) if not n % 2]
+    assert len(topic.records) == len(records)
+
+
+def test_a_rejection_too_large_for_the_broker_is_published_with_a_pointer_to_its_kept_payload():
+    from consumers.relay import MAX_VALUE_BYTES, publishable
+    from ledger.db.outbox import Pending
+
+    huge = "x" * (MAX_VALUE_BYTES + 10)
+    record = {"rejected": "e1", "reason": "invalid_event", "detail": "unknown field", "payload": {"junk": huge}}
+    value = publishable(Pending(1, "rejections", "M1", orjson.dumps(record).decode()))
+    shown = orjson.loads(value)
+    assert len(value) < MAX_VALUE_BYTES and shown["rejected"] == "e1" and shown["reason"] == "invalid_event"
+    assert (
+        shown["payload"]["omitted"].endswith("bytes, kept in ledger_rejections")
+        and len(shown["payload"]["sha256"]) == 64
+    )
+    small = orjson.dumps({"settlement_id": "S1"}).decode()
+    assert publishable(Pending(2, "settlements", "M1", small)) == small
 
 
 def test_the_metrics_endpoint_counts_what_the_service_did(settings, database):

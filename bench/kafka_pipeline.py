@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -165,78 +167,78 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="medledger-kafka-bench-") as work:
-        env = dict(os.environ)
-        broker_env = None
-        if "KAFKA_BOOTSTRAP_SERVERS" not in env:
-            broker_env = {
-                **env,
-                "MEDLEDGER_KAFKA_DIR": str(Path(work) / "kafka"),
-                "MEDLEDGER_KAFKA_PORT": str(free_port()),
-            }
-            bootstrap = subprocess.run(
-                [str(ROOT / "scripts/kafka/run"), "start"], env=broker_env, capture_output=True, text=True, check=True
-            ).stdout.strip()
-            env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-        if "DATABASE_URL" not in env:
-            env["MEDLEDGER_DATA_DIR"] = str(Path(work) / "data")
-        env.update(MEDLEDGER_BATCH_SIZE=str(args.batch_size), MEDLEDGER_METRICS_PORT="", MEDLEDGER_LOG_LEVEL="WARNING")
-        settings = Settings.from_env(env)
-        serve = None
-        try:
-            # This process holds the embedded server for the whole run; serve joins it (and DATABASE_URL wins).
-            os.environ.update(env)
-            from ledger.db.migrate import prepare
-            from ledger.db.server import locate
+    work = tempfile.mkdtemp(prefix="medledger-kafka-bench-")
+    # Registered before the embedded server's own exit handler, so it runs after the server has stopped.
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    env = dict(os.environ)
+    broker_env = None
+    if "KAFKA_BOOTSTRAP_SERVERS" not in env:
+        broker_env = {
+            **env,
+            "MEDLEDGER_KAFKA_DIR": str(Path(work) / "kafka"),
+            "MEDLEDGER_KAFKA_PORT": str(free_port()),
+        }
+        bootstrap = subprocess.run(
+            [str(ROOT / "scripts/kafka/run"), "start"], env=broker_env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    if "DATABASE_URL" not in env:
+        env["MEDLEDGER_DATA_DIR"] = str(Path(work) / "data")
+    env.update(MEDLEDGER_BATCH_SIZE=str(args.batch_size), MEDLEDGER_METRICS_PORT="", MEDLEDGER_LOG_LEVEL="WARNING")
+    settings = Settings.from_env(env)
+    serve = None
+    try:
+        # This process holds the embedded server for the whole run; serve joins it (and DATABASE_URL wins).
+        os.environ.update(env)
+        from ledger.db.migrate import prepare
+        from ledger.db.server import locate
 
-            db = locate()
-            prepare(db)
-            database_url = db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        db = locate()
+        prepare(db)
+        database_url = db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
-            lines = generate(args.events, args.members)
-            visits = sum(1 for line in lines if b'"visit.submitted"' in line)
-            asyncio.run(ensure_topics(settings, args.partitions))
-            asyncio.run(produce_all(settings, lines, args.partitions))
-            print(
-                f"produced {len(lines)} events ({visits} visits), {args.members} members, {args.partitions} partitions"
-            )
+        lines = generate(args.events, args.members)
+        visits = sum(1 for line in lines if b'"visit.submitted"' in line)
+        asyncio.run(ensure_topics(settings, args.partitions))
+        asyncio.run(produce_all(settings, lines, args.partitions))
+        print(f"produced {len(lines)} events ({visits} visits), {args.members} members, {args.partitions} partitions")
 
-            started = time.perf_counter()
-            serve = subprocess.Popen(
-                [sys.executable, "-m", "consumers.cli", "serve", "--parameters", str(PARAMETERS)],
-                env=env,
-                cwd=ROOT,
-                stderr=open(Path(work) / "serve.log", "wb"),
-            )
-            done_query = (
-                "SELECT (SELECT count(*) FROM ledger_events) = $EVENTS AND "
-                "(SELECT max(position) FROM outbox) = (SELECT max(position) FROM outbox_relay)"
-            ).replace("$EVENTS", str(len(lines)))
-            while not count(database_url, done_query):
-                if serve.poll() is not None:
-                    log = (Path(work) / "serve.log").read_text(errors="replace")[-3000:]
-                    raise SystemExit(f"serve exited with {serve.returncode}:\n{log}")
-                time.sleep(0.5)
-            elapsed = time.perf_counter() - started
-            print(
-                f"throughput: {len(lines)} events in {elapsed:.1f} s = {len(lines) / elapsed:,.0f} events/s "
-                f"({visits / elapsed:,.0f} visits/s), from serve's start to the last output record on the topics"
-            )
+        started = time.perf_counter()
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "consumers.cli", "serve", "--parameters", str(PARAMETERS)],
+            env=env,
+            cwd=ROOT,
+            stderr=open(Path(work) / "serve.log", "wb"),
+        )
+        done_query = (
+            "SELECT (SELECT count(*) FROM ledger_events) = $EVENTS AND "
+            "(SELECT max(position) FROM outbox) = (SELECT max(position) FROM outbox_relay)"
+        ).replace("$EVENTS", str(len(lines)))
+        while not count(database_url, done_query):
+            if serve.poll() is not None:
+                log = (Path(work) / "serve.log").read_text(errors="replace")[-3000:]
+                raise SystemExit(f"serve exited with {serve.returncode}:\n{log}")
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - started
+        print(
+            f"throughput: {len(lines)} events in {elapsed:.1f} s = {len(lines) / elapsed:,.0f} events/s "
+            f"({visits / elapsed:,.0f} visits/s), from serve's start to the last output record on the topics"
+        )
 
-            lat = latency_visits(lines, args.rate * args.seconds)
-            latencies = asyncio.run(measure_latency(settings, lat, args.rate, args.partitions))
-            print(
-                f"latency at {args.rate} events/s for {args.seconds} s: {len(latencies)} of {len(lat)} arrived; "
-                f"p50 {percentile(latencies, 0.50) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
-                f"max {latencies[-1] * 1000:.1f} ms (send → settlement or rejection on the output topic)"
-            )
-        finally:
-            if serve is not None and serve.returncode is None:
-                serve.terminate()
-                _, status, usage = os.wait4(serve.pid, 0)
-                print(f"serve: peak RSS {usage.ru_maxrss / 1024:.0f} MB, exit {os.waitstatus_to_exitcode(status)}")
-            if broker_env is not None:
-                subprocess.run([str(ROOT / "scripts/kafka/run"), "stop"], env=broker_env, check=False)
+        lat = latency_visits(lines, args.rate * args.seconds)
+        latencies = asyncio.run(measure_latency(settings, lat, args.rate, args.partitions))
+        print(
+            f"latency at {args.rate} events/s for {args.seconds} s: {len(latencies)} of {len(lat)} arrived; "
+            f"p50 {percentile(latencies, 0.50) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
+            f"max {latencies[-1] * 1000:.1f} ms (send → settlement or rejection on the output topic)"
+        )
+    finally:
+        if serve is not None and serve.returncode is None:
+            serve.terminate()
+            _, status, usage = os.wait4(serve.pid, 0)
+            print(f"serve: peak RSS {usage.ru_maxrss / 1024:.0f} MB, exit {os.waitstatus_to_exitcode(status)}")
+        if broker_env is not None:
+            subprocess.run([str(ROOT / "scripts/kafka/run"), "stop"], env=broker_env, check=False)
 
 
 if __name__ == "__main__":

@@ -58,8 +58,9 @@ def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claim
         group_id=settings.group_id,
         batch=True,
         max_records=settings.batch_size,
-        # How long an empty poll waits (FastStream then sleeps as long again): short, for latency.
-        batch_timeout_ms=10,
+        # How long a poll waits for records (FastStream sleeps as long again after an empty one). Much shorter
+        # makes many small batches, each paying a transaction's fixed cost, and the queue grows.
+        batch_timeout_ms=100,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         listener=claims,

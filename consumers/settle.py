@@ -34,7 +34,7 @@ class Settler:
         async with self.claims.lock:
             committed = await self._settle(records)
         if committed and self.relay is not None:
-            await self.relay.flush()  # outside the lock: a rebalance need not wait for the broker's acks
+            self.relay.wake()  # the relay publishes while the next batch is read and settled
 
     async def _settle(self, records) -> bool:
         if self.must_rewind:

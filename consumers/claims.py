@@ -21,6 +21,7 @@ class Claims(ConsumerRebalanceListener):
         self.service, self.name, self.consumer_of = service, name, consumer_of
         self.held: dict[tuple[str, int], Claim] = {}
         self.committed: dict[tuple[str, int], int] = {}  # next offset after the last batch this consumer committed
+        self.fenced: set[tuple[str, int]] = set()  # claimed by another consumer since: paused until reassigned
         # Held by a batch while it settles and by a rebalance while it claims: a batch sees whole claims, and a
         # partition is given up only after the batch that read it has committed or rolled back.
         self.lock = asyncio.Lock()
@@ -31,6 +32,7 @@ class Claims(ConsumerRebalanceListener):
 
     def _forget(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
+            self.fenced.discard((tp.topic, tp.partition))
             self.held.pop((tp.topic, tp.partition), None)
             self.committed.pop((tp.topic, tp.partition), None)
         if revoked:
@@ -51,6 +53,7 @@ class Claims(ConsumerRebalanceListener):
             consumer.seek(tp, _start(claimed))
         consumer.resume(*partitions)
         for (topic, partition), claimed in claims.items():
+            self.fenced.discard((topic, partition))
             self.held[(topic, partition)] = claimed
             if claimed.next_offset is not None:
                 self.committed[(topic, partition)] = claimed.next_offset
@@ -75,12 +78,15 @@ class Claims(ConsumerRebalanceListener):
         lost = []
         for tp in assigned:
             key = (tp.topic, tp.partition)
+            if key in self.fenced:
+                continue
             mine = self.held.get(key)
             now = current.get(key)
             if mine is None or now is None:
                 lost.append(tp)  # the claim at assignment did not happen: make it now
             elif now.epoch != mine.epoch:
                 consumer.pause(tp)
+                self.fenced.add(key)
                 self.held.pop(key, None)
                 log.warning("partition %s/%d claimed by another consumer; paused until the rebalance", *key)
             else:

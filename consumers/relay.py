@@ -72,9 +72,8 @@ class Relay:
         self._wake.set()
 
     async def flush(self, chunks: int = 2) -> None:
-        """Publish what has just committed, now: the settling consumer calls this after each batch, so its
-        records reach the topics before it reads the next one. A backlog (another writer's file, say) is left to
-        the relay's own loop after `chunks` chunks; so is everything when another instance's relay leads."""
+        """Publish what has committed, now, up to `chunks` chunks: at shutdown, once the consumer's last batch
+        has committed. What remains (or everything, when another instance's relay leads) is the loop's."""
         try:
             async with self._busy:
                 for _ in range(chunks):

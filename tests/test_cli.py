@@ -75,3 +75,14 @@ def test_schema_command_writes_the_contract_schema(tmp_path):
     schema = json.loads(target.read_text(encoding="utf-8"))
     assert schema["title"] == "medledger event contract v1"
     assert "visit.submitted" in json.dumps(schema)
+
+
+def test_the_parameter_file_can_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("MEDLEDGER_PARAMETERS", raising=False)
+    without = _settle(EXAMPLES / "inner-mongolia.jsonl")
+    monkeypatch.setenv("MEDLEDGER_PARAMETERS", str(EXAMPLES / "params/150000-illustrative.toml"))
+    with_file = _settle(EXAMPLES / "inner-mongolia.jsonl")
+    assert with_file == _settle(
+        EXAMPLES / "inner-mongolia.jsonl", "--parameters", str(EXAMPLES / "params/150000-illustrative.toml")
+    )
+    assert "policy_not_configured" in without and "policy_not_configured" not in with_file

@@ -18,7 +18,12 @@ from policies.registry import PolicyRegistry
 ParametersOption = Annotated[
     Optional[Path],
     typer.Option(
-        "--parameters", "-p", help="TOML parameter file overriding policy parameters.", exists=True, dir_okay=False
+        "--parameters",
+        "-p",
+        envvar="MEDLEDGER_PARAMETERS",
+        help="TOML parameter file overriding policy parameters.",
+        exists=True,
+        dir_okay=False,
     ),
 ]
 

@@ -97,7 +97,8 @@ def test_the_metrics_endpoint_counts_what_the_service_did(settings, database):
         async with serving(settings, database):
             for _ in range(200):
                 body = await asyncio.to_thread(_scrape, port)
-                if f"medledger_events_consumed_total {float(len(lines))}" in body:
+                consumed = f"medledger_events_consumed_total {float(len(lines))}" in body
+                if consumed and "medledger_outbox_pending 0.0" in body:  # the relay has caught up too
                     return body
                 await asyncio.sleep(0.1)
             return body

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream.kafka.security import parse_security
 
 from .settings import Settings
 
@@ -39,16 +40,5 @@ async def partition_count(settings: Settings, topic: str) -> int:
 
 
 def security_options(settings: Settings) -> dict:
-    security = settings.security()
-    if security is None:
-        return {}
-    options = {"security_protocol": settings.security_protocol.upper()}
-    if getattr(security, "ssl_context", None) is not None:
-        options["ssl_context"] = security.ssl_context
-    if settings.security_protocol.upper().startswith("SASL"):
-        options.update(
-            sasl_mechanism=settings.sasl_mechanism.upper(),
-            sasl_plain_username=settings.sasl_username,
-            sasl_plain_password=settings.sasl_password,
-        )
-    return options
+    """The aiokafka client options of the settings' security, as FastStream's broker derives them itself."""
+    return parse_security(settings.security())

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections import Counter
 
 import orjson
 
@@ -31,7 +32,8 @@ def publishable(row) -> str:
     """The record as published. A rejection echoing a huge payload would exceed the broker's message limit and
     stop the relay at that record for good; its payload is replaced by a pointer to the rejection table, which
     keeps the whole payload."""
-    if len(row.value.encode()) <= MAX_VALUE_BYTES:
+    # A character is at most 4 bytes in UTF-8: most records need no encoding to know they fit.
+    if len(row.value) * 4 <= MAX_VALUE_BYTES or len(row.value.encode()) <= MAX_VALUE_BYTES:
         return row.value
     record = orjson.loads(row.value)
     payload = record.get("payload")
@@ -127,8 +129,8 @@ class Relay:
         await self.producer.publish([(self.topics[row.stream], row.key, publishable(row)) for row in rows])
         await record_relayed(raw, self.name, rows[-1].position)
         if self.metrics:
-            for row in rows:
-                self.metrics.relayed.labels(row.stream).inc()
+            for stream, count in Counter(row.stream for row in rows).items():
+                self.metrics.relayed.labels(stream).inc(count)
             # Positions can skip (a rolled-back batch), so this is an upper bound; it costs one index probe.
             newest = await raw.fetchval("SELECT max(position) FROM outbox")
             self.metrics.outbox_behind.set(max((newest or 0) - rows[-1].position, 0))

@@ -40,9 +40,10 @@ class Settler:
         if self.must_rewind:
             await self._rewind()
             return False  # what was fetched before the rewind is read again from the stored offsets
-        self._warn_of_gaps(records)
+        read = spans(records)
+        self._warn_of_gaps(read)
         started = time.perf_counter()
-        tracking = Tracking(self.claims.name, dict(self.claims.held), spans(records))
+        tracking = Tracking(self.claims.name, dict(self.claims.held), read)
         try:
             stats = await self.service.ingest_batch([incoming(record) for record in records], tracking)
         except OutOfSequence as behind:
@@ -77,10 +78,10 @@ class Settler:
         log.debug("batch committed", extra={"records": len(records), "settlements": stats.settlements})
         return True
 
-    def _warn_of_gaps(self, records) -> None:
+    def _warn_of_gaps(self, read: dict[tuple[str, int], tuple[int, int]]) -> None:
         """A partition that resumes after where its last batch ended: records deleted by retention before they
         were consumed, or compacted away. The ledger cannot have them; say so loudly."""
-        for (topic, partition), (first, _) in spans(records).items():
+        for (topic, partition), (first, _) in read.items():
             expected = self.claims.committed.get((topic, partition))
             if expected is not None and first > expected:
                 self.metrics.gaps.inc(first - expected)

@@ -15,6 +15,7 @@ from projections.fund_totals import FundTotals
 
 from .chain import text_digest
 from .codec import deltas_to_json, state_to_json
+from .db.outbox import REJECTIONS, SETTLEMENTS, key_of
 from .records import rejection_wire, shown_payload, wire
 from .store import StoredEvent
 
@@ -42,6 +43,7 @@ class BatchRows:
     fund: FundTotals = field(default_factory=FundTotals)
     touched: dict[tuple[str, str], Touched] = field(default_factory=dict)
     published: list[dict] = field(default_factory=list)  # wire records, in order, for the caller to print
+    outbox: list[tuple] = field(default_factory=list)  # (stream, key, JSON) of what the topics receive, in order
     # seq -> what the event produced, keyed as replay compares it ("settlement <id>", "movement <id>",
     # "incentive <member>", "rejection") with the published record as value
     derived: dict[int, dict[str, dict]] = field(default_factory=dict)
@@ -61,7 +63,9 @@ class BatchRows:
             self.payments.append((event.region, event.payment_id, seq))
         for output in outputs:
             record = wire(output)
+            text = dumps(record)
             self.published.append(record)
+            self.outbox.append((SETTLEMENTS, key_of(record), text))
             if isinstance(output, Settlement):
                 derived[f"settlement {output.settlement_id}"] = record
                 self.settlements.append(
@@ -77,7 +81,7 @@ class BatchRows:
                         output.fund_pool,
                         output.fund_paid,
                         output.reverses,
-                        dumps(record),
+                        text,
                         dumps(deltas_to_json(output)),
                     )
                 )
@@ -96,13 +100,13 @@ class BatchRows:
                         output.amount,
                         output.balance_after,
                         output.policy_id,
-                        dumps(record),
+                        text,
                     )
                 )
                 self.touch(book.member(output.region, output.member_id), seq)
             elif isinstance(output, IncentiveEvaluation):
                 derived[f"incentive {output.member_id}"] = record
-                self.incentives.append((seq, output.region, output.member_id, output.year, dumps(record)))
+                self.incentives.append((seq, output.region, output.member_id, output.year, text))
                 self.touch(book.member(output.region, output.member_id), seq)
 
     def reject(
@@ -121,7 +125,9 @@ class BatchRows:
         digest = text_digest(payload) if seq is None else None
         self.rejections.append((seq, event_id, source, reason, detail, payload, digest, policy_id))
         shown = shown_id if shown_id is not None else event_id
-        self.published.append(rejection_wire(shown, reason, detail, shown_payload(payload)))
+        record = rejection_wire(shown, reason, detail, shown_payload(payload))
+        self.published.append(record)
+        self.outbox.append((REJECTIONS, key_of(record), dumps(record)))
 
     def year_rows(self, registry) -> list[tuple]:
         """Every year of every touched member, from its state now: rows never depend on batch boundaries."""

@@ -167,7 +167,7 @@ class LedgerService:
                 await store.write(batch_rows.events)
                 await write_ledger(raw, batch_rows)
                 await write_projections(raw, LIVE, batch_rows, registry)
-                await write_outbox(raw, batch_rows.published)
+                await write_outbox(raw, batch_rows.outbox)
 
             pipeline = Pipeline(raw, LIVE, self.registry, sequencer, write, parking)
             await pipeline.run(fresh)

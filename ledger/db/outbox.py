@@ -9,24 +9,11 @@ leaves a gap, which a relay simply steps over.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-
-import orjson
 
 SETTLEMENTS = "settlements"
 REJECTIONS = "rejections"
 COLUMNS = ("stream", "key", "value")
-
-
-def stream_of(record: dict) -> str | None:
-    """Settlements, reversals, movements and incentive evaluations go to the settlement stream, refusals to the
-    rejection stream. A parked event publishes nothing yet: it is settled or refused later."""
-    if "rejected" in record:
-        return REJECTIONS
-    if "parked" in record:
-        return None
-    return SETTLEMENTS
 
 
 def key_of(record: dict) -> str | None:
@@ -38,17 +25,10 @@ def key_of(record: dict) -> str | None:
     return member if isinstance(member, str) else None
 
 
-def outbox_rows(published: Iterable[dict]) -> list[tuple[str, str | None, str]]:
-    rows = []
-    for record in published:
-        stream = stream_of(record)
-        if stream is not None:
-            rows.append((stream, key_of(record), orjson.dumps(record, default=str).decode()))
-    return rows
-
-
-async def write_outbox(raw, published: Iterable[dict]) -> None:
-    rows = outbox_rows(published)
+async def write_outbox(raw, rows: list[tuple[str, str | None, str]]) -> None:
+    """(stream, key, JSON) rows as a batch collected them (`BatchRows.outbox`). Settlements, reversals, movements
+    and incentive evaluations go to the settlement stream, refusals to the rejection stream; a parked event
+    publishes nothing yet: it is settled or refused later."""
     if rows:
         await raw.copy_records_to_table("outbox", records=rows, columns=COLUMNS)
 

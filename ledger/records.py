@@ -10,26 +10,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
-from policies.outputs import IncentiveEvaluation, Movement, Settlement
+from policies.outputs import (
+    AFTER_AMOUNTS,
+    PAYMENT_AMOUNTS,
+    VISIT_AMOUNTS,
+    IncentiveEvaluation,
+    Movement,
+    Settlement,
+)
 
 FEN = Decimal("0.01")
 
-MONEY_FIELDS = (
-    "total_amount",
-    "out_of_catalog_amount",
-    "pre_self_pay_amount",
-    "in_policy_amount",
-    "deductible_paid",
-    "fund_paid",
-    "copay_amount",
-    "over_limit_amount",
-    "member_share",
-    "account_paid",
-    "family_account_paid",
-    "cash_paid",
-    "account_balance_after",
-    "limit_remaining",
-)
+MONEY_FIELDS = (*VISIT_AMOUNTS, *PAYMENT_AMOUNTS, *AFTER_AMOUNTS)
 
 
 def money_text(value: Decimal) -> str:

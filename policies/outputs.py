@@ -8,6 +8,22 @@ from decimal import Decimal
 
 Delta = tuple[str, str, Decimal]  # (period key, counter name, amount)
 
+# A settlement's amounts, in record order: what the visit cost and how it splits (a reversal negates them all),
+# then how the member's share was paid, then the balances and limits after it.
+VISIT_AMOUNTS = (
+    "total_amount",
+    "out_of_catalog_amount",
+    "pre_self_pay_amount",
+    "in_policy_amount",
+    "deductible_paid",
+    "fund_paid",
+    "copay_amount",
+    "over_limit_amount",
+    "member_share",
+)
+PAYMENT_AMOUNTS = ("account_paid", "family_account_paid", "cash_paid")
+AFTER_AMOUNTS = ("account_balance_after", "limit_remaining")  # None where they do not apply
+
 
 @dataclass(slots=True)
 class Settlement:

@@ -10,7 +10,7 @@ from .book import Book
 from .guards import active_member, member_on
 from .member import MemberState
 from .money import ZERO, ratio4
-from .outputs import Settlement
+from .outputs import VISIT_AMOUNTS, Settlement
 from .registry import REGION_NAMES, REGIONS
 from .rejection import Rejected
 from .rules import Policy
@@ -214,20 +214,7 @@ def reverse_visit(book: Book, event, seq: int) -> list:
     if refund and payer is not None and payer.account_closed:
         lines.append(f"policy notes §5: the account of {payer.member_id} is closed; the refund is paid in cash")
         refund = ZERO
-    negated = {
-        name: -getattr(original, name)
-        for name in (
-            "total_amount",
-            "out_of_catalog_amount",
-            "pre_self_pay_amount",
-            "in_policy_amount",
-            "deductible_paid",
-            "fund_paid",
-            "copay_amount",
-            "over_limit_amount",
-            "member_share",
-        )
-    }
+    negated = {name: -getattr(original, name) for name in VISIT_AMOUNTS}
     reversal = replace(
         original,
         settlement_id=ids.settlement_id(event.region, event.event_id),

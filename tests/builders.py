@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from policies.outputs import PAYMENT_AMOUNTS, VISIT_AMOUNTS
+
 REGIONS = {"ningxia": "640000", "weihai": "371000", "nanjing": "320100", "inner_mongolia": "150000"}
 NINGXIA, WEIHAI, NANJING, INNER_MONGOLIA = "640000", "371000", "320100", "150000"
 
@@ -408,20 +410,7 @@ def assert_identities(s: dict) -> None:
         assert isinstance(s[key], str) and len(s[key].rsplit(".", 1)[-1]) == 2, (key, s[key])
 
 
-SETTLEMENT_MONEY = (
-    "total_amount",
-    "out_of_catalog_amount",
-    "pre_self_pay_amount",
-    "in_policy_amount",
-    "deductible_paid",
-    "fund_paid",
-    "copay_amount",
-    "over_limit_amount",
-    "member_share",
-    "account_paid",
-    "family_account_paid",
-    "cash_paid",
-)
+SETTLEMENT_MONEY = (*VISIT_AMOUNTS, *PAYMENT_AMOUNTS)
 
 
 def assert_reverses(reversal: dict, original: dict) -> None:

@@ -32,8 +32,10 @@ def _free(port: int) -> bool:
 
 
 class TestBroker:
-    def __init__(self, root: Path):
-        external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    __test__ = False  # a helper, not a test class
+    def __init__(self, root: Path, own: bool = False):
+        """`own`: always a broker of its own, which the test may stop and start (KAFKA_BOOTSTRAP_SERVERS aside)."""
+        external = None if own else os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         self.env = None
         if external:
             self.bootstrap = external

@@ -57,6 +57,8 @@ def main() -> None:
         count = sum(1 for _ in open(events, "rb"))
         print(f"generated {count} events for {args.members} members across four regions")
 
+        # The schema, and the embedded server's settings, which take effect at its next start.
+        subprocess.run(MEDLEDGER + ["db", "upgrade"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         seconds, rss, code = run(
             MEDLEDGER
             + ["ingest", str(events), "--quiet", "--parameters", str(PARAMETERS), "--batch-size", str(args.batch_size)],

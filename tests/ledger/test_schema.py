@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ledger.db.server import locate
 from ledger.db.tables import metadata
-from tests.ledger.helpers import fetch
+from tests.ledger.helpers import execute, fetch
 
 
 def test_migrations_match_the_table_definitions(database):
@@ -39,6 +39,26 @@ def test_without_database_url_an_embedded_server_is_started_in_the_data_dir_and_
     again = locate()
     assert again.owner_url == first.owner_url
     assert fetch(again, "SELECT count(*) FROM ledger_events")[0][0] == 0
+
+
+def test_the_embedded_server_is_tuned_for_batch_writes_and_keeps_settings_made_by_hand(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MEDLEDGER_DATA_DIR", str(tmp_path / "medledger"))
+    db = locate()
+
+    def setting(name: str) -> str:
+        return fetch(db, f"SELECT current_setting('{name}')", owner=True)[0][0]
+
+    assert (setting("max_wal_size"), setting("checkpoint_timeout"), setting("jit")) == ("4GB", "15min", "off")
+    assert setting("fsync") == "on" and setting("synchronous_commit") == "on"
+    # shared_buffers is written for the next start of the server
+    pending = fetch(db, "SELECT setting FROM pg_file_settings WHERE name = 'shared_buffers'", owner=True)
+    assert ("512MB",) in [tuple(row) for row in pending]
+
+    execute(db, "ALTER SYSTEM SET max_wal_size = '2GB'", owner=True)
+    execute(db, "SELECT pg_reload_conf()", owner=True)
+    again = locate()
+    assert fetch(again, "SELECT current_setting('max_wal_size')", owner=True)[0][0] == "2GB"
 
 
 def test_the_owner_gives_the_service_role_its_password_when_one_is_configured(database, monkeypatch):

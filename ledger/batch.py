@@ -49,6 +49,10 @@ class BatchRows:
     derived: dict[int, dict[str, dict]] = field(default_factory=dict)
     # A year close is evaluated a chunk of members at a time: its outputs here are those of these members only.
     members_only: frozenset[str] | None = None
+    # Each member's state as the batch loaded it (JSON form) with the parameter digest of its last event: the
+    # member_year rows the batch cannot have changed are left as they are.
+    loaded: dict[tuple[str, str], tuple[dict, str]] = field(default_factory=dict)
+    _states: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     def touch(self, member: MemberState | None, seq: int) -> None:
         if member is not None:
@@ -129,16 +133,36 @@ class BatchRows:
         self.published.append(record)
         self.outbox.append((REJECTIONS, key_of(record), dumps(record)))
 
-    def year_rows(self, registry) -> list[tuple]:
-        """Every year of every touched member, from its state now: rows never depend on batch boundaries."""
-        return [
-            row
-            for entry in self.touched.values()
-            for row in member_year.rows(entry.member, years_of(entry.member), registry, entry.last_seq)
-        ]
+    def state_of(self, key: tuple[str, str]) -> dict:
+        """A touched member's state now, in JSON form (computed once)."""
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = state_to_json(self.touched[key].member)
+        return state
+
+    def year_rows(self, registry, params_digest: str) -> tuple[list[tuple], list[tuple], list[tuple[str, str]]]:
+        """The member_year rows to write, from each touched member's state now, so that rows never depend on
+        batch boundaries: (rows replacing all of a member's rows, rows replacing single years, the members whose
+        rows are all replaced). A year is written again only when the change from the state loaded can move it,
+        and every year when the member is new to the batch's parameters."""
+        whole_rows: list[tuple] = []
+        year_rows: list[tuple] = []
+        whole: list[tuple[str, str]] = []
+        for key, entry in self.touched.items():
+            years = years_of(entry.member)
+            loaded = self.loaded.get(key)
+            changed = None
+            if loaded is not None and loaded[1] == params_digest:
+                changed = member_year.changed_years(loaded[0], self.state_of(key), years)
+            if changed is None:
+                whole.append(key)
+                whole_rows.extend(member_year.rows(entry.member, years, registry))
+            elif changed:
+                year_rows.extend(member_year.rows(entry.member, changed, registry))
+        return whole_rows, year_rows, whole
 
     def state_rows(self) -> list[tuple]:
         return [
-            (region, member_id, dumps(state_to_json(entry.member)), entry.last_seq)
+            (region, member_id, dumps(self.state_of((region, member_id))), entry.last_seq)
             for (region, member_id), entry in sorted(self.touched.items())
         ]

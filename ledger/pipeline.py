@@ -124,10 +124,20 @@ class Pipeline:
     """Runs segments of a batch against the projections named by `names`, writing through `write`."""
 
     def __init__(
-        self, raw, names: Names, registry: PolicyRegistry, sequencer, write: Callable, parking: Parking | None = None
+        self,
+        raw,
+        names: Names,
+        registry: PolicyRegistry,
+        sequencer,
+        write: Callable,
+        parking: Parking | None = None,
+        keep_loaded: bool = False,
     ):
+        """`keep_loaded`: the batch rows keep each member's state as loaded (to write only the member_year rows
+        that changed)."""
         self.raw, self.names, self.registry = raw, names, registry
         self.sequencer, self.write, self.parking = sequencer, write, parking
+        self.keep_loaded = keep_loaded
         self.published: list[dict] = []
 
     async def run(self, items: Sequence[Incoming]) -> None:
@@ -143,8 +153,9 @@ class Pipeline:
         events = [item.event for item in items if item.event is not None]
         waiting = await self.parking.waiting_for(events) if self.parking else {}
         extra = [i.event for queue in waiting.values() for i in queue]
-        book = await load_book(self.raw, self.names, registry, events + extra)
         rows = BatchRows()
+        loaded = rows.loaded if self.keep_loaded else None
+        book = await load_book(self.raw, self.names, registry, events + extra, loaded)
         for item in items:
             if item.error is not None:
                 unreadable(rows, item)

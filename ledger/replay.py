@@ -182,7 +182,7 @@ class Replayer:
             elif mode == "compare":
                 await self._impact(raw, batch_rows, report)
             await write_settlements(raw, names.settlements, batch_rows)
-            await write_projections(raw, names, batch_rows, registry, member_years=False)
+            await write_projections(raw, names, batch_rows, registry)
 
         # One parameter set per run of consecutive events that share it.
         start = 0

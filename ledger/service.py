@@ -166,10 +166,10 @@ class LedgerService:
                     await store.record_parameters(self.digest, self.parameters_text)
                 await store.write(batch_rows.events)
                 await write_ledger(raw, batch_rows)
-                await write_projections(raw, LIVE, batch_rows, registry)
+                await write_projections(raw, LIVE, batch_rows, registry, self.digest)
                 await write_outbox(raw, batch_rows.outbox)
 
-            pipeline = Pipeline(raw, LIVE, self.registry, sequencer, write, parking)
+            pipeline = Pipeline(raw, LIVE, self.registry, sequencer, write, parking, keep_loaded=True)
             await pipeline.run(fresh)
             stats.appended += sequencer.seq - seq
         stats.add(pipeline.published)

@@ -29,11 +29,53 @@ COLUMNS = (
     "health_streak",
     "balance",
     "counters",
-    "last_seq",
+)
+
+# The parts of a member's state (in the codec's JSON form) that a year's row reads only for its own year, or, for
+# balances, for its own year and the years after it.
+PER_YEAR = frozenset(("counters", "year_balances"))
+# The parts no row reads (`year_summary` reads enrolment periods, statuses, certifications, incentives, counters
+# and year balances). Anything not named here or above may matter to every year.
+UNREAD = frozenset(
+    (
+        "balance",
+        "contribution_base",
+        "monthly_pension",
+        "legacy_monthly_credit",
+        "retirement_pension",
+        "family_grants",
+        "designated_facilities",
+        "remote_pilot",
+        "account_closed",
+    )
 )
 
 
-def rows(member: MemberState, years, registry: PolicyRegistry, last_seq: int) -> list[tuple]:
+def changed_years(before: dict, after: dict, years: set[int]) -> set[int] | None:
+    """Of the member's `years`, those whose rows can differ between the two states; None when every year's can
+    (or a year may have gone), so that all of them are written again."""
+    for key in before.keys() | after.keys():
+        if key not in PER_YEAR and key not in UNREAD and before.get(key) != after.get(key):
+            return None
+    changed: set[int] = set()
+    old, new = before.get("counters", {}), after.get("counters", {})
+    if old.keys() - new.keys():
+        return None
+    for period, values in new.items():
+        if old.get(period) != values:
+            changed.add(int(period.split("#")[0]))
+    old, new = before.get("year_balances", {}), after.get("year_balances", {})
+    if old.keys() - new.keys():
+        return None
+    moved = [int(year) for year, value in new.items() if old.get(year) != value]
+    if moved:
+        # a year's balance is the one at the end of it: a movement moves every later year without its own
+        earliest = min(moved)
+        changed.update(year for year in years if year >= earliest)
+    return changed & years
+
+
+def rows(member: MemberState, years, registry: PolicyRegistry) -> list[tuple]:
     result = []
     grouped = counters_by_year(member)
     for year in sorted(years):
@@ -50,7 +92,6 @@ def rows(member: MemberState, years, registry: PolicyRegistry, last_seq: int) ->
                 year,
                 *(summary[c] for c in COLUMNS[3:18]),
                 orjson.dumps(counters).decode(),
-                last_seq,
             )
         )
     return result

@@ -68,9 +68,10 @@ async def create_shadow(raw, names: Names) -> None:
         await raw.execute(f"CREATE TEMPORARY TABLE {shadow} (LIKE {live} INCLUDING DEFAULTS INCLUDING INDEXES)")
 
 
-async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterable, extra_members=()) -> Book:
+async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterable, loaded: dict | None = None) -> Book:
     """A Book holding what `events` can touch: their members and payers, the visits they name, the payment ids
-    they use and every closed year."""
+    they use and every closed year. With `loaded`, each member's state is also kept there as read (see
+    `BatchRows.loaded`)."""
     book = Book(registry)
     events = list(events)
     for region, year in await raw.fetch(f"SELECT region, year FROM {names.closed_years}"):
@@ -100,7 +101,7 @@ async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterabl
             payments,
         ):
             book.payments.add((region, payment_id))
-    member_keys = set(extra_members)
+    member_keys = set()
     for event in events:
         member_id = getattr(event, "member_id", None)
         if member_id is not None:
@@ -109,21 +110,33 @@ async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterabl
         if payer:
             member_keys.add((event.region, payer))
     member_keys.update((s.region, s.payer_id) for s in book.visits.values() if s.payer_id)
-    await load_members(raw, names, book, member_keys)
+    await load_members(raw, names, book, member_keys, loaded)
     return book
 
 
-async def load_members(raw, names: Names, book: Book, keys) -> None:
+async def load_members(raw, names: Names, book: Book, keys, loaded: dict | None = None) -> None:
     keys = [key for key in keys if key not in book.members]
     for region, members in by_region(keys).items():
-        rows = await raw.fetch(
-            f"SELECT state::text FROM {names.member_state} WHERE region = $1 AND member_id = ANY($2::text[])",
-            region,
-            members,
-        )
-        for (state,) in rows:
-            member = state_from_json(orjson.loads(state))
-            book.members[(member.region, member.member_id)] = member
+        if loaded is None:
+            rows = await raw.fetch(
+                f"SELECT state::text, NULL FROM {names.member_state} WHERE region = $1 AND member_id = ANY($2::text[])",
+                region,
+                members,
+            )
+        else:
+            rows = await raw.fetch(
+                f"SELECT m.state::text, e.params_digest FROM {names.member_state} m "
+                f"JOIN ledger_events e ON e.seq = m.last_seq WHERE m.region = $1 AND m.member_id = ANY($2::text[])",
+                region,
+                members,
+            )
+        for state, digest in rows:
+            data = orjson.loads(state)
+            member = state_from_json(data)
+            key = (member.region, member.member_id)
+            book.members[key] = member
+            if loaded is not None:
+                loaded[key] = (data, digest)
 
 
 async def region_member_chunks(raw, names: Names, region: str, size: int):
@@ -160,15 +173,17 @@ async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...
     await raw.execute(f"TRUNCATE {stage}")
 
 
-async def _write_years(raw, names: Names, rows: BatchRows, registry: PolicyRegistry) -> None:
-    years = rows.year_rows(registry)
-    # A touched member's years are rewritten whole, so no year survives that its state no longer has.
-    for region, members in by_region(rows.touched).items():
+async def _write_years(raw, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:
+    whole_rows, year_rows, whole = rows.year_rows(registry, params_digest)
+    # A member's years rewritten whole: no year survives that its state no longer has.
+    for region, members in by_region(whole).items():
         await raw.execute(
             f"DELETE FROM {names.member_year} WHERE region = $1 AND member_id = ANY($2::text[])", region, members
         )
-    if years:
-        await raw.copy_records_to_table(names.member_year, records=years, columns=member_year.COLUMNS)
+    if whole_rows:
+        await raw.copy_records_to_table(names.member_year, records=whole_rows, columns=member_year.COLUMNS)
+    if year_rows:
+        await _upsert(raw, names.member_year, member_year.COLUMNS, ("region", "member_id", "year"), year_rows)
 
 
 async def write_member_years(raw, names: Names, registry_of: Callable, chunk: int = 5_000) -> None:
@@ -176,7 +191,7 @@ async def write_member_years(raw, names: Names, registry_of: Callable, chunk: in
     after = ("", "")
     while True:
         found = await raw.fetch(
-            f"SELECT m.region, m.member_id, m.state::text, m.last_seq, e.params_digest FROM {names.member_state} m "
+            f"SELECT m.region, m.member_id, m.state::text, e.params_digest FROM {names.member_state} m "
             f'JOIN ledger_events e ON e.seq = m.last_seq WHERE (m.region, m.member_id COLLATE "C") > ($1, $2) '
             f'ORDER BY m.region, m.member_id COLLATE "C" LIMIT $3',
             after[0],
@@ -187,24 +202,25 @@ async def write_member_years(raw, names: Names, registry_of: Callable, chunk: in
             return
         after = (found[-1][0], found[-1][1])
         records = []
-        for _, _, state, last_seq, digest in found:
+        for _, _, state, digest in found:
             member = state_from_json(as_json(state))
-            records.extend(member_year.rows(member, years_of(member), await registry_of(digest), last_seq))
+            records.extend(member_year.rows(member, years_of(member), await registry_of(digest)))
         await raw.copy_records_to_table(names.member_year, records=records, columns=member_year.COLUMNS)
 
 
 async def write_projections(
-    raw, names: Names, rows: BatchRows, registry: PolicyRegistry, member_years: bool = True
+    raw, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str | None = None
 ) -> None:
-    """`member_years=False` leaves member_year to `write_member_years` at the end of a replay: its rows are a
-    function of each member's final state alone, so writing them once gives the same table."""
+    """Without `params_digest` (the digest of `registry`'s parameters), member_year is left to
+    `write_member_years` at the end of a replay: its rows are a function of each member's final state alone, so
+    writing them once gives the same table."""
     states = rows.state_rows()
     if states:
         await _upsert(
             raw, names.member_state, ("region", "member_id", "state", "last_seq"), ("region", "member_id"), states
         )
-    if member_years:
-        await _write_years(raw, names, rows, registry)
+    if params_digest is not None:
+        await _write_years(raw, names, rows, registry, params_digest)
     fund = rows.fund.rows()
     if fund:
         await raw.executemany(

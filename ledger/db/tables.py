@@ -184,7 +184,8 @@ member_state = Table(
 )
 
 
-# Per member and year: accumulators, limits, incentive, balance and enrolment status.
+# Per member and year: accumulators, limits, incentive, balance and enrolment status. A row is a function of the
+# member's state and the parameters alone, so a batch writes only the years it can have changed.
 member_year = Table(
     "member_year",
     metadata,
@@ -207,7 +208,6 @@ member_year = Table(
     Column("health_streak", Integer, nullable=False),
     Column("balance", MONEY, nullable=False),
     Column("counters", JSONB, nullable=False),
-    Column("last_seq", BigInteger, nullable=False),
     PrimaryKeyConstraint("region", "member_id", "year"),
 )
 

@@ -33,6 +33,7 @@ def _free(port: int) -> bool:
 
 class TestBroker:
     __test__ = False  # a helper, not a test class
+
     def __init__(self, root: Path, own: bool = False):
         """`own`: always a broker of its own, which the test may stop and start (KAFKA_BOOTSTRAP_SERVERS aside)."""
         external = None if own else os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

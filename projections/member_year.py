@@ -51,11 +51,16 @@ UNREAD = frozenset(
 )
 
 
+SKIPPED = PER_YEAR | UNREAD
+
+
 def changed_years(before: dict, after: dict, years: set[int]) -> set[int] | None:
     """Of the member's `years`, those whose rows can differ between the two states; None when every year's can
     (or a year may have gone), so that all of them are written again."""
-    for key in before.keys() | after.keys():
-        if key not in PER_YEAR and key not in UNREAD and before.get(key) != after.get(key):
+    if before.keys() != after.keys():
+        return None
+    for key, value in after.items():
+        if key not in SKIPPED and before[key] != value:
             return None
     changed: set[int] = set()
     old, new = before.get("counters", {}), after.get("counters", {})

@@ -76,6 +76,8 @@ def watch(
 
     from aiokafka import AIOKafkaConsumer
 
+    from .topics import security_options
+
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
     topic = settings.rejections_topic if rejections else settings.settlements_topic
 
@@ -86,6 +88,7 @@ def watch(
             group_id=None,
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=False,
+            **security_options(settings),
         )
         await consumer.start()
         shown = 0

@@ -34,14 +34,19 @@ def _free(port: int) -> bool:
 class TestBroker:
     __test__ = False  # a helper, not a test class
 
-    def __init__(self, root: Path, own: bool = False):
-        """`own`: always a broker of its own, which the test may stop and start (KAFKA_BOOTSTRAP_SERVERS aside)."""
-        external = None if own else os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    def __init__(self, root: Path, own: bool = False, sasl_users: dict[str, str] | None = None):
+        """`own`: always a broker of its own, which the test may stop and start (KAFKA_BOOTSTRAP_SERVERS aside).
+        `sasl_users` (name → password): a broker of its own whose client listener requires SASL (PLAIN or
+        SCRAM-SHA-256) from these users; the first is the broker's own."""
+        external = None if own or sasl_users else os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         self.env = None
         if external:
             self.bootstrap = external
             return
         self.env = {**os.environ, "MEDLEDGER_KAFKA_DIR": str(root), "MEDLEDGER_KAFKA_PORT": str(_free_pair())}
+        self.env.pop("MEDLEDGER_KAFKA_SASL_USERS", None)
+        if sasl_users:
+            self.env["MEDLEDGER_KAFKA_SASL_USERS"] = ",".join(f"{name}:{secret}" for name, secret in sasl_users.items())
         self.bootstrap = self._script("start")
 
     @property

@@ -53,6 +53,7 @@ class BatchRows:
     # member_year rows the batch cannot have changed are left as they are.
     loaded: dict[tuple[str, str], tuple[dict, str]] = field(default_factory=dict)
     _states: dict[tuple[str, str], dict] = field(default_factory=dict)
+    frozen: tuple | None = None  # (state rows, year rows) once `freeze` has run
 
     def touch(self, member: MemberState | None, seq: int) -> None:
         if member is not None:
@@ -160,6 +161,11 @@ class BatchRows:
             elif changed:
                 year_rows.extend(member_year.rows(entry.member, changed, registry))
         return whole_rows, year_rows, whole
+
+    def freeze(self, registry, params_digest: str) -> None:
+        """Serialise the touched members' states and years now: the next batch may go on changing the same
+        member objects while this one is still being written (`ledger.carry`)."""
+        self.frozen = (self.state_rows(), self.year_rows(registry, params_digest))
 
     def state_rows(self) -> list[tuple]:
         return [

@@ -11,6 +11,7 @@ first, then the region's members are evaluated a chunk at a time.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -22,12 +23,14 @@ from policies.rejection import Rejected
 from policies.year_close import evaluate, finish_close, open_close
 
 from .batch import BatchRows
+from .carry import Carry
 from .db.projection_store import Names, by_region, load_book, region_member_chunks
 from .intake import PARKABLE, Incoming, decode_canonical
 from .store import NewEvent, chain_onto
 
 YEAR_CLOSE = "period.year_closed"
 CLOSE_CHUNK = 2_000
+YIELD_EVERY = 50
 
 
 class Sequencer:
@@ -132,12 +135,14 @@ class Pipeline:
         write: Callable,
         parking: Parking | None = None,
         keep_loaded: bool = False,
+        carry: Carry | None = None,
     ):
         """`keep_loaded`: the batch rows keep each member's state as loaded (to write only the member_year rows
-        that changed)."""
+        that changed). `carry`: what the batch before changed, read through while it commits."""
         self.raw, self.names, self.registry = raw, names, registry
         self.sequencer, self.write, self.parking = sequencer, write, parking
-        self.keep_loaded = keep_loaded
+        self.keep_loaded, self.carry = keep_loaded, carry
+        self.book: Book | None = None  # the last segment's, as it left it
         self.published: list[dict] = []
 
     async def run(self, items: Sequence[Incoming]) -> None:
@@ -151,12 +156,14 @@ class Pipeline:
     async def _segment(self, items: list[Incoming]) -> None:
         registry = self.registry
         events = [item.event for item in items if item.event is not None]
-        waiting = await self.parking.waiting_for(events) if self.parking else {}
+        waiting = await self.parking.waiting_for(events, self.carry) if self.parking else {}
         extra = [i.event for queue in waiting.values() for i in queue]
         rows = BatchRows()
         loaded = rows.loaded if self.keep_loaded else None
-        book = await load_book(self.raw, self.names, registry, events + extra, loaded)
-        for item in items:
+        book = self.book = await load_book(self.raw, self.names, registry, events + extra, loaded, self.carry)
+        for count, item in enumerate(items, start=1):
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let a batch that is committing meanwhile send its next statement
             if item.error is not None:
                 unreadable(rows, item)
                 continue
@@ -224,6 +231,7 @@ class Parking:
 
     def __init__(self, raw, now: datetime, arrival: int):
         self.raw, self.now, self.arrival = raw, now, arrival
+        self.parked: list[Incoming] = []  # parked by this batch, in arrival order
 
     def should_park(self, item: Incoming, book: Book) -> bool:
         event = item.event
@@ -231,6 +239,7 @@ class Parking:
 
     def park(self, item: Incoming, rows: BatchRows) -> None:
         self.arrival += 1
+        self.parked.append(item)
         event = item.event
         rows.parked.append(
             (event.event_id, event.region, event.member_id, item.payload, item.source, self.now, self.arrival)
@@ -244,7 +253,9 @@ class Parking:
             }
         )
 
-    async def waiting_for(self, events: Sequence) -> dict[tuple[str, str], list[Incoming]]:
+    async def waiting_for(self, events: Sequence, carry: Carry | None = None) -> dict[tuple[str, str], list[Incoming]]:
+        """What waits for the members these events enrol, oldest first; with `carry`, as the batch before left
+        the waiting room (what it appended waits no more; what it parked waits after what was there)."""
         keys = {(e.region, e.member_id) for e in events if e.event_type == "member.enrolled"}
         waiting: dict[tuple[str, str], list[Incoming]] = defaultdict(list)
         rows = []
@@ -257,7 +268,12 @@ class Parking:
                 members,
             )
         for region, member_id, payload, source, event_id in rows:
-            waiting[(region, member_id)].append(revive(payload, source, event_id))
+            if carry is None or event_id not in carry.appended:
+                waiting[(region, member_id)].append(revive(payload, source, event_id))
+        if carry is not None:
+            for key in keys & carry.parked.keys():
+                there = {item.event.event_id for item in waiting.get(key, ())}
+                waiting[key].extend(i for i in carry.parked[key] if i.event.event_id not in there)
         return waiting
 
     async def expired(self, cutoff: datetime, limit: int, ttl) -> list[Incoming]:

@@ -7,16 +7,19 @@ batch published is handed to the caller only after it committed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from policies.book import Book
 from policies.parameters import parse_parameters
 from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
+from .carry import Carry, Conflict, Watermark, watermark
 from .chain import text_digest
 from .db.connect import service_engine
 from .db.event_store import PostgresEventStore, driver, transaction
@@ -26,7 +29,7 @@ from .db.projection_store import Names, write_ledger, write_projections
 from .db.server import Database
 from .db.tracking import Claim, TopicPartition, advance, claim, stored
 from .intake import Incoming
-from .pipeline import Parking, Pipeline, Sequencer
+from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer
 
 DEFAULT_PARK_TTL = timedelta(days=30)
 LIVE = Names()
@@ -42,6 +45,25 @@ class Tracking:
 
 
 @dataclass
+class Prepared:
+    """A batch settled and not yet written: what to write, what it publishes, what the next batch reads through."""
+
+    items: list[Incoming]
+    stats: IngestStats
+    rows: BatchRows
+    published: list[dict]
+    carried: Carry | None  # what it was settled through
+    expected: Watermark | None  # where the ledger was when it was settled (None: where `carried` left it)
+    carry: Carry
+
+
+@dataclass
+class InFlight:
+    prepared: Prepared
+    commit: asyncio.Task
+
+
+@dataclass
 class IngestStats:
     read: int = 0
     appended: int = 0
@@ -51,6 +73,11 @@ class IngestStats:
     settlements: int = 0
     movements: int = 0
     expired: int = 0
+    resettled: int = 0  # batches settled again because another writer appended between their reads and commit
+
+    def merge(self, other: IngestStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def add(self, published: list[dict]) -> None:
         for record in published:
@@ -100,17 +127,126 @@ class LedgerService:
     async def ingest(
         self, items: Iterable[Incoming], on_published: Callable[[list[dict]], None] | None = None
     ) -> IngestStats:
+        """Batch after batch, each settled while the one before it commits (`ledger.carry`)."""
         stats = IngestStats()
         await self.sweep(stats=stats, on_published=on_published)
-        batch: list[Incoming] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) >= self.batch_size:
-                await self._batch(batch, stats, on_published)
-                batch = []
-        if batch:
-            await self._batch(batch, stats, on_published)
+        in_flight: InFlight | None = None
+        try:
+            batch: list[Incoming] = []
+            for item in items:
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    in_flight = await self._next(batch, in_flight, stats, on_published)
+                    batch = []
+            if batch:
+                in_flight = await self._next(batch, in_flight, stats, on_published)
+            await self._land(in_flight, stats, on_published)
+            in_flight = None
+        finally:
+            if in_flight is not None:  # failing: what is still committing must not outlive the call
+                await asyncio.gather(in_flight.commit, return_exceptions=True)
         return stats
+
+    async def _next(self, batch: list[Incoming], in_flight: InFlight | None, stats: IngestStats, on_published):
+        """Settle `batch` while the batch in flight commits, then wait for that commit and start this one's."""
+        if any(item.event is not None and item.event.event_type == YEAR_CLOSE for item in batch):
+            # A year close walks its region's members in the ledger itself: nothing may be in flight.
+            await self._land(in_flight, stats, on_published)
+            await self._batch(batch, stats, on_published)
+            return None
+        prepared = await self._prepare(batch, in_flight.prepared.carry if in_flight else None)
+        if not await self._land(in_flight, stats, on_published):
+            prepared = await self._prepare(batch, None)  # what it was settled on was settled again
+        return InFlight(prepared, asyncio.create_task(self._commit(prepared)))
+
+    async def _land(self, in_flight: InFlight | None, stats: IngestStats, on_published) -> bool:
+        """Wait for the batch in flight to commit. On a conflict with another writer it is settled again from
+        the ledger, and False says that what it carried is not to be read through."""
+        if in_flight is None:
+            return True
+        prepared = in_flight.prepared
+        try:
+            await in_flight.commit
+        except Conflict:
+            stats.resettled += 1
+            await self._batch(prepared.items, stats, on_published)
+            return False
+        stats.merge(prepared.stats)
+        stats.add(prepared.published)
+        if on_published is not None:
+            on_published(prepared.published)
+        return True
+
+    async def _prepare(self, items: list[Incoming], carry: Carry | None) -> Prepared:
+        """Read and settle a batch without the append lock, from one snapshot of the ledger and, with `carry`,
+        through what the batch before it changed. Nothing is written."""
+        stats = IngestStats()
+        async with self.engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="REPEATABLE READ")
+            async with transaction(connection):
+                store = PostgresEventStore(connection)
+                raw = await driver(connection)
+                if carry is None:
+                    expected = await watermark(raw)
+                    seq, prev = await store.head()
+                    arrival = expected.arrival
+                else:
+                    expected = None
+                    seq, prev, arrival = carry.seq, carry.prev_hash, carry.arrival
+                sequencer = Sequencer(seq, prev, self.digest)
+                parking = Parking(raw, self.clock(), arrival)
+                fresh = await self._unseen(store, raw, items, stats, carry)
+                stats.read += len(items)
+                written: list[BatchRows] = []
+
+                async def keep(batch_rows: BatchRows, registry) -> None:
+                    batch_rows.freeze(registry, self.digest)
+                    written.append(batch_rows)
+
+                pipeline = Pipeline(raw, LIVE, self.registry, sequencer, keep, parking, keep_loaded=True, carry=carry)
+                await pipeline.run(fresh)
+        stats.appended += sequencer.seq - seq
+        rows = written[0] if written else BatchRows()
+        appended = {event.event_id for event in rows.events}
+        parked: dict[tuple[str, str], list[Incoming]] = {}
+        for item in parking.parked:
+            if item.event.event_id not in appended:
+                parked.setdefault((item.event.region, item.event.member_id), []).append(item)
+        loaded = dict(rows.loaded)
+        loaded.update((key, (rows.state_of(key), self.digest)) for key in rows.touched)
+        unreadable = {row[6] for row in rows.rejections if row[0] is None}
+        out = Carry(
+            seq=sequencer.seq,
+            prev_hash=sequencer.prev_hash,
+            arrival=parking.arrival,
+            book=pipeline.book if pipeline.book is not None else (carry.book if carry else Book(self.registry)),
+            loaded=loaded,
+            known=appended | {item.event.event_id for item in parking.parked} | unreadable,
+            appended=appended,
+            parked=parked,
+        )
+        return Prepared(items, stats, rows, pipeline.published, carry, expected, out)
+
+    async def _commit(self, prepared: Prepared) -> None:
+        """Write a prepared batch under the append lock, if the ledger is still where it was settled from."""
+        async with self.engine.connect() as connection, transaction(connection):
+            store = PostgresEventStore(connection)
+            await store.lock()
+            raw = await driver(connection)
+            expected = prepared.expected or prepared.carried.end()
+            found = await watermark(raw)
+            if found != expected:
+                raise Conflict(f"the ledger moved from {expected} to {found} while the batch was settled")
+            rows = prepared.rows
+            if rows.events:
+                await store.record_parameters(self.digest, self.parameters_text)
+            await store.write(rows.events)
+            await write_ledger(raw, rows)
+            await write_projections(raw, LIVE, rows, self.registry, self.digest)
+            await write_outbox(raw, rows.outbox)
+            prepared.carry.rejection = await raw.fetchval(
+                "SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections"
+            )
 
     async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
         """Take partitions over for `consumer` (see `ledger.db.tracking`)."""
@@ -178,12 +314,15 @@ class LedgerService:
         return len(items)
 
     async def _unseen(
-        self, store: PostgresEventStore, raw, items: list[Incoming], stats: IngestStats
+        self, store: PostgresEventStore, raw, items: list[Incoming], stats: IngestStats, carry: Carry | None = None
     ) -> list[Incoming]:
         """Drop repeats: an event already in the ledger or in the parking area, unreadable input already refused,
-        or either earlier in this batch. A repeat is acknowledged, never applied or recorded twice."""
+        or either earlier in this batch (or in the batch carried from). A repeat is acknowledged, never applied
+        or recorded twice."""
         ids = [item.event.event_id for item in items if item.event is not None]
         seen = await store.known(ids)
+        if carry is not None:
+            seen |= carry.known
         if ids:
             seen |= {
                 row[0]

@@ -68,15 +68,27 @@ async def create_shadow(raw, names: Names) -> None:
         await raw.execute(f"CREATE TEMPORARY TABLE {shadow} (LIKE {live} INCLUDING DEFAULTS INCLUDING INDEXES)")
 
 
-async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterable, loaded: dict | None = None) -> Book:
+async def load_book(
+    raw, names: Names, registry: PolicyRegistry, events: Iterable, loaded: dict | None = None, carry=None
+) -> Book:
     """A Book holding what `events` can touch: their members and payers, the visits they name, the payment ids
     they use and every closed year. With `loaded`, each member's state is also kept there as read (see
-    `BatchRows.loaded`)."""
+    `BatchRows.loaded`). With `carry` (`ledger.carry.Carry`), what the batch before changed is read from it."""
     book = Book(registry)
     events = list(events)
     for region, year in await raw.fetch(f"SELECT region, year FROM {names.closed_years}"):
         book.closed_years.add((region, year))
     visit_keys = {(e.region, e.visit_id) for e in events if e.event_type in ("visit.submitted", "visit.reversed")}
+    payment_keys = {(e.region, e.payment_id) for e in events if e.event_type == "account.payment_requested"}
+    if carry is not None:
+        carried = carry.book
+        book.closed_years |= carried.closed_years
+        for key in visit_keys & carried.visits.keys():
+            book.visits[key] = carried.visits[key]
+        book.reversed_visits |= visit_keys & carried.reversed_visits
+        book.payments |= payment_keys & carried.payments
+        visit_keys -= carried.visits.keys()
+        payment_keys -= carried.payments
     for region, visits in by_region(visit_keys).items():
         rows = await raw.fetch(
             f"SELECT record::text, deltas::text, event_id FROM {names.settlements} "
@@ -93,7 +105,6 @@ async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterabl
             f"SELECT reverses FROM {names.settlements} WHERE reverses = ANY($1::text[])", list(ids)
         ):
             book.reversed_visits.add(ids[reversed_id])
-    payment_keys = {(e.region, e.payment_id) for e in events if e.event_type == "account.payment_requested"}
     for region, payments in by_region(payment_keys).items():
         for (payment_id,) in await raw.fetch(
             f"SELECT payment_id FROM {names.account_payments} WHERE region = $1 AND payment_id = ANY($2::text[])",
@@ -110,6 +121,11 @@ async def load_book(raw, names: Names, registry: PolicyRegistry, events: Iterabl
         if payer:
             member_keys.add((event.region, payer))
     member_keys.update((s.region, s.payer_id) for s in book.visits.values() if s.payer_id)
+    if carry is not None:
+        for key in member_keys & carry.book.members.keys():
+            book.members[key] = carry.book.members[key]
+            if loaded is not None and key in carry.loaded:
+                loaded[key] = carry.loaded[key]
     await load_members(raw, names, book, member_keys, loaded)
     return book
 
@@ -174,7 +190,7 @@ async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...
 
 
 async def _write_years(raw, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:
-    whole_rows, year_rows, whole = rows.year_rows(registry, params_digest)
+    whole_rows, year_rows, whole = rows.frozen[1] if rows.frozen else rows.year_rows(registry, params_digest)
     # A member's years rewritten whole: no year survives that its state no longer has.
     for region, members in by_region(whole).items():
         await raw.execute(
@@ -214,7 +230,7 @@ async def write_projections(
     """Without `params_digest` (the digest of `registry`'s parameters), member_year is left to
     `write_member_years` at the end of a replay: its rows are a function of each member's final state alone, so
     writing them once gives the same table."""
-    states = rows.state_rows()
+    states = rows.frozen[0] if rows.frozen else rows.state_rows()
     if states:
         await _upsert(
             raw, names.member_state, ("region", "member_id", "state", "last_seq"), ("region", "member_id"), states

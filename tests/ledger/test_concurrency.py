@@ -49,3 +49,40 @@ def test_concurrent_ingests_never_break_the_sequence_or_the_chain(database):
     assert switches > 2, "the two ingests did not interleave; the test proves nothing"
     report = verify(database, batch_size=500)
     assert report.ok, (report.chain_breaks, report.differences[:5], report.projection_differences)
+
+
+def test_two_ingests_settling_the_same_members_at_once_give_what_one_after_the_other_gives(database):
+    """Each batch is settled while the one before it commits; another writer appending in between must make it
+    settle again from the ledger, never commit what it read before."""
+    from tests import builders as b
+
+    b.fresh()
+    members = [f"S{n}" for n in range(30)]
+    enrolments = [b.as_line(b.enrolled(m, b.NANJING, on="2023-01-01")) for m in members]
+    ingest(database, enrolments)
+    files: list[list[str]] = [[], []]
+    for day in range(1, 29):
+        for n, member in enumerate(members):
+            visit = b.visit(member, b.NANJING, on=f"2023-03-{day:02d}", items=[b.line("150.00")])
+            files[(day + n) % 2].append(b.as_line(visit))
+    results: list = [None, None]
+    errors: list = []
+
+    def run(index: int) -> None:
+        try:
+            results[index] = ingest(database, files[index], batch_size=20, name=f"file{index}")[0]
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert results[0].appended + results[1].appended == sum(len(f) for f in files)
+    assert results[0].resettled + results[1].resettled > 0, "no batch was caught between two writers"
+    report = verify(database, batch_size=97)
+    assert report.ok, (report.chain_breaks, report.differences[:5], report.projection_differences)
+    paid = fetch(database, "SELECT count(*), sum(fund_paid) FROM ledger_settlements")[0]
+    assert paid[0] == len(members) * 28

@@ -16,17 +16,22 @@ def kafka(tmp_path_factory):
     broker.stop()
 
 
-@pytest.fixture
-def settings(kafka) -> Settings:
+def own_settings(bootstrap: str, prefix: str = "t", **security) -> Settings:
     """Topics and a consumer group of the test's own, so tests never read each other's records."""
     run = uuid.uuid4().hex[:10]
     return Settings(
-        bootstrap_servers=kafka.bootstrap,
+        bootstrap_servers=bootstrap,
         group_id=f"medledger-{run}",
-        events_topic=f"t{run}.events",
-        settlements_topic=f"t{run}.settlements",
-        rejections_topic=f"t{run}.rejections",
+        events_topic=f"{prefix}{run}.events",
+        settlements_topic=f"{prefix}{run}.settlements",
+        rejections_topic=f"{prefix}{run}.rejections",
         reporting_group_id=f"reporting-{run}",
         batch_size=40,
         metrics_port=None,
+        **security,
     )
+
+
+@pytest.fixture
+def settings(kafka) -> Settings:
+    return own_settings(kafka.bootstrap)

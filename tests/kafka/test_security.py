@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from consumers.settings import Settings
 from consumers.topics import partition_count, security_options
 from ledger.offline import settle_lines
 from tests.kafka.broker import TestBroker
+from tests.kafka.conftest import own_settings
 from tests.kafka.streams import run, unique, without_seq
 from tests.ledger.helpers import EXAMPLES, example_lines, fetch, plain
 
@@ -41,16 +41,9 @@ def sasl_broker(tmp_path_factory):
 @pytest.fixture
 def sasl(sasl_broker) -> Settings:
     """The service's user on the SASL broker, with topics and groups of the test's own."""
-    run_id = uuid.uuid4().hex[:10]
-    return Settings(
-        bootstrap_servers=sasl_broker.bootstrap,
-        group_id=f"medledger-{run_id}",
-        events_topic=f"s{run_id}.events",
-        settlements_topic=f"s{run_id}.settlements",
-        rejections_topic=f"s{run_id}.rejections",
-        reporting_group_id=f"reporting-{run_id}",
-        batch_size=40,
-        metrics_port=None,
+    return own_settings(
+        sasl_broker.bootstrap,
+        "s",
         security_protocol="SASL_PLAINTEXT",
         sasl_mechanism="PLAIN",
         sasl_username="medledger",

@@ -23,23 +23,29 @@ def _file(seed: int, prefix: str) -> list[str]:
     return lines
 
 
-def test_concurrent_ingests_never_break_the_sequence_or_the_chain(database):
-    files = [_file(1, "A"), _file(2, "B")]
-    results: list = [None, None]
+def _at_once(database, files: list[list[str]], parameters: str = "", batch_size: int = 40) -> list:
+    """Each file ingested by its own thread, all at the same time; their stats."""
+    results: list = [None] * len(files)
     errors: list = []
 
     def run(index: int) -> None:
         try:
-            results[index] = ingest(database, files[index], IM_PARAMETERS, batch_size=40, name=f"file{index}")[0]
+            results[index] = ingest(database, files[index], parameters, batch_size=batch_size, name=f"file{index}")[0]
         except BaseException as error:  # surfaced below
             errors.append(error)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(files))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert not errors, errors
+    return results
+
+
+def test_concurrent_ingests_never_break_the_sequence_or_the_chain(database):
+    files = [_file(1, "A"), _file(2, "B")]
+    results = _at_once(database, files, IM_PARAMETERS)
     total = sum(len(f) for f in files)
     assert results[0].appended + results[1].appended == total
     seqs = [r[0] for r in fetch(database, "SELECT seq FROM ledger_events ORDER BY seq")]
@@ -65,21 +71,7 @@ def test_two_ingests_settling_the_same_members_at_once_give_what_one_after_the_o
         for n, member in enumerate(members):
             visit = b.visit(member, b.NANJING, on=f"2023-03-{day:02d}", items=[b.line("150.00")])
             files[(day + n) % 2].append(b.as_line(visit))
-    results: list = [None, None]
-    errors: list = []
-
-    def run(index: int) -> None:
-        try:
-            results[index] = ingest(database, files[index], batch_size=20, name=f"file{index}")[0]
-        except BaseException as error:  # surfaced below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    results = _at_once(database, files, batch_size=20)
     assert results[0].appended + results[1].appended == sum(len(f) for f in files)
     assert results[0].resettled + results[1].resettled > 0, "no batch was caught between two writers"
     report = verify(database, batch_size=97)

@@ -151,7 +151,9 @@ class Service:
         )
 
     async def _closed(self) -> None:
-        # The consumer has stopped and its last batch has committed: publish what is left, then stop the relay.
+        # The consumer has stopped; its last batch commits, then what is left is published and the relay stops.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.settler.drain(), 60)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.relay.flush(chunks=50), 30)
         self.relay.stop()

@@ -25,9 +25,11 @@ class Claims(ConsumerRebalanceListener):
         # Held by a batch while it settles and by a rebalance while it claims: a batch sees whole claims, and a
         # partition is given up only after the batch that read it has committed or rolled back.
         self.lock = asyncio.Lock()
+        self.before_change = _nothing  # awaited under the lock before partitions change hands
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self.lock:
+            await self.before_change()
             self._forget(revoked)
 
     def _forget(self, revoked: list[TopicPartition]) -> None:
@@ -41,6 +43,7 @@ class Claims(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         if assigned:
             async with self.lock:
+                await self.before_change()
                 await self.take(assigned)
 
     async def take(self, partitions: list[TopicPartition]) -> None:
@@ -93,6 +96,10 @@ class Claims(ConsumerRebalanceListener):
                 consumer.seek(tp, _start(now))
         if lost:
             await self.take(lost)
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _start(claim: Claim) -> int:

@@ -19,6 +19,11 @@ class Metrics:
             "medledger_batches_fenced", "Batches refused because a partition was claimed elsewhere", registry=r
         )
         self.failed = Counter("medledger_batches_failed", "Batches rolled back and read again", registry=r)
+        self.resettled = Counter(
+            "medledger_batches_resettled",
+            "Batches settled again because another writer appended while they were settled",
+            registry=r,
+        )
         self.gaps = Counter(
             "medledger_offsets_skipped", "Offsets gone from a partition before they were consumed", registry=r
         )

@@ -1,7 +1,10 @@
 """The settling consumer: a batch of Kafka records becomes one ledger transaction that also stores the offsets.
 
-If the batch does not commit, for whatever reason, the consumer goes back to the offsets stored in PostgreSQL and
-reads the same records again; until that rewind has succeeded it settles nothing, so no record is ever skipped.
+A batch is settled while the one before it commits (`ledger.carry`): the handler settles the new batch, waits for
+the previous commit, starts its own and returns, so the next records are fetched while PostgreSQL writes. If a
+batch does not commit, for whatever reason, the consumer goes back to the offsets stored in PostgreSQL and reads
+the same records again (the batch settled after it is dropped with it); until that rewind has succeeded it settles
+nothing, so no record is ever skipped.
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
 
+from ledger.carry import Conflict
 from ledger.db.tracking import OutOfSequence, StaleClaim
-from ledger.service import LedgerService, Tracking
+from ledger.service import IngestStats, LedgerService, Prepared, Tracking, has_year_close
 
 from .claims import Claims
 from .incoming import incoming, spans
@@ -21,51 +27,133 @@ from .relay import Relay
 log = logging.getLogger("medledger.consumer")
 
 
+COMMITTED, RESETTLED, FAILED = "committed", "resettled", "failed"
+
+
+@dataclass
+class InFlight:
+    prepared: Prepared
+    commit: asyncio.Task
+    started: float
+    records: int
+
+
 class Settler:
     def __init__(self, service: LedgerService, claims: Claims, metrics: Metrics, relay: Relay | None = None):
         self.service, self.claims, self.metrics, self.relay = service, claims, metrics, relay
         self.must_rewind = False
         self.failures = 0  # batches in a row that did not commit for an unexpected reason
+        self.in_flight: InFlight | None = None
+        self._landing: set[asyncio.Task] = set()
+        claims.before_change = self.land  # a rebalance waits for the batch in flight
 
     async def __call__(self, records) -> None:
         if self.failures:
             # The same failure again and again (the database away, a defect): back off, 0.5 s doubling to 30 s.
             await asyncio.sleep(min(0.5 * 2 ** (self.failures - 1), 30.0))
         async with self.claims.lock:
-            committed = await self._settle(records)
-        if committed and self.relay is not None:
-            self.relay.wake()  # the relay publishes while the next batch is read and settled
+            await self._settle(records)
 
-    async def _settle(self, records) -> bool:
+    async def drain(self) -> None:
+        """At shutdown: the batch in flight commits (or is read again by whoever takes the partitions over)."""
+        async with self.claims.lock:
+            await self.land()
+
+    async def _settle(self, records) -> None:
         if self.must_rewind:
+            await self.land()
             await self._rewind()
-            return False  # what was fetched before the rewind is read again from the stored offsets
+            return  # what was fetched before the rewind is read again from the stored offsets
         read = spans(records)
         self._warn_of_gaps(read)
         started = time.perf_counter()
         tracking = Tracking(self.claims.name, dict(self.claims.held), read)
+        items = [incoming(record) for record in records]
+        if has_year_close(items):
+            if await self.land() != FAILED:
+                await self._finish(self.service.ingest_batch(items, tracking), tracking, started, len(records))
+            if self.must_rewind:
+                await self._rewind()
+            return
+        carried = self.in_flight.prepared.carry if self.in_flight is not None else None
         try:
-            stats = await self.service.ingest_batch([incoming(record) for record in records], tracking)
+            prepared = await self.service.prepare(items, carried, tracking)
+        except Exception:
+            if await self.land() != FAILED:
+                await self._failed(len(records))
+            elif self.must_rewind:
+                await self._rewind()
+            return
+        landed = await self.land()
+        if landed == FAILED or self.must_rewind:
+            # The batch before did not commit: this one is read again after it.
+            if self.must_rewind:
+                await self._rewind()
+            return
+        if landed == RESETTLED:  # settled again from the ledger: what this batch read through is gone
+            prepared = await self.service.prepare(items, None, tracking)
+        flight = InFlight(prepared, asyncio.create_task(self.service.commit(prepared)), started, len(records))
+        flight.commit.add_done_callback(lambda _: self._committed_meanwhile(flight))
+        self.in_flight = flight
+
+    def _committed_meanwhile(self, flight: InFlight) -> None:
+        # Publish now rather than when the next batch arrives, which may be a while.
+        if self.relay is not None and not flight.commit.cancelled() and flight.commit.exception() is None:
+            self.relay.wake()
+        task = asyncio.get_running_loop().create_task(self._land_when_quiet(flight))
+        self._landing.add(task)
+        task.add_done_callback(self._landing.discard)
+
+    async def _land_when_quiet(self, flight: InFlight) -> None:
+        """With no next batch to land it, the batch in flight is landed here. If it did not commit, the consumer
+        goes back to the stored offsets now, so the batch is read again even if nothing else arrives, and the
+        next batch handed over is dropped too: it may have been fetched before that seek."""
+        async with self.claims.lock:
+            if self.in_flight is flight and await self.land() == FAILED:
+                await self._rewind()
+                self.must_rewind = True
+
+    async def land(self) -> str:
+        """Wait for the batch in flight to commit and account for it: COMMITTED; RESETTLED when it conflicted
+        with another writer and was settled again from the ledger (what it carried is not to be read through);
+        FAILED when it did not commit (nothing settled after it may commit either)."""
+        flight, self.in_flight = self.in_flight, None
+        if flight is None:
+            return COMMITTED
+        prepared = flight.prepared
+
+        async def committed() -> IngestStats:
+            await flight.commit
+            return prepared.outcome()
+
+        try:
+            await asyncio.shield(flight.commit)
+        except Conflict:
+            self.metrics.resettled.inc()
+            again = self.service.ingest_batch(prepared.items, prepared.tracking)
+            done = await self._finish(again, prepared.tracking, flight.started, flight.records)
+            return RESETTLED if done else FAILED
+        except BaseException:
+            pass  # accounted for below, as any batch that did not commit
+        done = await self._finish(committed(), prepared.tracking, flight.started, flight.records)
+        return COMMITTED if done else FAILED
+
+    async def _finish(self, work: Awaitable[IngestStats], tracking: Tracking, started: float, records: int) -> bool:
+        try:
+            stats = await work
         except OutOfSequence as behind:
             # Read before the claim's seek took effect: expected after a rebalance, and harmless.
             log.info("batch not committed, reading again from the stored offsets: %s", behind)
             self.must_rewind = True
-            await self._rewind()
             return False
         except StaleClaim as fenced:
             self.metrics.stale.inc()
-            log.warning("batch not committed: %s", fenced, extra={"records": len(records)})
+            log.warning("batch not committed: %s", fenced, extra={"records": records})
             self.must_rewind = True
-            await self._rewind()
             return False
         except Exception:
-            self.metrics.failed.inc()
-            self.failures += 1
-            log.exception(
-                "batch not committed; reading it again", extra={"records": len(records), "failures": self.failures}
-            )
-            self.must_rewind = True
-            await self._rewind()
+            log.exception("batch not committed; reading it again", extra={"records": records})
+            await self._failed(records, logged=True)
             return False
         self.failures = 0
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
@@ -75,14 +163,27 @@ class Settler:
         if stats.duplicates:
             # Records already in the ledger arriving again: a producer's retry, or offsets not where they should be.
             log.warning("events acknowledged as repeats", extra={"duplicates": stats.duplicates})
-        log.debug("batch committed", extra={"records": len(records), "settlements": stats.settlements})
+        log.debug("batch committed", extra={"records": records, "settlements": stats.settlements})
+        if self.relay is not None:
+            self.relay.wake()
         return True
+
+    async def _failed(self, records: int, logged: bool = False) -> None:
+        self.metrics.failed.inc()
+        self.failures += 1
+        if not logged:
+            log.exception("batch not settled; reading it again", extra={"records": records})
+        self.must_rewind = True
+        await self._rewind()
 
     def _warn_of_gaps(self, read: dict[tuple[str, int], tuple[int, int]]) -> None:
         """A partition that resumes after where its last batch ended: records deleted by retention before they
         were consumed, or compacted away. The ledger cannot have them; say so loudly."""
+        ahead = {} if self.in_flight is None else self.in_flight.prepared.tracking.spans
         for (topic, partition), (first, _) in read.items():
-            expected = self.claims.committed.get((topic, partition))
+            expected = ahead[(topic, partition)][1] if (topic, partition) in ahead else None
+            if expected is None:
+                expected = self.claims.committed.get((topic, partition))
             if expected is not None and first > expected:
                 self.metrics.gaps.inc(first - expected)
                 log.error(

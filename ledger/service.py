@@ -44,6 +44,11 @@ class Tracking:
     spans: dict[TopicPartition, tuple[int, int]]  # first offset in the batch, offset after its last
 
 
+def has_year_close(items: list[Incoming]) -> bool:
+    """A year close walks its region's members in the ledger itself: it is settled with nothing in flight."""
+    return any(item.event is not None and item.event.event_type == YEAR_CLOSE for item in items)
+
+
 @dataclass
 class Prepared:
     """A batch settled and not yet written: what to write, what it publishes, what the next batch reads through."""
@@ -55,6 +60,14 @@ class Prepared:
     carried: Carry | None  # what it was settled through
     expected: Watermark | None  # where the ledger was when it was settled (None: where `carried` left it)
     carry: Carry
+    tracking: Tracking | None = None
+
+    def outcome(self) -> IngestStats:
+        """Its stats once committed."""
+        stats = IngestStats()
+        stats.merge(self.stats)
+        stats.add(self.published)
+        return stats
 
 
 @dataclass
@@ -149,15 +162,14 @@ class LedgerService:
 
     async def _next(self, batch: list[Incoming], in_flight: InFlight | None, stats: IngestStats, on_published):
         """Settle `batch` while the batch in flight commits, then wait for that commit and start this one's."""
-        if any(item.event is not None and item.event.event_type == YEAR_CLOSE for item in batch):
-            # A year close walks its region's members in the ledger itself: nothing may be in flight.
+        if has_year_close(batch):
             await self._land(in_flight, stats, on_published)
             await self._batch(batch, stats, on_published)
             return None
-        prepared = await self._prepare(batch, in_flight.prepared.carry if in_flight else None)
+        prepared = await self.prepare(batch, in_flight.prepared.carry if in_flight else None)
         if not await self._land(in_flight, stats, on_published):
-            prepared = await self._prepare(batch, None)  # what it was settled on was settled again
-        return InFlight(prepared, asyncio.create_task(self._commit(prepared)))
+            prepared = await self.prepare(batch, None)  # what it was settled on was settled again
+        return InFlight(prepared, asyncio.create_task(self.commit(prepared)))
 
     async def _land(self, in_flight: InFlight | None, stats: IngestStats, on_published) -> bool:
         """Wait for the batch in flight to commit. On a conflict with another writer it is settled again from
@@ -171,15 +183,17 @@ class LedgerService:
             stats.resettled += 1
             await self._batch(prepared.items, stats, on_published)
             return False
-        stats.merge(prepared.stats)
-        stats.add(prepared.published)
+        stats.merge(prepared.outcome())
         if on_published is not None:
             on_published(prepared.published)
         return True
 
-    async def _prepare(self, items: list[Incoming], carry: Carry | None) -> Prepared:
+    async def prepare(self, items: list[Incoming], carry: Carry | None, tracking: Tracking | None = None) -> Prepared:
         """Read and settle a batch without the append lock, from one snapshot of the ledger and, with `carry`,
-        through what the batch before it changed. Nothing is written."""
+        through what the batch before it changed. Nothing is written: `commit` writes it (with the consumed
+        offsets of `tracking`). A batch with a year close cannot be prepared (`has_year_close`)."""
+        if has_year_close(items):
+            raise ValueError("a year close is settled under the append lock (ingest_batch)")
         stats = IngestStats()
         async with self.engine.connect() as connection:
             connection = await connection.execution_options(isolation_level="REPEATABLE READ")
@@ -225,14 +239,17 @@ class LedgerService:
             appended=appended,
             parked=parked,
         )
-        return Prepared(items, stats, rows, pipeline.published, carry, expected, out)
+        return Prepared(items, stats, rows, pipeline.published, carry, expected, out, tracking)
 
-    async def _commit(self, prepared: Prepared) -> None:
+    async def commit(self, prepared: Prepared) -> None:
         """Write a prepared batch under the append lock, if the ledger is still where it was settled from."""
         async with self.engine.connect() as connection, transaction(connection):
             store = PostgresEventStore(connection)
             await store.lock()
             raw = await driver(connection)
+            tracking = prepared.tracking
+            if tracking is not None:
+                await advance(raw, tracking.consumer, tracking.claims, tracking.spans)
             expected = prepared.expected or prepared.carried.end()
             found = await watermark(raw)
             if found != expected:

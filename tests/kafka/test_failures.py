@@ -188,3 +188,41 @@ async def _async_until(condition, timeout: float = 120.0) -> None:
 
 def _canonical(record: dict) -> bytes:
     return orjson.dumps(without_seq(record), option=orjson.OPT_SORT_KEYS)
+
+
+def test_a_batch_that_does_not_commit_is_read_again_and_nothing_settled_after_it_commits_first(
+    settings, database, monkeypatch
+):
+    """Batches are settled while the one before commits: when that commit fails, the batch settled on top of it
+    must be dropped with it, and both read again from the stored offsets."""
+    import ledger.service as service_module
+
+    lines = generated(800, 60)
+    offline = settle_lines(lines, parse_parameters(IM_PARAMETERS))
+    expected = unique([r for r in offline if "rejected" not in r], "settlement_id")
+    real_write = service_module.write_outbox
+    calls = {"n": 0}
+
+    async def sometimes_failing(raw, rows):
+        calls["n"] += 1
+        if calls["n"] in (3, 4, 9):
+            raise RuntimeError("the disk is full (injected)")
+        await real_write(raw, rows)
+
+    monkeypatch.setattr(service_module, "write_outbox", sometimes_failing)
+
+    async def scenario():
+        await publish(settings, lines)
+        async with serving(settings, database, IM_PARAMETERS, batch_size=40) as service:
+            topic = Topic(settings, settings.settlements_topic)
+            await topic.read_until(lambda values: len(unique(values, "settlement_id")) >= len(expected), timeout=120)
+            return topic, service.metrics.failed._value.get()
+
+    topic, failed = run(scenario())
+    assert failed >= 3 and calls["n"] > 9
+    assert _count(database) == len(lines)  # every event once: none skipped, none twice
+    stored = fetch(database, "SELECT sum(next_offset) FROM consumer_offsets WHERE consumer = $1", settings.group_id)
+    assert stored[0][0] == len(lines)
+    got = unique(topic.values(), "settlement_id")
+    assert {k: without_seq(v) for k, v in got.items()} == {k: without_seq(v) for k, v in expected.items()}
+    assert verify(database).ok

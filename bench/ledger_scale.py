@@ -33,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=5_000)
+    parser.add_argument("--batch-size", type=int, default=2_500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="medledger-bench-") as work:
         env = dict(os.environ)

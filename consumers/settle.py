@@ -45,6 +45,7 @@ class Settler:
         self.failures = 0  # batches in a row that did not commit for an unexpected reason
         self.in_flight: InFlight | None = None
         self._landing: set[asyncio.Task] = set()
+        self._stopping = False
         claims.before_change = self.land  # a rebalance waits for the batch in flight
 
     async def __call__(self, records) -> None:
@@ -56,6 +57,7 @@ class Settler:
 
     async def drain(self) -> None:
         """At shutdown: the batch in flight commits (or is read again by whoever takes the partitions over)."""
+        self._stopping = True
         async with self.claims.lock:
             await self.land()
 
@@ -79,19 +81,23 @@ class Settler:
         try:
             prepared = await self.service.prepare(items, carried, tracking)
         except Exception:
-            if await self.land() != FAILED:
-                await self._failed(len(records))
-            elif self.must_rewind:
-                await self._rewind()
-            return
+            log.exception("batch not settled; reading it again", extra={"records": len(records)})
+            prepared = None
         landed = await self.land()
         if landed == FAILED or self.must_rewind:
             # The batch before did not commit: this one is read again after it.
             if self.must_rewind:
                 await self._rewind()
             return
-        if landed == RESETTLED:  # settled again from the ledger: what this batch read through is gone
-            prepared = await self.service.prepare(items, None, tracking)
+        if prepared is not None and landed == RESETTLED:
+            prepared = None  # settled again from the ledger: what this batch read through is gone
+            try:
+                prepared = await self.service.prepare(items, None, tracking)
+            except Exception:
+                log.exception("batch not settled; reading it again", extra={"records": len(records)})
+        if prepared is None:
+            await self._failed()
+            return
         flight = InFlight(prepared, asyncio.create_task(self.service.commit(prepared)), started, len(records))
         flight.commit.add_done_callback(lambda _: self._committed_meanwhile(flight))
         self.in_flight = flight
@@ -106,12 +112,20 @@ class Settler:
 
     async def _land_when_quiet(self, flight: InFlight) -> None:
         """With no next batch to land it, the batch in flight is landed here. If it did not commit, the consumer
-        goes back to the stored offsets now, so the batch is read again even if nothing else arrives, and the
-        next batch handed over is dropped too: it may have been fetched before that seek."""
+        goes back to the stored offsets now (retrying while the database is away), so the batch is read again
+        even if nothing else arrives; and the next batch handed over is dropped too, as it may have been fetched
+        before that seek."""
         async with self.claims.lock:
-            if self.in_flight is flight and await self.land() == FAILED:
-                await self._rewind()
-                self.must_rewind = True
+            if self.in_flight is not flight or await self.land() != FAILED:
+                return
+            self.must_rewind = True
+        delay = 0.5
+        while not self._stopping:
+            async with self.claims.lock:
+                if not self.must_rewind or await self._seek_back():
+                    return  # a batch has rewound meanwhile, or the seek is done (must_rewind drops the next batch)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
     async def land(self) -> str:
         """Wait for the batch in flight to commit and account for it: COMMITTED; RESETTLED when it conflicted
@@ -128,12 +142,15 @@ class Settler:
 
         try:
             await asyncio.shield(flight.commit)
+        except asyncio.CancelledError:
+            self.in_flight = flight  # still committing: whoever lands next waits for it
+            raise
         except Conflict:
             self.metrics.resettled.inc()
             again = self.service.ingest_batch(prepared.items, prepared.tracking)
             done = await self._finish(again, prepared.tracking, flight.started, flight.records)
             return RESETTLED if done else FAILED
-        except BaseException:
+        except Exception:
             pass  # accounted for below, as any batch that did not commit
         done = await self._finish(committed(), prepared.tracking, flight.started, flight.records)
         return COMMITTED if done else FAILED
@@ -153,7 +170,7 @@ class Settler:
             return False
         except Exception:
             log.exception("batch not committed; reading it again", extra={"records": records})
-            await self._failed(records, logged=True)
+            await self._failed()
             return False
         self.failures = 0
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
@@ -168,11 +185,9 @@ class Settler:
             self.relay.wake()
         return True
 
-    async def _failed(self, records: int, logged: bool = False) -> None:
+    async def _failed(self) -> None:
         self.metrics.failed.inc()
         self.failures += 1
-        if not logged:
-            log.exception("batch not settled; reading it again", extra={"records": records})
         self.must_rewind = True
         await self._rewind()
 
@@ -196,9 +211,13 @@ class Settler:
                 )
 
     async def _rewind(self) -> None:
+        if await self._seek_back():
+            self.must_rewind = False
+
+    async def _seek_back(self) -> bool:
         try:
             await self.claims.rewind()
         except Exception:
             log.exception("cannot go back to the stored offsets yet; settling nothing until then")
-            return
-        self.must_rewind = False
+            return False
+        return True

@@ -20,22 +20,45 @@ from .intake import Incoming
 
 @dataclass(frozen=True)
 class Watermark:
-    """How far the ledger is: its last sequence, the last parking arrival and the last rejection row. Every
-    writer that changes what a batch reads moves one of them."""
+    """How far the ledger is: its last sequence, the last parking arrival, the last rejection row, and which
+    rebuild of the projections is in place. Every writer that changes what a batch reads moves one of them: a
+    batch appends or parks or refuses, and `projections rebuild` truncates the projections, which gives
+    member_state a new relfilenode."""
 
     seq: int
     arrival: int
     rejection: int
+    projections: int
 
 
 WATERMARK = (
     "SELECT (SELECT coalesce(max(seq), 0) FROM ledger_events), (SELECT coalesce(max(arrival), 0) FROM parked_events), "
-    "(SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections)"
+    "(SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections), "
+    "(SELECT relfilenode::bigint FROM pg_class WHERE oid = 'member_state'::regclass)"
 )
+
+# Held shared while a batch is read and settled outside the append lock, exclusively by `projections rebuild`:
+# a batch never reads projections half rebuilt (TRUNCATE is not MVCC-safe: an older snapshot sees the tables empty).
+REBUILD_LOCK = 0x6D656D62  # "memb"
 
 
 async def watermark(raw) -> Watermark:
     return Watermark(*await raw.fetchrow(WATERMARK))
+
+
+@dataclass
+class Mark:
+    """Where a batch leaves the ledger; complete once it has committed (its last rejection row is known then)."""
+
+    seq: int
+    arrival: int
+    rejection: int | None = None
+    projections: int | None = None
+
+    def end(self) -> Watermark:
+        if self.rejection is None or self.projections is None:
+            raise RuntimeError("the batch carried from has not committed")
+        return Watermark(self.seq, self.arrival, self.rejection, self.projections)
 
 
 class Conflict(RuntimeError):
@@ -46,17 +69,11 @@ class Conflict(RuntimeError):
 class Carry:
     """What a settled batch changed, for the next batch to read through until it has committed."""
 
-    seq: int
+    mark: Mark
     prev_hash: bytes
-    arrival: int
     book: Book  # its members, visits, reversals, payments and closed years as the batch left them
     loaded: dict[tuple[str, str], tuple[dict, str]]  # member state JSON as the batch left it, with its digest
     known: set[str] = field(default_factory=set)  # ids appended or parked; digests of unreadable input refused
-    appended: set[str] = field(default_factory=set)  # event ids now in the ledger: no longer waiting
+    # Event ids that wait no more: appended, or refused as unreadable input carrying that id.
+    gone: set[str] = field(default_factory=set)
     parked: dict[tuple[str, str], list[Incoming]] = field(default_factory=dict)  # newly parked, in arrival order
-    rejection: int | None = None  # the last rejection row once the batch has committed
-
-    def end(self) -> Watermark:
-        if self.rejection is None:
-            raise RuntimeError("the batch carried from has not committed")
-        return Watermark(self.seq, self.arrival, self.rejection)

@@ -268,7 +268,7 @@ class Parking:
                 members,
             )
         for region, member_id, payload, source, event_id in rows:
-            if carry is None or event_id not in carry.appended:
+            if carry is None or event_id not in carry.gone:
                 waiting[(region, member_id)].append(revive(payload, source, event_id))
         if carry is not None:
             for key in keys & carry.parked.keys():

@@ -24,6 +24,7 @@ from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
+from .carry import REBUILD_LOCK
 from .chain import ChainBreak, text_digest
 from .db.connect import service_engine
 from .db.event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
@@ -104,6 +105,7 @@ class Replayer:
                     # One transaction under the append lock: nobody sees half-rebuilt projections.
                     async with transaction(connection):
                         await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
+                        await raw.execute(f"SELECT pg_advisory_xact_lock({REBUILD_LOCK})")
                         for table in PROJECTIONS:
                             await raw.execute(f"TRUNCATE {table}")
                         await self._walk(raw, connection, names, 0, what_if, mode, report, per_batch=False)

@@ -19,7 +19,7 @@ from policies.parameters import parse_parameters
 from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
-from .carry import Carry, Conflict, Watermark, watermark
+from .carry import REBUILD_LOCK, Carry, Conflict, Mark, Watermark, watermark
 from .chain import text_digest
 from .db.connect import service_engine
 from .db.event_store import PostgresEventStore, driver, transaction
@@ -57,7 +57,7 @@ class Prepared:
     stats: IngestStats
     rows: BatchRows
     published: list[dict]
-    carried: Carry | None  # what it was settled through
+    carried: Mark | None  # where the batch it was settled through left the ledger
     expected: Watermark | None  # where the ledger was when it was settled (None: where `carried` left it)
     carry: Carry
     tracking: Tracking | None = None
@@ -71,7 +71,7 @@ class Prepared:
 
 
 @dataclass
-class InFlight:
+class Committing:
     prepared: Prepared
     commit: asyncio.Task
 
@@ -143,7 +143,7 @@ class LedgerService:
         """Batch after batch, each settled while the one before it commits (`ledger.carry`)."""
         stats = IngestStats()
         await self.sweep(stats=stats, on_published=on_published)
-        in_flight: InFlight | None = None
+        in_flight: Committing | None = None
         try:
             batch: list[Incoming] = []
             for item in items:
@@ -160,18 +160,22 @@ class LedgerService:
                 await asyncio.gather(in_flight.commit, return_exceptions=True)
         return stats
 
-    async def _next(self, batch: list[Incoming], in_flight: InFlight | None, stats: IngestStats, on_published):
+    async def _next(self, batch: list[Incoming], in_flight: Committing | None, stats: IngestStats, on_published):
         """Settle `batch` while the batch in flight commits, then wait for that commit and start this one's."""
         if has_year_close(batch):
             await self._land(in_flight, stats, on_published)
             await self._batch(batch, stats, on_published)
             return None
-        prepared = await self.prepare(batch, in_flight.prepared.carry if in_flight else None)
+        try:
+            prepared = await self.prepare(batch, in_flight.prepared.carry if in_flight else None)
+        except BaseException:
+            await self._land(in_flight, stats, on_published)  # what committed is reported before the failure
+            raise
         if not await self._land(in_flight, stats, on_published):
             prepared = await self.prepare(batch, None)  # what it was settled on was settled again
-        return InFlight(prepared, asyncio.create_task(self.commit(prepared)))
+        return Committing(prepared, asyncio.create_task(self.commit(prepared)))
 
-    async def _land(self, in_flight: InFlight | None, stats: IngestStats, on_published) -> bool:
+    async def _land(self, in_flight: Committing | None, stats: IngestStats, on_published) -> bool:
         """Wait for the batch in flight to commit. On a conflict with another writer it is settled again from
         the ledger, and False says that what it carried is not to be read through."""
         if in_flight is None:
@@ -200,13 +204,14 @@ class LedgerService:
             async with transaction(connection):
                 store = PostgresEventStore(connection)
                 raw = await driver(connection)
+                await raw.execute("SELECT pg_advisory_xact_lock_shared($1)", REBUILD_LOCK)
                 if carry is None:
                     expected = await watermark(raw)
                     seq, prev = await store.head()
                     arrival = expected.arrival
                 else:
                     expected = None
-                    seq, prev, arrival = carry.seq, carry.prev_hash, carry.arrival
+                    seq, prev, arrival = carry.mark.seq, carry.prev_hash, carry.mark.arrival
                 sequencer = Sequencer(seq, prev, self.digest)
                 parking = Parking(raw, self.clock(), arrival)
                 fresh = await self._unseen(store, raw, items, stats, carry)
@@ -222,24 +227,26 @@ class LedgerService:
         stats.appended += sequencer.seq - seq
         rows = written[0] if written else BatchRows()
         appended = {event.event_id for event in rows.events}
+        # refused unreadable input that carries an event id ends the wait of a parked event of that id too
+        gone = appended | {row[1] for row in rows.rejections if row[0] is None and row[1] is not None}
         parked: dict[tuple[str, str], list[Incoming]] = {}
         for item in parking.parked:
-            if item.event.event_id not in appended:
+            if item.event.event_id not in gone:
                 parked.setdefault((item.event.region, item.event.member_id), []).append(item)
         loaded = dict(rows.loaded)
         loaded.update((key, (rows.state_of(key), self.digest)) for key in rows.touched)
         unreadable = {row[6] for row in rows.rejections if row[0] is None}
         out = Carry(
-            seq=sequencer.seq,
+            mark=Mark(sequencer.seq, parking.arrival),
             prev_hash=sequencer.prev_hash,
-            arrival=parking.arrival,
             book=pipeline.book if pipeline.book is not None else (carry.book if carry else Book(self.registry)),
             loaded=loaded,
             known=appended | {item.event.event_id for item in parking.parked} | unreadable,
-            appended=appended,
+            gone=gone,
             parked=parked,
         )
-        return Prepared(items, stats, rows, pipeline.published, carry, expected, out, tracking)
+        carried = carry.mark if carry is not None else None
+        return Prepared(items, stats, rows, pipeline.published, carried, expected, out, tracking)
 
     async def commit(self, prepared: Prepared) -> None:
         """Write a prepared batch under the append lock, if the ledger is still where it was settled from."""
@@ -261,9 +268,11 @@ class LedgerService:
             await write_ledger(raw, rows)
             await write_projections(raw, LIVE, rows, self.registry, self.digest)
             await write_outbox(raw, rows.outbox)
-            prepared.carry.rejection = await raw.fetchval(
-                "SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections"
-            )
+            after = await watermark(raw)
+            prepared.carry.mark.rejection, prepared.carry.mark.projections = after.rejection, after.projections
+        # Written: only its published records and what the next batch reads through are still needed (while the
+        # next batch is settled, two batches are in memory at once).
+        prepared.rows, prepared.items = BatchRows(), []
 
     async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
         """Take partitions over for `consumer` (see `ledger.db.tracking`)."""

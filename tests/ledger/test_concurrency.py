@@ -78,3 +78,49 @@ def test_two_ingests_settling_the_same_members_at_once_give_what_one_after_the_o
     assert report.ok, (report.chain_breaks, report.differences[:5], report.projection_differences)
     paid = fetch(database, "SELECT count(*), sum(fund_paid) FROM ledger_settlements")[0]
     assert paid[0] == len(members) * 28
+
+
+def test_a_batch_settled_before_a_projection_rebuild_is_settled_again(database):
+    """`projections rebuild` appends nothing; a batch read before it must still not be written over it."""
+    import asyncio
+
+    from ledger.carry import Conflict
+    from ledger.intake import from_lines
+    from ledger.replay import Replayer
+    from ledger.service import LedgerService
+    from tests import builders as b
+
+    b.fresh()
+    ingest(database, [b.as_line(b.enrolled("RB", b.NANJING, on="2023-01-01"))])
+    visit = b.as_line(b.visit("RB", b.NANJING, on="2023-03-01", items=[b.line("800.00")]))
+
+    async def scenario():
+        async with LedgerService(database) as service:
+            prepared = await service.prepare(list(from_lines([visit], "t")), None)
+            await Replayer(database).rebuild()
+            try:
+                await service.commit(prepared)
+            except Conflict:
+                return "conflict"
+            return "written"
+
+    assert asyncio.run(scenario()) == "conflict"
+    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 1
+    stats = ingest(database, [visit])[0]
+    assert stats.appended == 1 and verify(database).ok
+
+
+def test_unreadable_input_carrying_a_parked_events_id_ends_its_wait_whatever_the_batches(database):
+    from tests import builders as b
+
+    b.fresh()
+    parked = b.visit("PK", b.NANJING, on="2023-03-01", items=[b.line("300.00")])
+    lines = [
+        b.as_line(parked),
+        b.as_line({**parked, "surprise": 1}),  # refused as unreadable, with the parked event's id
+        b.as_line(b.enrolled("PK", b.NANJING, on="2023-01-01")),
+    ]
+    ingest(database, lines, batch_size=1)
+    one_by_one = fetch(database, "SELECT count(*) FROM ledger_events WHERE event_id = $1", parked["event_id"])[0][0]
+    assert one_by_one == 0  # as the waiting room reads it: its wait has ended without a settlement
+    assert verify(database).ok

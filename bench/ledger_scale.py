@@ -33,7 +33,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=2_500)
+    parser.add_argument("--batch-size", type=int, default=2_500, help="events per ingest transaction")
+    parser.add_argument("--replay-batch-size", type=int, default=5_000, help="events per replay batch")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="medledger-bench-") as work:
         env = dict(os.environ)
@@ -68,7 +69,7 @@ def main() -> None:
             f"ingest: {count} events in {seconds:.1f} s = {count / seconds:,.0f} events/s, "
             f"peak RSS {rss:.0f} MB, exit {code}"
         )
-        seconds, rss, code = run(MEDLEDGER + ["replay", "--verify", "--batch-size", str(args.batch_size)], env)
+        seconds, rss, code = run(MEDLEDGER + ["replay", "--verify", "--batch-size", str(args.replay_batch_size)], env)
         print(
             f"replay --verify: {seconds:.1f} s, peak RSS {rss:.0f} MB, exit {code} "
             f"({'verified' if code == 0 else 'NOT verified'})"

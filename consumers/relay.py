@@ -108,10 +108,13 @@ class Relay:
             self._leading = raw
             try:
                 while not self._stop.is_set():
+                    # Cleared before looking, not after: a batch committed while the outbox is read wakes the
+                    # next round instead of being left for the idle timeout.
+                    self._wake.clear()
                     async with self._busy:
                         published = await self.publish_pending(raw)
                     if not published:
-                        await self._pause(self.idle_seconds)
+                        await self._wait(self.idle_seconds)
             finally:
                 async with self._busy:  # a flush may be using the connection
                     self._leading = None
@@ -138,5 +141,8 @@ class Relay:
 
     async def _pause(self, seconds: float) -> None:
         self._wake.clear()
+        await self._wait(seconds)
+
+    async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)

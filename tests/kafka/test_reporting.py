@@ -31,8 +31,9 @@ def test_reporting_totals_equal_the_ledgers_fund_projection(settings, database, 
         reporting = Reporting(settings, store)
         async with serving(settings, database, IM_PARAMETERS, batch_size=200), reporting.app:
             for _ in range(600):
-                ledger_count = await asyncio.to_thread(fetch_count, database, "ledger_settlements")
+                # events first: once all are in, the settlement count read after them is final
                 events = await asyncio.to_thread(fetch_count, database, "ledger_events")
+                ledger_count = await asyncio.to_thread(fetch_count, database, "ledger_settlements")
                 reported = await store.pool.fetchval("SELECT count(*) FROM reporting.settlements")
                 if events == len(lines) and reported == ledger_count:
                     break

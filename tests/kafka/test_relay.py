@@ -113,3 +113,60 @@ def test_the_metrics_endpoint_counts_what_the_service_did(settings, database):
 def _scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         return response.read().decode()
+
+
+def test_a_record_committed_while_the_relay_reads_an_empty_outbox_is_published_without_waiting(
+    settings, database, monkeypatch
+):
+    """The wake-up of a batch that commits while the relay is reading the outbox must not be lost to the
+    relay's idle timeout."""
+    import time
+
+    import consumers.relay as relay_module
+    from consumers.relay import Relay
+    from tests.ledger.helpers import execute
+
+    real_pending = relay_module.pending
+    state = {"calls": 0, "woken_at": None}
+
+    async def scenario():
+        await ensure_topics(settings)
+        producer = BatchProducer(settings)
+        await producer.start()
+        async with LedgerService(database) as service:
+            relay = Relay(
+                service,
+                producer,
+                {"settlements": settings.settlements_topic, "rejections": settings.rejections_topic},
+                idle_seconds=30,
+            )
+
+            async def pending_then_commit(raw, after, limit):
+                rows = await real_pending(raw, after, limit)
+                state["calls"] += 1
+                if state["calls"] == 1 and not rows:
+                    # a batch commits right after the relay found nothing, and wakes it
+                    await asyncio.to_thread(
+                        execute,
+                        database,
+                        "INSERT INTO outbox (stream, key, value) VALUES ('settlements', 'W', '{\"w\":1}')",
+                    )
+                    state["woken_at"] = time.monotonic()
+                    relay.wake()
+                return rows
+
+            monkeypatch.setattr(relay_module, "pending", pending_then_commit)
+            task = asyncio.create_task(relay.run())
+            try:
+                topic = Topic(settings, settings.settlements_topic)
+                await topic.read_until(lambda values: len(values) >= 1, timeout=20)
+                arrived = time.monotonic()
+            finally:
+                relay.stop()
+                await asyncio.wait_for(task, 10)
+                await producer.stop()
+        return topic.values(), arrived
+
+    values, arrived = run(scenario())
+    assert values == [{"w": 1}]
+    assert state["woken_at"] is not None and arrived - state["woken_at"] < 10  # not the 30 s idle timeout

@@ -53,7 +53,9 @@ class BatchRows:
     # member_year rows the batch cannot have changed are left as they are.
     loaded: dict[tuple[str, str], tuple[dict, str]] = field(default_factory=dict)
     _states: dict[tuple[str, str], dict] = field(default_factory=dict)
-    frozen: tuple | None = None  # (state rows, year rows) once `freeze` has run
+    # What the projections are written from, computed once (see `freeze`).
+    _state_rows: list[tuple] | None = None
+    _year_rows: tuple | None = None
 
     def touch(self, member: MemberState | None, seq: int) -> None:
         if member is not None:
@@ -145,7 +147,12 @@ class BatchRows:
         """The member_year rows to write, from each touched member's state now, so that rows never depend on
         batch boundaries: (rows replacing all of a member's rows, rows replacing single years, the members whose
         rows are all replaced). A year is written again only when the change from the state loaded can move it,
-        and every year when the member is new to the batch's parameters."""
+        and every year when the member is new to the batch's parameters. Computed once."""
+        if self._year_rows is None:
+            self._year_rows = self._changed_year_rows(registry, params_digest)
+        return self._year_rows
+
+    def _changed_year_rows(self, registry, params_digest: str) -> tuple:
         whole_rows: list[tuple] = []
         year_rows: list[tuple] = []
         whole: list[tuple[str, str]] = []
@@ -165,10 +172,14 @@ class BatchRows:
     def freeze(self, registry, params_digest: str) -> None:
         """Serialise the touched members' states and years now: the next batch may go on changing the same
         member objects while this one is still being written (`ledger.carry`)."""
-        self.frozen = (self.state_rows(), self.year_rows(registry, params_digest))
+        self.state_rows()
+        self.year_rows(registry, params_digest)
 
     def state_rows(self) -> list[tuple]:
-        return [
-            (region, member_id, dumps(self.state_of((region, member_id))), entry.last_seq)
-            for (region, member_id), entry in sorted(self.touched.items())
-        ]
+        """Computed once."""
+        if self._state_rows is None:
+            self._state_rows = [
+                (region, member_id, dumps(self.state_of((region, member_id))), entry.last_seq)
+                for (region, member_id), entry in sorted(self.touched.items())
+            ]
+        return self._state_rows

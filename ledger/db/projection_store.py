@@ -190,7 +190,7 @@ async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...
 
 
 async def _write_years(raw, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:
-    whole_rows, year_rows, whole = rows.frozen[1] if rows.frozen else rows.year_rows(registry, params_digest)
+    whole_rows, year_rows, whole = rows.year_rows(registry, params_digest)
     # A member's years rewritten whole: no year survives that its state no longer has.
     for region, members in by_region(whole).items():
         await raw.execute(
@@ -230,7 +230,7 @@ async def write_projections(
     """Without `params_digest` (the digest of `registry`'s parameters), member_year is left to
     `write_member_years` at the end of a replay: its rows are a function of each member's final state alone, so
     writing them once gives the same table."""
-    states = rows.frozen[0] if rows.frozen else rows.state_rows()
+    states = rows.state_rows()
     if states:
         await _upsert(
             raw, names.member_state, ("region", "member_id", "state", "last_seq"), ("region", "member_id"), states

@@ -117,7 +117,7 @@ class Service:
     def __init__(self, settings: Settings, service: LedgerService, partitions: int = 4):
         self.settings, self.service, self.partitions = settings, service, partitions
         self.metrics = Metrics()
-        self.broker = make_broker(settings)
+        self.broker = make_broker(settings, consumer_only=True)
         self.producer = BatchProducer(settings)
         self.relay = Relay(
             service,

@@ -1,15 +1,20 @@
-"""The Kafka connection: one FastStream broker for consuming and for the relay's publishing."""
+"""The Kafka connection as a FastStream broker: the consumers', and `produce`'s publishing."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
+from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from .settings import Settings
 
 
-def make_broker(settings: Settings, logger: logging.Logger | None = None) -> KafkaBroker:
+def make_broker(settings: Settings, logger: logging.Logger | None = None, consumer_only: bool = False) -> KafkaBroker:
+    """`consumer_only`: no producer and no admin client of the broker's own, for an application that only consumes
+    through it (the relay has its own producer). Its credentials then need no write or admin rights, and a refused
+    start leaves no half-started producer behind."""
     # acks=all with idempotence: a record the relay counts as sent is on every in-sync replica, and a retried send
     # neither duplicates nor reorders within a partition.
     return KafkaBroker(
@@ -25,4 +30,24 @@ def make_broker(settings: Settings, logger: logging.Logger | None = None) -> Kaf
         graceful_timeout=30.0,
         # Handlers get the Kafka records as they are: the ledger decodes and validates them itself.
         apply_types=False,
+        consumer_only=consumer_only,
     )
+
+
+async def run(app: FastStream) -> None:
+    """`app.run()`, and when the start itself fails (a refused connection, say), the application stopped as after
+    a run. FastStream would leave the start-up hooks' resources and a subscriber whose consumer did not start open."""
+    started = False
+
+    async def mark() -> None:
+        nonlocal started
+        started = True
+
+    app.after_startup(mark)
+    try:
+        await app.run()
+    except Exception:
+        if not started:
+            with contextlib.suppress(Exception):
+                await app.stop()
+        raise

@@ -35,12 +35,13 @@ def serve(
 
     from . import logs
     from .app import Service
+    from .broker import run
 
     logs.configure(log_level)
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
     text, source = parameters_text(parameters)
     service = LedgerService(prepared(), text, source, batch_size=settings.batch_size, prepare_schema=False)
-    asyncio.run(Service(settings, service, partitions).app.run())
+    asyncio.run(run(Service(settings, service, partitions).app))
 
 
 @app.command()
@@ -127,11 +128,12 @@ def reporting(
     """Run the downstream reporting consumer: the settlement topic into the reporting tables, until SIGINT or
     SIGTERM."""
     from . import logs
+    from .broker import run
     from .reporting import Reporting, ReportingStore
 
     logs.configure(log_level)
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
-    asyncio.run(Reporting(settings, ReportingStore(_reporting_url())).app.run())
+    asyncio.run(run(Reporting(settings, ReportingStore(_reporting_url())).app))
 
 
 @app.command()
@@ -195,7 +197,15 @@ def _sum(lines):
 
 
 def main() -> None:
-    app()
+    from aiokafka.errors import KafkaError
+
+    try:
+        app()
+    except KafkaError as error:
+        # A broker that cannot be reached or refuses us is the operator's to fix: one line saying so, not a
+        # traceback (aiokafka has logged each address it tried and why above it).
+        typer.echo(f"medledger: Kafka: {error}", err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

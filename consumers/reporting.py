@@ -150,7 +150,7 @@ class Reporting:
 
     def __init__(self, settings: Settings, store: ReportingStore):
         self.settings, self.store = settings, store
-        self.broker = make_broker(settings)
+        self.broker = make_broker(settings, consumer_only=True)
         subscriber = self.broker.subscriber(
             settings.settlements_topic,
             group_id=settings.reporting_group_id,

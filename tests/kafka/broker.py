@@ -34,19 +34,25 @@ def _free(port: int) -> bool:
 class TestBroker:
     __test__ = False  # a helper, not a test class
 
-    def __init__(self, root: Path, own: bool = False, sasl_users: dict[str, str] | None = None):
+    def __init__(self, root: Path, own: bool = False, sasl_users: dict[str, str] | None = None, tls: str | None = None):
         """`own`: always a broker of its own, which the test may stop and start (KAFKA_BOOTSTRAP_SERVERS aside).
         `sasl_users` (name → password): a broker of its own whose client listener requires SASL (PLAIN or
-        SCRAM-SHA-256) from these users; the first is the broker's own."""
-        external = None if own or sasl_users else os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        SCRAM-SHA-256) from these users; the first is the broker's own.
+        `tls` ("server" or "mutual"): a broker of its own whose client listener speaks TLS, with the CA and a
+        client's certificate in `tls_dir`; "mutual" requires the client's certificate."""
+        external = None if own or sasl_users or tls else os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         self.env = None
+        self.tls_dir = root / "tls"
         if external:
             self.bootstrap = external
             return
         self.env = {**os.environ, "MEDLEDGER_KAFKA_DIR": str(root), "MEDLEDGER_KAFKA_PORT": str(_free_pair())}
         self.env.pop("MEDLEDGER_KAFKA_SASL_USERS", None)
+        self.env.pop("MEDLEDGER_KAFKA_TLS", None)
         if sasl_users:
             self.env["MEDLEDGER_KAFKA_SASL_USERS"] = ",".join(f"{name}:{secret}" for name, secret in sasl_users.items())
+        if tls:
+            self.env["MEDLEDGER_KAFKA_TLS"] = tls
         self.bootstrap = self._script("start")
 
     @property

@@ -1,6 +1,7 @@
-"""medledger against a broker that requires SASL: the commands read KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* from the
-environment and every client they make (topic admin, producer, consumer, the relay's producer, the reporting
-consumer) authenticates; wrong credentials and a client without SASL are refused, promptly and by name."""
+"""medledger against brokers that require SASL, TLS with client certificates, or SASL over TLS: the commands read
+KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_* from the environment and every client they make (topic admin,
+producer, consumer, the relay's producer, the reporting consumer) authenticates; wrong credentials, an untrusted
+broker certificate, a missing client certificate and a client without SASL are refused, promptly and by name."""
 
 from __future__ import annotations
 
@@ -30,25 +31,52 @@ USERS = {"broker": "broker-secret", "medledger": "s3cret-medledger"}
 TIMEOUT = 60  # seconds, for a command that should have finished long before
 
 
+# The brokers' client listeners: what each requires of a client.
+LISTENERS = {
+    "sasl": {"sasl_users": USERS},
+    "mutual-tls": {"tls": "mutual"},
+    "sasl-over-tls": {"sasl_users": USERS, "tls": "server"},
+}
+
+
 @pytest.fixture(scope="module")
-def sasl_broker(tmp_path_factory):
-    # Always a broker of its own: one named by KAFKA_BOOTSTRAP_SERVERS may not require SASL.
-    broker = TestBroker(tmp_path_factory.mktemp("kafka-sasl"), sasl_users=USERS)
+def brokers(tmp_path_factory):
+    """A broker of each kind, started when a test first wants it. Always brokers of their own: one named by
+    KAFKA_BOOTSTRAP_SERVERS may not be secured."""
+    started: dict[str, TestBroker] = {}
+
+    def broker(kind: str) -> TestBroker:
+        if kind not in started:
+            started[kind] = TestBroker(tmp_path_factory.mktemp(f"kafka-{kind}"), **LISTENERS[kind])
+        return started[kind]
+
     yield broker
-    broker.stop()
+    for each in started.values():
+        each.stop()
+
+
+def _client(kind: str, broker: TestBroker) -> Settings:
+    """The service's settings for the kind of broker: its user, the broker's CA and its client certificate, with
+    topics and groups of the test's own."""
+    user = {"sasl_mechanism": "PLAIN", "sasl_username": "medledger", "sasl_password": USERS["medledger"]}
+    ca = str(broker.tls_dir / "ca.pem")
+    if kind == "sasl":
+        return own_settings(broker.bootstrap, "s", security_protocol="SASL_PLAINTEXT", **user)
+    if kind == "mutual-tls":
+        certificate = {"ssl_certfile": str(broker.tls_dir / "client.pem")}
+        certificate["ssl_keyfile"] = str(broker.tls_dir / "client-key.pem")
+        return own_settings(broker.bootstrap, "t", security_protocol="SSL", ssl_cafile=ca, **certificate)
+    return own_settings(broker.bootstrap, "u", security_protocol="SASL_SSL", ssl_cafile=ca, **user)
 
 
 @pytest.fixture
-def sasl(sasl_broker) -> Settings:
-    """The service's user on the SASL broker, with topics and groups of the test's own."""
-    return own_settings(
-        sasl_broker.bootstrap,
-        "s",
-        security_protocol="SASL_PLAINTEXT",
-        sasl_mechanism="PLAIN",
-        sasl_username="medledger",
-        sasl_password=USERS["medledger"],
-    )
+def sasl(brokers) -> Settings:
+    return _client("sasl", brokers("sasl"))
+
+
+@pytest.fixture
+def mutual_tls(brokers) -> Settings:
+    return _client("mutual-tls", brokers("mutual-tls"))
 
 
 def _environment(settings: Settings, database=None) -> dict[str, str]:
@@ -72,6 +100,9 @@ def _environment(settings: Settings, database=None) -> dict[str, str]:
         env["KAFKA_SASL_USERNAME"] = settings.sasl_username
     if settings.sasl_password is not None:
         env["KAFKA_SASL_PASSWORD"] = settings.sasl_password
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        if getattr(settings, name) is not None:
+            env[f"KAFKA_{name.upper()}"] = getattr(settings, name)
     if database is not None:
         env["DATABASE_URL"] = env["MEDLEDGER_REPORTING_DATABASE_URL"] = plain(database.owner_url)
     return env
@@ -148,7 +179,9 @@ def _canonical(record: dict) -> bytes:
     return orjson.dumps(without_seq(record), option=orjson.OPT_SORT_KEYS)
 
 
-def test_produce_serve_relay_and_reporting_authenticate_with_sasl_plain(sasl, database, tmp_path):
+@pytest.mark.parametrize("kind", list(LISTENERS))
+def test_produce_serve_relay_reporting_and_watch_on_a_secured_broker(kind, brokers, database, tmp_path):
+    secured = _client(kind, brokers(kind))
     lines = example_lines("nanjing")
     offline = settle_lines(lines)
     outputs = [record for record in offline if "rejected" not in record]
@@ -156,21 +189,21 @@ def test_produce_serve_relay_and_reporting_authenticate_with_sasl_plain(sasl, da
     settlements = unique(outputs, "settlement_id")
     assert settlements  # the file settles visits: the reporting check below means something
 
-    produced = _medledger(sasl, "produce", str(EXAMPLES / "nanjing.jsonl"))
+    produced = _medledger(secured, "produce", str(EXAMPLES / "nanjing.jsonl"))
     assert produced.returncode == 0, produced.stderr[-3000:]
-    assert f"produced {len(lines)} events to {sasl.events_topic}" in produced.stderr
-    for topic in (sasl.events_topic, sasl.settlements_topic, sasl.rejections_topic):
-        assert run(partition_count(sasl, topic)) == 4
+    assert f"produced {len(lines)} events to {secured.events_topic}" in produced.stderr
+    for topic in (secured.events_topic, secured.settlements_topic, secured.rejections_topic):
+        assert run(partition_count(secured, topic)) == 4
 
     log = tmp_path / "medledger.log"
-    serve = _start(sasl, database, "serve", log)
+    serve = _start(secured, database, "serve", log)
     try:
-        reporting = _start(sasl, database, "reporting", log)
+        reporting = _start(secured, database, "reporting", log)
         try:
             got = run(
                 _read(
-                    sasl,
-                    [sasl.settlements_topic, sasl.rejections_topic],
+                    secured,
+                    [secured.settlements_topic, secured.rejections_topic],
                     lambda values: len(values) >= len(outputs) + len(rejections),
                 )
             )
@@ -187,13 +220,13 @@ def test_produce_serve_relay_and_reporting_authenticate_with_sasl_plain(sasl, da
     assert sorted(map(_canonical, settled)) == sorted(map(_canonical, outputs))
     assert sorted(map(_canonical, refused)) == sorted(map(_canonical, rejections))
     assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == len(lines)
-    stored = fetch(database, "SELECT sum(next_offset) FROM consumer_offsets WHERE consumer = $1", sasl.group_id)
+    stored = fetch(database, "SELECT sum(next_offset) FROM consumer_offsets WHERE consumer = $1", secured.group_id)
     assert stored[0][0] == len(lines)
     ids = fetch(database, "SELECT settlement_id FROM reporting.settlements", owner=True)
     assert {row[0] for row in ids} == set(settlements)
 
     # `medledger watch` reads the settlement topic as the same user
-    watched = _medledger(sasl, "watch", "--from-beginning", "--limit", str(len(outputs)))
+    watched = _medledger(secured, "watch", "--from-beginning", "--limit", str(len(outputs)))
     assert watched.returncode == 0, watched.stderr[-3000:]
     shown = [orjson.loads(line) for line in watched.stdout.splitlines()]
     assert sorted(map(_canonical, shown)) == sorted(map(_canonical, settled))
@@ -224,7 +257,7 @@ def test_a_wrong_password_is_refused_promptly_as_an_authentication_failure(sasl,
 
     assert done.returncode != 0
     assert "SaslAuthenticationFailed" in done.stderr and message in done.stderr, done.stderr[-3000:]
-    assert "Unable to bootstrap" in done.stderr  # aiokafka gives up instead of retrying
+    _refused_in_one_line(done.stderr)  # aiokafka gives up instead of retrying
     assert took < 30, f"refused only after {took:.1f} s"
     assert not _exists(sasl, sasl.events_topic)  # nothing was done with the refused connection
 
@@ -238,6 +271,7 @@ def test_the_services_stop_at_start_up_on_a_wrong_password_rather_than_retrying(
 
     assert done.returncode != 0
     assert "SaslAuthenticationFailed" in done.stderr and "Invalid username or password" in done.stderr, done.stderr
+    _refused_in_one_line(done.stderr)
     assert took < 30, f"stopped only after {took:.1f} s"
 
 
@@ -249,10 +283,40 @@ def test_a_client_without_sasl_is_refused_by_the_listener(sasl):
 
     assert done.returncode != 0
     # The listener answers nothing but the SASL handshake: the client's first metadata request ends the connection.
-    assert "Unable to bootstrap" in done.stderr and "closed" in done.stderr, done.stderr[-3000:]
-    assert "SaslAuthenticationFailed" not in done.stderr
+    assert "closed" in done.stderr and "SaslAuthenticationFailed" not in done.stderr, done.stderr[-3000:]
+    _refused_in_one_line(done.stderr)
     assert took < 30, f"refused only after {took:.1f} s"
     assert not _exists(sasl, sasl.events_topic)
+
+
+@pytest.mark.parametrize(
+    ("change", "seen", "unseen"),
+    [
+        # The system's CAs, which never signed the broker's certificate: the client refuses the broker.
+        ({"ssl_cafile": None}, "CERTIFICATE_VERIFY_FAILED", None),
+        # No client certificate: the broker ends the handshake, and the client sees the connection closed.
+        ({"ssl_certfile": None, "ssl_keyfile": None}, "closed", "CERTIFICATE_VERIFY_FAILED"),
+    ],
+    ids=["untrusted-broker", "no-client-certificate"],
+)
+def test_tls_refuses_an_untrusted_broker_and_a_client_without_a_certificate(mutual_tls, change, seen, unseen):
+    started = time.monotonic()
+    done = _medledger(replace(mutual_tls, **change), "produce", str(EXAMPLES / "nanjing.jsonl"))
+    took = time.monotonic() - started
+
+    assert done.returncode != 0
+    assert seen in done.stderr, done.stderr[-3000:]
+    assert unseen is None or unseen not in done.stderr, done.stderr[-3000:]
+    _refused_in_one_line(done.stderr)
+    assert took < 30, f"refused only after {took:.1f} s"
+    assert not _exists(mutual_tls, mutual_tls.events_topic)
+
+
+def _refused_in_one_line(stderr: str) -> None:
+    """A refused connection ends the command with one line naming Kafka's error, not a traceback."""
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.rstrip().splitlines()[-1].startswith("medledger: Kafka: "), stderr[-3000:]
+    assert "Unable to bootstrap" in stderr.rstrip().splitlines()[-1]
 
 
 def _reported(database) -> int:

@@ -1,0 +1,96 @@
+"""docker-compose.yml and the Dockerfile agree with medledger itself: what the stack sets is what medledger reads,
+what it names exists, and the servers are configured as the embedded ones are. (The stack itself needs a Docker
+engine; these checks keep it from drifting from the code where none is at hand.)"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.main import get_command
+
+from consumers.cli import app
+from consumers.settings import Settings
+from ledger.db.server import EMBEDDED_SETTINGS
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = [path for package in ("ledger", "consumers", "projections") for path in (ROOT / package).rglob("*.py")]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def medledger_services(compose) -> dict[str, dict]:
+    return {name: service for name, service in compose["services"].items() if service.get("build") == "."}
+
+
+def test_the_stack_runs_serve_reporting_and_the_command_line_from_the_image(medledger_services):
+    assert set(medledger_services) == {"serve", "reporting", "medledger"}
+    commands = get_command(app).commands
+    for name, service in medledger_services.items():
+        assert service["command"][0] in commands or service["command"] == ["--help"], name
+        for dependency in ("postgres", "kafka"):
+            assert service["depends_on"][dependency] == {"condition": "service_healthy"}, name
+
+
+def test_every_variable_the_stack_sets_is_one_medledger_reads(medledger_services):
+    source = "\n".join(path.read_text() for path in SOURCES)
+    read = set(re.findall(r'"((?:KAFKA|MEDLEDGER|DATABASE)_[A-Z_]*)"', source))
+    assert {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "MEDLEDGER_GROUP_ID"} <= read  # the scan finds names
+    for name, service in medledger_services.items():
+        unread = set(service["environment"]) - read
+        assert not unread, f"{name} sets {sorted(unread)}, which medledger never reads"
+
+
+def test_the_parameter_file_the_stack_names_is_in_the_image(medledger_services):
+    copied = _copied()
+    for service in medledger_services.values():
+        parameters = service["environment"]["MEDLEDGER_PARAMETERS"]
+        assert (ROOT / parameters).is_file()
+        assert parameters.split("/")[0] in copied
+
+
+def test_the_topic_job_creates_the_topics_the_services_use(compose, medledger_services):
+    script = compose["services"]["topics"]["command"][0]
+    created = set(re.search(r"for topic in ([^;]+);", script).group(1).split())
+    for service in medledger_services.values():
+        environment = service["environment"]
+        used = {environment[f"MEDLEDGER_{kind}_TOPIC"] for kind in ("EVENTS", "SETTLEMENTS", "REJECTIONS")}
+        assert used == created
+    defaults = Settings()
+    assert created == {defaults.events_topic, defaults.settlements_topic, defaults.rejections_topic}
+    assert "--partitions 4" in script  # as `serve --partitions` creates them
+
+
+def test_postgres_runs_with_the_embedded_servers_settings(compose):
+    command = compose["services"]["postgres"]["command"]
+    assert command[0] == "postgres"
+    settings = dict(value.split("=", 1) for flag, value in zip(command[1::2], command[2::2]) if flag == "-c")
+    assert len(settings) * 2 == len(command) - 1
+    assert settings == EMBEDDED_SETTINGS
+
+
+def test_the_broker_image_is_the_kafka_version_the_scripts_run(compose):
+    version = re.search(r"<kafka.version>([^<]+)</kafka.version>", (ROOT / "scripts/kafka/pom.xml").read_text())
+    for name in ("kafka", "topics"):
+        assert compose["services"][name]["image"] == f"apache/kafka:{version.group(1)}"
+
+
+def test_the_image_holds_every_package_the_project_installs():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in patterns}
+    assert packages == {"ledger", "projections", "policies", "consumers"}  # the patterns are plain names
+    assert packages | {"pyproject.toml", "README.md"} <= _copied()
+
+
+def _copied() -> set[str]:
+    """The first path of every COPY into the image."""
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    return {source for line in lines if line.startswith("COPY ") for source in line.split()[1:-1]}

@@ -24,7 +24,7 @@ from policies.year_close import evaluate, finish_close, open_close
 
 from .batch import BatchRows
 from .carry import Carry
-from .db.projection_store import Names, by_region, load_book, region_member_chunks
+from .db.projection_store import Names, each_key, key_arrays, load_book, region_member_chunks
 from .intake import PARKABLE, Incoming, decode_canonical
 from .store import NewEvent, chain_onto
 
@@ -224,9 +224,10 @@ class Parking:
     they arrived. The waiting room is append-only: an event waits while it is parked and not yet in the ledger,
     so nothing can make it disappear. One that waits too long is refused (`LedgerService.sweep`)."""
 
+    # Of parked_events `t`: the event is neither in the ledger nor refused.
     WAITING = (
-        "FROM parked_events p WHERE NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = p.event_id) "
-        "AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = p.event_id AND r.seq IS NULL)"
+        " AND NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = t.event_id) "
+        "AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = t.event_id AND r.seq IS NULL)"
     )
 
     def __init__(self, raw, now: datetime, arrival: int):
@@ -259,13 +260,11 @@ class Parking:
         keys = {(e.region, e.member_id) for e in events if e.event_type == "member.enrolled"}
         waiting: dict[tuple[str, str], list[Incoming]] = defaultdict(list)
         rows = []
-        for region, members in by_region(keys).items():
-            rows += await self.raw.fetch(
-                "SELECT p.region, p.member_id, p.payload, p.source, p.event_id "
-                + self.WAITING
-                + " AND p.region = $1 AND p.member_id = ANY($2::text[]) ORDER BY p.arrival",
-                region,
-                members,
+        if keys:
+            columns = "t.region, t.member_id, t.payload, t.source, t.event_id"
+            rows = await self.raw.fetch(
+                each_key("parked_events", "member_id", columns, self.WAITING) + " ORDER BY t.arrival",
+                *key_arrays(keys),
             )
         for region, member_id, payload, source, event_id in rows:
             if carry is None or event_id not in carry.gone:
@@ -278,9 +277,9 @@ class Parking:
 
     async def expired(self, cutoff: datetime, limit: int, ttl) -> list[Incoming]:
         rows = await self.raw.fetch(
-            "SELECT p.event_id, p.payload, p.source, p.parked_at "
+            "SELECT t.event_id, t.payload, t.source, t.parked_at FROM parked_events t WHERE t.parked_at < $1"
             + self.WAITING
-            + " AND p.parked_at < $1 ORDER BY p.arrival LIMIT $2",
+            + " ORDER BY t.arrival LIMIT $2",
             cutoff,
             limit,
         )

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
+from sqlalchemy.dialects import postgresql
 
 from policies.book import Book
 from policies.registry import PolicyRegistry
@@ -17,6 +18,7 @@ from projections import member_year
 
 from ..batch import BatchRows
 from ..codec import settlement_from_row, state_from_json
+from .tables import metadata
 
 
 def as_json(value):
@@ -26,12 +28,30 @@ def as_json(value):
 
 
 def by_region(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    """(region, id) keys grouped by region: `region = $1 AND id = ANY($2)` walks the primary key, where a join
-    against unnest() of both arrays is planned as a scan of the whole table."""
+    """(region, id) keys grouped by region."""
     grouped: dict[str, list[str]] = {}
     for region, key in keys:
         grouped.setdefault(region, []).append(key)
     return grouped
+
+
+def each_key(table: str, id_column: str, columns: str, where: str = "") -> str:
+    """A query for the rows of `table` at (region, id) keys given as two arrays ($1 regions, $2 ids), every region
+    in one round trip, the table aliased `t`. Each key is looked up on its own through the table's (region, id)
+    index: OFFSET 0 keeps the planner from flattening the lookups into a join, which it plans as a scan of the
+    whole table."""
+    return (
+        f"SELECT {columns} FROM unnest($1::text[], $2::text[]) AS k(region, id) CROSS JOIN LATERAL "
+        f"(SELECT * FROM {table} t WHERE t.region = k.region AND t.{id_column} = k.id{where} OFFSET 0) AS t"
+    )
+
+
+NOT_REVERSAL = " AND t.reverses IS NULL"
+
+
+def key_arrays(keys: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    keys = list(keys)
+    return [region for region, _ in keys], [key for _, key in keys]
 
 
 PROJECTIONS = ("member_state", "member_year", "fund_totals", "closed_years", "account_payments")
@@ -89,12 +109,10 @@ async def load_book(
         book.payments |= payment_keys & carried.payments
         visit_keys -= carried.visits.keys()
         payment_keys -= carried.payments
-    for region, visits in by_region(visit_keys).items():
+    if visit_keys:
         rows = await raw.fetch(
-            f"SELECT record::text, deltas::text, event_id FROM {names.settlements} "
-            f"WHERE region = $1 AND visit_id = ANY($2::text[]) AND reverses IS NULL",
-            region,
-            visits,
+            each_key(names.settlements, "visit_id", "t.record::text, t.deltas::text, t.event_id", NOT_REVERSAL),
+            *key_arrays(visit_keys),
         )
         for record, deltas, event_id in rows:
             settlement = settlement_from_row(orjson.loads(record), orjson.loads(deltas), event_id)
@@ -105,11 +123,9 @@ async def load_book(
             f"SELECT reverses FROM {names.settlements} WHERE reverses = ANY($1::text[])", list(ids)
         ):
             book.reversed_visits.add(ids[reversed_id])
-    for region, payments in by_region(payment_keys).items():
-        for (payment_id,) in await raw.fetch(
-            f"SELECT payment_id FROM {names.account_payments} WHERE region = $1 AND payment_id = ANY($2::text[])",
-            region,
-            payments,
+    if payment_keys:
+        for region, payment_id in await raw.fetch(
+            each_key(names.account_payments, "payment_id", "t.region, t.payment_id"), *key_arrays(payment_keys)
         ):
             book.payments.add((region, payment_id))
     member_keys = set()
@@ -132,27 +148,20 @@ async def load_book(
 
 async def load_members(raw, names: Names, book: Book, keys, loaded: dict | None = None) -> None:
     keys = [key for key in keys if key not in book.members]
-    for region, members in by_region(keys).items():
-        if loaded is None:
-            rows = await raw.fetch(
-                f"SELECT state::text, NULL FROM {names.member_state} WHERE region = $1 AND member_id = ANY($2::text[])",
-                region,
-                members,
-            )
-        else:
-            rows = await raw.fetch(
-                f"SELECT m.state::text, e.params_digest FROM {names.member_state} m "
-                f"JOIN ledger_events e ON e.seq = m.last_seq WHERE m.region = $1 AND m.member_id = ANY($2::text[])",
-                region,
-                members,
-            )
-        for state, digest in rows:
-            data = orjson.loads(state)
-            member = state_from_json(data)
-            key = (member.region, member.member_id)
-            book.members[key] = member
-            if loaded is not None:
-                loaded[key] = (data, digest)
+    if not keys:
+        return
+    if loaded is None:
+        query = each_key(names.member_state, "member_id", "t.state::text, NULL")
+    else:
+        query = each_key(names.member_state, "member_id", "t.state::text, e.params_digest")
+        query += " JOIN ledger_events e ON e.seq = t.last_seq"
+    for state, digest in await raw.fetch(query, *key_arrays(keys)):
+        data = orjson.loads(state)
+        member = state_from_json(data)
+        key = (member.region, member.member_id)
+        book.members[key] = member
+        if loaded is not None:
+            loaded[key] = (data, digest)
 
 
 async def region_member_chunks(raw, names: Names, region: str, size: int):
@@ -173,20 +182,24 @@ async def region_member_chunks(raw, names: Names, region: str, size: int):
 
 
 async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...], rows: list[tuple]) -> None:
-    """COPY the rows into a session-local staging table, then one INSERT ... ON CONFLICT: far cheaper than a
-    statement per row."""
-    stage = f"stage_{table}"
-    await raw.execute(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    await raw.copy_records_to_table(stage, records=rows, columns=columns)
+    """One INSERT ... SELECT FROM unnest(one array a column) ... ON CONFLICT: a single round trip whatever the
+    number of rows, where a statement a row would cost one each (and staging through a table, four)."""
     names = ", ".join(columns)
+    arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(column_types(table, columns), start=1))
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     await raw.execute(
-        f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT ({', '.join(key)}) "
+        f"DO UPDATE SET {updates}",
+        *(list(column) for column in zip(*rows)),
     )
-    await raw.execute(f"TRUNCATE {stage}")
+
+
+def column_types(table: str, columns: tuple[str, ...]) -> list[str]:
+    """The SQL types of a projection's columns, from the schema's definition (a replay's temporary copy of a
+    projection is named with a prefix and has the same columns)."""
+    live = next(name for name in PROJECTIONS if table.endswith(name))
+    definition = metadata.tables[live]
+    return [definition.c[column].type.compile(dialect=postgresql.dialect()) for column in columns]
 
 
 async def _write_years(raw, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:

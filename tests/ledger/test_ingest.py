@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests import builders as b
@@ -140,3 +142,37 @@ def test_member_years_do_not_depend_on_batch_boundaries_across_a_re_enrolment(da
     for batch_size in (1, 1000):
         report = verify(database, batch_size=batch_size)
         assert report.ok, report.projection_differences
+
+
+@pytest.mark.parametrize("batch_size", [100, 3])
+def test_the_same_ids_in_two_regions_are_two_members_two_visits_and_two_payments(database, batch_size):
+    # With 100, one batch holds both regions' events: every lookup (member, visit, payment) is by region too.
+    member, visit_id, payment_id = "M-SAME", "V-SAME", "P-SAME"
+    events = [
+        b.enrolled(member, b.NANJING, on="2023-01-01"),
+        b.contribution(member, b.NANJING, "2023-01", "5000.00"),
+        b.visit(member, b.NANJING, on="2023-03-02", visit_id=visit_id, items=[b.line("800.00")]),
+        b.payment(member, b.NANJING, "20.00", on="2023-03-03", payment_id=payment_id),
+        b.enrolled(member, b.WEIHAI, on="2023-02-01"),
+        b.contribution(member, b.WEIHAI, "2023-02", "6000.00"),
+        b.visit(member, b.WEIHAI, on="2023-03-04", visit_id=visit_id, items=[b.line("300.00")]),
+        b.reversed_visit(member, b.NANJING, visit_id, on="2023-03-05"),
+        b.payment(member, b.WEIHAI, "20.00", on="2023-03-06", payment_id=payment_id),
+        b.visit(member, b.WEIHAI, on="2023-03-07", visit_id="V-LATER", items=[b.line("900.00")]),
+    ]
+    lines = b.lines(*events)
+    offline = settle_lines(lines)
+    assert len(records(offline, "settlement_id")) == 4  # both V-SAME, the reversal of Nanjing's, V-LATER
+    assert not [o for o in offline if "rejected" in o]
+    _, published = ingest(database, lines, batch_size=batch_size)
+    assert _without_seq(published) == _without_seq(offline)
+    states = fetch(database, "SELECT region FROM member_state WHERE member_id = $1 ORDER BY region", member)
+    assert [row[0] for row in states] == sorted([b.NANJING, b.WEIHAI])
+
+    # A visit parked for Weihai's member waits through the same id's enrolment in Nanjing.
+    early = b.visit("M-TWICE", b.WEIHAI, on="2023-03-01", visit_id="V-EARLY")
+    _, parked = ingest(database, b.lines(early, b.enrolled("M-TWICE", b.NANJING)), batch_size=batch_size)
+    assert [o.get("parked") for o in parked] == [early["event_id"]]  # an enrolment publishes nothing
+    assert not records(parked, "settlement_id")
+    _, released = ingest(database, b.lines(b.enrolled("M-TWICE", b.WEIHAI)), batch_size=batch_size)
+    assert [o["visit_id"] for o in records(released, "settlement_id")] == ["V-EARLY"]

@@ -197,13 +197,17 @@ def _sum(lines):
 
 
 def main() -> None:
-    from aiokafka.errors import KafkaError
+    import sys
 
     try:
         app()
-    except KafkaError as error:
+    except Exception as error:
         # A broker that cannot be reached or refuses us is the operator's to fix: one line saying so, not a
-        # traceback (aiokafka has logged each address it tried and why above it).
+        # traceback (aiokafka has logged each address it tried and why above it). Only a command that used Kafka
+        # has aiokafka loaded; the others do not pay for importing it here.
+        kafka = sys.modules.get("aiokafka.errors")
+        if kafka is None or not isinstance(error, kafka.KafkaError):
+            raise
         typer.echo(f"medledger: Kafka: {error}", err=True)
         raise SystemExit(1) from None
 

@@ -202,14 +202,26 @@ def main() -> None:
     try:
         app()
     except Exception as error:
-        # A broker that cannot be reached or refuses us is the operator's to fix: one line saying so, not a
-        # traceback (aiokafka has logged each address it tried and why above it). Only a command that used Kafka
-        # has aiokafka loaded; the others do not pay for importing it here.
+        # A broker that cannot be reached, or refuses our credentials or certificate, is the operator's to fix:
+        # one line saying so, not a traceback (aiokafka has logged each address it tried and why above it). Any
+        # other error keeps its traceback. Only a command that used Kafka has aiokafka loaded; the others do not
+        # pay for importing it here.
         kafka = sys.modules.get("aiokafka.errors")
-        if kafka is None or not isinstance(error, kafka.KafkaError):
+        refused = () if kafka is None else _refusals(kafka)
+        if not isinstance(error, refused):
             raise
         typer.echo(f"medledger: Kafka: {error}", err=True)
         raise SystemExit(1) from None
+
+
+def _refusals(kafka) -> tuple[type, ...]:
+    return (
+        kafka.KafkaConnectionError,
+        kafka.AuthenticationFailedError,
+        kafka.SaslAuthenticationFailed,
+        kafka.AuthenticationMethodNotSupported,
+        kafka.UnsupportedSaslMechanismError,
+    )
 
 
 if __name__ == "__main__":

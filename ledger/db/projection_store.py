@@ -197,8 +197,10 @@ async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...
 def column_types(table: str, columns: tuple[str, ...]) -> list[str]:
     """The SQL types of a projection's columns, from the schema's definition (a replay's temporary copy of a
     projection is named with a prefix and has the same columns)."""
-    live = next(name for name in PROJECTIONS if table.endswith(name))
-    definition = metadata.tables[live]
+    live = [name for name in PROJECTIONS if table == name or table.endswith("_" + name)]
+    if not live:
+        raise ValueError(f"{table} is not a projection's table or a copy of one")
+    definition = metadata.tables[live[0]]
     return [definition.c[column].type.compile(dialect=postgresql.dialect()) for column in columns]
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+from aiokafka import errors as aiokafka_errors
 
 from consumers.logs import JsonFormatter
 from consumers.partitioning import partition_for, routing
@@ -79,3 +80,31 @@ def test_reporting_keeps_settlements_and_reversals_only():
     row = row_of(settlement)
     assert row[0] == "S1" and str(row[2]) == "2023-03-01" and row[4] == 2
     assert row_of({"movement_id": "M1", "member_id": "X"}) is None
+
+
+@pytest.mark.parametrize(
+    ("raised", "refusal"),
+    [
+        (aiokafka_errors.KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9, 2)]"), True),
+        (aiokafka_errors.SaslAuthenticationFailed("Authentication failed: Invalid username or password"), True),
+        (aiokafka_errors.IllegalStateError("a defect, not a refusal"), False),
+        (ValueError("not Kafka's"), False),
+    ],
+)
+def test_a_refused_connection_ends_the_command_in_one_line_and_anything_else_keeps_its_traceback(
+    monkeypatch, capsys, raised, refusal
+):
+    from consumers import cli
+
+    def command():
+        raise raised
+
+    monkeypatch.setattr(cli, "app", command)
+    if refusal:
+        with pytest.raises(SystemExit) as stopped:
+            cli.main()
+        assert stopped.value.code == 1
+        assert capsys.readouterr().err == f"medledger: Kafka: {raised}\n"
+    else:
+        with pytest.raises(type(raised)):
+            cli.main()

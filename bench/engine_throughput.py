@@ -18,8 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.generate import generate  # noqa: E402
+from ledger.codec import dumps  # noqa: E402
 from ledger.contract import decode_event  # noqa: E402
-from ledger.offline import dumps, settle_stream  # noqa: E402
+from ledger.offline import settle_stream  # noqa: E402
 from ledger.runtime import tune_garbage_collector  # noqa: E402
 from policies.engine import Engine  # noqa: E402
 from policies.outputs import Settlement  # noqa: E402

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import orjson
 
 from policies.member import MemberState
 from policies.outputs import IncentiveEvaluation, Movement, Settlement
@@ -14,14 +11,10 @@ from projections import member_year
 from projections.fund_totals import FundTotals
 
 from .chain import text_digest
-from .codec import deltas_to_json, state_to_json
+from .codec import deltas_to_json, dumps, state_to_json
 from .db.outbox import REJECTIONS, SETTLEMENTS, key_of
 from .records import rejection_wire, shown_payload, wire
 from .store import StoredEvent
-
-
-def dumps(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
 
 
 @dataclass

@@ -6,10 +6,25 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from policies.member import Certification, MemberState, Status
 from policies.outputs import Settlement
 
 from .records import SettlementRecord
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(value: Any) -> str:
+    """JSON as medledger writes it everywhere (output lines, the outbox, the state kept): compact, non-ASCII as it
+    is, Decimals as their strings. The bytes `json.dumps(value, ensure_ascii=False, separators=(",", ":"))` gives,
+    made several times faster."""
+    return orjson.dumps(value, default=_plain, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _d(value: str | None) -> Decimal | None:

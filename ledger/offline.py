@@ -4,10 +4,7 @@ output. The same input always gives the same output, byte for byte."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
 from typing import Any
-
-import orjson
 
 from policies.engine import Engine
 from policies.parameters import ParameterSet
@@ -16,18 +13,6 @@ from policies.rejection import Rejected
 from .chain import text_digest
 from .intake import from_lines
 from .records import rejection_wire, shown_payload, wire
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def dumps(record: dict[str, Any]) -> str:
-    """Compact JSON, non-ASCII as it is: the bytes `json.dumps(record, ensure_ascii=False, separators=(",", ":"))`
-    gives, made several times faster."""
-    return orjson.dumps(record, default=_plain, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def settle_stream(lines: Iterable[str | bytes], parameters: ParameterSet | None = None) -> Iterator[dict[str, Any]]:

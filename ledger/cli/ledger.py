@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from ..offline import dumps
+from ..codec import dumps
 from .app import app, db_app, parked_app, projections_app
 from .common import ParametersOption, database, open_events, parameters_text, prepared, progress_bar, with_raw
 

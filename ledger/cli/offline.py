@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..codec import dumps
 from ..contract import contract_json_schema
-from ..offline import dumps, settle_stream
+from ..offline import settle_stream
 from .app import app
 from .common import ParametersOption, open_events, parameters_file
 

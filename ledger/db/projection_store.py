@@ -5,6 +5,7 @@ The same code serves the live tables and the fresh ones a replay builds aside (`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -194,6 +195,7 @@ async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...
     )
 
 
+@functools.cache
 def column_types(table: str, columns: tuple[str, ...]) -> list[str]:
     """The SQL types of a projection's columns, from the schema's definition (a replay's temporary copy of a
     projection is named with a prefix and has the same columns)."""

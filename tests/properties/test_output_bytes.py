@@ -10,7 +10,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.offline import _plain, dumps
+from ledger.codec import _plain, dumps
 
 scalars = (
     st.text()  # every code point but lone surrogates, which no decoded input can hold: control characters,

@@ -68,6 +68,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._leading = None  # the connection holding the relay lock, while this relay leads
+        self._after: int | None = None  # the position it has published up to, while it leads
         self._busy = asyncio.Lock()
 
     def wake(self) -> None:
@@ -105,6 +106,8 @@ class Relay:
             if not await raw.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
                 await self._pause(2.0)
                 return
+            # Only the relay holding the lock moves its position, so it is read once per lead, then kept.
+            self._after = await relayed(raw, self.name)
             self._leading = raw
             try:
                 while not self._stop.is_set():
@@ -113,29 +116,31 @@ class Relay:
                     self._wake.clear()
                     async with self._busy:
                         published = await self.publish_pending(raw)
-                    if not published:
+                    if published < self.chunk:  # all that had committed when it looked; a later commit wakes it
                         await self._wait(self.idle_seconds)
             finally:
                 async with self._busy:  # a flush may be using the connection
                     self._leading = None
+                    self._after = None
                     with contextlib.suppress(Exception):
                         await raw.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
 
     async def publish_pending(self, raw) -> int:
         """One chunk: sent, acknowledged by the broker, then recorded as relayed."""
-        after = await relayed(raw, self.name)
-        rows = await pending(raw, after, self.chunk)
+        rows = await pending(raw, self._after, self.chunk)
         if not rows:
             if self.metrics:
                 self.metrics.outbox_behind.set(0)
             return 0
         await self.producer.publish([(self.topics[row.stream], row.key, publishable(row)) for row in rows])
         await record_relayed(raw, self.name, rows[-1].position)
+        self._after = rows[-1].position
         if self.metrics:
             for stream, count in Counter(row.stream for row in rows).items():
                 self.metrics.relayed.labels(stream).inc(count)
-            # Positions can skip (a rolled-back batch), so this is an upper bound; it costs one index probe.
-            newest = await raw.fetchval("SELECT max(position) FROM outbox")
+            # A short chunk was all there was. Otherwise: positions can skip (a rolled-back batch), so this is an
+            # upper bound; it costs one index probe.
+            newest = await raw.fetchval("SELECT max(position) FROM outbox") if len(rows) == self.chunk else None
             self.metrics.outbox_behind.set(max((newest or 0) - rows[-1].position, 0))
         return len(rows)
 

@@ -124,7 +124,7 @@ class Replayer:
                                 raw, projection, getattr(SHADOW, projection)
                             )
                         if self.check_chain:
-                            report.chain_breaks = await PostgresEventStore(connection).verify()
+                            report.chain_breaks = await PostgresEventStore(raw).verify()
                             await self._check_parameter_sets(raw, report)
         finally:
             await engine.dispose()

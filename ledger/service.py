@@ -22,7 +22,7 @@ from .batch import BatchRows
 from .carry import REBUILD_LOCK, Carry, Conflict, Mark, Watermark, watermark
 from .chain import text_digest
 from .db.connect import service_engine
-from .db.event_store import PostgresEventStore, driver, transaction
+from .db.event_store import LOCK, PostgresEventStore, begin, driver
 from .db.migrate import prepare
 from .db.outbox import write_outbox
 from .db.projection_store import Names, write_ledger, write_projections
@@ -126,6 +126,8 @@ class LedgerService:
         self.clock = clock
         self.engine: AsyncEngine | None = None
         self.prepare_schema = prepare_schema
+        # Once an event committed under the parameter set, its row is there for good (the events refer to it).
+        self._parameters_kept = False
 
     async def __aenter__(self) -> LedgerService:
         if self.prepare_schema:
@@ -199,31 +201,27 @@ class LedgerService:
         if has_year_close(items):
             raise ValueError("a year close is settled under the append lock (ingest_batch)")
         stats = IngestStats()
-        async with self.engine.connect() as connection:
-            connection = await connection.execution_options(isolation_level="REPEATABLE READ")
-            async with transaction(connection):
-                store = PostgresEventStore(connection)
-                raw = await driver(connection)
-                await raw.execute("SELECT pg_advisory_xact_lock_shared($1)", REBUILD_LOCK)
-                if carry is None:
-                    expected = await watermark(raw)
-                    seq, prev = await store.head()
-                    arrival = expected.arrival
-                else:
-                    expected = None
-                    seq, prev, arrival = carry.mark.seq, carry.prev_hash, carry.mark.arrival
-                sequencer = Sequencer(seq, prev, self.digest)
-                parking = Parking(raw, self.clock(), arrival)
-                fresh = await self._unseen(store, raw, items, stats, carry)
-                stats.read += len(items)
-                written: list[BatchRows] = []
+        async with begin(self.engine, "repeatable_read", f"SELECT pg_advisory_xact_lock_shared({REBUILD_LOCK})") as raw:
+            store = PostgresEventStore(raw)
+            if carry is None:
+                expected = await watermark(raw)
+                seq, prev = await store.head()
+                arrival = expected.arrival
+            else:
+                expected = None
+                seq, prev, arrival = carry.mark.seq, carry.prev_hash, carry.mark.arrival
+            sequencer = Sequencer(seq, prev, self.digest)
+            parking = Parking(raw, self.clock(), arrival)
+            fresh = await self._unseen(raw, items, stats, carry)
+            stats.read += len(items)
+            written: list[BatchRows] = []
 
-                async def keep(batch_rows: BatchRows, registry) -> None:
-                    batch_rows.freeze(registry, self.digest)
-                    written.append(batch_rows)
+            async def keep(batch_rows: BatchRows, registry) -> None:
+                batch_rows.freeze(registry, self.digest)
+                written.append(batch_rows)
 
-                pipeline = Pipeline(raw, LIVE, self.registry, sequencer, keep, parking, keep_loaded=True, carry=carry)
-                await pipeline.run(fresh)
+            pipeline = Pipeline(raw, LIVE, self.registry, sequencer, keep, parking, keep_loaded=True, carry=carry)
+            await pipeline.run(fresh)
         stats.appended += sequencer.seq - seq
         rows = written[0] if written else BatchRows()
         appended = {event.event_id for event in rows.events}
@@ -250,10 +248,8 @@ class LedgerService:
 
     async def commit(self, prepared: Prepared) -> None:
         """Write a prepared batch under the append lock, if the ledger is still where it was settled from."""
-        async with self.engine.connect() as connection, transaction(connection):
-            store = PostgresEventStore(connection)
-            await store.lock()
-            raw = await driver(connection)
+        async with begin(self.engine, lock=LOCK) as raw:
+            store = PostgresEventStore(raw, locked=True)
             tracking = prepared.tracking
             if tracking is not None:
                 await advance(raw, tracking.consumer, tracking.claims, tracking.spans)
@@ -262,17 +258,24 @@ class LedgerService:
             if found != expected:
                 raise Conflict(f"the ledger moved from {expected} to {found} while the batch was settled")
             rows = prepared.rows
-            if rows.events:
-                await store.record_parameters(self.digest, self.parameters_text)
-            await store.write(rows.events)
-            await write_ledger(raw, rows)
-            await write_projections(raw, LIVE, rows, self.registry, self.digest)
-            await write_outbox(raw, rows.outbox)
-            after = await watermark(raw)
-            prepared.carry.mark.rejection, prepared.carry.mark.projections = after.rejection, after.projections
+            last_rejection = await self._write(store, raw, rows, self.registry)
+            # Under the append lock nothing else moves the ledger: it is where this batch leaves it.
+            prepared.carry.mark.rejection = found.rejection if last_rejection is None else last_rejection
+            prepared.carry.mark.projections = found.projections
+        self._parameters_kept = self._parameters_kept or bool(rows.events)
         # Written: only its published records and what the next batch reads through are still needed (while the
         # next batch is settled, two batches are in memory at once).
         prepared.rows, prepared.items = BatchRows(), []
+
+    async def _write(self, store: PostgresEventStore, raw, rows: BatchRows, registry: PolicyRegistry) -> int | None:
+        """A batch's rows, inside its transaction under the append lock; the last rejection_id it wrote, if any."""
+        if rows.events and not self._parameters_kept:
+            await store.record_parameters(self.digest, self.parameters_text)
+        await store.write(rows.events)
+        last_rejection = await write_ledger(raw, rows)
+        await write_projections(raw, LIVE, rows, registry, self.digest)
+        await write_outbox(raw, rows.outbox)
+        return last_rejection
 
     async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
         """Take partitions over for `consumer` (see `ledger.db.tracking`)."""
@@ -305,10 +308,8 @@ class LedgerService:
     ) -> int:
         """One transaction under the append lock. With `expired_before`, the batch is the parked events that
         waited longer than that, selected under the lock so no other writer can release or refuse them too."""
-        async with self.engine.connect() as connection, transaction(connection):
-            store = PostgresEventStore(connection)
-            await store.lock()
-            raw = await driver(connection)
+        async with begin(self.engine, lock=LOCK) as raw:
+            store = PostgresEventStore(raw, locked=True)
             if tracking is not None:
                 await advance(raw, tracking.consumer, tracking.claims, tracking.spans)
             seq, prev = await store.head()
@@ -320,39 +321,37 @@ class LedgerService:
                 stats.expired += len(items)
                 fresh = items
             else:
-                fresh = await self._unseen(store, raw, items, stats)
+                fresh = await self._unseen(raw, items, stats)
             stats.read += len(items)
 
             async def write(batch_rows: BatchRows, registry) -> None:
-                if batch_rows.events:
-                    await store.record_parameters(self.digest, self.parameters_text)
-                await store.write(batch_rows.events)
-                await write_ledger(raw, batch_rows)
-                await write_projections(raw, LIVE, batch_rows, registry, self.digest)
-                await write_outbox(raw, batch_rows.outbox)
+                await self._write(store, raw, batch_rows, registry)
 
             pipeline = Pipeline(raw, LIVE, self.registry, sequencer, write, parking, keep_loaded=True)
             await pipeline.run(fresh)
             stats.appended += sequencer.seq - seq
+        self._parameters_kept = self._parameters_kept or sequencer.seq > seq
         stats.add(pipeline.published)
         if on_published is not None:
             on_published(pipeline.published)
         return len(items)
 
     async def _unseen(
-        self, store: PostgresEventStore, raw, items: list[Incoming], stats: IngestStats, carry: Carry | None = None
+        self, raw, items: list[Incoming], stats: IngestStats, carry: Carry | None = None
     ) -> list[Incoming]:
         """Drop repeats: an event already in the ledger or in the parking area, unreadable input already refused,
         or either earlier in this batch (or in the batch carried from). A repeat is acknowledged, never applied
         or recorded twice."""
         ids = [item.event.event_id for item in items if item.event is not None]
-        seen = await store.known(ids)
-        if carry is not None:
-            seen |= carry.known
+        seen = set(carry.known) if carry is not None else set()
         if ids:
             seen |= {
                 row[0]
-                for row in await raw.fetch("SELECT event_id FROM parked_events WHERE event_id = ANY($1::text[])", ids)
+                for row in await raw.fetch(
+                    "SELECT event_id FROM ledger_events WHERE event_id = ANY($1::text[]) "
+                    "UNION ALL SELECT event_id FROM parked_events WHERE event_id = ANY($1::text[])",
+                    ids,
+                )
             }
         digests = [text_digest(item.raw) for item in items if item.error is not None]
         if digests:

@@ -97,8 +97,9 @@ async def load_book(
     `BatchRows.loaded`). With `carry` (`ledger.carry.Carry`), what the batch before changed is read from it."""
     book = Book(registry)
     events = list(events)
-    for region, year in await raw.fetch(f"SELECT region, year FROM {names.closed_years}"):
-        book.closed_years.add((region, year))
+    if carry is None:  # a year closes only in a batch of its own, never one carried from
+        for region, year in await raw.fetch(f"SELECT region, year FROM {names.closed_years}"):
+            book.closed_years.add((region, year))
     visit_keys = {(e.region, e.visit_id) for e in events if e.event_type in ("visit.submitted", "visit.reversed")}
     payment_keys = {(e.region, e.payment_id) for e in events if e.event_type == "account.payment_requested"}
     if carry is not None:
@@ -310,14 +311,28 @@ async def write_settlements(raw, table: str, rows: BatchRows) -> None:
         await raw.copy_records_to_table(table, records=rows.settlements, columns=SETTLEMENT_COLUMNS)
 
 
-async def write_ledger(raw, rows: BatchRows) -> None:
-    """The ledger rows of a batch, after its events (ledger_events) are in."""
+async def write_rejections(raw, rejections: list[tuple]) -> int:
+    """In the batch's order; returns the last rejection_id given (a batch under the append lock is the only
+    writer, so that is the table's highest)."""
+    arrays = ", ".join(f"${n}::{'bigint' if n == 1 else 'text'}[]" for n in range(1, len(REJECTION_COLUMNS) + 1))
+    ids = await raw.fetch(
+        f"INSERT INTO ledger_rejections ({', '.join(REJECTION_COLUMNS)}) SELECT {', '.join(REJECTION_COLUMNS)} "
+        f"FROM unnest({arrays}) WITH ORDINALITY AS r({', '.join(REJECTION_COLUMNS)}, n) ORDER BY n "
+        f"RETURNING rejection_id",
+        *(list(column) for column in zip(*rejections)),
+    )
+    return max(row[0] for row in ids)
+
+
+async def write_ledger(raw, rows: BatchRows) -> int | None:
+    """The ledger rows of a batch, after its events (ledger_events) are in. Returns the last rejection_id written,
+    if the batch refused anything."""
     await write_settlements(raw, "ledger_settlements", rows)
     if rows.movements:
         await raw.copy_records_to_table("ledger_movements", records=rows.movements, columns=MOVEMENT_COLUMNS)
     if rows.incentives:
         await raw.copy_records_to_table("ledger_incentives", records=rows.incentives, columns=INCENTIVE_COLUMNS)
-    if rows.rejections:
-        await raw.copy_records_to_table("ledger_rejections", records=rows.rejections, columns=REJECTION_COLUMNS)
+    last_rejection = await write_rejections(raw, rows.rejections) if rows.rejections else None
     if rows.parked:
         await raw.copy_records_to_table("parked_events", records=rows.parked, columns=PARKED_COLUMNS)
+    return last_rejection

@@ -77,31 +77,38 @@ async def advance(
 ) -> None:
     """Inside the batch's transaction: check the claims (locking their rows until commit) and that each partition's
     records do not start before its stored offset, then move the offsets past the batch. `spans` maps a partition to the
-    offset of its first record in the batch and the offset after its last."""
+    offset of its first record in the batch and the offset after its last. Two round trips, whatever the number of
+    partitions."""
+    if not spans:
+        return
+    keys = sorted(spans)
+    topics, partitions = [t for t, _ in keys], [p for _, p in keys]
+    rows = await raw.fetch(
+        "SELECT o.topic, o.partition, o.epoch, o.next_offset FROM consumer_offsets o "
+        "JOIN unnest($2::text[], $3::int[]) AS k(topic, partition) ON o.topic = k.topic AND o.partition = k.partition "
+        "WHERE o.consumer = $1 ORDER BY o.topic, o.partition FOR UPDATE OF o",
+        consumer,
+        topics,
+        partitions,
+    )
+    found = {(topic, partition): (epoch, stored) for topic, partition, epoch, stored in rows}
     lost, gaps = [], []
-    for (topic, partition), (first, next_offset) in sorted(spans.items()):
-        held = claims.get((topic, partition))
-        row = await raw.fetchrow(
-            "SELECT epoch, next_offset FROM consumer_offsets "
-            "WHERE consumer = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-            consumer,
-            topic,
-            partition,
-        )
-        if held is None or row is None or row["epoch"] != held.epoch:
-            lost.append((topic, partition))
-            continue
-        if row["next_offset"] is not None and first < row["next_offset"]:
-            gaps.append(((topic, partition), row["next_offset"], first))
-            continue
-        await raw.execute(
-            "UPDATE consumer_offsets SET next_offset = $4 WHERE consumer = $1 AND topic = $2 AND partition = $3",
-            consumer,
-            topic,
-            partition,
-            next_offset,
-        )
+    for key in keys:
+        held, row = claims.get(key), found.get(key)
+        if held is None or row is None or row[0] != held.epoch:
+            lost.append(key)
+        elif row[1] is not None and spans[key][0] < row[1]:
+            gaps.append((key, row[1], spans[key][0]))
     if lost:
         raise StaleClaim(lost)
     if gaps:
         raise OutOfSequence(gaps)
+    await raw.execute(
+        "UPDATE consumer_offsets o SET next_offset = k.next_offset "
+        "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS k(topic, partition, next_offset) "
+        "WHERE o.consumer = $1 AND o.topic = k.topic AND o.partition = k.partition",
+        consumer,
+        topics,
+        partitions,
+        [spans[key][1] for key in keys],
+    )

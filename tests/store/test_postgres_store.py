@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ledger.db.event_store import PostgresEventStore
+from ledger.db.event_store import PostgresEventStore, begin
 from tests.store.contract import EventStoreContract
 
 
@@ -17,8 +17,8 @@ class TestPostgresEventStore(EventStoreContract):
     async def session(self):
         engine = create_async_engine(self.db.app_url)
         try:
-            async with engine.begin() as connection:
-                yield PostgresEventStore(connection)
+            async with begin(engine) as raw:
+                yield PostgresEventStore(raw)
         finally:
             await engine.dispose()
 

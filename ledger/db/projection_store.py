@@ -198,11 +198,11 @@ async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...
 
 @functools.cache
 def column_types(table: str, columns: tuple[str, ...]) -> list[str]:
-    """The SQL types of a projection's columns, from the schema's definition (a replay's temporary copy of a
+    """The SQL types of a table's columns, from the schema's definition (a replay's temporary copy of a
     projection is named with a prefix and has the same columns)."""
-    live = [name for name in PROJECTIONS if table == name or table.endswith("_" + name)]
+    live = [table] if table in metadata.tables else [n for n in PROJECTIONS if table.endswith("_" + n)]
     if not live:
-        raise ValueError(f"{table} is not a projection's table or a copy of one")
+        raise ValueError(f"{table} is not a table of the schema or a copy of a projection")
     definition = metadata.tables[live[0]]
     return [definition.c[column].type.compile(dialect=postgresql.dialect()) for column in columns]
 
@@ -314,7 +314,8 @@ async def write_settlements(raw, table: str, rows: BatchRows) -> None:
 async def write_rejections(raw, rejections: list[tuple]) -> int:
     """In the batch's order; returns the last rejection_id given (a batch under the append lock is the only
     writer, so that is the table's highest)."""
-    arrays = ", ".join(f"${n}::{'bigint' if n == 1 else 'text'}[]" for n in range(1, len(REJECTION_COLUMNS) + 1))
+    types = column_types("ledger_rejections", REJECTION_COLUMNS)
+    arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(types, start=1))
     ids = await raw.fetch(
         f"INSERT INTO ledger_rejections ({', '.join(REJECTION_COLUMNS)}) SELECT {', '.join(REJECTION_COLUMNS)} "
         f"FROM unnest({arrays}) WITH ORDINALITY AS r({', '.join(REJECTION_COLUMNS)}, n) ORDER BY n "

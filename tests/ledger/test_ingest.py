@@ -62,6 +62,25 @@ def test_malformed_input_is_rejected_and_kept_and_the_rest_settles(database):
     assert records(published, "settlement_id")[0]["fund_paid"] == "320.00"  # 002 第十四条: 800 × 40%
 
 
+@pytest.mark.parametrize("batch_size", [3, 100])
+def test_rejection_rows_are_numbered_in_the_order_the_events_were_refused(database, batch_size):
+    b.fresh()
+    lines = []
+    for n in range(6):
+        member = f"M{n}"
+        lines += [
+            b.as_line(b.enrolled(member, b.NINGXIA)),
+            b.as_line(b.visit(member, b.NINGXIA, on="2023-05-31")),  # before 000 took effect
+            "{broken" + "x" * n,
+            b.as_line(b.payment(member, b.NINGXIA, "50.00", purpose="fitness", on="2023-07-01")),  # 000 第八条
+        ]
+    stats, published = ingest(database, lines, batch_size=batch_size)
+    refused = [r["rejected"] for r in records(published, "rejected")]
+    assert len(refused) == 18
+    kept = fetch(database, "SELECT event_id, source FROM ledger_rejections ORDER BY rejection_id")
+    assert [r["event_id"] or int(r["source"].rsplit(":", 1)[1]) for r in kept] == refused
+
+
 def test_a_policy_rejection_is_a_ledger_row_tied_to_its_event(database):
     b.fresh()
     early = b.visit("M1", b.NINGXIA, on="2023-05-31")  # before 000 took effect

@@ -90,9 +90,18 @@ def start_embedded(directory: Path) -> Database:
 
 # The embedded server is medledger's own, sized for a ledger that writes in large batches: checkpoints spaced
 # further apart write far fewer full-page images to the WAL, and JIT compilation only slows short queries.
+# Backends hand what they write to the disk as they go (backend_flush_after), as the checkpointer and the
+# background writer already do: otherwise the kernel lets hundreds of MB pile up in its cache and writes them
+# back all at once, and every commit's WAL flush waits behind that for a second or more.
 # Durability is untouched (fsync and synchronous commit stay on). A setting already made with ALTER SYSTEM, by
 # medledger or by hand, is left as it is; shared_buffers takes effect when the server next starts.
-EMBEDDED_SETTINGS = {"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "15min", "jit": "off"}
+EMBEDDED_SETTINGS = {
+    "shared_buffers": "512MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+    "jit": "off",
+    "backend_flush_after": "256kB",
+}
 
 
 def _tune(server) -> None:

@@ -30,7 +30,9 @@ from .store import NewEvent, chain_onto
 
 YEAR_CLOSE = "period.year_closed"
 CLOSE_CHUNK = 2_000
-YIELD_EVERY = 50
+# Settling gives way this often to the batch committing meanwhile, whose every statement waits for a turn of the
+# event loop: a small batch that settled without a break would hold the commit before it back by its whole time.
+YIELD_EVERY = 8
 
 
 class Sequencer:

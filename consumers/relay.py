@@ -16,7 +16,7 @@ from collections import Counter
 import orjson
 
 from ledger.db.event_store import driver
-from ledger.db.outbox import REJECTIONS, SETTLEMENTS, pending, record_relayed, relayed
+from ledger.db.outbox import CHANNEL, REJECTIONS, SETTLEMENTS, pending, record_relayed, relayed
 from ledger.service import LedgerService
 
 from .metrics import Metrics
@@ -108,6 +108,7 @@ class Relay:
                 return
             # Only the relay holding the lock moves its position, so it is read once per lead, then kept.
             self._after = await relayed(raw, self.name)
+            await raw.add_listener(CHANNEL, self._notified)
             self._leading = raw
             try:
                 while not self._stop.is_set():
@@ -123,7 +124,11 @@ class Relay:
                     self._leading = None
                     self._after = None
                     with contextlib.suppress(Exception):
+                        await raw.remove_listener(CHANNEL, self._notified)
                         await raw.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
+
+    def _notified(self, connection, pid, channel, payload) -> None:
+        self._wake.set()
 
     async def publish_pending(self, raw) -> int:
         """One chunk: sent, acknowledged by the broker, then recorded as relayed."""

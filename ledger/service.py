@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from policies.book import Book
 from policies.parameters import parse_parameters
 from policies.registry import PolicyRegistry
 
@@ -24,14 +23,15 @@ from .chain import text_digest
 from .db.connect import service_engine
 from .db.event_store import LOCK, PostgresEventStore, begin, driver
 from .db.migrate import prepare
-from .db.outbox import write_outbox
-from .db.projection_store import Names, write_ledger, write_projections
+from .db.outbox import CHANNEL, write_outbox
+from .db.projection_store import Names, load_book, write_ledger, write_projections
 from .db.server import Database
 from .db.tracking import Claim, TopicPartition, advance, claim, stored
 from .intake import Incoming
 from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer
 
 DEFAULT_PARK_TTL = timedelta(days=30)
+WRITE = f"{LOCK}; NOTIFY {CHANNEL}"  # sent with BEGIN: the append lock, and word to the relay once committed
 LIVE = Names()
 
 
@@ -222,6 +222,9 @@ class LedgerService:
 
             pipeline = Pipeline(raw, LIVE, self.registry, sequencer, keep, parking, keep_loaded=True, carry=carry)
             await pipeline.run(fresh)
+            book = pipeline.book
+            if book is None:  # nothing new: the next batch reads through the ledger as it is (its closed years)
+                book = carry.book if carry is not None else await load_book(raw, LIVE, self.registry, [])
         stats.appended += sequencer.seq - seq
         rows = written[0] if written else BatchRows()
         appended = {event.event_id for event in rows.events}
@@ -237,7 +240,7 @@ class LedgerService:
         out = Carry(
             mark=Mark(sequencer.seq, parking.arrival),
             prev_hash=sequencer.prev_hash,
-            book=pipeline.book if pipeline.book is not None else (carry.book if carry else Book(self.registry)),
+            book=book,
             loaded=loaded,
             known=appended | {item.event.event_id for item in parking.parked} | unreadable,
             gone=gone,
@@ -248,7 +251,7 @@ class LedgerService:
 
     async def commit(self, prepared: Prepared) -> None:
         """Write a prepared batch under the append lock, if the ledger is still where it was settled from."""
-        async with begin(self.engine, lock=LOCK) as raw:
+        async with begin(self.engine, lock=WRITE) as raw:
             store = PostgresEventStore(raw, locked=True)
             tracking = prepared.tracking
             if tracking is not None:
@@ -308,7 +311,7 @@ class LedgerService:
     ) -> int:
         """One transaction under the append lock. With `expired_before`, the batch is the parked events that
         waited longer than that, selected under the lock so no other writer can release or refuse them too."""
-        async with begin(self.engine, lock=LOCK) as raw:
+        async with begin(self.engine, lock=WRITE) as raw:
             store = PostgresEventStore(raw, locked=True)
             if tracking is not None:
                 await advance(raw, tracking.consumer, tracking.claims, tracking.spans)

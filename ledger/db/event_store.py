@@ -6,6 +6,7 @@ async adapter costs about three times the CPU of the same statement sent on the 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
@@ -59,21 +60,34 @@ async def begin(engine: AsyncEngine, isolation: str = "read_committed", lock: st
     transaction: nothing may be sent through it on that connection meanwhile."""
     async with engine.connect() as connection:
         raw = await driver(connection)
-        await raw.execute(f"BEGIN ISOLATION LEVEL {LEVELS[isolation]}; {lock}")
         try:
+            await raw.execute(f"BEGIN ISOLATION LEVEL {LEVELS[isolation]}; {lock}")
             yield raw
         except BaseException:
-            try:
-                await raw.execute("ROLLBACK")
-            except BaseException:
-                # Interrupted mid-statement, or the server is gone: the connection is not to be used again.
-                await connection.invalidate()
+            await _abandon(connection, raw)
             raise
         try:
             await raw.execute("COMMIT")
         except BaseException:
-            await connection.invalidate()  # whether it committed is the server's to say; start afresh
+            await _discard(connection)  # whether it committed is the server's to say; start afresh
             raise
+
+
+async def _abandon(connection: AsyncConnection, raw) -> None:
+    """Roll back. A connection that cannot (closed, the server gone, interrupted again) is discarded: the pool must
+    never hand out a dead connection, or one still inside a transaction and holding its locks."""
+    try:
+        if not raw.is_closed():
+            await raw.execute("ROLLBACK")
+            return
+    except BaseException:
+        pass  # the error being raised is the one that matters
+    await _discard(connection)
+
+
+async def _discard(connection: AsyncConnection) -> None:
+    with contextlib.suppress(Exception):
+        await connection.invalidate()
 
 
 class PostgresEventStore(EventStore):

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 SETTLEMENTS = "settlements"
 REJECTIONS = "rejections"
 COLUMNS = ("stream", "key", "value")
+# Every writing transaction notifies this channel; PostgreSQL delivers it when the transaction commits, so a relay
+# hears of commits by any process at once instead of at its next idle poll.
+CHANNEL = "medledger_outbox"
 
 
 def key_of(record: dict) -> str | None:

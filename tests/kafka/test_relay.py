@@ -35,6 +35,24 @@ def test_records_committed_by_a_file_ingest_are_published_too(settings, database
     assert relayed == fetch(database, "SELECT max(position) FROM outbox")[0][0]
 
 
+def test_a_commit_by_another_process_wakes_the_relay(settings, database):
+    """The relay hears of other writers' commits from PostgreSQL (NOTIFY), not only at its idle poll: with the
+    poll an hour apart, what a file ingest commits is still published."""
+    lines = example_lines("nanjing")
+    expected = unique([r for r in settle_lines(lines) if "settlement_id" in r], "settlement_id")
+
+    async def scenario():
+        async with serving(settings, database) as service:
+            service.relay.idle_seconds = 3600
+            await asyncio.sleep(1)  # past the wait it may have begun with the default
+            async with LedgerService(database) as writer:
+                await writer.ingest(from_lines(lines, "nanjing.jsonl"))
+            topic = Topic(settings, settings.settlements_topic)
+            return await topic.read_until(lambda values: len(unique(values, "settlement_id")) >= len(expected), 20)
+
+    assert len(unique(run(scenario()), "settlement_id")) == len(expected)
+
+
 def test_batches_split_when_full_and_records_larger_than_a_batch_still_go_in_order(settings):
     topic_name = settings.settlements_topic
     sizes = [50, 900, 3_000, 20, 700, 5_000, 10, 1_200] * 5

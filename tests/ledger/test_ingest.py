@@ -75,6 +75,8 @@ def test_rejection_rows_are_numbered_in_the_order_the_events_were_refused(databa
             b.as_line(b.payment(member, b.NINGXIA, "50.00", purpose="fitness", on="2023-07-01")),  # 000 第八条
         ]
     stats, published = ingest(database, lines, batch_size=batch_size)
+    # every pipelined batch found the ledger where the batch before left it, last rejection id included
+    assert stats.resettled == 0
     refused = [r["rejected"] for r in records(published, "rejected")]
     assert len(refused) == 18
     kept = fetch(database, "SELECT event_id, source FROM ledger_rejections ORDER BY rejection_id")
@@ -195,3 +197,15 @@ def test_the_same_ids_in_two_regions_are_two_members_two_visits_and_two_payments
     assert not records(parked, "settlement_id")
     _, released = ingest(database, b.lines(b.enrolled("M-TWICE", b.WEIHAI)), batch_size=batch_size)
     assert [o["visit_id"] for o in records(released, "settlement_id")] == ["V-EARLY"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_a_batch_of_repeats_does_not_hide_the_closed_years_from_the_batches_after_it(database, batch_size):
+    """The batch after one that settled nothing is read through what that one carried: the closed years too."""
+    b.fresh()
+    enrolment = b.enrolled("M1", b.NINGXIA, on="2023-06-01")
+    ingest(database, [b.as_line(enrolment), b.as_line(b.year_closed(b.NINGXIA, 2023))])
+    late = b.visit("M1", b.NINGXIA, on="2023-12-20")  # in the closed year
+    stats, published = ingest(database, [b.as_line(enrolment), b.as_line(late)], batch_size=batch_size)
+    assert stats.duplicates == 1 and stats.resettled == 0
+    assert [(r["rejected"], r["reason"]) for r in records(published, "rejected")] == [(late["event_id"], "year_closed")]

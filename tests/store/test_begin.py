@@ -5,8 +5,10 @@ import asyncio
 
 import asyncpg
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ledger.db.connect import refuse_unusable, service_engine
 from ledger.db.event_store import APPEND_LOCK, LOCK, begin, driver
 
 HELD = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted"
@@ -22,6 +24,7 @@ async def clean(engine) -> tuple[bool, int, int]:
 def run(database, scenario):
     async def main():
         engine = create_async_engine(database.owner_url, pool_size=1, max_overflow=0)
+        event.listen(engine.sync_engine, "checkout", refuse_unusable)  # as `service_engine` does
         try:
             return await scenario(engine)
         finally:
@@ -100,3 +103,69 @@ def test_a_connection_whose_server_side_is_gone_is_replaced(database):
         return await asyncio.wait_for(clean(engine), 10)
 
     assert run(database, scenario) == (False, 0, 1)
+
+
+async def backend(engine) -> int:
+    async with engine.connect() as connection:
+        return await (await driver(connection)).fetchval("SELECT pg_backend_pid()")
+
+
+async def other_session(database):
+    return await asyncpg.connect(database.owner_url.replace("+asyncpg", ""))
+
+
+def test_a_pooled_connection_whose_server_side_died_while_idle_is_replaced(database):
+    async def scenario(engine):
+        idle = await backend(engine)
+        killer = await other_session(database)
+        try:
+            await killer.execute("SELECT pg_terminate_backend($1)", idle)
+        finally:
+            await killer.close()
+        await asyncio.sleep(0.2)  # the driver sees the socket close
+        async with begin(engine, lock=LOCK) as raw:
+            answer = await raw.fetchval("SELECT 1")
+        return answer, await backend(engine) != idle, await clean(engine)
+
+    assert run(database, scenario) == (1, True, (False, 0, 1))
+
+
+def test_a_connection_left_inside_a_transaction_is_replaced_and_its_locks_end(database):
+    async def scenario(engine):
+        async with engine.connect() as connection:  # as if a transaction had been abandoned on it
+            await (await driver(connection)).execute(f"BEGIN; {LOCK}")
+        state = await clean(engine)
+        probe = await other_session(database)
+        try:
+            free = await probe.fetchval("SELECT pg_try_advisory_lock($1)", APPEND_LOCK)
+        finally:
+            await probe.close()
+        return state, free
+
+    assert run(database, scenario) == ((False, 0, 1), True)
+
+
+def test_cancelled_while_waiting_for_the_append_lock_it_leaves_nothing_behind(database):
+    async def scenario(engine):
+        holder = await other_session(database)
+        await holder.execute("SELECT pg_advisory_lock($1)", APPEND_LOCK)
+        waiting = asyncio.create_task(_enter(engine))
+        await asyncio.sleep(0.3)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await holder.close()  # the lock is free again
+        async with begin(engine, lock=LOCK) as raw:
+            locked = await raw.fetchval(HELD)
+        return locked, await clean(engine)
+
+    assert run(database, scenario) == (1, (False, 0, 1))
+
+
+async def _enter(engine):
+    async with begin(engine, lock=LOCK):
+        pass
+
+
+def test_the_service_engine_refuses_unusable_connections(database):
+    assert event.contains(service_engine(database).sync_engine, "checkout", refuse_unusable)

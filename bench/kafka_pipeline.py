@@ -238,7 +238,10 @@ def main() -> None:
         if serve is not None and serve.returncode is None:
             serve.terminate()
             _, status, usage = os.wait4(serve.pid, 0)
-            print(f"serve: peak RSS {usage.ru_maxrss / 1024:.0f} MB, exit {os.waitstatus_to_exitcode(status)}")
+            print(
+                f"serve: peak RSS {usage.ru_maxrss / 1024:.0f} MB, CPU {usage.ru_utime + usage.ru_stime:.1f} s "
+                f"(both phases), exit {os.waitstatus_to_exitcode(status)}"
+            )
         if broker_env is not None:
             subprocess.run([str(ROOT / "scripts/kafka/run"), "stop"], env=broker_env, check=False)
 

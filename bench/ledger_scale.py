@@ -21,12 +21,14 @@ MEDLEDGER = [sys.executable, "-m", "ledger.cli"]
 PARAMETERS = ROOT / "examples/params/150000-illustrative.toml"
 
 
-def run(command: list[str], env: dict, stdout=subprocess.DEVNULL) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MB, exit code) of one child process."""
+def run(command: list[str], env: dict, stdout=subprocess.DEVNULL) -> tuple[float, float, float, int]:
+    """(seconds, peak RSS in MB, CPU seconds, exit code) of one child process. Its CPU time (PostgreSQL's is not
+    in it) varies far less from run to run than the wall time on a shared machine."""
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=stdout)
     _, status, usage = os.wait4(child.pid, 0)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, cpu, os.waitstatus_to_exitcode(status)
 
 
 def main() -> None:
@@ -60,18 +62,20 @@ def main() -> None:
 
         # The schema, and the embedded server's settings, which take effect at its next start.
         subprocess.run(MEDLEDGER + ["db", "upgrade"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        seconds, rss, code = run(
+        seconds, rss, cpu, code = run(
             MEDLEDGER
             + ["ingest", str(events), "--quiet", "--parameters", str(PARAMETERS), "--batch-size", str(args.batch_size)],
             env,
         )
         print(
             f"ingest: {count} events in {seconds:.1f} s = {count / seconds:,.0f} events/s, "
-            f"peak RSS {rss:.0f} MB, exit {code}"
+            f"peak RSS {rss:.0f} MB, CPU {cpu:.1f} s = {cpu / count * 1000:.3f} ms an event, exit {code}"
         )
-        seconds, rss, code = run(MEDLEDGER + ["replay", "--verify", "--batch-size", str(args.replay_batch_size)], env)
+        seconds, rss, cpu, code = run(
+            MEDLEDGER + ["replay", "--verify", "--batch-size", str(args.replay_batch_size)], env
+        )
         print(
-            f"replay --verify: {seconds:.1f} s, peak RSS {rss:.0f} MB, exit {code} "
+            f"replay --verify: {seconds:.1f} s, peak RSS {rss:.0f} MB, CPU {cpu:.1f} s, exit {code} "
             f"({'verified' if code == 0 else 'NOT verified'})"
         )
 

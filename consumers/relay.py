@@ -127,7 +127,7 @@ class Relay:
                         await raw.remove_listener(CHANNEL, self._notified)
                         await raw.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
 
-    def _notified(self, connection, pid, channel, payload) -> None:
+    def _notified(self, _connection, _pid, _channel, _payload) -> None:
         self._wake.set()
 
     async def publish_pending(self, raw) -> int:

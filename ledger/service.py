@@ -251,7 +251,7 @@ class LedgerService:
 
     async def commit(self, prepared: Prepared) -> None:
         """Write a prepared batch under the append lock, if the ledger is still where it was settled from."""
-        async with begin(self.engine, lock=WRITE) as raw:
+        async with begin(self.engine, first=WRITE) as raw:
             store = PostgresEventStore(raw, locked=True)
             tracking = prepared.tracking
             if tracking is not None:
@@ -311,7 +311,7 @@ class LedgerService:
     ) -> int:
         """One transaction under the append lock. With `expired_before`, the batch is the parked events that
         waited longer than that, selected under the lock so no other writer can release or refuse them too."""
-        async with begin(self.engine, lock=WRITE) as raw:
+        async with begin(self.engine, first=WRITE) as raw:
             store = PostgresEventStore(raw, locked=True)
             if tracking is not None:
                 await advance(raw, tracking.consumer, tracking.claims, tracking.spans)

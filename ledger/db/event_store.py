@@ -54,14 +54,14 @@ LEVELS = {"read_committed": "READ COMMITTED", "repeatable_read": "REPEATABLE REA
 
 
 @asynccontextmanager
-async def begin(engine: AsyncEngine, isolation: str = "read_committed", lock: str = "") -> AsyncIterator:
+async def begin(engine: AsyncEngine, isolation: str = "read_committed", first: str = "") -> AsyncIterator:
     """A pooled connection's driver connection, in a transaction that commits on exit (rolls back on an error).
-    `lock` (an advisory lock statement) is sent in the same round trip as BEGIN. SQLAlchemy does not know of the
-    transaction: nothing may be sent through it on that connection meanwhile."""
+    `first` (statements without parameters: an advisory lock, a NOTIFY) is sent in the same round trip as BEGIN.
+    SQLAlchemy does not know of the transaction: nothing may be sent through it on that connection meanwhile."""
     async with engine.connect() as connection:
         raw = await driver(connection)
         try:
-            await raw.execute(f"BEGIN ISOLATION LEVEL {LEVELS[isolation]}; {lock}")
+            await raw.execute(f"BEGIN ISOLATION LEVEL {LEVELS[isolation]}; {first}")
             yield raw
         except BaseException:
             await _abandon(connection, raw)
@@ -94,7 +94,7 @@ class PostgresEventStore(EventStore):
     """On an asyncpg connection that is in a transaction."""
 
     def __init__(self, raw, locked: bool = False):
-        """`locked`: the transaction already holds the append lock (`begin(..., lock=LOCK)`)."""
+        """`locked`: the transaction already holds the append lock (`begin(..., first=LOCK)`)."""
         self.raw = raw
         self._locked = locked
 

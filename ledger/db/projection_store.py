@@ -187,13 +187,17 @@ async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...
     """One INSERT ... SELECT FROM unnest(one array a column) ... ON CONFLICT: a single round trip whatever the
     number of rows, where a statement a row would cost one each (and staging through a table, four)."""
     names = ", ".join(columns)
-    arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(column_types(table, columns), start=1))
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     await raw.execute(
-        f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT ({', '.join(key)}) "
-        f"DO UPDATE SET {updates}",
+        f"INSERT INTO {table} ({names}) SELECT * FROM unnest({array_parameters(table, columns)}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
         *(list(column) for column in zip(*rows)),
     )
+
+
+def array_parameters(table: str, columns: tuple[str, ...]) -> str:
+    """`$1::type[], $2::type[], ...`: one array parameter a column, for `unnest()`."""
+    return ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(column_types(table, columns), start=1))
 
 
 @functools.cache
@@ -314,8 +318,7 @@ async def write_settlements(raw, table: str, rows: BatchRows) -> None:
 async def write_rejections(raw, rejections: list[tuple]) -> int:
     """In the batch's order; returns the last rejection_id given (a batch under the append lock is the only
     writer, so that is the table's highest)."""
-    types = column_types("ledger_rejections", REJECTION_COLUMNS)
-    arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(types, start=1))
+    arrays = array_parameters("ledger_rejections", REJECTION_COLUMNS)
     ids = await raw.fetch(
         f"INSERT INTO ledger_rejections ({', '.join(REJECTION_COLUMNS)}) SELECT {', '.join(REJECTION_COLUMNS)} "
         f"FROM unnest({arrays}) WITH ORDINALITY AS r({', '.join(REJECTION_COLUMNS)}, n) ORDER BY n "

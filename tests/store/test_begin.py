@@ -37,7 +37,7 @@ def test_it_commits_on_exit_holding_the_lock_sent_with_begin(database):
     async def scenario(engine):
         async with engine.connect() as connection:
             await (await driver(connection)).execute("CREATE TABLE begin_probe (n int)")
-        async with begin(engine, lock=LOCK) as raw:
+        async with begin(engine, first=LOCK) as raw:
             assert raw.is_in_transaction()
             assert await raw.fetchval(HELD) == 1
             assert await raw.fetchval("SELECT objid FROM pg_locks WHERE locktype = 'advisory'") == APPEND_LOCK
@@ -54,7 +54,7 @@ def test_an_error_inside_rolls_everything_back(database):
         async with engine.connect() as connection:
             await (await driver(connection)).execute("CREATE TABLE begin_probe (n int)")
         with pytest.raises(RuntimeError, match="in Python"):
-            async with begin(engine, lock=LOCK) as raw:
+            async with begin(engine, first=LOCK) as raw:
                 await raw.execute("INSERT INTO begin_probe VALUES (1)")
                 raise RuntimeError("an error in Python")
         with pytest.raises(Exception, match="division by zero"):
@@ -73,7 +73,7 @@ def test_a_transaction_cancelled_mid_statement_leaves_no_connection_behind_in_it
         started = asyncio.Event()
 
         async def batch():
-            async with begin(engine, "repeatable_read", lock=LOCK) as raw:
+            async with begin(engine, "repeatable_read", first=LOCK) as raw:
                 started.set()
                 await raw.execute("SELECT pg_sleep(30)")
 
@@ -92,7 +92,7 @@ def test_a_connection_whose_server_side_is_gone_is_replaced(database):
     async def scenario(engine):
         # Which error depends on when the driver notices; what matters is the pool afterwards.
         with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)):
-            async with begin(engine, lock=LOCK) as raw:
+            async with begin(engine, first=LOCK) as raw:
                 pid = await raw.fetchval("SELECT pg_backend_pid()")
                 killer = await asyncpg.connect(database.owner_url.replace("+asyncpg", ""))
                 try:
@@ -123,7 +123,7 @@ def test_a_pooled_connection_whose_server_side_died_while_idle_is_replaced(datab
         finally:
             await killer.close()
         await asyncio.sleep(0.2)  # the driver sees the socket close
-        async with begin(engine, lock=LOCK) as raw:
+        async with begin(engine, first=LOCK) as raw:
             answer = await raw.fetchval("SELECT 1")
         return answer, await backend(engine) != idle, await clean(engine)
 
@@ -155,7 +155,7 @@ def test_cancelled_while_waiting_for_the_append_lock_it_leaves_nothing_behind(da
         with pytest.raises(asyncio.CancelledError):
             await waiting
         await holder.close()  # the lock is free again
-        async with begin(engine, lock=LOCK) as raw:
+        async with begin(engine, first=LOCK) as raw:
             locked = await raw.fetchval(HELD)
         return locked, await clean(engine)
 
@@ -163,7 +163,7 @@ def test_cancelled_while_waiting_for_the_append_lock_it_leaves_nothing_behind(da
 
 
 async def _enter(engine):
-    async with begin(engine, lock=LOCK):
+    async with begin(engine, first=LOCK):
         pass
 
 

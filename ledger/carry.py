@@ -11,10 +11,14 @@ settling them one after the other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+import orjson
 
 from policies.book import Book
 
+from .db.tracking import LOCKED_CLAIMS, Claim, TopicPartition, check, claim_arguments
 from .intake import Incoming
 
 
@@ -44,6 +48,23 @@ REBUILD_LOCK = 0x6D656D62  # "memb"
 
 async def watermark(raw) -> Watermark:
     return Watermark(*await raw.fetchrow(WATERMARK))
+
+
+async def watermark_claimed(
+    raw, consumer: str, claims: Mapping[TopicPartition, Claim], spans: Mapping[TopicPartition, tuple[int, int]]
+) -> Watermark:
+    """In a commit under the append lock, one round trip: the watermark, and the claims of the partitions the
+    batch read checked and their rows locked until it commits (`tracking.check`; raises as it does)."""
+    if not spans:
+        return await watermark(raw)
+    row = await raw.fetchrow(
+        f"WITH c AS MATERIALIZED ({LOCKED_CLAIMS}) SELECT w.*, "
+        "(SELECT json_agg(json_build_array(topic, partition, epoch, next_offset))::text FROM c) "
+        f"FROM ({WATERMARK}) AS w",
+        *claim_arguments(consumer, spans),
+    )
+    check(claims, spans, orjson.loads(row[4] or "[]"))
+    return Watermark(*row[:4])
 
 
 @dataclass

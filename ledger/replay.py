@@ -31,13 +31,14 @@ from .db.event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
 from .db.projection_store import (
     PROJECTIONS,
     Names,
+    add_projections,
+    add_settlements,
     as_json,
     create_shadow,
     write_member_years,
-    write_projections,
-    write_settlements,
 )
 from .db.server import Database
+from .db.writes import Writes
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
 
@@ -183,8 +184,10 @@ class Replayer:
                 await self._check(raw, batch_rows, report)
             elif mode == "compare":
                 await self._impact(raw, batch_rows, report)
-            await write_settlements(raw, names.settlements, batch_rows)
-            await write_projections(raw, names, batch_rows, registry)
+            writes = Writes.sized(len(batch_rows.events) + len(batch_rows.outbox))
+            add_settlements(writes, names.settlements, batch_rows)
+            add_projections(writes, names, batch_rows, registry)
+            await writes.run(raw)
 
         # One parameter set per run of consecutive events that share it.
         start = 0

@@ -18,15 +18,16 @@ from policies.parameters import parse_parameters
 from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
-from .carry import REBUILD_LOCK, Carry, Conflict, Mark, Watermark, watermark
+from .carry import REBUILD_LOCK, Carry, Conflict, Mark, Watermark, watermark, watermark_claimed
 from .chain import text_digest
 from .db.connect import service_engine
-from .db.event_store import LOCK, PostgresEventStore, begin, driver
+from .db.event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver
 from .db.migrate import prepare
-from .db.outbox import CHANNEL, write_outbox
-from .db.projection_store import Names, load_book, write_ledger, write_projections
+from .db.outbox import CHANNEL, add_outbox
+from .db.projection_store import Names, add_ledger, add_projections, load_book
 from .db.server import Database
-from .db.tracking import Claim, TopicPartition, advance, claim, stored
+from .db.tracking import Claim, TopicPartition, add_offsets, advance, claim, stored
+from .db.writes import Writes
 from .intake import Incoming
 from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer
 
@@ -250,18 +251,19 @@ class LedgerService:
         return Prepared(items, stats, rows, pipeline.published, carried, expected, out, tracking)
 
     async def commit(self, prepared: Prepared) -> None:
-        """Write a prepared batch under the append lock, if the ledger is still where it was settled from."""
+        """Write a prepared batch under the append lock, if the ledger is still where it was settled from: four
+        round trips (BEGIN with the lock, the check, the rows, COMMIT), however large the batch."""
         async with begin(self.engine, first=WRITE) as raw:
-            store = PostgresEventStore(raw, locked=True)
             tracking = prepared.tracking
-            if tracking is not None:
-                await advance(raw, tracking.consumer, tracking.claims, tracking.spans)
+            if tracking is None:
+                found = await watermark(raw)
+            else:
+                found = await watermark_claimed(raw, tracking.consumer, tracking.claims, tracking.spans)
             expected = prepared.expected or prepared.carried.end()
-            found = await watermark(raw)
             if found != expected:
                 raise Conflict(f"the ledger moved from {expected} to {found} while the batch was settled")
             rows = prepared.rows
-            last_rejection = await self._write(store, raw, rows, self.registry)
+            last_rejection = await self._write(raw, rows, self.registry, tracking)
             # Under the append lock nothing else moves the ledger: it is where this batch leaves it.
             prepared.carry.mark.rejection = found.rejection if last_rejection is None else last_rejection
             prepared.carry.mark.projections = found.projections
@@ -270,15 +272,22 @@ class LedgerService:
         # next batch is settled, two batches are in memory at once).
         prepared.rows, prepared.items = BatchRows(), []
 
-    async def _write(self, store: PostgresEventStore, raw, rows: BatchRows, registry: PolicyRegistry) -> int | None:
-        """A batch's rows, inside its transaction under the append lock; the last rejection_id it wrote, if any."""
+    async def _write(
+        self, raw, rows: BatchRows, registry: PolicyRegistry, tracking: Tracking | None = None
+    ) -> int | None:
+        """A batch's rows, inside its transaction under the append lock, as one statement (`db.writes`), with the
+        consumed offsets of `tracking` (its claims already checked); the last rejection_id it wrote, if any."""
+        writes = Writes.sized(len(rows.events) + len(rows.outbox))
         if rows.events and not self._parameters_kept:
-            await store.record_parameters(self.digest, self.parameters_text)
-        await store.write(rows.events)
-        last_rejection = await write_ledger(raw, rows)
-        await write_projections(raw, LIVE, rows, registry, self.digest)
-        await write_outbox(raw, rows.outbox)
-        return last_rejection
+            add_parameters(writes, self.digest, self.parameters_text)
+        add_events(writes, rows.events)
+        refused = add_ledger(writes, rows)
+        add_projections(writes, LIVE, rows, registry, self.digest)
+        add_outbox(writes, rows.outbox)
+        if tracking is not None:
+            add_offsets(writes, tracking.consumer, tracking.spans)
+        result = await writes.run(raw)
+        return None if refused is None else result[refused]
 
     async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
         """Take partitions over for `consumer` (see `ledger.db.tracking`)."""
@@ -328,7 +337,7 @@ class LedgerService:
             stats.read += len(items)
 
             async def write(batch_rows: BatchRows, registry) -> None:
-                await self._write(store, raw, batch_rows, registry)
+                await self._write(raw, batch_rows, registry)
 
             pipeline = Pipeline(raw, LIVE, self.registry, sequencer, write, parking, keep_loaded=True)
             await pipeline.run(fresh)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..chain import GENESIS, ChainBreak, verify_links
 from ..store import DuplicateEvent, EventStore, NewEvent, StoredEvent, UnrecordedParameters, chained
+from .writes import Writes
 
 # One writer at a time appends: the lock is held to commit, so sequence order is commit order and no gap can
 # open (a rolled-back append releases its numbers with the lock).
@@ -104,11 +105,9 @@ class PostgresEventStore(EventStore):
             self._locked = True
 
     async def record_parameters(self, digest: str, content: str) -> None:
-        await self.raw.execute(
-            "INSERT INTO parameter_sets (digest, content) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
-            digest,
-            content,
-        )
+        writes = Writes()
+        add_parameters(writes, digest, content)
+        await writes.run(self.raw)
 
     async def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
         await self.lock()
@@ -128,14 +127,10 @@ class PostgresEventStore(EventStore):
         return stored
 
     async def write(self, stored: Sequence[StoredEvent]) -> None:
-        """Copy already chained events in (the pipeline chains them as it settles)."""
-        if not stored:
-            return
-        await self.raw.copy_records_to_table(
-            "ledger_events",
-            records=[tuple(getattr(event, column) for column in COLUMNS) for event in stored],
-            columns=COLUMNS,
-        )
+        """Already chained events in (the pipeline chains them as it settles)."""
+        writes = Writes.sized(len(stored))
+        add_events(writes, stored)
+        await writes.run(self.raw)
 
     async def known(self, event_ids: Iterable[str]) -> set[str]:
         ids = list(set(event_ids))
@@ -169,6 +164,19 @@ class PostgresEventStore(EventStore):
             breaks.extend(verify_links(rows, prev_hash, prev_seq))
             after = prev_seq = rows[-1][0]
             prev_hash = bytes(rows[-1][3])
+
+
+def add_events(writes: Writes, stored: Sequence[StoredEvent]) -> None:
+    writes.insert("ledger_events", COLUMNS, [tuple(getattr(event, column) for column in COLUMNS) for event in stored])
+
+
+def add_parameters(writes: Writes, digest: str, content: str) -> None:
+    """The parameter set events are settled under (`record_parameters`), beside the events that name it."""
+    writes.add(
+        "INSERT INTO parameter_sets (digest, content) "
+        f"VALUES ({writes.parameter(digest, 'text')}, {writes.parameter(content, 'text')}) "
+        "ON CONFLICT (digest) DO NOTHING"
+    )
 
 
 def _stored(row) -> StoredEvent:

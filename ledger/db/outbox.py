@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .writes import Writes
+
 SETTLEMENTS = "settlements"
 REJECTIONS = "rejections"
 COLUMNS = ("stream", "key", "value")
@@ -28,12 +30,11 @@ def key_of(record: dict) -> str | None:
     return member if isinstance(member, str) else None
 
 
-async def write_outbox(raw, rows: list[tuple[str, str | None, str]]) -> None:
-    """(stream, key, JSON) rows as a batch collected them (`BatchRows.outbox`). Settlements, reversals, movements
-    and incentive evaluations go to the settlement stream, refusals to the rejection stream; a parked event
-    publishes nothing yet: it is settled or refused later."""
-    if rows:
-        await raw.copy_records_to_table("outbox", records=rows, columns=COLUMNS)
+def add_outbox(writes: Writes, rows: list[tuple[str, str | None, str]]) -> None:
+    """(stream, key, JSON) rows as a batch collected them (`BatchRows.outbox`), positioned in that order.
+    Settlements, reversals, movements and incentive evaluations go to the settlement stream, refusals to the
+    rejection stream; a parked event publishes nothing yet: it is settled or refused later."""
+    writes.insert("outbox", COLUMNS, rows, ordered=True)
 
 
 @dataclass(frozen=True)

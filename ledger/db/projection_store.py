@@ -5,12 +5,10 @@ The same code serves the live tables and the fresh ones a replay builds aside (`
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy.dialects import postgresql
 
 from policies.book import Book
 from policies.registry import PolicyRegistry
@@ -19,7 +17,7 @@ from projections import member_year
 
 from ..batch import BatchRows
 from ..codec import settlement_from_row, state_from_json
-from .tables import metadata
+from .writes import Writes, insert_statement
 
 
 def as_json(value):
@@ -183,45 +181,32 @@ async def region_member_chunks(raw, names: Names, region: str, size: int):
         yield [state_from_json(as_json(state)) for _, state in rows]
 
 
-async def _upsert(raw, table: str, columns: tuple[str, ...], key: tuple[str, ...], rows: list[tuple]) -> None:
-    """One INSERT ... SELECT FROM unnest(one array a column) ... ON CONFLICT: a single round trip whatever the
-    number of rows, where a statement a row would cost one each (and staging through a table, four)."""
-    names = ", ".join(columns)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    await raw.execute(
-        f"INSERT INTO {table} ({names}) SELECT * FROM unnest({array_parameters(table, columns)}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
-        *(list(column) for column in zip(*rows)),
-    )
-
-
-def array_parameters(table: str, columns: tuple[str, ...]) -> str:
-    """`$1::type[], $2::type[], ...`: one array parameter a column, for `unnest()`."""
-    return ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(column_types(table, columns), start=1))
-
-
-@functools.cache
-def column_types(table: str, columns: tuple[str, ...]) -> list[str]:
-    """The SQL types of a table's columns, from the schema's definition (a replay's temporary copy of a
-    projection is named with a prefix and has the same columns)."""
-    live = [table] if table in metadata.tables else [n for n in PROJECTIONS if table.endswith("_" + n)]
-    if not live:
-        raise ValueError(f"{table} is not a table of the schema or a copy of a projection")
-    definition = metadata.tables[live[0]]
-    return [definition.c[column].type.compile(dialect=postgresql.dialect()) for column in columns]
-
-
-async def _write_years(raw, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:
+def add_years(writes: Writes, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:
+    """A member's years rewritten whole leave no year behind that its state no longer has."""
     whole_rows, year_rows, whole = rows.year_rows(registry, params_digest)
-    # A member's years rewritten whole: no year survives that its state no longer has.
+    key = ("region", "member_id", "year")
+    if writes.large:  # a statement at a time: the whole members' rows go, and come back by COPY
+        for region, members in by_region(whole).items():
+            writes.add(
+                f"DELETE FROM {names.member_year} WHERE region = {writes.parameter(region, 'text')} "
+                f"AND member_id = ANY({writes.parameter(members, 'text[]')})"
+            )
+        writes.insert(names.member_year, member_year.COLUMNS, whole_rows)
+        writes.upsert(names.member_year, member_year.COLUMNS, key, year_rows)
+        return
+    # One statement: no write may meet another on a row, so the years kept are upserted and only the others go.
+    writes.upsert(names.member_year, member_year.COLUMNS, key, whole_rows + year_rows)
     for region, members in by_region(whole).items():
-        await raw.execute(
-            f"DELETE FROM {names.member_year} WHERE region = $1 AND member_id = ANY($2::text[])", region, members
+        kept = [row[1:3] for row in whole_rows if row[0] == region]
+        region_is = writes.parameter(region, "text")
+        members_are = writes.parameter(members, "text[]")
+        kept_members = writes.parameter([member for member, _ in kept], "text[]")
+        kept_years = writes.parameter([year for _, year in kept], "int[]")
+        writes.add(
+            f"DELETE FROM {names.member_year} t WHERE t.region = {region_is} AND t.member_id = ANY({members_are}) "
+            f"AND NOT EXISTS (SELECT FROM unnest({kept_members}, {kept_years}) AS k(member_id, year) "
+            "WHERE k.member_id = t.member_id AND k.year = t.year)"
         )
-    if whole_rows:
-        await raw.copy_records_to_table(names.member_year, records=whole_rows, columns=member_year.COLUMNS)
-    if year_rows:
-        await _upsert(raw, names.member_year, member_year.COLUMNS, ("region", "member_id", "year"), year_rows)
 
 
 async def write_member_years(raw, names: Names, registry_of: Callable, chunk: int = 5_000) -> None:
@@ -246,36 +231,32 @@ async def write_member_years(raw, names: Names, registry_of: Callable, chunk: in
         await raw.copy_records_to_table(names.member_year, records=records, columns=member_year.COLUMNS)
 
 
-async def write_projections(
-    raw, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str | None = None
+FUND_COLUMNS = ("region", "month", "pool", "fund_paid", "settlements", "reversals")
+FUND_INCREMENTS = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in FUND_COLUMNS[3:])
+
+
+def add_projections(
+    writes: Writes, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str | None = None
 ) -> None:
     """Without `params_digest` (the digest of `registry`'s parameters), member_year is left to
     `write_member_years` at the end of a replay: its rows are a function of each member's final state alone, so
     writing them once gives the same table."""
-    states = rows.state_rows()
-    if states:
-        await _upsert(
-            raw, names.member_state, ("region", "member_id", "state", "last_seq"), ("region", "member_id"), states
-        )
+    writes.upsert(
+        names.member_state, ("region", "member_id", "state", "last_seq"), ("region", "member_id"), rows.state_rows()
+    )
     if params_digest is not None:
-        await _write_years(raw, names, rows, registry, params_digest)
-    fund = rows.fund.rows()
-    if fund:
-        await raw.executemany(
-            f"INSERT INTO {names.fund_totals} AS t (region, month, pool, fund_paid, settlements, reversals) "
-            f"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (region, month, pool) DO UPDATE SET "
-            f"fund_paid = t.fund_paid + excluded.fund_paid, settlements = t.settlements + excluded.settlements, "
-            f"reversals = t.reversals + excluded.reversals",
-            fund,
-        )
-    if rows.closed_years:
-        await raw.executemany(
-            f"INSERT INTO {names.closed_years} (region, year, seq) VALUES ($1, $2, $3)", rows.closed_years
-        )
-    if rows.payments:
-        await raw.copy_records_to_table(
-            names.account_payments, records=rows.payments, columns=("region", "payment_id", "seq")
-        )
+        add_years(writes, names, rows, registry, params_digest)
+    writes.upsert(names.fund_totals, FUND_COLUMNS, FUND_COLUMNS[:3], rows.fund.rows(), updates=FUND_INCREMENTS)
+    writes.insert(names.closed_years, ("region", "year", "seq"), rows.closed_years)
+    writes.insert(names.account_payments, ("region", "payment_id", "seq"), rows.payments)
+
+
+async def write_projections(
+    raw, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str | None = None
+) -> None:
+    writes = Writes()
+    add_projections(writes, names, rows, registry, params_digest)
+    await writes.run(raw)
 
 
 SETTLEMENT_COLUMNS = (
@@ -310,33 +291,20 @@ REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload",
 PARKED_COLUMNS = ("event_id", "region", "member_id", "payload", "source", "parked_at", "arrival")
 
 
-async def write_settlements(raw, table: str, rows: BatchRows) -> None:
-    if rows.settlements:
-        await raw.copy_records_to_table(table, records=rows.settlements, columns=SETTLEMENT_COLUMNS)
+def add_settlements(writes: Writes, table: str, rows: BatchRows) -> None:
+    writes.insert(table, SETTLEMENT_COLUMNS, rows.settlements)
 
 
-async def write_rejections(raw, rejections: list[tuple]) -> int:
-    """In the batch's order; returns the last rejection_id given (a batch under the append lock is the only
-    writer, so that is the table's highest)."""
-    arrays = array_parameters("ledger_rejections", REJECTION_COLUMNS)
-    ids = await raw.fetch(
-        f"INSERT INTO ledger_rejections ({', '.join(REJECTION_COLUMNS)}) SELECT {', '.join(REJECTION_COLUMNS)} "
-        f"FROM unnest({arrays}) WITH ORDINALITY AS r({', '.join(REJECTION_COLUMNS)}, n) ORDER BY n "
-        f"RETURNING rejection_id",
-        *(list(column) for column in zip(*rejections)),
-    )
-    return max(row[0] for row in ids)
-
-
-async def write_ledger(raw, rows: BatchRows) -> int | None:
-    """The ledger rows of a batch, after its events (ledger_events) are in. Returns the last rejection_id written,
-    if the batch refused anything."""
-    await write_settlements(raw, "ledger_settlements", rows)
-    if rows.movements:
-        await raw.copy_records_to_table("ledger_movements", records=rows.movements, columns=MOVEMENT_COLUMNS)
-    if rows.incentives:
-        await raw.copy_records_to_table("ledger_incentives", records=rows.incentives, columns=INCENTIVE_COLUMNS)
-    last_rejection = await write_rejections(raw, rows.rejections) if rows.rejections else None
-    if rows.parked:
-        await raw.copy_records_to_table("parked_events", records=rows.parked, columns=PARKED_COLUMNS)
-    return last_rejection
+def add_ledger(writes: Writes, rows: BatchRows) -> int | None:
+    """The ledger rows of a batch, beside its events (`event_store.add_events`). If the batch refused anything,
+    the index of the statement's result that is the last rejection_id written (a batch under the append lock is
+    the only writer, so that is the table's highest)."""
+    add_settlements(writes, "ledger_settlements", rows)
+    writes.insert("ledger_movements", MOVEMENT_COLUMNS, rows.movements)
+    writes.insert("ledger_incentives", INCENTIVE_COLUMNS, rows.incentives)
+    writes.insert("parked_events", PARKED_COLUMNS, rows.parked)
+    if not rows.rejections:
+        return None
+    # in the batch's order, which the ids keep
+    statement = insert_statement(writes, "ledger_rejections", REJECTION_COLUMNS, rows.rejections, ordered=True)
+    return writes.add(statement + " RETURNING rejection_id", result="max(rejection_id)")

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .writes import Writes
+
 TopicPartition = tuple[str, int]
 
 
@@ -72,29 +74,30 @@ class OutOfSequence(StaleClaim):
         )
 
 
-async def advance(
-    raw, consumer: str, claims: Mapping[TopicPartition, Claim], spans: Mapping[TopicPartition, tuple[int, int]]
-) -> None:
-    """Inside the batch's transaction: check the claims (locking their rows until commit) and that each partition's
-    records do not start before its stored offset, then move the offsets past the batch. `spans` maps a partition to the
-    offset of its first record in the batch and the offset after its last. Two round trips, whatever the number of
-    partitions."""
-    if not spans:
-        return
+LOCKED_CLAIMS = (
+    "SELECT o.topic, o.partition, o.epoch, o.next_offset FROM consumer_offsets o "
+    "JOIN unnest($2::text[], $3::int[]) AS k(topic, partition) ON o.topic = k.topic AND o.partition = k.partition "
+    "WHERE o.consumer = $1 ORDER BY o.topic, o.partition FOR UPDATE OF o"
+)
+
+
+def claim_arguments(consumer: str, spans: Mapping[TopicPartition, tuple[int, int]]) -> list:
+    """`LOCKED_CLAIMS`' parameters: the claims' rows of the partitions a batch read, locked until it commits."""
     keys = sorted(spans)
-    topics, partitions = [t for t, _ in keys], [p for _, p in keys]
-    rows = await raw.fetch(
-        "SELECT o.topic, o.partition, o.epoch, o.next_offset FROM consumer_offsets o "
-        "JOIN unnest($2::text[], $3::int[]) AS k(topic, partition) ON o.topic = k.topic AND o.partition = k.partition "
-        "WHERE o.consumer = $1 ORDER BY o.topic, o.partition FOR UPDATE OF o",
-        consumer,
-        topics,
-        partitions,
-    )
-    found = {(topic, partition): (epoch, stored) for topic, partition, epoch, stored in rows}
+    return [consumer, [t for t, _ in keys], [p for _, p in keys]]
+
+
+def check(
+    claims: Mapping[TopicPartition, Claim],
+    spans: Mapping[TopicPartition, tuple[int, int]],
+    found: Iterable[tuple[str, int, int, int | None]],
+) -> None:
+    """Given the (topic, partition, epoch, next_offset) rows `LOCKED_CLAIMS` found: `StaleClaim` if a partition
+    was claimed by another consumer since, `OutOfSequence` if the batch starts before the stored offset."""
+    stored = {(topic, partition): (epoch, offset) for topic, partition, epoch, offset in found}
     lost, gaps = [], []
-    for key in keys:
-        held, row = claims.get(key), found.get(key)
+    for key in sorted(spans):
+        held, row = claims.get(key), stored.get(key)
         if held is None or row is None or row[0] != held.epoch:
             lost.append(key)
         elif row[1] is not None and spans[key][0] < row[1]:
@@ -103,12 +106,33 @@ async def advance(
         raise StaleClaim(lost)
     if gaps:
         raise OutOfSequence(gaps)
-    await raw.execute(
+
+
+def add_offsets(writes: Writes, consumer: str, spans: Mapping[TopicPartition, tuple[int, int]]) -> None:
+    """Move the offsets past the batch, once `check` has passed in the same transaction."""
+    if not spans:
+        return
+    keys = sorted(spans)
+    topics = writes.parameter([t for t, _ in keys], "text[]")
+    partitions = writes.parameter([p for _, p in keys], "int[]")
+    offsets = writes.parameter([spans[key][1] for key in keys], "bigint[]")
+    writes.add(
         "UPDATE consumer_offsets o SET next_offset = k.next_offset "
-        "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS k(topic, partition, next_offset) "
-        "WHERE o.consumer = $1 AND o.topic = k.topic AND o.partition = k.partition",
-        consumer,
-        topics,
-        partitions,
-        [spans[key][1] for key in keys],
+        f"FROM unnest({topics}, {partitions}, {offsets}) AS k(topic, partition, next_offset) "
+        f"WHERE o.consumer = {writes.parameter(consumer, 'text')} AND o.topic = k.topic AND o.partition = k.partition"
     )
+
+
+async def advance(
+    raw, consumer: str, claims: Mapping[TopicPartition, Claim], spans: Mapping[TopicPartition, tuple[int, int]]
+) -> None:
+    """Inside the batch's transaction: check the claims (locking their rows until commit) and that each partition's
+    records do not start before its stored offset, then move the offsets past the batch. `spans` maps a partition
+    to the offset of its first record in the batch and the offset after its last. Two round trips, whatever the
+    number of partitions (a batch's commit sends the check with its watermark and the move with its rows)."""
+    if not spans:
+        return
+    check(claims, spans, await raw.fetch(LOCKED_CLAIMS, *claim_arguments(consumer, spans)))
+    writes = Writes()
+    add_offsets(writes, consumer, spans)
+    await writes.run(raw)

@@ -17,7 +17,7 @@ from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.broker import TestBroker
 from tests.kafka.streams import Topic, generated, publish, run, serving, unique, without_seq
-from tests.ledger.helpers import EXAMPLES, IM_PARAMETERS, example_lines, fetch, plain, verify
+from tests.ledger.helpers import EXAMPLES, IM_PARAMETERS, example_lines, fetch, plain, refusing_outbox, verify
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -200,16 +200,13 @@ def test_a_batch_that_does_not_commit_is_read_again_and_nothing_settled_after_it
     lines = generated(800, 60)
     offline = settle_lines(lines, parse_parameters(IM_PARAMETERS))
     expected = unique([r for r in offline if "rejected" not in r], "settlement_id")
-    real_write = service_module.write_outbox
     calls = {"n": 0}
 
-    async def sometimes_failing(raw, rows):
+    def sometimes() -> bool:
         calls["n"] += 1
-        if calls["n"] in (3, 4, 9):
-            raise RuntimeError("the disk is full (injected)")
-        await real_write(raw, rows)
+        return calls["n"] in (3, 4, 9)
 
-    monkeypatch.setattr(service_module, "write_outbox", sometimes_failing)
+    monkeypatch.setattr(service_module, "add_outbox", refusing_outbox(service_module.add_outbox, sometimes))
 
     async def scenario():
         await publish(settings, lines)

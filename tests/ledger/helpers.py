@@ -18,6 +18,19 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 IM_PARAMETERS = (EXAMPLES / "params/150000-illustrative.toml").read_text(encoding="utf-8")
 
 
+def refusing_outbox(add_outbox, refuse=lambda: True):
+    """Stands in for `ledger.service.add_outbox`: while `refuse()` says so, the batch's statement also carries a
+    write the database refuses (an outbox row without a stream), so the statement fails inside PostgreSQL, after
+    its other writes have run."""
+
+    def add(writes, rows):
+        add_outbox(writes, rows)
+        if refuse():
+            writes.add("INSERT INTO outbox (stream, value) VALUES (NULL, 'refused')")
+
+    return add
+
+
 def plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from ledger.db.tracking import OutOfSequence, StaleClaim
 from ledger.intake import from_lines
 from ledger.service import LedgerService, Tracking
 from tests import builders as b
-from tests.ledger.helpers import fetch
+from tests.ledger.helpers import fetch, refusing_outbox
 
 TP = ("events", 0)
 
@@ -81,14 +82,11 @@ def test_offsets_roll_back_with_a_failed_batch(database, monkeypatch):
     b.fresh()
     import ledger.service as service_module
 
-    async def failing(raw, published):
-        raise RuntimeError("disk full")
-
     async def scenario():
         async with LedgerService(database) as service:
             claims = await service.claim("group", [TP])
-            monkeypatch.setattr(service_module, "write_outbox", failing)
-            with pytest.raises(RuntimeError):
+            monkeypatch.setattr(service_module, "add_outbox", refusing_outbox(service_module.add_outbox))
+            with pytest.raises(asyncpg.NotNullViolationError):
                 await _batch(service, _lines("M1"), claims, {TP: (0, 1)})
 
     asyncio.run(scenario())

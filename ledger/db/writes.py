@@ -1,0 +1,127 @@
+"""A batch's writes, sent as one statement when the batch is small and as COPY where it is large.
+
+In one statement, each write is a data-modifying CTE over `unnest()` of one array parameter a column. PostgreSQL
+runs every data-modifying CTE of a statement exactly once, whether or not the statement reads its result, and
+checks foreign keys at the end of the statement, so a row may reference a row inserted beside it. A small batch's
+events, ledger rows, projections, outbox records and consumed offsets then cost one round trip where a statement
+a table cost some fifteen (COPY costs two), all of them with the append lock held: what a small batch's latency
+is mostly made of, and what limits a writer's rate when the database is across a network. The CTEs of one
+statement all see the data as it was before it, so two writes of a batch must never touch the same row.
+
+A large batch is written a statement at a time, in the order the writes were added, its plain inserts by COPY:
+there the round trips are few against the rows, and COPY stores rows in bulk for less CPU (and less memory: no
+array a column of the whole batch) than an INSERT from arrays does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .columns import column_types
+
+# Rows a batch writes in all (its events and outbox records) from which it is written as a large batch.
+LARGE = 400
+
+
+@dataclass
+class _Write:
+    statement: str
+    arguments: list = field(default_factory=list)
+    result: str | None = None  # an aggregate over the rows the statement returns
+    copy: tuple[str, Sequence[str], Sequence[tuple]] | None = None  # (table, columns, rows) to COPY instead
+
+
+class Writes:
+    def __init__(self, large: bool = False) -> None:
+        """`large`: a statement at a time, plain inserts by COPY (see the module)."""
+        self.large = large
+        self._writes: list[_Write] = []
+        self._arguments: list = []  # the parameters given so far: the whole statement's, or the next write's
+
+    @classmethod
+    def sized(cls, rows: int) -> Writes:
+        return cls(large=rows >= LARGE)
+
+    def __bool__(self) -> bool:
+        return bool(self._writes)
+
+    def parameter(self, value, kind: str) -> str:
+        """A parameter of the write about to be added, as `$n::kind` text."""
+        self._arguments.append(value)
+        return f"${len(self._arguments)}::{kind}"
+
+    def arrays(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> list[str]:
+        """One array parameter a column of `rows` (typed as `table`'s column)."""
+        types = column_types(table, tuple(columns))
+        return [self.parameter(list(values), kind + "[]") for values, kind in zip(zip(*rows), types, strict=True)]
+
+    def add(self, statement: str, result: str | None = None) -> int | None:
+        """A write (INSERT, UPDATE or DELETE) with the parameters given since the last one. With `result`, an
+        aggregate over the rows it returns (`max(id)` of `... RETURNING id`): its index in what `run` returns."""
+        write = _Write(statement, result=result)
+        if self.large:
+            write.arguments, self._arguments = self._arguments, []
+        self._writes.append(write)
+        if result is None:
+            return None
+        return sum(1 for w in self._writes if w.result is not None) - 1
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple], ordered: bool = False) -> None:
+        """Rows in; `ordered`: in the order given (a default such as a sequence numbers them so)."""
+        if not rows:
+            return
+        if self.large:  # COPY stores rows in the order sent
+            self._writes.append(_Write("", copy=(table, columns, rows)))
+            return
+        self.add(insert_statement(self, table, columns, rows, ordered))
+
+    def upsert(
+        self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[tuple], updates: str | None = None
+    ) -> None:
+        """Rows in, replacing those with the same key (at most one row a key); `updates` overrides the SET list."""
+        if not rows:
+            return
+        arrays = self.arrays(table, columns, rows)
+        if updates is None:
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+        self.add(
+            f"INSERT INTO {table} AS t ({', '.join(columns)}) SELECT * FROM unnest({', '.join(arrays)}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        )
+
+    async def run(self, raw) -> tuple:
+        """Send it all; the values asked for by `add(..., result=)`, in order (None for a write that was not
+        needed)."""
+        if self.large:
+            results = []
+            for write in self._writes:
+                if write.copy is not None:
+                    table, columns, rows = write.copy
+                    await raw.copy_records_to_table(table, records=rows, columns=columns)
+                elif write.result is not None:
+                    results.append(await raw.fetchval(_with([write]), *write.arguments))
+                else:
+                    await raw.execute(write.statement, *write.arguments)
+            return tuple(results)
+        if not self._writes:
+            return ()
+        asked = sum(1 for write in self._writes if write.result is not None)
+        return tuple(await raw.fetchrow(_with(self._writes), *self._arguments))[:asked]
+
+
+def insert_statement(writes: Writes, table: str, columns: Sequence[str], rows: Sequence[tuple], ordered: bool) -> str:
+    names = ", ".join(columns)
+    arrays = ", ".join(writes.arrays(table, columns, rows))
+    if ordered:
+        numbered = f"unnest({arrays}) WITH ORDINALITY AS r({names}, n)"
+        return f"INSERT INTO {table} ({names}) SELECT {names} FROM {numbered} ORDER BY n"
+    return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
+
+
+def _with(writes: list[_Write]) -> str:
+    """The writes as CTEs of one statement that selects their results (or NULL: a statement selects something)."""
+    names = [f"w{n}" for n in range(len(writes))]
+    results = [f"(SELECT {w.result} FROM {name})" for name, w in zip(names, writes) if w.result is not None]
+    ctes = ", ".join(f"{name} AS ({w.statement})" for name, w in zip(names, writes))
+    return f"WITH {ctes} SELECT {', '.join(results) or 'NULL'}"

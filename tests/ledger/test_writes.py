@@ -1,0 +1,130 @@
+"""A batch's writes as one statement (small batches) and a statement at a time with COPY (large ones) leave the
+same rows behind."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import ledger.db.writes as writes_module
+from ledger.db.event_store import COLUMNS
+from ledger.db.writes import Writes
+from tests.kafka.streams import generated
+from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch, ingest, plain, verify
+
+# Every table a batch writes, with an order that does not depend on batch boundaries; columns that record when a
+# row was written are left out.
+TABLES = {
+    "ledger_events": f"SELECT {', '.join(COLUMNS)} FROM ledger_events ORDER BY seq",
+    "ledger_settlements": "SELECT * FROM ledger_settlements ORDER BY settlement_id",
+    "ledger_movements": "SELECT * FROM ledger_movements ORDER BY movement_id",
+    "ledger_incentives": "SELECT * FROM ledger_incentives ORDER BY seq, member_id",
+    "ledger_rejections": "SELECT rejection_id, seq, event_id, reason, detail, payload, policy_id "
+    "FROM ledger_rejections ORDER BY rejection_id",
+    "parked_events": "SELECT event_id, region, member_id, payload, arrival FROM parked_events ORDER BY arrival",
+    "member_state": "SELECT * FROM member_state ORDER BY region, member_id",
+    "member_year": "SELECT * FROM member_year ORDER BY region, member_id, year",
+    "fund_totals": "SELECT * FROM fund_totals ORDER BY region, month, pool",
+    "closed_years": "SELECT * FROM closed_years ORDER BY region, year",
+    "account_payments": "SELECT * FROM account_payments ORDER BY region, payment_id",
+    "outbox": "SELECT position, stream, key, value FROM outbox ORDER BY position",
+}
+
+
+def _tables(database) -> dict[str, list[tuple]]:
+    return {name: [tuple(row) for row in fetch(database, query, owner=True)] for name, query in TABLES.items()}
+
+
+@pytest.fixture
+def second_database(pg_server):
+    name, db = pg_server.fresh()
+    yield db
+    pg_server.drop(name)
+
+
+def test_small_and_large_batches_leave_the_same_rows(database, second_database, monkeypatch):
+    lines = [line.decode() for line in generated(2_500, 150)] + example_lines()
+    modes: list[bool] = []
+    real_run = Writes.run
+
+    async def run(self, raw):
+        modes.append(self.large)
+        return await real_run(self, raw)
+
+    monkeypatch.setattr(Writes, "run", run)
+    ingest(database, lines, parameters=IM_PARAMETERS, batch_size=9)
+    small = set(modes)
+    modes.clear()
+    ingest(second_database, lines, parameters=IM_PARAMETERS, batch_size=2_000)
+    assert small == {False} and True in modes, "both ways of writing were used"
+
+    one, other = _tables(database), _tables(second_database)
+    for name in TABLES:
+        differing = [
+            [(n, x, y) for n, (x, y) in enumerate(zip(a, b)) if x != y]
+            for a, b in zip(one[name], other[name])
+            if a != b
+        ][:1]
+        assert len(one[name]) == len(other[name]) and not differing, (name, differing)
+    assert len(one["ledger_settlements"]) > 1_000 and one["ledger_rejections"] and one["ledger_movements"]
+    assert one["ledger_incentives"] and one["closed_years"] and one["outbox"]
+    assert verify(database).ok and verify(second_database).ok
+
+
+def test_a_row_may_reference_one_inserted_in_the_same_statement(database):
+    import asyncpg
+
+    async def scenario():
+        connection = await asyncpg.connect(plain(database.owner_url))
+        try:
+            async with connection.transaction():
+                writes = Writes()
+                writes.add(
+                    "INSERT INTO parameter_sets (digest, content) "
+                    f"VALUES ({writes.parameter('d1', 'text')}, {writes.parameter('x', 'text')})"
+                )
+                first = writes.add(
+                    f"INSERT INTO outbox (stream, value) SELECT 'settlements', v FROM "
+                    f"unnest({writes.parameter(['a', 'b', 'c'], 'text[]')}) AS v RETURNING position",
+                    result="max(position)",
+                )
+                second = writes.add(
+                    f"INSERT INTO outbox (stream, value) VALUES ('rejections', {writes.parameter('d', 'text')}) "
+                    "RETURNING position",
+                    result="count(*)",
+                )
+                assert not writes.large and (first, second) == (0, 1)
+                highest, count = await writes.run(connection)
+                assert count == 1 and highest == await connection.fetchval(
+                    "SELECT max(position) FROM outbox WHERE stream = 'settlements'"
+                )
+                assert await connection.fetchval("SELECT count(*) FROM parameter_sets WHERE digest = 'd1'") == 1
+        finally:
+            await connection.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_ordered_inserts_keep_the_order_given(database, large):
+    import asyncpg
+
+    values = [f"v{n:03d}" for n in range(500, 0, -1)]  # not in any order the table would sort them into
+
+    async def scenario():
+        connection = await asyncpg.connect(plain(database.owner_url))
+        try:
+            writes = Writes(large=large)
+            rows = [("settlements", None, v) for v in values]
+            writes.insert("outbox", ("stream", "key", "value"), rows, ordered=True)
+            await writes.run(connection)
+            return [row[0] for row in await connection.fetch("SELECT value FROM outbox ORDER BY position")]
+        finally:
+            await connection.close()
+
+    assert asyncio.run(scenario()) == values
+
+
+def test_batches_are_large_from_the_threshold():
+    assert not Writes.sized(writes_module.LARGE - 1).large and Writes.sized(writes_module.LARGE).large

@@ -41,10 +41,6 @@ WATERMARK = (
     "(SELECT relfilenode::bigint FROM pg_class WHERE oid = 'member_state'::regclass)"
 )
 
-# Held shared while a batch is read and settled outside the append lock, exclusively by `projections rebuild`:
-# a batch never reads projections half rebuilt (TRUNCATE is not MVCC-safe: an older snapshot sees the tables empty).
-REBUILD_LOCK = 0x6D656D62  # "memb"
-
 
 async def watermark(raw) -> Watermark:
     return Watermark(*await raw.fetchrow(WATERMARK))

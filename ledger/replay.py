@@ -24,7 +24,6 @@ from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
-from .carry import REBUILD_LOCK
 from .chain import ChainBreak, text_digest
 from .db.connect import service_engine
 from .db.event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
@@ -103,10 +102,11 @@ class Replayer:
                 async with transaction(connection):
                     await create_shadow(raw, SHADOW)
                 if mode == "rebuild":
-                    # One transaction under the append lock: nobody sees half-rebuilt projections.
+                    # One transaction under the append lock. TRUNCATE locks the projections until it commits, so
+                    # nobody reads them half rebuilt; and it gives them new files, which moves the watermark of a
+                    # batch settled before (`carry.Watermark`), so that batch is settled again, not written over.
                     async with transaction(connection):
                         await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
-                        await raw.execute(f"SELECT pg_advisory_xact_lock({REBUILD_LOCK})")
                         for table in PROJECTIONS:
                             await raw.execute(f"TRUNCATE {table}")
                         await self._walk(raw, connection, names, 0, what_if, mode, report, per_batch=False)

@@ -18,7 +18,7 @@ from policies.parameters import parse_parameters
 from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
-from .carry import REBUILD_LOCK, Carry, Conflict, Mark, Watermark, watermark, watermark_claimed
+from .carry import Carry, Conflict, Mark, Watermark, watermark, watermark_claimed
 from .chain import text_digest
 from .db.connect import service_engine
 from .db.event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver
@@ -196,13 +196,18 @@ class LedgerService:
         return True
 
     async def prepare(self, items: list[Incoming], carry: Carry | None, tracking: Tracking | None = None) -> Prepared:
-        """Read and settle a batch without the append lock, from one snapshot of the ledger and, with `carry`,
-        through what the batch before it changed. Nothing is written: `commit` writes it (with the consumed
-        offsets of `tracking`). A batch with a year close cannot be prepared (`has_year_close`)."""
+        """Read and settle a batch without the append lock, from the ledger and, with `carry`, through what the
+        batch before it changed. Nothing is written: `commit` writes it (with the consumed offsets of `tracking`).
+        A batch with a year close cannot be prepared (`has_year_close`).
+
+        The reads are statements of their own, in no transaction: whatever another writer commits between them
+        (or before the commit) moves the watermark, and the commit, under the append lock, writes nothing unless
+        the ledger is where the batch was settled from. A transaction would only add two round trips."""
         if has_year_close(items):
             raise ValueError("a year close is settled under the append lock (ingest_batch)")
         stats = IngestStats()
-        async with begin(self.engine, "repeatable_read", f"SELECT pg_advisory_xact_lock_shared({REBUILD_LOCK})") as raw:
+        async with self.engine.connect() as connection:
+            raw = await driver(connection)
             store = PostgresEventStore(raw)
             if carry is None:
                 expected = await watermark(raw)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
 from bench.generate import generate
 from tests.ledger.helpers import IM_PARAMETERS, fetch, ingest, verify
 
@@ -105,6 +107,51 @@ def test_a_batch_settled_before_a_projection_rebuild_is_settled_again(database):
             return "written"
 
     assert asyncio.run(scenario()) == "conflict"
+    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 1
+    stats = ingest(database, [visit])[0]
+    assert stats.appended == 1 and verify(database).ok
+
+
+def test_a_batch_read_while_the_projections_are_rebuilt_is_settled_again(database):
+    """A batch's reads are statements in no transaction: one that waits for a rebuild's TRUNCATE reads the rebuilt
+    projections, and one settled on either side of the rebuild must not be written over it."""
+    import asyncio
+
+    import asyncpg
+
+    from ledger.carry import Conflict
+    from ledger.db.event_store import APPEND_LOCK
+    from ledger.intake import from_lines
+    from ledger.service import LedgerService
+    from tests import builders as b
+    from tests.ledger.helpers import plain
+
+    b.fresh()
+    ingest(database, [b.as_line(b.enrolled("RB", b.NANJING, on="2023-01-01"))])
+    visit = b.as_line(b.visit("RB", b.NANJING, on="2023-03-01", items=[b.line("800.00")]))
+
+    async def scenario():
+        rebuild = await asyncpg.connect(plain(database.owner_url))
+        try:
+            async with LedgerService(database) as service:
+                # as `projections rebuild` does: under the append lock, the projections truncated and written again
+                await rebuild.execute(
+                    f"BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK}); "
+                    "CREATE TEMPORARY TABLE kept AS SELECT * FROM member_state; TRUNCATE member_state; "
+                    "INSERT INTO member_state SELECT * FROM kept"
+                )
+                reading = asyncio.create_task(service.prepare(list(from_lines([visit], "t")), None))
+                await asyncio.sleep(1.0)
+                assert not reading.done(), "the batch read the projections while they were being rebuilt"
+                await rebuild.execute("COMMIT")
+                prepared = await reading
+                assert prepared.stats.parked == 0 and prepared.published, "it read the rebuilt member"
+                with pytest.raises(Conflict):
+                    await service.commit(prepared)
+        finally:
+            await rebuild.close()
+
+    asyncio.run(scenario())
     assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 1
     stats = ingest(database, [visit])[0]
     assert stats.appended == 1 and verify(database).ok

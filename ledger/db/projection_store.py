@@ -34,13 +34,13 @@ def by_region(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
-def each_key(table: str, id_column: str, columns: str, where: str = "") -> str:
-    """A query for the rows of `table` at (region, id) keys given as two arrays ($1 regions, $2 ids), every region
-    in one round trip, the table aliased `t`. Each key is looked up on its own through the table's (region, id)
-    index: OFFSET 0 keeps the planner from flattening the lookups into a join, which it plans as a scan of the
-    whole table."""
+def each_key(table: str, id_column: str, columns: str, where: str = "", first: int = 1) -> str:
+    """A query for the rows of `table` at (region, id) keys given as two arrays (parameters `first` and the one
+    after it: regions, ids), every region in one round trip, the table aliased `t`. Each key is looked up on its
+    own through the table's (region, id) index: OFFSET 0 keeps the planner from flattening the lookups into a
+    join, which it plans as a scan of the whole table."""
     return (
-        f"SELECT {columns} FROM unnest($1::text[], $2::text[]) AS k(region, id) CROSS JOIN LATERAL "
+        f"SELECT {columns} FROM unnest(${first}::text[], ${first + 1}::text[]) AS k(region, id) CROSS JOIN LATERAL "
         f"(SELECT * FROM {table} t WHERE t.region = k.region AND t.{id_column} = k.id{where} OFFSET 0) AS t"
     )
 
@@ -109,14 +109,32 @@ async def load_book(
         book.payments |= payment_keys & carried.payments
         visit_keys -= carried.visits.keys()
         payment_keys -= carried.payments
+    member_keys = set()
+    for event in events:
+        member_id = getattr(event, "member_id", None)
+        if member_id is not None:
+            member_keys.add((event.region, member_id))
+        payer = getattr(event, "account_payer_id", None)
+        if payer:
+            member_keys.add((event.region, payer))
+    _carried_members(book, member_keys, carry, loaded)
+    # The visits named and the members: one round trip.
+    lookups, arguments = [], []
     if visit_keys:
-        rows = await raw.fetch(
-            each_key(names.settlements, "visit_id", "t.record::text, t.deltas::text, t.event_id", NOT_REVERSAL),
-            *key_arrays(visit_keys),
-        )
-        for record, deltas, event_id in rows:
-            settlement = settlement_from_row(orjson.loads(record), orjson.loads(deltas), event_id)
+        columns = "'visit', t.record::text, t.deltas::text, t.event_id"
+        lookups.append(each_key(names.settlements, "visit_id", columns, NOT_REVERSAL, first=len(arguments) + 1))
+        arguments += key_arrays(visit_keys)
+    members = [key for key in member_keys if key not in book.members]
+    if members:
+        lookups.append(_member_lookup(names, loaded is not None, first=len(arguments) + 1, tagged=True))
+        arguments += key_arrays(members)
+    found = await raw.fetch(" UNION ALL ".join(f"({q})" for q in lookups), *arguments) if lookups else []
+    for kind, first, second, third in found:
+        if kind == "visit":
+            settlement = settlement_from_row(orjson.loads(first), orjson.loads(second), third)
             book.visits[(settlement.region, settlement.visit_id)] = settlement
+        else:
+            _keep_member(book, first, second, loaded)
     if book.visits:
         ids = {s.settlement_id: key for key, s in book.visits.items()}
         for (reversed_id,) in await raw.fetch(
@@ -128,40 +146,46 @@ async def load_book(
             each_key(names.account_payments, "payment_id", "t.region, t.payment_id"), *key_arrays(payment_keys)
         ):
             book.payments.add((region, payment_id))
-    member_keys = set()
-    for event in events:
-        member_id = getattr(event, "member_id", None)
-        if member_id is not None:
-            member_keys.add((event.region, member_id))
-        payer = getattr(event, "account_payer_id", None)
-        if payer:
-            member_keys.add((event.region, payer))
-    member_keys.update((s.region, s.payer_id) for s in book.visits.values() if s.payer_id)
+    # the account payers of the visits found, which a reversal pays back
+    payers = {(s.region, s.payer_id) for s in book.visits.values() if s.payer_id} - member_keys
+    _carried_members(book, payers, carry, loaded)
+    await load_members(raw, names, book, payers, loaded)
+    return book
+
+
+def _carried_members(book: Book, keys, carry, loaded: dict | None) -> None:
     if carry is not None:
-        for key in member_keys & carry.book.members.keys():
+        for key in keys & carry.book.members.keys():
             book.members[key] = carry.book.members[key]
             if loaded is not None and key in carry.loaded:
                 loaded[key] = carry.loaded[key]
-    await load_members(raw, names, book, member_keys, loaded)
-    return book
+
+
+def _member_lookup(names: Names, with_digest: bool, first: int = 1, tagged: bool = False) -> str:
+    """Member states at (region, member_id) keys, with the parameter digest of each one's last event (or NULL);
+    `tagged`, as rows ('member', state, digest, NULL) beside the visits' in `load_book`."""
+    columns = f"t.state::text, {'e.params_digest' if with_digest else 'NULL::text'}"
+    if tagged:
+        columns = f"'member', {columns}, NULL::text"
+    query = each_key(names.member_state, "member_id", columns, first=first)
+    return query + " JOIN ledger_events e ON e.seq = t.last_seq" if with_digest else query
+
+
+def _keep_member(book: Book, state: str, digest: str | None, loaded: dict | None) -> None:
+    data = orjson.loads(state)
+    member = state_from_json(data)
+    key = (member.region, member.member_id)
+    book.members[key] = member
+    if loaded is not None:
+        loaded[key] = (data, digest)
 
 
 async def load_members(raw, names: Names, book: Book, keys, loaded: dict | None = None) -> None:
     keys = [key for key in keys if key not in book.members]
     if not keys:
         return
-    if loaded is None:
-        query = each_key(names.member_state, "member_id", "t.state::text, NULL")
-    else:
-        query = each_key(names.member_state, "member_id", "t.state::text, e.params_digest")
-        query += " JOIN ledger_events e ON e.seq = t.last_seq"
-    for state, digest in await raw.fetch(query, *key_arrays(keys)):
-        data = orjson.loads(state)
-        member = state_from_json(data)
-        key = (member.region, member.member_id)
-        book.members[key] = member
-        if loaded is not None:
-            loaded[key] = (data, digest)
+    for state, digest in await raw.fetch(_member_lookup(names, loaded is not None), *key_arrays(keys)):
+        _keep_member(book, state, digest, loaded)
 
 
 async def region_member_chunks(raw, names: Names, region: str, size: int):

@@ -8,7 +8,7 @@ import pytest
 from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests import builders as b
-from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch, ingest, records, refusing_outbox
+from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch, ingest, records, refusing_outbox, verify
 
 
 def _without_seq(outputs):
@@ -203,3 +203,33 @@ def test_a_batch_of_repeats_does_not_hide_the_closed_years_from_the_batches_afte
     stats, published = ingest(database, [b.as_line(enrolment), b.as_line(late)], batch_size=batch_size)
     assert stats.duplicates == 1 and stats.resettled == 0
     assert [(r["rejected"], r["reason"]) for r in records(published, "rejected")] == [(late["event_id"], "year_closed")]
+
+
+def test_a_reversal_in_a_later_batch_pays_the_account_holder_back(database):
+    """The reversal's batch names only the beneficiary: the account holder who paid is read for it."""
+    b.fresh()
+    paid = b.visit(
+        "SPOUSE", b.WEIHAI, on="2024-03-05", items=[b.line("400.00")], level=1, grade=None, account=True, payer="HOLDER"
+    )
+    setup = [
+        b.enrolled("HOLDER", b.WEIHAI, on="2023-01-01"),
+        b.contribution("HOLDER", b.WEIHAI, "2024-03", "8000.00"),
+        b.enrolled("SPOUSE", b.WEIHAI, on="2023-01-01", person_type="resident_tier1"),
+        b.aid_authorized("HOLDER", b.WEIHAI, "SPOUSE", relation="spouse", on="2024-03-02"),
+    ]
+
+    def balance():
+        query = "SELECT state->>'balance' FROM member_state WHERE member_id = 'HOLDER'"
+        return fetch(database, query)[0][0]
+
+    ingest(database, [b.as_line(e) for e in setup])
+    before = balance()
+    _, published = ingest(database, [b.as_line(paid)])
+    spent = [r for r in published if r.get("member_id") == "HOLDER" and "movement_id" in r]
+    assert spent and balance() != before, "the visit was paid from the holder's account"
+    _, published = ingest(
+        database, [b.as_line(b.reversed_visit("SPOUSE", b.WEIHAI, paid["visit_id"], on="2024-03-06"))]
+    )
+    assert records(published, "settlement_id") and not records(published, "rejected")
+    assert balance() == before
+    assert verify(database).ok

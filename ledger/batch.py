@@ -50,6 +50,10 @@ class BatchRows:
     _state_rows: list[tuple] | None = None
     _year_rows: tuple | None = None
 
+    def size(self) -> int:
+        """About how many rows the batch writes, which decides how they are sent (`db.writes.Writes.sized`)."""
+        return len(self.events) + len(self.outbox) + len(self.parked) + len(self.touched)
+
     def touch(self, member: MemberState | None, seq: int) -> None:
         if member is not None:
             self.touched[(member.region, member.member_id)] = Touched(member, seq)

@@ -184,7 +184,7 @@ class Replayer:
                 await self._check(raw, batch_rows, report)
             elif mode == "compare":
                 await self._impact(raw, batch_rows, report)
-            writes = Writes.sized(len(batch_rows.events) + len(batch_rows.outbox))
+            writes = Writes.sized(batch_rows.size())
             add_settlements(writes, names.settlements, batch_rows)
             add_projections(writes, names, batch_rows, registry)
             await writes.run(raw)

@@ -21,7 +21,7 @@ from .batch import BatchRows
 from .carry import Carry, Conflict, Mark, Watermark, watermark, watermark_claimed
 from .chain import text_digest
 from .db.connect import service_engine
-from .db.event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver
+from .db.event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver, reading
 from .db.migrate import prepare
 from .db.outbox import CHANNEL, add_outbox
 from .db.projection_store import Names, add_ledger, add_projections, load_book
@@ -206,8 +206,7 @@ class LedgerService:
         if has_year_close(items):
             raise ValueError("a year close is settled under the append lock (ingest_batch)")
         stats = IngestStats()
-        async with self.engine.connect() as connection:
-            raw = await driver(connection)
+        async with reading(self.engine) as raw:
             store = PostgresEventStore(raw)
             if carry is None:
                 expected = await watermark(raw)
@@ -282,7 +281,7 @@ class LedgerService:
     ) -> int | None:
         """A batch's rows, inside its transaction under the append lock, as one statement (`db.writes`), with the
         consumed offsets of `tracking` (its claims already checked); the last rejection_id it wrote, if any."""
-        writes = Writes.sized(len(rows.events) + len(rows.outbox))
+        writes = Writes.sized(rows.size())
         if rows.events and not self._parameters_kept:
             add_parameters(writes, self.digest, self.parameters_text)
         add_events(writes, rows.events)

@@ -74,6 +74,19 @@ async def begin(engine: AsyncEngine, isolation: str = "read_committed", first: s
             raise
 
 
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator:
+    """A pooled connection's driver connection, for statements in no transaction. One left by an error or a
+    cancellation, possibly in the middle of a statement, is discarded rather than pooled."""
+    async with engine.connect() as connection:
+        raw = await driver(connection)
+        try:
+            yield raw
+        except BaseException:
+            await _discard(connection)
+            raise
+
+
 async def _abandon(connection: AsyncConnection, raw) -> None:
     """Roll back. A connection that cannot (closed, the server gone, interrupted again) is discarded: the pool must
     never hand out a dead connection, or one still inside a transaction and holding its locks."""

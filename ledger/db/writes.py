@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .columns import column_types
 
-# Rows a batch writes in all (its events and outbox records) from which it is written as a large batch.
+# Rows a batch writes (`BatchRows.size`) from which it is written as a large batch.
 LARGE = 400
 
 

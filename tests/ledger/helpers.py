@@ -19,9 +19,9 @@ IM_PARAMETERS = (EXAMPLES / "params/150000-illustrative.toml").read_text(encodin
 
 
 def refusing_outbox(add_outbox, refuse=lambda: True):
-    """Stands in for `ledger.service.add_outbox`: while `refuse()` says so, the batch's statement also carries a
-    write the database refuses (an outbox row without a stream), so the statement fails inside PostgreSQL, after
-    its other writes have run."""
+    """Stands in for `ledger.service.add_outbox`: while `refuse()` says so, the batch also carries a write the
+    database refuses (an outbox row without a stream). A small batch's one statement fails inside PostgreSQL; a
+    large batch's fails after its events and ledger rows have been copied in."""
 
     def add(writes, rows):
         add_outbox(writes, rows)

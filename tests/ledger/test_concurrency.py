@@ -141,8 +141,14 @@ def test_a_batch_read_while_the_projections_are_rebuilt_is_settled_again(databas
                     "INSERT INTO member_state SELECT * FROM kept"
                 )
                 reading = asyncio.create_task(service.prepare(list(from_lines([visit], "t")), None))
-                await asyncio.sleep(1.0)
-                assert not reading.done(), "the batch read the projections while they were being rebuilt"
+                waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'member_state'::regclass"
+                for _ in range(200):
+                    if await rebuild.fetchval(waiting):
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the batch did not wait for the rebuilt projections")
+                assert not reading.done()
                 await rebuild.execute("COMMIT")
                 prepared = await reading
                 assert prepared.stats.parked == 0 and prepared.published, "it read the rebuilt member"

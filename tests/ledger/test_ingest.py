@@ -8,6 +8,7 @@ import pytest
 from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests import builders as b
+from tests.kafka.streams import generated
 from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch, ingest, records, refusing_outbox, verify
 
 
@@ -111,18 +112,30 @@ def test_a_duplicate_visit_id_is_refused_by_the_engine_and_the_database(database
     assert fetch(database, "SELECT count(*) FROM ledger_settlements WHERE visit_id = 'V-SAME'")[0][0] == 1
 
 
-def test_a_batch_that_fails_half_way_leaves_nothing_behind(database, monkeypatch):
+@pytest.mark.parametrize("large", [False, True], ids=["one statement", "a statement at a time"])
+def test_a_batch_that_fails_half_way_leaves_nothing_behind(database, monkeypatch, large):
     import ledger.service
+    from ledger.db.writes import LARGE
 
     lines = example_lines("nanjing")[:20]
-    monkeypatch.setattr(ledger.service, "add_outbox", refusing_outbox(ledger.service.add_outbox))
+    if large:
+        lines = [line.decode() for line in generated(LARGE + 100, 40)]
+    modes = []
+
+    def spied(writes, rows):
+        modes.append(writes.large)
+        return refusing_outbox(add_outbox)(writes, rows)
+
+    add_outbox = ledger.service.add_outbox
+    monkeypatch.setattr(ledger.service, "add_outbox", spied)
     with pytest.raises(asyncpg.NotNullViolationError, match="stream"):
-        ingest(database, lines, batch_size=100)
+        ingest(database, lines, IM_PARAMETERS if large else "", batch_size=10_000)
+    assert modes[-1] is large
     for table in ("ledger_events", "ledger_settlements", "ledger_movements", "member_state", "parameter_sets"):
         assert fetch(database, f"SELECT count(*) FROM {table}")[0][0] == 0, table
     monkeypatch.undo()
-    stats, _ = ingest(database, lines, batch_size=100)
-    assert stats.appended == 20 and stats.duplicates == 0
+    stats, _ = ingest(database, lines, IM_PARAMETERS if large else "", batch_size=10_000)
+    assert stats.appended == len(lines) and stats.duplicates == 0
 
 
 def test_unreadable_input_is_published_in_its_place_and_recorded_once(database):

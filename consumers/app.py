@@ -126,7 +126,14 @@ class Service:
             self.metrics,
         )
         self.claims = Claims(service, settings.group_id, lambda: self.subscriber.consumer)
-        self.settler = Settler(service, self.claims, self.metrics, self.relay)
+        self.settler = Settler(
+            service,
+            self.claims,
+            self.metrics,
+            self.relay,
+            max_records=settings.batch_size,
+            running=lambda: self.subscriber.running,
+        )
         self.subscriber = declare(self.broker, settings, self.settler, self.claims)
         self.app = FastStream(self.broker, specification=_specification(settings), logger=log)
         self.app.on_startup(self._open)

@@ -26,6 +26,9 @@ class Claims(ConsumerRebalanceListener):
         # partition is given up only after the batch that read it has committed or rolled back.
         self.lock = asyncio.Lock()
         self.before_change = _nothing  # awaited under the lock before partitions change hands
+        # Raised whenever the consumer's positions are moved (a seek, partitions taken or given up): records fetched
+        # before that are not to be settled.
+        self.moves = 0
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self.lock:
@@ -33,6 +36,7 @@ class Claims(ConsumerRebalanceListener):
             self._forget(revoked)
 
     def _forget(self, revoked: list[TopicPartition]) -> None:
+        self.moves += 1
         for tp in revoked:
             self.fenced.discard((tp.topic, tp.partition))
             self.held.pop((tp.topic, tp.partition), None)
@@ -50,6 +54,7 @@ class Claims(ConsumerRebalanceListener):
         """Claim and seek: consumption resumes right after the last batch committed, by anyone."""
         claims = await self.service.claim(self.name, [(tp.topic, tp.partition) for tp in partitions])
         consumer: AIOKafkaConsumer = self.consumer_of()
+        self.moves += 1
         # Seek first, then hold: a batch fetched before the seek must not commit under the new claim.
         for tp in partitions:
             claimed = claims[(tp.topic, tp.partition)]
@@ -74,6 +79,7 @@ class Claims(ConsumerRebalanceListener):
         batch is read again rather than skipped. A partition another consumer has claimed since is paused, not
         claimed back: Kafka's rebalance is about to take it from this one."""
         consumer: AIOKafkaConsumer = self.consumer_of()
+        self.moves += 1
         assigned = list(consumer.assignment())
         if not assigned:
             return

@@ -1,10 +1,14 @@
 """The settling consumer: a batch of Kafka records becomes one ledger transaction that also stores the offsets.
 
 A batch is settled while the one before it commits (`ledger.carry`): the handler settles the new batch, waits for
-the previous commit, starts its own and returns, so the next records are fetched while PostgreSQL writes. If a
-batch does not commit, for whatever reason, the consumer goes back to the offsets stored in PostgreSQL and reads
-the same records again (the batch settled after it is dropped with it); until that rewind has succeeded it settles
-nothing, so no record is ever skipped.
+the previous commit, starts its own, and goes on with what the consumer has fetched meanwhile, until nothing is
+left; then it returns. If a batch does not commit, for whatever reason, the consumer goes back to the offsets
+stored in PostgreSQL and reads the same records again (the batch settled after it is dropped with it); until that
+rewind has succeeded it settles nothing, so no record is ever skipped.
+
+The handler takes what has been fetched twice a batch, once its batch is settled and once it has been handed to
+PostgreSQL, not only between batches: the consumer fetches a partition again only once what it fetched before has
+been taken, so a record that arrives while a batch is settled would otherwise wait for the batch after next.
 """
 
 from __future__ import annotations
@@ -39,8 +43,21 @@ class InFlight:
 
 
 class Settler:
-    def __init__(self, service: LedgerService, claims: Claims, metrics: Metrics, relay: Relay | None = None):
+    def __init__(
+        self,
+        service: LedgerService,
+        claims: Claims,
+        metrics: Metrics,
+        relay: Relay | None = None,
+        max_records: int = 2_000,
+        running=lambda: True,
+    ):
         self.service, self.claims, self.metrics, self.relay = service, claims, metrics, relay
+        self.max_records = max_records
+        self.running = running  # False once the subscriber is stopping: what was fetched is left to the next start
+        # Taken from the consumer once the batch being settled was, and when its positions had moved so many times
+        # (`Claims.moves`): the next batch's first records, unless they have moved since.
+        self._early: tuple[list, int] = ([], 0)
         self.must_rewind = False
         self.failures = 0  # batches in a row that did not commit for an unexpected reason
         self.in_flight: InFlight | None = None
@@ -49,11 +66,34 @@ class Settler:
         claims.before_change = self.land  # a rebalance waits for the batch in flight
 
     async def __call__(self, records) -> None:
-        if self.failures:
-            # The same failure again and again (the database away, a defect): back off, 0.5 s doubling to 30 s.
-            await asyncio.sleep(min(0.5 * 2 ** (self.failures - 1), 30.0))
-        async with self.claims.lock:
-            await self._settle(records)
+        batch, moves = list(records), None
+        while batch:
+            if self.failures:
+                # The same failure again and again (the database away, a defect): back off, 0.5 s doubling to 30 s.
+                await asyncio.sleep(min(0.5 * 2 ** (self.failures - 1), 30.0))
+            async with self.claims.lock:
+                if moves is not None and moves != self.claims.moves:
+                    # fetched before a rebalance or a rewind moved the positions: read again from where they are now
+                    batch, moves = await self._fetched(), self.claims.moves
+                    continue
+                await self._settle(batch)
+                early, early_moves = self._early
+                self._early = ([], 0)
+                batch = early if early_moves == self.claims.moves else []
+                batch += await self._fetched()
+                moves = self.claims.moves
+
+    async def _fetched(self) -> list:
+        """What the consumer has fetched and not handed over, without waiting (under the claims lock)."""
+        consumer = self.claims.consumer_of()
+        if consumer is None or self._stopping or not self.running():
+            return []
+        try:
+            fetched = await consumer.getmany(timeout_ms=0, max_records=self.max_records)
+        except Exception:
+            log.exception("taking fetched records failed; the subscriber hands them over instead")
+            return []
+        return [record for records in fetched.values() for record in records]
 
     async def drain(self) -> None:
         """At shutdown: the batch in flight commits (or is read again by whoever takes the partitions over)."""
@@ -83,6 +123,7 @@ class Settler:
         except Exception:
             log.exception("batch not settled; reading it again", extra={"records": len(records)})
             prepared = None
+        self._early = (await self._fetched(), self.claims.moves)
         landed = await self.land()
         if landed == FAILED or self.must_rewind:
             # The batch before did not commit: this one is read again after it.

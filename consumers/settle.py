@@ -32,6 +32,7 @@ log = logging.getLogger("medledger.consumer")
 
 
 COMMITTED, RESETTLED, FAILED = "committed", "resettled", "failed"
+TAKE_WAIT = 0.01  # seconds: taking what is fetched never waits, unless partitions are being reassigned
 
 
 @dataclass
@@ -74,24 +75,34 @@ class Settler:
             async with self.claims.lock:
                 if moves is not None and moves != self.claims.moves:
                     # fetched before a rebalance or a rewind moved the positions: read again from where they are now
-                    batch, moves = await self._fetched(), self.claims.moves
+                    batch, moves = await self._fetched(self.max_records), self.claims.moves
                     continue
-                await self._settle(batch)
+                try:
+                    await self._settle(batch)
+                except BaseException:
+                    # Whatever was taken from the consumer is read again from the stored offsets, never skipped.
+                    self.must_rewind = True
+                    self._early = ([], 0)
+                    raise
                 early, early_moves = self._early
                 self._early = ([], 0)
                 batch = early if early_moves == self.claims.moves else []
-                batch += await self._fetched()
+                batch += await self._fetched(self.max_records - len(batch))
                 moves = self.claims.moves
 
-    async def _fetched(self) -> list:
-        """What the consumer has fetched and not handed over, without waiting (under the claims lock)."""
+    async def _fetched(self, limit: int) -> list:
+        """Up to `limit` records the consumer has fetched and not handed over, taken under the claims lock. It does
+        not wait: while partitions are being reassigned the consumer holds records back until the new assignment,
+        which cannot come before the rebalance listener has had the lock, so then it takes nothing."""
         consumer = self.claims.consumer_of()
-        if consumer is None or self._stopping or not self.running():
+        if limit <= 0 or consumer is None or self._stopping or not self.running():
             return []
         try:
-            fetched = await consumer.getmany(timeout_ms=0, max_records=self.max_records)
-        except Exception:
-            log.exception("taking fetched records failed; the subscriber hands them over instead")
+            fetched = await asyncio.wait_for(consumer.getmany(timeout_ms=0, max_records=limit), TAKE_WAIT)
+        except TimeoutError:
+            return []
+        except Exception as error:  # the subscriber meets it too, and backs off
+            log.warning("could not take fetched records: %s", error)
             return []
         return [record for records in fetched.values() for record in records]
 
@@ -123,7 +134,7 @@ class Settler:
         except Exception:
             log.exception("batch not settled; reading it again", extra={"records": len(records)})
             prepared = None
-        self._early = (await self._fetched(), self.claims.moves)
+        self._early = (await self._fetched(self.max_records), self.claims.moves)
         landed = await self.land()
         if landed == FAILED or self.must_rewind:
             # The batch before did not commit: this one is read again after it.

@@ -32,20 +32,41 @@ def test_members_keep_their_order_across_partitions_and_the_output_matches_settl
     assert _applied(database) == _produced(lines)
 
 
+def _slow_prepare(monkeypatch, seconds: float = 0.05) -> None:
+    """Each batch takes a while to settle, so that records arrive, and rebalances begin, while one is settled."""
+    import asyncio
+
+    from ledger.service import LedgerService
+
+    real_prepare = LedgerService.prepare
+
+    async def prepare(self, *args, **kwargs):
+        prepared = await real_prepare(self, *args, **kwargs)
+        await asyncio.sleep(seconds)
+        return prepared
+
+    monkeypatch.setattr(LedgerService, "prepare", prepare)
+
+
+async def _publish_steadily(settings, lines, chunk: int = 40) -> None:
+    import asyncio
+
+    for start in range(0, len(lines), chunk):
+        await publish(settings, lines[start : start + chunk])
+        await asyncio.sleep(0.01)
+
+
 def test_records_fetched_while_a_batch_settles_are_settled_next_without_waiting_for_the_subscriber(
     settings, database, monkeypatch
 ):
     """The handler goes on with what the consumer fetched meanwhile: more batches than the subscriber handed over,
     and still every event once, each member's in order."""
-    import asyncio
-
     from consumers.settle import Settler
 
     lines = generated(1_200, 80)
-    offline = settle_lines(lines, parse_parameters(IM_PARAMETERS))
-    outputs = [r for r in offline if "rejected" not in r]
-    calls = {"handed over": 0, "settled": 0, "taken early": 0}
-    real_call, real_settle, real_fetched = Settler.__call__, Settler._settle, Settler._fetched
+    outputs = [r for r in settle_lines(lines, parse_parameters(IM_PARAMETERS)) if "rejected" not in r]
+    calls = {"handed over": 0, "settled": 0}
+    real_call, real_settle = Settler.__call__, Settler._settle
 
     async def handed_over(self, records):
         calls["handed over"] += 1
@@ -55,27 +76,49 @@ def test_records_fetched_while_a_batch_settles_are_settled_next_without_waiting_
         calls["settled"] += 1
         await real_settle(self, records)
 
-    async def fetched(self):
-        taken = await real_fetched(self)
-        calls["taken early"] += len(taken)
-        return taken
-
     monkeypatch.setattr(Settler, "__call__", handed_over)
     monkeypatch.setattr(Settler, "_settle", settle)
-    monkeypatch.setattr(Settler, "_fetched", fetched)
+    _slow_prepare(monkeypatch)
 
     async def scenario():
         async with serving(settings, database, IM_PARAMETERS, batch_size=100):
-            for start in range(0, len(lines), 50):  # a steady stream, arriving while batches settle
-                await publish(settings, lines[start : start + 50])
-                await asyncio.sleep(0.02)
+            await _publish_steadily(settings, lines)
             topic = Topic(settings, settings.settlements_topic)
             await topic.read_until(lambda values: len(values) >= len(outputs), timeout=120)
             return topic
 
     topic = run(scenario())
-    assert calls["taken early"] > 0 and calls["settled"] > calls["handed over"], calls
+    assert calls["settled"] > calls["handed over"], calls
     assert _canonical(topic.values()) == _canonical(outputs)
+    assert _applied(database) == _produced(lines)
+
+
+def test_a_consumer_joining_while_a_batch_settles_takes_partitions_over_and_nothing_is_lost_or_repeated(
+    settings, database, monkeypatch
+):
+    """A rebalance that begins while a batch is settled waits for it, and is not held up by the records the
+    handler takes meanwhile."""
+    import asyncio
+
+    lines = generated(1_500, 100)
+    outputs = [r for r in settle_lines(lines, parse_parameters(IM_PARAMETERS)) if "rejected" not in r]
+    _slow_prepare(monkeypatch, seconds=0.3)  # the first consumer is inside a batch when it hears of the rebalance
+
+    async def scenario():
+        async with serving(settings, database, IM_PARAMETERS, batch_size=100) as first:
+            feeding = asyncio.create_task(_publish_steadily(settings, lines))
+            await asyncio.sleep(1.5)
+            async with serving(settings, database, IM_PARAMETERS, batch_size=100) as second:
+                await feeding
+                topic = Topic(settings, settings.settlements_topic)
+                await topic.read_until(lambda values: len(set(_canonical(values))) >= len(outputs), timeout=120)
+                return topic, dict(first.claims.held), dict(second.claims.held)
+
+    topic, first_held, second_held = run(scenario())
+    assert first_held and second_held, "both consumers hold partitions once the rebalance is over"
+    assert set(first_held).isdisjoint(second_held)
+    # published at least once: a record may come twice, never differ or go missing
+    assert set(_canonical(topic.values())) == set(_canonical(outputs)) and len(set(_canonical(outputs))) == len(outputs)
     assert _applied(database) == _produced(lines)
 
 

@@ -32,7 +32,7 @@ log = logging.getLogger("medledger.consumer")
 
 
 COMMITTED, RESETTLED, FAILED = "committed", "resettled", "failed"
-TAKE_WAIT = 0.01  # seconds: taking what is fetched never waits, unless partitions are being reassigned
+TAKE_WAIT = 0.01  # seconds at most to take what is fetched: only a reassignment of partitions makes it wait
 
 
 @dataclass

@@ -255,8 +255,9 @@ class LedgerService:
         return Prepared(items, stats, rows, pipeline.published, carried, expected, out, tracking)
 
     async def commit(self, prepared: Prepared) -> None:
-        """Write a prepared batch under the append lock, if the ledger is still where it was settled from: four
-        round trips (BEGIN with the lock, the check, the rows, COMMIT), however large the batch."""
+        """Write a prepared batch under the append lock, if the ledger is still where it was settled from. A small
+        batch costs four round trips (BEGIN with the lock, the check, the rows, COMMIT); a large one copies its
+        rows a table at a time (`db.writes`)."""
         async with begin(self.engine, first=WRITE) as raw:
             tracking = prepared.tracking
             if tracking is None:
@@ -279,8 +280,9 @@ class LedgerService:
     async def _write(
         self, raw, rows: BatchRows, registry: PolicyRegistry, tracking: Tracking | None = None
     ) -> int | None:
-        """A batch's rows, inside its transaction under the append lock, as one statement (`db.writes`), with the
-        consumed offsets of `tracking` (its claims already checked); the last rejection_id it wrote, if any."""
+        """A batch's rows, inside its transaction under the append lock (a small batch's as one statement:
+        `db.writes`), with the consumed offsets of `tracking` (its claims already checked); the last rejection_id
+        it wrote, if any."""
         writes = Writes.sized(rows.size())
         if rows.events and not self._parameters_kept:
             add_parameters(writes, self.digest, self.parameters_text)

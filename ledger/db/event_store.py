@@ -51,18 +51,16 @@ async def transaction(connection: AsyncConnection):
         yield
 
 
-LEVELS = {"read_committed": "READ COMMITTED", "repeatable_read": "REPEATABLE READ"}
-
-
 @asynccontextmanager
-async def begin(engine: AsyncEngine, isolation: str = "read_committed", first: str = "") -> AsyncIterator:
-    """A pooled connection's driver connection, in a transaction that commits on exit (rolls back on an error).
-    `first` (statements without parameters: an advisory lock, a NOTIFY) is sent in the same round trip as BEGIN.
-    SQLAlchemy does not know of the transaction: nothing may be sent through it on that connection meanwhile."""
+async def begin(engine: AsyncEngine, first: str = "") -> AsyncIterator:
+    """A pooled connection's driver connection, in a READ COMMITTED transaction that commits on exit (rolls back
+    on an error). `first` (statements without parameters: an advisory lock, a NOTIFY) is sent in the same round
+    trip as BEGIN. SQLAlchemy does not know of the transaction: nothing may be sent through it on that connection
+    meanwhile."""
     async with engine.connect() as connection:
         raw = await driver(connection)
         try:
-            await raw.execute(f"BEGIN ISOLATION LEVEL {LEVELS[isolation]}; {first}")
+            await raw.execute(f"BEGIN ISOLATION LEVEL READ COMMITTED; {first}")
             yield raw
         except BaseException:
             await _abandon(connection, raw)

@@ -275,14 +275,6 @@ def add_projections(
     writes.insert(names.account_payments, ("region", "payment_id", "seq"), rows.payments)
 
 
-async def write_projections(
-    raw, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str | None = None
-) -> None:
-    writes = Writes()
-    add_projections(writes, names, rows, registry, params_digest)
-    await writes.run(raw)
-
-
 SETTLEMENT_COLUMNS = (
     "settlement_id",
     "seq",

@@ -43,9 +43,6 @@ class Writes:
     def sized(cls, rows: int) -> Writes:
         return cls(large=rows >= LARGE)
 
-    def __bool__(self) -> bool:
-        return bool(self._writes)
-
     def parameter(self, value, kind: str) -> str:
         """A parameter of the write about to be added, as `$n::kind` text."""
         self._arguments.append(value)
@@ -91,8 +88,7 @@ class Writes:
         )
 
     async def run(self, raw) -> tuple:
-        """Send it all; the values asked for by `add(..., result=)`, in order (None for a write that was not
-        needed)."""
+        """Send it all; the values asked for by `add(..., result=)`, in the order asked."""
         if self.large:
             results = []
             for write in self._writes:

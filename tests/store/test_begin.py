@@ -73,7 +73,7 @@ def test_a_transaction_cancelled_mid_statement_leaves_no_connection_behind_in_it
         started = asyncio.Event()
 
         async def batch():
-            async with begin(engine, "repeatable_read", first=LOCK) as raw:
+            async with begin(engine, first=LOCK) as raw:
                 started.set()
                 await raw.execute("SELECT pg_sleep(30)")
 

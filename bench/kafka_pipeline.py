@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -78,6 +80,42 @@ async def produce_all(settings: Settings, lines: list[bytes], partitions: int) -
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+
+
+@dataclass(frozen=True)
+class ServeFigures:
+    """serve's own account of a stretch: its CPU time, and its batches from its /metrics."""
+
+    cpu: float
+    batches: float
+    batch_seconds: float
+    consumed: float
+
+    @classmethod
+    def read(cls, pid: int, port: int) -> ServeFigures:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        values = {
+            name: float(value)
+            for name, value in (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+        }
+        return cls(
+            cpu,
+            values["medledger_batch_seconds_count"],
+            values["medledger_batch_seconds_sum"],
+            values["medledger_events_consumed_total"],
+        )
+
+    def since(self, before: ServeFigures) -> str:
+        batches = self.batches - before.batches
+        events = self.consumed - before.consumed
+        cpu = self.cpu - before.cpu
+        return (
+            f"serve while measuring: {batches:.0f} batches of {events / max(batches, 1):.1f} events on average, "
+            f"{(self.batch_seconds - before.batch_seconds) / max(batches, 1) * 1000:.1f} ms each from taking to "
+            f"commit; CPU {cpu:.1f} s = {cpu / max(events, 1) * 1000:.2f} ms an event"
+        )
 
 
 def count(database_url: str, query: str) -> int:
@@ -152,7 +190,23 @@ async def measure_latency(settings: Settings, visits: list[dict], rate: int, par
     finally:
         await producer.stop()
         await consumer.stop()
-    return sorted(arrived[e] - sent[e] for e in arrived)
+    return [(sent[e] - started, arrived[e] - sent[e]) for e in arrived]
+
+
+WINDOW = 5
+
+
+def windows(timeline: list[tuple[float, float]]) -> list[str]:
+    """p50/p99 of each stretch of sending: a queue that builds up shows as rising figures, a stall as one bad
+    stretch."""
+    groups: dict[int, list[float]] = {}
+    for sent, latency in timeline:
+        groups.setdefault(int(sent // WINDOW), []).append(latency)
+    return [
+        f"{n * WINDOW}-{(n + 1) * WINDOW}: {percentile(sorted(group), 0.5) * 1000:.0f}/"
+        f"{percentile(sorted(group), 0.99) * 1000:.0f} ms"
+        for n, group in sorted(groups.items())
+    ]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -186,7 +240,12 @@ def main() -> None:
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     if "DATABASE_URL" not in env:
         env["MEDLEDGER_DATA_DIR"] = str(Path(work) / "data")
-    env.update(MEDLEDGER_BATCH_SIZE=str(args.batch_size), MEDLEDGER_METRICS_PORT="", MEDLEDGER_LOG_LEVEL="WARNING")
+    metrics_port = free_port()
+    env.update(
+        MEDLEDGER_BATCH_SIZE=str(args.batch_size),
+        MEDLEDGER_METRICS_PORT=str(metrics_port),
+        MEDLEDGER_LOG_LEVEL="WARNING",
+    )
     settings = Settings.from_env(env)
     serve = None
     try:
@@ -228,12 +287,16 @@ def main() -> None:
         )
 
         lat = latency_visits(lines, args.rate * args.seconds)
-        latencies = asyncio.run(measure_latency(settings, lat, args.rate, args.partitions))
+        before = ServeFigures.read(serve.pid, metrics_port)
+        timeline = asyncio.run(measure_latency(settings, lat, args.rate, args.partitions))
+        latencies = sorted(latency for _, latency in timeline)
         print(
             f"latency at {args.rate} events/s for {args.seconds} s: {len(latencies)} of {len(lat)} arrived; "
             f"p50 {percentile(latencies, 0.50) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
             f"max {latencies[-1] * 1000:.1f} ms (send → settlement or rejection on the output topic)"
         )
+        print(f"by {WINDOW} s of sending: " + "; ".join(windows(timeline)))
+        print(ServeFigures.read(serve.pid, metrics_port).since(before))
     finally:
         if serve is not None and serve.returncode is None:
             serve.terminate()

@@ -1,5 +1,11 @@
-"""The outbox relay: publishes what committed batches wrote to the outbox, in commit order, then records how far
-it got. One relay publishes at a time (a session lock in PostgreSQL); another instance's relay waits to take over.
+"""The outbox relay: publishes what committed batches wrote to the outbox, in commit order, and records how far it
+got. One relay publishes at a time (a session lock in PostgreSQL); another instance's relay waits to take over.
+
+The batches its own service commits are handed to it with their outbox positions (`Handoff`) and published as
+they are, with no read of the outbox, whenever they follow on from what it has published; anything else that
+commits (another process's batches, heard of by NOTIFY; a batch settled again; the parking sweep) is read from
+the outbox. Its position is recorded at most every RECORD_EVERY seconds while records keep coming, and at once
+when they stop.
 
 Delivery is at least once: a crash between the broker's acknowledgement and the recorded position publishes those
 records again. Consumers deduplicate by `settlement_id` / `movement_id`.
@@ -11,12 +17,13 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections import Counter
+import time
+from collections import Counter, deque
 
 import orjson
 
 from ledger.db.event_store import driver
-from ledger.db.outbox import CHANNEL, REJECTIONS, SETTLEMENTS, pending, record_relayed, relayed
+from ledger.db.outbox import CHANNEL, REJECTIONS, SETTLEMENTS, Handoff, pending, record_relayed, relayed
 from ledger.service import LedgerService
 
 from .metrics import Metrics
@@ -25,17 +32,20 @@ from .producer import BatchProducer
 RELAY_LOCK = 0x6D656D72  # "memr"
 # Below the broker's default message limit (1 MB) with room for the key and headers.
 MAX_VALUE_BYTES = 900_000
+# Seconds the relay may go on publishing before it records its position: a round trip a batch saved, against
+# at most that much published again after a crash.
+RECORD_EVERY = 0.25
 log = logging.getLogger("medledger.relay")
 
 
-def publishable(row) -> str:
+def publishable(value: str) -> str:
     """The record as published. A rejection echoing a huge payload would exceed the broker's message limit and
     stop the relay at that record for good; its payload is replaced by a pointer to the rejection table, which
     keeps the whole payload."""
     # A character is at most 4 bytes in UTF-8: most records need no encoding to know they fit.
-    if len(row.value) * 4 <= MAX_VALUE_BYTES or len(row.value.encode()) <= MAX_VALUE_BYTES:
-        return row.value
-    record = orjson.loads(row.value)
+    if len(value) * 4 <= MAX_VALUE_BYTES or len(value.encode()) <= MAX_VALUE_BYTES:
+        return value
+    record = orjson.loads(value)
     payload = record.get("payload")
     text = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
     record["payload"] = {
@@ -69,19 +79,44 @@ class Relay:
         self._stop = asyncio.Event()
         self._leading = None  # the connection holding the relay lock, while this relay leads
         self._after: int | None = None  # the position it has published up to, while it leads
+        self._recorded: int | None = None  # the position last recorded, while it leads
+        self._recorded_at = 0.0
+        self._handed: deque[Handoff] = deque()
+        self._handed_rows = 0
+        self._read = True  # the outbox may hold committed records this relay was not handed
         self._busy = asyncio.Lock()
 
     def wake(self) -> None:
+        """Something committed that was not handed over: the relay reads the outbox."""
+        self._read = True
+        self._wake.set()
+
+    def hand(self, handoff: Handoff) -> None:
+        """A batch its own service committed. Only a leading relay keeps it (a relay that takes the lead reads the
+        outbox from its recorded position), and only so many records: past that it reads them back instead."""
+        if self._leading is None:
+            return
+        if self._handed_rows + len(handoff.rows) > 2 * self.chunk:
+            self._handed.clear()
+            self._handed_rows = 0
+            self.wake()
+            return
+        self._handed.append(handoff)
+        self._handed_rows += len(handoff.rows)
         self._wake.set()
 
     async def flush(self, chunks: int = 2) -> None:
-        """Publish what has committed, now, up to `chunks` chunks: at shutdown, once the consumer's last batch
-        has committed. What remains (or everything, when another instance's relay leads) is the loop's."""
+        """Publish what has committed, now, up to `chunks` chunks read from the outbox, and record the position:
+        at shutdown, once the consumer's last batch has committed. What remains (or everything, when another
+        instance's relay leads) is the loop's."""
         try:
             async with self._busy:
-                for _ in range(chunks):
-                    if self._leading is None or not await self.publish_pending(self._leading):
-                        break
+                if self._leading is not None:
+                    self._read = True
+                    for _ in range(chunks):
+                        if not await self._publish(self._leading) and not self._read:
+                            break
+                    await self._record(self._leading)
         except Exception:
             log.exception("publishing after the batch failed; the relay will retry")
         self.wake()
@@ -107,7 +142,9 @@ class Relay:
                 await self._pause(2.0)
                 return
             # Only the relay holding the lock moves its position, so it is read once per lead, then kept.
-            self._after = await relayed(raw, self.name)
+            self._after = self._recorded = await relayed(raw, self.name)
+            self._recorded_at = time.monotonic()
+            self._read = True
             await raw.add_listener(CHANNEL, self._notified)
             self._leading = raw
             try:
@@ -116,43 +153,93 @@ class Relay:
                     # next round instead of being left for the idle timeout.
                     self._wake.clear()
                     async with self._busy:
-                        published = await self.publish_pending(raw)
-                    if published < self.chunk:  # all that had committed when it looked; a later commit wakes it
-                        await self._wait(self.idle_seconds)
+                        published = await self._publish(raw)
+                        if not published or time.monotonic() - self._recorded_at >= RECORD_EVERY:
+                            await self._record(raw)
+                    if self._read or self._handed:
+                        continue  # more than a chunk had committed, or more was handed over meanwhile
+                    recorded = self._after == self._recorded
+                    if not await self._wait(self.idle_seconds if recorded else RECORD_EVERY) and recorded:
+                        self._read = True  # the idle poll: whatever a missed notification left behind
             finally:
                 async with self._busy:  # a flush may be using the connection
+                    with contextlib.suppress(Exception):
+                        await self._record(raw)
                     self._leading = None
-                    self._after = None
+                    self._after = self._recorded = None
+                    self._handed.clear()
+                    self._handed_rows = 0
                     with contextlib.suppress(Exception):
                         await raw.remove_listener(CHANNEL, self._notified)
                         await raw.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
 
-    def _notified(self, _connection, _pid, _channel, _payload) -> None:
-        self._wake.set()
+    def _notified(self, _connection, _pid, _channel, payload) -> None:
+        if payload != self.service.writer:  # its own service's batches are handed over
+            self.wake()
+
+    async def _publish(self, raw) -> int:
+        """What it was handed, as long as each follows on from what it has published; then, if need be, one chunk
+        read from the outbox. The records it publishes."""
+        published = 0
+        while self._handed:
+            handoff = self._handed[0]
+            if handoff.after > self._after or handoff.after < self._after < handoff.last:
+                # records it was not handed lie before this batch, or the outbox was read up into it
+                self._read = True
+                break
+            self._handed.popleft()
+            self._handed_rows -= len(handoff.rows)
+            if handoff.last <= self._after:
+                continue  # published already, read from the outbox
+            await self.producer.publish(
+                [(self.topics[stream], key, publishable(value)) for stream, key, value in handoff.rows]
+            )
+            self._after = handoff.last
+            published += len(handoff.rows)
+            self._count(stream for stream, _, _ in handoff.rows)
+        if self._read:
+            self._read = False
+            read = await self.publish_pending(raw)
+            # a full chunk leaves more to read; so does a wake-up that came while it read
+            self._read = self._read or read == self.chunk
+            published += read
+        if self.metrics and not self._read:
+            self.metrics.outbox_behind.set(self._handed_rows)
+        return published
 
     async def publish_pending(self, raw) -> int:
-        """One chunk: sent, acknowledged by the broker, then recorded as relayed."""
+        """One chunk read from the outbox after its position, sent and acknowledged by the broker."""
         rows = await pending(raw, self._after, self.chunk)
         if not rows:
-            if self.metrics:
-                self.metrics.outbox_behind.set(0)
             return 0
-        await self.producer.publish([(self.topics[row.stream], row.key, publishable(row)) for row in rows])
-        await record_relayed(raw, self.name, rows[-1].position)
+        await self.producer.publish([(self.topics[row.stream], row.key, publishable(row.value)) for row in rows])
         self._after = rows[-1].position
-        if self.metrics:
-            for stream, count in Counter(row.stream for row in rows).items():
-                self.metrics.relayed.labels(stream).inc(count)
-            # A short chunk was all there was. Otherwise: positions can skip (a rolled-back batch), so this is an
-            # upper bound; it costs one index probe.
-            newest = await raw.fetchval("SELECT max(position) FROM outbox") if len(rows) == self.chunk else None
+        self._count(row.stream for row in rows)
+        if self.metrics and len(rows) == self.chunk:
+            # Positions can skip (a rolled-back batch), so this is an upper bound; it costs one index probe.
+            newest = await raw.fetchval("SELECT max(position) FROM outbox")
             self.metrics.outbox_behind.set(max((newest or 0) - rows[-1].position, 0))
         return len(rows)
+
+    def _count(self, streams) -> None:
+        if self.metrics:
+            for stream, count in Counter(streams).items():
+                self.metrics.relayed.labels(stream).inc(count)
+
+    async def _record(self, raw) -> None:
+        if self._after is not None and self._after != self._recorded:
+            await record_relayed(raw, self.name, self._after)
+            self._recorded = self._after
+        self._recorded_at = time.monotonic()
 
     async def _pause(self, seconds: float) -> None:
         self._wake.clear()
         await self._wait(seconds)
 
-    async def _wait(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
+    async def _wait(self, seconds: float) -> bool:
+        """Whether it was woken (rather than waited the time out)."""
+        try:
             await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True

@@ -155,9 +155,10 @@ class Settler:
         self.in_flight = flight
 
     def _committed_meanwhile(self, flight: InFlight) -> None:
-        # Publish now rather than when the next batch arrives, which may be a while.
+        # Published now rather than when the next batch arrives, which may be a while; handed over as they are.
         if self.relay is not None and not flight.commit.cancelled() and flight.commit.exception() is None:
-            self.relay.wake()
+            if flight.prepared.handoff is not None:
+                self.relay.hand(flight.prepared.handoff)
         task = asyncio.get_running_loop().create_task(self._land_when_quiet(flight))
         self._landing.add(task)
         task.add_done_callback(self._landing.discard)
@@ -204,10 +205,14 @@ class Settler:
             return RESETTLED if done else FAILED
         except Exception:
             pass  # accounted for below, as any batch that did not commit
-        done = await self._finish(committed(), prepared.tracking, flight.started, flight.records)
+        done = await self._finish(committed(), prepared.tracking, flight.started, flight.records, handed=True)
         return COMMITTED if done else FAILED
 
-    async def _finish(self, work: Awaitable[IngestStats], tracking: Tracking, started: float, records: int) -> bool:
+    async def _finish(
+        self, work: Awaitable[IngestStats], tracking: Tracking, started: float, records: int, handed: bool = False
+    ) -> bool:
+        """Account for a batch's commit. `handed`: its records went to the relay as it committed (a batch written
+        any other way wakes the relay to read them from the outbox)."""
         try:
             stats = await work
         except OutOfSequence as behind:
@@ -233,7 +238,7 @@ class Settler:
             # Records already in the ledger arriving again: a producer's retry, or offsets not where they should be.
             log.warning("events acknowledged as repeats", extra={"duplicates": stats.duplicates})
         log.debug("batch committed", extra={"records": records, "settlements": stats.settlements})
-        if self.relay is not None:
+        if self.relay is not None and not handed:
             self.relay.wake()
         return True
 

@@ -8,6 +8,7 @@ batch published is handed to the caller only after it committed.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from .chain import text_digest
 from .db.connect import service_engine
 from .db.event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver, reading
 from .db.migrate import prepare
-from .db.outbox import CHANNEL, add_outbox
+from .db.outbox import CHANNEL, Handoff, add_outbox
 from .db.projection_store import Names, add_ledger, add_projections, load_book
 from .db.server import Database
 from .db.tracking import Claim, TopicPartition, add_offsets, advance, claim, stored
@@ -32,7 +33,6 @@ from .intake import Incoming
 from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer
 
 DEFAULT_PARK_TTL = timedelta(days=30)
-WRITE = f"{LOCK}; NOTIFY {CHANNEL}"  # sent with BEGIN: the append lock, and word to the relay once committed
 LIVE = Names()
 
 
@@ -62,6 +62,7 @@ class Prepared:
     expected: Watermark | None  # where the ledger was when it was settled (None: where `carried` left it)
     carry: Carry
     tracking: Tracking | None = None
+    handoff: Handoff | None = None  # once committed, its outbox records for this process's relay, if it wrote any
 
     def outcome(self) -> IngestStats:
         """Its stats once committed."""
@@ -129,6 +130,9 @@ class LedgerService:
         self.prepare_schema = prepare_schema
         # Once an event committed under the parameter set, its row is there for good (the events refer to it).
         self._parameters_kept = False
+        # Sent with BEGIN: the append lock, and word to the relays once committed, naming this writer.
+        self.writer = uuid.uuid4().hex
+        self._begin_write = f"{LOCK}; NOTIFY {CHANNEL}, '{self.writer}'"
 
     async def __aenter__(self) -> LedgerService:
         if self.prepare_schema:
@@ -258,7 +262,7 @@ class LedgerService:
         """Write a prepared batch under the append lock, if the ledger is still where it was settled from. A small
         batch costs four round trips (BEGIN with the lock, the check, the rows, COMMIT); a large one copies its
         rows a table at a time (`db.writes`)."""
-        async with begin(self.engine, first=WRITE) as raw:
+        async with begin(self.engine, first=self._begin_write) as raw:
             tracking = prepared.tracking
             if tracking is None:
                 found = await watermark(raw)
@@ -268,10 +272,12 @@ class LedgerService:
             if found != expected:
                 raise Conflict(f"the ledger moved from {expected} to {found} while the batch was settled")
             rows = prepared.rows
-            last_rejection = await self._write(raw, rows, self.registry, tracking)
+            last_rejection, outbox = await self._write(raw, rows, self.registry, tracking)
             # Under the append lock nothing else moves the ledger: it is where this batch leaves it.
             prepared.carry.mark.rejection = found.rejection if last_rejection is None else last_rejection
             prepared.carry.mark.projections = found.projections
+        if outbox is not None:
+            prepared.handoff = Handoff(*outbox, rows.outbox)
         self._parameters_kept = self._parameters_kept or bool(rows.events)
         # Written: only its published records and what the next batch reads through are still needed (while the
         # next batch is settled, two batches are in memory at once).
@@ -279,21 +285,24 @@ class LedgerService:
 
     async def _write(
         self, raw, rows: BatchRows, registry: PolicyRegistry, tracking: Tracking | None = None
-    ) -> int | None:
+    ) -> tuple[int | None, tuple[int, int] | None]:
         """A batch's rows, inside its transaction under the append lock (a small batch's as one statement:
-        `db.writes`), with the consumed offsets of `tracking` (its claims already checked); the last rejection_id
-        it wrote, if any."""
+        `db.writes`), with the consumed offsets of `tracking` (its claims already checked). Returns the last
+        rejection_id it wrote, and the outbox position before its records and its last one, if it wrote any."""
         writes = Writes.sized(rows.size())
         if rows.events and not self._parameters_kept:
             add_parameters(writes, self.digest, self.parameters_text)
         add_events(writes, rows.events)
         refused = add_ledger(writes, rows)
         add_projections(writes, LIVE, rows, registry, self.digest)
-        add_outbox(writes, rows.outbox)
+        outbox = add_outbox(writes, rows.outbox)
         if tracking is not None:
             add_offsets(writes, tracking.consumer, tracking.spans)
         result = await writes.run(raw)
-        return None if refused is None else result[refused]
+        return (
+            None if refused is None else result[refused],
+            None if outbox is None else (result[outbox[0]], result[outbox[1]]),
+        )
 
     async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
         """Take partitions over for `consumer` (see `ledger.db.tracking`)."""
@@ -326,7 +335,7 @@ class LedgerService:
     ) -> int:
         """One transaction under the append lock. With `expired_before`, the batch is the parked events that
         waited longer than that, selected under the lock so no other writer can release or refuse them too."""
-        async with begin(self.engine, first=WRITE) as raw:
+        async with begin(self.engine, first=self._begin_write) as raw:
             store = PostgresEventStore(raw, locked=True)
             if tracking is not None:
                 await advance(raw, tracking.consumer, tracking.claims, tracking.spans)

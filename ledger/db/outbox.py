@@ -17,7 +17,8 @@ SETTLEMENTS = "settlements"
 REJECTIONS = "rejections"
 COLUMNS = ("stream", "key", "value")
 # Every writing transaction notifies this channel; PostgreSQL delivers it when the transaction commits, so a relay
-# hears of commits by any process at once instead of at its next idle poll.
+# hears of commits by any process at once instead of at its next idle poll. The payload names the writer (a
+# `LedgerService`): a relay is handed its own service's batches (`Handoff`) and need not read them back.
 CHANNEL = "medledger_outbox"
 
 
@@ -30,11 +31,28 @@ def key_of(record: dict) -> str | None:
     return member if isinstance(member, str) else None
 
 
-def add_outbox(writes: Writes, rows: list[tuple[str, str | None, str]]) -> None:
+def add_outbox(writes: Writes, rows: list[tuple[str, str | None, str]]) -> tuple[int, int] | None:
     """(stream, key, JSON) rows as a batch collected them (`BatchRows.outbox`), positioned in that order.
     Settlements, reversals, movements and incentive evaluations go to the settlement stream, refusals to the
-    rejection stream; a parked event publishes nothing yet: it is settled or refused later."""
-    writes.insert("outbox", COLUMNS, rows, ordered=True)
+    rejection stream; a parked event publishes nothing yet: it is settled or refused later.
+
+    With rows, the indexes in what `writes.run` returns of the last position before them and of their last
+    position (see `Handoff`)."""
+    if not rows:
+        return None
+    before = writes.before("SELECT coalesce(max(position), 0) FROM outbox")
+    return before, writes.insert("outbox", COLUMNS, rows, ordered=True, newest="position")
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A committed batch's outbox records, for its own process's relay to publish without reading them back.
+    Written under the append lock, they are the next records of the outbox after position `after`: the relay
+    publishes them as they are when it has published up to exactly there, and reads the outbox otherwise."""
+
+    after: int
+    last: int
+    rows: list[tuple[str, str | None, str]]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from projections import member_year
 
 from ..batch import BatchRows
 from ..codec import settlement_from_row, state_from_json
-from .writes import Writes, insert_statement
+from .writes import Writes
 
 
 def as_json(value):
@@ -319,8 +319,5 @@ def add_ledger(writes: Writes, rows: BatchRows) -> int | None:
     writes.insert("ledger_movements", MOVEMENT_COLUMNS, rows.movements)
     writes.insert("ledger_incentives", INCENTIVE_COLUMNS, rows.incentives)
     writes.insert("parked_events", PARKED_COLUMNS, rows.parked)
-    if not rows.rejections:
-        return None
     # in the batch's order, which the ids keep
-    statement = insert_statement(writes, "ledger_rejections", REJECTION_COLUMNS, rows.rejections, ordered=True)
-    return writes.add(statement + " RETURNING rejection_id", result="max(rejection_id)")
+    return writes.insert("ledger_rejections", REJECTION_COLUMNS, rows.rejections, ordered=True, newest="rejection_id")

@@ -30,6 +30,7 @@ class _Write:
     arguments: list = field(default_factory=list)
     result: str | None = None  # an aggregate over the rows the statement returns
     copy: tuple[str, Sequence[str], Sequence[tuple]] | None = None  # (table, columns, rows) to COPY instead
+    after_copy: str | None = None  # a query read right after the COPY, standing in for `result`
 
 
 class Writes:
@@ -38,6 +39,8 @@ class Writes:
         self.large = large
         self._writes: list[_Write] = []
         self._arguments: list = []  # the parameters given so far: the whole statement's, or the next write's
+        self._before: list[str] = []  # queries of values as the data stood before any of the writes
+        self._asked: list[tuple[str, int]] = []  # what `run` returns, in order: ("before" | "write", index)
 
     @classmethod
     def sized(cls, rows: int) -> Writes:
@@ -53,6 +56,12 @@ class Writes:
         types = column_types(table, tuple(columns))
         return [self.parameter(list(values), kind + "[]") for values, kind in zip(zip(*rows), types, strict=True)]
 
+    def before(self, query: str) -> int:
+        """A value (a query without parameters) as the data stood before any write of the batch: its index in
+        what `run` returns."""
+        self._before.append(query)
+        return self._ask("before", len(self._before) - 1)
+
     def add(self, statement: str, result: str | None = None) -> int | None:
         """A write (INSERT, UPDATE or DELETE) with the parameters given since the last one. With `result`, an
         aggregate over the rows it returns (`max(id)` of `... RETURNING id`): its index in what `run` returns."""
@@ -60,18 +69,34 @@ class Writes:
         if self.large:
             write.arguments, self._arguments = self._arguments, []
         self._writes.append(write)
-        if result is None:
-            return None
-        return sum(1 for w in self._writes if w.result is not None) - 1
+        return None if result is None else self._ask("write", len(self._writes) - 1)
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple], ordered: bool = False) -> None:
-        """Rows in; `ordered`: in the order given (a default such as a sequence numbers them so)."""
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[tuple],
+        ordered: bool = False,
+        newest: str | None = None,
+    ) -> int | None:
+        """Rows in; `ordered`: in the order given (a default such as a sequence numbers them so). With `newest`, a
+        column numbered by a sequence under the append lock: the index in what `run` returns of its greatest
+        value among the rows (which, as the lock is held, is the greatest in the table after them)."""
         if not rows:
-            return
+            return None
         if self.large:  # COPY stores rows in the order sent
-            self._writes.append(_Write("", copy=(table, columns, rows)))
-            return
-        self.add(insert_statement(self, table, columns, rows, ordered))
+            after = None if newest is None else f"SELECT max({newest}) FROM {table}"
+            self._writes.append(_Write("", copy=(table, columns, rows), after_copy=after))
+            return None if newest is None else self._ask("write", len(self._writes) - 1)
+        statement = _insert_statement(self, table, columns, rows, ordered)
+        if newest is None:
+            self.add(statement)
+            return None
+        return self.add(f"{statement} RETURNING {newest}", result=f"max({newest})")
+
+    def _ask(self, kind: str, index: int) -> int:
+        self._asked.append((kind, index))
+        return len(self._asked) - 1
 
     def upsert(
         self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[tuple], updates: str | None = None
@@ -88,25 +113,29 @@ class Writes:
         )
 
     async def run(self, raw) -> tuple:
-        """Send it all; the values asked for by `add(..., result=)`, in the order asked."""
+        """Send it all; the values asked for (`before`, `add(..., result=)`, `insert(..., newest=)`), in the
+        order asked."""
         if self.large:
-            results = []
-            for write in self._writes:
+            found = {("before", n): await raw.fetchval(query) for n, query in enumerate(self._before)}
+            for n, write in enumerate(self._writes):
                 if write.copy is not None:
                     table, columns, rows = write.copy
                     await raw.copy_records_to_table(table, records=rows, columns=columns)
+                    if write.after_copy is not None:
+                        found[("write", n)] = await raw.fetchval(write.after_copy)
                 elif write.result is not None:
-                    results.append(await raw.fetchval(_with([write]), *write.arguments))
+                    found[("write", n)] = await raw.fetchval(_with([write]), *write.arguments)
                 else:
                     await raw.execute(write.statement, *write.arguments)
-            return tuple(results)
-        if not self._writes:
+            return tuple(found[asked] for asked in self._asked)
+        if not self._asked and not self._writes:
             return ()
-        asked = sum(1 for write in self._writes if write.result is not None)
-        return tuple(await raw.fetchrow(_with(self._writes), *self._arguments))[:asked]
+        return tuple(await raw.fetchrow(_with(self._writes, self._before, self._asked), *self._arguments))[
+            : len(self._asked)
+        ]
 
 
-def insert_statement(writes: Writes, table: str, columns: Sequence[str], rows: Sequence[tuple], ordered: bool) -> str:
+def _insert_statement(writes: Writes, table: str, columns: Sequence[str], rows: Sequence[tuple], ordered: bool) -> str:
     names = ", ".join(columns)
     arrays = ", ".join(writes.arrays(table, columns, rows))
     if ordered:
@@ -115,9 +144,12 @@ def insert_statement(writes: Writes, table: str, columns: Sequence[str], rows: S
     return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
 
 
-def _with(writes: list[_Write]) -> str:
-    """The writes as CTEs of one statement that selects their results (or NULL: a statement selects something)."""
-    names = [f"w{n}" for n in range(len(writes))]
-    results = [f"(SELECT {w.result} FROM {name})" for name, w in zip(names, writes) if w.result is not None]
-    ctes = ", ".join(f"{name} AS ({w.statement})" for name, w in zip(names, writes))
-    return f"WITH {ctes} SELECT {', '.join(results) or 'NULL'}"
+def _with(writes: list[_Write], before: list[str] = (), asked: list[tuple[str, int]] | None = None) -> str:
+    """The writes as CTEs of one statement that selects what was asked (or NULL: a statement selects something).
+    Every part of a statement sees the data as it was before the statement, so a `before` query is a plain
+    subquery of it."""
+    if asked is None:
+        asked = [("write", n) for n, w in enumerate(writes) if w.result is not None]
+    results = [f"({before[n]})" if kind == "before" else f"(SELECT {writes[n].result} FROM w{n})" for kind, n in asked]
+    ctes = ", ".join(f"w{n} AS ({w.statement})" for n, w in enumerate(writes))
+    return f"{f'WITH {ctes} ' if ctes else ''}SELECT {', '.join(results) or 'NULL'}"

@@ -13,7 +13,7 @@ from consumers.topics import ensure_topics
 from ledger.intake import from_lines
 from ledger.offline import settle_lines
 from ledger.service import LedgerService
-from tests.kafka.streams import Topic, run, serving, unique
+from tests.kafka.streams import Topic, publish, run, serving, unique
 from tests.ledger.helpers import example_lines, fetch
 
 
@@ -84,11 +84,10 @@ def test_batches_split_when_full_and_records_larger_than_a_batch_still_go_in_ord
 
 def test_a_rejection_too_large_for_the_broker_is_published_with_a_pointer_to_its_kept_payload():
     from consumers.relay import MAX_VALUE_BYTES, publishable
-    from ledger.db.outbox import Pending
 
     huge = "x" * (MAX_VALUE_BYTES + 10)
     record = {"rejected": "e1", "reason": "invalid_event", "detail": "unknown field", "payload": {"junk": huge}}
-    value = publishable(Pending(1, "rejections", "M1", orjson.dumps(record).decode()))
+    value = publishable(orjson.dumps(record).decode())
     shown = orjson.loads(value)
     assert len(value) < MAX_VALUE_BYTES and shown["rejected"] == "e1" and shown["reason"] == "invalid_event"
     assert (
@@ -96,7 +95,7 @@ def test_a_rejection_too_large_for_the_broker_is_published_with_a_pointer_to_its
         and len(shown["payload"]["sha256"]) == 64
     )
     small = orjson.dumps({"settlement_id": "S1"}).decode()
-    assert publishable(Pending(2, "settlements", "M1", small)) == small
+    assert publishable(small) == small
 
 
 def test_the_metrics_endpoint_counts_what_the_service_did(settings, database):
@@ -188,3 +187,77 @@ def test_a_record_committed_while_the_relay_reads_an_empty_outbox_is_published_w
     values, arrived = run(scenario())
     assert values == [{"w": 1}]
     assert state["woken_at"] is not None and arrived - state["woken_at"] < 10  # not the 30 s idle timeout
+
+
+def test_the_services_own_batches_are_handed_to_its_relay_and_another_writers_are_read(settings, database, monkeypatch):
+    """What the consumer settles and commits is published as it was handed over, with no read of the outbox; what
+    another writer commits in between is read from the outbox. Either way each member's records reach the topics
+    once, in ledger order, and the relay's recorded position catches up with the outbox."""
+    import consumers.relay as relay_module
+    from tests.kafka.streams import wait_for
+
+    real_pending = relay_module.pending
+    read: list[str] = []
+
+    async def reading(raw, after, limit):
+        rows = await real_pending(raw, after, limit)
+        read.extend(row.value for row in rows)
+        return rows
+
+    monkeypatch.setattr(relay_module, "pending", reading)
+    # A year close is settled the slow way, with nothing in flight, and read back: these have none.
+    mine, mine_again = (
+        [line for line in example_lines(region) if "year_closed" not in line] for region in ("ningxia", "nanjing")
+    )
+    theirs = example_lines("weihai")
+
+    async def outbox_values() -> list[str]:
+        return [row[0] for row in await asyncio.to_thread(fetch, database, "SELECT value FROM outbox")]
+
+    async def scenario():
+        async with serving(settings, database) as service:
+            assert await wait_for(lambda: _true(service.relay._leading is not None), 30)
+            await publish(settings, mine)
+            assert await wait_for(lambda: _settled(database, len(mine)), 60)
+            handed = await outbox_values()
+            assert await wait_for(lambda: _relayed(database), 30)
+            async with LedgerService(database) as writer:
+                await writer.ingest(from_lines(theirs, "weihai.jsonl"))
+            others = [value for value in await outbox_values() if value not in set(handed)]
+            await publish(settings, mine_again)
+            assert await wait_for(lambda: _settled(database, len(mine) + len(theirs) + len(mine_again)), 60)
+            assert await wait_for(lambda: _relayed(database), 30)
+            topic = Topic(settings, settings.settlements_topic, settings.rejections_topic)
+            total = len(await outbox_values())
+            await topic.read_until(lambda values: len(values) >= total, 60)
+            return handed, others, topic
+
+    handed, others, topic = run(scenario())
+    assert handed and others
+    assert not set(handed) & set(read), "the consumer's own batches were read back from the outbox"
+    assert set(others) <= set(read)
+    in_outbox = fetch(database, "SELECT key, value FROM outbox ORDER BY position")
+    by_key: dict[str | None, list[str]] = {}
+    for key, value in in_outbox:
+        by_key.setdefault(key, []).append(value)
+    on_topics: dict[str | None, list[str]] = {}
+    for record in topic.records:
+        on_topics.setdefault(record.key.decode() if record.key else None, []).append(record.value.decode())
+    assert on_topics == by_key
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _settled(database, events: int) -> bool:
+    return (await asyncio.to_thread(fetch, database, "SELECT count(*) FROM ledger_events"))[0][0] == events
+
+
+async def _relayed(database) -> bool:
+    row = (
+        await asyncio.to_thread(
+            fetch, database, "SELECT (SELECT max(position) FROM outbox), (SELECT position FROM outbox_relay)"
+        )
+    )[0]
+    return row[0] is not None and row[0] == row[1]

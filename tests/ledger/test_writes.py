@@ -142,3 +142,44 @@ def test_ordered_inserts_keep_the_order_given(database, large):
 
 def test_batches_are_large_from_the_threshold():
     assert not Writes.sized(writes_module.LARGE - 1).large and Writes.sized(writes_module.LARGE).large
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_the_outbox_positions_of_a_batch_come_back_with_its_writes(database, large):
+    """The last position before a batch's writes (a rolled-back batch's numbers are not in the table, so they do
+    not count) and the last one of its records, in the order asked among the other results, however the batch is
+    sent."""
+    import asyncpg
+
+    from ledger.db.outbox import add_outbox
+
+    async def scenario():
+        connection = await asyncpg.connect(plain(database.owner_url))
+        try:
+            await connection.execute(
+                "INSERT INTO outbox (stream, value) VALUES ('settlements', 'a'), ('rejections', 'b')"
+            )
+            kept = await connection.fetchval("SELECT max(position) FROM outbox")
+            with pytest.raises(RuntimeError):
+                async with connection.transaction():
+                    await connection.execute("INSERT INTO outbox (stream, value) VALUES ('settlements', 'gone')")
+                    raise RuntimeError("rolled back")
+            async with connection.transaction():
+                writes = Writes(large=large)
+                counted = writes.add(
+                    f"INSERT INTO outbox (stream, value) SELECT 'settlements', v FROM "
+                    f"unnest({writes.parameter(['c'], 'text[]')}) AS v RETURNING position",
+                    result="count(*)",
+                )
+                rows = [("settlements", f"M{n}", f"r{n}") for n in range(450 if large else 5)]
+                before, last = add_outbox(writes, rows)
+                results = await writes.run(connection)
+            positions = [row[0] for row in await connection.fetch("SELECT position FROM outbox WHERE value LIKE 'r%'")]
+            return kept, results[counted], results[before], results[last], positions
+        finally:
+            await connection.close()
+
+    kept, counted, before, last, positions = asyncio.run(scenario())
+    assert counted == 1
+    assert before == kept  # read before any write of the batch, whichever way it is sent
+    assert last == max(positions) and len(positions) == (450 if large else 5)

@@ -181,10 +181,10 @@ class Service:
         while True:
             await asyncio.sleep(SWEEP_EVERY.total_seconds())
             try:
-                stats = await self.service.sweep()
+                # each batch of the sweep wakes the relay as it commits, even if a later one fails
+                stats = await self.service.sweep(on_published=lambda _published: self.relay.wake())
                 if stats.expired:
                     log.info("parked events expired", extra={"expired": stats.expired})
-                    self.relay.wake()
             except Exception:
                 log.exception("parking sweep failed; trying again later")
 

@@ -191,6 +191,10 @@ class Relay:
             self._handed_rows -= len(handoff.rows)
             if handoff.last <= self._after:
                 continue  # published already, read from the outbox
+            if raw.is_closed():
+                # Its session, and with it the relay lock, is gone: another relay may lead by now. A read of the
+                # outbox would fail here too.
+                raise ConnectionError("the relay's session to PostgreSQL has ended")
             await self.producer.publish(
                 [(self.topics[stream], key, publishable(value)) for stream, key, value in handoff.rows]
             )

@@ -156,8 +156,10 @@ class Settler:
 
     def _committed_meanwhile(self, flight: InFlight) -> None:
         # Published now rather than when the next batch arrives, which may be a while; handed over as they are.
-        if self.relay is not None and not flight.commit.cancelled() and flight.commit.exception() is None:
-            if flight.prepared.handoff is not None:
+        if self.relay is not None and not flight.commit.cancelled():
+            if flight.commit.exception() is not None:
+                self.relay.wake()  # a COMMIT whose answer was lost may have committed all the same
+            elif flight.prepared.handoff is not None:
                 self.relay.hand(flight.prepared.handoff)
         task = asyncio.get_running_loop().create_task(self._land_when_quiet(flight))
         self._landing.add(task)

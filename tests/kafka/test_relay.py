@@ -216,6 +216,8 @@ def test_the_services_own_batches_are_handed_to_its_relay_and_another_writers_ar
 
     async def scenario():
         async with serving(settings, database) as service:
+            service.relay.idle_seconds = 3600  # no idle poll, which may read a batch between its COMMIT and hand-off
+            await asyncio.sleep(1)  # past the wait it may have begun with the default
             assert await wait_for(lambda: _true(service.relay._leading is not None), 30)
             await publish(settings, mine)
             assert await wait_for(lambda: _settled(database, len(mine)), 60)
@@ -261,3 +263,69 @@ async def _relayed(database) -> bool:
         )
     )[0]
     return row[0] is not None and row[0] == row[1]
+
+
+class _Recorded:
+    """A producer that keeps what it is given (the relay's choices are under test here, not the broker)."""
+
+    def __init__(self):
+        self.values: list[str] = []
+
+    async def publish(self, records) -> None:
+        self.values.extend(value for _, _, value in records)
+
+
+def test_a_handed_batch_that_does_not_follow_on_is_read_from_the_outbox_instead(database, monkeypatch):
+    """Records it was not handed before a batch (another writer's), and a read that stopped inside a batch: the
+    relay reads the outbox, in chunks, and publishes each record once, in position order; a batch that follows on
+    is published as handed, with no read."""
+    import consumers.relay as relay_module
+    from consumers.relay import Relay
+    from ledger.db.outbox import Handoff
+    from tests.kafka.streams import wait_for
+    from tests.ledger.helpers import execute
+
+    real_pending = relay_module.pending
+    reads: list[int] = []
+
+    async def reading(raw, after, limit):
+        rows = await real_pending(raw, after, limit)
+        reads.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(relay_module, "pending", reading)
+
+    def add(*values: str) -> list[tuple[int, tuple]]:
+        rows = []
+        for value in values:
+            execute(database, "INSERT INTO outbox (stream, key, value) VALUES ('settlements', 'M', $1)", value)
+            position = fetch(database, "SELECT max(position) FROM outbox")[0][0]
+            rows.append((position, ("settlements", "M", value)))
+        return rows
+
+    async def scenario():
+        producer = _Recorded()
+        async with LedgerService(database) as service:
+            relay = Relay(service, producer, {"settlements": "s", "rejections": "r"}, chunk=2, idle_seconds=3600)
+            task = asyncio.create_task(relay.run())
+            try:
+                assert await wait_for(lambda: _true(relay._leading is not None and bool(reads)), 30)
+                await asyncio.sleep(0.5)  # its first read found nothing, and it waits
+                await asyncio.to_thread(add, "other-1", "other-2", "other-3")  # another writer's, never handed
+                ours = await asyncio.to_thread(add, "ours-4", "ours-5")
+                relay.hand(Handoff(ours[0][0] - 1, ours[-1][0], [row for _, row in ours]))
+                assert await wait_for(lambda: _true(len(producer.values) >= 5), 30)
+                read_before = len(reads)
+                follows = await asyncio.to_thread(add, "ours-6", "ours-7")
+                relay.hand(Handoff(ours[-1][0], follows[-1][0], [row for _, row in follows]))
+                assert await wait_for(lambda: _true(len(producer.values) >= 7), 30)
+                await asyncio.sleep(0.5)
+                return producer.values, reads[read_before:], follows[-1][0]
+            finally:
+                relay.stop()
+                await asyncio.wait_for(task, 10)
+
+    values, later_reads, last = run(scenario())
+    assert values == ["other-1", "other-2", "other-3", "ours-4", "ours-5", "ours-6", "ours-7"]
+    assert later_reads == [], "a batch that followed on was read back from the outbox"
+    assert fetch(database, "SELECT position FROM outbox_relay")[0][0] == last

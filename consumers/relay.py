@@ -203,7 +203,7 @@ class Relay:
             self._count(stream for stream, _, _ in handoff.rows)
         if self._read:
             self._read = False
-            read = await self.publish_pending(raw)
+            read = await self._publish_read(raw)
             # a full chunk leaves more to read; so does a wake-up that came while it read
             self._read = self._read or read == self.chunk
             published += read
@@ -211,7 +211,7 @@ class Relay:
             self.metrics.outbox_behind.set(self._handed_rows)
         return published
 
-    async def publish_pending(self, raw) -> int:
+    async def _publish_read(self, raw) -> int:
         """One chunk read from the outbox after its position, sent and acknowledged by the broker."""
         rows = await pending(raw, self._after, self.chunk)
         if not rows:

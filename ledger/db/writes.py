@@ -124,7 +124,7 @@ class Writes:
                     if write.after_copy is not None:
                         found[("write", n)] = await raw.fetchval(write.after_copy)
                 elif write.result is not None:
-                    found[("write", n)] = await raw.fetchval(_with([write]), *write.arguments)
+                    found[("write", n)] = await raw.fetchval(_with([write], [], [("write", 0)]), *write.arguments)
                 else:
                     await raw.execute(write.statement, *write.arguments)
             return tuple(found[asked] for asked in self._asked)
@@ -144,12 +144,10 @@ def _insert_statement(writes: Writes, table: str, columns: Sequence[str], rows: 
     return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
 
 
-def _with(writes: list[_Write], before: list[str] = (), asked: list[tuple[str, int]] | None = None) -> str:
+def _with(writes: list[_Write], before: list[str], asked: list[tuple[str, int]]) -> str:
     """The writes as CTEs of one statement that selects what was asked (or NULL: a statement selects something).
     Every part of a statement sees the data as it was before the statement, so a `before` query is a plain
     subquery of it."""
-    if asked is None:
-        asked = [("write", n) for n, w in enumerate(writes) if w.result is not None]
     results = [f"({before[n]})" if kind == "before" else f"(SELECT {writes[n].result} FROM w{n})" for kind, n in asked]
     ctes = ", ".join(f"w{n} AS ({w.statement})" for n, w in enumerate(writes))
     return f"{f'WITH {ctes} ' if ctes else ''}SELECT {', '.join(results) or 'NULL'}"

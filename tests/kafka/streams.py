@@ -15,6 +15,7 @@ from consumers.settings import Settings
 from consumers.topics import ensure_topics
 from ledger.db.server import Database
 from ledger.service import LedgerService
+from tests.ledger.helpers import fetch
 
 
 def as_bytes(lines) -> list[bytes]:
@@ -100,3 +101,9 @@ async def wait_for(condition, timeout: float = 120.0, every: float = 0.25):
             return True
         await asyncio.sleep(every)
     return False
+
+
+def relayed_all(database) -> bool:
+    """The relay has published, and recorded, everything in the outbox."""
+    row = fetch(database, "SELECT (SELECT max(position) FROM outbox), (SELECT max(position) FROM outbox_relay)")[0]
+    return row[0] is not None and row[0] == row[1]

@@ -16,7 +16,7 @@ import orjson
 from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.broker import TestBroker
-from tests.kafka.streams import Topic, generated, publish, run, serving, unique, without_seq
+from tests.kafka.streams import Topic, generated, publish, relayed_all, run, serving, unique, without_seq
 from tests.ledger.helpers import EXAMPLES, IM_PARAMETERS, example_lines, fetch, plain, refusing_outbox, verify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,13 +58,6 @@ def _count(database, table: str = "ledger_events") -> int:
     return fetch(database, f"SELECT count(*) FROM {table}")[0][0]
 
 
-def _relayed_all(database) -> bool:
-    row = fetch(
-        database, "SELECT (SELECT max(position) FROM outbox) AS last, (SELECT max(position) FROM outbox_relay)"
-    )[0]
-    return row[0] is not None and row[0] == row[1]
-
-
 def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(settings, database, tmp_path):
     lines = generated(3_000, 200)
     offline = settle_lines(lines, parse_parameters(IM_PARAMETERS))
@@ -84,7 +77,7 @@ def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(se
 
     second = _serve(settings, database, batch_size=20, log=log)
     try:
-        assert _until(lambda: _count(database) == len(lines) and _relayed_all(database)), log.read_text()[-2000:]
+        assert _until(lambda: _count(database) == len(lines) and relayed_all(database)), log.read_text()[-2000:]
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0, log.read_text()[-2000:]
@@ -162,7 +155,7 @@ def _ride_out_a_restart(settings, database, kafka) -> None:
             await _async_until(lambda: _count(database) == half)
             kafka.restart()
             await publish(settings, lines[half:])
-            await _async_until(lambda: _count(database) == len(lines) and _relayed_all(database))
+            await _async_until(lambda: _count(database) == len(lines) and relayed_all(database))
         settled = Topic(settings, settings.settlements_topic)
         return await settled.read_until(lambda values: {_identity(r) for r in values} >= want)
 

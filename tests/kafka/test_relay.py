@@ -13,7 +13,7 @@ from consumers.topics import ensure_topics
 from ledger.intake import from_lines
 from ledger.offline import settle_lines
 from ledger.service import LedgerService
-from tests.kafka.streams import Topic, publish, run, serving, unique
+from tests.kafka.streams import Topic, publish, relayed_all, run, serving, unique
 from tests.ledger.helpers import example_lines, fetch
 
 
@@ -257,12 +257,7 @@ async def _settled(database, events: int) -> bool:
 
 
 async def _relayed(database) -> bool:
-    row = (
-        await asyncio.to_thread(
-            fetch, database, "SELECT (SELECT max(position) FROM outbox), (SELECT position FROM outbox_relay)"
-        )
-    )[0]
-    return row[0] is not None and row[0] == row[1]
+    return await asyncio.to_thread(relayed_all, database)
 
 
 class _Recorded:

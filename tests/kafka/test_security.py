@@ -25,7 +25,7 @@ from consumers.topics import partition_count, security_options
 from ledger.offline import settle_lines
 from tests.kafka.broker import TestBroker
 from tests.kafka.conftest import own_settings
-from tests.kafka.streams import run, unique, without_seq
+from tests.kafka.streams import relayed_all, run, unique, without_seq
 from tests.ledger.helpers import EXAMPLES, example_lines, fetch, plain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,7 +209,7 @@ def test_produce_serve_relay_reporting_and_watch_on_a_secured_broker(kind, broke
                     lambda values: len(values) >= len(outputs) + len(rejections),
                 )
             )
-            reported = _until(lambda: _reported(database) == len(settlements) and _relayed_all(database), timeout=30)
+            reported = _until(lambda: _reported(database) == len(settlements) and relayed_all(database), timeout=30)
             assert reported, log.read_text()[-3000:]
         finally:
             _stop(reporting, log)
@@ -340,10 +340,3 @@ def _reported(database) -> int:
         return fetch(database, "SELECT count(*) FROM reporting.settlements", owner=True)[0][0]
     except asyncpg.UndefinedTableError:  # the reporting consumer has not created its table yet
         return -1
-
-
-def _relayed_all(database) -> bool:
-    row = fetch(
-        database, "SELECT (SELECT max(position) FROM outbox) AS last, (SELECT max(position) FROM outbox_relay)"
-    )[0]
-    return row[0] is not None and row[0] == row[1]

@@ -40,6 +40,7 @@ from .db.server import Database
 from .db.writes import Writes
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
+from .runtime import tune_garbage_collector
 
 SHADOW = Names.shadow()
 
@@ -276,6 +277,12 @@ def _verify_regions(db: Database, batch_size: int, regions: list[str], check_cha
     return asyncio.run(replayer.verify())
 
 
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Fresh interpreters (no state inherited from the parent), with the parent's collector settings."""
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=tune_garbage_collector)
+
+
 def verify_in_parallel(db: Database, batch_size: int, workers: int, event_counts: dict[str, int]) -> ReplayReport:
     """`verify` split by region over `workers` processes: no member, visit, payment or year close crosses a
     region, so each region replays on its own; one of the processes also checks the chain."""
@@ -285,8 +292,7 @@ def verify_in_parallel(db: Database, batch_size: int, workers: int, event_counts
         lightest = loads.index(min(loads))
         groups[lightest].append(region)
         loads[lightest] += count
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(groups), mp_context=context) as pool:
+    with worker_pool(len(groups)) as pool:
         parts = list(
             pool.map(
                 _verify_regions,

@@ -12,9 +12,9 @@ def tune_garbage_collector() -> None:
     never a reference cycle: reference counting frees them. The cyclic collector does not know that, and each time
     it runs it walks every young object still alive. A batch of a few thousand events keeps a few hundred thousand
     of them alive: with a collection every 100,000 objects, ingest spent about a tenth of its CPU walking them, and
-    with Python's default of 700, a third. At a million, a batch settles with no collection at all, while
-    cycles that do form (an exception's traceback, an abandoned connection) are still freed before they add up to
-    much. What start-up built (modules, validators, the policies) will never be garbage: it is frozen, and the
-    collections of the oldest generation pass it by."""
+    with Python's default of 700, a third. At a million, a batch settles with no collection at all, and the cycles
+    that do form (an exception's traceback, an abandoned connection) are still freed, at most a million objects
+    later. What is alive when the command starts (the modules imported so far) will never be garbage: it is
+    frozen, and the collections of the oldest generation pass it by."""
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)

@@ -11,14 +11,13 @@ settling them one after the other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
 
 from policies.book import Book
 
-from .db.tracking import LOCKED_CLAIMS, Claim, TopicPartition, check, claim_arguments
+from .db.writes import Writes
 from .intake import Incoming
 
 
@@ -35,32 +34,27 @@ class Watermark:
     projections: int
 
 
-WATERMARK = (
-    "SELECT (SELECT coalesce(max(seq), 0) FROM ledger_events), (SELECT coalesce(max(arrival), 0) FROM parked_events), "
-    "(SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections), "
-    "(SELECT relfilenode::bigint FROM pg_class WHERE oid = 'member_state'::regclass)"
+_PARTS = (
+    "SELECT coalesce(max(seq), 0) FROM ledger_events",
+    "SELECT coalesce(max(arrival), 0) FROM parked_events",
+    "SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections",
+    "SELECT relfilenode::bigint FROM pg_class WHERE oid = 'member_state'::regclass",
 )
+WATERMARK = "SELECT " + ", ".join(f"({part})" for part in _PARTS)
 
 
 async def watermark(raw) -> Watermark:
     return Watermark(*await raw.fetchrow(WATERMARK))
 
 
-async def watermark_claimed(
-    raw, consumer: str, claims: Mapping[TopicPartition, Claim], spans: Mapping[TopicPartition, tuple[int, int]]
-) -> Watermark:
-    """In a commit under the append lock, one round trip: the watermark, and the claims of the partitions the
-    batch read checked and their rows locked until it commits (`tracking.check`; raises as it does)."""
-    if not spans:
-        return await watermark(raw)
-    row = await raw.fetchrow(
-        f"WITH c AS MATERIALIZED ({LOCKED_CLAIMS}) SELECT w.*, "
-        "(SELECT json_agg(json_build_array(topic, partition, epoch, next_offset))::text FROM c) "
-        f"FROM ({WATERMARK}) AS w",
-        *claim_arguments(consumer, spans),
-    )
-    check(claims, spans, orjson.loads(row[4] or "[]"))
-    return Watermark(*row[:4])
+def add_watermark(writes: Writes) -> int:
+    """The watermark as a batch's write statement finds it under the append lock, before its own writes: the
+    index in what `writes.run` returns of the text `watermark_of` reads."""
+    return writes.before("SELECT json_build_array(" + ", ".join(f"({part})" for part in _PARTS) + ")::text")
+
+
+def watermark_of(text: str) -> Watermark:
+    return Watermark(*orjson.loads(text))
 
 
 @dataclass

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from asyncpg.exceptions import IntegrityConstraintViolationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from policies.parameters import parse_parameters
 from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
-from .carry import Carry, Conflict, Mark, Watermark, watermark, watermark_claimed
+from .carry import Carry, Conflict, Mark, Watermark, add_watermark, watermark, watermark_of
 from .chain import text_digest
 from .db.connect import service_engine
 from .db.event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver, reading
@@ -27,7 +28,16 @@ from .db.migrate import prepare
 from .db.outbox import CHANNEL, Handoff, add_outbox
 from .db.projection_store import Names, add_ledger, add_projections, load_book
 from .db.server import Database
-from .db.tracking import Claim, TopicPartition, add_offsets, advance, claim, stored
+from .db.tracking import (
+    Claim,
+    TopicPartition,
+    add_claimed_offsets,
+    add_offsets,
+    advance,
+    claim,
+    stored,
+    verify_claims,
+)
 from .db.writes import Writes
 from .intake import Incoming
 from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer
@@ -205,7 +215,7 @@ class LedgerService:
         A batch with a year close cannot be prepared (`has_year_close`).
 
         The reads are statements of their own, in no transaction: whatever another writer commits between them
-        (or before the commit) moves the watermark, and the commit, under the append lock, writes nothing unless
+        (or before the commit) moves the watermark, and the commit, under the append lock, keeps nothing unless
         the ledger is where the batch was settled from. A transaction would only add two round trips."""
         if has_year_close(items):
             raise ValueError("a year close is settled under the append lock (ingest_batch)")
@@ -260,22 +270,25 @@ class LedgerService:
 
     async def commit(self, prepared: Prepared) -> None:
         """Write a prepared batch under the append lock, if the ledger is still where it was settled from. A small
-        batch costs four round trips (BEGIN with the lock, the check, the rows, COMMIT); a large one copies its
-        rows a table at a time (`db.writes`)."""
-        async with begin(self.engine, first=self._begin_write) as raw:
-            tracking = prepared.tracking
-            if tracking is None:
+        batch costs three round trips: BEGIN with the lock; every row as one statement, which also reads the
+        watermark and the consumer's claims as they stood before it; COMMIT. When those show the ledger moved
+        (`Conflict`) or a partition claimed by another consumer (`StaleClaim`), the transaction rolls back. A large
+        batch copies its rows a table at a time (`db.writes`)."""
+        expected = prepared.expected or prepared.carried.end()
+        rows = prepared.rows
+        try:
+            async with begin(self.engine, first=self._begin_write) as raw:
+                found, last_rejection, outbox = await self._write(raw, rows, self.registry, prepared.tracking, expected)
+        except IntegrityConstraintViolationError as error:
+            # Rows of another writer's under this batch's numbers or ids: the ledger moved, or something is wrong.
+            async with reading(self.engine) as raw:
                 found = await watermark(raw)
-            else:
-                found = await watermark_claimed(raw, tracking.consumer, tracking.claims, tracking.spans)
-            expected = prepared.expected or prepared.carried.end()
             if found != expected:
-                raise Conflict(f"the ledger moved from {expected} to {found} while the batch was settled")
-            rows = prepared.rows
-            last_rejection, outbox = await self._write(raw, rows, self.registry, tracking)
-            # Under the append lock nothing else moves the ledger: it is where this batch leaves it.
-            prepared.carry.mark.rejection = found.rejection if last_rejection is None else last_rejection
-            prepared.carry.mark.projections = found.projections
+                raise Conflict(f"the ledger moved from {expected} to {found} while the batch was settled") from error
+            raise
+        # Under the append lock nothing else moved the ledger: it is where this batch leaves it.
+        prepared.carry.mark.rejection = found.rejection if last_rejection is None else last_rejection
+        prepared.carry.mark.projections = found.projections
         if outbox is not None:
             prepared.handoff = Handoff(*outbox, rows.outbox)
         self._parameters_kept = self._parameters_kept or bool(rows.events)
@@ -284,22 +297,43 @@ class LedgerService:
         prepared.rows, prepared.items = BatchRows(), []
 
     async def _write(
-        self, raw, rows: BatchRows, registry: PolicyRegistry, tracking: Tracking | None = None
-    ) -> tuple[int | None, tuple[int, int] | None]:
+        self,
+        raw,
+        rows: BatchRows,
+        registry: PolicyRegistry,
+        tracking: Tracking | None = None,
+        expected: Watermark | None = None,
+    ) -> tuple[Watermark | None, int | None, tuple[int, int] | None]:
         """A batch's rows, inside its transaction under the append lock (a small batch's as one statement:
-        `db.writes`), with the consumed offsets of `tracking` (its claims already checked). Returns the last
-        rejection_id it wrote, and the outbox position before its records and its last one, if it wrote any."""
+        `db.writes`), with the consumed offsets of `tracking`. With `expected`, the statement also reads the
+        watermark and the claims, and raises `Conflict` or `StaleClaim` (as `check` does) after it unless the
+        ledger was where `expected` says and every partition still claimed; without it, the claims were checked
+        before. Returns the watermark found (with `expected`), the last rejection_id it wrote, and the outbox
+        position before its records and its last one, if it wrote any."""
         writes = Writes.sized(rows.size())
+        level = claims = None
+        if expected is not None:
+            level = add_watermark(writes)
+            if tracking is not None:
+                claims = add_claimed_offsets(writes, tracking.consumer, tracking.claims, tracking.spans)
         if rows.events and not self._parameters_kept:
             add_parameters(writes, self.digest, self.parameters_text)
         add_events(writes, rows.events)
         refused = add_ledger(writes, rows)
         add_projections(writes, LIVE, rows, registry, self.digest)
         outbox = add_outbox(writes, rows.outbox)
-        if tracking is not None:
+        if tracking is not None and expected is None:
             add_offsets(writes, tracking.consumer, tracking.spans)
         result = await writes.run(raw)
+        found = None
+        if expected is not None:
+            if claims is not None:
+                verify_claims(tracking.claims, tracking.spans, claims, result)
+            found = watermark_of(result[level])
+            if found != expected:
+                raise Conflict(f"the ledger moved from {expected} to {found} while the batch was settled")
         return (
+            found,
             None if refused is None else result[refused],
             None if outbox is None else (result[outbox[0]], result[outbox[1]]),
         )

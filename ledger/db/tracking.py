@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import orjson
+
 from .writes import Writes
 
 TopicPartition = tuple[str, int]
@@ -74,17 +76,63 @@ class OutOfSequence(StaleClaim):
         )
 
 
-LOCKED_CLAIMS = (
+# The claims' rows of the partitions a batch read: {0} the consumer, {1} and {2} the partitions' topics and numbers.
+_CLAIMS = (
     "SELECT o.topic, o.partition, o.epoch, o.next_offset FROM consumer_offsets o "
-    "JOIN unnest($2::text[], $3::int[]) AS k(topic, partition) ON o.topic = k.topic AND o.partition = k.partition "
-    "WHERE o.consumer = $1 ORDER BY o.topic, o.partition FOR UPDATE OF o"
+    "JOIN unnest({1}, {2}) AS k(topic, partition) ON o.topic = k.topic AND o.partition = k.partition "
+    "WHERE o.consumer = {0} ORDER BY o.topic, o.partition"
 )
+# ... locked until the batch commits.
+LOCKED_CLAIMS = _CLAIMS.format("$1", "$2::text[]", "$3::int[]") + " FOR UPDATE OF o"
 
 
 def claim_arguments(consumer: str, spans: Mapping[TopicPartition, tuple[int, int]]) -> list:
-    """`LOCKED_CLAIMS`' parameters: the claims' rows of the partitions a batch read, locked until it commits."""
+    """`LOCKED_CLAIMS`' parameters."""
     keys = sorted(spans)
     return [consumer, [t for t, _ in keys], [p for _, p in keys]]
+
+
+@dataclass(frozen=True)
+class ClaimsRead:
+    """Where a batch's write statement found the claims (`add_claimed_offsets`): indexes in what `writes.run`
+    returns."""
+
+    found: int  # their rows as they stood before the statement
+    moved: int  # the partitions whose offsets it moved
+
+
+def add_claimed_offsets(
+    writes: Writes,
+    consumer: str,
+    claims: Mapping[TopicPartition, Claim],
+    spans: Mapping[TopicPartition, tuple[int, int]],
+) -> ClaimsRead | None:
+    """In the batch's own write statement: read the claims, and move the offsets of the partitions still claimed
+    at the epochs the consumer holds. A claim that a rebalance raises meanwhile waits for the batch to commit, or
+    the batch's update, waiting for it, finds the new epoch and leaves the row alone; either way `verify_claims`
+    sees it. Under the append lock nothing else moves an offset, so the rows read are where the offsets stand."""
+    if not spans:
+        return None
+    arguments = claim_arguments(consumer, spans)
+    found = writes.before(
+        f"SELECT json_agg(json_build_array(topic, partition, epoch, next_offset))::text FROM ({_CLAIMS}) AS c",
+        *zip(arguments, ("text", "text[]", "int[]"), strict=True),
+    )
+    moved = add_offsets(writes, consumer, spans, claims)
+    return ClaimsRead(found, moved)
+
+
+def verify_claims(
+    claims: Mapping[TopicPartition, Claim],
+    spans: Mapping[TopicPartition, tuple[int, int]],
+    read: ClaimsRead,
+    result: tuple,
+) -> None:
+    """`check` on what the write statement read, then `StaleClaim` for a partition whose offset it did not move."""
+    check(claims, spans, orjson.loads(result[read.found] or "[]"))
+    moved = {(topic, partition) for topic, partition in orjson.loads(result[read.moved] or "[]")}
+    if lost := set(spans) - moved:
+        raise StaleClaim(lost)
 
 
 def check(
@@ -108,18 +156,37 @@ def check(
         raise OutOfSequence(gaps)
 
 
-def add_offsets(writes: Writes, consumer: str, spans: Mapping[TopicPartition, tuple[int, int]]) -> None:
-    """Move the offsets past the batch, once `check` has passed in the same transaction."""
+def add_offsets(
+    writes: Writes,
+    consumer: str,
+    spans: Mapping[TopicPartition, tuple[int, int]],
+    claims: Mapping[TopicPartition, Claim] | None = None,
+) -> int | None:
+    """Move the offsets past the batch, once `check` has passed in the same transaction. With `claims`, only those
+    of partitions still at the epoch claimed: the index in what `writes.run` returns of the JSON of the
+    (topic, partition) pairs moved."""
     if not spans:
-        return
+        return None
     keys = sorted(spans)
-    topics = writes.parameter([t for t, _ in keys], "text[]")
-    partitions = writes.parameter([p for _, p in keys], "int[]")
-    offsets = writes.parameter([spans[key][1] for key in keys], "bigint[]")
-    writes.add(
+    columns = [
+        writes.parameter([t for t, _ in keys], "text[]"),
+        writes.parameter([p for _, p in keys], "int[]"),
+        writes.parameter([spans[key][1] for key in keys], "bigint[]"),
+    ]
+    if claims is not None:  # a partition not claimed at all matches no epoch
+        columns.append(writes.parameter([claims[key].epoch if key in claims else None for key in keys], "bigint[]"))
+    names = "topic, partition, next_offset" + (", epoch" if claims is not None else "")
+    statement = (
         "UPDATE consumer_offsets o SET next_offset = k.next_offset "
-        f"FROM unnest({topics}, {partitions}, {offsets}) AS k(topic, partition, next_offset) "
+        f"FROM unnest({', '.join(columns)}) AS k({names}) "
         f"WHERE o.consumer = {writes.parameter(consumer, 'text')} AND o.topic = k.topic AND o.partition = k.partition"
+    )
+    if claims is None:
+        writes.add(statement)
+        return None
+    return writes.add(
+        f"{statement} AND o.epoch = k.epoch RETURNING o.topic, o.partition",
+        result="json_agg(json_build_array(topic, partition))::text",
     )
 
 
@@ -129,7 +196,7 @@ async def advance(
     """Inside the batch's transaction: check the claims (locking their rows until commit) and that each partition's
     records do not start before its stored offset, then move the offsets past the batch. `spans` maps a partition
     to the offset of its first record in the batch and the offset after its last. Two round trips, whatever the
-    number of partitions (a batch's commit sends the check with its watermark and the move with its rows)."""
+    number of partitions (a batch's commit sends both with its rows: `add_claimed_offsets`)."""
     if not spans:
         return
     check(claims, spans, await raw.fetch(LOCKED_CLAIMS, *claim_arguments(consumer, spans)))

@@ -39,7 +39,8 @@ class Writes:
         self.large = large
         self._writes: list[_Write] = []
         self._arguments: list = []  # the parameters given so far: the whole statement's, or the next write's
-        self._before: list[str] = []  # queries of values as the data stood before any of the writes
+        # queries of values as the data stood before any of the writes, with their own parameters in large mode
+        self._before: list[tuple[str, list]] = []
         self._asked: list[tuple[str, int]] = []  # what `run` returns, in order: ("before" | "write", index)
 
     @classmethod
@@ -56,10 +57,15 @@ class Writes:
         types = column_types(table, tuple(columns))
         return [self.parameter(list(values), kind + "[]") for values, kind in zip(zip(*rows), types, strict=True)]
 
-    def before(self, query: str) -> int:
-        """A value (a query without parameters) as the data stood before any write of the batch: its index in
-        what `run` returns."""
-        self._before.append(query)
+    def before(self, query: str, *arguments: tuple[object, str]) -> int:
+        """A value (a query for one) as the data stood before any write of the batch: its index in what `run`
+        returns. `arguments` are (value, type) pairs that `query` names as {0}, {1}, ..."""
+        if self.large:  # sent as a statement of its own, with parameters of its own
+            names = [f"${n}::{kind}" for n, (_, kind) in enumerate(arguments, start=1)]
+            values = [value for value, _ in arguments]
+        else:
+            names, values = [self.parameter(value, kind) for value, kind in arguments], []
+        self._before.append((query.format(*names) if arguments else query, values))
         return self._ask("before", len(self._before) - 1)
 
     def add(self, statement: str, result: str | None = None) -> int | None:
@@ -116,7 +122,7 @@ class Writes:
         """Send it all; the values asked for (`before`, `add(..., result=)`, `insert(..., newest=)`), in the
         order asked."""
         if self.large:
-            found = {("before", n): await raw.fetchval(query) for n, query in enumerate(self._before)}
+            found = {("before", n): await raw.fetchval(query, *args) for n, (query, args) in enumerate(self._before)}
             for n, write in enumerate(self._writes):
                 if write.copy is not None:
                     table, columns, rows = write.copy
@@ -144,10 +150,12 @@ def _insert_statement(writes: Writes, table: str, columns: Sequence[str], rows: 
     return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
 
 
-def _with(writes: list[_Write], before: list[str], asked: list[tuple[str, int]]) -> str:
+def _with(writes: list[_Write], before: list[tuple[str, list]], asked: list[tuple[str, int]]) -> str:
     """The writes as CTEs of one statement that selects what was asked (or NULL: a statement selects something).
     Every part of a statement sees the data as it was before the statement, so a `before` query is a plain
     subquery of it."""
-    results = [f"({before[n]})" if kind == "before" else f"(SELECT {writes[n].result} FROM w{n})" for kind, n in asked]
+    results = [
+        f"({before[n][0]})" if kind == "before" else f"(SELECT {writes[n].result} FROM w{n})" for kind, n in asked
+    ]
     ctes = ", ".join(f"w{n} AS ({w.statement})" for n, w in enumerate(writes))
     return f"{f'WITH {ctes} ' if ctes else ''}SELECT {', '.join(results) or 'NULL'}"

@@ -177,3 +177,31 @@ def test_unreadable_input_carrying_a_parked_events_id_ends_its_wait_whatever_the
     one_by_one = fetch(database, "SELECT count(*) FROM ledger_events WHERE event_id = $1", parked["event_id"])[0][0]
     assert one_by_one == 0  # as the waiting room reads it: its wait has ended without a settlement
     assert verify(database).ok
+
+
+@pytest.mark.parametrize("members", [1, 450], ids=["one statement", "by COPY"])
+def test_a_batch_whose_numbers_another_writer_took_meanwhile_is_settled_again_not_failed(database, members):
+    """Another writer appended between a batch's settling and its commit: the batch's statement finds its sequence
+    numbers taken. That is a conflict (the batch is settled again from the ledger), not a failure."""
+    import asyncio
+
+    from ledger.carry import Conflict
+    from ledger.intake import from_lines
+    from ledger.service import LedgerService
+    from tests import builders as b
+
+    b.fresh()
+    lines = [b.as_line(b.enrolled(f"NB{n:04d}", b.NANJING, on="2023-01-01")) for n in range(members)]
+
+    async def scenario():
+        async with LedgerService(database) as service:
+            prepared = await service.prepare(list(from_lines(lines, "t")), None)
+            async with LedgerService(database) as other:
+                await other.ingest(from_lines([b.as_line(b.enrolled("OTHER", b.NANJING, on="2023-01-01"))], "o"))
+            with pytest.raises(Conflict):
+                await service.commit(prepared)
+
+    asyncio.run(scenario())
+    assert [r[0] for r in fetch(database, "SELECT member_id FROM ledger_events")] == ["OTHER"]
+    stats = ingest(database, lines)[0]
+    assert stats.appended == members and verify(database).ok

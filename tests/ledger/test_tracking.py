@@ -101,3 +101,81 @@ def test_the_service_role_may_move_offsets_but_not_rewrite_the_outbox(database):
     for statement in ("UPDATE outbox SET value = '[]'", "DELETE FROM outbox"):
         with pytest.raises(Exception, match="permission denied"):
             execute(database, statement)
+
+
+# A batch settled while the one before it commits (`prepare`, then `commit`) has its claims, and where the ledger
+# stands, read by its own write statement: what that finds decides whether its transaction commits.
+
+
+async def _prepared(service: LedgerService, lines, claims, spans, consumer: str = "group"):
+    return await service.prepare(list(from_lines(lines, "kafka")), None, Tracking(consumer, claims, spans))
+
+
+def test_a_prepared_batch_whose_partition_was_claimed_since_writes_nothing(database):
+    b.fresh()
+
+    async def scenario():
+        async with LedgerService(database) as service:
+            old = await service.claim("group", [TP])
+            prepared = await _prepared(service, _lines("M1"), old, {TP: (0, 1)})
+            await service.claim("group", [TP])  # the partition is reassigned meanwhile
+            with pytest.raises(StaleClaim) as fenced:
+                await service.commit(prepared)
+            assert fenced.value.lost == [TP]
+
+    asyncio.run(scenario())
+    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 0
+    assert fetch(database, "SELECT next_offset, epoch FROM consumer_offsets")[0][:] == (None, 2)
+
+
+def test_a_prepared_batch_read_from_before_the_stored_offset_writes_nothing(database):
+    b.fresh()
+
+    async def scenario():
+        async with LedgerService(database) as service:
+            claims = await service.claim("group", [TP])
+            await _batch(service, _lines("M1", "M2"), claims, {TP: (0, 2)})
+            prepared = await _prepared(service, _lines("M2", "M3"), claims, {TP: (1, 3)})
+            with pytest.raises(OutOfSequence):
+                await service.commit(prepared)
+
+    asyncio.run(scenario())
+    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 2
+    assert fetch(database, "SELECT next_offset FROM consumer_offsets")[0][0] == 2
+
+
+def test_a_claim_raised_while_a_batch_commits_fences_it(database):
+    """The claims are read as the write statement starts; a claim raised by a rebalance that has not committed by
+    then holds the partition's row, and the statement's update of the offsets waits for it. Once the claim
+    commits, the update finds the new epoch: the batch must not commit, though what it read said it could."""
+    from tests.ledger.helpers import plain
+
+    b.fresh()
+
+    async def scenario():
+        rebalance = await asyncpg.connect(plain(database.owner_url))
+        try:
+            async with LedgerService(database) as service:
+                claims = await service.claim("group", [TP])
+                prepared = await _prepared(service, _lines("M1"), claims, {TP: (0, 1)})
+                await rebalance.execute(
+                    "BEGIN; UPDATE consumer_offsets SET epoch = epoch + 1 WHERE consumer = 'group'"
+                )  # as `claim` does, not yet committed
+                committing = asyncio.create_task(service.commit(prepared))
+                for _ in range(200):
+                    if await rebalance.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"):
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the batch's statement did not wait for the claim")
+                assert not committing.done()
+                await rebalance.execute("COMMIT")
+                with pytest.raises(StaleClaim) as fenced:
+                    await committing
+                assert fenced.value.lost == [TP]
+        finally:
+            await rebalance.close()
+
+    asyncio.run(scenario())
+    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 0
+    assert fetch(database, "SELECT next_offset, epoch FROM consumer_offsets")[0][:] == (None, 2)

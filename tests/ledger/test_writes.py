@@ -183,3 +183,37 @@ def test_the_outbox_positions_of_a_batch_come_back_with_its_writes(database, lar
     assert counted == 1
     assert before == kept  # read before any write of the batch, whichever way it is sent
     assert last == max(positions) and len(positions) == (450 if large else 5)
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_a_value_read_before_the_writes_may_take_parameters_of_its_own(database, large):
+    """Among writes that have parameters too, and whichever way the batch is sent."""
+    import asyncpg
+
+    async def scenario():
+        connection = await asyncpg.connect(plain(database.owner_url))
+        try:
+            await connection.execute("INSERT INTO outbox (stream, value) VALUES ('settlements', 'a')")
+            async with connection.transaction():
+                writes = Writes(large=large)
+                first = writes.add(
+                    f"INSERT INTO outbox (stream, value) SELECT 'settlements', v FROM "
+                    f"unnest({writes.parameter(['x', 'y'], 'text[]')}) AS v RETURNING position",
+                    result="count(*)",
+                )
+                found = writes.before(
+                    "SELECT string_agg(value, ',' ORDER BY value) FROM outbox WHERE value = ANY({0}) AND stream = {1}",
+                    (["a", "x", "z"], "text[]"),
+                    ("settlements", "text"),
+                )
+                second = writes.add(
+                    f"INSERT INTO outbox (stream, value) SELECT 'rejections', v FROM "
+                    f"unnest({writes.parameter(['z'], 'text[]')}) AS v RETURNING position",
+                    result="count(*)",
+                )
+                results = await writes.run(connection)
+            return results[first], results[found], results[second]
+        finally:
+            await connection.close()
+
+    assert asyncio.run(scenario()) == (2, "a", 1)  # not x: the batch wrote it

@@ -31,6 +31,15 @@ def refusing_outbox(add_outbox, refuse=lambda: True):
     return add
 
 
+async def until_waiting(connection, what: str, query: str = "SELECT count(*) FROM pg_locks WHERE NOT granted"):
+    """Return once `query` finds a session waiting for a lock (by default any lock): `what` has got that far."""
+    for _ in range(200):
+        if await connection.fetchval(query):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} did not wait")
+
+
 def plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 

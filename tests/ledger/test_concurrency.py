@@ -124,7 +124,7 @@ def test_a_batch_read_while_the_projections_are_rebuilt_is_settled_again(databas
     from ledger.intake import from_lines
     from ledger.service import LedgerService
     from tests import builders as b
-    from tests.ledger.helpers import plain
+    from tests.ledger.helpers import plain, until_waiting
 
     b.fresh()
     ingest(database, [b.as_line(b.enrolled("RB", b.NANJING, on="2023-01-01"))])
@@ -142,12 +142,7 @@ def test_a_batch_read_while_the_projections_are_rebuilt_is_settled_again(databas
                 )
                 reading = asyncio.create_task(service.prepare(list(from_lines([visit], "t")), None))
                 waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'member_state'::regclass"
-                for _ in range(200):
-                    if await rebuild.fetchval(waiting):
-                        break
-                    await asyncio.sleep(0.05)
-                else:
-                    raise AssertionError("the batch did not wait for the rebuilt projections")
+                await until_waiting(rebuild, "the batch's read of the rebuilt projections", waiting)
                 assert not reading.done()
                 await rebuild.execute("COMMIT")
                 prepared = await reading

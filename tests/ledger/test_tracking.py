@@ -148,7 +148,7 @@ def test_a_claim_raised_while_a_batch_commits_fences_it(database):
     """The claims are read as the write statement starts; a claim raised by a rebalance that has not committed by
     then holds the partition's row, and the statement's update of the offsets waits for it. Once the claim
     commits, the update finds the new epoch: the batch must not commit, though what it read said it could."""
-    from tests.ledger.helpers import plain
+    from tests.ledger.helpers import plain, until_waiting
 
     b.fresh()
 
@@ -162,12 +162,7 @@ def test_a_claim_raised_while_a_batch_commits_fences_it(database):
                     "BEGIN; UPDATE consumer_offsets SET epoch = epoch + 1 WHERE consumer = 'group'"
                 )  # as `claim` does, not yet committed
                 committing = asyncio.create_task(service.commit(prepared))
-                for _ in range(200):
-                    if await rebalance.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"):
-                        break
-                    await asyncio.sleep(0.05)
-                else:
-                    raise AssertionError("the batch's statement did not wait for the claim")
+                await until_waiting(rebalance, "the batch's update of the claimed offsets")
                 assert not committing.done()
                 await rebalance.execute("COMMIT")
                 with pytest.raises(StaleClaim) as fenced:

@@ -45,6 +45,15 @@ def second_database(pg_server):
     pg_server.drop(name)
 
 
+def _counted_outbox(writes: Writes, stream: str, values: list[str]) -> int | None:
+    """Outbox records of `values` on `stream`; the index of how many went in, in what `writes.run` returns."""
+    return writes.add(
+        f"INSERT INTO outbox (stream, value) SELECT '{stream}', v FROM "
+        f"unnest({writes.parameter(values, 'text[]')}) AS v RETURNING position",
+        result="count(*)",
+    )
+
+
 def test_small_and_large_batches_leave_the_same_rows(database, second_database, monkeypatch):
     b.fresh()
     early = b.visit("LATE", b.NANJING, on="2023-03-01", items=[b.line("300.00")])  # parked until enrolled
@@ -104,11 +113,7 @@ def test_a_row_may_reference_one_inserted_in_the_same_statement(database):
                     f"({writes.parameter(1, 'bigint')}, 'E-1', 'r', 'd', '{{}}') RETURNING rejection_id",
                     result="max(rejection_id)",
                 )
-                second = writes.add(
-                    f"INSERT INTO outbox (stream, value) SELECT 'settlements', v FROM "
-                    f"unnest({writes.parameter(['a', 'b', 'c'], 'text[]')}) AS v RETURNING position",
-                    result="count(*)",
-                )
+                second = _counted_outbox(writes, "settlements", ["a", "b", "c"])
                 assert not writes.large and (first, second) == (0, 1)
                 rejection, published = await writes.run(connection)
             assert published == 3
@@ -166,11 +171,7 @@ def test_the_outbox_positions_of_a_batch_come_back_with_its_writes(database, lar
                     raise RuntimeError("rolled back")
             async with connection.transaction():
                 writes = Writes(large=large)
-                counted = writes.add(
-                    f"INSERT INTO outbox (stream, value) SELECT 'settlements', v FROM "
-                    f"unnest({writes.parameter(['c'], 'text[]')}) AS v RETURNING position",
-                    result="count(*)",
-                )
+                counted = _counted_outbox(writes, "settlements", ["c"])
                 rows = [("settlements", f"M{n}", f"r{n}") for n in range(450 if large else 5)]
                 before, last = add_outbox(writes, rows)
                 results = await writes.run(connection)
@@ -196,21 +197,13 @@ def test_a_value_read_before_the_writes_may_take_parameters_of_its_own(database,
             await connection.execute("INSERT INTO outbox (stream, value) VALUES ('settlements', 'a')")
             async with connection.transaction():
                 writes = Writes(large=large)
-                first = writes.add(
-                    f"INSERT INTO outbox (stream, value) SELECT 'settlements', v FROM "
-                    f"unnest({writes.parameter(['x', 'y'], 'text[]')}) AS v RETURNING position",
-                    result="count(*)",
-                )
+                first = _counted_outbox(writes, "settlements", ["x", "y"])
                 found = writes.before(
                     "SELECT string_agg(value, ',' ORDER BY value) FROM outbox WHERE value = ANY({0}) AND stream = {1}",
                     (["a", "x", "z"], "text[]"),
                     ("settlements", "text"),
                 )
-                second = writes.add(
-                    f"INSERT INTO outbox (stream, value) SELECT 'rejections', v FROM "
-                    f"unnest({writes.parameter(['z'], 'text[]')}) AS v RETURNING position",
-                    result="count(*)",
-                )
+                second = _counted_outbox(writes, "rejections", ["z"])
                 results = await writes.run(connection)
             return results[first], results[found], results[second]
         finally:

@@ -3,10 +3,10 @@
 A batch is settled against what it reads (member states, visits, payments, parked events), and those reads come
 from the ledger's projections. The batch before it may still be writing and committing its own changes; what it
 changed is kept here, in memory, and read through: its members as it left them, its visits, payments and closed
-years, the events it appended or parked. The next batch is written only if, under the append lock, the ledger is
-exactly where that batch left it (`Watermark`); otherwise another writer came in between and the batch is settled
-again from the ledger. So PostgreSQL writes one batch while Python settles the next, and the result is the same as
-settling them one after the other.
+years, the events it appended or parked. The next batch commits only if, under the append lock, the ledger is
+exactly where that batch left it (`Watermark`, read by the batch's own write statement); otherwise another writer
+came in between, the batch's transaction rolls back, and the batch is settled again from the ledger. So PostgreSQL
+writes one batch while Python settles the next, and the result is the same as settling them one after the other.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from asyncpg.exceptions import IntegrityConstraintViolationError
+from asyncpg.exceptions import UniqueViolationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from policies.parameters import parse_parameters
@@ -29,12 +29,15 @@ from .db.outbox import CHANNEL, Handoff, add_outbox
 from .db.projection_store import Names, add_ledger, add_projections, load_book
 from .db.server import Database
 from .db.tracking import (
+    CLAIMS,
     Claim,
     TopicPartition,
     add_claimed_offsets,
     add_offsets,
     advance,
+    check,
     claim,
+    claim_arguments,
     stored,
     verify_claims,
 )
@@ -271,18 +274,25 @@ class LedgerService:
     async def commit(self, prepared: Prepared) -> None:
         """Write a prepared batch under the append lock, if the ledger is still where it was settled from. A small
         batch costs three round trips: BEGIN with the lock; every row as one statement, which also reads the
-        watermark and the consumer's claims as they stood before it; COMMIT. When those show the ledger moved
-        (`Conflict`) or a partition claimed by another consumer (`StaleClaim`), the transaction rolls back. A large
-        batch copies its rows a table at a time (`db.writes`)."""
+        watermark and the consumer's claims as they stood before it; COMMIT. A large batch copies its rows a table
+        at a time (`db.writes`). The transaction rolls back, and this raises, when the claims are stale
+        (`StaleClaim`, `OutOfSequence`) or the ledger moved since the batch was settled (`Conflict`); also when
+        another writer's rows took the batch's numbers or ids, which is told apart from a defect by the claims and
+        the watermark read again."""
         expected = prepared.expected or prepared.carried.end()
+        tracking = prepared.tracking
         rows = prepared.rows
         try:
             async with begin(self.engine, first=self._begin_write) as raw:
-                found, last_rejection, outbox = await self._write(raw, rows, self.registry, prepared.tracking, expected)
-        except IntegrityConstraintViolationError as error:
-            # Rows of another writer's under this batch's numbers or ids: the ledger moved, or something is wrong.
+                found, last_rejection, outbox = await self._write(raw, rows, self.registry, tracking, expected)
+        except UniqueViolationError as error:
+            claimed = None
             async with reading(self.engine) as raw:
+                if tracking is not None and tracking.spans:
+                    claimed = await raw.fetch(CLAIMS, *claim_arguments(tracking.consumer, tracking.spans))
                 found = await watermark(raw)
+            if claimed is not None:
+                check(tracking.claims, tracking.spans, claimed)  # a consumer that lost the partition is told so
             if found != expected:
                 raise Conflict(f"the ledger moved from {expected} to {found} while the batch was settled") from error
             raise

@@ -80,14 +80,15 @@ class OutOfSequence(StaleClaim):
 _CLAIMS = (
     "SELECT o.topic, o.partition, o.epoch, o.next_offset FROM consumer_offsets o "
     "JOIN unnest({1}, {2}) AS k(topic, partition) ON o.topic = k.topic AND o.partition = k.partition "
-    "WHERE o.consumer = {0} ORDER BY o.topic, o.partition"
+    'WHERE o.consumer = {0} ORDER BY o.topic COLLATE "C", o.partition'
 )
-# ... locked until the batch commits.
-LOCKED_CLAIMS = _CLAIMS.format("$1", "$2::text[]", "$3::int[]") + " FOR UPDATE OF o"
+CLAIMS = _CLAIMS.format("$1", "$2::text[]", "$3::int[]")
+# ... locked until the batch commits, in key order (as `claim` locks them, so the two never deadlock).
+LOCKED_CLAIMS = CLAIMS + " FOR UPDATE OF o"
 
 
 def claim_arguments(consumer: str, spans: Mapping[TopicPartition, tuple[int, int]]) -> list:
-    """`LOCKED_CLAIMS`' parameters."""
+    """The parameters of `CLAIMS` and `LOCKED_CLAIMS`."""
     keys = sorted(spans)
     return [consumer, [t for t, _ in keys], [p for _, p in keys]]
 
@@ -107,10 +108,12 @@ def add_claimed_offsets(
     claims: Mapping[TopicPartition, Claim],
     spans: Mapping[TopicPartition, tuple[int, int]],
 ) -> ClaimsRead | None:
-    """In the batch's own write statement: read the claims, and move the offsets of the partitions still claimed
-    at the epochs the consumer holds. A claim that a rebalance raises meanwhile waits for the batch to commit, or
-    the batch's update, waiting for it, finds the new epoch and leaves the row alone; either way `verify_claims`
-    sees it. Under the append lock nothing else moves an offset, so the rows read are where the offsets stand."""
+    """In the batch's own write statement: read the claims as they stood before it, lock their rows in key order
+    (as `claim` does), and move the offsets of the partitions still at the epochs the consumer holds. A claim
+    that a rebalance raised after the statement began but committed before the lock was had leaves the row at a
+    new epoch, which the update finds and leaves alone; one that comes later waits for the batch to commit.
+    `verify_claims` sees either. Under the append lock nothing else moves an offset, so the offsets read are
+    where they stand."""
     if not spans:
         return None
     arguments = claim_arguments(consumer, spans)
@@ -128,7 +131,8 @@ def verify_claims(
     read: ClaimsRead,
     result: tuple,
 ) -> None:
-    """`check` on what the write statement read, then `StaleClaim` for a partition whose offset it did not move."""
+    """After the write statement: `check` on the claims it read, then `StaleClaim` for a partition whose offset it
+    did not move (claimed again meanwhile). Raising rolls the batch back."""
     check(claims, spans, orjson.loads(result[read.found] or "[]"))
     moved = {(topic, partition) for topic, partition in orjson.loads(result[read.moved] or "[]")}
     if lost := set(spans) - moved:
@@ -140,8 +144,8 @@ def check(
     spans: Mapping[TopicPartition, tuple[int, int]],
     found: Iterable[tuple[str, int, int, int | None]],
 ) -> None:
-    """Given the (topic, partition, epoch, next_offset) rows `LOCKED_CLAIMS` found: `StaleClaim` if a partition
-    was claimed by another consumer since, `OutOfSequence` if the batch starts before the stored offset."""
+    """Given the (topic, partition, epoch, next_offset) rows of the claims: `StaleClaim` if a partition was claimed
+    by another consumer since, `OutOfSequence` if the batch starts before the stored offset."""
     stored = {(topic, partition): (epoch, offset) for topic, partition, epoch, offset in found}
     lost, gaps = [], []
     for key in sorted(spans):
@@ -162,30 +166,35 @@ def add_offsets(
     spans: Mapping[TopicPartition, tuple[int, int]],
     claims: Mapping[TopicPartition, Claim] | None = None,
 ) -> int | None:
-    """Move the offsets past the batch, once `check` has passed in the same transaction. With `claims`, only those
-    of partitions still at the epoch claimed: the index in what `writes.run` returns of the JSON of the
-    (topic, partition) pairs moved."""
+    """Move the offsets past the batch: in `advance`, once `check` has passed on the rows it locked. With `claims`
+    (`add_claimed_offsets`), only those of partitions still at the epoch claimed, their rows locked first in key
+    order: the index in what `writes.run` returns of the JSON of the (topic, partition) pairs moved."""
     if not spans:
         return None
     keys = sorted(spans)
-    columns = [
-        writes.parameter([t for t, _ in keys], "text[]"),
-        writes.parameter([p for _, p in keys], "int[]"),
-        writes.parameter([spans[key][1] for key in keys], "bigint[]"),
-    ]
-    if claims is not None:  # a partition not claimed at all matches no epoch
-        columns.append(writes.parameter([claims[key].epoch if key in claims else None for key in keys], "bigint[]"))
-    names = "topic, partition, next_offset" + (", epoch" if claims is not None else "")
-    statement = (
-        "UPDATE consumer_offsets o SET next_offset = k.next_offset "
-        f"FROM unnest({', '.join(columns)}) AS k({names}) "
-        f"WHERE o.consumer = {writes.parameter(consumer, 'text')} AND o.topic = k.topic AND o.partition = k.partition"
-    )
+    topics = writes.parameter([t for t, _ in keys], "text[]")
+    partitions = writes.parameter([p for _, p in keys], "int[]")
+    offsets = writes.parameter([spans[key][1] for key in keys], "bigint[]")
+    consumer_name = writes.parameter(consumer, "text")
     if claims is None:
-        writes.add(statement)
+        writes.add(
+            "UPDATE consumer_offsets o SET next_offset = k.next_offset "
+            f"FROM unnest({topics}, {partitions}, {offsets}) AS k(topic, partition, next_offset) "
+            f"WHERE o.consumer = {consumer_name} AND o.topic = k.topic AND o.partition = k.partition"
+        )
         return None
+    # a partition not claimed at all matches no epoch
+    epochs = writes.parameter([claims[key].epoch if key in claims else None for key in keys], "bigint[]")
+    locked = (
+        "SELECT c.topic, c.partition, k.next_offset, k.epoch FROM consumer_offsets c "
+        f"JOIN unnest({topics}, {partitions}, {offsets}, {epochs}) AS k(topic, partition, next_offset, epoch) "
+        f"ON c.topic = k.topic AND c.partition = k.partition WHERE c.consumer = {consumer_name} "
+        'ORDER BY c.topic COLLATE "C", c.partition FOR UPDATE OF c'
+    )
     return writes.add(
-        f"{statement} AND o.epoch = k.epoch RETURNING o.topic, o.partition",
+        f"UPDATE consumer_offsets o SET next_offset = k.next_offset FROM ({locked}) AS k "
+        f"WHERE o.consumer = {consumer_name} AND o.topic = k.topic AND o.partition = k.partition "
+        "AND o.epoch = k.epoch RETURNING o.topic, o.partition",
         result="json_agg(json_build_array(topic, partition))::text",
     )
 

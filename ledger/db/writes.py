@@ -59,7 +59,8 @@ class Writes:
 
     def before(self, query: str, *arguments: tuple[object, str]) -> int:
         """A value (a query for one) as the data stood before any write of the batch: its index in what `run`
-        returns. `arguments` are (value, type) pairs that `query` names as {0}, {1}, ..."""
+        returns. `arguments` are (value, type) pairs that `query` names as {0}, {1}, ... (then it may hold no
+        other braces)."""
         if self.large:  # sent as a statement of its own, with parameters of its own
             names = [f"${n}::{kind}" for n, (_, kind) in enumerate(arguments, start=1)]
             values = [value for value, _ in arguments]

@@ -174,3 +174,56 @@ def test_a_claim_raised_while_a_batch_commits_fences_it(database):
     asyncio.run(scenario())
     assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 0
     assert fetch(database, "SELECT next_offset, epoch FROM consumer_offsets")[0][:] == (None, 2)
+
+
+def test_a_batch_and_a_claim_of_its_partitions_lock_them_in_the_same_order(database):
+    """A rebalance claims partitions one row at a time in key order; a batch's commit must lock the same rows in
+    the same order, whatever order the table holds them in, or each could hold a row the other waits for."""
+    from tests.ledger.helpers import plain, until_waiting
+
+    b.fresh()
+    first, second = ("events", 0), ("events", 1)
+
+    async def scenario():
+        rebalance = await asyncpg.connect(plain(database.owner_url))
+        try:
+            async with LedgerService(database) as service:
+                claims = await service.claim("group", [("events", n) for n in range(50)])
+                await _batch(service, _lines("M0"), claims, {first: (0, 1)})  # its row now lies after the others
+                await rebalance.execute("ANALYZE consumer_offsets")
+                prepared = await _prepared(service, _lines("M1", "M2"), claims, {first: (1, 2), second: (0, 1)})
+                bump = "UPDATE consumer_offsets SET epoch = epoch + 1 WHERE consumer = 'group' AND partition = $1"
+                await rebalance.execute("BEGIN")
+                await rebalance.execute(bump, 0)  # as `claim` does, partition after partition
+                committing = asyncio.create_task(service.commit(prepared))
+                await until_waiting(rebalance, "the batch's lock of the first partition")
+                await rebalance.execute(bump, 1)
+                await rebalance.execute("COMMIT")
+                with pytest.raises(StaleClaim) as fenced:
+                    await committing
+                assert fenced.value.lost == [first, second]
+        finally:
+            await rebalance.close()
+
+    asyncio.run(scenario())
+    assert [r[0] for r in fetch(database, "SELECT member_id FROM ledger_events")] == ["M0"]
+
+
+def test_a_batch_another_consumer_committed_first_is_refused_for_its_stale_claim(database):
+    """Both consumers read the same record across a rebalance and the new owner commits it first: the old one's
+    statement meets the event's id already in the ledger, and what it is told is that it lost the partition."""
+    b.fresh()
+
+    async def scenario():
+        async with LedgerService(database) as service:
+            old = await service.claim("group", [TP])
+            prepared = await _prepared(service, _lines("M1"), old, {TP: (0, 1)})
+            new = await service.claim("group", [TP])
+            await _batch(service, _lines("M1"), new, {TP: (0, 1)})
+            with pytest.raises(StaleClaim) as fenced:
+                await service.commit(prepared)
+            assert fenced.value.lost == [TP]
+
+    asyncio.run(scenario())
+    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 1
+    assert fetch(database, "SELECT next_offset FROM consumer_offsets")[0][0] == 1

@@ -33,7 +33,6 @@ from .db.tracking import (
     Claim,
     TopicPartition,
     add_claimed_offsets,
-    add_offsets,
     advance,
     check,
     claim,
@@ -315,10 +314,10 @@ class LedgerService:
         expected: Watermark | None = None,
     ) -> tuple[Watermark | None, int | None, tuple[int, int] | None]:
         """A batch's rows, inside its transaction under the append lock (a small batch's as one statement:
-        `db.writes`), with the consumed offsets of `tracking`. With `expected`, the statement also reads the
-        watermark and the claims, and raises `Conflict` or `StaleClaim` (as `check` does) after it unless the
-        ledger was where `expected` says and every partition still claimed; without it, the claims were checked
-        before. Returns the watermark found (with `expected`), the last rejection_id it wrote, and the outbox
+        `db.writes`). With `expected`, the statement also reads the watermark and moves the consumed offsets of
+        `tracking`, and raises `Conflict`, or `StaleClaim` as `verify_claims` does, after it unless the ledger was
+        where `expected` says and every partition still claimed; without it, the caller has moved the offsets
+        (`advance`). Returns the watermark found (with `expected`), the last rejection_id it wrote, and the outbox
         position before its records and its last one, if it wrote any."""
         writes = Writes.sized(rows.size())
         level = claims = None
@@ -332,8 +331,6 @@ class LedgerService:
         refused = add_ledger(writes, rows)
         add_projections(writes, LIVE, rows, registry, self.digest)
         outbox = add_outbox(writes, rows.outbox)
-        if tracking is not None and expected is None:
-            add_offsets(writes, tracking.consumer, tracking.spans)
         result = await writes.run(raw)
         found = None
         if expected is not None:

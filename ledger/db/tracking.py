@@ -83,12 +83,10 @@ _CLAIMS = (
     'WHERE o.consumer = {0} ORDER BY o.topic COLLATE "C", o.partition'
 )
 CLAIMS = _CLAIMS.format("$1", "$2::text[]", "$3::int[]")
-# ... locked until the batch commits, in key order (as `claim` locks them, so the two never deadlock).
-LOCKED_CLAIMS = CLAIMS + " FOR UPDATE OF o"
 
 
 def claim_arguments(consumer: str, spans: Mapping[TopicPartition, tuple[int, int]]) -> list:
-    """The parameters of `CLAIMS` and `LOCKED_CLAIMS`."""
+    """The parameters of `CLAIMS`."""
     keys = sorted(spans)
     return [consumer, [t for t, _ in keys], [p for _, p in keys]]
 
@@ -121,7 +119,25 @@ def add_claimed_offsets(
         f"SELECT json_agg(json_build_array(topic, partition, epoch, next_offset))::text FROM ({_CLAIMS}) AS c",
         *zip(arguments, ("text", "text[]", "int[]"), strict=True),
     )
-    moved = add_offsets(writes, consumer, spans, claims)
+    keys = sorted(spans)
+    topics = writes.parameter([t for t, _ in keys], "text[]")
+    partitions = writes.parameter([p for _, p in keys], "int[]")
+    offsets = writes.parameter([spans[key][1] for key in keys], "bigint[]")
+    # a partition not claimed at all matches no epoch
+    epochs = writes.parameter([claims[key].epoch if key in claims else None for key in keys], "bigint[]")
+    consumer_name = writes.parameter(consumer, "text")
+    locked = (
+        "SELECT c.topic, c.partition, k.next_offset, k.epoch FROM consumer_offsets c "
+        f"JOIN unnest({topics}, {partitions}, {offsets}, {epochs}) AS k(topic, partition, next_offset, epoch) "
+        f"ON c.topic = k.topic AND c.partition = k.partition WHERE c.consumer = {consumer_name} "
+        'ORDER BY c.topic COLLATE "C", c.partition FOR UPDATE OF c'
+    )
+    moved = writes.add(
+        f"UPDATE consumer_offsets o SET next_offset = k.next_offset FROM ({locked}) AS k "
+        f"WHERE o.consumer = {consumer_name} AND o.topic = k.topic AND o.partition = k.partition "
+        "AND o.epoch = k.epoch RETURNING o.topic, o.partition",
+        result="json_agg(json_build_array(topic, partition))::text",
+    )
     return ClaimsRead(found, moved)
 
 
@@ -160,55 +176,15 @@ def check(
         raise OutOfSequence(gaps)
 
 
-def add_offsets(
-    writes: Writes,
-    consumer: str,
-    spans: Mapping[TopicPartition, tuple[int, int]],
-    claims: Mapping[TopicPartition, Claim] | None = None,
-) -> int | None:
-    """Move the offsets past the batch: in `advance`, once `check` has passed on the rows it locked. With `claims`
-    (`add_claimed_offsets`), only those of partitions still at the epoch claimed, their rows locked first in key
-    order: the index in what `writes.run` returns of the JSON of the (topic, partition) pairs moved."""
-    if not spans:
-        return None
-    keys = sorted(spans)
-    topics = writes.parameter([t for t, _ in keys], "text[]")
-    partitions = writes.parameter([p for _, p in keys], "int[]")
-    offsets = writes.parameter([spans[key][1] for key in keys], "bigint[]")
-    consumer_name = writes.parameter(consumer, "text")
-    if claims is None:
-        writes.add(
-            "UPDATE consumer_offsets o SET next_offset = k.next_offset "
-            f"FROM unnest({topics}, {partitions}, {offsets}) AS k(topic, partition, next_offset) "
-            f"WHERE o.consumer = {consumer_name} AND o.topic = k.topic AND o.partition = k.partition"
-        )
-        return None
-    # a partition not claimed at all matches no epoch
-    epochs = writes.parameter([claims[key].epoch if key in claims else None for key in keys], "bigint[]")
-    locked = (
-        "SELECT c.topic, c.partition, k.next_offset, k.epoch FROM consumer_offsets c "
-        f"JOIN unnest({topics}, {partitions}, {offsets}, {epochs}) AS k(topic, partition, next_offset, epoch) "
-        f"ON c.topic = k.topic AND c.partition = k.partition WHERE c.consumer = {consumer_name} "
-        'ORDER BY c.topic COLLATE "C", c.partition FOR UPDATE OF c'
-    )
-    return writes.add(
-        f"UPDATE consumer_offsets o SET next_offset = k.next_offset FROM ({locked}) AS k "
-        f"WHERE o.consumer = {consumer_name} AND o.topic = k.topic AND o.partition = k.partition "
-        "AND o.epoch = k.epoch RETURNING o.topic, o.partition",
-        result="json_agg(json_build_array(topic, partition))::text",
-    )
-
-
 async def advance(
     raw, consumer: str, claims: Mapping[TopicPartition, Claim], spans: Mapping[TopicPartition, tuple[int, int]]
 ) -> None:
-    """Inside the batch's transaction: check the claims (locking their rows until commit) and that each partition's
-    records do not start before its stored offset, then move the offsets past the batch. `spans` maps a partition
-    to the offset of its first record in the batch and the offset after its last. Two round trips, whatever the
-    number of partitions (a batch's commit sends both with its rows: `add_claimed_offsets`)."""
+    """Inside the batch's transaction, before its rows: move the offsets past the batch if every partition is
+    still claimed and its records do not start before the stored offset (`verify_claims`; raises as it does).
+    `spans` maps a partition to the offset of its first record in the batch and the offset after its last. One
+    round trip, whatever the number of partitions (a batch's commit sends it with its rows)."""
     if not spans:
         return
-    check(claims, spans, await raw.fetch(LOCKED_CLAIMS, *claim_arguments(consumer, spans)))
     writes = Writes()
-    add_offsets(writes, consumer, spans)
-    await writes.run(raw)
+    read = add_claimed_offsets(writes, consumer, claims, spans)
+    verify_claims(claims, spans, read, await writes.run(raw))

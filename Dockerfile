@@ -1,4 +1,6 @@
-FROM python:3.11-slim
+# Any Python 3.11 image with python and pip on PATH: docker-compose.yml passes MEDLEDGER_PYTHON_IMAGE.
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY ledger ledger

@@ -27,16 +27,19 @@ def compose() -> dict:
 
 @pytest.fixture(scope="module")
 def medledger_services(compose) -> dict[str, dict]:
-    return {name: service for name, service in compose["services"].items() if service.get("build") == "."}
+    return {name: service for name, service in compose["services"].items() if "build" in service}
 
 
 def test_the_stack_runs_serve_reporting_and_the_command_line_from_the_image(medledger_services):
     assert set(medledger_services) == {"serve", "reporting", "medledger"}
     commands = get_command(app).commands
     for name, service in medledger_services.items():
+        assert service["build"]["context"] == ".", name
+        assert service["image"] == "${MEDLEDGER_IMAGE:-medledger}", name  # one image, built once, for all three
         assert service["command"][0] in commands or service["command"] == ["--help"], name
         for dependency in ("postgres", "kafka"):
             assert service["depends_on"][dependency] == {"condition": "service_healthy"}, name
+        assert service["depends_on"]["topics"] == {"condition": "service_completed_successfully"}, name
 
 
 def test_every_variable_the_stack_sets_is_one_medledger_reads(medledger_services):
@@ -79,7 +82,24 @@ def test_postgres_runs_with_the_embedded_servers_settings(compose):
 def test_the_broker_image_is_the_kafka_version_the_scripts_run(compose):
     version = re.search(r"<kafka.version>([^<]+)</kafka.version>", (ROOT / "scripts/kafka/pom.xml").read_text())
     for name in ("kafka", "topics"):
-        assert compose["services"][name]["image"] == f"apache/kafka:{version.group(1)}"
+        assert compose["services"][name]["image"] == f"${{MEDLEDGER_KAFKA_IMAGE:-apache/kafka:{version.group(1)}}}"
+
+
+def test_the_images_scripts_docker_images_provides_are_the_ones_the_stack_reads(compose, medledger_services):
+    """scripts/docker/images prints a setting for each variable the stack takes its images from, with the same
+    default."""
+    script = (ROOT / "scripts/docker/images").read_text()
+    read = {"MEDLEDGER_POSTGRES_IMAGE": compose["services"]["postgres"]["image"]}
+    read["MEDLEDGER_KAFKA_IMAGE"] = compose["services"]["kafka"]["image"]
+    for service in medledger_services.values():
+        read["MEDLEDGER_PYTHON_IMAGE"] = service["build"]["args"]["PYTHON_IMAGE"]
+    for name, value in read.items():
+        default = re.fullmatch(r"\$\{" + name + r":-(.+)\}", value).group(1)
+        assert f'"${{{name}:-' in script, name
+        assert f'echo "{name}=' in script, name
+        if name != "MEDLEDGER_KAFKA_IMAGE":  # the script reads Kafka's version from the pom, as the test above
+            assert f'"${{{name}:-{default}}}"' in script, name
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in (ROOT / "Dockerfile").read_text()
 
 
 def test_the_image_holds_every_package_the_project_installs():

@@ -1,0 +1,197 @@
+"""docker-compose.yml, run: the stack comes up on a Docker engine (scripts/docker/engine starts one where none
+runs), the README's commands work in it, and what it publishes and reports is what `medledger settle` computes.
+
+Images that cannot be pulled are built by scripts/docker/images, and the stack is pointed at them through the
+variables docker-compose.yml reads. In CI the engine must start; elsewhere, without one, these tests are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ledger.offline import settle_lines
+from policies.parameters import parse_parameters
+from tests.kafka.streams import without_seq
+from tests.ledger.helpers import IM_PARAMETERS, example_lines
+
+ROOT = Path(__file__).resolve().parents[2]
+REGIONS = ("ningxia", "weihai", "nanjing", "inner-mongolia")
+
+# Building the images on a machine that has none yet takes minutes.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1_800)]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _compose_command() -> list[str]:
+    """The Compose v2 CLI installed with the test dependencies, or the engine's `docker compose` plugin."""
+    beside = Path(sys.executable).with_name("docker-compose")
+    if beside.exists():
+        return [str(beside)]
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    pytest.fail("no Compose v2 CLI: install the test dependencies (scripts/bootstrap)")
+
+
+class Stack:
+    def __init__(self, env: dict[str, str]):
+        self.project = f"medledger-test-{uuid.uuid4().hex[:8]}"
+        self.env = env
+        self.command = _compose_command()
+
+    def compose(self, *arguments: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [*self.command, "-p", self.project, *arguments],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"docker compose {' '.join(arguments)}: exit {done.returncode}\n{done.stderr[-3000:]}")
+        return done
+
+    def medledger(self, *arguments: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+        """A one-off `medledger` command in the stack, as the README runs it."""
+        return self.compose("run", "--rm", "-T", "medledger", *arguments, timeout=timeout, check=check)
+
+    def state(self, service: str) -> dict:
+        container = self.compose("ps", "-a", "-q", service).stdout.split()
+        assert len(container) == 1, f"{service}: containers {container}"
+        inspected = subprocess.run(["docker", "inspect", container[0]], capture_output=True, text=True, check=True)
+        return json.loads(inspected.stdout)[0]["State"]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The engine that answers; or one started here, and stopped again when the tests are done."""
+    script = str(ROOT / "scripts/docker/engine")
+    if subprocess.run([script, "status"], capture_output=True).returncode == 0:
+        yield
+        return
+    started = subprocess.run([script, "start"], capture_output=True, text=True, timeout=600)
+    if started.returncode != 0:
+        reason = f"no Docker engine: {started.stderr.strip()[-500:]}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield
+    finally:
+        subprocess.run([script, "stop"], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def stack(engine):
+    images = subprocess.run(
+        [str(ROOT / "scripts/docker/images")], capture_output=True, text=True, timeout=1_800, cwd=ROOT
+    )
+    assert images.returncode == 0, images.stderr[-3000:]
+    settings = dict(line.split("=", 1) for line in images.stdout.split())
+    env = {**os.environ, **settings, "MEDLEDGER_METRICS_PORT": str(_free_port())}
+    env["MEDLEDGER_IMAGE"] = f"medledger-test:{uuid.uuid4().hex[:8]}"
+    stack = Stack(env)
+    try:
+        stack.compose("up", "-d", "--build", timeout=1_800)
+        yield stack
+    finally:
+        stack.compose("down", "-v", "--rmi", "local", timeout=300, check=False)
+        subprocess.run(["docker", "image", "rm", env["MEDLEDGER_IMAGE"]], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def expected() -> list[dict]:
+    outputs = settle_lines(example_lines(*REGIONS), parse_parameters(IM_PARAMETERS))
+    assert outputs and not any("rejected" in record for record in outputs)  # the examples settle cleanly
+    return outputs
+
+
+def _canonical(record: dict) -> bytes:
+    return orjson.dumps(without_seq(record), option=orjson.OPT_SORT_KEYS)
+
+
+def test_the_examples_produced_in_the_stack_come_out_on_the_settlement_topic_as_settle_prints_them(stack, expected):
+    for region in REGIONS:
+        produced = stack.medledger("produce", f"examples/{region}.jsonl")
+        assert "produced" in produced.stdout + produced.stderr
+    watched = stack.medledger("watch", "--from-beginning", "--limit", str(len(expected)), timeout=300)
+    got = [json.loads(line) for line in watched.stdout.splitlines() if line.startswith("{")]
+    assert sorted(map(_canonical, got)) == sorted(map(_canonical, expected))
+
+
+def _report_row(records: list[dict]) -> list[str]:
+    """The `all` row `medledger report` prints for these settlements."""
+
+    def total(name: str, keep=lambda record: True) -> str:
+        return str(sum((Decimal(record[name]) for record in records if keep(record)), Decimal("0.00")))
+
+    return [
+        str(sum(1 for record in records if record["reverses"] is None)),
+        str(sum(1 for record in records if record["reverses"] is not None)),
+        total("total_amount"),
+        total("fund_paid", lambda record: record["fund_pool"] == "general"),
+        total("fund_paid", lambda record: record["fund_pool"] == "chronic"),
+        total("account_paid"),
+        total("cash_paid"),
+    ]
+
+
+def _printed_rows(printed: str) -> dict[tuple[str, str], list[str]]:
+    """(region, month) → the cells of each printed report's `all` row."""
+    rows, title = {}, None
+    for line in printed.splitlines():
+        if "medledger report: region" in line:
+            region, month = line.split("region", 1)[1].strip().split(", ")
+            title = (region, month)
+        elif line.startswith("│ all") and title is not None:
+            rows[title] = [cell.strip() for cell in line.split("│")[2:-1]]
+    return rows
+
+
+def test_the_report_in_the_stack_adds_up_to_the_settlements_for_every_region_and_month(stack, expected):
+    by_month: dict[tuple[str, str], list[dict]] = {}
+    for record in expected:
+        if "settlement_id" in record:
+            by_month.setdefault((str(record["region"]), record["visit_date"][:7]), []).append(record)
+    want = {key: _report_row(records) for key, records in by_month.items()}
+    assert any(row[1] != "0" for row in want.values()) and any(row[4] != "0.00" for row in want.values())
+    loop = "; ".join(f"medledger report --region {region} --month {month}" for region, month in sorted(want))
+    deadline = time.monotonic() + 120
+    while True:  # the reporting consumer reads the topic in its own time
+        printed = stack.compose("run", "--rm", "-T", "--entrypoint", "sh", "medledger", "-c", loop).stdout
+        got = _printed_rows(printed)
+        if got == want or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert got == want, printed[-3000:]
+
+
+def test_replay_verify_passes_in_the_stack(stack, expected):
+    verified = stack.medledger("replay", "--verify", check=False)
+    assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
+
+
+def test_serve_stops_cleanly_when_the_stack_stops_it(stack):
+    assert stack.state("serve")["Running"]
+    stack.compose("stop", "serve", timeout=120)
+    state = stack.state("serve")
+    assert not state["Running"] and state["ExitCode"] == 0, state
+    logs = stack.compose("logs", "--no-log-prefix", "serve").stdout
+    assert "Traceback" not in logs

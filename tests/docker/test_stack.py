@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REGIONS = ("ningxia", "weihai", "nanjing", "inner-mongolia")
 
 # Building the images on a machine that has none yet takes minutes.
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(1_800)]
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(2_400)]
 
 
 def _free_port() -> int:
@@ -101,7 +102,7 @@ def engine():
 @pytest.fixture(scope="module")
 def stack(engine):
     images = subprocess.run(
-        [str(ROOT / "scripts/docker/images")], capture_output=True, text=True, timeout=1_800, cwd=ROOT
+        [str(ROOT / "scripts/docker/images")], capture_output=True, text=True, timeout=1_200, cwd=ROOT
     )
     assert images.returncode == 0, images.stderr[-3000:]
     settings = dict(line.split("=", 1) for line in images.stdout.split())
@@ -109,10 +110,14 @@ def stack(engine):
     env["MEDLEDGER_IMAGE"] = f"medledger-test:{uuid.uuid4().hex[:8]}"
     stack = Stack(env)
     try:
-        stack.compose("up", "-d", "--build", timeout=1_800)
+        # --wait: up once every service is running, and healthy where it has a health check (serve among them).
+        started = stack.compose("up", "-d", "--build", "--wait", timeout=900, check=False)
+        if started.returncode != 0:
+            logs = stack.compose("logs", "--tail", "100", check=False).stdout
+            pytest.fail(f"docker compose up: exit {started.returncode}\n{started.stderr[-3000:]}\n{logs[-5000:]}")
         yield stack
     finally:
-        stack.compose("down", "-v", "--rmi", "local", timeout=300, check=False)
+        stack.compose("down", "-v", "--rmi", "local", "--remove-orphans", timeout=300, check=False)
         subprocess.run(["docker", "image", "rm", env["MEDLEDGER_IMAGE"]], capture_output=True)
 
 
@@ -123,17 +128,50 @@ def expected() -> list[dict]:
     return outputs
 
 
+@pytest.fixture(scope="module")
+def produced(stack, expected) -> list[dict]:
+    """The four example files produced in the stack, and every record they settle to read off the settlement
+    topic."""
+    for region in REGIONS:
+        done = stack.medledger("produce", f"examples/{region}.jsonl")
+        assert "produced" in done.stdout + done.stderr
+    watched = stack.medledger("watch", "--from-beginning", "--limit", str(len(expected)), timeout=300)
+    return [json.loads(line) for line in watched.stdout.splitlines() if line.startswith("{")]
+
+
+def _until(read, want, seconds: float = 120):
+    """What `read()` gives once it equals `want`, or when the time is up: the stack gets there in its own time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = read()
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(2)
+
+
 def _canonical(record: dict) -> bytes:
     return orjson.dumps(without_seq(record), option=orjson.OPT_SORT_KEYS)
 
 
-def test_the_examples_produced_in_the_stack_come_out_on_the_settlement_topic_as_settle_prints_them(stack, expected):
-    for region in REGIONS:
-        produced = stack.medledger("produce", f"examples/{region}.jsonl")
-        assert "produced" in produced.stdout + produced.stderr
-    watched = stack.medledger("watch", "--from-beginning", "--limit", str(len(expected)), timeout=300)
-    got = [json.loads(line) for line in watched.stdout.splitlines() if line.startswith("{")]
-    assert sorted(map(_canonical, got)) == sorted(map(_canonical, expected))
+def test_the_examples_produced_in_the_stack_come_out_on_the_settlement_topic_as_settle_prints_them(produced, expected):
+    assert sorted(map(_canonical, produced)) == sorted(map(_canonical, expected))
+
+
+def test_serve_in_the_stack_counts_what_it_consumed_on_its_metrics_port(stack, produced, expected):
+    def counted() -> dict[str, float]:
+        port = stack.env["MEDLEDGER_METRICS_PORT"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            lines = [line for line in response.read().decode().splitlines() if line and line[0] != "#"]
+        metrics = dict(line.rsplit(" ", 1) for line in lines)
+        names = ("medledger_events_consumed_total", "medledger_settlements_total", "medledger_rejections_total")
+        return {name: float(metrics[name]) for name in names}
+
+    want = {
+        "medledger_events_consumed_total": len(example_lines(*REGIONS)),
+        "medledger_settlements_total": sum("settlement_id" in record for record in expected),
+        "medledger_rejections_total": 0,
+    }
+    assert _until(counted, want) == want
 
 
 def _report_row(records: list[dict]) -> list[str]:
@@ -165,7 +203,7 @@ def _printed_rows(printed: str) -> dict[tuple[str, str], list[str]]:
     return rows
 
 
-def test_the_report_in_the_stack_adds_up_to_the_settlements_for_every_region_and_month(stack, expected):
+def test_the_report_in_the_stack_adds_up_to_the_settlements_for_every_region_and_month(stack, produced, expected):
     by_month: dict[tuple[str, str], list[dict]] = {}
     for record in expected:
         if "settlement_id" in record:
@@ -173,25 +211,37 @@ def test_the_report_in_the_stack_adds_up_to_the_settlements_for_every_region_and
     want = {key: _report_row(records) for key, records in by_month.items()}
     assert any(row[1] != "0" for row in want.values()) and any(row[4] != "0.00" for row in want.values())
     loop = "; ".join(f"medledger report --region {region} --month {month}" for region, month in sorted(want))
-    deadline = time.monotonic() + 120
-    while True:  # the reporting consumer reads the topic in its own time
-        printed = stack.compose("run", "--rm", "-T", "--entrypoint", "sh", "medledger", "-c", loop).stdout
-        got = _printed_rows(printed)
-        if got == want or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    assert got == want, printed[-3000:]
+    printed = []
+
+    def reported() -> dict[tuple[str, str], list[str]]:
+        printed[:] = [stack.compose("run", "--rm", "-T", "--entrypoint", "sh", "medledger", "-c", loop).stdout]
+        return _printed_rows(printed[0])
+
+    assert _until(reported, want) == want, printed[0][-3000:]
 
 
-def test_replay_verify_passes_in_the_stack(stack, expected):
+def test_replay_verify_passes_in_the_stack(stack, produced):
     verified = stack.medledger("replay", "--verify", check=False)
     assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
 
 
-def test_serve_stops_cleanly_when_the_stack_stops_it(stack):
+def test_serve_stops_cleanly_when_the_stack_stops_it(stack, produced):
     assert stack.state("serve")["Running"]
     stack.compose("stop", "serve", timeout=120)
     state = stack.state("serve")
     assert not state["Running"] and state["ExitCode"] == 0, state
     logs = stack.compose("logs", "--no-log-prefix", "serve").stdout
     assert "Traceback" not in logs
+
+
+def test_the_ledger_and_the_topics_outlive_the_containers(stack, produced, expected):
+    """`docker compose down` and `up` again: the ledger and the topics are on the stack's volumes, so nothing is
+    settled twice and the settlement topic still holds every record."""
+    stack.compose("down", timeout=300)
+    stack.compose("up", "-d", "--wait", timeout=600)
+    watched = stack.medledger("watch", "--from-beginning", "--limit", str(len(expected)), timeout=180)
+    again = [json.loads(line) for line in watched.stdout.splitlines() if line.startswith("{")]
+    assert sorted(map(_canonical, again)) == sorted(map(_canonical, expected))
+    verified = stack.medledger("replay", "--verify", check=False)
+    assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
+    assert f"replayed {len(example_lines(*REGIONS))} events" in verified.stdout + verified.stderr

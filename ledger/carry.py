@@ -75,6 +75,10 @@ class Mark:
 class Conflict(RuntimeError):
     """Another writer changed the ledger between a batch's reads and its append: it is settled again."""
 
+    @classmethod
+    def moved(cls, expected: Watermark, found: Watermark) -> Conflict:
+        return cls(f"the ledger moved from {expected} to {found} while the batch was settled")
+
 
 @dataclass
 class Carry:

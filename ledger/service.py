@@ -293,7 +293,7 @@ class LedgerService:
             if claimed is not None:
                 check(tracking.claims, tracking.spans, claimed)  # a consumer that lost the partition is told so
             if found != expected:
-                raise Conflict(f"the ledger moved from {expected} to {found} while the batch was settled") from error
+                raise Conflict.moved(expected, found) from error
             raise
         # Under the append lock nothing else moved the ledger: it is where this batch leaves it.
         prepared.carry.mark.rejection = found.rejection if last_rejection is None else last_rejection
@@ -338,7 +338,7 @@ class LedgerService:
                 verify_claims(tracking.claims, tracking.spans, claims, result)
             found = watermark_of(result[level])
             if found != expected:
-                raise Conflict(f"the ledger moved from {expected} to {found} while the batch was settled")
+                raise Conflict.moved(expected, found)
         return (
             found,
             None if refused is None else result[refused],

@@ -119,9 +119,9 @@ def add_claimed_offsets(
         f"SELECT json_agg(json_build_array(topic, partition, epoch, next_offset))::text FROM ({_CLAIMS}) AS c",
         *zip(arguments, ("text", "text[]", "int[]"), strict=True),
     )
-    keys = sorted(spans)
-    topics = writes.parameter([t for t, _ in keys], "text[]")
-    partitions = writes.parameter([p for _, p in keys], "int[]")
+    keys = sorted(spans)  # the order of claim_arguments' topics and partitions
+    topics = writes.parameter(arguments[1], "text[]")
+    partitions = writes.parameter(arguments[2], "int[]")
     offsets = writes.parameter([spans[key][1] for key in keys], "bigint[]")
     # a partition not claimed at all matches no epoch
     epochs = writes.parameter([claims[key].epoch if key in claims else None for key in keys], "bigint[]")

@@ -73,6 +73,17 @@ class Stack:
         """A one-off `medledger` command in the stack, as the README runs it."""
         return self.compose("run", "--rm", "-T", "medledger", *arguments, timeout=timeout, check=check)
 
+    def settled(self, count: int, timeout: float = 300) -> list[dict]:
+        """The first `count` records of the settlement topic."""
+        watched = self.medledger("watch", "--from-beginning", "--limit", str(count), timeout=timeout)
+        return [json.loads(line) for line in watched.stdout.splitlines() if line.startswith("{")]
+
+    def verified(self) -> str:
+        """What `replay --verify` printed, once it has exited 0."""
+        done = self.medledger("replay", "--verify", check=False)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        return done.stdout + done.stderr
+
     def state(self, service: str) -> dict:
         container = self.compose("ps", "-a", "-q", service).stdout.split()
         assert len(container) == 1, f"{service}: containers {container}"
@@ -135,8 +146,7 @@ def produced(stack, expected) -> list[dict]:
     for region in REGIONS:
         done = stack.medledger("produce", f"examples/{region}.jsonl")
         assert "produced" in done.stdout + done.stderr
-    watched = stack.medledger("watch", "--from-beginning", "--limit", str(len(expected)), timeout=300)
-    return [json.loads(line) for line in watched.stdout.splitlines() if line.startswith("{")]
+    return stack.settled(len(expected))
 
 
 def _until(read, want, seconds: float = 120):
@@ -221,17 +231,17 @@ def test_the_report_in_the_stack_adds_up_to_the_settlements_for_every_region_and
 
 
 def test_replay_verify_passes_in_the_stack(stack, produced):
-    verified = stack.medledger("replay", "--verify", check=False)
-    assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
+    stack.verified()
 
 
 def test_serve_stops_cleanly_when_the_stack_stops_it(stack, produced):
-    assert stack.state("serve")["Running"]
+    before = stack.state("serve")
+    assert before["Running"], before
     stack.compose("stop", "serve", timeout=120)
     state = stack.state("serve")
-    assert not state["Running"] and state["ExitCode"] == 0, state
     logs = stack.compose("logs", "--no-log-prefix", "serve").stdout
-    assert "Traceback" not in logs
+    assert not state["Running"] and state["ExitCode"] == 0, f"{state}\n{logs[-3000:]}"
+    assert "Traceback" not in logs, logs[logs.index("Traceback") - 1500 :][:5000]
 
 
 def test_the_ledger_and_the_topics_outlive_the_containers(stack, produced, expected):
@@ -239,9 +249,6 @@ def test_the_ledger_and_the_topics_outlive_the_containers(stack, produced, expec
     settled twice and the settlement topic still holds every record."""
     stack.compose("down", timeout=300)
     stack.compose("up", "-d", "--wait", timeout=600)
-    watched = stack.medledger("watch", "--from-beginning", "--limit", str(len(expected)), timeout=180)
-    again = [json.loads(line) for line in watched.stdout.splitlines() if line.startswith("{")]
+    again = stack.settled(len(expected), timeout=180)
     assert sorted(map(_canonical, again)) == sorted(map(_canonical, expected))
-    verified = stack.medledger("replay", "--verify", check=False)
-    assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
-    assert f"replayed {len(example_lines(*REGIONS))} events" in verified.stdout + verified.stderr
+    assert f"replayed {len(example_lines(*REGIONS))} events" in stack.verified()

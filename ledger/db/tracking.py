@@ -119,7 +119,7 @@ def add_claimed_offsets(
         f"SELECT json_agg(json_build_array(topic, partition, epoch, next_offset))::text FROM ({_CLAIMS}) AS c",
         *zip(arguments, ("text", "text[]", "int[]"), strict=True),
     )
-    keys = sorted(spans)  # the order of claim_arguments' topics and partitions
+    keys = list(zip(arguments[1], arguments[2]))  # in claim_arguments' order
     topics = writes.parameter(arguments[1], "text[]")
     partitions = writes.parameter(arguments[2], "int[]")
     offsets = writes.parameter([spans[key][1] for key in keys], "bigint[]")

@@ -17,6 +17,7 @@ from tests.kafka.broker import TestBroker
 from tests.kafka.conftest import own_settings
 
 CACHESTAT = 451  # Linux 6.5 and later, on every architecture
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class _Range(ctypes.Structure):
@@ -29,11 +30,10 @@ class _Stat(ctypes.Structure):
 
 def dirty_pages(path: Path) -> int | None:
     """Pages of the file the page cache holds unwritten; None where the kernel cannot tell (before 6.5)."""
-    libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(path, os.O_RDONLY)
     try:
         stat = _Stat()
-        if libc.syscall(CACHESTAT, fd, ctypes.byref(_Range(0, 0)), ctypes.byref(stat), 0) != 0:
+        if _LIBC.syscall(CACHESTAT, fd, ctypes.byref(_Range(0, 0)), ctypes.byref(stat), 0) != 0:
             return None
         return stat.dirty + stat.writeback
     finally:

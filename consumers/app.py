@@ -12,17 +12,15 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
-from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
-from pydantic import BaseModel
 
 from ledger.contract.event import Event
-from ledger.records import MovementRecord, SettlementRecord
 from ledger.service import LedgerService
+from ledger.wire_schema import IncentiveMessage, MovementMessage, RejectionMessage, SettlementMessage
 
 from .broker import make_broker
 from .claims import Claims
@@ -35,15 +33,6 @@ from .topics import ensure_topics
 
 log = logging.getLogger("medledger.service")
 SWEEP_EVERY = timedelta(minutes=1)
-
-
-class RejectionRecord(BaseModel):
-    """A record of the rejection stream (the contract's rejection output)."""
-
-    rejected: str | int
-    reason: str
-    detail: str
-    payload: Any
 
 
 async def raw_records(message) -> list:
@@ -71,9 +60,11 @@ def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claim
         "PostgreSQL.",
     )
 
-    async def settle(events: list[Event]) -> None:
+    # Annotated with what one Kafka record carries, for the AsyncAPI document: one contract event as a JSON
+    # object. The handler itself gets the records of a batch as they are (`raw_records`, no `apply_types`).
+    async def settle(records: Event) -> None:
         if settler is not None:
-            await settler(events)
+            await settler(records)
 
     subscriber(settle)
     settlement_stream = broker.publisher(
@@ -81,14 +72,14 @@ def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claim
         title=settings.settlements_topic,
         description="Settlements, reversals, account movements and incentive evaluations, in commit order, keyed "
         "by member_id. Delivered at least once: deduplicate by settlement_id / movement_id.",
-        schema=SettlementRecord | MovementRecord,
+        schema=SettlementMessage | MovementMessage | IncentiveMessage,
     )
     rejection_stream = broker.publisher(
         settings.rejections_topic,
         title=settings.rejections_topic,
         description="Refused events: the event id (or the topic/partition/offset of unreadable input), a stable "
         "reason code, a sentence naming the field or rule, and the original payload. Kept in ledger_rejections too.",
-        schema=RejectionRecord,
+        schema=RejectionMessage,
     )
     del settlement_stream, rejection_stream  # documented here; the outbox relay publishes
     return subscriber
@@ -107,7 +98,7 @@ def _specification(settings: Settings) -> AsyncAPI:
         title="medledger",
         version="1",
         description="Settlement ledger for outpatient mutual-aid schemes: contract events in, settlements out. "
-        f"Output records follow {SettlementRecord.__name__} with the national 2207 aliases.",
+        "A settlement carries each field under its own name and again under its national 2207 name.",
     )
 
 

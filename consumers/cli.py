@@ -11,7 +11,15 @@ from typing import Annotated, Optional
 import typer
 
 from ledger.cli import app
-from ledger.cli.common import ParametersOption, open_events, parameters_text, prepared
+from ledger.cli.common import (
+    PARK_TTL_DAYS,
+    ParametersOption,
+    ParkTtlOption,
+    open_events,
+    parameters_text,
+    park_ttl,
+    prepared,
+)
 
 from .settings import Settings
 
@@ -27,6 +35,7 @@ def serve(
     bootstrap_servers: BootstrapOption = None,
     partitions: Annotated[int, typer.Option(min=1, help="Partitions of topics created at start-up.")] = 4,
     log_level: Annotated[str, typer.Option(envvar="MEDLEDGER_LOG_LEVEL")] = "INFO",
+    park_ttl_days: ParkTtlOption = PARK_TTL_DAYS,
 ) -> None:
     """Consume the event topic into the ledger and publish the settlement and rejection topics, until SIGINT or
     SIGTERM. Settings come from the environment (see the README); JSON logs on stderr; /metrics for
@@ -40,7 +49,9 @@ def serve(
     logs.configure(log_level)
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
     text, source = parameters_text(parameters)
-    service = LedgerService(prepared(), text, source, batch_size=settings.batch_size, prepare_schema=False)
+    service = LedgerService(
+        prepared(), text, source, batch_size=settings.batch_size, park_ttl=park_ttl(park_ttl_days), prepare_schema=False
+    )
     asyncio.run(run(Service(settings, service, partitions).app))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,6 +27,27 @@ ParametersOption = Annotated[
         dir_okay=False,
     ),
 ]
+
+
+# One parking time for every command that settles: each runs the sweep (ingest at its start, serve every minute),
+# so a command with a parking time of its own would undo what the operator chose.
+ParkTtlOption = Annotated[
+    float,
+    typer.Option(
+        "--park-ttl-days",
+        envvar="MEDLEDGER_PARK_TTL_DAYS",
+        min=0,
+        max=36_500,
+        help="Refuse an event that waited longer than this many days for its member's enrolment.",
+    ),
+]
+
+
+PARK_TTL_DAYS = 30
+
+
+def park_ttl(days: float) -> timedelta:
+    return timedelta(days=days)
 
 
 def parameters_file(path: Path | None):

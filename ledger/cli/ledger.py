@@ -14,7 +14,18 @@ from rich.table import Table as RichTable
 
 from ..codec import dumps
 from .app import app, db_app, parked_app, projections_app
-from .common import ParametersOption, database, open_events, parameters_text, prepared, progress_bar, with_raw
+from .common import (
+    PARK_TTL_DAYS,
+    ParametersOption,
+    ParkTtlOption,
+    database,
+    open_events,
+    parameters_text,
+    park_ttl,
+    prepared,
+    progress_bar,
+    with_raw,
+)
 
 
 @app.command()
@@ -23,6 +34,7 @@ def ingest(
     parameters: ParametersOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 2_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
+    park_ttl_days: ParkTtlOption = PARK_TTL_DAYS,
 ) -> None:
     """Append EVENTS to the durable ledger and settle them; print what `settle` prints, and a `parked` line for
     an event that waits for its member's enrolment. Safe to run twice on the same file: an event already in the
@@ -51,7 +63,9 @@ def ingest(
                 yield line
 
         async def run():
-            async with LedgerService(db, text, source, batch_size=batch_size, prepare_schema=False) as service:
+            async with LedgerService(
+                db, text, source, batch_size=batch_size, park_ttl=park_ttl(park_ttl_days), prepare_schema=False
+            ) as service:
                 with stream:
                     return await service.ingest(from_lines(counted(stream), name), publish)
 
@@ -149,20 +163,14 @@ def projections_rebuild(batch_size: Annotated[int, typer.Option(min=1, help="Eve
 
 
 @parked_app.command("sweep")
-def parked_sweep(
-    ttl_days: Annotated[
-        float, typer.Option(min=0, max=36_500, help="Refuse events parked longer than this many days.")
-    ] = 30,
-) -> None:
+def parked_sweep(park_ttl_days: ParkTtlOption = PARK_TTL_DAYS) -> None:
     """Refuse parked events that waited too long: they are appended to the ledger and rejected with the reason."""
-    from datetime import timedelta
-
     from ..service import LedgerService
 
     db = prepared()
 
     async def run():
-        async with LedgerService(db, park_ttl=timedelta(days=ttl_days), prepare_schema=False) as service:
+        async with LedgerService(db, park_ttl=park_ttl(park_ttl_days), prepare_schema=False) as service:
             return await service.sweep(
                 on_published=lambda records: [sys.stdout.write(dumps(r) + "\n") for r in records]
             )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from typer.testing import CliRunner
 
 from ledger.cli import app
+from tests import builders as b
 from tests.ledger.helpers import EXAMPLES, execute, fetch
 
 runner = CliRunner()
@@ -111,11 +113,54 @@ def test_commands_refuse_what_they_cannot_do_with_a_message(cli_db, tmp_path):
         ["projections", "rebuild", "--batch-size", "0"],
         ["replay", "--verify", "--batch-size", "0"],
         ["ingest", str(EXAMPLES / "nanjing.jsonl"), "--batch-size", "0"],
-        ["parked", "sweep", "--ttl-days", "-1"],
-        ["parked", "sweep", "--ttl-days", "nan"],
+        ["parked", "sweep", "--park-ttl-days", "-1"],
+        ["parked", "sweep", "--park-ttl-days", "nan"],
+        ["ingest", str(EXAMPLES / "nanjing.jsonl"), "--park-ttl-days", "-1"],
     ):
         assert invoke(*args).exit_code == 2, args
     policy = tmp_path / "p.toml"
     policy.write_text("")
     assert invoke("replay", "--verify", "--policy", str(policy), "--compare").exit_code == 2
     assert fetch(cli_db, "SELECT count(*) FROM ledger_events")[0][0] == 0
+
+
+def test_the_parking_time_given_is_the_one_ingest_and_serve_sweep_with(cli_db, tmp_path, monkeypatch):
+    """ingest sweeps at its start and serve every minute: each must keep the parking time it was given."""
+    b.fresh()
+    contribution = b.contribution("WAITS", b.NANJING, "2023-03", "9000.00")
+    waiting_file, empty = tmp_path / "waiting.jsonl", tmp_path / "empty.jsonl"
+    waiting_file.write_text(b.as_line(contribution) + "\n")
+    empty.write_text("")
+    parked = invoke("ingest", str(waiting_file))
+    assert parked.exit_code == 0 and "parked 1" in parked.stderr, parked.output
+
+    kept = invoke("ingest", str(empty), "--park-ttl-days", "1")
+    assert kept.exit_code == 0 and "expired 0" in kept.stderr, kept.output
+    monkeypatch.setenv("MEDLEDGER_PARK_TTL_DAYS", "0")  # it has waited longer than no time at all
+    refused = invoke("ingest", str(empty))
+    assert refused.exit_code == 0 and "expired 1" in refused.stderr, refused.output
+    reason, detail = fetch(
+        cli_db, "SELECT reason, detail FROM ledger_rejections WHERE event_id = $1", contribution["event_id"]
+    )[0]
+    assert reason == "member_not_enrolled" and "no enrolment arrived within 0:00:00" in detail
+
+    import consumers.app
+    import consumers.broker
+    from consumers.cli import app as full_app
+
+    built = []
+
+    class Built:
+        def __init__(self, settings, service, partitions):
+            built.append(service)
+            self.app = None
+
+    async def run(_app):
+        return None
+
+    monkeypatch.setattr(consumers.app, "Service", Built)
+    monkeypatch.setattr(consumers.broker, "run", run)
+    monkeypatch.setenv("MEDLEDGER_PARK_TTL_DAYS", "45")
+    assert runner.invoke(full_app, ["serve"]).exit_code == 0
+    assert runner.invoke(full_app, ["serve", "--park-ttl-days", "2.5"]).exit_code == 0
+    assert [service.park_ttl for service in built] == [timedelta(days=45), timedelta(days=2.5)]

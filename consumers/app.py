@@ -24,6 +24,7 @@ from ledger.wire_schema import IncentiveMessage, MovementMessage, RejectionMessa
 
 from .broker import make_broker
 from .claims import Claims
+from .lag import Lag
 from .metrics import Metrics
 from .producer import BatchProducer
 from .relay import Relay
@@ -33,6 +34,7 @@ from .topics import ensure_topics
 
 log = logging.getLogger("medledger.service")
 SWEEP_EVERY = timedelta(minutes=1)
+LAG_EVERY = 5.0  # seconds
 
 
 async def raw_records(message) -> list:
@@ -174,19 +176,20 @@ class Service:
             try:
                 # each batch of the sweep wakes the relay as it commits, even if a later one fails
                 stats = await self.service.sweep(on_published=lambda _published: self.relay.wake())
+                self.metrics.rejections.inc(stats.rejected)  # consumed when they were parked: counted then
                 if stats.expired:
                     log.info("parked events expired", extra={"expired": stats.expired})
             except Exception:
                 log.exception("parking sweep failed; trying again later")
 
     async def _watch_lag(self) -> None:
+        lag = Lag(self.metrics.lag)
         while True:
-            await asyncio.sleep(5)
+            await asyncio.sleep(LAG_EVERY)
             consumer = self.subscriber.consumer
             if consumer is None:
                 continue
-            for tp in consumer.assignment():
-                end = consumer.highwater(tp)
-                committed = self.claims.committed.get((tp.topic, tp.partition))
-                if end is not None and committed is not None:
-                    self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(end - committed, 0))
+            try:
+                await lag.update(consumer, dict(self.claims.committed))
+            except Exception:
+                log.warning("consumer lag not updated", exc_info=True)

@@ -108,3 +108,44 @@ def test_a_refused_connection_ends_the_command_in_one_line_and_anything_else_kee
     else:
         with pytest.raises(type(raised)):
             cli.main()
+
+
+def test_consumer_lag_is_reported_for_the_partitions_held_and_only_those():
+    import asyncio
+
+    from aiokafka import TopicPartition
+    from prometheus_client import CollectorRegistry
+
+    from consumers.lag import Lag
+    from consumers.metrics import Metrics
+
+    class Consumer:
+        def __init__(self, ends: dict[int, int | None], beginnings: dict[int, int]):
+            self.ends, self.beginnings = ends, beginnings
+
+        def assignment(self):
+            return {TopicPartition("events", p) for p in self.ends}
+
+        def highwater(self, tp):
+            return self.ends[tp.partition]
+
+        async def beginning_offsets(self, tps):
+            return {tp: self.beginnings[tp.partition] for tp in tps}
+
+    registry = CollectorRegistry()
+    lag = Lag(Metrics(registry).lag)
+
+    def shown() -> dict[str, float]:
+        return {
+            sample.labels["partition"]: sample.value
+            for metric in registry.collect()
+            if metric.name == "medledger_consumer_lag"
+            for sample in metric.samples
+        }
+
+    # 0: committed up to 90 of 100; 1: nothing committed yet, the log starts at 20 of 50; 2: no fetch answered yet
+    asyncio.run(lag.update(Consumer({0: 100, 1: 50, 2: None}, {1: 20}), {("events", 0): 90}))
+    assert shown() == {"0": 10.0, "1": 30.0}
+    # partition 1 went to another instance: its figure goes with it
+    asyncio.run(lag.update(Consumer({0: 100, 2: 7}, {2: 0}), {("events", 0): 100}))
+    assert shown() == {"0": 0.0, "2": 7.0}

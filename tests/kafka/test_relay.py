@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import urllib.request
+from dataclasses import replace
+from datetime import timedelta
 
 import orjson
 
+import consumers.app
+from consumers.app import Service
 from consumers.producer import BatchProducer
 from consumers.topics import ensure_topics
 from ledger.intake import from_lines
 from ledger.offline import settle_lines
 from ledger.service import LedgerService
+from tests import builders as b
 from tests.kafka.streams import Topic, publish, relayed_all, run, serving, unique
 from tests.ledger.helpers import example_lines, fetch
 
@@ -98,15 +104,21 @@ def test_a_rejection_too_large_for_the_broker_is_published_with_a_pointer_to_its
     assert publishable(small) == small
 
 
-def test_the_metrics_endpoint_counts_what_the_service_did(settings, database):
-    from dataclasses import replace
-
-    from tests.kafka.streams import publish
-
+def _metrics_port(settings):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = replace(settings, metrics_port=port)
+    return replace(settings, metrics_port=port), port
+
+
+def _lags(body: str, topic: str) -> dict[int, float]:
+    found = re.findall(rf'medledger_consumer_lag{{partition="(\d+)",topic="{re.escape(topic)}"}} (\S+)', body)
+    return {int(partition): float(value) for partition, value in found}
+
+
+def test_the_metrics_endpoint_counts_what_the_service_did(settings, database, monkeypatch):
+    monkeypatch.setattr(consumers.app, "LAG_EVERY", 0.2)
+    settings, port = _metrics_port(settings)
     lines = example_lines("nanjing")
 
     async def scenario():
@@ -115,7 +127,8 @@ def test_the_metrics_endpoint_counts_what_the_service_did(settings, database):
             for _ in range(200):
                 body = await asyncio.to_thread(_scrape, port)
                 consumed = f"medledger_events_consumed_total {float(len(lines))}" in body
-                if consumed and "medledger_outbox_pending 0.0" in body:  # the relay has caught up too
+                caught_up = "medledger_outbox_pending 0.0" in body  # the relay too
+                if consumed and caught_up and set(_lags(body, settings.events_topic).values()) == {0.0}:
                     return body
                 await asyncio.sleep(0.1)
             return body
@@ -125,6 +138,36 @@ def test_the_metrics_endpoint_counts_what_the_service_did(settings, database):
     settled = fetch(database, "SELECT count(*) FROM ledger_settlements")[0][0]
     assert f"medledger_settlements_total {float(settled)}" in body
     assert "medledger_batch_seconds_count" in body and "medledger_outbox_pending 0.0" in body
+    # every partition of the event topic is held by this one consumer, and none is behind
+    assert _lags(body, settings.events_topic) == dict.fromkeys(range(4), 0.0)
+
+
+def test_the_service_sweep_refuses_what_waited_too_long_and_counts_it(settings, database, monkeypatch):
+    """serve sweeps the parking area every minute (here every half second), with its parking time."""
+    monkeypatch.setattr(consumers.app, "SWEEP_EVERY", timedelta(seconds=0.5))
+    settings, port = _metrics_port(settings)
+    b.fresh()
+    contribution = b.contribution("NEVER", b.NANJING, "2023-03", "9000.00")
+
+    async def scenario():
+        await publish(settings, [b.as_line(contribution)])
+        service = Service(settings, LedgerService(database, park_ttl=timedelta(0)))
+        async with service.app:
+            rejected = await Topic(settings, settings.rejections_topic).read_until(lambda values: len(values) >= 1)
+            for _ in range(100):
+                body = await asyncio.to_thread(_scrape, port)
+                if "medledger_rejections_total 1.0" in body:
+                    break
+                await asyncio.sleep(0.1)
+            return rejected, body
+
+    rejected, body = run(scenario())
+    (record,) = rejected
+    assert record["rejected"] == contribution["event_id"] and record["reason"] == "member_not_enrolled"
+    assert "no enrolment arrived within" in record["detail"]
+    assert "medledger_events_parked_total 1.0" in body and "medledger_rejections_total 1.0" in body
+    # consumed once, when it was parked: the sweep reads nothing from the broker
+    assert "medledger_events_consumed_total 1.0" in body
 
 
 def _scrape(port: int) -> str:

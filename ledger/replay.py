@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from queue import Empty
 
 from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
@@ -135,7 +136,12 @@ class Replayer:
     async def _walk(
         self, raw, connection, names: Names, after: int, what_if, mode: str, report: ReplayReport, per_batch: bool
     ) -> int:
-        total = await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
+        # Progress is counted in events: the sequence is gap-free, so the last one is the count of them all.
+        if self.regions is None:
+            total = await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
+        else:
+            count = "SELECT count(*) FROM ledger_events WHERE region = ANY($1::text[])"
+            total = await raw.fetchval(count, self.regions)
         while True:
             rows = await raw.fetch(
                 "SELECT seq, event_id, payload, params_digest, source FROM ledger_events "
@@ -150,7 +156,7 @@ class Replayer:
                 await self._batch(raw, names, rows, what_if, mode, report)
             after = rows[-1][0]
             report.events += len(rows)
-            self.progress(after, max(total, after))
+            self.progress(report.events, max(total, report.events))
 
     async def _check_parameter_sets(self, raw, report: ReplayReport) -> None:
         """A parameter set is recorded under the sha256 of its text: anything else was put there by hand."""
@@ -271,37 +277,65 @@ class Replayer:
         )
 
 
-def _verify_regions(db: Database, batch_size: int, regions: list[str], check_chain: bool) -> ReplayReport:
-    replayer = Replayer(db, batch_size=batch_size)
+_progress = None  # in a worker: where it reports how many events it has replayed
+
+
+def _start_worker(progress) -> None:
+    global _progress
+    tune_garbage_collector()
+    _progress = progress
+
+
+def _verify_regions(db: Database, batch_size: int, regions: list[str], check_chain: bool, index: int) -> ReplayReport:
+    queue = _progress
+    tell = None if queue is None else lambda done, _total: queue.put((index, done))
+    replayer = Replayer(db, batch_size=batch_size, progress=tell)
     replayer.regions, replayer.check_chain = regions, check_chain
     return asyncio.run(replayer.verify())
 
 
-def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """Fresh interpreters (no state inherited from the parent), with the parent's collector settings."""
+def worker_pool(workers: int, progress=None) -> ProcessPoolExecutor:
+    """Fresh interpreters (no state inherited from the parent), with the parent's collector settings; each puts
+    (its index, events replayed) on `progress`, a queue of the spawn context, as it goes."""
     context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=tune_garbage_collector)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(progress,))
 
 
-def verify_in_parallel(db: Database, batch_size: int, workers: int, event_counts: dict[str, int]) -> ReplayReport:
+def verify_in_parallel(
+    db: Database,
+    batch_size: int,
+    workers: int,
+    event_counts: dict[str, int],
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayReport:
     """`verify` split by region over `workers` processes: no member, visit, payment or year close crosses a
-    region, so each region replays on its own; one of the processes also checks the chain."""
+    region, so each region replays on its own; one of the processes also checks the chain. `progress(done,
+    total)` is told the events replayed by all of them."""
     groups: list[list[str]] = [[] for _ in range(max(1, min(workers, len(event_counts))))]
     loads = [0] * len(groups)
     for region, count in sorted(event_counts.items(), key=lambda item: -item[1]):
         lightest = loads.index(min(loads))
         groups[lightest].append(region)
         loads[lightest] += count
-    with worker_pool(len(groups)) as pool:
-        parts = list(
-            pool.map(
-                _verify_regions,
-                [db] * len(groups),
-                [batch_size] * len(groups),
-                groups,
-                [index == 0 for index in range(len(groups))],
-            )
-        )
+    total = sum(event_counts.values())
+    queue = multiprocessing.get_context("spawn").Queue() if progress is not None else None
+    done = [0] * len(groups)
+    with worker_pool(len(groups), queue) as pool:
+        futures = [
+            pool.submit(_verify_regions, db, batch_size, regions, index == 0, index)
+            for index, regions in enumerate(groups)
+        ]
+        while queue is not None and not all(future.done() for future in futures):
+            try:
+                index, replayed = queue.get(timeout=0.2)
+            except Empty:
+                continue
+            done[index] = replayed
+            progress(sum(done), max(total, sum(done)))
+        parts = [future.result() for future in futures]
+    if progress is not None:  # what the workers said last may still be on its way
+        replayed = sum(part.events for part in parts)
+        progress(replayed, max(total, replayed))
     report = ReplayReport()
     for part in parts:
         report.events += part.events

@@ -83,7 +83,7 @@ class _Bar:
             self.progress.advance(self.task, step)
 
     def reached(self, done: float, total: float) -> None:
-        """For replays: `done` of `total` ledger positions."""
+        """For replays: `done` of `total` events."""
         if self.progress is not None:
             self.progress.update(self.task, completed=done, total=total)
 

@@ -105,7 +105,7 @@ def replay(
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
         if verify and workers > 1:
             counts = dict(with_raw(lambda raw: raw.fetch("SELECT region, count(*) FROM ledger_events GROUP BY region")))
-            report = verify_in_parallel(db, batch_size, workers, counts)
+            report = verify_in_parallel(db, batch_size, workers, counts, progress=bar.reached)
         elif verify:
             report = asyncio.run(replayer.verify())
         else:

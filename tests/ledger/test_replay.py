@@ -84,8 +84,13 @@ def test_verify_split_by_region_over_processes_agrees_and_catches_a_forgery(data
 
     _mixed(database)
     counts = {r[0]: r[1] for r in fetch(database, "SELECT region, count(*) FROM ledger_events GROUP BY region")}
-    report = verify_in_parallel(database, 500, 2, counts)
-    assert report.ok and report.events == sum(counts.values())
+    told: list[tuple[int, int]] = []
+    report = verify_in_parallel(database, 50, 2, counts, progress=lambda done, total: told.append((done, total)))
+    total = sum(counts.values())
+    assert report.ok and report.events == total
+    # what both workers replayed, batch by batch, up to every event
+    assert len(told) > 2 and told[-1] == (total, total) and all(t == total for _, t in told)
+    assert [done for done, _ in told] == sorted(done for done, _ in told) and told[0][0] < total
     execute(database, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
     execute(
         database,

@@ -12,6 +12,7 @@ from ledger.chain import GENESIS, link
 from ledger.store import DuplicateEvent, NewEvent, UnrecordedParameters
 
 AT = datetime(2023, 7, 1, 2, 0, tzinfo=UTC)
+LARGE_APPEND = 1_000  # past the size from which the PostgreSQL store copies rows in (`ledger.db.writes.LARGE`)
 
 
 def new(event_id: str, payload: str | None = None) -> NewEvent:
@@ -119,5 +120,27 @@ class EventStoreContract:
                 breaks = await store.verify()
             assert [b.seq for b in breaks] == [2]
             assert "hash" in breaks[0].problem
+
+        self.run(check())
+
+    def test_a_large_append_is_recorded_and_chained_as_a_small_one_is(self):
+        """A backend may write a large batch another way (PostgreSQL: COPY instead of one statement)."""
+
+        async def check():
+            async with self.session() as store:
+                await store.append([new("first")])
+            async with self.session() as store:
+                stored = await store.append([new(f"bulk-{i}") for i in range(LARGE_APPEND)])
+            async with self.session() as store:
+                events = await store.read()
+                assert await store.verify() == []
+                assert await store.head() == (LARGE_APPEND + 1, events[-1].hash)
+            assert [e.seq for e in events] == list(range(1, LARGE_APPEND + 2))
+            assert events[1:] == stored and events[1].prev_hash == events[0].hash
+            with pytest.raises(DuplicateEvent):
+                async with self.session() as store:
+                    await store.append([new(f"again-{i}") for i in range(LARGE_APPEND)] + [new("bulk-7")])
+            async with self.session() as store:
+                assert len(await store.read()) == LARGE_APPEND + 1
 
         self.run(check())

@@ -34,3 +34,10 @@ class TestPostgresEventStore(EventStoreContract):
                 await connection.execute(text("ALTER TABLE ledger_events ENABLE TRIGGER USER"))
         finally:
             await engine.dispose()
+
+
+def test_the_contracts_large_append_is_one_this_store_copies_in():
+    from ledger.db.writes import LARGE
+    from tests.store.contract import LARGE_APPEND
+
+    assert LARGE_APPEND >= LARGE

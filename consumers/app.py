@@ -19,7 +19,7 @@ from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 
 from ledger.contract.event import Event
-from ledger.service import LedgerService
+from ledger.service import IngestStats, LedgerService
 from ledger.wire_schema import IncentiveMessage, MovementMessage, RejectionMessage, SettlementMessage
 
 from .broker import make_broker
@@ -173,14 +173,16 @@ class Service:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_EVERY.total_seconds())
+            # Each batch of the sweep wakes the relay as it commits, and counts in `stats`, even if a later one fails.
+            stats = IngestStats()
             try:
-                # each batch of the sweep wakes the relay as it commits, even if a later one fails
-                stats = await self.service.sweep(on_published=lambda _published: self.relay.wake())
-                self.metrics.rejections.inc(stats.rejected)  # consumed when they were parked: counted then
+                await self.service.sweep(stats=stats, on_published=lambda _published: self.relay.wake())
                 if stats.expired:
                     log.info("parked events expired", extra={"expired": stats.expired})
             except Exception:
                 log.exception("parking sweep failed; trying again later")
+            finally:
+                self.metrics.rejections.inc(stats.rejected)  # consumed when they were parked: counted then
 
     async def _watch_lag(self) -> None:
         lag = Lag(self.metrics.lag)
@@ -190,6 +192,7 @@ class Service:
             if consumer is None:
                 continue
             try:
-                await lag.update(consumer, dict(self.claims.committed))
+                claims = self.claims
+                await lag.update(consumer, set(claims.held), set(claims.fenced), dict(claims.committed))
             except Exception:
                 log.warning("consumer lag not updated", exc_info=True)

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 from prometheus_client import Gauge
 
+Key = tuple[str, int]
+
 
 class Lag:
     def __init__(self, gauge: Gauge):
         self.gauge = gauge
-        self.shown: set[tuple[str, int]] = set()
+        self.shown: set[Key] = set()
 
-    async def update(self, consumer, committed: dict[tuple[str, int], int]) -> None:
-        """`committed`: the next offset after the last batch committed, per partition (none yet: consumption starts
-        at the log's beginning, so all of it is behind)."""
+    async def update(self, consumer, held: set[Key], fenced: set[Key], committed: dict[Key, int]) -> None:
+        """From `Claims`: the partitions claimed in the ledger, those another instance has claimed since, and the
+        next offset after the last batch committed where there was one (none: consumption starts at the log's
+        beginning, so all of it is behind).
+
+        A partition given up or claimed elsewhere is the other instance's to report: its figure here goes, or a
+        total over instances would count it twice. One assigned and not claimed yet (a rebalance under way)
+        keeps its figure until it is."""
         assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
-        for topic, partition in self.shown - assigned.keys():
-            # given up: the instance holding it now reports it, and a stale figure here would double the total
-            self.gauge.remove(topic, str(partition))
-        self.shown &= assigned.keys()
-        ends = {key: consumer.highwater(tp) for key, tp in assigned.items()}  # None until a fetch answered
-        unknown = [tp for key, tp in assigned.items() if key not in committed and ends[key] is not None]
+        for key in {key for key in self.shown if key not in assigned or key in fenced}:
+            self.gauge.remove(key[0], str(key[1]))
+            self.shown.discard(key)
+        mine = {key: tp for key, tp in assigned.items() if key in held and key not in fenced}
+        ends = {key: consumer.highwater(tp) for key, tp in mine.items()}  # None until a fetch answered
+        unknown = [tp for key, tp in mine.items() if key not in committed and ends[key] is not None]
         starts = await consumer.beginning_offsets(unknown) if unknown else {}
-        for key, tp in assigned.items():
+        for key, tp in mine.items():
             start = committed.get(key, starts.get(tp))
             if ends[key] is None or start is None:
                 continue

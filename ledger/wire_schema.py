@@ -3,7 +3,9 @@ whose one use is their JSON Schema: the AsyncAPI document describes the topics w
 every record the examples produce against that document.
 
 A settlement carries each field under its own name and again under its national 2207 name; money is a string
-with two decimals (`-` on a reversal), the fund ratio one with four.
+with two decimals (`-` on a reversal), the fund ratio one with four. The one exception is a record too large for
+the broker (`consumers.relay.publishable`): a rejection's payload is then replaced by its size and SHA-256, and any
+other record is cut down to its identifying fields and `"truncated": true`; the ledger keeps it whole.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .records import MONEY_FIELDS, MovementRecord, SettlementRecord
 
-Money = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["128.50"])]
+Money = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["128.50"])]  # negated on a reversal
+Amount = Annotated[str, Field(pattern=r"^\d+\.\d{2}$", examples=["128.50"])]  # never negative
 Ratio = Annotated[str, Field(pattern=r"^\d+\.\d{4}$", examples=["0.7000"])]
 Points = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$")]
 CLOSED = ConfigDict(extra="forbid")
@@ -25,9 +28,9 @@ def _nullable(annotation: Any) -> bool:
     return get_origin(annotation) in (Union, UnionType) and NoneType in get_args(annotation)
 
 
-def _wire_type(name: str, annotation: Any, money=MONEY_FIELDS) -> Any:
+def _wire_type(name: str, annotation: Any, money=MONEY_FIELDS, as_money: Any = Money) -> Any:
     if name in money:
-        kind = Money
+        kind = as_money
     elif name == "fund_ratio":
         kind = Ratio
     elif name == "explanation":
@@ -63,7 +66,7 @@ MovementMessage = create_model(
     __config__=CLOSED,
     __doc__="A credit, debit or payout of a personal account; `amount` is positive.",
     **{
-        name: (_wire_type(name, field.annotation, money=("amount", "balance_after")), ...)
+        name: (_wire_type(name, field.annotation, money=("amount", "balance_after"), as_money=Amount), ...)
         for name, field in MovementRecord.model_fields.items()
     },
 )

@@ -43,7 +43,7 @@ ParkTtlOption = Annotated[
 ]
 
 
-PARK_TTL_DAYS = 30
+PARK_TTL_DAYS = 30  # ledger.service.DEFAULT_PARK_TTL, named here so that a command starts without importing it
 
 
 def park_ttl(days: float) -> timedelta:

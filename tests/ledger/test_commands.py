@@ -9,6 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ledger.cli import app
+from ledger.cli.common import PARK_TTL_DAYS
+from ledger.service import DEFAULT_PARK_TTL
 from tests import builders as b
 from tests.ledger.helpers import EXAMPLES, execute, fetch
 
@@ -146,6 +148,7 @@ def test_the_parking_time_given_is_the_one_ingest_and_serve_sweep_with(cli_db, t
 
     import consumers.app
     import consumers.broker
+    import consumers.logs
     from consumers.cli import app as full_app
 
     built = []
@@ -160,7 +163,9 @@ def test_the_parking_time_given_is_the_one_ingest_and_serve_sweep_with(cli_db, t
 
     monkeypatch.setattr(consumers.app, "Service", Built)
     monkeypatch.setattr(consumers.broker, "run", run)
+    monkeypatch.setattr(consumers.logs, "configure", lambda level: None)  # the session's logging stays as it is
     monkeypatch.setenv("MEDLEDGER_PARK_TTL_DAYS", "45")
     assert runner.invoke(full_app, ["serve"]).exit_code == 0
     assert runner.invoke(full_app, ["serve", "--park-ttl-days", "2.5"]).exit_code == 0
     assert [service.park_ttl for service in built] == [timedelta(days=45), timedelta(days=2.5)]
+    assert timedelta(days=PARK_TTL_DAYS) == DEFAULT_PARK_TTL  # the commands' default is the service's

@@ -154,3 +154,29 @@ def test_consumer_lag_is_reported_for_the_partitions_held_and_only_those():
     held = {("events", 2)}
     asyncio.run(lag.update(Consumer({0: 100, 2: 7}, {2: 0}), held, {("events", 0)}, {("events", 0): 100}))
     assert shown() == {"2": 7.0}
+
+
+def test_the_service_sweep_counts_what_it_refused_before_a_later_batch_failed(monkeypatch):
+    import asyncio
+    from datetime import timedelta
+
+    import consumers.app
+    from consumers.app import Service
+    from ledger.service import LedgerService
+
+    class Sweeping(LedgerService):
+        async def sweep(self, now=None, stats=None, on_published=None):
+            stats.rejected += 3  # a first batch refused three and committed
+            raise ConnectionError("the second batch failed")
+
+    service = Service(Settings(metrics_port=None), Sweeping.__new__(Sweeping))
+    monkeypatch.setattr(consumers.app, "SWEEP_EVERY", timedelta(0))
+
+    async def one_round():
+        task = asyncio.create_task(service._sweep())
+        while service.metrics.rejections._value.get() == 0:
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(asyncio.wait_for(one_round(), 10))
+    assert service.metrics.rejections._value.get() >= 3

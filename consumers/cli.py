@@ -6,6 +6,7 @@ They live here, on the outer layer, so the ledger never imports the Kafka adapte
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Annotated, Optional
 
 import typer
@@ -17,7 +18,6 @@ from ledger.cli.common import (
     ParkTtlOption,
     open_events,
     parameters_text,
-    park_ttl,
     prepared,
 )
 
@@ -49,8 +49,9 @@ def serve(
     logs.configure(log_level)
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
     text, source = parameters_text(parameters)
+    park_ttl = timedelta(days=park_ttl_days)
     service = LedgerService(
-        prepared(), text, source, batch_size=settings.batch_size, park_ttl=park_ttl(park_ttl_days), prepare_schema=False
+        prepared(), text, source, batch_size=settings.batch_size, park_ttl=park_ttl, prepare_schema=False
     )
     asyncio.run(run(Service(settings, service, partitions).app))
 

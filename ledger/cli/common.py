@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -44,10 +43,6 @@ ParkTtlOption = Annotated[
 
 
 PARK_TTL_DAYS = 30  # ledger.service.DEFAULT_PARK_TTL, named here so that a command starts without importing it
-
-
-def park_ttl(days: float) -> timedelta:
-    return timedelta(days=days)
 
 
 def parameters_file(path: Path | None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,7 +22,6 @@ from .common import (
     database,
     open_events,
     parameters_text,
-    park_ttl,
     prepared,
     progress_bar,
     with_raw,
@@ -64,7 +64,7 @@ def ingest(
 
         async def run():
             async with LedgerService(
-                db, text, source, batch_size=batch_size, park_ttl=park_ttl(park_ttl_days), prepare_schema=False
+                db, text, source, batch_size=batch_size, park_ttl=timedelta(days=park_ttl_days), prepare_schema=False
             ) as service:
                 with stream:
                     return await service.ingest(from_lines(counted(stream), name), publish)
@@ -170,7 +170,7 @@ def parked_sweep(park_ttl_days: ParkTtlOption = PARK_TTL_DAYS) -> None:
     db = prepared()
 
     async def run():
-        async with LedgerService(db, park_ttl=park_ttl(park_ttl_days), prepare_schema=False) as service:
+        async with LedgerService(db, park_ttl=timedelta(days=park_ttl_days), prepare_schema=False) as service:
             return await service.sweep(
                 on_published=lambda records: [sys.stdout.write(dumps(r) + "\n") for r in records]
             )

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from .records import MONEY_FIELDS, MovementRecord, SettlementRecord
+from .records import MONEY_FIELDS, NATIONAL_ALIASES, MovementRecord, SettlementRecord
 
 Money = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["128.50"])]  # negated on a reversal
 Amount = Annotated[str, Field(pattern=r"^\d+\.\d{2}$", examples=["128.50"])]  # never negative
@@ -42,15 +42,10 @@ def _wire_type(name: str, annotation: Any, money=MONEY_FIELDS, as_money: Any = M
 
 def _settlement_fields() -> dict[str, Any]:
     """Every field is on every record (none is left out for being empty): all are required."""
-    fields: dict[str, Any] = {}
-    for name, field in SettlementRecord.model_fields.items():
-        fields[name] = (_wire_type(name, field.annotation), ...)
-    for name, field in SettlementRecord.model_fields.items():
-        if field.alias:
-            fields[field.alias] = (
-                _wire_type(name, field.annotation),
-                Field(description=f"`{name}` under its national 2207 name"),
-            )
+    kinds = {name: _wire_type(name, field.annotation) for name, field in SettlementRecord.model_fields.items()}
+    fields: dict[str, Any] = {name: (kind, ...) for name, kind in kinds.items()}
+    for name, alias in NATIONAL_ALIASES:
+        fields[alias] = (kinds[name], Field(description=f"`{name}` under its national 2207 name"))
     return fields
 
 

@@ -17,6 +17,7 @@ import orjson
 
 from policies.book import Book
 
+from .chain import text_digest
 from .db.writes import Writes
 from .intake import Incoming
 
@@ -89,6 +90,12 @@ class Carry:
     book: Book  # its members, visits, reversals, payments and closed years as the batch left them
     loaded: dict[tuple[str, str], tuple[dict, str]]  # member state JSON as the batch left it, with its digest
     known: set[str] = field(default_factory=set)  # ids appended or parked; digests of unreadable input refused
-    # Event ids that wait no more: appended, or refused as unreadable input carrying that id.
+    # What waits no more: event ids appended, and (event id, payload digest) of parked events refused because
+    # their own bytes no longer decode. Another input that merely carries a parked event's id ends no wait.
     gone: set[str] = field(default_factory=set)
+    refused: set[tuple[str, str]] = field(default_factory=set)
     parked: dict[tuple[str, str], list[Incoming]] = field(default_factory=dict)  # newly parked, in arrival order
+
+    def waits_no_more(self, event_id: str, payload: str) -> bool:
+        """Of an event parked before the batch: the batch appended it, or refused its parked bytes."""
+        return event_id in self.gone or (event_id, text_digest(payload)) in self.refused

@@ -159,7 +159,7 @@ class Pipeline:
         registry = self.registry
         events = [item.event for item in items if item.event is not None]
         waiting = await self.parking.waiting_for(events, self.carry) if self.parking else {}
-        extra = [i.event for queue in waiting.values() for i in queue]
+        extra = [i.event for queue in waiting.values() for i in queue if i.event is not None]
         rows = BatchRows()
         loaded = rows.loaded if self.keep_loaded else None
         book = self.book = await load_book(self.raw, self.names, registry, events + extra, loaded, self.carry)
@@ -179,7 +179,10 @@ class Pipeline:
             if accepted and event.event_type == "member.enrolled" and waiting.get(key):
                 # What waited for this enrolment, in the order it arrived; once in the ledger it waits no more.
                 for queued in waiting.pop(key):
-                    apply_one(book, rows, self.sequencer.next(queued, rows), queued)
+                    if queued.error is not None:  # parked bytes this version no longer reads
+                        unreadable(rows, queued)
+                    else:
+                        apply_one(book, rows, self.sequencer.next(queued, rows), queued)
         await self.write(rows, registry)
         self.published.extend(rows.published)
 
@@ -226,10 +229,14 @@ class Parking:
     they arrived. The waiting room is append-only: an event waits while it is parked and not yet in the ledger,
     so nothing can make it disappear. One that waits too long is refused (`LedgerService.sweep`)."""
 
-    # Of parked_events `t`: the event is neither in the ledger nor refused.
+    # Of parked_events `t`: the event is neither in the ledger nor refused itself. A parked event is refused
+    # without a ledger position only when its own bytes no longer decode (revived by a later version): that
+    # rejection keeps the very payload parked. Other input that carries the same event id (malformed, say) is
+    # refused on its own and leaves the parked event waiting.
     WAITING = (
         " AND NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = t.event_id) "
-        "AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = t.event_id AND r.seq IS NULL)"
+        "AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = t.event_id AND r.seq IS NULL "
+        "AND r.payload_digest = encode(sha256(convert_to(t.payload, 'UTF8')), 'hex'))"
     )
 
     def __init__(self, raw, now: datetime, arrival: int):
@@ -269,7 +276,7 @@ class Parking:
                 *key_arrays(keys),
             )
         for region, member_id, payload, source, event_id in rows:
-            if carry is None or event_id not in carry.gone:
+            if carry is None or not carry.waits_no_more(event_id, payload):
                 waiting[(region, member_id)].append(revive(payload, source, event_id))
         if carry is not None:
             for key in keys & carry.parked.keys():
@@ -295,4 +302,7 @@ class Parking:
 
 def revive(payload: str, source: str | None, event_id: str) -> Incoming:
     """A parked event as it was received; its canonical bytes are the ones parked."""
-    return decode_canonical(payload, source or f"parked:{event_id}", event_id)
+    item = decode_canonical(payload, source or f"parked:{event_id}", event_id)
+    if item.error is not None and item.error.event_id is None:
+        item.error.event_id = event_id  # refused as the parked event it is
+    return item

@@ -249,11 +249,10 @@ class LedgerService:
         stats.appended += sequencer.seq - seq
         rows = written[0] if written else BatchRows()
         appended = {event.event_id for event in rows.events}
-        # refused unreadable input that carries an event id ends the wait of a parked event of that id too
-        gone = appended | {row[1] for row in rows.rejections if row[0] is None and row[1] is not None}
+        refused = {(row[1], row[6]) for row in rows.rejections if row[0] is None and row[1] is not None}
         parked: dict[tuple[str, str], list[Incoming]] = {}
         for item in parking.parked:
-            if item.event.event_id not in gone:
+            if item.event.event_id not in appended:
                 parked.setdefault((item.event.region, item.event.member_id), []).append(item)
         loaded = dict(rows.loaded)
         loaded.update((key, (rows.state_of(key), self.digest)) for key in rows.touched)
@@ -264,7 +263,8 @@ class LedgerService:
             book=book,
             loaded=loaded,
             known=appended | {item.event.event_id for item in parking.parked} | unreadable,
-            gone=gone,
+            gone=appended,
+            refused=refused,
             parked=parked,
         )
         carried = carry.mark if carry is not None else None

@@ -158,7 +158,10 @@ def test_a_batch_read_while_the_projections_are_rebuilt_is_settled_again(databas
     assert stats.appended == 1 and verify(database).ok
 
 
-def test_unreadable_input_carrying_a_parked_events_id_ends_its_wait_whatever_the_batches(database):
+@pytest.mark.parametrize("batch_size", [1, 10], ids=["batch by batch", "one batch"])
+def test_unreadable_input_carrying_a_parked_events_id_leaves_it_waiting_whatever_the_batches(database, batch_size):
+    """The malformed copy is refused on its own; the parked event still settles when its member enrols, whether
+    the three arrive in three batches (each read through the one before, `ledger.carry`) or in one."""
     from tests import builders as b
 
     b.fresh()
@@ -168,9 +171,11 @@ def test_unreadable_input_carrying_a_parked_events_id_ends_its_wait_whatever_the
         b.as_line({**parked, "surprise": 1}),  # refused as unreadable, with the parked event's id
         b.as_line(b.enrolled("PK", b.NANJING, on="2023-01-01")),
     ]
-    ingest(database, lines, batch_size=1)
-    one_by_one = fetch(database, "SELECT count(*) FROM ledger_events WHERE event_id = $1", parked["event_id"])[0][0]
-    assert one_by_one == 0  # as the waiting room reads it: its wait has ended without a settlement
+    stats, published = ingest(database, lines, batch_size=batch_size)
+    assert stats.parked == 1 and stats.rejected == 1
+    assert [r["visit_id"] for r in published if "settlement_id" in r] == [parked["visit_id"]]
+    settled = fetch(database, "SELECT count(*) FROM ledger_events WHERE event_id = $1", parked["event_id"])[0][0]
+    assert settled == 1
     assert verify(database).ok
 
 

@@ -115,3 +115,55 @@ def test_ingest_sweeps_before_it_reads(database):
     stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=2), park_ttl=timedelta(days=1))
     assert stats.expired == 1
     assert records(published, "rejected")[0]["rejected"] == visit["event_id"]
+
+
+def test_a_corrected_resend_of_refused_input_waits_and_settles(database):
+    """The producer's first try was malformed and refused; its corrected resend, under the same event id, is a
+    new event: it waits for the enrolment like any other and settles with it."""
+    contribution, visit, reversal, enrolment = _late_enrolment_stream()
+    stats, published = ingest(database, [b.as_line({**visit, "surprise": 1})], now=T0)
+    assert stats.rejected == 1 and records(published, "rejected")[0]["rejected"] == visit["event_id"]
+
+    stats, _ = ingest(database, [b.as_line(visit)], now=T0)
+    assert stats.parked == 1 and stats.duplicates == 0
+
+    stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=1))
+    assert [r["visit_id"] for r in records(published, "settlement_id")] == [visit["visit_id"]]
+    stats, _ = sweep(database, now=T0 + timedelta(days=60), park_ttl=timedelta(days=30))
+    assert stats.expired == 0
+    assert verify(database).ok
+
+
+def test_a_parked_event_that_no_longer_decodes_is_refused_once_when_its_member_enrols(database):
+    """Parked under an earlier version of the contract, its bytes no longer read: the enrolment refuses it as
+    unreadable, with its own bytes kept, and it waits no more (no later batch or sweep meets it again)."""
+    import json
+
+    from ledger.chain import text_digest
+    from tests.ledger.helpers import execute
+
+    contribution, visit, reversal, enrolment = _late_enrolment_stream()
+    payload = json.dumps({**visit, "retired_field": "x"}, sort_keys=True, separators=(",", ":"))
+    execute(
+        database,
+        "INSERT INTO parked_events (event_id, region, member_id, payload, source, parked_at, arrival) "
+        "VALUES ($1, $2, $3, $4, 'old:1', $5, 1)",
+        visit["event_id"],
+        b.NANJING,
+        "LATE",
+        payload,
+        T0,
+    )
+    stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=1))
+    (refused,) = records(published, "rejected")
+    assert refused["rejected"] == visit["event_id"] and refused["reason"] == "invalid_event"
+    (kept,) = fetch(database, "SELECT seq, event_id, payload, payload_digest FROM ledger_rejections")
+    assert kept["seq"] is None and kept["event_id"] == visit["event_id"]
+    assert kept["payload"] == payload and kept["payload_digest"] == text_digest(payload)
+
+    stats, published = ingest(database, [b.as_line(contribution)], now=T0 + timedelta(days=2))
+    assert not records(published, "rejected")
+    stats, _ = sweep(database, now=T0 + timedelta(days=60), park_ttl=timedelta(days=30))
+    assert stats.expired == 0
+    assert fetch(database, "SELECT count(*) FROM ledger_rejections")[0][0] == 1
+    assert verify(database).ok

@@ -32,13 +32,16 @@ SCHEMA = (
         facility_level integer,
         pool           text NOT NULL,
         reverses       text,
-        total_amount   numeric(16, 2) NOT NULL,
-        fund_paid      numeric(16, 2) NOT NULL,
-        account_paid   numeric(16, 2) NOT NULL,
-        cash_paid      numeric(16, 2) NOT NULL,
+        total_amount   numeric NOT NULL,
+        fund_paid      numeric NOT NULL,
+        account_paid   numeric NOT NULL,
+        cash_paid      numeric NOT NULL,
         received_at    timestamptz NOT NULL DEFAULT now()
     )""",
     "CREATE INDEX IF NOT EXISTS settlements_region_month ON reporting.settlements (region, month)",
+    # Tables made when amounts had 16 digits at most: every amount the contract accepts fits now (no rewrite).
+    "ALTER TABLE reporting.settlements "
+    + ", ".join(f"ALTER COLUMN {c} TYPE numeric" for c in ("total_amount", "fund_paid", "account_paid", "cash_paid")),
 )
 COLUMNS = (
     "settlement_id",

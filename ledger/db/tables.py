@@ -27,7 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
-MONEY = Numeric(16, 2)
+# Unbounded: every amount the contract accepts (below 10**15 yuan), and every sum of them a balance, a member's
+# year or a region's month can reach, is stored exactly; the engine keeps each one to the fen.
+MONEY = Numeric()
 
 # -- the ledger ------------------------------------------------------------------------------------------------------
 

@@ -246,3 +246,29 @@ def test_a_reversal_in_a_later_batch_pays_the_account_holder_back(database):
     assert records(published, "settlement_id") and not records(published, "rejected")
     assert balance() == before
     assert verify(database).ok
+
+
+def test_the_largest_amounts_the_contract_accepts_are_stored_exactly(database):
+    """An amount just below 10**15 yuan is valid input: it, and the sums it makes (a balance, a member's year),
+    are written to the ledger and the projections to the fen, not refused by a column at commit."""
+    from decimal import Decimal
+
+    b.fresh()
+    largest = "999999999999999.99"
+    lines = [
+        b.as_line(e)
+        for e in (
+            b.enrolled("BIG", b.NANJING, on="2023-01-01"),
+            b.contribution("BIG", b.NANJING, "2023-02", largest, individual=largest, employer="0.00"),
+            b.contribution("BIG", b.NANJING, "2023-03", largest, individual=largest, employer="0.00"),
+            b.external_fund("BIG", b.NANJING, largest, on="2023-04-01"),
+            b.external_fund("BIG", b.NANJING, largest, on="2023-05-01"),
+        )
+    ]
+    stats, published = ingest(database, lines)
+    assert stats.appended == 5 and stats.rejected == 0
+    (balance,) = fetch(database, "SELECT balance_after FROM ledger_movements ORDER BY seq DESC LIMIT 1")[0]
+    external, year_balance = fetch(database, "SELECT external_fund_paid, balance FROM member_year WHERE year = 2023")[0]
+    assert external == Decimal(largest) * 2  # past what 16 digits hold
+    assert year_balance == balance > 0
+    assert verify(database).ok

@@ -102,3 +102,61 @@ def test_verify_split_by_region_over_processes_agrees_and_catches_a_forgery(data
     execute(database, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
     broken = verify_in_parallel(database, 500, 2, counts)
     assert not broken.ok and not broken.chain_breaks and broken.difference_count == 1
+
+
+def _both_ways(database):
+    """verify in this process, and split by region over two worker processes."""
+    from ledger.replay import verify_in_parallel
+
+    counts = {r[0]: r[1] for r in fetch(database, "SELECT region, count(*) FROM ledger_events GROUP BY region")}
+    return verify(database, batch_size=50), verify_in_parallel(database, 50, 2, counts)
+
+
+def test_verify_catches_a_changed_projection_row_and_rebuild_restores_it(database):
+    from tests.ledger.helpers import execute
+
+    ingest(database, example_lines("nanjing", "weihai"))
+    before = _snapshot(database)
+    execute(
+        database,
+        "UPDATE fund_totals SET fund_paid = fund_paid + 1 "
+        "WHERE (region, month, pool) = (SELECT region, month, pool FROM fund_totals ORDER BY 1, 2, 3 LIMIT 1)",
+    )
+    for report in _both_ways(database):
+        assert not report.ok and not report.difference_count
+        assert report.projection_differences == dict.fromkeys(PROJECTIONS, 0) | {"fund_totals": 2}
+    asyncio.run(Replayer(database).rebuild())
+    assert _snapshot(database) == before
+    assert all(report.ok for report in _both_ways(database))
+
+
+def test_verify_catches_projection_rows_of_a_region_without_events(database):
+    from tests.ledger.helpers import execute
+
+    ingest(database, example_lines("nanjing"))
+    execute(
+        database,
+        "INSERT INTO fund_totals (region, month, pool, fund_paid, settlements, reversals) "
+        "VALUES ('370100', '2023-05-01', 'general', 1000.00, 1, 0)",
+    )
+    for report in _both_ways(database):
+        assert not report.ok and report.projection_differences["fund_totals"] == 1
+
+
+def test_verify_catches_a_ledger_row_added_beside_a_year_close(database):
+    """A year close is compared a chunk of its region's members at a time; a row under its position for someone
+    who is no member there is met by no comparison, and still counted."""
+    from tests.ledger.helpers import execute
+
+    ingest(database, example_lines("nanjing"))
+    (close,) = fetch(database, "SELECT seq FROM ledger_events WHERE event_type = 'period.year_closed' LIMIT 1")[0]
+    execute(
+        database,
+        "INSERT INTO ledger_incentives (seq, region, member_id, year, record) "
+        "VALUES ($1, '320100', 'NOBODY', 2023, '{\"member_id\": \"NOBODY\"}')",
+        close,
+    )
+    for report in _both_ways(database):
+        assert not report.ok and report.difference_count == 1
+        (difference,) = report.differences
+        assert difference.what == "ledger_incentives" and "1 incentive row(s)" in difference.detail

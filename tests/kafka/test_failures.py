@@ -132,36 +132,54 @@ def test_a_poison_message_is_refused_into_the_rejection_topic_and_the_stream_goe
     assert {row[0] for row in kept} >= {"{not json", "[1, 2]"}
 
 
-def test_a_broker_restart_mid_stream_is_ridden_out(settings, database, kafka, tmp_path):
+def test_a_broker_restart_mid_stream_is_ridden_out(settings, database, kafka, tmp_path, monkeypatch):
     own = None
     if not kafka.restartable:  # a broker named by KAFKA_BOOTSTRAP_SERVERS is not this test's to restart
         kafka = own = TestBroker(tmp_path / "kafka", own=True)
         settings = replace(settings, bootstrap_servers=own.bootstrap)
     try:
-        _ride_out_a_restart(settings, database, kafka)
+        _ride_out_a_restart(settings, database, kafka, monkeypatch)
     finally:
         if own is not None:
             own.stop()
 
 
-def _ride_out_a_restart(settings, database, kafka) -> None:
-    lines = example_lines("weihai")
+def _ride_out_a_restart(settings, database, kafka, monkeypatch) -> None:
+    """The broker goes away and comes back while the service is settling what it fetched and the relay is
+    publishing: the service goes on running meanwhile (the restart runs in a thread), and afterwards every
+    event is in the ledger once and every output on the topic."""
+    import asyncio
+
+    from ledger.service import LedgerService
+
+    real_prepare = LedgerService.prepare
+
+    async def slow_prepare(self, *args, **kwargs):
+        prepared = await real_prepare(self, *args, **kwargs)
+        await asyncio.sleep(0.2)  # so that the first half is still being settled when the broker stops
+        return prepared
+
+    monkeypatch.setattr(LedgerService, "prepare", slow_prepare)
+    lines = generated(600, 60)
     half = len(lines) // 2
-    want = {_identity(r) for r in settle_lines(lines) if "rejected" not in r}
+    want = {_identity(r) for r in settle_lines(lines, parse_parameters(IM_PARAMETERS)) if "rejected" not in r}
 
     async def scenario():
         await publish(settings, lines[:half])
-        async with serving(settings, database):
-            await _async_until(lambda: _count(database) == half)
-            kafka.restart()
+        async with serving(settings, database, IM_PARAMETERS, batch_size=20):
+            await _async_until(lambda: _count(database) > 0)
+            at_restart = await asyncio.to_thread(_count, database)
+            await asyncio.to_thread(kafka.restart)
             await publish(settings, lines[half:])
             await _async_until(lambda: _count(database) == len(lines) and relayed_all(database))
         settled = Topic(settings, settings.settlements_topic)
-        return await settled.read_until(lambda values: {_identity(r) for r in values} >= want)
+        return at_restart, await settled.read_until(lambda values: {_identity(r) for r in values} >= want)
 
-    got = run(scenario())
+    at_restart, got = run(scenario())
+    assert at_restart < half  # the broker stopped mid-stream, not after it
     assert _count(database) == len(lines)
     assert {_identity(r) for r in got} == want
+    assert verify(database).ok
 
 
 def _identity(record: dict) -> str:

@@ -90,6 +90,7 @@ class Carry:
     book: Book  # its members, visits, reversals, payments and closed years as the batch left them
     loaded: dict[tuple[str, str], tuple[dict, str]]  # member state JSON as the batch left it, with its digest
     known: set[str] = field(default_factory=set)  # ids appended or parked; digests of unreadable input refused
+    payloads: dict[str, str] = field(default_factory=dict)  # canonical bytes of the events appended or parked
     # What waits no more: event ids appended, and (event id, payload digest) of parked events refused because
     # their own bytes no longer decode. Another input that merely carries a parked event's id ends no wait.
     gone: set[str] = field(default_factory=set)

@@ -41,6 +41,35 @@ class Incoming:
         return self._payload
 
 
+class ConflictingRepeat(InvalidEvent):
+    """An event id already held by a different event: the producer reused it, or changed the event and sent it
+    again. Refused and kept; the event first recorded under the id is left as it is."""
+
+    reason = "event_id_conflict"
+
+
+def same_event(held: str, item: Incoming) -> bool:
+    """Whether `item` repeats the event whose canonical bytes are `held`: the same bytes, or the same values
+    written another way (money as "300" and "300.00", say)."""
+    if held == item.payload:
+        return True
+    earlier = decode_canonical(held, "held", item.event.event_id)
+    return earlier.event is not None and earlier.event == item.event
+
+
+def conflicting(item: Incoming, held: str) -> None:
+    """Turn `item` into refused input: it is not the event already held under its id."""
+    event_id = item.event.event_id
+    before, now = orjson.loads(held), orjson.loads(item.payload)
+    differing = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
+    detail = (
+        f"event_id {event_id} is already recorded for a different event (differs in: {', '.join(differing[:6])}); "
+        "the event first recorded under it stands. Send a change under a new event_id"
+    )
+    item.error = ConflictingRepeat(detail, item.raw, event_id)
+    item.event = None
+
+
 def decode(raw: str | bytes, source: str, position: int | str) -> Incoming:
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     try:

@@ -11,16 +11,22 @@ from policies.parameters import ParameterSet
 from policies.rejection import Rejected
 
 from .chain import text_digest
-from .intake import from_lines
+from .intake import conflicting, from_lines, same_event
 from .records import rejection_wire, shown_payload, wire
 
 
 def settle_stream(lines: Iterable[str | bytes], parameters: ParameterSet | None = None) -> Iterator[dict[str, Any]]:
-    """What `ingest` publishes, without a database: a repeat (of an event_id, or of the same unreadable input)
-    is acknowledged and not applied twice; nothing waits for an enrolment, so such an event is rejected."""
+    """What `ingest` publishes, without a database: a repeat (of an event, or of the same unreadable input) is
+    acknowledged and not applied twice, a different event under an id already given is refused; nothing waits
+    for an enrolment, so such an event is rejected."""
     engine = Engine(parameters)
     seen: set[str] = set()
+    held: dict[str, str] = {}  # event id -> canonical bytes of the event first given it
     for item in from_lines(lines, "input"):
+        if item.event is not None and item.event.event_id in held:
+            if same_event(held[item.event.event_id], item):
+                continue
+            conflicting(item, held[item.event.event_id])
         if item.error is not None:
             key = text_digest(item.raw)
             if key not in seen:
@@ -31,9 +37,7 @@ def settle_stream(lines: Iterable[str | bytes], parameters: ParameterSet | None 
                 )
             continue
         event = item.event
-        if event.event_id in seen:
-            continue
-        seen.add(event.event_id)
+        held[event.event_id] = item.payload
         try:
             outputs = engine.apply(event, item.position)
         except Rejected as rejection:

@@ -41,7 +41,7 @@ from .db.tracking import (
     verify_claims,
 )
 from .db.writes import Writes
-from .intake import Incoming
+from .intake import Incoming, conflicting, same_event
 from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer
 
 DEFAULT_PARK_TTL = timedelta(days=30)
@@ -263,6 +263,8 @@ class LedgerService:
             book=book,
             loaded=loaded,
             known=appended | {item.event.event_id for item in parking.parked} | unreadable,
+            payloads={event.event_id: event.payload for event in rows.events}
+            | {item.event.event_id: item.payload for item in parking.parked},
             gone=appended,
             refused=refused,
             parked=parked,
@@ -409,18 +411,30 @@ class LedgerService:
     ) -> list[Incoming]:
         """Drop repeats: an event already in the ledger or in the parking area, unreadable input already refused,
         or either earlier in this batch (or in the batch carried from). A repeat is acknowledged, never applied
-        or recorded twice."""
+        or recorded twice. A different event under an id already held is no repeat: it is refused
+        (`ConflictingRepeat`), and the event held stays as it is."""
         ids = [item.event.event_id for item in items if item.event is not None]
-        seen = set(carry.known) if carry is not None else set()
+        held: dict[str, str] = {}  # event id -> canonical bytes of the event the ledger or the waiting room holds
         if ids:
-            seen |= {
-                row[0]
-                for row in await raw.fetch(
-                    "SELECT event_id FROM ledger_events WHERE event_id = ANY($1::text[]) "
-                    "UNION ALL SELECT event_id FROM parked_events WHERE event_id = ANY($1::text[])",
-                    ids,
-                )
-            }
+            for event_id, payload in await raw.fetch(
+                "SELECT event_id, payload FROM ledger_events WHERE event_id = ANY($1::text[]) "
+                "UNION ALL SELECT event_id, payload FROM parked_events WHERE event_id = ANY($1::text[])",
+                ids,
+            ):
+                held.setdefault(event_id, payload)
+        if carry is not None:
+            held.update((i, carry.payloads[i]) for i in ids if i in carry.payloads)
+        seen = set(held)
+        first: dict[str, str] = {}  # of this batch
+        for item in items:
+            if item.event is None:
+                continue
+            event_id = item.event.event_id
+            before = held.get(event_id) or first.get(event_id)
+            if before is None:
+                first[event_id] = item.payload
+            elif not same_event(before, item):
+                conflicting(item, before)
         digests = [text_digest(item.raw) for item in items if item.error is not None]
         if digests:
             seen |= {
@@ -431,6 +445,8 @@ class LedgerService:
                     digests,
                 )
             }
+        if carry is not None:
+            seen |= carry.known
         fresh = []
         for item in items:
             key = item.event.event_id if item.event is not None else text_digest(item.raw)

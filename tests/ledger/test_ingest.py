@@ -272,3 +272,56 @@ def test_the_largest_amounts_the_contract_accepts_are_stored_exactly(database):
     assert external == Decimal(largest) * 2  # past what 16 digits hold
     assert year_balance == balance > 0
     assert verify(database).ok
+
+
+def _conflict_stream():
+    b.fresh()
+    enrolment = b.enrolled("REUSE", b.NANJING, on="2023-01-01")
+    visit = b.visit("REUSE", b.NANJING, on="2023-03-01", items=[b.line("300.00")])
+    changed = {**visit, "items": [{**visit["items"][0], "amount": "900.00"}]}
+    return enrolment, visit, changed
+
+
+def test_a_different_event_under_an_id_already_recorded_is_refused_and_kept(database):
+    enrolment, visit, changed = _conflict_stream()
+    ingest(database, [b.as_line(enrolment), b.as_line(visit)])
+    stats, published = ingest(database, [b.as_line(changed)])
+    assert stats.rejected == 1 and stats.duplicates == 0 and stats.appended == 0
+    (refused,) = records(published, "rejected")
+    assert refused["rejected"] == visit["event_id"] and refused["reason"] == "event_id_conflict"
+    assert "items" in refused["detail"]
+    (kept,) = fetch(database, "SELECT seq, event_id, reason, payload FROM ledger_rejections")
+    assert kept["seq"] is None and kept["reason"] == "event_id_conflict" and '"900.00"' in kept["payload"]
+
+    # the same conflicting bytes again: acknowledged, not refused twice; the original again: a plain repeat
+    stats, published = ingest(database, [b.as_line(changed), b.as_line(visit)])
+    assert stats.duplicates == 2 and not published
+    # the original written another way (money without its decimals) is the same event
+    respelled = {**visit, "items": [{**visit["items"][0], "amount": "300"}]}
+    stats, published = ingest(database, [b.as_line(respelled)])
+    assert stats.duplicates == 1 and not published
+    assert fetch(database, "SELECT count(*) FROM ledger_rejections")[0][0] == 1
+    (fund,) = fetch(database, "SELECT sum(fund_paid) FROM ledger_settlements")[0]
+    assert verify(database).ok and fund < 300
+
+
+@pytest.mark.parametrize("batch_size", [1, 10], ids=["read through the batch before", "one batch"])
+def test_a_conflicting_repeat_is_refused_within_a_run_and_a_parked_event_keeps_waiting(database, batch_size):
+    enrolment, visit, changed = _conflict_stream()
+    stats, published = ingest(
+        database, [b.as_line(visit), b.as_line(changed), b.as_line(enrolment)], batch_size=batch_size
+    )
+    assert stats.parked == 1 and stats.rejected == 1
+    assert [r["reason"] for r in records(published, "rejected")] == ["event_id_conflict"]
+    (settled,) = records(published, "settlement_id")
+    assert settled["total_amount"] == "300.00"
+    assert verify(database).ok
+
+
+def test_settle_refuses_a_conflicting_repeat_as_ingest_does(database):
+    enrolment, visit, changed = _conflict_stream()
+    lines = [b.as_line(e) for e in (enrolment, visit, changed, visit, changed)]
+    offline = settle_lines(lines)
+    assert [r["reason"] for r in records(offline, "rejected")] == ["event_id_conflict"]
+    stats, published = ingest(database, lines)
+    assert _without_seq(published) == _without_seq(offline)

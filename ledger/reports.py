@@ -48,7 +48,7 @@ async def statements(raw, member_id: str, year: int | None, region: str | None, 
         )
         chosen = year or (latest.year if latest else today.year)
         as_of = min(date(chosen, 12, 31), max(today, date(chosen, 1, 1)))
-        registry = await _registry(raw)
+        registry = await _registry(raw, row_region, member_id)
         policy = registry.for_year(row_region, chosen)
         limits = policy.rules.limits_remaining(member, as_of, policy.params) if policy else {}
         year_row = await raw.fetchrow(
@@ -104,11 +104,14 @@ async def statements(raw, member_id: str, year: int | None, region: str | None, 
     return found
 
 
-async def _registry(raw) -> PolicyRegistry:
-    """The parameters most recently recorded with an event (the defaults when the ledger is empty)."""
+async def _registry(raw, region: str, member_id: str) -> PolicyRegistry:
+    """The parameters the member's state was last settled under, as member_year is written (another region's
+    events, ingested later under other parameters, do not change this member's limits)."""
     content = await raw.fetchval(
-        "SELECT p.content FROM ledger_events e JOIN parameter_sets p ON p.digest = e.params_digest "
-        "ORDER BY e.seq DESC LIMIT 1"
+        "SELECT p.content FROM member_state m JOIN ledger_events e ON e.seq = m.last_seq "
+        "JOIN parameter_sets p ON p.digest = e.params_digest WHERE m.region = $1 AND m.member_id = $2",
+        region,
+        member_id,
     )
     return PolicyRegistry(parse_parameters(content or ""))
 
@@ -128,7 +131,12 @@ def render_statement(console: Console, statement: Statement) -> None:
         header.add_row("retired", f"procedure completed {member.retired_on}; retiree rules from the next month")
     if member.terminated_on:
         header.add_row("terminated", f"{member.terminated_on} ({member.termination_reason})")
-    header.add_row("account balance", f"{member.balance}" + (" (closed)" if member.account_closed else ""))
+    closed = " (closed)" if member.account_closed else ""
+    if row.get("balance") is not None and row["balance"] != member.balance:
+        header.add_row(f"account balance {statement.year}", f"{row['balance']} at the end of the year")
+        header.add_row("account balance now", f"{member.balance}{closed}")
+    else:
+        header.add_row("account balance", f"{member.balance}{closed}")
     if statement.region == "371000":
         header.add_row("incentive", f"ratio bonus {member.bonus_points} points (001 第十二条)")
     if statement.region == "320100":

@@ -169,3 +169,60 @@ def test_the_parking_time_given_is_the_one_ingest_and_serve_sweep_with(cli_db, t
     assert runner.invoke(full_app, ["serve", "--park-ttl-days", "2.5"]).exit_code == 0
     assert [service.park_ttl for service in built] == [timedelta(days=45), timedelta(days=2.5)]
     assert timedelta(days=PARK_TTL_DAYS) == DEFAULT_PARK_TTL  # the commands' default is the service's
+
+
+def test_member_statement_limits_follow_the_members_own_parameters_and_show_the_years_balance(cli_db, tmp_path):
+    """Inner Mongolia settled under its parameter file, Weihai afterwards under the defaults: an Inner Mongolia
+    member's remaining limits are still those of the file. A past year shows the balance it ended with."""
+    from datetime import date
+
+    from ledger.codec import state_from_json
+    from ledger.db.projection_store import as_json
+    from policies.parameters import parse_parameters
+    from policies.registry import PolicyRegistry
+    from tests.ledger.helpers import IM_PARAMETERS
+
+    params = EXAMPLES / "params/150000-illustrative.toml"
+    assert (
+        invoke("ingest", str(EXAMPLES / "inner-mongolia.jsonl"), "--quiet", "--parameters", str(params)).exit_code == 0
+    )
+    assert invoke("ingest", str(EXAMPLES / "weihai.jsonl"), "--quiet").exit_code == 0
+    member, state = fetch(
+        cli_db,
+        "SELECT m.member_id, m.state FROM member_state m WHERE m.region = '150000' AND EXISTS "
+        "(SELECT 1 FROM ledger_settlements s WHERE s.member_id = m.member_id AND s.fund_paid > 0) "
+        "ORDER BY m.member_id LIMIT 1",
+    )[0]
+    state = state_from_json(as_json(state))
+
+    def limits(parameters: str) -> dict:
+        policy = PolicyRegistry(parse_parameters(parameters)).for_year("150000", 2023)
+        return policy.rules.limits_remaining(state, date(2023, 12, 31), policy.params)
+
+    configured = limits(IM_PARAMETERS)
+    assert configured and configured != limits("")  # the file's limits are not the defaults'
+    result = runner.invoke(app, ["member", "show", member, "--year", "2023"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.stdout.replace("│", " ").split())
+    for label, value in configured.items():
+        assert f"remaining: {label} {value}" in shown, result.stdout
+
+    b.fresh()
+    events = [
+        b.enrolled("BAL", b.NANJING, on="2023-01-01"),
+        b.contribution("BAL", b.NANJING, "2023-03", "9000.00"),
+        b.contribution("BAL", b.NANJING, "2024-03", "9000.00"),
+    ]
+    lines = tmp_path / "bal.jsonl"
+    lines.write_text("".join(b.as_line(e) + "\n" for e in events))
+    assert invoke("ingest", str(lines), "--quiet").exit_code == 0
+    ended_2023, now = fetch(
+        cli_db,
+        "SELECT (SELECT balance FROM member_year WHERE member_id = 'BAL' AND year = 2023), "
+        "(SELECT balance_after FROM ledger_movements WHERE member_id = 'BAL' ORDER BY seq DESC LIMIT 1)",
+    )[0]
+    assert 0 < ended_2023 < now
+    result = runner.invoke(app, ["member", "show", "BAL", "--year", "2023"], env={"COLUMNS": "200"})
+    shown = " ".join(result.stdout.replace("│", " ").split())
+    assert f"account balance 2023 {ended_2023} at the end of the year" in shown, result.stdout
+    assert f"account balance now {now}" in shown, result.stdout

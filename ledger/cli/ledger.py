@@ -85,7 +85,7 @@ def replay(
         Optional[Path], typer.Option("--policy", help="Parameter file for a what-if run.", exists=True, dir_okay=False)
     ] = None,
     compare: Annotated[bool, typer.Option("--compare", help="With --policy: report the fund impact.")] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Events per batch.")] = 5_000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per batch.")] = 2_000,  # replay.REPLAY_BATCH
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="With --verify: processes, each replaying some of the regions.")
     ] = 2,
@@ -152,7 +152,9 @@ def db_upgrade() -> None:
 
 
 @projections_app.command("rebuild")
-def projections_rebuild(batch_size: Annotated[int, typer.Option(min=1, help="Events per batch.")] = 5_000) -> None:
+def projections_rebuild(
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per batch.")] = 2_000,  # replay.REPLAY_BATCH
+) -> None:
     """Drop every projection and rebuild it from the ledger alone."""
     from ..replay import Replayer
 

@@ -226,3 +226,16 @@ def test_member_statement_limits_follow_the_members_own_parameters_and_show_the_
     shown = " ".join(result.stdout.replace("│", " ").split())
     assert f"account balance 2023 {ended_2023} at the end of the year" in shown, result.stdout
     assert f"account balance now {now}" in shown, result.stdout
+
+
+def test_replay_and_rebuild_default_to_the_replay_batch():
+    import typer.main
+
+    from ledger.replay import REPLAY_BATCH
+
+    group = typer.main.get_command(app)
+    replay = group.commands["replay"]
+    rebuild = group.commands["projections"].commands["rebuild"]
+    for command in (replay, rebuild):
+        (batch,) = [p for p in command.params if p.name == "batch_size"]
+        assert batch.default == REPLAY_BATCH

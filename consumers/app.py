@@ -119,6 +119,7 @@ class Service:
             self.metrics,
         )
         self.claims = Claims(service, settings.group_id, lambda: self.subscriber.consumer)
+        self.claims.on_rebase = lambda _partition: self.metrics.rebased.inc()
         self.settler = Settler(
             service,
             self.claims,

@@ -29,6 +29,7 @@ class Claims(ConsumerRebalanceListener):
         # Raised whenever the consumer's positions are moved (a seek, partitions taken or given up): records fetched
         # before that are not to be settled.
         self.moves = 0
+        self.on_rebase = _ignore  # told of each partition whose stored offset was past the end of its log
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self.lock:
@@ -54,6 +55,7 @@ class Claims(ConsumerRebalanceListener):
         """Claim and seek: consumption resumes right after the last batch committed, by anyone."""
         claims = await self.service.claim(self.name, [(tp.topic, tp.partition) for tp in partitions])
         consumer: AIOKafkaConsumer = self.consumer_of()
+        await self._behind_the_log(consumer, claims)
         self.moves += 1
         # Seek first, then hold: a batch fetched before the seek must not commit under the new claim.
         for tp in partitions:
@@ -84,6 +86,11 @@ class Claims(ConsumerRebalanceListener):
         if not assigned:
             return
         current = await self.service.stored_offsets(self.name, [(tp.topic, tp.partition) for tp in assigned])
+        still = {
+            key: claim for key, claim in current.items() if (held := self.held.get(key)) and held.epoch == claim.epoch
+        }
+        await self._behind_the_log(consumer, still)
+        current.update(still)
         lost = []
         for tp in assigned:
             key = (tp.topic, tp.partition)
@@ -103,8 +110,45 @@ class Claims(ConsumerRebalanceListener):
         if lost:
             await self.take(lost)
 
+    async def _behind_the_log(self, consumer: AIOKafkaConsumer, claims: dict) -> None:
+        """A stored offset past the end of its partition's log: the topic was deleted and made again, or the
+        broker lost records it had acknowledged. Records produced from now on take offsets the ledger counts as
+        consumed, and would be skipped; so consumption starts again from the log's beginning, and what is read
+        again is acknowledged as repeats (by event id). Said loudly: it needs an operator's look."""
+        stored = {TopicPartition(t, p): c for (t, p), c in claims.items() if c.next_offset is not None}
+        if not stored:
+            return
+        ends = await consumer.end_offsets(list(stored))
+        ahead = [tp for tp, claim in stored.items() if claim.next_offset > ends[tp]]
+        if not ahead:
+            return
+        starts = await consumer.beginning_offsets(ahead)
+        for tp in ahead:
+            key, held = (tp.topic, tp.partition), stored[tp]
+            moved = await self.service.rebase(self.name, key, held, starts[tp])
+            if moved is None:
+                continue  # claimed or consumed elsewhere meanwhile: that claim's holder decides
+            claims[key] = moved
+            if key in self.committed:
+                self.committed[key] = moved.next_offset
+            self.on_rebase(key)
+            log.error(
+                "stored offset %d of %s/%d is past the end of its log (%d): the topic was made again or the broker "
+                "lost records; reading it again from offset %d, repeats acknowledged by event id",
+                held.next_offset,
+                tp.topic,
+                tp.partition,
+                ends[tp],
+                starts[tp],
+                extra={"topic": tp.topic, "partition": tp.partition, "stored": held.next_offset, "end": ends[tp]},
+            )
+
 
 async def _nothing() -> None:
+    return None
+
+
+def _ignore(_partition) -> None:
     return None
 
 

@@ -37,6 +37,7 @@ from .db.tracking import (
     check,
     claim,
     claim_arguments,
+    rebase,
     stored,
     verify_claims,
 )
@@ -351,6 +352,11 @@ class LedgerService:
         """Take partitions over for `consumer` (see `ledger.db.tracking`)."""
         async with self.engine.connect() as connection:
             return await claim(await driver(connection), consumer, partitions)
+
+    async def rebase(self, consumer: str, partition: TopicPartition, held: Claim, offset: int) -> Claim | None:
+        """Move a stored offset back (see `ledger.db.tracking.rebase`)."""
+        async with self.engine.connect() as connection:
+            return await rebase(await driver(connection), consumer, partition, held, offset)
 
     async def stored_offsets(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
         async with self.engine.connect() as connection:

@@ -52,6 +52,21 @@ async def claim(raw, consumer: str, partitions: Iterable[TopicPartition]) -> dic
     return claims
 
 
+async def rebase(raw, consumer: str, partition: TopicPartition, held: Claim, offset: int) -> Claim | None:
+    """Move a partition's stored offset back to `offset`, under the claim `held` and only from where it stood:
+    the claim with it, or None if the partition was claimed again or consumed from meanwhile."""
+    found = await raw.fetchrow(
+        "UPDATE consumer_offsets SET next_offset = $5 WHERE consumer = $1 AND topic = $2 AND partition = $3 "
+        "AND epoch = $4 AND next_offset = $6 RETURNING epoch, next_offset",
+        consumer,
+        *partition,
+        held.epoch,
+        offset,
+        held.next_offset,
+    )
+    return None if found is None else Claim(*found)
+
+
 async def stored(raw, consumer: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, Claim]:
     """The committed positions and epochs, read without claiming."""
     rows = await raw.fetch(

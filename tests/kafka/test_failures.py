@@ -234,3 +234,59 @@ def test_a_batch_that_does_not_commit_is_read_again_and_nothing_settled_after_it
     got = unique(topic.values(), "settlement_id")
     assert {k: without_seq(v) for k, v in got.items()} == {k: without_seq(v) for k, v in expected.items()}
     assert verify(database).ok
+
+
+def test_records_of_a_topic_made_again_are_settled_not_skipped_behind_the_stored_offsets(settings, database):
+    """The event topic was deleted and made again after the service consumed from it, so the offsets stored with
+    the ledger are past the end of the new log. The new topic is read from its start: its records settle, and the
+    partition's rebase is counted."""
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from consumers.topics import ensure_topics
+    from tests import builders as b
+
+    first = example_lines("nanjing")
+    b.fresh()
+    later = [
+        b.as_line(e)
+        for e in (
+            b.enrolled("AGAIN", b.NANJING, on="2023-01-01"),
+            b.contribution("AGAIN", b.NANJING, "2023-03", "9000.00"),
+        )
+    ]
+
+    async def remake_the_event_topic() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.delete_topics([settings.events_topic])
+            deadline = time.monotonic() + 60
+            while settings.events_topic in await admin.list_topics():
+                assert time.monotonic() < deadline, "the topic was not deleted"
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+        for _ in range(50):  # the broker may still be removing the old partitions
+            try:
+                await ensure_topics(settings)
+                return
+            except Exception:
+                await asyncio.sleep(0.2)
+        await ensure_topics(settings)
+
+    async def scenario():
+        await publish(settings, first)
+        async with serving(settings, database):
+            await _async_until(lambda: _count(database) == len(first))
+        await remake_the_event_topic()
+        await publish(settings, later)
+        async with serving(settings, database) as service:
+            await _async_until(lambda: _count(database) == len(first) + len(later))
+            return service.metrics.rebased._value.get()
+
+    rebased = run(scenario())
+    assert rebased >= 1
+    assert fetch(database, "SELECT count(*) FROM ledger_events WHERE member_id = 'AGAIN'")[0][0] == 2
+    assert verify(database).ok

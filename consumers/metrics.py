@@ -27,6 +27,11 @@ class Metrics:
         self.gaps = Counter(
             "medledger_offsets_skipped", "Offsets gone from a partition before they were consumed", registry=r
         )
+        self.unprocessable = Counter(
+            "medledger_events_unprocessable",
+            "Records refused because settling them failed again and again (reason unprocessable)",
+            registry=r,
+        )
         self.rebased = Counter(
             "medledger_offsets_rebased",
             "Partitions read again from the start because the stored offset was past the end of the log",

@@ -26,6 +26,7 @@ from ledger.service import IngestStats, LedgerService, Prepared, Tracking, has_y
 from .claims import Claims
 from .incoming import incoming, spans
 from .metrics import Metrics
+from .poison import ISOLATE_AFTER, deterministic, refuse
 from .relay import Relay
 
 log = logging.getLogger("medledger.consumer")
@@ -61,6 +62,9 @@ class Settler:
         self._early: tuple[list, int] = ([], 0)
         self.must_rewind = False
         self.failures = 0  # batches in a row that did not commit for an unexpected reason
+        self.last_failure: BaseException | None = None
+        self.isolating = False  # settling one record at a time to find the one that keeps failing
+        self.strikes: dict[tuple[str, int, int], int] = {}  # failures of a record settled on its own
         self.in_flight: InFlight | None = None
         self._landing: set[asyncio.Task] = set()
         self._stopping = False
@@ -117,6 +121,12 @@ class Settler:
             await self.land()
             await self._rewind()
             return  # what was fetched before the rewind is read again from the stored offsets
+        if self.isolating:
+            if await self.land() != FAILED and not self.must_rewind:
+                await self._one_by_one(records)
+            if self.must_rewind:
+                await self._rewind()
+            return
         read = spans(records)
         self._warn_of_gaps(read)
         started = time.perf_counter()
@@ -129,11 +139,12 @@ class Settler:
                 await self._rewind()
             return
         carried = self.in_flight.prepared.carry if self.in_flight is not None else None
+        failure: Exception | None = None
         try:
             prepared = await self.service.prepare(items, carried, tracking)
-        except Exception:
+        except Exception as error:
             log.exception("batch not settled; reading it again", extra={"records": len(records)})
-            prepared = None
+            prepared, failure = None, error
         self._early = (await self._fetched(self.max_records), self.claims.moves)
         landed = await self.land()
         if landed == FAILED or self.must_rewind:
@@ -145,10 +156,11 @@ class Settler:
             prepared = None  # settled again from the ledger: what this batch read through is gone
             try:
                 prepared = await self.service.prepare(items, None, tracking)
-            except Exception:
+            except Exception as error:
                 log.exception("batch not settled; reading it again", extra={"records": len(records)})
+                failure = error
         if prepared is None:
-            await self._failed()
+            await self._failed(failure)
             return
         flight = InFlight(prepared, asyncio.create_task(self.service.commit(prepared)), started, len(records))
         flight.commit.add_done_callback(lambda _: self._committed_meanwhile(flight))
@@ -227,9 +239,9 @@ class Settler:
             log.warning("batch not committed: %s", fenced, extra={"records": records})
             self.must_rewind = True
             return False
-        except Exception:
+        except Exception as error:
             log.exception("batch not committed; reading it again", extra={"records": records})
-            await self._failed()
+            await self._failed(error)
             return False
         self.failures = 0
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
@@ -244,11 +256,46 @@ class Settler:
             self.relay.wake()
         return True
 
-    async def _failed(self) -> None:
+    async def _failed(self, error: BaseException | None = None) -> None:
         self.metrics.failed.inc()
         self.failures += 1
+        self.last_failure = error
+        if deterministic(error) and self.failures >= ISOLATE_AFTER and not self.isolating:
+            log.warning("the same records keep failing; settling them one at a time to find the one that does")
+            self.isolating = True
         self.must_rewind = True
         await self._rewind()
+
+    async def _one_by_one(self, records) -> None:
+        """Each record its own transaction, in the order read. One that fails for a reason it would meet again
+        is tried `ISOLATE_AFTER` times, then refused; any other failure rewinds as always. Once a whole batch
+        went through, batches are whole again."""
+        for record in records:
+            tracking = Tracking(self.claims.name, dict(self.claims.held), spans([record]))
+            started = time.perf_counter()
+            self.last_failure = None
+            if await self._finish(self.service.ingest_batch([incoming(record)], tracking), tracking, started, 1):
+                continue
+            if not deterministic(self.last_failure):
+                return  # the database, the claims: read again from the stored offsets, as for any batch
+            where = (record.topic, record.partition, record.offset)
+            self.strikes[where] = self.strikes.get(where, 0) + 1
+            if self.strikes[where] < ISOLATE_AFTER:
+                return
+            refused = refuse(incoming(record), self.last_failure, self.strikes[where])
+            log.error(
+                "record %s/%d/%d refused after failing %d times: %s",
+                *where,
+                self.strikes[where],
+                self.last_failure,
+                extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+            )
+            if await self._finish(self.service.ingest_batch([refused], tracking), tracking, started, 1):
+                self.metrics.unprocessable.inc()
+                self.strikes.pop(where, None)
+            self.must_rewind = True  # the consumer was sent back to this record; it goes on after it
+            return
+        self.isolating, self.strikes = False, {}
 
     def _warn_of_gaps(self, read: dict[tuple[str, int], tuple[int, int]]) -> None:
         """A partition that resumes after where its last batch ended: records deleted by retention before they

@@ -290,3 +290,52 @@ def test_records_of_a_topic_made_again_are_settled_not_skipped_behind_the_stored
     assert rebased >= 1
     assert fetch(database, "SELECT count(*) FROM ledger_events WHERE member_id = 'AGAIN'")[0][0] == 2
     assert verify(database).ok
+
+
+def test_an_event_that_fails_every_time_is_refused_on_its_own_and_its_partition_goes_on(
+    settings, database, monkeypatch
+):
+    """Settling one visit raises every time (a defect its data meets). Its batch fails again and again; then the
+    records are settled one at a time, that visit is refused as unprocessable, with its payload and the error,
+    and everything after it in its partition (its region) settles."""
+    from policies.engine import Engine
+
+    lines = example_lines("nanjing")
+    events = [orjson.loads(line) for line in lines]
+    reversed_visits = {e["visit_id"] for e in events if e["event_type"] == "visit.reversed"}
+    target = next(
+        e
+        for e in events[len(events) // 2 :]
+        if e["event_type"] == "visit.submitted" and e["visit_id"] not in reversed_visits
+    )
+    real_apply = Engine.apply
+
+    def apply(self, event, seq):
+        if event.event_id == target["event_id"]:
+            raise ZeroDivisionError("a defect this event meets")
+        return real_apply(self, event, seq)
+
+    monkeypatch.setattr(Engine, "apply", apply)
+    rest = [line for line, event in zip(lines, events, strict=True) if event is not target]
+    expected = [r for r in settle_lines(rest) if "rejected" not in r]
+
+    async def scenario():
+        await publish(settings, lines)
+        async with serving(settings, database) as service:
+            refused = Topic(settings, settings.rejections_topic)
+            await refused.read_until(lambda values: any(r["reason"] == "unprocessable" for r in values), timeout=90)
+            settled = Topic(settings, settings.settlements_topic)
+            await settled.read_until(lambda values: len(values) >= len(expected))
+            await _async_until(lambda: _count(database) == len(rest))
+            return refused.values(), settled.values(), service.metrics.unprocessable._value.get()
+
+    refused, settled, counted = run(scenario())
+    (unprocessable,) = [r for r in refused if r["reason"] == "unprocessable"]
+    assert unprocessable["rejected"] == target["event_id"]
+    assert "ZeroDivisionError: a defect this event meets" in unprocessable["detail"]
+    assert counted == 1
+    (kept,) = fetch(database, "SELECT seq, event_id FROM ledger_rejections WHERE reason = 'unprocessable'")
+    assert kept["seq"] is None and kept["event_id"] == target["event_id"]
+    assert sorted(_canonical(r) for r in settled) == sorted(_canonical(r) for r in expected)
+    assert _count(database) == len(rest)
+    assert verify(database).ok

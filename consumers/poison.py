@@ -1,0 +1,48 @@
+"""A record that fails to settle every time it is read: told apart from the database or the broker being away,
+and refused on its own so that the rest of its partition goes on.
+
+Partitions are regions: one event that always fails (a defect met by its data, a value the database refuses)
+would otherwise hold up every later event of its region for good. After a batch failed `ISOLATE_AFTER` times in a
+row for such a reason, the consumer settles what it reads one record at a time; the record that still fails,
+`ISOLATE_AFTER` times on its own, is refused (reason `unprocessable`, kept with its payload and published on the
+rejection stream) in the transaction that moves its offset past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.contract import InvalidEvent
+from ledger.intake import Incoming
+
+ISOLATE_AFTER = 3
+
+
+class Unprocessable(InvalidEvent):
+    reason = "unprocessable"
+
+
+def deterministic(error: BaseException | None) -> bool:
+    """A failure that reading the same records again meets again: a value the database refuses (SQLSTATE class
+    22, data exception) or an exception raised while settling them. Not the database, the network or the broker
+    being away or slow, nor anything else the database says."""
+    if error is None or not isinstance(error, Exception):
+        return False
+    if isinstance(error, asyncpg.PostgresError):
+        return (error.sqlstate or "").startswith("22")
+    transient = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, SQLAlchemyError)
+    return not isinstance(error, transient)
+
+
+def refuse(item: Incoming, error: BaseException, attempts: int) -> Incoming:
+    """`item` as input refused without a ledger position, saying what kept failing."""
+    event_id = item.event.event_id if item.event is not None else None
+    detail = (
+        f"settling it failed {attempts} times in a row ({type(error).__name__}: {error}); refused so that the rest "
+        "of its partition goes on. Kept here with its payload: send it again once the cause is fixed"
+    )
+    item.error, item.event = Unprocessable(detail, item.raw, event_id), None
+    return item

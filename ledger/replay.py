@@ -70,6 +70,7 @@ class ReplayReport:
     projection_differences: dict[str, int] = field(default_factory=dict)
     fund_impact: dict[tuple[str, str, date], list[Decimal]] = field(default_factory=dict)
     changed_settlements: int = 0
+    head: tuple[int, bytes] | None = None  # the last event of the chain verified: (seq, hash)
 
     @property
     def ok(self) -> bool:
@@ -102,6 +103,8 @@ class Replayer:
         # With `regions`: every region some worker replays. Projection rows of any other region derive from no
         # event of the ledger, and this worker counts them as differences.
         self.stray_outside: list[str] | None = None
+        # (seq, hex sha256) of an event's hash recorded outside the database: the chain must still pass through it
+        self.anchor: tuple[int, str] | None = None
         self._seen: dict[str, int] = dict.fromkeys(LEDGER_ROWS, 0)  # ledger rows compared, per table
 
     async def verify(self) -> ReplayReport:
@@ -148,7 +151,9 @@ class Replayer:
                             ) + await self._strays(raw, projection)
                         await self._unaccounted(raw, report)
                         if self.check_chain:
-                            report.chain_breaks = await PostgresEventStore(raw).verify()
+                            store = PostgresEventStore(raw)
+                            report.chain_breaks = await store.verify() + await self._check_anchor(raw)
+                            report.head = await store.head()
                             await self._check_parameter_sets(raw, report)
         finally:
             await engine.dispose()
@@ -175,6 +180,19 @@ class Replayer:
             after = rows[-1][0]
             report.events += len(rows)
             self.progress(report.events, max(total, report.events))
+
+    async def _check_anchor(self, raw) -> list[ChainBreak]:
+        """A chain recomputed after events were changed, or cut short, is consistent in itself; only a hash kept
+        elsewhere shows it is not the chain it was."""
+        if self.anchor is None:
+            return []
+        seq, expected = self.anchor
+        found = await raw.fetchval("SELECT hash FROM ledger_events WHERE seq = $1", seq)
+        if found is None:
+            return [ChainBreak(seq, "anchor: the ledger has no event at this position")]
+        if bytes(found).hex() != expected.lower():
+            return [ChainBreak(seq, f"anchor: hash {bytes(found).hex()} where {expected.lower()} was recorded")]
+        return []
 
     async def _strays(self, raw, projection: str) -> int:
         if self.stray_outside is None:
@@ -326,13 +344,20 @@ def _start_worker(progress) -> None:
 
 
 def _verify_regions(
-    db: Database, batch_size: int, regions: list[str], everywhere: list[str] | None, index: int
+    db: Database,
+    batch_size: int,
+    regions: list[str],
+    everywhere: list[str] | None,
+    index: int,
+    anchor: tuple[int, str] | None = None,
 ) -> ReplayReport:
-    """`everywhere`: given to the one worker that checks the chain and counts rows of no replayed region."""
+    """`everywhere`: given to the one worker that checks the chain (against `anchor`, if given) and counts rows
+    of no replayed region."""
     queue = _progress
     tell = None if queue is None else lambda done, _total: queue.put((index, done))
     replayer = Replayer(db, batch_size=batch_size, progress=tell)
     replayer.regions, replayer.check_chain, replayer.stray_outside = regions, everywhere is not None, everywhere
+    replayer.anchor = anchor
     return asyncio.run(replayer.verify())
 
 
@@ -349,6 +374,7 @@ def verify_in_parallel(
     workers: int,
     event_counts: dict[str, int],
     progress: Callable[[int, int], None] | None = None,
+    anchor: tuple[int, str] | None = None,
 ) -> ReplayReport:
     """`verify` split by region over `workers` processes: no member, visit, payment or year close crosses a
     region, so each region replays on its own; one of the processes also checks the chain, and counts the
@@ -364,7 +390,15 @@ def verify_in_parallel(
     done = [0] * len(groups)
     with worker_pool(len(groups), queue) as pool:
         futures = [
-            pool.submit(_verify_regions, db, batch_size, regions, sorted(event_counts) if index == 0 else None, index)
+            pool.submit(
+                _verify_regions,
+                db,
+                batch_size,
+                regions,
+                sorted(event_counts) if index == 0 else None,
+                index,
+                anchor if index == 0 else None,
+            )
             for index, regions in enumerate(groups)
         ]
         while queue is not None and not all(future.done() for future in futures):
@@ -382,6 +416,7 @@ def verify_in_parallel(
     for part in parts:
         report.events += part.events
         report.chain_breaks.extend(part.chain_breaks)
+        report.head = report.head or part.head
         report.differences.extend(part.differences)
         report.difference_count += part.difference_count
         for name, count in part.projection_differences.items():

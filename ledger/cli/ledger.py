@@ -78,6 +78,14 @@ def ingest(
     )
 
 
+def _anchor(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+        typer.echo(f"medledger replay: --anchor wants SEQ:HASH (a sequence and 64 hex digits), got {text!r}", err=True)
+        raise typer.Exit(2)
+    return int(seq), digest.lower()
+
+
 @app.command()
 def replay(
     verify: Annotated[bool, typer.Option("--verify", help="Re-derive everything and compare with the ledger.")] = False,
@@ -89,6 +97,14 @@ def replay(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="With --verify: processes, each replaying some of the regions.")
     ] = 2,
+    anchor: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="SEQ:HASH",
+            help="With --verify: a head printed by an earlier verify and kept outside the database; the chain must "
+            "still pass through it.",
+        ),
+    ] = None,
 ) -> None:
     """Walk the ledger again without touching it: --verify, or --policy FILE --compare (what-if)."""
     from ..replay import Replayer, verify_in_parallel
@@ -96,6 +112,7 @@ def replay(
     if verify == bool(policy) or (verify and compare):
         typer.echo("medledger replay: give --verify, or --policy FILE --compare", err=True)
         raise typer.Exit(2)
+    anchored = _anchor(anchor) if anchor else None
     if policy and not compare:
         typer.echo("medledger replay: --policy needs --compare (a what-if never changes the ledger)", err=True)
         raise typer.Exit(2)
@@ -103,9 +120,10 @@ def replay(
     console = Console()
     with progress_bar("replay", None) as bar:
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
+        replayer.anchor = anchored
         if verify and workers > 1:
             counts = dict(with_raw(lambda raw: raw.fetch("SELECT region, count(*) FROM ledger_events GROUP BY region")))
-            report = verify_in_parallel(db, batch_size, workers, counts, progress=bar.reached)
+            report = verify_in_parallel(db, batch_size, workers, counts, progress=bar.reached, anchor=anchored)
         elif verify:
             report = asyncio.run(replayer.verify())
         else:
@@ -114,6 +132,9 @@ def replay(
     if verify:
         console.print(f"replayed {report.events} events")
         console.print(f"hash chain: {'intact' if not report.chain_breaks else f'{len(report.chain_breaks)} break(s)'}")
+        if report.head is not None and report.head[0]:
+            # Kept outside the database, this pins the ledger as it is now (`--anchor`).
+            console.print(f"head: {report.head[0]}:{report.head[1].hex()}", soft_wrap=True)
         for found in report.chain_breaks[:20]:
             console.print(f"  seq {found.seq}: {found.problem}")
         console.print(f"re-derived records: {report.difference_count} difference(s)")

@@ -48,6 +48,9 @@ class Metrics:
         )
         self.relayed = Counter("medledger_outbox_relayed", "Outbox records published", ("stream",), registry=r)
         self.outbox_behind = Gauge("medledger_outbox_pending", "Outbox records not yet published", registry=r)
+        self.relay_failed = Counter(
+            "medledger_relay_failures", "Times the relay could not publish or record, and will retry", registry=r
+        )
 
     def count(self, stats) -> None:
         self.consumed.inc(stats.read - stats.duplicates)

@@ -133,7 +133,20 @@ class Relay:
                 raise
             except Exception:
                 log.exception("relay failed; retrying")
+                if self.metrics:
+                    self.metrics.relay_failed.inc()
+                    await self._measure_behind()
                 await self._pause(1.0)
+
+    async def _measure_behind(self) -> None:
+        """While it cannot publish, how far the outbox has gone past the position recorded: the figure grows as
+        the service goes on committing (the database may be away too; then it is left as it was)."""
+        with contextlib.suppress(Exception):
+            async with self.service.engine.connect() as connection:
+                raw = await driver(connection)
+                newest = await raw.fetchval("SELECT max(position) FROM outbox")
+                done = await relayed(raw, self.name)
+                self.metrics.outbox_behind.set(max((newest or 0) - (done or 0), 0))
 
     async def _lead(self) -> None:
         async with self.service.engine.connect() as connection:

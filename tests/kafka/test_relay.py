@@ -367,3 +367,42 @@ def test_a_handed_batch_that_does_not_follow_on_is_read_from_the_outbox_instead(
     assert values == ["other-1", "other-2", "other-3", "ours-4", "ours-5", "ours-6", "ours-7"]
     assert later_reads == [], "a batch that followed on was read back from the outbox"
     assert fetch(database, "SELECT position FROM outbox_relay")[0][0] == last
+
+
+def test_while_the_relay_cannot_publish_it_counts_its_failures_and_how_far_behind_it_is(
+    settings, database, monkeypatch
+):
+    """The broker refuses the relay's records: /metrics says so (failures, and the outbox records waiting)
+    rather than keeping the last figure it had; once the broker takes them, everything is published."""
+    import time
+
+    lines = example_lines("nanjing")
+    away = {"now": True}
+    real_publish = BatchProducer.publish
+
+    async def publish_unless_away(self, records):
+        if away["now"]:
+            raise ConnectionError("the broker is away")
+        return await real_publish(self, records)
+
+    monkeypatch.setattr(BatchProducer, "publish", publish_unless_away)
+
+    async def until(condition, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(condition):
+            assert time.monotonic() < deadline, "condition not met in time"
+            await asyncio.sleep(0.1)
+
+    async def scenario():
+        async with serving(settings, database) as service:
+            metrics = service.metrics
+            async with LedgerService(database) as writer:
+                await writer.ingest(from_lines(lines, "nanjing.jsonl"))
+            await until(lambda: metrics.relay_failed._value.get() >= 2 and metrics.outbox_behind._value.get() > 0)
+            behind = metrics.outbox_behind._value.get()
+            away["now"] = False
+            await until(lambda: relayed_all(database) and metrics.outbox_behind._value.get() == 0)
+            return behind
+
+    behind = run(scenario())
+    assert behind == fetch(database, "SELECT count(*) FROM outbox")[0][0]

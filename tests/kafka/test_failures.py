@@ -58,36 +58,43 @@ def _count(database, table: str = "ledger_events") -> int:
     return fetch(database, f"SELECT count(*) FROM {table}")[0][0]
 
 
-def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(settings, database, tmp_path):
-    lines = generated(3_000, 200)
-    offline = settle_lines(lines, parse_parameters(IM_PARAMETERS))
-    settlements = unique(offline, "settlement_id")
-    movements = unique(offline, "movement_id")
+def _stop_mid_stream(settings, database, lines: list[str], log: Path, stop: signal.Signals) -> int:
+    """Publish `lines`, serve them, and send `stop` once 600 are in the ledger: the exit code."""
     run(publish(settings, lines))
-
-    log = tmp_path / "serve.log"
     first = _serve(settings, database, batch_size=20, log=log)
     try:
         assert _until(lambda: _count(database) >= 600), log.read_text()[-2000:]
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    at_kill = _count(database)
-    assert at_kill < len(lines), "the consumer finished before it was killed: the test proved nothing"
+        first.send_signal(stop)
+        code = first.wait(90)
+    assert _count(database) < len(lines), "the consumer finished before it was stopped: the test proved nothing"
+    return code
 
+
+def _serve_the_rest(settings, database, lines: list[str], log: Path) -> None:
+    """A second start settles and publishes the rest of `lines`, then stops with SIGTERM. It resumed exactly after
+    the last committed batch: the stored offsets cover every record once, and no record was read twice into the
+    ledger (the event-id guard acknowledging a repeat would log it as a duplicate)."""
     second = _serve(settings, database, batch_size=20, log=log)
     try:
         assert _until(lambda: _count(database) == len(lines) and relayed_all(database)), log.read_text()[-2000:]
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0, log.read_text()[-2000:]
-
-    # Resumed exactly after the last committed batch: the stored offsets cover every record once, and no record
-    # was read twice into the ledger (the event-id guard acknowledging a repeat would log it as a duplicate).
     offsets = fetch(database, "SELECT sum(next_offset) FROM consumer_offsets WHERE consumer = $1", settings.group_id)
     assert offsets[0][0] == len(lines)
     assert "acknowledged as repeats" not in log.read_text()
 
+
+def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(settings, database, tmp_path):
+    lines = generated(3_000, 200)
+    offline = settle_lines(lines, parse_parameters(IM_PARAMETERS))
+    settlements = unique(offline, "settlement_id")
+    movements = unique(offline, "movement_id")
+    log = tmp_path / "serve.log"
+    _stop_mid_stream(settings, database, lines, log, signal.SIGKILL)
+
+    _serve_the_rest(settings, database, lines, log)
     assert _count(database, "ledger_settlements") == len(settlements)
     assert _count(database, "ledger_movements") == len(movements)
     assert verify(database, batch_size=500).ok
@@ -99,6 +106,29 @@ def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(se
         k: without_seq(v) for k, v in settlements.items()
     }
     assert set(unique(got, "movement_id")) == set(movements)
+
+
+def test_sigterm_mid_stream_commits_the_batch_in_hand_publishes_what_committed_and_exits_cleanly(
+    settings, database, tmp_path
+):
+    """Stopped while it is busy: the batch in hand commits (or rolls back), what committed is on the topics
+    before the process exits 0, and the next start goes on from there, reading no record twice."""
+    lines = generated(3_000, 200)
+    settlements = unique(settle_lines(lines, parse_parameters(IM_PARAMETERS)), "settlement_id")
+    log = tmp_path / "serve.log"
+    assert _stop_mid_stream(settings, database, lines, log, signal.SIGTERM) == 0, log.read_text()[-3000:]
+    assert relayed_all(database), "what committed was not all published at shutdown"
+    said = log.read_text()
+    assert not any(failure in said for failure in ("batch not committed", "batch not settled", "relay failed"))
+
+    _serve_the_rest(settings, database, lines, log)
+    got = run(
+        Topic(settings, settings.settlements_topic).read_until(
+            lambda v: len(unique(v, "settlement_id")) >= len(settlements)
+        )
+    )
+    assert set(unique(got, "settlement_id")) == set(settlements)
+    assert verify(database, batch_size=500).ok
 
 
 def test_a_poison_message_is_refused_into_the_rejection_topic_and_the_stream_goes_on(settings, database):

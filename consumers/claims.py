@@ -30,10 +30,14 @@ class Claims(ConsumerRebalanceListener):
         # before that are not to be settled.
         self.moves = 0
         self.on_rebase = _ignore  # told of each partition whose stored offset was past the end of its log
+        # From partitions revoked to partitions assigned: the consumer still reports its old assignment, which may
+        # be another instance's by now. A rewind meanwhile claims nothing, or it would fence that instance out.
+        self.reassigning = False
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self.lock:
             await self.before_change()
+            self.reassigning = True
             self._forget(revoked)
 
     def _forget(self, revoked: list[TopicPartition]) -> None:
@@ -46,10 +50,13 @@ class Claims(ConsumerRebalanceListener):
             log.info("partitions revoked", extra={"partitions": [f"{tp.topic}/{tp.partition}" for tp in revoked]})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        if assigned:
-            async with self.lock:
-                await self.before_change()
-                await self.take(assigned)
+        async with self.lock:
+            try:
+                if assigned:
+                    await self.before_change()
+                    await self.take(assigned)
+            finally:
+                self.reassigning = False  # a claim that failed here is made by the next rewind
 
     async def take(self, partitions: list[TopicPartition]) -> None:
         """Claim and seek: consumption resumes right after the last batch committed, by anyone."""
@@ -83,8 +90,8 @@ class Claims(ConsumerRebalanceListener):
         consumer: AIOKafkaConsumer = self.consumer_of()
         self.moves += 1
         assigned = list(consumer.assignment())
-        if not assigned:
-            return
+        if not assigned or self.reassigning:
+            return  # the assignment to come claims and seeks
         current = await self.service.stored_offsets(self.name, [(tp.topic, tp.partition) for tp in assigned])
         still = {
             key: claim for key, claim in current.items() if (held := self.held.get(key)) and held.epoch == claim.epoch

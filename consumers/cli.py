@@ -122,14 +122,21 @@ def watch(
 
 
 def _reporting_url() -> str:
-    """MEDLEDGER_REPORTING_DATABASE_URL, or else the ledger's own database (reporting keeps to its own schema)."""
+    """MEDLEDGER_REPORTING_DATABASE_URL, or else the ledger's own database as medledger_reporting, a role that
+    keeps to the `reporting` schema (MEDLEDGER_REPORTING_PASSWORD where the server wants one)."""
     import os
+
+    from ledger.db.server import REPORTING_ROLE, with_user
 
     configured = os.environ.get("MEDLEDGER_REPORTING_DATABASE_URL")
     if configured:
         return configured
     db = prepared()
-    return db.owner_url or db.app_url
+    if db.owner_url is None:
+        raise typer.BadParameter(
+            "with only the service's own database URL, reporting needs MEDLEDGER_REPORTING_DATABASE_URL"
+        )
+    return with_user(db.owner_url, REPORTING_ROLE, os.environ.get("MEDLEDGER_REPORTING_PASSWORD"))
 
 
 @app.command()

@@ -22,9 +22,15 @@ from .settings import Settings
 
 log = logging.getLogger("medledger.reporting")
 
+AMOUNTS = ("total_amount", "fund_paid", "account_paid", "cash_paid")
+# (whether it is needed, the statement): each only where it is. The reporting role may create in its schema, but
+# in the ledger's database the schema, and a table made before that role existed, are the owner's
+# (`ledger/db/migrations`, 0005).
 SCHEMA = (
-    "CREATE SCHEMA IF NOT EXISTS reporting",
-    """CREATE TABLE IF NOT EXISTS reporting.settlements (
+    ("SELECT to_regnamespace('reporting') IS NULL", "CREATE SCHEMA reporting"),
+    (
+        "SELECT to_regclass('reporting.settlements') IS NULL",
+        """CREATE TABLE reporting.settlements (
         settlement_id  text PRIMARY KEY,
         region         text NOT NULL,
         month          date NOT NULL,
@@ -38,10 +44,16 @@ SCHEMA = (
         cash_paid      numeric NOT NULL,
         received_at    timestamptz NOT NULL DEFAULT now()
     )""",
-    "CREATE INDEX IF NOT EXISTS settlements_region_month ON reporting.settlements (region, month)",
-    # Tables made when amounts had 16 digits at most: every amount the contract accepts fits now (no rewrite).
-    "ALTER TABLE reporting.settlements "
-    + ", ".join(f"ALTER COLUMN {c} TYPE numeric" for c in ("total_amount", "fund_paid", "account_paid", "cash_paid")),
+    ),
+    (
+        "SELECT to_regclass('reporting.settlements_region_month') IS NULL",
+        "CREATE INDEX settlements_region_month ON reporting.settlements (region, month)",
+    ),
+    (  # a table made when amounts had 16 digits at most: every amount the contract accepts fits now (no rewrite)
+        "SELECT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = 'reporting' "
+        "AND table_name = 'settlements' AND data_type = 'numeric' AND numeric_precision IS NOT NULL)",
+        "ALTER TABLE reporting.settlements " + ", ".join(f"ALTER COLUMN {c} TYPE numeric" for c in AMOUNTS),
+    ),
 )
 COLUMNS = (
     "settlement_id",
@@ -98,8 +110,9 @@ class ReportingStore:
     async def open(self) -> ReportingStore:
         self.pool = await asyncpg.create_pool(self.url, min_size=1, max_size=2)
         async with self.pool.acquire() as connection:
-            for statement in SCHEMA:
-                await connection.execute(statement)
+            for needed, statement in SCHEMA:
+                if await connection.fetchval(needed):
+                    await connection.execute(statement)
         return self
 
     async def close(self) -> None:

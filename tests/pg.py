@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 
 from ledger.db.migrate import upgrade
-from ledger.db.server import APP_ROLE, Database, _asyncpg, _tune, _with_database, _with_user
+from ledger.db.server import APP_ROLE, Database, _asyncpg, _tune, _with_database, with_user
 
 TEMPLATE = "medledger_test_template"
 
@@ -59,7 +59,7 @@ class TestServer:
         name = f"medledger_test_{uuid.uuid4().hex[:12]}"
         asyncio.run(self._create(name, TEMPLATE))
         owner = _with_database(self.base, name)
-        return name, Database(owner, _with_user(owner, APP_ROLE, os.environ.get("MEDLEDGER_APP_PASSWORD")))
+        return name, Database(owner, with_user(owner, APP_ROLE, os.environ.get("MEDLEDGER_APP_PASSWORD")))
 
     def drop(self, name: str) -> None:
         asyncio.run(self._drop(name))

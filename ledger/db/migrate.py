@@ -40,27 +40,32 @@ def _on_a_thread(work: Callable[[], None]) -> None:
         raise failure[0]
 
 
+# The roles medledger connects as besides the owner, and where each one's password is given.
+PASSWORDS = {"medledger_app": "MEDLEDGER_APP_PASSWORD", "medledger_reporting": "MEDLEDGER_REPORTING_PASSWORD"}
+
+
 def upgrade(owner_url: str, revision: str = "head") -> None:
-    """Bring the schema to `revision`; with MEDLEDGER_APP_PASSWORD set, give the service role that password."""
+    """Bring the schema to `revision`; give the service and reporting roles the passwords set for them."""
 
     def migrate() -> None:
         with _ONE_AT_A_TIME:
             command.upgrade(alembic_config(owner_url), revision)
 
     _on_a_thread(migrate)
-    password = os.environ.get("MEDLEDGER_APP_PASSWORD")
-    if password:
-        _on_a_thread(lambda: asyncio.run(_set_app_password(owner_url, password)))
+    for role, variable in PASSWORDS.items():
+        password = os.environ.get(variable)
+        if password:
+            _on_a_thread(lambda role=role, password=password: asyncio.run(_set_password(owner_url, role, password)))
 
 
-async def _set_app_password(owner_url: str, password: str) -> None:
-    """On a server that checks passwords, the service role needs one; the owner sets it."""
+async def _set_password(owner_url: str, role: str, password: str) -> None:
+    """On a server that checks passwords, the roles need one; the owner sets it."""
     import asyncpg
 
     connection = await asyncpg.connect(owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
         statement = await connection.fetchval(
-            "SELECT format('ALTER ROLE medledger_app PASSWORD %L', $1::text)", password
+            "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)", role, password
         )
         await connection.execute(statement)
     finally:

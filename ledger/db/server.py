@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 APP_ROLE = "medledger_app"
+REPORTING_ROLE = "medledger_reporting"
 DATABASE = "medledger"
 
 
@@ -45,7 +46,7 @@ def _asyncpg(url: str) -> str:
     raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://...")
 
 
-def _with_user(url: str, user: str, password: str | None) -> str:
+def with_user(url: str, user: str, password: str | None) -> str:
     parts = urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]
     credentials = quote(user) + (f":{quote(password)}" if password else "")
@@ -66,7 +67,7 @@ def locate() -> Database:
     if external:
         owner = _asyncpg(external)
         app = os.environ.get("MEDLEDGER_APP_DATABASE_URL")
-        app = _asyncpg(app) if app else _with_user(owner, APP_ROLE, os.environ.get("MEDLEDGER_APP_PASSWORD"))
+        app = _asyncpg(app) if app else with_user(owner, APP_ROLE, os.environ.get("MEDLEDGER_APP_PASSWORD"))
         return Database(owner, app)
     return start_embedded(data_dir())
 
@@ -85,7 +86,7 @@ def start_embedded(directory: Path) -> Database:
     _ensure_database(server, DATABASE)
     _tune(server)
     owner = _with_database(base, DATABASE)
-    return Database(owner, _with_user(owner, APP_ROLE, None), directory)
+    return Database(owner, with_user(owner, APP_ROLE, None), directory)
 
 
 # The embedded server is medledger's own, sized for a ledger that writes in large batches: checkpoints spaced

@@ -4,12 +4,14 @@ ledger's own fund projection, and `medledger report` prints them."""
 from __future__ import annotations
 
 import asyncio
+import os
 from decimal import Decimal
 
 from typer.testing import CliRunner
 
 from consumers.cli import app
 from consumers.reporting import Reporting, ReportingStore
+from ledger.db.server import REPORTING_ROLE, with_user
 from tests.kafka.streams import generated, publish, run, serving
 from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch, plain
 
@@ -23,7 +25,7 @@ def test_reporting_totals_equal_the_ledgers_fund_projection(settings, database, 
     lines = example_lines("ningxia", "weihai", "nanjing", "inner-mongolia") + [
         line.decode() for line in generated(1_500, 120)
     ]
-    url = plain(database.owner_url)
+    url = plain(with_user(database.owner_url, REPORTING_ROLE, os.environ.get("MEDLEDGER_REPORTING_PASSWORD")))
 
     async def scenario():
         await publish(settings, lines)

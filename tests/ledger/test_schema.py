@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -61,16 +62,20 @@ def test_the_embedded_server_is_tuned_for_batch_writes_and_keeps_settings_made_b
     assert fetch(again, "SELECT current_setting('max_wal_size')", owner=True)[0][0] == "2GB"
 
 
-def test_the_owner_gives_the_service_role_its_password_when_one_is_configured(database, monkeypatch):
+@pytest.mark.parametrize(
+    "role, variable",
+    [("medledger_app", "MEDLEDGER_APP_PASSWORD"), ("medledger_reporting", "MEDLEDGER_REPORTING_PASSWORD")],
+)
+def test_the_owner_gives_a_role_its_password_when_one_is_configured(database, monkeypatch, role, variable):
     from ledger.db.migrate import upgrade
 
-    monkeypatch.setenv("MEDLEDGER_APP_PASSWORD", "s3cret'quote")
+    monkeypatch.setenv(variable, "s3cret'quote")
     upgrade(database.owner_url)
     (row,) = fetch(
-        database, "SELECT rolpassword IS NOT NULL AS set FROM pg_authid WHERE rolname = 'medledger_app'", owner=True
+        database, "SELECT rolpassword IS NOT NULL AS set FROM pg_authid WHERE rolname = $1", role, owner=True
     )
     assert row["set"]
-    fetch(database, "ALTER ROLE medledger_app PASSWORD NULL", owner=True)
+    fetch(database, f"ALTER ROLE {role} PASSWORD NULL", owner=True)
 
 
 def test_given_only_the_service_role_medledger_runs_without_the_owners_rights(database, monkeypatch):

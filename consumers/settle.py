@@ -26,7 +26,7 @@ from ledger.service import IngestStats, LedgerService, Prepared, Tracking, has_y
 from .claims import Claims
 from .incoming import incoming, spans
 from .metrics import Metrics
-from .poison import ISOLATE_AFTER, deterministic, refuse
+from .poison import ISOLATE_AFTER, Refusals, deterministic, refuse
 from .relay import Relay
 
 log = logging.getLogger("medledger.consumer")
@@ -65,6 +65,7 @@ class Settler:
         self.last_failure: BaseException | None = None
         self.isolating = False  # settling one record at a time to find the one that keeps failing
         self.strikes: dict[tuple[str, int, int], int] = {}  # failures of a record settled on its own
+        self.refusals = Refusals()
         self.in_flight: InFlight | None = None
         self._landing: set[asyncio.Task] = set()
         self._stopping = False
@@ -270,6 +271,7 @@ class Settler:
         """Each record its own transaction, in the order read. One that fails for a reason it would meet again
         is tried `ISOLATE_AFTER` times, then refused; any other failure rewinds as always. Once a whole batch
         went through, batches are whole again."""
+        self._warn_of_gaps(spans(records))
         for record in records:
             tracking = Tracking(self.claims.name, dict(self.claims.held), spans([record]))
             started = time.perf_counter()
@@ -282,6 +284,14 @@ class Settler:
             self.strikes[where] = self.strikes.get(where, 0) + 1
             if self.strikes[where] < ISOLATE_AFTER:
                 return
+            if not self.refusals.allowed(self.last_failure, time.monotonic()):
+                log.error(
+                    "record %s/%d/%d fails as records already refused this hour did (%s): a defect, not one bad "
+                    "record; it waits, and is retried, until the cause is fixed",
+                    *where,
+                    self.last_failure,
+                )
+                return
             refused = refuse(incoming(record), self.last_failure, self.strikes[where])
             log.error(
                 "record %s/%d/%d refused after failing %d times: %s",
@@ -293,6 +303,7 @@ class Settler:
             if await self._finish(self.service.ingest_batch([refused], tracking), tracking, started, 1):
                 self.metrics.unprocessable.inc()
                 self.strikes.pop(where, None)
+                self.refusals.add(self.last_failure, time.monotonic())
             self.must_rewind = True  # the consumer was sent back to this record; it goes on after it
             return
         self.isolating, self.strikes = False, {}

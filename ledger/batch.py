@@ -17,6 +17,12 @@ from .records import rejection_wire, shown_payload, wire
 from .store import StoredEvent
 
 
+def storable(text):
+    """Text as PostgreSQL can keep it: a NUL character (valid UTF-8, and what binary input such as a framed Avro
+    record starts with) written as the JSON escape \\u0000, which a text column refuses raw."""
+    return text.replace("\x00", "\\u0000") if isinstance(text, str) and "\x00" in text else text
+
+
 @dataclass
 class Touched:
     member: MemberState
@@ -126,9 +132,10 @@ class BatchRows:
     ) -> None:
         if seq is not None:
             self.derived[seq] = {"rejection": {"reason": reason}}
-        digest = text_digest(payload) if seq is None else None
+        digest = text_digest(payload) if seq is None else None  # of the input as received
+        event_id, source, detail, payload = (storable(text) for text in (event_id, source, detail, payload))
         self.rejections.append((seq, event_id, source, reason, detail, payload, digest, policy_id))
-        shown = shown_id if shown_id is not None else event_id
+        shown = storable(shown_id) if shown_id is not None else event_id
         record = rejection_wire(shown, reason, detail, shown_payload(payload))
         self.published.append(record)
         self.outbox.append((REJECTIONS, key_of(record), dumps(record)))

@@ -133,7 +133,12 @@ def test_sigterm_mid_stream_commits_the_batch_in_hand_publishes_what_committed_a
 
 def test_a_poison_message_is_refused_into_the_rejection_topic_and_the_stream_goes_on(settings, database):
     good = example_lines("nanjing")
-    poison = ["{not json", "[1, 2]", good[0].replace('"member.enrolled"', '"member.teleported"')]
+    poison = [
+        "{not json",
+        "[1, 2]",
+        good[0].replace('"member.enrolled"', '"member.teleported"'),
+        "\x00\x00\x00\x00\x07binary",  # a framed Avro record, say: a text column refuses the NUL as it is
+    ]
     assert poison[2] != good[0]
     lines = poison + good
     expected = [r for r in settle_lines(good) if "rejected" not in r]
@@ -156,6 +161,7 @@ def test_a_poison_message_is_refused_into_the_rejection_topic_and_the_stream_goe
     assert by_payload["{not json"]["detail"].startswith("invalid JSON")
     assert str(by_payload["{not json"]["rejected"]).startswith(settings.events_topic + "/")  # named by its offset
     assert by_payload["[1,2]"]["detail"] == "event must be a JSON object, got array"
+    assert by_payload["\\u0000\\u0000\\u0000\\u0000\x07binary"]["reason"] == "invalid_event"
     assert any("unknown event type" in r["detail"] for r in refused)
     assert sorted(_canonical(r) for r in settled) == sorted(_canonical(r) for r in expected)
     kept = fetch(database, "SELECT payload FROM ledger_rejections ORDER BY rejection_id")
@@ -369,3 +375,37 @@ def test_an_event_that_fails_every_time_is_refused_on_its_own_and_its_partition_
     assert sorted(_canonical(r) for r in settled) == sorted(_canonical(r) for r in expected)
     assert _count(database) == len(rest)
     assert verify(database).ok
+
+
+def test_when_every_record_fails_alike_no_more_than_a_few_are_refused(settings, database, monkeypatch):
+    """A defect every visit meets is no bad record: after three visits were refused one after another, the
+    consumer refuses no more and retries; once the defect is gone, the rest settles."""
+    import asyncio
+
+    from policies.engine import Engine
+
+    lines = example_lines("nanjing")
+    defect = {"on": True}
+    real_apply = Engine.apply
+
+    def apply(self, event, seq):
+        if defect["on"] and event.event_type == "visit.submitted":
+            raise ZeroDivisionError("a defect every visit meets")
+        return real_apply(self, event, seq)
+
+    monkeypatch.setattr(Engine, "apply", apply)
+
+    async def scenario():
+        await publish(settings, lines)
+        async with serving(settings, database) as service:
+            unprocessable = service.metrics.unprocessable
+            await _async_until(lambda: unprocessable._value.get() >= 3, timeout=120)
+            await asyncio.sleep(8)  # time enough for a fourth, were one to come
+            refused_while_broken = unprocessable._value.get()
+            defect["on"] = False
+            await _async_until(lambda: _count(database) == len(lines) - 3, timeout=90)
+            return refused_while_broken, unprocessable._value.get()
+
+    while_broken, in_all = run(scenario())
+    assert while_broken == in_all == 3
+    assert fetch(database, "SELECT count(*) FROM ledger_rejections WHERE reason = 'unprocessable'")[0][0] == 3

@@ -325,3 +325,15 @@ def test_settle_refuses_a_conflicting_repeat_as_ingest_does(database):
     assert [r["reason"] for r in records(offline, "rejected")] == ["event_id_conflict"]
     stats, published = ingest(database, lines)
     assert _without_seq(published) == _without_seq(offline)
+
+
+def test_input_with_a_nul_character_is_refused_and_kept_escaped(database):
+    """PostgreSQL's text refuses NUL; the refusal keeps the input with NUL written as \\u0000, and the same input
+    again is a repeat of it."""
+    raw = "\x00\x00\x00\x00\x07binary"
+    stats, published = ingest(database, [raw, raw])
+    assert stats.rejected == 1 and stats.duplicates == 1
+    (kept,) = fetch(database, "SELECT payload FROM ledger_rejections")
+    assert kept["payload"] == "\\u0000" * 4 + "\x07binary"
+    stats, _ = ingest(database, [raw])
+    assert stats.duplicates == 1 and stats.rejected == 0

@@ -91,12 +91,12 @@ class Carry:
     loaded: dict[tuple[str, str], tuple[dict, str]]  # member state JSON as the batch left it, with its digest
     known: set[str] = field(default_factory=set)  # ids appended or parked; digests of unreadable input refused
     payloads: dict[str, str] = field(default_factory=dict)  # canonical bytes of the events appended or parked
-    # What waits no more: event ids appended, and (event id, payload digest) of parked events refused because
-    # their own bytes no longer decode. Another input that merely carries a parked event's id ends no wait.
+    # What waits no more: event ids appended, and (event id, payload digest, source) of parked events refused
+    # because their own bytes no longer decode. Another input that merely carries a parked event's id ends no wait.
     gone: set[str] = field(default_factory=set)
-    refused: set[tuple[str, str]] = field(default_factory=set)
+    refused: set[tuple[str, str, str]] = field(default_factory=set)
     parked: dict[tuple[str, str], list[Incoming]] = field(default_factory=dict)  # newly parked, in arrival order
 
-    def waits_no_more(self, event_id: str, payload: str) -> bool:
+    def waits_no_more(self, event_id: str, payload: str, source: str) -> bool:
         """Of an event parked before the batch: the batch appended it, or refused its parked bytes."""
-        return event_id in self.gone or (event_id, text_digest(payload)) in self.refused
+        return event_id in self.gone or (event_id, text_digest(payload), source) in self.refused

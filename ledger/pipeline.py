@@ -224,6 +224,14 @@ class Pipeline:
         finish_close(book, event)
 
 
+# Of parked_events `t`: its own bytes were not refused (see `Parking.WAITING`).
+PARKED_NOT_REFUSED = (
+    " AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = t.event_id AND r.seq IS NULL "
+    "AND r.payload_digest = encode(sha256(convert_to(t.payload, 'UTF8')), 'hex') "
+    "AND r.source = coalesce(t.source, 'parked:' || t.event_id))"
+)
+
+
 class Parking:
     """Visit and account events for members not yet enrolled wait here; an enrolment releases them in the order
     they arrived. The waiting room is append-only: an event waits while it is parked and not yet in the ledger,
@@ -233,11 +241,9 @@ class Parking:
     # without a ledger position only when its own bytes no longer decode (revived by a later version): that
     # rejection keeps the very payload parked. Other input that carries the same event id (malformed, say) is
     # refused on its own and leaves the parked event waiting.
-    WAITING = (
-        " AND NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = t.event_id) "
-        "AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = t.event_id AND r.seq IS NULL "
-        "AND r.payload_digest = encode(sha256(convert_to(t.payload, 'UTF8')), 'hex'))"
-    )
+    # The source names the parked row itself (`revive`): input refused earlier with the same bytes, before this
+    # event was parked, is another arrival.
+    WAITING = " AND NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = t.event_id)" + PARKED_NOT_REFUSED
 
     def __init__(self, raw, now: datetime, arrival: int):
         self.raw, self.now, self.arrival = raw, now, arrival
@@ -276,7 +282,7 @@ class Parking:
                 *key_arrays(keys),
             )
         for region, member_id, payload, source, event_id in rows:
-            if carry is None or not carry.waits_no_more(event_id, payload):
+            if carry is None or not carry.waits_no_more(event_id, payload, parked_source(source, event_id)):
                 waiting[(region, member_id)].append(revive(payload, source, event_id))
         if carry is not None:
             for key in keys & carry.parked.keys():
@@ -300,9 +306,14 @@ class Parking:
         return items
 
 
+def parked_source(source: str | None, event_id: str) -> str:
+    """Where a revived parked event says it came from (`Parking.WAITING` reads it the same way)."""
+    return source or f"parked:{event_id}"
+
+
 def revive(payload: str, source: str | None, event_id: str) -> Incoming:
     """A parked event as it was received; its canonical bytes are the ones parked."""
-    item = decode_canonical(payload, source or f"parked:{event_id}", event_id)
+    item = decode_canonical(payload, parked_source(source, event_id), event_id)
     if item.error is not None and item.error.event_id is None:
         item.error.event_id = event_id  # refused as the parked event it is
     return item

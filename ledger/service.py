@@ -43,7 +43,7 @@ from .db.tracking import (
 )
 from .db.writes import Writes
 from .intake import Incoming, conflicting, same_event
-from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer
+from .pipeline import PARKED_NOT_REFUSED, YEAR_CLOSE, Parking, Pipeline, Sequencer
 
 DEFAULT_PARK_TTL = timedelta(days=30)
 LIVE = Names()
@@ -250,7 +250,7 @@ class LedgerService:
         stats.appended += sequencer.seq - seq
         rows = written[0] if written else BatchRows()
         appended = {event.event_id for event in rows.events}
-        refused = {(row[1], row[6]) for row in rows.rejections if row[0] is None and row[1] is not None}
+        refused = {(row[1], row[6], row[2]) for row in rows.rejections if row[0] is None and row[1] is not None}
         parked: dict[tuple[str, str], list[Incoming]] = {}
         for item in parking.parked:
             if item.event.event_id not in appended:
@@ -424,7 +424,8 @@ class LedgerService:
         if ids:
             for event_id, payload in await raw.fetch(
                 "SELECT event_id, payload FROM ledger_events WHERE event_id = ANY($1::text[]) "
-                "UNION ALL SELECT event_id, payload FROM parked_events WHERE event_id = ANY($1::text[])",
+                "UNION ALL SELECT t.event_id, t.payload FROM parked_events t WHERE t.event_id = ANY($1::text[])"
+                + PARKED_NOT_REFUSED,
                 ids,
             ):
                 held.setdefault(event_id, payload)

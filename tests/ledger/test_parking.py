@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests import builders as b
 from tests.ledger.helpers import fetch, ingest, records, sweep, verify, waiting
 
@@ -167,3 +169,30 @@ def test_a_parked_event_that_no_longer_decodes_is_refused_once_when_its_member_e
     assert stats.expired == 0
     assert fetch(database, "SELECT count(*) FROM ledger_rejections")[0][0] == 1
     assert verify(database).ok
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["two runs", "one run, batch by batch"])
+def test_an_earlier_refusal_of_the_same_bytes_does_not_end_a_later_parked_events_wait(database, together):
+    """The same bytes were refused once before (as unprocessable, say) and then sent again: the parked copy is a
+    new arrival, released by the enrolment like any other."""
+    from ledger.chain import canonical, text_digest
+    from ledger.contract import decode_line
+    from tests.ledger.helpers import execute
+
+    contribution, visit, reversal, enrolment = _late_enrolment_stream()
+    payload = canonical(decode_line(b.as_line(visit)))
+    execute(
+        database,
+        "INSERT INTO ledger_rejections (seq, event_id, source, reason, detail, payload, payload_digest) "
+        "VALUES (NULL, $1, 'kafka:events/0/5', 'unprocessable', 'failed three times', $2, $3)",
+        visit["event_id"],
+        payload,
+        text_digest(payload),
+    )
+    if together:
+        stats, published = ingest(database, [payload, b.as_line(enrolment)], now=T0, batch_size=1)
+    else:
+        stats, _ = ingest(database, [payload], now=T0)
+        assert stats.parked == 1
+        stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=1))
+    assert [r["visit_id"] for r in records(published, "settlement_id")] == [visit["visit_id"]]

@@ -25,12 +25,12 @@ log = logging.getLogger("medledger.reporting")
 AMOUNTS = ("total_amount", "fund_paid", "account_paid", "cash_paid")
 # (whether it is needed, the statement): each only where it is. The reporting role may create in its schema, but
 # in the ledger's database the schema, and a table made before that role existed, are the owner's
-# (`ledger/db/migrations`, 0005).
+# (`ledger/db/migrations`, 0005). IF NOT EXISTS still: another instance may be starting at the same time.
 SCHEMA = (
-    ("SELECT to_regnamespace('reporting') IS NULL", "CREATE SCHEMA reporting"),
+    ("SELECT to_regnamespace('reporting') IS NULL", "CREATE SCHEMA IF NOT EXISTS reporting"),
     (
         "SELECT to_regclass('reporting.settlements') IS NULL",
-        """CREATE TABLE reporting.settlements (
+        """CREATE TABLE IF NOT EXISTS reporting.settlements (
         settlement_id  text PRIMARY KEY,
         region         text NOT NULL,
         month          date NOT NULL,
@@ -47,7 +47,7 @@ SCHEMA = (
     ),
     (
         "SELECT to_regclass('reporting.settlements_region_month') IS NULL",
-        "CREATE INDEX settlements_region_month ON reporting.settlements (region, month)",
+        "CREATE INDEX IF NOT EXISTS settlements_region_month ON reporting.settlements (region, month)",
     ),
     (  # a table made when amounts had 16 digits at most: every amount the contract accepts fits now (no rewrite)
         "SELECT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = 'reporting' "

@@ -112,6 +112,9 @@ def replay(
     if verify == bool(policy) or (verify and compare):
         typer.echo("medledger replay: give --verify, or --policy FILE --compare", err=True)
         raise typer.Exit(2)
+    if anchor and not verify:
+        typer.echo("medledger replay: --anchor goes with --verify", err=True)
+        raise typer.Exit(2)
     anchored = _anchor(anchor) if anchor else None
     if policy and not compare:
         typer.echo("medledger replay: --policy needs --compare (a what-if never changes the ledger)", err=True)

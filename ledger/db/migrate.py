@@ -65,9 +65,12 @@ async def _set_password(owner_url: str, role: str, password: str) -> None:
     connection = await asyncpg.connect(owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
         statement = await connection.fetchval(
-            "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)", role, password
+            "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text) FROM pg_roles WHERE rolname = $1",
+            role,
+            password,
         )
-        await connection.execute(statement)
+        if statement is not None:  # an earlier revision may not have made the role yet
+            await connection.execute(statement)
     finally:
         await connection.close()
 

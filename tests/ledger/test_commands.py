@@ -270,3 +270,5 @@ def test_verify_prints_the_head_and_an_anchor_catches_a_ledger_cut_short(cli_db)
     wrong = invoke("replay", "--verify", "--anchor", f"{last - 1}:{'0' * 64}")
     assert wrong.exit_code == 1 and "was recorded" in wrong.stdout
     assert invoke("replay", "--verify", "--anchor", "12:nothex").exit_code == 2
+    what_if = str(EXAMPLES / "params/150000-illustrative.toml")
+    assert invoke("replay", "--policy", what_if, "--compare", "--anchor", f"{seq}:{digest}").exit_code == 2

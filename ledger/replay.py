@@ -14,7 +14,7 @@ import asyncio
 import multiprocessing
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
@@ -350,11 +350,13 @@ def _verify_regions(
     everywhere: list[str] | None,
     index: int,
     anchor: tuple[int, str] | None = None,
+    tell: Callable[[int, int], None] | None = None,
 ) -> ReplayReport:
-    """`everywhere`: given to the one worker that checks the chain (against `anchor`, if given) and counts rows
-    of no replayed region."""
+    """`everywhere`: given to the one that checks the chain (against `anchor`, if given) and counts rows of no
+    replayed region. In a worker, progress goes on its queue; in the calling process, to `tell`."""
     queue = _progress
-    tell = None if queue is None else lambda done, _total: queue.put((index, done))
+    if tell is None and queue is not None:
+        tell = lambda done, _total: queue.put((index, done))  # noqa: E731
     replayer = Replayer(db, batch_size=batch_size, progress=tell)
     replayer.regions, replayer.check_chain, replayer.stray_outside = regions, everywhere is not None, everywhere
     replayer.anchor = anchor
@@ -376,9 +378,11 @@ def verify_in_parallel(
     progress: Callable[[int, int], None] | None = None,
     anchor: tuple[int, str] | None = None,
 ) -> ReplayReport:
-    """`verify` split by region over `workers` processes: no member, visit, payment or year close crosses a
-    region, so each region replays on its own; one of the processes also checks the chain, and counts the
-    projection rows of regions with no event. `progress(done, total)` is told the events replayed by all."""
+    """`verify` split by region over `workers` processes, this one and `workers - 1` more: no member, visit,
+    payment or year close crosses a region, so each region replays on its own. This process also checks the
+    chain and counts the projection rows of regions with no event; it replays its share on a thread, so that it
+    holds no more than a worker does beside the modules it has already loaded. `progress(done, total)` is told
+    the events replayed by all."""
     groups: list[list[str]] = [[] for _ in range(max(1, min(workers, len(event_counts))))]
     loads = [0] * len(groups)
     for region, count in sorted(event_counts.items(), key=lambda item: -item[1]):
@@ -388,25 +392,25 @@ def verify_in_parallel(
     total = sum(event_counts.values())
     queue = multiprocessing.get_context("spawn").Queue() if progress is not None else None
     done = [0] * len(groups)
-    with worker_pool(len(groups), queue) as pool:
-        futures = [
-            pool.submit(
-                _verify_regions,
-                db,
-                batch_size,
-                regions,
-                sorted(event_counts) if index == 0 else None,
-                index,
-                anchor if index == 0 else None,
-            )
+
+    def here(replayed: int, _total: int) -> None:
+        done[0] = replayed
+
+    others = len(groups) - 1
+    with ThreadPoolExecutor(1) as thread, worker_pool(others, queue) if others else nullcontext() as pool:
+        everywhere = sorted(event_counts)
+        futures = [thread.submit(_verify_regions, db, batch_size, groups[0], everywhere, 0, anchor, here)]
+        futures += [
+            pool.submit(_verify_regions, db, batch_size, regions, None, index)
             for index, regions in enumerate(groups)
+            if index
         ]
-        while queue is not None and not all(future.done() for future in futures):
+        while progress is not None and not all(future.done() for future in futures):
             try:
                 index, replayed = queue.get(timeout=0.2)
+                done[index] = replayed
             except Empty:
-                continue
-            done[index] = replayed
+                pass
             progress(sum(done), max(total, sum(done)))
         parts = [future.result() for future in futures]
     if progress is not None:  # what the workers said last may still be on its way

@@ -83,8 +83,8 @@ class ReplayReport:
 
 
 # Events a replay settles at a time. Larger batches were no faster, and each process of a parallel verify
-# holds one batch's events, rows and members at a time: at 5,000 a 92k-event verify's three processes held
-# 410 MB between them, at 2,000 280 MB.
+# holds one batch's events, rows and members at a time: at 5,000 a 92k-event verify's three processes (as it
+# ran then) held 410 MB between them, at 2,000 280 MB.
 REPLAY_BATCH = 2_000
 
 
@@ -118,6 +118,7 @@ class Replayer:
 
     async def _run(self, mode: str, what_if: ParameterSet | None = None) -> ReplayReport:
         report = ReplayReport()
+        self._seen = dict.fromkeys(LEDGER_ROWS, 0)
         engine = service_engine(self.db)
         names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
         try:

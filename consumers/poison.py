@@ -57,9 +57,9 @@ class Refusals:
         self._at: dict[str, list[float]] = {}
 
     def allowed(self, error: BaseException, now: float) -> bool:
-        recent = [t for t in self._at.get(signature(error), []) if now - t < ALIKE_WITHIN]
-        self._at[signature(error)] = recent
-        return len(recent) < REFUSED_ALIKE
+        alike = signature(error)
+        self._at[alike] = [t for t in self._at.get(alike, []) if now - t < ALIKE_WITHIN]
+        return len(self._at[alike]) < REFUSED_ALIKE
 
     def add(self, error: BaseException, now: float) -> None:
         self._at.setdefault(signature(error), []).append(now)

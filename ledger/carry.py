@@ -89,8 +89,8 @@ class Carry:
     prev_hash: bytes
     book: Book  # its members, visits, reversals, payments and closed years as the batch left them
     loaded: dict[tuple[str, str], tuple[dict, str]]  # member state JSON as the batch left it, with its digest
-    known: set[str] = field(default_factory=set)  # ids appended or parked; digests of unreadable input refused
     payloads: dict[str, str] = field(default_factory=dict)  # canonical bytes of the events appended or parked
+    unreadable: set[str] = field(default_factory=set)  # digests of the unreadable input it refused
     # What waits no more: event ids appended, and (event id, payload digest, source) of parked events refused
     # because their own bytes no longer decode. Another input that merely carries a parked event's id ends no wait.
     gone: set[str] = field(default_factory=set)

@@ -105,7 +105,6 @@ class Replayer:
         self.stray_outside: list[str] | None = None
         # (seq, hex sha256) of an event's hash recorded outside the database: the chain must still pass through it
         self.anchor: tuple[int, str] | None = None
-        self._seen: dict[str, int] = dict.fromkeys(LEDGER_ROWS, 0)  # ledger rows compared, per table
 
     async def verify(self) -> ReplayReport:
         return await self._run(mode="verify")
@@ -118,7 +117,7 @@ class Replayer:
 
     async def _run(self, mode: str, what_if: ParameterSet | None = None) -> ReplayReport:
         report = ReplayReport()
-        self._seen = dict.fromkeys(LEDGER_ROWS, 0)
+        self._seen = dict.fromkeys(LEDGER_ROWS, 0)  # ledger rows compared, per table
         engine = service_engine(self.db)
         names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
         try:

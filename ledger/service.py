@@ -263,7 +263,7 @@ class LedgerService:
             prev_hash=sequencer.prev_hash,
             book=book,
             loaded=loaded,
-            known=appended | {item.event.event_id for item in parking.parked} | unreadable,
+            unreadable=unreadable,
             payloads={event.event_id: event.payload for event in rows.events}
             | {item.event.event_id: item.payload for item in parking.parked},
             gone=appended,
@@ -453,7 +453,7 @@ class LedgerService:
                 )
             }
         if carry is not None:
-            seen |= carry.known
+            seen |= carry.unreadable
         fresh = []
         for item in items:
             key = item.event.event_id if item.event is not None else text_digest(item.raw)

@@ -11,6 +11,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from .server import APP_ROLE, REPORTING_ROLE
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 _ONE_AT_A_TIME = threading.Lock()  # Alembic's context is process-global
 
@@ -41,7 +43,7 @@ def _on_a_thread(work: Callable[[], None]) -> None:
 
 
 # The roles medledger connects as besides the owner, and where each one's password is given.
-PASSWORDS = {"medledger_app": "MEDLEDGER_APP_PASSWORD", "medledger_reporting": "MEDLEDGER_REPORTING_PASSWORD"}
+PASSWORDS = {APP_ROLE: "MEDLEDGER_APP_PASSWORD", REPORTING_ROLE: "MEDLEDGER_REPORTING_PASSWORD"}
 
 
 def upgrade(owner_url: str, revision: str = "head") -> None:

@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from policies.parameters import parse_parameters
+from policies.recorded import policy_values
 from policies.registry import REGION_NAMES, PolicyRegistry
 from policies.summary import status_word
 
@@ -257,7 +258,13 @@ def render_explain(console: Console, trace: dict) -> None:
     console.print(Panel(steps, title="calculation, rule by rule", expand=False))
     console.print(Panel(moved, title="accumulators moved", expand=False))
     # Identifiers an auditor copies: printed whole, never wrapped.
-    parameters = "built-in defaults" if not trace["parameters"] else "parameter file recorded with the event"
+    values = policy_values(trace["parameters"], s["policy_id"])
+    if values is not None:
+        parameters = "every value in force, recorded with the event"
+    elif trace["parameters"]:
+        parameters = "the parameter file recorded with the event; other values: the defaults of the release then"
+    else:
+        parameters = "the built-in defaults of the release then"
     for label, value in (
         ("ledger sequence", trace["seq"]),
         ("event", f"{trace['event_id']} from {trace['source']}"),
@@ -265,6 +272,12 @@ def render_explain(console: Console, trace: dict) -> None:
         ("parameters", f"{trace['params_digest']} ({parameters})"),
     ):
         console.print(f"{label}: {value}", soft_wrap=True, highlight=False)
+    if values is not None:
+        shown = "\n".join(
+            f"{name} = {'(unset)' if value is None else json.dumps(value, ensure_ascii=False)}"
+            for name, value in values.items()
+        )
+        console.print(Panel(shown, title=f"parameters of {s['policy_id']} as recorded", expand=False))
     console.print(
         Panel(
             json.dumps(json.loads(trace["payload"]), ensure_ascii=False, indent=2), title="source event", expand=False

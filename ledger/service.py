@@ -17,6 +17,7 @@ from asyncpg.exceptions import UniqueViolationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from policies.parameters import parse_parameters
+from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
 
 from .batch import BatchRows
@@ -133,9 +134,11 @@ class LedgerService:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.db = db
-        self.parameters_text = parameters_text
-        self.digest = text_digest(parameters_text)
-        self.registry = PolicyRegistry(parse_parameters(parameters_text, parameters_source))
+        # Every value in force, defaults included, is what the events are recorded under and settled with: a later
+        # release that changes a default cannot change how a replay settles them (`policies.recorded`).
+        self.parameters_text = recorded_parameters(parameters_text, parameters_source)
+        self.digest = text_digest(self.parameters_text)
+        self.registry = PolicyRegistry(parse_parameters(self.parameters_text, parameters_source))
         self.batch_size = batch_size
         self.park_ttl = park_ttl
         self.clock = clock

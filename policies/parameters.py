@@ -62,6 +62,12 @@ class ParameterSet:
 
     overrides: Mapping[str, Mapping[str, Any]] = Table()
     source: str | None = None
+    # Per policy id, the parameters to leave unset whatever their default (`meta.unset`): a recorded set
+    # (`policies.recorded`) says so of the parameters that had no value when it was recorded.
+    unset: Mapping[str, tuple[str, ...]] = Table()
+
+    def policy_ids(self) -> set[str]:
+        return set(self.overrides) | set(self.unset)
 
     def merged(self, other: ParameterSet) -> ParameterSet:
         """This set with `other`'s values laid over it, table by table (a what-if on top of what was used)."""
@@ -76,9 +82,17 @@ class ParameterSet:
                 )
             return result
 
-        return ParameterSet(Table(deep(self.overrides, other.overrides)), other.source or self.source)
+        unset = {
+            key: tuple(dict.fromkeys(self.unset.get(key, ()) + other.unset.get(key, ())))
+            for key in set(self.unset) | set(other.unset)
+        }
+        return ParameterSet(Table(deep(self.overrides, other.overrides)), other.source or self.source, Table(unset))
 
     def apply(self, policy_id: str, defaults):
+        """`defaults` with what this set leaves unset cleared first, then its values laid over them (so a what-if
+        may still give a value to what a recorded set left unset)."""
+        for name in self.unset.get(policy_id, ()):
+            defaults = _without(defaults, name, policy_id)
         values = self.overrides.get(policy_id)
         return defaults if not values else override(defaults, values, policy_id)
 
@@ -98,7 +112,23 @@ def parse_parameters(text: str, source: str | None = None) -> ParameterSet:
     if unknown:
         raise ParameterError(f'{source}: unknown top-level tables {sorted(unknown)}; expected [policy."ID"]')
     policies = document.get("policy", {})
-    return ParameterSet(Table(policies), source)
+    return ParameterSet(Table(policies), source, _unset_of(document.get("meta", {}), source))
+
+
+def _unset_of(meta, source: str | None) -> Table:
+    where = f"{source or 'parameters'}: meta.unset"
+    unset = meta.get("unset", {}) if isinstance(meta, Mapping) else {}
+    if not isinstance(unset, Mapping) or not all(
+        isinstance(names, list) and all(isinstance(name, str) for name in names) for names in unset.values()
+    ):
+        raise ParameterError(f'{where}: expected a table of lists of parameter names, {{ "POLICY-ID" = ["name"] }}')
+    return Table({policy_id: tuple(names) for policy_id, names in unset.items()})
+
+
+def _without(defaults, name: str, where: str):
+    if name not in {f.name for f in dataclasses.fields(defaults)}:
+        raise ParameterError(f"{where}: unknown parameter {name!r} in meta.unset")
+    return dataclasses.replace(defaults, **{name: None})
 
 
 def override(defaults, values: Mapping[str, Any], where: str):

@@ -25,7 +25,7 @@ class PolicyRegistry:
                 versions.append(policy)
                 self._by_id[policy_id] = policy
             self._by_region[region] = tuple(versions)
-        unknown = set(parameters.overrides) - set(self._by_id)
+        unknown = parameters.policy_ids() - set(self._by_id)
         if unknown:
             raise ParameterError(f"unknown policy ids in parameters: {sorted(unknown)}; known: {sorted(self._by_id)}")
 

@@ -37,7 +37,7 @@ parameter_sets = Table(
     "parameter_sets",
     metadata,
     Column("digest", Text, primary_key=True),  # sha256 of `content`
-    Column("content", Text, nullable=False),  # the TOML parameter file, or "" for the built-in defaults
+    Column("content", Text, nullable=False),  # TOML: every value in force (policies.recorded), or a file as given
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 

@@ -91,7 +91,7 @@ def test_a_forged_settlement_is_caught_by_re_derivation(filled):
 
 def test_a_parameter_set_whose_text_does_not_match_its_digest_is_reported(filled):
     execute(filled, "ALTER TABLE parameter_sets DISABLE TRIGGER USER", owner=True)
-    execute(filled, "UPDATE parameter_sets SET content = '# forged' WHERE content = ''", owner=True)
+    execute(filled, "UPDATE parameter_sets SET content = content || '# forged'", owner=True)
     execute(filled, "ALTER TABLE parameter_sets ENABLE TRIGGER USER", owner=True)
     report = verify(filled)
     assert not report.ok

@@ -73,6 +73,11 @@ def test_audit_explain_traces_a_settlement_to_its_event_and_hash(cli_db):
     assert result.exit_code == 0, result.output
     assert "002 第十四条" in result.stdout and row["hash"].hex() in result.stdout.replace("\n", "")
     assert row["event_id"] in result.stdout
+    # every value the policy version had, as recorded with the event
+    assert "every value in force, recorded with the event" in result.stdout
+    assert "parameters of 320100-2023 as recorded" in result.stdout
+    assert "retiree_pension_rate = (unset)" in result.stdout  # in 2023: the pension credit rate begins in 2024
+    assert 'band_ratios = {"in_service": {"community": ["0.50", "0.70", "0.75"]' in result.stdout
     assert invoke("audit", "explain", "no-such-settlement").exit_code == 1
 
 

@@ -160,3 +160,34 @@ def test_verify_catches_a_ledger_row_added_beside_a_year_close(database):
         assert not report.ok and report.difference_count == 1
         (difference,) = report.differences
         assert difference.what == "ledger_incentives" and "1 incentive row(s)" in difference.detail
+
+
+def test_a_later_release_with_other_defaults_still_verifies_what_was_recorded_before_it(database, monkeypatch):
+    from policies import nanjing
+    from policies.parameters import override
+
+    ingest(database, example_lines("nanjing"))
+    # A release that corrects a default the examples settle with (the first band of "other" facilities).
+    later = tuple(
+        (
+            policy_id,
+            start,
+            end,
+            override(defaults, {"band_ratios": {"in_service": {"other": ["0.50", "0.70", "0.75"]}}}, policy_id),
+        )
+        for policy_id, start, end, defaults in nanjing.VERSIONS
+    )
+    monkeypatch.setattr(nanjing, "VERSIONS", later)
+    report = verify(database)
+    assert report.ok, (report.differences[:5], report.projection_differences)
+    # Replayed with the values recorded, not the new defaults: a what-if changing nothing moves no settlement,
+    assert asyncio.run(Replayer(database).compare("")).changed_settlements == 0
+    # while the correction itself, asked for, would have moved some.
+    what_if = '[policy."320100-2023".band_ratios.in_service]\nother = ["0.50", "0.70", "0.75"]\n'
+    assert asyncio.run(Replayer(database).compare(what_if)).changed_settlements > 0
+    # Events recorded under the later release carry its values, under a parameter set of their own.
+    b.fresh()
+    member = b.enrolled("NJ-LATER", b.NANJING, on="2023-01-01")
+    ingest(database, [b.as_line(member), b.as_line(b.visit("NJ-LATER", b.NANJING, on="2023-05-01"))])
+    assert fetch(database, "SELECT count(DISTINCT params_digest) FROM ledger_events")[0][0] == 2
+    assert verify(database).ok

@@ -44,7 +44,11 @@ class MemoryEventStore(EventStore):
     async def verify(self) -> list[ChainBreak]:
         return list(verify_links((e.seq, e.payload, e.prev_hash, e.hash) for e in self._events))
 
-    def forge(self, seq: int, payload: str) -> None:
+    def forge(self, seq: int, **columns) -> None:
         """Change a recorded event behind the store's back, as an attacker with write access could."""
         index = next(i for i, e in enumerate(self._events) if e.seq == seq)
-        self._events[index] = replace(self._events[index], payload=payload)
+        self._events[index] = replace(self._events[index], **columns)
+
+    def remove(self, seq: int) -> None:
+        """Delete a recorded event behind the store's back."""
+        self._events = [event for event in self._events if event.seq != seq]

@@ -33,7 +33,12 @@ class EventStoreContract:
         """An async context manager yielding a store; what it appended is committed on exit."""
         raise NotImplementedError
 
-    async def forge(self, seq: int, payload: str) -> None:
+    async def forge(self, seq: int, **columns) -> None:
+        """Change columns (payload, prev_hash) of a recorded event behind the store's back."""
+        raise NotImplementedError
+
+    async def remove(self, seq: int) -> None:
+        """Delete a recorded event behind the store's back."""
         raise NotImplementedError
 
     def run(self, coroutine):
@@ -115,7 +120,7 @@ class EventStoreContract:
         async def check():
             async with self.session() as store:
                 await store.append([new("a"), new("b", '{"amount":"10.00"}'), new("c")])
-            await self.forge(2, '{"amount":"1000.00"}')
+            await self.forge(2, payload='{"amount":"1000.00"}')
             async with self.session() as store:
                 breaks = await store.verify()
             assert [b.seq for b in breaks] == [2]
@@ -144,3 +149,48 @@ class EventStoreContract:
                 assert len(await store.read()) == LARGE_APPEND + 1
 
         self.run(check())
+
+    def test_a_removed_event_breaks_the_chain_at_the_one_after_it(self):
+        async def check():
+            async with self.session() as store:
+                await store.append([new("a"), new("b"), new("c"), new("d")])
+            await self.remove(2)
+            async with self.session() as store:
+                breaks = await store.verify()
+            assert [(b.seq, b.problem.split(":")[0]) for b in breaks] == [
+                (3, "sequence gap"),
+                (3, "prev_hash does not match the previous event's hash"),
+            ]
+
+        self.run(check())
+
+    def test_a_changed_prev_hash_breaks_the_chain_at_that_event(self):
+        async def check():
+            async with self.session() as store:
+                stored = await store.append([new("a"), new("b"), new("c")])
+            await self.forge(2, prev_hash=GENESIS)
+            async with self.session() as store:
+                breaks = await store.verify()
+            assert [b.seq for b in breaks] == [2, 2]
+            assert "prev_hash" in breaks[0].problem and "hash does not match" in breaks[1].problem
+            # Its own hash and the next event's link are untouched: only the forged row is named.
+            assert (await self.read_all())[2].prev_hash == stored[1].hash
+
+        self.run(check())
+
+    def test_a_ledger_cut_short_is_consistent_in_itself(self):
+        """What only a head kept outside the store can show (`replay --verify --anchor`)."""
+
+        async def check():
+            async with self.session() as store:
+                stored = await store.append([new("a"), new("b"), new("c")])
+            await self.remove(3)
+            async with self.session() as store:
+                assert await store.verify() == []
+                assert await store.head() == (2, stored[1].hash)
+
+        self.run(check())
+
+    async def read_all(self):
+        async with self.session() as store:
+            return await store.read()

@@ -12,5 +12,8 @@ class TestMemoryEventStore(EventStoreContract):
     async def session(self):
         yield self.store
 
-    async def forge(self, seq, payload):
-        self.store.forge(seq, payload)
+    async def forge(self, seq, **columns):
+        self.store.forge(seq, **columns)
+
+    async def remove(self, seq):
+        self.store.remove(seq)

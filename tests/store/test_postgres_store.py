@@ -22,15 +22,20 @@ class TestPostgresEventStore(EventStoreContract):
         finally:
             await engine.dispose()
 
-    async def forge(self, seq, payload):
+    async def forge(self, seq, **columns):
         """With the owner's rights: switch the append-only guard off, rewrite a row, switch it back on."""
+        assignments = ", ".join(f"{column} = :{column}" for column in columns)
+        await self._as_owner(f"UPDATE ledger_events SET {assignments} WHERE seq = :seq", seq=seq, **columns)
+
+    async def remove(self, seq):
+        await self._as_owner("DELETE FROM ledger_events WHERE seq = :seq", seq=seq)
+
+    async def _as_owner(self, statement, **values):
         engine = create_async_engine(self.db.owner_url)
         try:
             async with engine.begin() as connection:
                 await connection.execute(text("ALTER TABLE ledger_events DISABLE TRIGGER USER"))
-                await connection.execute(
-                    text("UPDATE ledger_events SET payload = :p WHERE seq = :s"), {"p": payload, "s": seq}
-                )
+                await connection.execute(text(statement), values)
                 await connection.execute(text("ALTER TABLE ledger_events ENABLE TRIGGER USER"))
         finally:
             await engine.dispose()

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from consumers.partitioning import routing  # noqa: E402
 from consumers.settings import Settings  # noqa: E402
 from consumers.topics import ensure_topics  # noqa: E402
+from ledger.adoption import ADOPTED  # noqa: E402
 from policies import ids  # noqa: E402
 
 PARAMETERS = ROOT / "examples/params/150000-illustrative.toml"
@@ -276,7 +277,7 @@ def main() -> None:
             stderr=open(Path(work) / "serve.log", "wb"),
         )
         done_query = (
-            "SELECT (SELECT count(*) FROM ledger_events) = $EVENTS AND "
+            f"SELECT (SELECT count(*) FROM ledger_events WHERE event_type <> '{ADOPTED}') = $EVENTS AND "
             "(SELECT max(position) FROM outbox) = (SELECT max(position) FROM outbox_relay)"
         ).replace("$EVENTS", str(len(lines)))
         while not count(database_url, done_query):

@@ -96,6 +96,7 @@ class Carry:
     gone: set[str] = field(default_factory=set)
     refused: set[tuple[str, str, str]] = field(default_factory=set)
     parked: dict[tuple[str, str], list[Incoming]] = field(default_factory=dict)  # newly parked, in arrival order
+    adopted: str | None = None  # the parameter set the ledger adopted last, as the batch left it
 
     def waits_no_more(self, event_id: str, payload: str, source: str) -> bool:
         """Of an event parked before the batch: the batch appended it, or refused its parked bytes."""

@@ -22,6 +22,7 @@ from policies.registry import PolicyRegistry
 from policies.rejection import Rejected
 from policies.year_close import evaluate, finish_close, open_close
 
+from .adoption import adoption
 from .batch import BatchRows
 from .carry import Carry
 from .db.projection_store import Names, each_key, key_arrays, load_book, region_member_chunks
@@ -36,17 +37,29 @@ YIELD_EVERY = 8
 
 
 class Sequencer:
-    """Hands out ledger positions: the next sequence and hash (live), or the recorded ones (replay)."""
+    """Hands out ledger positions: the next sequence and hash (live), or the recorded ones (replay). Before the
+    first event it sequences under a parameter set other than the one the ledger adopted last, it appends that
+    set's adoption (`ledger.adoption`)."""
 
-    def __init__(self, seq: int, prev_hash: bytes, params_digest: str):
-        self.seq, self.prev_hash, self.params_digest = seq, prev_hash, params_digest
+    def __init__(self, seq: int, prev_hash: bytes, params_digest: str, adopted: str | None, parameters: str):
+        self.start = self.seq = seq
+        self.prev_hash, self.params_digest = prev_hash, params_digest
+        self.adopted, self.parameters = adopted, parameters
+        self.adoptions = 0  # appended by this sequencer
+
+    @property
+    def appended(self) -> int:
+        """Events appended, adoptions aside."""
+        return self.seq - self.start - self.adoptions
 
     def next(self, item: Incoming, rows: BatchRows) -> int:
-        self.seq += 1
         event = item.event
-        stored = chain_onto(
-            self.seq,
-            self.prev_hash,
+        if self.adopted != self.params_digest:
+            # Dated as the event it is adopted for, so the ledger's rows follow from its input alone.
+            self._append(adoption(self.seq + 1, self.params_digest, self.parameters, event.occurred_at), rows)
+            self.adopted = self.params_digest
+            self.adoptions += 1
+        self._append(
             NewEvent(
                 event.event_id,
                 event.event_type,
@@ -57,10 +70,15 @@ class Sequencer:
                 self.params_digest,
                 item.source,
             ),
+            rows,
         )
+        return self.seq
+
+    def _append(self, event: NewEvent, rows: BatchRows) -> None:
+        self.seq += 1
+        stored = chain_onto(self.seq, self.prev_hash, event)
         rows.events.append(stored)
         self.prev_hash = stored.hash
-        return self.seq
 
 
 class Recorded:

@@ -24,6 +24,7 @@ from queue import Empty
 from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
 
+from .adoption import ADOPTED, IS_ADOPTION, Adoptions, adoption_problem
 from .batch import BatchRows
 from .chain import ChainBreak, text_digest
 from .db.connect import service_engine
@@ -63,7 +64,8 @@ class Difference:
 
 @dataclass
 class ReplayReport:
-    events: int = 0
+    events: int = 0  # ledger rows replayed, adoptions among them
+    adoptions: int = 0  # of parameter sets (`ledger.adoption`)
     chain_breaks: list[ChainBreak] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
     difference_count: int = 0
@@ -71,6 +73,13 @@ class ReplayReport:
     fund_impact: dict[tuple[str, str, date], list[Decimal]] = field(default_factory=dict)
     changed_settlements: int = 0
     head: tuple[int, bytes] | None = None  # the last event of the chain verified: (seq, hash)
+
+    def replayed(self) -> str:
+        """What was replayed, as the commands say it."""
+        if self.adoptions == 0:
+            return f"{self.events} ledger events"
+        kind = "a parameter-set adoption" if self.adoptions == 1 else "parameter-set adoptions"
+        return f"{self.events} ledger events, {self.adoptions} of them {kind}"
 
     @property
     def ok(self) -> bool:
@@ -118,6 +127,7 @@ class Replayer:
     async def _run(self, mode: str, what_if: ParameterSet | None = None) -> ReplayReport:
         report = ReplayReport()
         self._seen = dict.fromkeys(LEDGER_ROWS, 0)  # ledger rows compared, per table
+        self._adoptions = Adoptions()
         engine = service_engine(self.db)
         names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
         try:
@@ -155,6 +165,7 @@ class Replayer:
                             report.chain_breaks = await store.verify() + await self._check_anchor(raw)
                             report.head = await store.head()
                             await self._check_parameter_sets(raw, report)
+                            await self._check_adoptions(raw, report)
         finally:
             await engine.dispose()
         return report
@@ -167,7 +178,7 @@ class Replayer:
         total = 0 if self.regions is not None else await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
         while True:
             rows = await raw.fetch(
-                "SELECT seq, event_id, payload, params_digest, source FROM ledger_events "
+                "SELECT seq, event_id, payload, params_digest, source, event_type FROM ledger_events "
                 "WHERE seq > $1 AND ($3::text[] IS NULL OR region = ANY($3::text[])) ORDER BY seq LIMIT $2",
                 after,
                 self.batch_size,
@@ -218,6 +229,16 @@ class Replayer:
             if text_digest(content) != digest:
                 report.differ(0, f"parameter set {digest[:16]}", "its text does not hash to its digest")
 
+    async def _check_adoptions(self, raw, report: ReplayReport) -> None:
+        """Each adoption in the chain adopts the parameter set recorded under its digest, text and all."""
+        for seq, payload, digest, content in await raw.fetch(
+            "SELECT e.seq, e.payload, e.params_digest, p.content FROM ledger_events e "
+            f"LEFT JOIN parameter_sets p ON p.digest = e.params_digest WHERE e.{IS_ADOPTION} ORDER BY e.seq"
+        ):
+            problem = adoption_problem(payload, digest, content)
+            if problem is not None:
+                report.differ(seq, "adoption", problem)
+
     async def _registry(self, digest: str, what_if: ParameterSet | None) -> PolicyRegistry:
         key = digest if what_if is None else f"what-if/{digest}"
         if key not in self._registries:
@@ -230,7 +251,14 @@ class Replayer:
         sequencer = Recorded()
         items: list[Incoming] = []
         digests: dict[str, str] = {}
-        for seq, event_id, payload, digest, source in rows:
+        if mode == "verify":
+            await self._adoptions.read(raw, rows[-1][0])
+        for seq, event_id, payload, digest, source, event_type in rows:
+            if event_type == ADOPTED:
+                report.adoptions += 1  # settles nothing; checked with the chain (`_check_adoptions`)
+                continue
+            if mode == "verify" and (problem := self._adoptions.problem(seq, digest)):
+                report.differ(seq, "parameters", problem)
             item = decode_canonical(payload, source or f"ledger:{seq}", seq)
             if item.error is not None:
                 report.differ(seq, "event", f"the recorded event no longer decodes: {item.error.detail}")
@@ -419,6 +447,7 @@ def verify_in_parallel(
     report = ReplayReport()
     for part in parts:
         report.events += part.events
+        report.adoptions += part.adoptions
         report.chain_breaks.extend(part.chain_breaks)
         report.head = report.head or part.head
         report.differences.extend(part.differences)

@@ -17,6 +17,7 @@ from policies.recorded import policy_values
 from policies.registry import REGION_NAMES, PolicyRegistry
 from policies.summary import status_word
 
+from .adoption import IS_ADOPTION
 from .codec import state_from_json
 from .contract import POLICY_TZ
 from .db.projection_store import as_json
@@ -223,6 +224,9 @@ async def explain(raw, settlement_id: str) -> dict | None:
     result["parameters"] = await raw.fetchval(
         "SELECT content FROM parameter_sets WHERE digest = $1", row["params_digest"]
     )
+    result["adopted_at"] = await raw.fetchval(
+        f"SELECT max(seq) FROM ledger_events WHERE {IS_ADOPTION} AND seq < $1", row["seq"]
+    )
     return result
 
 
@@ -261,6 +265,8 @@ def render_explain(console: Console, trace: dict) -> None:
     values = policy_values(trace["parameters"], s["policy_id"])
     if values is not None:
         parameters = "every value in force, recorded with the event"
+        if trace["adopted_at"] is not None:
+            parameters += f"; adopted in the chain at ledger sequence {trace['adopted_at']}"
     elif trace["parameters"]:
         parameters = "the parameter file recorded with the event; other values: the defaults of the release then"
     else:

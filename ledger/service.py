@@ -20,6 +20,7 @@ from policies.parameters import parse_parameters
 from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
 
+from .adoption import last_adopted
 from .batch import BatchRows
 from .carry import Carry, Conflict, Mark, Watermark, add_watermark, watermark, watermark_of
 from .chain import text_digest
@@ -231,11 +232,13 @@ class LedgerService:
             if carry is None:
                 expected = await watermark(raw)
                 seq, prev = await store.head()
+                adopted = await last_adopted(raw)
                 arrival = expected.arrival
             else:
                 expected = None
                 seq, prev, arrival = carry.mark.seq, carry.prev_hash, carry.mark.arrival
-            sequencer = Sequencer(seq, prev, self.digest)
+                adopted = carry.adopted
+            sequencer = Sequencer(seq, prev, self.digest, adopted, self.parameters_text)
             parking = Parking(raw, self.clock(), arrival)
             fresh = await self._unseen(raw, items, stats, carry)
             stats.read += len(items)
@@ -250,7 +253,7 @@ class LedgerService:
             book = pipeline.book
             if book is None:  # nothing new: the next batch reads through the ledger as it is (its closed years)
                 book = carry.book if carry is not None else await load_book(raw, LIVE, self.registry, [])
-        stats.appended += sequencer.seq - seq
+        stats.appended += sequencer.appended
         rows = written[0] if written else BatchRows()
         appended = {event.event_id for event in rows.events}
         refused = {(row[1], row[6], row[2]) for row in rows.rejections if row[0] is None and row[1] is not None}
@@ -272,6 +275,7 @@ class LedgerService:
             gone=appended,
             refused=refused,
             parked=parked,
+            adopted=sequencer.adopted,
         )
         carried = carry.mark if carry is not None else None
         return Prepared(items, stats, rows, pipeline.published, carried, expected, out, tracking)
@@ -392,7 +396,7 @@ class LedgerService:
             if tracking is not None:
                 await advance(raw, tracking.consumer, tracking.claims, tracking.spans)
             seq, prev = await store.head()
-            sequencer = Sequencer(seq, prev, self.digest)
+            sequencer = Sequencer(seq, prev, self.digest, await last_adopted(raw), self.parameters_text)
             arrival = await raw.fetchval("SELECT coalesce(max(arrival), 0) FROM parked_events")
             parking = Parking(raw, self.clock(), arrival)
             if expired_before is not None:
@@ -408,7 +412,7 @@ class LedgerService:
 
             pipeline = Pipeline(raw, LIVE, self.registry, sequencer, write, parking, keep_loaded=True)
             await pipeline.run(fresh)
-            stats.appended += sequencer.seq - seq
+            stats.appended += sequencer.appended
         self._parameters_kept = self._parameters_kept or sequencer.seq > seq
         stats.add(pipeline.published)
         if on_published is not None:

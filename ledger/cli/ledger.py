@@ -133,7 +133,7 @@ def replay(
             text, source = parameters_text(policy)
             report = asyncio.run(replayer.compare(text, source))
     if verify:
-        console.print(f"replayed {report.events} events")
+        console.print(f"replayed {report.replayed()}")
         console.print(f"hash chain: {'intact' if not report.chain_breaks else f'{len(report.chain_breaks)} break(s)'}")
         if report.head is not None and report.head[0]:
             # Kept outside the database, this pins the ledger as it is now (`--anchor`).
@@ -157,7 +157,7 @@ def replay(
     total_before = sum((v[0] for v in report.fund_impact.values()), Decimal("0.00"))
     total_after = sum((v[1] for v in report.fund_impact.values()), Decimal("0.00"))
     console.print(
-        f"{report.events} events replayed, {report.changed_settlements} settlement(s) change; "
+        f"{report.replayed()} replayed, {report.changed_settlements} settlement(s) change; "
         f"fund {total_before} → {total_after} ({total_after - total_before:+})"
     )
 
@@ -185,7 +185,7 @@ def projections_rebuild(
     db = prepared()
     with progress_bar("rebuild", None) as bar:
         report = asyncio.run(Replayer(db, batch_size=batch_size, progress=bar.reached).rebuild())
-    typer.echo(f"medledger: projections rebuilt from {report.events} ledger events", err=True)
+    typer.echo(f"medledger: projections rebuilt from {report.replayed()}", err=True)
 
 
 @parked_app.command("sweep")

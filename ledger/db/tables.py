@@ -57,6 +57,7 @@ ledger_events = Table(
     Column("source", Text),  # where it came from: file:line, topic/partition/offset
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ledger_events_member", "region", "member_id", "seq"),
+    Index("ledger_events_adoptions", "seq", postgresql_where=text("event_type = 'ledger.parameters_adopted'")),
 )
 
 ledger_settlements = Table(

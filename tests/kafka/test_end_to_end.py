@@ -11,7 +11,7 @@ import pytest
 from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.streams import Topic, publish, run, serving, unique, without_seq
-from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch
+from tests.ledger.helpers import IM_PARAMETERS, PRODUCED, example_lines, fetch
 
 
 def _expected(lines, parameters: str):
@@ -53,7 +53,7 @@ def test_each_region_settles_through_the_broker_as_settle_prints_it(region, sett
     # One member's records arrive in the order the ledger produced them (one key, one partition).
     assert _by_member(got) == _by_member(outputs)
     # Every event applied exactly once, and the consumer's position stored with the ledger.
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == len(lines)
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == len(lines)
     stored = fetch(database, "SELECT sum(next_offset) FROM consumer_offsets WHERE consumer = $1", settings.group_id)
     assert stored[0][0] == len(lines)
 

@@ -17,7 +17,16 @@ from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.broker import TestBroker
 from tests.kafka.streams import Topic, generated, publish, relayed_all, run, serving, unique, without_seq
-from tests.ledger.helpers import EXAMPLES, IM_PARAMETERS, example_lines, fetch, plain, refusing_outbox, verify
+from tests.ledger.helpers import (
+    EXAMPLES,
+    IM_PARAMETERS,
+    PRODUCED,
+    example_lines,
+    fetch,
+    plain,
+    refusing_outbox,
+    verify,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +63,7 @@ def _until(condition, timeout: float = 120.0, every: float = 0.05) -> bool:
     return False
 
 
-def _count(database, table: str = "ledger_events") -> int:
+def _count(database, table: str = PRODUCED) -> int:
     return fetch(database, f"SELECT count(*) FROM {table}")[0][0]
 
 

@@ -10,7 +10,7 @@ import orjson
 from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.streams import Topic, generated, publish, run, serving, without_seq
-from tests.ledger.helpers import IM_PARAMETERS, fetch
+from tests.ledger.helpers import IM_PARAMETERS, PRODUCED, fetch
 
 
 def test_members_keep_their_order_across_partitions_and_the_output_matches_settle(settings, database):
@@ -142,7 +142,7 @@ def _produced(lines) -> dict:
 def _applied(database) -> dict:
     """Each member's event ids in ledger order."""
     applied = defaultdict(list)
-    query = "SELECT region, member_id, event_id FROM ledger_events ORDER BY seq"
+    query = f"SELECT region, member_id, event_id FROM {PRODUCED} ORDER BY seq"
     for region, member, event_id in fetch(database, query):
         applied[(region, member)].append(event_id)
     return applied

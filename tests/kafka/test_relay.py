@@ -20,7 +20,7 @@ from ledger.offline import settle_lines
 from ledger.service import LedgerService
 from tests import builders as b
 from tests.kafka.streams import Topic, publish, relayed_all, run, serving, unique
-from tests.ledger.helpers import example_lines, fetch
+from tests.ledger.helpers import PRODUCED, example_lines, fetch
 
 
 def test_records_committed_by_a_file_ingest_are_published_too(settings, database):
@@ -296,7 +296,7 @@ async def _true(value: bool) -> bool:
 
 
 async def _settled(database, events: int) -> bool:
-    return (await asyncio.to_thread(fetch, database, "SELECT count(*) FROM ledger_events"))[0][0] == events
+    return (await asyncio.to_thread(fetch, database, f"SELECT count(*) FROM {PRODUCED}"))[0][0] == events
 
 
 async def _relayed(database) -> bool:

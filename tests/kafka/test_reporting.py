@@ -13,7 +13,7 @@ from consumers.cli import app
 from consumers.reporting import Reporting, ReportingStore
 from ledger.db.server import REPORTING_ROLE, with_user
 from tests.kafka.streams import generated, publish, run, serving
-from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch, plain
+from tests.ledger.helpers import IM_PARAMETERS, PRODUCED, example_lines, fetch, plain
 
 
 def _ledger_fund(database) -> dict:
@@ -34,7 +34,7 @@ def test_reporting_totals_equal_the_ledgers_fund_projection(settings, database, 
         async with serving(settings, database, IM_PARAMETERS, batch_size=200), reporting.app:
             for _ in range(600):
                 # events first: once all are in, the settlement count read after them is final
-                events = await asyncio.to_thread(fetch_count, database, "ledger_events")
+                events = await asyncio.to_thread(fetch_count, database, PRODUCED)
                 ledger_count = await asyncio.to_thread(fetch_count, database, "ledger_settlements")
                 reported = await store.pool.fetchval("SELECT count(*) FROM reporting.settlements")
                 if events == len(lines) and reported == ledger_count:

@@ -26,7 +26,7 @@ from ledger.offline import settle_lines
 from tests.kafka.broker import TestBroker
 from tests.kafka.conftest import own_settings
 from tests.kafka.streams import relayed_all, run, unique, without_seq
-from tests.ledger.helpers import EXAMPLES, example_lines, fetch, plain
+from tests.ledger.helpers import EXAMPLES, PRODUCED, example_lines, fetch, plain
 
 ROOT = Path(__file__).resolve().parents[2]
 USERS = {"broker": "broker-secret", "medledger": "s3cret-medledger"}
@@ -221,7 +221,7 @@ def test_produce_serve_relay_reporting_and_watch_on_a_secured_broker(kind, broke
     refused = [record for record in got if "rejected" in record]
     assert sorted(map(_canonical, settled)) == sorted(map(_canonical, outputs))
     assert sorted(map(_canonical, refused)) == sorted(map(_canonical, rejections))
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == len(lines)
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == len(lines)
     stored = fetch(database, "SELECT sum(next_offset) FROM consumer_offsets WHERE consumer = $1", secured.group_id)
     assert stored[0][0] == len(lines)
     ids = fetch(database, "SELECT settlement_id FROM reporting.settlements", owner=True)

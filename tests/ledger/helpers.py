@@ -15,6 +15,8 @@ from ledger.replay import Replayer
 from ledger.service import LedgerService
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
+# The ledger's rows of producers' events, without medledger's own parameter-set adoptions (`ledger.adoption`).
+PRODUCED = "ledger_events WHERE event_type <> 'ledger.parameters_adopted'"
 IM_PARAMETERS = (EXAMPLES / "params/150000-illustrative.toml").read_text(encoding="utf-8")
 
 

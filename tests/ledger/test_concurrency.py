@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from bench.generate import generate
-from tests.ledger.helpers import IM_PARAMETERS, fetch, ingest, verify
+from tests.ledger.helpers import IM_PARAMETERS, PRODUCED, fetch, ingest, verify
 
 
 def _file(seed: int, prefix: str) -> list[str]:
@@ -25,14 +25,16 @@ def _file(seed: int, prefix: str) -> list[str]:
     return lines
 
 
-def _at_once(database, files: list[list[str]], parameters: str = "", batch_size: int = 40) -> list:
-    """Each file ingested by its own thread, all at the same time; their stats."""
+def _at_once(database, files: list[list[str]], parameters: str | list[str] = "", batch_size: int = 40) -> list:
+    """Each file ingested by its own thread, all at the same time (under its own parameters, given a list);
+    their stats."""
     results: list = [None] * len(files)
     errors: list = []
+    each = parameters if isinstance(parameters, list) else [parameters] * len(files)
 
     def run(index: int) -> None:
         try:
-            results[index] = ingest(database, files[index], parameters, batch_size=batch_size, name=f"file{index}")[0]
+            results[index] = ingest(database, files[index], each[index], batch_size=batch_size, name=f"file{index}")[0]
         except BaseException as error:  # surfaced below
             errors.append(error)
 
@@ -51,8 +53,8 @@ def test_concurrent_ingests_never_break_the_sequence_or_the_chain(database):
     total = sum(len(f) for f in files)
     assert results[0].appended + results[1].appended == total
     seqs = [r[0] for r in fetch(database, "SELECT seq FROM ledger_events ORDER BY seq")]
-    assert seqs == list(range(1, total + 1))
-    sources = [r[0].split(":")[0] for r in fetch(database, "SELECT source FROM ledger_events ORDER BY seq")]
+    assert seqs == list(range(1, total + 2))  # and the one adoption of the parameter set both use
+    sources = [r[0].split(":")[0] for r in fetch(database, f"SELECT source FROM {PRODUCED} ORDER BY seq")]
     switches = sum(1 for a, b in zip(sources, sources[1:]) if a != b)
     assert switches > 2, "the two ingests did not interleave; the test proves nothing"
     report = verify(database, batch_size=500)
@@ -107,7 +109,7 @@ def test_a_batch_settled_before_a_projection_rebuild_is_settled_again(database):
             return "written"
 
     assert asyncio.run(scenario()) == "conflict"
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 1
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == 1
     stats = ingest(database, [visit])[0]
     assert stats.appended == 1 and verify(database).ok
 
@@ -153,7 +155,7 @@ def test_a_batch_read_while_the_projections_are_rebuilt_is_settled_again(databas
             await rebuild.close()
 
     asyncio.run(scenario())
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 1
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == 1
     stats = ingest(database, [visit])[0]
     assert stats.appended == 1 and verify(database).ok
 
@@ -202,6 +204,6 @@ def test_a_batch_whose_numbers_another_writer_took_meanwhile_is_settled_again_no
                 await service.commit(prepared)
 
     asyncio.run(scenario())
-    assert [r[0] for r in fetch(database, "SELECT member_id FROM ledger_events")] == ["OTHER"]
+    assert [r[0] for r in fetch(database, f"SELECT member_id FROM {PRODUCED}")] == ["OTHER"]
     stats = ingest(database, lines)[0]
     assert stats.appended == members and verify(database).ok

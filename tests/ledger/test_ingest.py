@@ -26,7 +26,7 @@ def test_ingest_publishes_what_settle_prints_and_is_idempotent(database):
         table: fetch(database, f"SELECT count(*) FROM {table}")[0][0]
         for table in ("ledger_events", "ledger_settlements", "ledger_movements", "ledger_rejections")
     }
-    assert counts["ledger_events"] == len(lines)
+    assert counts["ledger_events"] == len(lines) + 1  # and the adoption of the parameter set
     assert counts["ledger_settlements"] == len(records(offline, "settlement_id"))
     assert counts["ledger_movements"] == len(records(offline, "movement_id"))
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests import builders as b
-from tests.ledger.helpers import fetch, ingest, records, sweep, verify, waiting
+from tests.ledger.helpers import PRODUCED, fetch, ingest, records, sweep, verify, waiting
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -31,7 +31,7 @@ def test_parked_events_settle_in_arrival_order_when_the_enrolment_arrives_later(
     stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=1))
     assert waiting(database) == []
     assert fetch(database, "SELECT count(*) FROM parked_events")[0][0] == 3  # kept: where and when they waited
-    order = [r["event_id"] for r in fetch(database, "SELECT event_id FROM ledger_events ORDER BY seq")]
+    order = [r["event_id"] for r in fetch(database, f"SELECT event_id FROM {PRODUCED} ORDER BY seq")]
     assert order == [enrolment["event_id"], contribution["event_id"], visit["event_id"], reversal["event_id"]]
     settled, reversed_ = records(published, "settlement_id")
     assert settled["fund_paid"] == "240.00" and settled["account_paid"] == "180.00"  # 600 × 40%; balance 180

@@ -82,14 +82,14 @@ def test_given_only_the_service_role_medledger_runs_without_the_owners_rights(da
     from typer.testing import CliRunner
 
     from ledger.cli import app
-    from tests.ledger.helpers import EXAMPLES
+    from tests.ledger.helpers import EXAMPLES, PRODUCED
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("MEDLEDGER_APP_DATABASE_URL", database.app_url)
     runner = CliRunner()
     result = runner.invoke(app, ["ingest", str(EXAMPLES / "nanjing.jsonl"), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 81
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == 81
     refused = runner.invoke(app, ["db", "upgrade"])
     assert refused.exit_code == 2 and "owner" in refused.stderr
 

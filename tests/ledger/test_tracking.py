@@ -11,7 +11,7 @@ from ledger.db.tracking import OutOfSequence, StaleClaim
 from ledger.intake import from_lines
 from ledger.service import LedgerService, Tracking
 from tests import builders as b
-from tests.ledger.helpers import fetch, refusing_outbox
+from tests.ledger.helpers import PRODUCED, fetch, refusing_outbox
 
 TP = ("events", 0)
 
@@ -37,7 +37,7 @@ def test_a_batch_commits_its_offsets_with_its_ledger_rows(database):
 
     again = asyncio.run(scenario())
     assert again[TP].next_offset == 3
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 3
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == 3
 
 
 def test_a_consumer_that_lost_its_partition_cannot_commit_what_it_read_before(database):
@@ -55,7 +55,7 @@ def test_a_consumer_that_lost_its_partition_cannot_commit_what_it_read_before(da
             await _batch(service, _lines("M2"), new, {TP: (1, 2)})
 
     asyncio.run(scenario())
-    rows = fetch(database, "SELECT member_id FROM ledger_events ORDER BY seq")
+    rows = fetch(database, f"SELECT member_id FROM {PRODUCED} ORDER BY seq")
     assert [r[0] for r in rows] == ["M1", "M2"]
     assert fetch(database, "SELECT next_offset FROM consumer_offsets")[0][0] == 2
 
@@ -73,7 +73,7 @@ def test_a_batch_read_from_before_the_stored_offset_is_refused_whole(database):
 
     stale = asyncio.run(scenario())
     assert "events/0 stored 2, batch starts at 1" in str(stale)
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 2
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == 2
     offsets = fetch(database, "SELECT partition, next_offset FROM consumer_offsets ORDER BY partition")
     assert [tuple(r) for r in offsets] == [(0, 2), (1, None)]
 
@@ -91,7 +91,7 @@ def test_offsets_roll_back_with_a_failed_batch(database, monkeypatch):
 
     asyncio.run(scenario())
     assert fetch(database, "SELECT next_offset FROM consumer_offsets")[0][0] is None
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 0
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == 0
 
 
 def test_the_service_role_may_move_offsets_but_not_rewrite_the_outbox(database):
@@ -124,7 +124,7 @@ def test_a_prepared_batch_whose_partition_was_claimed_since_writes_nothing(datab
             assert fenced.value.lost == [TP]
 
     asyncio.run(scenario())
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 0
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == 0
     assert fetch(database, "SELECT next_offset, epoch FROM consumer_offsets")[0][:] == (None, 2)
 
 
@@ -140,7 +140,7 @@ def test_a_prepared_batch_read_from_before_the_stored_offset_writes_nothing(data
                 await service.commit(prepared)
 
     asyncio.run(scenario())
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 2
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == 2
     assert fetch(database, "SELECT next_offset FROM consumer_offsets")[0][0] == 2
 
 
@@ -172,7 +172,7 @@ def test_a_claim_raised_while_a_batch_commits_fences_it(database):
             await rebalance.close()
 
     asyncio.run(scenario())
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 0
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == 0
     assert fetch(database, "SELECT next_offset, epoch FROM consumer_offsets")[0][:] == (None, 2)
 
 
@@ -206,7 +206,7 @@ def test_a_batch_and_a_claim_of_its_partitions_lock_them_in_the_same_order(datab
             await rebalance.close()
 
     asyncio.run(scenario())
-    assert [r[0] for r in fetch(database, "SELECT member_id FROM ledger_events")] == ["M0"]
+    assert [r[0] for r in fetch(database, f"SELECT member_id FROM {PRODUCED}")] == ["M0"]
 
 
 def test_a_batch_another_consumer_committed_first_is_refused_for_its_stale_claim(database):
@@ -225,5 +225,5 @@ def test_a_batch_another_consumer_committed_first_is_refused_for_its_stale_claim
             assert fenced.value.lost == [TP]
 
     asyncio.run(scenario())
-    assert fetch(database, "SELECT count(*) FROM ledger_events")[0][0] == 1
+    assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == 1
     assert fetch(database, "SELECT next_offset FROM consumer_offsets")[0][0] == 1

@@ -1,0 +1,91 @@
+"""The parameter set in force, in the hash chain.
+
+Each event names the parameter set it was settled under (`params_digest`), but that column is outside what the
+chain hashes. So before the first event a writer settles under a parameter set other than the one last adopted,
+it appends an adoption: a ledger row of medledger's own whose canonical bytes are the set's digest and its whole
+text. Every event after an adoption, up to the next, must name that set; `replay --verify` checks it. Whoever
+repoints an event at another recorded set, or rewrites a set, now breaks either that rule or the chain, and a
+head kept outside the database covers the sets as it covers the events.
+
+An adoption's event_id is longer than the 64 characters the contract allows a producer, so it can never be taken
+for a producer's event. Its region is `*`: it holds for every region.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import datetime
+
+import orjson
+
+from .chain import text_digest
+from .store import NewEvent
+
+ADOPTED = "ledger.parameters_adopted"
+EVERY_REGION = "*"
+SOURCE = "medledger"
+
+
+def adoption(seq: int, digest: str, content: str, at: datetime) -> NewEvent:
+    """The adoption of the parameter set `content` (whose sha256 is `digest`) at ledger position `seq`, dated
+    `at`."""
+    payload = orjson.dumps(
+        {"content": content, "digest": digest, "event_type": ADOPTED}, option=orjson.OPT_SORT_KEYS
+    ).decode()
+    return NewEvent(f"medledger:parameters:{digest}:{seq}", ADOPTED, EVERY_REGION, None, at, payload, digest, SOURCE)
+
+
+# Written out, not a parameter, so that the planner may use the partial index on adoptions (`ledger_events_adoptions`).
+IS_ADOPTION = f"event_type = '{ADOPTED}'"
+
+
+async def last_adopted(raw) -> str | None:
+    """The digest of the parameter set adopted last; None before any adoption."""
+    return await raw.fetchval(f"SELECT params_digest FROM ledger_events WHERE {IS_ADOPTION} ORDER BY seq DESC LIMIT 1")
+
+
+def adoption_problem(payload: str, digest: str, recorded: str | None) -> str | None:
+    """What is wrong with an adoption row: its bytes must name the set its row names, hold the text whose digest
+    that is, and the same text as the parameter set recorded under it."""
+    try:
+        body = orjson.loads(payload)
+        named, content = body["digest"], body["content"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return "its bytes are not an adoption of a parameter set"
+    if named != digest:
+        return f"it adopts {named[:16]} but its row names {digest[:16]}"
+    if text_digest(content) != digest:
+        return "the text it adopts does not hash to its digest"
+    if recorded != content:
+        return "the parameter set recorded under its digest is not the text it adopts"
+    return None
+
+
+class Adoptions:
+    """The adoptions of a ledger in sequence order, read as far as replay has walked: which set each event had to
+    name. Events before the first adoption were recorded before adoptions were kept, and name what they name."""
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+        self.digests: list[str] = []
+        self.through = 0  # read as far as this position
+
+    async def read(self, raw, through: int) -> None:
+        if through <= self.through:
+            return
+        for seq, digest in await raw.fetch(
+            f"SELECT seq, params_digest FROM ledger_events WHERE {IS_ADOPTION} AND seq > $1 AND seq <= $2 ORDER BY seq",
+            self.through,
+            through,
+        ):
+            self.seqs.append(seq)
+            self.digests.append(digest)
+        self.through = through
+
+    def problem(self, seq: int, digest: str) -> str | None:
+        """Why the event at `seq`, recorded under `digest`, is not under the set adopted before it."""
+        at = bisect_right(self.seqs, seq) - 1
+        if at < 0 or self.digests[at] == digest:
+            return None
+        adopted, since = self.digests[at][:16], self.seqs[at]
+        return f"recorded under parameter set {digest[:16]}, but the chain adopted {adopted} at seq {since}"

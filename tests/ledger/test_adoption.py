@@ -1,0 +1,108 @@
+"""The parameter set each event was settled under is bound into the hash chain by adoptions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from ledger.adoption import ADOPTED, Adoptions, adoption, adoption_problem
+from ledger.chain import text_digest
+from policies.recorded import recorded_parameters
+from tests.ledger.helpers import IM_PARAMETERS, example_lines, execute, fetch, ingest, verify
+from tests.ledger.test_concurrency import _at_once, _file
+
+ADOPTIONS = f"SELECT seq, params_digest, payload FROM ledger_events WHERE event_type = '{ADOPTED}' ORDER BY seq"
+
+
+def _digests(database) -> list[tuple[int, str, str]]:
+    """(seq, event_type, params_digest) of every ledger row, in order."""
+    return [tuple(r) for r in fetch(database, "SELECT seq, event_type, params_digest FROM ledger_events ORDER BY seq")]
+
+
+def test_a_parameter_set_is_adopted_in_the_chain_before_the_first_event_settled_under_it(database):
+    stats, _ = ingest(database, example_lines("nanjing"), batch_size=13)
+    assert stats.appended == 81  # events; the adoption is medledger's own
+    (first,) = fetch(database, ADOPTIONS)
+    recorded = recorded_parameters("")
+    digest = text_digest(recorded)
+    assert first["seq"] == 1 and first["params_digest"] == digest
+    assert json.loads(first["payload"]) == {"content": recorded, "digest": digest, "event_type": ADOPTED}
+    assert fetch(database, "SELECT content FROM parameter_sets WHERE digest = $1", digest)[0][0] == recorded
+    assert {d for _, _, d in _digests(database)} == {digest}
+
+    # The same set again adopts nothing; another set is adopted right before its first event.
+    ingest(database, example_lines("weihai"))
+    assert len(fetch(database, ADOPTIONS)) == 1
+    stats, _ = ingest(database, example_lines("inner-mongolia"), IM_PARAMETERS)
+    adoptions = fetch(database, ADOPTIONS)
+    assert len(adoptions) == 2 and stats.appended == len(example_lines("inner-mongolia"))
+    rows = _digests(database)
+    at = adoptions[1]["seq"]
+    assert rows[at - 1][2] == text_digest(recorded_parameters(IM_PARAMETERS))
+    assert all(digest == rows[at - 1][2] for _, _, digest in rows[at:])
+    assert all(digest == first["params_digest"] for _, _, digest in rows[: at - 1])
+    assert verify(database).ok
+
+
+def test_an_event_repointed_at_another_recorded_set_is_caught(database):
+    ingest(database, example_lines("nanjing"))
+    ingest(database, example_lines("inner-mongolia"), IM_PARAMETERS)
+    other = fetch(database, ADOPTIONS)[1]["params_digest"]
+    # A Nanjing visit settles the same under both sets: re-derivation alone would find nothing.
+    seq = fetch(database, "SELECT min(seq) FROM ledger_settlements WHERE region = '320100'")[0][0]
+    execute(database, "ALTER TABLE ledger_events DISABLE TRIGGER USER", owner=True)
+    execute(database, "UPDATE ledger_events SET params_digest = $1 WHERE seq = $2", other, seq, owner=True)
+    execute(database, "ALTER TABLE ledger_events ENABLE TRIGGER USER", owner=True)
+    report = verify(database)
+    assert not report.ok and not report.chain_breaks
+    assert [(d.seq, d.what) for d in report.differences] == [(seq, "parameters")]
+    assert "the chain adopted" in report.differences[0].detail
+
+
+def test_an_adoption_whose_bytes_are_rewritten_breaks_the_chain_and_is_named(database):
+    ingest(database, example_lines("nanjing"))
+    execute(database, "ALTER TABLE ledger_events DISABLE TRIGGER USER", owner=True)
+    execute(database, "UPDATE ledger_events SET payload = '{}' WHERE seq = 1", owner=True)
+    execute(database, "ALTER TABLE ledger_events ENABLE TRIGGER USER", owner=True)
+    report = verify(database)
+    assert [b.seq for b in report.chain_breaks] == [1]
+    assert [(d.seq, d.what) for d in report.differences] == [(1, "adoption")]
+
+
+def test_writers_with_different_parameter_sets_at_once_adopt_theirs_as_they_interleave(database):
+    files = [_file(3, "A"), _file(4, "B")]
+    results = _at_once(database, files, ["", IM_PARAMETERS])
+    assert results[0].appended + results[1].appended == sum(len(f) for f in files)
+    rows = _digests(database)
+    assert [seq for seq, _, _ in rows] == list(range(1, len(rows) + 1))
+    adopted = None
+    for _, event_type, digest in rows:
+        if event_type == ADOPTED:
+            assert digest != adopted  # an adoption only where the set changes
+            adopted = digest
+        assert digest == adopted
+    assert len(fetch(database, ADOPTIONS)) > 2, "the two writers did not interleave; the test proves nothing"
+    report = verify(database, batch_size=300)
+    assert report.ok, (report.chain_breaks, report.differences[:5], report.projection_differences)
+
+
+def test_what_an_adoption_must_hold():
+    content = recorded_parameters("")
+    digest = text_digest(content)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    payload = adoption(7, digest, content, at).payload
+    assert adoption_problem(payload, digest, content) is None
+    assert "its row names" in adoption_problem(payload, "f" * 64, content)
+    assert "does not hash" in adoption_problem(payload.replace("3000.00", "3100.00"), digest, content)
+    assert "not the text it adopts" in adoption_problem(payload, digest, content + "# more")
+    assert "not an adoption" in adoption_problem("[]", digest, content)
+    assert len(adoption(7, digest, content, at).event_id) > 64  # longer than any producer's event_id
+
+
+def test_events_before_the_first_adoption_name_what_they_name():
+    adoptions = Adoptions()
+    assert adoptions.problem(5, "a") is None
+    adoptions.seqs, adoptions.digests = [10, 20], ["x", "y"]
+    assert adoptions.problem(9, "a") is None
+    assert adoptions.problem(10, "x") is None and adoptions.problem(19, "x") is None
+    assert "adopted y at seq 20" in adoptions.problem(25, "x")

@@ -14,6 +14,8 @@ from alembic.config import Config
 from .server import APP_ROLE, REPORTING_ROLE
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Held by whoever changes the schema or the roles: several services may start at once against one database.
+MIGRATION_LOCK = 7265010
 _ONE_AT_A_TIME = threading.Lock()  # Alembic's context is process-global
 
 
@@ -61,18 +63,22 @@ def upgrade(owner_url: str, revision: str = "head") -> None:
 
 
 async def _set_password(owner_url: str, role: str, password: str) -> None:
-    """On a server that checks passwords, the roles need one; the owner sets it."""
+    """On a server that checks passwords, the roles need one; the owner sets it. Under the migrations' lock:
+    PostgreSQL refuses one of two ALTER ROLEs of the same role at once ("tuple concurrently updated"), and serve
+    and reporting starting together would each set both."""
     import asyncpg
 
     connection = await asyncpg.connect(owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
-        statement = await connection.fetchval(
-            "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text) FROM pg_roles WHERE rolname = $1",
-            role,
-            password,
-        )
-        if statement is not None:  # an earlier revision may not have made the role yet
-            await connection.execute(statement)
+        async with connection.transaction():
+            await connection.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            statement = await connection.fetchval(
+                "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text) FROM pg_roles WHERE rolname = $1",
+                role,
+                password,
+            )
+            if statement is not None:  # an earlier revision may not have made the role yet
+                await connection.execute(statement)
     finally:
         await connection.close()
 

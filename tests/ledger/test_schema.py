@@ -78,6 +78,22 @@ def test_the_owner_gives_a_role_its_password_when_one_is_configured(database, mo
     fetch(database, f"ALTER ROLE {role} PASSWORD NULL", owner=True)
 
 
+def test_services_starting_together_set_the_role_passwords_without_refusing_each_other(database):
+    """serve and reporting each set both passwords as they start; PostgreSQL refuses one of two ALTER ROLEs of a
+    role at once ("tuple concurrently updated") unless they take turns."""
+    from ledger.db.migrate import _set_password
+
+    async def starting(index: int) -> None:
+        for attempt in range(40):
+            await _set_password(database.owner_url, "medledger_app", f"p{index}-{attempt}")
+
+    async def together():
+        return await asyncio.gather(*(starting(index) for index in range(3)), return_exceptions=True)
+
+    assert asyncio.run(together()) == [None, None, None]
+    fetch(database, "ALTER ROLE medledger_app PASSWORD NULL", owner=True)
+
+
 def test_given_only_the_service_role_medledger_runs_without_the_owners_rights(database, monkeypatch):
     from typer.testing import CliRunner
 

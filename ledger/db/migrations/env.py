@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ledger.db.migrate import MIGRATION_LOCK
 from ledger.db.tables import metadata
 
 config = context.config
@@ -24,13 +25,13 @@ async def _main() -> None:
     try:
         async with engine.connect() as connection:
             # Several services may start at once: one migrates, the others wait and find nothing to do.
-            await connection.execute(text("SELECT pg_advisory_lock(7265010)"))
+            await connection.execute(text(f"SELECT pg_advisory_lock({MIGRATION_LOCK})"))
             await connection.commit()
             try:
                 await connection.run_sync(_run)
                 await connection.commit()
             finally:
-                await connection.execute(text("SELECT pg_advisory_unlock(7265010)"))
+                await connection.execute(text(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
                 await connection.commit()
     finally:
         await engine.dispose()

@@ -119,7 +119,7 @@ class Service:
             self.metrics,
         )
         self.claims = Claims(service, settings.group_id, lambda: self.subscriber.consumer)
-        self.claims.on_rebase = lambda _partition: self.metrics.rebased.inc()
+        self.claims.on_rebase = self._rebased
         self.settler = Settler(
             service,
             self.claims,
@@ -135,6 +135,10 @@ class Service:
         self.app.after_shutdown(self._closed)
         self._tasks: list[asyncio.Task] = []
         self._http = None
+
+    def _rebased(self, partition: tuple[str, int]) -> None:
+        self.metrics.rebased.inc()
+        self.settler.forget(partition)
 
     async def _open(self) -> None:
         await self.service.__aenter__()

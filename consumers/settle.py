@@ -267,6 +267,11 @@ class Settler:
         self.must_rewind = True
         await self._rewind()
 
+    def forget(self, partition: tuple[str, int]) -> None:
+        """A partition read again from the start of its log (`Claims.on_rebase`): its offsets name other records
+        now, which owe nothing to the failures counted at the same offsets before."""
+        self.strikes = {where: count for where, count in self.strikes.items() if where[:2] != partition}
+
     async def _one_by_one(self, records) -> None:
         """Each record its own transaction, in the order read. One that fails for a reason it would meet again
         is tried `ISOLATE_AFTER` times, then refused; any other failure rewinds as always. Once a whole batch

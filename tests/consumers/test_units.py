@@ -180,3 +180,14 @@ def test_the_service_sweep_counts_what_it_refused_before_a_later_batch_failed(mo
 
     asyncio.run(asyncio.wait_for(one_round(), 10))
     assert service.metrics.rejections._value.get() >= 3
+
+
+def test_a_partition_read_again_from_its_start_forgets_the_failures_counted_at_its_offsets():
+    from consumers.app import Service
+    from ledger.service import LedgerService
+
+    service = Service(Settings(metrics_port=None), LedgerService.__new__(LedgerService))
+    service.settler.strikes = {("events", 0, 7): 2, ("events", 1, 7): 2, ("other", 0, 7): 1}
+    service.claims.on_rebase(("events", 0))
+    assert service.settler.strikes == {("events", 1, 7): 2, ("other", 0, 7): 1}
+    assert service.metrics.rebased._value.get() == 1

@@ -24,7 +24,7 @@ from queue import Empty
 from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
 
-from .adoption import ADOPTED, IS_ADOPTION, Adoptions, adoption_problem
+from .adoption import ADOPTED, EVERY_REGION, IS_ADOPTION, Adoptions, adoption_problem
 from .batch import BatchRows
 from .chain import ChainBreak, text_digest
 from .db.connect import service_engine
@@ -411,12 +411,15 @@ def verify_in_parallel(
     chain and counts the projection rows of regions with no event; it replays its share on a thread, so that it
     holds no more than a worker does beside the modules it has already loaded. `progress(done, total)` is told
     the events replayed by all."""
-    groups: list[list[str]] = [[] for _ in range(max(1, min(workers, len(event_counts))))]
+    regions = {region: count for region, count in event_counts.items() if region != EVERY_REGION}
+    groups: list[list[str]] = [[] for _ in range(max(1, min(workers, len(regions))))]
     loads = [0] * len(groups)
-    for region, count in sorted(event_counts.items(), key=lambda item: -item[1]):
+    for region, count in sorted(regions.items(), key=lambda item: -item[1]):
         lightest = loads.index(min(loads))
         groups[lightest].append(region)
         loads[lightest] += count
+    if EVERY_REGION in event_counts:  # the adoptions: a few rows, replayed here, not worth a process of their own
+        groups[0].append(EVERY_REGION)
     total = sum(event_counts.values())
     queue = multiprocessing.get_context("spawn").Queue() if progress is not None else None
     done = [0] * len(groups)

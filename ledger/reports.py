@@ -224,9 +224,11 @@ async def explain(raw, settlement_id: str) -> dict | None:
     result["parameters"] = await raw.fetchval(
         "SELECT content FROM parameter_sets WHERE digest = $1", row["params_digest"]
     )
-    result["adopted_at"] = await raw.fetchval(
-        f"SELECT max(seq) FROM ledger_events WHERE {IS_ADOPTION} AND seq < $1", row["seq"]
+    adopted = await raw.fetchrow(
+        f"SELECT seq, params_digest FROM ledger_events WHERE {IS_ADOPTION} AND seq < $1 ORDER BY seq DESC LIMIT 1",
+        row["seq"],
     )
+    result["adopted"] = tuple(adopted) if adopted else None
     return result
 
 
@@ -265,8 +267,12 @@ def render_explain(console: Console, trace: dict) -> None:
     values = policy_values(trace["parameters"], s["policy_id"])
     if values is not None:
         parameters = "every value in force, recorded with the event"
-        if trace["adopted_at"] is not None:
-            parameters += f"; adopted in the chain at ledger sequence {trace['adopted_at']}"
+        if trace["adopted"] is not None:
+            seq, digest = trace["adopted"]
+            if digest == trace["params_digest"]:
+                parameters += f"; adopted in the chain at ledger sequence {seq}"
+            else:  # what `replay --verify` reports as a difference
+                parameters += f"; NOT the set the chain adopted at ledger sequence {seq} ({digest})"
     elif trace["parameters"]:
         parameters = "the parameter file recorded with the event; other values: the defaults of the release then"
     else:

@@ -65,9 +65,13 @@ class ParameterSet:
     # Per policy id, the parameters to leave unset whatever their default (`meta.unset`): a recorded set
     # (`policies.recorded`) says so of the parameters that had no value when it was recorded.
     unset: Mapping[str, tuple[str, ...]] = Table()
+    # A set a ledger recorded (`meta.complete`): what a later release no longer knows (a policy version or a
+    # parameter it dropped) is passed over rather than refused, so the history it settled can still be replayed.
+    complete: bool = False
 
     def policy_ids(self) -> set[str]:
-        return set(self.overrides) | set(self.unset)
+        """The policy versions it names, which must all be known (unless it is a complete set)."""
+        return set() if self.complete else set(self.overrides) | set(self.unset)
 
     def merged(self, other: ParameterSet) -> ParameterSet:
         """This set with `other`'s values laid over it, table by table (a what-if on top of what was used)."""
@@ -86,14 +90,29 @@ class ParameterSet:
             key: tuple(dict.fromkeys(self.unset.get(key, ()) + other.unset.get(key, ())))
             for key in set(self.unset) | set(other.unset)
         }
-        return ParameterSet(Table(deep(self.overrides, other.overrides)), other.source or self.source, Table(unset))
+        # What `other` unsets is unset over this set's values too, unless `other` itself gives it a value.
+        base = {
+            key: {
+                n: v
+                for n, v in values.items()
+                if n not in other.unset.get(key, ()) or n in other.overrides.get(key, {})
+            }
+            for key, values in self.overrides.items()
+        }
+        return ParameterSet(
+            Table(deep(base, other.overrides)), other.source or self.source, Table(unset), self.complete
+        )
 
     def apply(self, policy_id: str, defaults):
         """`defaults` with what this set leaves unset cleared first, then its values laid over them (so a what-if
         may still give a value to what a recorded set left unset)."""
+        known = {field.name for field in dataclasses.fields(defaults)}
         for name in self.unset.get(policy_id, ()):
-            defaults = _without(defaults, name, policy_id)
+            if name in known or not self.complete:
+                defaults = _without(defaults, name, policy_id)
         values = self.overrides.get(policy_id)
+        if values and self.complete:
+            values = {name: value for name, value in values.items() if name in known}
         return defaults if not values else override(defaults, values, policy_id)
 
 
@@ -112,7 +131,17 @@ def parse_parameters(text: str, source: str | None = None) -> ParameterSet:
     if unknown:
         raise ParameterError(f'{source}: unknown top-level tables {sorted(unknown)}; expected [policy."ID"]')
     policies = document.get("policy", {})
-    return ParameterSet(Table(policies), source, _unset_of(document.get("meta", {}), source))
+    meta = document.get("meta", {})
+    if not isinstance(meta, Mapping) or set(meta) - META:
+        raise ParameterError(f"{source or 'parameters'}: [meta] may hold only {sorted(META)}")
+    complete = meta.get("complete", False)
+    if not isinstance(complete, bool):
+        raise ParameterError(f"{source or 'parameters'}: meta.complete: expected true or false")
+    return ParameterSet(Table(policies), source, _unset_of(meta, source), complete)
+
+
+# What a parameter file's [meta] table may say: written by medledger in the sets it records (`policies.recorded`).
+META = frozenset({"complete", "unset", "file"})
 
 
 def _unset_of(meta, source: str | None) -> Table:

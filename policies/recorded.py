@@ -13,6 +13,8 @@ names every parameter; `meta.complete` says so; `meta.unset` names those that we
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import math
 import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
@@ -24,9 +26,14 @@ HEADER = "# Every parameter value in force for each policy version, as medledger
 
 
 def recorded_parameters(text: str, source: str | None = None) -> str:
-    """The complete parameter set in force under the parameter file `text` (empty: the built-in defaults)."""
+    """The complete parameter set in force under the parameter file `text` (empty: the built-in defaults). A set
+    recorded before, given back as the file (to settle exactly as then), is recorded as it was: its values, with
+    the file it recorded."""
     given = parse_parameters(text, source)
-    return complete(given, PolicyRegistry(given), text)
+    # Strict, as for any file: this release must know every policy version and parameter the set names.
+    registry = PolicyRegistry(dataclasses.replace(given, complete=False))
+    file = tomllib.loads(text).get("meta", {}).get("file", "") if given.complete else text
+    return complete(given, registry, file)
 
 
 def complete(given: ParameterSet, registry: PolicyRegistry, text: str = "") -> str:
@@ -41,6 +48,8 @@ def complete(given: ParameterSet, registry: PolicyRegistry, text: str = "") -> s
                 unset.setdefault(policy.policy_id, []).append(field.name)
             elif field.metadata.get("build"):
                 # Built from the file's own table, which is the whole of it: no default lies beneath.
+                if field.name not in raw:
+                    raise ValueError(f"{policy.policy_id}.{field.name}: a built default cannot be recorded")
                 lines.append(f"{_string(field.name)} = {_value(raw[field.name])}")
             else:
                 lines.append(f"{_string(field.name)} = {_value(value)}")
@@ -72,6 +81,12 @@ def _value(value) -> str:
         return str(value)
     if isinstance(value, Decimal):
         return _string(str(value))  # exact, exponent included: read back as the same Decimal
+    if isinstance(value, float):  # only where a file gave one (a table a builder reads): TOML reads it back
+        return (
+            repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else f"{'-' if value < 0 else ''}inf")
+        )
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date: TOML's own literals
+        return value.isoformat()
     if isinstance(value, str):
         return _string(value)
     if dataclasses.is_dataclass(value):

@@ -157,7 +157,7 @@ def replay(
     total_before = sum((v[0] for v in report.fund_impact.values()), Decimal("0.00"))
     total_after = sum((v[1] for v in report.fund_impact.values()), Decimal("0.00"))
     console.print(
-        f"{report.replayed()} replayed, {report.changed_settlements} settlement(s) change; "
+        f"replayed {report.replayed()}: {report.changed_settlements} settlement(s) change; "
         f"fund {total_before} → {total_after} ({total_after - total_before:+})"
     )
 

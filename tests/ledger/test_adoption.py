@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from typer.testing import CliRunner
+
 from ledger.adoption import ADOPTED, Adoptions, adoption, adoption_problem
 from ledger.chain import text_digest
+from ledger.cli import app
 from policies.recorded import recorded_parameters
 from tests.ledger.helpers import IM_PARAMETERS, example_lines, execute, fetch, ingest, verify
 from tests.ledger.test_concurrency import _at_once, _file
@@ -44,7 +47,7 @@ def test_a_parameter_set_is_adopted_in_the_chain_before_the_first_event_settled_
     assert verify(database).ok
 
 
-def test_an_event_repointed_at_another_recorded_set_is_caught(database):
+def test_an_event_repointed_at_another_recorded_set_is_caught(database, monkeypatch):
     ingest(database, example_lines("nanjing"))
     ingest(database, example_lines("inner-mongolia"), IM_PARAMETERS)
     other = fetch(database, ADOPTIONS)[1]["params_digest"]
@@ -57,6 +60,28 @@ def test_an_event_repointed_at_another_recorded_set_is_caught(database):
     assert not report.ok and not report.chain_breaks
     assert [(d.seq, d.what) for d in report.differences] == [(seq, "parameters")]
     assert "the chain adopted" in report.differences[0].detail
+    # the statement of its settlement says so too
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)
+    (settlement,) = fetch(database, "SELECT settlement_id FROM ledger_settlements WHERE seq = $1", seq)[0]
+    shown = CliRunner().invoke(app, ["audit", "explain", settlement])
+    assert shown.exit_code == 0, shown.output
+    assert "NOT the set the chain adopted at ledger sequence 1" in shown.stdout.replace("\n", "")
+
+
+def test_a_verify_split_over_processes_replays_the_adoptions_beside_a_region(database, monkeypatch):
+    import ledger.replay
+    from ledger.replay import verify_in_parallel
+
+    ingest(database, example_lines("nanjing"))
+    counts = {r[0]: r[1] for r in fetch(database, "SELECT region, count(*) FROM ledger_events GROUP BY region")}
+    assert counts == {"320100": 81, "*": 1}
+
+    def no_pool(*_args, **_kwargs):
+        raise AssertionError("one region needs no worker process")
+
+    monkeypatch.setattr(ledger.replay, "worker_pool", no_pool)
+    report = verify_in_parallel(database, 50, 2, counts)
+    assert report.ok and (report.events, report.adoptions) == (82, 1)
 
 
 def test_an_adoption_whose_bytes_are_rewritten_breaks_the_chain_and_is_named(database):

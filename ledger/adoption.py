@@ -39,9 +39,20 @@ def adoption(seq: int, digest: str, content: str, at: datetime) -> NewEvent:
 IS_ADOPTION = f"event_type = '{ADOPTED}'"
 
 
+async def last_adoption(raw, before: int | None = None) -> tuple[int, str] | None:
+    """(seq, digest) of the adoption last before ledger position `before` (by default, of all); None when none."""
+    row = await raw.fetchrow(
+        f"SELECT seq, params_digest FROM ledger_events WHERE {IS_ADOPTION} AND ($1::bigint IS NULL OR seq < $1) "
+        "ORDER BY seq DESC LIMIT 1",
+        before,
+    )
+    return tuple(row) if row else None
+
+
 async def last_adopted(raw) -> str | None:
     """The digest of the parameter set adopted last; None before any adoption."""
-    return await raw.fetchval(f"SELECT params_digest FROM ledger_events WHERE {IS_ADOPTION} ORDER BY seq DESC LIMIT 1")
+    last = await last_adoption(raw)
+    return last[1] if last else None
 
 
 def adoption_problem(payload: str, digest: str, recorded: str | None) -> str | None:

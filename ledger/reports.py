@@ -17,7 +17,7 @@ from policies.recorded import policy_values
 from policies.registry import REGION_NAMES, PolicyRegistry
 from policies.summary import status_word
 
-from .adoption import IS_ADOPTION
+from .adoption import last_adoption
 from .codec import state_from_json
 from .contract import POLICY_TZ
 from .db.projection_store import as_json
@@ -224,11 +224,7 @@ async def explain(raw, settlement_id: str) -> dict | None:
     result["parameters"] = await raw.fetchval(
         "SELECT content FROM parameter_sets WHERE digest = $1", row["params_digest"]
     )
-    adopted = await raw.fetchrow(
-        f"SELECT seq, params_digest FROM ledger_events WHERE {IS_ADOPTION} AND seq < $1 ORDER BY seq DESC LIMIT 1",
-        row["seq"],
-    )
-    result["adopted"] = tuple(adopted) if adopted else None
+    result["adopted"] = await last_adoption(raw, before=row["seq"])
     return result
 
 

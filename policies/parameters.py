@@ -108,8 +108,10 @@ class ParameterSet:
         may still give a value to what a recorded set left unset)."""
         known = {field.name for field in dataclasses.fields(defaults)}
         for name in self.unset.get(policy_id, ()):
-            if name in known or not self.complete:
-                defaults = _without(defaults, name, policy_id)
+            if name in known:
+                defaults = dataclasses.replace(defaults, **{name: None})
+            elif not self.complete:
+                raise ParameterError(f"{policy_id}: unknown parameter {name!r} in meta.unset")
         values = self.overrides.get(policy_id)
         if values and self.complete:
             values = {name: value for name, value in values.items() if name in known}
@@ -152,12 +154,6 @@ def _unset_of(meta, source: str | None) -> Table:
     ):
         raise ParameterError(f'{where}: expected a table of lists of parameter names, {{ "POLICY-ID" = ["name"] }}')
     return Table({policy_id: tuple(names) for policy_id, names in unset.items()})
-
-
-def _without(defaults, name: str, where: str):
-    if name not in {f.name for f in dataclasses.fields(defaults)}:
-        raise ParameterError(f"{where}: unknown parameter {name!r} in meta.unset")
-    return dataclasses.replace(defaults, **{name: None})
 
 
 def override(defaults, values: Mapping[str, Any], where: str):

@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from ..adoption import IS_ADOPTION
+
 metadata = MetaData()
 # Unbounded: every amount the contract accepts (below 10**15 yuan), and every sum of them a balance, a member's
 # year or a region's month can reach, is stored exactly; the engine keeps each one to the fen.
@@ -57,7 +59,7 @@ ledger_events = Table(
     Column("source", Text),  # where it came from: file:line, topic/partition/offset
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ledger_events_member", "region", "member_id", "seq"),
-    Index("ledger_events_adoptions", "seq", postgresql_where=text("event_type = 'ledger.parameters_adopted'")),
+    Index("ledger_events_adoptions", "seq", postgresql_where=text(IS_ADOPTION)),
 )
 
 ledger_settlements = Table(

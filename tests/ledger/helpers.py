@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
+from ledger.adoption import IS_ADOPTION
 from ledger.db.server import Database
 from ledger.intake import from_lines
 from ledger.replay import Replayer
@@ -16,7 +17,7 @@ from ledger.service import LedgerService
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 # The ledger's rows of producers' events, without medledger's own parameter-set adoptions (`ledger.adoption`).
-PRODUCED = "ledger_events WHERE event_type <> 'ledger.parameters_adopted'"
+PRODUCED = f"ledger_events WHERE NOT ({IS_ADOPTION})"
 IM_PARAMETERS = (EXAMPLES / "params/150000-illustrative.toml").read_text(encoding="utf-8")
 
 

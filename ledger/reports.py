@@ -21,6 +21,7 @@ from .adoption import last_adoption
 from .codec import state_from_json
 from .contract import POLICY_TZ
 from .db.projection_store import as_json
+from .display import visible
 
 
 @dataclass
@@ -123,7 +124,7 @@ def render_statement(console: Console, statement: Statement) -> None:
     end = date(statement.year, 12, 31)
     status = member.status_on(end)
     header = Table.grid(padding=(0, 2))
-    header.add_row("member", f"{statement.member_id} ({REGION_NAMES[statement.region]} {statement.region})")
+    header.add_row("member", f"{visible(statement.member_id)} ({REGION_NAMES[statement.region]} {statement.region})")
     header.add_row(
         "enrolment",
         f"{status_word(member, end)} from {member.enrolled_on}, "
@@ -171,7 +172,7 @@ def render_statement(console: Console, statement: Statement) -> None:
         for s in statement.settlements:
             table.add_row(
                 s["visit_date"],
-                s["visit_id"] + (" (reversal)" if s.get("reverses") else ""),
+                visible(s["visit_id"]) + (" (reversal)" if s.get("reverses") else ""),
                 s["policy_id"],
                 s["total_amount"],
                 s["deductible_paid"],
@@ -183,7 +184,11 @@ def render_statement(console: Console, statement: Statement) -> None:
         console.print(table)
         for s in statement.settlements:
             console.print(
-                Panel("\n".join(s["explanation"]), title=f"{s['visit_id']} {s['settlement_id']}", expand=False)
+                Panel(
+                    "\n".join(map(visible, s["explanation"])),
+                    title=f"{visible(s['visit_id'])} {s['settlement_id']}",
+                    expand=False,
+                )
             )
     if statement.movements:
         table = Table(title="account movements")
@@ -196,13 +201,13 @@ def render_statement(console: Console, statement: Statement) -> None:
                 m["purpose"],
                 m["amount"],
                 m["balance_after"],
-                m.get("beneficiary_id") or "",
+                visible(m.get("beneficiary_id") or ""),
             )
         console.print(table)
     for incentive in statement.incentives:
         console.print(
             f"year close {incentive['year']}: {incentive['incentive']} {incentive['before']} → "
-            f"{incentive['after']}; " + "; ".join(incentive["explanation"])
+            f"{incentive['after']}; " + "; ".join(map(visible, incentive["explanation"]))
         )
 
 
@@ -251,10 +256,10 @@ def render_explain(console: Console, trace: dict) -> None:
         ("cash", "cash_paid"),
         ("limit remaining", "limit_remaining"),
     ):
-        summary.add_row(label, str(s.get(key)))
+        summary.add_row(label, visible(s.get(key)))
     if s.get("reverses"):
         summary.add_row("reverses", s["reverses"])
-    steps = "\n".join(f"{i}. {line}" for i, line in enumerate(s["explanation"], start=1))
+    steps = "\n".join(f"{i}. {visible(line)}" for i, line in enumerate(s["explanation"], start=1))
     moved = "\n".join(f"{period} {name}: {amount}" for period, name, amount in trace["deltas"]) or "(nothing)"
     console.print(Panel(Group(summary), title=f"settlement {s['settlement_id']}", expand=False))
     console.print(Panel(steps, title="calculation, rule by rule", expand=False))
@@ -275,7 +280,7 @@ def render_explain(console: Console, trace: dict) -> None:
         parameters = "the built-in defaults of the release then"
     for label, value in (
         ("ledger sequence", trace["seq"]),
-        ("event", f"{trace['event_id']} from {trace['source']}"),
+        ("event", f"{visible(trace['event_id'])} from {visible(trace['source'])}"),
         ("event hash", bytes(trace["hash"]).hex()),
         ("parameters", f"{trace['params_digest']} ({parameters})"),
     ):
@@ -286,8 +291,5 @@ def render_explain(console: Console, trace: dict) -> None:
             for name, value in values.items()
         )
         console.print(Panel(shown, title=f"parameters of {s['policy_id']} as recorded", expand=False))
-    console.print(
-        Panel(
-            json.dumps(json.loads(trace["payload"]), ensure_ascii=False, indent=2), title="source event", expand=False
-        )
-    )
+    source = json.dumps(json.loads(trace["payload"]), ensure_ascii=False, indent=2)
+    console.print(Panel("\n".join(map(visible, source.splitlines())), title="source event", expand=False))

@@ -6,8 +6,8 @@ from datetime import date
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
+from .. import display
 from .app import audit_app, member_app
 from .common import with_raw
 
@@ -25,7 +25,7 @@ def member_show(
     if not found:
         typer.echo(f"medledger: no member {member_id}" + (f" in region {region}" if region else ""), err=True)
         raise typer.Exit(1)
-    console = Console()
+    console = display.console()
     for statement in found:
         render_statement(console, statement)
 
@@ -39,4 +39,4 @@ def audit_explain(settlement_id: str) -> None:
     if trace is None:
         typer.echo(f"medledger: no settlement {settlement_id}", err=True)
         raise typer.Exit(1)
-    render_explain(Console(), trace)
+    render_explain(display.console(), trace)

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table as RichTable
 
+from .. import display
 from ..codec import dumps
+from ..display import visible
 from .app import app, db_app, parked_app, projections_app
 from .common import (
     PARK_TTL_DAYS,
@@ -120,7 +121,7 @@ def replay(
         typer.echo("medledger replay: --policy needs --compare (a what-if never changes the ledger)", err=True)
         raise typer.Exit(2)
     db = prepared()
-    console = Console()
+    console = display.console()
     with progress_bar("replay", None) as bar:
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
         replayer.anchor = anchored
@@ -139,13 +140,13 @@ def replay(
             # Kept outside the database, this pins the ledger as it is now (`--anchor`).
             console.print(f"head: {report.head[0]}:{report.head[1].hex()}", soft_wrap=True)
         for found in report.chain_breaks[:20]:
-            console.print(f"  seq {found.seq}: {found.problem}")
+            console.print(f"  seq {found.seq}: {visible(found.problem)}")
         console.print(f"re-derived records: {report.difference_count} difference(s)")
         for found in report.differences[:50]:
-            console.print(f"  seq {found.seq} {found.what}: {found.detail}")
+            console.print(f"  seq {found.seq} {visible(found.what)}: {visible(found.detail)}")
         for name, count in report.projection_differences.items():
             console.print(f"projection {name}: {'identical' if count == 0 else f'{count} row(s) differ'}")
-        console.print("[bold green]verified[/]" if report.ok else "[bold red]NOT verified[/]")
+        console.print("verified" if report.ok else "NOT verified", style="bold green" if report.ok else "bold red")
         raise typer.Exit(0 if report.ok else 1)
     table = RichTable(title=f"what-if fund impact: {policy}")
     for column in ("region", "pool", "month", "ledger", "what-if", "change"):

@@ -4,36 +4,13 @@ partition; nothing stalls."""
 from __future__ import annotations
 
 import orjson
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.fuzz import send_large, topic_for_large_records
 from ledger.intake import MAX_LINE_BYTES
 from ledger.offline import settle_lines
 from tests.kafka.streams import Topic, publish, run, serving, unique, without_seq
 from tests.ledger.helpers import fetch
 from tests.ledger.test_hostile_input import hostile_lines
-
-LARGE = 8 * MAX_LINE_BYTES  # what the test's topic and producer allow, so that huge records reach the consumer
-
-
-async def _topic_for_large_records(settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        config = {"max.message.bytes": str(LARGE)}
-        await admin.create_topics([NewTopic(settings.events_topic, 4, 1, topic_configs=config)])
-    finally:
-        await admin.close()
-
-
-async def _send_large(settings, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, max_request_size=LARGE)
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(settings.events_topic, value, partition=0)
-    finally:
-        await producer.stop()
 
 
 def test_serve_refuses_hostile_records_as_settle_does_and_settles_the_rest(settings, database):
@@ -45,8 +22,8 @@ def test_serve_refuses_hostile_records_as_settle_does_and_settles_the_rest(setti
     expected = [without_seq(r) for r in settle_lines(good) if "rejected" not in r]
 
     async def scenario():
-        await _topic_for_large_records(settings)
-        await _send_large(settings, huge)
+        await topic_for_large_records(settings)
+        await send_large(settings, huge)
         await publish(settings, small + good)
         async with serving(settings, database):
             refused = Topic(settings, settings.rejections_topic)

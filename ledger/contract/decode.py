@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from .event import EVENT_TYPES, Event
-from .fields import EventId
+from .fields import STORABLE, EventId
 
 # Built once: constructing the validator is far costlier than using it.
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
@@ -78,6 +78,10 @@ def _describe(error: ErrorDetails) -> str:
         message = "field required"
     elif kind == "extra_forbidden":
         message = "unknown field"
+    elif kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == STORABLE:
+        message = "must not contain a NUL character (U+0000)"
+    elif kind == "string_unicode":
+        message = "must not contain a lone surrogate (U+D800 to U+DFFF)"
     else:
         message = error["msg"]
     if kind not in _NO_INPUT_ECHO and isinstance(error["input"], _SCALARS):

@@ -7,13 +7,11 @@ in the database."""
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BeforeValidator, GetJsonSchemaHandler, StringConstraints
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic import BeforeValidator, StringConstraints
+from pydantic_core import PydanticCustomError
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -23,41 +21,21 @@ IDENTIFIER_MAX = 64  # visit, payment and facility ids
 CODE_MAX = 50  # the national interface's width for codes: disease (ICD-10) and catalogue item codes
 TEXT_MAX = 500  # free text: the reason a visit was reversed
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-# For the JSON Schema, the NUL alone: a lone surrogate cannot be written in UTF-8 JSON text at all (only as an
-# escape), and validators differ on whether a pattern sees a surrogate pair as one character or two.
-_STORABLE_PATTERN = "^[^\\u0000]*$"
+STORABLE = r"^[^\x00]*$"
+"""No NUL anywhere: a pattern both the validator (Rust's regex) and JSON Schema (ECMA-262) read alike. A lone
+surrogate the string validator refuses before it: no UTF-8 text can hold one."""
 
 
-class _Storable:
-    """``Annotated[str, ..., _Storable()]``: refuses the characters PostgreSQL text cannot store."""
-
-    def __get_pydantic_core_schema__(self, source: Any, handler) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(_storable, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return {**handler(schema), "pattern": _STORABLE_PATTERN}
+def text(max_length: int) -> Any:
+    """A string of 1 to `max_length` characters, each one PostgreSQL text can store."""
+    return Annotated[str, StringConstraints(min_length=1, max_length=max_length, pattern=STORABLE)]
 
 
-def _storable(value: str) -> str:
-    found = _UNSTORABLE.search(value)
-    if found is None:
-        return value
-    if found[0] == "\x00":
-        raise PydanticCustomError("string_nul", "must not contain a NUL character (U+0000)")
-    code = f"{ord(found[0]):04X}"
-    raise PydanticCustomError("string_surrogate", "must not contain a lone surrogate (U+{code})", {"code": code})
-
-
-STORABLE = _Storable()
-
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=EVENT_ID_MAX), STORABLE]
-MemberId = Annotated[str, StringConstraints(min_length=1, max_length=MEMBER_ID_MAX), STORABLE]
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=IDENTIFIER_MAX), STORABLE]
-Code = Annotated[str, StringConstraints(min_length=1, max_length=CODE_MAX), STORABLE]
-FreeText = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_MAX), STORABLE]
+EventId = text(EVENT_ID_MAX)
+MemberId = text(MEMBER_ID_MAX)
+Identifier = text(IDENTIFIER_MAX)
+Code = text(CODE_MAX)
+FreeText = text(TEXT_MAX)
 
 
 def wire_enum(enum_cls: type[E]) -> BeforeValidator:

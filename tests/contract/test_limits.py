@@ -11,12 +11,10 @@ import pytest
 
 from ledger.contract import EVENT_TYPES, InvalidEvent, contract_json_schema, decode_event, decode_line
 from ledger.contract.examples import example, example_types
+from ledger.contract.fields import STORABLE
 from ledger.intake import KEPT_BYTES, MAX_LINE_BYTES, Oversized, decode, from_lines, read_lines
 
 LIMITS_DOC = Path(__file__).parents[2] / "docs/contract-limits.md"
-
-
-STORABLE = "^[^\\u0000]*$"
 
 
 def _string_schema(prop):
@@ -94,6 +92,7 @@ def test_every_string_field_of_the_schema_has_a_maximum_and_refuses_a_nul():
         for prop in definition.get("properties", {}).values():
             string = _string_schema(prop)
             assert string is None or string.get("pattern") == STORABLE, prop
+    assert STORABLE == r"^[^\x00]*$"  # read alike by JSON Schema validators and by the contract's own
 
 
 def test_the_documented_maxima_are_the_contracts():

@@ -44,7 +44,8 @@ def hostile_lines() -> list[bytes]:
         b'{"event_id": "raw\x00nul", "event_type": "member.enrolled"}',
         huge_line,
         json.dumps({**visit, "event_id": "wide", "visit_id": "WIDE-1", "facility_id": "F" * 65}).encode(),
-        json.dumps({"event_id": noise, "event_type": "visit.submitted"}).encode(),  # an index cannot hold it
+        # an index cannot hold the id, a record key should not be the member id
+        json.dumps({"event_id": noise, "event_type": "visit.submitted", "member_id": noise}).encode(),
         b'{"event_id": "sur", "member_id": "\\udc00"}',
         huge_line,  # a repeat: acknowledged, not refused twice
         other_huge,
@@ -113,6 +114,9 @@ def test_settle_and_ingest_refuse_hostile_lines_alike_and_settle_the_rest_as_alo
     too_large = [row for row in kept if row["reason"] == "too_large"]
     assert len(too_large) == 2 and all(len(row["payload"]) < 2_000 for row in too_large)
     assert too_large[0]["payload"].startswith(lines[2][:1000].decode())
+
+    (longest_key,) = fetch(cli_db, "SELECT max(length(key)) FROM outbox")[0]
+    assert longest_key <= 40  # a refusal is keyed by the member its payload names only when that can be one
 
     # the whole file again: every line a repeat, nothing refused twice
     again = runner.invoke(app, ["ingest", str(hostile)])

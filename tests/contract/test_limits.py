@@ -203,3 +203,23 @@ def test_read_lines_never_holds_a_huge_line_whole():
 @pytest.mark.parametrize("event_type", example_types())
 def test_every_example_event_is_within_the_limits(event_type):
     assert decode_event(example(event_type)).event_type == event_type
+
+
+def test_the_published_schema_refuses_what_the_contract_refuses_for_length_and_nul():
+    """`medledger schema`, read by an independent JSON Schema validator, holds the same limits."""
+    import jsonschema
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+
+    printed = CliRunner().invoke(app, ["schema"])
+    assert printed.exit_code == 0
+    validator = jsonschema.Draft202012Validator(json.loads(printed.stdout))
+    good = example("visit.submitted")
+    assert validator.is_valid(good)
+    for path, value in (("member_id", "M\x00"), ("facility_id", "F" * 65), ("items.0.item_code", "界" * 51)):
+        bad = _with("visit.submitted", path, value)
+        assert not validator.is_valid(bad), path
+        with pytest.raises(InvalidEvent):
+            decode_event(bad)
+    assert validator.is_valid(_with("visit.submitted", "facility_id", "F" * 64))

@@ -43,7 +43,8 @@ def test_serve_refuses_hostile_records_as_settle_does_and_settles_the_rest(setti
     assert got == sorted(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in expected)
     kept = fetch(database, "SELECT reason, payload FROM ledger_rejections WHERE seq IS NULL")
     assert sorted(row["reason"] for row in kept) == expected_refusals
-    assert all("\x00" not in row["payload"] and len(row["payload"]) < 200_000 for row in kept)
+    assert all("\x00" not in row["payload"] and len(row["payload"]) <= MAX_LINE_BYTES for row in kept)
+    assert all(len(row["payload"]) < 2_000 for row in kept if row["reason"] == "too_large")  # not its megabytes
 
 
 def _ids(lines: list[bytes]) -> set[str]:

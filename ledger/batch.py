@@ -12,6 +12,7 @@ from projections.fund_totals import FundTotals
 
 from .chain import text_digest
 from .codec import deltas_to_json, dumps, state_to_json
+from .contract.fields import MEMBER_ID_MAX
 from .db.outbox import REJECTIONS, SETTLEMENTS, key_of
 from .records import rejection_wire, shown_payload, wire
 from .store import StoredEvent
@@ -21,6 +22,13 @@ def storable(text):
     """Text as PostgreSQL can keep it: a NUL character (valid UTF-8, and what binary input such as a framed Avro
     record starts with) written as the JSON escape \\u0000, which a text column refuses raw."""
     return text.replace("\x00", "\\u0000") if isinstance(text, str) and "\x00" in text else text
+
+
+def refusal_key(record: dict) -> str | None:
+    """A refusal's record key: the member (or region) its payload names, when that can be one at all. The payload
+    is untrusted: a NUL would not fit the outbox's text column, a key of a megabyte not the broker's limit."""
+    key = key_of(record)
+    return key if key is not None and len(key) <= MEMBER_ID_MAX and "\x00" not in key else None
 
 
 @dataclass
@@ -138,7 +146,7 @@ class BatchRows:
         shown = storable(shown_id) if shown_id is not None else event_id
         record = rejection_wire(shown, reason, detail, shown_payload(payload))
         self.published.append(record)
-        self.outbox.append((REJECTIONS, key_of(record), dumps(record)))
+        self.outbox.append((REJECTIONS, refusal_key(record), dumps(record)))
 
     def state_of(self, key: tuple[str, str]) -> dict:
         """A touched member's state now, in JSON form (computed once)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import orjson
 
@@ -21,6 +23,31 @@ PARKABLE = frozenset(
         "account.external_fund_payment",
     }
 )
+
+
+MAX_LINE_BYTES = 1 << 20
+"""The largest line of a file or value of a Kafka record read, in bytes, its line end not counted: a larger one
+is refused whole before it is parsed (docs/contract-limits.md). An event of the contract at its field maxima is
+far smaller."""
+KEPT_BYTES = 1024
+"""How much of input refused for its size the rejection keeps, beside its size and sha256."""
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Oversized:
+    """Input larger than `MAX_LINE_BYTES`, never held whole: its first bytes, its size and its sha256."""
+
+    head: bytes
+    size: int
+    sha256: str
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class TooLarge(InvalidEvent):
+    reason = "too_large"
 
 
 @dataclass
@@ -70,12 +97,61 @@ def conflicting(item: Incoming, held: str) -> None:
     item.event = None
 
 
-def decode(raw: str | bytes, source: str, position: int | str) -> Incoming:
+def decode(raw: str | bytes | Oversized, source: str, position: int | str) -> Incoming:
+    if not isinstance(raw, Oversized):
+        raw = _measured(raw)
+    if isinstance(raw, Oversized):
+        return too_large(raw, source, position)
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     try:
         return Incoming(source, position, text.rstrip("\n"), event=decode_line(raw))
     except InvalidEvent as error:
         return Incoming(source, position, text.rstrip("\n"), error=error)
+
+
+def _measured(raw: str | bytes) -> str | bytes | Oversized:
+    """`raw`, or what is kept of it when it is larger than a line may be."""
+    if len(raw) <= MAX_LINE_BYTES // 4:  # a str of n characters is at most 4n bytes
+        return raw
+    data = raw.encode("utf-8", errors="surrogatepass") if isinstance(raw, str) else raw
+    data = data.removesuffix(b"\n")
+    if len(data) <= MAX_LINE_BYTES:
+        return raw
+    return Oversized(data[:KEPT_BYTES], len(data), hashlib.sha256(data).hexdigest())
+
+
+def too_large(raw: Oversized, source: str, position: int | str) -> Incoming:
+    """Input refused whole for its size, unparsed. What is kept names it exactly (the sha256 of all of it) and
+    shows its start; the same input sent again is a repeat of it, any other a refusal of its own."""
+    head = raw.head.decode("utf-8", errors="replace")
+    kept = f"{head}... [{raw.size} bytes, sha256 {raw.sha256}]"
+    detail = (
+        f"{raw.size} bytes, larger than the {MAX_LINE_BYTES} bytes a line or record may have: refused whole, "
+        f"unread (sha256 {raw.sha256}); its first {len(raw.head)} bytes are kept"
+    )
+    return Incoming(source, position, kept, error=TooLarge(detail, kept))
+
+
+def read_lines(stream: BinaryIO) -> Iterator[bytes | Oversized]:
+    """The lines of a binary stream, line ends included; a line larger than `MAX_LINE_BYTES` is never held
+    whole in memory but read through in chunks, and given as what is kept of it."""
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 2)  # room for the largest line and its "\r\n"
+        if not line:
+            return
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield line  # decode measures it again, its line end aside
+            continue
+        digest, size = hashlib.sha256(line), len(line)
+        head = line[:KEPT_BYTES]
+        while not line.endswith(b"\n"):
+            line = stream.readline(_CHUNK)
+            if not line:
+                break
+            content = line.removesuffix(b"\n")
+            digest.update(content)
+            size += len(content)
+        yield Oversized(head, size, digest.hexdigest())
 
 
 def decode_canonical(payload: str, source: str, position: int | str) -> Incoming:
@@ -91,7 +167,7 @@ def decode_canonical(payload: str, source: str, position: int | str) -> Incoming
         return Incoming(source, position, payload, error=error)
 
 
-def from_lines(lines: Iterable[str | bytes], name: str) -> Iterator[Incoming]:
+def from_lines(lines: Iterable[str | bytes | Oversized], name: str) -> Iterator[Incoming]:
     for number, line in enumerate(lines, start=1):
-        if line.strip():
+        if isinstance(line, Oversized) or line.strip():
             yield decode(line, f"{name}:{number}", number)

@@ -4,6 +4,7 @@ incentive evaluations and rejections, as published to files, the settlement topi
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -164,11 +165,28 @@ def incentive_wire(evaluation: IncentiveEvaluation) -> dict[str, Any]:
 
 def shown_payload(text: str) -> Any:
     """A rejection's payload as published: the JSON received (decimals kept exact), or the text when it is not
-    JSON at all."""
+    JSON at all, or when it is JSON whose strings hold a lone surrogate (an escape such as \\ud800 alone), which
+    no UTF-8 output can carry."""
     try:
-        return json.loads(text, parse_float=Decimal)
+        shown = json.loads(text, parse_float=Decimal)
     except ValueError:
         return text
+    if _SURROGATE_ESCAPE.search(text) and _has_surrogate(shown):
+        return text
+    return shown
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= char <= "\udfff" for char in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(key) or _has_surrogate(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(item) for item in value)
+    return False
 
 
 def rejection_wire(rejected: str | int, reason: str, detail: str, payload: Any) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def ingest(
     """Append EVENTS to the durable ledger and settle them; print what `settle` prints, and a `parked` line for
     an event that waits for its member's enrolment. Safe to run twice on the same file: an event already in the
     ledger is acknowledged and not applied again."""
-    from ..intake import from_lines
+    from ..intake import from_lines, read_lines
     from ..service import LedgerService
 
     text, source = parameters_text(parameters)
@@ -68,7 +68,7 @@ def ingest(
                 db, text, source, batch_size=batch_size, park_ttl=timedelta(days=park_ttl_days), prepare_schema=False
             ) as service:
                 with stream:
-                    return await service.ingest(from_lines(counted(stream), name), publish)
+                    return await service.ingest(from_lines(counted(read_lines(stream)), name), publish)
 
         stats = asyncio.run(run())
     typer.echo(

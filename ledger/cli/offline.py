@@ -11,6 +11,7 @@ import typer
 
 from ..codec import dumps
 from ..contract import contract_json_schema
+from ..intake import read_lines
 from ..offline import settle_stream
 from .app import app
 from .common import ParametersOption, open_events, parameters_file
@@ -27,7 +28,7 @@ def settle(
     source = open_events(events)
     out = sys.stdout
     with source:
-        for record in settle_stream(source, params):
+        for record in settle_stream(read_lines(source), params):
             out.write(dumps(record))
             out.write("\n")
 

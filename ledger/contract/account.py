@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from .dates import Month, month_start
 from .envelope import MemberEvent
-from .fields import Code, MemberId, wire_enum
+from .fields import Identifier, MemberId, wire_enum
 from .money import Money
 
 
@@ -62,12 +62,12 @@ class PensionPaid(MemberEvent):
 
 class PaymentRequested(MemberEvent):
     event_type: Literal["account.payment_requested"]
-    payment_id: Code
+    payment_id: Identifier
     purpose: Annotated[Purpose, wire_enum(Purpose)]
     amount: Money
     # validate_default so the "required for family purposes" check also runs when it is absent.
     beneficiary_id: Annotated[MemberId | None, Field(validate_default=True)] = None
-    facility_id: Code | None = None
+    facility_id: Identifier | None = None
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from .event import EVENT_TYPES, Event
+from .fields import STORABLE, EventId
 
 # Built once: constructing the validator is far costlier than using it.
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
@@ -77,6 +78,10 @@ def _describe(error: ErrorDetails) -> str:
         message = "field required"
     elif kind == "extra_forbidden":
         message = "unknown field"
+    elif kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == STORABLE:
+        message = "must not contain a NUL character (U+0000)"
+    elif kind == "string_unicode":
+        message = "must not contain a lone surrogate (U+D800 to U+DFFF)"
     else:
         message = error["msg"]
     if kind not in _NO_INPUT_ECHO and isinstance(error["input"], _SCALARS):
@@ -94,9 +99,17 @@ def _without_echoes(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     return [error for error in errors if not (error["type"] == "too_short" and tuple(error["loc"]) in failed_lists)]
 
 
+_EVENT_ID: TypeAdapter[str] = TypeAdapter(EventId)
+
+
 def _event_id(obj: dict[str, Any]) -> str | None:
+    """The event id a refusal is filed under, when the input gives a valid one; otherwise it is named by where
+    it was read (a line, an offset). An id the contract refuses (a megabyte of text, a NUL) names nothing."""
     value = obj.get("event_id")
-    return value if isinstance(value, str) and value else None
+    try:
+        return _EVENT_ID.validate_python(value)
+    except ValidationError:
+        return None
 
 
 def decode_event(obj: dict[str, Any]) -> Event:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from .dates import Date
 from .envelope import MemberEvent
-from .fields import Code, wire_enum, wire_list
+from .fields import Code, Identifier, wire_enum, wire_list
 from .money import Money
 
 
@@ -51,7 +51,7 @@ class MemberEnrolled(MemberEvent):
     monthly_pension: Money | None = None
     legacy_monthly_credit: Money | None = None
     """Nanjing: the member's December 2022 monthly account credit."""
-    designated_facilities: Annotated[tuple[Code, ...] | None, wire_list(nullable=True)] = None
+    designated_facilities: Annotated[tuple[Identifier, ...] | None, wire_list(nullable=True)] = None
     """Weihai: facility ids the member is registered with."""
     remote_pilot: bool | None = None
     """Ningxia remote-settlement pilot; null (or absent) means the producer did not say."""

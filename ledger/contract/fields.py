@@ -1,4 +1,9 @@
-"""Small reusable field types shared by the event models."""
+"""Small reusable field types shared by the event models.
+
+Every string field has a maximum length (docs/contract-limits.md) and holds only characters PostgreSQL text can
+store: no NUL (U+0000, which JSON can write as the escape \\u0000) and no lone surrogate (U+D800-U+DFFF, which no
+UTF-8 byte sequence encodes). Such input is refused by the contract, naming the field, instead of failing later
+in the database."""
 
 from __future__ import annotations
 
@@ -10,10 +15,27 @@ from pydantic_core import PydanticCustomError
 
 E = TypeVar("E", bound=StrEnum)
 
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-MemberId = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-# The contract gives no length for other identifiers and codes; only emptiness is clearly wrong.
-Code = Annotated[str, StringConstraints(min_length=1)]
+EVENT_ID_MAX = 64
+MEMBER_ID_MAX = 40  # 人员编号 psn_no
+IDENTIFIER_MAX = 64  # visit, payment and facility ids
+CODE_MAX = 50  # the national interface's width for codes: disease (ICD-10) and catalogue item codes
+TEXT_MAX = 500  # free text: the reason a visit was reversed
+
+STORABLE = r"^[^\x00]*$"
+"""No NUL anywhere: a pattern both the validator (Rust's regex) and JSON Schema (ECMA-262) read alike. A lone
+surrogate the string validator refuses before it: no UTF-8 text can hold one."""
+
+
+def text(max_length: int) -> Any:
+    """A string of 1 to `max_length` characters, each one PostgreSQL text can store."""
+    return Annotated[str, StringConstraints(min_length=1, max_length=max_length, pattern=STORABLE)]
+
+
+EventId = text(EVENT_ID_MAX)
+MemberId = text(MEMBER_ID_MAX)
+Identifier = text(IDENTIFIER_MAX)
+Code = text(CODE_MAX)
+FreeText = text(TEXT_MAX)
 
 
 def wire_enum(enum_cls: type[E]) -> BeforeValidator:

@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 from pydantic_core import PydanticCustomError
 
 from .envelope import ContractModel, MemberEvent
-from .fields import Code, MemberId, wire_enum, wire_list
+from .fields import Code, FreeText, Identifier, MemberId, wire_enum, wire_list
 from .money import Money
 
 
@@ -91,8 +91,8 @@ class VisitItem(ContractModel):
 
 class VisitSubmitted(MemberEvent):
     event_type: Literal["visit.submitted"]
-    visit_id: Code
-    facility_id: Code
+    visit_id: Identifier
+    facility_id: Identifier
     facility_level: FacilityLevel
     facility_grade: FacilityGradeField = None
     facility_kind: FacilityKindField
@@ -128,5 +128,5 @@ class VisitSubmitted(MemberEvent):
 
 class VisitReversed(MemberEvent):
     event_type: Literal["visit.reversed"]
-    visit_id: Code
-    reason: Code
+    visit_id: Identifier
+    reason: FreeText

@@ -20,6 +20,7 @@ from ledger.cli.common import (
     parameters_text,
     prepared,
 )
+from ledger.cli.keys import KeyIdOption, KeyOption, ProducerOption, signer
 
 from .settings import Settings
 
@@ -61,16 +62,21 @@ def produce(
     events: Annotated[str, typer.Argument(help="JSON Lines file of contract events, or - for standard input.")],
     bootstrap_servers: BootstrapOption = None,
     topic: Annotated[Optional[str], typer.Option(help="Instead of MEDLEDGER_EVENTS_TOPIC.")] = None,
+    producer: ProducerOption = None,
+    key: KeyOption = None,
+    key_id: KeyIdOption = None,
 ) -> None:
-    """Publish EVENTS to the event topic, one message a line, keyed by member (region for region-level events)."""
+    """Publish EVENTS to the event topic, one message a line, keyed by member (region for region-level events),
+    each signed as the producer (--producer, --key: its id, key id and signature in the record's headers)."""
     from .produce import produce as publish
     from .topics import ensure_topics
 
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
+    signing = signer(producer, key, key_id)
 
     async def run(stream) -> int:
         await ensure_topics(settings)
-        return await publish(settings, stream, topic)
+        return await publish(settings, stream, topic, signing)
 
     with open_events(events) as stream:
         sent = asyncio.run(run(stream))

@@ -305,6 +305,7 @@ MOVEMENT_COLUMNS = (
 INCENTIVE_COLUMNS = ("seq", "region", "member_id", "year", "record")
 REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload", "payload_digest", "policy_id")
 PARKED_COLUMNS = ("event_id", "region", "member_id", "payload", "source", "parked_at", "arrival")
+SIGNATURE_COLUMNS = ("event_id", "producer", "key_id", "signature", "signed", "received_at")
 
 
 def add_settlements(writes: Writes, table: str, rows: BatchRows) -> None:
@@ -319,5 +320,6 @@ def add_ledger(writes: Writes, rows: BatchRows) -> int | None:
     writes.insert("ledger_movements", MOVEMENT_COLUMNS, rows.movements)
     writes.insert("ledger_incentives", INCENTIVE_COLUMNS, rows.incentives)
     writes.insert("parked_events", PARKED_COLUMNS, rows.parked)
+    writes.insert("ledger_signatures", SIGNATURE_COLUMNS, rows.signatures)
     # in the batch's order, which the ids keep
     return writes.insert("ledger_rejections", REJECTION_COLUMNS, rows.rejections, ordered=True, newest="rejection_id")

@@ -162,6 +162,44 @@ def reporting(
 
 
 @app.command()
+def reconcile() -> None:
+    """Compare the reporting tables with the ledger: fund paid, settlements and reversals per region, month and
+    pool, and the records the reporting consumer refused. Exit 1 when they differ."""
+    from ledger.cli.common import with_raw
+    from ledger.db.projection_store import fund_by_pool
+
+    from .reporting import ReportingStore
+
+    async def read():
+        store = await ReportingStore(_reporting_url()).open()
+        try:
+            return await store.fund_by_pool(), await store.dead_letters()
+        finally:
+            await store.close()
+
+    reported, dead = asyncio.run(read())
+    ledger = with_raw(fund_by_pool)
+    differing = sorted(key for key in ledger.keys() | reported.keys() if ledger.get(key) != reported.get(key))
+    for region, month, pool in differing:
+        typer.echo(
+            f"{region} {month:%Y-%m} {pool}: ledger {_totals(ledger.get((region, month, pool)))}, "
+            f"report {_totals(reported.get((region, month, pool)))}"
+        )
+    refused = ", ".join(f"{count} {reason}" for reason, count in sorted(dead.items())) or "none"
+    typer.echo(f"dead letters: {refused}")
+    typer.echo(f"reconciled: {len(ledger)} region-month-pools, {len(differing)} differ")
+    if differing:
+        raise typer.Exit(1)
+
+
+def _totals(found) -> str:
+    if found is None:
+        return "nothing"
+    fund, settlements, reversals = found
+    return f"fund {fund:.2f}, {settlements} settlements, {reversals} reversals"
+
+
+@app.command()
 def report(
     region: Annotated[str, typer.Option(help="Region code, e.g. 320100.")],
     month: Annotated[str, typer.Option(help="YYYY-MM.")],

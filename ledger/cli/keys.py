@@ -9,7 +9,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..authority import Authority, ProducersFileError, Signer, generate, key_entry, private_pem, signer_from
+from ..authority import (
+    Authority,
+    ProducersFileError,
+    Signer,
+    generate,
+    key_entry,
+    private_pem,
+    public_text,
+    signer_from,
+)
 from .app import keys_app
 
 ProducerOption = Annotated[
@@ -67,7 +76,36 @@ def generate_key(
     except ProducersFileError as error:
         typer.echo(f"medledger: {error}", err=True)
         raise typer.Exit(2) from None
-    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    _private(out, key)
+    typer.echo(key_entry(made.producer, made.key_id, key, datetime.now(UTC)), nl=False)
+
+
+@keys_app.command("init")
+def init_keys(
+    directory: Annotated[Path, typer.Argument(help="A new directory for the key set.")],
+    producer: Annotated[str, typer.Option("--producer", help="The one producer's id.")] = "demo",
+) -> None:
+    """A key set to try medledger with (a local stack, the demo): the ledger's key pair (ledger.pem, ledger.pub),
+    one producer's private key (PRODUCER.pem) and a producers file allowing it every event of every region
+    (producers.toml). Not for production: there each producer makes its own key and is allowed only its own
+    events (docs/security.md)."""
+    if directory.exists() and any(directory.iterdir()):
+        typer.echo(f"medledger: {directory} is not empty; keys are never overwritten", err=True)
+        raise typer.Exit(2)
+    directory.mkdir(parents=True, exist_ok=True)
+    ledger, own = generate(), generate()
+    made = Signer(producer, None, own)
+    _private(directory / "ledger.pem", ledger)
+    _private(directory / f"{producer}.pem", own)
+    (directory / "ledger.pub").write_text(public_text(ledger) + "\n")
+    entry = key_entry(made.producer, made.key_id, own, datetime.now(UTC))
+    (directory / "producers.toml").write_text(
+        f'[producers.{producer}]\nevents = ["*"]\nregions = ["*"]\n{entry}', encoding="utf-8"
+    )
+    typer.echo(f"medledger: keys for the ledger and producer {producer} in {directory}", err=True)
+
+
+def _private(path: Path, key) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as file:
         file.write(private_pem(key))
-    typer.echo(key_entry(made.producer, made.key_id, key, datetime.now(UTC)), nl=False)

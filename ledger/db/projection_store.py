@@ -323,3 +323,9 @@ def add_ledger(writes: Writes, rows: BatchRows) -> int | None:
     writes.insert("ledger_signatures", SIGNATURE_COLUMNS, rows.signatures)
     # in the batch's order, which the ids keep
     return writes.insert("ledger_rejections", REJECTION_COLUMNS, rows.rejections, ordered=True, newest="rejection_id")
+
+
+async def fund_by_pool(raw) -> dict:
+    """(region, month, pool) → (fund paid, settlements, reversals): what a downstream report reconciles with."""
+    rows = await raw.fetch("SELECT region, month, pool, fund_paid, settlements, reversals FROM fund_totals")
+    return {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in rows}

@@ -251,3 +251,24 @@ def test_signatures_are_kept_with_the_event_and_its_bytes(database, scheme):
         base64.b64encode(bytes(rows[0]["signature"])).decode()
         == signer.headers(bytes(rows[0]["signed"]))["medledger-signature"]
     )
+
+
+@pytest.mark.parametrize(
+    ("missing", "named"), [("producers", "MEDLEDGER_PRODUCERS"), ("ledger_key", "MEDLEDGER_LEDGER_KEY")]
+)
+def test_serve_does_not_start_without_the_producers_file_or_the_ledger_key(missing, named):
+    from consumers.app import Service
+    from consumers.settings import Settings
+    from tests.security.keys import test_keys
+
+    settings = Settings(metrics_port=None, **(test_keys().settings() | {missing: None}))
+    with pytest.raises(ValueError, match=named):
+        Service(settings, _bare())
+
+
+def _bare():
+    from ledger.service import LedgerService
+
+    bare = LedgerService.__new__(LedgerService)
+    bare.authority = None
+    return bare

@@ -69,13 +69,16 @@ def produce(
     """Publish EVENTS to the event topic, one message a line, keyed by member (region for region-level events),
     each signed as the producer (--producer, --key: its id, key id and signature in the record's headers)."""
     from .produce import produce as publish
-    from .topics import ensure_topics
+    from .topics import ensure_topics, partition_count
 
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
     signing = signer(producer, key, key_id)
 
     async def run(stream) -> int:
-        await ensure_topics(settings)
+        try:
+            await partition_count(settings, topic or settings.events_topic)
+        except LookupError:  # none yet: the topics made as serve makes them (a producer may not create them)
+            await ensure_topics(settings)
         return await publish(settings, stream, topic, signing)
 
     with open_events(events) as stream:

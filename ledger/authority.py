@@ -15,6 +15,7 @@ The producers file:
     events = ["member.*", "family.*"]      # event types, or a family of them with `.*`
     regions = ["320100"]                   # or ["*"]
     facilities = ["H32010000001"]          # hospitals and pharmacies: the facility_ids it may speak for
+    id_prefix = "enrol-"                   # its event_ids start with this; no other producer's may
     [[producers.enrolment.keys]]
     id = "2026-01"
     public_key = "base64 of the 32-byte Ed25519 public key"
@@ -98,6 +99,7 @@ class Producer:
     regions: frozenset[str]
     facilities: frozenset[str] | None
     keys: dict[str, Key] = field(default_factory=dict)
+    id_prefix: str | None = None  # its event_ids start with this, and no other producer's do
 
     def may_send(self, event) -> str | None:
         """Why this producer may not send `event`, or None when it may."""
@@ -153,14 +155,32 @@ class Authority:
                     _instant(key["revoked_at"], f"{where}.keys.{key_id}.revoked_at") if "revoked_at" in key else None,
                 )
             facilities = entry.get("facilities")
+            prefix = entry.get("id_prefix")
+            if prefix is not None and (not isinstance(prefix, str) or not prefix):
+                raise ProducersFileError(f"{where}.id_prefix: a non-empty string is required")
             producers[name] = Producer(
                 name,
                 frozenset(_names(entry.get("events"), f"{where}.events")),
                 frozenset(_names(entry.get("regions"), f"{where}.regions")),
                 None if facilities is None else frozenset(_names(facilities, f"{where}.facilities")),
                 keys,
+                prefix,
             )
+        prefixes = sorted((p.id_prefix, p.name) for p in producers.values() if p.id_prefix is not None)
+        for (first, one), (second, other) in zip(prefixes, prefixes[1:]):
+            if second.startswith(first):
+                raise ProducersFileError(f"{source}: the id_prefix of {one} is a prefix of {other}'s: ids overlap")
         return cls(producers, source)
+
+    def id_problem(self, producer: Producer, event_id: str) -> str | None:
+        """Event ids are the producer's own: with `id_prefix`, each producer's ids start with its prefix, and no
+        producer may send an id in another's, so none can take an id another will send."""
+        if producer.id_prefix is not None and not event_id.startswith(producer.id_prefix):
+            return f"producer {producer.name}'s event_ids start with {producer.id_prefix!r}"
+        for other in self.producers.values():
+            if other is not producer and other.id_prefix is not None and event_id.startswith(other.id_prefix):
+                return f"event_id {event_id} is in producer {other.name}'s ids ({other.id_prefix!r})"
+        return None
 
     def admit(self, item, now: datetime) -> None:
         """Turn `item` (an `Incoming` that decoded) into refused input unless what it claims proves it was sent by
@@ -186,7 +206,7 @@ class Authority:
         wrong = self.check_signature(signed, now)
         if wrong is not None:
             return wrong
-        return producer.may_send(event)
+        return producer.may_send(event) or self.id_problem(producer, event.event_id)
 
     def check_signature(self, signed: Signed, when: datetime) -> str | None:
         """Why `signed` does not verify under a key of its producer valid at `when`, or None when it does."""

@@ -64,13 +64,15 @@ class Scheme:
     outsider: Signer  # a key no producers file names, claiming to be the enrolment system
 
     @classmethod
-    def make(cls, revoked: dict[str, datetime] | None = None) -> Scheme:
+    def make(cls, revoked: dict[str, datetime] | None = None, prefixes: dict[str, str] | None = None) -> Scheme:
         signers, parts = {}, []
         for name, allowed in PERMISSIONS.items():
             key = generate()
             signers[name] = Signer(name, None, key)
             parts.append(f"[producers.{name}]")
             parts.extend(f"{field} = {_toml_list(values)}" for field, values in allowed.items())
+            if prefixes and name in prefixes:
+                parts.append(f"id_prefix = {json.dumps(prefixes[name])}")
             parts.append(f"[[producers.{name}.keys]]")
             parts.append(f'id = "{key_fingerprint(key.public_key())}"')
             parts.append(f'public_key = "{public_text(key)}"')

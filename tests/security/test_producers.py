@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ledger.authority import Authority
 from tests import builders as b
 from tests.builders import NANJING
 from tests.ledger.helpers import fetch
@@ -219,6 +220,45 @@ def test_an_event_id_sent_first_by_someone_else_is_not_squatted(database, scheme
     [kept] = refused(database)
     assert json.loads(kept["payload"])["member_id"] == VICTIM
     assert verified(database, scheme.authority()).ok
+
+
+def test_with_id_prefixes_a_permitted_producer_cannot_take_an_id_another_will_send(database):
+    b.fresh()
+    scheme = Scheme.make(prefixes={"enrolment": "enrol-", "hospital": "H1-", "contributions": "contrib-"})
+    topic = Topic()
+    s = scheme.signers
+    enrol = b.enrolled(VICTIM, NANJING, on="2023-01-01", event_id="enrol-0001")
+    paid = b.contribution(VICTIM, NANJING, "2023-06", "10000.00", event_id="contrib-0001")
+    deliver(database, scheme.authority(), [topic.signed(s["enrolment"], enrol), topic.signed(s["contributions"], paid)])
+    # a visit the hospital may send, under the id the enrolment system will use next; and one under its own
+    squatting = b.visit(VICTIM, NANJING, facility_id=HOSPITAL_FACILITY, on="2023-07-02", event_id="enrol-0002")
+    own = b.visit(VICTIM, NANJING, facility_id=HOSPITAL_FACILITY, on="2023-07-03", event_id="H1-0001")
+    published = deliver(database, scheme.authority(), [topic.signed(s["hospital"], e) for e in (squatting, own)])
+    assert b.settled(published, own)
+    # and the bureau, with no prefix of its own, may not use one in the enrolment system's
+    chronic = b.chronic_certified(VICTIM, NANJING, "M01600", "3000.00", on="2023-07-02", event_id="enrol-0002")
+    deliver(database, scheme.authority(), [topic.signed(s["bureau"], chronic)])
+    hospital, bureau = refused(database)
+    assert hospital["event_id"] == "enrol-0002" and "hospital's event_ids start with 'H1-'" in hospital["detail"]
+    assert bureau["event_id"] == "enrol-0002" and "in producer enrolment's ids" in bureau["detail"]
+    death = b.terminated(VICTIM, NANJING, on="2023-07-04", event_id="enrol-0002", reason="emigration")
+    owners = deliver(database, scheme.authority(), [topic.signed(s["enrolment"], death)])
+    assert not any("rejected" in record for record in owners), owners
+    # and the enrolment system's own ids are its prefix's
+    stray = b.retired(VICTIM, NANJING, "2023-07-05", event_id="ev-stray")
+    deliver(database, scheme.authority(), [topic.signed(s["enrolment"], stray)])
+    assert "event_ids start with 'enrol-'" in refused(database)[-1]["detail"]
+    assert verified(database, scheme.authority()).ok
+
+
+def test_id_prefixes_that_overlap_are_refused_when_the_producers_file_is_read():
+    import tomllib
+
+    from ledger.authority import ProducersFileError
+
+    text = Scheme.make(prefixes={"enrolment": "e-", "hospital": "e-h-"}).text
+    with pytest.raises(ProducersFileError, match="is a prefix of"):
+        Authority.parse(tomllib.loads(text))
 
 
 def test_verify_finds_a_kept_signature_that_no_longer_proves_its_event(database, scheme):

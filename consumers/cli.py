@@ -54,7 +54,12 @@ def serve(
     service = LedgerService(
         prepared(), text, source, batch_size=settings.batch_size, park_ttl=park_ttl, prepare_schema=False
     )
-    asyncio.run(run(Service(settings, service, partitions).app))
+    try:
+        application = Service(settings, service, partitions).app
+    except ValueError as error:  # no producers file or ledger key, or one that cannot be read
+        typer.echo(f"medledger serve: {error}", err=True)
+        raise typer.Exit(2) from None
+    asyncio.run(run(application))
 
 
 @app.command()
@@ -161,7 +166,12 @@ def reporting(
 
     logs.configure(log_level)
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
-    asyncio.run(run(Reporting(settings, ReportingStore(_reporting_url())).app))
+    try:
+        application = Reporting(settings, ReportingStore(_reporting_url())).app
+    except ValueError as error:  # no public key of the ledger, or one that cannot be read
+        typer.echo(f"medledger reporting: {error}", err=True)
+        raise typer.Exit(2) from None
+    asyncio.run(run(application))
 
 
 @app.command()

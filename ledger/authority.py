@@ -11,12 +11,12 @@ are restricted to letters, digits and `._:-`, so no NUL can make two messages al
 
 The producers file:
 
-    [producers.enrolment]
-    events = ["member.*", "family.*"]      # event types, or a family of them with `.*`
+    [producers.H32010000001]
+    events = ["visit.*", "account.payment_requested"]  # event types, or a family of them with `.*`
     regions = ["320100"]                   # or ["*"]
     facilities = ["H32010000001"]          # hospitals and pharmacies: the facility_ids it may speak for
-    id_prefix = "enrol-"                   # its event_ids start with this; no other producer's may
-    [[producers.enrolment.keys]]
+    id_prefix = "H32010000001-"            # its event_ids start with this; no other producer's may
+    [[producers.H32010000001.keys]]
     id = "2026-01"
     public_key = "base64 of the 32-byte Ed25519 public key"
     valid_from = 2026-01-01T00:00:00Z
@@ -262,14 +262,6 @@ def public_key(text: str, where: str = "public key") -> Ed25519PublicKey:
         raise ProducersFileError(f"{where}: not the base64 of a 32-byte Ed25519 public key") from error
 
 
-def load_public(path: str | Path) -> Ed25519PublicKey:
-    """A public key file: its base64 text, or a PEM private key (its public half)."""
-    text = Path(path).read_text(encoding="utf-8")
-    if "PRIVATE KEY" in text:
-        return load_private(path).public_key()
-    return public_key(text, str(path))
-
-
 class Signer:
     """A producer's side: signs record values with one of its keys."""
 
@@ -328,7 +320,10 @@ class LedgerVerifier:
 
     @classmethod
     def load(cls, path: str | Path) -> LedgerVerifier:
-        text = Path(path).read_text(encoding="utf-8")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ProducersFileError(f"{path}: {error}") from error
         if "PRIVATE KEY" in text:
             return cls([load_private(path).public_key()])
         lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]

@@ -18,7 +18,7 @@ from ledger.authority import LedgerSigner, generate, load_private
 from ledger.db.server import REPORTING_ROLE, with_user
 from ledger.offline import settle_lines
 from tests.kafka.streams import publish, run, serving, wait_for
-from tests.ledger.helpers import PRODUCED, example_lines, fetch, plain
+from tests.ledger.helpers import PRODUCED, example_lines, fetch, plain, verify
 
 
 def _ledger_fund(database) -> dict:
@@ -87,6 +87,7 @@ def test_forged_and_malformed_settlement_records_are_dead_letters_and_the_report
     assert result.exit_code == 0, result.output
     assert "dead letters: 1 unreadable, 3 unsigned" in result.output
     assert "0 differ" in result.output
+    assert verify(database).ok  # the ledger itself is untouched
 
 
 def fetch_count(database, table: str) -> int:

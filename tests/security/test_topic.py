@@ -7,10 +7,11 @@ import json
 
 from aiokafka import AIOKafkaProducer
 
+from ledger.authority import LedgerVerifier
 from tests import builders as b
 from tests.builders import NANJING
 from tests.kafka.streams import Topic, publish, run, serving
-from tests.ledger.helpers import fetch
+from tests.ledger.helpers import fetch, verify
 
 MEMBER = "320113195306110004"
 
@@ -32,9 +33,15 @@ def test_an_unsigned_death_notice_on_the_event_topic_is_refused_and_kept(setting
         finally:
             await producer.stop()
         async with serving(settings, database):
-            return await Topic(settings, settings.rejections_topic).read_until(lambda values: values, 60)
+            topic = Topic(settings, settings.rejections_topic)
+            await topic.read_until(lambda values: values, 60)
+            return topic
 
-    refused = run(scenario())
+    topic = run(scenario())
+    refused = topic.values()
+    # published with the ledger's signature, which its public key verifies
+    verifier = LedgerVerifier.load(settings.ledger_public_key)
+    assert [verifier.problem(record.headers, record.value) for record in topic.records] == [None]
     assert [(r["rejected"], r["reason"]) for r in refused] == [(json.loads(forged)["event_id"], "unauthorized")]
     assert "unsigned" in refused[0]["detail"]
     assert fetch(database, "SELECT count(*) FROM ledger_events WHERE event_type = 'member.terminated'")[0][0] == 0
@@ -42,3 +49,4 @@ def test_an_unsigned_death_notice_on_the_event_topic_is_refused_and_kept(setting
     assert kept["payload"] == forged and kept["source"].startswith("kafka:")
     movements = fetch(database, "SELECT kind FROM ledger_movements WHERE member_id = $1", MEMBER)
     assert [m["kind"] for m in movements] == ["credit"]  # the contribution; nothing paid out
+    assert verify(database).ok

@@ -40,7 +40,7 @@ from .db.projection_store import (
     write_member_years,
 )
 from .db.server import Database
-from .db.signatures import stored_signatures, unsigned_from_the_broker
+from .db.signatures import stored_signatures, unsigned_since_signing
 from .db.writes import Writes
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
@@ -102,9 +102,9 @@ REPLAY_BATCH = 2_000
 
 async def verify_signatures(raw, authority: Authority | None, report: ReplayReport) -> None:
     """Every signature kept with an event checked again against the key its producer had when it arrived, and
-    over the very event kept; an event from the broker recorded with none is a difference too."""
-    for seq, event_id in await unsigned_from_the_broker(raw):
-        report.differ(seq, f"event {event_id}", "came from the broker with no signature kept")
+    over the very event kept; an event recorded with none since the ledger first kept one is a difference too."""
+    for seq, event_id in await unsigned_since_signing(raw):
+        report.differ(seq, f"event {event_id}", "recorded after the ledger began keeping signatures, with none")
     if authority is None:
         return
     report.signatures = 0

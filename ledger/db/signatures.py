@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from ..adoption import IS_ADOPTION
+
 CHUNK = 5_000
 
 # Each signature with the event it is kept for: in the ledger, or still waiting in the parking area.
@@ -14,11 +16,12 @@ SIGNED = (
     "WHERE s.event_id > $1 ORDER BY s.event_id LIMIT $2"
 )
 
-# Events from the broker recorded since the ledger first kept a signature, with none kept: every record the
-# broker delivers since then is admitted only signed, so such an event was not written by medledger's intake.
+# Events recorded since the ledger first kept a signature, with none kept: from then on medledger's intake admits
+# an event only signed (from the broker always, from a file with a producers file), so such an event was not
+# written by it (none such before the first signature: no minimum, no rows). Adoptions are medledger's own rows.
 UNSIGNED = (
-    "SELECT e.seq, e.event_id FROM ledger_events e WHERE e.source LIKE 'kafka:%' "
-    "AND e.seq > (SELECT coalesce(min(f.seq), 0) FROM ledger_events f JOIN ledger_signatures g USING (event_id)) "
+    f"SELECT e.seq, e.event_id FROM ledger_events e WHERE NOT ({IS_ADOPTION}) "
+    "AND e.seq > (SELECT min(f.seq) FROM ledger_events f JOIN ledger_signatures g USING (event_id)) "
     "AND NOT EXISTS (SELECT 1 FROM ledger_signatures s WHERE s.event_id = e.event_id) ORDER BY e.seq LIMIT $1"
 )
 
@@ -34,5 +37,5 @@ async def stored_signatures(raw) -> AsyncIterator[list]:
         after = rows[-1][0]
 
 
-async def unsigned_from_the_broker(raw, limit: int = 200) -> list[tuple[int, str]]:
+async def unsigned_since_signing(raw, limit: int = 200) -> list[tuple[int, str]]:
     return [tuple(row) for row in await raw.fetch(UNSIGNED, limit)]

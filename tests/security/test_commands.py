@@ -83,7 +83,7 @@ def test_ingest_signs_a_file_as_its_producer_and_replay_verify_checks_every_sign
     )
     broken = invoke("replay", "--verify")
     assert broken.exit_code != 0
-    assert "signature does not verify" in broken.stdout and "NOT verified" in broken.stdout
+    assert "signature does not verify" in " ".join(broken.stdout.split()) and "NOT verified" in broken.stdout
 
 
 def test_without_a_producers_file_ingest_takes_an_operators_file_as_given(database, monkeypatch):
@@ -94,3 +94,21 @@ def test_without_a_producers_file_ingest_takes_an_operators_file_as_given(databa
     assert fetch(database, "SELECT count(*) FROM ledger_signatures")[0][0] == 0
     verified = invoke("replay", "--verify")
     assert "signatures: not checked" in verified.stdout and verified.exit_code == 0
+
+
+def test_an_unsigned_event_after_the_ledger_began_keeping_signatures_fails_verify(
+    database, monkeypatch, tmp_path, producers
+):
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)
+    b.fresh()
+    signed, unsigned = tmp_path / "signed.jsonl", tmp_path / "unsigned.jsonl"
+    signed.write_text(json.dumps(b.enrolled("320113195306110004", NANJING)) + "\n")
+    unsigned.write_text(json.dumps(b.enrolled("320113195306110005", NANJING)) + "\n")
+    key = str(tmp_path / "enrolment.pem")
+    assert invoke("ingest", str(signed), "--producer", "enrolment", "--key", key).exit_code == 0
+    monkeypatch.delenv("MEDLEDGER_PRODUCERS")  # as one who writes with the database's credentials alone
+    assert invoke("ingest", str(unsigned)).exit_code == 0
+    monkeypatch.setenv("MEDLEDGER_PRODUCERS", str(producers))
+    result = invoke("replay", "--verify")
+    assert result.exit_code != 0 and "NOT verified" in result.stdout
+    assert "recorded after the ledger began keeping signatures, with none" in " ".join(result.stdout.split())

@@ -70,6 +70,19 @@ def generate(events: int, members: int) -> list[bytes]:
     return [line for line in out.splitlines() if line.strip()]
 
 
+def signed(settings: Settings, line: bytes) -> list[tuple[str, bytes]]:
+    """The headers of the producer's signature (medledger refuses what is not signed: docs/security.md)."""
+    from ledger.authority import signer_from
+
+    signer = _signers.get(settings.producer_key) or _signers.setdefault(
+        settings.producer_key, signer_from(settings.producer, settings.producer_key, settings.producer_key_id)
+    )
+    return [(name, value.encode()) for name, value in signer.headers(line).items()]
+
+
+_signers: dict = {}
+
+
 async def produce_all(settings: Settings, lines: list[bytes], partitions: int) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20)
     await producer.start()
@@ -77,7 +90,10 @@ async def produce_all(settings: Settings, lines: list[bytes], partitions: int) -
         pending = []
         for line in lines:
             key, partition = routing(line, partitions)
-            pending.append(await producer.send(settings.events_topic, line, key=key, partition=partition))
+            headers = signed(settings, line)
+            pending.append(
+                await producer.send(settings.events_topic, line, key=key, partition=partition, headers=headers)
+            )
             if len(pending) >= 10_000:
                 await asyncio.gather(*pending)
                 pending = []
@@ -189,7 +205,9 @@ async def measure_latency(settings: Settings, visits: list[dict], rate: int, par
             line = orjson.dumps(visit)
             key, partition = routing(line, partitions)
             sent[visit["event_id"]] = time.perf_counter()
-            await producer.send(settings.events_topic, line, key=key, partition=partition)
+            await producer.send(
+                settings.events_topic, line, key=key, partition=partition, headers=signed(settings, line)
+            )
         await asyncio.wait_for(receiver, timeout=120)
     finally:
         await producer.stop()
@@ -251,6 +269,15 @@ def main() -> None:
         MEDLEDGER_METRICS_PORT=str(metrics_port),
         MEDLEDGER_LOG_LEVEL="WARNING",
     )
+    if "MEDLEDGER_PRODUCERS" not in env:  # a key set of the run's own: the ledger's, and a producer's
+        keys = Path(work) / "keys"
+        subprocess.run([sys.executable, "-m", "consumers.cli", "keys", "init", str(keys)], check=True, cwd=ROOT)
+        env.update(
+            MEDLEDGER_PRODUCERS=str(keys / "producers.toml"),
+            MEDLEDGER_PRODUCER="demo",
+            MEDLEDGER_PRODUCER_KEY=str(keys / "demo.pem"),
+            MEDLEDGER_LEDGER_KEY=str(keys / "ledger.pem"),
+        )
     settings = Settings.from_env(env)
     serve = None
     try:

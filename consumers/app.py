@@ -18,6 +18,7 @@ from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 
+from ledger.authority import Authority, LedgerSigner, load_private
 from ledger.contract.event import Event
 from ledger.service import IngestStats, LedgerService
 from ledger.wire_schema import IncentiveMessage, MovementMessage, RejectionMessage, SettlementMessage
@@ -109,9 +110,16 @@ class Service:
 
     def __init__(self, settings: Settings, service: LedgerService, partitions: int = 4):
         self.settings, self.service, self.partitions = settings, service, partitions
+        if service.authority is None:
+            # Anyone who can write to the event topic could otherwise write the figures in.
+            if settings.producers is None:
+                raise ValueError("serve needs MEDLEDGER_PRODUCERS: the producers' public keys and permissions")
+            service.authority = Authority.load(settings.producers)
+        if settings.ledger_key is None:
+            raise ValueError("serve needs MEDLEDGER_LEDGER_KEY: the key the relay signs what it publishes with")
         self.metrics = Metrics()
         self.broker = make_broker(settings, consumer_only=True)
-        self.producer = BatchProducer(settings)
+        self.producer = BatchProducer(settings, signer=LedgerSigner(load_private(settings.ledger_key)))
         self.relay = Relay(
             service,
             self.producer,

@@ -20,6 +20,7 @@ from ledger.cli.common import (
     parameters_text,
     prepared,
 )
+from ledger.cli.keys import KeyIdOption, KeyOption, ProducerOption, signer
 
 from .settings import Settings
 
@@ -53,7 +54,12 @@ def serve(
     service = LedgerService(
         prepared(), text, source, batch_size=settings.batch_size, park_ttl=park_ttl, prepare_schema=False
     )
-    asyncio.run(run(Service(settings, service, partitions).app))
+    try:
+        application = Service(settings, service, partitions).app
+    except ValueError as error:  # no producers file or ledger key, or one that cannot be read
+        typer.echo(f"medledger serve: {error}", err=True)
+        raise typer.Exit(2) from None
+    asyncio.run(run(application))
 
 
 @app.command()
@@ -61,16 +67,24 @@ def produce(
     events: Annotated[str, typer.Argument(help="JSON Lines file of contract events, or - for standard input.")],
     bootstrap_servers: BootstrapOption = None,
     topic: Annotated[Optional[str], typer.Option(help="Instead of MEDLEDGER_EVENTS_TOPIC.")] = None,
+    producer: ProducerOption = None,
+    key: KeyOption = None,
+    key_id: KeyIdOption = None,
 ) -> None:
-    """Publish EVENTS to the event topic, one message a line, keyed by member (region for region-level events)."""
+    """Publish EVENTS to the event topic, one message a line, keyed by member (region for region-level events),
+    each signed as the producer (--producer, --key: its id, key id and signature in the record's headers)."""
     from .produce import produce as publish
-    from .topics import ensure_topics
+    from .topics import ensure_topics, partition_count
 
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
+    signing = signer(producer, key, key_id)
 
     async def run(stream) -> int:
-        await ensure_topics(settings)
-        return await publish(settings, stream, topic)
+        try:
+            await partition_count(settings, topic or settings.events_topic)
+        except LookupError:  # none yet: the topics made as serve makes them (a producer may not create them)
+            await ensure_topics(settings)
+        return await publish(settings, stream, topic, signing)
 
     with open_events(events) as stream:
         sent = asyncio.run(run(stream))
@@ -152,7 +166,50 @@ def reporting(
 
     logs.configure(log_level)
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
-    asyncio.run(run(Reporting(settings, ReportingStore(_reporting_url())).app))
+    try:
+        application = Reporting(settings, ReportingStore(_reporting_url())).app
+    except ValueError as error:  # no public key of the ledger, or one that cannot be read
+        typer.echo(f"medledger reporting: {error}", err=True)
+        raise typer.Exit(2) from None
+    asyncio.run(run(application))
+
+
+@app.command()
+def reconcile() -> None:
+    """Compare the reporting tables with the ledger: fund paid, settlements and reversals per region, month and
+    pool, and the records the reporting consumer refused. Exit 1 when they differ."""
+    from ledger.cli.common import with_raw
+    from ledger.db.projection_store import fund_by_pool
+
+    from .reporting import ReportingStore
+
+    async def read():
+        store = await ReportingStore(_reporting_url()).open()
+        try:
+            return await store.fund_by_pool(), await store.dead_letters()
+        finally:
+            await store.close()
+
+    reported, dead = asyncio.run(read())
+    ledger = with_raw(fund_by_pool)
+    differing = sorted(key for key in ledger.keys() | reported.keys() if ledger.get(key) != reported.get(key))
+    for region, month, pool in differing:
+        typer.echo(
+            f"{region} {month:%Y-%m} {pool}: ledger {_totals(ledger.get((region, month, pool)))}, "
+            f"report {_totals(reported.get((region, month, pool)))}"
+        )
+    refused = ", ".join(f"{count} {reason}" for reason, count in sorted(dead.items())) or "none"
+    typer.echo(f"dead letters: {refused}")
+    typer.echo(f"reconciled: {len(ledger)} region-month-pools, {len(differing)} differ")
+    if differing:
+        raise typer.Exit(1)
+
+
+def _totals(found) -> str:
+    if found is None:
+        return "nothing"
+    fund, settlements, reversals = found
+    return f"fund {fund:.2f}, {settlements} settlements, {reversals} reversals"
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiokafka import ConsumerRecord
 
+from ledger.authority import from_headers
 from ledger.intake import Incoming, decode
 
 
@@ -15,7 +16,9 @@ def incoming(record: ConsumerRecord) -> Incoming:
     """Unreadable input is named by its topic, partition and offset in the rejection stream."""
     value = record.value if record.value is not None else b""
     where = position(record)
-    return decode(value, f"kafka:{where}", where)
+    item = decode(value, f"kafka:{where}", where)
+    item.claimed = from_headers(record.headers, value)  # checked by the ledger against the producers file
+    return item
 
 
 def spans(records) -> dict[tuple[str, int], tuple[int, int]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from ledger.authority import Signer, signer_from
+
 from .broker import make_broker
 from .partitioning import routing
 from .settings import Settings
@@ -14,7 +16,12 @@ from .topics import partition_count
 CHUNK = 5_000
 
 
-async def produce(settings: Settings, lines: Iterable[bytes], topic: str | None = None) -> int:
+async def produce(
+    settings: Settings, lines: Iterable[bytes], topic: str | None = None, signer: Signer | None = None
+) -> int:
+    """Each line signed by `signer` (by default the producer and key of `settings`): its id, key id and signature
+    in the record's headers (`ledger.authority`)."""
+    signer = signer or signer_from(settings.producer, settings.producer_key, settings.producer_key_id)
     topic = topic or settings.events_topic
     partitions = await partition_count(settings, topic)
     broker = make_broker(settings)
@@ -33,7 +40,7 @@ async def produce(settings: Settings, lines: Iterable[bytes], topic: str | None 
                     topic=topic,
                     key=key,
                     partition=partition,
-                    headers={"content-type": "application/json"},
+                    headers={"content-type": "application/json", **signer.headers(line)},
                     no_confirm=True,
                 )
             )

@@ -17,8 +17,10 @@ HEADERS = [("content-type", b"application/json")]
 
 
 class BatchProducer:
-    def __init__(self, settings: Settings, linger_ms: int = 0, batch_bytes: int = 1_000_000):
+    def __init__(self, settings: Settings, linger_ms: int = 0, batch_bytes: int = 1_000_000, signer=None):
+        """`signer`: a `ledger.authority.LedgerSigner`, which signs every record (headers of its own)."""
         self.settings, self.linger_ms, self.batch_bytes = settings, linger_ms, batch_bytes
+        self.signer = signer
         self.producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, int] = {}
         self._spread = itertools.count()
@@ -57,14 +59,15 @@ class BatchProducer:
         for topic, key, value in records:
             partition = await self.partition_of(topic, key)
             encoded_key, encoded = (key.encode() if key is not None else None), value.encode()
+            headers = HEADERS if self.signer is None else HEADERS + self.signer.headers(encoded)
             batch = open_batches.get((topic, partition))
-            if batch is not None and batch.append(key=encoded_key, value=encoded, timestamp=None, headers=HEADERS):
+            if batch is not None and batch.append(key=encoded_key, value=encoded, timestamp=None, headers=headers):
                 continue
             if batch is not None:  # full: on its way, in order, before anything later of its partition
                 sent.append(await self.producer.send_batch(batch, topic, partition=partition))
             batch = open_batches[(topic, partition)] = self.producer.create_batch()
             # A fresh batch takes any record, however large; the relay keeps values under the broker's limit.
-            batch.append(key=encoded_key, value=encoded, timestamp=None, headers=HEADERS)
+            batch.append(key=encoded_key, value=encoded, timestamp=None, headers=headers)
         for (topic, partition), batch in open_batches.items():
             sent.append(await self.producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*sent)

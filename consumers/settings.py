@@ -29,6 +29,12 @@ class Settings:
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    producers: str | None = None  # the producers file: public keys and permissions (`ledger.authority`)
+    producer: str | None = None  # `produce`: the producer it signs as, with the private key in `producer_key`
+    producer_key: str | None = None
+    producer_key_id: str | None = None
+    ledger_key: str | None = field(default=None, repr=False)  # the relay's private key: it signs what it publishes
+    ledger_public_key: str | None = None  # the reporting consumer's: what it verifies the relay's records with
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -49,6 +55,12 @@ class Settings:
             "ssl_cafile": env.get("KAFKA_SSL_CAFILE"),
             "ssl_certfile": env.get("KAFKA_SSL_CERTFILE"),
             "ssl_keyfile": env.get("KAFKA_SSL_KEYFILE"),
+            "producers": env.get("MEDLEDGER_PRODUCERS"),
+            "producer": env.get("MEDLEDGER_PRODUCER"),
+            "producer_key": env.get("MEDLEDGER_PRODUCER_KEY"),
+            "producer_key_id": env.get("MEDLEDGER_PRODUCER_KEY_ID"),
+            "ledger_key": env.get("MEDLEDGER_LEDGER_KEY"),
+            "ledger_public_key": env.get("MEDLEDGER_LEDGER_PUBLIC_KEY"),
         }
         values = {name: value for name, value in read.items() if value is not None}
         if "MEDLEDGER_METRICS_PORT" in env:
@@ -76,6 +88,19 @@ class Settings:
         if context is not None:
             return BaseSecurity(ssl_context=context)
         return None
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The producer and ledger key settings as the environment names them (for a command started by another)."""
+    names = {
+        "producers": "MEDLEDGER_PRODUCERS",
+        "producer": "MEDLEDGER_PRODUCER",
+        "producer_key": "MEDLEDGER_PRODUCER_KEY",
+        "producer_key_id": "MEDLEDGER_PRODUCER_KEY_ID",
+        "ledger_key": "MEDLEDGER_LEDGER_KEY",
+        "ledger_public_key": "MEDLEDGER_LEDGER_PUBLIC_KEY",
+    }
+    return {name: getattr(settings, field) for field, name in names.items() if getattr(settings, field) is not None}
 
 
 def _int(value: str | None) -> int | None:

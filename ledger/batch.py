@@ -45,6 +45,7 @@ class BatchRows:
     incentives: list[tuple] = field(default_factory=list)
     rejections: list[tuple] = field(default_factory=list)
     parked: list[tuple] = field(default_factory=list)
+    signatures: list[tuple] = field(default_factory=list)  # ledger_signatures rows (`keep_signature`)
     payments: list[tuple] = field(default_factory=list)
     closed_years: list[tuple] = field(default_factory=list)
     fund: FundTotals = field(default_factory=FundTotals)
@@ -66,7 +67,15 @@ class BatchRows:
 
     def size(self) -> int:
         """About how many rows the batch writes, which decides how they are sent (`db.writes.Writes.sized`)."""
-        return len(self.events) + len(self.outbox) + len(self.parked) + len(self.touched)
+        return len(self.events) + len(self.outbox) + len(self.parked) + len(self.touched) + len(self.signatures)
+
+    def keep_signature(self, item) -> None:
+        """Who sent `item` (an `Incoming` as it arrived), kept with it."""
+        signed = item.signed
+        if signed is not None:
+            self.signatures.append(
+                (item.event.event_id, signed.producer, signed.key_id, signed.signature, signed.value, signed.at)
+            )
 
     def touch(self, member: MemberState | None, seq: int) -> None:
         if member is not None:

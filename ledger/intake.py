@@ -9,6 +9,7 @@ from typing import BinaryIO
 
 import orjson
 
+from .authority import Signed
 from .chain import canonical
 from .contract import Event, InvalidEvent, decode_event, decode_line
 
@@ -58,6 +59,10 @@ class Incoming:
     event: Event | None = None
     error: InvalidEvent | None = None
     expired: str | None = None  # set when a parked event has waited too long: why it is refused
+    # Who sent it, as it proved it (`ledger.authority`), once admitted; kept with the event as it arrives, appended
+    # or parked (`BatchRows.keep_signature`), not again when the waiting room releases it.
+    signed: Signed | None = None
+    claimed: Signed | None = None  # who it says sent it (Kafka headers, or `ingest --producer`), until admitted
     _payload: str | None = field(default=None, repr=False)
 
     @property

@@ -189,6 +189,7 @@ class Pipeline:
                 continue
             event = item.event
             key = (event.region, event.member_id)
+            rows.keep_signature(item)  # as it arrived; what the enrolment releases below was kept when parked
             if self.parking and self.parking.should_park(item, book):
                 self.parking.park(item, rows)
                 waiting.setdefault(key, []).append(item)
@@ -209,6 +210,7 @@ class Pipeline:
         event = item.event
         rows = BatchRows()
         seq = self.sequencer.next(item, rows)
+        rows.keep_signature(item)
         book = await load_book(self.raw, self.names, registry, [])
         try:
             policy = open_close(book, event)

@@ -25,6 +25,7 @@ from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
 
 from .adoption import ADOPTED, EVERY_REGION, IS_ADOPTION, Adoptions, adoption_problem
+from .authority import Authority, stored_problem
 from .batch import BatchRows
 from .chain import ChainBreak, text_digest
 from .db.connect import service_engine
@@ -39,6 +40,7 @@ from .db.projection_store import (
     write_member_years,
 )
 from .db.server import Database
+from .db.signatures import stored_signatures, unsigned_since_signing
 from .db.writes import Writes
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
@@ -73,6 +75,7 @@ class ReplayReport:
     fund_impact: dict[tuple[str, str, date], list[Decimal]] = field(default_factory=dict)
     changed_settlements: int = 0
     head: tuple[int, bytes] | None = None  # the last event of the chain verified: (seq, hash)
+    signatures: int | None = None  # kept signatures checked again (None: no producers file to check them with)
 
     def replayed(self) -> str:
         """What was replayed, as the commands say it."""
@@ -95,6 +98,22 @@ class ReplayReport:
 # holds one batch's events, rows and members at a time: at 5,000 a 92k-event verify's three processes (as it
 # ran then) held 410 MB between them, at 2,000 280 MB.
 REPLAY_BATCH = 2_000
+
+
+async def verify_signatures(raw, authority: Authority | None, report: ReplayReport) -> None:
+    """Every signature kept with an event checked again against the key its producer had when it arrived, and
+    over the very event kept; an event recorded with none since the ledger first kept one is a difference too."""
+    for seq, event_id in await unsigned_since_signing(raw):
+        report.differ(seq, f"event {event_id}", "recorded after the ledger began keeping signatures, with none")
+    if authority is None:
+        return
+    report.signatures = 0
+    async for rows in stored_signatures(raw):
+        for row in rows:
+            report.signatures += 1
+            problem = stored_problem(authority, row)
+            if problem is not None:
+                report.differ(0, f"signature of {row[0]} by {row[1]}", problem)
 
 
 class Replayer:

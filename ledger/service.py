@@ -21,6 +21,7 @@ from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
 
 from .adoption import last_adopted
+from .authority import Authority
 from .batch import BatchRows
 from .carry import Carry, Conflict, Mark, Watermark, add_watermark, watermark, watermark_of
 from .chain import text_digest
@@ -131,7 +132,11 @@ class LedgerService:
         park_ttl: timedelta = DEFAULT_PARK_TTL,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         prepare_schema: bool = True,
+        authority: Authority | None = None,
     ):
+        """`authority`: the producers file; with it, every event must be signed by a producer allowed to send it
+        (`ledger.authority`), or it is refused (`unauthorized`) and kept. Without it, events are taken as given:
+        an operator's own file (`medledger ingest` without a producers file)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.db = db
@@ -145,6 +150,7 @@ class LedgerService:
         self.clock = clock
         self.engine: AsyncEngine | None = None
         self.prepare_schema = prepare_schema
+        self.authority = authority
         # Once an event committed under the parameter set, its row is there for good (the events refer to it).
         self._parameters_kept = False
         # Sent with BEGIN: the append lock, and word to the relays once committed, naming this writer.
@@ -188,6 +194,7 @@ class LedgerService:
         """Settle `batch` while the batch in flight commits, then wait for that commit and start this one's."""
         if has_year_close(batch):
             await self._land(in_flight, stats, on_published)
+            self._admit(batch)
             await self._batch(batch, stats, on_published)
             return None
         try:
@@ -226,6 +233,7 @@ class LedgerService:
         the ledger is where the batch was settled from. A transaction would only add two round trips."""
         if has_year_close(items):
             raise ValueError("a year close is settled under the append lock (ingest_batch)")
+        self._admit(items)
         stats = IngestStats()
         async with reading(self.engine) as raw:
             store = PostgresEventStore(raw)
@@ -378,8 +386,16 @@ class LedgerService:
         """One batch as one transaction, with the consumed offsets when it came from the broker (`StaleClaim` if
         a partition was taken over meanwhile: then nothing of the batch is written)."""
         stats = IngestStats()
+        self._admit(items)
         await self._batch(items, stats, on_published, tracking=tracking)
         return stats
+
+    def _admit(self, items: list[Incoming]) -> None:
+        """With a producers file, what is not signed by a producer allowed to send it becomes refused input."""
+        if self.authority is not None:
+            now = self.clock()
+            for item in items:
+                self.authority.admit(item, now)
 
     async def _batch(
         self,

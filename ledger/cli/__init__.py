@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import inspect, ledger, offline  # noqa: E402,F401  (they register their commands on `app`)
+from . import inspect, keys, ledger, offline  # noqa: E402,F401  (they register their commands on `app`)
 from .app import app
 
 __all__ = ["app"]

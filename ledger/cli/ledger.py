@@ -27,6 +27,15 @@ from .common import (
     progress_bar,
     with_raw,
 )
+from .keys import KeyIdOption, KeyOption, ProducerOption, authority, signer
+
+
+def signed_lines(items, signing):
+    """Each line of a file signed by the producer it is ingested as (the bytes of the line, without its end)."""
+    for item in items:
+        if signing is not None:
+            item.claimed = signing.sign(item.raw.encode())
+        yield item
 
 
 @app.command()
@@ -36,13 +45,25 @@ def ingest(
     batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 2_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
     park_ttl_days: ParkTtlOption = PARK_TTL_DAYS,
+    producer: ProducerOption = None,
+    key: KeyOption = None,
+    key_id: KeyIdOption = None,
 ) -> None:
     """Append EVENTS to the durable ledger and settle them; print what `settle` prints, and a `parked` line for
     an event that waits for its member's enrolment. Safe to run twice on the same file: an event already in the
-    ledger is acknowledged and not applied again."""
+    ledger is acknowledged and not applied again. With a producers file (MEDLEDGER_PRODUCERS), the file is the
+    events of one producer: --producer and --key sign each line as it, and what it may not send is refused
+    (`unauthorized`) and kept."""
     from ..intake import from_lines, read_lines
     from ..service import LedgerService
 
+    producers = authority()
+    signing = None
+    if producers is not None or producer or key:
+        if producers is None:
+            typer.echo("medledger: --producer and --key are checked against MEDLEDGER_PRODUCERS: set it", err=True)
+            raise typer.Exit(2)
+        signing = signer(producer, key, key_id)
     text, source = parameters_text(parameters)
     name = "stdin" if events == "-" else events
     stream = open_events(events)
@@ -65,10 +86,17 @@ def ingest(
 
         async def run():
             async with LedgerService(
-                db, text, source, batch_size=batch_size, park_ttl=timedelta(days=park_ttl_days), prepare_schema=False
+                db,
+                text,
+                source,
+                batch_size=batch_size,
+                park_ttl=timedelta(days=park_ttl_days),
+                prepare_schema=False,
+                authority=producers,
             ) as service:
                 with stream:
-                    return await service.ingest(from_lines(counted(read_lines(stream)), name), publish)
+                    lines = from_lines(counted(read_lines(stream)), name)
+                    return await service.ingest(signed_lines(lines, signing), publish)
 
         stats = asyncio.run(run())
     typer.echo(
@@ -107,8 +135,9 @@ def replay(
         ),
     ] = None,
 ) -> None:
-    """Walk the ledger again without touching it: --verify, or --policy FILE --compare (what-if)."""
-    from ..replay import Replayer, verify_in_parallel
+    """Walk the ledger again without touching it: --verify, or --policy FILE --compare (what-if). --verify also
+    checks every producer's signature kept with the events again, with the producers file (MEDLEDGER_PRODUCERS)."""
+    from ..replay import Replayer, verify_in_parallel, verify_signatures
 
     if verify == bool(policy) or (verify and compare):
         typer.echo("medledger replay: give --verify, or --policy FILE --compare", err=True)
@@ -133,6 +162,9 @@ def replay(
         else:
             text, source = parameters_text(policy)
             report = asyncio.run(replayer.compare(text, source))
+        if verify:
+            producers = authority()
+            with_raw(lambda raw: verify_signatures(raw, producers, report))
     if verify:
         console.print(f"replayed {report.replayed()}")
         console.print(f"hash chain: {'intact' if not report.chain_breaks else f'{len(report.chain_breaks)} break(s)'}")
@@ -141,6 +173,10 @@ def replay(
             console.print(f"head: {report.head[0]}:{report.head[1].hex()}", soft_wrap=True)
         for found in report.chain_breaks[:20]:
             console.print(f"  seq {found.seq}: {visible(found.problem)}")
+        if report.signatures is None:
+            console.print("signatures: not checked (no producers file: MEDLEDGER_PRODUCERS)")
+        else:
+            console.print(f"signatures: {report.signatures} checked again")
         console.print(f"re-derived records: {report.difference_count} difference(s)")
         for found in report.differences[:50]:
             console.print(f"  seq {found.seq} {visible(found.what)}: {visible(found.detail)}")

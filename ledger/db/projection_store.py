@@ -305,6 +305,7 @@ MOVEMENT_COLUMNS = (
 INCENTIVE_COLUMNS = ("seq", "region", "member_id", "year", "record")
 REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload", "payload_digest", "policy_id")
 PARKED_COLUMNS = ("event_id", "region", "member_id", "payload", "source", "parked_at", "arrival")
+SIGNATURE_COLUMNS = ("event_id", "producer", "key_id", "signature", "signed", "received_at")
 
 
 def add_settlements(writes: Writes, table: str, rows: BatchRows) -> None:
@@ -319,5 +320,12 @@ def add_ledger(writes: Writes, rows: BatchRows) -> int | None:
     writes.insert("ledger_movements", MOVEMENT_COLUMNS, rows.movements)
     writes.insert("ledger_incentives", INCENTIVE_COLUMNS, rows.incentives)
     writes.insert("parked_events", PARKED_COLUMNS, rows.parked)
+    writes.insert("ledger_signatures", SIGNATURE_COLUMNS, rows.signatures)
     # in the batch's order, which the ids keep
     return writes.insert("ledger_rejections", REJECTION_COLUMNS, rows.rejections, ordered=True, newest="rejection_id")
+
+
+async def fund_by_pool(raw) -> dict:
+    """(region, month, pool) → (fund paid, settlements, reversals): what a downstream report reconciles with."""
+    rows = await raw.fetch("SELECT region, month, pool, fund_paid, settlements, reversals FROM fund_totals")
+    return {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in rows}

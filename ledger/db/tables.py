@@ -130,6 +130,20 @@ ledger_rejections = Table(
     Index("ledger_rejections_unread", "payload_digest", postgresql_where=text("seq IS NULL")),
 )
 
+# Who sent each event, as it proved it (`ledger.authority`): the producer, its key, the signature and the bytes it
+# signed (the record's value as received), with when it arrived. Written when the event is first admitted (appended
+# or parked); `replay --verify` checks every one again against the key valid then.
+ledger_signatures = Table(
+    "ledger_signatures",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("producer", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("signed", LargeBinary, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
 # -- waiting room: events for members not yet enrolled; append-only like the ledger ------------------------------
 
 parked_events = Table(

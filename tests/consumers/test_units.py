@@ -12,6 +12,7 @@ from consumers.logs import JsonFormatter
 from consumers.partitioning import partition_for, routing
 from consumers.reporting import row_of
 from consumers.settings import Settings
+from tests.security.keys import test_keys
 
 
 def test_settings_come_from_the_environment_with_defaults():
@@ -169,7 +170,9 @@ def test_the_service_sweep_counts_what_it_refused_before_a_later_batch_failed(mo
             stats.rejected += 3  # a first batch refused three and committed
             raise ConnectionError("the second batch failed")
 
-    service = Service(Settings(metrics_port=None), Sweeping.__new__(Sweeping))
+    sweeping = Sweeping.__new__(Sweeping)
+    sweeping.authority = None  # the producers file of the settings is read
+    service = Service(Settings(metrics_port=None, **test_keys().settings()), sweeping)
     monkeypatch.setattr(consumers.app, "SWEEP_EVERY", timedelta(0))
 
     async def one_round():
@@ -186,7 +189,9 @@ def test_a_partition_read_again_from_its_start_forgets_the_failures_counted_at_i
     from consumers.app import Service
     from ledger.service import LedgerService
 
-    service = Service(Settings(metrics_port=None), LedgerService.__new__(LedgerService))
+    bare = LedgerService.__new__(LedgerService)
+    bare.authority = None  # the producers file of the settings is read
+    service = Service(Settings(metrics_port=None, **test_keys().settings()), bare)
     service.settler.strikes = {("events", 0, 7): 2, ("events", 1, 7): 2, ("other", 0, 7): 1}
     service.claims.on_rebase(("events", 0))
     assert service.settler.strikes == {("events", 1, 7): 2, ("other", 0, 7): 1}

@@ -111,7 +111,7 @@ def engine():
 
 
 @pytest.fixture(scope="module")
-def stack(engine):
+def stack(engine, tmp_path_factory):
     images = subprocess.run(
         [str(ROOT / "scripts/docker/images")], capture_output=True, text=True, timeout=1_200, cwd=ROOT
     )
@@ -119,6 +119,12 @@ def stack(engine):
     settings = dict(line.split("=", 1) for line in images.stdout.split())
     env = {**os.environ, **settings, "MEDLEDGER_METRICS_PORT": str(_free_port())}
     env["MEDLEDGER_IMAGE"] = f"medledger-test:{uuid.uuid4().hex[:8]}"
+    keys = tmp_path_factory.mktemp("keys") / "keys"
+    made = subprocess.run([sys.executable, "-m", "consumers.cli", "keys", "init", str(keys)], capture_output=True)
+    assert made.returncode == 0, made.stderr
+    for key in keys.iterdir():
+        key.chmod(0o644)  # read by the image's user, whichever it is
+    env["MEDLEDGER_KEYS_DIR"] = str(keys)
     stack = Stack(env)
     try:
         # --wait: up once every service is running, and healthy where it has a health check (serve among them).

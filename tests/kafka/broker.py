@@ -34,13 +34,21 @@ def _free(port: int) -> bool:
 class TestBroker:
     __test__ = False  # a helper, not a test class
 
-    def __init__(self, root: Path, own: bool = False, sasl_users: dict[str, str] | None = None, tls: str | None = None):
+    def __init__(
+        self,
+        root: Path,
+        own: bool = False,
+        sasl_users: dict[str, str] | None = None,
+        tls: str | None = None,
+        acls: bool = False,
+    ):
         """`own`: always a broker of its own, which the test may stop and start (KAFKA_BOOTSTRAP_SERVERS aside).
         `sasl_users` (name → password): a broker of its own whose client listener requires SASL (PLAIN or
         SCRAM-SHA-256) from these users; the first is the broker's own.
         `tls` ("server" or "mutual"): a broker of its own whose client listener speaks TLS, with the CA and a
-        client's certificate in `tls_dir`; "mutual" requires the client's certificate."""
-        external = None if own or sasl_users or tls else os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        client's certificate in `tls_dir`; "mutual" requires the client's certificate.
+        `acls` (with `sasl_users`): the broker refuses what no ACL allows (`grant` adds medledger's)."""
+        external = None if own or sasl_users or tls or acls else os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         self.env = None
         self.tls_dir = root / "tls"
         if external:
@@ -49,6 +57,9 @@ class TestBroker:
         self.env = {**os.environ, "MEDLEDGER_KAFKA_DIR": str(root), "MEDLEDGER_KAFKA_PORT": str(_free_pair())}
         self.env.pop("MEDLEDGER_KAFKA_SASL_USERS", None)
         self.env.pop("MEDLEDGER_KAFKA_TLS", None)
+        self.env.pop("MEDLEDGER_KAFKA_ACLS", None)
+        if acls:
+            self.env["MEDLEDGER_KAFKA_ACLS"] = "on"
         if sasl_users:
             self.env["MEDLEDGER_KAFKA_SASL_USERS"] = ",".join(f"{name}:{secret}" for name, secret in sasl_users.items())
         if tls:
@@ -64,6 +75,14 @@ class TestBroker:
         if done.returncode != 0:
             raise RuntimeError(f"scripts/kafka/run {command} failed:\n{done.stderr}")
         return done.stdout.strip()
+
+    def grant(self, **variables: str) -> None:
+        """`scripts/kafka/run acls` with these variables (MEDLEDGER_EVENTS_TOPIC=..., MEDLEDGER_KAFKA_PRODUCERS=...)."""
+        done = subprocess.run(
+            [str(SCRIPT), "acls"], env={**self.env, **variables}, capture_output=True, text=True, timeout=600
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"scripts/kafka/run acls failed:\n{done.stderr}")
 
     def stop(self) -> None:
         if self.env is not None:

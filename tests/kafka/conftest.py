@@ -5,6 +5,7 @@ import uuid
 import pytest
 
 from consumers.settings import Settings
+from tests.security.keys import test_keys
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +29,7 @@ def own_settings(bootstrap: str, prefix: str = "t", **security) -> Settings:
         reporting_group_id=f"reporting-{run}",
         batch_size=40,
         metrics_port=None,
-        **security,
+        **(test_keys().settings() | security),
     )
 
 

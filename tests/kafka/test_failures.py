@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from consumers.settings import environment
 from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.broker import TestBroker
@@ -44,6 +45,7 @@ def _serve(settings, database, batch_size: int, log: Path, stopping_at: str | No
         "MEDLEDGER_REJECTIONS_TOPIC": settings.rejections_topic,
         "MEDLEDGER_BATCH_SIZE": str(batch_size),
         "MEDLEDGER_METRICS_PORT": "",
+        **environment(settings),
     }
     command = [
         sys.executable,

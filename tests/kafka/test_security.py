@@ -20,7 +20,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from consumers.settings import Settings
+from consumers.settings import Settings, environment
 from consumers.topics import partition_count, security_options
 from ledger.offline import settle_lines
 from tests.kafka.broker import TestBroker
@@ -96,6 +96,7 @@ def _environment(settings: Settings, database=None) -> dict[str, str]:
             "MEDLEDGER_REPORTING_GROUP_ID": settings.reporting_group_id,
             "MEDLEDGER_BATCH_SIZE": str(settings.batch_size),
             "MEDLEDGER_METRICS_PORT": "",
+            **environment(settings),
         }
     )
     if settings.sasl_username is not None:

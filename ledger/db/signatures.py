@@ -1,0 +1,41 @@
+"""Reading the signatures kept with the events (`ledger_signatures`), for `replay --verify`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from ..adoption import IS_ADOPTION
+
+CHUNK = 5_000
+
+# Each signature with the event it is kept for: in the ledger, or still waiting in the parking area.
+SIGNED = (
+    "SELECT s.event_id, s.producer, s.key_id, s.signature, s.signed, s.received_at, "
+    "coalesce(e.payload, p.payload) FROM ledger_signatures s "
+    "LEFT JOIN ledger_events e ON e.event_id = s.event_id LEFT JOIN parked_events p ON p.event_id = s.event_id "
+    "WHERE s.event_id > $1 ORDER BY s.event_id LIMIT $2"
+)
+
+# Events recorded since the ledger first kept a signature, with none kept: from then on medledger's intake admits
+# an event only signed (from the broker always, from a file with a producers file), so such an event was not
+# written by it (none such before the first signature: no minimum, no rows). Adoptions are medledger's own rows.
+UNSIGNED = (
+    f"SELECT e.seq, e.event_id FROM ledger_events e WHERE NOT ({IS_ADOPTION}) "
+    "AND e.seq > (SELECT min(f.seq) FROM ledger_events f JOIN ledger_signatures g USING (event_id)) "
+    "AND NOT EXISTS (SELECT 1 FROM ledger_signatures s WHERE s.event_id = e.event_id) ORDER BY e.seq LIMIT $1"
+)
+
+
+async def stored_signatures(raw) -> AsyncIterator[list]:
+    """(event_id, producer, key_id, signature, signed, received_at, payload) rows, a chunk at a time."""
+    after = ""
+    while True:
+        rows = await raw.fetch(SIGNED, after, CHUNK)
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
+
+
+async def unsigned_since_signing(raw, limit: int = 200) -> list[tuple[int, str]]:
+    return [tuple(row) for row in await raw.fetch(UNSIGNED, limit)]

@@ -1,0 +1,114 @@
+"""The key commands as an operator runs them: keys generate, ingest as a producer, replay --verify checking the
+signatures kept."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import pytest
+from typer.testing import CliRunner
+
+from ledger.authority import Authority, load_private, public_text
+from ledger.cli import app
+from tests import builders as b
+from tests.builders import NANJING
+from tests.ledger.helpers import EXAMPLES, execute, fetch
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def producers(tmp_path, monkeypatch):
+    """A producers file with one key made by `keys generate`: the enrolment system, allowed member events."""
+    made = invoke("keys", "generate", "--producer", "enrolment", "--out", str(tmp_path / "enrolment.pem"))
+    assert made.exit_code == 0, made.output
+    path = tmp_path / "producers.toml"
+    path.write_text('[producers.enrolment]\nevents = ["member.*"]\nregions = ["*"]\n' + made.stdout)
+    monkeypatch.setenv("MEDLEDGER_PRODUCERS", str(path))
+    return path
+
+
+def test_keys_generate_writes_a_private_key_for_the_producer_alone_and_prints_its_entry(tmp_path, producers):
+    key = tmp_path / "enrolment.pem"
+    assert key.stat().st_mode & 0o777 == 0o600
+    entry = tomllib.loads(producers.read_text())["producers"]["enrolment"]["keys"][0]
+    assert entry["public_key"] == public_text(load_private(key))
+    assert Authority.load(producers).producers["enrolment"].keys  # the printed entry is a valid producers file
+    again = invoke("keys", "generate", "--producer", "enrolment", "--out", str(key))
+    assert again.exit_code == 2 and "never overwritten" in again.output
+
+
+def test_ingest_signs_a_file_as_its_producer_and_replay_verify_checks_every_signature(
+    database, monkeypatch, tmp_path, producers
+):
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)
+    b.fresh()
+    enrol = b.enrolled("320113195306110004", NANJING)
+    visit = b.visit("320113195306110004", NANJING, on="2023-07-02")  # not the enrolment system's to send
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(enrol) + "\n" + json.dumps(visit) + "\n")
+
+    unsigned = invoke("ingest", str(events))
+    assert unsigned.exit_code == 2 and "--producer" in unsigned.output
+
+    key = str(tmp_path / "enrolment.pem")
+    done = invoke("ingest", str(events), "--producer", "enrolment", "--key", key)
+    assert done.exit_code == 0, done.output
+    assert "appended 1" in done.stderr and "rejected 1" in done.stderr
+    [refused] = fetch(database, "SELECT event_id, reason FROM ledger_rejections")
+    assert tuple(refused) == (visit["event_id"], "unauthorized")
+    [kept] = fetch(database, "SELECT event_id, producer, signed FROM ledger_signatures")
+    assert (kept["event_id"], kept["producer"], bytes(kept["signed"])) == (
+        enrol["event_id"],
+        "enrolment",
+        json.dumps(enrol).encode(),
+    )
+
+    verified = invoke("replay", "--verify")
+    assert verified.exit_code == 0, verified.output
+    assert "signatures: 1 checked again" in verified.stdout and "NOT verified" not in verified.stdout
+
+    # the bytes kept are not the bytes signed: a signature that proves nothing
+    execute(database, "ALTER TABLE ledger_signatures DISABLE TRIGGER USER", owner=True)
+    execute(
+        database,
+        "UPDATE ledger_signatures SET signed = convert_to(replace(convert_from(signed, 'UTF8'), "
+        "'1953', '1954'), 'UTF8')",
+        owner=True,
+    )
+    broken = invoke("replay", "--verify")
+    assert broken.exit_code != 0
+    assert "signature does not verify" in " ".join(broken.stdout.split()) and "NOT verified" in broken.stdout
+
+
+def test_without_a_producers_file_ingest_takes_an_operators_file_as_given(database, monkeypatch):
+    monkeypatch.delenv("MEDLEDGER_PRODUCERS", raising=False)
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)
+    done = invoke("ingest", str(EXAMPLES / "nanjing.jsonl"), "--quiet")
+    assert done.exit_code == 0 and "rejected 0" in done.stderr, done.output
+    assert fetch(database, "SELECT count(*) FROM ledger_signatures")[0][0] == 0
+    verified = invoke("replay", "--verify")
+    assert "signatures: not checked" in verified.stdout and verified.exit_code == 0
+
+
+def test_an_unsigned_event_after_the_ledger_began_keeping_signatures_fails_verify(
+    database, monkeypatch, tmp_path, producers
+):
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)
+    b.fresh()
+    signed, unsigned = tmp_path / "signed.jsonl", tmp_path / "unsigned.jsonl"
+    signed.write_text(json.dumps(b.enrolled("320113195306110004", NANJING)) + "\n")
+    unsigned.write_text(json.dumps(b.enrolled("320113195306110005", NANJING)) + "\n")
+    key = str(tmp_path / "enrolment.pem")
+    assert invoke("ingest", str(signed), "--producer", "enrolment", "--key", key).exit_code == 0
+    monkeypatch.delenv("MEDLEDGER_PRODUCERS")  # as one who writes with the database's credentials alone
+    assert invoke("ingest", str(unsigned)).exit_code == 0
+    monkeypatch.setenv("MEDLEDGER_PRODUCERS", str(producers))
+    result = invoke("replay", "--verify")
+    assert result.exit_code != 0 and "NOT verified" in result.stdout
+    assert "recorded after the ledger began keeping signatures, with none" in " ".join(result.stdout.split())

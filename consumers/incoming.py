@@ -6,16 +6,19 @@ from aiokafka import ConsumerRecord
 
 from ledger.intake import Incoming, decode
 
+from .routing import routed
+
 
 def position(record: ConsumerRecord) -> str:
     return f"{record.topic}/{record.partition}/{record.offset}"
 
 
 def incoming(record: ConsumerRecord) -> Incoming:
-    """Unreadable input is named by its topic, partition and offset in the rejection stream."""
+    """Unreadable input is named by its topic, partition and offset in the rejection stream; an event found off its
+    region's partition is refused (`routing`)."""
     value = record.value if record.value is not None else b""
     where = position(record)
-    return decode(value, f"kafka:{where}", where)
+    return routed(decode(value, f"kafka:{where}", where), record)
 
 
 def spans(records) -> dict[tuple[str, int], tuple[int, int]]:

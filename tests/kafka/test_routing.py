@@ -238,3 +238,30 @@ def test_partitions_added_while_serving_are_reported_and_the_events_they_move_re
     applied = {row[0] for row in fetch(database, f"SELECT region FROM {PRODUCED}")}
     assert applied == {stays}
     assert any("has 5 partitions; serve is configured for 4" in r.getMessage() for r in caplog.records)
+
+
+def test_medledger_produce_keys_each_event_by_its_region_on_its_regions_partition(examples, settings):
+    async def scenario():
+        await publish(settings, examples)
+        topic = Topic(settings, settings.events_topic)
+        await topic.read_until(lambda values: len(values) >= len(examples), timeout=30)
+        return topic.records
+
+    records = asyncio.run(scenario())
+    assert len(records) == len(examples)
+    for record in records:
+        region = orjson.loads(record.value)["region"]
+        assert record.key == region.encode() and record.partition == partition_for(region, PARTITIONS)
+
+
+def test_serve_configured_for_other_partitions_ends_in_one_line_naming_both_counts(settings, database, tmp_path):
+    from tests.kafka.test_failures import _serve
+
+    asyncio.run(ensure_topics(settings, PARTITIONS))
+    log = tmp_path / "serve.log"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDLEDGER_PARTITIONS", "2")
+        serve = _serve(settings, database, batch_size=40, log=log)
+    assert serve.wait(120) == 1
+    last = log.read_text().rstrip().splitlines()[-1]
+    assert last == f"medledger: Kafka: {routing.mismatch(settings.events_topic, PARTITIONS, 2)}"

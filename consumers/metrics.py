@@ -39,7 +39,8 @@ class Metrics:
         )
         self.misrouted = Counter(
             "medledger_misrouted",
-            "Events refused because they were found on a partition other than their region's (reason misrouted)",
+            "Events found on a partition other than their region's: refused (reason misrouted), or acknowledged as "
+            "a repeat of such a record already refused",
             registry=r,
         )
         self.partitions = Gauge(

@@ -92,7 +92,7 @@ class Routes:
             if expected.metrics is not None:
                 expected.metrics.misrouted.inc()
             log.warning(
-                "event %s of region %s found on partition %d of %s, its region's is %d: refused as misrouted",
+                "event %s of region %s found on partition %d of %s, its region's is %d: misrouted, not applied",
                 event.event_id,
                 event.region,
                 record.partition,

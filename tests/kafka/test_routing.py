@@ -85,6 +85,11 @@ async def settled(settings, database, records: int, timeout: float = 120.0) -> t
     return topics[0], topics[1]
 
 
+def shown(service, sample: str) -> float | None:
+    """A value of serve's /metrics."""
+    return service.metrics.registry.get_sample_value(sample)
+
+
 def canonical(records: list[dict]) -> list[bytes]:
     return sorted(orjson.dumps(without_seq(record), option=orjson.OPT_SORT_KEYS) for record in records)
 
@@ -116,7 +121,7 @@ def test_kcat_keyed_by_region_settles_as_settle_prints(examples, settings, datab
         kcat(settings, examples, by_region, *options)
         async with serving(settings, database, IM_PARAMETERS) as service:
             got = await settled(settings, database, len(examples))
-            return got, service.metrics.misrouted._value.get()
+            return got, shown(service, "medledger_misrouted_total")
 
     (settlements, refused), counted = asyncio.run(scenario())
     assert canonical(settlements) == canonical(outputs)
@@ -145,12 +150,12 @@ def test_kcat_keyed_by_member_has_every_misrouted_event_refused_and_kept_and_a_r
         kcat(settings, examples, by_member, *MURMUR2)
         async with serving(settings, database, IM_PARAMETERS) as service:
             first = await settled(settings, database, len(examples))
-            counted = service.metrics.misrouted._value.get()
+            counted = shown(service, "medledger_misrouted_total")
             kcat(settings, wrong, by_member, *MURMUR2)  # the same again, as wrong: repeats of what was refused
             again = await settled(settings, database, len(examples) + len(wrong))
             kcat(settings, wrong, by_region, *MURMUR2)  # sent again keyed by region
             second = await settled(settings, database, len(examples) + 2 * len(wrong))
-            return first, counted, again, second, service.metrics.misrouted._value.get()
+            return first, counted, again, second, shown(service, "medledger_misrouted_total")
 
     (settlements, refused), counted, (_, refused_again), (_, refused_after), counted_after = asyncio.run(scenario())
     ids = [orjson.loads(line)["event_id"] for line in wrong]
@@ -227,12 +232,13 @@ def test_partitions_added_while_serving_are_reported_and_the_events_they_move_re
                 await admin.close()
 
             async def seen() -> bool:
-                return service.metrics.partitions._value.get() == 5
+                return shown(service, "medledger_event_partitions") == 5
 
             assert await wait_for(seen, 30)
+            assert shown(service, "medledger_event_partitions_configured") == PARTITIONS
             await publish(settings, lines)  # `medledger produce` places them by the topic's 5 partitions
             await settled(settings, database, len(lines))
-            return service.metrics.misrouted._value.get()
+            return shown(service, "medledger_misrouted_total")
 
     counted = asyncio.run(scenario())
     refused = fetch(database, "SELECT event_id FROM ledger_rejections WHERE reason = 'misrouted'")

@@ -23,7 +23,7 @@ from consumers.topics import ensure_topics
 from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.streams import Topic, publish, serving, wait_for, without_seq
-from tests.ledger.helpers import IM_PARAMETERS, PRODUCED, example_lines, fetch, plain
+from tests.ledger.helpers import IM_PARAMETERS, PRODUCED, example_lines, fetch, plain, verify
 
 REGIONS = ("inner-mongolia", "nanjing", "ningxia", "weihai")
 PARTITIONS = 4  # serve's default, and the topics' the tests create
@@ -194,6 +194,7 @@ def test_kcat_keyed_by_member_has_every_misrouted_event_refused_and_kept_and_a_r
     assert unsequenced == len(wrong)
     # found off their partition a second time: counted, and acknowledged as repeats of the input refused
     assert canonical(refused_again) == canonical(refused) and counted_after == 2 * counted
+    assert verify(database).ok  # the ledger replays to what it holds, misrouted refusals beside it
 
 
 def test_serve_does_not_start_on_an_event_topic_with_another_partition_count(settings, database):

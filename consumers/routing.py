@@ -128,12 +128,26 @@ def mismatch(topic: str, found: int, configured: int) -> str:
 async def expect(settings: Settings, partitions: int, metrics: Metrics) -> Expected:
     """At start: the event topic has the partitions `serve` is configured for (`PartitionCountChanged` if not),
     and its records are checked against them from now on, until `forget`."""
-    found = await partition_count(settings, settings.events_topic)
+    found = await described(settings)
     metrics.partitions.set(found)
     metrics.partitions_configured.set(partitions)
     if found != partitions:
         raise PartitionCountChanged(mismatch(settings.events_topic, found, partitions))
     return ROUTES.expect(settings.events_topic, partitions, settings.partitioner, metrics)
+
+
+async def described(settings: Settings, within: float = 30.0) -> int:
+    """The event topic's partition count. A topic made a moment ago (by `ensure_topics`, say) may not be described
+    with its partitions yet: asked again for up to `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            return await partition_count(settings, settings.events_topic)
+        except LookupError:
+            if loop.time() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 def forget(settings: Settings, expected: Expected | None) -> None:

@@ -277,3 +277,14 @@ def test_serve_configured_for_other_partitions_ends_in_one_line_naming_both_coun
     assert serve.wait(120) == 1
     last = log.read_text().rstrip().splitlines()[-1]
     assert last == f"medledger: Kafka: {routing.mismatch(settings.events_topic, PARTITIONS, 2)}"
+
+
+def test_serve_waits_for_an_event_topic_made_a_moment_ago_to_be_described_with_its_partitions(settings):
+    async def scenario():
+        waiting = asyncio.create_task(routing.described(settings, within=30))
+        await asyncio.sleep(1.0)
+        assert not waiting.done()  # no such topic yet: asked again, not refused
+        await ensure_topics(settings, 3)
+        return await waiting
+
+    assert asyncio.run(scenario()) == 3

@@ -39,9 +39,12 @@ def by_member(event: dict) -> str:
 
 
 def kcat(settings, lines: list[str], key: Callable[[dict], str], *options: str) -> None:
-    """`lines` produced by kcat as they are, each keyed by `key(event)`, in order."""
+    """`lines` produced by kcat as they are, each keyed by `key(event)`, in order: idempotent, as a producer whose
+    order matters must be (librdkafka's default is not; without it a retry, say while a new topic's partitions
+    get their leaders, may reorder a partition)."""
     records = b"".join(f"{key(orjson.loads(line))}\t{line}\n".encode() for line in lines)
-    command = ["kcat", "-P", "-b", settings.bootstrap_servers, "-t", settings.events_topic, "-K", "\t", *options]
+    command = ["kcat", "-P", "-b", settings.bootstrap_servers, "-t", settings.events_topic, "-K", "\t"]
+    command += ["-X", "enable.idempotence=true", *options]
     subprocess.run(command, input=records, check=True, capture_output=True, timeout=120)
 
 

@@ -298,7 +298,8 @@ def main() -> None:
 
         started = time.perf_counter()
         serve = subprocess.Popen(
-            [sys.executable, "-m", "consumers.cli", "serve", "--parameters", str(PARAMETERS)],
+            [sys.executable, "-m", "consumers.cli", "serve", "--parameters", str(PARAMETERS)]
+            + ["--partitions", str(args.partitions)],  # serve routes with the topic's count, or does not start
             env=env,
             cwd=ROOT,
             stderr=open(Path(work) / "serve.log", "wb"),

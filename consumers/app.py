@@ -1,7 +1,8 @@
 """`medledger serve`: the FastStream application that settles the event topic into the ledger.
 
-One input topic carries every contract event, keyed by `member_id` (a region-level event by its region), so the
-events of one member are in one partition and applied in the order they were produced. Batches are settled as
+One input topic carries every contract event, keyed by its region code, so that a producer's own partitioner puts
+a region's events in one partition, applied in the order they were produced; an event found on another partition
+is refused (`routing`). Batches are settled as
 one transaction each, with the consumed offsets (see `ledger.db.tracking`); the outbox relay then publishes the
 settlement and rejection streams.
 """
@@ -23,6 +24,7 @@ from ledger.contract.event import Event
 from ledger.service import IngestStats, LedgerService
 from ledger.wire_schema import IncentiveMessage, MovementMessage, RejectionMessage, SettlementMessage
 
+from . import routing
 from .broker import make_broker
 from .claims import Claims
 from .lag import Lag
@@ -58,9 +60,13 @@ def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claim
         listener=claims,
         decoder=raw_records,
         title="settle",
-        description="Contract events (member.*, account.*, visit.*, period.year_closed), keyed by member_id "
-        "(region for region-level events) and partitioned by region. Each batch commits with its offsets in "
-        "PostgreSQL.",
+        description="Contract events (member.*, account.*, visit.*, period.year_closed). The record key is the "
+        "event's region code, and the partition the one Kafka's default partitioner gives that key: "
+        "(murmur2(key) & 0x7fffffff) % partitions, as the Java client and librdkafka's murmur2_random compute it "
+        "(librdkafka's own default, consistent_random, is crc32(key) % partitions: set partitioner=murmur2_random, "
+        "or run medledger with MEDLEDGER_PARTITIONER=crc32). An event found on a partition other than its "
+        "region's is refused with the reason misrouted, kept, and never applied. Each batch commits with its "
+        "offsets in PostgreSQL.",
     )
 
     # Annotated with what one Kafka record carries, for the AsyncAPI document: one contract event as a JSON
@@ -143,6 +149,7 @@ class Service:
         self.app.after_shutdown(self._closed)
         self._tasks: list[asyncio.Task] = []
         self._http = None
+        self._routes = None
 
     def _rebased(self, partition: tuple[str, int]) -> None:
         self.metrics.rebased.inc()
@@ -151,11 +158,13 @@ class Service:
     async def _open(self) -> None:
         await self.service.__aenter__()
         await ensure_topics(self.settings, self.partitions)
+        self._routes = await routing.expect(self.settings, self.partitions, self.metrics)
         await self.producer.start()
 
     async def _started(self) -> None:
         self._tasks = [asyncio.create_task(self.relay.run()), asyncio.create_task(self._sweep())]
         self._tasks.append(asyncio.create_task(self._watch_lag()))
+        self._tasks.append(asyncio.create_task(routing.watch(self.settings, self.partitions, self.metrics)))
         if self.settings.metrics_port is not None:
             self._http = self.metrics.serve(self.settings.metrics_port)
         log.info(
@@ -180,6 +189,7 @@ class Service:
             server.shutdown()
             thread.join(5)
         await self.producer.stop()
+        routing.forget(self.settings, self._routes)
         await self.service.__aexit__(None, None, None)
         log.info("medledger stopped")
 

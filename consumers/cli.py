@@ -34,7 +34,15 @@ BootstrapOption = Annotated[
 def serve(
     parameters: ParametersOption = None,
     bootstrap_servers: BootstrapOption = None,
-    partitions: Annotated[int, typer.Option(min=1, help="Partitions of topics created at start-up.")] = 4,
+    partitions: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="MEDLEDGER_PARTITIONS",
+            help="Partitions of the event topic, which each region's partition is computed with; topics missing at "
+            "start-up are created with as many. serve does not start if the event topic has another count.",
+        ),
+    ] = 4,
     log_level: Annotated[str, typer.Option(envvar="MEDLEDGER_LOG_LEVEL")] = "INFO",
     park_ttl_days: ParkTtlOption = PARK_TTL_DAYS,
 ) -> None:
@@ -71,8 +79,9 @@ def produce(
     key: KeyOption = None,
     key_id: KeyIdOption = None,
 ) -> None:
-    """Publish EVENTS to the event topic, one message a line, keyed by member (region for region-level events),
-    each signed as the producer (--producer, --key: its id, key id and signature in the record's headers)."""
+    """Publish EVENTS to the event topic, one message a line, keyed by its region code, on the partition
+    MEDLEDGER_PARTITIONER (murmur2 unless set) gives that key, each signed as the producer (--producer, --key: its
+    id, key id and signature in the record's headers)."""
     from .produce import produce as publish
     from .topics import ensure_topics, partition_count
 
@@ -284,6 +293,8 @@ def main() -> None:
         # pay for importing it here.
         kafka = sys.modules.get("aiokafka.errors")
         refused = () if kafka is None else _refusals(kafka)
+        routing = sys.modules.get("consumers.routing")  # an event topic with partitions serve is not set for
+        refused += () if routing is None else (routing.PartitionCountChanged,)
         if not isinstance(error, refused):
             raise
         typer.echo(f"medledger: Kafka: {error}", err=True)

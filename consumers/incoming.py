@@ -7,16 +7,19 @@ from aiokafka import ConsumerRecord
 from ledger.authority import from_headers
 from ledger.intake import Incoming, decode
 
+from .routing import routed
+
 
 def position(record: ConsumerRecord) -> str:
     return f"{record.topic}/{record.partition}/{record.offset}"
 
 
 def incoming(record: ConsumerRecord) -> Incoming:
-    """Unreadable input is named by its topic, partition and offset in the rejection stream."""
+    """Unreadable input is named by its topic, partition and offset in the rejection stream; an event found off its
+    region's partition is refused (`routing`)."""
     value = record.value if record.value is not None else b""
     where = position(record)
-    item = decode(value, f"kafka:{where}", where)
+    item = routed(decode(value, f"kafka:{where}", where), record)
     item.claimed = from_headers(record.headers, value)  # checked by the ledger against the producers file
     return item
 

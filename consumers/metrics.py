@@ -37,6 +37,20 @@ class Metrics:
             "Partitions read again from the start because the stored offset was past the end of the log",
             registry=r,
         )
+        self.misrouted = Counter(
+            "medledger_misrouted",
+            "Events found on a partition other than their region's: refused (reason misrouted), or acknowledged as "
+            "a repeat of such a record already refused",
+            registry=r,
+        )
+        self.partitions = Gauge(
+            "medledger_event_partitions", "Partitions of the event topic, as last read from the broker", registry=r
+        )
+        self.partitions_configured = Gauge(
+            "medledger_event_partitions_configured",
+            "Partitions of the event topic serve computes each region's partition with (--partitions)",
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "medledger_batch_seconds",
             "Time to settle and commit one batch",

@@ -1,5 +1,5 @@
-"""`medledger produce`: publish a contract file to the event topic, as a hospital or enrolment system would
-(keyed by member, partitioned by region: see `partitioning`)."""
+"""`medledger produce`: publish a contract file to the event topic, as a hospital or enrolment system would: each
+event keyed by its region code, on the partition the configured partitioner gives that key (see `partitioning`)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ async def produce(
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
-            key, partition = routing(line, partitions)
+            key, partition = routing(line, partitions, settings.partitioner)
             pending.append(
                 await broker.publish(
                     line,

@@ -22,6 +22,7 @@ class Settings:
     reporting_group_id: str = "medledger-reporting"
     batch_size: int = 2_000
     metrics_port: int | None = 9_464
+    partitioner: str = "murmur2"  # how producers place a region's events: see `partitioning`
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
     sasl_mechanism: str = "PLAIN"  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
     sasl_username: str | None = None
@@ -48,6 +49,7 @@ class Settings:
             "reporting_group_id": env.get("MEDLEDGER_REPORTING_GROUP_ID"),
             "batch_size": _int(env.get("MEDLEDGER_BATCH_SIZE")),
             "metrics_port": _port(env.get("MEDLEDGER_METRICS_PORT")),
+            "partitioner": env.get("MEDLEDGER_PARTITIONER"),
             "security_protocol": env.get("KAFKA_SECURITY_PROTOCOL"),
             "sasl_mechanism": env.get("KAFKA_SASL_MECHANISM"),
             "sasl_username": env.get("KAFKA_SASL_USERNAME"),

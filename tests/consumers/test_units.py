@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 
 import pytest
 from aiokafka import errors as aiokafka_errors
 
 from consumers.logs import JsonFormatter
-from consumers.partitioning import partition_for, routing
+from consumers.partitioning import partition_for, partition_of, routing
 from consumers.reporting import row_of
 from consumers.settings import Settings
 from tests.security.keys import test_keys
@@ -47,13 +48,30 @@ def test_sasl_needs_credentials_and_names_a_known_mechanism():
     assert type(scram).__name__ == "SASLScram512" and not scram.use_ssl
 
 
-def test_an_event_is_keyed_by_member_and_partitioned_by_region():
+def test_an_event_is_keyed_by_its_region_on_the_partition_its_region_key_hashes_to():
     visit = b'{"event_id":"e1","region":"320100","member_id":"M1","event_type":"visit.submitted"}'
     close = b'{"event_id":"e2","region":"320100","event_type":"period.year_closed","year":2023}'
-    assert routing(visit, 4) == (b"M1", partition_for("320100", 4))
-    assert routing(close, 4) == (b"320100", partition_for("320100", 4))
+    assert routing(visit, 4) == (b"320100", 3) == routing(close, 4)
+    assert routing(visit, 4, "crc32") == (b"320100", zlib.crc32(b"320100") % 4)
     key, partition = routing(b"{not json", 4)
     assert key is None and 0 <= partition < 4
+    key, partition = routing(b'{"event_id":"e3","region":320100}', 4)
+    assert key is None and 0 <= partition < 4
+
+
+def test_the_partitioners_hash_a_key_as_the_kafka_clients_do():
+    # Kafka's own murmur2 test vectors (clients' UtilsTest), as the Java client makes them positive
+    for key, java in ((b"21", -973932308), (b"foobar", -790332482), (b"a-little-bit-long-string", -985981536)):
+        assert partition_of(key, 2**31) == java & 0x7FFFFFFF
+    # The four regions of the examples on four partitions, as kcat placed them keyed by region: with
+    # partitioner=murmur2_random (= Java's default), and with librdkafka's default (consistent_random)
+    regions = ("150000", "320100", "640000", "371000")
+    assert [partition_for(region, 4) for region in regions] == [2, 3, 1, 0]
+    assert [partition_for(region, 4, "crc32") for region in regions] == [3, 3, 3, 1]
+    with pytest.raises(ValueError, match="unknown partitioner"):
+        partition_for("320100", 4, "fnv1a")
+    assert Settings.from_env({"MEDLEDGER_PARTITIONER": "crc32"}).partitioner == "crc32"
+    assert Settings.from_env({}).partitioner == "murmur2"
 
 
 def test_logs_are_one_json_object_a_line_with_the_extra_fields():

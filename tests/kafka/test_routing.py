@@ -20,6 +20,7 @@ from consumers import routing
 from consumers.partitioning import partition_for, partition_of
 from consumers.routing import PartitionCountChanged
 from consumers.topics import ensure_topics
+from ledger.authority import signer_from
 from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.streams import Topic, publish, serving, wait_for, without_seq
@@ -39,13 +40,19 @@ def by_member(event: dict) -> str:
 
 
 def kcat(settings, lines: list[str], key: Callable[[dict], str], *options: str) -> None:
-    """`lines` produced by kcat as they are, each keyed by `key(event)`, in order: idempotent, as a producer whose
-    order matters must be (librdkafka's default is not; without it a retry, say while a new topic's partitions
-    get their leaders, may reorder a partition)."""
-    records = b"".join(f"{key(orjson.loads(line))}\t{line}\n".encode() for line in lines)
+    """`lines` produced by kcat as they are, each keyed by `key(event)` and signed as the test producer (kcat's `-H`
+    headers), in order: idempotent, as a producer whose order matters must be (librdkafka's default is not; without
+    it a retry, say while a new topic's partitions get their leaders, may reorder a partition). kcat gives one set
+    of headers to every record of a run, so each signed record is a run of its own."""
+    signing = signer_from(settings.producer, settings.producer_key)
     command = ["kcat", "-P", "-b", settings.bootstrap_servers, "-t", settings.events_topic, "-K", "\t"]
     command += ["-X", "enable.idempotence=true", *options]
-    subprocess.run(command, input=records, check=True, capture_output=True, timeout=120)
+    for line in lines:
+        headers = [
+            option for name, value in signing.headers(line.encode()).items() for option in ("-H", f"{name}={value}")
+        ]
+        record = f"{key(orjson.loads(line))}\t{line}\n".encode()
+        subprocess.run([*command, *headers], input=record, check=True, capture_output=True, timeout=120)
 
 
 def misrouted(lines: list[str], key: Callable[[dict], str], partitioner: str = "murmur2") -> list[str]:

@@ -55,8 +55,12 @@ def book_movement(member: MemberState, record: Movement) -> Movement:
 
 
 def credits_to_movements(member: MemberState, event, credits: list[Credit], policy_id: str, first: int = 0):
+    """The movements of `credits`; a credit of 0.00 (a pension of a few fen at 2.5%, a legacy amount of 0.00)
+    moves nothing and is no movement (a movement's amount is positive)."""
     records, balance = [], member.balance
     for index, credit in enumerate(credits, start=first):
+        if not credit.amount:
+            continue
         balance += credit.amount
         records.append(
             Movement(

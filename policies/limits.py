@@ -130,6 +130,9 @@ def visit_total(value: Decimal, policy: Policy) -> None:
 
 
 def payment(value: Decimal, policy: Policy) -> None:
+    """A payment of 0.00 asks for nothing and would book a movement of nothing: refused with the maximum's rule."""
+    if not value:
+        raise implausible("payment_bound", "amount 0.00: a payment must be of a positive amount", policy)
     _within("payment_bound", "amount", value, None, "payment_max", policy)
 
 

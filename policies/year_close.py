@@ -51,8 +51,8 @@ def evaluate(policy: Policy, event, members: Iterable[MemberState]) -> list:
         policy.rules.apply_year_close(member, result)
         member.incentives[str(year)] = str(result.after)
         if result.credit is not None and not member.account_closed:
-            (record,) = credits_to_movements(member, event, [result.credit], policy.policy_id)
-            outputs.append(book_movement(member, record))
+            for record in credits_to_movements(member, event, [result.credit], policy.policy_id):
+                outputs.append(book_movement(member, record))
     return outputs
 
 

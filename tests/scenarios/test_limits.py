@@ -260,3 +260,19 @@ def test_a_bound_of_the_wrong_type_is_a_parameter_error(name):
     value = "true" if name == "effective_days_ahead_max" else "[1]"
     with pytest.raises(ParameterError, match=f"limits.{name}"):
         PolicyRegistry(parse_parameters(f'[policy."320100-2023".limits]\n{name} = {value}\n'))
+
+
+def test_a_payment_of_nothing_is_refused_and_a_credit_of_nothing_is_no_movement():
+    """A movement's amount is positive: a payment of 0.00 and a retiree credit of 0.00 stopped the run."""
+    nothing = b.payment("NJ-Z", NJ, "0.00", on="2023-03-01")
+    credit = b.pension("NJ-Z0", NJ, "2023-03", "4000.00")
+    out = b.settle(
+        b.enrolled("NJ-Z", NJ),
+        b.contribution("NJ-Z", NJ, "2023-02", "9000.00"),
+        nothing,
+        b.enrolled("NJ-Z0", NJ, person_type="retired", legacy_monthly_credit="0.00"),
+        credit,
+    )
+    refused(out, nothing, "payment_bound")
+    assert b.rejected(out, credit) is None and not b.caused_by(out, credit)
+    assert balance(out, "NJ-Z") == Decimal("180.00")

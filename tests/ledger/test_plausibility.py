@@ -45,6 +45,7 @@ def _attacks():
         "Ningxia 2030 closed in 2023": b.year_closed(NX, 2030, on="2023-08-01"),
         "a chronic cap of 10^15": b.chronic_certified("NX-A", NX, "C50", "999999999999999.99", on="2023-08-01"),
         "the cap raised to 10^15": b.cap_adjusted("NX-A", NX, "E11", "999999999999999.99", on="2023-08-02"),
+        "a payment of 0.00": b.payment("NJ-A", NJ, "0.00", on="2023-08-03"),
     }
 
 

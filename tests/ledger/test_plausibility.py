@@ -120,3 +120,19 @@ def test_after_the_attacks_the_year_settles_and_closes_as_without_them(database,
         assert _states(database) == _states(clean)
     finally:
         pg_server.drop(name)
+
+
+def test_a_correction_settles_the_difference_in_the_ledger_and_replays(database):
+    b.fresh()
+    posted = b.contribution("NJ-K", NJ, "2023-03", "9000.00")
+    again = b.contribution("NJ-K", NJ, "2023-03", "9000.00", on="2023-03-20")
+    corrected = b.contribution(
+        "NJ-K", NJ, "2023-03", "10000.00", on="2023-04-02", event_type="account.contribution_corrected", reason="r"
+    )
+    stats, published = ingest(database, [b.as_line(e) for e in (b.enrolled("NJ-K", NJ), posted, again, corrected)])
+    assert [r["reason"] for r in records(published, "rejected")] == ["duplicate_contribution"]
+    moved = [(m["purpose"], m["amount"], m["balance_after"]) for m in records(published, "movement_id")]
+    assert moved == [("contribution", "180.00", "180.00"), ("contribution_correction", "20.00", "200.00")]
+    (row,) = fetch(database, "SELECT balance FROM member_year WHERE member_id = 'NJ-K' AND year = 2023")
+    assert str(row["balance"]) == "200.00"
+    assert verify(database).ok

@@ -276,3 +276,17 @@ def test_a_payment_of_nothing_is_refused_and_a_credit_of_nothing_is_no_movement(
     refused(out, nothing, "payment_bound")
     assert b.rejected(out, credit) is None and not b.caused_by(out, credit)
     assert balance(out, "NJ-Z") == Decimal("180.00")
+
+
+def test_every_rule_and_parameter_is_documented():
+    import dataclasses
+    from pathlib import Path
+
+    from policies.limits import RULES, Limits
+
+    document = (Path(__file__).parents[2] / "docs/policies-limits.md").read_text(encoding="utf-8")
+    for rule, parameters in RULES.items():
+        assert f"`{rule}`" in document, rule
+        assert all(f"`limits.{name}`" in document for name in parameters), rule
+    named = {name for parameters in RULES.values() for name in parameters}
+    assert named == {field.name for field in dataclasses.fields(Limits)}

@@ -77,6 +77,7 @@ def generate(total: int, seed: int = 7, members: int | None = None):
                 event.update(disease_code="E11", annual_cap="3000.00", effective_date=start.isoformat())
                 add(start, event)
     per_member = total // (members_per_region * len(REGIONS)) - 2
+    posted: set[tuple[str, str]] = set()  # one contribution per member and month: a second would be refused
     for region, start in REGIONS.items():
         span = (date(2024, 12, 31) - start).days
         for i in range(members_per_region):
@@ -84,10 +85,12 @@ def generate(total: int, seed: int = 7, members: int | None = None):
             for _ in range(max(1, per_member)):
                 day = start + timedelta(days=rng.randrange(span))
                 roll = rng.random()
-                if roll < 0.2:
+                month = day.strftime("%Y-%m")
+                if roll < 0.2 and (member, month) not in posted:
+                    posted.add((member, month))
                     event = _envelope(n, "account.contribution_posted", region, day, member)
                     event.update(
-                        month=day.strftime("%Y-%m"),
+                        month=month,
                         contribution_base="8000.00",
                         individual_amount="160.00",
                         employer_amount="640.00",

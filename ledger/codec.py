@@ -72,6 +72,7 @@ def state_to_json(member: MemberState) -> dict[str, Any]:
             period: {name: str(value) for name, value in sorted(values.items())}
             for period, values in sorted(member.counters.items())
         },
+        "contributions": {month: str(value) for month, value in sorted(member.contributions.items())},
     }
 
 
@@ -110,6 +111,7 @@ def state_from_json(data: dict[str, Any]) -> MemberState:
             period: {name: Decimal(value) for name, value in values.items()}
             for period, values in data["counters"].items()
         },
+        contributions={month: Decimal(value) for month, value in data.get("contributions", {}).items()},
     )
 
 

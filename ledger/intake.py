@@ -19,6 +19,7 @@ PARKABLE = frozenset(
         "visit.submitted",
         "visit.reversed",
         "account.contribution_posted",
+        "account.contribution_corrected",
         "account.pension_paid",
         "account.payment_requested",
         "account.external_fund_payment",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from . import ids
+from . import ids, limits
 from .book import Book
 from .counters import EXTERNAL_FUND
 from .guards import active_member
@@ -55,8 +55,12 @@ def book_movement(member: MemberState, record: Movement) -> Movement:
 
 
 def credits_to_movements(member: MemberState, event, credits: list[Credit], policy_id: str, first: int = 0):
+    """The movements of `credits`; a credit of 0.00 (a pension of a few fen at 2.5%, a legacy amount of 0.00)
+    moves nothing and is no movement (a movement's amount is positive)."""
     records, balance = [], member.balance
     for index, credit in enumerate(credits, start=first):
+        if not credit.amount:
+            continue
         balance += credit.amount
         records.append(
             Movement(
@@ -77,28 +81,76 @@ def credits_to_movements(member: MemberState, event, credits: list[Credit], poli
     return records
 
 
-def _credit_handler(rules_method: str):
-    def handle(book: Book, event, seq: int) -> list:
-        member = active_member(book, event, event.business_date)
-        month = event.month_start
-        policy = book.policies.on(event.region, month)
-        credits = getattr(policy.rules, rules_method)(member, event, month, policy.params)
-        if member.account_closed:
-            return []
-        records = credits_to_movements(member, event, credits, policy.policy_id)
-        if rules_method == "contribution_credits":
-            member.contribution_base = event.contribution_base
-        else:
-            member.monthly_pension = event.monthly_pension
-        for record in records:
-            book_movement(member, record)
-        return records
+def contribution_posted(book: Book, event, seq: int) -> list:
+    """A month's contribution credits the account once (policies.limits: one contribution per member and month)."""
+    member = active_member(book, event, event.business_date)
+    month = event.month_start
+    policy = book.policies.on(event.region, month)
+    limits.contribution(event, member.status_on(month).person_type, policy)
+    if event.month in member.contributions:
+        raise Rejected(
+            "duplicate_contribution",
+            f"member {member.member_id} already has the contribution of {event.month} (credited "
+            f"{member.contributions[event.month]}); a correction is sent as account.contribution_corrected",
+        )
+    credits = policy.rules.contribution_credits(member, event, month, policy.params)
+    if member.account_closed:
+        member.contributions[event.month] = ZERO
+        return []
+    member.contribution_base = event.contribution_base
+    member.contributions[event.month] = sum((credit.amount for credit in credits), ZERO)
+    return _book_credits(member, event, credits, policy.policy_id)
 
-    return handle
+
+def contribution_corrected(book: Book, event, seq: int) -> list:
+    """A posted month's contribution corrected: the account is credited (or debited) the difference between what
+    the corrected contribution credits and what the month's contribution credited, under the same version."""
+    member = active_member(book, event, event.business_date)
+    month = event.month_start
+    policy = book.policies.on(event.region, month)
+    limits.contribution(event, member.status_on(month).person_type, policy)
+    credited = member.contributions.get(event.month)
+    if credited is None:
+        raise Rejected(
+            "unknown_contribution",
+            f"member {member.member_id} has no contribution of {event.month} to correct; post it first",
+        )
+    credits = policy.rules.contribution_credits(member, event, month, policy.params)
+    corrected = sum((credit.amount for credit in credits), ZERO)
+    difference = corrected - credited
+    records = []
+    if difference and not member.account_closed:
+        lines = [
+            f"{policy.rules.CONTRIBUTION_ARTICLE}: correction of the {event.month} contribution ({event.reason}): "
+            f"credited {credited}, corrected {corrected}",
+            *(line for credit in credits for line in credit.lines),
+        ]
+        kind = "credit" if difference > 0 else "debit"
+        records.append(
+            movement(member, event, 0, kind, "contribution_correction", abs(difference), policy.policy_id, lines)
+        )
+    member.contributions[event.month] = corrected if not member.account_closed else credited
+    member.contribution_base = event.contribution_base
+    return [book_movement(member, record) for record in records]
 
 
-contribution_posted = _credit_handler("contribution_credits")
-pension_paid = _credit_handler("pension_credits")
+def pension_paid(book: Book, event, seq: int) -> list:
+    member = active_member(book, event, event.business_date)
+    month = event.month_start
+    policy = book.policies.on(event.region, month)
+    limits.pension(event.monthly_pension, policy)
+    credits = policy.rules.pension_credits(member, event, month, policy.params)
+    if member.account_closed:
+        return []
+    member.monthly_pension = event.monthly_pension
+    return _book_credits(member, event, credits, policy.policy_id)
+
+
+def _book_credits(member: MemberState, event, credits: list[Credit], policy_id: str) -> list[Movement]:
+    records = credits_to_movements(member, event, credits, policy_id)
+    for record in records:
+        book_movement(member, record)
+    return records
 
 
 def family_grant(payer: MemberState, beneficiary_id: str) -> str:
@@ -120,6 +172,7 @@ def payment_requested(book: Book, event, seq: int) -> list:
             f"purpose {event.purpose} is not an allowed use of the personal account in {policy.policy_id} "
             f"(policy notes §5)",
         )
+    limits.payment(event.amount, policy)
     if (event.region, event.payment_id) in book.payments:
         raise Rejected("duplicate_payment", f"payment_id {event.payment_id} was already paid")
     beneficiary = event.beneficiary_id if event.beneficiary_id != member.member_id else None
@@ -139,6 +192,7 @@ def payment_requested(book: Book, event, seq: int) -> list:
 
 def external_fund_payment(book: Book, event, seq: int) -> list:
     member = active_member(book, event, event.business_date)
+    limits.external_fund_payment(event.amount, book.policies.nearest(event.region, event.business_date))
     member.move([(str(event.business_date.year), EXTERNAL_FUND, event.amount)])
     return []
 

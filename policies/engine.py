@@ -25,6 +25,7 @@ HANDLERS = {
     "family.aid_authorized": enrolment.authorize_family,
     "family.aid_revoked": enrolment.revoke_family,
     "account.contribution_posted": accounts.contribution_posted,
+    "account.contribution_corrected": accounts.contribution_corrected,
     "account.pension_paid": accounts.pension_paid,
     "account.payment_requested": accounts.payment_requested,
     "account.external_fund_payment": accounts.external_fund_payment,

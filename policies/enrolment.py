@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bisect import insort
 
+from . import limits
 from .accounts import close_account
 from .book import Book
 from .guards import active_member
@@ -24,6 +25,7 @@ def enrol(book: Book, event, seq: int) -> list:
     if existing is not None and existing.terminated_on is None:
         raise Rejected("already_enrolled", f"member {event.member_id} is already enrolled in region {event.region}")
     _check_types(event.insurance_type, event.person_type)
+    limits.enrolment(event, _bounding(book, event))
     status = Status(event.effective_date, event.insurance_type, event.person_type)
     member = MemberState(
         region=event.region,
@@ -43,6 +45,11 @@ def enrol(book: Book, event, seq: int) -> list:
     return []
 
 
+def _bounding(book: Book, event):
+    """The version whose limits bound a member event: the one in force on its effective date, or its nearest."""
+    return book.policies.nearest(event.region, event.effective_date)
+
+
 def _carry_over(previous: MemberState, member: MemberState) -> None:
     """Re-enrolment in the same region: the year's accumulators and limits are the person's, not the
     enrolment's (policy notes §0: they reset on 1 January only), and so is the incentive history. The account
@@ -56,6 +63,7 @@ def _carry_over(previous: MemberState, member: MemberState) -> None:
     member.health_streak = previous.health_streak
     member.incentives = previous.incentives
     member.year_balances = previous.year_balances
+    member.contributions = previous.contributions  # a month's contribution is posted once, whatever the enrolment
     member.retired_on = previous.retired_on
     member.retirement_pension = previous.retirement_pension
     _maybe_restart(member, before, member.statuses[-1])
@@ -80,6 +88,7 @@ def retire(book: Book, event, seq: int) -> list:
         raise Rejected("invalid_event", f"member {member.member_id} is already retired")
     if member.status_on(event.effective_date).insurance_type != "employee":
         raise Rejected("invalid_event", "only employee members retire under the employee scheme")
+    limits.pension(event.monthly_pension, _bounding(book, event))
     member.retired_on = event.effective_date
     member.retirement_pension = event.monthly_pension
     member.monthly_pension = event.monthly_pension
@@ -128,8 +137,15 @@ def _policy_id_near(book: Book, event) -> str:
         return policy.policy_id if policy else f"{event.region}-none"
 
 
-def certify_chronic(book: Book, event, seq: int) -> list:
+def _certifiable(book: Book, event) -> MemberState:
+    """000 第十七条, 第二十条, 001 第十六条: a disease's cap no more than the region's bound (policies.limits)."""
     member = active_member(book, event)
+    limits.chronic_cap(event.annual_cap, _bounding(book, event))
+    return member
+
+
+def certify_chronic(book: Book, event, seq: int) -> list:
+    member = _certifiable(book, event)
     step = Certification(event.effective_date, event.disease_code, event.annual_cap, event.kind)
     insort(member.certifications.setdefault(event.disease_code, []), step, key=lambda s: s.since)
     return []
@@ -137,7 +153,7 @@ def certify_chronic(book: Book, event, seq: int) -> list:
 
 def adjust_chronic_cap(book: Book, event, seq: int) -> list:
     """000 第二十条: a new cap from the effective date on; what was used stays used."""
-    member = active_member(book, event)
+    member = _certifiable(book, event)
     current = member.certification_on(event.disease_code, event.effective_date)
     if current is None:
         raise Rejected("not_certified", f"member {member.member_id} is not certified for {event.disease_code}")

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from . import configured
 from . import counters as c
+from .limits import Limits
 from .member import MemberState
 from .money import fen, pct
 from .rejection import Rejected
@@ -22,6 +23,8 @@ DOCUMENT = "004 内政办发〔2021〕82号"
 ACCOUNT_ARTICLE = "004 三"
 FAMILY_ARTICLE = "004 三"
 REGION = "150000"
+INDIVIDUAL_RATE = "account_rate"  # 004 二: the individual pays 2% of the base into the account
+CONTRIBUTION_ARTICLE = "004 二"
 INSURANCE_TYPES = frozenset({"employee"})
 PURPOSES = frozenset(
     {"own_medical", "family_medical", "family_resident_premium", "ltc_premium", "large_amount_premium"}
@@ -35,6 +38,7 @@ class Params:
     retiree_average_pension: Decimal = Decimal("3000.00")  # [param] 2021 regional average basic pension
     retiree_rate: Decimal = Decimal("0.02")
     outpatient: configured.OutpatientTable | None = field(default=None, metadata={"build": configured.build_outpatient})
+    limits: Limits = Limits()  # plausibility bounds (policies.limits)
 
 
 VERSIONS = (

@@ -61,6 +61,9 @@ class MemberState:
     year_balances: dict[str, Decimal] = field(default_factory=dict)  # balance after the last movement of a year
     incentives: dict[str, str] = field(default_factory=dict)  # a year's close -> the incentive state it set
     counters: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    # Month posted ("YYYY-MM") -> what its contribution credited: one contribution per month, a correction settles
+    # the difference (policies.limits, policies.accounts).
+    contributions: dict[str, Decimal] = field(default_factory=dict)
 
     # -- who the member is on a date -------------------------------------------------------------
 

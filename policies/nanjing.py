@@ -9,6 +9,7 @@ from decimal import Decimal
 from . import configured
 from . import counters as c
 from .calendar import age_bracket_reached
+from .limits import Limits
 from .member import MemberState
 from .money import ZERO, fen, pct, ratio4
 from .parameters import Table, table
@@ -20,6 +21,8 @@ DOCUMENT = "002 宁政规字〔2022〕5号"
 ACCOUNT_ARTICLE = "002 第八条"
 FAMILY_ARTICLE = "002 第八条(八)"
 REGION = "320100"
+INDIVIDUAL_RATE = "account_rate"  # 002 第五条: the individual pays 2% of the base into the account
+CONTRIBUTION_ARTICLE = "002 第五条"
 INSURANCE_TYPES = frozenset({"employee"})  # 002 第三条: employees only
 PURPOSES = frozenset(
     {
@@ -54,6 +57,7 @@ class Params:
     chronic: configured.ChronicTable | None = field(
         default=None, metadata={"build": configured.build_chronic}
     )  # 002 第十六条: 另行制定
+    limits: Limits = Limits()  # plausibility bounds (policies.limits)
 
 
 VERSIONS = (

@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 from . import counters as c
+from .limits import Limits
 from .member import MemberState
 from .money import ZERO, fen, pct
 from .parameters import Table, table
@@ -17,6 +18,8 @@ DOCUMENT = "000 宁医保规发〔2023〕3号, 003 宁医保发〔2023〕103号"
 ACCOUNT_ARTICLE = "000 第八条"
 FAMILY_ARTICLE = "000 第七条"
 REGION = "640000"
+INDIVIDUAL_RATE = "account_rate"  # 000 第六条: the individual pays 2% of the base into the account
+CONTRIBUTION_ARTICLE = "000 第六条"
 INSURANCE_TYPES = frozenset({"employee"})  # 000 第一条: the employee scheme
 PURPOSES = frozenset({"own_medical", "family_medical", "family_resident_premium", "ltc_premium"})  # 000 第八条
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child", "spouse_parent"})  # 000 第七条
@@ -39,6 +42,7 @@ class Params:
     retiree_rate: Decimal = Decimal("0.028")
     retiree_average_pension: Decimal = Decimal("3000.00")  # [param] 2023 regional average basic pension
     two_diseases: tuple = ("I10", "I11", "I12", "I13", "I14", "I15", "E10", "E11", "E12", "E13", "E14")
+    limits: Limits = Limits()  # plausibility bounds (policies.limits)
 
 
 VERSIONS = (("640000-2023", date(2023, 6, 1), None, Params()),)

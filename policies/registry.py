@@ -46,6 +46,18 @@ class PolicyRegistry:
                 chosen = policy
         return chosen
 
+    def nearest(self, region: str, day: date) -> Policy:
+        """The version in force on `day`; before the first one, that first one; after the last, the last. An event
+        dated outside every version (an enrolment before the document took effect) is bounded by its neighbour's
+        limits."""
+        versions = self._by_region.get(region, ())
+        if not versions:
+            raise Rejected("policy_not_configured", f"no policy is configured for region {region}")
+        for policy in versions:
+            if policy.valid_to is None or day <= policy.valid_to:
+                return policy
+        return versions[-1]
+
     def by_id(self, policy_id: str) -> Policy:
         return self._by_id[policy_id]
 

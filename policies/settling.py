@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from . import ids
+from . import ids, limits
 from .accounts import book_movement, family_grant, movement
 from .book import Book
 from .guards import active_member, member_on
@@ -41,6 +41,7 @@ def settle_visit(book: Book, event, seq: int) -> list:
     day = event.business_date
     member = member_on(book, event, day)
     policy = book.policies.on(event.region, day)
+    limits.visit_total(sum((item.amount for item in event.items), ZERO), policy)
     if (event.region, day.year) in book.closed_years:
         raise Rejected(
             "year_closed", f"{REGION_NAMES[event.region]} {day.year} is closed; the visit of {day} cannot settle"

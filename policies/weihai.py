@@ -12,6 +12,7 @@ from decimal import Decimal
 from . import counters as c
 from .calendar import age_bracket_reached
 from .counters import period_key
+from .limits import Limits
 from .member import MemberState, Status
 from .money import ZERO, fen, pct, points
 from .parameters import Table, table
@@ -23,6 +24,8 @@ DOCUMENT = "001 威海市门诊共济保障机制实施细则"
 ACCOUNT_ARTICLE = "001 第二十六条"
 FAMILY_ARTICLE = "001 第二十六条"
 REGION = "371000"
+INDIVIDUAL_RATE = "individual_rate"  # 001 第二十三条: the individual pays 2% of the base into the account
+CONTRIBUTION_ARTICLE = "001 第二十三条"
 PURPOSES = frozenset(
     {"own_medical", "family_medical", "family_resident_premium", "ltc_premium", "supplementary_insurance"}
 )  # 001 第二十六条 (supplementary = 威你保)
@@ -65,6 +68,7 @@ class Params:
     retiree_rate_under_70: Decimal = Decimal("0.02")
     retiree_rate_70_plus: Decimal = Decimal("0.025")
     retiree_monthly_credit: Decimal | None = None  # before 2024 the seed sets none: configure or reject
+    limits: Limits = Limits()  # plausibility bounds (policies.limits)
 
 
 _2022 = Params(general_limit=table(employee="800", resident_tier1="100", resident_tier2="200"))

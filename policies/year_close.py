@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from . import limits
 from .accounts import book_movement, credits_to_movements
 from .book import Book
 from .member import MemberState
@@ -19,6 +20,7 @@ from .rules import Policy
 
 def open_close(book: Book, event) -> Policy | None:
     """The policy whose incentives the close evaluates, or None when the region has none that year."""
+    limits.year_close(event, book.policies.for_year(event.region, event.year))
     if (event.region, event.year) in book.closed_years:
         raise Rejected("year_closed", f"{REGION_NAMES[event.region]} {event.year} is already closed")
     policy = book.policies.for_year(event.region, event.year)
@@ -49,8 +51,8 @@ def evaluate(policy: Policy, event, members: Iterable[MemberState]) -> list:
         policy.rules.apply_year_close(member, result)
         member.incentives[str(year)] = str(result.after)
         if result.credit is not None and not member.account_closed:
-            (record,) = credits_to_movements(member, event, [result.credit], policy.policy_id)
-            outputs.append(book_movement(member, record))
+            for record in credits_to_movements(member, event, [result.credit], policy.policy_id):
+                outputs.append(book_movement(member, record))
     return outputs
 
 

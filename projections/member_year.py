@@ -47,6 +47,7 @@ UNREAD = frozenset(
         "designated_facilities",
         "remote_pilot",
         "account_closed",
+        "contributions",
     )
 )
 

@@ -2,6 +2,7 @@
 
 from .account import (
     FAMILY_PURPOSES,
+    ContributionCorrected,
     ContributionPosted,
     ExternalFundPayment,
     ExternalSource,
@@ -54,6 +55,7 @@ __all__ = [
     "ChronicCertified",
     "ChronicKind",
     "ChronicRevoked",
+    "ContributionCorrected",
     "ContributionInterrupted",
     "ContributionPosted",
     "ContributionResumed",

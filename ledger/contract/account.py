@@ -38,8 +38,9 @@ class ExternalSource(StrEnum):
     MANUAL_REIMBURSEMENT = "manual_reimbursement"
 
 
-class ContributionPosted(MemberEvent):
-    event_type: Literal["account.contribution_posted"]
+class Contribution(MemberEvent):
+    """A month's contribution as the contribution system reports it."""
+
     month: Month
     contribution_base: Money
     individual_amount: Money
@@ -48,6 +49,18 @@ class ContributionPosted(MemberEvent):
     @property
     def month_start(self) -> date:
         return month_start(self.month)
+
+
+class ContributionPosted(Contribution):
+    event_type: Literal["account.contribution_posted"]
+
+
+class ContributionCorrected(Contribution):
+    """A posted month's contribution corrected (each member and month is posted once): the account moves by the
+    difference between what the corrected contribution credits and what the posted one credited."""
+
+    event_type: Literal["account.contribution_corrected"]
+    reason: Code
 
 
 class PensionPaid(MemberEvent):

@@ -6,7 +6,13 @@ from typing import Annotated, Union, get_args
 
 from pydantic import Field
 
-from .account import ContributionPosted, ExternalFundPayment, PaymentRequested, PensionPaid
+from .account import (
+    ContributionCorrected,
+    ContributionPosted,
+    ExternalFundPayment,
+    PaymentRequested,
+    PensionPaid,
+)
 from .enrollment import (
     ChronicCapAdjusted,
     ChronicCertified,
@@ -36,6 +42,7 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     FamilyAidAuthorized,
     FamilyAidRevoked,
     ContributionPosted,
+    ContributionCorrected,
     PensionPaid,
     PaymentRequested,
     ExternalFundPayment,

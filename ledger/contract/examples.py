@@ -55,6 +55,14 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "individual_amount": "160.00",
         "employer_amount": "720.00",
     },
+    "account.contribution_corrected": {
+        **_MEMBER,
+        "month": "2024-02",
+        "contribution_base": "8500.00",
+        "individual_amount": "170.00",
+        "employer_amount": "765.00",
+        "reason": "base revised after the annual wage declaration",
+    },
     "account.pension_paid": {**_MEMBER, "month": "2024-02", "monthly_pension": "4200.00"},
     "account.payment_requested": {
         **_MEMBER,

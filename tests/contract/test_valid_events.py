@@ -40,6 +40,7 @@ EXPECTED_TYPES = {
     "family.aid_authorized": "FamilyAidAuthorized",
     "family.aid_revoked": "FamilyAidRevoked",
     "account.contribution_posted": "ContributionPosted",
+    "account.contribution_corrected": "ContributionCorrected",
     "account.pension_paid": "PensionPaid",
     "account.payment_requested": "PaymentRequested",
     "account.external_fund_payment": "ExternalFundPayment",
@@ -51,7 +52,7 @@ EXPECTED_TYPES = {
 
 def test_contract_lists_exactly_the_documented_event_types():
     assert {t: c.__name__ for t, c in EVENT_TYPES.items()} == EXPECTED_TYPES
-    assert len(EVENT_CLASSES) == 18
+    assert len(EVENT_CLASSES) == 19
     assert set(example_types()) == set(EXPECTED_TYPES)
 
 

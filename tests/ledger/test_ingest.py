@@ -255,17 +255,25 @@ def test_the_largest_amounts_the_contract_accepts_are_stored_exactly(database):
 
     b.fresh()
     largest = "999999999999999.99"
+    # A deployment that lifts the plausibility limits (policies.limits) to what the contract accepts.
+    widest = "\n".join(
+        [
+            '[policy."320100-2023".limits]',
+            f'contribution_base_max = "{largest}"',
+            f'external_fund_payment_max = "{largest}"',
+        ]
+    )
     lines = [
         b.as_line(e)
         for e in (
             b.enrolled("BIG", b.NANJING, on="2023-01-01"),
-            b.contribution("BIG", b.NANJING, "2023-02", largest, individual=largest, employer="0.00"),
-            b.contribution("BIG", b.NANJING, "2023-03", largest, individual=largest, employer="0.00"),
+            b.contribution("BIG", b.NANJING, "2023-02", largest, employer="0.00"),
+            b.contribution("BIG", b.NANJING, "2023-03", largest, employer="0.00"),
             b.external_fund("BIG", b.NANJING, largest, on="2023-04-01"),
             b.external_fund("BIG", b.NANJING, largest, on="2023-05-01"),
         )
     ]
-    stats, published = ingest(database, lines)
+    stats, published = ingest(database, lines, widest)
     assert stats.appended == 5 and stats.rejected == 0
     (balance,) = fetch(database, "SELECT balance_after FROM ledger_movements ORDER BY seq DESC LIMIT 1")[0]
     external, year_balance = fetch(database, "SELECT external_fund_paid, balance FROM member_year WHERE year = 2023")[0]

@@ -126,6 +126,7 @@ def test_what_changed_years_counts_as_unread_no_row_reads():
         "retirement_pension": "3.00",
         "family_grants": {"SOMEONE": "spouse"},
         "designated_facilities": ["F-OTHER"],
+        "contributions": {"2099-01": "1.00"},
     }
     assert set(other) | {"remote_pilot", "account_closed"} == UNREAD
     checked = 0

@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from .dates import Month, month_start
 from .envelope import MemberEvent
-from .fields import Identifier, MemberId, wire_enum
+from .fields import FreeText, Identifier, MemberId, wire_enum
 from .money import Money
 
 
@@ -60,7 +60,7 @@ class ContributionCorrected(Contribution):
     difference between what the corrected contribution credits and what the posted one credited."""
 
     event_type: Literal["account.contribution_corrected"]
-    reason: Code
+    reason: FreeText
 
 
 class PensionPaid(MemberEvent):

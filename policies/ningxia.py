@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from .explanations import explain
 from . import counters as c
 from .member import MemberState
 from .money import ZERO, fen, pct
@@ -72,18 +73,26 @@ def _general(ctx: VisitContext) -> FundDecision:
     used = ctx.member.counter(c.GENERAL_FUND, year)
     uncapped = pay_under_fund_cap(decision, eligible, threshold, paid, ratio, cap, used)
     deductible, fund = decision.deductible, decision.fund
+    article = "000 第十一条"
     decision.lines.append(
-        f"000 第十一条: tier-{facility.level} deductible {threshold}, {paid} already paid this year "
-        f"→ deductible {deductible}"
+        explain(
+            "deductible.tier", article=article, level=facility.level, threshold=threshold, paid=paid, deductible=deductible
+        )
     )
     decision.lines.append(
-        f"000 第十一条: {category.replace('_', '-')} ratio {pct(ratio)} at tier {key} on {eligible - deductible}"
-        f" → {uncapped}"
+        explain(
+            "ratio.tier",
+            article=article,
+            category=category.replace("_", "-"),
+            ratio=pct(ratio),
+            tier=key,
+            base=eligible - deductible,
+            fund=uncapped,
+        )
     )
     if fund < uncapped:
         decision.lines.append(
-            f"000 第十一条: annual general outpatient fund cap {cap}, {used} used → fund {fund}, "
-            f"over the cap {uncapped - fund}"
+            explain("cap.fund", article=article, cap=cap, used=used, fund=fund, over=uncapped - fund)
         )
     decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.GENERAL_FUND, fund)]
     return decision

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from .explanations import explain
 from . import counters as c
 from .calendar import age_bracket_reached
 from .counters import period_key
@@ -133,13 +134,13 @@ def _capped(ctx: VisitContext, decision: FundDecision, article: str, threshold, 
     first_counted = min(first, room)
     above = rest - deductible
     base = min(above, room - first_counted)
-    decision.lines.append(f"{article}: deductible {threshold}, {paid} already paid this year → deductible {deductible}")
-    decision.lines.append(f"001 第十条: limit {limit} on the eligible expense above it, {used} used → base {base}")
+    decision.lines.append(explain("deductible", article=article, threshold=threshold, paid=paid, deductible=deductible))
+    decision.lines.append(explain("limit.base", article="001 第十条", limit=limit, used=used, base=base))
     decision.deductible, decision.over_limit = deductible, above - base
     decision.fund = fen(base * ratio)
     decision.ratio = ratio
     decision.limit_remaining = room - first_counted - base
-    decision.lines.append(f"{article}: ratio {pct(ratio)} on {base} → fund {decision.fund}")
+    decision.lines.append(explain("ratio.fund", article=article, ratio=pct(ratio), base=base, fund=decision.fund))
     return first_counted + base
 
 

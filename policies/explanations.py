@@ -1,0 +1,244 @@
+"""The explanation lines of settlements, movements and year closes: one template table, two languages.
+
+A rule says what it did as a code and values (`explain("deductible", ...)`); the English line the ledger records
+is the English template filled with those values, the Chinese one the Chinese template filled with the same.
+A line recorded before it had a template, or by a rule without one, is read back as it is (`read` returns None).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    code: str
+    en: str
+    zh: str
+
+
+# Most specific first: `read` takes the first template a recorded line matches whole.
+TEMPLATES = (
+    # -- every region: the member, the facility, the bill (policies/settling.py) ----------------------------------
+    Template(
+        "member.retired_since",
+        "{policy_id} ({document}): {insurance_type} {person_type} (retired from the month after retirement)",
+        "{policy_id}（{document}）：{insurance_type}{person_type}（自退休次月起按退休人员待遇）",
+    ),
+    Template("member", "{policy_id} ({document}): {insurance_type} {person_type}", "{policy_id}（{document}）：{insurance_type}{person_type}"),
+    Template(
+        "chronic.not_certified",
+        "policy notes §0: not certified for {disease_code} on {day}; settled as general outpatient",
+        "政策说明 §0：{day} 未认定 {disease_code} 门诊慢特病，按普通门诊结算",
+    ),
+    Template(
+        "pharmacy.prescription",
+        "002 第二十三条, 000 第二十八条: external prescription from a {facility}, settled at the prescriber's rates",
+        "002 第二十三条, 000 第二十八条：{facility}开具的外配处方，按处方机构的标准结算",
+    ),
+    Template(
+        "bill.excluded",
+        "000 第十二条: {amount} of health check-up / public health lines is not fund-payable",
+        "000 第十二条：健康体检、公共卫生项目 {amount} 不属于基金支付范围",
+    ),
+    Template(
+        "exclusion.not_designated",
+        "000 第十二条, policy notes §0: not a designated (定点) facility, no fund payment",
+        "000 第十二条, 政策说明 §0：非定点医药机构，基金不予支付",
+    ),
+    Template(
+        "exclusion.inpatient",
+        "000 第十二条, 第二十一条: outpatient costs during an inpatient stay are not fund-payable",
+        "000 第十二条, 第二十一条：住院期间发生的门诊费用基金不予支付",
+    ),
+    Template(
+        "exclusion.pharmacy_without_prescription",
+        "002 第二十三条: a pharmacy purchase without an external prescription is not fund-payable",
+        "002 第二十三条：无外配处方的药店购药基金不予支付",
+    ),
+    # -- every region: the personal account (个人账户) and family mutual aid (家庭共济) ------------------------------
+    Template(
+        "family.paid_from",
+        "{article}: family mutual aid (家庭共济), paid from {payer_id}'s account ({relation})",
+        "{article}：家庭共济，由 {payer_id} 的个人账户支付（{relation}）",
+    ),
+    Template(
+        "account.not_designated",
+        "{article}: the personal account pays only at designated facilities; the member share is cash",
+        "{article}：个人账户仅在定点医药机构支付；个人负担部分以现金支付",
+    ),
+    Template(
+        "account.closed",
+        "policy notes §5: the account of {payer_id} is closed; the member share is cash",
+        "政策说明 §5：{payer_id} 的个人账户已注销；个人负担部分以现金支付",
+    ),
+    Template(
+        "account.pays",
+        "{article}: the personal account pays {paid} of the member share {share} (balance {balance})",
+        "{article}：个人账户支付 {paid}（个人负担 {share}，账户余额 {balance}）",
+    ),
+    Template(
+        "account.visit_payment",
+        "{article}: member share of visit {visit_id} paid from the personal account",
+        "{article}：就诊 {visit_id} 的个人负担部分由个人账户支付",
+    ),
+    Template(
+        "account.allowed_use",
+        "policy notes §5: {purpose} is an allowed use in {policy_id}",
+        "政策说明 §5：{purpose}属于 {policy_id} 个人账户的使用范围",
+    ),
+    Template(
+        "family.authorised",
+        "{article}: family mutual aid for {beneficiary} ({relation}), authorised by the account holder",
+        "{article}：为 {beneficiary}（{relation}）家庭共济，已经账户持有人授权",
+    ),
+    # -- reversals (退费) ---------------------------------------------------------------------------------------------
+    Template(
+        "reversal.of",
+        "policy notes §0: reversal (退费) of settlement {settlement_id}: {reason}",
+        "政策说明 §0：结算 {settlement_id} 的退费：{reason}",
+    ),
+    Template(
+        "reversal.exact",
+        "policy notes §0: returns exactly what the settlement consumed",
+        "政策说明 §0：原样退回该笔结算所占用的额度",
+    ),
+    Template(
+        "reversal.account_closed",
+        "policy notes §5: the account of {payer_id} is closed; the refund is paid in cash",
+        "政策说明 §5：{payer_id} 的个人账户已注销；退款以现金支付",
+    ),
+    Template(
+        "reversal.refund",
+        "policy notes §0: refund of visit {visit_id} to the account that paid",
+        "政策说明 §0：就诊 {visit_id} 的退款退回原支付账户",
+    ),
+    # -- the general outpatient pool (普通门诊统筹): deductible, ratio, limits --------------------------------------------
+    Template(
+        "deductible.tier",
+        "{article}: tier-{level} deductible {threshold}, {paid} already paid this year → deductible {deductible}",
+        "{article}：{level}级医疗机构起付线 {threshold}，本年已付 {paid} → 本次起付 {deductible}",
+    ),
+    Template(
+        "deductible",
+        "{article}: deductible {threshold}, {paid} already paid this year → deductible {deductible}",
+        "{article}：起付线 {threshold}，本年已付 {paid} → 本次起付 {deductible}",
+    ),
+    Template(
+        "limit.base",
+        "{article}: limit {limit} on the eligible expense above it, {used} used → base {base}",
+        "{article}：起付线以上政策范围内费用最高支付限额 {limit}，已用 {used} → 本次计算基数 {base}",
+    ),
+    Template(
+        "ratio.fund",
+        "{article}: ratio {ratio} on {base} → fund {fund}",
+        "{article}：{base} × 支付比例 {ratio} → 统筹基金支付 {fund}",
+    ),
+    Template(
+        "ratio.tier",
+        "{article}: {category} ratio {ratio} at tier {tier} on {base} → {fund}",
+        "{article}：{category}在{tier}级医疗机构支付比例 {ratio}，{base} → {fund}",
+    ),
+    Template(
+        "cap.fund",
+        "{article}: annual general outpatient fund cap {cap}, {used} used → fund {fund}, over the cap {over}",
+        "{article}：普通门诊统筹年度最高支付限额 {cap}，已用 {used} → 统筹基金支付 {fund}，超限额 {over}",
+    ),
+)
+BY_CODE = {template.code: template for template in TEMPLATES}
+
+# Words the English lines use as values, in the bureaus' terms.
+WORDS_ZH = {
+    "employee": "职工",
+    "resident": "居民",
+    "in service": "在职",
+    "in-service": "在职",
+    "retired": "退休",
+    "flexible": "灵活就业",
+    "veteran pre1949": "离休",
+    "resident tier1": "一档居民",
+    "resident tier2": "二档居民",
+    "resident minor": "未成年居民",
+    "spouse": "配偶",
+    "parent": "父母",
+    "child": "子女",
+    "spouse_parent": "配偶父母",
+    "grandparent": "祖父母",
+    "grandchild": "孙子女",
+    "sibling": "兄弟姐妹",
+    "family resident premium": "家庭成员居民医保缴费",
+    "ltc premium": "长期护理保险缴费",
+    "supplementary insurance": "补充医疗保险",
+    "large amount premium": "大额医疗保险缴费",
+    "health checkup": "健康体检",
+    "vaccine": "预防接种",
+    "family doctor fee": "家庭医生签约服务费",
+    "public health": "公共卫生服务",
+    "fitness": "健身",
+    "own medical": "本人就医",
+    "family medical": "家庭成员就医",
+    "general hospital": "综合医院",
+    "tcm hospital": "中医医院",
+    "community health center": "社区卫生服务中心",
+    "township health center": "乡镇卫生院",
+    "village clinic": "村卫生室",
+    "retail pharmacy": "零售药店",
+    "internet hospital": "互联网医院",
+}
+
+
+def explain(code: str, **values) -> str:
+    """The English line of rule `code` with `values`: the text the ledger records."""
+    return BY_CODE[code].en.format(**values)
+
+
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+@cache
+def _pattern(template: Template) -> re.Pattern:
+    pieces, last = [], 0
+    for found in _FIELD.finditer(template.en):
+        pieces.append(re.escape(template.en[last : found.start()]))
+        pieces.append(f"(?P<{found.group(1)}>.+?)")
+        last = found.end()
+    pieces.append(re.escape(template.en[last:]))
+    return re.compile("".join(pieces), re.DOTALL)
+
+
+def read(line: str) -> tuple[str, dict[str, str]] | None:
+    """The code and values of a recorded English line; None for a line no template gives."""
+    for template in TEMPLATES:
+        found = _pattern(template).fullmatch(line)
+        if found is not None:
+            values = found.groupdict()
+            if template.en.format(**values) == line:
+                return template.code, values
+    return None
+
+
+def _zh_value(value: str) -> str:
+    value = value.replace("policy notes", "政策说明")
+    if value in WORDS_ZH:
+        return WORDS_ZH[value]
+    for tier in ("tier ", "tier-"):
+        if value.startswith(tier):
+            return value
+    # a facility as `Facility.describe` gives it: "general hospital tier 3A"
+    for word, zh in WORDS_ZH.items():
+        if value.startswith(word + " tier "):
+            return zh + value[len(word) :].replace(" tier ", " ") + "级"
+    return value
+
+
+def render(line: str, language: str) -> str:
+    """A recorded line in `language` ("en" as recorded, "zh" from its template; as recorded when it has none)."""
+    if language == "en":
+        return line
+    found = read(line)
+    if found is None:
+        return line
+    code, values = found
+    return BY_CODE[code].zh.format(**{name: _zh_value(value) for name, value in values.items()})

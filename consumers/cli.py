@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+import console.cli  # noqa: E402, F401  `medledger console` and `medledger users`, on the same command
 from ledger.cli import app
 from ledger.cli.common import (
     PARK_TTL_DAYS,

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from . import ids
 from .book import Book
-from .explanations import explain
 from .counters import EXTERNAL_FUND
+from .explanations import explain
 from .guards import active_member
 from .member import MemberState
 from .money import ZERO
@@ -128,7 +128,9 @@ def payment_requested(book: Book, event, seq: int) -> list:
     if beneficiary is not None:
         relation = family_grant(member, beneficiary)
         lines.append(
-            explain("family.authorised", article=policy.rules.FAMILY_ARTICLE, beneficiary=beneficiary, relation=relation)
+            explain(
+                "family.authorised", article=policy.rules.FAMILY_ARTICLE, beneficiary=beneficiary, relation=relation
+            )
         )
     if member.account_closed:
         raise Rejected("insufficient_balance", "the account is closed")

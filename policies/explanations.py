@@ -27,7 +27,11 @@ TEMPLATES = (
         "{policy_id} ({document}): {insurance_type} {person_type} (retired from the month after retirement)",
         "{policy_id}（{document}）：{insurance_type}{person_type}（自退休次月起按退休人员待遇）",
     ),
-    Template("member", "{policy_id} ({document}): {insurance_type} {person_type}", "{policy_id}（{document}）：{insurance_type}{person_type}"),
+    Template(
+        "member",
+        "{policy_id} ({document}): {insurance_type} {person_type}",
+        "{policy_id}（{document}）：{insurance_type}{person_type}",
+    ),
     Template(
         "chronic.not_certified",
         "policy notes §0: not certified for {disease_code} on {day}; settled as general outpatient",
@@ -115,7 +119,7 @@ TEMPLATES = (
         "policy notes §0: refund of visit {visit_id} to the account that paid",
         "政策说明 §0：就诊 {visit_id} 的退款退回原支付账户",
     ),
-    # -- the general outpatient pool (普通门诊统筹): deductible, ratio, limits --------------------------------------------
+    # -- the general outpatient pool (普通门诊统筹): deductible, ratio, limits
     Template(
         "deductible.tier",
         "{article}: tier-{level} deductible {threshold}, {paid} already paid this year → deductible {deductible}",

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from .explanations import explain
 from . import counters as c
+from .explanations import explain
 from .member import MemberState
 from .money import ZERO, fen, pct
 from .parameters import Table, table
@@ -76,7 +76,12 @@ def _general(ctx: VisitContext) -> FundDecision:
     article = "000 第十一条"
     decision.lines.append(
         explain(
-            "deductible.tier", article=article, level=facility.level, threshold=threshold, paid=paid, deductible=deductible
+            "deductible.tier",
+            article=article,
+            level=facility.level,
+            threshold=threshold,
+            paid=paid,
+            deductible=deductible,
         )
     )
     decision.lines.append(
@@ -91,9 +96,7 @@ def _general(ctx: VisitContext) -> FundDecision:
         )
     )
     if fund < uncapped:
-        decision.lines.append(
-            explain("cap.fund", article=article, cap=cap, used=used, fund=fund, over=uncapped - fund)
-        )
+        decision.lines.append(explain("cap.fund", article=article, cap=cap, used=used, fund=fund, over=uncapped - fund))
     decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.GENERAL_FUND, fund)]
     return decision
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from .explanations import explain
 from . import counters as c
 from .calendar import age_bracket_reached
 from .counters import period_key
+from .explanations import explain
 from .member import MemberState, Status
 from .money import ZERO, fen, pct, points
 from .parameters import Table, table

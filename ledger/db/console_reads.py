@@ -56,3 +56,8 @@ async def parked(raw, search: str | None, limit: int = 200) -> list[dict]:
         limit,
     )
     return [dict(r) for r in rows]
+
+
+async def reversal_of(raw, settlement_id: str) -> str | None:
+    """The settlement that reverses `settlement_id`, if any."""
+    return await raw.fetchval("SELECT settlement_id FROM ledger_settlements WHERE reverses = $1", settlement_id)

@@ -41,12 +41,17 @@ async def user(raw, name: str) -> dict | None:
 
 
 async def users(raw) -> list[dict]:
-    return [dict(r) for r in await raw.fetch("SELECT name, role, created_at, changed_at FROM console_users ORDER BY name")]
+    return [
+        dict(r) for r in await raw.fetch("SELECT name, role, created_at, changed_at FROM console_users ORDER BY name")
+    ]
 
 
 async def log_access(raw, user_name: str, member_id: str, region: str | None) -> None:
     await raw.execute(
-        "INSERT INTO console_access_log (user_name, member_id, region) VALUES ($1, $2, $3)", user_name, member_id, region
+        "INSERT INTO console_access_log (user_name, member_id, region) VALUES ($1, $2, $3)",
+        user_name,
+        member_id,
+        region,
     )
 
 

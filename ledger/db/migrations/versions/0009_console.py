@@ -99,8 +99,7 @@ def upgrade() -> None:
     op.execute("GRANT USAGE ON SEQUENCE console_verifications_verification_id_seq TO medledger_console")
     # replay (verify, what-if) builds its projections in temporary tables
     op.execute(
-        "DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO medledger_console', current_database()); "
-        "END $$"
+        "DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO medledger_console', current_database()); END $$"
     )
 
 

@@ -1,0 +1,74 @@
+"""Who is logged in: server-side sessions behind an unguessable cookie, each with its own CSRF token.
+
+The cookie is HttpOnly and SameSite=Strict, and Secure when the console is served over TLS. A session ends when
+its user logs out, after `IDLE` without a request, or when the console restarts.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+
+COOKIE = "medledger_session"
+IDLE = 8 * 3600  # seconds
+ROLES = {
+    # page → roles that may open it (auditor: everything; fund_manager: fund, what-if, integrity; operator: queue
+    # and integrity)
+    "member": ("auditor",),
+    "settlement": ("auditor",),
+    "access_log": ("auditor",),
+    "fund": ("auditor", "fund_manager"),
+    "whatif": ("auditor", "fund_manager"),
+    "queue": ("auditor", "operator"),
+    "integrity": ("auditor", "fund_manager", "operator"),
+    "verify": ("auditor", "operator"),  # starting a verification
+}
+HOME = {"auditor": "/member", "fund_manager": "/fund", "operator": "/queue"}
+
+
+@dataclass
+class Session:
+    user: str
+    role: str
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    seen: float = field(default_factory=time.monotonic)
+
+    def may(self, page: str) -> bool:
+        return self.role in ROLES[page]
+
+    def csrf_ok(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(self.csrf, token)
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self._by_token: dict[str, Session] = {}
+
+    def start(self, user: str, role: str) -> tuple[str, Session]:
+        token = secrets.token_urlsafe(32)
+        session = Session(user, role)
+        self._by_token[token] = session
+        return token, session
+
+    def get(self, token: str | None) -> Session | None:
+        if not token:
+            return None
+        session = self._by_token.get(token)
+        if session is None:
+            return None
+        now = time.monotonic()
+        if now - session.seen > IDLE:
+            del self._by_token[token]
+            return None
+        session.seen = now
+        return session
+
+    def end(self, token: str | None) -> None:
+        if token:
+            self._by_token.pop(token, None)
+
+    def end_user(self, user: str) -> None:
+        for token in [t for t, s in self._by_token.items() if s.user == user]:
+            del self._by_token[token]

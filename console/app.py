@@ -22,9 +22,8 @@ from fastapi.templating import Jinja2Templates
 
 from ledger.db import console_reads, console_users, fund_report
 from ledger.db.server import Database
-from ledger.reports import explain, statements
+from ledger.reports import clearing_statement, explain, fund_month, recorded_values, statements, trace_position
 from policies.parameters import ParameterError, parse_parameters
-from policies.recorded import policy_values
 from policies.registry import PolicyRegistry
 from policies.summary import status_word
 
@@ -85,7 +84,14 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         return templates.TemplateResponse(
             request,
             name,
-            {"session": session, "lang": lang, "t": t, "path": request.url.path, **context},
+            {
+                "session": session,
+                "lang": lang,
+                "t": t,
+                "path": request.url.path,
+                "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+                **context,
+            },
             status_code=status,
             headers={"Cache-Control": "no-store"},
         )
@@ -244,8 +250,8 @@ def create_app(db: Database, console_url: str) -> FastAPI:
             figures = {"regions": regions, "region": region, "months": months, "month": first}
             if first is None:
                 return {**figures, "levels": [], "facilities": [], "totals": []}
-            figures["levels"] = await fund_report.month_by_level(raw, region, first)
-            figures["facilities"] = await fund_report.month_by_facility(raw, region, first)
+            figures["levels"] = await fund_month(raw, region, first)
+            figures["facilities"] = await clearing_statement(raw, region, first)
             figures["totals"] = await fund_report.fund_totals(raw, region)
         return figures
 
@@ -465,15 +471,11 @@ def _statement_view(statement) -> dict:
 
 
 def _trace_view(trace: dict) -> dict:
-    s = trace["record"]
-    values = policy_values(trace["parameters"], s["policy_id"])
-    adopted = trace["adopted"]
     return {
         **trace,
-        "s": s,
-        "hash_hex": bytes(trace["hash"]).hex(),
-        "values": values,
-        "adopted_matches": adopted is not None and adopted[1] == trace["params_digest"],
+        "s": trace["record"],
+        "position": trace_position(trace),
+        "values": recorded_values(trace),
         "payload_pretty": _pretty(trace["payload"]),
         "neighbours": [
             {**n, "hash": bytes(n["hash"]).hex(), "prev_hash": bytes(n["prev_hash"]).hex()} for n in trace["neighbours"]

@@ -70,6 +70,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     env = templates.env
     env.globals.update(money=i18n.money, day=i18n.day, moment=i18n.moment, region_name=i18n.region_name)
     env.globals.update(word=i18n.word, explanation=i18n.explanation, article_link=article_link)
+    env.globals.update(summary_label=i18n.summary_label)
 
     def language(request: Request) -> str:
         chosen = request.cookies.get("lang")

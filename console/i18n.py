@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+from ledger.adoption import EVERY_REGION
 from ledger.contract import POLICY_TZ
 from policies.explanations import WORDS_ZH, render
 
@@ -154,6 +155,33 @@ TEXT = {
 }
 
 
+# A settlement's amounts as `audit explain` labels them, and as the national settlement list (结算清单) names them.
+SUMMARY_ZH = {
+    "visit": "就诊编号",
+    "member": "参保人",
+    "date": "就诊日期",
+    "policy": "政策版本",
+    "total": "医疗费用总额",
+    "out of catalogue": "目录外费用",
+    "pre self-pay": "先行自付",
+    "in policy": "政策范围内费用",
+    "deductible": "起付线",
+    "fund": "统筹基金支付",
+    "pool": "统筹类别",
+    "ratio": "支付比例",
+    "copay": "按比例自付",
+    "over limit": "超限额自付",
+    "member share": "个人负担",
+    "account": "个人账户支付",
+    "cash": "现金支付",
+    "limit remaining": "剩余限额",
+}
+
+
+def summary_label(label: str, language: str) -> str:
+    return SUMMARY_ZH.get(label, label) if language == "zh" else label
+
+
 def text(key: str, language: str, **values) -> str:
     pair = TEXT.get(key)
     if pair is None:
@@ -163,6 +191,8 @@ def text(key: str, language: str, **values) -> str:
 
 
 def region_name(code: str, language: str) -> str:
+    if code == EVERY_REGION:
+        return "全部统筹区（参数集采纳）" if language == "zh" else "every region (parameter-set adoptions)"
     names = REGIONS.get(code)
     if names is None:
         return code

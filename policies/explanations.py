@@ -150,6 +150,127 @@ TEMPLATES = (
         "{article}: annual general outpatient fund cap {cap}, {used} used → fund {fund}, over the cap {over}",
         "{article}：普通门诊统筹年度最高支付限额 {cap}，已用 {used} → 统筹基金支付 {fund}，超限额 {over}",
     ),
+    # Nanjing's bands (002 第十四条, 第十五条) and health streak (002 第七条)
+    Template(
+        "bands.community",
+        "002 第十四条: {category} at a community facility, no deductible; band position {position}",
+        "002 第十四条：{category}在社区医疗机构就医，不设起付线；分段累计位置 {position}",
+    ),
+    Template(
+        "bands.other",
+        "002 第十四条: {category} at a non-community facility, no deductible; band position {position}",
+        "002 第十四条：{category}在非社区医疗机构就医，不设起付线；分段累计位置 {position}",
+    ),
+    Template(
+        "bands.above",
+        "002 第十四条: {piece} above {bound} is not fund-payable",
+        "002 第十四条：超过 {bound} 的部分 {piece} 统筹基金不予支付",
+    ),
+    Template(
+        "bands.band",
+        "002 第十四条: band {band}, {piece} at {ratio} = {fund}",
+        "002 第十四条：第 {band} 段 {piece} × {ratio} = {fund}",
+    ),
+    Template(
+        "bands.fees",
+        "002 第十五条: consultation/diagnosis/nucleic-acid fees {fee} at the first-band {ratio}, outside the bands",
+        "002 第十五条：诊察费、一般诊疗费、核酸检测费 {fee} 按第一段比例 {ratio} 支付，不计入分段",
+    ),
+    Template(
+        "streak.ends",
+        "002 第七条: pooled fund paid {paid} in {year}; the streak ends",
+        "002 第七条：{year} 年统筹基金支付 {paid}，连续激励中断",
+    ),
+    # Weihai (001): general outpatient, the ratio bonus, chronic diseases
+    Template(
+        "general.tier.segment",
+        "001 第十一条: {category}, general outpatient at tier {level}, counters restarted by the insurance-type "
+        "change (segment {segment})",
+        "001 第十一条：{category}，{level}级医疗机构普通门诊，险种变更后累计重新计算（第 {segment} 段）",
+    ),
+    Template(
+        "general.tier",
+        "001 第十一条: {category}, general outpatient at tier {level}",
+        "001 第十一条：{category}，{level}级医疗机构普通门诊",
+    ),
+    Template(
+        "bonus.applied",
+        "001 第十二条: incentive bonus +{bonus} points",
+        "001 第十二条：激励支付比例 +{bonus} 个百分点",
+    ),
+    Template(
+        "bonus.close",
+        "001 第十二条: {year}: {why} → +{earned} points, bonus {after} (at most {most})",
+        "001 第十二条：{year} 年：{why} → +{earned} 个百分点，激励 {after}（最高 {most}）",
+    ),
+    Template(
+        "chronic.employee",
+        "001 第十四条: employee chronic, deductible {threshold}, inpatient ratio; 001 第十六条: pool of {caps} "
+        "certified cap(s) shared across diseases",
+        "001 第十四条：职工门诊慢特病，起付线 {threshold}，按住院比例支付；001 第十六条：{caps} 个认定病种限额合并使用",
+    ),
+    Template(
+        "chronic.special",
+        "001 第十四条: resident special chronic, deductible {threshold}, inpatient ratio",
+        "001 第十四条：居民门诊特殊慢性病，起付线 {threshold}，按住院比例支付",
+    ),
+    Template(
+        "chronic.common",
+        "001 第十四条, 第十五条: resident common chronic, deductible {threshold}, ratio {ratio}, limit {limit}",
+        "001 第十四条, 第十五条：居民门诊普通慢性病，起付线 {threshold}，支付比例 {ratio}，限额 {limit}",
+    ),
+    # Ningxia (000): chronic diseases
+    Template(
+        "chronic.shared_deductible",
+        "000 第十七条: chronic deductible {threshold} on the counter shared with general outpatient, {paid} already "
+        "paid → deductible {deductible}",
+        "000 第十七条：门诊慢特病起付线 {threshold}，与普通门诊合并计算，已付 {paid} → 本次起付 {deductible}",
+    ),
+    Template(
+        "chronic.ratio",
+        "000 第十七条: chronic ratio {ratio} on {base} → {fund}",
+        "000 第十七条：门诊慢特病支付比例 {ratio}，{base} → {fund}",
+    ),
+    Template(
+        "chronic.pool",
+        "000 第十九条: chronic pool {pool} from caps {caps}, {used} used → room {room}",
+        "000 第十九条：门诊慢特病额度 {pool}（病种限额 {caps}），已用 {used} → 剩余 {room}",
+    ),
+    Template(
+        "chronic.pool_exhausted",
+        "000 第十九条: pool exhausted → fund {fund}, over the pool {over}",
+        "000 第十九条：额度用尽 → 统筹基金支付 {fund}，超出额度 {over}",
+    ),
+    # Inner Mongolia (004) and the configured outpatient tables it delegates (004 一(一))
+    Template(
+        "inpatient_cap.counted",
+        "004 一(三): outpatient fund paid this year counts toward the inpatient annual cap: {counted}",
+        "004 一(三)：本年门诊统筹支付计入住院年度最高支付限额：{counted}",
+    ),
+    Template(
+        "configured.deductible",
+        "{article}: configured tier-{tier} deductible {threshold}, {paid} already paid → deductible {deductible}",
+        "{article}：参数配置 {tier}级医疗机构起付线 {threshold}，已付 {paid} → 本次起付 {deductible}",
+    ),
+    Template(
+        "configured.ratio",
+        "{article}: configured {category} ratio {ratio} on {base} → {uncapped}; annual fund cap {cap}, {used} used "
+        "→ fund {fund}",
+        "{article}：参数配置{category}支付比例 {ratio}，{base} → {uncapped}；年度最高支付限额 {cap}，已用 {used} "
+        "→ 统筹基金支付 {fund}",
+    ),
+    Template(
+        "configured.chronic_deductible",
+        "{article}: configured chronic deductible {threshold}, {paid} already paid → deductible {deductible}",
+        "{article}：参数配置门诊慢特病起付线 {threshold}，已付 {paid} → 本次起付 {deductible}",
+    ),
+    Template(
+        "configured.chronic_ratio",
+        "{article}: configured chronic ratio {ratio} on {base} → {uncapped}; pool {pool} of certified caps, {used} "
+        "used → fund {fund}",
+        "{article}：参数配置门诊慢特病支付比例 {ratio}，{base} → {uncapped}；认定病种限额合计 {pool}，已用 {used} "
+        "→ 统筹基金支付 {fund}",
+    ),
 )
 BY_CODE = {template.code: template for template in TEMPLATES}
 
@@ -159,6 +280,7 @@ WORDS_ZH = {
     "resident": "居民",
     "in service": "在职",
     "in-service": "在职",
+    "no general outpatient fund payment": "未发生普通门诊统筹支付",
     "retired": "退休",
     "flexible": "灵活就业",
     "veteran pre1949": "离休",

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from . import configured
 from . import counters as c
+from .explanations import explain
 from .member import MemberState
 from .money import fen, pct
 from .rejection import Rejected
@@ -77,9 +78,7 @@ def settle(ctx: VisitContext) -> FundDecision:
     if source:
         decision.lines.insert(0, f"outpatient table: {source}")
     counted = inpatient_cap_counted(ctx.member, ctx.year) + decision.fund
-    decision.lines.append(
-        f"004 一(三): outpatient fund paid this year counts toward the inpatient annual cap: {counted}"
-    )
+    decision.lines.append(explain("inpatient_cap.counted", counted=counted))
     return decision
 
 

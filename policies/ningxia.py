@@ -133,16 +133,22 @@ def _chronic(ctx: VisitContext) -> FundDecision:
     uncapped = pay_under_fund_cap(decision, eligible, p.chronic_deductible, paid, p.chronic_ratio, pool, used)
     deductible, fund = decision.deductible, decision.fund
     decision.lines.append(
-        f"000 第十七条: chronic deductible {p.chronic_deductible} on the counter shared with general outpatient, "
-        f"{paid} already paid → deductible {deductible}"
+        explain("chronic.shared_deductible", threshold=p.chronic_deductible, paid=paid, deductible=deductible)
     )
-    decision.lines.append(f"000 第十七条: chronic ratio {pct(p.chronic_ratio)} on {eligible - deductible} → {uncapped}")
     decision.lines.append(
-        f"000 第十九条: chronic pool {pool} from caps {', '.join(str(cap) for cap in sorted(caps, reverse=True))}"
-        f", {used} used → room {max(ZERO, pool - used)}"
+        explain("chronic.ratio", ratio=pct(p.chronic_ratio), base=eligible - deductible, fund=uncapped)
+    )
+    decision.lines.append(
+        explain(
+            "chronic.pool",
+            pool=pool,
+            caps=", ".join(str(cap) for cap in sorted(caps, reverse=True)),
+            used=used,
+            room=max(ZERO, pool - used),
+        )
     )
     if fund < uncapped:
-        decision.lines.append(f"000 第十九条: pool exhausted → fund {fund}, over the pool {uncapped - fund}")
+        decision.lines.append(explain("chronic.pool_exhausted", fund=fund, over=uncapped - fund))
     decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.CHRONIC_FUND, fund)]
     return decision
 

@@ -173,11 +173,12 @@ def _general(ctx: VisitContext) -> FundDecision:
         )
     if bonus:
         ratio += points(bonus)
-        decision.lines.append(f"001 第十二条: incentive bonus +{bonus} points")
+        decision.lines.append(explain("bonus.applied", bonus=bonus))
     limit = p.general_limit["employee" if insurance == "employee" else cat]
     decision.lines.append(
-        f"001 第十一条: {cat.replace('_', ' ')}, general outpatient at tier {ctx.facility.level}"
-        + (f", counters restarted by the insurance-type change (segment {segment})" if segment else "")
+        explain("general.tier.segment", category=cat.replace("_", " "), level=ctx.facility.level, segment=segment)
+        if segment
+        else explain("general.tier", category=cat.replace("_", " "), level=ctx.facility.level)
     )
     counted = _capped(
         ctx,
@@ -215,23 +216,19 @@ def _chronic(ctx: VisitContext) -> FundDecision:
         caps = member.certified_caps_on(day)
         limit, threshold = sum(caps, ZERO), p.employee_chronic_deductible
         names = (c.CHRONIC_DEDUCTIBLE, c.CHRONIC_BASE, c.CHRONIC_FUND)
-        decision.lines.append(
-            f"001 第十四条: employee chronic, deductible {threshold}, inpatient ratio; 001 第十六条: pool of "
-            f"{len(caps)} certified cap(s) shared across diseases"
-        )
+        decision.lines.append(explain("chronic.employee", threshold=threshold, caps=len(caps)))
     elif cert.kind == "special":
         ratio = p.resident_inpatient_ratio[ratio_tier] + tcm_points
         caps = member.certified_caps_on(day, kind="special")
         limit, threshold = sum(caps, ZERO), p.special_chronic_deductible
         names = (c.CHRONIC_DEDUCTIBLE, c.CHRONIC_BASE, c.CHRONIC_FUND)
-        decision.lines.append(f"001 第十四条: resident special chronic, deductible {threshold}, inpatient ratio")
+        decision.lines.append(explain("chronic.special", threshold=threshold))
     else:
         ratio = p.common_chronic_ratio + tcm_points
         limit, threshold = p.common_chronic_limit[cat], p.common_chronic_deductible
         names = (c.COMMON_CHRONIC_DEDUCTIBLE, c.COMMON_CHRONIC_BASE, c.COMMON_CHRONIC_FUND)
         decision.lines.append(
-            f"001 第十四条, 第十五条: resident common chronic, deductible {threshold}, ratio "
-            f"{pct(p.common_chronic_ratio)}, limit {limit}"
+            explain("chronic.common", threshold=threshold, ratio=pct(p.common_chronic_ratio), limit=limit)
         )
     deductible_name, base_name, fund_name = names
     counted = _capped(
@@ -352,7 +349,7 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
         "weihai_ratio_bonus",
         before,
         after,
-        (f"001 第十二条: {year}: {why} → +{earned} points, bonus {after} (at most {params.bonus_max_points})",),
+        (explain("bonus.close", year=year, why=why, earned=earned, after=after, most=params.bonus_max_points),),
     )
 
 

@@ -49,20 +49,23 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ledger_db(pg_server):
     """One database for the module: the four example files ingested, the three users added with the CLI."""
-    name, db = pg_server.fresh()
-    for region in ("weihai", "nanjing", "ningxia"):
-        ingest(db, example_lines(region), batch_size=500)
-    ingest(db, example_lines("inner-mongolia"), parameters=IM_PARAMETERS, batch_size=500)
-    runner = CliRunner()
-    for role, user in USERS.items():
-        result = runner.invoke(
-            cli_app,
-            ["users", "add", user, "--role", role],
-            env={"DATABASE_URL": db.owner_url, "MEDLEDGER_USER_PASSWORD": PASSWORDS[role]},
-        )
-        assert result.exit_code == 0, result.output
+    name, db = off_the_browser_thread(pg_server.fresh)
+
+    def prepare() -> None:
+        for region in ("weihai", "nanjing", "ningxia"):
+            ingest(db, example_lines(region), batch_size=500)
+        ingest(db, example_lines("inner-mongolia"), parameters=IM_PARAMETERS, batch_size=500)
+        for role, user in USERS.items():
+            result = CliRunner().invoke(
+                cli_app,
+                ["users", "add", user, "--role", role],
+                env={"DATABASE_URL": db.owner_url, "MEDLEDGER_USER_PASSWORD": PASSWORDS[role]},
+            )
+            assert result.exit_code == 0, result.output
+
+    off_the_browser_thread(prepare)
     yield db
-    pg_server.drop(name)
+    off_the_browser_thread(pg_server.drop, name)
 
 
 @pytest.fixture(scope="module")

@@ -194,6 +194,26 @@ TEMPLATES = (
         "001 第十一条：{category}，{level}级医疗机构普通门诊",
     ),
     Template(
+        "exclusion.not_registered",
+        "001 第二十八条: not one of the member's registered facilities, no fund payment",
+        "001 第二十八条：非本人选定的定点医疗机构，基金不予支付",
+    ),
+    Template(
+        "tcm.employee",
+        "001 第十八条: TCM hospital, employee deductible and ratio of tier {tier}",
+        "001 第十八条：中医医院，职工按{tier}级医疗机构的起付线和支付比例",
+    ),
+    Template(
+        "tcm.resident",
+        "001 第十八条: TCM hospital, resident deductible of tier {tier}, ratio +5 points",
+        "001 第十八条：中医医院，居民按{tier}级医疗机构的起付线，支付比例提高 5 个百分点",
+    ),
+    Template(
+        "out_of_area.first_share",
+        "001 第十九条: temporary out-of-area, the member first pays {share} = {first}, counted toward the limit",
+        "001 第十九条：临时外出就医，个人先行自付 {share} = {first}，计入限额",
+    ),
+    Template(
         "bonus.applied",
         "001 第十二条: incentive bonus +{bonus} points",
         "001 第十二条：激励支付比例 +{bonus} 个百分点",
@@ -219,7 +239,37 @@ TEMPLATES = (
         "001 第十四条, 第十五条: resident common chronic, deductible {threshold}, ratio {ratio}, limit {limit}",
         "001 第十四条, 第十五条：居民门诊普通慢性病，起付线 {threshold}，支付比例 {ratio}，限额 {limit}",
     ),
-    # Ningxia (000): chronic diseases
+    # Ningxia (000, 003): exclusions, internet hospitals, chronic diseases
+    Template(
+        "exclusion.village_clinic",
+        "000 第十条: general outpatient is covered from tier 1 up; a village clinic is not",
+        "000 第十条：普通门诊统筹限一级及以上医疗机构，村卫生室不予支付",
+    ),
+    Template(
+        "exclusion.temporary_out_of_area",
+        "000 第二十七条: a temporary out-of-area visit gets no general outpatient fund payment",
+        "000 第二十七条：临时外出就医的普通门诊费用统筹基金不予支付",
+    ),
+    Template(
+        "internet_hospital",
+        "003 一(一): an internet hospital is reimbursed at its hospital's tier and grade",
+        "003 一(一)：互联网医院按其依托医院的级别报销",
+    ),
+    Template(
+        "exclusion.village_chronic",
+        "003 一(一): a chronic visit at a village clinic is payable only for 两病 under the remote pilot",
+        "003 一(一)：村卫生室的门诊慢特病费用仅限偏远地区试点的“两病”患者报销",
+    ),
+    Template(
+        "exclusion.chronic_tier",
+        "000 第十四条: chronic visits are covered from tier 1 up",
+        "000 第十四条：门诊慢特病限一级及以上医疗机构",
+    ),
+    Template(
+        "chronic.remote_pilot",
+        "003 一(一): 两病 chronic visit at a village clinic under the remote pilot",
+        "003 一(一)：偏远地区试点，村卫生室“两病”门诊慢特病",
+    ),
     Template(
         "chronic.shared_deductible",
         "000 第十七条: chronic deductible {threshold} on the counter shared with general outpatient, {paid} already "
@@ -242,6 +292,11 @@ TEMPLATES = (
         "000 第十九条：额度用尽 → 统筹基金支付 {fund}，超出额度 {over}",
     ),
     # Inner Mongolia (004) and the configured outpatient tables it delegates (004 一(一))
+    Template(
+        "configured.table",
+        "outpatient table: {source}",
+        "门诊待遇参数表：{source}",
+    ),
     Template(
         "inpatient_cap.counted",
         "004 一(三): outpatient fund paid this year counts toward the inpatient annual cap: {counted}",

@@ -76,7 +76,7 @@ def settle(ctx: VisitContext) -> FundDecision:
         decision = configured.settle_general(ctx, _table(ctx, "general"), "004 一(一)")
     source = ctx.params.outpatient.source
     if source:
-        decision.lines.insert(0, f"outpatient table: {source}")
+        decision.lines.insert(0, explain("configured.table", source=source))
     counted = inpatient_cap_counted(ctx.member, ctx.year) + decision.fund
     decision.lines.append(explain("inpatient_cap.counted", counted=counted))
     return decision

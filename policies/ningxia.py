@@ -58,11 +58,11 @@ def _category(ctx: VisitContext) -> str:
 def _general(ctx: VisitContext) -> FundDecision:
     p, facility, decision = ctx.params, ctx.facility, FundDecision()
     if facility.level == 0:
-        return decision.no_fund("000 第十条: general outpatient is covered from tier 1 up; a village clinic is not")
+        return decision.no_fund(explain("exclusion.village_clinic"))
     if ctx.out_of_area in OUT_OF_AREA_TEMPORARY:
-        return decision.no_fund("000 第二十七条: a temporary out-of-area visit gets no general outpatient fund payment")
+        return decision.no_fund(explain("exclusion.temporary_out_of_area"))
     if facility.kind == "internet_hospital":
-        decision.lines.append("003 一(一): an internet hospital is reimbursed at its hospital's tier and grade")
+        decision.lines.append(explain("internet_hospital"))
     year, eligible = ctx.year, ctx.bill.eligible
     threshold = p.general_deductible[str(facility.level)]
     paid = ctx.member.counter(c.DEDUCTIBLE, year)
@@ -120,11 +120,9 @@ def _chronic(ctx: VisitContext) -> FundDecision:
         pilot = facility.kind == "village_clinic" and _two_diseases(code, p) and ctx.member.remote_pilot
         if not pilot:
             return decision.no_fund(
-                "003 一(一): a chronic visit at a village clinic is payable only for 两病 under the remote pilot"
-                if facility.kind == "village_clinic"
-                else "000 第十四条: chronic visits are covered from tier 1 up"
+                explain("exclusion.village_chronic" if facility.kind == "village_clinic" else "exclusion.chronic_tier")
             )
-        decision.lines.append("003 一(一): 两病 chronic visit at a village clinic under the remote pilot")
+        decision.lines.append(explain("chronic.remote_pilot"))
     year, eligible = ctx.year, ctx.bill.eligible
     paid = ctx.member.counter(c.DEDUCTIBLE, year)
     caps = ctx.member.certified_caps_on(ctx.day)

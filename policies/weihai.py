@@ -106,14 +106,14 @@ def _tiers(ctx: VisitContext) -> tuple[str, str, str]:
         return str(level), str(level), ""
     lower = str(max(level - 1, 1))
     if ctx.employee:
-        return lower, lower, f"001 第十八条: TCM hospital, employee deductible and ratio of tier {lower}"
-    return lower, str(level), f"001 第十八条: TCM hospital, resident deductible of tier {lower}, ratio +5 points"
+        return lower, lower, explain("tcm.employee", tier=lower)
+    return lower, str(level), explain("tcm.resident", tier=lower)
 
 
 def _excluded(ctx: VisitContext, decision: FundDecision) -> bool:
     registered = ctx.member.designated_facilities
     if registered and ctx.visit.facility_id not in registered:
-        decision.no_fund("001 第二十八条: not one of the member's registered facilities, no fund payment")
+        decision.no_fund(explain("exclusion.not_registered"))
         return True
     return False
 
@@ -125,8 +125,7 @@ def _capped(ctx: VisitContext, decision: FundDecision, article: str, threshold, 
     if ctx.out_of_area in OUT_OF_AREA_TEMPORARY:
         first = fen(eligible * ctx.params.out_of_area_first_share)
         decision.lines.append(
-            f"001 第十九条: temporary out-of-area, the member first pays {pct(ctx.params.out_of_area_first_share)}"
-            f" = {first}, counted toward the limit"
+            explain("out_of_area.first_share", share=pct(ctx.params.out_of_area_first_share), first=first)
         )
     rest = eligible - first
     deductible = deductible_due(rest, threshold, paid)

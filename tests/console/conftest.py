@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -84,22 +85,31 @@ def cli(ledger_db):
     return run
 
 
-@pytest.fixture(scope="module")
-def console_server(ledger_db):
-    """The console on a free loopback port, as `medledger console` serves it; its base URL."""
-
+@contextmanager
+def serving(db, **tls):
+    """The console on a free loopback port, as `medledger console` serves it (`tls`: uvicorn's ssl_certfile and
+    ssl_keyfile); its port."""
     port = _free_port()
-    application = create_app(console_database(ledger_db), console_url(ledger_db))
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning"))
+    application = create_app(console_database(db), console_url(db))
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", **tls))
     thread = threading.Thread(target=server.run, name="console", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         assert time.monotonic() < deadline, "the console did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def console_server(ledger_db):
+    """The console's base URL."""
+    with serving(ledger_db) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 from decimal import Decimal
 
 import asyncpg
@@ -14,7 +15,7 @@ from console.i18n import money
 from consumers.reporting import ReportingStore
 from ledger.db.server import REPORTING_ROLE, with_user
 from policies.explanations import read, render
-from tests.console.conftest import USERS, fetch, off_the_browser_thread, shot
+from tests.console.conftest import PASSWORDS, USERS, fetch, off_the_browser_thread, serving, shot
 from tests.ledger.helpers import plain
 
 REGIONS = {"371000": "Weihai", "320100": "Nanjing", "640000": "Ningxia", "150000": "Inner Mongolia"}
@@ -302,8 +303,43 @@ def test_a_form_without_its_csrf_token_is_refused(login, console_server, tmp_pat
     assert request.post("/login", form={"user": USERS["auditor"], "password": "audit-pass-1"}).status == 403
     # the cookies: HttpOnly, SameSite=Strict
     (cookie,) = [c for c in page.context.cookies() if c["name"] == "medledger_session"]
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and not cookie["secure"]  # plain HTTP here
     assert page.goto("/member").status == 200  # still logged in: nothing was done
+
+
+def test_over_tls_the_session_cookie_is_secure_too(ledger_db, browser, tmp_path):
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with serving(ledger_db, ssl_keyfile=str(key), ssl_certfile=str(certificate)) as port:
+        context = browser.new_context(base_url=f"https://127.0.0.1:{port}", ignore_https_errors=True)
+        page = context.new_page()
+        page.goto("/login")
+        page.fill("#user", USERS["operator"])
+        page.fill("#password", PASSWORDS["operator"])
+        page.click("#login")
+        assert page.url.endswith("/queue")
+        (cookie,) = [c for c in context.cookies() if c["name"] == "medledger_session"]
+        assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        context.close()
 
 
 def test_the_queue_shows_rejections_and_parked_events(ledger_db, login, screenshots):

@@ -35,6 +35,7 @@ from .sessions import COOKIE, HOME, Session, Sessions
 
 HERE = Path(__file__).parent
 MAX_UPLOAD = 256 * 1024  # a parameter file is a few kilobytes
+MAX_BODY = 2 * MAX_UPLOAD  # a form, an upload among its fields
 MEMBER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 LOGIN_COOKIE = "medledger_login"  # the login form's CSRF token, before there is a session
 
@@ -120,7 +121,13 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
-        response = await call_next(request)
+        length = request.headers.get("content-length", "")
+        if request.method == "POST" and (not length.isdigit() or int(length) > MAX_BODY):
+            # an upload is read whole before a route sees it: a body too large (or of unstated size) is refused here
+            message = i18n.text("too_large", language(request), limit=MAX_UPLOAD)
+            response = page(request, "message.html", None, status=413, message=message)
+        else:
+            response = await call_next(request)
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault(

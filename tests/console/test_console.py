@@ -230,6 +230,11 @@ def test_bad_parameter_files_are_refused_with_a_message_and_nothing_runs(ledger_
         page.click("#start")
         assert message in page.locator("#message").inner_text(), name
         assert page.locator("#progress").count() == 0
+    # a body far larger than any form is refused before it is read
+    huge = page.context.request.post(
+        "/whatif", multipart={"parameters": {"name": "big.toml", "mimeType": "text/plain", "buffer": b"#" * 3_000_000}}
+    )
+    assert huge.status == 413
     assert fetch(ledger_db, "SELECT count(*) FROM ledger_events")[0][0] == events
 
 

@@ -467,6 +467,7 @@ def _statement_view(statement) -> dict:
         "accumulators": accumulators,
         "limits": list(statement.limits.items()),
         "limit_label": limit_label,
+        "years": list(range(member.enrolled_on.year, max(statement.year, date.today().year) + 1)),
         "chart": {
             "labels": [label for label, _, _ in accumulators] + [f"remaining: {label}" for label in statement.limits],
             "labels_zh": [zh for _, zh, _ in accumulators] + [limit_label(label, "zh") for label in statement.limits],

@@ -87,7 +87,7 @@ def test_a_member_page_shows_the_figures_member_show_prints(region, ledger_db, c
     assert page.locator('[data-chart="accumulators"][data-drawn="true"] svg').count() == 1
 
 
-def test_pages_are_in_chinese_by_default_with_explanations_from_the_same_codes(ledger_db, login, screenshots):
+def test_pages_are_in_chinese_by_default_with_explanations_from_the_same_codes(ledger_db, cli, login, screenshots):
     member = _member_of(ledger_db, "371000")
     page = login("auditor")
     page.goto(f"/member?member_id={member}")
@@ -111,6 +111,16 @@ def test_pages_are_in_chinese_by_default_with_explanations_from_the_same_codes(l
     translated = [line for line in recorded if read(line) is not None]
     assert translated and all(render(line, "zh") != line for line in translated)
     assert any("起付线" in render(line, "zh") for line in translated)
+    # another year of the same member, as `member show --year` prints it
+    year = page.locator("section.statement").get_attribute("data-year")
+    earlier = str(int(year) - 1)
+    page.click(f"p.years a:text-is('{earlier}')")
+    assert page.locator("section.statement").get_attribute("data-year") == earlier
+    printed = cli("member", "show", member, "--year", earlier)
+    balance = re.search(r"account balance(?: now)?\s+(-?\d+\.\d+)", printed).group(1)
+    assert page.locator('[data-figure="balance"]').inner_text().startswith(money(balance))
+    for label, value in _table_rows(printed, 2):
+        assert page.locator(f'[data-figure="{label}"]').inner_text() == money(value), label
     page.click("#language")
     assert "accumulators" in page.locator("main").inner_text()
 

@@ -186,6 +186,9 @@ def test_the_fund_page_equals_report_by_level_and_by_facility_and_fund_totals(le
                 cells = [c.strip() for c in shown.nth(i).locator("td").all_inner_texts()]
                 assert cells[0] == (row[0] if row[0] != "all" else "all") and cells[1:3] == row[1:3]
                 assert cells[3:] == [money(value) for value in row[3:]], (region, month_text, by, row)
+        # the clearing statements of the month's facilities add up to the month's figures
+        sums = [page.locator(f"{table} tr[data-key='all']").inner_text() for table in ("#by-level", "#by-facility")]
+        assert sums[0] == sums[1], (region, month_text)
         # the months' fund payments: the ledger's fund_totals, row by row
         expected = fetch(
             ledger_db,

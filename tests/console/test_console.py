@@ -461,3 +461,30 @@ def test_users_are_added_changed_and_removed_with_argon2_hashes(ledger_db, cli, 
 
 def test_amounts_are_shown_as_yuan_to_the_fen():
     assert money("1234.5") == "¥1,234.50" and money(Decimal("-0.10")) == "-¥0.10" and money("0") == "¥0.00"
+
+
+def test_medledger_console_serves_on_the_port_it_is_given(ledger_db):
+    import os
+    import sys
+    import time
+    import urllib.request
+
+    from tests.console.conftest import _free_port
+
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": ledger_db.owner_url, "MEDLEDGER_CONSOLE_PORT": str(port)}
+    server = subprocess.Popen([sys.executable, "-m", "consumers.cli", "console"], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as response:
+                    assert response.status == 200 and 'id="password"' in response.read().decode()
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "medledger console did not serve"
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)  # uvicorn shuts down, then ends with the signal it was sent
+    assert f"console on http://127.0.0.1:{port}/" in server.stderr.read().decode()

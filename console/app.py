@@ -8,6 +8,7 @@ import csv
 import io
 import re
 import secrets
+from collections import OrderedDict
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -36,6 +37,7 @@ from .sessions import COOKIE, HOME, Session, Sessions
 HERE = Path(__file__).parent
 MAX_UPLOAD = 256 * 1024  # a parameter file is a few kilobytes
 MAX_BODY = 2 * MAX_UPLOAD  # a form, an upload among its fields
+MONTHS_KEPT = 512  # a region's month figures kept while they stand
 MEMBER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 LOGIN_COOKIE = "medledger_login"  # the login form's CSRF token, before there is a session
 
@@ -52,6 +54,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     """`db` for replays (its service URL is the console's role), `console_url` for the pages' own reads."""
     sessions = Sessions()
     jobs = Jobs(db)
+    month_figures: OrderedDict = OrderedDict()  # (region, month, its fund_totals counts) → its figures
     pool: dict[str, asyncpg.Pool] = {}
 
     @asynccontextmanager
@@ -258,9 +261,24 @@ def create_app(db: Database, console_url: str) -> FastAPI:
             figures = {"regions": regions, "region": region, "months": months, "month": first}
             if first is None:
                 return {**figures, "levels": [], "facilities": [], "totals": []}
-            figures["levels"] = await fund_month(raw, region, first)
-            figures["facilities"] = await clearing_statement(raw, region, first)
             figures["totals"] = await fund_report.fund_totals(raw, region)
+            # The ledger is append-only and fund_totals counts every settlement and reversal of the month in the
+            # transaction that records it: while those counts stand, the month's settlements are the same ones,
+            # and so are its figures.
+            key = (
+                region,
+                first,
+                tuple((t["pool"], t["settlements"], t["reversals"]) for t in figures["totals"] if t["month"] == first),
+            )
+            month = month_figures.get(key)
+            if month is None:
+                month = (await fund_month(raw, region, first), await clearing_statement(raw, region, first))
+                month_figures[key] = month
+                while len(month_figures) > MONTHS_KEPT:
+                    month_figures.popitem(last=False)
+            else:
+                month_figures.move_to_end(key)
+            figures["levels"], figures["facilities"] = month
         return figures
 
     @app.get("/fund", response_class=HTMLResponse)

@@ -83,6 +83,7 @@ ledger_settlements = Table(
     Index("ledger_settlements_reverses", "reverses", unique=True, postgresql_where=text("reverses IS NOT NULL")),
     Index("ledger_settlements_member", "region", "member_id", "visit_date"),
     Index("ledger_settlements_seq", "seq"),
+    Index("ledger_settlements_region_day", "region", "visit_date"),
 )
 
 ledger_movements = Table(

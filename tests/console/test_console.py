@@ -208,6 +208,25 @@ def test_the_fund_page_equals_report_by_level_and_by_facility_and_fund_totals(le
     shot(page, screenshots, "fund-zh")
 
 
+def test_a_month_s_figures_follow_a_settlement_recorded_after_the_page_was_shown(ledger_db, cli, login):
+    from tests import builders as b
+    from tests.ledger.helpers import ingest
+
+    region, month = "371000", "2024-01"
+    page = login("fund_manager", language="en")
+    page.goto(f"/fund?region={region}&month={month}")
+    before = page.locator("#by-facility tr[data-key='all'] td").all_inner_texts()
+    b.fresh()
+    late = [b.enrolled("WH-LATE", b.WEIHAI, on="2024-01-02"), b.visit("WH-LATE", b.WEIHAI, on="2024-01-15")]
+    stats, _ = off_the_browser_thread(ingest, ledger_db, [b.as_line(e) for e in late], name="late")
+    assert stats.settlements == 1
+    page.goto(f"/fund?region={region}&month={month}")
+    after = page.locator("#by-facility tr[data-key='all'] td").all_inner_texts()
+    assert int(after[1]) == int(before[1]) + 1 and after[3] != before[3]
+    printed = _table_rows(cli("report", "--region", region, "--month", month, "--by", "facility"), 8)[-1]
+    assert after[1:3] == printed[1:3] and after[3:] == [money(value) for value in printed[3:]]
+
+
 def test_a_what_if_runs_in_the_background_to_its_end_with_the_figures_of_replay_compare(
     ledger_db, cli, login, screenshots, tmp_path
 ):

@@ -59,6 +59,8 @@ SCHEMA = (
         region     text
     )""",
     "CREATE INDEX console_access_log_member ON console_access_log (member_id, viewed_at)",
+    # a region's month of settlements, as the fund page and `report --by facility` read it
+    "CREATE INDEX IF NOT EXISTS ledger_settlements_region_day ON ledger_settlements (region, visit_date)",
     """CREATE TABLE console_verifications (
         verification_id bigserial PRIMARY KEY,
         started_at      timestamptz NOT NULL,

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from rich.console import Console, Group
@@ -116,7 +117,13 @@ async def _registry(raw, region: str, member_id: str) -> PolicyRegistry:
         region,
         member_id,
     )
-    return PolicyRegistry(parse_parameters(content or ""))
+    return _registry_of(content or "")
+
+
+@lru_cache(maxsize=32)
+def _registry_of(content: str) -> PolicyRegistry:
+    """A recorded parameter set never changes: parsed once per process (a page shows many statements)."""
+    return PolicyRegistry(parse_parameters(content))
 
 
 def render_statement(console: Console, statement: Statement) -> None:

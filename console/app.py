@@ -101,9 +101,17 @@ def create_app(db: Database, console_url: str) -> FastAPI:
             headers={"Cache-Control": "no-store"},
         )
 
-    def session_of(request: Request, page_name: str | None = None) -> Session:
-        session = sessions.get(request.cookies.get(COOKIE))
+    async def session_of(request: Request, page_name: str | None = None) -> Session:
+        token = request.cookies.get(COOKIE)
+        session = sessions.get(token)
         if session is None:
+            raise LoggedOut()
+        # A user removed, given another role or another password since logging in (`medledger users`, another
+        # process) is logged out at the next request.
+        async with pool["main"].acquire() as raw:
+            found = await console_users.user(raw, session.user)
+        if found is None or (found["role"], found["changed_at"]) != (session.role, session.changed_at):
+            sessions.end(token)
             raise LoggedOut()
         if page_name is not None and not session.may(page_name):
             raise Forbidden()
@@ -169,7 +177,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
             found = await console_users.user(raw, user[:128])
         if not verify(found["password_hash"] if found else None, password[:1024]):
             return page(request, "login.html", None, status=401, next=safe_next(next) or "", failed=True, csrf=csrf)
-        token, session = sessions.start(found["name"], found["role"])
+        token, session = sessions.start(found["name"], found["role"], found["changed_at"])
         response = RedirectResponse(safe_next(next) or HOME[session.role], status_code=303)
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure(request))
         response.delete_cookie(LOGIN_COOKIE)
@@ -177,7 +185,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.post("/logout")
     async def logout(request: Request, csrf: str = Form("")):
-        session = session_of(request)
+        session = await session_of(request)
         if not session.csrf_ok(csrf):
             return refused_form(request, session)
         sessions.end(request.cookies.get(COOKIE))
@@ -194,13 +202,13 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.get("/")
     async def home(request: Request):
-        return RedirectResponse(HOME[session_of(request).role], status_code=303)
+        return RedirectResponse(HOME[(await session_of(request)).role], status_code=303)
 
     # -- member --------------------------------------------------------------------------------------------------------
 
     @app.get("/member", response_class=HTMLResponse)
     async def member(request: Request, member_id: str = "", year: str = "", region: str = ""):
-        session = session_of(request, "member")
+        session = await session_of(request, "member")
         lang = language(request)
         context: dict = {"member_id": member_id, "year": year, "region": region, "statements": [], "error": None}
         if not member_id:
@@ -223,7 +231,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.get("/settlement/{settlement_id}", response_class=HTMLResponse)
     async def settlement(request: Request, settlement_id: str):
-        session = session_of(request, "settlement")
+        session = await session_of(request, "settlement")
         async with pool["main"].acquire() as raw:
             trace = await explain(raw, settlement_id[:200])
             if trace is not None:
@@ -241,7 +249,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.get("/policy/{number}", response_class=HTMLResponse)
     async def policy_document(request: Request, number: str):
-        session = session_of(request)
+        session = await session_of(request)
         text = document(number)
         if text is None:
             return page(request, "message.html", session, status=404, message=i18n.text("not_found", language(request)))
@@ -283,13 +291,13 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.get("/fund", response_class=HTMLResponse)
     async def fund(request: Request, region: str = "", month: str = ""):
-        session = session_of(request, "fund")
+        session = await session_of(request, "fund")
         figures = await fund_figures(region, month)
         return page(request, "fund.html", session, **figures, sum_lines=_sum_lines, chart=_fund_chart(figures))
 
     @app.get("/fund/clearing.csv")
     async def clearing_csv(request: Request, region: str = "", month: str = ""):
-        session_of(request, "fund")
+        await session_of(request, "fund")
         figures = await fund_figures(region, month)
         out = io.StringIO()
         writer = csv.writer(out)
@@ -308,7 +316,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.get("/whatif", response_class=HTMLResponse)
     async def whatif_page(request: Request, job: str = ""):
-        session = session_of(request, "whatif")
+        session = await session_of(request, "whatif")
         chosen = jobs.get(job) if job else jobs.latest("whatif")
         if chosen is not None and chosen.kind != "whatif":
             chosen = None
@@ -316,7 +324,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.post("/whatif", response_class=HTMLResponse)
     async def whatif_start(request: Request, csrf: str = Form(""), parameters: UploadFile | None = None):
-        session = session_of(request, "whatif")
+        session = await session_of(request, "whatif")
         if not session.csrf_ok(csrf):
             return refused_form(request, session)
         lang = language(request)
@@ -342,7 +350,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.get("/jobs/{job_id}")
     async def job_progress(request: Request, job_id: str):
-        session = session_of(request)
+        session = await session_of(request)
         job = jobs.get(job_id)
         if job is None or not session.may("whatif" if job.kind == "whatif" else "integrity"):
             return JSONResponse({"error": "unknown job"}, status_code=404)
@@ -354,7 +362,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.get("/queue", response_class=HTMLResponse)
     async def queue(request: Request, q: str = ""):
-        session = session_of(request, "queue")
+        session = await session_of(request, "queue")
         search = q.strip()[:100] or None
         async with pool["main"].acquire() as raw:
             rejections = await console_reads.rejections(raw, search)
@@ -398,7 +406,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.get("/integrity", response_class=HTMLResponse)
     async def integrity(request: Request):
-        session = session_of(request, "integrity")
+        session = await session_of(request, "integrity")
         async with pool["main"].acquire() as raw:
             last = await console_users.last_verification(raw)
         job = jobs.latest("verify")
@@ -406,7 +414,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.post("/integrity/verify", response_class=HTMLResponse)
     async def integrity_verify(request: Request, csrf: str = Form("")):
-        session = session_of(request, "verify")
+        session = await session_of(request, "verify")
         if not session.csrf_ok(csrf):
             return refused_form(request, session)
         job = jobs.start("verify", session.user, after=record)
@@ -421,7 +429,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @app.get("/access-log", response_class=HTMLResponse)
     async def access_log(request: Request, member_id: str = ""):
-        session = session_of(request, "access_log")
+        session = await session_of(request, "access_log")
         async with pool["main"].acquire() as raw:
             entries = await console_users.access_log(raw, member_id[:64] or None)
         return page(request, "access_log.html", session, entries=entries, member_id=member_id[:64])

@@ -10,6 +10,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 
 COOKIE = "medledger_session"
 IDLE = 8 * 3600  # seconds
@@ -32,6 +33,7 @@ HOME = {"auditor": "/member", "fund_manager": "/fund", "operator": "/queue"}
 class Session:
     user: str
     role: str
+    changed_at: datetime  # of the user's row when they logged in: a later change ends the session
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     seen: float = field(default_factory=time.monotonic)
 
@@ -46,9 +48,9 @@ class Sessions:
     def __init__(self) -> None:
         self._by_token: dict[str, Session] = {}
 
-    def start(self, user: str, role: str) -> tuple[str, Session]:
+    def start(self, user: str, role: str, changed_at: datetime) -> tuple[str, Session]:
         token = secrets.token_urlsafe(32)
-        session = Session(user, role)
+        session = Session(user, role, changed_at)
         self._by_token[token] = session
         return token, session
 
@@ -68,7 +70,3 @@ class Sessions:
     def end(self, token: str | None) -> None:
         if token:
             self._by_token.pop(token, None)
-
-    def end_user(self, user: str) -> None:
-        for token in [t for t, s in self._by_token.items() if s.user == user]:
-            del self._by_token[token]

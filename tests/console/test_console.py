@@ -459,22 +459,32 @@ def test_users_are_added_changed_and_removed_with_argon2_hashes(ledger_db, cli, 
     (stored,) = fetch(ledger_db, "SELECT password_hash FROM console_users WHERE name = 'zoe'", owner=True)[0]
     assert stored.startswith("$argon2id$") and "first-password" not in stored
 
-    def can_log_in(password: str) -> bool:
-        context = browser.new_context(base_url=console_server)
-        page = context.new_page()
+    def logged_in(password: str):
+        page = browser.new_context(base_url=console_server).new_page()
         page.goto("/login")
         page.fill("#user", "zoe")
         page.fill("#password", password)
         page.click("#login")
-        logged_in = "/login" not in page.url
-        context.close()
-        return logged_in
+        return page
+
+    def can_log_in(password: str) -> bool:
+        page = logged_in(password)
+        answer = "/login" not in page.url
+        page.context.close()
+        return answer
 
     assert can_log_in("first-password")
+    # a session open while the password changes, and one open while the user is removed, end at their next request
+    before_passwd = logged_in("first-password")
     assert users("passwd", "zoe", password="second-password").exit_code == 0
     assert not can_log_in("first-password") and can_log_in("second-password")
+    before_passwd.goto("/member")
+    assert "/login" in before_passwd.url
+    before_remove = logged_in("second-password")
     assert users("remove", "zoe").exit_code == 0
     assert not can_log_in("second-password")
+    before_remove.goto("/member")
+    assert "/login" in before_remove.url
     assert users("remove", "zoe").exit_code == 1
 
 

@@ -19,7 +19,7 @@ class Template:
     zh: str
 
 
-# Most specific first: `read` takes the first template a recorded line matches whole.
+# `read` takes, of the templates a recorded line matches whole, the one whose own words cover most of it.
 TEMPLATES = (
     # -- every region: the member, the facility, the bill (policies/settling.py) ----------------------------------
     Template(
@@ -181,6 +181,16 @@ TEMPLATES = (
         "002 第七条: pooled fund paid {paid} in {year}; the streak ends",
         "002 第七条：{year} 年统筹基金支付 {paid}，连续激励中断",
     ),
+    Template(
+        "streak.not_enrolled",
+        "policy notes §0: not enrolled the whole of {year}",
+        "政策说明 §0：{year} 年未全年参保",
+    ),
+    Template(
+        "streak.credit",
+        "002 第七条: no pooled-fund payment in {year}, {streak} year(s) running → credit {amount}",
+        "002 第七条：{year} 年未发生统筹基金支付，连续 {streak} 年 → 划入 {amount}",
+    ),
     # Weihai (001): general outpatient, the ratio bonus, chronic diseases
     Template(
         "general.tier.segment",
@@ -217,6 +227,16 @@ TEMPLATES = (
         "bonus.applied",
         "001 第十二条: incentive bonus +{bonus} points",
         "001 第十二条：激励支付比例 +{bonus} 个百分点",
+    ),
+    Template(
+        "bonus.reset",
+        "001 第十二条: {why} while holding the bonus resets it; {year} earns nothing",
+        "001 第十二条：享受激励期间{why}，激励清零；{year} 年不再累积",
+    ),
+    Template(
+        "bonus.not_enrolled",
+        "policy notes §0: not enrolled the whole of {year}, earns nothing",
+        "政策说明 §0：{year} 年未全年参保，不累积激励",
     ),
     Template(
         "bonus.close",
@@ -390,14 +410,17 @@ def _pattern(template: Template) -> re.Pattern:
 
 
 def read(line: str) -> tuple[str, dict[str, str]] | None:
-    """The code and values of a recorded English line; None for a line no template gives."""
+    """The code and values of a recorded English line; None for a line no template gives. Where several
+    templates give the line, the one whose own words cover most of it (the most specific)."""
+    best: tuple[int, str, dict[str, str]] | None = None
     for template in TEMPLATES:
         found = _pattern(template).fullmatch(line)
         if found is not None:
             values = found.groupdict()
-            if template.en.format(**values) == line:
-                return template.code, values
-    return None
+            words = len(line) - sum(len(value) for value in values.values())
+            if template.en.format(**values) == line and (best is None or words > best[0]):
+                best = (words, template.code, values)
+    return None if best is None else (best[1], best[2])
 
 
 def _zh_value(value: str) -> str:

@@ -215,7 +215,7 @@ def incentive_fund(member: MemberState, year: int) -> Decimal:
 def close_year(member: MemberState, year: int, params: Params) -> YearClose:
     before = member.health_streak
     if not member.enrolled_whole_year(year):
-        return YearClose("nanjing_health_streak", before, 0, (f"policy notes §0: not enrolled the whole of {year}",))
+        return YearClose("nanjing_health_streak", before, 0, (explain("streak.not_enrolled", year=year),))
     paid = incentive_fund(member, year)
     if paid > 0:
         return YearClose(
@@ -226,7 +226,7 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
         )
     streak = before + 1
     amount = min(params.incentive_max, params.incentive_first + params.incentive_step * (streak - 1))
-    line = f"002 第七条: no pooled-fund payment in {year}, {streak} year(s) running → credit {amount}"
+    line = explain("streak.credit", year=year, streak=streak, amount=amount)
     return YearClose("nanjing_health_streak", before, streak, (line,), Credit("health_incentive", fen(amount), (line,)))
 
 

@@ -322,12 +322,10 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
             "weihai_ratio_bonus",
             before,
             Decimal("0.0"),
-            (f"001 第十二条: {why} while holding the bonus resets it; {year} earns nothing",),
+            (explain("bonus.reset", why=why, year=year),),
         )
     if not member.enrolled_whole_year(year):
-        return YearClose(
-            "weihai_ratio_bonus", before, before, (f"policy notes §0: not enrolled the whole of {year}, earns nothing",)
-        )
+        return YearClose("weihai_ratio_bonus", before, before, (explain("bonus.not_enrolled", year=year),))
     fund = member.year_total(c.GENERAL_FUND, year)
     base = member.year_total(c.GENERAL_BASE, year)
     december = date(year, 12, 31)

@@ -61,3 +61,10 @@ def test_the_chinese_line_uses_the_bureaus_terms():
     assert render(line, "zh") == "001 第十一条：起付线 300，本年已付 0.00 → 本次起付 233.00"
     family = explain("family.paid_from", article="002 第八条(八)", payer_id="P1", relation="parent")
     assert render(family, "zh") == "002 第八条(八)：家庭共济，由 P1 的个人账户支付（父母）"
+
+
+def test_a_line_two_templates_give_is_read_as_the_more_specific_one():
+    line = explain("bonus.not_enrolled", year=2022)
+    assert line == "policy notes §0: not enrolled the whole of 2022, earns nothing"
+    assert read(line) == ("bonus.not_enrolled", {"year": "2022"})
+    assert read(explain("streak.not_enrolled", year=2022)) == ("streak.not_enrolled", {"year": "2022"})

@@ -32,7 +32,7 @@ from . import i18n
 from .articles import article_link, document
 from .jobs import Jobs
 from .passwords import verify
-from .sessions import COOKIE, HOME, Session, Sessions
+from .sessions import COOKIE, HOME, Attempts, Session, Sessions
 
 HERE = Path(__file__).parent
 MAX_UPLOAD = 256 * 1024  # a parameter file is a few kilobytes
@@ -53,6 +53,7 @@ class LoggedOut(Exception):
 def create_app(db: Database, console_url: str) -> FastAPI:
     """`db` for replays (its service URL is the console's role), `console_url` for the pages' own reads."""
     sessions = Sessions()
+    attempts = Attempts()
     jobs = Jobs(db)
     month_figures: OrderedDict = OrderedDict()  # (region, month, its fund_totals counts) → its figures
     pool: dict[str, asyncpg.Pool] = {}
@@ -173,10 +174,17 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         expected = request.cookies.get(LOGIN_COOKIE)
         if not expected or not secrets.compare_digest(expected, csrf):
             return refused_form(request, None)
+        user = user[:128]
+        if attempts.locked(user):
+            message = i18n.text("locked", language(request))
+            return page(request, "login.html", None, status=429, next=safe_next(next) or "", failed=message, csrf=csrf)
         async with pool["main"].acquire() as raw:
-            found = await console_users.user(raw, user[:128])
+            found = await console_users.user(raw, user)
         if not verify(found["password_hash"] if found else None, password[:1024]):
-            return page(request, "login.html", None, status=401, next=safe_next(next) or "", failed=True, csrf=csrf)
+            attempts.failed(user)
+            message = i18n.text("bad_login", language(request))
+            return page(request, "login.html", None, status=401, next=safe_next(next) or "", failed=message, csrf=csrf)
+        attempts.succeeded(user)
         token, session = sessions.start(found["name"], found["role"], found["changed_at"])
         response = RedirectResponse(safe_next(next) or HOME[session.role], status_code=303)
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure(request))

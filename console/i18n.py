@@ -28,6 +28,7 @@ TEXT = {
     "user": ("用户名", "User"),
     "password": ("密码", "Password"),
     "bad_login": ("用户名或密码错误", "Wrong user or password"),
+    "locked": ("登录失败次数过多，请 15 分钟后再试", "Too many failed logins: try again in 15 minutes"),
     "member": ("参保人", "Member"),
     "members": ("参保人查询", "Members"),
     "settlement": ("结算", "Settlement"),

@@ -70,3 +70,32 @@ class Sessions:
     def end(self, token: str | None) -> None:
         if token:
             self._by_token.pop(token, None)
+
+
+class Attempts:
+    """Failed logins per user name: after `LIMIT` within `WINDOW` seconds, that name may not log in until the
+    oldest of them is `WINDOW` old (a password is not guessed one request at a time)."""
+
+    LIMIT = 5
+    WINDOW = 15 * 60
+
+    def __init__(self) -> None:
+        self._failed: dict[str, list[float]] = {}
+
+    def _recent(self, user: str) -> list[float]:
+        now = time.monotonic()
+        recent = [at for at in self._failed.get(user, ()) if now - at < self.WINDOW]
+        if recent:
+            self._failed[user] = recent
+        else:
+            self._failed.pop(user, None)
+        return recent
+
+    def locked(self, user: str) -> bool:
+        return len(self._recent(user)) >= self.LIMIT
+
+    def failed(self, user: str) -> None:
+        self._failed.setdefault(user, []).append(time.monotonic())
+
+    def succeeded(self, user: str) -> None:
+        self._failed.pop(user, None)

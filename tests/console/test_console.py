@@ -326,6 +326,28 @@ def test_a_logged_out_request_goes_to_the_login_page(browser, console_server):
     context.close()
 
 
+def test_after_five_failed_logins_a_user_name_is_refused_for_a_while(cli, browser, console_server):
+    cli("users", "add", "lucy", "--role", "operator", env={"MEDLEDGER_USER_PASSWORD": "lucy-password"})
+    context = browser.new_context(base_url=console_server)
+    page = context.new_page()
+    page.goto("/lang?to=en&next=/login")
+
+    def attempt(password: str) -> str:
+        page.fill("#user", "lucy")
+        page.fill("#password", password)
+        page.click("#login")
+        return page.locator("#message").inner_text() if "/login" in page.url else "logged in"
+
+    assert [attempt(f"guess {n}") for n in range(5)] == ["Wrong user or password"] * 5
+    assert attempt("lucy-password") == "Too many failed logins: try again in 15 minutes"
+    # another user name is not held back
+    page.fill("#user", USERS["auditor"])
+    page.fill("#password", PASSWORDS["auditor"])
+    page.click("#login")
+    assert page.url.endswith("/member")
+    context.close()
+
+
 def test_a_form_without_its_csrf_token_is_refused(login, console_server, tmp_path):
     page = login("auditor", language="en")
     request = page.context.request

@@ -78,6 +78,7 @@ class Attempts:
 
     LIMIT = 5
     WINDOW = 15 * 60
+    NAMES = 10_000  # user names remembered at most
 
     def __init__(self) -> None:
         self._failed: dict[str, list[float]] = {}
@@ -96,6 +97,9 @@ class Attempts:
 
     def failed(self, user: str) -> None:
         self._failed.setdefault(user, []).append(time.monotonic())
+        if len(self._failed) > self.NAMES:  # names made up by the thousand: keep the most recent ones
+            for name in sorted(self._failed, key=lambda name: self._failed[name][-1])[: len(self._failed) // 2]:
+                del self._failed[name]
 
     def succeeded(self, user: str) -> None:
         self._failed.pop(user, None)

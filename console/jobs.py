@@ -13,6 +13,8 @@ from typing import Any
 from ledger.db.server import Database
 from ledger.replay import Replayer, ReplayReport
 
+KEPT = 20  # runs whose results stay on the pages
+
 
 @dataclass
 class Job:
@@ -58,6 +60,8 @@ class Jobs:
                 return None
             job = Job(secrets.token_urlsafe(12), kind, user, source)
             self._jobs[job.job_id] = job
+            for old in sorted(self._jobs.values(), key=lambda j: j.started_at)[: max(0, len(self._jobs) - KEPT)]:
+                del self._jobs[old.job_id]  # finished ones: one runs at a time, and it is the newest
 
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total

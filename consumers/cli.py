@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+import console.cli  # noqa: E402, F401  `medledger console` and `medledger users`, on the same command
 from ledger.cli import app
 from ledger.cli.common import (
     PARK_TTL_DAYS,
@@ -225,37 +226,59 @@ def _totals(found) -> str:
 def report(
     region: Annotated[str, typer.Option(help="Region code, e.g. 320100.")],
     month: Annotated[str, typer.Option(help="YYYY-MM.")],
+    by: Annotated[
+        str,
+        typer.Option(
+            help="level: the reporting tables' figures by facility level; facility: the ledger's clearing "
+            "statement (清算), per designated facility."
+        ),
+    ] = "level",
 ) -> None:
-    """The month's figures from the reporting tables: visits, fund paid per pool (general / chronic), account and
-    cash payments, by facility level."""
+    """The month's figures: visits, reversals, total, fund paid per pool (general / chronic), account and cash
+    payments, by facility level (from the reporting tables) or per facility (from the ledger)."""
     from datetime import date
 
     from rich.console import Console
     from rich.table import Table
 
-    from .reporting import ReportingStore
+    from .reporting import Line, ReportingStore
 
     try:
         first = date.fromisoformat(month + "-01")
     except ValueError:
         typer.echo(f"medledger: --month must be YYYY-MM, got {month!r}", err=True)
         raise typer.Exit(2) from None
+    if by not in ("level", "facility"):
+        typer.echo(f"medledger: --by must be level or facility, got {by!r}", err=True)
+        raise typer.Exit(2)
 
-    async def read():
-        store = await ReportingStore(_reporting_url()).open()
-        try:
-            return await store.month(region, first)
-        finally:
-            await store.close()
+    if by == "facility":
+        from ledger.cli.common import with_raw
+        from ledger.reports import clearing_statement
 
-    lines = asyncio.run(read())
-    table = Table(title=f"medledger report: region {region}, {month}")
-    for name in ("facility level", "visits", "reversals", "total", "fund general", "fund chronic", "account", "cash"):
-        table.add_column(name, justify="left" if name == "facility level" else "right")
-    for line in lines:
-        table.add_row(*_cells(line, "—" if line.facility_level is None else str(line.facility_level)))
-    if lines:
-        table.add_row(*_cells(_sum(lines), "all"), style="bold")
+        rows = with_raw(lambda raw: clearing_statement(raw, region, first))
+        labelled = [(row.pop("facility_id") or "—", Line(None, **row)) for row in rows]
+        title, first_column = f"medledger report: region {region}, {month}, clearing statement", "facility"
+    else:
+
+        async def read():
+            store = await ReportingStore(_reporting_url()).open()
+            try:
+                return await store.month(region, first)
+            finally:
+                await store.close()
+
+        labelled = [
+            ("—" if line.facility_level is None else str(line.facility_level), line) for line in asyncio.run(read())
+        ]
+        title, first_column = f"medledger report: region {region}, {month}", "facility level"
+    table = Table(title=title)
+    for name in (first_column, "visits", "reversals", "total", "fund general", "fund chronic", "account", "cash"):
+        table.add_column(name, justify="left" if name == first_column else "right")
+    for label, line in labelled:
+        table.add_row(*_cells(line, label))
+    if labelled:
+        table.add_row(*_cells(_sum([line for _, line in labelled]), "all"), style="bold")
     Console(width=160).print(table)
 
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from rich.console import Console, Group
@@ -20,6 +21,7 @@ from policies.summary import status_word
 from .adoption import last_adoption
 from .codec import state_from_json
 from .contract import POLICY_TZ
+from .db import fund_report
 from .db.projection_store import as_json
 from .display import visible
 
@@ -116,7 +118,13 @@ async def _registry(raw, region: str, member_id: str) -> PolicyRegistry:
         region,
         member_id,
     )
-    return PolicyRegistry(parse_parameters(content or ""))
+    return _registry_of(content or "")
+
+
+@lru_cache(maxsize=32)
+def _registry_of(content: str) -> PolicyRegistry:
+    """A recorded parameter set never changes: parsed once per process (a page shows many statements)."""
+    return PolicyRegistry(parse_parameters(content))
 
 
 def render_statement(console: Console, statement: Statement) -> None:
@@ -233,6 +241,40 @@ async def explain(raw, settlement_id: str) -> dict | None:
     return result
 
 
+def trace_position(trace: dict) -> list[tuple[str, object]]:
+    """Where a settlement stands in the ledger, as (label, value): its sequence, event, hash and parameter set."""
+    values = policy_values(trace["parameters"], trace["record"]["policy_id"])
+    if values is not None:
+        parameters = "every value in force, recorded with the event"
+        if trace["adopted"] is not None:
+            seq, digest = trace["adopted"]
+            if digest == trace["params_digest"]:
+                parameters += f"; adopted in the chain at ledger sequence {seq}"
+            else:  # what `replay --verify` reports as a difference
+                parameters += f"; NOT the set the chain adopted at ledger sequence {seq} ({digest})"
+    elif trace["parameters"]:
+        parameters = "the parameter file recorded with the event; other values: the defaults of the release then"
+    else:
+        parameters = "the built-in defaults of the release then"
+    return [
+        ("ledger sequence", trace["seq"]),
+        ("event", f"{visible(trace['event_id'])} from {visible(trace['source'])}"),
+        ("event hash", bytes(trace["hash"]).hex()),
+        ("parameters", f"{trace['params_digest']} ({parameters})"),
+    ]
+
+
+def recorded_values(trace: dict) -> list[str] | None:
+    """Every value of the settlement's policy in force, as recorded with its event: `name = json` lines."""
+    values = policy_values(trace["parameters"], trace["record"]["policy_id"])
+    if values is None:
+        return None
+    return [
+        f"{name} = {'(unset)' if value is None else json.dumps(value, ensure_ascii=False)}"
+        for name, value in values.items()
+    ]
+
+
 def render_explain(console: Console, trace: dict) -> None:
     s = trace["record"]
     summary = Table.grid(padding=(0, 2))
@@ -265,31 +307,22 @@ def render_explain(console: Console, trace: dict) -> None:
     console.print(Panel(steps, title="calculation, rule by rule", expand=False))
     console.print(Panel(moved, title="accumulators moved", expand=False))
     # Identifiers an auditor copies: printed whole, never wrapped.
-    values = policy_values(trace["parameters"], s["policy_id"])
-    if values is not None:
-        parameters = "every value in force, recorded with the event"
-        if trace["adopted"] is not None:
-            seq, digest = trace["adopted"]
-            if digest == trace["params_digest"]:
-                parameters += f"; adopted in the chain at ledger sequence {seq}"
-            else:  # what `replay --verify` reports as a difference
-                parameters += f"; NOT the set the chain adopted at ledger sequence {seq} ({digest})"
-    elif trace["parameters"]:
-        parameters = "the parameter file recorded with the event; other values: the defaults of the release then"
-    else:
-        parameters = "the built-in defaults of the release then"
-    for label, value in (
-        ("ledger sequence", trace["seq"]),
-        ("event", f"{visible(trace['event_id'])} from {visible(trace['source'])}"),
-        ("event hash", bytes(trace["hash"]).hex()),
-        ("parameters", f"{trace['params_digest']} ({parameters})"),
-    ):
+    for label, value in trace_position(trace):
         console.print(f"{label}: {value}", soft_wrap=True, highlight=False)
-    if values is not None:
-        shown = "\n".join(
-            f"{name} = {'(unset)' if value is None else json.dumps(value, ensure_ascii=False)}"
-            for name, value in values.items()
-        )
-        console.print(Panel(shown, title=f"parameters of {s['policy_id']} as recorded", expand=False))
+    shown = recorded_values(trace)
+    if shown is not None:
+        console.print(Panel("\n".join(shown), title=f"parameters of {s['policy_id']} as recorded", expand=False))
     source = json.dumps(json.loads(trace["payload"]), ensure_ascii=False, indent=2)
     console.print(Panel("\n".join(map(visible, source.splitlines())), title="source event", expand=False))
+
+
+async def clearing_statement(raw, region: str, first: date) -> list[dict]:
+    """The month's clearing statement (清算): per designated facility, the visits, reversals, total, fund paid per
+    pool, account and cash payments the fund clears with it; `medledger report --by facility` prints it."""
+    return await fund_report.month_by_facility(raw, region, first)
+
+
+async def fund_month(raw, region: str, first: date) -> list[dict]:
+    """The month by facility level, from the ledger: the figures `medledger report` prints from the reporting
+    tables."""
+    return await fund_report.month_by_level(raw, region, first)

@@ -7,6 +7,7 @@ from decimal import Decimal
 from . import ids, limits
 from .book import Book
 from .counters import EXTERNAL_FUND
+from .explanations import explain
 from .guards import active_member
 from .member import MemberState
 from .money import ZERO
@@ -176,12 +177,13 @@ def payment_requested(book: Book, event, seq: int) -> list:
     if (event.region, event.payment_id) in book.payments:
         raise Rejected("duplicate_payment", f"payment_id {event.payment_id} was already paid")
     beneficiary = event.beneficiary_id if event.beneficiary_id != member.member_id else None
-    lines = [f"policy notes §5: {event.purpose.replace('_', ' ')} is an allowed use in {policy.policy_id}"]
+    lines = [explain("account.allowed_use", purpose=event.purpose.replace("_", " "), policy_id=policy.policy_id)]
     if beneficiary is not None:
         relation = family_grant(member, beneficiary)
         lines.append(
-            f"{policy.rules.FAMILY_ARTICLE}: family mutual aid for {beneficiary} ({relation}), authorised "
-            f"by the account holder"
+            explain(
+                "family.authorised", article=policy.rules.FAMILY_ARTICLE, beneficiary=beneficiary, relation=relation
+            )
         )
     if member.account_closed:
         raise Rejected("insufficient_balance", "the account is closed")

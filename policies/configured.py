@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from . import counters as c
+from .explanations import explain
 from .money import ZERO, dec, pct
 from .parameters import ParameterError, Table
 from .visit import FundDecision, VisitContext, pay_under_fund_cap
@@ -110,9 +111,20 @@ def settle_general(ctx: VisitContext, table: GeneralTable, article: str) -> Fund
     uncapped = pay_under_fund_cap(decision, eligible, threshold, paid, ratio, cap, used)
     deductible, fund = decision.deductible, decision.fund
     decision.lines += [
-        f"{article}: configured tier-{tier} deductible {threshold}, {paid} already paid → deductible {deductible}",
-        f"{article}: configured {category.replace('_', '-')} ratio {pct(ratio)} on {eligible - deductible}"
-        f" → {uncapped}; annual fund cap {cap}, {used} used → fund {fund}",
+        explain(
+            "configured.deductible", article=article, tier=tier, threshold=threshold, paid=paid, deductible=deductible
+        ),
+        explain(
+            "configured.ratio",
+            article=article,
+            category=category.replace("_", "-"),
+            ratio=pct(ratio),
+            base=eligible - deductible,
+            uncapped=uncapped,
+            cap=cap,
+            used=used,
+            fund=fund,
+        ),
     ]
     decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.GENERAL_FUND, fund)]
     return decision
@@ -128,9 +140,23 @@ def settle_chronic(ctx: VisitContext, table: ChronicTable, article: str) -> Fund
     uncapped = pay_under_fund_cap(decision, eligible, table.deductible, paid, ratio, pool, used)
     deductible, fund = decision.deductible, decision.fund
     decision.lines += [
-        f"{article}: configured chronic deductible {table.deductible}, {paid} already paid → deductible {deductible}",
-        f"{article}: configured chronic ratio {pct(ratio)} on {eligible - deductible} → {uncapped}; pool {pool} "
-        f"of certified caps, {used} used → fund {fund}",
+        explain(
+            "configured.chronic_deductible",
+            article=article,
+            threshold=table.deductible,
+            paid=paid,
+            deductible=deductible,
+        ),
+        explain(
+            "configured.chronic_ratio",
+            article=article,
+            ratio=pct(ratio),
+            base=eligible - deductible,
+            uncapped=uncapped,
+            pool=pool,
+            used=used,
+            fund=fund,
+        ),
     ]
     decision.deltas = [(str(year), c.CHRONIC_DEDUCTIBLE, deductible), (str(year), c.CHRONIC_FUND, fund)]
     return decision

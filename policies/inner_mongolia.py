@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from . import configured
 from . import counters as c
+from .explanations import explain
 from .limits import Limits
 from .member import MemberState
 from .money import fen, pct
@@ -79,11 +80,9 @@ def settle(ctx: VisitContext) -> FundDecision:
         decision = configured.settle_general(ctx, _table(ctx, "general"), "004 一(一)")
     source = ctx.params.outpatient.source
     if source:
-        decision.lines.insert(0, f"outpatient table: {source}")
+        decision.lines.insert(0, explain("configured.table", source=source))
     counted = inpatient_cap_counted(ctx.member, ctx.year) + decision.fund
-    decision.lines.append(
-        f"004 一(三): outpatient fund paid this year counts toward the inpatient annual cap: {counted}"
-    )
+    decision.lines.append(explain("inpatient_cap.counted", counted=counted))
     return decision
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from . import configured
 from . import counters as c
 from .calendar import age_bracket_reached
+from .explanations import explain
 from .limits import Limits
 from .member import MemberState
 from .money import ZERO, fen, pct, ratio4
@@ -114,25 +115,25 @@ def _general(ctx: VisitContext) -> FundDecision:
     exact, over = ZERO, ZERO
     applied = set()
     decision.lines.append(
-        f"002 第十四条: {cat.replace('_', ' ')} at a {'community' if setting == 'community' else 'non-community'} "
-        f"facility, no deductible; band position {position}"
+        explain(
+            "bands.community" if setting == "community" else "bands.other",
+            category=cat.replace("_", " "),
+            position=position,
+        )
     )
     for index, piece in band_split(position, banded, p.band_bounds):
         if index == len(p.band_bounds):
             over += piece
-            decision.lines.append(f"002 第十四条: {piece} above {p.band_bounds[-1]} is not fund-payable")
+            decision.lines.append(explain("bands.above", piece=piece, bound=p.band_bounds[-1]))
             continue
         ratio = ratios[index]
         applied.add(ratio)
         exact += piece * ratio
-        decision.lines.append(f"002 第十四条: band {index + 1}, {piece} at {pct(ratio)} = {piece * ratio}")
+        decision.lines.append(explain("bands.band", band=index + 1, piece=piece, ratio=pct(ratio), fund=piece * ratio))
     fee_exact = fee * ratios[0]
     if fee:
         applied.add(ratios[0])
-        decision.lines.append(
-            f"002 第十五条: consultation/diagnosis/nucleic-acid fees {fee} at the first-band {pct(ratios[0])}, "
-            f"outside the bands"
-        )
+        decision.lines.append(explain("bands.fees", fee=fee, ratio=pct(ratios[0])))
     fund = fen(exact + fee_exact)
     fee_fund = fen(fee_exact)
     decision.fund, decision.over_limit = fund, over
@@ -218,18 +219,18 @@ def incentive_fund(member: MemberState, year: int) -> Decimal:
 def close_year(member: MemberState, year: int, params: Params) -> YearClose:
     before = member.health_streak
     if not member.enrolled_whole_year(year):
-        return YearClose("nanjing_health_streak", before, 0, (f"policy notes §0: not enrolled the whole of {year}",))
+        return YearClose("nanjing_health_streak", before, 0, (explain("streak.not_enrolled", year=year),))
     paid = incentive_fund(member, year)
     if paid > 0:
         return YearClose(
             "nanjing_health_streak",
             before,
             0,
-            (f"002 第七条: pooled fund paid {paid} in {year}; the streak ends",),
+            (explain("streak.ends", paid=paid, year=year),),
         )
     streak = before + 1
     amount = min(params.incentive_max, params.incentive_first + params.incentive_step * (streak - 1))
-    line = f"002 第七条: no pooled-fund payment in {year}, {streak} year(s) running → credit {amount}"
+    line = explain("streak.credit", year=year, streak=streak, amount=amount)
     return YearClose("nanjing_health_streak", before, streak, (line,), Credit("health_incentive", fen(amount), (line,)))
 
 

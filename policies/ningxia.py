@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 from . import counters as c
+from .explanations import explain
 from .limits import Limits
 from .member import MemberState
 from .money import ZERO, fen, pct
@@ -61,11 +62,11 @@ def _category(ctx: VisitContext) -> str:
 def _general(ctx: VisitContext) -> FundDecision:
     p, facility, decision = ctx.params, ctx.facility, FundDecision()
     if facility.level == 0:
-        return decision.no_fund("000 第十条: general outpatient is covered from tier 1 up; a village clinic is not")
+        return decision.no_fund(explain("exclusion.village_clinic"))
     if ctx.out_of_area in OUT_OF_AREA_TEMPORARY:
-        return decision.no_fund("000 第二十七条: a temporary out-of-area visit gets no general outpatient fund payment")
+        return decision.no_fund(explain("exclusion.temporary_out_of_area"))
     if facility.kind == "internet_hospital":
-        decision.lines.append("003 一(一): an internet hospital is reimbursed at its hospital's tier and grade")
+        decision.lines.append(explain("internet_hospital"))
     year, eligible = ctx.year, ctx.bill.eligible
     threshold = p.general_deductible[str(facility.level)]
     paid = ctx.member.counter(c.DEDUCTIBLE, year)
@@ -76,19 +77,30 @@ def _general(ctx: VisitContext) -> FundDecision:
     used = ctx.member.counter(c.GENERAL_FUND, year)
     uncapped = pay_under_fund_cap(decision, eligible, threshold, paid, ratio, cap, used)
     deductible, fund = decision.deductible, decision.fund
+    article = "000 第十一条"
     decision.lines.append(
-        f"000 第十一条: tier-{facility.level} deductible {threshold}, {paid} already paid this year "
-        f"→ deductible {deductible}"
+        explain(
+            "deductible.tier",
+            article=article,
+            level=facility.level,
+            threshold=threshold,
+            paid=paid,
+            deductible=deductible,
+        )
     )
     decision.lines.append(
-        f"000 第十一条: {category.replace('_', '-')} ratio {pct(ratio)} at tier {key} on {eligible - deductible}"
-        f" → {uncapped}"
+        explain(
+            "ratio.tier",
+            article=article,
+            category=category.replace("_", "-"),
+            ratio=pct(ratio),
+            tier=key,
+            base=eligible - deductible,
+            fund=uncapped,
+        )
     )
     if fund < uncapped:
-        decision.lines.append(
-            f"000 第十一条: annual general outpatient fund cap {cap}, {used} used → fund {fund}, "
-            f"over the cap {uncapped - fund}"
-        )
+        decision.lines.append(explain("cap.fund", article=article, cap=cap, used=used, fund=fund, over=uncapped - fund))
     decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.GENERAL_FUND, fund)]
     return decision
 
@@ -112,11 +124,9 @@ def _chronic(ctx: VisitContext) -> FundDecision:
         pilot = facility.kind == "village_clinic" and _two_diseases(code, p) and ctx.member.remote_pilot
         if not pilot:
             return decision.no_fund(
-                "003 一(一): a chronic visit at a village clinic is payable only for 两病 under the remote pilot"
-                if facility.kind == "village_clinic"
-                else "000 第十四条: chronic visits are covered from tier 1 up"
+                explain("exclusion.village_chronic" if facility.kind == "village_clinic" else "exclusion.chronic_tier")
             )
-        decision.lines.append("003 一(一): 两病 chronic visit at a village clinic under the remote pilot")
+        decision.lines.append(explain("chronic.remote_pilot"))
     year, eligible = ctx.year, ctx.bill.eligible
     paid = ctx.member.counter(c.DEDUCTIBLE, year)
     caps = ctx.member.certified_caps_on(ctx.day)
@@ -125,16 +135,22 @@ def _chronic(ctx: VisitContext) -> FundDecision:
     uncapped = pay_under_fund_cap(decision, eligible, p.chronic_deductible, paid, p.chronic_ratio, pool, used)
     deductible, fund = decision.deductible, decision.fund
     decision.lines.append(
-        f"000 第十七条: chronic deductible {p.chronic_deductible} on the counter shared with general outpatient, "
-        f"{paid} already paid → deductible {deductible}"
+        explain("chronic.shared_deductible", threshold=p.chronic_deductible, paid=paid, deductible=deductible)
     )
-    decision.lines.append(f"000 第十七条: chronic ratio {pct(p.chronic_ratio)} on {eligible - deductible} → {uncapped}")
     decision.lines.append(
-        f"000 第十九条: chronic pool {pool} from caps {', '.join(str(cap) for cap in sorted(caps, reverse=True))}"
-        f", {used} used → room {max(ZERO, pool - used)}"
+        explain("chronic.ratio", ratio=pct(p.chronic_ratio), base=eligible - deductible, fund=uncapped)
+    )
+    decision.lines.append(
+        explain(
+            "chronic.pool",
+            pool=pool,
+            caps=", ".join(str(cap) for cap in sorted(caps, reverse=True)),
+            used=used,
+            room=max(ZERO, pool - used),
+        )
     )
     if fund < uncapped:
-        decision.lines.append(f"000 第十九条: pool exhausted → fund {fund}, over the pool {uncapped - fund}")
+        decision.lines.append(explain("chronic.pool_exhausted", fund=fund, over=uncapped - fund))
     decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.CHRONIC_FUND, fund)]
     return decision
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from . import ids, limits
 from .accounts import book_movement, family_grant, movement
 from .book import Book
+from .explanations import explain
 from .guards import active_member, member_on
 from .member import MemberState
 from .money import ZERO, ratio4
@@ -29,11 +30,11 @@ PSN_TYPES = {
 
 def _common_exclusion(visit, facility) -> str | None:
     if not visit.designated:
-        return "000 第十二条, policy notes §0: not a designated (定点) facility, no fund payment"
+        return explain("exclusion.not_designated")
     if visit.inpatient_period:
-        return "000 第十二条, 第二十一条: outpatient costs during an inpatient stay are not fund-payable"
+        return explain("exclusion.inpatient")
     if facility is None:
-        return "002 第二十三条: a pharmacy purchase without an external prescription is not fund-payable"
+        return explain("exclusion.pharmacy_without_prescription")
     return None
 
 
@@ -73,10 +74,7 @@ def settle_visit(book: Book, event, seq: int) -> list:
                     purpose,
                     settlement.account_paid,
                     policy.policy_id,
-                    [
-                        f"{policy.rules.ACCOUNT_ARTICLE}: member share of visit {event.visit_id} paid from the "
-                        f"personal account"
-                    ],
+                    [explain("account.visit_payment", article=policy.rules.ACCOUNT_ARTICLE, visit_id=event.visit_id)],
                     beneficiary,
                 ),
             )
@@ -94,24 +92,23 @@ def decide(
     bill = bill_of(event.items)
     facility = rated_facility(event)
     lines = [
-        f"{policy.policy_id} ({policy.rules.DOCUMENT}): {status.insurance_type} "
-        f"{status.person_type.replace('_', ' ')}"
-        + (" (retired from the month after retirement)" if retired and member.retired_on else "")
+        explain(
+            "member.retired_since" if retired and member.retired_on else "member",
+            policy_id=policy.policy_id,
+            document=policy.rules.DOCUMENT,
+            insurance_type=status.insurance_type,
+            person_type=status.person_type.replace("_", " "),
+        )
     ]
     certification = None
     if event.visit_kind == "chronic":
         certification = member.certification_on(event.disease_code, day)
         if certification is None:
-            lines.append(
-                f"policy notes §0: not certified for {event.disease_code} on {day}; settled as general outpatient"
-            )
+            lines.append(explain("chronic.not_certified", disease_code=event.disease_code, day=day))
     if facility is not None and facility.pharmacy:
-        lines.append(
-            f"002 第二十三条, 000 第二十八条: external prescription from a {facility.describe()}, "
-            f"settled at the prescriber's rates"
-        )
+        lines.append(explain("pharmacy.prescription", facility=facility.describe()))
     if bill.excluded:
-        lines.append(f"000 第十二条: {bill.excluded} of health check-up / public health lines is not fund-payable")
+        lines.append(explain("bill.excluded", amount=bill.excluded))
     excluded = _common_exclusion(event, facility)
     if excluded:
         decision = FundDecision(pool="chronic" if certification else "general").no_fund(excluded)
@@ -176,23 +173,15 @@ def _account_payment(book: Book, member: MemberState, event, share, lines) -> tu
                 "family_not_authorized", f"account payer {payer_id} is not enrolled in region {event.region}"
             )
         relation = family_grant(payer, member.member_id)
-        lines.append(
-            f"{rules.FAMILY_ARTICLE}: family mutual aid (家庭共济), paid from {payer_id}'s account ({relation})"
-        )
+        lines.append(explain("family.paid_from", article=rules.FAMILY_ARTICLE, payer_id=payer_id, relation=relation))
     if not event.designated:
-        lines.append(
-            f"{rules.ACCOUNT_ARTICLE}: the personal account pays only at designated facilities; "
-            f"the member share is cash"
-        )
+        lines.append(explain("account.not_designated", article=rules.ACCOUNT_ARTICLE))
         return payer, ZERO
     if payer.account_closed:
-        lines.append(f"policy notes §5: the account of {payer_id} is closed; the member share is cash")
+        lines.append(explain("account.closed", payer_id=payer_id))
         return payer, ZERO
     paid = min(payer.balance, share)
-    lines.append(
-        f"{rules.ACCOUNT_ARTICLE}: the personal account pays {paid} of the member share {share} "
-        f"(balance {payer.balance})"
-    )
+    lines.append(explain("account.pays", article=rules.ACCOUNT_ARTICLE, paid=paid, share=share, balance=payer.balance))
     return payer, paid
 
 
@@ -209,11 +198,11 @@ def reverse_visit(book: Book, event, seq: int) -> list:
     payer = book.member(event.region, original.payer_id) if original.payer_id else None
     refund = original.account_paid
     lines = [
-        f"policy notes §0: reversal (退费) of settlement {original.settlement_id}: {event.reason}",
-        "policy notes §0: returns exactly what the settlement consumed",
+        explain("reversal.of", settlement_id=original.settlement_id, reason=event.reason),
+        explain("reversal.exact"),
     ]
     if refund and payer is not None and payer.account_closed:
-        lines.append(f"policy notes §5: the account of {payer.member_id} is closed; the refund is paid in cash")
+        lines.append(explain("reversal.account_closed", payer_id=payer.member_id))
         refund = ZERO
     negated = {name: -getattr(original, name) for name in VISIT_AMOUNTS}
     reversal = replace(
@@ -246,7 +235,7 @@ def reverse_visit(book: Book, event, seq: int) -> list:
                     purpose,
                     refund,
                     original.policy_id,
-                    [f"policy notes §0: refund of visit {event.visit_id} to the account that paid"],
+                    [explain("reversal.refund", visit_id=event.visit_id)],
                     beneficiary,
                 ),
             )

@@ -12,6 +12,7 @@ from decimal import Decimal
 from . import counters as c
 from .calendar import age_bracket_reached
 from .counters import period_key
+from .explanations import explain
 from .limits import Limits
 from .member import MemberState, Status
 from .money import ZERO, fen, pct, points
@@ -109,14 +110,14 @@ def _tiers(ctx: VisitContext) -> tuple[str, str, str]:
         return str(level), str(level), ""
     lower = str(max(level - 1, 1))
     if ctx.employee:
-        return lower, lower, f"001 第十八条: TCM hospital, employee deductible and ratio of tier {lower}"
-    return lower, str(level), f"001 第十八条: TCM hospital, resident deductible of tier {lower}, ratio +5 points"
+        return lower, lower, explain("tcm.employee", tier=lower)
+    return lower, str(level), explain("tcm.resident", tier=lower)
 
 
 def _excluded(ctx: VisitContext, decision: FundDecision) -> bool:
     registered = ctx.member.designated_facilities
     if registered and ctx.visit.facility_id not in registered:
-        decision.no_fund("001 第二十八条: not one of the member's registered facilities, no fund payment")
+        decision.no_fund(explain("exclusion.not_registered"))
         return True
     return False
 
@@ -128,8 +129,7 @@ def _capped(ctx: VisitContext, decision: FundDecision, article: str, threshold, 
     if ctx.out_of_area in OUT_OF_AREA_TEMPORARY:
         first = fen(eligible * ctx.params.out_of_area_first_share)
         decision.lines.append(
-            f"001 第十九条: temporary out-of-area, the member first pays {pct(ctx.params.out_of_area_first_share)}"
-            f" = {first}, counted toward the limit"
+            explain("out_of_area.first_share", share=pct(ctx.params.out_of_area_first_share), first=first)
         )
     rest = eligible - first
     deductible = deductible_due(rest, threshold, paid)
@@ -137,13 +137,13 @@ def _capped(ctx: VisitContext, decision: FundDecision, article: str, threshold, 
     first_counted = min(first, room)
     above = rest - deductible
     base = min(above, room - first_counted)
-    decision.lines.append(f"{article}: deductible {threshold}, {paid} already paid this year → deductible {deductible}")
-    decision.lines.append(f"001 第十条: limit {limit} on the eligible expense above it, {used} used → base {base}")
+    decision.lines.append(explain("deductible", article=article, threshold=threshold, paid=paid, deductible=deductible))
+    decision.lines.append(explain("limit.base", article="001 第十条", limit=limit, used=used, base=base))
     decision.deductible, decision.over_limit = deductible, above - base
     decision.fund = fen(base * ratio)
     decision.ratio = ratio
     decision.limit_remaining = room - first_counted - base
-    decision.lines.append(f"{article}: ratio {pct(ratio)} on {base} → fund {decision.fund}")
+    decision.lines.append(explain("ratio.fund", article=article, ratio=pct(ratio), base=base, fund=decision.fund))
     return first_counted + base
 
 
@@ -176,11 +176,12 @@ def _general(ctx: VisitContext) -> FundDecision:
         )
     if bonus:
         ratio += points(bonus)
-        decision.lines.append(f"001 第十二条: incentive bonus +{bonus} points")
+        decision.lines.append(explain("bonus.applied", bonus=bonus))
     limit = p.general_limit["employee" if insurance == "employee" else cat]
     decision.lines.append(
-        f"001 第十一条: {cat.replace('_', ' ')}, general outpatient at tier {ctx.facility.level}"
-        + (f", counters restarted by the insurance-type change (segment {segment})" if segment else "")
+        explain("general.tier.segment", category=cat.replace("_", " "), level=ctx.facility.level, segment=segment)
+        if segment
+        else explain("general.tier", category=cat.replace("_", " "), level=ctx.facility.level)
     )
     counted = _capped(
         ctx,
@@ -218,23 +219,19 @@ def _chronic(ctx: VisitContext) -> FundDecision:
         caps = member.certified_caps_on(day)
         limit, threshold = sum(caps, ZERO), p.employee_chronic_deductible
         names = (c.CHRONIC_DEDUCTIBLE, c.CHRONIC_BASE, c.CHRONIC_FUND)
-        decision.lines.append(
-            f"001 第十四条: employee chronic, deductible {threshold}, inpatient ratio; 001 第十六条: pool of "
-            f"{len(caps)} certified cap(s) shared across diseases"
-        )
+        decision.lines.append(explain("chronic.employee", threshold=threshold, caps=len(caps)))
     elif cert.kind == "special":
         ratio = p.resident_inpatient_ratio[ratio_tier] + tcm_points
         caps = member.certified_caps_on(day, kind="special")
         limit, threshold = sum(caps, ZERO), p.special_chronic_deductible
         names = (c.CHRONIC_DEDUCTIBLE, c.CHRONIC_BASE, c.CHRONIC_FUND)
-        decision.lines.append(f"001 第十四条: resident special chronic, deductible {threshold}, inpatient ratio")
+        decision.lines.append(explain("chronic.special", threshold=threshold))
     else:
         ratio = p.common_chronic_ratio + tcm_points
         limit, threshold = p.common_chronic_limit[cat], p.common_chronic_deductible
         names = (c.COMMON_CHRONIC_DEDUCTIBLE, c.COMMON_CHRONIC_BASE, c.COMMON_CHRONIC_FUND)
         decision.lines.append(
-            f"001 第十四条, 第十五条: resident common chronic, deductible {threshold}, ratio "
-            f"{pct(p.common_chronic_ratio)}, limit {limit}"
+            explain("chronic.common", threshold=threshold, ratio=pct(p.common_chronic_ratio), limit=limit)
         )
     deductible_name, base_name, fund_name = names
     counted = _capped(
@@ -329,12 +326,10 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
             "weihai_ratio_bonus",
             before,
             Decimal("0.0"),
-            (f"001 第十二条: {why} while holding the bonus resets it; {year} earns nothing",),
+            (explain("bonus.reset", why=why, year=year),),
         )
     if not member.enrolled_whole_year(year):
-        return YearClose(
-            "weihai_ratio_bonus", before, before, (f"policy notes §0: not enrolled the whole of {year}, earns nothing",)
-        )
+        return YearClose("weihai_ratio_bonus", before, before, (explain("bonus.not_enrolled", year=year),))
     fund = member.year_total(c.GENERAL_FUND, year)
     base = member.year_total(c.GENERAL_BASE, year)
     december = date(year, 12, 31)
@@ -355,7 +350,7 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
         "weihai_ratio_bonus",
         before,
         after,
-        (f"001 第十二条: {year}: {why} → +{earned} points, bonus {after} (at most {params.bonus_max_points})",),
+        (explain("bonus.close", year=year, why=why, earned=earned, after=after, most=params.bonus_max_points),),
     )
 
 

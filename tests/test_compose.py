@@ -18,7 +18,9 @@ from consumers.settings import Settings
 from ledger.db.server import EMBEDDED_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [path for package in ("ledger", "consumers", "projections") for path in (ROOT / package).rglob("*.py")]
+SOURCES = [
+    path for package in ("ledger", "consumers", "projections", "console") for path in (ROOT / package).rglob("*.py")
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +33,8 @@ def medledger_services(compose) -> dict[str, dict]:
     return {name: service for name, service in compose["services"].items() if "build" in service}
 
 
-def test_the_stack_runs_serve_reporting_and_the_command_line_from_the_image(medledger_services):
-    assert set(medledger_services) == {"serve", "reporting", "medledger"}
+def test_the_stack_runs_serve_reporting_the_console_and_the_command_line_from_the_image(medledger_services):
+    assert set(medledger_services) == {"serve", "reporting", "console", "medledger"}
     commands = get_command(app).commands
     for name, service in medledger_services.items():
         assert service["build"]["context"] == ".", name
@@ -132,7 +134,7 @@ def test_the_image_holds_every_package_the_project_installs():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = project["tool"]["setuptools"]["packages"]["find"]["include"]
     packages = {pattern.rstrip("*") for pattern in patterns}
-    assert packages == {"ledger", "projections", "policies", "consumers"}  # the patterns are plain names
+    assert packages == {"ledger", "projections", "policies", "consumers", "console"}  # the patterns are plain names
     assert packages | {"pyproject.toml", "README.md"} <= _copied()
 
 

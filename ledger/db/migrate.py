@@ -11,7 +11,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from .server import APP_ROLE, REPORTING_ROLE
+from .server import APP_ROLE, CONSOLE_ROLE, REPORTING_ROLE
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Held by whoever changes the schema or the roles: several services may start at once against one database.
@@ -45,7 +45,11 @@ def _on_a_thread(work: Callable[[], None]) -> None:
 
 
 # The roles medledger connects as besides the owner, and where each one's password is given.
-PASSWORDS = {APP_ROLE: "MEDLEDGER_APP_PASSWORD", REPORTING_ROLE: "MEDLEDGER_REPORTING_PASSWORD"}
+PASSWORDS = {
+    APP_ROLE: "MEDLEDGER_APP_PASSWORD",
+    REPORTING_ROLE: "MEDLEDGER_REPORTING_PASSWORD",
+    CONSOLE_ROLE: "MEDLEDGER_CONSOLE_PASSWORD",
+}
 
 
 def upgrade(owner_url: str, revision: str = "head") -> None:

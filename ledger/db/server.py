@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 APP_ROLE = "medledger_app"
 REPORTING_ROLE = "medledger_reporting"
+CONSOLE_ROLE = "medledger_console"
 DATABASE = "medledger"
 
 

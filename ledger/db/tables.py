@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -82,6 +83,7 @@ ledger_settlements = Table(
     Index("ledger_settlements_reverses", "reverses", unique=True, postgresql_where=text("reverses IS NOT NULL")),
     Index("ledger_settlements_member", "region", "member_id", "visit_date"),
     Index("ledger_settlements_seq", "seq"),
+    Index("ledger_settlements_region_day", "region", "visit_date"),
 )
 
 ledger_movements = Table(
@@ -262,4 +264,46 @@ account_payments = Table(
     Column("payment_id", Text, nullable=False),
     Column("seq", BigInteger, nullable=False),
     PrimaryKeyConstraint("region", "payment_id"),
+)
+
+
+# -- the console: its users, and what it appends (who viewed which member; the verifications it ran) ---------------
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("role", Text, nullable=False),  # auditor, fund_manager, operator
+    Column("password_hash", Text, nullable=False),  # argon2id
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+console_access_log = Table(
+    "console_access_log",
+    metadata,
+    Column("access_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("viewed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("user_name", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("region", Text),
+    Index("console_access_log_member", "member_id", "viewed_at"),
+)
+
+
+console_verifications = Table(
+    "console_verifications",
+    metadata,
+    Column("verification_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("user_name", Text, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("replayed", Text, nullable=False),
+    Column("chain_breaks", Integer, nullable=False),
+    Column("differences", Integer, nullable=False),
+    Column("head_seq", BigInteger),
+    Column("head_hash", LargeBinary),
+    Column("stream_heads", JSONB, nullable=False),
+    Column("detail", Text, nullable=False),
 )

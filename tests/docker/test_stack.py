@@ -117,7 +117,12 @@ def stack(engine, tmp_path_factory):
     )
     assert images.returncode == 0, images.stderr[-3000:]
     settings = dict(line.split("=", 1) for line in images.stdout.split())
-    env = {**os.environ, **settings, "MEDLEDGER_METRICS_PORT": str(_free_port())}
+    env = {
+        **os.environ,
+        **settings,
+        "MEDLEDGER_METRICS_PORT": str(_free_port()),
+        "MEDLEDGER_CONSOLE_PORT": str(_free_port()),
+    }
     env["MEDLEDGER_IMAGE"] = f"medledger-test:{uuid.uuid4().hex[:8]}"
     keys = tmp_path_factory.mktemp("keys") / "keys"
     made = subprocess.run([sys.executable, "-m", "consumers.cli", "keys", "init", str(keys)], capture_output=True)
@@ -261,3 +266,10 @@ def test_the_ledger_and_the_topics_outlive_the_containers(stack, produced, expec
     assert sorted(map(_canonical, again)) == sorted(map(_canonical, expected))
     events = len(example_lines(*REGIONS)) + 1  # and the adoption of serve's parameter set
     assert f"replayed {events} ledger events, 1 of them a parameter-set adoption" in stack.verified()
+
+
+def test_the_console_in_the_stack_answers_with_its_login_page(stack):
+    port = stack.env["MEDLEDGER_CONSOLE_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as response:
+        page = response.read().decode()
+    assert 'name="csrf"' in page and 'id="password"' in page

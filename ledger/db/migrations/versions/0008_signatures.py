@@ -1,15 +1,15 @@
 """Who sent each event: the producer, its key id, its Ed25519 signature and the bytes it signed, kept beside the
 event, append-only like the rest of the ledger (`ledger.authority`).
 
-Revision ID: 0010
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06
 """
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -37,6 +37,7 @@ def upgrade() -> None:
     )
     op.execute("REVOKE ALL ON ledger_signatures FROM medledger_app")
     op.execute("GRANT SELECT, INSERT ON ledger_signatures TO medledger_app")
+    op.execute("GRANT SELECT ON ledger_signatures TO medledger_console")  # its integrity page verifies them too
 
 
 def downgrade() -> None:

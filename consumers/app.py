@@ -47,6 +47,7 @@ def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claim
     subscriber = broker.subscriber(
         settings.events_topic,
         group_id=settings.group_id,
+        group_instance_id=settings.group_instance_id,
         batch=True,
         max_records=settings.batch_size,
         # How long a poll waits for records (FastStream sleeps as long again after an empty one). Much shorter

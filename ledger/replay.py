@@ -37,14 +37,22 @@ from .db.projection_store import (
     write_member_years,
 )
 from .db.server import Database
+from .db.verification import PARKED_ROWS, PARKED_SINCE, projection_rows
 from .db.writes import Writes
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
 from .runtime import tune_garbage_collector
-from .verify_rows import DERIVED, SETTLEMENTS, differences, expired_ids
+from .verify_rows import (
+    DERIVED,
+    EVENT_COLUMNS,
+    SETTLEMENTS,
+    differences,
+    event_columns,
+    expired_ids,
+    parked_differences,
+)
 
 SHADOW = Names.shadow()
-PARKED_SINCE = "SELECT event_id, parked_at FROM parked_events WHERE event_id = ANY($1::text[])"
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class ReplayReport:
     differences: list[Difference] = field(default_factory=list)
     difference_count: int = 0
     projection_differences: dict[str, int] = field(default_factory=dict)
+    projection_rows: list[Difference] = field(default_factory=list)  # the first rows that differ, by projection
     fund_impact: dict[tuple[str, str, date], list[Decimal]] = field(default_factory=dict)
     changed_settlements: int = 0
     head: tuple[int, bytes] | None = None  # the last event of the chain verified: (seq, hash)
@@ -106,6 +115,7 @@ class Replayer:
         self.stray_outside: list[str] | None = None
         # (seq, hex sha256) of an event's hash recorded outside the database: the chain must still pass through it
         self.anchor: tuple[int, str] | None = None
+        self.shown_rows = 20  # rows that differ named per projection (all are counted)
 
     async def verify(self) -> ReplayReport:
         return await self._run(mode="verify")
@@ -148,10 +158,14 @@ class Replayer:
                         await self._walk(raw, connection, names, after, what_if, mode, report, per_batch=False)
                         await write_member_years(raw, names, lambda digest: self._registry(digest, what_if))
                         for projection in PROJECTIONS:
-                            report.projection_differences[projection] = await self._diff(
-                                raw, projection, getattr(SHADOW, projection)
-                            ) + await self._strays(raw, projection)
+                            shadow = getattr(SHADOW, projection)
+                            count = await self._diff(raw, projection, shadow) + await self._strays(raw, projection)
+                            report.projection_differences[projection] = count
+                            if count:
+                                await self._projection_rows(raw, projection, shadow, report)
                         await self._unaccounted(raw, report)
+                        if self.check_chain:
+                            await self._check_parked(raw, report)
                         if self.check_chain:
                             store = PostgresEventStore(raw)
                             report.chain_breaks = await store.verify() + await self._check_anchor(raw)
@@ -170,7 +184,7 @@ class Replayer:
         total = 0 if self.regions is not None else await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
         while True:
             rows = await raw.fetch(
-                "SELECT seq, event_id, payload, params_digest, source, event_type FROM ledger_events "
+                f"SELECT seq, params_digest, source, payload, {EVENT_COLUMNS} FROM ledger_events "
                 "WHERE seq > $1 AND ($3::text[] IS NULL OR region = ANY($3::text[])) ORDER BY seq LIMIT $2",
                 after,
                 self.batch_size,
@@ -218,6 +232,14 @@ class Replayer:
                     0, spec.table, f"{found - self._seen[spec.table]} {kind} row(s) that no replayed event derives"
                 )
 
+    async def _check_parked(self, raw, report: ReplayReport, chunk: int = 5_000) -> None:
+        """Every parked event's row, of every region (a verify split by region checks them once, with the chain)."""
+        after = (0, "")
+        while rows := await raw.fetch(PARKED_ROWS, *after, chunk):
+            after = (rows[-1][5], rows[-1][0])
+            for found in filter(None, map(parked_differences, rows)):
+                report.differ(*found)
+
     async def _check_parameter_sets(self, raw, report: ReplayReport) -> None:
         """A parameter set is recorded under the sha256 of its text: anything else was put there by hand."""
         for digest, content in await raw.fetch("SELECT digest, content FROM parameter_sets"):
@@ -248,8 +270,8 @@ class Replayer:
         digests: dict[str, str] = {}
         if mode == "verify":
             await self._adoptions.read(raw, rows[-1][0])
-        for seq, event_id, payload, digest, source, event_type in rows:
-            if event_type == ADOPTED:
+        for seq, digest, source, payload, *columns in rows:
+            if columns[1] == ADOPTED:  # event_type
                 report.adoptions += 1  # settles nothing; checked with the chain (`_check_adoptions`)
                 continue
             if mode == "verify" and (problem := self._adoptions.problem(seq, digest)):
@@ -258,9 +280,12 @@ class Replayer:
             if item.error is not None:
                 report.differ(seq, "event", f"the recorded event no longer decodes: {item.error.detail}")
                 continue
+            if mode == "verify" and (changed := event_columns(item.event, columns)):
+                report.differ(seq, "ledger_events", changed)
             items.append(item)
-            sequencer.positions[event_id] = seq
-            digests[event_id] = digest
+            # by the id its bytes say, which the rest of the replay knows it by
+            sequencer.positions[item.event.event_id] = seq
+            digests[item.event.event_id] = digest
 
         async def write(batch_rows: BatchRows, registry) -> None:
             # Compared as each piece is written, so memory stays bounded by a batch (or a year-close chunk).
@@ -324,6 +349,18 @@ class Replayer:
                 paid[column][settlement_id] = fund_paid
         before, after = paid
         report.changed_settlements += sum(before.get(k) != after.get(k) for k in before.keys() | after.keys())
+
+    async def _projection_rows(self, raw, projection: str, shadow: str, report: ReplayReport) -> None:
+        """Which rows of a projection differ, by key, and in which columns."""
+        query = projection_rows(projection, shadow, self.shown_rows)
+        for key, live, replayed, columns in await raw.fetch(query, self.regions):
+            if not replayed:
+                detail = "in the projection but not re-derived"
+            elif not live:
+                detail = "re-derived but not in the projection"
+            else:
+                detail = "; ".join(columns)
+            report.projection_rows.append(Difference(0, f"{projection} {', '.join(key)}", detail))
 
     async def _diff(self, raw, live: str, shadow: str) -> int:
         mine = f"(SELECT * FROM {live} WHERE $1::text[] IS NULL OR region = ANY($1::text[]))"
@@ -427,6 +464,7 @@ def verify_in_parallel(
         report.head = report.head or part.head
         report.differences.extend(part.differences)
         report.difference_count += part.difference_count
+        report.projection_rows.extend(part.projection_rows)
         for name, count in part.projection_differences.items():
             report.projection_differences[name] = report.projection_differences.get(name, 0) + count
     report.differences.sort(key=lambda difference: difference.seq)

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy.dialects.postgresql import JSONB
 
 from .batch import BatchRows
 from .db import projection_store as written
-from .db.tables import metadata
+from .db.verification import json_positions, stored_rows
+from .intake import decode_canonical
+from .pipeline import parked_source
 
 # A parked event refused because it waited too long says since when (`pipeline.Parking.expired`): what the
 # ledger alone re-derives is the refusal after it.
@@ -38,15 +39,11 @@ class DerivedTable:
 
     @property
     def json(self) -> tuple[int, ...]:
-        """Positions of the jsonb columns."""
-        types = metadata.tables[self.table].c
-        return tuple(n for n, column in enumerate(self.columns) if isinstance(types[column].type, JSONB))
+        return json_positions(self.table, self.columns)
 
     def select(self, members: bool) -> str:
         """The stored rows of the events in $1 (of the members in $2), in the shape they were written in."""
-        columns = ", ".join(f"t.{c}::text" if n in self.json else f"t.{c}" for n, c in enumerate(self.columns))
-        only = " AND t.member_id = ANY($2::text[])" if members else ""
-        return f"SELECT {columns} FROM {self.table} t WHERE t.seq = ANY($1::bigint[]){self.where}{only}"
+        return stored_rows(self.table, self.columns, self.where, members)
 
     def describe(self, row: tuple) -> str:
         """`table key=value, ...`, the position aside (a difference is reported at it)."""
@@ -71,8 +68,52 @@ DERIVED = (
         by_member=False,
     ),
 )
-# Filled by the database as a row is written, from no input: the row's number and when it was recorded.
-NOT_DERIVED = {"ledger_rejections": ("rejection_id", "recorded_at")}
+# Filled by the database as a row is written, from no input: the row's number and when it was recorded; and
+# when, and in which order, an event arrived in the waiting room (when is checked where it was refused for
+# waiting too long: see `_expired_as_derived`).
+NOT_DERIVED = {"ledger_rejections": ("rejection_id", "recorded_at"), "parked_events": ("parked_at", "arrival")}
+PARKED = ("event_id", "region", "member_id", "payload", "source")
+
+
+def parked_differences(row) -> tuple[int, str, str] | None:
+    """(position, what, detail) when a parked event's row (`db.verification.PARKED_ROWS`) is not what its bytes
+    say or, once released into the ledger, not the event the ledger holds under its id."""
+    event_id, region, member_id, payload, source, _arrival, seq, *appended = row
+    stored = (event_id, region, member_id, payload, parked_source(source, event_id))
+    if seq is not None:
+        expected, said = (event_id, *appended), "ledger"
+    else:
+        item = decode_canonical(payload, parked_source(source, event_id), event_id)
+        if item.error is not None:  # bytes this version no longer reads: refused as received when released
+            return None
+        event = item.event
+        expected, said = (event.event_id, event.region, event.member_id, payload, stored[4]), "payload"
+    if stored == expected:
+        return None
+    changed = "; ".join(
+        f"{name}: parked {_short(found)} vs {said} {_short(ours)}"
+        for name, found, ours in zip(PARKED, stored, expected, strict=True)
+        if found != ours
+    )
+    return seq or 0, f"parked_events event_id={event_id}", changed
+
+
+# The columns of an event's ledger row that repeat what its payload says (the payload itself, its position and
+# its hash are the chain's to check, its parameter set the adoptions').
+EVENT_COLUMNS = "event_id, event_type, region, member_id, occurred_at"
+
+
+def event_columns(event, stored) -> str:
+    """How the columns of an event's ledger row differ from what its payload says ("" when they do not)."""
+    said = (event.event_id, event.event_type, event.region, getattr(event, "member_id", None), event.occurred_at)
+    if tuple(stored) == said:
+        return ""
+    names = EVENT_COLUMNS.split(", ")
+    return "; ".join(
+        f"{name}: ledger {_short(found)} vs payload {_short(ours)}"
+        for name, found, ours in zip(names, stored, said, strict=True)
+        if found != ours
+    )
 
 
 def _parsed(row: tuple, json: tuple[int, ...]) -> tuple:

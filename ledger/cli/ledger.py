@@ -145,6 +145,8 @@ def replay(
             console.print(f"  seq {found.seq} {found.what}: {found.detail}")
         for name, count in report.projection_differences.items():
             console.print(f"projection {name}: {'identical' if count == 0 else f'{count} row(s) differ'}")
+            for found in (row for row in report.projection_rows if row.what.split(" ", 1)[0] == name):
+                console.print(f"  {found.what}: {found.detail}")
         console.print("[bold green]verified[/]" if report.ok else "[bold red]NOT verified[/]")
         raise typer.Exit(0 if report.ok else 1)
     table = RichTable(title=f"what-if fund impact: {policy}")

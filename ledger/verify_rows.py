@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import orjson
 
@@ -37,9 +38,13 @@ class DerivedTable:
     where: str = ""  # which of the table's rows derive from an event (of the table aliased `t`)
     by_member: bool = True  # a year-close chunk derives these rows for its members alone
 
-    @property
+    @cached_property
     def json(self) -> tuple[int, ...]:
         return json_positions(self.table, self.columns)
+
+    @cached_property
+    def key_at(self) -> tuple[int, ...]:
+        return tuple(self.columns.index(c) for c in self.key)
 
     def select(self, members: bool) -> str:
         """The stored rows of the events in $1 (of the members in $2), in the shape they were written in."""
@@ -127,12 +132,11 @@ def _parsed(row: tuple, json: tuple[int, ...]) -> tuple:
 
 
 def _keyed(spec: DerivedTable, rows) -> dict[tuple, list[tuple]]:
-    at = [spec.columns.index(c) for c in spec.key]
-    json = spec.json
+    at, json = spec.key_at, spec.json
     keyed: dict[tuple, list[tuple]] = defaultdict(list)
     for row in rows:
         parsed = _parsed(row, json)
-        keyed[tuple(parsed[n] for n in at)].append(parsed)
+        keyed[tuple([parsed[n] for n in at])].append(parsed)
     return keyed
 
 
@@ -143,7 +147,9 @@ def differences(
     row that nothing re-derives. `parked_since`: when each refused parked event was parked, by event id."""
     mine, theirs = _keyed(spec, derived), _keyed(spec, stored)
     seq_at = spec.columns.index("seq")
-    for key in sorted(mine.keys() | theirs.keys(), key=repr):
+    differ = [key for key, ours in mine.items() if theirs.get(key) != ours]
+    differ += [key for key in theirs if key not in mine]
+    for key in sorted(differ, key=repr):
         ours, found = mine.get(key, []), theirs.get(key, [])
         row = (ours or found)[0]
         what, seq = spec.describe(row), row[seq_at]

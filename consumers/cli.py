@@ -6,6 +6,7 @@ They live here, on the outer layer, so the ledger never imports the Kafka adapte
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from typing import Annotated, Optional
 
@@ -62,19 +63,29 @@ def produce(
     bootstrap_servers: BootstrapOption = None,
     topic: Annotated[Optional[str], typer.Option(help="Instead of MEDLEDGER_EVENTS_TOPIC.")] = None,
 ) -> None:
-    """Publish EVENTS to the event topic, one message a line, keyed by member (region for region-level events)."""
+    """Publish EVENTS to the event topic, one message a line, keyed by member (region for region-level events).
+    A line larger than the topic takes is reported and skipped, the rest produced (exit 1 if any was skipped);
+    an unreachable broker is waited for MEDLEDGER_BROKER_WAIT_SECONDS (default 60) before the command fails."""
+    from .produce import ProduceFailed
     from .produce import produce as publish
-    from .topics import ensure_topics
 
+    # The client's own log of each failed connection: what it comes to is said once, below.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
 
-    async def run(stream) -> int:
-        await ensure_topics(settings)
-        return await publish(settings, stream, topic)
+    def skip(skipped) -> None:
+        typer.echo(f"medledger produce: {skipped}", err=True)
 
     with open_events(events) as stream:
-        sent = asyncio.run(run(stream))
-    typer.echo(f"medledger: produced {sent} events to {topic or settings.events_topic}", err=True)
+        try:
+            produced = asyncio.run(publish(settings, stream, topic, on_skip=skip, create_topics=True))
+        except (ProduceFailed, LookupError) as error:
+            typer.echo(f"medledger produce: {error}", err=True)
+            raise typer.Exit(1) from None
+    skipped = f"; {len(produced.skipped)} line(s) skipped, too large for the topic" if produced.skipped else ""
+    typer.echo(f"medledger: produced {produced.sent} events to {topic or settings.events_topic}{skipped}", err=True)
+    if produced.skipped:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,48 +1,145 @@
 """`medledger produce`: publish a contract file to the event topic, as a hospital or enrolment system would
-(keyed by member, partitioned by region: see `partitioning`)."""
+(keyed by member, partitioned by region: see `partitioning`).
+
+A line the broker would refuse for its size is reported (line number, size, the topic's limit) and skipped;
+every other line is produced. A broker that cannot be reached is waited for, `Settings.broker_wait` seconds at
+most, at start and while sending; then the command fails with `ProduceFailed`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 
-from .broker import make_broker
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
 from .partitioning import routing
 from .settings import Settings
-from .topics import partition_count
+from .topics import ensure_topics, message_limit, partition_count, security_options
 
 CHUNK = 5_000
+HEADERS = [("content-type", b"application/json")]
+log = logging.getLogger("medledger.produce")
 
 
-async def produce(settings: Settings, lines: Iterable[bytes], topic: str | None = None) -> int:
+class ProduceFailed(Exception):
+    """The broker could not be reached, or did not take a record, within `Settings.broker_wait`."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    line: int  # in the file, from 1
+    size: int  # bytes of the record as sent
+    limit: int  # the largest record the topic takes
+
+    def __str__(self) -> str:
+        return f"line {self.line} skipped: {self.size:,} bytes, over the topic's limit of {self.limit:,} bytes"
+
+
+@dataclass
+class Produced:
+    sent: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+async def waiting_for_broker(settings: Settings, what: str, attempt: Callable[[], Awaitable]):
+    """`attempt()` again, with growing pauses, while the broker cannot be reached, `settings.broker_wait` seconds
+    at most."""
+    deadline = time.monotonic() + settings.broker_wait
+    pause = 0.5
+    while True:
+        try:
+            return await attempt()
+        except (KafkaConnectionError, KafkaTimeoutError, OSError) as error:
+            if time.monotonic() + pause > deadline:
+                raise ProduceFailed(
+                    f"cannot reach the broker at {settings.bootstrap_servers} to {what} "
+                    f"(waited {settings.broker_wait:g} s, MEDLEDGER_BROKER_WAIT_SECONDS): {error}"
+                ) from error
+            log.info("cannot reach the broker to %s; trying again in %.1f s: %s", what, pause, error)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+async def produce(
+    settings: Settings,
+    lines: Iterable[bytes],
+    topic: str | None = None,
+    on_skip: Callable[[Skipped], None] | None = None,
+    create_topics: bool = False,
+) -> Produced:
+    """`create_topics`: the service's topics are created first where missing."""
     topic = topic or settings.events_topic
-    partitions = await partition_count(settings, topic)
-    broker = make_broker(settings)
-    await broker.connect()
-    sent = 0
+    if create_topics:
+        await waiting_for_broker(settings, "create the topics", lambda: ensure_topics(settings))
+    partitions = await waiting_for_broker(settings, f"describe {topic}", lambda: partition_count(settings, topic))
+    limit = await waiting_for_broker(settings, f"read {topic}'s limit", lambda: message_limit(settings, topic))
+    producer = await waiting_for_broker(settings, "connect", lambda: _started(settings, limit))
+    produced = Produced()
+    pending: list[tuple[Skipped, asyncio.Future]] = []
     try:
-        pending = []
-        for line in lines:
+        for number, line in enumerate(lines, start=1):
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
             key, partition = routing(line, partitions)
-            pending.append(
-                await broker.publish(
-                    line,
-                    topic=topic,
-                    key=key,
-                    partition=partition,
-                    headers={"content-type": "application/json"},
-                    no_confirm=True,
-                )
-            )
+            record = Skipped(number, DefaultRecordBatchBuilder.estimate_size_in_bytes(key, line, HEADERS), limit)
+            if record.size > limit:
+                produced.skipped.append(record)
+                (on_skip or _log_skip)(record)
+                continue
+            pending.append((record, await producer.send(topic, line, key=key, partition=partition, headers=HEADERS)))
             if len(pending) >= CHUNK:
-                await asyncio.gather(*pending)
-                sent += len(pending)
+                await _confirmed(settings, pending, produced, on_skip or _log_skip)
                 pending = []
-        await asyncio.gather(*pending)
-        sent += len(pending)
+        await _confirmed(settings, pending, produced, on_skip or _log_skip)
     finally:
-        await broker.stop()
-    return sent
+        await producer.stop()
+    return produced
+
+
+async def _started(settings: Settings, limit: int) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,  # a retried batch neither duplicates nor reorders within its partition
+        linger_ms=5,
+        max_request_size=max(limit, 1_048_576),  # a record under the topic's limit is never refused here
+        request_timeout_ms=int(settings.broker_wait * 1000),  # a send is retried for as long, then fails
+        client_id="medledger-produce",
+        **security_options(settings),
+    )
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
+
+
+async def _confirmed(settings: Settings, pending, produced: Produced, on_skip: Callable[[Skipped], None]) -> None:
+    """Wait for the broker to take each record sent; one it refuses for its size is skipped as one over the limit
+    before sending is (the size estimated here is the client's)."""
+    results = await asyncio.gather(*(future for _, future in pending), return_exceptions=True)
+    for (record, _), result in zip(pending, results, strict=True):
+        if isinstance(result, MessageSizeTooLargeError):
+            produced.skipped.append(record)
+            on_skip(record)
+        elif isinstance(result, KafkaError):
+            raise ProduceFailed(
+                f"the broker at {settings.bootstrap_servers} did not take line {record.line} within "
+                f"{settings.broker_wait:g} s (MEDLEDGER_BROKER_WAIT_SECONDS): {result}"
+            ) from result
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            produced.sent += 1
+
+
+def _log_skip(skipped: Skipped) -> None:
+    log.warning("%s", skipped)

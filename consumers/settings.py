@@ -29,6 +29,9 @@ class Settings:
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    # How long `medledger produce` waits for a broker it cannot reach (at start, or while sending) before it
+    # gives up, in seconds.
+    broker_wait: float = 60.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -49,6 +52,7 @@ class Settings:
             "ssl_cafile": env.get("KAFKA_SSL_CAFILE"),
             "ssl_certfile": env.get("KAFKA_SSL_CERTFILE"),
             "ssl_keyfile": env.get("KAFKA_SSL_KEYFILE"),
+            "broker_wait": _seconds(env.get("MEDLEDGER_BROKER_WAIT_SECONDS")),
         }
         values = {name: value for name, value in read.items() if value is not None}
         if "MEDLEDGER_METRICS_PORT" in env:
@@ -80,6 +84,10 @@ class Settings:
 
 def _int(value: str | None) -> int | None:
     return None if value is None else int(value)
+
+
+def _seconds(value: str | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _port(value: str | None) -> int | None:

@@ -334,3 +334,29 @@ def test_verify_reports_a_changed_column_of_any_table_with_its_key_and_column(ta
         else:
             assert any(f"{column}: " in d or f"{column}." in d for d in mine), (what, mine)
     assert not report.ok
+
+
+def test_the_verify_command_names_a_settlement_whose_fund_paid_was_changed_beside_its_record(database, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+    from tests.ledger.helpers import execute
+
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)
+    ingest(database, example_lines("nanjing"))
+    ((settlement_id, paid),) = fetch(
+        database, "SELECT settlement_id, fund_paid FROM ledger_settlements ORDER BY settlement_id LIMIT 1"
+    )
+    execute(database, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
+    execute(
+        database,
+        "UPDATE ledger_settlements SET fund_paid = fund_paid + 1 WHERE settlement_id = $1",
+        settlement_id,
+        owner=True,
+    )
+    execute(database, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
+    result = CliRunner().invoke(app, ["replay", "--verify"], env={"COLUMNS": "300"})
+    assert result.exit_code == 1, result.output
+    assert "re-derived records: 1 difference(s)" in result.stdout
+    expected = f"ledger_settlements settlement_id={settlement_id}: fund_paid: ledger Decimal('{paid + 1}')"
+    assert expected in result.stdout and f"vs replay Decimal('{paid}')" in result.stdout

@@ -360,3 +360,22 @@ def test_the_verify_command_names_a_settlement_whose_fund_paid_was_changed_besid
     assert "re-derived records: 1 difference(s)" in result.stdout
     expected = f"ledger_settlements settlement_id={settlement_id}: fund_paid: ledger Decimal('{paid + 1}')"
     assert expected in result.stdout and f"vs replay Decimal('{paid}')" in result.stdout
+
+
+def test_verify_checks_since_when_a_refused_parked_event_waited_against_its_parked_row(database):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.ledger.helpers import execute, sweep
+
+    parked_at = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    b.fresh()
+    visit = b.visit("LATE", b.NANJING, on="2023-03-20", items=[b.line("600.00")])
+    ingest(database, [b.as_line(visit)], now=parked_at)
+    assert sweep(database, now=parked_at + timedelta(days=8), park_ttl=timedelta(days=7))[0].expired == 1
+    assert verify(database).ok  # the refusal says since when it waited, which the ledger alone does not
+    execute(database, "ALTER TABLE parked_events DISABLE TRIGGER USER", owner=True)
+    execute(database, "UPDATE parked_events SET parked_at = parked_at - interval '1 day'", owner=True)
+    execute(database, "ALTER TABLE parked_events ENABLE TRIGGER USER", owner=True)
+    report = verify(database)
+    (difference,) = report.differences
+    assert difference.what == "ledger_rejections" and difference.detail.startswith("detail: ledger 'parked since")

@@ -6,7 +6,6 @@ They live here, on the outer layer, so the ledger never imports the Kafka adapte
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import timedelta
 from typing import Annotated, Optional
 
@@ -69,8 +68,6 @@ def produce(
     from .produce import ProduceFailed
     from .produce import produce as publish
 
-    # The client's own log of each failed connection: what it comes to is said once, below.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
 
     def skip(skipped) -> None:

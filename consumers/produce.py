@@ -9,6 +9,7 @@ most, at start and while sending; then the command fails with `ProduceFailed`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -49,21 +50,73 @@ class Produced:
 
 async def waiting_for_broker(settings: Settings, what: str, attempt: Callable[[], Awaitable]):
     """`attempt()` again, with growing pauses, while the broker cannot be reached, `settings.broker_wait` seconds
-    at most."""
+    at most. A broker that can be reached but refuses the connection (credentials, certificates) is not waited
+    for: its refusal is raised at once, after what the client logged about it. The client's log of attempts that
+    found no broker at all is left out: the failure says it in one line."""
     deadline = time.monotonic() + settings.broker_wait
     pause = 0.5
     while True:
+        with _held(logging.getLogger("aiokafka")) as held:
+            try:
+                return await attempt()
+            except (KafkaConnectionError, KafkaTimeoutError, OSError) as error:
+                if await _reachable(settings.bootstrap_servers):
+                    held.let_through()
+                    raise
+                failure = error
+        if time.monotonic() + pause > deadline:
+            raise ProduceFailed(
+                f"cannot reach the broker at {settings.bootstrap_servers} to {what} "
+                f"(waited {settings.broker_wait:g} s, MEDLEDGER_BROKER_WAIT_SECONDS): {failure}"
+            ) from failure
+        log.info("cannot reach the broker to %s; trying again in %.1f s: %s", what, pause, failure)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 5.0)
+
+
+class _Held(logging.Handler):
+    def __init__(self, logger: logging.Logger):
+        super().__init__()
+        self.logger, self.records = logger, []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def let_through(self) -> None:
+        """What was held, logged as it would have been."""
+        self.logger.removeHandler(self)
+        self.logger.propagate = True
+        for record in self.records:
+            self.logger.handle(record)
+        self.records = []
+
+
+@contextlib.contextmanager
+def _held(logger: logging.Logger):
+    """`logger`'s records held back (not propagated) until released; dropped if not."""
+    held = _Held(logger)
+    logger.addHandler(held)
+    logger.propagate = False
+    try:
+        yield held
+    finally:
+        logger.removeHandler(held)
+        logger.propagate = True
+
+
+async def _reachable(bootstrap_servers: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection can be made to any of the bootstrap servers."""
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
         try:
-            return await attempt()
-        except (KafkaConnectionError, KafkaTimeoutError, OSError) as error:
-            if time.monotonic() + pause > deadline:
-                raise ProduceFailed(
-                    f"cannot reach the broker at {settings.bootstrap_servers} to {what} "
-                    f"(waited {settings.broker_wait:g} s, MEDLEDGER_BROKER_WAIT_SECONDS): {error}"
-                ) from error
-            log.info("cannot reach the broker to %s; trying again in %.1f s: %s", what, pause, error)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), timeout)
+        except (TimeoutError, OSError, ValueError):
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False
 
 
 async def produce(

@@ -166,7 +166,6 @@ class Replayer:
                         await self._unaccounted(raw, report)
                         if self.check_chain:
                             await self._check_parked(raw, report)
-                        if self.check_chain:
                             store = PostgresEventStore(raw)
                             report.chain_breaks = await store.verify() + await self._check_anchor(raw)
                             report.head = await store.head()

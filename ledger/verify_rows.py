@@ -131,38 +131,29 @@ def _parsed(row: tuple, json: tuple[int, ...]) -> tuple:
     return tuple(row)
 
 
-def _keyed(spec: DerivedTable, rows) -> dict[tuple, list[tuple]]:
-    at, json = spec.key_at, spec.json
-    keyed: dict[tuple, list[tuple]] = defaultdict(list)
-    for row in rows:
-        parsed = _parsed(row, json)
-        keyed[tuple([parsed[n] for n in at])].append(parsed)
-    return keyed
-
-
 def differences(
     spec: DerivedTable, derived: list[tuple], stored, parked_since: dict[str, datetime] | None = None
 ) -> Iterator[tuple[int, str, str]]:
     """(position, what, detail) of each re-derived row that is not stored as it is derived, and of each stored
-    row that nothing re-derives. `parked_since`: when each refused parked event was parked, by event id."""
-    mine, theirs = _keyed(spec, derived), _keyed(spec, stored)
-    seq_at = spec.columns.index("seq")
-    differ = [key for key, ours in mine.items() if theirs.get(key) != ours]
-    differ += [key for key in theirs if key not in mine]
-    for key in sorted(differ, key=repr):
-        ours, found = mine.get(key, []), theirs.get(key, [])
-        row = (ours or found)[0]
-        what, seq = spec.describe(row), row[seq_at]
-        if not found:
-            yield seq, what, "re-derived but not in the ledger"
-        elif not ours:
-            yield seq, what, "in the ledger but not re-derived"
+    row that nothing re-derives. `parked_since`: when each refused parked event was parked, by event id. A row
+    is parsed only as it is compared, so a batch holds no second copy of its rows."""
+    at, json, seq_at = spec.key_at, spec.json, spec.columns.index("seq")
+    theirs: dict[tuple, list] = defaultdict(list)
+    for row in stored:  # no key column is jsonb
+        theirs[tuple([row[n] for n in at])].append(row)
+    for row in derived:
+        found = theirs.pop(tuple([row[n] for n in at]), None)
+        if found is None:
+            yield row[seq_at], spec.describe(row), "re-derived but not in the ledger"
         elif len(found) > 1:
-            yield seq, what, f"{len(found)} rows in the ledger where one is re-derived"
-        elif ours[0] != found[0]:
-            changed = _changed(spec, ours[0], found[0], parked_since or {})
-            if changed:
-                yield seq, what, "; ".join(changed)
+            yield row[seq_at], spec.describe(row), f"{len(found)} rows in the ledger where one is re-derived"
+        else:
+            ours, stored_row = _parsed(row, json), _parsed(found[0], json)
+            if ours != stored_row and (changed := _changed(spec, ours, stored_row, parked_since or {})):
+                yield row[seq_at], spec.describe(row), "; ".join(changed)
+    for rows in theirs.values():
+        for row in rows:
+            yield row[seq_at], spec.describe(row), "in the ledger but not re-derived"
 
 
 def _changed(spec: DerivedTable, mine: tuple, theirs: tuple, parked_since: dict[str, datetime]) -> list[str]:

@@ -93,7 +93,7 @@ class _Held(logging.Handler):
 
 @contextlib.contextmanager
 def _held(logger: logging.Logger):
-    """`logger`'s records held back (not propagated) until released; dropped if not."""
+    """`logger`'s records held back (not propagated) until let through; dropped if not."""
     held = _Held(logger)
     logger.addHandler(held)
     logger.propagate = False
@@ -134,23 +134,24 @@ async def produce(
     limit = await waiting_for_broker(settings, f"read {topic}'s limit", lambda: message_limit(settings, topic))
     producer = await waiting_for_broker(settings, "connect", lambda: _started(settings, limit))
     produced = Produced()
-    pending: list[tuple[Skipped, asyncio.Future]] = []
+    skip = on_skip or _log_skip
+    pending: list[tuple[Skipped, asyncio.Future]] = []  # each sent record, as it would be reported if refused
     try:
         for number, line in enumerate(lines, start=1):
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
             key, partition = routing(line, partitions)
-            record = Skipped(number, DefaultRecordBatchBuilder.estimate_size_in_bytes(key, line, HEADERS), limit)
-            if record.size > limit:
-                produced.skipped.append(record)
-                (on_skip or _log_skip)(record)
+            sent = Skipped(number, DefaultRecordBatchBuilder.estimate_size_in_bytes(key, line, HEADERS), limit)
+            if sent.size > limit:
+                produced.skipped.append(sent)
+                skip(sent)
                 continue
-            pending.append((record, await producer.send(topic, line, key=key, partition=partition, headers=HEADERS)))
+            pending.append((sent, await producer.send(topic, line, key=key, partition=partition, headers=HEADERS)))
             if len(pending) >= CHUNK:
-                await _confirmed(settings, pending, produced, on_skip or _log_skip)
+                await _confirmed(settings, pending, produced, skip)
                 pending = []
-        await _confirmed(settings, pending, produced, on_skip or _log_skip)
+        await _confirmed(settings, pending, produced, skip)
     finally:
         await producer.stop()
     return produced

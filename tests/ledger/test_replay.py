@@ -379,3 +379,25 @@ def test_verify_checks_since_when_a_refused_parked_event_waited_against_its_park
     report = verify(database)
     (difference,) = report.differences
     assert difference.what == "ledger_rejections" and difference.detail.startswith("detail: ledger 'parked since")
+
+
+def test_verify_split_by_region_names_a_changed_column_and_a_changed_projection_row(database):
+    from tests.ledger.helpers import execute
+
+    ingest(database, example_lines("nanjing", "weihai"))
+    ((settlement_id,),) = fetch(database, "SELECT max(settlement_id) FROM ledger_settlements WHERE region = '371000'")
+    execute(database, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
+    execute(
+        database,
+        "UPDATE ledger_settlements SET policy_id = 'forged' WHERE settlement_id = $1",
+        settlement_id,
+        owner=True,
+    )
+    execute(database, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
+    execute(database, "UPDATE closed_years SET seq = seq + 1 WHERE region = '320100'")
+    for report in _both_ways(database):
+        (difference,) = report.differences
+        assert difference.what == f"ledger_settlements settlement_id={settlement_id}"
+        assert difference.detail.startswith("policy_id: ledger 'forged' vs replay ")
+        assert [row.what.split()[0] for row in report.projection_rows] == ["closed_years"]
+        assert "seq: live " in report.projection_rows[0].detail

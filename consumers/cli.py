@@ -82,23 +82,28 @@ def produce(
 ) -> None:
     """Publish EVENTS to the event topic, one message a line, keyed by its region code, on the partition
     MEDLEDGER_PARTITIONER (murmur2 unless set) gives that key, each signed as the producer (--producer, --key: its
-    id, key id and signature in the record's headers)."""
+    id, key id and signature in the record's headers). A line larger than the topic takes is reported and skipped,
+    the rest produced (exit 1 if any was skipped); an unreachable broker is waited for MEDLEDGER_BROKER_WAIT_SECONDS
+    (default 60) before the command fails."""
+    from .produce import ProduceFailed
     from .produce import produce as publish
-    from .topics import ensure_topics, partition_count
 
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
     signing = signer(producer, key, key_id)
 
-    async def run(stream) -> int:
-        try:
-            await partition_count(settings, topic or settings.events_topic)
-        except LookupError:  # none yet: the topics made as serve makes them (a producer may not create them)
-            await ensure_topics(settings)
-        return await publish(settings, stream, topic, signing)
+    def skip(skipped) -> None:
+        typer.echo(f"medledger produce: {skipped}", err=True)
 
     with open_events(events) as stream:
-        sent = asyncio.run(run(stream))
-    typer.echo(f"medledger: produced {sent} events to {topic or settings.events_topic}", err=True)
+        try:
+            produced = asyncio.run(publish(settings, stream, topic, signing, on_skip=skip, create_topics=True))
+        except (ProduceFailed, LookupError) as error:
+            typer.echo(f"medledger produce: {error}", err=True)
+            raise typer.Exit(1) from None
+    skipped = f"; {len(produced.skipped)} line(s) skipped, too large for the topic" if produced.skipped else ""
+    typer.echo(f"medledger: produced {produced.sent} events to {topic or settings.events_topic}{skipped}", err=True)
+    if produced.skipped:
+        raise typer.Exit(1)
 
 
 @app.command()

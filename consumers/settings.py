@@ -40,6 +40,9 @@ class Settings:
     producer_key_id: str | None = None
     ledger_key: str | None = field(default=None, repr=False)  # the relay's private key: it signs what it publishes
     ledger_public_key: str | None = None  # the reporting consumer's: what it verifies the relay's records with
+    # How long `medledger produce` waits for a broker it cannot reach (at start, or while sending) before it
+    # gives up, in seconds.
+    broker_wait: float = 60.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -68,6 +71,7 @@ class Settings:
             "producer_key_id": env.get("MEDLEDGER_PRODUCER_KEY_ID"),
             "ledger_key": env.get("MEDLEDGER_LEDGER_KEY"),
             "ledger_public_key": env.get("MEDLEDGER_LEDGER_PUBLIC_KEY"),
+            "broker_wait": _seconds(env.get("MEDLEDGER_BROKER_WAIT_SECONDS")),
         }
         values = {name: value for name, value in read.items() if value is not None}
         values["group_instance_id"] = read["group_instance_id"] or None  # empty: static membership off
@@ -121,6 +125,10 @@ def _instance_id(env) -> str:
 
 def _int(value: str | None) -> int | None:
     return None if value is None else int(value)
+
+
+def _seconds(value: str | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _port(value: str | None) -> int | None:

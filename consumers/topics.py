@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faststream.kafka.security import parse_security
 
 from .settings import Settings
@@ -37,6 +38,28 @@ async def partition_count(settings: Settings, topic: str) -> int:
     if not partitions:
         raise LookupError(f"topic {topic} does not exist on {settings.bootstrap_servers}")
     return len(partitions)
+
+
+# Kafka's default for a topic that sets no max.message.bytes of its own (the broker's message.max.bytes).
+KAFKA_MESSAGE_LIMIT = 1_048_588
+
+
+async def message_limit(settings: Settings, topic: str) -> int:
+    """The largest record batch `topic` takes, in bytes (its max.message.bytes); Kafka's default when the
+    credentials may not read the topic's configuration."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **security_options(settings))
+    await admin.start()
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    for response in responses:
+        for _error, _message, _kind, _name, entries, *_ in response.resources:
+            for name, value, *_ in entries:
+                if name == "max.message.bytes" and value is not None:
+                    return int(value)
+    log.info("max.message.bytes of %s not readable; taking Kafka's default %d", topic, KAFKA_MESSAGE_LIMIT)
+    return KAFKA_MESSAGE_LIMIT
 
 
 def security_options(settings: Settings) -> dict:

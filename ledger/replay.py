@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext
@@ -35,26 +34,27 @@ from .db.projection_store import (
     Names,
     add_projections,
     add_settlements,
-    as_json,
     create_shadow,
     write_member_years,
 )
 from .db.server import Database
 from .db.signatures import stored_signatures, unsigned_since_signing
+from .db.verification import PARKED_ROWS, PARKED_SINCE, projection_rows
 from .db.writes import Writes
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
 from .runtime import tune_garbage_collector
+from .verify_rows import (
+    DERIVED,
+    EVENT_COLUMNS,
+    SETTLEMENTS,
+    differences,
+    event_columns,
+    expired_ids,
+    parked_differences,
+)
 
 SHADOW = Names.shadow()
-# The ledger rows replay derives again, by table: what one is called, and which of the table's rows have an event.
-LEDGER_ROWS = {
-    "ledger_settlements": ("settlement", ""),
-    "ledger_movements": ("movement", ""),
-    "ledger_incentives": ("incentive", ""),
-    "ledger_rejections": ("rejection", " AND t.seq IS NOT NULL"),
-}
-KIND_TABLES = {kind: table for table, (kind, _) in LEDGER_ROWS.items()}
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class ReplayReport:
     differences: list[Difference] = field(default_factory=list)
     difference_count: int = 0
     projection_differences: dict[str, int] = field(default_factory=dict)
+    projection_rows: list[Difference] = field(default_factory=list)  # the first rows that differ, by projection
     fund_impact: dict[tuple[str, str, date], list[Decimal]] = field(default_factory=dict)
     changed_settlements: int = 0
     head: tuple[int, bytes] | None = None  # the last event of the chain verified: (seq, hash)
@@ -133,6 +134,7 @@ class Replayer:
         self.stray_outside: list[str] | None = None
         # (seq, hex sha256) of an event's hash recorded outside the database: the chain must still pass through it
         self.anchor: tuple[int, str] | None = None
+        self.shown_rows = 20  # rows that differ named per projection (all are counted)
 
     async def verify(self) -> ReplayReport:
         return await self._run(mode="verify")
@@ -145,7 +147,7 @@ class Replayer:
 
     async def _run(self, mode: str, what_if: ParameterSet | None = None) -> ReplayReport:
         report = ReplayReport()
-        self._seen = dict.fromkeys(LEDGER_ROWS, 0)  # ledger rows compared, per table
+        self._seen = {spec.table: 0 for spec in DERIVED}  # ledger rows compared, per table
         self._adoptions = Adoptions()
         engine = service_engine(self.db)
         names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
@@ -175,11 +177,14 @@ class Replayer:
                         await self._walk(raw, connection, names, after, what_if, mode, report, per_batch=False)
                         await write_member_years(raw, names, lambda digest: self._registry(digest, what_if))
                         for projection in PROJECTIONS:
-                            report.projection_differences[projection] = await self._diff(
-                                raw, projection, getattr(SHADOW, projection)
-                            ) + await self._strays(raw, projection)
+                            shadow = getattr(SHADOW, projection)
+                            count = await self._diff(raw, projection, shadow) + await self._strays(raw, projection)
+                            report.projection_differences[projection] = count
+                            if count:
+                                await self._projection_rows(raw, projection, shadow, report)
                         await self._unaccounted(raw, report)
                         if self.check_chain:
+                            await self._check_parked(raw, report)
                             store = PostgresEventStore(raw)
                             report.chain_breaks = await store.verify() + await self._check_anchor(raw)
                             report.head = await store.head()
@@ -197,7 +202,7 @@ class Replayer:
         total = 0 if self.regions is not None else await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
         while True:
             rows = await raw.fetch(
-                "SELECT seq, event_id, payload, params_digest, source, event_type FROM ledger_events "
+                f"SELECT seq, params_digest, source, payload, {EVENT_COLUMNS} FROM ledger_events "
                 "WHERE seq > $1 AND ($3::text[] IS NULL OR region = ANY($3::text[])) ORDER BY seq LIMIT $2",
                 after,
                 self.batch_size,
@@ -233,14 +238,25 @@ class Replayer:
     async def _unaccounted(self, raw, report: ReplayReport) -> None:
         """Ledger rows of the replayed events that no comparison met: rows added beside a year close for
         someone who is not its region's member, say (a close is compared a chunk of members at a time)."""
-        for table, (kind, where) in LEDGER_ROWS.items():
+        for spec in DERIVED:
             found = await raw.fetchval(
-                f"SELECT count(*) FROM {table} t JOIN ledger_events e ON e.seq = t.seq "
-                f"WHERE ($1::text[] IS NULL OR e.region = ANY($1::text[])){where}",
+                f"SELECT count(*) FROM {spec.table} t JOIN ledger_events e ON e.seq = t.seq "
+                f"WHERE ($1::text[] IS NULL OR e.region = ANY($1::text[])){spec.where}",
                 self.regions,
             )
-            if found != self._seen[table]:
-                report.differ(0, table, f"{found - self._seen[table]} {kind} row(s) that no replayed event derives")
+            if found != self._seen[spec.table]:
+                kind = spec.table.removeprefix("ledger_").removesuffix("s")
+                report.differ(
+                    0, spec.table, f"{found - self._seen[spec.table]} {kind} row(s) that no replayed event derives"
+                )
+
+    async def _check_parked(self, raw, report: ReplayReport, chunk: int = 5_000) -> None:
+        """Every parked event's row, of every region (a verify split by region checks them once, with the chain)."""
+        after = (0, "")
+        while rows := await raw.fetch(PARKED_ROWS, *after, chunk):
+            after = (rows[-1][5], rows[-1][0])
+            for found in filter(None, map(parked_differences, rows)):
+                report.differ(*found)
 
     async def _check_parameter_sets(self, raw, report: ReplayReport) -> None:
         """A parameter set is recorded under the sha256 of its text: anything else was put there by hand."""
@@ -272,8 +288,8 @@ class Replayer:
         digests: dict[str, str] = {}
         if mode == "verify":
             await self._adoptions.read(raw, rows[-1][0])
-        for seq, event_id, payload, digest, source, event_type in rows:
-            if event_type == ADOPTED:
+        for seq, digest, source, payload, *columns in rows:
+            if columns[1] == ADOPTED:  # event_type
                 report.adoptions += 1  # settles nothing; checked with the chain (`_check_adoptions`)
                 continue
             if mode == "verify" and (problem := self._adoptions.problem(seq, digest)):
@@ -282,9 +298,12 @@ class Replayer:
             if item.error is not None:
                 report.differ(seq, "event", f"the recorded event no longer decodes: {item.error.detail}")
                 continue
+            if mode == "verify" and (changed := event_columns(item.event, columns)):
+                report.differ(seq, "ledger_events", changed)
             items.append(item)
-            sequencer.positions[event_id] = seq
-            digests[event_id] = digest
+            # by the id its bytes say, which the rest of the replay knows it by
+            sequencer.positions[item.event.event_id] = seq
+            digests[item.event.event_id] = digest
 
         async def write(batch_rows: BatchRows, registry) -> None:
             # Compared as each piece is written, so memory stays bounded by a batch (or a year-close chunk).
@@ -309,68 +328,57 @@ class Replayer:
             await pipeline.run(items[start:end])
             start = end
 
-    async def _recorded(self, raw, batch_rows: BatchRows) -> dict[int, dict[str, dict]]:
-        """What the ledger holds for the events of `batch_rows` (for a year-close chunk, for its members)."""
+    async def _stored(self, raw, batch_rows: BatchRows, specs=DERIVED) -> dict[str, list]:
+        """The ledger rows of the events of `batch_rows` (of a year-close chunk, of its members), by table, in
+        the shape they were written in."""
         seqs = list(batch_rows.derived)
         members = batch_rows.members_only
-        only = "" if members is None else " AND member_id = ANY($2::text[])"
-        args = (seqs,) if members is None else (seqs, list(members))
-        recorded: dict[int, dict[str, dict]] = defaultdict(dict)
-        for table, key in (
-            ("ledger_settlements", "settlement_id"),
-            ("ledger_movements", "movement_id"),
-            ("ledger_incentives", "member_id"),
-        ):
-            name = table.removeprefix("ledger_").rstrip("s")
-            for seq, value, record in await raw.fetch(
-                f"SELECT seq, {key}, record FROM {table} WHERE seq = ANY($1::bigint[]){only}", *args
-            ):
-                recorded[seq][f"{name} {value}"] = as_json(record)
-        if members is None:
-            for seq, reason in await raw.fetch(
-                "SELECT seq, reason FROM ledger_rejections WHERE seq = ANY($1::bigint[])", seqs
-            ):
-                recorded[seq]["rejection"] = {"reason": reason}
-        return recorded
+        stored = {}
+        for spec in specs:
+            if members is None:
+                stored[spec.table] = await raw.fetch(spec.select(members=False), seqs)
+            elif spec.by_member:
+                stored[spec.table] = await raw.fetch(spec.select(members=True), seqs, list(members))
+        return stored
 
     async def _check(self, raw, batch_rows: BatchRows, report: ReplayReport) -> None:
-        recorded = await self._recorded(raw, batch_rows)
-        for found in recorded.values():
-            for key in found:
-                self._seen[KIND_TABLES[key.split(" ", 1)[0]]] += 1
-        derived = batch_rows.derived
-        for seq in sorted(set(recorded) | set(derived)):
-            mine = derived.get(seq, {})
-            theirs = recorded.get(seq, {})
-            for key in sorted(set(mine) | set(theirs)):
-                if key not in theirs:
-                    report.differ(seq, key, "re-derived but not in the ledger")
-                elif key not in mine:
-                    report.differ(seq, key, "in the ledger but not re-derived")
-                elif mine[key] != theirs[key]:
-                    fields = sorted(
-                        k for k in set(mine[key]) | set(theirs[key]) if mine[key].get(k) != theirs[key].get(k)
-                    )
-                    shown = ", ".join(
-                        f"{k}: ledger {theirs[key].get(k)!r} vs replay {mine[key].get(k)!r}" for k in fields[:4]
-                    )
-                    report.differ(seq, key, shown)
+        stored = await self._stored(raw, batch_rows)
+        for spec in DERIVED:
+            if spec.table not in stored:
+                continue
+            found = stored[spec.table]
+            self._seen[spec.table] += len(found)
+            expired = expired_ids(spec, found)
+            since = dict(await raw.fetch(PARKED_SINCE, expired)) if expired else None
+            for seq, what, detail in differences(spec, spec.rows(batch_rows), found, since):
+                report.differ(seq, what, detail)
 
     async def _impact(self, raw, batch_rows: BatchRows, report: ReplayReport) -> None:
-        recorded = await self._recorded(raw, batch_rows)
-        derived = batch_rows.derived
-        for seq in set(recorded) | set(derived):
-            before = {k: v for k, v in recorded.get(seq, {}).items() if k.startswith("settlement ")}
-            after = {k: v for k, v in derived.get(seq, {}).items() if k.startswith("settlement ")}
-            for records, column in ((before, 0), (after, 1)):
-                for record in records.values():
-                    month = date.fromisoformat(record["visit_date"]).replace(day=1)
-                    key = (record["region"], record["fund_pool"], month)
-                    entry = report.fund_impact.setdefault(key, [Decimal("0.00"), Decimal("0.00")])
-                    entry[column] += Decimal(record["fund_paid"])
-            for key in set(before) | set(after):
-                if before.get(key, {}).get("fund_paid") != after.get(key, {}).get("fund_paid"):
-                    report.changed_settlements += 1
+        spec = SETTLEMENTS
+        stored = (await self._stored(raw, batch_rows, (spec,))).get(spec.table, [])
+        columns = [spec.columns.index(c) for c in ("settlement_id", "region", "fund_pool", "visit_date", "fund_paid")]
+        paid: list[dict[str, Decimal]] = [{}, {}]
+        for rows, column in ((stored, 0), (batch_rows.settlements, 1)):
+            for row in rows:
+                settlement_id, region, pool, visit_date, fund_paid = (row[n] for n in columns)
+                key = (region, pool, visit_date.replace(day=1))
+                entry = report.fund_impact.setdefault(key, [Decimal("0.00"), Decimal("0.00")])
+                entry[column] += fund_paid
+                paid[column][settlement_id] = fund_paid
+        before, after = paid
+        report.changed_settlements += sum(before.get(k) != after.get(k) for k in before.keys() | after.keys())
+
+    async def _projection_rows(self, raw, projection: str, shadow: str, report: ReplayReport) -> None:
+        """Which rows of a projection differ, by key, and in which columns."""
+        query = projection_rows(projection, shadow, self.shown_rows)
+        for key, live, replayed, columns in await raw.fetch(query, self.regions):
+            if not replayed:
+                detail = "in the projection but not re-derived"
+            elif not live:
+                detail = "re-derived but not in the projection"
+            else:
+                detail = "; ".join(columns)
+            report.projection_rows.append(Difference(0, f"{projection} {', '.join(key)}", detail))
 
     async def _diff(self, raw, live: str, shadow: str) -> int:
         mine = f"(SELECT * FROM {live} WHERE $1::text[] IS NULL OR region = ANY($1::text[]))"
@@ -474,6 +482,7 @@ def verify_in_parallel(
         report.head = report.head or part.head
         report.differences.extend(part.differences)
         report.difference_count += part.difference_count
+        report.projection_rows.extend(part.projection_rows)
         for name, count in part.projection_differences.items():
             report.projection_differences[name] = report.projection_differences.get(name, 0) + count
     report.differences.sort(key=lambda difference: difference.seq)

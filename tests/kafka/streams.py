@@ -24,7 +24,7 @@ def as_bytes(lines) -> list[bytes]:
 
 async def publish(settings: Settings, lines) -> int:
     await ensure_topics(settings)
-    return await produce(settings, as_bytes(lines))
+    return (await produce(settings, as_bytes(lines))).sent
 
 
 @asynccontextmanager

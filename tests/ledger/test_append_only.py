@@ -109,7 +109,7 @@ def test_a_forged_incentive_evaluation_is_caught_by_re_derivation(filled):
     execute(filled, "ALTER TABLE ledger_incentives ENABLE TRIGGER USER", owner=True)
     report = verify(filled)
     assert not report.ok
-    assert [d.what.split()[0] for d in report.differences] == ["incentive"]
+    assert [d.what.split()[0] for d in report.differences] == ["ledger_incentives"]
 
 
 def test_a_recorded_event_that_no_longer_decodes_is_reported(filled):

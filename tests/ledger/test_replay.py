@@ -5,8 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 
+import asyncpg
+import pytest
+from sqlalchemy import Date, DateTime, Integer, Numeric, Text
+from sqlalchemy.dialects.postgresql import JSONB
+
 from bench.generate import generate
+from ledger.adoption import ADOPTED
+from ledger.db.tables import metadata
 from ledger.replay import Replayer
+from ledger.verify_rows import DERIVED, NOT_DERIVED
 from tests import builders as b
 from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch, ingest, verify
 
@@ -191,3 +199,205 @@ def test_a_later_release_with_other_defaults_still_verifies_what_was_recorded_be
     ingest(database, [b.as_line(member), b.as_line(b.visit("NJ-LATER", b.NANJING, on="2023-05-01"))])
     assert fetch(database, "SELECT count(DISTINCT params_digest) FROM ledger_events")[0][0] == 2
     assert verify(database).ok
+
+
+# -- every stored column of every derived row ------------------------------------------------------------------------
+
+# Columns other checks own: an event's position, bytes and hashes are the chain's (test_append_only), its parameter
+# set the adoptions' (test_adoption); where it came from and when it was recorded derive from nothing.
+NOT_RE_DERIVED = {"ledger_events": ("seq", "payload", "params_digest", "prev_hash", "hash", "source", "recorded_at")}
+# Of each table, the rows a column is changed in: rows a replayed event derives.
+CANDIDATES = {
+    "ledger_events": f"event_type <> '{ADOPTED}'",
+    "ledger_rejections": "seq IS NOT NULL",
+    "parked_events": "event_id IN (SELECT event_id FROM ledger_events)",  # released into the ledger since
+}
+
+
+def _tampered_columns() -> list[tuple[str, str]]:
+    """Every column of every table replay re-derives, from the table definitions: a column added later is
+    changed here too, and must be compared (or said to derive from nothing in NOT_DERIVED)."""
+    tables = [spec.table for spec in DERIVED] + ["ledger_events", "parked_events", *PROJECTIONS]
+    skipped = NOT_DERIVED | NOT_RE_DERIVED
+    return [
+        (table, column.name)
+        for table in tables
+        for column in metadata.tables[table].columns
+        if column.name not in skipped.get(table, ())
+    ]
+
+
+TAMPERED = _tampered_columns()
+
+
+def _changed(column) -> str:
+    """SQL giving the column another value of its type."""
+    name, kind = column.name, column.type
+    if isinstance(kind, JSONB):
+        return f"CASE jsonb_typeof({name}) WHEN 'object' THEN {name} || '{{\"tampered\": 1}}' ELSE {name} || '[1]' END"
+    if isinstance(kind, Text):
+        return f"coalesce({name}, '') || '~'"
+    if isinstance(kind, (Numeric, Integer)):  # BigInteger is an Integer
+        return f"coalesce({name}, 0) + 1"
+    if isinstance(kind, Date):
+        return f"{name} + 1"
+    if isinstance(kind, DateTime):
+        return f"{name} + interval '1 second'"
+    raise AssertionError(f"no change written for {name} of type {kind}")
+
+
+async def _tamper_each_column(db) -> dict[tuple[str, str], dict]:
+    """One column changed in one row, a row of its own for each column of each table: the row's key and
+    position before the change, by (table, column)."""
+    connection = await asyncpg.connect(db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    changed: dict[tuple[str, str], dict] = {}
+    try:
+        for table in dict.fromkeys(table for table, _ in TAMPERED):
+            definition = metadata.tables[table]
+            key = [c.name for c in definition.primary_key.columns]
+            columns = [column for name, column in definition.columns.items() if (table, name) in TAMPERED]
+            nulls = ", ".join(f"{c.name} IS NULL" for c in columns)
+            rows = await connection.fetch(
+                f"SELECT ctid, *, ARRAY[{nulls}] AS nulls FROM {table} WHERE {CANDIDATES.get(table, 'true')} "
+                f"ORDER BY {', '.join(key)} LIMIT 1000"
+            )
+            assert len(rows) >= len(columns), f"{table} has too few rows to change each column in one of them"
+            used: set = set()
+            await connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            for n, column in enumerate(columns):
+                unused = [row for row in rows if row["ctid"] not in used]
+                row = next((row for row in unused if not row["nulls"][n]), unused[0])
+                used.add(row["ctid"])
+                await connection.execute(
+                    f"UPDATE {table} SET {column.name} = {_changed(column)} WHERE ctid = $1", row["ctid"]
+                )
+                changed[(table, column.name)] = {c: row[c] for c in row.keys() if c not in ("ctid", "nulls")}
+            await connection.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+    finally:
+        await connection.close()
+    return changed
+
+
+@pytest.fixture(scope="module")
+def tampered(pg_server):
+    """A mixed ledger with one column of one row changed for each column of each table, verified once."""
+    name, db = pg_server.fresh()
+    try:
+        _mixed(db)  # its event ids go on from here
+        early = [b.visit(f"EARLY-{n}", b.WEIHAI, on="2024-04-01", items=[b.line("300.00")], level=1) for n in range(5)]
+        enrolments = [b.enrolled(f"EARLY-{n}", b.WEIHAI, on="2023-01-01") for n in range(5)]
+        ingest(db, [b.as_line(e) for e in early + enrolments], batch_size=5)  # parked, then released
+        assert verify(db, batch_size=500).ok
+        changed = asyncio.run(_tamper_each_column(db))
+        replayer = Replayer(db, batch_size=500)
+        replayer.shown_rows = 1_000
+        report = asyncio.run(replayer.verify())
+        yield changed, report
+    finally:
+        pg_server.drop(name)
+
+
+def _named(row: dict, names) -> str:
+    return ", ".join(f"{name}={row[name]}" for name in names)
+
+
+@pytest.mark.parametrize("table, column", TAMPERED, ids=[f"{t}.{c}" for t, c in TAMPERED])
+def test_verify_reports_a_changed_column_of_any_table_with_its_key_and_column(tampered, table, column):
+    changed, report = tampered
+    row = changed[(table, column)]
+    key = [c.name for c in metadata.tables[table].primary_key.columns]
+    if table in PROJECTIONS:
+        found = {d.what: d.detail for d in report.projection_rows}
+        what = f"{table} {_named(row, key)}"
+        assert what in found, (what, sorted(found)[:10])
+        expected = "re-derived but not in the projection" if column in key else f"{column}: live "
+        assert expected in found[what]
+        return
+    found = [(d.seq, d.what, d.detail) for d in report.differences]
+    if table == "ledger_events":
+        assert any(
+            seq == row["seq"] and what == table and f"{column}: ledger " in detail for seq, what, detail in found
+        )
+    elif table == "parked_events":
+        assert any(
+            what.startswith("parked_events event_id=")
+            and row["event_id"] in what + detail
+            and f"{column}: parked " in detail
+            for _, what, detail in found
+        ), found
+    else:
+        (spec,) = (spec for spec in DERIVED if spec.table == table)
+        what = spec.describe(tuple(row[c] for c in spec.columns))
+        mine = [detail for seq, named, detail in found if (seq, named) == (row["seq"], what)]
+        if column in spec.key or column == "seq":  # the row is no longer where it is derived
+            assert "re-derived but not in the ledger" in mine or any(d.startswith("seq: ") for d in mine), found
+        else:
+            assert any(f"{column}: " in d or f"{column}." in d for d in mine), (what, mine)
+    assert not report.ok
+
+
+def test_the_verify_command_names_a_settlement_whose_fund_paid_was_changed_beside_its_record(database, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+    from tests.ledger.helpers import execute
+
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)
+    ingest(database, example_lines("nanjing"))
+    ((settlement_id, paid),) = fetch(
+        database, "SELECT settlement_id, fund_paid FROM ledger_settlements ORDER BY settlement_id LIMIT 1"
+    )
+    execute(database, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
+    execute(
+        database,
+        "UPDATE ledger_settlements SET fund_paid = fund_paid + 1 WHERE settlement_id = $1",
+        settlement_id,
+        owner=True,
+    )
+    execute(database, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
+    result = CliRunner().invoke(app, ["replay", "--verify"], env={"COLUMNS": "300"})
+    assert result.exit_code == 1, result.output
+    assert "re-derived records: 1 difference(s)" in result.stdout
+    expected = f"ledger_settlements settlement_id={settlement_id}: fund_paid: ledger Decimal('{paid + 1}')"
+    assert expected in result.stdout and f"vs replay Decimal('{paid}')" in result.stdout
+
+
+def test_verify_checks_since_when_a_refused_parked_event_waited_against_its_parked_row(database):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.ledger.helpers import execute, sweep
+
+    parked_at = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    b.fresh()
+    visit = b.visit("LATE", b.NANJING, on="2023-03-20", items=[b.line("600.00")])
+    ingest(database, [b.as_line(visit)], now=parked_at)
+    assert sweep(database, now=parked_at + timedelta(days=8), park_ttl=timedelta(days=7))[0].expired == 1
+    assert verify(database).ok  # the refusal says since when it waited, which the ledger alone does not
+    execute(database, "ALTER TABLE parked_events DISABLE TRIGGER USER", owner=True)
+    execute(database, "UPDATE parked_events SET parked_at = parked_at - interval '1 day'", owner=True)
+    execute(database, "ALTER TABLE parked_events ENABLE TRIGGER USER", owner=True)
+    report = verify(database)
+    (difference,) = report.differences
+    assert difference.what == "ledger_rejections" and difference.detail.startswith("detail: ledger 'parked since")
+
+
+def test_verify_split_by_region_names_a_changed_column_and_a_changed_projection_row(database):
+    from tests.ledger.helpers import execute
+
+    ingest(database, example_lines("nanjing", "weihai"))
+    ((settlement_id,),) = fetch(database, "SELECT max(settlement_id) FROM ledger_settlements WHERE region = '371000'")
+    execute(database, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
+    execute(
+        database,
+        "UPDATE ledger_settlements SET policy_id = 'forged' WHERE settlement_id = $1",
+        settlement_id,
+        owner=True,
+    )
+    execute(database, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
+    execute(database, "UPDATE closed_years SET seq = seq + 1 WHERE region = '320100'")
+    for report in _both_ways(database):
+        (difference,) = report.differences
+        assert difference.what == f"ledger_settlements settlement_id={settlement_id}"
+        assert difference.detail.startswith("policy_id: ledger 'forged' vs replay ")
+        assert [row.what.split()[0] for row in report.projection_rows] == ["closed_years"]
+        assert "seq: live " in report.projection_rows[0].detail

@@ -76,7 +76,7 @@ def test_producers_write_only_the_event_topic_and_medledger_alone_writes_its_out
 
     async def scenario():
         await ensure_topics(service)  # as serve does at start-up
-        assert await produce(hospital, [line.encode() for line in lines]) == len(lines)
+        assert (await produce(hospital, [line.encode() for line in lines])).sent == len(lines)
         for user in (hospital, reporting):  # neither may write the settlement topic
             with pytest.raises(TopicAuthorizationFailedError):
                 await _write(user, service.settlements_topic)

@@ -1,0 +1,60 @@
+"""The queries `replay --verify` reads the stored rows with, to compare them with their re-derivation."""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects.postgresql import JSONB
+
+from .tables import metadata
+
+# When each of some parked events was parked, by event id.
+PARKED_SINCE = "SELECT event_id, parked_at FROM parked_events WHERE event_id = ANY($1::text[])"
+
+
+def json_positions(table: str, columns: tuple[str, ...]) -> tuple[int, ...]:
+    """Positions of the jsonb columns among `columns` of `table`."""
+    types = metadata.tables[table].c
+    return tuple(n for n, column in enumerate(columns) if isinstance(types[column].type, JSONB))
+
+
+def stored_rows(table: str, columns: tuple[str, ...], where: str, members: bool) -> str:
+    """The rows of `table` (aliased `t`, narrowed by `where`) at the event positions in $1 (of the members in $2),
+    jsonb columns as text for the fast parser."""
+    json = json_positions(table, columns)
+    selected = ", ".join(f"t.{c}::text" if n in json else f"t.{c}" for n, c in enumerate(columns))
+    only = " AND t.member_id = ANY($2::text[])" if members else ""
+    return f"SELECT {selected} FROM {table} t WHERE t.seq = ANY($1::bigint[]){where}{only}"
+
+
+def projection_rows(live: str, shadow: str, limit: int) -> str:
+    """Up to `limit` rows of projection `live` (of the regions in $1, all when null) that differ from `shadow`,
+    matched by primary key: the key's values, whether each side has the row, and `column: live … vs replay …`
+    for each column that differs."""
+    table = metadata.tables[live]
+    key = [c.name for c in table.primary_key.columns]
+    others = [c.name for c in table.columns if c.name not in key]
+    on = " AND ".join(f"l.{c} = s.{c}" for c in key)
+    shown = ", ".join(
+        f"CASE WHEN l.{c} IS DISTINCT FROM s.{c} THEN format('{c}: live %s vs replay %s', "
+        f"left(coalesce(l.{c}::text, 'null'), 80), left(coalesce(s.{c}::text, 'null'), 80)) END"
+        for c in others
+    )
+    differs = " OR ".join(f"l.{c} IS DISTINCT FROM s.{c}" for c in others) or "false"
+    keys = ", ".join(f"'{c}=' || coalesce(l.{c}, s.{c})::text" for c in key)
+    return (
+        f"SELECT ARRAY[{keys}], l.{key[0]} IS NOT NULL, s.{key[0]} IS NOT NULL, "
+        f"array_remove(ARRAY[{shown}]::text[], NULL) "
+        f"FROM (SELECT * FROM {live} WHERE $1::text[] IS NULL OR region = ANY($1::text[])) l "
+        f"FULL JOIN {shadow} s ON {on} "
+        f"WHERE l.{key[0]} IS NULL OR s.{key[0]} IS NULL OR {differs} "
+        f"ORDER BY 1 LIMIT {int(limit)}"
+    )
+
+
+# Parked events after ($1 arrival, $2 event id), in arrival order, $3 at a time, each beside the ledger's row of
+# the same event when it was released (or refused) into the ledger.
+PARKED_ROWS = (
+    "SELECT t.event_id, t.region, t.member_id, t.payload, t.source, t.arrival, "
+    "e.seq, e.region, e.member_id, e.payload, e.source "
+    "FROM parked_events t LEFT JOIN ledger_events e ON e.event_id = t.event_id "
+    "WHERE (t.arrival, t.event_id) > ($1, $2) ORDER BY t.arrival, t.event_id LIMIT $3"
+)

@@ -1,0 +1,195 @@
+"""What `replay --verify` compares a re-derived ledger row with: every column it is stored with.
+
+Each ledger table's rows are written from tuples (`db.projection_store.*_COLUMNS`). Replay builds the same tuples
+for the events it replays, reads the stored rows of those events in the same shape, and compares them key by key:
+as whole tuples, then column by column only where they differ. A jsonb column is compared by value (the database
+keeps its own spacing and key order), every other column as it is. The columns a row is written with are the
+ones compared, so a column added to a table and written is compared with no change here; only the columns the
+database fills itself (a row's number, the time it was recorded) derive from nothing and are not.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+
+import orjson
+
+from .batch import BatchRows
+from .db import projection_store as written
+from .db.verification import json_positions, stored_rows
+from .intake import decode_canonical
+from .pipeline import parked_source
+
+# A parked event refused because it waited too long says since when (`pipeline.Parking.expired`): what the
+# ledger alone re-derives is the refusal after it.
+EXPIRED = "parked since "
+
+
+@dataclass(frozen=True)
+class DerivedTable:
+    table: str
+    columns: tuple[str, ...]  # as the rows are written
+    key: tuple[str, ...]  # one re-derived row a key
+    rows: Callable[[BatchRows], list[tuple]]
+    where: str = ""  # which of the table's rows derive from an event (of the table aliased `t`)
+    by_member: bool = True  # a year-close chunk derives these rows for its members alone
+
+    @cached_property
+    def json(self) -> tuple[int, ...]:
+        return json_positions(self.table, self.columns)
+
+    @cached_property
+    def key_at(self) -> tuple[int, ...]:
+        return tuple(self.columns.index(c) for c in self.key)
+
+    def select(self, members: bool) -> str:
+        """The stored rows of the events in $1 (of the members in $2), in the shape they were written in."""
+        return stored_rows(self.table, self.columns, self.where, members)
+
+    def describe(self, row: tuple) -> str:
+        """`table key=value, ...`, the position aside (a difference is reported at it)."""
+        shown = [f"{c}={row[self.columns.index(c)]}" for c in self.key if c != "seq"]
+        return " ".join([self.table, ", ".join(shown)]) if shown else self.table
+
+
+SETTLEMENTS = DerivedTable(
+    "ledger_settlements", written.SETTLEMENT_COLUMNS, ("settlement_id",), lambda rows: rows.settlements
+)
+DERIVED = (
+    SETTLEMENTS,
+    DerivedTable("ledger_movements", written.MOVEMENT_COLUMNS, ("movement_id",), lambda rows: rows.movements),
+    DerivedTable("ledger_incentives", written.INCENTIVE_COLUMNS, ("seq", "member_id"), lambda rows: rows.incentives),
+    # Input that never became an event is kept as received, with no position: nothing derives it.
+    DerivedTable(
+        "ledger_rejections",
+        written.REJECTION_COLUMNS,
+        ("seq",),
+        lambda rows: [row for row in rows.rejections if row[0] is not None],
+        where=" AND t.seq IS NOT NULL",
+        by_member=False,
+    ),
+)
+# Filled by the database as a row is written, from no input: the row's number and when it was recorded; and
+# when, and in which order, an event arrived in the waiting room (when is checked where it was refused for
+# waiting too long: see `_expired_as_derived`).
+NOT_DERIVED = {"ledger_rejections": ("rejection_id", "recorded_at"), "parked_events": ("parked_at", "arrival")}
+PARKED = ("event_id", "region", "member_id", "payload", "source")
+
+
+def parked_differences(row) -> tuple[int, str, str] | None:
+    """(position, what, detail) when a parked event's row (`db.verification.PARKED_ROWS`) is not what its bytes
+    say or, once released into the ledger, not the event the ledger holds under its id."""
+    event_id, region, member_id, payload, source, _arrival, seq, *appended = row
+    stored = (event_id, region, member_id, payload, parked_source(source, event_id))
+    if seq is not None:
+        expected, said = (event_id, *appended), "ledger"
+    else:
+        item = decode_canonical(payload, parked_source(source, event_id), event_id)
+        if item.error is not None:  # bytes this version no longer reads: refused as received when released
+            return None
+        event = item.event
+        expected, said = (event.event_id, event.region, event.member_id, payload, stored[4]), "payload"
+    if stored == expected:
+        return None
+    changed = "; ".join(
+        f"{name}: parked {_short(found)} vs {said} {_short(ours)}"
+        for name, found, ours in zip(PARKED, stored, expected, strict=True)
+        if found != ours
+    )
+    return seq or 0, f"parked_events event_id={event_id}", changed
+
+
+# The columns of an event's ledger row that repeat what its payload says (the payload itself, its position and
+# its hash are the chain's to check, its parameter set the adoptions').
+EVENT_COLUMNS = "event_id, event_type, region, member_id, occurred_at"
+
+
+def event_columns(event, stored) -> str:
+    """How the columns of an event's ledger row differ from what its payload says ("" when they do not)."""
+    said = (event.event_id, event.event_type, event.region, getattr(event, "member_id", None), event.occurred_at)
+    if tuple(stored) == said:
+        return ""
+    names = EVENT_COLUMNS.split(", ")
+    return "; ".join(
+        f"{name}: ledger {_short(found)} vs payload {_short(ours)}"
+        for name, found, ours in zip(names, stored, said, strict=True)
+        if found != ours
+    )
+
+
+def _parsed(row: tuple, json: tuple[int, ...]) -> tuple:
+    if not json:
+        return tuple(row)
+    row = list(row)
+    for n in json:
+        if isinstance(row[n], (str, bytes)):
+            row[n] = orjson.loads(row[n])
+    return tuple(row)
+
+
+def differences(
+    spec: DerivedTable, derived: list[tuple], stored, parked_since: dict[str, datetime] | None = None
+) -> Iterator[tuple[int, str, str]]:
+    """(position, what, detail) of each re-derived row that is not stored as it is derived, and of each stored
+    row that nothing re-derives. `parked_since`: when each refused parked event was parked, by event id. A row
+    is parsed only as it is compared, so a batch holds no second copy of its rows."""
+    at, json, seq_at = spec.key_at, spec.json, spec.columns.index("seq")
+    theirs: dict[tuple, list] = defaultdict(list)
+    for row in stored:  # no key column is jsonb
+        theirs[tuple([row[n] for n in at])].append(row)
+    for row in derived:
+        found = theirs.pop(tuple([row[n] for n in at]), None)
+        if found is None:
+            yield row[seq_at], spec.describe(row), "re-derived but not in the ledger"
+        elif len(found) > 1:
+            yield row[seq_at], spec.describe(row), f"{len(found)} rows in the ledger where one is re-derived"
+        else:
+            ours, stored_row = _parsed(row, json), _parsed(found[0], json)
+            if ours != stored_row and (changed := _changed(spec, ours, stored_row, parked_since or {})):
+                yield row[seq_at], spec.describe(row), "; ".join(changed)
+    for rows in theirs.values():
+        for row in rows:
+            yield row[seq_at], spec.describe(row), "in the ledger but not re-derived"
+
+
+def _changed(spec: DerivedTable, mine: tuple, theirs: tuple, parked_since: dict[str, datetime]) -> list[str]:
+    shown = []
+    for column, ours, found in zip(spec.columns, mine, theirs, strict=True):
+        if ours == found or (column == "detail" and _expired_as_derived(theirs, found, ours, spec, parked_since)):
+            continue
+        if isinstance(ours, dict) and isinstance(found, dict):
+            fields = sorted(k for k in ours.keys() | found.keys() if ours.get(k) != found.get(k))
+            shown.extend(f"{column}.{k}: ledger {found.get(k)!r} vs replay {ours.get(k)!r}" for k in fields[:4])
+        else:
+            shown.append(f"{column}: ledger {_short(found)} vs replay {_short(ours)}")
+    return shown
+
+
+def _expired_as_derived(row: tuple, found, ours, spec: DerivedTable, parked_since: dict[str, datetime]) -> bool:
+    """A refusal of a parked event that waited too long: since when it waited, as parked, then the refusal the
+    ledger re-derives. (How long it might wait is the service's setting of the time, recorded nowhere else.)"""
+    if not isinstance(found, str) or not isinstance(ours, str) or not found.startswith(EXPIRED):
+        return False
+    since = parked_since.get(row[spec.columns.index("event_id")])
+    if since is None:
+        return False
+    return found.startswith(f"{EXPIRED}{since.isoformat()} and no enrolment arrived within ") and found.endswith(
+        f"; {ours}"
+    )
+
+
+def expired_ids(spec: DerivedTable, stored) -> list[str]:
+    """The event ids of stored refusals of parked events that waited too long."""
+    if "detail" not in spec.columns:
+        return []
+    detail, event_id = spec.columns.index("detail"), spec.columns.index("event_id")
+    return [row[event_id] for row in stored if isinstance(row[detail], str) and row[detail].startswith(EXPIRED)]
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"

@@ -1,4 +1,4 @@
-"""The `medledger` command with the broker's commands added: serve, produce, report.
+"""The `medledger` command with the broker's commands added: serve, gateway, produce, report.
 
 They live here, on the outer layer, so the ledger never imports the Kafka adapters.
 """
@@ -54,6 +54,49 @@ def serve(
         prepared(), text, source, batch_size=settings.batch_size, park_ttl=park_ttl, prepare_schema=False
     )
     asyncio.run(run(Service(settings, service, partitions).app))
+
+
+@app.command("gateway")
+def gateway_command(
+    parameters: ParametersOption = None,
+    bootstrap_servers: BootstrapOption = None,
+    host: Annotated[Optional[str], typer.Option(envvar="MEDLEDGER_GATEWAY_HOST", help="Default 127.0.0.1.")] = None,
+    port: Annotated[Optional[int], typer.Option(envvar="MEDLEDGER_GATEWAY_PORT", help="Default 8090.")] = None,
+    ssl_certfile: Annotated[Optional[str], typer.Option(help="TLS certificate (PEM), as uvicorn takes it.")] = None,
+    ssl_keyfile: Annotated[Optional[str], typer.Option(help="TLS private key (PEM).")] = None,
+    log_level: Annotated[str, typer.Option(envvar="MEDLEDGER_LOG_LEVEL")] = "INFO",
+) -> None:
+    """Answer the national platform's settlement interface over HTTP (POST /fsi/api/rsfComIfsService/callService)
+    until SIGINT or SIGTERM: settlements go through the event topic into the ledger that `serve` keeps. Keys in
+    MEDLEDGER_GATEWAY_KEYS, reference data in MEDLEDGER_GATEWAY_REFERENCE (see docs/national-interface.md)."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.core import Gateway
+    from gateway.settings import GatewaySettings
+    from ledger.service import LedgerService
+
+    from . import logs
+
+    logs.configure(log_level)
+    try:
+        settings = GatewaySettings.from_env(host=host, port=port)
+    except ValueError as error:
+        typer.echo(f"medledger: {error}", err=True)
+        raise typer.Exit(2) from None
+    text, source = parameters_text(parameters)
+    ledger = LedgerService(prepared(), text, source, prepare_schema=False)
+    app_ = create_app(Gateway(settings, Settings.from_env(bootstrap_servers=bootstrap_servers), ledger))
+    uvicorn.run(
+        app_,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+    )
 
 
 @app.command()

@@ -256,3 +256,28 @@ def test_reconciliation_agrees_with_the_ledger_and_lists_the_settlements_behind_
     assert "medfee_sumamt 300.00 ≠ 600.00" in differs["stmtinfo"]["stmt_rslt_dscr"]
     assert [line["setl_id"] for line in listed["stmtdetail"]] == [s["setl_id"] for s in settled]
     assert listed["missing_at_his"] == [settled[1]["setl_id"]] and listed["missing_at_medledger"] == []
+
+
+def test_a_catalogue_changed_on_disk_is_used_without_a_restart(stack):
+    catalogue = stack.reference / "catalogue.csv"
+    original = catalogue.read_text(encoding="utf-8")
+
+    async def run():
+        member, client, his = await counter(stack, NANJING, NANJING_HOSPITAL)
+        async with client:
+            mdtrt_id = await registered(his, NANJING, member, "2023-06-01 09:00:00")
+            unknown = await upload(his, NANJING, member, mdtrt_id, [("NEWCODE01", "1", "10.00")], batch="2")
+            catalogue.write_text(original + "NEWCODE01,新增药品,09,drug,03,,\n", encoding="utf-8")
+            for _ in range(50):
+                known = await upload(his, NANJING, member, mdtrt_id, [("NEWCODE01", "1", "10.00")], batch="2")
+                if known["infcode"] == 0:
+                    break
+                await asyncio.sleep(0.1)
+            return unknown, known
+
+    try:
+        unknown, known = asyncio.run(run())
+    finally:
+        catalogue.write_text(original, encoding="utf-8")
+    refused_with(unknown, "unknown_catalogue_code", "NEWCODE01")
+    assert ok(known)["result"][0]["fulamt_ownpay_amt"] == "10.00"

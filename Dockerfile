@@ -7,6 +7,7 @@ COPY ledger ledger
 COPY policies policies
 COPY projections projections
 COPY consumers consumers
+COPY gateway gateway
 COPY examples examples
 RUN pip install --no-cache-dir .
 # SIGTERM from `docker stop` shuts the service down gracefully: the batch in hand commits, the relay drains.

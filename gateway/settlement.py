@@ -8,6 +8,7 @@ A visit the ledger refuses is answered -1 with its reason, and the refusal is ke
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from ledger.contract import InvalidEvent, decode_line
@@ -51,9 +52,9 @@ def _settlement_input(gw: Gateway, env: Envelope) -> tuple[Registration, dict, b
 
 
 async def presettle(gw: Gateway, env: Envelope) -> dict:
-    """2206: what 2207 would answer now, the ledger untouched."""
-    registration, _data, line = _settlement_input(gw, env)
-    await enrolled(gw, registration.region, registration.psn_no, "input.data")
+    """2206: what 2207 would answer now, the ledger untouched (a member the ledger does not know is refused by
+    the pre-settlement itself)."""
+    _registration, _data, line = _settlement_input(gw, env)
     try:
         record = await gw.enquiry.presettle(decode_line(line))
     except InvalidEvent as error:
@@ -68,8 +69,9 @@ async def _outcome(gw: Gateway, event_id: str, line: bytes) -> dict:
     decided = await gw.outcomes.now(event_id)
     if decided is None:
         try:
-            await gw.publisher.publish(line)
-        except Exception as error:
+            await asyncio.wait_for(gw.publisher.publish(line), gw.settings.wait_seconds)
+        except Exception as error:  # the broker away or slow: whether it holds the event is unknown, so a resend
+            # of the same msgid is the way on (the same event: applied once)
             log.warning("event not published", extra={"event_id": event_id, "error": str(error)})
             raise Refused(
                 "settlement_unavailable",

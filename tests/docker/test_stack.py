@@ -118,6 +118,7 @@ def stack(engine):
     assert images.returncode == 0, images.stderr[-3000:]
     settings = dict(line.split("=", 1) for line in images.stdout.split())
     env = {**os.environ, **settings, "MEDLEDGER_METRICS_PORT": str(_free_port())}
+    env["MEDLEDGER_GATEWAY_PORT"] = str(_free_port())
     env["MEDLEDGER_IMAGE"] = f"medledger-test:{uuid.uuid4().hex[:8]}"
     stack = Stack(env)
     try:
@@ -255,3 +256,37 @@ def test_the_ledger_and_the_topics_outlive_the_containers(stack, produced, expec
     assert sorted(map(_canonical, again)) == sorted(map(_canonical, expected))
     events = len(example_lines(*REGIONS)) + 1  # and the adoption of serve's parameter set
     assert f"replayed {events} ledger events, 1 of them a parameter-set adoption" in stack.verified()
+
+
+def test_a_his_reaches_the_gateway_in_the_stack_and_reads_a_member_the_examples_enrolled(stack, produced):
+    import tomllib
+
+    from gateway.signature import sign
+
+    code = "H32010200011"
+    keys = tomllib.loads((ROOT / "examples/national/keys.example.toml").read_text())
+    token = keys["facilities"][code]["token"]
+    stamp, nonce = str(int(time.time())), uuid.uuid4().hex
+    body = {
+        "infno": "1101",
+        "msgid": uuid.uuid4().hex,
+        "insuplc_admdvs": "320100",
+        "inf_time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "fixmedins_code": code,
+        "input": {"data": {"psn_no": "32010619850226T001"}},
+    }
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.env['MEDLEDGER_GATEWAY_PORT']}/fsi/api/rsfComIfsService/callService",
+        data=json.dumps(body).encode(),
+        headers={
+            "content-type": "application/json",
+            "x-tif-paasid": code,
+            "x-tif-timestamp": stamp,
+            "x-tif-nonce": nonce,
+            "x-tif-signature": sign(stamp, token, nonce),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    assert answer["infcode"] == 0, answer["err_msg"]
+    assert answer["output"]["insuinfo"][0]["insuplc_admdvs"] == "320100"

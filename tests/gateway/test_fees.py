@@ -42,8 +42,8 @@ def test_above_the_price_cap_the_excess_is_outside_and_the_rest_pays_its_self_pa
 
 
 def test_the_self_pay_share_is_rounded_half_up_to_the_fen():
-    fee = price(detail("B1", "1", "0.10", "0.10"), CATALOGUE, "d")
-    assert fee.pre_self_pay == Decimal("0.02")  # 0.015 → 0.02
+    fee = price(detail("B1", "1", "0.30", "0.30"), CATALOGUE, "d")
+    assert fee.pre_self_pay == Decimal("0.05")  # 0.045 → 0.05 (half-even would give 0.04)
 
 
 @pytest.mark.parametrize(

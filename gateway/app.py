@@ -20,12 +20,23 @@ from ledger.codec import dumps
 from ledger.contract import POLICY_TZ
 
 from .core import Gateway
-from .envelope import answer, envelope_of, parse_body
-from .errors import Refused
+from .envelope import MAX_BODY, answer, envelope_of, parse_body
+from .errors import Refused, bad_field
 from .transactions import TRANSACTIONS
 
 PATH = "/fsi/api/rsfComIfsService/callService"
 log = logging.getLogger("medledger.gateway")
+
+
+async def bounded_body(request: Request) -> bytes:
+    """The request's body, refused as soon as it grows past `MAX_BODY`."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise bad_field("body", f"is larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def json_response(body: dict, status: int = 200) -> Response:
@@ -62,7 +73,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             return refused(refusal.reason, refusal.detail, infno, request.headers.get("x-tif-paasid"), 401, received)
         region = None
         try:
-            envelope = envelope_of(parse_body(await request.body()))
+            envelope = envelope_of(parse_body(await bounded_body(request)))
             region = envelope.insuplc_admdvs
             handler = TRANSACTIONS.get(envelope.infno)
             if handler is None:

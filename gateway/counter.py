@@ -5,6 +5,7 @@ visit registered before a restart is registered again (2201) by the HIS; what is
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -35,6 +36,7 @@ class Registration:
     fees: dict[str, Fee] = field(default_factory=dict)  # feedetl_sn -> priced detail, in upload order
     batches: dict[str, list[str]] = field(default_factory=dict)  # chrg_bchno -> its feedetl_sn
     settled: str | None = None  # the setl_id once settled: its details can no longer change
+    registered_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -56,6 +58,11 @@ class Filing:
     cancelled: bool = False
 
 
+# A registration is kept this long (seconds) after it was made: long enough for its settlement and any resend of it;
+# what is settled is in the ledger for good.
+KEEP = 24 * 3600
+
+
 class Counter:
     def __init__(self) -> None:
         self.visits: dict[str, Registration] = {}
@@ -63,7 +70,14 @@ class Counter:
         self.filings: dict[str, Filing] = {}
 
     def register(self, registration: Registration) -> Registration:
-        """A retried 2201 (same facility and msgid: same mdtrt_id) gets the registration it made."""
+        """A retried 2201 (same facility and msgid: same mdtrt_id) gets the registration it made. Registrations
+        older than `KEEP` are forgotten (the oldest come first: a dict keeps the order they were made in)."""
+        cutoff = registration.registered_at - KEEP
+        while self.visits:
+            oldest = next(iter(self.visits.values()))
+            if oldest.registered_at >= cutoff:
+                break
+            del self.visits[oldest.mdtrt_id]
         return self.visits.setdefault(registration.mdtrt_id, registration)
 
     def visit(self, caller: str, mdtrt_id: str, psn_no: str | None, where: str) -> Registration:
@@ -79,7 +93,7 @@ class Counter:
             raise Refused(
                 "visit_settled",
                 f"{where}.mdtrt_id: visit {registration.mdtrt_id} is settled ({registration.settled}); its details "
-                "cannot change unless the settlement is reversed (2208)",
+                "cannot change: reverse the settlement (2208) and register the visit again (2201)",
             )
 
     def in_stay(self, region: str, psn_no: str, moment: datetime) -> bool:

@@ -77,3 +77,16 @@ def test_the_signature_is_sha256_of_timestamp_token_nonce_timestamp():
         "x-tif-signature": sign("1700000000", "0123456789abcdef", "n1"),
     }
     assert signatures.caller(headers) == "H1"
+
+
+def test_a_registration_is_forgotten_a_day_after_it_was_made():
+    from datetime import datetime
+
+    from gateway.counter import KEEP, Counter, Registration
+
+    counter = Counter()
+    old = counter.register(Registration("M1", "H1", "320100", "P1", "310", datetime(2023, 1, 1), registered_at=0.0))
+    again = counter.register(Registration("M1", "H1", "320100", "P1", "310", datetime(2023, 1, 2), registered_at=1.0))
+    assert again is old  # a retried 2201 gets what it registered
+    counter.register(Registration("M2", "H1", "320100", "P1", "310", datetime(2023, 1, 1), registered_at=KEEP + 0.5))
+    assert set(counter.visits) == {"M2"}

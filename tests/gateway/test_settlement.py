@@ -50,6 +50,8 @@ def test_bad_input_is_refused_naming_the_field_and_writes_nothing(stack):
             refused_with(response.json(), "invalid_input", "infno")
             response = await his.post(b"not json")
             refused_with(response.json(), "invalid_input", "body")
+            response = await his.post(b'{"infno": "' + b"1" * 1_100_000 + b'"}')
+            refused_with(response.json(), "invalid_input", "larger than")
             refused_with(await his.call("9999", {}, NANJING), "unknown_infno", "infno")
             refused_with(
                 await his.call("2201", {"data": {"psn_no": member, "insutype": "310"}}, NANJING),

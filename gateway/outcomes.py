@@ -22,6 +22,7 @@ class Outcomes:
         self._awaited: dict[str, list[asyncio.Future]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self.listening = False  # whether commits are heard now (else found by polling)
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._look())]
@@ -80,10 +81,12 @@ class Outcomes:
             try:
                 stopped = asyncio.Event()
                 async with self.enquiry.commits(self.wake, stopped.set):
+                    self.listening = True
                     await stopped.wait()
                 raise ConnectionError("the listening connection closed")
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self.listening = False
                 log.warning("not listening for ledger commits; polling until it is back", exc_info=True)
                 await asyncio.sleep(RELISTEN)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from decimal import Decimal
 
 import httpx
@@ -283,3 +284,30 @@ def test_a_catalogue_changed_on_disk_is_used_without_a_restart(stack):
         catalogue.write_text(original, encoding="utf-8")
     refused_with(unknown, "unknown_catalogue_code", "NEWCODE01")
     assert ok(known)["result"][0]["fulamt_ownpay_amt"] == "10.00"
+
+
+def test_a_lost_ledger_connection_is_ridden_out(stack):
+    """The connections that hear the ledger's commits are cut: the next settlement is still answered, and the
+    gateway listens again."""
+    outcomes = stack.gateway.gateway.outcomes
+    assert outcomes.listening
+    listening = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+    fetch(stack.db, f"SELECT pg_terminate_backend(pid) FROM ({listening}) AS l", owner=True)
+    for _ in range(50):
+        if not outcomes.listening:
+            break
+        time.sleep(0.1)
+    assert not outcomes.listening
+
+    async def run():
+        member, client, his = await counter(stack, NANJING, NANJING_HOSPITAL)
+        async with client:
+            mdtrt_id = await registered(his, NANJING, member, "2023-06-02 09:00:00")
+            return await his.call("2207", settling(member, mdtrt_id, "300.00"), NANJING)
+
+    assert ok(asyncio.run(run()))["setlinfo"]["setl_id"]
+    for _ in range(100):
+        if outcomes.listening:
+            break
+        time.sleep(0.1)
+    assert outcomes.listening

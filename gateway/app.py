@@ -52,6 +52,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             yield
         finally:
             await gateway.stop()
+            log.info("medledger gateway stopped")
 
     app = FastAPI(title="medledger national interface", lifespan=lifespan, docs_url=None, redoc_url=None)
     metrics = gateway.metrics

@@ -60,3 +60,55 @@ def test_a_settlement_not_made_in_time_is_pending_then_queried_and_answered_once
     assert queried["infcode"] == 0, queried["err_msg"]
     assert ok(again)["setlinfo"] == queried["output"]["setlinfo"]
     assert fetch(stack.db, "SELECT count(*) FROM ledger_settlements WHERE member_id = $1", member)[0][0] == 1
+
+
+def test_medledger_gateway_serves_until_told_to_stop(stack, tmp_path):
+    """The command as an operator runs it: settings from the environment, answering on its port, stopping on
+    SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.gateway.conftest import free_port
+    from tests.ledger.helpers import plain
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": plain(stack.db.owner_url),
+        "MEDLEDGER_APP_DATABASE_URL": plain(stack.db.app_url),
+        "KAFKA_BOOTSTRAP_SERVERS": stack.settings.bootstrap_servers,
+        "MEDLEDGER_EVENTS_TOPIC": stack.settings.events_topic,
+        "MEDLEDGER_GATEWAY_KEYS": str(stack.gateway.gateway.settings.keys),
+        "MEDLEDGER_GATEWAY_REFERENCE": str(stack.reference),
+        "MEDLEDGER_GATEWAY_PORT": str(port),
+        "MEDLEDGER_LOG_LEVEL": "INFO",
+    }
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "consumers.cli", "gateway"], env=env, stderr=open(tmp_path / "gateway.log", "wb")
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+                break
+            except httpx.HTTPError:
+                assert gateway.poll() is None, (tmp_path / "gateway.log").read_text()
+                assert time.monotonic() < deadline, "the gateway did not answer"
+                time.sleep(0.2)
+        member = member_id(NANJING)
+        asyncio.run(enrol(stack, enrolment(NANJING, member, "2023-01-01")))
+
+        async def person():
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                return await His(client, NANJING_HOSPITAL).call("1101", {"data": {"psn_no": member}}, NANJING)
+
+        assert ok(asyncio.run(person()))["baseinfo"]["psn_no"] == member
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then raises the signal it caught again
+        assert gateway.wait(30) in (0, -signal.SIGTERM)
+    assert "medledger gateway stopped" in (tmp_path / "gateway.log").read_text()

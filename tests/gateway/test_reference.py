@@ -90,3 +90,15 @@ def test_a_registration_is_forgotten_a_day_after_it_was_made():
     assert again is old  # a retried 2201 gets what it registered
     counter.register(Registration("M2", "H1", "320100", "P1", "310", datetime(2023, 1, 1), registered_at=KEEP + 0.5))
     assert set(counter.visits) == {"M2"}
+
+
+def test_the_gateway_command_says_which_setting_it_misses(monkeypatch):
+    from typer.testing import CliRunner
+
+    from consumers.cli import app
+
+    monkeypatch.delenv("MEDLEDGER_GATEWAY_KEYS", raising=False)
+    monkeypatch.setenv("MEDLEDGER_GATEWAY_REFERENCE", str(REFERENCE))
+    result = CliRunner().invoke(app, ["gateway"])
+    assert result.exit_code == 2
+    assert "MEDLEDGER_GATEWAY_KEYS is not set" in result.output

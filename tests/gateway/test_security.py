@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import httpx
@@ -51,11 +52,14 @@ CASES = {
 
 
 @pytest.mark.parametrize("reason", sorted(CASES))
-def test_a_message_without_a_valid_signature_is_refused_counted_and_writes_nothing(reason, stack):
+def test_a_message_without_a_valid_signature_is_refused_logged_counted_and_writes_nothing(reason, stack, caplog):
     before = refusals(stack.gateway.url, reason)
-    answer = asyncio.run(attempt(stack, CASES[reason]))
+    with caplog.at_level(logging.WARNING, logger="medledger.gateway"):
+        answer = asyncio.run(attempt(stack, CASES[reason]))
     assert answer["err_msg"].startswith(f"[{reason}]")
     assert refusals(stack.gateway.url, reason) == before + 1
+    logged = [r for r in caplog.records if r.getMessage() == "message refused" and r.reason == reason]
+    assert len(logged) == 1 and logged[0].detail in answer["err_msg"]
 
 
 def test_a_timestamp_within_the_window_is_accepted(stack):

@@ -79,7 +79,11 @@ async def register(gw: Gateway, env: Envelope) -> dict:
     begntime = moment(data, "begntime", where)
     if env.fixmedins_code not in gw.facilities.current:
         raise Refused("unknown_facility", f"fixmedins_code: {env.fixmedins_code} is not in facilities.csv")
-    await enrolled(gw, region, psn_no, where)
+    member = await enrolled(gw, region, psn_no, where)
+    on = begntime.date()
+    insured = INSUTYPES[member.status_on(on).insurance_type]
+    if insutype != insured:
+        raise bad_field(f"{where}.insutype", f"{insutype} is not the member's insurance on {on} ({insured})")
     registration = gw.counter.register(
         Registration(
             derived_id("M", env.fixmedins_code, env.msgid), env.fixmedins_code, region, psn_no, insutype, begntime

@@ -69,6 +69,8 @@ def test_bad_input_is_refused_naming_the_field_and_writes_nothing(stack):
                 "member_not_enrolled",
                 stranger,
             )
+            resident = {"psn_no": member, "insutype": "390", "begntime": "2023-03-01 09:00:00"}
+            refused_with(await his.call("2201", {"data": resident}, NANJING), "invalid_input", "input.data.insutype")
             mdtrt_id = await registered(his, NANJING, member, "2023-03-01 09:00:00")
             refused_with(
                 await upload(his, NANJING, member, mdtrt_id, [("NOSUCHCODE", "1", "10.00")], batch="2"),

@@ -158,7 +158,16 @@ PHRASES: tuple[tuple[str, str], ...] = (
     (r"; ", "；"),
     (r", ", "，"),
 )
-_COMPILED = tuple((re.compile(pattern), rendering) for pattern, rendering in PHRASES)
+
+
+def _guard(pattern: str) -> str | None:
+    """The longest run of plain words a pattern cannot match without: a line lacking it is not searched."""
+    plain = re.sub(r"\\.|[()\[\]?*+|^$]", "\0", pattern)
+    runs = [run.strip() for run in re.findall(r"[A-Za-z][A-Za-z ',/-]*", plain)]
+    return max(runs, key=len) if runs else None
+
+
+_COMPILED = tuple((re.compile(pattern), rendering, _guard(pattern)) for pattern, rendering in PHRASES)
 
 
 def in_chinese(lines) -> list[str]:
@@ -166,6 +175,7 @@ def in_chinese(lines) -> list[str]:
 
 
 def render(line: str) -> str:
-    for pattern, rendering in _COMPILED:
-        line = pattern.sub(rendering, line)
+    for pattern, rendering, guard in _COMPILED:
+        if guard is None or guard in line:
+            line = pattern.sub(rendering, line)
     return line

@@ -36,6 +36,7 @@ class Registration:
     fees: dict[str, Fee] = field(default_factory=dict)  # feedetl_sn -> priced detail, in upload order
     batches: dict[str, list[str]] = field(default_factory=dict)  # chrg_bchno -> its feedetl_sn
     settled: str | None = None  # the setl_id once settled: its details can no longer change
+    settling: str | None = None  # the event_id of a 2207 in flight: its details cannot change meanwhile either
     registered_at: float = field(default_factory=time.monotonic)
 
 
@@ -89,6 +90,11 @@ class Counter:
         return found
 
     def changeable(self, registration: Registration, where: str) -> None:
+        if registration.settling is not None and registration.settled is None:
+            raise Refused(
+                "visit_settling",
+                f"{where}.mdtrt_id: visit {registration.mdtrt_id} is being settled; its details cannot change",
+            )
         if registration.settled is not None:
             raise Refused(
                 "visit_settled",

@@ -96,10 +96,15 @@ async def settle(gw: Gateway, env: Envelope) -> dict:
     """2207: the visit through the event topic into the ledger, answered with its settlement."""
     registration, _data, line = _settlement_input(gw, env)
     event_id = event_id_of(env)
-    if await gw.outcomes.now(event_id) is None:
-        # A member unknown to the ledger would wait for an enrolment: refused here, nothing published.
-        await enrolled(gw, registration.region, registration.psn_no, "input.data")
-    record = await _outcome(gw, event_id, line)
+    registration.settling = event_id  # from the moment its details are read into the event
+    try:
+        if await gw.outcomes.now(event_id) is None:
+            # A member unknown to the ledger would wait for an enrolment: refused here, nothing published.
+            await enrolled(gw, registration.region, registration.psn_no, "input.data")
+        record = await _outcome(gw, event_id, line)
+    finally:
+        if registration.settling == event_id:
+            registration.settling = None
     registration.settled = record["settlement_id"]
     return settlement_answer(record)
 

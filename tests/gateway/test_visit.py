@@ -38,3 +38,21 @@ def test_a_visit_is_in_an_inpatient_period_from_admission_until_discharge():
     assert not counter.in_stay("640000", "P1", datetime(2023, 8, 5, 10))
     assert not counter.in_stay("640000", "P2", datetime(2023, 8, 2, 9))
     assert not counter.in_stay("371000", "P1", datetime(2023, 8, 2, 9))
+
+
+def test_details_cannot_change_while_the_visit_is_settling_nor_once_settled():
+    import pytest
+
+    from gateway.errors import Refused
+
+    counter = Counter()
+    visit = counter.register(Registration("M1", "H1", "371000", "P1", "310", datetime(2023, 5, 6, 9)))
+    counter.changeable(visit, "d")
+    visit.settling = "his-1"
+    with pytest.raises(Refused) as refused:
+        counter.changeable(visit, "d")
+    assert refused.value.reason == "visit_settling"
+    visit.settling, visit.settled = None, "S1"
+    with pytest.raises(Refused) as refused:
+        counter.changeable(visit, "d")
+    assert refused.value.reason == "visit_settled"

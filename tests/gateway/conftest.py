@@ -19,7 +19,7 @@ from gateway.settings import GatewaySettings
 from ledger.db.server import Database
 from ledger.service import LedgerService
 from tests.gateway.his import REFERENCE, facility_codes, keys_file
-from tests.kafka.conftest import kafka, own_settings  # noqa: F401 (the broker fixture)
+from tests.kafka.conftest import own_settings
 from tests.kafka.streams import serving
 from tests.ledger.helpers import IM_PARAMETERS
 
@@ -103,7 +103,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka, pg_server, tmp_path_factory):  # noqa: F811 (the broker fixture imported above)
+def stack(kafka, pg_server, tmp_path_factory):
     """One ledger, serve and gateway for a module's tests (each test uses members and facilities of its own)."""
     name, db = pg_server.fresh()
     own = tmp_path_factory.mktemp("gateway")

@@ -64,9 +64,8 @@ async def presettle(gw: Gateway, env: Envelope) -> dict:
     return settlement_answer(record, settled=False)
 
 
-async def _outcome(gw: Gateway, event_id: str, line: bytes) -> dict:
-    """Publish `line` unless the ledger already decided its event, then wait for the ledger's decision."""
-    decided = await gw.outcomes.now(event_id)
+async def _outcome(gw: Gateway, event_id: str, line: bytes, decided: tuple | None) -> dict:
+    """Publish `line` unless the ledger already `decided` its event, then wait for the ledger's decision."""
     if decided is None:
         try:
             await asyncio.wait_for(gw.publisher.publish(line), gw.settings.wait_seconds)
@@ -98,10 +97,11 @@ async def settle(gw: Gateway, env: Envelope) -> dict:
     event_id = event_id_of(env)
     registration.settling = event_id  # from the moment its details are read into the event
     try:
-        if await gw.outcomes.now(event_id) is None:
+        decided = await gw.outcomes.now(event_id)
+        if decided is None:
             # A member unknown to the ledger would wait for an enrolment: refused here, nothing published.
             await enrolled(gw, registration.region, registration.psn_no, "input.data")
-        record = await _outcome(gw, event_id, line)
+        record = await _outcome(gw, event_id, line, decided)
     finally:
         if registration.settling == event_id:
             registration.settling = None
@@ -137,7 +137,8 @@ async def reverse(gw: Gateway, env: Envelope) -> dict:
         env.inf_time.isoformat(),
         f"2208 冲正 by {env.fixmedins_code}",
     )
-    return settlement_answer(await _outcome(gw, event_id_of(env), line))
+    event_id = event_id_of(env)
+    return settlement_answer(await _outcome(gw, event_id, line, await gw.outcomes.now(event_id)))
 
 
 async def query(gw: Gateway, env: Envelope) -> dict:

@@ -9,6 +9,7 @@ COPY projections projections
 COPY consumers consumers
 # the console, with the charting library scripts/bootstrap fetched into console/static/vendor
 COPY console console
+COPY gateway gateway
 COPY examples examples
 RUN pip install --no-cache-dir .
 # SIGTERM from `docker stop` shuts the service down gracefully: the batch in hand commits, the relay drains.

@@ -1,4 +1,4 @@
-"""The `medledger` command with the broker's commands added: serve, produce, report.
+"""The `medledger` command with the broker's commands added: serve, gateway, produce, report.
 
 They live here, on the outer layer, so the ledger never imports the Kafka adapters.
 """
@@ -69,6 +69,54 @@ def serve(
         typer.echo(f"medledger serve: {error}", err=True)
         raise typer.Exit(2) from None
     asyncio.run(run(application))
+
+
+@app.command("gateway")
+def gateway_command(
+    parameters: ParametersOption = None,
+    bootstrap_servers: BootstrapOption = None,
+    host: Annotated[Optional[str], typer.Option(envvar="MEDLEDGER_GATEWAY_HOST", help="Default 127.0.0.1.")] = None,
+    port: Annotated[Optional[int], typer.Option(envvar="MEDLEDGER_GATEWAY_PORT", help="Default 8090.")] = None,
+    ssl_certfile: Annotated[Optional[str], typer.Option(help="TLS certificate (PEM), as uvicorn takes it.")] = None,
+    ssl_keyfile: Annotated[Optional[str], typer.Option(help="TLS private key (PEM).")] = None,
+    log_level: Annotated[str, typer.Option(envvar="MEDLEDGER_LOG_LEVEL")] = "INFO",
+) -> None:
+    """Answer the national platform's settlement interface over HTTP (POST /fsi/api/rsfComIfsService/callService)
+    until SIGINT or SIGTERM: settlements go through the event topic into the ledger that `serve` keeps. Keys in
+    MEDLEDGER_GATEWAY_KEYS, reference data in MEDLEDGER_GATEWAY_REFERENCE (see docs/national-interface.md)."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.core import Gateway
+    from gateway.settings import GatewaySettings
+    from ledger.service import LedgerService
+
+    from . import logs
+
+    logs.configure(log_level)
+    try:
+        settings = GatewaySettings.from_env(host=host, port=port)
+    except ValueError as error:
+        typer.echo(f"medledger: {error}", err=True)
+        raise typer.Exit(2) from None
+    text, source = parameters_text(parameters)
+    ledger = LedgerService(prepared(), text, source, prepare_schema=False)
+    try:  # the gateway signs what it produces as a producer of its own: without its key it cannot start
+        gateway = Gateway(settings, Settings.from_env(bootstrap_servers=bootstrap_servers), ledger)
+    except ValueError as error:
+        typer.echo(f"medledger gateway: {error}", err=True)
+        raise typer.Exit(2) from None
+    app_ = create_app(gateway)
+    uvicorn.run(
+        app_,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+    )
 
 
 @app.command()

@@ -27,3 +27,13 @@ def database(pg_server):
     name, db = pg_server.fresh()
     yield db
     pg_server.drop(name)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory):
+    """The real broker (tests/kafka/broker.py), one for the whole session: every directory's tests share it."""
+    from tests.kafka.broker import TestBroker
+
+    broker = TestBroker(tmp_path_factory.mktemp("kafka"))
+    yield broker
+    broker.stop()

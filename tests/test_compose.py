@@ -19,7 +19,9 @@ from ledger.db.server import EMBEDDED_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [
-    path for package in ("ledger", "consumers", "projections", "console") for path in (ROOT / package).rglob("*.py")
+    path
+    for package in ("ledger", "consumers", "projections", "console", "gateway")
+    for path in (ROOT / package).rglob("*.py")
 ]
 
 
@@ -33,12 +35,14 @@ def medledger_services(compose) -> dict[str, dict]:
     return {name: service for name, service in compose["services"].items() if "build" in service}
 
 
-def test_the_stack_runs_serve_reporting_the_console_and_the_command_line_from_the_image(medledger_services):
-    assert set(medledger_services) == {"serve", "reporting", "console", "medledger"}
+def test_the_stack_runs_serve_the_gateway_reporting_the_console_and_the_command_line_from_the_image(
+    medledger_services,
+):
+    assert set(medledger_services) == {"serve", "gateway", "reporting", "console", "medledger"}
     commands = get_command(app).commands
     for name, service in medledger_services.items():
         assert service["build"]["context"] == ".", name
-        assert service["image"] == "${MEDLEDGER_IMAGE:-medledger}", name  # one image, built once, for all three
+        assert service["image"] == "${MEDLEDGER_IMAGE:-medledger}", name  # one image, built once, for all of them
         assert service["command"][0] in commands or service["command"] == ["--help"], name
         for dependency in ("postgres", "kafka"):
             assert service["depends_on"][dependency] == {"condition": "service_healthy"}, name
@@ -134,7 +138,14 @@ def test_the_image_holds_every_package_the_project_installs():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = project["tool"]["setuptools"]["packages"]["find"]["include"]
     packages = {pattern.rstrip("*") for pattern in patterns}
-    assert packages == {"ledger", "projections", "policies", "consumers", "console"}  # the patterns are plain names
+    assert packages == {
+        "ledger",
+        "projections",
+        "policies",
+        "consumers",
+        "console",
+        "gateway",
+    }  # the patterns are plain names
     assert packages | {"pyproject.toml", "README.md"} <= _copied()
 
 

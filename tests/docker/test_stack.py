@@ -122,6 +122,7 @@ def stack(engine, tmp_path_factory):
         **settings,
         "MEDLEDGER_METRICS_PORT": str(_free_port()),
         "MEDLEDGER_CONSOLE_PORT": str(_free_port()),
+        "MEDLEDGER_GATEWAY_PORT": str(_free_port()),
     }
     env["MEDLEDGER_IMAGE"] = f"medledger-test:{uuid.uuid4().hex[:8]}"
     keys = tmp_path_factory.mktemp("keys") / "keys"
@@ -273,3 +274,37 @@ def test_the_console_in_the_stack_answers_with_its_login_page(stack):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as response:
         page = response.read().decode()
     assert 'name="csrf"' in page and 'id="password"' in page
+
+
+def test_a_his_reaches_the_gateway_in_the_stack_and_reads_a_member_the_examples_enrolled(stack, produced):
+    import tomllib
+
+    from gateway.signature import sign
+
+    code = "H32010200011"
+    keys = tomllib.loads((ROOT / "examples/national/keys.example.toml").read_text())
+    token = keys["facilities"][code]["token"]
+    stamp, nonce = str(int(time.time())), uuid.uuid4().hex
+    body = {
+        "infno": "1101",
+        "msgid": uuid.uuid4().hex,
+        "insuplc_admdvs": "320100",
+        "inf_time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "fixmedins_code": code,
+        "input": {"data": {"psn_no": "32010619850226T001"}},
+    }
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.env['MEDLEDGER_GATEWAY_PORT']}/fsi/api/rsfComIfsService/callService",
+        data=json.dumps(body).encode(),
+        headers={
+            "content-type": "application/json",
+            "x-tif-paasid": code,
+            "x-tif-timestamp": stamp,
+            "x-tif-nonce": nonce,
+            "x-tif-signature": sign(stamp, token, nonce),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    assert answer["infcode"] == 0, answer["err_msg"]
+    assert answer["output"]["insuinfo"][0]["insuplc_admdvs"] == "320100"

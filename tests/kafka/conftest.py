@@ -8,15 +8,6 @@ from consumers.settings import Settings
 from tests.security.keys import test_keys
 
 
-@pytest.fixture(scope="session")
-def kafka(tmp_path_factory):
-    from tests.kafka.broker import TestBroker
-
-    broker = TestBroker(tmp_path_factory.mktemp("kafka"))
-    yield broker
-    broker.stop()
-
-
 def own_settings(bootstrap: str, prefix: str = "t", **security) -> Settings:
     """Topics and a consumer group of the test's own, so tests never read each other's records."""
     run = uuid.uuid4().hex[:10]

@@ -1,0 +1,102 @@
+"""What a counter may ask the ledger without changing it: how a visit would settle now (pre-settlement), what
+became of events it sent, a visit's settlement, a facility's settlements of a period, a member's state.
+
+Nothing here writes: a pre-settlement loads the member's state into a book of its own and settles the visit there,
+as the live pipeline would settle it next, and throws the book away."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Any
+
+from policies.book import Book
+from policies.engine import Engine
+from policies.member import MemberState
+from policies.outputs import Settlement
+from policies.parameters import parse_parameters
+from policies.registry import PolicyRegistry
+
+from .adoption import last_adopted
+from .codec import state_from_json
+from .db import lookups
+from .db.event_store import driver, reading
+from .db.outbox import CHANNEL
+from .db.projection_store import load_book
+from .records import settlement_wire
+from .service import LIVE, LedgerService
+
+# A pre-settlement has no ledger position: the one its event will have is known only once it is appended.
+UNSEQUENCED = 0
+
+
+class Enquiry:
+    """Read-only questions to the ledger a `LedgerService` has opened."""
+
+    def __init__(self, service: LedgerService):
+        self.service = service
+        self._registries: dict[str, PolicyRegistry] = {service.digest: service.registry}
+
+    async def presettle(self, event) -> dict[str, Any]:
+        """The settlement record (`records.settlement_wire`) `event`, a `visit.submitted`, would get if the ledger
+        settled it next, under the parameter set the ledger adopted last; `Rejected` as the ledger would refuse it
+        (a member not enrolled is refused here: the live ledger would park the visit). Writes nothing."""
+        async with reading(self.service.engine) as raw:
+            registry = await self._adopted(raw)
+            book: Book = await load_book(raw, LIVE, registry, [event])
+        outputs = Engine(book=book).apply(event, UNSEQUENCED)
+        settlement = next(output for output in outputs if isinstance(output, Settlement))
+        return settlement_wire(settlement)
+
+    async def _adopted(self, raw) -> PolicyRegistry:
+        """The registry of the parameter set the ledger settles under now: the one adopted last (the writer that
+        appends next adopts its own first, if it is another)."""
+        digest = await last_adopted(raw) or self.service.digest
+        registry = self._registries.get(digest)
+        if registry is None:
+            content = await lookups.parameters_content(raw, digest)
+            registry = PolicyRegistry(parse_parameters(content or ""))
+            self._registries[digest] = registry
+        return registry
+
+    async def outcomes(self, event_ids: list[str]) -> dict[str, tuple[str, dict | None]]:
+        """See `db.lookups.outcomes`."""
+        async with reading(self.service.engine) as raw:
+            return await lookups.outcomes(raw, event_ids)
+
+    async def visit(
+        self, region: str, visit_id: str | None = None, settlement_id: str | None = None
+    ) -> tuple[dict, str, dict | None] | None:
+        """(settlement, facility id, reversal) of a visit, by its id or its settlement's (`db.lookups`)."""
+        async with reading(self.service.engine) as raw:
+            return await lookups.visit_settlements(raw, region, visit_id, settlement_id)
+
+    async def facility_settlements(self, facility_id: str, first: date, last: date) -> list[dict]:
+        async with reading(self.service.engine) as raw:
+            return await lookups.facility_settlements(raw, facility_id, first, last)
+
+    async def member(self, region: str, member_id: str) -> MemberState | None:
+        async with reading(self.service.engine) as raw:
+            state = await lookups.member_state(raw, region, member_id)
+        return None if state is None else state_from_json(state)
+
+    @asynccontextmanager
+    async def commits(self, heard: Callable[[], None], lost: Callable[[], None]) -> AsyncIterator[None]:
+        """Calls `heard` each time any writer commits to the ledger, while the context is open (one connection
+        held, listening on the outbox channel every writing transaction notifies), and `lost` if that connection
+        closes meanwhile."""
+        async with self.service.engine.connect() as connection:
+            raw = await driver(connection)
+
+            def notified(_connection, _pid, _channel, _payload) -> None:
+                heard()
+
+            raw.add_termination_listener(lambda _connection: lost())
+            await raw.add_listener(CHANNEL, notified)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    await raw.remove_listener(CHANNEL, notified)

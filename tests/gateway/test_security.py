@@ -1,0 +1,100 @@
+"""The platform's signature: every refusal answered, logged and counted, and nothing written to the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import httpx
+import pytest
+
+from tests.gateway.counter import NANJING_HOSPITAL, NINGXIA_HOSPITAL, enrol, enrolment, member_id
+from tests.gateway.flow import Producer
+from tests.gateway.his import His
+
+NANJING = "320100"
+
+
+def refusals(url: str, reason: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    for line in text.splitlines():
+        if line.startswith(f'medledger_gateway_refusals_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def attempt(stack, headers_of, body_of=None, expected_status: int = 401) -> dict:
+    """A 1101 for an enrolled member, sent with the headers `headers_of(his)` give; the ledger's head is the same
+    after it."""
+    member = member_id(NANJING)
+    await enrol(stack, enrolment(NANJING, member, "2023-01-01"))
+    async with Producer(stack) as producer, httpx.AsyncClient(base_url=stack.gateway.url) as client:
+        his = His(client, NANJING_HOSPITAL)
+        body = his.envelope("1101", {"data": {"psn_no": member}}, NANJING)
+        if body_of is not None:
+            body = body_of(body)
+        before = await producer.head()
+        response = await his.post(body, headers_of(his))
+        assert await producer.head() == before
+    assert response.status_code == expected_status
+    answer = response.json()
+    assert answer["infcode"] == -1
+    return answer
+
+
+CASES = {
+    "signature_missing": lambda his: {k: v for k, v in his.headers().items() if k != "x-tif-signature"},
+    "signature_invalid": lambda his: his.headers(token="not-the-facility-token-at-all"),
+    "timestamp_out_of_window": lambda his: his.headers(timestamp=int(time.time()) - 301),
+    "unknown_caller": lambda his: {**his.headers(), "x-tif-paasid": "H00000000000"},
+}
+
+
+@pytest.mark.parametrize("reason", sorted(CASES))
+def test_a_message_without_a_valid_signature_is_refused_logged_counted_and_writes_nothing(reason, stack, caplog):
+    before = refusals(stack.gateway.url, reason)
+    with caplog.at_level(logging.WARNING, logger="medledger.gateway"):
+        answer = asyncio.run(attempt(stack, CASES[reason]))
+    assert answer["err_msg"].startswith(f"[{reason}]")
+    assert refusals(stack.gateway.url, reason) == before + 1
+    logged = [r for r in caplog.records if r.getMessage() == "message refused" and r.reason == reason]
+    assert len(logged) == 1 and logged[0].detail in answer["err_msg"]
+
+
+def test_a_timestamp_within_the_window_is_accepted(stack):
+    async def run():
+        member = member_id(NANJING)
+        await enrol(stack, enrolment(NANJING, member, "2023-01-01"))
+        async with httpx.AsyncClient(base_url=stack.gateway.url) as client:
+            his = His(client, NANJING_HOSPITAL)
+            body = his.envelope("1101", {"data": {"psn_no": member}}, NANJING)
+            return await his.post(body, his.headers(timestamp=int(time.time()) - 290))
+
+    assert asyncio.run(run()).json()["infcode"] == 0
+
+
+def test_a_nonce_seen_before_is_refused(stack):
+    async def run():
+        member = member_id(NANJING)
+        await enrol(stack, enrolment(NANJING, member, "2023-01-01"))
+        async with httpx.AsyncClient(base_url=stack.gateway.url) as client:
+            his = His(client, NANJING_HOSPITAL)
+            headers = his.headers(nonce="nonce-used-twice")
+            first = await his.post(his.envelope("1101", {"data": {"psn_no": member}}, NANJING), headers)
+            again = await his.post(his.envelope("1101", {"data": {"psn_no": member}}, NANJING), headers)
+            return first, again
+
+    before = refusals(stack.gateway.url, "nonce_replayed")
+    first, again = asyncio.run(run())
+    assert first.json()["infcode"] == 0
+    assert again.status_code == 401 and again.json()["err_msg"].startswith("[nonce_replayed]")
+    assert refusals(stack.gateway.url, "nonce_replayed") == before + 1
+
+
+def test_an_envelope_of_another_facility_is_refused(stack):
+    def as_another(body: dict) -> dict:
+        return {**body, "fixmedins_code": NINGXIA_HOSPITAL}
+
+    answer = asyncio.run(attempt(stack, lambda his: his.headers(), as_another, expected_status=200))
+    assert answer["err_msg"].startswith("[caller_mismatch]") and "fixmedins_code" in answer["err_msg"]

@@ -1,1 +1,1 @@
-from tests.kafka.conftest import kafka, settings  # noqa: F401  (the broker the Kafka tests run)
+from tests.kafka.conftest import settings  # noqa: F401  (topics of its own on the broker of tests/conftest.py)

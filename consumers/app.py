@@ -149,7 +149,7 @@ class Service:
         self._tasks = [asyncio.create_task(self.relay.run()), asyncio.create_task(self._sweep())]
         self._tasks.append(asyncio.create_task(self._watch_lag()))
         if self.settings.metrics_port is not None:
-            self._http = self.metrics.serve(self.settings.metrics_port)
+            self._http = self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         log.info(
             "medledger serving",
             extra={"topic": self.settings.events_topic, "group": self.settings.group_id},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +10,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from .server import APP_ROLE, REPORTING_ROLE
+from .credentials import check_password, secret
+from .server import APP_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Held by whoever changes the schema or the roles: several services may start at once against one database.
@@ -45,7 +45,11 @@ def _on_a_thread(work: Callable[[], None]) -> None:
 
 
 # The roles medledger connects as besides the owner, and where each one's password is given.
-PASSWORDS = {APP_ROLE: "MEDLEDGER_APP_PASSWORD", REPORTING_ROLE: "MEDLEDGER_REPORTING_PASSWORD"}
+PASSWORDS = {
+    APP_ROLE: "MEDLEDGER_APP_PASSWORD",
+    REPORTING_ROLE: "MEDLEDGER_REPORTING_PASSWORD",
+    MAINTENANCE_ROLE: "MEDLEDGER_MAINTENANCE_PASSWORD",
+}
 
 
 def upgrade(owner_url: str, revision: str = "head") -> None:
@@ -55,9 +59,12 @@ def upgrade(owner_url: str, revision: str = "head") -> None:
         with _ONE_AT_A_TIME:
             command.upgrade(alembic_config(owner_url), revision)
 
+    given = {role: secret(variable) for role, variable in PASSWORDS.items()}
+    for role, password in given.items():
+        if password:  # refused before anything changes
+            check_password(password, role, PASSWORDS[role])
     _on_a_thread(migrate)
-    for role, variable in PASSWORDS.items():
-        password = os.environ.get(variable)
+    for role, password in given.items():
         if password:
             _on_a_thread(lambda role=role, password=password: asyncio.run(_set_password(owner_url, role, password)))
 

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from .credentials import UnsafeSecret, check_url, secret
+
 APP_ROLE = "medledger_app"
 REPORTING_ROLE = "medledger_reporting"
+MAINTENANCE_ROLE = "medledger_maintenance"  # rebuilds the projections (migration 0011)
 DATABASE = "medledger"
 
 
@@ -60,16 +63,39 @@ def _with_database(url: str, database: str) -> str:
 
 def locate() -> Database:
     """The database medledger uses, starting the embedded server when no DATABASE_URL is set."""
-    external = os.environ.get("DATABASE_URL")
-    app_only = os.environ.get("MEDLEDGER_APP_DATABASE_URL")
+    external = secret("DATABASE_URL")
+    app_only = secret("MEDLEDGER_APP_DATABASE_URL")
+    if app_only:
+        check_url(app_only, "MEDLEDGER_APP_DATABASE_URL")
     if app_only and not external:
         return Database(None, _asyncpg(app_only))
     if external:
+        check_url(external, "DATABASE_URL")
         owner = _asyncpg(external)
-        app = os.environ.get("MEDLEDGER_APP_DATABASE_URL")
-        app = _asyncpg(app) if app else with_user(owner, APP_ROLE, os.environ.get("MEDLEDGER_APP_PASSWORD"))
+        app = _asyncpg(app_only) if app_only else with_user(owner, APP_ROLE, secret("MEDLEDGER_APP_PASSWORD"))
+        check_url(app, "MEDLEDGER_APP_PASSWORD")
         return Database(owner, app)
     return start_embedded(data_dir())
+
+
+def maintenance(db: Database) -> Database:
+    """The database as the role that rebuilds projections: MEDLEDGER_MAINTENANCE_DATABASE_URL; or, with the owner's
+    URL, medledger_maintenance with MEDLEDGER_MAINTENANCE_PASSWORD (none on the embedded server's socket), or the
+    owner itself where that role has no password to connect with."""
+    given = secret("MEDLEDGER_MAINTENANCE_DATABASE_URL")
+    if given:
+        check_url(given, "MEDLEDGER_MAINTENANCE_DATABASE_URL")
+        return Database(db.owner_url, _asyncpg(given), db.embedded_dir)
+    if db.owner_url is None:
+        raise UnsafeSecret(
+            "rebuilding the projections needs MEDLEDGER_MAINTENANCE_DATABASE_URL or the owner's DATABASE_URL"
+        )
+    password = secret("MEDLEDGER_MAINTENANCE_PASSWORD")
+    if password is None and db.embedded_dir is None:
+        return Database(db.owner_url, db.owner_url, db.embedded_dir)
+    url = with_user(db.owner_url, MAINTENANCE_ROLE, password)
+    check_url(url, "MEDLEDGER_MAINTENANCE_PASSWORD")
+    return Database(db.owner_url, url, db.embedded_dir)
 
 
 def start_embedded(directory: Path) -> Database:

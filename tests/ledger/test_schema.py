@@ -64,12 +64,16 @@ def test_the_embedded_server_is_tuned_for_batch_writes_and_keeps_settings_made_b
 
 @pytest.mark.parametrize(
     "role, variable",
-    [("medledger_app", "MEDLEDGER_APP_PASSWORD"), ("medledger_reporting", "MEDLEDGER_REPORTING_PASSWORD")],
+    [
+        ("medledger_app", "MEDLEDGER_APP_PASSWORD"),
+        ("medledger_reporting", "MEDLEDGER_REPORTING_PASSWORD"),
+        ("medledger_maintenance", "MEDLEDGER_MAINTENANCE_PASSWORD"),
+    ],
 )
 def test_the_owner_gives_a_role_its_password_when_one_is_configured(database, monkeypatch, role, variable):
     from ledger.db.migrate import upgrade
 
-    monkeypatch.setenv(variable, "s3cret'quote")
+    monkeypatch.setenv(variable, "s3cret'quote-and-long-enough")
     upgrade(database.owner_url)
     (row,) = fetch(
         database, "SELECT rolpassword IS NOT NULL AS set FROM pg_authid WHERE rolname = $1", role, owner=True

@@ -125,22 +125,20 @@ def _reporting_url() -> str:
     """MEDLEDGER_REPORTING_DATABASE_URL, or else the ledger's own database as medledger_reporting, a role that
     keeps to the `reporting` schema (MEDLEDGER_REPORTING_PASSWORD where the server wants one)."""
     from ledger.cli.common import refuse
-    from ledger.db.credentials import UnsafeSecret, check_url, secret
+    from ledger.db.credentials import UnsafeSecret, check_url, database_url, secret
     from ledger.db.server import REPORTING_ROLE, with_user
 
-    configured = secret("MEDLEDGER_REPORTING_DATABASE_URL")
-    if configured:
-        where = "MEDLEDGER_REPORTING_DATABASE_URL"
-    else:
+    try:
+        configured = database_url("MEDLEDGER_REPORTING_DATABASE_URL", "MEDLEDGER_REPORTING_PASSWORD")
+        if configured:
+            return configured
         db = prepared()
         if db.owner_url is None:
             raise typer.BadParameter(
                 "with only the service's own database URL, reporting needs MEDLEDGER_REPORTING_DATABASE_URL"
             )
         configured = with_user(db.owner_url, REPORTING_ROLE, secret("MEDLEDGER_REPORTING_PASSWORD"))
-        where = "MEDLEDGER_REPORTING_PASSWORD"
-    try:
-        check_url(configured, where)
+        check_url(configured, "MEDLEDGER_REPORTING_PASSWORD")
     except UnsafeSecret as error:
         refuse(error)
     return configured

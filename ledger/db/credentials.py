@@ -1,7 +1,9 @@
 """The passwords of medledger's database roles: read from the environment or from a file (Docker secrets), and
 refused when they are a known default or too weak to stand between the network and the ledger.
 
-Every `NAME` read here may instead be given as `NAME_FILE`, the path of a file holding it (its trailing newline is
+A database URL given without a password takes its role's password variable (DATABASE_URL: POSTGRES_PASSWORD, as
+the postgres image names the owner's), so that the password can come from a file where the URL cannot. Every
+`NAME` read here may instead be given as `NAME_FILE`, the path of a file holding it (its trailing newline is
 not part of it), as the postgres image reads POSTGRES_PASSWORD_FILE.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 MINIMUM_LENGTH = 16
 # Defaults that example files, earlier compose files and tutorials hand out: an attacker tries these first.
@@ -57,3 +59,18 @@ def check_url(url: str, where: str) -> None:
     if parts.password is None or socket_host or not parts.hostname:
         return
     check_password(unquote(parts.password), unquote(parts.username or ""), where)
+
+
+def database_url(name: str, password_variable: str, environ=None) -> str | None:
+    """The URL `name` gives, with `password_variable`'s password where the URL has none; checked."""
+    url = secret(name, environ)
+    if url is None:
+        return None
+    parts, where = urlsplit(url), name
+    password = secret(password_variable, environ) if parts.password is None else None
+    if password is not None:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        credentials = f"{parts.username or ''}:{quote(password, safe='')}"
+        url, where = urlunsplit((parts.scheme, f"{credentials}@{host}", parts.path, parts.query, "")), password_variable
+    check_url(url, where)
+    return url

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .credentials import UnsafeSecret, check_url, secret
+from .credentials import UnsafeSecret, check_url, database_url, secret
 
 APP_ROLE = "medledger_app"
 REPORTING_ROLE = "medledger_reporting"
@@ -63,14 +63,11 @@ def _with_database(url: str, database: str) -> str:
 
 def locate() -> Database:
     """The database medledger uses, starting the embedded server when no DATABASE_URL is set."""
-    external = secret("DATABASE_URL")
-    app_only = secret("MEDLEDGER_APP_DATABASE_URL")
-    if app_only:
-        check_url(app_only, "MEDLEDGER_APP_DATABASE_URL")
+    external = database_url("DATABASE_URL", "POSTGRES_PASSWORD")
+    app_only = database_url("MEDLEDGER_APP_DATABASE_URL", "MEDLEDGER_APP_PASSWORD")
     if app_only and not external:
         return Database(None, _asyncpg(app_only))
     if external:
-        check_url(external, "DATABASE_URL")
         owner = _asyncpg(external)
         app = _asyncpg(app_only) if app_only else with_user(owner, APP_ROLE, secret("MEDLEDGER_APP_PASSWORD"))
         check_url(app, "MEDLEDGER_APP_PASSWORD")
@@ -82,9 +79,8 @@ def maintenance(db: Database) -> Database:
     """The database as the role that rebuilds projections: MEDLEDGER_MAINTENANCE_DATABASE_URL; or, with the owner's
     URL, medledger_maintenance with MEDLEDGER_MAINTENANCE_PASSWORD (none on the embedded server's socket), or the
     owner itself where that role has no password to connect with."""
-    given = secret("MEDLEDGER_MAINTENANCE_DATABASE_URL")
+    given = database_url("MEDLEDGER_MAINTENANCE_DATABASE_URL", "MEDLEDGER_MAINTENANCE_PASSWORD")
     if given:
-        check_url(given, "MEDLEDGER_MAINTENANCE_DATABASE_URL")
         return Database(db.owner_url, _asyncpg(given), db.embedded_dir)
     if db.owner_url is None:
         raise UnsafeSecret(

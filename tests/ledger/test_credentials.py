@@ -3,6 +3,8 @@ from a file (Docker secrets)."""
 
 from __future__ import annotations
 
+from urllib.parse import unquote, urlsplit
+
 import pytest
 from typer.testing import CliRunner
 
@@ -84,3 +86,17 @@ def test_a_role_gets_the_password_its_file_holds(database, monkeypatch, tmp_path
     query = "SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = $1"
     assert fetch(database, query, MAINTENANCE_ROLE, owner=True)[0][0]
     fetch(database, f"ALTER ROLE {MAINTENANCE_ROLE} PASSWORD NULL", owner=True)
+
+
+def test_a_url_without_a_password_takes_its_roles_password_from_a_file(tmp_path):
+    from ledger.db.credentials import database_url
+
+    path = tmp_path / "owner"
+    path.write_text("p@ss/word:with-signs\n")
+    env = {"DATABASE_URL": "postgresql://medledger_owner@postgres:5432/medledger", "POSTGRES_PASSWORD_FILE": str(path)}
+    url = database_url("DATABASE_URL", "POSTGRES_PASSWORD", env)
+    assert urlsplit(url).hostname == "postgres" and unquote(urlsplit(url).password) == "p@ss/word:with-signs"
+    env["POSTGRES_PASSWORD_FILE"] = str(tmp_path / "weak")
+    (tmp_path / "weak").write_text("change-me")
+    with pytest.raises(UnsafeSecret, match=r"medledger_owner \(POSTGRES_PASSWORD\) is a known default"):
+        database_url("DATABASE_URL", "POSTGRES_PASSWORD", env)

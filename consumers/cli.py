@@ -137,7 +137,8 @@ def _reporting_url() -> str:
             raise typer.BadParameter(
                 "with only the service's own database URL, reporting needs MEDLEDGER_REPORTING_DATABASE_URL"
             )
-        configured = with_user(db.owner_url, REPORTING_ROLE, secret("MEDLEDGER_REPORTING_PASSWORD"))
+        password = secret("MEDLEDGER_REPORTING_PASSWORD") or db.passwords.get(REPORTING_ROLE)
+        configured = with_user(db.owner_url, REPORTING_ROLE, password)
         check_url(configured, "MEDLEDGER_REPORTING_PASSWORD")
     except UnsafeSecret as error:
         refuse(error)

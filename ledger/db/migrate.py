@@ -52,14 +52,15 @@ PASSWORDS = {
 }
 
 
-def upgrade(owner_url: str, revision: str = "head") -> None:
-    """Bring the schema to `revision`; give the service and reporting roles the passwords set for them."""
+def upgrade(owner_url: str, revision: str = "head", passwords: dict[str, str] | None = None) -> None:
+    """Bring the schema to `revision`; give medledger's roles the passwords set for them (in the environment, or
+    `passwords`: the embedded server's)."""
 
     def migrate() -> None:
         with _ONE_AT_A_TIME:
             command.upgrade(alembic_config(owner_url), revision)
 
-    given = {role: secret(variable) for role, variable in PASSWORDS.items()}
+    given = {role: secret(variable) or (passwords or {}).get(role) for role, variable in PASSWORDS.items()}
     for role, password in given.items():
         if password:  # refused before anything changes
             check_password(password, role, PASSWORDS[role])
@@ -98,7 +99,7 @@ def prepare(db) -> None:
     """At start-up: migrate with the owner's URL when there is one; a service given only its own role's URL
     (MEDLEDGER_APP_DATABASE_URL) never holds the owner's rights, and refuses to run on an old schema."""
     if db.owner_url:
-        upgrade(db.owner_url)
+        upgrade(db.owner_url, passwords=db.passwords)
         return
     from alembic.script import ScriptDirectory
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -31,6 +31,8 @@ class Database:
     owner_url: str | None  # sqlalchemy URL, postgresql+asyncpg://; None when only the service role is given
     app_url: str
     embedded_dir: Path | None = None
+    # The embedded server's passwords of medledger's roles (role → password), which the migrations give them.
+    passwords: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 def data_dir() -> Path:
@@ -81,17 +83,17 @@ def maintenance(db: Database) -> Database:
     owner itself where that role has no password to connect with."""
     given = database_url("MEDLEDGER_MAINTENANCE_DATABASE_URL", "MEDLEDGER_MAINTENANCE_PASSWORD")
     if given:
-        return Database(db.owner_url, _asyncpg(given), db.embedded_dir)
+        return Database(db.owner_url, _asyncpg(given), db.embedded_dir, db.passwords)
     if db.owner_url is None:
         raise UnsafeSecret(
             "rebuilding the projections needs MEDLEDGER_MAINTENANCE_DATABASE_URL or the owner's DATABASE_URL"
         )
-    password = secret("MEDLEDGER_MAINTENANCE_PASSWORD")
+    password = secret("MEDLEDGER_MAINTENANCE_PASSWORD") or db.passwords.get(MAINTENANCE_ROLE)
     if password is None and db.embedded_dir is None:
-        return Database(db.owner_url, db.owner_url, db.embedded_dir)
+        return Database(db.owner_url, db.owner_url, db.embedded_dir, db.passwords)
     url = with_user(db.owner_url, MAINTENANCE_ROLE, password)
     check_url(url, "MEDLEDGER_MAINTENANCE_PASSWORD")
-    return Database(db.owner_url, url, db.embedded_dir)
+    return Database(db.owner_url, url, db.embedded_dir, db.passwords)
 
 
 def start_embedded(directory: Path) -> Database:
@@ -108,8 +110,59 @@ def start_embedded(directory: Path) -> Database:
     base = _asyncpg(server.get_uri("postgres"))
     _ensure_database(server, DATABASE)
     _tune(server)
+    passwords = _role_passwords(directory)
+    _authenticate(server)
     owner = _with_database(base, DATABASE)
-    return Database(owner, with_user(owner, APP_ROLE, None), directory)
+    return Database(owner, with_user(owner, APP_ROLE, passwords[APP_ROLE]), directory, passwords)
+
+
+PASSWORD_FILE = "role-passwords.json"
+
+
+def _role_passwords(directory: Path) -> dict[str, str]:
+    """The passwords of medledger's roles on the embedded server: each from the environment where it is given,
+    otherwise drawn at the first start and kept in a file of the data directory that only its owner reads."""
+    import json
+    import secrets
+
+    from .migrate import PASSWORDS
+
+    kept_in = directory / PASSWORD_FILE
+    kept = json.loads(kept_in.read_text()) if kept_in.exists() else {}
+    if set(kept) != set(PASSWORDS):
+        kept = {role: kept.get(role) or secrets.token_urlsafe(24) for role in PASSWORDS}
+        made = os.open(kept_in, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(made, "w") as file:
+            json.dump(kept, file)
+    kept_in.chmod(0o600)
+    return {role: secret(variable) or kept[role] for role, variable in PASSWORDS.items()}
+
+
+def _authenticate(server) -> None:
+    """Who may connect through the embedded server's socket: its superuser by peer, for the OS user running
+    medledger and the one running the server; medledger's roles by password (SCRAM); nobody else."""
+    import pwd
+
+    from .migrate import PASSWORDS
+
+    pgdata = Path(server.pgdata)
+    users = sorted({pwd.getpwuid(os.geteuid()).pw_name, server.system_user or pwd.getpwuid(os.geteuid()).pw_name})
+    hba = (
+        "# medledger: the superuser by peer for the OS users that run medledger and the server; medledger's roles\n"
+        "# by password (SCRAM); nobody else.\n"
+        "local all postgres peer map=medledger\n"
+        f"local all {','.join(PASSWORDS)} scram-sha-256\n"
+        "local all all reject\n"
+    )
+    ident = "".join(f"medledger {user} postgres\n" for user in users)
+    changed = False
+    for name, text in (("pg_ident.conf", ident), ("pg_hba.conf", hba)):
+        path = pgdata / name
+        if path.read_text() != text:
+            path.write_text(text)  # in place: the file keeps its owner, the server's user
+            changed = True
+    if changed:
+        server.psql("SELECT pg_reload_conf();\n")
 
 
 def _keep_socket_dirs_private() -> None:

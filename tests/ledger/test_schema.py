@@ -36,7 +36,7 @@ def test_without_database_url_an_embedded_server_is_started_in_the_data_dir_and_
     assert (tmp_path / "medledger" / "pgdata" / "PG_VERSION").exists()
     from ledger.db.migrate import upgrade
 
-    upgrade(first.owner_url)
+    upgrade(first.owner_url, passwords=first.passwords)
     assert fetch(first, "SELECT current_user, current_database()")[0] == ("medledger_app", "medledger")
     again = locate()
     assert again.owner_url == first.owner_url
@@ -151,5 +151,34 @@ def test_the_embedded_servers_socket_directory_is_never_world_writable_with_a_lo
         assert (now.st_uid, now.st_mode & was.st_mode) == (was.st_uid, was.st_mode), path
     from ledger.db.migrate import upgrade
 
-    upgrade(db.owner_url)  # and the server is reached through it
+    upgrade(db.owner_url, passwords=db.passwords)  # and the server is reached through it
     assert fetch(db, "SELECT current_user")[0][0] == "medledger_app"
+
+
+def test_on_the_embedded_server_medledgers_roles_need_their_password_kept_private_in_the_data_dir(
+    tmp_path, monkeypatch
+):
+    import stat
+
+    import asyncpg
+
+    from ledger.db.migrate import prepare
+    from ledger.db.server import PASSWORD_FILE, with_user
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for variable in ("MEDLEDGER_APP_PASSWORD", "MEDLEDGER_REPORTING_PASSWORD", "MEDLEDGER_MAINTENANCE_PASSWORD"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MEDLEDGER_DATA_DIR", str(tmp_path / "medledger"))
+    db = locate()
+    prepare(db)
+    kept = tmp_path / "medledger" / PASSWORD_FILE
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert fetch(db, "SELECT current_user")[0][0] == "medledger_app"  # with its password
+    assert fetch(db, "SELECT current_user", owner=True)[0][0] == "postgres"  # by peer
+    for role in db.passwords:
+        for password in (None, "not-the-password-at-all"):
+            url = with_user(db.owner_url, role, password).replace("postgresql+asyncpg://", "postgresql://")
+            with pytest.raises(asyncpg.InvalidPasswordError if password else asyncpg.PostgresError):
+                asyncio.run(asyncpg.connect(url))
+    again = locate()  # the next start reads the same passwords
+    assert again.passwords == db.passwords and fetch(again, "SELECT 1")[0][0] == 1

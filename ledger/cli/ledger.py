@@ -175,7 +175,7 @@ def db_upgrade() -> None:
         typer.echo("medledger: db upgrade needs the owner's DATABASE_URL", err=True)
         raise typer.Exit(2)
     try:
-        upgrade(db.owner_url)
+        upgrade(db.owner_url, passwords=db.passwords)
     except UnsafeSecret as error:
         refuse(error)
     typer.echo("medledger: database schema is current", err=True)

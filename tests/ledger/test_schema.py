@@ -161,8 +161,9 @@ def test_on_the_embedded_server_medledgers_roles_need_their_password_kept_privat
     import stat
 
     import asyncpg
+    from typer.testing import CliRunner
 
-    from ledger.db.migrate import prepare
+    from ledger.cli import app
     from ledger.db.server import PASSWORD_FILE, with_user
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
@@ -170,7 +171,8 @@ def test_on_the_embedded_server_medledgers_roles_need_their_password_kept_privat
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("MEDLEDGER_DATA_DIR", str(tmp_path / "medledger"))
     db = locate()
-    prepare(db)
+    upgraded = CliRunner().invoke(app, ["db", "upgrade"])  # a first start: the owner gives the roles their passwords
+    assert upgraded.exit_code == 0, upgraded.output
     kept = tmp_path / "medledger" / PASSWORD_FILE
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert fetch(db, "SELECT current_user")[0][0] == "medledger_app"  # with its password
@@ -182,3 +184,5 @@ def test_on_the_embedded_server_medledgers_roles_need_their_password_kept_privat
                 asyncio.run(asyncpg.connect(url))
     again = locate()  # the next start reads the same passwords
     assert again.passwords == db.passwords and fetch(again, "SELECT 1")[0][0] == 1
+    rebuilt = CliRunner().invoke(app, ["projections", "rebuild"])  # as the maintenance role, with its password
+    assert rebuilt.exit_code == 0, rebuilt.output

@@ -224,3 +224,19 @@ def test_compose_refuses_to_start_without_the_passwords(tmp_path):
     for name in PASSWORDS:
         refused = configured(**{other: value for other, value in given.items() if other != name})
         assert refused.returncode != 0 and f"required variable {name} is missing" in refused.stderr, name
+
+
+def test_the_secrets_script_writes_a_strong_password_for_each_and_keeps_them_on_a_second_run(tmp_path):
+    from ledger.db.credentials import check_password
+
+    env_file = tmp_path / ".env"
+    script = str(ROOT / "scripts/docker/secrets")
+    subprocess.run([script, str(env_file)], check=True, capture_output=True, timeout=30)
+    first = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert set(first) == set(PASSWORDS) and len(set(first.values())) == len(PASSWORDS)
+    for name, password in first.items():
+        check_password(password, name, name)
+    assert env_file.stat().st_mode & 0o077 == 0
+    subprocess.run([script, str(env_file)], check=True, capture_output=True, timeout=30)
+    assert dict(line.split("=", 1) for line in env_file.read_text().splitlines()) == first
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()

@@ -12,6 +12,10 @@ COPY console console
 COPY gateway gateway
 COPY examples examples
 RUN pip install --no-cache-dir .
+# medledger runs as a user of its own, not root: it owns nothing in the image, so it can change none of its code.
+RUN groupadd --system --gid 10001 medledger \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin medledger
+USER 10001:10001
 # SIGTERM from `docker stop` shuts the service down gracefully: the batch in hand commits, the relay drains.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["medledger"]

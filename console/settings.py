@@ -3,8 +3,7 @@ and writes only its access log and its verifications."""
 
 from __future__ import annotations
 
-import os
-
+from ledger.db.credentials import check_url, database_url, secret
 from ledger.db.server import CONSOLE_ROLE, Database, _asyncpg, with_user
 
 DEFAULT_HOST = "127.0.0.1"
@@ -12,14 +11,18 @@ DEFAULT_PORT = 8091
 
 
 def console_url(db: Database) -> str:
-    """MEDLEDGER_CONSOLE_DATABASE_URL, or else the ledger's database as medledger_console (password from
-    MEDLEDGER_CONSOLE_PASSWORD where the server wants one)."""
-    configured = os.environ.get("MEDLEDGER_CONSOLE_DATABASE_URL")
+    """MEDLEDGER_CONSOLE_DATABASE_URL (its password from MEDLEDGER_CONSOLE_PASSWORD where it names none), or else
+    the ledger's database as medledger_console, with MEDLEDGER_CONSOLE_PASSWORD or the embedded server's password
+    for it. A password that is a known default or too short is refused (`ledger.db.credentials`)."""
+    configured = database_url("MEDLEDGER_CONSOLE_DATABASE_URL", "MEDLEDGER_CONSOLE_PASSWORD")
     if configured:
         return _asyncpg(configured)
     if db.owner_url is None:
         raise ValueError("with only the service's own database URL, the console needs MEDLEDGER_CONSOLE_DATABASE_URL")
-    return with_user(db.owner_url, CONSOLE_ROLE, os.environ.get("MEDLEDGER_CONSOLE_PASSWORD"))
+    password = secret("MEDLEDGER_CONSOLE_PASSWORD") or db.passwords.get(CONSOLE_ROLE)
+    url = with_user(db.owner_url, CONSOLE_ROLE, password)
+    check_url(url, "MEDLEDGER_CONSOLE_PASSWORD")
+    return url
 
 
 def console_database(db: Database) -> Database:

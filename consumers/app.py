@@ -171,7 +171,7 @@ class Service:
         self._tasks.append(asyncio.create_task(self._watch_lag()))
         self._tasks.append(asyncio.create_task(routing.watch(self.settings, self.partitions, self.metrics)))
         if self.settings.metrics_port is not None:
-            self._http = self.metrics.serve(self.settings.metrics_port)
+            self._http = self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         log.info(
             "medledger serving",
             extra={"topic": self.settings.events_topic, "group": self.settings.group_id},

@@ -201,19 +201,25 @@ def watch(
 def _reporting_url() -> str:
     """MEDLEDGER_REPORTING_DATABASE_URL, or else the ledger's own database as medledger_reporting, a role that
     keeps to the `reporting` schema (MEDLEDGER_REPORTING_PASSWORD where the server wants one)."""
-    import os
-
+    from ledger.cli.common import refuse
+    from ledger.db.credentials import UnsafeSecret, check_url, database_url, secret
     from ledger.db.server import REPORTING_ROLE, with_user
 
-    configured = os.environ.get("MEDLEDGER_REPORTING_DATABASE_URL")
-    if configured:
-        return configured
-    db = prepared()
-    if db.owner_url is None:
-        raise typer.BadParameter(
-            "with only the service's own database URL, reporting needs MEDLEDGER_REPORTING_DATABASE_URL"
-        )
-    return with_user(db.owner_url, REPORTING_ROLE, os.environ.get("MEDLEDGER_REPORTING_PASSWORD"))
+    try:
+        configured = database_url("MEDLEDGER_REPORTING_DATABASE_URL", "MEDLEDGER_REPORTING_PASSWORD")
+        if configured:
+            return configured
+        db = prepared()
+        if db.owner_url is None:
+            raise typer.BadParameter(
+                "with only the service's own database URL, reporting needs MEDLEDGER_REPORTING_DATABASE_URL"
+            )
+        password = secret("MEDLEDGER_REPORTING_PASSWORD") or db.passwords.get(REPORTING_ROLE)
+        configured = with_user(db.owner_url, REPORTING_ROLE, password)
+        check_url(configured, "MEDLEDGER_REPORTING_PASSWORD")
+    except UnsafeSecret as error:
+        refuse(error)
+    return configured
 
 
 @app.command()

@@ -80,5 +80,5 @@ class Metrics:
         self.rejections.inc(stats.rejected)
         self.parked.inc(stats.parked)
 
-    def serve(self, port: int, address: str = "0.0.0.0"):
+    def serve(self, port: int, address: str = "127.0.0.1"):
         return start_http_server(port, addr=address, registry=self.registry)

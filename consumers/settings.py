@@ -27,6 +27,8 @@ class Settings:
     batch_size: int = 2_000
     metrics_port: int | None = 9_464
     partitioner: str = "murmur2"  # how producers place a region's events: see `partitioning`
+    # Loopback unless told otherwise: a container sets 0.0.0.0 to be reached on its own network (docker-compose.yml).
+    metrics_host: str = "127.0.0.1"
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
     sasl_mechanism: str = "PLAIN"  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
     sasl_username: str | None = None
@@ -58,6 +60,7 @@ class Settings:
             "batch_size": _int(env.get("MEDLEDGER_BATCH_SIZE")),
             "metrics_port": _port(env.get("MEDLEDGER_METRICS_PORT")),
             "partitioner": env.get("MEDLEDGER_PARTITIONER"),
+            "metrics_host": env.get("MEDLEDGER_METRICS_HOST"),
             "security_protocol": env.get("KAFKA_SECURITY_PROTOCOL"),
             "sasl_mechanism": env.get("KAFKA_SASL_MECHANISM"),
             "sasl_username": env.get("KAFKA_SASL_USERNAME"),

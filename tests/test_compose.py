@@ -5,7 +5,9 @@ engine; these checks keep it from drifting from the code where none is at hand.)
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -38,22 +40,26 @@ def medledger_services(compose) -> dict[str, dict]:
 def test_the_stack_runs_serve_the_gateway_reporting_the_console_and_the_command_line_from_the_image(
     medledger_services,
 ):
-    assert set(medledger_services) == {"serve", "gateway", "reporting", "console", "medledger"}
+    assert set(medledger_services) == {"migrate", "serve", "gateway", "reporting", "console", "medledger"}
     commands = get_command(app).commands
     for name, service in medledger_services.items():
         assert service["build"]["context"] == ".", name
         assert service["image"] == "${MEDLEDGER_IMAGE:-medledger}", name  # one image, built once, for all of them
         assert service["command"][0] in commands or service["command"] == ["--help"], name
+        if name == "migrate":
+            continue
         for dependency in ("postgres", "kafka"):
             assert service["depends_on"][dependency] == {"condition": "service_healthy"}, name
-        # The long-running services start once the topics are made; a one-off command does not run the job again.
-        topics = service["depends_on"].get("topics")
-        assert topics == (None if name == "medledger" else {"condition": "service_completed_successfully"}), name
+        # The long-running services start once the topics and the schema are made; a one-off command does not run
+        # the jobs again.
+        for job in ("topics", "migrate"):
+            want = None if name == "medledger" else {"condition": "service_completed_successfully"}
+            assert service["depends_on"].get(job) == want, (name, job)
 
 
 def test_every_variable_the_stack_sets_is_one_medledger_reads(medledger_services):
     source = "\n".join(path.read_text() for path in SOURCES)
-    read = set(re.findall(r'"((?:KAFKA|MEDLEDGER|DATABASE)_[A-Z_]*)"', source))
+    read = set(re.findall(r'"((?:KAFKA|MEDLEDGER|DATABASE|POSTGRES)_[A-Z_]*)"', source))
     assert {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "MEDLEDGER_GROUP_ID"} <= read  # the scan finds names
     for name, service in medledger_services.items():
         unread = set(service["environment"]) - read
@@ -62,7 +68,9 @@ def test_every_variable_the_stack_sets_is_one_medledger_reads(medledger_services
 
 def test_the_parameter_file_the_stack_names_is_in_the_image(medledger_services):
     copied = _copied()
-    for service in medledger_services.values():
+    for name, service in medledger_services.items():
+        if name == "migrate":  # the schema alone
+            continue
         parameters = service["environment"]["MEDLEDGER_PARAMETERS"]
         assert (ROOT / parameters).is_file()
         assert parameters.split("/")[0] in copied
@@ -71,7 +79,9 @@ def test_the_parameter_file_the_stack_names_is_in_the_image(medledger_services):
 def test_the_topic_job_creates_the_topics_the_services_use(compose, medledger_services):
     script = compose["services"]["topics"]["command"][0]
     created = set(re.search(r"for topic in ([^;]+);", script).group(1).split())
-    for service in medledger_services.values():
+    for name, service in medledger_services.items():
+        if name == "migrate":
+            continue
         environment = service["environment"]
         used = {environment[f"MEDLEDGER_{kind}_TOPIC"] for kind in ("EVENTS", "SETTLEMENTS", "REJECTIONS")}
         assert used == created
@@ -153,3 +163,96 @@ def _copied() -> set[str]:
     """The first path of every COPY into the image."""
     lines = (ROOT / "Dockerfile").read_text().splitlines()
     return {source for line in lines if line.startswith("COPY ") for source in line.split()[1:-1]}
+
+
+PASSWORDS = (
+    "POSTGRES_PASSWORD",
+    "MEDLEDGER_APP_PASSWORD",
+    "MEDLEDGER_REPORTING_PASSWORD",
+    "MEDLEDGER_CONSOLE_PASSWORD",
+    "MEDLEDGER_MAINTENANCE_PASSWORD",
+)
+
+
+def test_only_the_migration_job_holds_the_owners_url(compose, medledger_services):
+    owner = compose["services"]["postgres"]["environment"]["POSTGRES_USER"]
+    migrate = medledger_services["migrate"]["environment"]
+    assert migrate["DATABASE_URL"] == f"postgresql://{owner}@postgres:5432/medledger" and "POSTGRES_PASSWORD" in migrate
+    for name, service in compose["services"].items():
+        if name in ("migrate", "postgres"):
+            continue
+        environment = service.get("environment") or {}
+        assert not {"DATABASE_URL", "POSTGRES_PASSWORD"} & set(environment), name
+        assert not any(owner in str(value) for value in environment.values()), name
+    assert medledger_services["serve"]["environment"]["MEDLEDGER_APP_DATABASE_URL"].startswith(
+        "postgresql://medledger_app@"
+    )
+    assert medledger_services["reporting"]["environment"]["MEDLEDGER_REPORTING_DATABASE_URL"].startswith(
+        "postgresql://medledger_reporting@"
+    )
+    assert "MEDLEDGER_APP_PASSWORD" not in medledger_services["reporting"]["environment"]
+
+
+def test_no_password_has_a_default_and_the_migration_job_sets_every_roles(compose, medledger_services):
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "change-me" not in text
+    for name in PASSWORDS:
+        uses = re.findall(r"\$\{" + name + r"(:?[-?=+][^}]*)?\}", text)
+        assert uses and all(use.startswith(":?") for use in uses), (name, uses)
+    assert set(PASSWORDS) <= set(medledger_services["migrate"]["environment"])
+
+
+def test_the_metrics_and_every_other_port_are_published_on_the_hosts_loopback_alone(compose):
+    serve = compose["services"]["serve"]
+    assert serve["ports"] == ["127.0.0.1:${MEDLEDGER_METRICS_PORT:-9464}:9464"]
+    assert serve["environment"]["MEDLEDGER_METRICS_HOST"] == "0.0.0.0"  # inside its container, on the network
+    published = {name: service["ports"] for name, service in compose["services"].items() if "ports" in service}
+    assert set(published) == {"serve", "gateway", "console"}  # the gateway for HIS, the console for people
+    assert all(port.startswith("127.0.0.1:") for ports in published.values() for port in ports), published
+    assert Settings().metrics_host == "127.0.0.1"
+
+
+def test_the_image_runs_as_a_user_that_is_not_root():
+    users = [line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+
+
+def compose_binary() -> Path:
+    """The Compose v2 CLI the test dependencies install (its Python wrapper drops the exit status)."""
+    import compose
+
+    return Path(compose.__file__).with_name("docker-compose")
+
+
+def test_compose_refuses_to_start_without_the_passwords(tmp_path):
+    def configured(**passwords: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(compose_binary()), "-f", str(ROOT / "docker-compose.yml"), "--project-directory", str(tmp_path)]
+            + ["config", "--quiet"],
+            env={"PATH": os.environ["PATH"], **passwords},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    given = {name: f"{name.lower()}-random-enough" for name in PASSWORDS}
+    assert configured(**given).returncode == 0
+    for name in PASSWORDS:
+        refused = configured(**{other: value for other, value in given.items() if other != name})
+        assert refused.returncode != 0 and f"required variable {name} is missing" in refused.stderr, name
+
+
+def test_the_secrets_script_writes_a_strong_password_for_each_and_keeps_them_on_a_second_run(tmp_path):
+    from ledger.db.credentials import check_password
+
+    env_file = tmp_path / ".env"
+    script = str(ROOT / "scripts/docker/secrets")
+    subprocess.run([script, str(env_file)], check=True, capture_output=True, timeout=30)
+    first = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert set(first) == set(PASSWORDS) and len(set(first.values())) == len(PASSWORDS)
+    for name, password in first.items():
+        check_password(password, name, name)
+    assert env_file.stat().st_mode & 0o077 == 0
+    subprocess.run([script, str(env_file)], check=True, capture_output=True, timeout=30)
+    assert dict(line.split("=", 1) for line in env_file.read_text().splitlines()) == first
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()

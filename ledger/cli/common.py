@@ -102,21 +102,31 @@ def progress_bar(description: str, total: float | None):
 
 
 def database():
+    from ..db.credentials import UnsafeSecret
     from ..db.server import locate
 
-    return locate()
+    try:
+        return locate()
+    except UnsafeSecret as error:
+        refuse(error)
+
+
+def refuse(error: Exception):
+    """One line saying what is wrong, and exit 2: a start refused is not a crash."""
+    typer.echo(f"medledger: {error}", err=True)
+    raise typer.Exit(2) from None
 
 
 def prepared():
     """The database, its schema current; a clear message instead of a traceback when it cannot be."""
+    from ..db.credentials import UnsafeSecret
     from ..db.migrate import SchemaNotCurrent, prepare
 
     db = database()
     try:
         prepare(db)
-    except SchemaNotCurrent as error:
-        typer.echo(f"medledger: {error}", err=True)
-        raise typer.Exit(2) from None
+    except (SchemaNotCurrent, UnsafeSecret) as error:
+        refuse(error)
     return db
 
 

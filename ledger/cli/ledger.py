@@ -25,6 +25,7 @@ from .common import (
     parameters_text,
     prepared,
     progress_bar,
+    refuse,
     with_raw,
 )
 from .keys import KeyIdOption, KeyOption, ProducerOption, authority, signer
@@ -204,13 +205,17 @@ def replay(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the schema migrations (they also run on every start)."""
+    from ..db.credentials import UnsafeSecret
     from ..db.migrate import upgrade
 
     db = database()
     if not db.owner_url:
         typer.echo("medledger: db upgrade needs the owner's DATABASE_URL", err=True)
         raise typer.Exit(2)
-    upgrade(db.owner_url)
+    try:
+        upgrade(db.owner_url, passwords=db.passwords)
+    except UnsafeSecret as error:
+        refuse(error)
     typer.echo("medledger: database schema is current", err=True)
 
 
@@ -219,9 +224,14 @@ def projections_rebuild(
     batch_size: Annotated[int, typer.Option(min=1, help="Events per batch.")] = 2_000,  # replay.REPLAY_BATCH
 ) -> None:
     """Drop every projection and rebuild it from the ledger alone."""
+    from ..db.credentials import UnsafeSecret
+    from ..db.server import maintenance
     from ..replay import Replayer
 
-    db = prepared()
+    try:  # as the maintenance role: the service's own may not empty a projection
+        db = maintenance(prepared())
+    except UnsafeSecret as error:
+        refuse(error)
     with progress_bar("rebuild", None) as bar:
         report = asyncio.run(Replayer(db, batch_size=batch_size, progress=bar.reached).rebuild())
     typer.echo(f"medledger: projections rebuilt from {report.replayed()}", err=True)

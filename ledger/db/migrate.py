@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +10,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from .server import APP_ROLE, CONSOLE_ROLE, REPORTING_ROLE
+from .credentials import check_password, secret
+from .server import APP_ROLE, CONSOLE_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Held by whoever changes the schema or the roles: several services may start at once against one database.
@@ -49,19 +49,24 @@ PASSWORDS = {
     APP_ROLE: "MEDLEDGER_APP_PASSWORD",
     REPORTING_ROLE: "MEDLEDGER_REPORTING_PASSWORD",
     CONSOLE_ROLE: "MEDLEDGER_CONSOLE_PASSWORD",
+    MAINTENANCE_ROLE: "MEDLEDGER_MAINTENANCE_PASSWORD",
 }
 
 
-def upgrade(owner_url: str, revision: str = "head") -> None:
-    """Bring the schema to `revision`; give the service and reporting roles the passwords set for them."""
+def upgrade(owner_url: str, revision: str = "head", passwords: dict[str, str] | None = None) -> None:
+    """Bring the schema to `revision`; give medledger's roles the passwords set for them (in the environment, or
+    `passwords`: the embedded server's)."""
 
     def migrate() -> None:
         with _ONE_AT_A_TIME:
             command.upgrade(alembic_config(owner_url), revision)
 
+    given = {role: secret(variable) or (passwords or {}).get(role) for role, variable in PASSWORDS.items()}
+    for role, password in given.items():
+        if password:  # refused before anything changes
+            check_password(password, role, PASSWORDS[role])
     _on_a_thread(migrate)
-    for role, variable in PASSWORDS.items():
-        password = os.environ.get(variable)
+    for role, password in given.items():
         if password:
             _on_a_thread(lambda role=role, password=password: asyncio.run(_set_password(owner_url, role, password)))
 
@@ -95,7 +100,7 @@ def prepare(db) -> None:
     """At start-up: migrate with the owner's URL when there is one; a service given only its own role's URL
     (MEDLEDGER_APP_DATABASE_URL) never holds the owner's rights, and refuses to run on an old schema."""
     if db.owner_url:
-        upgrade(db.owner_url)
+        upgrade(db.owner_url, passwords=db.passwords)
         return
     from alembic.script import ScriptDirectory
 

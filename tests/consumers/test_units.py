@@ -225,3 +225,17 @@ def test_a_partition_read_again_from_its_start_forgets_the_failures_counted_at_i
     service.claims.on_rebase(("events", 0))
     assert service.settler.strikes == {("events", 1, 7): 2, ("other", 0, 7): 1}
     assert service.metrics.rebased._value.get() == 1
+
+
+def test_metrics_listen_on_loopback_unless_the_environment_names_another_address():
+    from consumers.metrics import Metrics
+
+    assert Settings.from_env({}).metrics_host == "127.0.0.1"
+    assert Settings.from_env({"MEDLEDGER_METRICS_HOST": "0.0.0.0"}).metrics_host == "0.0.0.0"
+    server, thread = Metrics().serve(0, Settings.from_env({}).metrics_host)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -26,6 +26,7 @@ from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.streams import without_seq
 from tests.ledger.helpers import IM_PARAMETERS, example_lines
+from tests.test_compose import PASSWORDS, compose_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 REGIONS = ("ningxia", "weihai", "nanjing", "inner-mongolia")
@@ -42,9 +43,9 @@ def _free_port() -> int:
 
 def _compose_command() -> list[str]:
     """The Compose v2 CLI installed with the test dependencies, or the engine's `docker compose` plugin."""
-    beside = Path(sys.executable).with_name("docker-compose")
-    if beside.exists():
-        return [str(beside)]
+    installed = compose_binary()
+    if installed.exists():
+        return [str(installed)]
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
     pytest.fail("no Compose v2 CLI: install the test dependencies (scripts/bootstrap)")
@@ -84,11 +85,14 @@ class Stack:
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         return done.stdout + done.stderr
 
-    def state(self, service: str) -> dict:
+    def inspect(self, service: str) -> dict:
         container = self.compose("ps", "-a", "-q", service).stdout.split()
         assert len(container) == 1, f"{service}: containers {container}"
         inspected = subprocess.run(["docker", "inspect", container[0]], capture_output=True, text=True, check=True)
-        return json.loads(inspected.stdout)[0]["State"]
+        return json.loads(inspected.stdout)[0]
+
+    def state(self, service: str) -> dict:
+        return self.inspect(service)["State"]
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +128,7 @@ def stack(engine, tmp_path_factory):
         "MEDLEDGER_CONSOLE_PORT": str(_free_port()),
         "MEDLEDGER_GATEWAY_PORT": str(_free_port()),
     }
+    env.update({name: uuid.uuid4().hex for name in PASSWORDS})  # as scripts/docker/secrets writes them
     env["MEDLEDGER_IMAGE"] = f"medledger-test:{uuid.uuid4().hex[:8]}"
     keys = tmp_path_factory.mktemp("keys") / "keys"
     made = subprocess.run([sys.executable, "-m", "consumers.cli", "keys", "init", str(keys)], capture_output=True)
@@ -308,3 +313,23 @@ def test_a_his_reaches_the_gateway_in_the_stack_and_reads_a_member_the_examples_
         answer = json.loads(response.read())
     assert answer["infcode"] == 0, answer["err_msg"]
     assert answer["output"]["insuinfo"][0]["insuplc_admdvs"] == "320100"
+
+
+def test_only_the_migration_job_ran_with_the_owners_password_and_every_medledger_container_runs_as_a_user(
+    stack, produced
+):
+    owner = stack.env["POSTGRES_PASSWORD"]
+    migrate = stack.inspect("migrate")
+    assert migrate["State"]["ExitCode"] == 0 and f"POSTGRES_PASSWORD={owner}" in migrate["Config"]["Env"]
+    for service in ("serve", "gateway", "reporting", "console", "migrate"):
+        inspected = stack.inspect(service)
+        assert inspected["Config"]["User"] not in ("", "0", "root"), service
+        if service != "migrate":
+            assert not any(owner in variable for variable in inspected["Config"]["Env"]), service
+    ran = stack.compose("exec", "-T", "serve", "id", "-u").stdout.strip()
+    assert ran != "0", ran
+
+
+def test_serves_metrics_are_published_on_the_hosts_loopback_alone(stack):
+    bindings = stack.inspect("serve")["HostConfig"]["PortBindings"]["9464/tcp"]
+    assert [binding["HostIp"] for binding in bindings] == ["127.0.0.1"]

@@ -81,7 +81,7 @@ def test_visible_escapes_only_what_hides_moves_or_rewrites_text(given, shown):
 @pytest.mark.parametrize(
     ("given", "cell"),
     [
-        ("=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\")"),
+        ('=HYPERLINK("x")', '\'=HYPERLINK("x")'),
         ("+1", "'+1"),
         ("-cmd", "'-cmd"),
         ("@SUM(A1)", "'@SUM(A1)"),

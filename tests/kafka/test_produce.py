@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from consumers.settings import Settings
+from consumers.settings import Settings, environment
 from tests.kafka.streams import Topic
 from tests.ledger.helpers import example_lines
 
@@ -24,7 +24,7 @@ def _medledger(settings: Settings, *arguments: str, **extra: str) -> subprocess.
     env = {key: value for key, value in os.environ.items() if not key.startswith(("KAFKA_", "MEDLEDGER_"))}
     env |= {"KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "MEDLEDGER_EVENTS_TOPIC": settings.events_topic}
     env |= {"MEDLEDGER_SETTLEMENTS_TOPIC": settings.settlements_topic}
-    env |= {"MEDLEDGER_REJECTIONS_TOPIC": settings.rejections_topic} | extra
+    env |= {"MEDLEDGER_REJECTIONS_TOPIC": settings.rejections_topic} | environment(settings) | extra
     command = [sys.executable, "-m", "consumers.cli", "produce", *arguments]
     return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
 

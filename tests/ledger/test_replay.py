@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from bench.generate import generate
 from ledger.adoption import ADOPTED
+from ledger.db.server import maintenance
 from ledger.db.tables import metadata
 from ledger.replay import Replayer
 from ledger.verify_rows import DERIVED, NOT_DERIVED
@@ -68,7 +69,7 @@ def test_verify_passes_on_a_mixed_ledger_whatever_the_batch_sizes(database):
 def test_projections_dropped_and_rebuilt_from_the_ledger_come_back_the_same(database):
     _mixed(database)
     before = _snapshot(database)
-    asyncio.run(Replayer(database, batch_size=333).rebuild())
+    asyncio.run(Replayer(maintenance(database), batch_size=333).rebuild())
     assert _snapshot(database) == before
     assert verify(database).ok
 
@@ -133,7 +134,7 @@ def test_verify_catches_a_changed_projection_row_and_rebuild_restores_it(databas
     for report in _both_ways(database):
         assert not report.ok and not report.difference_count
         assert report.projection_differences == dict.fromkeys(PROJECTIONS, 0) | {"fund_totals": 2}
-    asyncio.run(Replayer(database).rebuild())
+    asyncio.run(Replayer(maintenance(database)).rebuild())
     assert _snapshot(database) == before
     assert all(report.ok for report in _both_ways(database))
 
@@ -394,7 +395,7 @@ def test_verify_split_by_region_names_a_changed_column_and_a_changed_projection_
         owner=True,
     )
     execute(database, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
-    execute(database, "UPDATE closed_years SET seq = seq + 1 WHERE region = '320100'")
+    execute(database, "UPDATE closed_years SET seq = seq + 1 WHERE region = '320100'", owner=True)
     for report in _both_ways(database):
         (difference,) = report.differences
         assert difference.what == f"ledger_settlements settlement_id={settlement_id}"

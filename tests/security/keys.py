@@ -49,3 +49,6 @@ def test_keys() -> TestKeys:
         directory / "ledger.pem",
         directory / "ledger.pub",
     )
+
+
+test_keys.__test__ = False  # a helper: modules that import it are not to collect it as a test

@@ -83,6 +83,7 @@ def test_forged_and_malformed_settlement_records_are_dead_letters_and_the_report
     assert str(stored[0][0]) == first["fund_paid"]
 
     monkeypatch.setenv("MEDLEDGER_REPORTING_DATABASE_URL", url)
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)  # the test's ledger, never the user's own
     result = CliRunner().invoke(app, ["reconcile"])
     assert result.exit_code == 0, result.output
     assert "dead letters: 1 unreadable, 3 unsigned" in result.output

@@ -131,3 +131,11 @@ def test_member_show_dates_a_movement_by_its_business_day_in_asia_shanghai(datab
     assert shown.exit_code == 0, shown.output
     movements = shown.stdout[shown.stdout.index("account movements") :]
     assert "2023-03-01" in movements and "2023-02-28" not in movements
+
+
+def test_the_clearing_statement_prints_a_facility_id_as_written(hostile):
+    from consumers.cli import app as outer
+
+    result = runner.invoke(outer, ["report", "--region", REGION, "--month", "2023-03", "--by", "facility"])
+    assert result.exit_code == 0, result.output
+    assert "F[reverse]\\u202e00.001[/reverse]" in result.stdout.replace("\n", "") and "\u202e" not in result.stdout

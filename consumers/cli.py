@@ -297,8 +297,9 @@ def report(
     payments, by facility level (from the reporting tables) or per facility (from the ledger)."""
     from datetime import date
 
-    from rich.console import Console
     from rich.table import Table
+
+    from ledger import display
 
     from .reporting import Line, ReportingStore
 
@@ -316,7 +317,7 @@ def report(
         from ledger.reports import clearing_statement
 
         rows = with_raw(lambda raw: clearing_statement(raw, region, first))
-        labelled = [(row.pop("facility_id") or "—", Line(None, **row)) for row in rows]
+        labelled = [(display.visible(row.pop("facility_id") or "—"), Line(None, **row)) for row in rows]
         title, first_column = f"medledger report: region {region}, {month}, clearing statement", "facility"
     else:
 
@@ -338,7 +339,7 @@ def report(
         table.add_row(*_cells(line, label))
     if labelled:
         table.add_row(*_cells(_sum([line for _, line in labelled]), "all"), style="bold")
-    Console(width=160).print(table)
+    display.console(width=160).print(table)  # facility ids are producers' text: shown as written
 
 
 def _cells(line, label: str) -> list[str]:

@@ -23,11 +23,11 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from ledger.authority import Signer, signer_from
 
 from .partitioning import routing
+from .producer import HEADERS
 from .settings import Settings
 from .topics import ensure_topics, message_limit, partition_count, security_options
 
 CHUNK = 5_000
-HEADERS = [("content-type", b"application/json")]
 log = logging.getLogger("medledger.produce")
 
 

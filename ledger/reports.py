@@ -204,7 +204,7 @@ def render_statement(console: Console, statement: Statement) -> None:
             table.add_column(column)
         for m in statement.movements:
             table.add_row(
-                str(m["occurred_at"].date()),
+                str(m["occurred_at"].astimezone(POLICY_TZ).date()),  # the business date, as policy rules see it
                 m["kind"],
                 m["purpose"],
                 m["amount"],

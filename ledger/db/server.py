@@ -57,7 +57,8 @@ def _asyncpg(url: str) -> str:
 def with_user(url: str, user: str, password: str | None) -> str:
     parts = urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]
-    credentials = quote(user) + (f":{quote(password)}" if password else "")
+    # Nothing left unquoted: a "/" (which quote keeps by default) would end the credentials and start the path.
+    credentials = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
     return urlunsplit((parts.scheme, f"{credentials}@{host}", parts.path, parts.query, parts.fragment))
 
 

@@ -98,3 +98,44 @@ def test_replay_verify_of_a_ledger_holding_markup_prints_its_verdict(hostile):
     result = runner.invoke(app, ["replay", "--verify"])
     assert result.exit_code == 0, result.output
     assert result.stdout.rstrip().endswith("verified") and "NOT verified" not in result.stdout
+
+
+def test_a_role_password_with_a_slash_stays_in_the_credentials_of_its_url():
+    from urllib.parse import unquote, urlsplit
+
+    from ledger.db.server import with_user
+
+    url = with_user("postgresql+asyncpg://owner@db.example:5432/medledger", "medledger_console", "a/b:c@d?e#f")
+    parts = urlsplit(url)
+    assert (parts.username, unquote(parts.password), parts.hostname, parts.path) == (
+        "medledger_console",
+        "a/b:c@d?e#f",
+        "db.example",
+        "/medledger",
+    )
+
+
+def test_member_show_dates_a_movement_by_its_business_day_in_asia_shanghai(database, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)
+    monkeypatch.setenv("COLUMNS", "400")
+    b.fresh()
+    member = "32010619850226T777"
+    events = b.lines(
+        b.enrolled(member, REGION, "2023-01-01", contribution_base="8000.00"),
+        # 02:00 in Beijing on 1 March is still 28 February in UTC
+        b.contribution(member, REGION, "2023-03", "8000.00", on="2023-03-01", at="02:00:00"),
+    )
+    result = runner.invoke(app, ["ingest", "-", "--quiet"], input="\n".join(events) + "\n")
+    assert result.exit_code == 0, result.output
+    shown = runner.invoke(app, ["member", "show", member, "--year", "2023"])
+    assert shown.exit_code == 0, shown.output
+    movements = shown.stdout[shown.stdout.index("account movements") :]
+    assert "2023-03-01" in movements and "2023-02-28" not in movements
+
+
+def test_the_clearing_statement_prints_a_facility_id_as_written(hostile):
+    from consumers.cli import app as outer
+
+    result = runner.invoke(outer, ["report", "--region", REGION, "--month", "2023-03", "--by", "facility"])
+    assert result.exit_code == 0, result.output
+    assert "F[reverse]\\u202e00.001[/reverse]" in result.stdout.replace("\n", "") and "\u202e" not in result.stdout

@@ -57,6 +57,7 @@ def _settlement_input(gw: Gateway, env: Envelope) -> tuple[Registration, dict, b
         payer,
         money(data, "medfee_sumamt", where),
     )
+    gw.permission.check(line)  # what the ledger would refuse from the gateway's producer: alike in 2206 and 2207
     return registration, data, line
 
 

@@ -13,9 +13,9 @@ from gateway.settings import GatewaySettings
 from ledger.authority import ProducersFileError
 from ledger.service import LedgerService
 from tests.gateway.conftest import Stack
-from tests.gateway.counter import NANJING_HOSPITAL, NINGXIA_HOSPITAL, registered, settling
+from tests.gateway.counter import NANJING_HOSPITAL, NINGXIA_HOSPITAL
 from tests.gateway.his import REFERENCE, facility_codes, keys_file
-from tests.gateway.test_settlement import NANJING, NINGXIA, counter, refused_with
+from tests.gateway.test_settlement import NANJING, NINGXIA, presettled_and_settled, refused_with
 from tests.kafka.conftest import own_settings
 from tests.ledger.helpers import IM_PARAMETERS
 from tests.security.keys import test_keys as producer_keys
@@ -50,18 +50,14 @@ def restricted(kafka, pg_server, tmp_path_factory):
 
 
 def test_a_visit_the_producer_may_not_send_is_refused_by_the_pre_settlement_as_by_the_settlement(restricted):
-    async def run(region, hospital, when):
-        member, client, his = await counter(restricted, region, hospital)
-        async with client:
-            mdtrt_id = await registered(his, region, member, when)
-            given = settling(member, mdtrt_id, "300.00")
-            return await his.call("2206", given, region), await his.call("2207", given, region)
+    def run(region, hospital, when):
+        return asyncio.run(presettled_and_settled(restricted, region, hospital, when))
 
-    presettled, settled = asyncio.run(run(NINGXIA, NINGXIA_HOSPITAL, "2023-07-03 09:00:00"))
+    presettled, settled = run(NINGXIA, NINGXIA_HOSPITAL, "2023-07-03 09:00:00")
     refused_with(presettled, "unauthorized", NINGXIA_HOSPITAL)
     refused_with(settled, "unauthorized", NINGXIA_HOSPITAL)
     assert presettled["err_msg"] == settled["err_msg"]
-    allowed_pre, allowed = asyncio.run(run(NANJING, NANJING_HOSPITAL, "2023-07-03 09:00:00"))
+    allowed_pre, allowed = run(NANJING, NANJING_HOSPITAL, "2023-07-03 09:00:00")
     assert allowed_pre["infcode"] == 0 and allowed["infcode"] == 0, (allowed_pre, allowed)
 
 

@@ -131,3 +131,14 @@ def test_an_envelope_of_another_facility_is_refused(stack):
 
     answer = asyncio.run(attempt(stack, lambda his: his.headers(), as_another, expected_status=200))
     assert answer["err_msg"].startswith("[caller_mismatch]") and "fixmedins_code" in answer["err_msg"]
+
+
+def test_any_failure_of_the_signature_check_is_a_counted_signature_refusal_not_a_server_error(stack, monkeypatch):
+    def failing(headers):
+        raise UnicodeError("a header the check did not foresee")
+
+    monkeypatch.setattr(stack.gateway.gateway.signatures, "caller", failing)
+    before = refusals(stack.gateway.url, "signature_invalid")
+    answer = asyncio.run(attempt(stack, lambda his: his.headers()))
+    assert answer["err_msg"].startswith("[signature_invalid]")
+    assert refusals(stack.gateway.url, "signature_invalid") == before + 1

@@ -1,5 +1,5 @@
 """The gateway's working parts, opened and closed together: the ledger (read through `Enquiry`), the event topic,
-the counter's state, the reference data and the callers' keys."""
+the counter's state, the reference data, the callers' keys and what the gateway's own producer may send."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .envelope import Envelope
 from .errors import Refused
 from .metrics import GatewayMetrics
 from .outcomes import Outcomes
+from .permission import Permission
 from .publisher import EventPublisher
 from .reference import parse_catalogue, parse_facilities
 from .reloading import Reloading
@@ -40,6 +41,8 @@ class Gateway:
         self.enquiry = Enquiry(ledger)
         self.outcomes = Outcomes(self.enquiry)
         self.publisher = EventPublisher(kafka)
+        # What the ledger will let the gateway's producer send, checked alike for 2206 and 2207.
+        self.permission = Permission.load(kafka.producers, kafka.producer)
 
     async def start(self) -> None:
         await self.ledger.__aenter__()

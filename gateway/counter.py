@@ -44,6 +44,7 @@ class Registration:
 class Stay:
     begin: datetime
     end: datetime | None = None
+    caller: str | None = None  # fixmedins_code of the facility that admitted: the only one that may discharge
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Filing:
     begin: date
     end: date
     cancelled: bool = False
+    caller: str | None = None  # fixmedins_code of the facility that filed it: the only one that may cancel it
 
 
 # A registration is kept this long (seconds) after it was made: long enough for its settlement and any resend of it;

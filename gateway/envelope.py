@@ -82,6 +82,21 @@ def envelope_of(data: dict) -> Envelope:
     )
 
 
+# Where the national messages name the member: input.data, input.mdtrtinfo, input.dscginfo, input.feedetail[].
+MEMBER_SECTIONS = ("data", "mdtrtinfo", "dscginfo", "feedetail")
+
+
+def member_named(given: dict) -> str | None:
+    """The psn_no a message names (its first, for a list of details), as given; None when it names none."""
+    for name in MEMBER_SECTIONS:
+        section = given.get(name)
+        if isinstance(section, list):
+            section = section[0] if section else None
+        if isinstance(section, dict) and isinstance(section.get("psn_no"), str):
+            return section["psn_no"][:64]
+    return None
+
+
 _answers = itertools.count(1)
 
 
@@ -100,6 +115,6 @@ def answer(
         "inf_refmsgid": f"{region or '000000'}{platform_time(now)}{next(_answers) % 1_000_000:06d}",
         "refmsg_time": platform_time(received),
         "respond_time": platform_time(now),
-        "err_msg": None if refused is None else f"[{refused.reason}] {refused.detail}",
+        "err_msg": None if refused is None else f"[{refused.answered[0]}] {refused.answered[1]}",
         "output": output or {},
     }

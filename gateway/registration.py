@@ -32,6 +32,12 @@ async def enrolled(gw: Gateway, region: str, psn_no: str, where: str):
     return member
 
 
+def known_facility(gw: Gateway, env: Envelope) -> None:
+    """The caller must be a facility of facilities.csv (a key alone does not make one)."""
+    if env.fixmedins_code not in gw.facilities.current:
+        raise Refused("unknown_facility", f"fixmedins_code: {env.fixmedins_code} is not in facilities.csv")
+
+
 def registered(gw: Gateway, env: Envelope, data: dict, where: str) -> Registration:
     """The caller's registered visit that `data` names by mdtrt_id, for the member it names by psn_no."""
     return gw.counter.visit(env.fixmedins_code, text(data, "mdtrt_id", where), text(data, "psn_no", where), where)
@@ -77,8 +83,7 @@ async def register(gw: Gateway, env: Envelope) -> dict:
     if insutype not in INSUTYPES.values():
         raise bad_field(f"{where}.insutype", f"must be 310 or 390, got {insutype}")
     begntime = moment(data, "begntime", where)
-    if env.fixmedins_code not in gw.facilities.current:
-        raise Refused("unknown_facility", f"fixmedins_code: {env.fixmedins_code} is not in facilities.csv")
+    known_facility(gw, env)
     member = await enrolled(gw, region, psn_no, where)
     on = begntime.date()
     insured = INSUTYPES[member.status_on(on).insurance_type]
@@ -165,9 +170,10 @@ async def admit(gw: Gateway, env: Envelope) -> dict:
     info = section(env.input, "mdtrtinfo", "input")
     psn_no = text(info, "psn_no", where)
     begin = moment(info, "begntime", where)
+    known_facility(gw, env)
     await enrolled(gw, region, psn_no, where)
     mdtrt_id = derived_id("I", env.fixmedins_code, env.msgid)
-    gw.counter.stays.setdefault(mdtrt_id, (region, psn_no, Stay(begin)))
+    gw.counter.stays.setdefault(mdtrt_id, (region, psn_no, Stay(begin, caller=env.fixmedins_code)))
     return {"result": {"mdtrt_id": mdtrt_id, "psn_no": psn_no}}
 
 
@@ -177,8 +183,11 @@ async def discharge(gw: Gateway, env: Envelope) -> dict:
     info = section(env.input, "dscginfo", "input")
     mdtrt_id, psn_no = text(info, "mdtrt_id", where), text(info, "psn_no", where)
     held = gw.counter.stays.get(mdtrt_id)
-    if held is None or held[1] != psn_no:
-        raise Refused("unknown_visit", f"{where}.mdtrt_id: {mdtrt_id} is no admission of {psn_no}")
+    # Only the facility that admitted may discharge; another is told no more than of an id never given.
+    if held is None or held[1] != psn_no or held[2].caller != env.fixmedins_code:
+        raise Refused(
+            "unknown_visit", f"{where}.mdtrt_id: {mdtrt_id} is no admission of {psn_no} at {env.fixmedins_code}"
+        )
     end = moment(info, "endtime", where)
     if end < held[2].begin:
         raise bad_field(f"{where}.endtime", "is before the admission")
@@ -198,9 +207,11 @@ async def file_out_of_area(gw: Gateway, env: Envelope) -> dict:
     begin, end = day(data, "begndate", where), day(data, "enddate", where)
     if end < begin:
         raise bad_field(f"{where}.enddate", "is before begndate")
+    known_facility(gw, env)
     await enrolled(gw, region, psn_no, where)
     serial = derived_id("F", env.fixmedins_code, env.msgid)
-    gw.counter.filings.setdefault(serial, Filing(serial, region, psn_no, kind, begin, end))
+    filing = Filing(serial, region, psn_no, kind, begin, end, caller=env.fixmedins_code)
+    gw.counter.filings.setdefault(serial, filing)
     return {"result": {"trt_dcla_detl_sn": serial}}
 
 
@@ -210,7 +221,8 @@ async def cancel_filing(gw: Gateway, env: Envelope) -> dict:
     data = section(env.input, "data", "input")
     serial, psn_no = text(data, "trt_dcla_detl_sn", where), text(data, "psn_no", where)
     filing = gw.counter.filings.get(serial)
-    if filing is None or filing.psn_no != psn_no:
-        raise bad_field(f"{where}.trt_dcla_detl_sn", f"{serial} is no filing of {psn_no}")
+    # Only the facility that filed may cancel; another is told no more than of a serial never given.
+    if filing is None or filing.psn_no != psn_no or filing.caller != env.fixmedins_code:
+        raise bad_field(f"{where}.trt_dcla_detl_sn", f"{serial} is no filing of {psn_no} by {env.fixmedins_code}")
     gw.counter.filings[serial] = replace(filing, cancelled=True)
     return {}

@@ -27,8 +27,17 @@ log = logging.getLogger("medledger.gateway")
 
 
 def event_id_of(env: Envelope) -> str:
-    """The contract event of a message: the same for a retried message (same facility, same msgid)."""
-    return derived_id("his-", env.fixmedins_code, env.msgid, length=40).lower()
+    """The contract event of a message: the same for a retried message (same facility, transaction and msgid), and
+    another for a 2207 and a 2208 that share a msgid."""
+    return derived_id("his-", f"{env.fixmedins_code}\n{env.infno}", env.msgid, length=40).lower()
+
+
+def reused(env: Envelope, what: str) -> Refused:
+    return Refused(
+        "msgid_reused",
+        f"envelope.msgid: {env.msgid} was already sent by {env.fixmedins_code} for {what}; give each message a "
+        "msgid of its own",
+    )
 
 
 def _settlement_input(gw: Gateway, env: Envelope) -> tuple[Registration, dict, bytes]:
@@ -48,6 +57,7 @@ def _settlement_input(gw: Gateway, env: Envelope) -> tuple[Registration, dict, b
         payer,
         money(data, "medfee_sumamt", where),
     )
+    gw.permission.check(line)  # what the ledger would refuse from the gateway's producer: alike in 2206 and 2207
     return registration, data, line
 
 
@@ -65,7 +75,9 @@ async def presettle(gw: Gateway, env: Envelope) -> dict:
 
 
 async def _outcome(gw: Gateway, event_id: str, line: bytes, decided: tuple | None) -> dict:
-    """Publish `line` unless the ledger already `decided` its event, then wait for the ledger's decision."""
+    """Publish `line` unless the ledger already `decided` its event, then wait for the ledger's decision. What the
+    ledger decided under the event id may be another message's (a msgid used again): the caller checks the record
+    is the one its message asks for."""
     if decided is None:
         try:
             await asyncio.wait_for(gw.publisher.publish(line), gw.settings.wait_seconds)
@@ -102,6 +114,9 @@ async def settle(gw: Gateway, env: Envelope) -> dict:
             # A member unknown to the ledger would wait for an enrolment: refused here, nothing published.
             await enrolled(gw, registration.region, registration.psn_no, "input.data")
         record = await _outcome(gw, event_id, line, decided)
+        # The same facility, transaction and msgid settled another visit (or a reversal): not this message's.
+        if record.get("visit_id") != registration.mdtrt_id or record.get("reverses"):
+            raise reused(env, f"the settlement {record.get('settlement_id')} of another visit")
     finally:
         if registration.settling == event_id:
             registration.settling = None
@@ -138,7 +153,11 @@ async def reverse(gw: Gateway, env: Envelope) -> dict:
         f"2208 冲正 by {env.fixmedins_code}",
     )
     event_id = event_id_of(env)
-    return settlement_answer(await _outcome(gw, event_id, line, await gw.outcomes.now(event_id)))
+    record = await _outcome(gw, event_id, line, await gw.outcomes.now(event_id))
+    # The same facility, transaction and msgid reversed another settlement: not this message's.
+    if record.get("reverses") != settlement["settlement_id"]:
+        raise reused(env, f"{record.get('settlement_id')}, which does not reverse {settlement['settlement_id']}")
+    return settlement_answer(record)
 
 
 async def query(gw: Gateway, env: Envelope) -> dict:

@@ -1,12 +1,15 @@
 """The platform's request signature. Each caller (a facility, `x-tif-paasid` = its fixmedins_code) holds a token;
 it sends `x-tif-timestamp` (unix seconds), `x-tif-nonce` and `x-tif-signature` = hex SHA-256 of
 `timestamp + token + nonce + timestamp`. Refused: a header missing, an unknown caller, a wrong signature, a
-timestamp more than `WINDOW` seconds away, a nonce the caller already used within the window."""
+timestamp more than `WINDOW` seconds away, a nonce the caller already used within the window. An unknown caller is
+logged and counted as such but answered exactly as a wrong signature is."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import secrets
 import time
 import tomllib
 from collections import OrderedDict
@@ -17,6 +20,8 @@ from .errors import Refused
 WINDOW = 300  # seconds either side of now
 HEADERS = ("x-tif-paasid", "x-tif-timestamp", "x-tif-nonce", "x-tif-signature")
 MAX_NONCE = 128
+STAMP = re.compile(r"[0-9]{1,12}", re.ASCII)  # unix seconds in ASCII digits (str.isdigit also takes '²')
+WRONG = ("signature_invalid", "x-tif-signature does not match the caller's token")
 
 
 def parse_keys(text: str) -> dict[str, str]:
@@ -63,6 +68,9 @@ class Signatures:
     def __init__(self, tokens: Callable[[], dict[str, str]], clock: Callable[[], float] = time.time):
         self.tokens, self.clock = tokens, clock
         self.nonces = Nonces()
+        # An unknown caller's signature is checked against this, so that it is answered as, and as fast as, a
+        # wrong signature: a caller cannot learn which fixmedins_codes hold a key.
+        self._decoy = secrets.token_hex(32)
 
     def caller(self, headers) -> str:
         """The verified caller's fixmedins_code, or `Refused`."""
@@ -71,14 +79,16 @@ class Signatures:
             raise Refused("signature_missing", f"header {missing[0]} is missing")
         caller, stamp, nonce, signature = (headers.get(name) for name in HEADERS)
         token = self.tokens().get(caller)
-        if token is None:
-            raise Refused("unknown_caller", f"x-tif-paasid {caller} holds no key")
         if len(nonce) > MAX_NONCE or not nonce.isprintable():
             raise Refused("signature_invalid", f"x-tif-nonce must be printable and at most {MAX_NONCE} characters")
-        if not stamp.isdigit():
+        if not STAMP.fullmatch(stamp):
             raise Refused("timestamp_invalid", "x-tif-timestamp must be unix seconds")
-        if not hmac.compare_digest(sign(stamp, token, nonce), signature.lower()):
-            raise Refused("signature_invalid", "x-tif-signature does not match the caller's token")
+        expected = sign(stamp, self._decoy if token is None else token, nonce).encode()
+        matches = hmac.compare_digest(expected, signature.lower().encode("utf-8", "surrogateescape"))
+        if token is None:
+            raise Refused("unknown_caller", f"x-tif-paasid {caller} holds no key", answered=WRONG)
+        if not matches:
+            raise Refused(*WRONG)
         now = self.clock()
         if abs(now - int(stamp)) > WINDOW:
             raise Refused("timestamp_out_of_window", f"x-tif-timestamp {stamp} is more than {WINDOW} s from now")

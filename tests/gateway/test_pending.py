@@ -86,7 +86,7 @@ def test_medledger_gateway_serves_until_told_to_stop(stack, tmp_path):
         "MEDLEDGER_GATEWAY_REFERENCE": str(stack.reference),
         "MEDLEDGER_GATEWAY_PORT": str(port),
         "MEDLEDGER_LOG_LEVEL": "INFO",
-        **environment(stack.settings),  # the producer it signs as
+        **environment(stack.settings),  # the gateway's own producer and its key: it does not start without them
     }
     gateway = subprocess.Popen(
         [sys.executable, "-m", "consumers.cli", "gateway"], env=env, stderr=open(tmp_path / "gateway.log", "wb")

@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from gateway.signature import sign
 from tests.gateway.counter import NANJING_HOSPITAL, NINGXIA_HOSPITAL, enrol, enrolment, member_id
 from tests.gateway.flow import Producer
 from tests.gateway.his import His
@@ -43,23 +44,55 @@ async def attempt(stack, headers_of, body_of=None, expected_status: int = 401) -
     return answer
 
 
+def headers_with(his: His, name: str, value: bytes, signed_stamp: str | None = None) -> dict:
+    """The caller's headers with one value replaced by raw bytes (as a client may send them: HTTP takes any byte
+    from 0x80 up); with `signed_stamp`, signed over that timestamp, as a caller holding the token can."""
+    headers = his.headers()
+    if signed_stamp is not None:
+        headers["x-tif-signature"] = sign(signed_stamp, his.token, headers["x-tif-nonce"])
+    return {**headers, name: value}
+
+
+# case -> (the reason logged and counted, the headers sent)
 CASES = {
-    "signature_missing": lambda his: {k: v for k, v in his.headers().items() if k != "x-tif-signature"},
-    "signature_invalid": lambda his: his.headers(token="not-the-facility-token-at-all"),
-    "timestamp_out_of_window": lambda his: his.headers(timestamp=int(time.time()) - 301),
-    "unknown_caller": lambda his: {**his.headers(), "x-tif-paasid": "H00000000000"},
+    "signature_missing": (
+        "signature_missing",
+        lambda his: {k: v for k, v in his.headers().items() if k != "x-tif-signature"},
+    ),
+    "signature_invalid": ("signature_invalid", lambda his: his.headers(token="not-the-facility-token-at-all")),
+    "timestamp_out_of_window": (
+        "timestamp_out_of_window",
+        lambda his: his.headers(timestamp=int(time.time()) - 301),
+    ),
+    "unknown_caller": ("unknown_caller", lambda his: {**his.headers(), "x-tif-paasid": "H00000000000"}),
+    # Headers that made the check itself fail (HTTP 500): refused as any bad signature is.
+    "non_ascii_signature": ("signature_invalid", lambda his: headers_with(his, "x-tif-signature", "é".encode() * 32)),
+    "superscript_timestamp": (
+        "timestamp_invalid",
+        lambda his: headers_with(his, "x-tif-timestamp", b"\xb2", signed_stamp="\u00b2"),
+    ),
 }
 
 
-@pytest.mark.parametrize("reason", sorted(CASES))
-def test_a_message_without_a_valid_signature_is_refused_logged_counted_and_writes_nothing(reason, stack, caplog):
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_message_without_a_valid_signature_is_refused_logged_counted_and_writes_nothing(case, stack, caplog):
+    reason, headers_of = CASES[case]
     before = refusals(stack.gateway.url, reason)
     with caplog.at_level(logging.WARNING, logger="medledger.gateway"):
-        answer = asyncio.run(attempt(stack, CASES[reason]))
-    assert answer["err_msg"].startswith(f"[{reason}]")
+        answer = asyncio.run(attempt(stack, headers_of))
+    # An unknown caller is told what a wrong signature is told: it learns nothing of who holds a key.
+    assert answer["err_msg"].startswith("[signature_invalid]" if reason == "unknown_caller" else f"[{reason}]")
+    assert {"inf_refmsgid", "refmsg_time", "respond_time", "output"} <= set(answer)
     assert refusals(stack.gateway.url, reason) == before + 1
     logged = [r for r in caplog.records if r.getMessage() == "message refused" and r.reason == reason]
-    assert len(logged) == 1 and logged[0].detail in answer["err_msg"]
+    assert len(logged) == 1
+    assert (logged[0].detail in answer["err_msg"]) == (reason != "unknown_caller")
+
+
+def test_an_unknown_caller_is_answered_as_a_wrong_signature_is(stack):
+    unknown = asyncio.run(attempt(stack, CASES["unknown_caller"][1]))
+    wrong = asyncio.run(attempt(stack, CASES["signature_invalid"][1]))
+    assert unknown["err_msg"] == wrong["err_msg"]
 
 
 def test_a_timestamp_within_the_window_is_accepted(stack):
@@ -98,3 +131,14 @@ def test_an_envelope_of_another_facility_is_refused(stack):
 
     answer = asyncio.run(attempt(stack, lambda his: his.headers(), as_another, expected_status=200))
     assert answer["err_msg"].startswith("[caller_mismatch]") and "fixmedins_code" in answer["err_msg"]
+
+
+def test_any_failure_of_the_signature_check_is_a_counted_signature_refusal_not_a_server_error(stack, monkeypatch):
+    def failing(headers):
+        raise UnicodeError("a header the check did not foresee")
+
+    monkeypatch.setattr(stack.gateway.gateway.signatures, "caller", failing)
+    before = refusals(stack.gateway.url, "signature_invalid")
+    answer = asyncio.run(attempt(stack, lambda his: his.headers()))
+    assert answer["err_msg"].startswith("[signature_invalid]")
+    assert refusals(stack.gateway.url, "signature_invalid") == before + 1

@@ -177,14 +177,19 @@ def test_a_settlement_the_ledger_refuses_is_answered_with_its_reason_and_kept(st
     assert [p["member_id"] for p in payloads if p.get("member_id") == member] == [member]
 
 
+async def presettled_and_settled(stack, region: str, hospital: str, when: str) -> tuple[dict, dict]:
+    """The 2206 and then the 2207 answer of a new member's visit of 300.00 at `hospital` at `when`."""
+    member, client, his = await counter(stack, region, hospital)
+    async with client:
+        mdtrt_id = await registered(his, region, member, when)
+        given = settling(member, mdtrt_id, "300.00")
+        return await his.call("2206", given, region), await his.call("2207", given, region)
+
+
 def test_two_facilities_settle_at_once(stack):
     async def one(region, hospital, when):
-        member, client, his = await counter(stack, region, hospital)
-        async with client:
-            mdtrt_id = await registered(his, region, member, when)
-            given = settling(member, mdtrt_id, "300.00")
-            presettled = ok(await his.call("2206", given, region))
-            return presettled, ok(await his.call("2207", given, region))
+        presettled, settled = await presettled_and_settled(stack, region, hospital, when)
+        return ok(presettled), ok(settled)
 
     async def run():
         return await asyncio.gather(

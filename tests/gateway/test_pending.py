@@ -70,6 +70,7 @@ def test_medledger_gateway_serves_until_told_to_stop(stack, tmp_path):
     import sys
     import time
 
+    from consumers.settings import environment
     from tests.gateway.conftest import free_port
     from tests.ledger.helpers import plain
 
@@ -84,6 +85,7 @@ def test_medledger_gateway_serves_until_told_to_stop(stack, tmp_path):
         "MEDLEDGER_GATEWAY_REFERENCE": str(stack.reference),
         "MEDLEDGER_GATEWAY_PORT": str(port),
         "MEDLEDGER_LOG_LEVEL": "INFO",
+        **environment(stack.settings),  # the gateway's producer and its key, as it signs what it publishes
     }
     gateway = subprocess.Popen(
         [sys.executable, "-m", "consumers.cli", "gateway"], env=env, stderr=open(tmp_path / "gateway.log", "wb")

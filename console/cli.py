@@ -31,15 +31,18 @@ def console(
     Create its first user with `medledger users add NAME --role auditor`."""
     import uvicorn
 
-    from .app import create_app
-    from .settings import console_database, console_url
+    from ledger.cli.common import refuse
+    from ledger.db.migrate import SchemaNotCurrent, prepare
 
-    db = prepared()
+    from .app import create_app
+    from .settings import console_database, console_ledger, console_url
+
     try:
+        db = console_ledger(prepared)
         url = console_url(db)
-    except ValueError as error:
-        typer.echo(f"medledger: {error}", err=True)
-        raise typer.Exit(2) from None
+        prepare(console_database(db))  # the schema it reads is current
+    except (ValueError, SchemaNotCurrent) as error:
+        refuse(error)
     typer.echo(f"medledger: console on http{'s' if tls_cert else ''}://{host}:{port}/", err=True)
     uvicorn.run(
         create_app(console_database(db), url),

@@ -3,11 +3,20 @@ and writes only its access log and its verifications."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ledger.db.credentials import check_url, database_url, secret
 from ledger.db.server import CONSOLE_ROLE, Database, _asyncpg, with_user
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8091
+
+
+def console_ledger(ledger: Callable[[], Database]) -> Database:
+    """The database the console starts from: its own role's URL alone when MEDLEDGER_CONSOLE_DATABASE_URL is given
+    (no other database is looked for, and no embedded server started), else `ledger()`."""
+    configured = database_url("MEDLEDGER_CONSOLE_DATABASE_URL", "MEDLEDGER_CONSOLE_PASSWORD")
+    return Database(None, _asyncpg(configured)) if configured else ledger()
 
 
 def console_url(db: Database) -> str:

@@ -20,6 +20,7 @@ from ledger.cli.common import (
     open_events,
     parameters_text,
     prepared,
+    refuse,
 )
 from ledger.cli.keys import KeyIdOption, KeyOption, ProducerOption, signer
 
@@ -88,8 +89,9 @@ def gateway_command(
 
     from gateway.app import create_app
     from gateway.core import Gateway
-    from gateway.settings import GatewaySettings
-    from ledger.service import LedgerService
+    from gateway.settings import GatewaySettings, gateway_database
+    from ledger.db.migrate import SchemaNotCurrent, prepare
+    from ledger.enquiry import LedgerReader
 
     from . import logs
 
@@ -100,7 +102,12 @@ def gateway_command(
         typer.echo(f"medledger: {error}", err=True)
         raise typer.Exit(2) from None
     text, source = parameters_text(parameters)
-    ledger = LedgerService(prepared(), text, source, prepare_schema=False)
+    try:  # it reads the ledger as its own role, which may write nothing there
+        db = gateway_database(prepared)
+        prepare(db)  # the schema it reads is current
+    except (ValueError, SchemaNotCurrent) as error:
+        refuse(error)
+    ledger = LedgerReader(db, text, source)
     try:  # the gateway signs what it produces as a producer of its own: without its key it cannot start
         gateway = Gateway(settings, Settings.from_env(bootstrap_servers=bootstrap_servers), ledger)
     except ValueError as error:

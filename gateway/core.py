@@ -1,5 +1,6 @@
-"""The gateway's working parts, opened and closed together: the ledger (read through `Enquiry`), the event topic,
-the counter's state, the reference data, the callers' keys and what the gateway's own producer may send."""
+"""The gateway's working parts, opened and closed together: the ledger (read through `Enquiry`, as a role that may
+write nothing in it: what the gateway sends goes through the event topic), the event topic, the counter's state,
+the reference data, the callers' keys and what the gateway's own producer may send."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import time
 from collections.abc import Callable
 
 from consumers.settings import Settings
-from ledger.enquiry import Enquiry
-from ledger.service import LedgerService
+from ledger.enquiry import Enquiry, LedgerReader
 
 from .counter import Counter
 from .envelope import Envelope
@@ -28,7 +28,7 @@ class Gateway:
         self,
         settings: GatewaySettings,
         kafka: Settings,
-        ledger: LedgerService,
+        ledger: LedgerReader,
         clock: Callable[[], float] = time.time,
     ):
         self.settings, self.kafka, self.ledger = settings, kafka, ledger

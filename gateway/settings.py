@@ -1,10 +1,33 @@
-"""The gateway's settings, from the environment (the broker's and the database's are the service's own)."""
+"""The gateway's settings, from the environment (the broker's are the service's own), and how it reaches the
+database: as `medledger_gateway`, a role that reads what a counter asks and writes nothing (migration 0010)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from ledger.db.credentials import check_url, database_url, secret
+from ledger.db.server import GATEWAY_ROLE, Database, _asyncpg, with_user
+
+
+def gateway_database(ledger: Callable[[], Database]) -> Database:
+    """MEDLEDGER_GATEWAY_DATABASE_URL (its password from MEDLEDGER_GATEWAY_PASSWORD where it names none); or else
+    the ledger's database, `ledger()` (the owner's DATABASE_URL or the embedded server), as medledger_gateway with
+    MEDLEDGER_GATEWAY_PASSWORD or the embedded server's password for it. Never the service's role: the gateway
+    sends what it settles through the event topic, signed, like any producer. A password that is a known default
+    or too short is refused (`ledger.db.credentials`)."""
+    configured = database_url("MEDLEDGER_GATEWAY_DATABASE_URL", "MEDLEDGER_GATEWAY_PASSWORD")
+    if configured:
+        return Database(None, _asyncpg(configured))
+    db = ledger()
+    if db.owner_url is None:
+        raise ValueError("with only the service's own database URL, the gateway needs MEDLEDGER_GATEWAY_DATABASE_URL")
+    password = secret("MEDLEDGER_GATEWAY_PASSWORD") or db.passwords.get(GATEWAY_ROLE)
+    url = with_user(db.owner_url, GATEWAY_ROLE, password)
+    check_url(url, "MEDLEDGER_GATEWAY_PASSWORD")
+    return Database(None, url, db.embedded_dir)
 
 
 @dataclass(frozen=True)

@@ -17,25 +17,50 @@ from policies.engine import Engine
 from policies.member import MemberState
 from policies.outputs import Settlement
 from policies.parameters import parse_parameters
+from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
 
 from .adoption import last_adopted
+from .chain import text_digest
 from .codec import state_from_json
 from .db import lookups
+from .db.connect import service_engine
 from .db.event_store import driver, reading
 from .db.outbox import CHANNEL
 from .db.projection_store import load_book
+from .db.server import Database
 from .records import settlement_wire
-from .service import LIVE, LedgerService
+from .service import LIVE
 
 # A pre-settlement has no ledger position: the one its event will have is known only once it is appended.
 UNSEQUENCED = 0
 
 
-class Enquiry:
-    """Read-only questions to the ledger a `LedgerService` has opened."""
+class LedgerReader:
+    """The ledger opened for reading alone, as a role that may write nothing in it (the gateway's): its
+    connections, and the parameter set a pre-settlement settles under until the ledger has adopted one (recorded
+    as `LedgerService` records it). It has no way to append."""
 
-    def __init__(self, service: LedgerService):
+    def __init__(self, db: Database, parameters_text: str = "", parameters_source: str | None = None):
+        self.db = db
+        recorded = recorded_parameters(parameters_text, parameters_source)
+        self.digest = text_digest(recorded)
+        self.registry = PolicyRegistry(parse_parameters(recorded, parameters_source))
+        self.engine = None
+
+    async def __aenter__(self) -> LedgerReader:
+        self.engine = service_engine(self.db, pool_size=4)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self.engine is not None:
+            await self.engine.dispose()
+
+
+class Enquiry:
+    """Read-only questions to the ledger a `LedgerReader` has opened."""
+
+    def __init__(self, service: LedgerReader):
         self.service = service
         self._registries: dict[str, PolicyRegistry] = {service.digest: service.registry}
 

@@ -171,6 +171,7 @@ PASSWORDS = (
     "MEDLEDGER_REPORTING_PASSWORD",
     "MEDLEDGER_CONSOLE_PASSWORD",
     "MEDLEDGER_MAINTENANCE_PASSWORD",
+    "MEDLEDGER_GATEWAY_PASSWORD",
 )
 
 
@@ -191,6 +192,18 @@ def test_only_the_migration_job_holds_the_owners_url(compose, medledger_services
         "postgresql://medledger_reporting@"
     )
     assert "MEDLEDGER_APP_PASSWORD" not in medledger_services["reporting"]["environment"]
+
+
+def test_the_gateway_connects_as_its_own_role_which_writes_nothing(medledger_services):
+    gateway = medledger_services["gateway"]["environment"]
+    assert gateway["MEDLEDGER_GATEWAY_DATABASE_URL"] == "postgresql://medledger_gateway@postgres:5432/medledger"
+    assert not [name for name in gateway if re.fullmatch(r"MEDLEDGER_(APP|REPORTING|CONSOLE|MAINTENANCE)_.*", name)]
+
+
+def test_every_role_medledger_sets_a_password_for_has_one_the_stack_requires():
+    from ledger.db.migrate import PASSWORDS as SET
+
+    assert set(SET.values()) == set(PASSWORDS) - {"POSTGRES_PASSWORD"}
 
 
 def test_no_password_has_a_default_and_the_migration_job_sets_every_roles(compose, medledger_services):
@@ -256,3 +269,64 @@ def test_the_secrets_script_writes_a_strong_password_for_each_and_keeps_them_on_
     subprocess.run([script, str(env_file)], check=True, capture_output=True, timeout=30)
     assert dict(line.split("=", 1) for line in env_file.read_text().splitlines()) == first
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+KEYS = "${MEDLEDGER_KEYS_DIR:-./keys}/"
+# Who holds which key file (`medledger keys init`), and where it names it: each service what it uses and nothing else.
+HOLDS = {
+    "migrate": {},
+    "serve": {"producers.toml": "MEDLEDGER_PRODUCERS", "ledger.pem": "MEDLEDGER_LEDGER_KEY"},
+    "gateway": {"gateway.pem": "MEDLEDGER_PRODUCER_KEY"},
+    "reporting": {"ledger.pub": "MEDLEDGER_LEDGER_PUBLIC_KEY"},
+    "console": {"producers.toml": "MEDLEDGER_PRODUCERS"},
+    "medledger": {"producers.toml": "MEDLEDGER_PRODUCERS", "${MEDLEDGER_PRODUCER:-demo}.pem": "MEDLEDGER_PRODUCER_KEY"},
+}
+KEY_VARIABLES = {
+    "MEDLEDGER_PRODUCERS",
+    "MEDLEDGER_LEDGER_KEY",
+    "MEDLEDGER_LEDGER_PUBLIC_KEY",
+    "MEDLEDGER_PRODUCER_KEY",
+    "MEDLEDGER_PRODUCER_KEY_ID",
+}
+
+
+def _mounted(service: dict) -> dict[str, str]:
+    """key file -> where the container sees it, for each key file mounted (read-only) into `service`."""
+    mounted = {}
+    for volume in service.get("volumes", []):
+        assert isinstance(volume, str) and volume.startswith(KEYS), volume  # no other mount, and never the directory
+        source, target, mode = volume[len(KEYS) :].rsplit(":", 2)
+        assert mode == "ro" and "/" not in source, volume
+        mounted[source] = target
+    return mounted
+
+
+def test_each_container_holds_only_the_keys_it_uses(medledger_services):
+    assert set(HOLDS) == set(medledger_services)
+    for name, service in medledger_services.items():
+        mounted, environment = _mounted(service), service["environment"]
+        assert set(mounted) == set(HOLDS[name]), name
+        for key_file, variable in HOLDS[name].items():
+            assert environment[variable] == mounted[key_file], (name, variable)
+        assert set(environment) & KEY_VARIABLES == set(HOLDS[name].values()), name
+
+
+def test_only_serve_holds_the_ledgers_private_key_and_the_gateway_signs_as_a_producer_of_its_own(medledger_services):
+    """Reporting and the console could otherwise forge what the ledger signs; serve holds no producer's key."""
+    holders = {name for name, service in medledger_services.items() if "ledger.pem" in _mounted(service)}
+    assert holders == {"serve"}
+    producers = {
+        name for name, service in medledger_services.items() if "MEDLEDGER_PRODUCER_KEY" in service["environment"]
+    }
+    assert producers == {"gateway", "medledger"}
+    assert medledger_services["gateway"]["environment"]["MEDLEDGER_PRODUCER"] == "gateway"
+
+
+def test_the_documented_start_gives_the_private_keys_to_the_images_user():
+    """The image runs as uid 10001 and the keys are mounted as they are on the host: the compose header makes them
+    that user's (`keys init --owner`), as the stack test does."""
+    header = (ROOT / "docker-compose.yml").read_text().split("\nx-medledger:")[0]
+    users = [line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("USER ")]
+    uid = re.search(r"useradd[^\n]*--uid (\d+)", (ROOT / "Dockerfile").read_text())
+    assert uid and users[-1].split(":")[0] in ("medledger", uid.group(1))
+    assert f"keys init keys --owner {uid.group(1)}" in header

@@ -80,29 +80,71 @@ def generate_key(
     typer.echo(key_entry(made.producer, made.key_id, key, datetime.now(UTC)), nl=False)
 
 
+# The compose stack's gateway: a producer of its own, allowed the visit events it sends and nothing else.
+GATEWAY = "gateway"
+GATEWAY_EVENTS = ("visit.submitted", "visit.reversed")
+
+
 @keys_app.command("init")
 def init_keys(
     directory: Annotated[Path, typer.Argument(help="A new directory for the key set.")],
     producer: Annotated[str, typer.Option("--producer", help="The one producer's id.")] = "demo",
+    owner: Annotated[
+        Optional[str],
+        typer.Option(
+            "--owner",
+            help="UID[:GID] to give the private keys to (they stay 0600), e.g. 10001, the user medledger's image "
+            "runs as; changing a file's owner needs root.",
+        ),
+    ] = None,
 ) -> None:
     """A key set to try medledger with (a local stack, the demo): the ledger's key pair (ledger.pem, ledger.pub),
-    one producer's private key (PRODUCER.pem) and a producers file allowing it every event of every region
-    (producers.toml). Not for production: there each producer makes its own key and is allowed only its own
-    events (docs/security.md)."""
+    one producer's private key (PRODUCER.pem), the gateway's (gateway.pem) and a producers file allowing the
+    producer every event of every region and the gateway its visits and reversals (producers.toml). Not for
+    production: there each producer makes its own key and is allowed only its own events (docs/security.md)."""
+    owned = _owner(owner)
+    if producer == GATEWAY:
+        typer.echo(f"medledger: --producer {GATEWAY} is the gateway's own id; name the producer otherwise", err=True)
+        raise typer.Exit(2)
     if directory.exists() and any(directory.iterdir()):
         typer.echo(f"medledger: {directory} is not empty; keys are never overwritten", err=True)
         raise typer.Exit(2)
     directory.mkdir(parents=True, exist_ok=True)
-    ledger, own = generate(), generate()
+    ledger, own, gateway = generate(), generate(), generate()
     made = Signer(producer, None, own)
-    _private(directory / "ledger.pem", ledger)
-    _private(directory / f"{producer}.pem", own)
+    now = datetime.now(UTC)
+    private = {"ledger.pem": ledger, f"{producer}.pem": own, f"{GATEWAY}.pem": gateway}
+    for name, key in private.items():
+        _private(directory / name, key)
     (directory / "ledger.pub").write_text(public_text(ledger) + "\n")
-    entry = key_entry(made.producer, made.key_id, own, datetime.now(UTC))
+    events = ", ".join(f'"{event}"' for event in GATEWAY_EVENTS)
     (directory / "producers.toml").write_text(
-        f'[producers.{producer}]\nevents = ["*"]\nregions = ["*"]\n{entry}', encoding="utf-8"
+        f'[producers.{producer}]\nevents = ["*"]\nregions = ["*"]\n{key_entry(made.producer, made.key_id, own, now)}'
+        f'\n[producers.{GATEWAY}]\nevents = [{events}]\nregions = ["*"]\n{key_entry(GATEWAY, None, gateway, now)}',
+        encoding="utf-8",
     )
-    typer.echo(f"medledger: keys for the ledger and producer {producer} in {directory}", err=True)
+    if owned is not None:
+        try:
+            for name in private:
+                os.chown(directory / name, *owned)
+        except PermissionError:
+            typer.echo(f"medledger: giving the private keys to {owner} needs root (e.g. sudo)", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"medledger: keys for the ledger, producer {producer} and the gateway in {directory}", err=True)
+
+
+def _owner(owner: str | None) -> tuple[int, int] | None:
+    """(uid, gid) of --owner UID[:GID]; the gid is the uid's when not given."""
+    if owner is None:
+        return None
+    uid, _, gid = owner.partition(":")
+    if not uid.isdigit() or not (gid or uid).isdigit():
+        typer.echo(f"medledger: --owner takes UID[:GID] in digits, got {owner!r}", err=True)
+        raise typer.Exit(2)
+    if os.geteuid() != 0 and int(uid) != os.geteuid():  # refused before any key is made
+        typer.echo(f"medledger: giving the private keys to {owner} needs root (e.g. sudo)", err=True)
+        raise typer.Exit(2)
+    return int(uid), int(gid or uid)
 
 
 def _private(path: Path, key) -> None:

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 
 from .credentials import check_password, secret
-from .server import APP_ROLE, CONSOLE_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE
+from .server import APP_ROLE, CONSOLE_ROLE, GATEWAY_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Held by whoever changes the schema or the roles: several services may start at once against one database.
@@ -50,6 +50,7 @@ PASSWORDS = {
     REPORTING_ROLE: "MEDLEDGER_REPORTING_PASSWORD",
     CONSOLE_ROLE: "MEDLEDGER_CONSOLE_PASSWORD",
     MAINTENANCE_ROLE: "MEDLEDGER_MAINTENANCE_PASSWORD",
+    GATEWAY_ROLE: "MEDLEDGER_GATEWAY_PASSWORD",
 }
 
 

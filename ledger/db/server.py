@@ -26,6 +26,7 @@ APP_ROLE = "medledger_app"
 REPORTING_ROLE = "medledger_reporting"
 CONSOLE_ROLE = "medledger_console"
 MAINTENANCE_ROLE = "medledger_maintenance"  # rebuilds the projections (migration 0009)
+GATEWAY_ROLE = "medledger_gateway"  # the national interface's reads (migration 0010)
 DATABASE = "medledger"
 
 

@@ -131,10 +131,12 @@ def stack(engine, tmp_path_factory):
     env.update({name: uuid.uuid4().hex for name in PASSWORDS})  # as scripts/docker/secrets writes them
     env["MEDLEDGER_IMAGE"] = f"medledger-test:{uuid.uuid4().hex[:8]}"
     keys = tmp_path_factory.mktemp("keys") / "keys"
-    made = subprocess.run([sys.executable, "-m", "consumers.cli", "keys", "init", str(keys)], capture_output=True)
+    # As docker-compose.yml's header says: the private keys made the image's user's, 0600.
+    made = subprocess.run(
+        [sys.executable, "-m", "consumers.cli", "keys", "init", str(keys), "--owner", "10001"], capture_output=True
+    )
     assert made.returncode == 0, made.stderr
-    for key in keys.iterdir():
-        key.chmod(0o644)  # read by the image's user, whichever it is
+    assert all((keys / name).stat().st_mode & 0o077 == 0 for name in ("ledger.pem", "demo.pem", "gateway.pem"))
     env["MEDLEDGER_KEYS_DIR"] = str(keys)
     stack = Stack(env)
     try:
@@ -333,3 +335,16 @@ def test_only_the_migration_job_ran_with_the_owners_password_and_every_medledger
 def test_serves_metrics_are_published_on_the_hosts_loopback_alone(stack):
     bindings = stack.inspect("serve")["HostConfig"]["PortBindings"]["9464/tcp"]
     assert [binding["HostIp"] for binding in bindings] == ["127.0.0.1"]
+
+
+def test_each_container_in_the_stack_sees_only_its_own_keys(stack, produced):
+    for service, held in {
+        "serve": ["ledger.pem", "producers.toml"],
+        "gateway": ["gateway.pem"],
+        "reporting": ["ledger.pub"],
+        "console": ["producers.toml"],
+    }.items():
+        listed = stack.compose("exec", "-T", service, "ls", "/keys").stdout.split()
+        assert sorted(listed) == held, service
+    listed = stack.compose("run", "--rm", "-T", "--entrypoint", "ls", "medledger", "/keys").stdout.split()
+    assert sorted(listed) == ["producer.pem", "producers.toml"]

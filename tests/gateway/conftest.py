@@ -15,9 +15,9 @@ import uvicorn
 from consumers.settings import Settings
 from gateway.app import create_app
 from gateway.core import Gateway
-from gateway.settings import GatewaySettings
+from gateway.settings import GatewaySettings, gateway_database
 from ledger.db.server import Database
-from ledger.service import LedgerService
+from ledger.enquiry import LedgerReader
 from tests.gateway.his import REFERENCE, facility_codes, keys_file
 from tests.kafka.conftest import own_settings
 from tests.kafka.streams import serving
@@ -57,6 +57,11 @@ class Serving:
         self._thread.join(60)
 
 
+def reading_as_the_gateway(db: Database) -> LedgerReader:
+    """The ledger as `medledger gateway` reads it: as its own role, medledger_gateway, which may write nothing."""
+    return LedgerReader(gateway_database(lambda: db), IM_PARAMETERS)
+
+
 class GatewayServer:
     """The gateway's application on uvicorn, on a free loopback port, on a thread of its own."""
 
@@ -90,7 +95,7 @@ class Stack:
         self.settings, self.db, self.reference = settings, db, reference
         self.serve = Serving(settings, db, IM_PARAMETERS)
         gateway_settings = GatewaySettings(keys, reference, wait_seconds=wait_seconds)
-        self.gateway = GatewayServer(Gateway(gateway_settings, settings, LedgerService(db, IM_PARAMETERS)))
+        self.gateway = GatewayServer(Gateway(gateway_settings, settings, reading_as_the_gateway(db)))
 
     def start(self) -> Stack:
         self.serve.start()

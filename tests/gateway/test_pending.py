@@ -9,8 +9,7 @@ import httpx
 
 from gateway.core import Gateway
 from gateway.settings import GatewaySettings
-from ledger.service import LedgerService
-from tests.gateway.conftest import GatewayServer, Serving
+from tests.gateway.conftest import GatewayServer, Serving, reading_as_the_gateway
 from tests.gateway.counter import NANJING_HOSPITAL, enrol, enrolment, member_id, registered, settling
 from tests.gateway.his import His, ok
 from tests.kafka.conftest import own_settings
@@ -25,7 +24,7 @@ def test_a_settlement_not_made_in_time_is_pending_then_queried_and_answered_once
     # A gateway whose event topic no serve reads yet.
     unread = own_settings(kafka.bootstrap, prefix="p")
     settings = GatewaySettings(stack.gateway.gateway.settings.keys, stack.reference, wait_seconds=0.5)
-    late = GatewayServer(Gateway(settings, unread, LedgerService(stack.db, IM_PARAMETERS)))
+    late = GatewayServer(Gateway(settings, unread, reading_as_the_gateway(stack.db)))
     late.start()
     try:
 

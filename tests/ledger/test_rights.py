@@ -80,3 +80,32 @@ def test_rebuild_with_only_the_service_role_says_what_it_needs(database, monkeyp
     monkeypatch.setenv("MEDLEDGER_APP_DATABASE_URL", database.app_url)
     result = CliRunner().invoke(app, ["projections", "rebuild"])
     assert result.exit_code == 2 and "MEDLEDGER_MAINTENANCE_DATABASE_URL" in result.stderr
+
+
+def _gateway(database: Database) -> Database:
+    from gateway.settings import gateway_database
+
+    return gateway_database(lambda: database)
+
+
+def test_the_gateway_role_may_write_in_no_table(database):
+    """The gateway faces the hospitals' systems: what it settles reaches the ledger only through the event topic,
+    signed and checked like any producer's, never by a statement of its own."""
+    gateway = _gateway(database)
+    assert fetch(gateway, "SELECT current_user")[0][0] == "medledger_gateway"
+    tables = [row[0] for row in fetch(database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    assert {"ledger_events", "parameter_sets", "outbox", "member_state", "consumer_offsets"} <= set(tables)
+    for table in tables:
+        for statement in (f"INSERT INTO {table} DEFAULT VALUES", f"DELETE FROM {table}", f"TRUNCATE {table}"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                execute(gateway, statement)
+
+
+def test_the_gateway_role_reads_what_a_counter_asks_and_nothing_more(database):
+    ingest(database, (EXAMPLES / "nanjing.jsonl").read_text().splitlines())
+    gateway = _gateway(database)
+    for table in ("ledger_settlements", "member_state", "ledger_events", "parameter_sets", "alembic_version"):
+        assert fetch(gateway, f"SELECT count(*) FROM {table}")[0][0] > 0, table
+    for table in ("ledger_signatures", "outbox", "consumer_offsets", "console_users", "fund_totals"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            fetch(gateway, f"SELECT count(*) FROM {table}")

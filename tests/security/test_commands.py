@@ -43,6 +43,48 @@ def test_keys_generate_writes_a_private_key_for_the_producer_alone_and_prints_it
     assert again.exit_code == 2 and "never overwritten" in again.output
 
 
+def test_keys_init_gives_the_gateway_a_producer_of_its_own_allowed_only_visits(tmp_path):
+    from ledger.contract import decode_line
+
+    keys = tmp_path / "keys"
+    made = invoke("keys", "init", str(keys))
+    assert made.exit_code == 0, made.output
+    assert sorted(path.name for path in keys.iterdir()) == [
+        "demo.pem",
+        "gateway.pem",
+        "ledger.pem",
+        "ledger.pub",
+        "producers.toml",
+    ]
+    producers = Authority.load(keys / "producers.toml").producers
+    assert set(producers) == {"demo", "gateway"}
+    gateway, demo = producers["gateway"], producers["demo"]
+    assert list(gateway.keys.values())[0].public.public_bytes_raw() == (
+        load_private(keys / "gateway.pem").public_key().public_bytes_raw()
+    )
+    member = b.enrolled("M-1", NANJING)
+    for event in (b.visit("M-1", NANJING), b.reversed_visit("M-1", NANJING, "V-1")):
+        assert gateway.may_send(decode_line(json.dumps(event))) is None
+    for event in (member, b.contribution("M-1", NANJING, "2023-07", "8000.00"), b.year_closed(NANJING, 2023)):
+        assert "may not send" in gateway.may_send(decode_line(json.dumps(event)))
+    assert demo.may_send(decode_line(json.dumps(member))) is None
+
+
+def test_keys_init_gives_the_private_keys_to_the_images_user_and_leaves_the_public_ones_readable(tmp_path):
+    """As the compose stack's header runs it: the container's user (uid 10001) reads its keys, nobody else."""
+    keys = tmp_path / "keys"
+    made = invoke("keys", "init", str(keys), "--owner", "10001")
+    assert made.exit_code == 0, made.output
+    for name in ("ledger.pem", "demo.pem", "gateway.pem"):
+        status = (keys / name).stat()
+        assert (status.st_uid, status.st_gid, status.st_mode & 0o777) == (10001, 10001, 0o600), name
+    for name in ("ledger.pub", "producers.toml"):
+        assert (keys / name).stat().st_mode & 0o444 == 0o444, name
+    refused = invoke("keys", "init", str(tmp_path / "other"), "--owner", "root")
+    assert refused.exit_code == 2 and "UID[:GID]" in refused.stderr
+    assert not (tmp_path / "other").exists()
+
+
 def test_ingest_signs_a_file_as_its_producer_and_replay_verify_checks_every_signature(
     database, monkeypatch, tmp_path, producers
 ):

@@ -231,6 +231,18 @@ def main() -> None:
         MEDLEDGER_GATEWAY_REFERENCE=str(ROOT / "examples/national"),
         MEDLEDGER_GATEWAY_PORT=str(port),
     )
+    if "MEDLEDGER_PRODUCERS" not in env:  # a key set of the run's own: the ledger's, the gateway's, a producer's
+        made = work / "signing"
+        subprocess.run([sys.executable, "-m", "consumers.cli", "keys", "init", str(made)], check=True, cwd=ROOT)
+        env.update(
+            MEDLEDGER_PRODUCERS=str(made / "producers.toml"),
+            MEDLEDGER_PRODUCER="demo",  # the enrolments this script produces
+            MEDLEDGER_PRODUCER_KEY=str(made / "demo.pem"),
+            MEDLEDGER_LEDGER_KEY=str(made / "ledger.pem"),
+        )
+        as_gateway = {"MEDLEDGER_PRODUCER": "gateway", "MEDLEDGER_PRODUCER_KEY": str(made / "gateway.pem")}
+    else:
+        as_gateway = {}
     settings = Settings.from_env(env)
     processes: list[subprocess.Popen] = []
     try:
@@ -247,7 +259,7 @@ def main() -> None:
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "consumers.cli", command],
-                    env=env,
+                    env=env | (as_gateway if command == "gateway" else {}),
                     cwd=ROOT,
                     stderr=open(work / f"{command}.log", "wb"),
                 )

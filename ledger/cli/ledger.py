@@ -138,7 +138,7 @@ def replay(
 ) -> None:
     """Walk the ledger again without touching it: --verify, or --policy FILE --compare (what-if). --verify also
     checks every producer's signature kept with the events again, with the producers file (MEDLEDGER_PRODUCERS)."""
-    from ..replay import Replayer, verify_in_parallel, verify_signatures
+    from ..replay import Replayer, verify_in_parallel
 
     if verify == bool(policy) or (verify and compare):
         typer.echo("medledger replay: give --verify, or --policy FILE --compare", err=True)
@@ -150,6 +150,7 @@ def replay(
     if policy and not compare:
         typer.echo("medledger replay: --policy needs --compare (a what-if never changes the ledger)", err=True)
         raise typer.Exit(2)
+    producers = authority() if verify else None
     db = prepared()
     console = display.console()
     with progress_bar("replay", None) as bar:
@@ -157,15 +158,14 @@ def replay(
         replayer.anchor = anchored
         if verify and workers > 1:
             counts = dict(with_raw(lambda raw: raw.fetch("SELECT region, count(*) FROM ledger_events GROUP BY region")))
-            report = verify_in_parallel(db, batch_size, workers, counts, progress=bar.reached, anchor=anchored)
+            report = verify_in_parallel(
+                db, batch_size, workers, counts, progress=bar.reached, anchor=anchored, authority=producers
+            )
         elif verify:
-            report = asyncio.run(replayer.verify())
+            report = asyncio.run(replayer.verify(producers))
         else:
             text, source = parameters_text(policy)
             report = asyncio.run(replayer.compare(text, source))
-        if verify:
-            producers = authority()
-            with_raw(lambda raw: verify_signatures(raw, producers, report))
     if verify:
         console.print(f"replayed {report.replayed()}")
         console.print(f"hash chain: {'intact' if not report.chain_breaks else f'{len(report.chain_breaks)} break(s)'}")

@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from ledger.db import console_reads, console_users, fund_report
 from ledger.db.server import Database
 from ledger.display import csv_cell, visible
+from ledger.replay import keep_verification
 from ledger.reports import clearing_statement, explain, fund_month, recorded_values, statements, trace_position
 from policies.parameters import ParameterError, parse_parameters
 from policies.registry import PolicyRegistry
@@ -388,34 +389,9 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     # -- integrity -----------------------------------------------------------------------------------------------------
 
     async def record(job) -> None:
-        report = job.report
         connection = await asyncpg.connect(console_url.replace("postgresql+asyncpg://", "postgresql://", 1))
         try:
-            heads = [
-                {"region": h["region"], "seq": h["seq"], "hash": bytes(h["hash"]).hex()}
-                for h in await console_reads.region_heads(connection)
-            ]
-            detail = "\n".join(
-                [f"seq {b.seq}: {b.problem}" for b in report.chain_breaks[:20]]
-                + [f"seq {d.seq} {d.what}: {d.detail}" for d in report.differences[:50]]
-                + [
-                    f"projection {name}: {count} row(s) differ"
-                    for name, count in report.projection_differences.items()
-                    if count
-                ]
-            )
-            await console_users.record_verification(
-                connection,
-                job.started_at,
-                job.user,
-                report.ok,
-                report.replayed(),
-                len(report.chain_breaks),
-                report.difference_count,
-                report.head,
-                heads,
-                detail,
-            )
+            await keep_verification(connection, job.report, job.user, job.started_at)
         finally:
             await connection.close()
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from queue import Empty
 
@@ -115,6 +115,38 @@ async def verify_signatures(raw, authority: Authority | None, report: ReplayRepo
             problem = stored_problem(authority, row)
             if problem is not None:
                 report.differ(0, f"signature of {row[0]} by {row[1]}", problem)
+
+
+async def keep_verification(raw, report: ReplayReport, user: str, started_at: datetime) -> None:
+    """A verification's result where the console's integrity page shows the last one from, whoever ran it: the
+    console or `replay --verify`. With it, each region's head as the chain stands now."""
+    from .db import console_reads, console_users
+
+    heads = [
+        {"region": h["region"], "seq": h["seq"], "hash": bytes(h["hash"]).hex()}
+        for h in await console_reads.region_heads(raw)
+    ]
+    detail = "\n".join(
+        [f"seq {b.seq}: {b.problem}" for b in report.chain_breaks[:20]]
+        + [f"seq {d.seq} {d.what}: {d.detail}" for d in report.differences[:50]]
+        + [
+            f"projection {name}: {count} row(s) differ"
+            for name, count in report.projection_differences.items()
+            if count
+        ]
+    )
+    await console_users.record_verification(
+        raw,
+        started_at,
+        user,
+        report.ok,
+        report.replayed(),
+        len(report.chain_breaks),
+        report.difference_count,
+        report.head,
+        heads,
+        detail,
+    )
 
 
 class Replayer:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Optional
@@ -153,6 +154,7 @@ def replay(
     producers = authority() if verify else None
     db = prepared()
     console = display.console()
+    started_at = datetime.now(UTC)
     with progress_bar("replay", None) as bar:
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
         replayer.anchor = anchored
@@ -167,6 +169,7 @@ def replay(
             text, source = parameters_text(policy)
             report = asyncio.run(replayer.compare(text, source))
     if verify:
+        _keep(db, report, started_at)
         console.print(f"replayed {report.replayed()}")
         console.print(f"hash chain: {'intact' if not report.chain_breaks else f'{len(report.chain_breaks)} break(s)'}")
         if report.head is not None and report.head[0]:
@@ -200,6 +203,33 @@ def replay(
         f"replayed {report.replayed()}: {report.changed_settlements} settlement(s) change; "
         f"fund {total_before} → {total_after} ({total_after - total_before:+})"
     )
+
+
+def _keep(db, report, started_at: datetime) -> None:
+    """The verification kept where the console's integrity page shows the last one from, as the owner: the
+    service's role may not write it."""
+    import asyncpg
+
+    from ..replay import keep_verification
+
+    if db.owner_url is None:
+        typer.echo(
+            "medledger replay: the result is not kept for the console (that needs the owner's DATABASE_URL)", err=True
+        )
+        return
+    try:
+        user = f"replay --verify ({getpass.getuser()})"
+    except (OSError, KeyError):  # no name for this process's user
+        user = "replay --verify"
+
+    async def run():
+        connection = await asyncpg.connect(db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        try:
+            await keep_verification(connection, report, user, started_at)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
 
 
 @db_app.command("upgrade")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 
 import pytest
@@ -174,3 +175,19 @@ def test_the_console_s_verify_checks_every_kept_signature_as_replay_verify_does(
     verdict, detail = _console_verdict(ledger_db, login)
     assert verdict == "NOT verified"
     assert sorted(line.strip() for line in detail.splitlines() if " signature of " in line) == found
+
+
+def test_the_integrity_page_shows_the_last_verification_replay_verify_ran_too(ledger_db, login, cli, tmp_path):
+    forged = tmp_path / "producers.toml"
+    forged.write_text(Scheme.make().text, encoding="utf-8")
+    for env, verdict in (({"MEDLEDGER_PRODUCERS": str(forged)}, "NOT verified"), ({}, "verified")):
+        result = cli("replay", "--verify", ok=False, env=env)
+        assert result.exit_code == (0 if verdict == "verified" else 1), result.output
+        page = login("auditor", language="en")
+        page.goto("/integrity")
+        assert page.locator("#result").inner_text() == verdict
+        assert page.locator("#by").inner_text().startswith("replay --verify")
+        replayed = re.search(r"^replayed (.*)$", result.stdout, re.MULTILINE).group(1)
+        assert page.locator("#replayed").inner_text() == replayed
+        head = re.search(r"^head: (\d+:[0-9a-f]{64})$", result.stdout, re.MULTILINE).group(1)
+        assert page.locator("#head").inner_text() == head

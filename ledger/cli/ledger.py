@@ -229,7 +229,10 @@ def _keep(db, report, started_at: datetime) -> None:
         finally:
             await connection.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except (OSError, asyncpg.PostgresError) as error:  # the verdict is printed all the same
+        typer.echo(f"medledger replay: the result is not kept for the console: {error}", err=True)
 
 
 @db_app.command("upgrade")

@@ -191,3 +191,13 @@ def test_the_integrity_page_shows_the_last_verification_replay_verify_ran_too(le
         assert page.locator("#replayed").inner_text() == replayed
         head = re.search(r"^head: (\d+:[0-9a-f]{64})$", result.stdout, re.MULTILINE).group(1)
         assert page.locator("#head").inner_text() == head
+
+
+def test_replay_verify_as_the_service_s_role_verifies_and_says_its_result_is_not_kept(ledger_db, cli):
+    # the service's role may not write the console's verifications: a compromised service cannot record "verified"
+    count = "SELECT count(*) FROM console_verifications"
+    (before,) = fetch(ledger_db, count, owner=True)[0]
+    result = cli("replay", "--verify", ok=False, env={"DATABASE_URL": ledger_db.app_url})
+    assert result.exit_code == 0 and result.stdout.rstrip().endswith("verified"), result.output
+    assert "the result is not kept for the console: permission denied" in result.output, result.output
+    assert fetch(ledger_db, count, owner=True)[0][0] == before

@@ -31,9 +31,12 @@ def console(
     Create its first user with `medledger users add NAME --role auditor`."""
     import uvicorn
 
+    from ledger.cli.keys import authority
+
     from .app import create_app
     from .settings import console_database, console_url
 
+    authority()  # a producers file its verifications could not read stops the start, as it stops `replay --verify`
     db = prepared()
     try:
         url = console_url(db)

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -15,7 +18,7 @@ import pytest
 from console.i18n import text
 from tests import builders as b
 from tests.builders import NANJING
-from tests.console.conftest import add_users, fetch, off_the_browser_thread
+from tests.console.conftest import _free_port, add_users, fetch, off_the_browser_thread
 from tests.ledger.helpers import ingest
 from tests.security.producers import Scheme, Topic, deliver
 
@@ -201,3 +204,24 @@ def test_replay_verify_as_the_service_s_role_verifies_and_says_its_result_is_not
     assert result.exit_code == 0 and result.stdout.rstrip().endswith("verified"), result.output
     assert "the result is not kept for the console: permission denied" in result.output, result.output
     assert fetch(ledger_db, count, owner=True)[0][0] == before
+
+
+def test_medledger_console_does_not_start_with_a_producers_file_it_cannot_read(ledger_db, tmp_path):
+    broken = tmp_path / "producers.toml"
+    broken.write_text("[producers.enrolment\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "DATABASE_URL": ledger_db.owner_url,
+        "MEDLEDGER_CONSOLE_PORT": str(_free_port()),
+        "MEDLEDGER_PRODUCERS": str(broken),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "consumers.cli", "console"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _, stderr = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:  # it served instead
+            server.kill()
+            server.wait(timeout=30)
+    assert server.returncode == 2 and f"MEDLEDGER_PRODUCERS: {broken}" in stderr, stderr

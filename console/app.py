@@ -23,6 +23,8 @@ from fastapi.templating import Jinja2Templates
 
 from ledger.db import console_reads, console_users, fund_report
 from ledger.db.server import Database
+from ledger.display import csv_cell, visible
+from ledger.replay import keep_verification
 from ledger.reports import clearing_statement, explain, fund_month, recorded_values, statements, trace_position
 from policies.parameters import ParameterError, parse_parameters
 from policies.registry import PolicyRegistry
@@ -39,6 +41,7 @@ MAX_UPLOAD = 256 * 1024  # a parameter file is a few kilobytes
 MAX_BODY = 2 * MAX_UPLOAD  # a form, an upload among its fields
 MONTHS_KEPT = 512  # a region's month figures kept while they stand
 MEMBER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+YEAR = re.compile(r"[0-9]{4}", re.ASCII)
 LOGIN_COOKIE = "medledger_login"  # the login form's CSRF token, before there is a session
 
 
@@ -73,8 +76,10 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
     env = templates.env
-    env.globals.update(money=i18n.money, day=i18n.day, moment=i18n.moment, region_name=i18n.region_name)
-    env.globals.update(word=i18n.word, explanation=i18n.explanation, article_link=article_link)
+    env.globals.update(money=i18n.money, day=i18n.day, moment=i18n.moment, region_name=shown(i18n.region_name))
+    env.globals.update(word=shown(i18n.word), explanation=shown(i18n.explanation), article_link=article_link)
+    # Producer text as `member show` and `audit explain` print it: what would move or hide other text escaped
+    env.filters.update(visible=visible, visible_lines=visible_lines)
     env.globals.update(summary_label=i18n.summary_label)
 
     def language(request: Request) -> str:
@@ -221,7 +226,8 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         context: dict = {"member_id": member_id, "year": year, "region": region, "statements": [], "error": None}
         if not member_id:
             return page(request, "member.html", session, **context)
-        chosen_year = int(year) if year.isdigit() and 1990 <= int(year) <= 2100 else None
+        # ASCII digits only: str.isdigit() takes '²', which int() refuses
+        chosen_year = int(year) if YEAR.fullmatch(year) and 1990 <= int(year) <= 2100 else None
         if not MEMBER_ID.match(member_id) or (year and chosen_year is None) or (region and not region.isdigit()):
             context["error"] = i18n.text("no_member", lang, id=member_id[:64])
             return page(request, "member.html", session, status=404, **context)
@@ -312,7 +318,9 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         writer.writerow(["region", "month", "facility_id", *CLEARING_COLUMNS])
         month_text = figures["month"].strftime("%Y-%m") if figures["month"] else ""
         for line in figures["facilities"]:
-            writer.writerow([figures["region"], month_text, line["facility_id"] or "", *_cells(line)])
+            row = [figures["region"], month_text, line["facility_id"] or "", *_cells(line)]
+            # a facility id is producer text: one that starts like a formula is kept as text (ledger.display)
+            writer.writerow([csv_cell(cell) for cell in row])
         name = f"clearing-{figures['region']}-{month_text}.csv"
         return Response(
             out.getvalue(),
@@ -381,34 +389,9 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     # -- integrity -----------------------------------------------------------------------------------------------------
 
     async def record(job) -> None:
-        report = job.report
         connection = await asyncpg.connect(console_url.replace("postgresql+asyncpg://", "postgresql://", 1))
         try:
-            heads = [
-                {"region": h["region"], "seq": h["seq"], "hash": bytes(h["hash"]).hex()}
-                for h in await console_reads.region_heads(connection)
-            ]
-            detail = "\n".join(
-                [f"seq {b.seq}: {b.problem}" for b in report.chain_breaks[:20]]
-                + [f"seq {d.seq} {d.what}: {d.detail}" for d in report.differences[:50]]
-                + [
-                    f"projection {name}: {count} row(s) differ"
-                    for name, count in report.projection_differences.items()
-                    if count
-                ]
-            )
-            await console_users.record_verification(
-                connection,
-                job.started_at,
-                job.user,
-                report.ok,
-                report.replayed(),
-                len(report.chain_breaks),
-                report.difference_count,
-                report.head,
-                heads,
-                detail,
-            )
+            await keep_verification(connection, job.report, job.user, job.started_at)
         finally:
             await connection.close()
 
@@ -445,6 +428,21 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     return app
 
 
+def shown(words):
+    """`words` (a function that puts a code into words, or leaves an unknown one as it is) with what it returns
+    made visible: an unknown code is producer text."""
+
+    def show(*args, **kwargs) -> str:
+        return visible(words(*args, **kwargs))
+
+    return show
+
+
+def visible_lines(text: object) -> str:
+    """`visible` line by line, for a <pre> block: its line ends kept, every other hidden character escaped."""
+    return "\n".join(visible(line) for line in str(text).split("\n"))
+
+
 # -- what the pages show, shaped from what the commands print --------------------------------------------------------
 
 ACCUMULATORS = (  # as `member show` labels them (ledger.reports.render_statement)
@@ -468,6 +466,7 @@ LIMITS_ZH = {
     "special-disease pool": "特殊病种额度余额",
     "outpatient fund counted toward the inpatient cap": "计入住院年度限额的门诊统筹支付",
 }
+FEN = Decimal("0.01")
 CLEARING_COLUMNS = ("visits", "reversals", "total_amount", "fund_general", "fund_chronic", "account_paid", "cash_paid")
 
 
@@ -539,12 +538,13 @@ def _month(text: str) -> date | None:
         return None
 
 
-def _cells(line: dict) -> list[str]:
-    """As `medledger report` prints them: counts, and amounts to the fen."""
+def _cells(line: dict) -> list[int | Decimal]:
+    """As `medledger report` prints them: counts, and amounts to the fen (numbers, which `csv_cell` keeps as
+    numbers, a negative one included)."""
     return [
-        str(line["visits"]),
-        str(line["reversals"]),
-        *(f"{line[name]:.2f}" for name in CLEARING_COLUMNS[2:]),
+        int(line["visits"]),
+        int(line["reversals"]),
+        *(Decimal(line[name]).quantize(FEN) for name in CLEARING_COLUMNS[2:]),
     ]
 
 

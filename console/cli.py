@@ -32,11 +32,13 @@ def console(
     import uvicorn
 
     from ledger.cli.common import refuse
+    from ledger.cli.keys import authority
     from ledger.db.migrate import SchemaNotCurrent, prepare
 
     from .app import create_app
     from .settings import console_database, console_ledger, console_url
 
+    authority()  # a producers file its verifications could not read stops the start, as it stops `replay --verify`
     try:
         db = console_ledger(prepared)
         url = console_url(db)

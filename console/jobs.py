@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.authority import Authority
 from ledger.db.server import Database
 from ledger.replay import Replayer, ReplayReport
 
@@ -35,6 +37,14 @@ class Job:
         if self.finished:
             return 100
         return int(100 * self.done / self.total) if self.total else 0
+
+
+def producers() -> Authority | None:
+    """The producers file named by MEDLEDGER_PRODUCERS, read when a verification starts (as `replay --verify` reads
+    it): the signatures kept with the events are checked again against it. None: not checked, and the report says
+    so."""
+    path = os.environ.get("MEDLEDGER_PRODUCERS")
+    return Authority.load(path) if path else None
 
 
 class Jobs:
@@ -70,7 +80,7 @@ class Jobs:
             replayer = Replayer(self.db, progress=progress)
             try:
                 if kind == "verify":
-                    job.report = asyncio.run(replayer.verify())
+                    job.report = asyncio.run(replayer.verify(producers()))
                 else:
                     job.report = asyncio.run(replayer.compare(parameters, source))
                 if after is not None:

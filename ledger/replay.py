@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from queue import Empty
 
@@ -117,6 +117,38 @@ async def verify_signatures(raw, authority: Authority | None, report: ReplayRepo
                 report.differ(0, f"signature of {row[0]} by {row[1]}", problem)
 
 
+async def keep_verification(raw, report: ReplayReport, user: str, started_at: datetime) -> None:
+    """A verification's result where the console's integrity page shows the last one from, whoever ran it: the
+    console or `replay --verify`. With it, each region's head as the chain stands now."""
+    from .db import console_reads, console_users
+
+    heads = [
+        {"region": h["region"], "seq": h["seq"], "hash": bytes(h["hash"]).hex()}
+        for h in await console_reads.region_heads(raw)
+    ]
+    detail = "\n".join(
+        [f"seq {b.seq}: {b.problem}" for b in report.chain_breaks[:20]]
+        + [f"seq {d.seq} {d.what}: {d.detail}" for d in report.differences[:50]]
+        + [
+            f"projection {name}: {count} row(s) differ"
+            for name, count in report.projection_differences.items()
+            if count
+        ]
+    )
+    await console_users.record_verification(
+        raw,
+        started_at,
+        user,
+        report.ok,
+        report.replayed(),
+        len(report.chain_breaks),
+        report.difference_count,
+        report.head,
+        heads,
+        detail,
+    )
+
+
 class Replayer:
     def __init__(
         self, db: Database, batch_size: int = REPLAY_BATCH, progress: Callable[[int, int], None] | None = None
@@ -135,8 +167,13 @@ class Replayer:
         # (seq, hex sha256) of an event's hash recorded outside the database: the chain must still pass through it
         self.anchor: tuple[int, str] | None = None
         self.shown_rows = 20  # rows that differ named per projection (all are counted)
+        self._authority: Authority | None = None
 
-    async def verify(self) -> ReplayReport:
+    async def verify(self, authority: Authority | None = None) -> ReplayReport:
+        """Everything re-derived and compared with the ledger, the chain walked, and every producer's signature
+        kept with an event checked again against `authority` (the producers file; None: not checked, and said so
+        by `report.signatures`). The command and the console both verify through here."""
+        self._authority = authority
         return await self._run(mode="verify")
 
     async def compare(self, parameters_text: str, source: str | None = None) -> ReplayReport:
@@ -190,6 +227,8 @@ class Replayer:
                             report.head = await store.head()
                             await self._check_parameter_sets(raw, report)
                             await self._check_adoptions(raw, report)
+                if mode == "verify" and self.check_chain:  # checked once, by the replayer that walks the chain
+                    await verify_signatures(raw, self._authority, report)
         finally:
             await engine.dispose()
         return report
@@ -406,6 +445,7 @@ def _verify_regions(
     index: int,
     anchor: tuple[int, str] | None = None,
     tell: Callable[[int, int], None] | None = None,
+    authority: Authority | None = None,
 ) -> ReplayReport:
     """`everywhere`: given to the one that checks the chain (against `anchor`, if given) and counts rows of no
     replayed region. In a worker, progress goes on its queue; in the calling process, to `tell`."""
@@ -415,7 +455,7 @@ def _verify_regions(
     replayer = Replayer(db, batch_size=batch_size, progress=tell)
     replayer.regions, replayer.check_chain, replayer.stray_outside = regions, everywhere is not None, everywhere
     replayer.anchor = anchor
-    return asyncio.run(replayer.verify())
+    return asyncio.run(replayer.verify(authority))
 
 
 def worker_pool(workers: int, progress=None) -> ProcessPoolExecutor:
@@ -432,6 +472,7 @@ def verify_in_parallel(
     event_counts: dict[str, int],
     progress: Callable[[int, int], None] | None = None,
     anchor: tuple[int, str] | None = None,
+    authority: Authority | None = None,
 ) -> ReplayReport:
     """`verify` split by region over `workers` processes, this one and `workers - 1` more: no member, visit,
     payment or year close crosses a region, so each region replays on its own. This process also checks the
@@ -457,7 +498,7 @@ def verify_in_parallel(
     others = len(groups) - 1
     with ThreadPoolExecutor(1) as thread, worker_pool(others, queue) if others else nullcontext() as pool:
         everywhere = sorted(event_counts)
-        futures = [thread.submit(_verify_regions, db, batch_size, groups[0], everywhere, 0, anchor, here)]
+        futures = [thread.submit(_verify_regions, db, batch_size, groups[0], everywhere, 0, anchor, here, authority)]
         futures += [
             pool.submit(_verify_regions, db, batch_size, regions, None, index)
             for index, regions in enumerate(groups)
@@ -480,6 +521,7 @@ def verify_in_parallel(
         report.adoptions += part.adoptions
         report.chain_breaks.extend(part.chain_breaks)
         report.head = report.head or part.head
+        report.signatures = part.signatures if report.signatures is None else report.signatures
         report.differences.extend(part.differences)
         report.difference_count += part.difference_count
         report.projection_rows.extend(part.projection_rows)

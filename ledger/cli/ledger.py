@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Optional
@@ -138,7 +139,7 @@ def replay(
 ) -> None:
     """Walk the ledger again without touching it: --verify, or --policy FILE --compare (what-if). --verify also
     checks every producer's signature kept with the events again, with the producers file (MEDLEDGER_PRODUCERS)."""
-    from ..replay import Replayer, verify_in_parallel, verify_signatures
+    from ..replay import Replayer, verify_in_parallel
 
     if verify == bool(policy) or (verify and compare):
         typer.echo("medledger replay: give --verify, or --policy FILE --compare", err=True)
@@ -150,23 +151,25 @@ def replay(
     if policy and not compare:
         typer.echo("medledger replay: --policy needs --compare (a what-if never changes the ledger)", err=True)
         raise typer.Exit(2)
+    producers = authority() if verify else None
     db = prepared()
     console = display.console()
+    started_at = datetime.now(UTC)
     with progress_bar("replay", None) as bar:
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
         replayer.anchor = anchored
         if verify and workers > 1:
             counts = dict(with_raw(lambda raw: raw.fetch("SELECT region, count(*) FROM ledger_events GROUP BY region")))
-            report = verify_in_parallel(db, batch_size, workers, counts, progress=bar.reached, anchor=anchored)
+            report = verify_in_parallel(
+                db, batch_size, workers, counts, progress=bar.reached, anchor=anchored, authority=producers
+            )
         elif verify:
-            report = asyncio.run(replayer.verify())
+            report = asyncio.run(replayer.verify(producers))
         else:
             text, source = parameters_text(policy)
             report = asyncio.run(replayer.compare(text, source))
-        if verify:
-            producers = authority()
-            with_raw(lambda raw: verify_signatures(raw, producers, report))
     if verify:
+        _keep(db, report, started_at)
         console.print(f"replayed {report.replayed()}")
         console.print(f"hash chain: {'intact' if not report.chain_breaks else f'{len(report.chain_breaks)} break(s)'}")
         if report.head is not None and report.head[0]:
@@ -200,6 +203,36 @@ def replay(
         f"replayed {report.replayed()}: {report.changed_settlements} settlement(s) change; "
         f"fund {total_before} → {total_after} ({total_after - total_before:+})"
     )
+
+
+def _keep(db, report, started_at: datetime) -> None:
+    """The verification kept where the console's integrity page shows the last one from, as the owner: the
+    service's role may not write it."""
+    import asyncpg
+
+    from ..replay import keep_verification
+
+    if db.owner_url is None:
+        typer.echo(
+            "medledger replay: the result is not kept for the console (that needs the owner's DATABASE_URL)", err=True
+        )
+        return
+    try:
+        user = f"replay --verify ({getpass.getuser()})"
+    except (OSError, KeyError):  # no name for this process's user
+        user = "replay --verify"
+
+    async def run():
+        connection = await asyncpg.connect(db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        try:
+            await keep_verification(connection, report, user, started_at)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(run())
+    except (OSError, asyncpg.PostgresError) as error:  # the verdict is printed all the same
+        typer.echo(f"medledger replay: the result is not kept for the console: {error}", err=True)
 
 
 @db_app.command("upgrade")

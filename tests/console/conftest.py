@@ -47,6 +47,17 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def add_users(db) -> None:
+    """The three users, one of each role, added with the CLI."""
+    for role, user in USERS.items():
+        result = CliRunner().invoke(
+            cli_app,
+            ["users", "add", user, "--role", role],
+            env={"DATABASE_URL": db.owner_url, "MEDLEDGER_USER_PASSWORD": PASSWORDS[role]},
+        )
+        assert result.exit_code == 0, result.output
+
+
 @pytest.fixture(scope="module")
 def ledger_db(pg_server):
     """One database for the module: the four example files ingested, the three users added with the CLI."""
@@ -56,13 +67,7 @@ def ledger_db(pg_server):
         for region in ("weihai", "nanjing", "ningxia"):
             ingest(db, example_lines(region), batch_size=500)
         ingest(db, example_lines("inner-mongolia"), parameters=IM_PARAMETERS, batch_size=500)
-        for role, user in USERS.items():
-            result = CliRunner().invoke(
-                cli_app,
-                ["users", "add", user, "--role", role],
-                env={"DATABASE_URL": db.owner_url, "MEDLEDGER_USER_PASSWORD": PASSWORDS[role]},
-            )
-            assert result.exit_code == 0, result.output
+        add_users(db)
 
     off_the_browser_thread(prepare)
     yield db

@@ -135,18 +135,6 @@ def refused(db, reason: str = "unauthorized") -> list:
 
 def verified(db, authority: Authority):
     """`replay --verify` as the command runs it: the ledger re-derived, and every kept signature checked again."""
-    import asyncpg
+    from ledger.replay import Replayer
 
-    from ledger.replay import Replayer, verify_signatures
-    from tests.ledger.helpers import plain
-
-    async def run():
-        report = await Replayer(db, batch_size=40).verify()
-        connection = await asyncpg.connect(plain(db.app_url))
-        try:
-            await verify_signatures(connection, authority, report)
-        finally:
-            await connection.close()
-        return report
-
-    return asyncio.run(run())
+    return asyncio.run(Replayer(db, batch_size=40).verify(authority))

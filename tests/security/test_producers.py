@@ -79,12 +79,13 @@ def test_a_forged_family_aid_and_family_payment_drain_nothing(database, scheme):
         facility=HOSPITAL_FACILITY,
     )
     # the hospital may send payments for its facility, but not the family's authorisation; nor may anyone unsigned
+    by_hospital = topic.signed(scheme.signers["hospital"], aid)  # under an id of the hospital's own
     sorted_aid = json.dumps(aid, sort_keys=True)
     published = _attack(
         database,
         scheme,
         [
-            topic.signed(scheme.signers["hospital"], aid),
+            by_hospital,
             topic.record(json.dumps(aid, separators=(",", ":"))),  # refused input is kept once per bytes
             topic.record(sorted_aid, scheme.outsider.headers(sorted_aid.encode())),
             topic.signed(scheme.signers["hospital"], drain),
@@ -210,7 +211,7 @@ def test_a_revoked_key_signs_nothing_after_its_revocation(database):
 def test_an_event_id_sent_first_by_someone_else_is_not_squatted(database, scheme):
     topic = Topic()
     _funded(database, scheme, topic)
-    owners = b.terminated(ACCOMPLICE, NANJING, on="2023-07-01", event_id="enrol-2023-0001", reason="emigration")
+    owners = b.terminated(ACCOMPLICE, NANJING, on="2023-07-01", event_id="enrolment-2023-0001", reason="emigration")
     squatted = dict(owners, member_id=VICTIM, reason="death")
     deliver(database, scheme.authority(), [topic.signed(scheme.signers["hospital"], squatted)])
     published = deliver(database, scheme.authority(), [topic.signed(scheme.signers["enrolment"], owners)])
@@ -222,7 +223,7 @@ def test_an_event_id_sent_first_by_someone_else_is_not_squatted(database, scheme
     assert verified(database, scheme.authority()).ok
 
 
-def test_with_id_prefixes_a_permitted_producer_cannot_take_an_id_another_will_send(database):
+def test_a_permitted_producer_cannot_take_an_id_another_will_send(database):
     b.fresh()
     scheme = Scheme.make(prefixes={"enrolment": "enrol-", "hospital": "H1-", "contributions": "contrib-"})
     topic = Topic()
@@ -235,20 +236,35 @@ def test_with_id_prefixes_a_permitted_producer_cannot_take_an_id_another_will_se
     own = b.visit(VICTIM, NANJING, facility_id=HOSPITAL_FACILITY, on="2023-07-03", event_id="H1-0001")
     published = deliver(database, scheme.authority(), [topic.signed(s["hospital"], e) for e in (squatting, own)])
     assert b.settled(published, own)
-    # and the bureau, with no prefix of its own, may not use one in the enrolment system's
+    # and the bureau, allowed chronic certifications, may not send one under that id either
     chronic = b.chronic_certified(VICTIM, NANJING, "M01600", "3000.00", on="2023-07-02", event_id="enrol-0002")
     deliver(database, scheme.authority(), [topic.signed(s["bureau"], chronic)])
     hospital, bureau = refused(database)
     assert hospital["event_id"] == "enrol-0002" and "hospital's event_ids start with 'H1-'" in hospital["detail"]
-    assert bureau["event_id"] == "enrol-0002" and "in producer enrolment's ids" in bureau["detail"]
+    assert bureau["event_id"] == "enrol-0002" and "bureau's event_ids start with 'bureau-'" in bureau["detail"]
     death = b.terminated(VICTIM, NANJING, on="2023-07-04", event_id="enrol-0002", reason="emigration")
     owners = deliver(database, scheme.authority(), [topic.signed(s["enrolment"], death)])
     assert not any("rejected" in record for record in owners), owners
+    [stored] = fetch(database, "SELECT payload FROM ledger_events WHERE event_id = $1", "enrol-0002")
+    assert json.loads(stored["payload"])["event_type"] == "member.terminated"
     # and the enrolment system's own ids are its prefix's
     stray = b.retired(VICTIM, NANJING, "2023-07-05", event_id="ev-stray")
     deliver(database, scheme.authority(), [topic.signed(s["enrolment"], stray)])
     assert "event_ids start with 'enrol-'" in refused(database)[-1]["detail"]
     assert verified(database, scheme.authority()).ok
+
+
+def test_a_producer_without_an_id_prefix_in_a_file_of_several_is_refused_when_it_is_read():
+    import tomllib
+
+    from ledger.authority import ProducersFileError
+
+    data = tomllib.loads(Scheme.make(prefixes={"bureau": None}).text)
+    with pytest.raises(ProducersFileError, match="producers.bureau has no id_prefix: a file that names more than"):
+        Authority.parse(data, "producers.toml")
+    # the one producer of a file needs none: no other can take its ids
+    alone = Authority.parse({"producers": {"bureau": data["producers"]["bureau"]}}, "producers.toml")
+    assert alone.producers["bureau"].id_prefix is None
 
 
 def test_id_prefixes_that_overlap_are_refused_when_the_producers_file_is_read():

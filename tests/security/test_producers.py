@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -328,3 +329,84 @@ def _bare():
     bare = LedgerService.__new__(LedgerService)
     bare.authority = None
     return bare
+
+
+def _reversals_refused(db) -> list:
+    return fetch(
+        db,
+        "SELECT event_id, detail, payload FROM ledger_rejections WHERE reason = 'unauthorized' AND seq IS NULL "
+        "AND payload LIKE '%visit.reversed%' ORDER BY rejection_id",
+    )
+
+
+def test_a_hospital_cannot_reverse_another_hospitals_visit_and_reverses_its_own(database, scheme):
+    topic = Topic()
+    _funded(database, scheme, topic)
+    s = scheme.signers
+    theirs = b.visit(VICTIM, NANJING, facility=OTHER_FACILITY, on="2023-07-02", account=True)
+    ours = b.visit(VICTIM, NANJING, facility=HOSPITAL_FACILITY, on="2023-07-03", account=True)
+    settled = deliver(
+        database, scheme.authority(), [topic.signed(s["other_hospital"], theirs), topic.signed(s["hospital"], ours)]
+    )
+    assert Decimal(b.settled(settled, theirs)["account_paid"]) > 0  # a reversal would pay it back
+    balance = _balance(database, VICTIM)
+    # the hospital may send reversals in its region, but this visit was settled at the other hospital
+    reversal = b.reversed_visit(VICTIM, NANJING, theirs["visit_id"], on="2023-07-04")
+    published = _attack(database, scheme, [topic.signed(s["hospital"], reversal)])
+    [kept] = _reversals_refused(database)
+    assert kept["event_id"] == reversal["event_id"]
+    assert f"producer hospital may not speak for facility {OTHER_FACILITY}" in kept["detail"]
+    assert "claimed producer: hospital" in kept["detail"]
+    assert json.loads(kept["payload"]) == reversal
+    assert b.reason(published, reversal) == "unauthorized" and not b.settlements(published)
+    assert not fetch(database, "SELECT 1 FROM ledger_events WHERE event_id = $1", reversal["event_id"])
+    assert _balance(database, VICTIM) == balance
+    # its own visit it reverses: the fund's payment negated and the account paid back
+    own = b.reversed_visit(VICTIM, NANJING, ours["visit_id"], on="2023-07-04")
+    published = deliver(database, scheme.authority(), [topic.signed(s["hospital"], own)])
+    assert Decimal(b.reversal_of(published, ours)["fund_paid"]) == -Decimal(b.settled(settled, ours)["fund_paid"])
+    assert _balance(database, VICTIM) == balance + Decimal(b.settled(settled, ours)["account_paid"])
+    assert verified(database, scheme.authority()).ok
+
+
+@pytest.mark.parametrize("batch_size", [50, 1], ids=["one-batch", "settled-while-the-visit-commits"])
+def test_a_visit_settled_earlier_in_the_stream_is_found_for_its_reversal(database, scheme, batch_size):
+    topic = Topic()
+    _funded(database, scheme, topic)
+    s = scheme.signers
+    theirs = b.visit(VICTIM, NANJING, facility=OTHER_FACILITY, on="2023-07-02", account=True)
+    ours = b.visit(VICTIM, NANJING, facility=HOSPITAL_FACILITY, on="2023-07-03", account=True)
+    reversals = [b.reversed_visit(VICTIM, NANJING, v["visit_id"], on="2023-07-04") for v in (theirs, ours)]
+    records = [
+        topic.signed(s["other_hospital"], theirs),
+        topic.signed(s["hospital"], ours),
+        *(topic.signed(s["hospital"], r) for r in reversals),
+    ]
+    published = deliver(database, scheme.authority(), records, batch_size=batch_size)
+    assert b.settled(published, theirs) and b.settled(published, ours)
+    [kept] = _reversals_refused(database)
+    assert kept["event_id"] == reversals[0]["event_id"] and OTHER_FACILITY in kept["detail"]
+    assert b.reversal_of(published, ours)
+    assert not [s for s in b.settlements(published) if s.get("reverses") and s["visit_id"] == theirs["visit_id"]]
+    assert verified(database, scheme.authority()).ok
+
+
+def test_a_reversal_of_a_visit_waiting_for_its_member_is_refused_not_parked(database, scheme):
+    topic = Topic()
+    s = scheme.signers
+    newcomer = "320113199203040022"
+    theirs = b.visit(newcomer, NANJING, facility=OTHER_FACILITY, on="2023-07-02")
+    reversal = b.reversed_visit(newcomer, NANJING, theirs["visit_id"], on="2023-07-03")
+    waiting = deliver(
+        database, scheme.authority(), [topic.signed(s["other_hospital"], theirs), topic.signed(s["hospital"], reversal)]
+    )
+    assert [r["parked"] for r in waiting if "parked" in r] == [theirs["event_id"]]
+    [kept] = _reversals_refused(database)
+    assert kept["event_id"] == reversal["event_id"] and "no visit by that id is settled" in kept["detail"]
+    # the enrolment releases the visit, and nothing reverses it
+    enrolled = deliver(
+        database, scheme.authority(), [topic.signed(s["enrolment"], b.enrolled(newcomer, NANJING, on="2023-01-01"))]
+    )
+    assert b.settled(enrolled, theirs) and not [r for r in b.settlements(enrolled) if r.get("reverses")]
+    assert not fetch(database, "SELECT 1 FROM ledger_settlements WHERE reverses IS NOT NULL")
+    assert verified(database, scheme.authority()).ok

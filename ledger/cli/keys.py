@@ -66,7 +66,7 @@ def generate_key(
     key_id: Annotated[Optional[str], typer.Option("--key-id", help="Default: the key's fingerprint.")] = None,
 ) -> None:
     """Make an Ed25519 key pair: the private key goes to OUT, for the producer alone; the entry for the producers
-    file (MEDLEDGER_PRODUCERS), with the public key, is printed."""
+    file (MEDLEDGER_PRODUCERS), with the public key, is printed, after a reminder of the producer's id_prefix."""
     if out.exists():
         typer.echo(f"medledger: {out} exists; a key is never overwritten", err=True)
         raise typer.Exit(2)
@@ -77,7 +77,7 @@ def generate_key(
         typer.echo(f"medledger: {error}", err=True)
         raise typer.Exit(2) from None
     _private(out, key)
-    typer.echo(key_entry(made.producer, made.key_id, key, datetime.now(UTC)), nl=False)
+    typer.echo(prefix_note(made.producer) + key_entry(made.producer, made.key_id, key, datetime.now(UTC)), nl=False)
 
 
 @keys_app.command("init")
@@ -100,9 +100,20 @@ def init_keys(
     (directory / "ledger.pub").write_text(public_text(ledger) + "\n")
     entry = key_entry(made.producer, made.key_id, own, datetime.now(UTC))
     (directory / "producers.toml").write_text(
-        f'[producers.{producer}]\nevents = ["*"]\nregions = ["*"]\n{entry}', encoding="utf-8"
+        "# One producer: it needs no id_prefix. A file naming more than one gives each its own (docs/security.md).\n"
+        f'[producers.{producer}]\nevents = ["*"]\nregions = ["*"]\n{entry}',
+        encoding="utf-8",
     )
     typer.echo(f"medledger: keys for the ledger and producer {producer} in {directory}", err=True)
+
+
+def prefix_note(producer: str) -> str:
+    """The comment `keys generate` prints above a key's entry: a file of several producers refuses one without
+    its own id_prefix."""
+    return (
+        f"# [producers.{producer}] needs an id_prefix of its own (its event_ids start with it, e.g. "
+        f'"{producer}-"; none a prefix of another\'s) when the file names more than one producer\n'
+    )
 
 
 def _private(path: Path, key) -> None:

@@ -257,7 +257,15 @@ class LedgerService:
                 written.append(batch_rows)
 
             pipeline = Pipeline(
-                raw, LIVE, self.registry, sequencer, keep, parking, True, carry, authority=self.authority
+                raw,
+                LIVE,
+                self.registry,
+                sequencer,
+                keep,
+                parking,
+                keep_loaded=True,
+                carry=carry,
+                authority=self.authority,
             )
             await pipeline.run(fresh)
             book = pipeline.book

@@ -410,3 +410,26 @@ def test_a_reversal_of_a_visit_waiting_for_its_member_is_refused_not_parked(data
     assert b.settled(enrolled, theirs) and not [r for r in b.settlements(enrolled) if r.get("reverses")]
     assert not fetch(database, "SELECT 1 FROM ledger_settlements WHERE reverses IS NOT NULL")
     assert verified(database, scheme.authority()).ok
+
+
+def test_a_reversal_refused_before_its_own_visit_settled_is_applied_when_sent_again_after(database, scheme):
+    topic = Topic()
+    s = scheme.signers
+    newcomer = "320113199203040022"
+    ours = b.visit(newcomer, NANJING, facility=HOSPITAL_FACILITY, on="2023-07-02")
+    reversal = b.reversed_visit(newcomer, NANJING, ours["visit_id"], on="2023-07-03")
+    early = [topic.signed(s["hospital"], ours), topic.signed(s["hospital"], reversal)]
+    deliver(database, scheme.authority(), early)
+    [kept] = _reversals_refused(database)
+    assert kept["event_id"] == reversal["event_id"] and "no visit by that id is settled" in kept["detail"]
+    enrolment = b.enrolled(newcomer, NANJING, on="2023-01-01")
+    assert b.settled(deliver(database, scheme.authority(), [topic.signed(s["enrolment"], enrolment)]), ours)
+    # the very same record again: its event_id was not taken, and the visit is now settled at its facility
+    again = deliver(database, scheme.authority(), [topic.signed(s["hospital"], reversal)])
+    assert b.reversal_of(again, ours)["reverses"]
+    [(reverses,)] = fetch(database, "SELECT reverses FROM ledger_settlements WHERE event_id = $1", reversal["event_id"])
+    [(visit_settlement,)] = fetch(
+        database, "SELECT settlement_id FROM ledger_settlements WHERE event_id = $1", ours["event_id"]
+    )
+    assert reverses == visit_settlement
+    assert verified(database, scheme.authority()).ok

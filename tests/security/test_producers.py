@@ -391,41 +391,37 @@ def test_a_visit_settled_earlier_in_the_stream_is_found_for_its_reversal(databas
     assert verified(database, scheme.authority()).ok
 
 
-def test_a_reversal_of_a_visit_waiting_for_its_member_is_refused_not_parked(database, scheme):
-    topic = Topic()
-    s = scheme.signers
-    newcomer = "320113199203040022"
-    theirs = b.visit(newcomer, NANJING, facility=OTHER_FACILITY, on="2023-07-02")
-    reversal = b.reversed_visit(newcomer, NANJING, theirs["visit_id"], on="2023-07-03")
-    waiting = deliver(
-        database, scheme.authority(), [topic.signed(s["other_hospital"], theirs), topic.signed(s["hospital"], reversal)]
-    )
-    assert [r["parked"] for r in waiting if "parked" in r] == [theirs["event_id"]]
-    [kept] = _reversals_refused(database)
+NEWCOMER = "320113199203040022"
+
+
+def _reversed_before_enrolment(db, scheme: Scheme, topic: Topic, visit_by: str, facility: str):
+    """A visit by `visit_by` for a member not enrolled yet, and the hospital's reversal of it sent right after:
+    the visit waits for the enrolment, the reversal is refused and kept."""
+    visit = b.visit(NEWCOMER, NANJING, facility=facility, on="2023-07-02")
+    reversal = b.reversed_visit(NEWCOMER, NANJING, visit["visit_id"], on="2023-07-03")
+    records = [topic.signed(scheme.signers[visit_by], visit), topic.signed(scheme.signers["hospital"], reversal)]
+    waiting = deliver(db, scheme.authority(), records)
+    assert [r["parked"] for r in waiting if "parked" in r] == [visit["event_id"]]
+    [kept] = _reversals_refused(db)
     assert kept["event_id"] == reversal["event_id"] and "no visit by that id is settled" in kept["detail"]
-    # the enrolment releases the visit, and nothing reverses it
-    enrolled = deliver(
-        database, scheme.authority(), [topic.signed(s["enrolment"], b.enrolled(newcomer, NANJING, on="2023-01-01"))]
-    )
-    assert b.settled(enrolled, theirs) and not [r for r in b.settlements(enrolled) if r.get("reverses")]
+    enrolment = topic.signed(scheme.signers["enrolment"], b.enrolled(NEWCOMER, NANJING, on="2023-01-01"))
+    enrolled = deliver(db, scheme.authority(), [enrolment])
+    assert b.settled(enrolled, visit) and not [r for r in b.settlements(enrolled) if r.get("reverses")]
+    return visit, reversal
+
+
+def test_a_reversal_of_a_visit_waiting_for_its_member_is_refused_not_parked(database, scheme):
+    # the enrolment releases the other hospital's visit, and nothing reverses it
+    _reversed_before_enrolment(database, scheme, Topic(), "other_hospital", OTHER_FACILITY)
     assert not fetch(database, "SELECT 1 FROM ledger_settlements WHERE reverses IS NOT NULL")
     assert verified(database, scheme.authority()).ok
 
 
 def test_a_reversal_refused_before_its_own_visit_settled_is_applied_when_sent_again_after(database, scheme):
     topic = Topic()
-    s = scheme.signers
-    newcomer = "320113199203040022"
-    ours = b.visit(newcomer, NANJING, facility=HOSPITAL_FACILITY, on="2023-07-02")
-    reversal = b.reversed_visit(newcomer, NANJING, ours["visit_id"], on="2023-07-03")
-    early = [topic.signed(s["hospital"], ours), topic.signed(s["hospital"], reversal)]
-    deliver(database, scheme.authority(), early)
-    [kept] = _reversals_refused(database)
-    assert kept["event_id"] == reversal["event_id"] and "no visit by that id is settled" in kept["detail"]
-    enrolment = b.enrolled(newcomer, NANJING, on="2023-01-01")
-    assert b.settled(deliver(database, scheme.authority(), [topic.signed(s["enrolment"], enrolment)]), ours)
+    ours, reversal = _reversed_before_enrolment(database, scheme, topic, "hospital", HOSPITAL_FACILITY)
     # the very same record again: its event_id was not taken, and the visit is now settled at its facility
-    again = deliver(database, scheme.authority(), [topic.signed(s["hospital"], reversal)])
+    again = deliver(database, scheme.authority(), [topic.signed(scheme.signers["hospital"], reversal)])
     assert b.reversal_of(again, ours)["reverses"]
     [(reverses,)] = fetch(database, "SELECT reverses FROM ledger_settlements WHERE event_id = $1", reversal["event_id"])
     [(visit_settlement,)] = fetch(

@@ -15,7 +15,7 @@ The producers file:
     events = ["visit.*", "account.payment_requested"]  # event types, or a family of them with `.*`
     regions = ["320100"]                   # or ["*"]
     facilities = ["H32010000001"]          # hospitals and pharmacies: the facility_ids it may speak for
-    id_prefix = "H32010000001-"            # its event_ids start with this; no other producer's may
+    id_prefix = "H32010000001-"            # its event_ids start with this; required when the file names several
     [[producers.H32010000001.keys]]
     id = "2026-01"
     public_key = "base64 of the 32-byte Ed25519 public key"
@@ -23,7 +23,13 @@ The producers file:
     revoked_at = 2026-07-01T00:00:00Z      # optional: records after it are refused
 
 A key signs what arrives from its valid_from until it is revoked. `facilities`, when given, restricts the events
-that name a facility (visits, account payments) to those facilities, and refuses such events that name none.
+that name a facility (visits, account payments) to those facilities, and refuses such events that name none; an
+event that names a visit without its facility (`visit.reversed`) is admitted only when the visit it names was
+settled at one of them (`ledger.ownership`, where the ledger and the batch are read).
+
+Producers have their own `id_prefix`, none a prefix of another's; at most one producer of a file goes without one,
+and may send no id in another's prefix: then every event_id is one producer's, and no producer can send an event
+under an id another will use.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ EVENT_DOMAIN = b"medledger-event-v1"
 OUTPUT_DOMAIN = b"medledger-output-v1"  # what the relay publishes: signed by the ledger's own key
 LEDGER = "medledger"
 NAME = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Events that name a facility's visit by its id alone: the facility is the one the named visit was settled at.
+NAMES_A_VISIT = frozenset({"visit.reversed"})
 # The Kafka headers a producer's record carries.
 PRODUCER_HEADER, KEY_HEADER, SIGNATURE_HEADER = "medledger-producer", "medledger-key-id", "medledger-signature"
 
@@ -99,7 +107,7 @@ class Producer:
     regions: frozenset[str]
     facilities: frozenset[str] | None
     keys: dict[str, Key] = field(default_factory=dict)
-    id_prefix: str | None = None  # its event_ids start with this, and no other producer's do
+    id_prefix: str | None = None  # its event_ids start with this, and no other producer's do (several: required)
 
     def may_send(self, event) -> str | None:
         """Why this producer may not send `event`, or None when it may."""
@@ -114,6 +122,20 @@ class Producer:
             facility = getattr(event, "facility_id", None)
             if facility is None or str(facility) not in self.facilities:
                 return f"producer {self.name} may not speak for facility {facility}"
+        return None
+
+    def visit_problem(self, event, facility: str | None) -> str | None:
+        """Why this producer may not send `event`, which names a visit settled at `facility` (None: no visit by
+        that id is settled), or None when it may."""
+        if self.facilities is None:
+            return None
+        if facility is None:
+            return (
+                f"producer {self.name} may not send {event.event_type} of visit {event.visit_id}: no visit by that id "
+                f"is settled in region {event.region}, so none can be shown to be of its facilities"
+            )
+        if facility not in self.facilities:
+            return f"producer {self.name} may not speak for facility {facility}, where visit {event.visit_id} settled"
         return None
 
 
@@ -166,6 +188,13 @@ class Authority:
                 keys,
                 prefix,
             )
+        unprefixed = sorted(name for name, producer in producers.items() if producer.id_prefix is None)
+        if len(unprefixed) > 1:
+            raise ProducersFileError(
+                f"{source}: producers {', '.join(unprefixed)} have no id_prefix: at most one producer of a file goes "
+                "without one (none a prefix of another's), so that no producer can send an event under an event_id "
+                "another will use"
+            )
         prefixes = sorted((p.id_prefix, p.name) for p in producers.values() if p.id_prefix is not None)
         for (first, one), (second, other) in zip(prefixes, prefixes[1:]):
             if second.startswith(first):
@@ -173,13 +202,16 @@ class Authority:
         return cls(producers, source)
 
     def id_problem(self, producer: Producer, event_id: str) -> str | None:
-        """Event ids are the producer's own: with `id_prefix`, each producer's ids start with its prefix, and no
-        producer may send an id in another's, so none can take an id another will send."""
-        if producer.id_prefix is not None and not event_id.startswith(producer.id_prefix):
-            return f"producer {producer.name}'s event_ids start with {producer.id_prefix!r}"
+        """Event ids are the producer's own: each producer's start with its prefix, none a prefix of another's
+        (`parse`); the one producer of a file that may go without a prefix sends no id in another's. So an id is
+        one producer's only, and none can take an id another will send."""
+        if producer.id_prefix is not None:
+            if not event_id.startswith(producer.id_prefix):
+                return f"producer {producer.name}'s event_ids start with {producer.id_prefix!r}"
+            return None
         for other in self.producers.values():
-            if other is not producer and other.id_prefix is not None and event_id.startswith(other.id_prefix):
-                return f"event_id {event_id} is in producer {other.name}'s ids ({other.id_prefix!r})"
+            if other.id_prefix is not None and event_id.startswith(other.id_prefix):
+                return f"event_ids starting with {other.id_prefix!r} are producer {other.name}'s"
         return None
 
     def admit(self, item, now: datetime) -> None:
@@ -192,10 +224,25 @@ class Authority:
         if problem is None:
             item.signed = replace(signed, at=now)
         else:
-            claimed = signed.producer if signed is not None and signed.producer else "none"
-            detail = f"{problem} (claimed producer: {claimed}); kept, never applied"
-            item.error = Unauthorized(detail, item.raw, item.event.event_id)
+            item.error = self.refusal(item, problem)
             item.event = None
+
+    @staticmethod
+    def refusal(item, problem: str) -> Unauthorized:
+        """`item` refused as unauthorized for `problem`: kept with its payload as sent and the producer it claimed."""
+        signed = item.signed or item.claimed
+        claimed = signed.producer if signed is not None and signed.producer else "none"
+        detail = f"{problem} (claimed producer: {claimed}); kept, never applied"
+        return Unauthorized(detail, item.raw, item.event.event_id)
+
+    def visit_bound(self, item) -> Producer | None:
+        """The producer that sent `item` when it is restricted to facilities and `item` names a visit of one
+        without naming the facility (`NAMES_A_VISIT`): the visit's facility must then be one of its own."""
+        event, signed = item.event, item.signed
+        if event is None or signed is None or event.event_type not in NAMES_A_VISIT:
+            return None
+        producer = self.producers.get(signed.producer or "")
+        return producer if producer is not None and producer.facilities is not None else None
 
     def problem(self, event, signed: Signed | None, now: datetime) -> str | None:
         if signed is None or not signed.producer or not signed.key_id or not signed.signature:

@@ -23,10 +23,12 @@ from policies.rejection import Rejected
 from policies.year_close import evaluate, finish_close, open_close
 
 from .adoption import adoption
+from .authority import Authority
 from .batch import BatchRows
 from .carry import Carry
 from .db.projection_store import Names, each_key, key_arrays, load_book, region_member_chunks
 from .intake import PARKABLE, Incoming, decode_canonical
+from .ownership import VisitOwners
 from .store import NewEvent, chain_onto
 
 YEAR_CLOSE = "period.year_closed"
@@ -102,9 +104,10 @@ def split_segments(items: Sequence[Incoming]) -> list[list[Incoming]]:
     return [segment for segment in segments if segment]
 
 
-def unreadable(rows: BatchRows, item: Incoming) -> None:
-    """Input that never became an event: refused and kept, with no ledger position."""
-    error = item.error
+def unreadable(rows: BatchRows, item: Incoming, error=None) -> None:
+    """Input that never became an event (or, with `error`, an event refused as its producer's to send only now,
+    as the batch stands): refused and kept, with no ledger position."""
+    error = error or item.error
     rows.reject(
         None,
         error.event_id,
@@ -156,12 +159,16 @@ class Pipeline:
         parking: Parking | None = None,
         keep_loaded: bool = False,
         carry: Carry | None = None,
+        authority: Authority | None = None,
     ):
         """`keep_loaded`: the batch rows keep each member's state as loaded (to write only the member_year rows
-        that changed). `carry`: what the batch before changed, read through while it commits."""
+        that changed). `carry`: what the batch before changed, read through while it commits. `authority`: the
+        producers file the batch was admitted under; a reversal by a producer restricted to facilities is then
+        applied only to a visit settled at one of them (`ledger.ownership`)."""
         self.raw, self.names, self.registry = raw, names, registry
         self.sequencer, self.write, self.parking = sequencer, write, parking
         self.keep_loaded, self.carry = keep_loaded, carry
+        self.owners = VisitOwners(authority, carry) if authority is not None else None
         self.book: Book | None = None  # the last segment's, as it left it
         self.published: list[dict] = []
 
@@ -181,6 +188,8 @@ class Pipeline:
         rows = BatchRows()
         loaded = rows.loaded if self.keep_loaded else None
         book = self.book = await load_book(self.raw, self.names, registry, events + extra, loaded, self.carry)
+        if self.owners is not None:
+            await self.owners.load(self.raw, [*items, *(i for queue in waiting.values() for i in queue)], book)
         for count, item in enumerate(items, start=1):
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let a batch that is committing meanwhile send its next statement
@@ -189,6 +198,10 @@ class Pipeline:
                 continue
             event = item.event
             key = (event.region, event.member_id)
+            problem = self.owners.problem(item, book) if self.owners is not None else None
+            if problem is not None:
+                unreadable(rows, item, Authority.refusal(item, problem))
+                continue
             rows.keep_signature(item)  # as it arrived; what the enrolment releases below was kept when parked
             if self.parking and self.parking.should_park(item, book):
                 self.parking.park(item, rows)

@@ -256,7 +256,17 @@ class LedgerService:
                 batch_rows.freeze(registry, self.digest)
                 written.append(batch_rows)
 
-            pipeline = Pipeline(raw, LIVE, self.registry, sequencer, keep, parking, keep_loaded=True, carry=carry)
+            pipeline = Pipeline(
+                raw,
+                LIVE,
+                self.registry,
+                sequencer,
+                keep,
+                parking,
+                keep_loaded=True,
+                carry=carry,
+                authority=self.authority,
+            )
             await pipeline.run(fresh)
             book = pipeline.book
             if book is None:  # nothing new: the next batch reads through the ledger as it is (its closed years)
@@ -426,7 +436,9 @@ class LedgerService:
             async def write(batch_rows: BatchRows, registry) -> None:
                 await self._write(raw, batch_rows, registry)
 
-            pipeline = Pipeline(raw, LIVE, self.registry, sequencer, write, parking, keep_loaded=True)
+            pipeline = Pipeline(
+                raw, LIVE, self.registry, sequencer, write, parking, keep_loaded=True, authority=self.authority
+            )
             await pipeline.run(fresh)
             stats.appended += sequencer.appended
         self._parameters_kept = self._parameters_kept or sequencer.seq > seq

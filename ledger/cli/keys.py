@@ -66,7 +66,7 @@ def generate_key(
     key_id: Annotated[Optional[str], typer.Option("--key-id", help="Default: the key's fingerprint.")] = None,
 ) -> None:
     """Make an Ed25519 key pair: the private key goes to OUT, for the producer alone; the entry for the producers
-    file (MEDLEDGER_PRODUCERS), with the public key, is printed."""
+    file (MEDLEDGER_PRODUCERS), with the public key, is printed, after a reminder of the producer's id_prefix."""
     if out.exists():
         typer.echo(f"medledger: {out} exists; a key is never overwritten", err=True)
         raise typer.Exit(2)
@@ -77,12 +77,13 @@ def generate_key(
         typer.echo(f"medledger: {error}", err=True)
         raise typer.Exit(2) from None
     _private(out, key)
-    typer.echo(key_entry(made.producer, made.key_id, key, datetime.now(UTC)), nl=False)
+    typer.echo(prefix_note(made.producer) + key_entry(made.producer, made.key_id, key, datetime.now(UTC)), nl=False)
 
 
 # The compose stack's gateway: a producer of its own, allowed the visit events it sends and nothing else.
 GATEWAY = "gateway"
 GATEWAY_EVENTS = ("visit.submitted", "visit.reversed")
+GATEWAY_IDS = "his-"  # the event ids the gateway derives (gateway.settlement.event_id_of)
 
 
 @keys_app.command("init")
@@ -119,8 +120,10 @@ def init_keys(
     (directory / "ledger.pub").write_text(public_text(ledger) + "\n")
     events = ", ".join(f'"{event}"' for event in GATEWAY_EVENTS)
     (directory / "producers.toml").write_text(
+        "# The demo producer goes without an id_prefix, so it may send no id in another's: the gateway's are its own.\n"
         f'[producers.{producer}]\nevents = ["*"]\nregions = ["*"]\n{key_entry(made.producer, made.key_id, own, now)}'
-        f'\n[producers.{GATEWAY}]\nevents = [{events}]\nregions = ["*"]\n{key_entry(GATEWAY, None, gateway, now)}',
+        f'\n[producers.{GATEWAY}]\nevents = [{events}]\nregions = ["*"]\nid_prefix = "{GATEWAY_IDS}"\n'
+        f"{key_entry(GATEWAY, None, gateway, now)}",
         encoding="utf-8",
     )
     if owned is not None:
@@ -145,6 +148,15 @@ def _owner(owner: str | None) -> tuple[int, int] | None:
         typer.echo(f"medledger: giving the private keys to {owner} needs root (e.g. sudo)", err=True)
         raise typer.Exit(2)
     return int(uid), int(gid or uid)
+
+
+def prefix_note(producer: str) -> str:
+    """The comment `keys generate` prints above a key's entry: a file of several producers refuses one without
+    its own id_prefix."""
+    return (
+        f"# [producers.{producer}] needs an id_prefix of its own (its event_ids start with it, e.g. "
+        f'"{producer}-"; none a prefix of another\'s) unless it is the file\'s one producer without one\n'
+    )
 
 
 def _private(path: Path, key) -> None:

@@ -70,6 +70,15 @@ async def facility_settlements(raw, facility_id: str, first: date, last: date) -
     return [as_json(row[0]) for row in rows]
 
 
+async def visit_facilities(raw, event_ids: list[str]) -> dict[str, str | None]:
+    """The facility_id of each visit event in the ledger named by its event id (the event a settlement names)."""
+    rows = await raw.fetch(
+        "SELECT event_id, payload::jsonb ->> 'facility_id' FROM ledger_events WHERE event_id = ANY($1::text[])",
+        event_ids,
+    )
+    return {event_id: facility for event_id, facility in rows}
+
+
 async def member_state(raw, region: str, member_id: str) -> dict | None:
     """The engine's state of a member as the projections hold it (`codec.state_from_json` reads it)."""
     value = await raw.fetchval(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,8 +21,8 @@ OTHER_FACILITY = "H32010000002"
 SINCE = datetime(2020, 1, 1, tzinfo=UTC)
 
 # Who may say what, as a scheme sets it up: the enrolment system its members and families, the contribution system
-# the money paid in, a hospital its own visits and payments in its region, the bureau year closes and chronic
-# certifications.
+# the money paid in, a hospital its own visits and payments in its region (and another hospital its own), the bureau
+# year closes and chronic certifications.
 PERMISSIONS = {
     "enrolment": {
         "events": [
@@ -44,11 +45,24 @@ PERMISSIONS = {
         "regions": ["320100"],
         "facilities": [HOSPITAL_FACILITY],
     },
+    "other_hospital": {
+        "events": ["visit.submitted", "visit.reversed", "account.payment_requested"],
+        "regions": ["320100"],
+        "facilities": [OTHER_FACILITY],
+    },
     "bureau": {
         "events": ["period.year_closed", "member.chronic_certified", "member.chronic_cap_adjusted"],
         "regions": ["*"],
     },
 }
+
+
+def own_prefix(producer: str) -> str:
+    """The id_prefix a producer of the test scheme numbers its events under."""
+    return f"{producer}-"
+
+
+BUILT_ID = re.compile(r"^ev-\d{5}$")  # an id as `tests.builders` numbers events
 
 
 def _toml_list(values) -> str:
@@ -64,14 +78,16 @@ class Scheme:
     outsider: Signer  # a key no producers file names, claiming to be the enrolment system
 
     @classmethod
-    def make(cls, revoked: dict[str, datetime] | None = None, prefixes: dict[str, str] | None = None) -> Scheme:
+    def make(cls, revoked: dict[str, datetime] | None = None, prefixes: dict[str, str | None] | None = None) -> Scheme:
+        """Every producer with its own id_prefix (`own_prefix`, unless `prefixes` names another)."""
+        prefixes = {name: own_prefix(name) for name in PERMISSIONS} | (prefixes or {})
         signers, parts = {}, []
         for name, allowed in PERMISSIONS.items():
             key = generate()
             signers[name] = Signer(name, None, key)
             parts.append(f"[producers.{name}]")
             parts.extend(f"{field} = {_toml_list(values)}" for field, values in allowed.items())
-            if prefixes and name in prefixes:
+            if prefixes[name] is not None:
                 parts.append(f"id_prefix = {json.dumps(prefixes[name])}")
             parts.append(f"[[producers.{name}.keys]]")
             parts.append(f'id = "{key_fingerprint(key.public_key())}"')
@@ -102,17 +118,23 @@ class Topic:
         return ConsumerRecord("events", 0, self.offset, 0, 0, None, encoded, None, 0, len(encoded), pairs)
 
     def signed(self, signer: Signer, event: dict) -> ConsumerRecord:
+        """`event` as `signer` sends it. An id as the builders number events (`ev-00001`) is first made the
+        producer's own (`own_prefix`), in `event` itself, as the producer would number it; any other id is sent
+        as it is (an attempt on another producer's ids, say)."""
+        if BUILT_ID.match(event["event_id"]):
+            event["event_id"] = own_prefix(signer.producer) + event["event_id"]
         value = json.dumps(event, ensure_ascii=False)
         return self.record(value, signer.headers(value.encode()))
 
 
-def deliver(db, authority: Authority, records, clock=None) -> list[dict]:
-    """The records through the consumer's decoding and the ledger, as `serve` settles them."""
+def deliver(db, authority: Authority, records, clock=None, batch_size: int = 50) -> list[dict]:
+    """The records through the consumer's decoding and the ledger, as `serve` settles them (each batch while the
+    one before it commits)."""
     published: list[dict] = []
 
     async def run():
         now = clock or (lambda: datetime.now(UTC))
-        async with LedgerService(db, authority=authority, clock=now, batch_size=50) as service:
+        async with LedgerService(db, authority=authority, clock=now, batch_size=batch_size) as service:
             await service.ingest([incoming(record) for record in records], published.extend)
 
     asyncio.run(run())

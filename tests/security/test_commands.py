@@ -39,6 +39,9 @@ def test_keys_generate_writes_a_private_key_for_the_producer_alone_and_prints_it
     entry = tomllib.loads(producers.read_text())["producers"]["enrolment"]["keys"][0]
     assert entry["public_key"] == public_text(load_private(key))
     assert Authority.load(producers).producers["enrolment"].keys  # the printed entry is a valid producers file
+    assert '[producers.enrolment] needs an id_prefix of its own (its event_ids start with it, e.g. "enrolment-"' in (
+        producers.read_text()
+    )
     again = invoke("keys", "generate", "--producer", "enrolment", "--out", str(key))
     assert again.exit_code == 2 and "never overwritten" in again.output
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -79,12 +80,13 @@ def test_a_forged_family_aid_and_family_payment_drain_nothing(database, scheme):
         facility=HOSPITAL_FACILITY,
     )
     # the hospital may send payments for its facility, but not the family's authorisation; nor may anyone unsigned
+    by_hospital = topic.signed(scheme.signers["hospital"], aid)  # under an id of the hospital's own
     sorted_aid = json.dumps(aid, sort_keys=True)
     published = _attack(
         database,
         scheme,
         [
-            topic.signed(scheme.signers["hospital"], aid),
+            by_hospital,
             topic.record(json.dumps(aid, separators=(",", ":"))),  # refused input is kept once per bytes
             topic.record(sorted_aid, scheme.outsider.headers(sorted_aid.encode())),
             topic.signed(scheme.signers["hospital"], drain),
@@ -210,7 +212,7 @@ def test_a_revoked_key_signs_nothing_after_its_revocation(database):
 def test_an_event_id_sent_first_by_someone_else_is_not_squatted(database, scheme):
     topic = Topic()
     _funded(database, scheme, topic)
-    owners = b.terminated(ACCOMPLICE, NANJING, on="2023-07-01", event_id="enrol-2023-0001", reason="emigration")
+    owners = b.terminated(ACCOMPLICE, NANJING, on="2023-07-01", event_id="enrolment-2023-0001", reason="emigration")
     squatted = dict(owners, member_id=VICTIM, reason="death")
     deliver(database, scheme.authority(), [topic.signed(scheme.signers["hospital"], squatted)])
     published = deliver(database, scheme.authority(), [topic.signed(scheme.signers["enrolment"], owners)])
@@ -222,7 +224,7 @@ def test_an_event_id_sent_first_by_someone_else_is_not_squatted(database, scheme
     assert verified(database, scheme.authority()).ok
 
 
-def test_with_id_prefixes_a_permitted_producer_cannot_take_an_id_another_will_send(database):
+def test_a_permitted_producer_cannot_take_an_id_another_will_send(database):
     b.fresh()
     scheme = Scheme.make(prefixes={"enrolment": "enrol-", "hospital": "H1-", "contributions": "contrib-"})
     topic = Topic()
@@ -235,20 +237,44 @@ def test_with_id_prefixes_a_permitted_producer_cannot_take_an_id_another_will_se
     own = b.visit(VICTIM, NANJING, facility_id=HOSPITAL_FACILITY, on="2023-07-03", event_id="H1-0001")
     published = deliver(database, scheme.authority(), [topic.signed(s["hospital"], e) for e in (squatting, own)])
     assert b.settled(published, own)
-    # and the bureau, with no prefix of its own, may not use one in the enrolment system's
+    # and the bureau, allowed chronic certifications, may not send one under that id either
     chronic = b.chronic_certified(VICTIM, NANJING, "M01600", "3000.00", on="2023-07-02", event_id="enrol-0002")
     deliver(database, scheme.authority(), [topic.signed(s["bureau"], chronic)])
     hospital, bureau = refused(database)
     assert hospital["event_id"] == "enrol-0002" and "hospital's event_ids start with 'H1-'" in hospital["detail"]
-    assert bureau["event_id"] == "enrol-0002" and "in producer enrolment's ids" in bureau["detail"]
+    assert bureau["event_id"] == "enrol-0002" and "bureau's event_ids start with 'bureau-'" in bureau["detail"]
     death = b.terminated(VICTIM, NANJING, on="2023-07-04", event_id="enrol-0002", reason="emigration")
     owners = deliver(database, scheme.authority(), [topic.signed(s["enrolment"], death)])
     assert not any("rejected" in record for record in owners), owners
+    [stored] = fetch(database, "SELECT payload FROM ledger_events WHERE event_id = $1", "enrol-0002")
+    assert json.loads(stored["payload"])["event_type"] == "member.terminated"
     # and the enrolment system's own ids are its prefix's
     stray = b.retired(VICTIM, NANJING, "2023-07-05", event_id="ev-stray")
     deliver(database, scheme.authority(), [topic.signed(s["enrolment"], stray)])
     assert "event_ids start with 'enrol-'" in refused(database)[-1]["detail"]
     assert verified(database, scheme.authority()).ok
+
+
+def test_two_producers_without_an_id_prefix_in_one_file_are_refused_when_it_is_read():
+    import tomllib
+
+    from ledger.authority import ProducersFileError
+
+    data = tomllib.loads(Scheme.make(prefixes={"bureau": None, "hospital": None}).text)
+    with pytest.raises(ProducersFileError, match="producers bureau, hospital have no id_prefix: at most one"):
+        Authority.parse(data, "producers.toml")
+
+
+def test_the_one_producer_without_an_id_prefix_sends_no_id_in_another_producers(database, scheme):
+    import tomllib
+
+    data = tomllib.loads(Scheme.make(prefixes={"bureau": None}).text)
+    authority = Authority.parse(data, "producers.toml")
+    bureau, enrolment = authority.producers["bureau"], authority.producers["enrolment"]
+    assert bureau.id_prefix is None and enrolment.id_prefix is not None
+    squatted = authority.id_problem(bureau, enrolment.id_prefix + "0099")
+    assert squatted == f"event_ids starting with {enrolment.id_prefix!r} are producer enrolment's"
+    assert authority.id_problem(bureau, "close-2023") is None  # outside every prefix: its own
 
 
 def test_id_prefixes_that_overlap_are_refused_when_the_producers_file_is_read():
@@ -312,3 +338,103 @@ def _bare():
     bare = LedgerService.__new__(LedgerService)
     bare.authority = None
     return bare
+
+
+def _reversals_refused(db) -> list:
+    return fetch(
+        db,
+        "SELECT event_id, detail, payload FROM ledger_rejections WHERE reason = 'unauthorized' AND seq IS NULL "
+        "AND payload LIKE '%visit.reversed%' ORDER BY rejection_id",
+    )
+
+
+def test_a_hospital_cannot_reverse_another_hospitals_visit_and_reverses_its_own(database, scheme):
+    topic = Topic()
+    _funded(database, scheme, topic)
+    s = scheme.signers
+    theirs = b.visit(VICTIM, NANJING, facility=OTHER_FACILITY, on="2023-07-02", account=True)
+    ours = b.visit(VICTIM, NANJING, facility=HOSPITAL_FACILITY, on="2023-07-03", account=True)
+    settled = deliver(
+        database, scheme.authority(), [topic.signed(s["other_hospital"], theirs), topic.signed(s["hospital"], ours)]
+    )
+    assert Decimal(b.settled(settled, theirs)["account_paid"]) > 0  # a reversal would pay it back
+    balance = _balance(database, VICTIM)
+    # the hospital may send reversals in its region, but this visit was settled at the other hospital
+    reversal = b.reversed_visit(VICTIM, NANJING, theirs["visit_id"], on="2023-07-04")
+    published = _attack(database, scheme, [topic.signed(s["hospital"], reversal)])
+    [kept] = _reversals_refused(database)
+    assert kept["event_id"] == reversal["event_id"]
+    assert f"producer hospital may not speak for facility {OTHER_FACILITY}" in kept["detail"]
+    assert "claimed producer: hospital" in kept["detail"]
+    assert json.loads(kept["payload"]) == reversal
+    assert b.reason(published, reversal) == "unauthorized" and not b.settlements(published)
+    assert not fetch(database, "SELECT 1 FROM ledger_events WHERE event_id = $1", reversal["event_id"])
+    assert _balance(database, VICTIM) == balance
+    # its own visit it reverses: the fund's payment negated and the account paid back
+    own = b.reversed_visit(VICTIM, NANJING, ours["visit_id"], on="2023-07-04")
+    published = deliver(database, scheme.authority(), [topic.signed(s["hospital"], own)])
+    assert Decimal(b.reversal_of(published, ours)["fund_paid"]) == -Decimal(b.settled(settled, ours)["fund_paid"])
+    assert _balance(database, VICTIM) == balance + Decimal(b.settled(settled, ours)["account_paid"])
+    assert verified(database, scheme.authority()).ok
+
+
+@pytest.mark.parametrize("batch_size", [50, 1], ids=["one-batch", "settled-while-the-visit-commits"])
+def test_a_visit_settled_earlier_in_the_stream_is_found_for_its_reversal(database, scheme, batch_size):
+    topic = Topic()
+    _funded(database, scheme, topic)
+    s = scheme.signers
+    theirs = b.visit(VICTIM, NANJING, facility=OTHER_FACILITY, on="2023-07-02", account=True)
+    ours = b.visit(VICTIM, NANJING, facility=HOSPITAL_FACILITY, on="2023-07-03", account=True)
+    reversals = [b.reversed_visit(VICTIM, NANJING, v["visit_id"], on="2023-07-04") for v in (theirs, ours)]
+    records = [
+        topic.signed(s["other_hospital"], theirs),
+        topic.signed(s["hospital"], ours),
+        *(topic.signed(s["hospital"], r) for r in reversals),
+    ]
+    published = deliver(database, scheme.authority(), records, batch_size=batch_size)
+    assert b.settled(published, theirs) and b.settled(published, ours)
+    [kept] = _reversals_refused(database)
+    assert kept["event_id"] == reversals[0]["event_id"] and OTHER_FACILITY in kept["detail"]
+    assert b.reversal_of(published, ours)
+    assert not [s for s in b.settlements(published) if s.get("reverses") and s["visit_id"] == theirs["visit_id"]]
+    assert verified(database, scheme.authority()).ok
+
+
+NEWCOMER = "320113199203040022"
+
+
+def _reversed_before_enrolment(db, scheme: Scheme, topic: Topic, visit_by: str, facility: str):
+    """A visit by `visit_by` for a member not enrolled yet, and the hospital's reversal of it sent right after:
+    the visit waits for the enrolment, the reversal is refused and kept."""
+    visit = b.visit(NEWCOMER, NANJING, facility=facility, on="2023-07-02")
+    reversal = b.reversed_visit(NEWCOMER, NANJING, visit["visit_id"], on="2023-07-03")
+    records = [topic.signed(scheme.signers[visit_by], visit), topic.signed(scheme.signers["hospital"], reversal)]
+    waiting = deliver(db, scheme.authority(), records)
+    assert [r["parked"] for r in waiting if "parked" in r] == [visit["event_id"]]
+    [kept] = _reversals_refused(db)
+    assert kept["event_id"] == reversal["event_id"] and "no visit by that id is settled" in kept["detail"]
+    enrolment = topic.signed(scheme.signers["enrolment"], b.enrolled(NEWCOMER, NANJING, on="2023-01-01"))
+    enrolled = deliver(db, scheme.authority(), [enrolment])
+    assert b.settled(enrolled, visit) and not [r for r in b.settlements(enrolled) if r.get("reverses")]
+    return visit, reversal
+
+
+def test_a_reversal_of_a_visit_waiting_for_its_member_is_refused_not_parked(database, scheme):
+    # the enrolment releases the other hospital's visit, and nothing reverses it
+    _reversed_before_enrolment(database, scheme, Topic(), "other_hospital", OTHER_FACILITY)
+    assert not fetch(database, "SELECT 1 FROM ledger_settlements WHERE reverses IS NOT NULL")
+    assert verified(database, scheme.authority()).ok
+
+
+def test_a_reversal_refused_before_its_own_visit_settled_is_applied_when_sent_again_after(database, scheme):
+    topic = Topic()
+    ours, reversal = _reversed_before_enrolment(database, scheme, topic, "hospital", HOSPITAL_FACILITY)
+    # the very same record again: its event_id was not taken, and the visit is now settled at its facility
+    again = deliver(database, scheme.authority(), [topic.signed(scheme.signers["hospital"], reversal)])
+    assert b.reversal_of(again, ours)["reverses"]
+    [(reverses,)] = fetch(database, "SELECT reverses FROM ledger_settlements WHERE event_id = $1", reversal["event_id"])
+    [(visit_settlement,)] = fetch(
+        database, "SELECT settlement_id FROM ledger_settlements WHERE event_id = $1", ours["event_id"]
+    )
+    assert reverses == visit_settlement
+    assert verified(database, scheme.authority()).ok

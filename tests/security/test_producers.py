@@ -265,7 +265,7 @@ def test_two_producers_without_an_id_prefix_in_one_file_are_refused_when_it_is_r
         Authority.parse(data, "producers.toml")
 
 
-def test_the_one_producer_without_an_id_prefix_sends_no_id_in_another_producers(database, scheme):
+def test_the_one_producer_without_an_id_prefix_sends_no_id_in_another_producers():
     import tomllib
 
     data = tomllib.loads(Scheme.make(prefixes={"bureau": None}).text)

@@ -14,7 +14,9 @@ import typer
 import console.cli  # noqa: E402, F401  `medledger console` and `medledger users`, on the same command
 from ledger.cli import app
 from ledger.cli.common import (
+    MAX_CLOCK_SKEW_SECONDS,
     PARK_TTL_DAYS,
+    MaxClockSkewOption,
     ParametersOption,
     ParkTtlOption,
     open_events,
@@ -46,11 +48,12 @@ def serve(
     ] = 4,
     log_level: Annotated[str, typer.Option(envvar="MEDLEDGER_LOG_LEVEL")] = "INFO",
     park_ttl_days: ParkTtlOption = PARK_TTL_DAYS,
+    max_clock_skew_seconds: MaxClockSkewOption = MAX_CLOCK_SKEW_SECONDS,
 ) -> None:
     """Consume the event topic into the ledger and publish the settlement and rejection topics, until SIGINT or
     SIGTERM. Settings come from the environment (see the README); JSON logs on stderr; /metrics for
     Prometheus."""
-    from ledger.service import LedgerService
+    from ledger.service import EarlierProjections, LedgerService
 
     from . import logs
     from .app import Service
@@ -61,14 +64,24 @@ def serve(
     text, source = parameters_text(parameters)
     park_ttl = timedelta(days=park_ttl_days)
     service = LedgerService(
-        prepared(), text, source, batch_size=settings.batch_size, park_ttl=park_ttl, prepare_schema=False
+        prepared(),
+        text,
+        source,
+        batch_size=settings.batch_size,
+        park_ttl=park_ttl,
+        prepare_schema=False,
+        max_clock_skew=timedelta(seconds=max_clock_skew_seconds),
     )
     try:
         application = Service(settings, service, partitions).app
     except ValueError as error:  # no producers file or ledger key, or one that cannot be read
         typer.echo(f"medledger serve: {error}", err=True)
         raise typer.Exit(2) from None
-    asyncio.run(run(application))
+    try:
+        asyncio.run(run(application))
+    except EarlierProjections as error:  # from the start-up, before anything is consumed
+        typer.echo(f"medledger serve: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("gateway")

@@ -84,6 +84,12 @@ def serve(
         raise typer.Exit(2) from None
 
 
+async def _opened(service) -> None:
+    """Open and close `service` once: what its start refuses is refused before a server starts."""
+    async with service:
+        pass
+
+
 @app.command("gateway")
 def gateway_command(
     parameters: ParametersOption = None,
@@ -102,7 +108,7 @@ def gateway_command(
     from gateway.app import create_app
     from gateway.core import Gateway
     from gateway.settings import GatewaySettings
-    from ledger.service import LedgerService
+    from ledger.service import EarlierProjections, LedgerService
 
     from . import logs
 
@@ -117,6 +123,11 @@ def gateway_command(
     try:  # the gateway signs what it produces as a producer of its own: without its key it cannot start
         gateway = Gateway(settings, Settings.from_env(bootstrap_servers=bootstrap_servers), ledger)
     except ValueError as error:
+        typer.echo(f"medledger gateway: {error}", err=True)
+        raise typer.Exit(2) from None
+    try:  # what the gateway quotes, it settles on: not on member states of an earlier release
+        asyncio.run(_opened(ledger))
+    except EarlierProjections as error:
         typer.echo(f"medledger gateway: {error}", err=True)
         raise typer.Exit(2) from None
     app_ = create_app(gateway)

@@ -17,7 +17,13 @@ def test_serve_refuses_to_start_on_member_states_of_an_earlier_release(settings,
     run(publish(settings, [b.as_line(b.contribution("NJ-A", b.NANJING, "2023-07", "9000.00"))]))
     log = tmp_path / "serve.log"
 
-    code = _serve(settings, database, batch_size=40, log=log).wait(120)
+    serve = _serve(settings, database, batch_size=40, log=log)
+    try:
+        code = serve.wait(120)
+    finally:
+        if serve.poll() is None:  # it started after all: the test fails, the process is not left behind
+            serve.kill()
+            serve.wait()
 
     stderr = log.read_text()
     assert code == 2, stderr[-2000:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -13,7 +14,7 @@ from ledger.authority import Authority, load_private, public_text
 from ledger.cli import app
 from tests import builders as b
 from tests.builders import NANJING
-from tests.ledger.helpers import EXAMPLES, execute, fetch, ingest
+from tests.ledger.helpers import EXAMPLES, execute, fetch, ingest, sweep
 
 runner = CliRunner()
 
@@ -172,3 +173,20 @@ def test_events_parked_before_the_ledger_kept_signatures_and_released_after_it_p
     verified = invoke("replay", "--verify")
     assert verified.exit_code == 0, verified.output
     assert "signatures: 1 checked again" in verified.stdout and "with none" not in verified.stdout
+
+
+def test_an_event_parked_before_the_ledger_kept_signatures_and_refused_after_for_waiting_too_long_passes_verify(
+    database, monkeypatch, tmp_path, producers
+):
+    # its member is never enrolled; an id of its own (the ledger's other events are numbered from 1)
+    waited = b.visit("320113195306110009", NANJING, on="2023-07-02", event_id="early-1", visit_id="early-visit-1")
+    ingest(database, [json.dumps(waited)], now=datetime.now(UTC) - timedelta(days=1))
+    _signed_first(database, monkeypatch, tmp_path, [])
+    stats, _ = sweep(database, now=datetime.now(UTC) + timedelta(days=60), park_ttl=timedelta(days=30))
+    assert stats.expired == 1
+    [kept] = fetch(database, "SELECT e.event_id FROM ledger_rejections r JOIN ledger_events e USING (seq)")
+    assert kept["event_id"] == waited["event_id"]  # appended, unsigned, after the first signed event
+
+    verified = invoke("replay", "--verify")
+    assert verified.exit_code == 0, verified.output
+    assert "signatures: 1 checked again" in verified.stdout

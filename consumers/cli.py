@@ -14,7 +14,9 @@ import typer
 import console.cli  # noqa: E402, F401  `medledger console` and `medledger users`, on the same command
 from ledger.cli import app
 from ledger.cli.common import (
+    MAX_CLOCK_SKEW_SECONDS,
     PARK_TTL_DAYS,
+    MaxClockSkewOption,
     ParametersOption,
     ParkTtlOption,
     open_events,
@@ -47,11 +49,12 @@ def serve(
     ] = 4,
     log_level: Annotated[str, typer.Option(envvar="MEDLEDGER_LOG_LEVEL")] = "INFO",
     park_ttl_days: ParkTtlOption = PARK_TTL_DAYS,
+    max_clock_skew_seconds: MaxClockSkewOption = MAX_CLOCK_SKEW_SECONDS,
 ) -> None:
     """Consume the event topic into the ledger and publish the settlement and rejection topics, until SIGINT or
     SIGTERM. Settings come from the environment (see the README); JSON logs on stderr; /metrics for
     Prometheus."""
-    from ledger.service import LedgerService
+    from ledger.service import EarlierProjections, LedgerService
 
     from . import logs
     from .app import Service
@@ -62,14 +65,30 @@ def serve(
     text, source = parameters_text(parameters)
     park_ttl = timedelta(days=park_ttl_days)
     service = LedgerService(
-        prepared(), text, source, batch_size=settings.batch_size, park_ttl=park_ttl, prepare_schema=False
+        prepared(),
+        text,
+        source,
+        batch_size=settings.batch_size,
+        park_ttl=park_ttl,
+        prepare_schema=False,
+        max_clock_skew=timedelta(seconds=max_clock_skew_seconds),
     )
     try:
         application = Service(settings, service, partitions).app
     except ValueError as error:  # no producers file or ledger key, or one that cannot be read
         typer.echo(f"medledger serve: {error}", err=True)
         raise typer.Exit(2) from None
-    asyncio.run(run(application))
+    try:
+        asyncio.run(run(application))
+    except EarlierProjections as error:  # from the start-up, before anything is consumed
+        typer.echo(f"medledger serve: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+async def _opened(service) -> None:
+    """Open and close `service` once: what its start refuses is refused before a server starts."""
+    async with service:
+        pass
 
 
 @app.command("gateway")
@@ -92,6 +111,7 @@ def gateway_command(
     from gateway.settings import GatewaySettings, gateway_database
     from ledger.db.migrate import SchemaNotCurrent, prepare
     from ledger.enquiry import LedgerReader
+    from ledger.service import EarlierProjections
 
     from . import logs
 
@@ -111,6 +131,11 @@ def gateway_command(
     try:  # the gateway signs what it produces as a producer of its own: without its key it cannot start
         gateway = Gateway(settings, Settings.from_env(bootstrap_servers=bootstrap_servers), ledger)
     except ValueError as error:
+        typer.echo(f"medledger gateway: {error}", err=True)
+        raise typer.Exit(2) from None
+    try:  # what the gateway quotes, it settles on: not on member states of an earlier release
+        asyncio.run(_opened(ledger))
+    except EarlierProjections as error:
         typer.echo(f"medledger gateway: {error}", err=True)
         raise typer.Exit(2) from None
     app_ = create_app(gateway)

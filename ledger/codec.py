@@ -76,6 +76,40 @@ def state_to_json(member: MemberState) -> dict[str, Any]:
     }
 
 
+# Every key `state_to_json` writes. A member_state row lacking one was written by an earlier release, before the
+# state kept it (`contributions`: the months credited, which enforce one contribution per member and month);
+# read with a default it would settle the member otherwise than a replay does, so the service does not settle on
+# such rows (`ledger.db.projection_store.earlier_shapes`): the projections are rebuilt from the ledger first.
+STATE_KEYS = (
+    "region",
+    "member_id",
+    "birth_date",
+    "enrolled_on",
+    "statuses",
+    "contribution_base",
+    "monthly_pension",
+    "legacy_monthly_credit",
+    "designated_facilities",
+    "remote_pilot",
+    "retired_on",
+    "retirement_pension",
+    "segment_starts",
+    "terminated_on",
+    "termination_reason",
+    "earlier_periods",
+    "certifications",
+    "family_grants",
+    "balance",
+    "account_closed",
+    "bonus_points",
+    "health_streak",
+    "year_balances",
+    "incentives",
+    "counters",
+    "contributions",
+)
+
+
 def state_from_json(data: dict[str, Any]) -> MemberState:
     return MemberState(
         region=data["region"],

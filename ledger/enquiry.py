@@ -49,7 +49,14 @@ class LedgerReader:
         self.engine = None
 
     async def __aenter__(self) -> LedgerReader:
+        from .service import require_current_projections
+
         self.engine = service_engine(self.db, pool_size=4)
+        try:  # what it quotes, the ledger settles on: not member states of an earlier release
+            await require_current_projections(self.engine)
+        except BaseException:
+            await self.engine.dispose()
+            raise
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -21,6 +21,7 @@ from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
 
 from .adoption import last_adopted
+from .arrival import DEFAULT_MAX_CLOCK_SKEW, refuse_if_ahead
 from .authority import Authority
 from .batch import BatchRows
 from .carry import Carry, Conflict, Mark, Watermark, add_watermark, watermark, watermark_of
@@ -29,8 +30,9 @@ from .db.connect import service_engine
 from .db.event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver, reading
 from .db.migrate import prepare
 from .db.outbox import CHANNEL, Handoff, add_outbox
-from .db.projection_store import Names, add_ledger, add_projections, load_book
+from .db.projection_store import Names, add_ledger, add_projections, earlier_shapes, load_book
 from .db.server import Database
+from .db.signatures import keeps_signatures
 from .db.tracking import (
     CLAIMS,
     Claim,
@@ -122,6 +124,28 @@ class IngestStats:
                 self.parked += 1
 
 
+class EarlierProjections(RuntimeError):
+    """The projections hold member states an earlier release wrote (`codec.STATE_KEYS`): settling on them would
+    differ from a replay, so nothing is settled until they are rebuilt from the ledger."""
+
+
+REBUILD = "medledger projections rebuild"
+
+
+async def require_current_projections(engine) -> None:
+    """Refuse to start on member states of an earlier shape. Not rebuilt here: the service's role may not empty a
+    projection (the maintenance role does, `medledger projections rebuild`), a rebuild of a large ledger is an
+    operator's step of the upgrade, and two services starting at once must not both rebuild."""
+    async with reading(engine) as raw:
+        found = await earlier_shapes(raw, LIVE)
+    if found:
+        raise EarlierProjections(
+            f"{found} member_state row(s) were written by an earlier release and lack what this one keeps "
+            f"(such as each member's contributions by month); run `{REBUILD}` (it connects as the maintenance "
+            "role), then start again"
+        )
+
+
 class LedgerService:
     def __init__(
         self,
@@ -133,12 +157,16 @@ class LedgerService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         prepare_schema: bool = True,
         authority: Authority | None = None,
+        max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
     ):
         """`authority`: the producers file; with it, every event must be signed by a producer allowed to send it
         (`ledger.authority`), or it is refused (`unauthorized`) and kept. Without it, events are taken as given:
-        an operator's own file (`medledger ingest` without a producers file)."""
+        an operator's own file (`medledger ingest` without a producers file). `max_clock_skew`: how much later
+        than its arrival (by `clock`) an event's `occurred_at` may lie before it is refused (`ledger.arrival`)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if max_clock_skew < timedelta(0):
+            raise ValueError(f"max_clock_skew must not be negative, got {max_clock_skew}")
         self.db = db
         # Every value in force, defaults included, is what the events are recorded under and settled with: a later
         # release that changes a default cannot change how a replay settles them (`policies.recorded`).
@@ -151,6 +179,7 @@ class LedgerService:
         self.engine: AsyncEngine | None = None
         self.prepare_schema = prepare_schema
         self.authority = authority
+        self.max_clock_skew = max_clock_skew
         # Once an event committed under the parameter set, its row is there for good (the events refer to it).
         self._parameters_kept = False
         # Sent with BEGIN: the append lock, and word to the relays once committed, naming this writer.
@@ -161,7 +190,15 @@ class LedgerService:
         if self.prepare_schema:
             prepare(self.db)
         self.engine = service_engine(self.db, pool_size=4)
+        try:
+            await self._require_current_projections()
+        except BaseException:
+            await self.engine.dispose()
+            raise
         return self
+
+    async def _require_current_projections(self) -> None:
+        await require_current_projections(self.engine)
 
     async def __aexit__(self, *exc) -> None:
         if self.engine is not None:
@@ -373,6 +410,12 @@ class LedgerService:
             None if outbox is None else (result[outbox[0]], result[outbox[1]]),
         )
 
+    async def keeps_signatures(self) -> bool:
+        """Whether the ledger keeps producers' signatures (`db.signatures`): then unsigned input is not to be
+        ingested, or `replay --verify` could no longer tell it from rows written around the intake."""
+        async with reading(self.engine) as raw:
+            return await keeps_signatures(raw)
+
     async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
         """Take partitions over for `consumer` (see `ledger.db.tracking`)."""
         async with self.engine.connect() as connection:
@@ -401,11 +444,14 @@ class LedgerService:
         return stats
 
     def _admit(self, items: list[Incoming]) -> None:
-        """With a producers file, what is not signed by a producer allowed to send it becomes refused input."""
-        if self.authority is not None:
-            now = self.clock()
-            for item in items:
+        """As the items arrive: with a producers file, what is not signed by a producer allowed to send it becomes
+        refused input; so does an event dated later than its arrival, beyond the tolerated skew (`ledger.arrival`).
+        Neither is appended: a replay, which reads only the ledger, settles the same without the clock."""
+        now = self.clock()
+        for item in items:
+            if self.authority is not None:
                 self.authority.admit(item, now)
+            refuse_if_ahead(item, now, self.max_clock_skew)
 
     async def _batch(
         self,

@@ -42,6 +42,21 @@ ParkTtlOption = Annotated[
 ]
 
 
+# How much later than its arrival an event may say it occurred (clocks disagree a little): `ledger.arrival`.
+MaxClockSkewOption = Annotated[
+    float,
+    typer.Option(
+        "--max-clock-skew-seconds",
+        envvar="MEDLEDGER_MAX_CLOCK_SKEW_SECONDS",
+        min=0,
+        max=86_400,
+        help="Refuse (implausible) an event whose occurred_at is later than its arrival by more than this.",
+    ),
+]
+
+
+MAX_CLOCK_SKEW_SECONDS = 600  # ledger.arrival.DEFAULT_MAX_CLOCK_SKEW
+
 PARK_TTL_DAYS = 30  # ledger.service.DEFAULT_PARK_TTL, named here so that a command starts without importing it
 
 

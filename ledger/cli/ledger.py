@@ -18,7 +18,9 @@ from ..codec import dumps
 from ..display import visible
 from .app import app, db_app, parked_app, projections_app
 from .common import (
+    MAX_CLOCK_SKEW_SECONDS,
     PARK_TTL_DAYS,
+    MaxClockSkewOption,
     ParametersOption,
     ParkTtlOption,
     database,
@@ -47,6 +49,7 @@ def ingest(
     batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 2_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
     park_ttl_days: ParkTtlOption = PARK_TTL_DAYS,
+    max_clock_skew_seconds: MaxClockSkewOption = MAX_CLOCK_SKEW_SECONDS,
     producer: ProducerOption = None,
     key: KeyOption = None,
     key_id: KeyIdOption = None,
@@ -55,9 +58,10 @@ def ingest(
     an event that waits for its member's enrolment. Safe to run twice on the same file: an event already in the
     ledger is acknowledged and not applied again. With a producers file (MEDLEDGER_PRODUCERS), the file is the
     events of one producer: --producer and --key sign each line as it, and what it may not send is refused
-    (`unauthorized`) and kept."""
+    (`unauthorized`) and kept. Once the ledger keeps signatures (it has taken signed events), ingest does not run
+    without them."""
     from ..intake import from_lines, read_lines
-    from ..service import LedgerService
+    from ..service import EarlierProjections, LedgerService
 
     producers = authority()
     signing = None
@@ -95,12 +99,25 @@ def ingest(
                 park_ttl=timedelta(days=park_ttl_days),
                 prepare_schema=False,
                 authority=producers,
+                max_clock_skew=timedelta(seconds=max_clock_skew_seconds),
             ) as service:
+                if producers is None and await service.keeps_signatures():
+                    return None  # refused before anything is swept or appended
                 with stream:
                     lines = from_lines(counted(read_lines(stream)), name)
                     return await service.ingest(signed_lines(lines, signing), publish)
 
-        stats = asyncio.run(run())
+        try:
+            stats = asyncio.run(run())
+        except EarlierProjections as error:
+            refuse(error)
+    if stats is None:
+        typer.echo(
+            "medledger: this ledger keeps producers' signatures, so every event it takes must be signed: set "
+            "MEDLEDGER_PRODUCERS and give --producer and --key (nothing was ingested)",
+            err=True,
+        )
+        raise typer.Exit(2)
     typer.echo(
         f"medledger: read {stats.read}, appended {stats.appended}, duplicates {stats.duplicates}, "
         f"settlements {stats.settlements}, movements {stats.movements}, rejected {stats.rejected}, "
@@ -273,7 +290,7 @@ def projections_rebuild(
 @parked_app.command("sweep")
 def parked_sweep(park_ttl_days: ParkTtlOption = PARK_TTL_DAYS) -> None:
     """Refuse parked events that waited too long: they are appended to the ledger and rejected with the reason."""
-    from ..service import LedgerService
+    from ..service import EarlierProjections, LedgerService
 
     db = prepared()
 
@@ -283,5 +300,8 @@ def parked_sweep(park_ttl_days: ParkTtlOption = PARK_TTL_DAYS) -> None:
                 on_published=lambda records: [sys.stdout.write(dumps(r) + "\n") for r in records]
             )
 
-    stats = asyncio.run(run())
+    try:
+        stats = asyncio.run(run())
+    except EarlierProjections as error:
+        refuse(error)
     typer.echo(f"medledger: {stats.expired} parked event(s) refused", err=True)

@@ -16,7 +16,7 @@ from policies.summary import years_of
 from projections import member_year
 
 from ..batch import BatchRows
-from ..codec import settlement_from_row, state_from_json
+from ..codec import STATE_KEYS, settlement_from_row, state_from_json
 from .writes import Writes
 
 
@@ -85,6 +85,15 @@ async def create_shadow(raw, names: Names) -> None:
     ):
         await raw.execute(f"DROP TABLE IF EXISTS {shadow}")
         await raw.execute(f"CREATE TEMPORARY TABLE {shadow} (LIKE {live} INCLUDING DEFAULTS INCLUDING INDEXES)")
+
+
+async def earlier_shapes(raw, names: Names) -> int:
+    """How many member_state rows lack a key the member state has now (`codec.STATE_KEYS`): rows an earlier
+    release wrote, which only a rebuild from the ledger brings to the current shape. A scan of the table, once at
+    start-up."""
+    return await raw.fetchval(
+        f"SELECT count(*) FROM {names.member_state} WHERE NOT (state ?& $1::text[])", list(STATE_KEYS)
+    )
 
 
 async def load_book(

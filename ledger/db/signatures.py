@@ -17,12 +17,17 @@ SIGNED = (
 )
 
 # Events recorded since the ledger first kept a signature, with none kept: from then on medledger's intake admits
-# an event only signed (from the broker always, from a file with a producers file), so such an event was not
-# written by it (none such before the first signature: no minimum, no rows). Adoptions are medledger's own rows.
+# an event only signed (from the broker always, from a file: `medledger ingest` then needs a producers file and
+# signs as the file's producer), so such an event was not written by it (none such before the first signature: no
+# minimum, no rows). Adoptions are medledger's own rows. So are events that arrived before the ledger kept any
+# signature and waited in the parking area until after: they were admitted unsigned, as everything then was, and
+# are appended when their member's enrolment arrives (or refused when they have waited too long).
 UNSIGNED = (
     f"SELECT e.seq, e.event_id FROM ledger_events e WHERE NOT ({IS_ADOPTION}) "
     "AND e.seq > (SELECT min(f.seq) FROM ledger_events f JOIN ledger_signatures g USING (event_id)) "
-    "AND NOT EXISTS (SELECT 1 FROM ledger_signatures s WHERE s.event_id = e.event_id) ORDER BY e.seq LIMIT $1"
+    "AND NOT EXISTS (SELECT 1 FROM ledger_signatures s WHERE s.event_id = e.event_id) "
+    "AND NOT EXISTS (SELECT 1 FROM parked_events p WHERE p.event_id = e.event_id "
+    "AND p.parked_at < (SELECT min(r.received_at) FROM ledger_signatures r)) ORDER BY e.seq LIMIT $1"
 )
 
 
@@ -39,3 +44,8 @@ async def stored_signatures(raw) -> AsyncIterator[list]:
 
 async def unsigned_since_signing(raw, limit: int = 200) -> list[tuple[int, str]]:
     return [tuple(row) for row in await raw.fetch(UNSIGNED, limit)]
+
+
+async def keeps_signatures(raw) -> bool:
+    """Whether the ledger keeps producers' signatures: once it does, every event it appends must have one."""
+    return await raw.fetchval("SELECT EXISTS (SELECT 1 FROM ledger_signatures)")

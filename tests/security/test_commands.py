@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -13,7 +14,7 @@ from ledger.authority import Authority, load_private, public_text
 from ledger.cli import app
 from tests import builders as b
 from tests.builders import NANJING
-from tests.ledger.helpers import EXAMPLES, execute, fetch
+from tests.ledger.helpers import EXAMPLES, execute, fetch, ingest, sweep
 
 runner = CliRunner()
 
@@ -141,19 +142,96 @@ def test_without_a_producers_file_ingest_takes_an_operators_file_as_given(databa
     assert "signatures: not checked" in verified.stdout and verified.exit_code == 0
 
 
-def test_an_unsigned_event_after_the_ledger_began_keeping_signatures_fails_verify(
-    database, monkeypatch, tmp_path, producers
-):
+def _signed_first(database, monkeypatch, tmp_path, later: list[dict]):
+    """A ledger whose first event was ingested signed by its producer; `later`, unsigned, in a file returned."""
     monkeypatch.setenv("DATABASE_URL", database.owner_url)
     b.fresh()
     signed, unsigned = tmp_path / "signed.jsonl", tmp_path / "unsigned.jsonl"
     signed.write_text(json.dumps(b.enrolled("320113195306110004", NANJING)) + "\n")
-    unsigned.write_text(json.dumps(b.enrolled("320113195306110005", NANJING)) + "\n")
+    unsigned.write_text("".join(json.dumps(event) + "\n" for event in later))
     key = str(tmp_path / "enrolment.pem")
     assert invoke("ingest", str(signed), "--producer", "enrolment", "--key", key).exit_code == 0
-    monkeypatch.delenv("MEDLEDGER_PRODUCERS")  # as one who writes with the database's credentials alone
-    assert invoke("ingest", str(unsigned)).exit_code == 0
-    monkeypatch.setenv("MEDLEDGER_PRODUCERS", str(producers))
+    return unsigned
+
+
+def test_an_unsigned_event_after_the_ledger_began_keeping_signatures_fails_verify(
+    database, monkeypatch, tmp_path, producers
+):
+    unsigned = _signed_first(database, monkeypatch, tmp_path, [b.enrolled("320113195306110005", NANJING)])
+    # as one who writes with the database's credentials alone, around the intake (`medledger ingest` refuses)
+    ingest(database, unsigned.read_text().splitlines())
     result = invoke("replay", "--verify")
     assert result.exit_code != 0 and "NOT verified" in result.stdout
     assert "recorded after the ledger began keeping signatures, with none" in " ".join(result.stdout.split())
+
+
+def _ledger_rows(database) -> tuple:
+    return tuple(
+        fetch(database, f"SELECT count(*) FROM {table}")[0][0]
+        for table in ("ledger_events", "ledger_rejections", "parked_events", "ledger_signatures", "member_state")
+    )
+
+
+def test_once_the_ledger_keeps_signatures_ingest_refuses_to_run_unsigned_and_appends_nothing(
+    database, monkeypatch, tmp_path, producers
+):
+    later = [b.enrolled("320113195306110005", NANJING), b.visit("320113195306110006", NANJING, on="2023-07-02")]
+    unsigned = _signed_first(database, monkeypatch, tmp_path, later)
+    before = _ledger_rows(database)
+
+    monkeypatch.delenv("MEDLEDGER_PRODUCERS")
+    refused = invoke("ingest", str(unsigned))
+
+    assert refused.exit_code == 2
+    line = refused.output.strip().splitlines()[-1]  # after any log line of the migrations
+    assert "Traceback" not in refused.output
+    assert "keeps producers' signatures" in line and "MEDLEDGER_PRODUCERS" in line and "--producer" in line
+    assert _ledger_rows(database) == before
+    monkeypatch.setenv("MEDLEDGER_PRODUCERS", str(producers))
+    verified = invoke("replay", "--verify")
+    assert verified.exit_code == 0 and "signatures: 1 checked again" in verified.stdout, verified.output
+
+
+def test_events_parked_before_the_ledger_kept_signatures_and_released_after_it_pass_verify(
+    database, monkeypatch, tmp_path, producers
+):
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)
+    b.fresh()
+    member = "320113195306110004"
+    visit, enrol = tmp_path / "visit.jsonl", tmp_path / "enrol.jsonl"
+    visit.write_text(json.dumps(b.visit(member, NANJING, on="2023-07-02")) + "\n")
+    enrol.write_text(json.dumps(b.enrolled(member, NANJING)) + "\n")
+    monkeypatch.delenv("MEDLEDGER_PRODUCERS")  # an operator's file, before the ledger kept any signature
+    parked = invoke("ingest", str(visit))
+    assert parked.exit_code == 0 and "parked 1" in parked.stderr, parked.output
+
+    monkeypatch.setenv("MEDLEDGER_PRODUCERS", str(producers))
+    key = str(tmp_path / "enrolment.pem")
+    released = invoke("ingest", str(enrol), "--producer", "enrolment", "--key", key)
+    assert released.exit_code == 0 and "settlement_id" in released.stdout, released.output
+    order = [tuple(row) for row in fetch(database, "SELECT event_id FROM ledger_events ORDER BY seq")][-2:]
+    assert [event_id for (event_id,) in order] == [
+        json.loads(enrol.read_text())["event_id"],
+        json.loads(visit.read_text())["event_id"],
+    ]  # the visit, unsigned, appended after the first signed event
+
+    verified = invoke("replay", "--verify")
+    assert verified.exit_code == 0, verified.output
+    assert "signatures: 1 checked again" in verified.stdout and "with none" not in verified.stdout
+
+
+def test_an_event_parked_before_the_ledger_kept_signatures_and_refused_after_for_waiting_too_long_passes_verify(
+    database, monkeypatch, tmp_path, producers
+):
+    # its member is never enrolled; an id of its own (the ledger's other events are numbered from 1)
+    waited = b.visit("320113195306110009", NANJING, on="2023-07-02", event_id="early-1", visit_id="early-visit-1")
+    ingest(database, [json.dumps(waited)], now=datetime.now(UTC) - timedelta(days=1))
+    _signed_first(database, monkeypatch, tmp_path, [])
+    stats, _ = sweep(database, now=datetime.now(UTC) + timedelta(days=60), park_ttl=timedelta(days=30))
+    assert stats.expired == 1
+    [kept] = fetch(database, "SELECT e.event_id FROM ledger_rejections r JOIN ledger_events e USING (seq)")
+    assert kept["event_id"] == waited["event_id"]  # appended, unsigned, after the first signed event
+
+    verified = invoke("replay", "--verify")
+    assert verified.exit_code == 0, verified.output
+    assert "signatures: 1 checked again" in verified.stdout

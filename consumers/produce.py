@@ -67,13 +67,15 @@ async def waiting_for_broker(settings: Settings, what: str, attempt: Callable[[]
                     held.let_through()
                     raise
                 failure = error
-        if time.monotonic() + pause > deadline:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:  # tried for the whole time set, the last try at its end
             raise ProduceFailed(
                 f"cannot reach the broker at {settings.bootstrap_servers} to {what} "
                 f"(waited {settings.broker_wait:g} s, MEDLEDGER_BROKER_WAIT_SECONDS): {failure}"
             ) from failure
-        log.info("cannot reach the broker to %s; trying again in %.1f s: %s", what, pause, failure)
-        await asyncio.sleep(pause)
+        wait = min(pause, remaining)
+        log.info("cannot reach the broker to %s; trying again in %.1f s: %s", what, wait, failure)
+        await asyncio.sleep(wait)
         pause = min(pause * 2, 5.0)
 
 

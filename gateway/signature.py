@@ -15,6 +15,8 @@ import tomllib
 from collections import OrderedDict
 from collections.abc import Callable
 
+from ledger.db.credentials import KNOWN_DEFAULTS
+
 from .errors import Refused
 
 WINDOW = 300  # seconds either side of now
@@ -35,6 +37,10 @@ def parse_keys(text: str) -> dict[str, str]:
         token = entry.get("token") if isinstance(entry, dict) else None
         if not isinstance(token, str) or len(token) < 16:
             raise ValueError(f"keys file: facilities.{code}.token must be a string of at least 16 characters")
+        if "change-me" in token.lower() or token.lower() in KNOWN_DEFAULTS:
+            raise ValueError(
+                f"keys file: facilities.{code}.token is an example's or a known default: give it a random one"
+            )
         tokens[code] = token
     return tokens
 

@@ -249,8 +249,9 @@ def test_compose_refuses_to_start_without_the_passwords(tmp_path):
         )
 
     given = {name: f"{name.lower()}-random-enough" for name in PASSWORDS}
+    given["MEDLEDGER_GATEWAY_KEYS"] = str(tmp_path / "gateway-tokens.toml")  # the facilities' tokens: no default
     assert configured(**given).returncode == 0
-    for name in PASSWORDS:
+    for name in given:
         refused = configured(**{other: value for other, value in given.items() if other != name})
         assert refused.returncode != 0 and f"required variable {name} is missing" in refused.stderr, name
 
@@ -272,11 +273,12 @@ def test_the_secrets_script_writes_a_strong_password_for_each_and_keeps_them_on_
 
 
 KEYS = "${MEDLEDGER_KEYS_DIR:-./keys}/"
+TOKENS = "the facilities' tokens"  # the gateway's, from a file of the deployment's own (MEDLEDGER_GATEWAY_KEYS)
 # Who holds which key file (`medledger keys init`), and where it names it: each service what it uses and nothing else.
 HOLDS = {
     "migrate": {},
     "serve": {"producers.toml": "MEDLEDGER_PRODUCERS", "ledger.pem": "MEDLEDGER_LEDGER_KEY"},
-    "gateway": {"gateway.pem": "MEDLEDGER_PRODUCER_KEY"},
+    "gateway": {"gateway.pem": "MEDLEDGER_PRODUCER_KEY", TOKENS: "MEDLEDGER_GATEWAY_KEYS"},
     "reporting": {"ledger.pub": "MEDLEDGER_LEDGER_PUBLIC_KEY"},
     "console": {"producers.toml": "MEDLEDGER_PRODUCERS"},
     "medledger": {"producers.toml": "MEDLEDGER_PRODUCERS", "${MEDLEDGER_PRODUCER:-demo}.pem": "MEDLEDGER_PRODUCER_KEY"},
@@ -287,6 +289,7 @@ KEY_VARIABLES = {
     "MEDLEDGER_LEDGER_PUBLIC_KEY",
     "MEDLEDGER_PRODUCER_KEY",
     "MEDLEDGER_PRODUCER_KEY_ID",
+    "MEDLEDGER_GATEWAY_KEYS",
 }
 
 
@@ -294,6 +297,11 @@ def _mounted(service: dict) -> dict[str, str]:
     """key file -> where the container sees it, for each key file mounted (read-only) into `service`."""
     mounted = {}
     for volume in service.get("volumes", []):
+        if isinstance(volume, str) and volume.startswith("${MEDLEDGER_GATEWAY_KEYS:?"):  # required: no default file
+            source, target, mode = volume.rsplit(":", 2)
+            assert mode == "ro", volume
+            mounted[TOKENS] = target
+            continue
         assert isinstance(volume, str) and volume.startswith(KEYS), volume  # no other mount, and never the directory
         source, target, mode = volume[len(KEYS) :].rsplit(":", 2)
         assert mode == "ro" and "/" not in source, volume

@@ -28,6 +28,8 @@ from tests.kafka.streams import without_seq
 from tests.ledger.helpers import IM_PARAMETERS, example_lines
 from tests.test_compose import PASSWORDS, compose_binary
 
+HIS = "H32010200011"  # a Nanjing hospital of examples/national/facilities.csv, the HIS the stack's gateway answers
+
 ROOT = Path(__file__).resolve().parents[2]
 REGIONS = ("ningxia", "weihai", "nanjing", "inner-mongolia")
 
@@ -138,6 +140,12 @@ def stack(engine, tmp_path_factory):
     assert made.returncode == 0, made.stderr
     assert all((keys / name).stat().st_mode & 0o077 == 0 for name in ("ledger.pem", "demo.pem", "gateway.pem"))
     env["MEDLEDGER_KEYS_DIR"] = str(keys)
+    # The facilities' tokens: a file of the deployment's own, readable by the image's user (no default exists).
+    tokens = keys.parent / "gateway-tokens.toml"
+    tokens.write_text(f'[facilities."{HIS}"]\ntoken = "{uuid.uuid4().hex}"\n')
+    os.chown(tokens, 10001, 10001)
+    tokens.chmod(0o600)
+    env["MEDLEDGER_GATEWAY_KEYS"] = str(tokens)
     stack = Stack(env)
     try:
         # --wait: up once every service is running, and healthy where it has a health check (serve among them).
@@ -288,8 +296,8 @@ def test_a_his_reaches_the_gateway_in_the_stack_and_reads_a_member_the_examples_
 
     from gateway.signature import sign
 
-    code = "H32010200011"
-    keys = tomllib.loads((ROOT / "examples/national/keys.example.toml").read_text())
+    code = HIS
+    keys = tomllib.loads(Path(stack.env["MEDLEDGER_GATEWAY_KEYS"]).read_text())
     token = keys["facilities"][code]["token"]
     stamp, nonce = str(int(time.time())), uuid.uuid4().hex
     body = {

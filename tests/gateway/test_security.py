@@ -142,3 +142,21 @@ def test_any_failure_of_the_signature_check_is_a_counted_signature_refusal_not_a
     answer = asyncio.run(attempt(stack, lambda his: his.headers()))
     assert answer["err_msg"].startswith("[signature_invalid]")
     assert refusals(stack.gateway.url, "signature_invalid") == before + 1
+
+
+@pytest.mark.parametrize("token", ["example-token-nanjing-0011-change-me", "change-me-too-change-me"])
+def test_a_keys_file_with_an_example_or_default_token_is_refused(token):
+    from gateway.signature import parse_keys
+
+    with pytest.raises(ValueError, match="an example's or a known default"):
+        parse_keys(f'[facilities."H32010200011"]\ntoken = "{token}"\n')
+
+
+def test_the_example_keys_file_is_refused_as_a_deployments_own():
+    from pathlib import Path
+
+    from gateway.signature import parse_keys
+
+    example = Path(__file__).resolve().parents[2] / "examples/national/keys.example.toml"
+    with pytest.raises(ValueError, match="known default"):
+        parse_keys(example.read_text())

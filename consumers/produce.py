@@ -25,7 +25,7 @@ from ledger.authority import Signer, signer_from
 from .partitioning import routing
 from .producer import HEADERS
 from .settings import Settings
-from .topics import ensure_topics, message_limit, partition_count, security_options
+from .topics import message_limit, partition_count, partitions_made, security_options
 
 CHUNK = 5_000
 log = logging.getLogger("medledger.produce")
@@ -138,7 +138,7 @@ async def produce(
     signer = signer or signer_from(settings.producer, settings.producer_key, settings.producer_key_id)
     topic = topic or settings.events_topic
     if create_topics:
-        await waiting_for_broker(settings, "create the topics", lambda: _topics_made(settings, topic))
+        await waiting_for_broker(settings, "create the topics", lambda: partitions_made(settings, topic))
     partitions = await waiting_for_broker(settings, f"describe {topic}", lambda: partition_count(settings, topic))
     limit = await waiting_for_broker(settings, f"read {topic}'s limit", lambda: message_limit(settings, topic))
     producer = await waiting_for_broker(settings, "connect", lambda: _started(settings, limit))
@@ -165,13 +165,6 @@ async def produce(
     finally:
         await producer.stop()
     return produced
-
-
-async def _topics_made(settings: Settings, topic: str) -> None:
-    try:
-        await partition_count(settings, topic)
-    except LookupError:
-        await ensure_topics(settings)
 
 
 async def _started(settings: Settings, limit: int) -> AIOKafkaProducer:

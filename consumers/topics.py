@@ -65,3 +65,13 @@ async def message_limit(settings: Settings, topic: str) -> int:
 def security_options(settings: Settings) -> dict:
     """The aiokafka client options of the settings' security, as FastStream's broker derives them itself."""
     return parse_security(settings.security())
+
+
+async def partitions_made(settings: Settings, topic: str) -> int:
+    """The partition count of `topic`; when it does not exist yet, the service's topics are made first, as `serve`
+    makes them (where ACLs let a producer only write, they exist already and nothing is created)."""
+    try:
+        return await partition_count(settings, topic)
+    except LookupError:
+        await ensure_topics(settings)
+        return await partition_count(settings, topic)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from consumers.broker import make_broker
 from consumers.partitioning import routing
 from consumers.settings import Settings
-from consumers.topics import ensure_topics, partition_count
+from consumers.topics import partitions_made
 from ledger.authority import signer_from
 
 
@@ -20,11 +20,7 @@ class EventPublisher:
         self.partitions = 0
 
     async def start(self) -> None:
-        try:
-            self.partitions = await partition_count(self.settings, self.settings.events_topic)
-        except LookupError:  # none yet: made as serve makes them (where ACLs let a producer only write, they exist)
-            await ensure_topics(self.settings)
-            self.partitions = await partition_count(self.settings, self.settings.events_topic)
+        self.partitions = await partitions_made(self.settings, self.settings.events_topic)
         self.broker = make_broker(self.settings)
         await self.broker.connect()
 

@@ -123,3 +123,18 @@ def test_every_medledger_command_shown_exists(document):
             if given - options - pending:
                 unknown.append(f"{' '.join(words)}: no option {sorted(given - options - pending)}")
     assert not unknown, f"{document.relative_to(ROOT)}: " + "; ".join(unknown)
+
+
+def test_the_what_if_example_the_docs_show_changes_what_a_weihai_settlement_pays():
+    import subprocess
+    import sys
+
+    def settle(*options: str) -> list[str]:
+        command = [sys.executable, "-m", "ledger.cli", "settle", "examples/weihai.jsonl", *options]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+        return [line for line in done.stdout.splitlines() if '"settlement_id"' in line]
+
+    given = settle()
+    what_if = settle("--parameters", "examples/params/371000-what-if.toml")
+    assert len(given) == len(what_if) > 0
+    assert sum(a != b for a, b in zip(given, what_if)) >= 1

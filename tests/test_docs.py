@@ -138,3 +138,9 @@ def test_the_what_if_example_the_docs_show_changes_what_a_weihai_settlement_pays
     what_if = settle("--parameters", "examples/params/371000-what-if.toml")
     assert len(given) == len(what_if) > 0
     assert sum(a != b for a, b in zip(given, what_if)) >= 1
+
+
+def test_every_document_is_linked_from_the_readme():
+    linked = {(ROOT / target.partition("#")[0]).resolve() for target in links(README)}
+    unlinked = [path.name for path in DOCUMENTS[1:] if path.resolve() not in linked]
+    assert not unlinked, f"docs not linked from README.md: {unlinked}"

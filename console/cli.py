@@ -14,7 +14,9 @@ from ledger.db.console_users import ROLES
 
 from .settings import DEFAULT_HOST, DEFAULT_PORT
 
-users_app = typer.Typer(help="The console's users.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Manage who may sign in to the console (`medledger console`) and their roles.", no_args_is_help=True
+)
 app.add_typer(users_app, name="users")
 
 

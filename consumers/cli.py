@@ -192,6 +192,15 @@ def watch(
     rejections: Annotated[bool, typer.Option("--rejections", help="The rejection topic instead.")] = False,
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Not only what arrives from now.")] = False,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many records.")] = None,
+    until_idle: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.1,
+            metavar="SECONDS",
+            help="Stop (exit 0) once nothing new has arrived for this many seconds; without it, watch runs until "
+            "interrupted.",
+        ),
+    ] = None,
 ) -> None:
     """Print the settlement topic (or the rejection topic) as it arrives, one JSON record a line."""
     import sys
@@ -214,13 +223,21 @@ def watch(
         )
         await consumer.start()
         shown = 0
+        loop = asyncio.get_running_loop()
+        last_arrival = loop.time()
         try:
-            async for record in consumer:
-                sys.stdout.write(record.value.decode("utf-8", errors="replace") + "\n")
-                sys.stdout.flush()
-                shown += 1
-                if limit is not None and shown >= limit:
-                    return
+            while until_idle is None or loop.time() - last_arrival < until_idle:
+                waited = 1.0 if until_idle is None else max(0.05, min(1.0, until_idle - (loop.time() - last_arrival)))
+                batches = await consumer.getmany(timeout_ms=int(waited * 1000))
+                for record in (record for batch in batches.values() for record in batch):
+                    sys.stdout.write(record.value.decode("utf-8", errors="replace") + "\n")
+                    shown += 1
+                    if limit is not None and shown >= limit:
+                        sys.stdout.flush()
+                        return
+                if batches:
+                    sys.stdout.flush()
+                    last_arrival = loop.time()
         finally:
             await consumer.stop()
 

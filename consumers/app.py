@@ -33,7 +33,7 @@ from .producer import BatchProducer
 from .relay import Relay
 from .settings import Settings
 from .settle import Settler
-from .topics import ensure_topics
+from .topics import coordinator_ready, ensure_topics
 
 log = logging.getLogger("medledger.service")
 SWEEP_EVERY = timedelta(minutes=1)
@@ -163,6 +163,7 @@ class Service:
         )
         await self.service.__aenter__()
         await ensure_topics(self.settings, self.partitions)
+        await coordinator_ready(self.settings, self.settings.group_id)
         self._routes = await routing.expect(self.settings, self.partitions, self.metrics)
         await self.producer.start()
 

@@ -126,3 +126,75 @@ def test_bootstrap_ends_by_saying_how_to_put_medledger_on_the_path():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f'export PATH="{ROOT}:$PATH"' in done.stdout.splitlines()[-1]
+
+
+def _machine(tmp_path: Path, java: str | None, maven: bool) -> dict[str, str]:
+    """An environment whose PATH has the basic tools, `java` reporting `java` as its version (None: no java), and
+    Maven or not; no Docker and no apt-get. The caches are the test's own, the broker's jars in them."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "env", "sed", "awk", "df", "id", "mkdir", "cat", "dirname", "python3"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    (bin_dir / "python3.11").symlink_to(sys.executable)  # the Python medledger runs on
+    if java is not None:
+        (bin_dir / "java").write_text(f'#!/bin/sh\necho "    java.specification.version = {java}" >&2\n')
+        (bin_dir / "java").chmod(0o755)
+    if maven:
+        (bin_dir / "mvn").write_text("#!/bin/sh\n")
+        (bin_dir / "mvn").chmod(0o755)
+    version = re.search(r"<kafka.version>(.*)</kafka.version>", (ROOT / "scripts/kafka/pom.xml").read_text())[1]
+    libs = tmp_path / "kafka-libs" / "pom"
+    libs.mkdir(parents=True)
+    (libs / f"kafka_2.13-{version}.jar").write_text("")
+    env = {key: value for key, value in os.environ.items() if key not in ("CI", "PYTHON")}
+    return env | {
+        "PATH": str(bin_dir),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "MEDLEDGER_KAFKA_LIBS": str(libs.parent),
+    }
+
+
+def _prerequisites(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(ROOT / "scripts/prerequisites")], env=env, capture_output=True, text=True, timeout=120, cwd="/"
+    )
+
+
+def test_prerequisites_name_what_is_missing_and_how_to_install_it(tmp_path):
+    checked = _prerequisites(_machine(tmp_path, java="11", maven=False))
+
+    assert checked.returncode == 1
+    assert "Java 17 or newer (the Kafka broker); found Java 11" in checked.stderr
+    assert "apt-get install openjdk-17-jre-headless" in checked.stderr
+    assert "Maven" in checked.stderr and "apt-get install maven" in checked.stderr
+    # no Docker engine outside CI: the stack's tests skip, so it is a warning, with how to install one
+    assert "warning: no Docker engine: the compose stack's tests (tests/docker) will be skipped" in checked.stderr
+    assert "docker.io" in checked.stderr
+
+
+def test_in_ci_a_missing_docker_engine_stops_the_run(tmp_path):
+    checked = _prerequisites(_machine(tmp_path, java="17", maven=True) | {"CI": "true"})
+
+    assert checked.returncode == 1
+    assert "a Docker engine (tests/docker; in CI they may not skip)" in checked.stderr
+    assert "Java" not in checked.stderr and "Maven" not in checked.stderr
+
+
+def test_prerequisites_present_say_how_long_the_suite_takes(tmp_path):
+    env = _machine(tmp_path, java="21", maven=True)
+    first = _prerequisites(env)
+    (tmp_path / "cache" / "medledger" / "last-test-run").write_text("37 minutes\n")
+    again = _prerequisites(env)
+
+    assert first.returncode == 0, first.stderr
+    assert "all present" in first.stderr and "tens of minutes" in first.stderr
+    assert again.returncode == 0 and "The whole suite took 37 minutes here last time." in again.stderr
+
+
+def test_the_test_command_checks_the_machine_before_it_lints_and_tests():
+    steps = [
+        line.split()[0]
+        for line in (ROOT / "scripts/test").read_text().splitlines()
+        if line.startswith(("scripts/", ".venv/bin/"))
+    ]
+    assert steps.index("scripts/prerequisites") < steps.index(".venv/bin/ruff") < steps.index(".venv/bin/python")

@@ -23,17 +23,17 @@ from ledger.authority import Authority, LedgerSigner, load_private
 from ledger.contract.event import Event
 from ledger.service import IngestStats, LedgerService
 from ledger.wire_schema import IncentiveMessage, MovementMessage, RejectionMessage, SettlementMessage
+from transport.broker import make_broker
+from transport.settings import Settings
+from transport.topics import coordinator_ready, ensure_topics
 
 from . import routing
-from .broker import make_broker
 from .claims import Claims
 from .lag import Lag
 from .metrics import Metrics
 from .producer import BatchProducer
 from .relay import Relay
-from .settings import Settings
 from .settle import Settler
-from .topics import coordinator_ready, ensure_topics
 
 log = logging.getLogger("medledger.service")
 SWEEP_EVERY = timedelta(minutes=1)

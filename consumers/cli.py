@@ -25,8 +25,7 @@ from ledger.cli.common import (
     refuse,
 )
 from ledger.cli.keys import KeyIdOption, KeyOption, ProducerOption, signer
-
-from .settings import Settings
+from transport.settings import Settings
 
 BootstrapOption = Annotated[
     Optional[str],
@@ -55,10 +54,10 @@ def serve(
     SIGTERM. Settings come from the environment (see the README); JSON logs on stderr; /metrics for
     Prometheus."""
     from ledger.service import EarlierProjections, LedgerService
+    from transport.broker import run
 
     from . import logs
     from .app import Service
-    from .broker import run
 
     logs.configure(log_level)
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
@@ -207,7 +206,7 @@ def watch(
 
     from aiokafka import AIOKafkaConsumer
 
-    from .topics import security_options
+    from transport.topics import security_options
 
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
     topic = settings.rejections_topic if rejections else settings.settlements_topic
@@ -278,8 +277,9 @@ def reporting(
 ) -> None:
     """Run the downstream reporting consumer: the settlement topic into the reporting tables, until SIGINT or
     SIGTERM."""
+    from transport.broker import run
+
     from . import logs
-    from .broker import run
     from .reporting import Reporting, ReportingStore
 
     logs.configure(log_level)

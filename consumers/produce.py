@@ -21,11 +21,11 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError,
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from ledger.authority import Signer, signer_from
+from transport.partitioning import routing
+from transport.settings import Settings
+from transport.topics import message_limit, partition_count, partitions_made, security_options
 
-from .partitioning import routing
 from .producer import HEADERS
-from .settings import Settings
-from .topics import message_limit, partition_count, partitions_made, security_options
 
 CHUNK = 5_000
 log = logging.getLogger("medledger.produce")

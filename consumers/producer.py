@@ -10,8 +10,8 @@ import itertools
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from .settings import Settings
-from .topics import security_options
+from transport.settings import Settings
+from transport.topics import security_options
 
 HEADERS = [("content-type", b"application/json")]
 

@@ -23,10 +23,9 @@ from faststream import FastStream
 from faststream.middlewares import AckPolicy
 
 from ledger.authority import LedgerVerifier
-
-from .broker import make_broker
-from .settings import Settings
-from .topics import coordinator_ready
+from transport.broker import make_broker
+from transport.settings import Settings
+from transport.topics import coordinator_ready
 
 log = logging.getLogger("medledger.reporting")
 

@@ -72,7 +72,7 @@ def _carry_over(previous: MemberState, member: MemberState) -> None:
 def _maybe_restart(member: MemberState, before: Status, after: Status) -> None:
     """Weihai restarts the general deductible and limit when the insurance type changes in the year
     (001 第十一条), whether by a change event or by a re-enrolment under the other type."""
-    restarts = getattr(REGIONS[member.region], "restarts_counters", None)
+    restarts = REGIONS[member.region].restarts_counters
     if restarts is not None and restarts(before, after):
         insort(member.segment_starts, after.since)
 
@@ -108,7 +108,7 @@ def change_insurance_type(book: Book, event, seq: int) -> list:
 
 def interrupt_contribution(book: Book, event, seq: int) -> list:
     member = active_member(book, event)
-    hook = getattr(REGIONS[event.region], "on_interruption", None)
+    hook = REGIONS[event.region].on_interruption
     if hook is not None:
         member.move(hook(member, event.effective_date))
     return []

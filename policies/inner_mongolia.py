@@ -17,7 +17,7 @@ from .limits import Limits
 from .member import MemberState
 from .money import fen, pct
 from .rejection import Rejected
-from .rules import Credit
+from .rules import Credit, Version
 from .visit import FundDecision, VisitContext
 
 DOCUMENT = "004 内政办发〔2021〕82号"
@@ -31,6 +31,8 @@ PURPOSES = frozenset(
     {"own_medical", "family_medical", "family_resident_premium", "ltc_premium", "large_amount_premium"}
 )  # 004 三
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
+# The hooks of policies.rules.RegionRules this region does not have.
+restarts_counters = on_interruption = close_year = apply_year_close = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Params:
     limits: Limits = Limits()  # plausibility bounds (policies.limits)
 
 
-VERSIONS = (
+VERSIONS: tuple[Version, ...] = (
     ("150000-2022Q4", date(2022, 10, 1), date(2022, 12, 31), Params(retiree_rate=Decimal("0.03"))),
     ("150000-2023", date(2023, 1, 1), None, Params()),
 )

@@ -15,7 +15,7 @@ from .member import MemberState
 from .money import ZERO, fen, pct, ratio4
 from .parameters import Table, table
 from .rejection import Rejected
-from .rules import Credit, YearClose
+from .rules import Credit, Version, YearClose
 from .visit import FundDecision, VisitContext
 
 DOCUMENT = "002 宁政规字〔2022〕5号"
@@ -38,6 +38,8 @@ PURPOSES = frozenset(
     }
 )  # 002 第八条
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
+# The hooks of policies.rules.RegionRules this region does not have.
+restarts_counters = on_interruption = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class Params:
     limits: Limits = Limits()  # plausibility bounds (policies.limits)
 
 
-VERSIONS = (
+VERSIONS: tuple[Version, ...] = (
     ("320100-2023", date(2023, 1, 1), date(2023, 12, 31), Params()),
     ("320100-2024", date(2024, 1, 1), date(2027, 12, 31), Params(retiree_pension_rate=Decimal("0.025"))),
 )

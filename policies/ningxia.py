@@ -12,7 +12,7 @@ from .limits import Limits
 from .member import MemberState
 from .money import ZERO, fen, pct
 from .parameters import Table, table
-from .rules import Credit
+from .rules import Credit, Version
 from .visit import FundDecision, VisitContext, pay_under_fund_cap
 
 DOCUMENT = "000 宁医保规发〔2023〕3号, 003 宁医保发〔2023〕103号"
@@ -25,6 +25,8 @@ INSURANCE_TYPES = frozenset({"employee"})  # 000 第一条: the employee scheme
 PURPOSES = frozenset({"own_medical", "family_medical", "family_resident_premium", "ltc_premium"})  # 000 第八条
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child", "spouse_parent"})  # 000 第七条
 OUT_OF_AREA_TEMPORARY = frozenset({"temporary_filed", "temporary_unfiled"})
+# The hooks of policies.rules.RegionRules this region does not have.
+screen_visit = restarts_counters = on_interruption = close_year = apply_year_close = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Params:
     limits: Limits = Limits()  # plausibility bounds (policies.limits)
 
 
-VERSIONS = (("640000-2023", date(2023, 6, 1), None, Params()),)
+VERSIONS: tuple[Version, ...] = (("640000-2023", date(2023, 6, 1), None, Params()),)
 
 
 def settle(ctx: VisitContext) -> FundDecision:

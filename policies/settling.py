@@ -50,12 +50,12 @@ def settle_visit(book: Book, event, seq: int) -> list:
     if (event.region, event.visit_id) in book.visits:
         raise Rejected("duplicate_visit", f"visit_id {event.visit_id} is already settled in region {event.region}")
     status = member.status_on(day)
-    if status.insurance_type not in getattr(policy.rules, "INSURANCE_TYPES", ("employee", "resident")):
+    if status.insurance_type not in policy.rules.INSURANCE_TYPES:
         raise Rejected(
             "policy_not_configured",
             f"{policy.policy_id} covers {status.insurance_type} insurance for no outpatient benefit",
         )
-    screen = getattr(policy.rules, "screen_visit", None)
+    screen = policy.rules.screen_visit
     if screen is not None:
         screen(event, policy.params)
     settlement, payer = decide(book, policy, member, event, seq, day, status)

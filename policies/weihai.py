@@ -16,9 +16,10 @@ from .explanations import explain
 from .limits import Limits
 from .member import MemberState, Status
 from .money import ZERO, fen, pct, points
+from .outputs import Delta
 from .parameters import Table, table
 from .rejection import Rejected
-from .rules import Credit, YearClose
+from .rules import Credit, Version, YearClose
 from .visit import FundDecision, VisitContext, deductible_due
 
 DOCUMENT = "001 威海市门诊共济保障机制实施细则"
@@ -31,8 +32,11 @@ PURPOSES = frozenset(
     {"own_medical", "family_medical", "family_resident_premium", "ltc_premium", "supplementary_insurance"}
 )  # 001 第二十六条 (supplementary = 威你保)
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
+INSURANCE_TYPES = frozenset({"employee", "resident"})  # both schemes: their rates and limits are set apart below
 FIRST_YEAR = 2022  # 001 第四十条: in force from 2022-07-01
 OUT_OF_AREA_TEMPORARY = frozenset({"temporary_filed", "temporary_unfiled"})
+# The hooks of policies.rules.RegionRules this region does not have.
+screen_visit = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ _2023 = Params()
 _2024 = Params(
     employer_rate_under_46=Decimal("0"), employer_rate_46_plus=Decimal("0"), retiree_credit_from_average=True
 )
-VERSIONS = (
+VERSIONS: tuple[Version, ...] = (
     ("371000-2022", date(2022, 7, 1), date(2022, 12, 31), _2022),
     ("371000-2023", date(2023, 1, 1), date(2023, 12, 31), _2023),
     ("371000-2024", date(2024, 1, 1), date(2027, 6, 30), _2024),
@@ -309,7 +313,7 @@ def pension_credits(member: MemberState, event, month: date, params: Params) -> 
     )
 
 
-def on_interruption(member: MemberState, day: date) -> list:
+def on_interruption(member: MemberState, day: date) -> list[Delta]:
     """001 第十二条: an interruption while holding a bonus resets it at the year's close."""
     if member.bonus_points > 0:
         return [(str(day.year), c.INTERRUPTED_WITH_BONUS, Decimal(1))]

@@ -24,17 +24,20 @@ def open_close(book: Book, event) -> Policy | None:
     if (event.region, event.year) in book.closed_years:
         raise Rejected("year_closed", f"{REGION_NAMES[event.region]} {event.year} is already closed")
     policy = book.policies.for_year(event.region, event.year)
-    if policy is None or getattr(policy.rules, "apply_year_close", None) is None:
+    if policy is None or policy.rules.close_year is None or policy.rules.apply_year_close is None:
         return None
     return policy
 
 
 def evaluate(policy: Policy, event, members: Iterable[MemberState]) -> list:
     year, outputs = event.year, []
+    close, apply = policy.rules.close_year, policy.rules.apply_year_close
+    if close is None or apply is None:  # a region without incentives (open_close gives no policy for it)
+        return outputs
     for member in members:
         if not member.enrolled_during(year):
             continue
-        result = policy.rules.close_year(member, year, policy.params)
+        result = close(member, year, policy.params)
         outputs.append(
             IncentiveEvaluation(
                 result.incentive,
@@ -48,7 +51,7 @@ def evaluate(policy: Policy, event, members: Iterable[MemberState]) -> list:
                 result.lines,
             )
         )
-        policy.rules.apply_year_close(member, result)
+        apply(member, result)
         member.incentives[str(year)] = str(result.after)
         if result.credit is not None and not member.account_closed:
             for record in credits_to_movements(member, event, [result.credit], policy.policy_id):

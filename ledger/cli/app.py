@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import typer
 import typer.core
@@ -16,7 +17,7 @@ if typer.rich_utils.MAX_WIDTH is None:
     typer.rich_utils.MAX_WIDTH = output_width()
 
 
-def _flag_type(self: typer.core.TyperOption, ctx: typer.core.click.Context) -> str | None:
+def _flag_type(self: typer.core.TyperOption, ctx: Any) -> str | None:
     """A flag (--help, --from-beginning) takes no value, so no type is shown beside it; other options as typer
     shows them."""
     return None if self.is_flag else _option_type(self, ctx)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from . import configured
 from . import counters as c
@@ -77,7 +79,7 @@ def category(member: MemberState, person_type: str, retired: bool, day: date) ->
     return "retired_70" if age_bracket_reached(member.birth_date, 70, day) else "retired"  # 002 第十八条
 
 
-def screen_visit(visit, params: Params) -> None:
+def screen_visit(visit: Any, params: Params) -> None:
     """policy notes §3: without a configured special-disease table, every Nanjing chronic visit is refused."""
     if visit.visit_kind == "chronic" and params.chronic is None:
         raise Rejected(
@@ -93,7 +95,7 @@ def settle(ctx: VisitContext) -> FundDecision:
     return _general(ctx)
 
 
-def band_split(position: Decimal, amount: Decimal, bounds) -> list[tuple[int, Decimal]]:
+def band_split(position: Decimal, amount: Decimal, bounds: Sequence[Decimal]) -> list[tuple[int, Decimal]]:
     """(band index, amount) pieces of `amount` placed from `position` on; index len(bounds) is above the top."""
     pieces, start, end, lower = [], position, position + amount, ZERO
     for index, upper in enumerate((*bounds, None)):
@@ -152,7 +154,7 @@ def _general(ctx: VisitContext) -> FundDecision:
     return decision
 
 
-def contribution_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def contribution_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     status = member.status_on(month)
     if status.insurance_type != "employee" or status.person_type in ("retired", "veteran_pre1949"):
         return []
@@ -177,7 +179,7 @@ def _fixed(member: MemberState, month: date, why: str) -> Credit:
     )
 
 
-def pension_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def pension_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     status = member.status_on(month)
     if status.person_type == "veteran_pre1949":
         return [_fixed(member, month, "a pre-1949 veteran keeps a fixed credit")]
@@ -237,7 +239,7 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
 
 
 def apply_year_close(member: MemberState, result: YearClose) -> None:
-    member.health_streak = result.after
+    member.health_streak = int(result.after)
 
 
 def pool_limit(member: MemberState, day: date, params: Params) -> Decimal | None:

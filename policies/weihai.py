@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from . import counters as c
 from .calendar import age_bracket_reached
 from .counters import period_key
 from .explanations import explain
 from .limits import Limits
-from .member import MemberState, Status
+from .member import Certification, MemberState, Status
 from .money import ZERO, fen, pct, points
 from .outputs import Delta
 from .parameters import Table, table
@@ -126,7 +127,16 @@ def _excluded(ctx: VisitContext, decision: FundDecision) -> bool:
     return False
 
 
-def _capped(ctx: VisitContext, decision: FundDecision, article: str, threshold, paid, limit, used, ratio) -> Decimal:
+def _capped(
+    ctx: VisitContext,
+    decision: FundDecision,
+    article: str,
+    threshold: Decimal,
+    paid: Decimal,
+    limit: Decimal,
+    used: Decimal,
+    ratio: Decimal,
+) -> Decimal:
     """Deductible, out-of-area first share and limit on the eligible expense; returns the base paid at `ratio`."""
     eligible = ctx.bill.eligible
     first = ZERO
@@ -153,7 +163,7 @@ def _capped(ctx: VisitContext, decision: FundDecision, article: str, threshold, 
 
 def settle(ctx: VisitContext) -> FundDecision:
     if ctx.certification is not None:
-        return _chronic(ctx)
+        return _chronic(ctx, ctx.certification)
     return _general(ctx)
 
 
@@ -207,12 +217,11 @@ def _general(ctx: VisitContext) -> FundDecision:
     return decision
 
 
-def _chronic(ctx: VisitContext) -> FundDecision:
+def _chronic(ctx: VisitContext, cert: Certification) -> FundDecision:
     p, member, decision = ctx.params, ctx.member, FundDecision(pool="chronic")
     if _excluded(ctx, decision):
         return decision
     year, day = ctx.year, ctx.day
-    cert = ctx.certification
     cat = category(ctx.status.person_type, ctx.retired)
     deductible_tier, ratio_tier, tcm = _tiers(ctx)
     if tcm:
@@ -257,7 +266,7 @@ def _chronic(ctx: VisitContext) -> FundDecision:
     return decision
 
 
-def contribution_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def contribution_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     status = member.status_on(month)
     if status.insurance_type != "employee" or member.is_retired_on(month):
         return []
@@ -286,7 +295,7 @@ def contribution_credits(member: MemberState, event, month: date, params: Params
     return credits
 
 
-def pension_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def pension_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     if not member.is_retired_on(month):
         return []  # 001 第二十四条: retiree standard from the month after retirement is confirmed
     if params.retiree_credit_from_average:
@@ -359,7 +368,7 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
 
 
 def apply_year_close(member: MemberState, result: YearClose) -> None:
-    member.bonus_points = result.after
+    member.bonus_points = Decimal(result.after)
 
 
 def pool_limit(member: MemberState, day: date, params: Params) -> Decimal:

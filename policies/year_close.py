@@ -7,18 +7,19 @@ The durable ledger evaluates a region's members in chunks, so the steps are expo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from . import limits
 from .accounts import book_movement, credits_to_movements
 from .book import Book
 from .member import MemberState
-from .outputs import IncentiveEvaluation
+from .outputs import IncentiveEvaluation, Movement
 from .registry import REGION_NAMES
 from .rejection import Rejected
 from .rules import Policy
 
 
-def open_close(book: Book, event) -> Policy | None:
+def open_close(book: Book, event: Any) -> Policy | None:
     """The policy whose incentives the close evaluates, or None when the region has none that year."""
     limits.year_close(event, book.policies.for_year(event.region, event.year))
     if (event.region, event.year) in book.closed_years:
@@ -29,8 +30,9 @@ def open_close(book: Book, event) -> Policy | None:
     return policy
 
 
-def evaluate(policy: Policy, event, members: Iterable[MemberState]) -> list:
-    year, outputs = event.year, []
+def evaluate(policy: Policy, event: Any, members: Iterable[MemberState]) -> list:
+    year = event.year
+    outputs: list[IncentiveEvaluation | Movement] = []
     close, apply = policy.rules.close_year, policy.rules.apply_year_close
     if close is None or apply is None:  # a region without incentives (open_close gives no policy for it)
         return outputs
@@ -59,11 +61,11 @@ def evaluate(policy: Policy, event, members: Iterable[MemberState]) -> list:
     return outputs
 
 
-def finish_close(book: Book, event) -> None:
+def finish_close(book: Book, event: Any) -> None:
     book.closed_years.add((event.region, event.year))
 
 
-def close_year(book: Book, event, seq: int) -> list:
+def close_year(book: Book, event: Any, seq: int) -> list:
     policy = open_close(book, event)
     outputs = evaluate(policy, event, book.region_members(event.region)) if policy is not None else []
     finish_close(book, event)

@@ -152,6 +152,7 @@ def test_the_image_holds_every_package_the_project_installs():
         "ledger",
         "projections",
         "policies",
+        "transport",
         "consumers",
         "console",
         "gateway",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
@@ -25,7 +26,8 @@ class Claims(ConsumerRebalanceListener):
         # Held by a batch while it settles and by a rebalance while it claims: a batch sees whole claims, and a
         # partition is given up only after the batch that read it has committed or rolled back.
         self.lock = asyncio.Lock()
-        self.before_change = _nothing  # awaited under the lock before partitions change hands
+        # awaited under the lock before partitions change hands
+        self.before_change: Callable[[], Awaitable[object]] = _nothing
         # Raised whenever the consumer's positions are moved (a seek, partitions taken or given up): records fetched
         # before that are not to be settled.
         self.moves = 0

@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.errors import KafkaError
 
@@ -98,7 +99,8 @@ class State:
 @dataclass
 class InFlight:
     prepared: Prepared
-    commit: asyncio.Task
+    tracking: Tracking  # the offsets it consumed, committed with it
+    commit: asyncio.Task[None]
     started: float
     records: int
 
@@ -111,7 +113,7 @@ class Settler:
         metrics: Metrics,
         relay: Relay | None = None,
         max_records: int = 2_000,
-        running=lambda: True,
+        running: Callable[[], bool] = lambda: True,
     ):
         self.service, self.claims, self.metrics, self.relay = service, claims, metrics, relay
         self.max_records = max_records
@@ -130,7 +132,7 @@ class Settler:
         claims.before_change = self.land  # a rebalance waits for the batch in flight
         claims.on_unclaimed = self._rewind_later
 
-    async def __call__(self, records) -> None:
+    async def __call__(self, records: Iterable[Any]) -> None:
         batch, moves = list(records), None
         while batch:
             backoff = self.state.backoff()
@@ -178,7 +180,7 @@ class Settler:
         async with self.claims.lock:
             await self.land()
 
-    async def _settle(self, records) -> None:
+    async def _settle(self, records: list[Any]) -> None:
         if self.state.rewind_pending:
             await self.land()
             await self._rewind()
@@ -227,7 +229,8 @@ class Settler:
         if prepared is None:
             await self._failed(failure)
             return
-        flight = InFlight(prepared, asyncio.create_task(self.service.commit(prepared)), started, len(records))
+        commit = asyncio.create_task(self.service.commit(prepared))
+        flight = InFlight(prepared, tracking, commit, started, len(records))
         flight.commit.add_done_callback(lambda _: self._committed_meanwhile(flight))
         self.in_flight = flight
 
@@ -275,12 +278,12 @@ class Settler:
             raise
         except Conflict:
             self.metrics.resettled.inc()
-            again = self.service.ingest_batch(prepared.items, prepared.tracking)
-            done = await self._finish(again, prepared.tracking, flight.started, flight.records)
+            again = self.service.ingest_batch(prepared.items, flight.tracking)
+            done = await self._finish(again, flight.tracking, flight.started, flight.records)
             return RESETTLED if done else FAILED
         except Exception:
             pass  # accounted for below, as any batch that did not commit
-        done = await self._finish(committed(), prepared.tracking, flight.started, flight.records, handed=True)
+        done = await self._finish(committed(), flight.tracking, flight.started, flight.records, handed=True)
         return COMMITTED if done else FAILED
 
     async def _finish(
@@ -329,7 +332,7 @@ class Settler:
         now, which owe nothing to the failures counted at the same offsets before."""
         self.strikes = {where: count for where, count in self.strikes.items() if where[:2] != partition}
 
-    async def _one_by_one(self, records) -> None:
+    async def _one_by_one(self, records: list[Any]) -> None:
         """Each record its own transaction, in the order read. One that fails for a reason it would meet again
         is tried `ISOLATE_AFTER` times, then refused; any other failure rewinds as always. Once a whole batch
         went through, batches are whole again."""
@@ -340,32 +343,33 @@ class Settler:
             self.last_failure = None
             if await self._finish(self.service.ingest_batch([incoming(record)], tracking), tracking, started, 1):
                 continue
-            if not deterministic(self.last_failure):
+            failure = self.last_failure
+            if failure is None or not deterministic(failure):
                 return  # the database, the claims: read again from the stored offsets, as for any batch
             where = (record.topic, record.partition, record.offset)
             self.strikes[where] = self.strikes.get(where, 0) + 1
             if self.strikes[where] < ISOLATE_AFTER:
                 return
-            if not self.refusals.allowed(self.last_failure, time.monotonic()):
+            if not self.refusals.allowed(failure, time.monotonic()):
                 log.error(
                     "record %s/%d/%d fails as records already refused this hour did (%s): a defect, not one bad "
                     "record; it waits, and is retried, until the cause is fixed",
                     *where,
-                    self.last_failure,
+                    failure,
                 )
                 return
-            refused = refuse(incoming(record), self.last_failure, self.strikes[where])
+            refused = refuse(incoming(record), failure, self.strikes[where])
             log.error(
                 "record %s/%d/%d refused after failing %d times: %s",
                 *where,
                 self.strikes[where],
-                self.last_failure,
+                failure,
                 extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
             )
             if await self._finish(self.service.ingest_batch([refused], tracking), tracking, started, 1):
                 self.metrics.unprocessable.inc()
                 self.strikes.pop(where, None)
-                self.refusals.add(self.last_failure, time.monotonic())
+                self.refusals.add(failure, time.monotonic())
             self.state.rewind()  # the consumer was sent back to this record; it goes on after it
             return
         self.state.isolated()
@@ -374,12 +378,12 @@ class Settler:
     def _resumes(self, partition: tuple[str, int]) -> int | None:
         """Where the next record of a partition is expected: after the batch in flight, else after the last batch
         committed (None: nothing committed by this consumer since it claimed the partition with no offset)."""
-        ahead = {} if self.in_flight is None else self.in_flight.prepared.tracking.spans
+        ahead = {} if self.in_flight is None else self.in_flight.tracking.spans
         if partition in ahead:
             return ahead[partition][1]
         return self.claims.committed.get(partition)
 
-    def _not_behind(self, records) -> list:
+    def _not_behind(self, records: list[Any]) -> list[Any]:
         """The records from where their partitions resume. One before is settled or in flight already: fetched
         before a seek took effect, and handed over after it. Dropped here, quietly: the ledger would refuse the
         batch (`OutOfSequence`), and a batch settled after it would seem to skip the offsets between."""

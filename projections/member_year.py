@@ -3,6 +3,8 @@ incentive state, balance and enrolment status."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import orjson
 
 from policies.member import MemberState
@@ -81,7 +83,7 @@ def changed_years(before: dict, after: dict, years: set[int]) -> set[int] | None
     return changed & years
 
 
-def rows(member: MemberState, years, registry: PolicyRegistry) -> list[tuple]:
+def rows(member: MemberState, years: Iterable[int], registry: PolicyRegistry) -> list[tuple]:
     result = []
     grouped = counters_by_year(member)
     for year in sorted(years):

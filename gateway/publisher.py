@@ -5,6 +5,8 @@ docs/security.md), whose permissions in the producers file name the visit events
 
 from __future__ import annotations
 
+from faststream.kafka import KafkaBroker
+
 from ledger.authority import signer_from
 from transport.broker import make_broker
 from transport.partitioning import routing
@@ -16,7 +18,7 @@ class EventPublisher:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.signer = signer_from(settings.producer, settings.producer_key, settings.producer_key_id)
-        self.broker = None
+        self.broker: KafkaBroker | None = None
         self.partitions = 0
 
     async def start(self) -> None:
@@ -30,6 +32,8 @@ class EventPublisher:
 
     async def publish(self, line: bytes) -> None:
         """Returns once the broker holds the event (acks=all)."""
+        if self.broker is None:
+            raise RuntimeError("the gateway's publisher is used before start()")
         key, partition = routing(line, self.partitions, self.settings.partitioner)
         await self.broker.publish(
             line,

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
+from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -40,12 +41,14 @@ SWEEP_EVERY = timedelta(minutes=1)
 LAG_EVERY = 5.0  # seconds
 
 
-async def raw_records(message) -> list:
+async def raw_records(message: Any) -> list[Any]:
     """The handler receives the Kafka records themselves: decoding is the ledger's, exactly as for a file."""
     return list(message.raw_message)
 
 
-def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claims | None = None):
+def declare(
+    broker: KafkaBroker, settings: Settings, settler: Settler | None = None, claims: Claims | None = None
+) -> Any:
     """The subscriber and the two output topics, as the running service and its AsyncAPI document see them."""
     subscriber = broker.subscriber(
         settings.events_topic,
@@ -149,8 +152,8 @@ class Service:
         self.app.after_startup(self._started)
         self.app.after_shutdown(self._closed)
         self._tasks: list[asyncio.Task] = []
-        self._http = None
-        self._routes = None
+        self._http: tuple[Any, Any] | None = None  # the metrics server and its thread
+        self._routes: routing.Expected | None = None
 
     def _rebased(self, partition: tuple[str, int]) -> None:
         self.metrics.rebased.inc()

@@ -6,8 +6,9 @@ They live here, on the outer layer, so the ledger never imports the Kafka adapte
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
-from typing import Annotated, Optional
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -26,6 +27,9 @@ from ledger.cli.common import (
 )
 from ledger.cli.keys import KeyIdOption, KeyOption, ProducerOption, signer
 from transport.settings import Settings
+
+if TYPE_CHECKING:
+    from .reporting import Line
 
 BootstrapOption = Annotated[
     Optional[str],
@@ -84,7 +88,7 @@ def serve(
         raise typer.Exit(2) from None
 
 
-async def _opened(service) -> None:
+async def _opened(service: Any) -> None:
     """Open and close `service` once: what its start refuses is refused before a server starts."""
     async with service:
         pass
@@ -170,7 +174,7 @@ def produce(
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
     signing = signer(producer, key, key_id)
 
-    def skip(skipped) -> None:
+    def skip(skipped: object) -> None:
         typer.echo(f"medledger produce: {skipped}", err=True)
 
     with open_events(events) as stream:
@@ -301,7 +305,7 @@ def reconcile() -> None:
 
     from .reporting import ReportingStore
 
-    async def read():
+    async def read() -> tuple[dict[tuple[str, date, str], tuple[Decimal, int, int]], dict[str, int]]:
         store = await ReportingStore(_reporting_url()).open()
         try:
             return await store.fund_by_pool(), await store.dead_letters()
@@ -323,7 +327,7 @@ def reconcile() -> None:
         raise typer.Exit(1)
 
 
-def _totals(found) -> str:
+def _totals(found: tuple[Decimal, int, int] | None) -> str:
     if found is None:
         return "nothing"
     fund, settlements, reversals = found
@@ -370,7 +374,7 @@ def report(
         title, first_column = f"medledger report: region {region}, {month}, clearing statement", "facility"
     else:
 
-        async def read():
+        async def read() -> list[Line]:
             store = await ReportingStore(_reporting_url()).open()
             try:
                 return await store.month(region, first)
@@ -391,7 +395,7 @@ def report(
     display.console(width=160).print(table)  # facility ids are producers' text: shown as written
 
 
-def _cells(line, label: str) -> list[str]:
+def _cells(line: Line, label: str) -> list[str]:
     return [
         label,
         str(line.visits),
@@ -404,7 +408,7 @@ def _cells(line, label: str) -> list[str]:
     ]
 
 
-def _sum(lines):
+def _sum(lines: list[Line]) -> Line:
     from .reporting import Line
 
     return Line(
@@ -433,7 +437,7 @@ def main() -> None:
         raise SystemExit(1) from None
 
 
-def _refusals(kafka) -> tuple[type, ...]:
+def _refusals(kafka: Any) -> tuple[type, ...]:
     return (
         kafka.KafkaConnectionError,
         kafka.AuthenticationFailedError,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated, Optional
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -14,7 +15,11 @@ from ledger.db.console_users import ROLES
 
 from .settings import DEFAULT_HOST, DEFAULT_PORT
 
-users_app = typer.Typer(help="The console's users.", no_args_is_help=True)
+T = TypeVar("T")
+
+users_app = typer.Typer(
+    help="Manage who may sign in to the console (`medledger console`) and their roles.", no_args_is_help=True
+)
 app.add_typer(users_app, name="users")
 
 
@@ -57,7 +62,7 @@ def console(
     )
 
 
-def _owner(work):
+def _owner(work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(raw)` as the database's owner: only the owner changes the console's users."""
     import asyncpg
 
@@ -66,7 +71,7 @@ def _owner(work):
         typer.echo("medledger: managing users needs the owner's DATABASE_URL", err=True)
         raise typer.Exit(2)
 
-    async def run():
+    async def run() -> T:
         connection = await asyncpg.connect(db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
         try:
             return await work(connection)

@@ -7,6 +7,7 @@ import asyncio
 import os
 import secrets
 import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -63,7 +64,14 @@ class Jobs:
         jobs = [job for job in self._jobs.values() if job.kind == kind]
         return max(jobs, key=lambda job: job.started_at) if jobs else None
 
-    def start(self, kind: str, user: str, source: str = "", parameters: str = "", after=None) -> Job | None:
+    def start(
+        self,
+        kind: str,
+        user: str,
+        source: str = "",
+        parameters: str = "",
+        after: Callable[[Job], Coroutine[Any, Any, object]] | None = None,
+    ) -> Job | None:
         """None while another replay runs (each holds a connection and a core)."""
         with self._lock:
             if self.running() is not None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
+from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -23,29 +24,31 @@ from ledger.authority import Authority, LedgerSigner, load_private
 from ledger.contract.event import Event
 from ledger.service import IngestStats, LedgerService
 from ledger.wire_schema import IncentiveMessage, MovementMessage, RejectionMessage, SettlementMessage
+from transport.broker import make_broker
+from transport.settings import Settings
+from transport.topics import coordinator_ready, ensure_topics
 
 from . import routing
-from .broker import make_broker
 from .claims import Claims
 from .lag import Lag
 from .metrics import Metrics
 from .producer import BatchProducer
 from .relay import Relay
-from .settings import Settings
 from .settle import Settler
-from .topics import ensure_topics
 
 log = logging.getLogger("medledger.service")
 SWEEP_EVERY = timedelta(minutes=1)
 LAG_EVERY = 5.0  # seconds
 
 
-async def raw_records(message) -> list:
+async def raw_records(message: Any) -> list[Any]:
     """The handler receives the Kafka records themselves: decoding is the ledger's, exactly as for a file."""
     return list(message.raw_message)
 
 
-def declare(broker: KafkaBroker, settings: Settings, settler=None, claims: Claims | None = None):
+def declare(
+    broker: KafkaBroker, settings: Settings, settler: Settler | None = None, claims: Claims | None = None
+) -> Any:
     """The subscriber and the two output topics, as the running service and its AsyncAPI document see them."""
     subscriber = broker.subscriber(
         settings.events_topic,
@@ -149,8 +152,8 @@ class Service:
         self.app.after_startup(self._started)
         self.app.after_shutdown(self._closed)
         self._tasks: list[asyncio.Task] = []
-        self._http = None
-        self._routes = None
+        self._http: tuple[Any, Any] | None = None  # the metrics server and its thread
+        self._routes: routing.Expected | None = None
 
     def _rebased(self, partition: tuple[str, int]) -> None:
         self.metrics.rebased.inc()
@@ -163,6 +166,7 @@ class Service:
         )
         await self.service.__aenter__()
         await ensure_topics(self.settings, self.partitions)
+        await coordinator_ready(self.settings, self.settings.group_id)
         self._routes = await routing.expect(self.settings, self.partitions, self.metrics)
         await self.producer.start()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
@@ -17,7 +18,7 @@ log = logging.getLogger("medledger.consumer")
 class Claims(ConsumerRebalanceListener):
     """What this consumer holds. `consumer_of` returns the Kafka consumer once the subscriber has started."""
 
-    def __init__(self, service: LedgerService, name: str, consumer_of):
+    def __init__(self, service: LedgerService, name: str, consumer_of: Callable[[], AIOKafkaConsumer | None]):
         self.service, self.name, self.consumer_of = service, name, consumer_of
         self.held: dict[tuple[str, int], Claim] = {}
         self.committed: dict[tuple[str, int], int] = {}  # next offset after the last batch this consumer committed
@@ -25,11 +26,13 @@ class Claims(ConsumerRebalanceListener):
         # Held by a batch while it settles and by a rebalance while it claims: a batch sees whole claims, and a
         # partition is given up only after the batch that read it has committed or rolled back.
         self.lock = asyncio.Lock()
-        self.before_change = _nothing  # awaited under the lock before partitions change hands
+        # awaited under the lock before partitions change hands
+        self.before_change: Callable[[], Awaitable[object]] = _nothing
         # Raised whenever the consumer's positions are moved (a seek, partitions taken or given up): records fetched
         # before that are not to be settled.
         self.moves = 0
-        self.on_rebase = _ignore  # told of each partition whose stored offset was past the end of its log
+        # told of each partition whose stored offset was past the end of its log
+        self.on_rebase: Callable[[tuple[str, int]], None] = _ignore
         self.on_unclaimed = _none  # told when partitions were assigned and could not be claimed
         # From partitions revoked to partitions assigned: the consumer still reports its old assignment, which may
         # be another instance's by now. A rewind meanwhile claims nothing, or it would fence that instance out.
@@ -147,8 +150,10 @@ class Claims(ConsumerRebalanceListener):
             if moved is None:
                 continue  # claimed or consumed elsewhere meanwhile: that claim's holder decides
             claims[key] = moved
-            if key in self.committed:
+            if key in self.committed and moved.next_offset is not None:
                 self.committed[key] = moved.next_offset
+            elif key in self.committed:  # nothing consumed at its new start: nothing committed since either
+                del self.committed[key]
             self.on_rebase(key)
             log.error(
                 "stored offset %d of %s/%d is past the end of its log (%d): the topic was made again or the broker "
@@ -166,7 +171,7 @@ async def _nothing() -> None:
     return None
 
 
-def _ignore(_partition) -> None:
+def _ignore(_partition: tuple[str, int]) -> None:
     return None
 
 

@@ -6,8 +6,9 @@ They live here, on the outer layer, so the ledger never imports the Kafka adapte
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
-from typing import Annotated, Optional
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -25,8 +26,10 @@ from ledger.cli.common import (
     refuse,
 )
 from ledger.cli.keys import KeyIdOption, KeyOption, ProducerOption, signer
+from transport.settings import Settings
 
-from .settings import Settings
+if TYPE_CHECKING:
+    from .reporting import Line
 
 BootstrapOption = Annotated[
     Optional[str],
@@ -55,10 +58,10 @@ def serve(
     SIGTERM. Settings come from the environment (see the README); JSON logs on stderr; /metrics for
     Prometheus."""
     from ledger.service import EarlierProjections, LedgerService
+    from transport.broker import run
 
     from . import logs
     from .app import Service
-    from .broker import run
 
     logs.configure(log_level)
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
@@ -85,7 +88,7 @@ def serve(
         raise typer.Exit(2) from None
 
 
-async def _opened(service) -> None:
+async def _opened(service: Any) -> None:
     """Open and close `service` once: what its start refuses is refused before a server starts."""
     async with service:
         pass
@@ -171,7 +174,7 @@ def produce(
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
     signing = signer(producer, key, key_id)
 
-    def skip(skipped) -> None:
+    def skip(skipped: object) -> None:
         typer.echo(f"medledger produce: {skipped}", err=True)
 
     with open_events(events) as stream:
@@ -192,13 +195,22 @@ def watch(
     rejections: Annotated[bool, typer.Option("--rejections", help="The rejection topic instead.")] = False,
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Not only what arrives from now.")] = False,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many records.")] = None,
+    until_idle: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.1,
+            metavar="SECONDS",
+            help="Stop (exit 0) once nothing new has arrived for this many seconds; without it, watch runs until "
+            "interrupted.",
+        ),
+    ] = None,
 ) -> None:
     """Print the settlement topic (or the rejection topic) as it arrives, one JSON record a line."""
     import sys
 
     from aiokafka import AIOKafkaConsumer
 
-    from .topics import security_options
+    from transport.topics import security_options
 
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
     topic = settings.rejections_topic if rejections else settings.settlements_topic
@@ -214,13 +226,21 @@ def watch(
         )
         await consumer.start()
         shown = 0
+        loop = asyncio.get_running_loop()
+        last_arrival = loop.time()
         try:
-            async for record in consumer:
-                sys.stdout.write(record.value.decode("utf-8", errors="replace") + "\n")
-                sys.stdout.flush()
-                shown += 1
-                if limit is not None and shown >= limit:
-                    return
+            while until_idle is None or loop.time() - last_arrival < until_idle:
+                waited = 1.0 if until_idle is None else max(0.05, min(1.0, until_idle - (loop.time() - last_arrival)))
+                batches = await consumer.getmany(timeout_ms=int(waited * 1000))
+                for record in (record for batch in batches.values() for record in batch):
+                    sys.stdout.write(record.value.decode("utf-8", errors="replace") + "\n")
+                    shown += 1
+                    if limit is not None and shown >= limit:
+                        sys.stdout.flush()
+                        return
+                if batches:
+                    sys.stdout.flush()
+                    last_arrival = loop.time()
         finally:
             await consumer.stop()
 
@@ -261,8 +281,9 @@ def reporting(
 ) -> None:
     """Run the downstream reporting consumer: the settlement topic into the reporting tables, until SIGINT or
     SIGTERM."""
+    from transport.broker import run
+
     from . import logs
-    from .broker import run
     from .reporting import Reporting, ReportingStore
 
     logs.configure(log_level)
@@ -284,7 +305,7 @@ def reconcile() -> None:
 
     from .reporting import ReportingStore
 
-    async def read():
+    async def read() -> tuple[dict[tuple[str, date, str], tuple[Decimal, int, int]], dict[str, int]]:
         store = await ReportingStore(_reporting_url()).open()
         try:
             return await store.fund_by_pool(), await store.dead_letters()
@@ -306,7 +327,7 @@ def reconcile() -> None:
         raise typer.Exit(1)
 
 
-def _totals(found) -> str:
+def _totals(found: tuple[Decimal, int, int] | None) -> str:
     if found is None:
         return "nothing"
     fund, settlements, reversals = found
@@ -353,7 +374,7 @@ def report(
         title, first_column = f"medledger report: region {region}, {month}, clearing statement", "facility"
     else:
 
-        async def read():
+        async def read() -> list[Line]:
             store = await ReportingStore(_reporting_url()).open()
             try:
                 return await store.month(region, first)
@@ -374,7 +395,7 @@ def report(
     display.console(width=160).print(table)  # facility ids are producers' text: shown as written
 
 
-def _cells(line, label: str) -> list[str]:
+def _cells(line: Line, label: str) -> list[str]:
     return [
         label,
         str(line.visits),
@@ -387,7 +408,7 @@ def _cells(line, label: str) -> list[str]:
     ]
 
 
-def _sum(lines):
+def _sum(lines: list[Line]) -> Line:
     from .reporting import Line
 
     return Line(
@@ -416,7 +437,7 @@ def main() -> None:
         raise SystemExit(1) from None
 
 
-def _refusals(kafka) -> tuple[type, ...]:
+def _refusals(kafka: Any) -> tuple[type, ...]:
     return (
         kafka.KafkaConnectionError,
         kafka.AuthenticationFailedError,

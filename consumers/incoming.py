@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from aiokafka import ConsumerRecord
 
 from ledger.authority import from_headers
@@ -24,7 +27,7 @@ def incoming(record: ConsumerRecord) -> Incoming:
     return item
 
 
-def spans(records) -> dict[tuple[str, int], tuple[int, int]]:
+def spans(records: Iterable[Any]) -> dict[tuple[str, int], tuple[int, int]]:
     """Per partition of the batch: the offset of its first record and where the partition resumes after it."""
     found: dict[tuple[str, int], tuple[int, int]] = {}
     for record in records:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Gauge
 
 Key = tuple[str, int]
@@ -12,7 +14,7 @@ class Lag:
         self.gauge = gauge
         self.shown: set[Key] = set()
 
-    async def update(self, consumer, held: set[Key], fenced: set[Key], committed: dict[Key, int]) -> None:
+    async def update(self, consumer: Any, held: set[Key], fenced: set[Key], committed: dict[Key, int]) -> None:
         """From `Claims`: the partitions claimed in the ledger, those another instance has claimed since, and the
         next offset after the last batch committed where there was one (none: consumption starts at the log's
         beginning, so all of it is behind).

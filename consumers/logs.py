@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 import orjson
 
@@ -31,12 +32,35 @@ class _Stderr(logging.StreamHandler):
     and closes the old one still logs, instead of failing on a closed file for every record after."""
 
     @property
-    def stream(self):
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value) -> None:
+    def stream(self, _value: object) -> None:
         pass
+
+
+# What a healthy start logs as a warning although nothing is wrong, by logger: each is logged at DEBUG instead.
+NORMAL_AT_START = {
+    # FastStream says so for every subscriber of a broker that may not create topics (allow_auto_create_topics off,
+    # so that no metadata request of ours makes one): serve creates its topics itself before its consumer starts
+    # (transport.topics.ensure_topics), and reporting reads the one serve made.
+    "medledger.kafka": ("Auto create topics is disabled. Make sure the topics exist.",),
+}
+
+
+class _Normal(logging.Filter):
+    """Logs one of NORMAL_AT_START's messages at DEBUG, shown only where the logger's level lets DEBUG through."""
+
+    def __init__(self, logger: logging.Logger, messages: tuple[str, ...]):
+        super().__init__()
+        self.logger, self.messages = logger, messages
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG and record.getMessage() in self.messages:
+            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+            return self.logger.isEnabledFor(logging.DEBUG)
+        return True
 
 
 def configure(level: str = "INFO") -> None:
@@ -46,3 +70,9 @@ def configure(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # alembic names each of its autogenerate plugins at INFO whenever its commands load: nothing medledger uses.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    for name, messages in NORMAL_AT_START.items():
+        logger = logging.getLogger(name)
+        logger.filters[:] = [each for each in logger.filters if not isinstance(each, _Normal)]
+        logger.addFilter(_Normal(logger, messages))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from ledger.service import IngestStats
 
 
 class Metrics:
@@ -72,7 +77,7 @@ class Metrics:
             "medledger_relay_failures", "Times the relay could not publish or record, and will retry", registry=r
         )
 
-    def count(self, stats) -> None:
+    def count(self, stats: IngestStats) -> None:
         self.consumed.inc(stats.read - stats.duplicates)
         self.duplicates.inc(stats.duplicates)
         self.settlements.inc(stats.settlements)
@@ -80,5 +85,5 @@ class Metrics:
         self.rejections.inc(stats.rejected)
         self.parked.inc(stats.parked)
 
-    def serve(self, port: int, address: str = "127.0.0.1"):
+    def serve(self, port: int, address: str = "127.0.0.1") -> tuple[Any, Any]:
         return start_http_server(port, addr=address, registry=self.registry)

@@ -13,19 +13,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from ledger.authority import Signer, signer_from
+from transport.partitioning import routing
+from transport.settings import Settings
+from transport.topics import message_limit, partition_count, partitions_made, security_options
 
-from .partitioning import routing
 from .producer import HEADERS
-from .settings import Settings
-from .topics import message_limit, partition_count, partitions_made, security_options
+
+T = TypeVar("T")
 
 CHUNK = 5_000
 log = logging.getLogger("medledger.produce")
@@ -51,7 +54,7 @@ class Produced:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-async def waiting_for_broker(settings: Settings, what: str, attempt: Callable[[], Awaitable]):
+async def waiting_for_broker(settings: Settings, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
     """`attempt()` again, with growing pauses, while the broker cannot be reached, `settings.broker_wait` seconds
     at most. A broker that can be reached but refuses the connection (credentials, certificates) is not waited
     for: its refusal is raised at once, after what the client logged about it. The client's log of attempts that
@@ -82,7 +85,7 @@ async def waiting_for_broker(settings: Settings, what: str, attempt: Callable[[]
 class _Held(logging.Handler):
     def __init__(self, logger: logging.Logger):
         super().__init__()
-        self.logger, self.records = logger, []
+        self.logger, self.records = logger, list[logging.LogRecord]()
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
@@ -97,7 +100,7 @@ class _Held(logging.Handler):
 
 
 @contextlib.contextmanager
-def _held(logger: logging.Logger):
+def _held(logger: logging.Logger) -> Iterator[_Held]:
     """`logger`'s records held back (not propagated) until let through; dropped if not."""
     held = _Held(logger)
     logger.addHandler(held)
@@ -186,7 +189,12 @@ async def _started(settings: Settings, limit: int) -> AIOKafkaProducer:
     return producer
 
 
-async def _confirmed(settings: Settings, pending, produced: Produced, on_skip: Callable[[Skipped], None]) -> None:
+async def _confirmed(
+    settings: Settings,
+    pending: list[tuple[Skipped, asyncio.Future[Any]]],
+    produced: Produced,
+    on_skip: Callable[[Skipped], None],
+) -> None:
     """Wait for the broker to take each record sent; one it refuses for its size is skipped as one over the limit
     before sending is (the size estimated here is the client's)."""
     results = await asyncio.gather(*(future for _, future in pending), return_exceptions=True)

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from .settings import Settings
-from .topics import security_options
+from ledger.authority import LedgerSigner
+from transport.settings import Settings
+from transport.topics import security_options
 
 HEADERS = [("content-type", b"application/json")]
 
 
 class BatchProducer:
-    def __init__(self, settings: Settings, linger_ms: int = 0, batch_bytes: int = 1_000_000, signer=None):
+    def __init__(
+        self, settings: Settings, linger_ms: int = 0, batch_bytes: int = 1_000_000, signer: LedgerSigner | None = None
+    ):
         """`signer`: a `ledger.authority.LedgerSigner`, which signs every record (headers of its own)."""
         self.settings, self.linger_ms, self.batch_bytes = settings, linger_ms, batch_bytes
         self.signer = signer
@@ -44,17 +48,23 @@ class BatchProducer:
         if self.producer is not None:
             await self.producer.stop()
 
+    @property
+    def _started(self) -> AIOKafkaProducer:
+        if self.producer is None:
+            raise RuntimeError("the producer is used before start()")
+        return self.producer
+
     async def partition_of(self, topic: str, key: str | None) -> int:
         count = self._partitions.get(topic)
         if count is None:
-            count = self._partitions[topic] = len(await self.producer.partitions_for(topic))
+            count = self._partitions[topic] = len(await self._started.partitions_for(topic))
         if key is None:
             return next(self._spread) % count
         return (murmur2(key.encode()) & 0x7FFFFFFF) % count
 
     async def publish(self, records: list[tuple[str, str | None, str]]) -> None:
         """(topic, key, JSON value) records, in order per partition; returns once the broker has them all."""
-        open_batches: dict[tuple[str, int], object] = {}
+        open_batches: dict[tuple[str, int], Any] = {}  # aiokafka's BatchBuilder
         sent = []
         for topic, key, value in records:
             partition = await self.partition_of(topic, key)
@@ -64,10 +74,10 @@ class BatchProducer:
             if batch is not None and batch.append(key=encoded_key, value=encoded, timestamp=None, headers=headers):
                 continue
             if batch is not None:  # full: on its way, in order, before anything later of its partition
-                sent.append(await self.producer.send_batch(batch, topic, partition=partition))
-            batch = open_batches[(topic, partition)] = self.producer.create_batch()
+                sent.append(await self._started.send_batch(batch, topic, partition=partition))
+            batch = open_batches[(topic, partition)] = self._started.create_batch()
             # A fresh batch takes any record, however large; the relay keeps values under the broker's limit.
             batch.append(key=encoded_key, value=encoded, timestamp=None, headers=headers)
         for (topic, partition), batch in open_batches.items():
-            sent.append(await self.producer.send_batch(batch, topic, partition=partition))
+            sent.append(await self._started.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*sent)

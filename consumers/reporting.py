@@ -23,9 +23,9 @@ from faststream import FastStream
 from faststream.middlewares import AckPolicy
 
 from ledger.authority import LedgerVerifier
-
-from .broker import make_broker
-from .settings import Settings
+from transport.broker import make_broker
+from transport.settings import Settings
+from transport.topics import coordinator_ready
 
 log = logging.getLogger("medledger.reporting")
 
@@ -276,7 +276,11 @@ class Reporting:
         subscriber(self.receive)
         self.app = FastStream(self.broker, logger=log)
         self.app.on_startup(self.store.open)
+        self.app.on_startup(self._coordinated)
         self.app.after_shutdown(self.store.close)
+
+    async def _coordinated(self) -> None:
+        await coordinator_ready(self.settings, self.settings.reporting_group_id)
 
     async def receive(self, records) -> None:
         taken, dead = sort_records(records, self.verifier)

@@ -23,11 +23,11 @@ from aiokafka import ConsumerRecord
 
 from ledger.contract import InvalidEvent
 from ledger.intake import Incoming
+from transport.partitioning import partition_for
+from transport.settings import Settings
+from transport.topics import partition_count
 
 from .metrics import Metrics
-from .partitioning import partition_for
-from .settings import Settings
-from .topics import partition_count
 
 log = logging.getLogger("medledger.consumer")
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.errors import KafkaError
 
@@ -45,9 +46,61 @@ SAY_WAITING_EVERY = 60.0  # seconds between log lines while waiting for PostgreS
 
 
 @dataclass
+class State:
+    """Where the settler stands, and what it does next. Only the transitions below change it."""
+
+    rewind_pending: bool = False  # what was taken from the consumer is read again from the stored offsets first
+    isolating: bool = False  # settling one record at a time, to find the one that keeps failing
+    stopping: bool = False  # shutting down: nothing more is taken from the consumer
+    failures: int = 0  # batches in a row that did not commit for an unexpected reason
+    waiting_for: str | None = None  # what the stored offsets could not be read for lack of ("postgresql", "kafka")
+
+    def backoff(self) -> float:
+        """Seconds to wait before settling again: the same failure again and again (the database away, a defect)
+        backs off. A rewind goes first, at once: it settles nothing."""
+        if not self.failures or self.rewind_pending:
+            return 0.0
+        return min(0.5 * 2 ** (self.failures - 1), BACKOFF_CAP)
+
+    def rewind(self) -> None:
+        """Something taken from the consumer will not commit: nothing settles until the consumer is back at the
+        stored offsets."""
+        self.rewind_pending = True
+
+    def rewound(self) -> None:
+        """The consumer is back at the stored offsets, and what it hands over next was fetched from there."""
+        self.rewind_pending = False
+
+    def committed(self) -> None:
+        self.failures = 0
+
+    def failed(self, deterministic: bool) -> bool:
+        """A batch did not commit for an unexpected reason: counted, and the consumer goes back. True when this
+        failure starts the isolation: the same records failing for a reason they would meet again."""
+        self.failures += 1
+        self.rewind_pending = True
+        starts = deterministic and self.failures >= ISOLATE_AFTER and not self.isolating
+        self.isolating = self.isolating or starts
+        return starts
+
+    def isolated(self) -> None:
+        """A whole batch went through one record at a time: batches are whole again."""
+        self.isolating = False
+
+    def waiting(self, dependency: str | None) -> str | None:
+        """What the stored offsets now wait for (None: nothing); returns what they waited for before."""
+        before, self.waiting_for = self.waiting_for, dependency
+        return before
+
+    def stop(self) -> None:
+        self.stopping = True
+
+
+@dataclass
 class InFlight:
     prepared: Prepared
-    commit: asyncio.Task
+    tracking: Tracking  # the offsets it consumed, committed with it
+    commit: asyncio.Task[None]
     started: float
     records: int
 
@@ -60,7 +113,7 @@ class Settler:
         metrics: Metrics,
         relay: Relay | None = None,
         max_records: int = 2_000,
-        running=lambda: True,
+        running: Callable[[], bool] = lambda: True,
     ):
         self.service, self.claims, self.metrics, self.relay = service, claims, metrics, relay
         self.max_records = max_records
@@ -68,28 +121,23 @@ class Settler:
         # Taken from the consumer once the batch being settled was, and when its positions had moved so many times
         # (`Claims.moves`): the next batch's first records, unless they have moved since.
         self._early: tuple[list, int] = ([], 0)
-        self.must_rewind = False
-        self.failures = 0  # batches in a row that did not commit for an unexpected reason
+        self.state = State()
         self.last_failure: BaseException | None = None
-        self.isolating = False  # settling one record at a time to find the one that keeps failing
         self.strikes: dict[tuple[str, int, int], int] = {}  # failures of a record settled on its own
         self.refusals = Refusals()
         self.in_flight: InFlight | None = None
         self._landing: set[asyncio.Task] = set()
         self._retrying: asyncio.Task | None = None
-        self.waiting: str | None = None  # what the stored offsets could not be read for lack of
         self._said_waiting = 0.0
-        self._stopping = False
         claims.before_change = self.land  # a rebalance waits for the batch in flight
         claims.on_unclaimed = self._rewind_later
 
-    async def __call__(self, records) -> None:
+    async def __call__(self, records: Iterable[Any]) -> None:
         batch, moves = list(records), None
         while batch:
-            if self.failures and not self.must_rewind:
-                # The same failure again and again (the database away, a defect): back off before settling again.
-                # A rewind goes first, at once: it settles nothing.
-                await asyncio.sleep(min(0.5 * 2 ** (self.failures - 1), BACKOFF_CAP))
+            backoff = self.state.backoff()
+            if backoff:
+                await asyncio.sleep(backoff)
             async with self.claims.lock:
                 if moves is not None and moves != self.claims.moves:
                     # fetched before a rebalance or a rewind moved the positions: read again from where they are now
@@ -99,7 +147,7 @@ class Settler:
                     await self._settle(batch)
                 except BaseException:
                     # Whatever was taken from the consumer is read again from the stored offsets, never skipped.
-                    self.must_rewind = True
+                    self.state.rewind()
                     self._early = ([], 0)
                     raise
                 early, early_moves = self._early
@@ -113,7 +161,7 @@ class Settler:
         not wait: while partitions are being reassigned the consumer holds records back until the new assignment,
         which cannot come before the rebalance listener has had the lock, so then it takes nothing."""
         consumer = self.claims.consumer_of()
-        if limit <= 0 or consumer is None or self._stopping or not self.running():
+        if limit <= 0 or consumer is None or self.state.stopping or not self.running():
             return []
         try:
             fetched = await asyncio.wait_for(consumer.getmany(timeout_ms=0, max_records=limit), TAKE_WAIT)
@@ -126,24 +174,24 @@ class Settler:
 
     async def drain(self) -> None:
         """At shutdown: the batch in flight commits (or is read again by whoever takes the partitions over)."""
-        self._stopping = True
+        self.state.stop()
         if self._retrying is not None:
             self._retrying.cancel()
         async with self.claims.lock:
             await self.land()
 
-    async def _settle(self, records) -> None:
-        if self.must_rewind:
+    async def _settle(self, records: list[Any]) -> None:
+        if self.state.rewind_pending:
             await self.land()
             await self._rewind()
             return  # what was fetched before the rewind is read again from the stored offsets
         records = self._not_behind(records)
         if not records:
             return
-        if self.isolating:
-            if await self.land() != FAILED and not self.must_rewind:
+        if self.state.isolating:
+            if await self.land() != FAILED and not self.state.rewind_pending:
                 await self._one_by_one(records)
-            if self.must_rewind:
+            if self.state.rewind_pending:
                 await self._rewind()
             return
         read = spans(records)
@@ -154,7 +202,7 @@ class Settler:
         if has_year_close(items):
             if await self.land() != FAILED:
                 await self._finish(self.service.ingest_batch(items, tracking), tracking, started, len(records))
-            if self.must_rewind:
+            if self.state.rewind_pending:
                 await self._rewind()
             return
         carried = self.in_flight.prepared.carry if self.in_flight is not None else None
@@ -166,9 +214,9 @@ class Settler:
             prepared, failure = None, error
         self._early = (await self._fetched(self.max_records), self.claims.moves)
         landed = await self.land()
-        if landed == FAILED or self.must_rewind:
+        if landed == FAILED or self.state.rewind_pending:
             # The batch before did not commit: this one is read again after it.
-            if self.must_rewind:
+            if self.state.rewind_pending:
                 await self._rewind()
             return
         if prepared is not None and landed == RESETTLED:
@@ -181,7 +229,8 @@ class Settler:
         if prepared is None:
             await self._failed(failure)
             return
-        flight = InFlight(prepared, asyncio.create_task(self.service.commit(prepared)), started, len(records))
+        commit = asyncio.create_task(self.service.commit(prepared))
+        flight = InFlight(prepared, tracking, commit, started, len(records))
         flight.commit.add_done_callback(lambda _: self._committed_meanwhile(flight))
         self.in_flight = flight
 
@@ -204,9 +253,9 @@ class Settler:
         async with self.claims.lock:
             if self.in_flight is not flight or await self.land() != FAILED:
                 return
-            self.must_rewind = True
+            self.state.rewind()
             if await self._seek_back():
-                return  # must_rewind drops the next batch
+                return  # the pending rewind drops the next batch
         self._rewind_later()
 
     async def land(self) -> str:
@@ -229,12 +278,12 @@ class Settler:
             raise
         except Conflict:
             self.metrics.resettled.inc()
-            again = self.service.ingest_batch(prepared.items, prepared.tracking)
-            done = await self._finish(again, prepared.tracking, flight.started, flight.records)
+            again = self.service.ingest_batch(prepared.items, flight.tracking)
+            done = await self._finish(again, flight.tracking, flight.started, flight.records)
             return RESETTLED if done else FAILED
         except Exception:
             pass  # accounted for below, as any batch that did not commit
-        done = await self._finish(committed(), prepared.tracking, flight.started, flight.records, handed=True)
+        done = await self._finish(committed(), flight.tracking, flight.started, flight.records, handed=True)
         return COMMITTED if done else FAILED
 
     async def _finish(
@@ -247,18 +296,18 @@ class Settler:
         except OutOfSequence as behind:
             # Read before the claim's seek took effect: expected after a rebalance, and harmless.
             log.info("batch not committed, reading again from the stored offsets: %s", behind)
-            self.must_rewind = True
+            self.state.rewind()
             return False
         except StaleClaim as fenced:
             self.metrics.stale.inc()
             log.warning("batch not committed: %s", fenced, extra={"records": records})
-            self.must_rewind = True
+            self.state.rewind()
             return False
         except Exception as error:
             log.exception("batch not committed; reading it again", extra={"records": records})
             await self._failed(error)
             return False
-        self.failures = 0
+        self.state.committed()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.count(stats)
         for (topic, partition), (_, after) in tracking.spans.items():
@@ -273,12 +322,9 @@ class Settler:
 
     async def _failed(self, error: BaseException | None = None) -> None:
         self.metrics.failed.inc()
-        self.failures += 1
         self.last_failure = error
-        if deterministic(error) and self.failures >= ISOLATE_AFTER and not self.isolating:
+        if self.state.failed(deterministic(error)):
             log.warning("the same records keep failing; settling them one at a time to find the one that does")
-            self.isolating = True
-        self.must_rewind = True
         await self._rewind()
 
     def forget(self, partition: tuple[str, int]) -> None:
@@ -286,7 +332,7 @@ class Settler:
         now, which owe nothing to the failures counted at the same offsets before."""
         self.strikes = {where: count for where, count in self.strikes.items() if where[:2] != partition}
 
-    async def _one_by_one(self, records) -> None:
+    async def _one_by_one(self, records: list[Any]) -> None:
         """Each record its own transaction, in the order read. One that fails for a reason it would meet again
         is tried `ISOLATE_AFTER` times, then refused; any other failure rewinds as always. Once a whole batch
         went through, batches are whole again."""
@@ -297,45 +343,47 @@ class Settler:
             self.last_failure = None
             if await self._finish(self.service.ingest_batch([incoming(record)], tracking), tracking, started, 1):
                 continue
-            if not deterministic(self.last_failure):
+            failure = self.last_failure
+            if failure is None or not deterministic(failure):
                 return  # the database, the claims: read again from the stored offsets, as for any batch
             where = (record.topic, record.partition, record.offset)
             self.strikes[where] = self.strikes.get(where, 0) + 1
             if self.strikes[where] < ISOLATE_AFTER:
                 return
-            if not self.refusals.allowed(self.last_failure, time.monotonic()):
+            if not self.refusals.allowed(failure, time.monotonic()):
                 log.error(
                     "record %s/%d/%d fails as records already refused this hour did (%s): a defect, not one bad "
                     "record; it waits, and is retried, until the cause is fixed",
                     *where,
-                    self.last_failure,
+                    failure,
                 )
                 return
-            refused = refuse(incoming(record), self.last_failure, self.strikes[where])
+            refused = refuse(incoming(record), failure, self.strikes[where])
             log.error(
                 "record %s/%d/%d refused after failing %d times: %s",
                 *where,
                 self.strikes[where],
-                self.last_failure,
+                failure,
                 extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
             )
             if await self._finish(self.service.ingest_batch([refused], tracking), tracking, started, 1):
                 self.metrics.unprocessable.inc()
                 self.strikes.pop(where, None)
-                self.refusals.add(self.last_failure, time.monotonic())
-            self.must_rewind = True  # the consumer was sent back to this record; it goes on after it
+                self.refusals.add(failure, time.monotonic())
+            self.state.rewind()  # the consumer was sent back to this record; it goes on after it
             return
-        self.isolating, self.strikes = False, {}
+        self.state.isolated()
+        self.strikes = {}
 
     def _resumes(self, partition: tuple[str, int]) -> int | None:
         """Where the next record of a partition is expected: after the batch in flight, else after the last batch
         committed (None: nothing committed by this consumer since it claimed the partition with no offset)."""
-        ahead = {} if self.in_flight is None else self.in_flight.prepared.tracking.spans
+        ahead = {} if self.in_flight is None else self.in_flight.tracking.spans
         if partition in ahead:
             return ahead[partition][1]
         return self.claims.committed.get(partition)
 
-    def _not_behind(self, records) -> list:
+    def _not_behind(self, records: list[Any]) -> list[Any]:
         """The records from where their partitions resume. One before is settled or in flight already: fetched
         before a seek took effect, and handed over after it. Dropped here, quietly: the ledger would refuse the
         batch (`OutOfSequence`), and a batch settled after it would seem to skip the offsets between."""
@@ -362,32 +410,35 @@ class Settler:
                 )
 
     async def _rewind(self) -> None:
+        """Back to the stored offsets before this batch settles anything; what was fetched before is dropped with
+        it. A seek done in the background leaves the rewind pending: the batch it finds next may have been fetched
+        before the seek, and is dropped here."""
         if await self._seek_back():
-            self.must_rewind = False
+            self.state.rewound()
         else:
             self._rewind_later()
 
     def _rewind_later(self) -> None:
         """Go back to the stored offsets in the background, retrying until it is done: the records taken from
         the consumer are gone from it, so nothing else would bring the consumer back to them."""
-        self.must_rewind = True
+        self.state.rewind()
         if self._retrying is None or self._retrying.done():
             self._retrying = asyncio.get_running_loop().create_task(self._keep_rewinding())
 
     async def _keep_rewinding(self) -> None:
         delay = 0.5
-        while not self._stopping:
+        while not self.state.stopping:
             await asyncio.sleep(delay)
             async with self.claims.lock:
-                if not self.must_rewind or await self._seek_back():
-                    return  # a batch has rewound meanwhile, or the seek is done (must_rewind drops the next batch)
+                if not self.state.rewind_pending or await self._seek_back():
+                    return  # a batch has rewound meanwhile, or the seek is done (the pending rewind drops the next one)
             delay = min(delay * 2, REWIND_CAP)
 
     async def _seek_back(self) -> bool:
         try:
             await self.claims.rewind()
         except Exception as error:
-            now, waiting = time.monotonic(), self.waiting
+            now, waiting = time.monotonic(), self.state.waiting_for
             dependency = "kafka" if isinstance(error, KafkaError) else "postgresql"
             if waiting != dependency or now - self._said_waiting >= SAY_WAITING_EVERY:
                 self._said_waiting = now
@@ -401,17 +452,17 @@ class Settler:
                 )
             self._wait(dependency)
             return False
-        if self.waiting is not None:
-            log.warning("%s answers again: settling resumes from the stored offsets", _NAMES[self.waiting])
+        if self.state.waiting_for is not None:
+            log.warning("%s answers again: settling resumes from the stored offsets", _NAMES[self.state.waiting_for])
         self._wait(None)
         return True
 
     def _wait(self, dependency: str | None) -> None:
-        if self.waiting is not None and self.waiting != dependency:
-            self.metrics.waiting.labels(self.waiting).set(0)
+        before = self.state.waiting(dependency)
+        if before is not None and before != dependency:
+            self.metrics.waiting.labels(before).set(0)
         if dependency is not None:
             self.metrics.waiting.labels(dependency).set(1)
-        self.waiting = dependency
 
 
 _NAMES = {"postgresql": "PostgreSQL", "kafka": "the Kafka broker"}

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from ledger.contract import POLICY_TZ
 
@@ -38,7 +38,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
     return data
 
 
-def _no_constant(name: str):
+def _no_constant(name: str) -> NoReturn:
     raise bad_field("body", f"{name} is not JSON")
 
 

@@ -1,22 +1,24 @@
 """Publishing the gateway's contract events to the event topic as any producer does: keyed and partitioned as
-`medledger produce` does it (`consumers.partitioning`), so the ledger reads them in order with everything else of
+`medledger produce` does it (`transport.partitioning`), so the ledger reads them in order with everything else of
 their region, and signed as the gateway's own producer (MEDLEDGER_PRODUCER, MEDLEDGER_PRODUCER_KEY: see
 docs/security.md), whose permissions in the producers file name the visit events and the facilities it speaks for."""
 
 from __future__ import annotations
 
-from consumers.broker import make_broker
-from consumers.partitioning import routing
-from consumers.settings import Settings
-from consumers.topics import partitions_made
+from faststream.kafka import KafkaBroker
+
 from ledger.authority import signer_from
+from transport.broker import make_broker
+from transport.partitioning import routing
+from transport.settings import Settings
+from transport.topics import partitions_made
 
 
 class EventPublisher:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.signer = signer_from(settings.producer, settings.producer_key, settings.producer_key_id)
-        self.broker = None
+        self.broker: KafkaBroker | None = None
         self.partitions = 0
 
     async def start(self) -> None:
@@ -30,6 +32,8 @@ class EventPublisher:
 
     async def publish(self, line: bytes) -> None:
         """Returns once the broker holds the event (acks=all)."""
+        if self.broker is None:
+            raise RuntimeError("the gateway's publisher is used before start()")
         key, partition = routing(line, self.partitions, self.settings.partitioner)
         await self.broker.publish(
             line,

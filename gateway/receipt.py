@@ -8,6 +8,7 @@ English rather than be lost, so the receipt never says less than the ledger."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # (pattern, rendering), applied in order to each line. Patterns match the phrases `policies/` writes.
 PHRASES: tuple[tuple[str, str], ...] = (
@@ -170,7 +171,7 @@ def _guard(pattern: str) -> str | None:
 _COMPILED = tuple((re.compile(pattern), rendering, _guard(pattern)) for pattern, rendering in PHRASES)
 
 
-def in_chinese(lines) -> list[str]:
+def in_chinese(lines: Iterable[str]) -> list[str]:
     return [render(line) for line in lines]
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from ledger.contract import POLICY_TZ
+from policies.member import MemberState
 from policies.settling import PSN_TYPES
 
 from .core import Gateway
@@ -25,7 +26,7 @@ INSUTYPES = {"employee": "310", "resident": "390"}
 FILING_KINDS = {"1": "long_term", "2": "temporary_filed"}
 
 
-async def enrolled(gw: Gateway, region: str, psn_no: str, where: str):
+async def enrolled(gw: Gateway, region: str, psn_no: str, where: str) -> MemberState:
     member = await gw.enquiry.member(region, psn_no)
     if member is None:
         raise Refused("member_not_enrolled", f"{where}.psn_no: member {psn_no} is not enrolled in region {region}")

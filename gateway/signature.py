@@ -13,7 +13,7 @@ import secrets
 import time
 import tomllib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ledger.db.credentials import KNOWN_DEFAULTS
 
@@ -78,12 +78,12 @@ class Signatures:
         # wrong signature: a caller cannot learn which fixmedins_codes hold a key.
         self._decoy = secrets.token_hex(32)
 
-    def caller(self, headers) -> str:
+    def caller(self, headers: Mapping[str, str]) -> str:
         """The verified caller's fixmedins_code, or `Refused`."""
         missing = [name for name in HEADERS if not headers.get(name)]
         if missing:
             raise Refused("signature_missing", f"header {missing[0]} is missing")
-        caller, stamp, nonce, signature = (headers.get(name) for name in HEADERS)
+        caller, stamp, nonce, signature = (headers[name] for name in HEADERS)  # each present, as checked
         token = self.tokens().get(caller)
         if len(nonce) > MAX_NONCE or not nonce.isprintable():
             raise Refused("signature_invalid", f"x-tif-nonce must be printable and at most {MAX_NONCE} characters")

@@ -3,9 +3,9 @@ refused naming the field (`where` says in which part of the message)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal, overload
 
 from ledger.contract import POLICY_TZ
 
@@ -16,7 +16,16 @@ DATE_FORMAT = "%Y-%m-%d"
 MAX_TEXT = 100
 
 
+@overload
+def text(data: dict, name: str, where: str, required: Literal[True] = True, limit: int = MAX_TEXT) -> str: ...
+
+
+@overload
+def text(data: dict, name: str, where: str, required: bool, limit: int = MAX_TEXT) -> str | None: ...
+
+
 def text(data: dict, name: str, where: str, required: bool = True, limit: int = MAX_TEXT) -> str | None:
+    """The field `name` as text; None when it is absent and not `required`."""
     value = data.get(name)
     if value is None or value == "":
         if required:
@@ -61,7 +70,7 @@ def moment(data: dict, name: str, where: str) -> datetime:
         raise bad_field(f"{where}.{name}", f"{value!r} is not yyyy-MM-dd HH:mm:ss") from None
 
 
-def day(data: dict, name: str, where: str):
+def day(data: dict, name: str, where: str) -> date:
     value = text(data, name, where)
     try:
         return datetime.strptime(value[:10], DATE_FORMAT).date()

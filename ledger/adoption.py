@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -39,7 +40,7 @@ def adoption(seq: int, digest: str, content: str, at: datetime) -> NewEvent:
 IS_ADOPTION = f"event_type = '{ADOPTED}'"
 
 
-async def last_adoption(raw, before: int | None = None) -> tuple[int, str] | None:
+async def last_adoption(raw: Any, before: int | None = None) -> tuple[int, str] | None:
     """(seq, digest) of the adoption last before ledger position `before` (by default, of all); None when none."""
     row = await raw.fetchrow(
         f"SELECT seq, params_digest FROM ledger_events WHERE {IS_ADOPTION} AND ($1::bigint IS NULL OR seq < $1) "
@@ -49,7 +50,7 @@ async def last_adoption(raw, before: int | None = None) -> tuple[int, str] | Non
     return tuple(row) if row else None
 
 
-async def last_adopted(raw) -> str | None:
+async def last_adopted(raw: Any) -> str | None:
     """The digest of the parameter set adopted last; None before any adoption."""
     last = await last_adoption(raw)
     return last[1] if last else None
@@ -81,7 +82,7 @@ class Adoptions:
         self.digests: list[str] = []
         self.through = 0  # read as far as this position
 
-    async def read(self, raw, through: int) -> None:
+    async def read(self, raw: Any, through: int) -> None:
         if through <= self.through:
             return
         for seq, digest in await raw.fetch(

@@ -13,6 +13,11 @@ offline) and does not check this (docs/policies-limits.md).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .intake import Incoming
+
 from datetime import datetime, timedelta
 
 from .contract import InvalidEvent
@@ -27,7 +32,7 @@ class FromTheFuture(InvalidEvent):
     reason = "implausible"
 
 
-def refuse_if_ahead(item, now: datetime, skew: timedelta) -> None:
+def refuse_if_ahead(item: Incoming, now: datetime, skew: timedelta) -> None:
     """Turn `item` (an `Incoming`) into refused input when its `occurred_at` is later than `now` + `skew`."""
     if item.event is None:
         return

@@ -12,6 +12,7 @@ writes one batch while Python settles the next, and the result is the same as se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -44,7 +45,7 @@ _PARTS = (
 WATERMARK = "SELECT " + ", ".join(f"({part})" for part in _PARTS)
 
 
-async def watermark(raw) -> Watermark:
+async def watermark(raw: Any) -> Watermark:
     return Watermark(*await raw.fetchrow(WATERMARK))
 
 

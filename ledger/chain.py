@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 GENESIS = bytes(32)
 
 
-def canonical(event) -> str:
+def canonical(event: Any) -> str:
     """The event as canonical JSON: sorted keys, no spaces, UTF-8, money as strings. These are the bytes hashed
     (the same bytes as json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False))."""
     return orjson.dumps(event.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
@@ -31,7 +33,9 @@ class ChainBreak:
     problem: str
 
 
-def verify_links(rows, start_hash: bytes = GENESIS, start_seq: int = 0):
+def verify_links(
+    rows: Iterable[Sequence[Any]], start_hash: bytes = GENESIS, start_seq: int = 0
+) -> Iterator[ChainBreak]:
     """Yield a ChainBreak for every row (seq, payload, prev_hash, hash) that does not follow from the one before."""
     expected_prev, expected_seq = start_hash, start_seq
     for seq, payload, prev_hash, stored in rows:

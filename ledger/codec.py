@@ -35,7 +35,7 @@ def _day(value: str | None) -> date | None:
     return None if value is None else date.fromisoformat(value)
 
 
-def _s(value) -> str | None:
+def _s(value: object) -> str | None:
     return None if value is None else str(value)
 
 

@@ -8,9 +8,12 @@ Every such character is shown as its escape (`\\u202e`), so the auditor sees tha
 
 from __future__ import annotations
 
+import os
+import sys
 import unicodedata
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from rich.console import Console
 
@@ -37,8 +40,27 @@ def visible(value: object) -> str:
     return "".join(_escape(char) for char in text)
 
 
-def console(**options) -> Console:
-    """A rich console that prints strings as they are: no markup, no emoji codes, no highlighting."""
+# Output that is not a terminal (a pipe, a file, a CI log) has no width to fit: rich would take 80 columns and cut
+# tables and help at them. It gets this many instead; a terminal keeps its own width, COLUMNS its setting.
+PIPED_WIDTH = 120
+
+
+def output_width() -> int | None:
+    """The width to lay text out at: None (rich measures the terminal, or reads COLUMNS), or PIPED_WIDTH when
+    standard output is no terminal and COLUMNS says nothing."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return None
+    try:
+        terminal = sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        terminal = False
+    return None if terminal else PIPED_WIDTH
+
+
+def console(**options: Any) -> Console:
+    """A rich console that prints strings as they are: no markup, no emoji codes, no highlighting; as wide as
+    output_width() unless `width` is given."""
+    options.setdefault("width", output_width())
     return Console(markup=False, emoji=False, highlight=False, **options)
 
 

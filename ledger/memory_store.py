@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from .chain import GENESIS, ChainBreak, verify_links
 from .store import DuplicateEvent, EventStore, NewEvent, StoredEvent, UnrecordedParameters, chained
@@ -44,7 +45,7 @@ class MemoryEventStore(EventStore):
     async def verify(self) -> list[ChainBreak]:
         return list(verify_links((e.seq, e.payload, e.prev_hash, e.hash) for e in self._events))
 
-    def forge(self, seq: int, **columns) -> None:
+    def forge(self, seq: int, **columns: Any) -> None:
         """Change a recorded event behind the store's back, as an attacker with write access could."""
         index = next(i for i, e in enumerate(self._events) if e.seq == seq)
         self._events[index] = replace(self._events[index], **columns)

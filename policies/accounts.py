@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from . import ids, limits
 from .book import Book
@@ -20,13 +22,13 @@ FAMILY_PURPOSES = frozenset({"family_medical", "family_resident_premium"})
 
 def movement(
     member: MemberState,
-    event,
+    event: Any,
     index: int,
     kind: str,
     purpose: str,
     amount: Decimal,
     policy_id: str,
-    lines,
+    lines: Sequence[str],
     beneficiary_id: str | None = None,
 ) -> Movement:
     """A movement computed against `member`'s balance; `book_movement` applies it."""
@@ -55,7 +57,9 @@ def book_movement(member: MemberState, record: Movement) -> Movement:
     return record
 
 
-def credits_to_movements(member: MemberState, event, credits: list[Credit], policy_id: str, first: int = 0):
+def credits_to_movements(
+    member: MemberState, event: Any, credits: list[Credit], policy_id: str, first: int = 0
+) -> list[Movement]:
     """The movements of `credits`; a credit of 0.00 (a pension of a few fen at 2.5%, a legacy amount of 0.00)
     moves nothing and is no movement (a movement's amount is positive)."""
     records, balance = [], member.balance
@@ -82,7 +86,7 @@ def credits_to_movements(member: MemberState, event, credits: list[Credit], poli
     return records
 
 
-def contribution_posted(book: Book, event, seq: int) -> list:
+def contribution_posted(book: Book, event: Any, seq: int) -> list:
     """A month's contribution credits the account once (policies.limits: one contribution per member and month)."""
     member = active_member(book, event, event.business_date)
     month = event.month_start
@@ -103,7 +107,7 @@ def contribution_posted(book: Book, event, seq: int) -> list:
     return _book_credits(member, event, credits, policy.policy_id)
 
 
-def contribution_corrected(book: Book, event, seq: int) -> list:
+def contribution_corrected(book: Book, event: Any, seq: int) -> list:
     """A posted month's contribution corrected: the account is credited (or debited) the difference between what
     the corrected contribution credits and what the month's contribution credited, under the same version."""
     member = active_member(book, event, event.business_date)
@@ -135,7 +139,7 @@ def contribution_corrected(book: Book, event, seq: int) -> list:
     return [book_movement(member, record) for record in records]
 
 
-def pension_paid(book: Book, event, seq: int) -> list:
+def pension_paid(book: Book, event: Any, seq: int) -> list:
     member = active_member(book, event, event.business_date)
     month = event.month_start
     policy = book.policies.on(event.region, month)
@@ -147,7 +151,7 @@ def pension_paid(book: Book, event, seq: int) -> list:
     return _book_credits(member, event, credits, policy.policy_id)
 
 
-def _book_credits(member: MemberState, event, credits: list[Credit], policy_id: str) -> list[Movement]:
+def _book_credits(member: MemberState, event: Any, credits: list[Credit], policy_id: str) -> list[Movement]:
     records = credits_to_movements(member, event, credits, policy_id)
     for record in records:
         book_movement(member, record)
@@ -164,7 +168,7 @@ def family_grant(payer: MemberState, beneficiary_id: str) -> str:
     return relation
 
 
-def payment_requested(book: Book, event, seq: int) -> list:
+def payment_requested(book: Book, event: Any, seq: int) -> list:
     member = active_member(book, event, event.business_date)
     policy = book.policies.on(event.region, event.business_date)
     if event.purpose not in policy.rules.PURPOSES:
@@ -192,14 +196,14 @@ def payment_requested(book: Book, event, seq: int) -> list:
     return [book_movement(member, record)]
 
 
-def external_fund_payment(book: Book, event, seq: int) -> list:
+def external_fund_payment(book: Book, event: Any, seq: int) -> list:
     member = active_member(book, event, event.business_date)
     limits.external_fund_payment(event.amount, book.policies.nearest(event.region, event.business_date))
     member.move([(str(event.business_date.year), EXTERNAL_FUND, event.amount)])
     return []
 
 
-def close_account(member: MemberState, event, reason: str, policy_id: str) -> list[Movement]:
+def close_account(member: MemberState, event: Any, reason: str, policy_id: str) -> list[Movement]:
     """On death or emigration the balance is paid out once; on transfer out it leaves with the member."""
     records = []
     if member.balance > 0:

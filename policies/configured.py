@@ -17,9 +17,10 @@ them, and reject with `policy_not_configured` when it does not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from . import counters as c
 from .explanations import explain
@@ -50,13 +51,13 @@ class OutpatientTable:
     source: str = ""
 
 
-def _need(values: Mapping, key: str, where: str):
+def _need(values: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in values:
         raise ParameterError(f"{where}: missing {key!r}")
     return values[key]
 
 
-def _money_table(values, where: str, keys=None) -> Table:
+def _money_table(values: object, where: str, keys: Iterable[str] | None = None) -> Table:
     if not isinstance(values, Mapping):
         raise ParameterError(f"{where}: expected a table")
     if keys is not None and set(values) != set(keys):

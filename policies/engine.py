@@ -6,6 +6,8 @@ One handler per event type, each a plain function of (book, event, ledger sequen
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import accounts, enrolment, settling, year_close
 from .book import Book
 from .parameters import ParameterSet
@@ -39,7 +41,7 @@ class Engine:
     def __init__(self, parameters: ParameterSet | None = None, book: Book | None = None):
         self.book = book if book is not None else Book(PolicyRegistry(parameters))
 
-    def apply(self, event, seq: int) -> list:
+    def apply(self, event: Any, seq: int) -> list:
         """Outputs of `event`, or `Rejected`; the book changes only when the event is accepted."""
         handler = HANDLERS.get(event.event_type)
         if handler is None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from bisect import insort
+from datetime import date
+from typing import Any
 
 from . import limits
 from .accounts import close_account
@@ -11,6 +13,7 @@ from .guards import active_member
 from .member import Certification, MemberState, Status, retirement_status
 from .registry import REGIONS
 from .rejection import Rejected
+from .rules import Policy
 
 RESIDENT_TYPES = frozenset({"resident_tier1", "resident_tier2", "resident_minor"})
 
@@ -20,7 +23,7 @@ def _check_types(insurance_type: str, person_type: str) -> None:
         raise Rejected("invalid_event", f"person_type {person_type} does not belong to {insurance_type} insurance")
 
 
-def enrol(book: Book, event, seq: int) -> list:
+def enrol(book: Book, event: Any, seq: int) -> list:
     existing = book.member(event.region, event.member_id)
     if existing is not None and existing.terminated_on is None:
         raise Rejected("already_enrolled", f"member {event.member_id} is already enrolled in region {event.region}")
@@ -39,22 +42,22 @@ def enrol(book: Book, event, seq: int) -> list:
         designated_facilities=frozenset(event.designated_facilities or ()),
         remote_pilot=bool(event.remote_pilot),
     )
-    if existing is not None:
-        _carry_over(existing, member)
+    if existing is not None and existing.terminated_on is not None:  # enrolled again after a termination
+        _carry_over(existing, existing.terminated_on, member)
     book.members[(event.region, event.member_id)] = member
     return []
 
 
-def _bounding(book: Book, event):
+def _bounding(book: Book, event: Any) -> Policy:
     """The version whose limits bound a member event: the one in force on its effective date, or its nearest."""
     return book.policies.nearest(event.region, event.effective_date)
 
 
-def _carry_over(previous: MemberState, member: MemberState) -> None:
+def _carry_over(previous: MemberState, ended: date, member: MemberState) -> None:
     """Re-enrolment in the same region: the year's accumulators and limits are the person's, not the
     enrolment's (policy notes §0: they reset on 1 January only), and so is the incentive history. The account
     was paid out on termination and starts again from zero; certifications and family grants start afresh."""
-    member.earlier_periods = [*previous.earlier_periods, (previous.enrolled_on, previous.terminated_on)]
+    member.earlier_periods = [*previous.earlier_periods, (previous.enrolled_on, ended)]
     before = previous.statuses[-1]
     member.statuses = [s for s in previous.statuses if s.since < member.enrolled_on] + member.statuses
     member.counters = previous.counters
@@ -72,7 +75,7 @@ def _carry_over(previous: MemberState, member: MemberState) -> None:
 def _maybe_restart(member: MemberState, before: Status, after: Status) -> None:
     """Weihai restarts the general deductible and limit when the insurance type changes in the year
     (001 第十一条), whether by a change event or by a re-enrolment under the other type."""
-    restarts = getattr(REGIONS[member.region], "restarts_counters", None)
+    restarts = REGIONS[member.region].restarts_counters
     if restarts is not None and restarts(before, after):
         insort(member.segment_starts, after.since)
 
@@ -82,7 +85,7 @@ def _add_status(member: MemberState, status: Status) -> None:
     insort(member.statuses, status, key=lambda s: s.since)
 
 
-def retire(book: Book, event, seq: int) -> list:
+def retire(book: Book, event: Any, seq: int) -> list:
     member = active_member(book, event)
     if member.retired_on is not None or member.status_on(event.effective_date).person_type == "retired":
         raise Rejected("invalid_event", f"member {member.member_id} is already retired")
@@ -96,7 +99,7 @@ def retire(book: Book, event, seq: int) -> list:
     return []
 
 
-def change_insurance_type(book: Book, event, seq: int) -> list:
+def change_insurance_type(book: Book, event: Any, seq: int) -> list:
     member = active_member(book, event)
     _check_types(event.insurance_type, event.person_type)
     before = member.status_on(event.effective_date)
@@ -106,20 +109,20 @@ def change_insurance_type(book: Book, event, seq: int) -> list:
     return []
 
 
-def interrupt_contribution(book: Book, event, seq: int) -> list:
+def interrupt_contribution(book: Book, event: Any, seq: int) -> list:
     member = active_member(book, event)
-    hook = getattr(REGIONS[event.region], "on_interruption", None)
+    hook = REGIONS[event.region].on_interruption
     if hook is not None:
         member.move(hook(member, event.effective_date))
     return []
 
 
-def resume_contribution(book: Book, event, seq: int) -> list:
+def resume_contribution(book: Book, event: Any, seq: int) -> list:
     active_member(book, event)
     return []
 
 
-def terminate(book: Book, event, seq: int) -> list:
+def terminate(book: Book, event: Any, seq: int) -> list:
     member = active_member(book, event)
     policy_id = _policy_id_near(book, event)
     records = close_account(member, event, event.reason, policy_id)
@@ -128,7 +131,7 @@ def terminate(book: Book, event, seq: int) -> list:
     return records
 
 
-def _policy_id_near(book: Book, event) -> str:
+def _policy_id_near(book: Book, event: Any) -> str:
     """The policy in force on the termination date, or the region's first one before any was in force."""
     try:
         return book.policies.on(event.region, event.effective_date).policy_id
@@ -137,21 +140,21 @@ def _policy_id_near(book: Book, event) -> str:
         return policy.policy_id if policy else f"{event.region}-none"
 
 
-def _certifiable(book: Book, event) -> MemberState:
+def _certifiable(book: Book, event: Any) -> MemberState:
     """000 第十七条, 第二十条, 001 第十六条: a disease's cap no more than the region's bound (policies.limits)."""
     member = active_member(book, event)
     limits.chronic_cap(event.annual_cap, _bounding(book, event))
     return member
 
 
-def certify_chronic(book: Book, event, seq: int) -> list:
+def certify_chronic(book: Book, event: Any, seq: int) -> list:
     member = _certifiable(book, event)
     step = Certification(event.effective_date, event.disease_code, event.annual_cap, event.kind)
     insort(member.certifications.setdefault(event.disease_code, []), step, key=lambda s: s.since)
     return []
 
 
-def adjust_chronic_cap(book: Book, event, seq: int) -> list:
+def adjust_chronic_cap(book: Book, event: Any, seq: int) -> list:
     """000 第二十条: a new cap from the effective date on; what was used stays used."""
     member = _certifiable(book, event)
     current = member.certification_on(event.disease_code, event.effective_date)
@@ -162,7 +165,7 @@ def adjust_chronic_cap(book: Book, event, seq: int) -> list:
     return []
 
 
-def revoke_chronic(book: Book, event, seq: int) -> list:
+def revoke_chronic(book: Book, event: Any, seq: int) -> list:
     member = active_member(book, event)
     if member.certification_on(event.disease_code, event.effective_date) is None:
         raise Rejected("not_certified", f"member {member.member_id} is not certified for {event.disease_code}")
@@ -171,7 +174,7 @@ def revoke_chronic(book: Book, event, seq: int) -> list:
     return []
 
 
-def authorize_family(book: Book, event, seq: int) -> list:
+def authorize_family(book: Book, event: Any, seq: int) -> list:
     member = active_member(book, event)
     allowed = REGIONS[event.region].FAMILY_RELATIONS
     if event.relation not in allowed:
@@ -186,7 +189,7 @@ def authorize_family(book: Book, event, seq: int) -> list:
     return []
 
 
-def revoke_family(book: Book, event, seq: int) -> list:
+def revoke_family(book: Book, event: Any, seq: int) -> list:
     member = active_member(book, event)
     if member.family_grants.pop(event.beneficiary_id, None) is None:
         raise Rejected("family_not_authorized", f"no authorisation for {event.beneficiary_id} to revoke")

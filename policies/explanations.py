@@ -390,7 +390,7 @@ WORDS_ZH = {
 }
 
 
-def explain(code: str, **values) -> str:
+def explain(code: str, **values: object) -> str:
     """The English line of rule `code` with `values`: the text the ledger records."""
     return BY_CODE[code].en.format(**values)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from .book import Book
 from .member import MemberState
 from .rejection import Rejected
 
 
-def known_member(book: Book, event) -> MemberState:
+def known_member(book: Book, event: Any) -> MemberState:
     member = book.member(event.region, event.member_id)
     if member is None:
         raise Rejected("member_not_enrolled", f"member {event.member_id} is not enrolled in region {event.region}")
@@ -23,7 +24,7 @@ def _terminated(member: MemberState) -> Rejected:
     )
 
 
-def active_member(book: Book, event, day: date | None = None) -> MemberState:
+def active_member(book: Book, event: Any, day: date | None = None) -> MemberState:
     """A known member who is not terminated: after a termination every account or enrolment event is refused."""
     member = known_member(book, event)
     if member.terminated_on is not None:
@@ -31,7 +32,7 @@ def active_member(book: Book, event, day: date | None = None) -> MemberState:
     return member
 
 
-def member_on(book: Book, event, day: date) -> MemberState:
+def member_on(book: Book, event: Any, day: date) -> MemberState:
     """A member covered on `day`: within one of their enrolments in the region (policy notes §0)."""
     member = known_member(book, event)
     if member.covered_on(day):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from . import configured
 from . import counters as c
@@ -17,7 +18,7 @@ from .limits import Limits
 from .member import MemberState
 from .money import fen, pct
 from .rejection import Rejected
-from .rules import Credit
+from .rules import Credit, Version
 from .visit import FundDecision, VisitContext
 
 DOCUMENT = "004 内政办发〔2021〕82号"
@@ -31,6 +32,8 @@ PURPOSES = frozenset(
     {"own_medical", "family_medical", "family_resident_premium", "ltc_premium", "large_amount_premium"}
 )  # 004 三
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
+# The hooks of policies.rules.RegionRules this region does not have.
+restarts_counters = on_interruption = close_year = apply_year_close = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class Params:
     limits: Limits = Limits()  # plausibility bounds (policies.limits)
 
 
-VERSIONS = (
+VERSIONS: tuple[Version, ...] = (
     ("150000-2022Q4", date(2022, 10, 1), date(2022, 12, 31), Params(retiree_rate=Decimal("0.03"))),
     ("150000-2023", date(2023, 1, 1), None, Params()),
 )
@@ -56,7 +59,7 @@ def _not_configured(part: str) -> Rejected:
     )
 
 
-def screen_visit(visit, params: Params) -> None:
+def screen_visit(visit: Any, params: Params) -> None:
     """Before anything else: without a configured table no Inner Mongolia visit settles, not even one that
     would get no fund payment (policy notes §4)."""
     outpatient = params.outpatient
@@ -66,7 +69,7 @@ def screen_visit(visit, params: Params) -> None:
         raise _not_configured("general")
 
 
-def _table(ctx: VisitContext, part: str):
+def _table(ctx: VisitContext, part: str) -> Any:
     chosen = getattr(ctx.params.outpatient, part)
     if chosen is None:
         raise _not_configured(part)
@@ -91,7 +94,7 @@ def inpatient_cap_counted(member: MemberState, year: int) -> Decimal:
     return member.year_total(c.GENERAL_FUND, year) + member.year_total(c.CHRONIC_FUND, year)
 
 
-def contribution_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def contribution_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     if member.status_on(month).insurance_type != "employee" or member.is_retired_on(month):
         return []
     amount = fen(event.contribution_base * params.account_rate)
@@ -100,7 +103,7 @@ def contribution_credits(member: MemberState, event, month: date, params: Params
     ]
 
 
-def pension_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def pension_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     if not member.is_retired_on(month):
         return []
     amount = fen(params.retiree_average_pension * params.retiree_rate)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from .money import fen, pct
 from .rejection import Rejected
@@ -86,7 +87,7 @@ def contribution_base(value: Decimal, policy: Policy) -> None:
     )
 
 
-def contribution(event, person_type: str, policy: Policy) -> None:
+def contribution(event: Any, person_type: str, policy: Policy) -> None:
     """The base within bounds; the individual part equals base × the version's individual rate, to the fen
     (000 第六条, 001 第二十三条, 002 第五条, 004 二: 个人按缴费基数的2%缴纳). A flexible worker pays the whole
     contribution himself (000 第六条 其余…计入统筹基金, 001 第二十五条), so his individual part is at least that."""
@@ -140,7 +141,7 @@ def external_fund_payment(value: Decimal, policy: Policy) -> None:
     _within("external_fund_payment_bound", "amount", value, None, "external_fund_payment_max", policy)
 
 
-def effective_date(event, policy: Policy) -> None:
+def effective_date(event: Any, policy: Policy) -> None:
     """An enrolment takes effect no later than `effective_days_ahead_max` days after it occurred."""
     ahead = policy.params.limits.effective_days_ahead_max
     latest = event.business_date + timedelta(days=ahead)
@@ -154,7 +155,7 @@ def effective_date(event, policy: Policy) -> None:
         )
 
 
-def enrolment(event, policy: Policy) -> None:
+def enrolment(event: Any, policy: Policy) -> None:
     """An enrolment's dates and the figures it carries for later credits."""
     if event.birth_date > event.business_date:
         raise implausible(
@@ -169,7 +170,7 @@ def enrolment(event, policy: Policy) -> None:
         legacy_monthly_credit(event.legacy_monthly_credit, policy)
 
 
-def year_close(event, policy: Policy | None) -> None:
+def year_close(event: Any, policy: Policy | None) -> None:
     """policy notes §0: a year close evaluates a whole year, so only a year that has ended can close, dated on or
     after its last day (closing early would credit incentives not yet earned and refuse the year's later visits)."""
     last = date(event.year, 12, 31)

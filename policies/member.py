@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -9,6 +10,7 @@ from decimal import Decimal
 from .calendar import first_of_next_month
 from .counters import period_key
 from .money import ZERO
+from .outputs import Delta
 
 EMPLOYEE = "employee"
 RESIDENT = "resident"
@@ -93,7 +95,8 @@ class MemberState:
         caps = []
         for code in self.certifications:
             cert = self.certification_on(code, day)
-            if cert is not None and (kind is None or cert.kind == kind):
+            # certification_on gives only certifications in force, each with its cap
+            if cert is not None and cert.annual_cap is not None and (kind is None or cert.kind == kind):
                 caps.append(cert.annual_cap)
         return caps
 
@@ -113,7 +116,7 @@ class MemberState:
                     total += values.get(name, ZERO)
         return total
 
-    def move(self, deltas) -> None:
+    def move(self, deltas: Iterable[Delta]) -> None:
         for key, name, amount in deltas:
             period = self.counters.setdefault(key, {})
             period[name] = period.get(name, ZERO) + amount

@@ -21,7 +21,7 @@ def points(value: Decimal) -> Decimal:
     return value / 100
 
 
-def dec(value) -> Decimal:
+def dec(value: object) -> Decimal:
     """A parameter value from a file or a literal; floats are refused so no binary fraction sneaks in."""
     if isinstance(value, float):
         raise TypeError(f"money and ratios must be written as strings, got float {value!r}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from . import configured
 from . import counters as c
@@ -15,7 +17,7 @@ from .member import MemberState
 from .money import ZERO, fen, pct, ratio4
 from .parameters import Table, table
 from .rejection import Rejected
-from .rules import Credit, YearClose
+from .rules import Credit, Version, YearClose
 from .visit import FundDecision, VisitContext
 
 DOCUMENT = "002 宁政规字〔2022〕5号"
@@ -38,6 +40,8 @@ PURPOSES = frozenset(
     }
 )  # 002 第八条
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
+# The hooks of policies.rules.RegionRules this region does not have.
+restarts_counters = on_interruption = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class Params:
     limits: Limits = Limits()  # plausibility bounds (policies.limits)
 
 
-VERSIONS = (
+VERSIONS: tuple[Version, ...] = (
     ("320100-2023", date(2023, 1, 1), date(2023, 12, 31), Params()),
     ("320100-2024", date(2024, 1, 1), date(2027, 12, 31), Params(retiree_pension_rate=Decimal("0.025"))),
 )
@@ -75,7 +79,7 @@ def category(member: MemberState, person_type: str, retired: bool, day: date) ->
     return "retired_70" if age_bracket_reached(member.birth_date, 70, day) else "retired"  # 002 第十八条
 
 
-def screen_visit(visit, params: Params) -> None:
+def screen_visit(visit: Any, params: Params) -> None:
     """policy notes §3: without a configured special-disease table, every Nanjing chronic visit is refused."""
     if visit.visit_kind == "chronic" and params.chronic is None:
         raise Rejected(
@@ -91,7 +95,7 @@ def settle(ctx: VisitContext) -> FundDecision:
     return _general(ctx)
 
 
-def band_split(position: Decimal, amount: Decimal, bounds) -> list[tuple[int, Decimal]]:
+def band_split(position: Decimal, amount: Decimal, bounds: Sequence[Decimal]) -> list[tuple[int, Decimal]]:
     """(band index, amount) pieces of `amount` placed from `position` on; index len(bounds) is above the top."""
     pieces, start, end, lower = [], position, position + amount, ZERO
     for index, upper in enumerate((*bounds, None)):
@@ -150,7 +154,7 @@ def _general(ctx: VisitContext) -> FundDecision:
     return decision
 
 
-def contribution_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def contribution_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     status = member.status_on(month)
     if status.insurance_type != "employee" or status.person_type in ("retired", "veteran_pre1949"):
         return []
@@ -175,7 +179,7 @@ def _fixed(member: MemberState, month: date, why: str) -> Credit:
     )
 
 
-def pension_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def pension_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     status = member.status_on(month)
     if status.person_type == "veteran_pre1949":
         return [_fixed(member, month, "a pre-1949 veteran keeps a fixed credit")]
@@ -235,7 +239,7 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
 
 
 def apply_year_close(member: MemberState, result: YearClose) -> None:
-    member.health_streak = result.after
+    member.health_streak = int(result.after)
 
 
 def pool_limit(member: MemberState, day: date, params: Params) -> Decimal | None:

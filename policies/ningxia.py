@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from . import counters as c
 from .explanations import explain
 from .limits import Limits
-from .member import MemberState
+from .member import Certification, MemberState
 from .money import ZERO, fen, pct
 from .parameters import Table, table
-from .rules import Credit
+from .rules import Credit, Version
 from .visit import FundDecision, VisitContext, pay_under_fund_cap
 
 DOCUMENT = "000 宁医保规发〔2023〕3号, 003 宁医保发〔2023〕103号"
@@ -25,6 +26,8 @@ INSURANCE_TYPES = frozenset({"employee"})  # 000 第一条: the employee scheme
 PURPOSES = frozenset({"own_medical", "family_medical", "family_resident_premium", "ltc_premium"})  # 000 第八条
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child", "spouse_parent"})  # 000 第七条
 OUT_OF_AREA_TEMPORARY = frozenset({"temporary_filed", "temporary_unfiled"})
+# The hooks of policies.rules.RegionRules this region does not have.
+screen_visit = restarts_counters = on_interruption = close_year = apply_year_close = None
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,12 @@ class Params:
     limits: Limits = Limits()  # plausibility bounds (policies.limits)
 
 
-VERSIONS = (("640000-2023", date(2023, 6, 1), None, Params()),)
+VERSIONS: tuple[Version, ...] = (("640000-2023", date(2023, 6, 1), None, Params()),)
 
 
 def settle(ctx: VisitContext) -> FundDecision:
     if ctx.certification is not None:
-        return _chronic(ctx)
+        return _chronic(ctx, ctx.certification)
     return _general(ctx)
 
 
@@ -117,9 +120,9 @@ def _two_diseases(code: str, params: Params) -> bool:
     return code[:3].upper() in params.two_diseases
 
 
-def _chronic(ctx: VisitContext) -> FundDecision:
+def _chronic(ctx: VisitContext, cert: Certification) -> FundDecision:
     p, facility, decision = ctx.params, ctx.facility, FundDecision(pool="chronic")
-    code = ctx.certification.disease_code
+    code = cert.disease_code
     if facility.level == 0:
         pilot = facility.kind == "village_clinic" and _two_diseases(code, p) and ctx.member.remote_pilot
         if not pilot:
@@ -155,7 +158,7 @@ def _chronic(ctx: VisitContext) -> FundDecision:
     return decision
 
 
-def contribution_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def contribution_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     if member.status_on(month).insurance_type != "employee" or member.is_retired_on(month):
         return []
     amount = fen(event.contribution_base * params.account_rate)
@@ -168,7 +171,7 @@ def contribution_credits(member: MemberState, event, month: date, params: Params
     ]
 
 
-def pension_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def pension_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     if not member.is_retired_on(month):
         return []  # 000 第六条: the retiree credit starts the month after retirement
     amount = fen(params.retiree_average_pension * params.retiree_rate)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -29,30 +29,30 @@ class ParameterError(ValueError):
     pass
 
 
-class Table(Mapping):
+class Table(Mapping[Any, Any]):
     """A read-only, hashable mapping: parameter tables are values, usable as dataclass defaults."""
 
     __slots__ = ("_items",)
 
-    def __init__(self, items=()):
+    def __init__(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = ()):
         self._items = dict(items)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Any:
         return self._items[key]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(self._items)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._items)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(tuple(self._items.items()))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Mapping) and dict(self._items) == dict(other)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Table({self._items!r})"
 
 
@@ -103,7 +103,7 @@ class ParameterSet:
             Table(deep(base, other.overrides)), other.source or self.source, Table(unset), self.complete
         )
 
-    def apply(self, policy_id: str, defaults):
+    def apply(self, policy_id: str, defaults: Any) -> Any:
         """`defaults` with what this set leaves unset cleared first, then its values laid over them (so a what-if
         may still give a value to what a recorded set left unset)."""
         known = {field.name for field in dataclasses.fields(defaults)}
@@ -146,7 +146,7 @@ def parse_parameters(text: str, source: str | None = None) -> ParameterSet:
 META = frozenset({"complete", "unset", "file"})
 
 
-def _unset_of(meta, source: str | None) -> Table:
+def _unset_of(meta: object, source: str | None) -> Table:
     where = f"{source or 'parameters'}: meta.unset"
     unset = meta.get("unset", {}) if isinstance(meta, Mapping) else {}
     if not isinstance(unset, Mapping) or not all(
@@ -156,7 +156,7 @@ def _unset_of(meta, source: str | None) -> Table:
     return Table({policy_id: tuple(names) for policy_id, names in unset.items()})
 
 
-def override(defaults, values: Mapping[str, Any], where: str):
+def override(defaults: Any, values: Mapping[str, Any], where: str) -> Any:
     """A copy of the dataclass `defaults` with `values` merged in; every value is checked against its default."""
     hints = get_type_hints(type(defaults))
     known = {f.name: f for f in dataclasses.fields(defaults)}
@@ -170,7 +170,7 @@ def override(defaults, values: Mapping[str, Any], where: str):
     return dataclasses.replace(defaults, **changes)
 
 
-def _merge(current, value, where: str, builder, hint):
+def _merge(current: Any, value: Any, where: str, builder: Callable[[Any, str], Any] | None, hint: object) -> Any:
     if current is None and builder is not None:
         if not isinstance(value, Mapping):
             raise ParameterError(f"{where}: expected a table")
@@ -212,12 +212,12 @@ def _merge(current, value, where: str, builder, hint):
     raise ParameterError(f"{where}: cannot be overridden")
 
 
-def table(**values) -> Table:
+def table(**values: object) -> Table:
     """A read-only parameter table with Decimal values, written as literals in the defaults."""
     return Table({k: _frozen(v) for k, v in values.items()})
 
 
-def _frozen(value):
+def _frozen(value: object) -> object:
     if isinstance(value, Mapping):
         return Table({k: _frozen(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):

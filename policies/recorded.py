@@ -74,7 +74,7 @@ def policy_values(recorded: str, policy_id: str) -> dict | None:
     return values
 
 
-def _value(value) -> str:
+def _value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

@@ -7,9 +7,10 @@ from datetime import date
 from . import inner_mongolia, nanjing, ningxia, weihai
 from .parameters import ParameterError, ParameterSet
 from .rejection import Rejected
-from .rules import Policy
+from .rules import Policy, RegionRules
 
-REGIONS = {module.REGION: module for module in (ningxia, weihai, nanjing, inner_mongolia)}
+_RULES: tuple[RegionRules, ...] = (ningxia, weihai, nanjing, inner_mongolia)  # each checked against RegionRules
+REGIONS: dict[str, RegionRules] = {rules.REGION: rules for rules in _RULES}
 REGION_NAMES = {"640000": "Ningxia", "371000": "Weihai", "320100": "Nanjing", "150000": "Inner Mongolia"}
 
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from typing import Any
 
 from . import ids, limits
 from .accounts import book_movement, family_grant, movement
 from .book import Book
 from .explanations import explain
 from .guards import active_member, member_on
-from .member import MemberState
+from .member import MemberState, Status
 from .money import ZERO, ratio4
-from .outputs import VISIT_AMOUNTS, Settlement
+from .outputs import VISIT_AMOUNTS, Movement, Settlement
 from .registry import REGION_NAMES, REGIONS
 from .rejection import Rejected
 from .rules import Policy
-from .visit import FundDecision, VisitContext, bill_of, rated_facility
+from .visit import Facility, FundDecision, VisitContext, bill_of, rated_facility
 
 PSN_TYPES = {
     "in_service": "1101",
@@ -28,17 +31,18 @@ PSN_TYPES = {
 }
 
 
-def _common_exclusion(visit, facility) -> str | None:
+def _payable_at(visit: Any, facility: Facility | None) -> Facility | str:
+    """The facility the fund pays the visit at, or the line saying why it pays nothing."""
     if not visit.designated:
         return explain("exclusion.not_designated")
     if visit.inpatient_period:
         return explain("exclusion.inpatient")
     if facility is None:
         return explain("exclusion.pharmacy_without_prescription")
-    return None
+    return facility
 
 
-def settle_visit(book: Book, event, seq: int) -> list:
+def settle_visit(book: Book, event: Any, seq: int) -> list:
     day = event.business_date
     member = member_on(book, event, day)
     policy = book.policies.on(event.region, day)
@@ -50,17 +54,18 @@ def settle_visit(book: Book, event, seq: int) -> list:
     if (event.region, event.visit_id) in book.visits:
         raise Rejected("duplicate_visit", f"visit_id {event.visit_id} is already settled in region {event.region}")
     status = member.status_on(day)
-    if status.insurance_type not in getattr(policy.rules, "INSURANCE_TYPES", ("employee", "resident")):
+    if status.insurance_type not in policy.rules.INSURANCE_TYPES:
         raise Rejected(
             "policy_not_configured",
             f"{policy.policy_id} covers {status.insurance_type} insurance for no outpatient benefit",
         )
-    screen = getattr(policy.rules, "screen_visit", None)
+    screen = policy.rules.screen_visit
     if screen is not None:
         screen(event, policy.params)
     settlement, payer = decide(book, policy, member, event, seq, day, status)
-    records = []
+    records: list[Movement] = []
     if settlement.account_paid:
+        assert payer is not None  # an account payment has its payer (decide)
         purpose = "visit_payment" if payer is member else "family_visit_payment"
         beneficiary = None if payer is member else member.member_id
         records.append(
@@ -85,7 +90,7 @@ def settle_visit(book: Book, event, seq: int) -> list:
 
 
 def decide(
-    book: Book, policy: Policy, member: MemberState, event, seq: int, day, status
+    book: Book, policy: Policy, member: MemberState, event: Any, seq: int, day: date, status: Status
 ) -> tuple[Settlement, MemberState | None]:
     """The settlement of `event` against `member` on `day` with `status`, as things stand; nothing is changed."""
     retired = status.person_type == "retired"
@@ -109,12 +114,12 @@ def decide(
         lines.append(explain("pharmacy.prescription", facility=facility.describe()))
     if bill.excluded:
         lines.append(explain("bill.excluded", amount=bill.excluded))
-    excluded = _common_exclusion(event, facility)
-    if excluded:
-        decision = FundDecision(pool="chronic" if certification else "general").no_fund(excluded)
+    payable = _payable_at(event, facility)
+    if isinstance(payable, str):
+        decision = FundDecision(pool="chronic" if certification else "general").no_fund(payable)
     else:
         ctx = VisitContext(
-            member, event, day, bill, facility, status, retired, certification, policy.params, book.closed_years
+            member, event, day, bill, payable, status, retired, certification, policy.params, book.closed_years
         )
         decision = policy.rules.settle(ctx)
     lines += decision.lines
@@ -160,18 +165,21 @@ def decide(
     return settlement, payer
 
 
-def _account_payment(book: Book, member: MemberState, event, share, lines) -> tuple[MemberState | None, object]:
+def _account_payment(
+    book: Book, member: MemberState, event: Any, share: Decimal, lines: list[str]
+) -> tuple[MemberState | None, Decimal]:
     if not event.pay_with_account:
         return None, ZERO
     payer_id = event.account_payer_id or member.member_id
     payer = member
     rules = REGIONS[event.region]
     if payer_id != member.member_id:
-        payer = book.member(event.region, payer_id)
-        if payer is None:
+        family = book.member(event.region, payer_id)
+        if family is None:
             raise Rejected(
                 "family_not_authorized", f"account payer {payer_id} is not enrolled in region {event.region}"
             )
+        payer = family
         relation = family_grant(payer, member.member_id)
         lines.append(explain("family.paid_from", article=rules.FAMILY_ARTICLE, payer_id=payer_id, relation=relation))
     if not event.designated:
@@ -185,7 +193,7 @@ def _account_payment(book: Book, member: MemberState, event, share, lines) -> tu
     return payer, paid
 
 
-def reverse_visit(book: Book, event, seq: int) -> list:
+def reverse_visit(book: Book, event: Any, seq: int) -> list:
     member = active_member(book, event)
     key = (event.region, event.visit_id)
     original = book.visits.get(key)
@@ -220,8 +228,9 @@ def reverse_visit(book: Book, event, seq: int) -> list:
         reverses=original.settlement_id,
         **negated,
     )
-    records = [reversal]
+    records: list[Settlement | Movement] = [reversal]
     if refund:
+        assert payer is not None  # a refund goes back to the account that paid
         purpose = "visit_payment" if payer is member else "family_visit_payment"
         beneficiary = None if payer is member else member.member_id
         records.append(

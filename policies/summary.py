@@ -59,7 +59,7 @@ def year_summary(
     }
 
 
-def balance_at_end_of(member: MemberState, year: int):
+def balance_at_end_of(member: MemberState, year: int) -> Decimal:
     """The balance after the last movement booked in `year` or before it."""
     years = [int(y) for y in member.year_balances if int(y) <= year]
     return member.year_balances[str(max(years))] if years else ZERO

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -26,7 +27,7 @@ class Bill:
     excluded: Decimal  # in-policy but never fund-payable (health check-up, public health)
 
 
-def bill_of(items) -> Bill:
+def bill_of(items: Iterable[Any]) -> Bill:
     total = out_of_catalog = pre_self_pay = eligible = fee = excluded = ZERO
     for item in items:
         amount, ooc, psp = item.amount, item.out_of_catalog_amount, item.pre_self_pay_amount
@@ -61,7 +62,7 @@ class Facility:
         return f"{self.kind.replace('_', ' ')} tier {self.level}{grade}"
 
 
-def rated_facility(visit) -> Facility | None:
+def rated_facility(visit: Any) -> Facility | None:
     """None when the purchase is not fund-payable: a pharmacy without an external prescription (002 第二十三条)."""
     pharmacy = visit.facility_kind == "retail_pharmacy"
     source = visit.prescription if pharmacy else visit

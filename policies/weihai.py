@@ -8,17 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from . import counters as c
 from .calendar import age_bracket_reached
 from .counters import period_key
 from .explanations import explain
 from .limits import Limits
-from .member import MemberState, Status
+from .member import Certification, MemberState, Status
 from .money import ZERO, fen, pct, points
+from .outputs import Delta
 from .parameters import Table, table
 from .rejection import Rejected
-from .rules import Credit, YearClose
+from .rules import Credit, Version, YearClose
 from .visit import FundDecision, VisitContext, deductible_due
 
 DOCUMENT = "001 威海市门诊共济保障机制实施细则"
@@ -31,8 +33,11 @@ PURPOSES = frozenset(
     {"own_medical", "family_medical", "family_resident_premium", "ltc_premium", "supplementary_insurance"}
 )  # 001 第二十六条 (supplementary = 威你保)
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
+INSURANCE_TYPES = frozenset({"employee", "resident"})  # both schemes: their rates and limits are set apart below
 FIRST_YEAR = 2022  # 001 第四十条: in force from 2022-07-01
 OUT_OF_AREA_TEMPORARY = frozenset({"temporary_filed", "temporary_unfiled"})
+# The hooks of policies.rules.RegionRules this region does not have.
+screen_visit = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ _2023 = Params()
 _2024 = Params(
     employer_rate_under_46=Decimal("0"), employer_rate_46_plus=Decimal("0"), retiree_credit_from_average=True
 )
-VERSIONS = (
+VERSIONS: tuple[Version, ...] = (
     ("371000-2022", date(2022, 7, 1), date(2022, 12, 31), _2022),
     ("371000-2023", date(2023, 1, 1), date(2023, 12, 31), _2023),
     ("371000-2024", date(2024, 1, 1), date(2027, 6, 30), _2024),
@@ -122,7 +127,16 @@ def _excluded(ctx: VisitContext, decision: FundDecision) -> bool:
     return False
 
 
-def _capped(ctx: VisitContext, decision: FundDecision, article: str, threshold, paid, limit, used, ratio) -> Decimal:
+def _capped(
+    ctx: VisitContext,
+    decision: FundDecision,
+    article: str,
+    threshold: Decimal,
+    paid: Decimal,
+    limit: Decimal,
+    used: Decimal,
+    ratio: Decimal,
+) -> Decimal:
     """Deductible, out-of-area first share and limit on the eligible expense; returns the base paid at `ratio`."""
     eligible = ctx.bill.eligible
     first = ZERO
@@ -149,7 +163,7 @@ def _capped(ctx: VisitContext, decision: FundDecision, article: str, threshold, 
 
 def settle(ctx: VisitContext) -> FundDecision:
     if ctx.certification is not None:
-        return _chronic(ctx)
+        return _chronic(ctx, ctx.certification)
     return _general(ctx)
 
 
@@ -203,12 +217,11 @@ def _general(ctx: VisitContext) -> FundDecision:
     return decision
 
 
-def _chronic(ctx: VisitContext) -> FundDecision:
+def _chronic(ctx: VisitContext, cert: Certification) -> FundDecision:
     p, member, decision = ctx.params, ctx.member, FundDecision(pool="chronic")
     if _excluded(ctx, decision):
         return decision
     year, day = ctx.year, ctx.day
-    cert = ctx.certification
     cat = category(ctx.status.person_type, ctx.retired)
     deductible_tier, ratio_tier, tcm = _tiers(ctx)
     if tcm:
@@ -253,7 +266,7 @@ def _chronic(ctx: VisitContext) -> FundDecision:
     return decision
 
 
-def contribution_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def contribution_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     status = member.status_on(month)
     if status.insurance_type != "employee" or member.is_retired_on(month):
         return []
@@ -282,7 +295,7 @@ def contribution_credits(member: MemberState, event, month: date, params: Params
     return credits
 
 
-def pension_credits(member: MemberState, event, month: date, params: Params) -> list[Credit]:
+def pension_credits(member: MemberState, event: Any, month: date, params: Params) -> list[Credit]:
     if not member.is_retired_on(month):
         return []  # 001 第二十四条: retiree standard from the month after retirement is confirmed
     if params.retiree_credit_from_average:
@@ -309,7 +322,7 @@ def pension_credits(member: MemberState, event, month: date, params: Params) -> 
     )
 
 
-def on_interruption(member: MemberState, day: date) -> list:
+def on_interruption(member: MemberState, day: date) -> list[Delta]:
     """001 第十二条: an interruption while holding a bonus resets it at the year's close."""
     if member.bonus_points > 0:
         return [(str(day.year), c.INTERRUPTED_WITH_BONUS, Decimal(1))]
@@ -355,7 +368,7 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
 
 
 def apply_year_close(member: MemberState, result: YearClose) -> None:
-    member.bonus_points = result.after
+    member.bonus_points = Decimal(result.after)
 
 
 def pool_limit(member: MemberState, day: date, params: Params) -> Decimal:

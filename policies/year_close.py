@@ -7,34 +7,39 @@ The durable ledger evaluates a region's members in chunks, so the steps are expo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from . import limits
 from .accounts import book_movement, credits_to_movements
 from .book import Book
 from .member import MemberState
-from .outputs import IncentiveEvaluation
+from .outputs import IncentiveEvaluation, Movement
 from .registry import REGION_NAMES
 from .rejection import Rejected
 from .rules import Policy
 
 
-def open_close(book: Book, event) -> Policy | None:
+def open_close(book: Book, event: Any) -> Policy | None:
     """The policy whose incentives the close evaluates, or None when the region has none that year."""
     limits.year_close(event, book.policies.for_year(event.region, event.year))
     if (event.region, event.year) in book.closed_years:
         raise Rejected("year_closed", f"{REGION_NAMES[event.region]} {event.year} is already closed")
     policy = book.policies.for_year(event.region, event.year)
-    if policy is None or getattr(policy.rules, "apply_year_close", None) is None:
+    if policy is None or policy.rules.close_year is None or policy.rules.apply_year_close is None:
         return None
     return policy
 
 
-def evaluate(policy: Policy, event, members: Iterable[MemberState]) -> list:
-    year, outputs = event.year, []
+def evaluate(policy: Policy, event: Any, members: Iterable[MemberState]) -> list:
+    year = event.year
+    outputs: list[IncentiveEvaluation | Movement] = []
+    close, apply = policy.rules.close_year, policy.rules.apply_year_close
+    if close is None or apply is None:  # a region without incentives (open_close gives no policy for it)
+        return outputs
     for member in members:
         if not member.enrolled_during(year):
             continue
-        result = policy.rules.close_year(member, year, policy.params)
+        result = close(member, year, policy.params)
         outputs.append(
             IncentiveEvaluation(
                 result.incentive,
@@ -48,7 +53,7 @@ def evaluate(policy: Policy, event, members: Iterable[MemberState]) -> list:
                 result.lines,
             )
         )
-        policy.rules.apply_year_close(member, result)
+        apply(member, result)
         member.incentives[str(year)] = str(result.after)
         if result.credit is not None and not member.account_closed:
             for record in credits_to_movements(member, event, [result.credit], policy.policy_id):
@@ -56,11 +61,11 @@ def evaluate(policy: Policy, event, members: Iterable[MemberState]) -> list:
     return outputs
 
 
-def finish_close(book: Book, event) -> None:
+def finish_close(book: Book, event: Any) -> None:
     book.closed_years.add((event.region, event.year))
 
 
-def close_year(book: Book, event, seq: int) -> list:
+def close_year(book: Book, event: Any, seq: int) -> list:
     policy = open_close(book, event)
     outputs = evaluate(policy, event, book.region_members(event.region)) if policy is not None else []
     finish_close(book, event)

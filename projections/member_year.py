@@ -3,33 +3,38 @@ incentive state, balance and enrolment status."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import orjson
 
 from policies.member import MemberState
 from policies.registry import PolicyRegistry
 from policies.summary import counters_by_year, year_summary
 
-COLUMNS = (
-    "region",
-    "member_id",
-    "year",
-    "status",
-    "insurance_type",
-    "person_type",
-    "deductible_paid",
-    "chronic_deductible_paid",
-    "general_fund_paid",
-    "chronic_fund_paid",
-    "capped_base_used",
-    "chronic_base_used",
-    "band_position",
-    "chronic_pool",
-    "external_fund_paid",
-    "bonus_points",
-    "health_streak",
-    "balance",
-    "counters",
+# The member_year row, column by column: its name and the kind of value it holds ("... or none": it may be empty).
+# The one definition of it: `rows` gives the values in this order, and ledger.db.tables makes the table of it.
+SHAPE: tuple[tuple[str, str], ...] = (
+    ("region", "text"),
+    ("member_id", "text"),
+    ("year", "integer"),
+    ("status", "text"),
+    ("insurance_type", "text"),
+    ("person_type", "text"),
+    ("deductible_paid", "money"),
+    ("chronic_deductible_paid", "money"),
+    ("general_fund_paid", "money"),
+    ("chronic_fund_paid", "money"),
+    ("capped_base_used", "money"),
+    ("chronic_base_used", "money"),
+    ("band_position", "money"),
+    ("chronic_pool", "money or none"),  # none: the region has no chronic pool that year
+    ("external_fund_paid", "money"),
+    ("bonus_points", "points"),  # Weihai's ratio bonus, to one decimal (001 第十二条)
+    ("health_streak", "integer"),
+    ("balance", "money"),
+    ("counters", "json"),
 )
+COLUMNS = tuple(name for name, _ in SHAPE)
 
 # The parts of a member's state (in the codec's JSON form) that a year's row reads only for its own year, or, for
 # balances, for its own year and the years after it.
@@ -81,7 +86,7 @@ def changed_years(before: dict, after: dict, years: set[int]) -> set[int] | None
     return changed & years
 
 
-def rows(member: MemberState, years, registry: PolicyRegistry) -> list[tuple]:
+def rows(member: MemberState, years: Iterable[int], registry: PolicyRegistry) -> list[tuple]:
     result = []
     grouped = counters_by_year(member)
     for year in sorted(years):

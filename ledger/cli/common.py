@@ -6,7 +6,7 @@ import asyncio
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -126,7 +126,7 @@ def database():
         refuse(error)
 
 
-def refuse(error: Exception):
+def refuse(error: Exception) -> NoReturn:
     """One line saying what is wrong, and exit 2: a start refused is not a crash."""
     typer.echo(f"medledger: {error}", err=True)
     raise typer.Exit(2) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -155,11 +155,11 @@ def prefix_note(producer: str) -> str:
     its own id_prefix."""
     return (
         f"# [producers.{producer}] needs an id_prefix of its own (its event_ids start with it, e.g. "
-        f'"{producer}-"; none a prefix of another\'s) unless it is the file\'s one producer without one\n'
+        f"\"{producer}-\"; none a prefix of another's) unless it is the file's one producer without one\n"
     )
 
 
-def _private(path: Path, key) -> None:
+def _private(path: Path, key: Any) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as file:
         file.write(private_pem(key))

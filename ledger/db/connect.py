@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -23,7 +25,7 @@ def service_engine(db: Database, pool_size: int = 1) -> AsyncEngine:
     return engine
 
 
-def refuse_unusable(dbapi_connection, _record, _proxy) -> None:
+def refuse_unusable(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """Statements go to asyncpg directly (`event_store.begin`), so SQLAlchemy never sees a connection die or a
     transaction left open on it. Both are plain to see without a round trip: such a connection is replaced (the
     pool closes it, which also ends its transaction and its locks, and checks out another)."""

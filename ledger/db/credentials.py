@@ -10,6 +10,7 @@ not part of it), as the postgres image reads POSTGRES_PASSWORD_FILE.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
@@ -24,7 +25,7 @@ class UnsafeSecret(ValueError):
     """A password medledger will not set or connect with; the message is one line saying which and why."""
 
 
-def secret(name: str, environ=None) -> str | None:
+def secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     """`name` from the environment, or the contents of the file `name`_FILE names; None when neither is set."""
     env = os.environ if environ is None else environ
     given, path = env.get(name), env.get(f"{name}_FILE")
@@ -61,7 +62,7 @@ def check_url(url: str, where: str) -> None:
     check_password(unquote(parts.password), unquote(parts.username or ""), where)
 
 
-def database_url(name: str, password_variable: str, environ=None) -> str | None:
+def database_url(name: str, password_variable: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The URL `name` gives, with `password_variable`'s password where the URL has none; checked."""
     url = secret(name, environ)
     if url is None:

@@ -5,6 +5,7 @@ it reverses (it keeps that visit's date), as the downstream reporting tables cou
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 # the amounts of a settlement record (text in the record, so that no float ever holds one)
 _AMOUNTS = """count(*) FILTER (WHERE s.reverses IS NULL) AS visits,
@@ -20,7 +21,7 @@ def _next_month(first: date) -> date:
     return date(first.year + first.month // 12, first.month % 12 + 1, 1)
 
 
-async def month_by_level(raw, region: str, first: date) -> list[dict]:
+async def month_by_level(raw: Any, region: str, first: date) -> list[dict]:
     rows = await raw.fetch(
         f"""SELECT (s.record->>'facility_level')::int AS facility_level, {_AMOUNTS}
             FROM ledger_settlements s WHERE s.region = $1 AND s.visit_date >= $2 AND s.visit_date < $3
@@ -32,7 +33,7 @@ async def month_by_level(raw, region: str, first: date) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def month_by_facility(raw, region: str, first: date) -> list[dict]:
+async def month_by_facility(raw: Any, region: str, first: date) -> list[dict]:
     """The clearing statement: per facility the visit was settled at (a reversal: the reversed visit's)."""
     rows = await raw.fetch(
         f"""SELECT coalesce(oe.payload::jsonb->>'facility_id', e.payload::jsonb->>'facility_id') AS facility_id,
@@ -49,7 +50,7 @@ async def month_by_facility(raw, region: str, first: date) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def fund_totals(raw, region: str) -> list[dict]:
+async def fund_totals(raw: Any, region: str) -> list[dict]:
     """The `fund_totals` projection's rows of `region`, month by month."""
     rows = await raw.fetch(
         "SELECT month, pool, fund_paid, settlements, reversals FROM fund_totals WHERE region = $1 ORDER BY month, pool",
@@ -58,5 +59,5 @@ async def fund_totals(raw, region: str) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def regions_and_months(raw) -> list[tuple[str, date]]:
+async def regions_and_months(raw: Any) -> list[tuple[str, date]]:
     return [tuple(r) for r in await raw.fetch("SELECT DISTINCT region, month FROM fund_totals ORDER BY 1, 2")]

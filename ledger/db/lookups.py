@@ -5,6 +5,7 @@ facility's settlements of a period. Statements in no transaction, on a pooled co
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from .projection_store import as_json
 
@@ -20,7 +21,7 @@ OUTCOMES = (
 PRECEDENCE = {"settled": 0, "refused": 1, "parked": 2}
 
 
-async def outcomes(raw, event_ids: list[str]) -> dict[str, tuple[str, dict | None]]:
+async def outcomes(raw: Any, event_ids: list[str]) -> dict[str, tuple[str, dict | None]]:
     """event id -> ("settled", settlement record) | ("refused", {reason, detail}) | ("parked", None), for the ids
     the ledger has decided or parked; an id it has not seen is absent."""
     found: dict[str, tuple[str, dict | None]] = {}
@@ -41,7 +42,7 @@ VISIT = (
 
 
 async def visit_settlements(
-    raw, region: str, visit_id: str | None = None, settlement_id: str | None = None
+    raw: Any, region: str, visit_id: str | None = None, settlement_id: str | None = None
 ) -> tuple[dict, str, dict | None] | None:
     """(settlement, facility id, its reversal or None) of the visit named by `visit_id` or by its
     `settlement_id`; None when there is no such settled visit."""
@@ -54,7 +55,7 @@ async def visit_settlements(
     return as_json(row[0]), row[1], None if row[2] is None else as_json(row[2])
 
 
-async def facility_settlements(raw, facility_id: str, first: date, last: date) -> list[dict]:
+async def facility_settlements(raw: Any, facility_id: str, first: date, last: date) -> list[dict]:
     """Settlements and reversals of visits at `facility_id` dated `first` to `last`, in ledger order. The
     facility is the visit event's (a reversal's is its visit's)."""
     rows = await raw.fetch(
@@ -70,7 +71,7 @@ async def facility_settlements(raw, facility_id: str, first: date, last: date) -
     return [as_json(row[0]) for row in rows]
 
 
-async def visit_facilities(raw, event_ids: list[str]) -> dict[str, str | None]:
+async def visit_facilities(raw: Any, event_ids: list[str]) -> dict[str, str | None]:
     """The facility_id of each visit event in the ledger named by its event id (the event a settlement names)."""
     rows = await raw.fetch(
         "SELECT event_id, payload::jsonb ->> 'facility_id' FROM ledger_events WHERE event_id = ANY($1::text[])",
@@ -79,7 +80,7 @@ async def visit_facilities(raw, event_ids: list[str]) -> dict[str, str | None]:
     return {event_id: facility for event_id, facility in rows}
 
 
-async def member_state(raw, region: str, member_id: str) -> dict | None:
+async def member_state(raw: Any, region: str, member_id: str) -> dict | None:
     """The engine's state of a member as the projections hold it (`codec.state_from_json` reads it)."""
     value = await raw.fetchval(
         "SELECT state::text FROM member_state WHERE region = $1 AND member_id = $2", region, member_id
@@ -87,5 +88,5 @@ async def member_state(raw, region: str, member_id: str) -> dict | None:
     return None if value is None else as_json(value)
 
 
-async def parameters_content(raw, digest: str) -> str | None:
+async def parameters_content(raw: Any, digest: str) -> str | None:
     return await raw.fetchval("SELECT content FROM parameter_sets WHERE digest = $1", digest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 
 from .credentials import check_password, secret
-from .server import APP_ROLE, CONSOLE_ROLE, GATEWAY_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE
+from .server import APP_ROLE, CONSOLE_ROLE, GATEWAY_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE, Database
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Held by whoever changes the schema or the roles: several services may start at once against one database.
@@ -69,7 +70,11 @@ def upgrade(owner_url: str, revision: str = "head", passwords: dict[str, str] | 
     _on_a_thread(migrate)
     for role, password in given.items():
         if password:
-            _on_a_thread(lambda role=role, password=password: asyncio.run(_set_password(owner_url, role, password)))
+            _on_a_thread(functools.partial(_set_password_now, owner_url, role, password))
+
+
+def _set_password_now(owner_url: str, role: str, password: str) -> None:
+    asyncio.run(_set_password(owner_url, role, password))
 
 
 async def _set_password(owner_url: str, role: str, password: str) -> None:
@@ -97,7 +102,7 @@ class SchemaNotCurrent(RuntimeError):
     pass
 
 
-def prepare(db) -> None:
+def prepare(db: Database) -> None:
     """At start-up: migrate with the owner's URL when there is one; a service given only its own role's URL
     (MEDLEDGER_APP_DATABASE_URL) never holds the owner's rights, and refuses to run on an old schema."""
     if db.owner_url:

@@ -17,6 +17,7 @@ from projections import member_year
 
 from ..batch import BatchRows
 from ..codec import STATE_KEYS, settlement_from_row, state_from_json
+from .tables import ledger_movements
 from .writes import Writes
 
 
@@ -299,18 +300,7 @@ SETTLEMENT_COLUMNS = (
     "record",
     "deltas",
 )
-MOVEMENT_COLUMNS = (
-    "movement_id",
-    "seq",
-    "region",
-    "member_id",
-    "kind",
-    "purpose",
-    "amount",
-    "balance_after",
-    "policy_id",
-    "record",
-)
+MOVEMENT_COLUMNS = tuple(column.name for column in ledger_movements.columns)  # BatchRows.movements' order
 INCENTIVE_COLUMNS = ("seq", "region", "member_id", "year", "record")
 REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload", "payload_digest", "policy_id")
 PARKED_COLUMNS = ("event_id", "region", "member_id", "payload", "source", "parked_at", "arrival")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from ..adoption import IS_ADOPTION
 
@@ -31,7 +32,7 @@ UNSIGNED = (
 )
 
 
-async def stored_signatures(raw) -> AsyncIterator[list]:
+async def stored_signatures(raw: Any) -> AsyncIterator[list]:
     """(event_id, producer, key_id, signature, signed, received_at, payload) rows, a chunk at a time."""
     after = ""
     while True:
@@ -42,10 +43,10 @@ async def stored_signatures(raw) -> AsyncIterator[list]:
         after = rows[-1][0]
 
 
-async def unsigned_since_signing(raw, limit: int = 200) -> list[tuple[int, str]]:
+async def unsigned_since_signing(raw: Any, limit: int = 200) -> list[tuple[int, str]]:
     return [tuple(row) for row in await raw.fetch(UNSIGNED, limit)]
 
 
-async def keeps_signatures(raw) -> bool:
+async def keeps_signatures(raw: Any) -> bool:
     """Whether the ledger keeps producers' signatures: once it does, every event it appends must have one."""
     return await raw.fetchval("SELECT EXISTS (SELECT 1 FROM ledger_signatures)")

@@ -7,6 +7,8 @@ the ledger alone; each can be dropped and rebuilt (`medledger projections rebuil
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -26,6 +28,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
+
+from projections import member_year as member_year_row
 
 from ..adoption import IS_ADOPTION
 
@@ -207,28 +212,21 @@ member_state = Table(
 
 # Per member and year: accumulators, limits, incentive, balance and enrolment status. A row is a function of the
 # member's state and the parameters alone, so a batch writes only the years it can have changed.
+# Its columns are projections.member_year's SHAPE, each kind of value with its SQL type.
+_KINDS: dict[str, TypeEngine[Any] | type[TypeEngine[Any]]] = {
+    "text": Text,
+    "integer": Integer,
+    "money": MONEY,
+    "points": Numeric(4, 1),
+    "json": JSONB,
+}
 member_year = Table(
     "member_year",
     metadata,
-    Column("region", Text, nullable=False),
-    Column("member_id", Text, nullable=False),
-    Column("year", Integer, nullable=False),
-    Column("status", Text, nullable=False),
-    Column("insurance_type", Text, nullable=False),
-    Column("person_type", Text, nullable=False),
-    Column("deductible_paid", MONEY, nullable=False),
-    Column("chronic_deductible_paid", MONEY, nullable=False),
-    Column("general_fund_paid", MONEY, nullable=False),
-    Column("chronic_fund_paid", MONEY, nullable=False),
-    Column("capped_base_used", MONEY, nullable=False),
-    Column("chronic_base_used", MONEY, nullable=False),
-    Column("band_position", MONEY, nullable=False),
-    Column("chronic_pool", MONEY),
-    Column("external_fund_paid", MONEY, nullable=False),
-    Column("bonus_points", Numeric(4, 1), nullable=False),
-    Column("health_streak", Integer, nullable=False),
-    Column("balance", MONEY, nullable=False),
-    Column("counters", JSONB, nullable=False),
+    *(
+        Column(name, _KINDS[kind.removesuffix(" or none")], nullable=kind.endswith(" or none"))
+        for name, kind in member_year_row.SHAPE
+    ),
     PrimaryKeyConstraint("region", "member_id", "year"),
 )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .columns import column_types
 
@@ -47,7 +48,7 @@ class Writes:
     def sized(cls, rows: int) -> Writes:
         return cls(large=rows >= LARGE)
 
-    def parameter(self, value, kind: str) -> str:
+    def parameter(self, value: object, kind: str) -> str:
         """A parameter of the write about to be added, as `$n::kind` text."""
         self._arguments.append(value)
         return f"${len(self._arguments)}::{kind}"
@@ -119,7 +120,7 @@ class Writes:
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
         )
 
-    async def run(self, raw) -> tuple:
+    async def run(self, raw: Any) -> tuple:
         """Send it all; the values asked for (`before`, `add(..., result=)`, `insert(..., newest=)`), in the
         order asked."""
         if self.large:

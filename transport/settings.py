@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +48,9 @@ class Settings:
     broker_wait: float = 60.0
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
-        read = {
+        read: dict[str, Any] = {
             "bootstrap_servers": env.get("KAFKA_BOOTSTRAP_SERVERS"),
             "group_id": env.get("MEDLEDGER_GROUP_ID"),
             "group_instance_id": env.get("MEDLEDGER_GROUP_INSTANCE_ID", _instance_id(env)),
@@ -118,7 +119,7 @@ def environment(settings: Settings) -> dict[str, str]:
     return {name: getattr(settings, field) for field, name in names.items() if getattr(settings, field) is not None}
 
 
-def _instance_id(env) -> str:
+def _instance_id(env: Mapping[str, str]) -> str:
     """The default group instance id: the host's name, and MEDLEDGER_INSTANCE after it when set. Instances of one
     group on one host need an id each (MEDLEDGER_INSTANCE=1, 2, ...): an id used twice at once is fenced by the
     broker. In a container the host name is the container's, one per instance."""

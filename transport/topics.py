@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 from faststream.kafka.security import parse_security
 
 from .settings import Settings
@@ -23,6 +25,28 @@ async def ensure_topics(settings: Settings, partitions: int = 4, replication: in
         if missing:
             await admin.create_topics([NewTopic(name, partitions, replication) for name in missing])
             log.info("topics created", extra={"topics": missing, "partitions": partitions})
+    finally:
+        await admin.close()
+
+
+async def coordinator_ready(settings: Settings, group_id: str, within: float = 60.0) -> None:
+    """Wait until the broker names the coordinator of `group_id`. A broker just started makes its offsets topic
+    (__consumer_offsets) on the first such request, and answers "not available" until it has: a consumer started
+    before then logs each refused try as an error. After `within` seconds the consumer is left to go on trying."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **security_options(settings))
+    await admin.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    try:
+        while True:
+            try:
+                await admin.find_coordinator(group_id)
+                return
+            except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError) as error:
+                if loop.time() >= deadline:
+                    log.warning("no coordinator for group %s after %.0f s: %s", group_id, within, error)
+                    return
+                await asyncio.sleep(0.2)
     finally:
         await admin.close()
 

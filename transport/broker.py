@@ -1,4 +1,4 @@
-"""The Kafka connection as a FastStream broker: the consumers', and `produce`'s publishing."""
+"""The Kafka connection as a FastStream broker: the consumers', the gateway's, and `produce`'s publishing."""
 
 from __future__ import annotations
 

@@ -1,0 +1,49 @@
+"""The checks scripts/test runs before pytest, held to what they promise: the layers' import contracts hold, and
+mypy refuses a region module that lacks what policies.rules.RegionRules requires."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+NINGXIA = (ROOT / "policies/ningxia.py").read_text()
+
+
+def test_the_layers_import_contracts_hold():
+    checked = subprocess.run(
+        [str(BIN / "lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    assert "0 broken" in checked.stdout
+
+
+def _mypy(tmp_path: Path, region_source: str) -> subprocess.CompletedProcess:
+    """mypy over a region module written from `region_source`, listed as RegionRules as the registry lists them."""
+    (tmp_path / "probe_region.py").write_text(region_source)
+    (tmp_path / "probe_registry.py").write_text(
+        "import probe_region\nfrom policies.rules import RegionRules\n\nlisted: RegionRules = probe_region\n"
+    )
+    command = [str(BIN / "mypy"), "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(tmp_path / "cache")]
+    command += [str(tmp_path / "probe_region.py"), str(tmp_path / "probe_registry.py")]
+    env = {"MYPYPATH": f"{ROOT}:{tmp_path}", "PATH": "/usr/bin:/bin"}
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_a_region_module_is_checked_against_the_region_protocol(tmp_path):
+    # Ningxia's module as it is, imported from outside the package; then without one of its hooks.
+    ningxia = re.sub(r"^from \.(\w*)", lambda m: f"from policies{'.' + m[1] if m[1] else ''}", NINGXIA, flags=re.M)
+    without_hook = ningxia.replace("screen_visit = restarts_counters =", "restarts_counters =")
+    assert without_hook != ningxia
+    for kind in ("whole", "lacking"):
+        (tmp_path / kind).mkdir()
+    as_it_is = _mypy(tmp_path / "whole", ningxia)
+    lacking = _mypy(tmp_path / "lacking", without_hook)
+
+    assert as_it_is.returncode == 0, as_it_is.stdout[-3000:]
+    assert lacking.returncode == 1
+    assert "probe_registry.py:4: error: Incompatible types in assignment" in lacking.stdout, lacking.stdout[-3000:]
+    assert "screen_visit" in lacking.stdout

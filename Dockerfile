@@ -6,7 +6,6 @@ COPY pyproject.toml README.md ./
 COPY ledger ledger
 COPY policies policies
 COPY projections projections
-COPY transport transport
 COPY consumers consumers
 # the console, with the charting library scripts/bootstrap fetched into console/static/vendor
 COPY console console

@@ -404,9 +404,9 @@ async def serve_mixed(settings, db, mix: Mix, reference: list[dict], timeout: fl
     every expected output is on the output topics or `timeout`: the outputs deduplicated as consumers do."""
     from consumers.app import Service
     from consumers.produce import produce
+    from consumers.topics import ensure_topics
     from ledger.service import LedgerService
     from tests.kafka.streams import Topic
-    from transport.topics import ensure_topics
 
     await topic_for_large_records(settings)
     await ensure_topics(settings)

@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.kafka_pipeline import count, free_port, percentile, produce_all  # noqa: E402
+from consumers.settings import Settings  # noqa: E402
+from consumers.topics import ensure_topics  # noqa: E402
 from gateway.signature import sign  # noqa: E402
-from transport.settings import Settings  # noqa: E402
-from transport.topics import ensure_topics  # noqa: E402
 
 PATH = "/fsi/api/rsfComIfsService/callService"
 REGION = "320100"

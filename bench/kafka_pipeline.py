@@ -38,11 +38,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from consumers.partitioning import routing  # noqa: E402
+from consumers.settings import Settings  # noqa: E402
+from consumers.topics import ensure_topics  # noqa: E402
 from ledger.adoption import ADOPTED  # noqa: E402
 from policies import ids  # noqa: E402
-from transport.partitioning import routing  # noqa: E402
-from transport.settings import Settings  # noqa: E402
-from transport.topics import ensure_topics  # noqa: E402
 
 PARAMETERS = ROOT / "examples/params/150000-illustrative.toml"
 

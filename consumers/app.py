@@ -20,13 +20,13 @@ from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 
+from consumers.broker import make_broker
+from consumers.settings import Settings
+from consumers.topics import coordinator_ready, ensure_topics
 from ledger.authority import Authority, LedgerSigner, load_private
 from ledger.contract.event import Event
 from ledger.service import IngestStats, LedgerService
 from ledger.wire_schema import IncentiveMessage, MovementMessage, RejectionMessage, SettlementMessage
-from transport.broker import make_broker
-from transport.settings import Settings
-from transport.topics import coordinator_ready, ensure_topics
 
 from . import routing
 from .claims import Claims

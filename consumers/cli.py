@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 import console.cli  # noqa: E402, F401  `medledger console` and `medledger users`, on the same command
+from consumers.settings import Settings
 from ledger.cli import app
 from ledger.cli.common import (
     MAX_CLOCK_SKEW_SECONDS,
@@ -26,7 +27,6 @@ from ledger.cli.common import (
     refuse,
 )
 from ledger.cli.keys import KeyIdOption, KeyOption, ProducerOption, signer
-from transport.settings import Settings
 
 if TYPE_CHECKING:
     from .reporting import Line
@@ -57,8 +57,8 @@ def serve(
     """Consume the event topic into the ledger and publish the settlement and rejection topics, until SIGINT or
     SIGTERM. Settings come from the environment (see the README); JSON logs on stderr; /metrics for
     Prometheus."""
+    from consumers.broker import run
     from ledger.service import EarlierProjections, LedgerService
-    from transport.broker import run
 
     from . import logs
     from .app import Service
@@ -210,7 +210,7 @@ def watch(
 
     from aiokafka import AIOKafkaConsumer
 
-    from transport.topics import security_options
+    from consumers.topics import security_options
 
     settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
     topic = settings.rejections_topic if rejections else settings.settlements_topic
@@ -281,7 +281,7 @@ def reporting(
 ) -> None:
     """Run the downstream reporting consumer: the settlement topic into the reporting tables, until SIGINT or
     SIGTERM."""
-    from transport.broker import run
+    from consumers.broker import run
 
     from . import logs
     from .reporting import Reporting, ReportingStore

@@ -44,7 +44,7 @@ class _Stderr(logging.StreamHandler):
 NORMAL_AT_START = {
     # FastStream says so for every subscriber of a broker that may not create topics (allow_auto_create_topics off,
     # so that no metadata request of ours makes one): serve creates its topics itself before its consumer starts
-    # (transport.topics.ensure_topics), and reporting reads the one serve made.
+    # (consumers.topics.ensure_topics), and reporting reads the one serve made.
     "medledger.kafka": ("Auto create topics is disabled. Make sure the topics exist.",),
 }
 

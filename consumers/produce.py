@@ -21,10 +21,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from consumers.partitioning import routing
+from consumers.settings import Settings
+from consumers.topics import message_limit, partition_count, partitions_made, security_options
 from ledger.authority import Signer, signer_from
-from transport.partitioning import routing
-from transport.settings import Settings
-from transport.topics import message_limit, partition_count, partitions_made, security_options
 
 from .producer import HEADERS
 

@@ -11,9 +11,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from consumers.settings import Settings
+from consumers.topics import security_options
 from ledger.authority import LedgerSigner
-from transport.settings import Settings
-from transport.topics import security_options
 
 HEADERS = [("content-type", b"application/json")]
 

@@ -22,10 +22,10 @@ import orjson
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
 
+from consumers.broker import make_broker
+from consumers.settings import Settings
+from consumers.topics import coordinator_ready
 from ledger.authority import LedgerVerifier
-from transport.broker import make_broker
-from transport.settings import Settings
-from transport.topics import coordinator_ready
 
 log = logging.getLogger("medledger.reporting")
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord
 
+from consumers.partitioning import partition_for
+from consumers.settings import Settings
+from consumers.topics import partition_count
 from ledger.contract import InvalidEvent
 from ledger.intake import Incoming
-from transport.partitioning import partition_for
-from transport.settings import Settings
-from transport.topics import partition_count
 
 from .metrics import Metrics
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from consumers.settings import Settings
 from ledger.enquiry import Enquiry, LedgerReader
-from transport.settings import Settings
 
 from .counter import Counter
 from .envelope import Envelope

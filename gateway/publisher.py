@@ -1,5 +1,5 @@
 """Publishing the gateway's contract events to the event topic as any producer does: keyed and partitioned as
-`medledger produce` does it (`transport.partitioning`), so the ledger reads them in order with everything else of
+`medledger produce` does it (`consumers.partitioning`), so the ledger reads them in order with everything else of
 their region, and signed as the gateway's own producer (MEDLEDGER_PRODUCER, MEDLEDGER_PRODUCER_KEY: see
 docs/security.md), whose permissions in the producers file name the visit events and the facilities it speaks for."""
 
@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
+from consumers.broker import make_broker
+from consumers.partitioning import routing
+from consumers.settings import Settings
+from consumers.topics import partitions_made
 from ledger.authority import signer_from
-from transport.broker import make_broker
-from transport.partitioning import routing
-from transport.settings import Settings
-from transport.topics import partitions_made
 
 
 class EventPublisher:

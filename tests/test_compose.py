@@ -16,13 +16,13 @@ import yaml
 from typer.main import get_command
 
 from consumers.cli import app
+from consumers.settings import Settings
 from ledger.db.server import EMBEDDED_SETTINGS
-from transport.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [
     path
-    for package in ("ledger", "transport", "consumers", "projections", "console", "gateway")
+    for package in ("ledger", "consumers", "projections", "console", "gateway")
     for path in (ROOT / package).rglob("*.py")
 ]
 
@@ -152,7 +152,6 @@ def test_the_image_holds_every_package_the_project_installs():
         "ledger",
         "projections",
         "policies",
-        "transport",
         "consumers",
         "console",
         "gateway",

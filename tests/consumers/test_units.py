@@ -10,10 +10,10 @@ import pytest
 from aiokafka import errors as aiokafka_errors
 
 from consumers.logs import JsonFormatter
+from consumers.partitioning import partition_for, partition_of, routing
 from consumers.reporting import row_of
+from consumers.settings import Settings
 from tests.security.keys import test_keys
-from transport.partitioning import partition_for, partition_of, routing
-from transport.settings import Settings
 
 
 def test_settings_come_from_the_environment_with_defaults():

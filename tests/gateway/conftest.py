@@ -12,6 +12,7 @@ import time
 import pytest
 import uvicorn
 
+from consumers.settings import Settings
 from gateway.app import create_app
 from gateway.core import Gateway
 from gateway.settings import GatewaySettings, gateway_database
@@ -21,7 +22,6 @@ from tests.gateway.his import REFERENCE, facility_codes, keys_file
 from tests.kafka.conftest import own_settings
 from tests.kafka.streams import serving
 from tests.ledger.helpers import IM_PARAMETERS
-from transport.settings import Settings
 
 # A caller that holds a key but is not in facilities.csv.
 UNLISTED = "H99999900001"

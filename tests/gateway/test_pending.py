@@ -70,9 +70,9 @@ def test_medledger_gateway_serves_until_told_to_stop(stack, tmp_path):
     import sys
     import time
 
+    from consumers.settings import environment
     from tests.gateway.conftest import free_port
     from tests.ledger.helpers import plain
-    from transport.settings import environment
 
     port = free_port()
     env = {

@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
+from consumers.settings import Settings
 from tests.security.keys import test_keys
-from transport.settings import Settings
 
 
 def own_settings(bootstrap: str, prefix: str = "t", **security) -> Settings:

@@ -11,11 +11,11 @@ from aiokafka import AIOKafkaConsumer
 
 from consumers.app import Service
 from consumers.produce import produce
+from consumers.settings import Settings
+from consumers.topics import ensure_topics
 from ledger.db.server import Database
 from ledger.service import LedgerService
 from tests.ledger.helpers import fetch
-from transport.settings import Settings
-from transport.topics import ensure_topics
 
 
 def as_bytes(lines) -> list[bytes]:

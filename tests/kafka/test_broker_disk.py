@@ -12,9 +12,9 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from consumers.topics import ensure_topics
 from tests.kafka.broker import TestBroker
 from tests.kafka.conftest import own_settings
-from transport.topics import ensure_topics
 
 CACHESTAT = 451  # Linux 6.5 and later, on every architecture
 _LIBC = ctypes.CDLL(None, use_errno=True)

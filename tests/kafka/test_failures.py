@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from consumers.settings import environment
 from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.broker import TestBroker
@@ -28,7 +29,6 @@ from tests.ledger.helpers import (
     refusing_outbox,
     verify,
 )
-from transport.settings import environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -293,8 +293,8 @@ def test_records_of_a_topic_made_again_are_settled_not_skipped_behind_the_stored
 
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from consumers.topics import ensure_topics
     from tests import builders as b
-    from transport.topics import ensure_topics
 
     first = example_lines("nanjing")
     b.fresh()

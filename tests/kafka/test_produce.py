@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+from consumers.settings import Settings, environment
 from tests.kafka.streams import Topic
 from tests.ledger.helpers import example_lines
-from transport.settings import Settings, environment
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from consumers.settings import Settings, environment
 from tests.kafka.broker import TestBroker
 from tests.kafka.conftest import own_settings
 from tests.kafka.streams import publish, run
 from tests.ledger.helpers import example_lines, plain
-from transport.settings import Settings, environment
 
 ROOT = Path(__file__).resolve().parents[2]
 NOISE = ("setup plugin", "Auto create topics", "GroupCoordinatorNotAvailable")

@@ -14,13 +14,13 @@ import orjson
 import consumers.app
 from consumers.app import Service
 from consumers.producer import BatchProducer
+from consumers.topics import ensure_topics
 from ledger.intake import from_lines
 from ledger.offline import settle_lines
 from ledger.service import LedgerService
 from tests import builders as b
 from tests.kafka.streams import Topic, publish, relayed_all, run, serving, unique
 from tests.ledger.helpers import PRODUCED, example_lines, fetch
-from transport.topics import ensure_topics
 
 
 def test_records_committed_by_a_file_ingest_are_published_too(settings, database):

@@ -179,7 +179,7 @@ def test_two_instances_on_one_host_have_ids_of_their_own_and_share_the_partition
 ):
     """Two instances of one group on one host, told apart by MEDLEDGER_INSTANCE: the broker fences neither (an id
     used twice at once would fence the older), each claims partitions of its own, and the stream settles once."""
-    from transport.settings import Settings
+    from consumers.settings import Settings
 
     ids = {Settings.from_env({"MEDLEDGER_INSTANCE": n}).group_instance_id for n in ("1", "2")}
     assert len(ids) == 2 and all(i.startswith(socket.gethostname()) for i in ids)

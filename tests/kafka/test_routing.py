@@ -17,14 +17,14 @@ import orjson
 import pytest
 
 from consumers import routing
+from consumers.partitioning import partition_for, partition_of
 from consumers.routing import PartitionCountChanged
+from consumers.topics import ensure_topics
 from ledger.authority import signer_from
 from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.streams import Topic, publish, serving, wait_for, without_seq
 from tests.ledger.helpers import IM_PARAMETERS, PRODUCED, example_lines, fetch, plain, verify
-from transport.partitioning import partition_for, partition_of
-from transport.topics import ensure_topics
 
 REGIONS = ("inner-mongolia", "nanjing", "ningxia", "weihai")
 PARTITIONS = 4  # serve's default, and the topics' the tests create

@@ -20,13 +20,13 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from consumers.settings import Settings, environment
+from consumers.topics import partition_count, security_options
 from ledger.offline import settle_lines
 from tests.kafka.broker import TestBroker
 from tests.kafka.conftest import own_settings
 from tests.kafka.streams import relayed_all, run, unique, without_seq
 from tests.ledger.helpers import EXAMPLES, PRODUCED, example_lines, fetch, plain
-from transport.settings import Settings, environment
-from transport.topics import partition_count, security_options
 
 ROOT = Path(__file__).resolve().parents[2]
 USERS = {"broker": "broker-secret", "medledger": "s3cret-medledger"}

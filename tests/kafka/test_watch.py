@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from transport.settings import Settings, environment
-from transport.topics import ensure_topics
+from consumers.settings import Settings, environment
+from consumers.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 

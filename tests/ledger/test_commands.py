@@ -155,8 +155,8 @@ def test_the_parking_time_given_is_the_one_ingest_and_serve_sweep_with(cli_db, t
     assert reason == "member_not_enrolled" and "no enrolment arrived within 0:00:00" in detail
 
     import consumers.app
+    import consumers.broker
     import consumers.logs
-    import transport.broker
     from consumers.cli import app as full_app
 
     built = []
@@ -170,7 +170,7 @@ def test_the_parking_time_given_is_the_one_ingest_and_serve_sweep_with(cli_db, t
         return None
 
     monkeypatch.setattr(consumers.app, "Service", Built)
-    monkeypatch.setattr(transport.broker, "run", run)
+    monkeypatch.setattr(consumers.broker, "run", run)
     monkeypatch.setattr(consumers.logs, "configure", lambda level: None)  # the session's logging stays as it is
     monkeypatch.setenv("MEDLEDGER_PARK_TTL_DAYS", "45")
     assert runner.invoke(full_app, ["serve"]).exit_code == 0

@@ -23,7 +23,7 @@ class TestKeys:
     ledger_public_key: Path
 
     def settings(self) -> dict[str, str]:
-        """As `transport.settings.Settings` fields."""
+        """As `consumers.settings.Settings` fields."""
         return {
             "producers": str(self.producers),
             "producer": PRODUCER,

@@ -11,12 +11,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 
 from consumers.produce import produce
+from consumers.settings import Settings
+from consumers.topics import ensure_topics, security_options
 from tests.kafka.broker import TestBroker
 from tests.kafka.conftest import own_settings
 from tests.kafka.streams import run, serving
 from tests.ledger.helpers import example_lines
-from transport.settings import Settings
-from transport.topics import ensure_topics, security_options
 
 USERS = {"broker": "broker-secret", "medledger": "medledger-secret", "hospital": "hospital-secret"}
 USERS |= {"reporting": "reporting-secret"}

@@ -324,8 +324,8 @@ def test_signatures_are_kept_with_the_event_and_its_bytes(database, scheme):
 )
 def test_serve_does_not_start_without_the_producers_file_or_the_ledger_key(missing, named):
     from consumers.app import Service
+    from consumers.settings import Settings
     from tests.security.keys import test_keys
-    from transport.settings import Settings
 
     settings = Settings(metrics_port=None, **(test_keys().settings() | {missing: None}))
     with pytest.raises(ValueError, match=named):

@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 
 from consumers.cli import app
 from consumers.reporting import Reporting, ReportingStore
+from consumers.topics import ensure_topics
 from ledger.authority import LedgerSigner, generate, load_private
 from ledger.db.server import REPORTING_ROLE, with_user
 from ledger.offline import settle_lines
 from tests.kafka.streams import publish, run, serving, wait_for
 from tests.ledger.helpers import PRODUCED, example_lines, fetch, plain, verify
-from transport.topics import ensure_topics
 
 
 def _ledger_fund(database) -> dict:

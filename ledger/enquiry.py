@@ -20,10 +20,10 @@ from policies.parameters import parse_parameters
 from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
 
-from .adoption import last_adopted
 from .chain import text_digest
 from .codec import state_from_json
 from .db import lookups
+from .db.adoptions import last_adopted
 from .db.connect import service_engine
 from .db.event_store import driver, reading
 from .db.outbox import CHANNEL

@@ -3,7 +3,7 @@ parked events, a settlement's neighbours in the hash chain, the heads of the cha
 
 from __future__ import annotations
 
-from ..pipeline import Parking
+from .parking import WAITING
 
 
 async def chain_neighbours(raw, seq: int) -> list[dict]:
@@ -50,7 +50,7 @@ async def parked(raw, search: str | None, limit: int = 200) -> list[dict]:
     rows = await raw.fetch(
         "SELECT t.event_id, t.region, t.member_id, t.payload, t.source, t.parked_at FROM parked_events t "
         "WHERE ($1::text IS NULL OR t.member_id ILIKE $1 OR t.event_id ILIKE $1 OR t.payload ILIKE $1)"
-        + Parking.WAITING
+        + WAITING
         + " ORDER BY t.arrival DESC LIMIT $2",
         pattern,
         limit,

@@ -130,6 +130,11 @@ class PostgresAudit(PostgresSession):
         return signatures.stored_signatures(self.raw)
 
 
+async def event_counts(raw) -> dict[str, int]:
+    """How many events the ledger holds, by region (what a verify split by region shares out)."""
+    return dict(await raw.fetch("SELECT region, count(*) FROM ledger_events GROUP BY region"))
+
+
 @asynccontextmanager
 async def auditing(db: Database, names: Names) -> AsyncIterator[PostgresAudit]:
     """A replay's session on a connection of its own, writing to the projections named by `names`."""

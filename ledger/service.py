@@ -124,7 +124,7 @@ async def require_current_projections(recorder: Recorder) -> None:
 class LedgerService:
     def __init__(
         self,
-        db: Database,
+        db: Database | None,
         parameters_text: str = "",
         parameters_source: str | None = None,
         batch_size: int = 2_000,
@@ -133,11 +133,13 @@ class LedgerService:
         prepare_schema: bool = True,
         authority: Authority | None = None,
         max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+        recorder: Recorder | None = None,
     ):
         """`authority`: the producers file; with it, every event must be signed by a producer allowed to send it
         (`ledger.authority`), or it is refused (`unauthorized`) and kept. Without it, events are taken as given:
         an operator's own file (`medledger ingest` without a producers file). `max_clock_skew`: how much later
-        than its arrival (by `clock`) an event's `occurred_at` may lie before it is refused (`ledger.arrival`)."""
+        than its arrival (by `clock`) an event's `occurred_at` may lie before it is refused (`ledger.arrival`).
+        `recorder`: where the ledger is kept (`ledger.recorder`), instead of the PostgreSQL database `db`."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if max_clock_skew < timedelta(0):
@@ -152,7 +154,7 @@ class LedgerService:
         self.park_ttl = park_ttl
         self.clock = clock
         self.engine: AsyncEngine | None = None
-        self.recorder: Recorder | None = None
+        self.recorder: Recorder | None = recorder
         self.prepare_schema = prepare_schema
         self.authority = authority
         self.max_clock_skew = max_clock_skew
@@ -162,6 +164,9 @@ class LedgerService:
         self.writer = uuid.uuid4().hex
 
     async def __aenter__(self) -> LedgerService:
+        if self.db is None:  # a recorder of its own
+            await self._require_current_projections()
+            return self
         if self.prepare_schema:
             prepare(self.db)
         self.engine = service_engine(self.db, pool_size=4)

@@ -449,7 +449,7 @@ def visible_lines(text: object) -> str:
 
 # -- what the pages show, shaped from what the commands print --------------------------------------------------------
 
-ACCUMULATORS = (  # as `member show` labels them (ledger.reports.render_statement)
+ACCUMULATORS = (  # as `member show` labels them (ledger.cli.render.render_statement)
     ("deductible paid", "deductible_paid", "已付起付线"),
     ("chronic deductible paid", "chronic_deductible_paid", "门诊慢特病已付起付线"),
     ("general fund paid", "general_fund_paid", "普通门诊统筹已支付"),

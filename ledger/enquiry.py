@@ -49,11 +49,12 @@ class LedgerReader:
         self.engine = None
 
     async def __aenter__(self) -> LedgerReader:
+        from .db.recorder import PostgresRecorder
         from .service import require_current_projections
 
         self.engine = service_engine(self.db, pool_size=4)
         try:  # what it quotes, the ledger settles on: not member states of an earlier release
-            await require_current_projections(self.engine)
+            await require_current_projections(PostgresRecorder(self.engine))
         except BaseException:
             await self.engine.dispose()
             raise

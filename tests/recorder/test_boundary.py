@@ -1,11 +1,18 @@
 """All SQL lives under ledger/db/: the rest of the ledger reaches storage through the recorder (`ledger.recorder`)."""
 
+import inspect
 import io
 import re
 import tokenize
 from pathlib import Path
+from typing import Generic, Protocol
 
 import ledger
+from ledger.db.audit import PostgresAudit
+from ledger.db.recorder import PostgresRecorder, PostgresSession
+from ledger.db.report_reads import PostgresReportReads
+from ledger.memory_recorder import MemoryRecorder, MemorySession
+from ledger.recorder import AuditSession, LedgerSession, Recorder, ReportReads
 
 LEDGER = Path(ledger.__file__).parent
 # A statement's keywords as the code base writes them, and the driver's calls that send one.
@@ -57,3 +64,29 @@ def test_settling_the_service_and_reports_hold_no_connection():
         text = (LEDGER / name).read_text()
         assert not re.search(r"\braw\b", text.replace("item.raw", "")), name
         assert "asyncpg" not in text, name
+
+
+def protocol_methods(protocol) -> dict[str, inspect.Signature]:
+    return {
+        name: inspect.signature(member)
+        for klass in protocol.__mro__
+        if klass not in (object, Protocol, Generic)
+        for name, member in vars(klass).items()
+        if callable(member) and not name.startswith("_")
+    }
+
+
+def test_both_recorders_implement_the_whole_interface_with_its_signatures():
+    for protocol, implementations in (
+        (LedgerSession, (MemorySession, PostgresSession)),
+        (Recorder, (MemoryRecorder, PostgresRecorder)),
+        (AuditSession, (PostgresAudit,)),
+        (ReportReads, (PostgresReportReads,)),
+    ):
+        methods = protocol_methods(protocol)
+        assert methods
+        for implementation in implementations:
+            for name, signature in methods.items():
+                found = getattr(implementation, name, None)
+                assert found is not None, f"{implementation.__name__} lacks {name}"
+                assert list(inspect.signature(found).parameters) == list(signature.parameters), (implementation, name)

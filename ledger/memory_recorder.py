@@ -58,6 +58,12 @@ class Tables:
     payments: dict[tuple[str, str], int] = field(default_factory=dict)  # (region, payment_id) -> seq
     outbox: list[tuple] = field(default_factory=list)  # (stream, key, JSON); position = index + 1
     offsets: dict[tuple[str, str, int], Claim] = field(default_factory=dict)  # (consumer, topic, partition)
+    # Indexes, so that no read walks a whole table
+    adopted: dict[str, str] = field(default_factory=dict)  # "last" -> the digest adopted last
+    parked_for: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # member -> positions in `parked`
+    parked_as: dict[str, list[int]] = field(default_factory=dict)  # event_id -> positions in `parked`
+    refusals: dict[tuple, bool] = field(default_factory=dict)  # (event_id, payload digest, source) refused unsequenced
+    refused_digests: dict[str, bool] = field(default_factory=dict)  # payload digests refused unsequenced
 
 
 class Journal:
@@ -74,6 +80,12 @@ class Journal:
     def put(self, table: dict, key, value) -> None:
         self.entries.append((table, key, table.get(key, _MISSING)))
         table[key] = value
+
+    def add_to(self, table: dict, key, value) -> None:
+        """Append `value` to the list `table` holds at `key`."""
+        if key not in table:
+            self.put(table, key, [])
+        self.grow(table[key]).append(value)
 
     def drop(self, table: dict, key) -> None:
         if key in table:
@@ -144,18 +156,12 @@ class MemorySession:
         event_id, _, _, payload, source = row[:5]
         if in_ledger and event_id in self.t.event_index:
             return False
-        digest, named = text_digest(payload), source or f"parked:{event_id}"
-        return not any(
-            r[1] is None and r[2] == event_id and r[7] == digest and r[3] == named for r in self.t.rejections
-        )
+        return (event_id, text_digest(payload), source or f"parked:{event_id}") not in self.t.refusals
 
     async def waiting_for(self, keys: Iterable[tuple[str, str]]) -> list[tuple]:
-        keys = set(keys)
-        return [
-            (row[1], row[2], row[3], row[4], row[0])
-            for row in self.t.parked
-            if (row[1], row[2]) in keys and self._waiting(row)
-        ]
+        positions = sorted(at for key in set(keys) for at in self.t.parked_for.get(key, ()))
+        rows = (self.t.parked[at] for at in positions)  # in arrival order
+        return [(row[1], row[2], row[3], row[4], row[0]) for row in rows if self._waiting(row)]
 
     async def expired_parked(self, cutoff: datetime, limit: int) -> list[tuple]:
         found = [(row[0], row[3], row[4], row[5]) for row in self.t.parked if row[5] < cutoff and self._waiting(row)]
@@ -175,7 +181,7 @@ class MemorySession:
         return (self.t.events[-1].seq, self.t.events[-1].hash) if self.t.events else (0, GENESIS)
 
     async def last_adopted(self) -> str | None:
-        return next((e.params_digest for e in reversed(self.t.events) if e.event_type == ADOPTED), None)
+        return self.t.adopted.get("last")
 
     async def watermark(self) -> Watermark:
         t = self.t
@@ -190,14 +196,13 @@ class MemorySession:
         return self.t.parked[-1][6] if self.t.parked else 0
 
     async def held(self, event_ids: list[str]) -> list[tuple[str, str]]:
-        wanted = set(event_ids)
-        found = [(i, self.t.events[self.t.event_index[i]].payload) for i in event_ids if i in self.t.event_index]
-        found += [(r[0], r[3]) for r in self.t.parked if r[0] in wanted and self._waiting(r, in_ledger=False)]
-        return found
+        t = self.t
+        found = [(i, t.events[t.event_index[i]].payload) for i in event_ids if i in t.event_index]
+        parked = (t.parked[at] for i in dict.fromkeys(event_ids) for at in t.parked_as.get(i, ()))
+        return found + [(row[0], row[3]) for row in parked if self._waiting(row, in_ledger=False)]
 
     async def refused(self, digests: list[str]) -> set[str]:
-        wanted = set(digests)
-        return {r[7] for r in self.t.rejections if r[1] is None and r[7] in wanted}
+        return {digest for digest in digests if digest in self.t.refused_digests}
 
     async def keeps_signatures(self) -> bool:
         return bool(self.t.signatures)
@@ -238,6 +243,8 @@ class MemorySession:
         for event in rows.events:
             journal.put(t.event_index, event.event_id, len(t.events))
             journal.grow(t.events).append(event)
+            if event.event_type == ADOPTED:
+                journal.put(t.adopted, "last", event.params_digest)
         for row in rows.settlements:
             journal.put(t.settlements, row[0], row)
             if row[10] is None:
@@ -247,13 +254,20 @@ class MemorySession:
         for row in rows.movements:
             journal.put(t.movements, row[0], row)
         journal.grow(t.incentives).extend(rows.incentives)
-        journal.grow(t.parked).extend(rows.parked)
+        for row in rows.parked:
+            journal.add_to(t.parked_for, (row[1], row[2]), len(t.parked))
+            journal.add_to(t.parked_as, row[0], len(t.parked))
+            journal.grow(t.parked).append(row)
         for row in rows.signatures:
             journal.put(t.signatures, row[0], row)
         last_rejection = None
         for row in rows.rejections:
             last_rejection = (t.rejections[-1][0] if t.rejections else 0) + 1
             journal.grow(t.rejections).append((last_rejection, *row))
+            seq, event_id, source, _, _, _, digest, _ = row
+            if seq is None:
+                journal.put(t.refused_digests, digest, True)
+                journal.put(t.refusals, (event_id, digest, source), True)
         self._projections(journal, rows, registry, digest)
         outbox = None
         if rows.outbox:

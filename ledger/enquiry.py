@@ -28,9 +28,9 @@ from .db.connect import service_engine
 from .db.event_store import driver, reading
 from .db.outbox import CHANNEL
 from .db.projection_store import load_book
+from .db.recorder import LIVE
 from .db.server import Database
 from .records import settlement_wire
-from .service import LIVE
 
 # A pre-settlement has no ledger position: the one its event will have is known only once it is appended.
 UNSEQUENCED = 0

@@ -27,7 +27,7 @@ from .chain import text_digest
 from .db.connect import service_engine
 from .db.migrate import prepare
 from .db.outbox import Handoff
-from .db.recorder import LIVE, PostgresRecorder
+from .db.recorder import PostgresRecorder
 from .db.server import Database
 from .db.tracking import check
 from .intake import Incoming, conflicting, same_event
@@ -35,7 +35,6 @@ from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer
 from .recorder import Claim, Collision, LedgerSession, Recorder, TopicPartition, Tracking
 
 DEFAULT_PARK_TTL = timedelta(days=30)
-__all__ = ["LIVE", "Tracking"]
 
 
 def has_year_close(items: list[Incoming]) -> bool:

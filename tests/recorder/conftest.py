@@ -27,5 +27,4 @@ def on_recorder(request) -> Callable[[Callable[..., Awaitable]], object]:
 
         return asyncio.run(opened())
 
-    run.kind = request.param
     return run

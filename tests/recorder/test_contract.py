@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from ledger.batch import BatchRows
@@ -11,13 +13,15 @@ from ledger.carry import Conflict
 from ledger.chain import GENESIS, link, text_digest
 from ledger.db.tracking import OutOfSequence, StaleClaim
 from ledger.intake import from_lines
+from ledger.memory_recorder import MemoryRecorder
 from ledger.recorder import Claim, Collision, Tracking
 from ledger.service import LedgerService
 from ledger.store import NewEvent, chained
 from policies.parameters import parse_parameters
 from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
-from tests.ledger.helpers import example_lines
+from projections import member_year
+from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch
 
 PARAMETERS = recorded_parameters("")
 DIGEST = text_digest(PARAMETERS)
@@ -219,13 +223,53 @@ def test_members_settlements_and_projections_are_read_back_as_written(on_recorde
         assert book.closed_years and book.payments
         assert set(loaded) == set(book.members) and {digest for _, digest in loaded.values()} == {service.digest}
         assert set(facilities) == {e.event_id for e in events if e.event_type == "visit.submitted"}
-        return published, {key: (m.balance, m.status_on(AT.date())) for key, m in book.members.items()}
 
-    found = on_recorder(scenario)
-    # the memory recorder's run is what PostgreSQL's is (checked once both have run)
-    RESULTS[on_recorder.kind] = found
-    if len(RESULTS) == 2:
-        assert RESULTS["memory"] == RESULTS["postgres"]
+    on_recorder(scenario)
 
 
-RESULTS: dict[str, object] = {}
+EVENTS = "SELECT seq, event_id, hash FROM ledger_events ORDER BY seq"
+STATES = "SELECT region, member_id, state::text, last_seq FROM member_state"
+
+
+def test_the_memory_recorder_keeps_the_rows_and_projections_postgresql_keeps(database):
+    """The four example files ingested on both: the same events and chain, ledger rows and projections."""
+    lines = example_lines("nanjing", "weihai", "ningxia", "inner-mongolia")
+    memory = MemoryRecorder()
+
+    async def run(db, recorder):
+        published: list[dict] = []
+        async with LedgerService(db, IM_PARAMETERS, batch_size=9, recorder=recorder) as service:
+            await service.ingest(from_lines(lines, "x"), published.extend)
+        return published
+
+    assert asyncio.run(run(None, memory)) == asyncio.run(run(database, None))
+    t = memory.tables
+
+    def rows(query: str) -> list[tuple]:
+        return [tuple(row) for row in fetch(database, query)]
+
+    assert [(e.seq, e.event_id, e.hash) for e in t.events] == [
+        (seq, event_id, bytes(hash_)) for seq, event_id, hash_ in rows(EVENTS)
+    ]
+    assert sorted(t.settlements) == [r[0] for r in rows("SELECT settlement_id FROM ledger_settlements ORDER BY 1")]
+    assert sorted(t.movements) == [r[0] for r in rows("SELECT movement_id FROM ledger_movements ORDER BY 1")]
+    assert [(r[1], r[4]) for r in t.rejections] == rows(
+        "SELECT seq, reason FROM ledger_rejections ORDER BY rejection_id"
+    )
+    assert len(t.incentives) == rows("SELECT count(*) FROM ledger_incentives")[0][0] > 0
+
+    def years(found) -> list[tuple]:
+        return sorted((*row[:-1], orjson.loads(row[-1])) for row in found)  # counters: JSON, compared by value
+
+    assert years(t.member_year.values()) == years(rows(f"SELECT {', '.join(member_year.COLUMNS)} FROM member_year"))
+    assert sorted((*key, *value) for key, value in t.fund_totals.items()) == rows(
+        "SELECT region, month, pool, fund_paid, settlements, reversals FROM fund_totals ORDER BY 1, 2, 3"
+    )
+    assert sorted((*key, seq) for key, seq in t.closed_years.items()) == rows(
+        "SELECT region, year, seq FROM closed_years ORDER BY 1, 2"
+    )
+    assert sorted((*key, seq) for key, seq in t.payments.items()) == rows(
+        "SELECT region, payment_id, seq FROM account_payments ORDER BY 1, 2"
+    )
+    states = {key: (orjson.loads(state), seq) for key, (state, seq) in t.member_state.items()}
+    assert states == {(r[0], r[1]): (orjson.loads(r[2]), r[3]) for r in rows(STATES)}

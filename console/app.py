@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from ledger.db import console_reads, console_users, fund_report
+from ledger.db.report_reads import PostgresReportReads
 from ledger.db.server import Database
 from ledger.display import csv_cell, visible
 from ledger.replay import keep_verification
@@ -232,7 +233,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
             context["error"] = i18n.text("no_member", lang, id=member_id[:64])
             return page(request, "member.html", session, status=404, **context)
         async with pool["main"].acquire() as raw:
-            found = await statements(raw, member_id, chosen_year, region or None, date.today())
+            found = await statements(PostgresReportReads(raw), member_id, chosen_year, region or None, date.today())
             for statement in found:  # who viewed which member, before the page is shown
                 await console_users.log_access(raw, session.user, member_id, statement.region)
         if not found:
@@ -247,7 +248,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     async def settlement(request: Request, settlement_id: str):
         session = await session_of(request, "settlement")
         async with pool["main"].acquire() as raw:
-            trace = await explain(raw, settlement_id[:200])
+            trace = await explain(PostgresReportReads(raw), settlement_id[:200])
             if trace is not None:
                 trace["neighbours"] = await console_reads.chain_neighbours(raw, trace["seq"])
                 trace["reversed_by"] = await console_reads.reversal_of(raw, settlement_id)
@@ -294,7 +295,10 @@ def create_app(db: Database, console_url: str) -> FastAPI:
             )
             month = month_figures.get(key)
             if month is None:
-                month = (await fund_month(raw, region, first), await clearing_statement(raw, region, first))
+                month = (
+                    await fund_month(PostgresReportReads(raw), region, first),
+                    await clearing_statement(PostgresReportReads(raw), region, first),
+                )
                 month_figures[key] = month
                 while len(month_figures) > MONTHS_KEPT:
                     month_figures.popitem(last=False)
@@ -445,7 +449,7 @@ def visible_lines(text: object) -> str:
 
 # -- what the pages show, shaped from what the commands print --------------------------------------------------------
 
-ACCUMULATORS = (  # as `member show` labels them (ledger.reports.render_statement)
+ACCUMULATORS = (  # as `member show` labels them (ledger.cli.render.render_statement)
     ("deductible paid", "deductible_paid", "已付起付线"),
     ("chronic deductible paid", "chronic_deductible_paid", "门诊慢特病已付起付线"),
     ("general fund paid", "general_fund_paid", "普通门诊统筹已支付"),

@@ -366,10 +366,10 @@ def report(
         raise typer.Exit(2)
 
     if by == "facility":
-        from ledger.cli.common import with_raw
+        from ledger.cli.common import with_reports
         from ledger.reports import clearing_statement
 
-        rows = with_raw(lambda raw: clearing_statement(raw, region, first))
+        rows = with_reports(lambda reads: clearing_statement(reads, region, first))
         labelled = [(display.visible(row.pop("facility_id") or "—"), Line(None, **row)) for row in rows]
         title, first_column = f"medledger report: region {region}, {month}, clearing statement", "facility"
     else:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from datetime import datetime
-from typing import Any
 
 import orjson
 
@@ -38,22 +37,6 @@ def adoption(seq: int, digest: str, content: str, at: datetime) -> NewEvent:
 
 # Written out, not a parameter, so that the planner may use the partial index on adoptions (`ledger_events_adoptions`).
 IS_ADOPTION = f"event_type = '{ADOPTED}'"
-
-
-async def last_adoption(raw: Any, before: int | None = None) -> tuple[int, str] | None:
-    """(seq, digest) of the adoption last before ledger position `before` (by default, of all); None when none."""
-    row = await raw.fetchrow(
-        f"SELECT seq, params_digest FROM ledger_events WHERE {IS_ADOPTION} AND ($1::bigint IS NULL OR seq < $1) "
-        "ORDER BY seq DESC LIMIT 1",
-        before,
-    )
-    return tuple(row) if row else None
-
-
-async def last_adopted(raw: Any) -> str | None:
-    """The digest of the parameter set adopted last; None before any adoption."""
-    last = await last_adoption(raw)
-    return last[1] if last else None
 
 
 def adoption_problem(payload: str, digest: str, recorded: str | None) -> str | None:
@@ -82,14 +65,11 @@ class Adoptions:
         self.digests: list[str] = []
         self.through = 0  # read as far as this position
 
-    async def read(self, raw: Any, through: int) -> None:
+    async def read(self, ledger, through: int) -> None:
+        """Read on, through position `through`, from `ledger` (`recorder.AuditReads`)."""
         if through <= self.through:
             return
-        for seq, digest in await raw.fetch(
-            f"SELECT seq, params_digest FROM ledger_events WHERE {IS_ADOPTION} AND seq > $1 AND seq <= $2 ORDER BY seq",
-            self.through,
-            through,
-        ):
+        for seq, digest in await ledger.adoptions_between(self.through, through):
             self.seqs.append(seq)
             self.digests.append(digest)
         self.through = through

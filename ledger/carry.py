@@ -12,14 +12,12 @@ writes one batch while Python settles the next, and the result is the same as se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
 from policies.book import Book
 
 from .chain import text_digest
-from .db.writes import Writes
 from .intake import Incoming
 
 
@@ -34,25 +32,6 @@ class Watermark:
     arrival: int
     rejection: int
     projections: int
-
-
-_PARTS = (
-    "SELECT coalesce(max(seq), 0) FROM ledger_events",
-    "SELECT coalesce(max(arrival), 0) FROM parked_events",
-    "SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections",
-    "SELECT relfilenode::bigint FROM pg_class WHERE oid = 'member_state'::regclass",
-)
-WATERMARK = "SELECT " + ", ".join(f"({part})" for part in _PARTS)
-
-
-async def watermark(raw: Any) -> Watermark:
-    return Watermark(*await raw.fetchrow(WATERMARK))
-
-
-def add_watermark(writes: Writes) -> int:
-    """The watermark as a batch's write statement finds it under the append lock, before its own writes: the
-    index in what `writes.run` returns of the text `watermark_of` reads."""
-    return writes.before("SELECT json_build_array(" + ", ".join(f"({part})" for part in _PARTS) + ")::text")
 
 
 def watermark_of(text: str) -> Watermark:

@@ -20,17 +20,17 @@ from policies.parameters import parse_parameters
 from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
 
-from .adoption import last_adopted
 from .chain import text_digest
 from .codec import state_from_json
 from .db import lookups
+from .db.adoptions import last_adopted
 from .db.connect import service_engine
 from .db.event_store import driver, reading
 from .db.outbox import CHANNEL
 from .db.projection_store import load_book
+from .db.recorder import LIVE
 from .db.server import Database
 from .records import settlement_wire
-from .service import LIVE
 
 # A pre-settlement has no ledger position: the one its event will have is known only once it is appended.
 UNSEQUENCED = 0
@@ -49,11 +49,12 @@ class LedgerReader:
         self.engine = None
 
     async def __aenter__(self) -> LedgerReader:
+        from .db.recorder import PostgresRecorder
         from .service import require_current_projections
 
         self.engine = service_engine(self.db, pool_size=4)
         try:  # what it quotes, the ledger settles on: not member states of an earlier release
-            await require_current_projections(self.engine)
+            await require_current_projections(PostgresRecorder(self.engine))
         except BaseException:
             await self.engine.dispose()
             raise

@@ -19,8 +19,8 @@ from policies.book import Book
 
 from .authority import Authority
 from .carry import Carry
-from .db.lookups import visit_facilities
 from .intake import Incoming
+from .recorder import SettlingReads
 
 
 class VisitOwners:
@@ -31,7 +31,7 @@ class VisitOwners:
         self.authority, self.carry = authority, carry
         self.facilities: dict[str, str | None] = {}  # event id of a visit -> its facility_id
 
-    async def load(self, raw, items: Iterable[Incoming], book: Book) -> None:
+    async def load(self, ledger: SettlingReads, items: Iterable[Incoming], book: Book) -> None:
         """Learn the facilities of the visits that `items` (a segment and what it releases) may settle or name."""
         bound = []
         for item in items:
@@ -53,7 +53,7 @@ class VisitOwners:
             else:
                 wanted.append(settled.event_id)
         if wanted:
-            self.facilities.update(await visit_facilities(raw, wanted))
+            self.facilities.update(await ledger.visit_facilities(wanted))
 
     def problem(self, item: Incoming, book: Book) -> str | None:
         """Why `item` may not be applied now, as `book` stands, or None when it may (or is not facility-bound)."""

@@ -26,9 +26,9 @@ from .adoption import adoption
 from .authority import Authority
 from .batch import BatchRows
 from .carry import Carry
-from .db.projection_store import Names, each_key, key_arrays, load_book, region_member_chunks
 from .intake import PARKABLE, Incoming, decode_canonical
 from .ownership import VisitOwners
+from .recorder import SettlingReads
 from .store import NewEvent, chain_onto
 
 YEAR_CLOSE = "period.year_closed"
@@ -147,12 +147,11 @@ def apply_one(book: Book, rows: BatchRows, seq: int, item: Incoming) -> bool:
 
 
 class Pipeline:
-    """Runs segments of a batch against the projections named by `names`, writing through `write`."""
+    """Runs segments of a batch against what `ledger` holds, writing through `write`."""
 
     def __init__(
         self,
-        raw,
-        names: Names,
+        ledger: SettlingReads,
         registry: PolicyRegistry,
         sequencer,
         write: Callable,
@@ -165,7 +164,7 @@ class Pipeline:
         that changed). `carry`: what the batch before changed, read through while it commits. `authority`: the
         producers file the batch was admitted under; a reversal by a producer restricted to facilities is then
         applied only to a visit settled at one of them (`ledger.ownership`)."""
-        self.raw, self.names, self.registry = raw, names, registry
+        self.ledger, self.registry = ledger, registry
         self.sequencer, self.write, self.parking = sequencer, write, parking
         self.keep_loaded, self.carry = keep_loaded, carry
         self.owners = VisitOwners(authority, carry) if authority is not None else None
@@ -187,9 +186,9 @@ class Pipeline:
         extra = [i.event for queue in waiting.values() for i in queue if i.event is not None]
         rows = BatchRows()
         loaded = rows.loaded if self.keep_loaded else None
-        book = self.book = await load_book(self.raw, self.names, registry, events + extra, loaded, self.carry)
+        book = self.book = await self.ledger.load_book(registry, events + extra, loaded, self.carry)
         if self.owners is not None:
-            await self.owners.load(self.raw, [*items, *(i for queue in waiting.values() for i in queue)], book)
+            await self.owners.load(self.ledger, [*items, *(i for queue in waiting.values() for i in queue)], book)
         for count, item in enumerate(items, start=1):
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let a batch that is committing meanwhile send its next statement
@@ -224,7 +223,7 @@ class Pipeline:
         rows = BatchRows()
         seq = self.sequencer.next(item, rows)
         rows.keep_signature(item)
-        book = await load_book(self.raw, self.names, registry, [])
+        book = await self.ledger.load_book(registry, [])
         try:
             policy = open_close(book, event)
         except Rejected as rejection:
@@ -247,7 +246,7 @@ class Pipeline:
         self.published.extend(rows.published)
         if policy is None:
             return
-        async for members in region_member_chunks(self.raw, self.names, event.region, CLOSE_CHUNK):
+        async for members in self.ledger.region_members(event.region, CLOSE_CHUNK):
             chunk = BatchRows(members_only=frozenset(m.member_id for m in members))
             book.members = {(m.region, m.member_id): m for m in members}
             outputs = evaluate(policy, event, members)
@@ -257,29 +256,15 @@ class Pipeline:
         finish_close(book, event)
 
 
-# Of parked_events `t`: its own bytes were not refused (see `Parking.WAITING`).
-PARKED_NOT_REFUSED = (
-    " AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = t.event_id AND r.seq IS NULL "
-    "AND r.payload_digest = encode(sha256(convert_to(t.payload, 'UTF8')), 'hex') "
-    "AND r.source = coalesce(t.source, 'parked:' || t.event_id))"
-)
-
-
 class Parking:
     """Visit and account events for members not yet enrolled wait here; an enrolment releases them in the order
     they arrived. The waiting room is append-only: an event waits while it is parked and not yet in the ledger,
-    so nothing can make it disappear. One that waits too long is refused (`LedgerService.sweep`)."""
+    so nothing can make it disappear: an event waits while it is parked, not in the ledger, and its own bytes not
+    refused (a parked event whose bytes a later version no longer decodes is refused with those very bytes). One
+    that waits too long is refused (`LedgerService.sweep`)."""
 
-    # Of parked_events `t`: the event is neither in the ledger nor refused itself. A parked event is refused
-    # without a ledger position only when its own bytes no longer decode (revived by a later version): that
-    # rejection keeps the very payload parked. Other input that carries the same event id (malformed, say) is
-    # refused on its own and leaves the parked event waiting.
-    # The source names the parked row itself (`revive`): input refused earlier with the same bytes, before this
-    # event was parked, is another arrival.
-    WAITING = " AND NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = t.event_id)" + PARKED_NOT_REFUSED
-
-    def __init__(self, raw, now: datetime, arrival: int):
-        self.raw, self.now, self.arrival = raw, now, arrival
+    def __init__(self, ledger: SettlingReads, now: datetime, arrival: int):
+        self.ledger, self.now, self.arrival = ledger, now, arrival
         self.parked: list[Incoming] = []  # parked by this batch, in arrival order
 
     def should_park(self, item: Incoming, book: Book) -> bool:
@@ -309,11 +294,7 @@ class Parking:
         waiting: dict[tuple[str, str], list[Incoming]] = defaultdict(list)
         rows = []
         if keys:
-            columns = "t.region, t.member_id, t.payload, t.source, t.event_id"
-            rows = await self.raw.fetch(
-                each_key("parked_events", "member_id", columns, self.WAITING) + " ORDER BY t.arrival",
-                *key_arrays(keys),
-            )
+            rows = await self.ledger.waiting_for(keys)
         for region, member_id, payload, source, event_id in rows:
             if carry is None or not carry.waits_no_more(event_id, payload, parked_source(source, event_id)):
                 waiting[(region, member_id)].append(revive(payload, source, event_id))
@@ -324,13 +305,7 @@ class Parking:
         return waiting
 
     async def expired(self, cutoff: datetime, limit: int, ttl) -> list[Incoming]:
-        rows = await self.raw.fetch(
-            "SELECT t.event_id, t.payload, t.source, t.parked_at FROM parked_events t WHERE t.parked_at < $1"
-            + self.WAITING
-            + " ORDER BY t.arrival LIMIT $2",
-            cutoff,
-            limit,
-        )
+        rows = await self.ledger.expired_parked(cutoff, limit)
         items = []
         for event_id, payload, source, parked_at in rows:
             item = revive(payload, source, event_id)
@@ -340,7 +315,7 @@ class Parking:
 
 
 def parked_source(source: str | None, event_id: str) -> str:
-    """Where a revived parked event says it came from (`Parking.WAITING` reads it the same way)."""
+    """Where a revived parked event says it came from (`db.parking.WAITING` reads it the same way)."""
     return source or f"parked:{event_id}"
 
 

@@ -23,26 +23,16 @@ from queue import Empty
 from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
 
-from .adoption import ADOPTED, EVERY_REGION, IS_ADOPTION, Adoptions, adoption_problem
+from .adoption import ADOPTED, EVERY_REGION, Adoptions, adoption_problem
 from .authority import Authority, stored_problem
 from .batch import BatchRows
 from .chain import ChainBreak, text_digest
-from .db.connect import service_engine
-from .db.event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
-from .db.projection_store import (
-    PROJECTIONS,
-    Names,
-    add_projections,
-    add_settlements,
-    create_shadow,
-    write_member_years,
-)
+from .db.audit import auditing
+from .db.projection_store import PROJECTIONS, Names
 from .db.server import Database
-from .db.signatures import stored_signatures, unsigned_since_signing
-from .db.verification import PARKED_ROWS, PARKED_SINCE, projection_rows
-from .db.writes import Writes
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
+from .recorder import AuditSession
 from .runtime import tune_garbage_collector
 from .verify_rows import (
     DERIVED,
@@ -101,15 +91,15 @@ class ReplayReport:
 REPLAY_BATCH = 2_000
 
 
-async def verify_signatures(raw, authority: Authority | None, report: ReplayReport) -> None:
+async def verify_signatures(audit: AuditSession, authority: Authority | None, report: ReplayReport) -> None:
     """Every signature kept with an event checked again against the key its producer had when it arrived, and
     over the very event kept; an event recorded with none since the ledger first kept one is a difference too."""
-    for seq, event_id in await unsigned_since_signing(raw):
+    for seq, event_id in await audit.unsigned_since_signing():
         report.differ(seq, f"event {event_id}", "recorded after the ledger began keeping signatures, with none")
     if authority is None:
         return
     report.signatures = 0
-    async for rows in stored_signatures(raw):
+    async for rows in audit.stored_signatures():
         for row in rows:
             report.signatures += 1
             problem = stored_problem(authority, row)
@@ -186,129 +176,112 @@ class Replayer:
         report = ReplayReport()
         self._seen = {spec.table: 0 for spec in DERIVED}  # ledger rows compared, per table
         self._adoptions = Adoptions()
-        engine = service_engine(self.db)
         names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
         try:
-            async with engine.connect() as connection:
-                raw = await driver(connection)
-                self._raw = raw
-                async with transaction(connection):
-                    await create_shadow(raw, SHADOW)
+            async with auditing(self.db, names) as audit:
+                self._audit = audit
+                async with audit.transaction():
+                    await audit.create_shadow(SHADOW)
                 if mode == "rebuild":
                     # One transaction under the append lock. TRUNCATE locks the projections until it commits, so
                     # nobody reads them half rebuilt; and it gives them new files, which moves the watermark of a
                     # batch settled before (`carry.Watermark`), so that batch is settled again, not written over.
-                    async with transaction(connection):
-                        await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
-                        for table in PROJECTIONS:
-                            await raw.execute(f"TRUNCATE {table}")
-                        await self._walk(raw, connection, names, 0, what_if, mode, report, per_batch=False)
-                        await write_member_years(raw, names, lambda digest: self._registry(digest, what_if))
+                    async with audit.transaction():
+                        await audit.lock_appends()
+                        await audit.empty_projections()
+                        await self._walk(audit, 0, what_if, mode, report, per_batch=False)
+                        await audit.write_member_years(lambda digest: self._registry(digest, what_if))
                     return report
                 # Batch by batch into temporary tables while ingest goes on; then the last stretch, the
                 # comparison of projections and the chain under the append lock, against one still ledger.
-                after = await self._walk(raw, connection, names, 0, what_if, mode, report, per_batch=True)
+                after = await self._walk(audit, 0, what_if, mode, report, per_batch=True)
                 if mode == "verify":
-                    async with transaction(connection):
-                        await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
-                        await self._walk(raw, connection, names, after, what_if, mode, report, per_batch=False)
-                        await write_member_years(raw, names, lambda digest: self._registry(digest, what_if))
+                    async with audit.transaction():
+                        await audit.lock_appends()
+                        await self._walk(audit, after, what_if, mode, report, per_batch=False)
+                        await audit.write_member_years(lambda digest: self._registry(digest, what_if))
                         for projection in PROJECTIONS:
                             shadow = getattr(SHADOW, projection)
-                            count = await self._diff(raw, projection, shadow) + await self._strays(raw, projection)
+                            count = await audit.count_differences(projection, shadow, self.regions)
+                            count += await self._strays(audit, projection)
                             report.projection_differences[projection] = count
                             if count:
-                                await self._projection_rows(raw, projection, shadow, report)
-                        await self._unaccounted(raw, report)
+                                await self._projection_rows(audit, projection, shadow, report)
+                        await self._unaccounted(audit, report)
                         if self.check_chain:
-                            await self._check_parked(raw, report)
-                            store = PostgresEventStore(raw)
-                            report.chain_breaks = await store.verify() + await self._check_anchor(raw)
-                            report.head = await store.head()
-                            await self._check_parameter_sets(raw, report)
-                            await self._check_adoptions(raw, report)
+                            await self._check_parked(audit, report)
+                            report.chain_breaks = await audit.verify_chain() + await self._check_anchor(audit)
+                            report.head = await audit.head()
+                            await self._check_parameter_sets(audit, report)
+                            await self._check_adoptions(audit, report)
                 if mode == "verify" and self.check_chain:  # checked once, by the replayer that walks the chain
-                    await verify_signatures(raw, self._authority, report)
+                    await verify_signatures(audit, self._authority, report)
         finally:
-            await engine.dispose()
+            self._audit = None
         return report
 
     async def _walk(
-        self, raw, connection, names: Names, after: int, what_if, mode: str, report: ReplayReport, per_batch: bool
+        self, audit: AuditSession, after: int, what_if, mode: str, report: ReplayReport, per_batch: bool
     ) -> int:
         # Progress is counted in events: the sequence is gap-free, so the last one is the count of them all. A replay
         # of some regions is not told a total: the caller that split them knows it (`verify_in_parallel`).
-        total = 0 if self.regions is not None else await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
+        total = 0 if self.regions is not None else await audit.last_seq()
         while True:
-            rows = await raw.fetch(
-                f"SELECT seq, params_digest, source, payload, {EVENT_COLUMNS} FROM ledger_events "
-                "WHERE seq > $1 AND ($3::text[] IS NULL OR region = ANY($3::text[])) ORDER BY seq LIMIT $2",
-                after,
-                self.batch_size,
-                self.regions,
-            )
+            rows = await audit.events_after(after, self.batch_size, self.regions, EVENT_COLUMNS)
             if not rows:
                 return after
-            async with transaction(connection) if per_batch else nullcontext():
-                await self._batch(raw, names, rows, what_if, mode, report)
+            async with audit.transaction() if per_batch else nullcontext():
+                await self._batch(audit, rows, what_if, mode, report)
             after = rows[-1][0]
             report.events += len(rows)
             self.progress(report.events, max(total, report.events))
 
-    async def _check_anchor(self, raw) -> list[ChainBreak]:
+    async def _check_anchor(self, audit: AuditSession) -> list[ChainBreak]:
         """A chain recomputed after events were changed, or cut short, is consistent in itself; only a hash kept
         elsewhere shows it is not the chain it was."""
         if self.anchor is None:
             return []
         seq, expected = self.anchor
-        found = await raw.fetchval("SELECT hash FROM ledger_events WHERE seq = $1", seq)
+        found = await audit.hash_at(seq)
         if found is None:
             return [ChainBreak(seq, "anchor: the ledger has no event at this position")]
         if bytes(found).hex() != expected.lower():
             return [ChainBreak(seq, f"anchor: hash {bytes(found).hex()} where {expected.lower()} was recorded")]
         return []
 
-    async def _strays(self, raw, projection: str) -> int:
+    async def _strays(self, audit: AuditSession, projection: str) -> int:
         if self.stray_outside is None:
             return 0
-        query = f"SELECT count(*) FROM {projection} WHERE region <> ALL($1::text[])"
-        return await raw.fetchval(query, self.stray_outside)
+        return await audit.strays(projection, self.stray_outside)
 
-    async def _unaccounted(self, raw, report: ReplayReport) -> None:
+    async def _unaccounted(self, audit: AuditSession, report: ReplayReport) -> None:
         """Ledger rows of the replayed events that no comparison met: rows added beside a year close for
         someone who is not its region's member, say (a close is compared a chunk of members at a time)."""
         for spec in DERIVED:
-            found = await raw.fetchval(
-                f"SELECT count(*) FROM {spec.table} t JOIN ledger_events e ON e.seq = t.seq "
-                f"WHERE ($1::text[] IS NULL OR e.region = ANY($1::text[])){spec.where}",
-                self.regions,
-            )
+            found = await audit.derived_count(spec.table, spec.where, self.regions)
             if found != self._seen[spec.table]:
                 kind = spec.table.removeprefix("ledger_").removesuffix("s")
                 report.differ(
                     0, spec.table, f"{found - self._seen[spec.table]} {kind} row(s) that no replayed event derives"
                 )
 
-    async def _check_parked(self, raw, report: ReplayReport, chunk: int = 5_000) -> None:
+    async def _check_parked(self, audit: AuditSession, report: ReplayReport, chunk: int = 5_000) -> None:
         """Every parked event's row, of every region (a verify split by region checks them once, with the chain)."""
         after = (0, "")
-        while rows := await raw.fetch(PARKED_ROWS, *after, chunk):
+        while rows := await audit.parked_rows(after, chunk):
             after = (rows[-1][5], rows[-1][0])
             for found in filter(None, map(parked_differences, rows)):
                 report.differ(*found)
 
-    async def _check_parameter_sets(self, raw, report: ReplayReport) -> None:
+    async def _check_parameter_sets(self, audit: AuditSession, report: ReplayReport) -> None:
         """A parameter set is recorded under the sha256 of its text: anything else was put there by hand."""
-        for digest, content in await raw.fetch("SELECT digest, content FROM parameter_sets"):
+        for digest, content in await audit.parameter_sets():
             if text_digest(content) != digest:
                 report.differ(0, f"parameter set {digest[:16]}", "its text does not hash to its digest")
 
-    async def _check_adoptions(self, raw, report: ReplayReport) -> None:
+    async def _check_adoptions(self, audit: AuditSession, report: ReplayReport) -> None:
         """Each adoption in the chain adopts the parameter set recorded under its digest, text and all."""
-        for seq, payload, digest, content in await raw.fetch(
-            "SELECT e.seq, e.payload, e.params_digest, p.content FROM ledger_events e "
-            f"LEFT JOIN parameter_sets p ON p.digest = e.params_digest WHERE e.{IS_ADOPTION} ORDER BY e.seq"
-        ):
+        for seq, payload, digest, content in await audit.adoption_rows():
             problem = adoption_problem(payload, digest, content)
             if problem is not None:
                 report.differ(seq, "adoption", problem)
@@ -316,17 +289,17 @@ class Replayer:
     async def _registry(self, digest: str, what_if: ParameterSet | None) -> PolicyRegistry:
         key = digest if what_if is None else f"what-if/{digest}"
         if key not in self._registries:
-            content = await self._raw.fetchval("SELECT content FROM parameter_sets WHERE digest = $1", digest)
+            content = await self._audit.parameters(digest)
             recorded = parse_parameters(content, f"parameter set {digest[:12]}")
             self._registries[key] = PolicyRegistry(recorded if what_if is None else recorded.merged(what_if))
         return self._registries[key]
 
-    async def _batch(self, raw, names: Names, rows, what_if, mode, report: ReplayReport) -> None:
+    async def _batch(self, audit: AuditSession, rows, what_if, mode, report: ReplayReport) -> None:
         sequencer = Recorded()
         items: list[Incoming] = []
         digests: dict[str, str] = {}
         if mode == "verify":
-            await self._adoptions.read(raw, rows[-1][0])
+            await self._adoptions.read(audit, rows[-1][0])
         for seq, digest, source, payload, *columns in rows:
             if columns[1] == ADOPTED:  # event_type
                 report.adoptions += 1  # settles nothing; checked with the chain (`_check_adoptions`)
@@ -347,13 +320,10 @@ class Replayer:
         async def write(batch_rows: BatchRows, registry) -> None:
             # Compared as each piece is written, so memory stays bounded by a batch (or a year-close chunk).
             if mode == "verify":
-                await self._check(raw, batch_rows, report)
+                await self._check(audit, batch_rows, report)
             elif mode == "compare":
-                await self._impact(raw, batch_rows, report)
-            writes = Writes.sized(batch_rows.size())
-            add_settlements(writes, names.settlements, batch_rows)
-            add_projections(writes, names, batch_rows, registry)
-            await writes.run(raw)
+                await self._impact(audit, batch_rows, report)
+            await audit.write_replayed(batch_rows, registry)
 
         # One parameter set per run of consecutive events that share it.
         start = 0
@@ -363,11 +333,11 @@ class Replayer:
             while end < len(items) and digests[items[end].event.event_id] == digest:
                 end += 1
             registry = await self._registry(digest, what_if)
-            pipeline = Pipeline(raw, names, registry, sequencer, write)
+            pipeline = Pipeline(audit, registry, sequencer, write)
             await pipeline.run(items[start:end])
             start = end
 
-    async def _stored(self, raw, batch_rows: BatchRows, specs=DERIVED) -> dict[str, list]:
+    async def _stored(self, audit: AuditSession, batch_rows: BatchRows, specs=DERIVED) -> dict[str, list]:
         """The ledger rows of the events of `batch_rows` (of a year-close chunk, of its members), by table, in
         the shape they were written in."""
         seqs = list(batch_rows.derived)
@@ -375,26 +345,26 @@ class Replayer:
         stored = {}
         for spec in specs:
             if members is None:
-                stored[spec.table] = await raw.fetch(spec.select(members=False), seqs)
+                stored[spec.table] = await audit.stored_rows(spec, seqs, None)
             elif spec.by_member:
-                stored[spec.table] = await raw.fetch(spec.select(members=True), seqs, list(members))
+                stored[spec.table] = await audit.stored_rows(spec, seqs, list(members))
         return stored
 
-    async def _check(self, raw, batch_rows: BatchRows, report: ReplayReport) -> None:
-        stored = await self._stored(raw, batch_rows)
+    async def _check(self, audit: AuditSession, batch_rows: BatchRows, report: ReplayReport) -> None:
+        stored = await self._stored(audit, batch_rows)
         for spec in DERIVED:
             if spec.table not in stored:
                 continue
             found = stored[spec.table]
             self._seen[spec.table] += len(found)
             expired = expired_ids(spec, found)
-            since = dict(await raw.fetch(PARKED_SINCE, expired)) if expired else None
+            since = await audit.parked_since(expired) if expired else None
             for seq, what, detail in differences(spec, spec.rows(batch_rows), found, since):
                 report.differ(seq, what, detail)
 
-    async def _impact(self, raw, batch_rows: BatchRows, report: ReplayReport) -> None:
+    async def _impact(self, audit: AuditSession, batch_rows: BatchRows, report: ReplayReport) -> None:
         spec = SETTLEMENTS
-        stored = (await self._stored(raw, batch_rows, (spec,))).get(spec.table, [])
+        stored = (await self._stored(audit, batch_rows, (spec,))).get(spec.table, [])
         columns = [spec.columns.index(c) for c in ("settlement_id", "region", "fund_pool", "visit_date", "fund_paid")]
         paid: list[dict[str, Decimal]] = [{}, {}]
         for rows, column in ((stored, 0), (batch_rows.settlements, 1)):
@@ -407,10 +377,11 @@ class Replayer:
         before, after = paid
         report.changed_settlements += sum(before.get(k) != after.get(k) for k in before.keys() | after.keys())
 
-    async def _projection_rows(self, raw, projection: str, shadow: str, report: ReplayReport) -> None:
+    async def _projection_rows(self, audit: AuditSession, projection: str, shadow: str, report: ReplayReport) -> None:
         """Which rows of a projection differ, by key, and in which columns."""
-        query = projection_rows(projection, shadow, self.shown_rows)
-        for key, live, replayed, columns in await raw.fetch(query, self.regions):
+        for key, live, replayed, columns in await audit.differing_rows(
+            projection, shadow, self.shown_rows, self.regions
+        ):
             if not replayed:
                 detail = "in the projection but not re-derived"
             elif not live:
@@ -418,14 +389,6 @@ class Replayer:
             else:
                 detail = "; ".join(columns)
             report.projection_rows.append(Difference(0, f"{projection} {', '.join(key)}", detail))
-
-    async def _diff(self, raw, live: str, shadow: str) -> int:
-        mine = f"(SELECT * FROM {live} WHERE $1::text[] IS NULL OR region = ANY($1::text[]))"
-        return await raw.fetchval(
-            f"SELECT (SELECT count(*) FROM ({mine} EXCEPT ALL SELECT * FROM {shadow}) a) + "
-            f"(SELECT count(*) FROM (SELECT * FROM {shadow} EXCEPT ALL {mine}) b)",
-            self.regions,
-        )
 
 
 _progress = None  # in a worker: where it reports how many events it has replayed

@@ -13,54 +13,28 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from asyncpg.exceptions import UniqueViolationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from policies.parameters import parse_parameters
 from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
 
-from .adoption import last_adopted
 from .arrival import DEFAULT_MAX_CLOCK_SKEW, refuse_if_ahead
 from .authority import Authority
 from .batch import BatchRows
-from .carry import Carry, Conflict, Mark, Watermark, add_watermark, watermark, watermark_of
+from .carry import Carry, Conflict, Mark, Watermark
 from .chain import text_digest
 from .db.connect import service_engine
-from .db.event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver, reading
 from .db.migrate import prepare
-from .db.outbox import CHANNEL, Handoff, add_outbox
-from .db.projection_store import Names, add_ledger, add_projections, earlier_shapes, load_book
+from .db.outbox import Handoff
+from .db.recorder import PostgresRecorder
 from .db.server import Database
-from .db.signatures import keeps_signatures
-from .db.tracking import (
-    CLAIMS,
-    Claim,
-    TopicPartition,
-    add_claimed_offsets,
-    advance,
-    check,
-    claim,
-    claim_arguments,
-    rebase,
-    stored,
-    verify_claims,
-)
-from .db.writes import Writes
+from .db.tracking import check
 from .intake import Incoming, conflicting, same_event
-from .pipeline import PARKED_NOT_REFUSED, YEAR_CLOSE, Parking, Pipeline, Sequencer
+from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer
+from .recorder import Claim, Collision, LedgerSession, Recorder, TopicPartition, Tracking
 
 DEFAULT_PARK_TTL = timedelta(days=30)
-LIVE = Names()
-
-
-@dataclass(frozen=True)
-class Tracking:
-    """Where a batch read from the broker: committed with it, only while the consumer's claims still hold."""
-
-    consumer: str
-    claims: dict[TopicPartition, Claim]
-    spans: dict[TopicPartition, tuple[int, int]]  # first offset in the batch, offset after its last
 
 
 def has_year_close(items: list[Incoming]) -> bool:
@@ -132,12 +106,12 @@ class EarlierProjections(RuntimeError):
 REBUILD = "medledger projections rebuild"
 
 
-async def require_current_projections(engine) -> None:
+async def require_current_projections(recorder: Recorder) -> None:
     """Refuse to start on member states of an earlier shape. Not rebuilt here: the service's role may not empty a
     projection (the maintenance role does, `medledger projections rebuild`), a rebuild of a large ledger is an
     operator's step of the upgrade, and two services starting at once must not both rebuild."""
-    async with reading(engine) as raw:
-        found = await earlier_shapes(raw, LIVE)
+    async with recorder.reading() as ledger:
+        found = await ledger.earlier_shapes()
     if found:
         raise EarlierProjections(
             f"{found} member_state row(s) were written by an earlier release and lack what this one keeps "
@@ -149,7 +123,7 @@ async def require_current_projections(engine) -> None:
 class LedgerService:
     def __init__(
         self,
-        db: Database,
+        db: Database | None,
         parameters_text: str = "",
         parameters_source: str | None = None,
         batch_size: int = 2_000,
@@ -158,11 +132,13 @@ class LedgerService:
         prepare_schema: bool = True,
         authority: Authority | None = None,
         max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+        recorder: Recorder | None = None,
     ):
         """`authority`: the producers file; with it, every event must be signed by a producer allowed to send it
         (`ledger.authority`), or it is refused (`unauthorized`) and kept. Without it, events are taken as given:
         an operator's own file (`medledger ingest` without a producers file). `max_clock_skew`: how much later
-        than its arrival (by `clock`) an event's `occurred_at` may lie before it is refused (`ledger.arrival`)."""
+        than its arrival (by `clock`) an event's `occurred_at` may lie before it is refused (`ledger.arrival`).
+        `recorder`: where the ledger is kept (`ledger.recorder`), instead of the PostgreSQL database `db`."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if max_clock_skew < timedelta(0):
@@ -177,19 +153,23 @@ class LedgerService:
         self.park_ttl = park_ttl
         self.clock = clock
         self.engine: AsyncEngine | None = None
+        self.recorder: Recorder | None = recorder
         self.prepare_schema = prepare_schema
         self.authority = authority
         self.max_clock_skew = max_clock_skew
         # Once an event committed under the parameter set, its row is there for good (the events refer to it).
         self._parameters_kept = False
-        # Sent with BEGIN: the append lock, and word to the relays once committed, naming this writer.
+        # Named to the relays once a batch it wrote committed.
         self.writer = uuid.uuid4().hex
-        self._begin_write = f"{LOCK}; NOTIFY {CHANNEL}, '{self.writer}'"
 
     async def __aenter__(self) -> LedgerService:
+        if self.db is None:  # a recorder of its own
+            await self._require_current_projections()
+            return self
         if self.prepare_schema:
             prepare(self.db)
         self.engine = service_engine(self.db, pool_size=4)
+        self.recorder = PostgresRecorder(self.engine)
         try:
             await self._require_current_projections()
         except BaseException:
@@ -198,7 +178,7 @@ class LedgerService:
         return self
 
     async def _require_current_projections(self) -> None:
-        await require_current_projections(self.engine)
+        await require_current_projections(self.recorder)
 
     async def __aexit__(self, *exc) -> None:
         if self.engine is not None:
@@ -272,20 +252,19 @@ class LedgerService:
             raise ValueError("a year close is settled under the append lock (ingest_batch)")
         self._admit(items)
         stats = IngestStats()
-        async with reading(self.engine) as raw:
-            store = PostgresEventStore(raw)
+        async with self.recorder.reading() as ledger:
             if carry is None:
-                expected = await watermark(raw)
-                seq, prev = await store.head()
-                adopted = await last_adopted(raw)
+                expected = await ledger.watermark()
+                seq, prev = await ledger.head()
+                adopted = await ledger.last_adopted()
                 arrival = expected.arrival
             else:
                 expected = None
                 seq, prev, arrival = carry.mark.seq, carry.prev_hash, carry.mark.arrival
                 adopted = carry.adopted
             sequencer = Sequencer(seq, prev, self.digest, adopted, self.parameters_text)
-            parking = Parking(raw, self.clock(), arrival)
-            fresh = await self._unseen(raw, items, stats, carry)
+            parking = Parking(ledger, self.clock(), arrival)
+            fresh = await self._unseen(ledger, items, stats, carry)
             stats.read += len(items)
             written: list[BatchRows] = []
 
@@ -294,8 +273,7 @@ class LedgerService:
                 written.append(batch_rows)
 
             pipeline = Pipeline(
-                raw,
-                LIVE,
+                ledger,
                 self.registry,
                 sequencer,
                 keep,
@@ -307,7 +285,7 @@ class LedgerService:
             await pipeline.run(fresh)
             book = pipeline.book
             if book is None:  # nothing new: the next batch reads through the ledger as it is (its closed years)
-                book = carry.book if carry is not None else await load_book(raw, LIVE, self.registry, [])
+                book = carry.book if carry is not None else await ledger.load_book(self.registry, [])
         stats.appended += sequencer.appended
         rows = written[0] if written else BatchRows()
         appended = {event.event_id for event in rows.events}
@@ -347,14 +325,14 @@ class LedgerService:
         tracking = prepared.tracking
         rows = prepared.rows
         try:
-            async with begin(self.engine, first=self._begin_write) as raw:
-                found, last_rejection, outbox = await self._write(raw, rows, self.registry, tracking, expected)
-        except UniqueViolationError as error:
+            async with self.recorder.writing(self.writer) as ledger:
+                found, last_rejection, outbox = await self._write(ledger, rows, tracking, expected)
+        except Collision as error:
             claimed = None
-            async with reading(self.engine) as raw:
+            async with self.recorder.reading() as ledger:
                 if tracking is not None and tracking.spans:
-                    claimed = await raw.fetch(CLAIMS, *claim_arguments(tracking.consumer, tracking.spans))
-                found = await watermark(raw)
+                    claimed = await ledger.claims_of(tracking)
+                found = await ledger.watermark()
             if claimed is not None:
                 check(tracking.claims, tracking.spans, claimed)  # a consumer that lost the partition is told so
             if found != expected:
@@ -372,63 +350,35 @@ class LedgerService:
 
     async def _write(
         self,
-        raw,
+        ledger: LedgerSession,
         rows: BatchRows,
-        registry: PolicyRegistry,
         tracking: Tracking | None = None,
         expected: Watermark | None = None,
     ) -> tuple[Watermark | None, int | None, tuple[int, int] | None]:
-        """A batch's rows, inside its transaction under the append lock (a small batch's as one statement:
-        `db.writes`). With `expected`, the statement also reads the watermark and moves the consumed offsets of
-        `tracking`, and raises `Conflict`, or `StaleClaim` as `verify_claims` does, after it unless the ledger was
-        where `expected` says and every partition still claimed; without it, the caller has moved the offsets
-        (`advance`). Returns the watermark found (with `expected`), the last rejection_id it wrote, and the outbox
-        position before its records and its last one, if it wrote any."""
-        writes = Writes.sized(rows.size())
-        level = claims = None
-        if expected is not None:
-            level = add_watermark(writes)
-            if tracking is not None:
-                claims = add_claimed_offsets(writes, tracking.consumer, tracking.claims, tracking.spans)
-        if rows.events and not self._parameters_kept:
-            add_parameters(writes, self.digest, self.parameters_text)
-        add_events(writes, rows.events)
-        refused = add_ledger(writes, rows)
-        add_projections(writes, LIVE, rows, registry, self.digest)
-        outbox = add_outbox(writes, rows.outbox)
-        result = await writes.run(raw)
-        found = None
-        if expected is not None:
-            if claims is not None:
-                verify_claims(tracking.claims, tracking.spans, claims, result)
-            found = watermark_of(result[level])
-            if found != expected:
-                raise Conflict.moved(expected, found)
-        return (
-            found,
-            None if refused is None else result[refused],
-            None if outbox is None else (result[outbox[0]], result[outbox[1]]),
-        )
+        """A batch's rows, inside its transaction under the append lock (`LedgerSession.write_batch`), with the
+        parameter set until one of the service's batches appended an event. Returns the watermark found (with
+        `expected`), the last rejection_id it wrote, and the outbox position before its records and its last one,
+        if it wrote any."""
+        parameters = self.parameters_text if rows.events and not self._parameters_kept else None
+        written = await ledger.write_batch(rows, self.registry, self.digest, parameters, tracking, expected)
+        return written.found, written.last_rejection, written.outbox
 
     async def keeps_signatures(self) -> bool:
         """Whether the ledger keeps producers' signatures (`db.signatures`): then unsigned input is not to be
         ingested, or `replay --verify` could no longer tell it from rows written around the intake."""
-        async with reading(self.engine) as raw:
-            return await keeps_signatures(raw)
+        async with self.recorder.reading() as ledger:
+            return await ledger.keeps_signatures()
 
     async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
         """Take partitions over for `consumer` (see `ledger.db.tracking`)."""
-        async with self.engine.connect() as connection:
-            return await claim(await driver(connection), consumer, partitions)
+        return await self.recorder.claim(consumer, partitions)
 
     async def rebase(self, consumer: str, partition: TopicPartition, held: Claim, offset: int) -> Claim | None:
         """Move a stored offset back (see `ledger.db.tracking.rebase`)."""
-        async with self.engine.connect() as connection:
-            return await rebase(await driver(connection), consumer, partition, held, offset)
+        return await self.recorder.rebase(consumer, partition, held, offset)
 
     async def stored_offsets(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
-        async with self.engine.connect() as connection:
-            return await stored(await driver(connection), consumer, partitions)
+        return await self.recorder.stored_offsets(consumer, partitions)
 
     async def ingest_batch(
         self,
@@ -463,27 +413,25 @@ class LedgerService:
     ) -> int:
         """One transaction under the append lock. With `expired_before`, the batch is the parked events that
         waited longer than that, selected under the lock so no other writer can release or refuse them too."""
-        async with begin(self.engine, first=self._begin_write) as raw:
-            store = PostgresEventStore(raw, locked=True)
+        async with self.recorder.writing(self.writer) as ledger:
             if tracking is not None:
-                await advance(raw, tracking.consumer, tracking.claims, tracking.spans)
-            seq, prev = await store.head()
-            sequencer = Sequencer(seq, prev, self.digest, await last_adopted(raw), self.parameters_text)
-            arrival = await raw.fetchval("SELECT coalesce(max(arrival), 0) FROM parked_events")
-            parking = Parking(raw, self.clock(), arrival)
+                await ledger.advance(tracking.consumer, tracking.claims, tracking.spans)
+            seq, prev = await ledger.head()
+            sequencer = Sequencer(seq, prev, self.digest, await ledger.last_adopted(), self.parameters_text)
+            parking = Parking(ledger, self.clock(), await ledger.last_arrival())
             if expired_before is not None:
                 items = await parking.expired(expired_before, self.batch_size, self.park_ttl)
                 stats.expired += len(items)
                 fresh = items
             else:
-                fresh = await self._unseen(raw, items, stats)
+                fresh = await self._unseen(ledger, items, stats)
             stats.read += len(items)
 
             async def write(batch_rows: BatchRows, registry) -> None:
-                await self._write(raw, batch_rows, registry)
+                await self._write(ledger, batch_rows)
 
             pipeline = Pipeline(
-                raw, LIVE, self.registry, sequencer, write, parking, keep_loaded=True, authority=self.authority
+                ledger, self.registry, sequencer, write, parking, keep_loaded=True, authority=self.authority
             )
             await pipeline.run(fresh)
             stats.appended += sequencer.appended
@@ -494,7 +442,7 @@ class LedgerService:
         return len(items)
 
     async def _unseen(
-        self, raw, items: list[Incoming], stats: IngestStats, carry: Carry | None = None
+        self, ledger: LedgerSession, items: list[Incoming], stats: IngestStats, carry: Carry | None = None
     ) -> list[Incoming]:
         """Drop repeats: an event already in the ledger or in the parking area, unreadable input already refused,
         or either earlier in this batch (or in the batch carried from). A repeat is acknowledged, never applied
@@ -503,12 +451,7 @@ class LedgerService:
         ids = [item.event.event_id for item in items if item.event is not None]
         held: dict[str, str] = {}  # event id -> canonical bytes of the event the ledger or the waiting room holds
         if ids:
-            for event_id, payload in await raw.fetch(
-                "SELECT event_id, payload FROM ledger_events WHERE event_id = ANY($1::text[]) "
-                "UNION ALL SELECT t.event_id, t.payload FROM parked_events t WHERE t.event_id = ANY($1::text[])"
-                + PARKED_NOT_REFUSED,
-                ids,
-            ):
+            for event_id, payload in await ledger.held(ids):
                 held.setdefault(event_id, payload)
         if carry is not None:
             held.update((i, carry.payloads[i]) for i in ids if i in carry.payloads)
@@ -525,14 +468,7 @@ class LedgerService:
                 conflicting(item, before)
         digests = [text_digest(item.raw) for item in items if item.error is not None]
         if digests:
-            seen |= {
-                row[0]
-                for row in await raw.fetch(
-                    "SELECT payload_digest FROM ledger_rejections "
-                    "WHERE seq IS NULL AND payload_digest = ANY($1::text[])",
-                    digests,
-                )
-            }
+            seen |= await ledger.refused(digests)
         if carry is not None:
             seen |= carry.unreadable
         fresh = []

@@ -20,7 +20,7 @@ import orjson
 
 from .batch import BatchRows
 from .db import projection_store as written
-from .db.verification import json_positions, stored_rows
+from .db.verification import json_positions
 from .intake import decode_canonical
 from .pipeline import parked_source
 
@@ -45,10 +45,6 @@ class DerivedTable:
     @cached_property
     def key_at(self) -> tuple[int, ...]:
         return tuple(self.columns.index(c) for c in self.key)
-
-    def select(self, members: bool) -> str:
-        """The stored rows of the events in $1 (of the members in $2), in the shape they were written in."""
-        return stored_rows(self.table, self.columns, self.where, members)
 
     def describe(self, row: tuple) -> str:
         """`table key=value, ...`, the position aside (a difference is reported at it)."""

@@ -145,6 +145,13 @@ def prepared():
     return db
 
 
+def with_reports(work):
+    """Run `work(reads)` with the service database's report reads (`recorder.ReportReads`)."""
+    from ..db.report_reads import PostgresReportReads
+
+    return with_raw(lambda raw: work(PostgresReportReads(raw)))
+
+
 def with_raw(work):
     """Run `work(raw asyncpg connection)` against the service database."""
     from ..db.connect import service_engine

@@ -9,7 +9,7 @@ import typer
 
 from .. import display
 from .app import audit_app, member_app
-from .common import with_raw
+from .common import with_reports
 
 
 @member_app.command("show")
@@ -19,9 +19,10 @@ def member_show(
     region: Annotated[Optional[str], typer.Option(help="Region code, when the member is known in several.")] = None,
 ) -> None:
     """A member's statement: enrolment, accumulators, limits remaining, incentive, account and settlements."""
-    from ..reports import render_statement, statements
+    from ..reports import statements
+    from .render import render_statement
 
-    found = with_raw(lambda raw: statements(raw, member_id, year, region, date.today()))
+    found = with_reports(lambda reads: statements(reads, member_id, year, region, date.today()))
     if not found:
         typer.echo(f"medledger: no member {member_id}" + (f" in region {region}" if region else ""), err=True)
         raise typer.Exit(1)
@@ -33,9 +34,10 @@ def member_show(
 @audit_app.command("explain")
 def audit_explain(settlement_id: str) -> None:
     """The full calculation trace of one settlement, rule by rule, with its source event and ledger position."""
-    from ..reports import explain, render_explain
+    from ..reports import explain
+    from .render import render_explain
 
-    trace = with_raw(lambda raw: explain(raw, settlement_id))
+    trace = with_reports(lambda reads: explain(reads, settlement_id))
     if trace is None:
         typer.echo(f"medledger: no settlement {settlement_id}", err=True)
         raise typer.Exit(1)

@@ -176,7 +176,9 @@ def replay(
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
         replayer.anchor = anchored
         if verify and workers > 1:
-            counts = dict(with_raw(lambda raw: raw.fetch("SELECT region, count(*) FROM ledger_events GROUP BY region")))
+            from ..db.audit import event_counts
+
+            counts = with_raw(event_counts)
             report = verify_in_parallel(
                 db, batch_size, workers, counts, progress=bar.reached, anchor=anchored, authority=producers
             )

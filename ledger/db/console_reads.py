@@ -3,12 +3,10 @@ parked events, a settlement's neighbours in the hash chain, the heads of the cha
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..pipeline import Parking
+from .parking import WAITING
 
 
-async def chain_neighbours(raw: Any, seq: int) -> list[dict]:
+async def chain_neighbours(raw, seq: int) -> list[dict]:
     rows = await raw.fetch(
         "SELECT seq, event_id, event_type, hash, prev_hash FROM ledger_events WHERE seq BETWEEN $1 - 1 AND $1 + 1 "
         "ORDER BY seq",
@@ -17,7 +15,7 @@ async def chain_neighbours(raw: Any, seq: int) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def region_heads(raw: Any) -> list[dict]:
+async def region_heads(raw) -> list[dict]:
     """Each region's last event in the chain: (region, seq, hash)."""
     rows = await raw.fetch(
         "SELECT e.region, e.seq, e.hash FROM (SELECT region, max(seq) AS seq FROM ledger_events GROUP BY region) h "
@@ -26,7 +24,7 @@ async def region_heads(raw: Any) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def rejections(raw: Any, search: str | None, limit: int = 200) -> list[dict]:
+async def rejections(raw, search: str | None, limit: int = 200) -> list[dict]:
     pattern = f"%{search}%" if search else None
     rows = await raw.fetch(
         "SELECT rejection_id, seq, event_id, source, reason, detail, payload, policy_id, recorded_at "
@@ -38,7 +36,7 @@ async def rejections(raw: Any, search: str | None, limit: int = 200) -> list[dic
     return [dict(r) for r in rows]
 
 
-async def rejection_counts(raw: Any) -> list[dict]:
+async def rejection_counts(raw) -> list[dict]:
     rows = await raw.fetch(
         "SELECT reason, (recorded_at AT TIME ZONE 'Asia/Shanghai')::date AS day, count(*) AS count "
         "FROM ledger_rejections GROUP BY 1, 2 ORDER BY 2 DESC, 1"
@@ -46,13 +44,13 @@ async def rejection_counts(raw: Any) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def parked(raw: Any, search: str | None, limit: int = 200) -> list[dict]:
+async def parked(raw, search: str | None, limit: int = 200) -> list[dict]:
     """Events still waiting for their member's enrolment (parked, not yet in the ledger)."""
     pattern = f"%{search}%" if search else None
     rows = await raw.fetch(
         "SELECT t.event_id, t.region, t.member_id, t.payload, t.source, t.parked_at FROM parked_events t "
         "WHERE ($1::text IS NULL OR t.member_id ILIKE $1 OR t.event_id ILIKE $1 OR t.payload ILIKE $1)"
-        + Parking.WAITING
+        + WAITING
         + " ORDER BY t.arrival DESC LIMIT $2",
         pattern,
         limit,
@@ -60,6 +58,6 @@ async def parked(raw: Any, search: str | None, limit: int = 200) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def reversal_of(raw: Any, settlement_id: str) -> str | None:
+async def reversal_of(raw, settlement_id: str) -> str | None:
     """The settlement that reverses `settlement_id`, if any."""
     return await raw.fetchval("SELECT settlement_id FROM ledger_settlements WHERE reverses = $1", settlement_id)

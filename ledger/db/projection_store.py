@@ -97,17 +97,10 @@ async def earlier_shapes(raw, names: Names) -> int:
     )
 
 
-async def load_book(
-    raw, names: Names, registry: PolicyRegistry, events: Iterable, loaded: dict | None = None, carry=None
-) -> Book:
-    """A Book holding what `events` can touch: their members and payers, the visits they name, the payment ids
-    they use and every closed year. With `loaded`, each member's state is also kept there as read (see
-    `BatchRows.loaded`). With `carry` (`ledger.carry.Carry`), what the batch before changed is read from it."""
-    book = Book(registry)
-    events = list(events)
-    if carry is None:  # a year closes only in a batch of its own, never one carried from
-        for region, year in await raw.fetch(f"SELECT region, year FROM {names.closed_years}"):
-            book.closed_years.add((region, year))
+def book_keys(book: Book, events: list, carry=None) -> tuple[set, set, set]:
+    """The (region, id) keys of the visits, payment ids and members `events` can touch, as (visits, payments,
+    members). With `carry`, what the batch before holds of them (and its closed years) is put in `book` first, and
+    the visits and payments it holds are left out of the keys to read."""
     visit_keys = {(e.region, e.visit_id) for e in events if e.event_type in ("visit.submitted", "visit.reversed")}
     payment_keys = {(e.region, e.payment_id) for e in events if e.event_type == "account.payment_requested"}
     if carry is not None:
@@ -127,7 +120,22 @@ async def load_book(
         payer = getattr(event, "account_payer_id", None)
         if payer:
             member_keys.add((event.region, payer))
-    _carried_members(book, member_keys, carry, loaded)
+    return visit_keys, payment_keys, member_keys
+
+
+async def load_book(
+    raw, names: Names, registry: PolicyRegistry, events: Iterable, loaded: dict | None = None, carry=None
+) -> Book:
+    """A Book holding what `events` can touch: their members and payers, the visits they name, the payment ids
+    they use and every closed year. With `loaded`, each member's state is also kept there as read (see
+    `BatchRows.loaded`). With `carry` (`ledger.carry.Carry`), what the batch before changed is read from it."""
+    book = Book(registry)
+    events = list(events)
+    if carry is None:  # a year closes only in a batch of its own, never one carried from
+        for region, year in await raw.fetch(f"SELECT region, year FROM {names.closed_years}"):
+            book.closed_years.add((region, year))
+    visit_keys, payment_keys, member_keys = book_keys(book, events, carry)
+    carried_members(book, member_keys, carry, loaded)
     # The visits named and the members: one round trip.
     lookups, arguments = [], []
     if visit_keys:
@@ -144,7 +152,7 @@ async def load_book(
             settlement = settlement_from_row(orjson.loads(first), orjson.loads(second), third)
             book.visits[(settlement.region, settlement.visit_id)] = settlement
         else:
-            _keep_member(book, first, second, loaded)
+            keep_member(book, first, second, loaded)
     if book.visits:
         ids = {s.settlement_id: key for key, s in book.visits.items()}
         for (reversed_id,) in await raw.fetch(
@@ -158,12 +166,12 @@ async def load_book(
             book.payments.add((region, payment_id))
     # the account payers of the visits found, which a reversal pays back
     payers = {(s.region, s.payer_id) for s in book.visits.values() if s.payer_id} - member_keys
-    _carried_members(book, payers, carry, loaded)
+    carried_members(book, payers, carry, loaded)
     await load_members(raw, names, book, payers, loaded)
     return book
 
 
-def _carried_members(book: Book, keys, carry, loaded: dict | None) -> None:
+def carried_members(book: Book, keys, carry, loaded: dict | None) -> None:
     if carry is not None:
         for key in keys & carry.book.members.keys():
             book.members[key] = carry.book.members[key]
@@ -181,7 +189,7 @@ def _member_lookup(names: Names, with_digest: bool, first: int = 1, tagged: bool
     return query + " JOIN ledger_events e ON e.seq = t.last_seq" if with_digest else query
 
 
-def _keep_member(book: Book, state: str, digest: str | None, loaded: dict | None) -> None:
+def keep_member(book: Book, state: str, digest: str | None, loaded: dict | None) -> None:
     data = orjson.loads(state)
     member = state_from_json(data)
     key = (member.region, member.member_id)
@@ -195,7 +203,7 @@ async def load_members(raw, names: Names, book: Book, keys, loaded: dict | None 
     if not keys:
         return
     for state, digest in await raw.fetch(_member_lookup(names, loaded is not None), *key_arrays(keys)):
-        _keep_member(book, state, digest, loaded)
+        keep_member(book, state, digest, loaded)
 
 
 async def region_member_chunks(raw, names: Names, region: str, size: int):

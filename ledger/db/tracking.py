@@ -16,15 +16,10 @@ from dataclasses import dataclass
 
 import orjson
 
+from ..recorder import Claim, TopicPartition
 from .writes import Writes
 
-TopicPartition = tuple[str, int]
-
-
-@dataclass(frozen=True)
-class Claim:
-    epoch: int
-    next_offset: int | None  # None: nothing consumed from this partition yet
+__all__ = ["Claim", "TopicPartition"]
 
 
 class StaleClaim(RuntimeError):

@@ -255,7 +255,7 @@ def test_a_batch_that_does_not_commit_is_read_again_and_nothing_settled_after_it
 ):
     """Batches are settled while the one before commits: when that commit fails, the batch settled on top of it
     must be dropped with it, and both read again from the stored offsets."""
-    import ledger.service as service_module
+    import ledger.db.recorder as recorder_module
 
     lines = generated(800, 60)
     offline = settle_lines(lines, parse_parameters(IM_PARAMETERS))
@@ -266,7 +266,7 @@ def test_a_batch_that_does_not_commit_is_read_again_and_nothing_settled_after_it
         calls["n"] += 1
         return calls["n"] in (3, 4, 9)
 
-    monkeypatch.setattr(service_module, "add_outbox", refusing_outbox(service_module.add_outbox, sometimes))
+    monkeypatch.setattr(recorder_module, "add_outbox", refusing_outbox(recorder_module.add_outbox, sometimes))
 
     async def scenario():
         await publish(settings, lines)

@@ -22,7 +22,7 @@ IM_PARAMETERS = (EXAMPLES / "params/150000-illustrative.toml").read_text(encodin
 
 
 def refusing_outbox(add_outbox, refuse=lambda: True):
-    """Stands in for `ledger.service.add_outbox`: while `refuse()` says so, the batch also carries a write the
+    """Stands in for `ledger.db.recorder.add_outbox`: while `refuse()` says so, the batch also carries a write the
     database refuses (an outbox row without a stream). A small batch's one statement fails inside PostgreSQL; a
     large batch's fails after its events and ledger rows have been copied in."""
 

@@ -114,7 +114,7 @@ def test_a_duplicate_visit_id_is_refused_by_the_engine_and_the_database(database
 
 @pytest.mark.parametrize("large", [False, True], ids=["one statement", "a statement at a time"])
 def test_a_batch_that_fails_half_way_leaves_nothing_behind(database, monkeypatch, large):
-    import ledger.service
+    import ledger.db.recorder
     from ledger.db.writes import LARGE
 
     lines = example_lines("nanjing")[:20]
@@ -126,8 +126,8 @@ def test_a_batch_that_fails_half_way_leaves_nothing_behind(database, monkeypatch
         modes.append(writes.large)
         return refusing_outbox(add_outbox)(writes, rows)
 
-    add_outbox = ledger.service.add_outbox
-    monkeypatch.setattr(ledger.service, "add_outbox", spied)
+    add_outbox = ledger.db.recorder.add_outbox
+    monkeypatch.setattr(ledger.db.recorder, "add_outbox", spied)
     with pytest.raises(asyncpg.NotNullViolationError, match="stream"):
         ingest(database, lines, IM_PARAMETERS if large else "", batch_size=10_000)
     assert modes[-1] is large

@@ -80,12 +80,12 @@ def test_a_batch_read_from_before_the_stored_offset_is_refused_whole(database):
 
 def test_offsets_roll_back_with_a_failed_batch(database, monkeypatch):
     b.fresh()
-    import ledger.service as service_module
+    import ledger.db.recorder as recorder_module
 
     async def scenario():
         async with LedgerService(database) as service:
             claims = await service.claim("group", [TP])
-            monkeypatch.setattr(service_module, "add_outbox", refusing_outbox(service_module.add_outbox))
+            monkeypatch.setattr(recorder_module, "add_outbox", refusing_outbox(recorder_module.add_outbox))
             with pytest.raises(asyncpg.NotNullViolationError):
                 await _batch(service, _lines("M1"), claims, {TP: (0, 1)})
 

@@ -1,0 +1,146 @@
+"""What replay reads and writes (`ledger.replay`): the ledger's events in order, the rows derived from them, the
+projections beside fresh ones rebuilt aside, the chain, the parameter sets and their adoptions, the waiting room
+and the producers' signatures, all on one connection."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from policies.registry import PolicyRegistry
+
+from ..batch import BatchRows
+from ..chain import ChainBreak
+from . import adoptions, signatures
+from .connect import service_engine
+from .event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
+from .projection_store import PROJECTIONS, Names, add_projections, add_settlements, create_shadow, write_member_years
+from .recorder import PostgresSession
+from .server import Database
+from .verification import PARKED_ROWS, PARKED_SINCE, projection_rows, stored_rows
+from .writes import Writes
+
+
+class PostgresAudit(PostgresSession):
+    """Replay's session (`recorder.AuditSession`) on a connection of its own; what it settles reads, and what it
+    writes goes to, the projections named by `names`."""
+
+    def __init__(self, raw, connection, names: Names):
+        super().__init__(raw, names)
+        self.connection = connection
+
+    def transaction(self):
+        return transaction(self.connection)
+
+    async def lock_appends(self) -> None:
+        await self.raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
+
+    async def empty_projections(self) -> None:
+        for table in PROJECTIONS:
+            await self.raw.execute(f"TRUNCATE {table}")
+
+    async def create_shadow(self, shadow: Names) -> None:
+        await create_shadow(self.raw, shadow)
+
+    async def last_seq(self) -> int:
+        return await self.raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
+
+    async def events_after(self, after: int, limit: int, regions: list[str] | None, columns: str) -> list:
+        """(seq, params_digest, source, payload, *`columns`) of up to `limit` events after `after` (of
+        `regions`, every region when None), in sequence order."""
+        return await self.raw.fetch(
+            f"SELECT seq, params_digest, source, payload, {columns} FROM ledger_events "
+            "WHERE seq > $1 AND ($3::text[] IS NULL OR region = ANY($3::text[])) ORDER BY seq LIMIT $2",
+            after,
+            limit,
+            regions,
+        )
+
+    async def hash_at(self, seq: int) -> bytes | None:
+        found = await self.raw.fetchval("SELECT hash FROM ledger_events WHERE seq = $1", seq)
+        return None if found is None else bytes(found)
+
+    async def verify_chain(self) -> list[ChainBreak]:
+        return await PostgresEventStore(self.raw).verify()
+
+    async def strays(self, projection: str, outside: list[str]) -> int:
+        """Rows of `projection` of no region in `outside`."""
+        return await self.raw.fetchval(f"SELECT count(*) FROM {projection} WHERE region <> ALL($1::text[])", outside)
+
+    async def derived_count(self, table: str, where: str, regions: list[str] | None) -> int:
+        """Rows of the ledger table `table` (aliased `t`, narrowed by `where`) derived from events of `regions`."""
+        return await self.raw.fetchval(
+            f"SELECT count(*) FROM {table} t JOIN ledger_events e ON e.seq = t.seq "
+            f"WHERE ($1::text[] IS NULL OR e.region = ANY($1::text[])){where}",
+            regions,
+        )
+
+    async def stored_rows(self, spec, seqs: list[int], members: list[str] | None) -> list:
+        """The rows of the ledger table of `spec` (`verify_rows.DerivedTable`) at the positions `seqs` (of
+        `members`), in the shape they were written in."""
+        select = stored_rows(spec.table, spec.columns, spec.where, members is not None)
+        if members is None:
+            return await self.raw.fetch(select, seqs)
+        return await self.raw.fetch(select, seqs, members)
+
+    async def parked_rows(self, after: tuple, limit: int) -> list:
+        return await self.raw.fetch(PARKED_ROWS, *after, limit)
+
+    async def parked_since(self, event_ids: list[str]) -> dict:
+        return dict(await self.raw.fetch(PARKED_SINCE, event_ids))
+
+    async def parameter_sets(self) -> list[tuple[str, str]]:
+        return [tuple(row) for row in await self.raw.fetch("SELECT digest, content FROM parameter_sets")]
+
+    async def parameters(self, digest: str) -> str | None:
+        return await self.raw.fetchval("SELECT content FROM parameter_sets WHERE digest = $1", digest)
+
+    async def adoptions_between(self, after: int, through: int) -> list[tuple[int, str]]:
+        return await adoptions.adoptions_between(self.raw, after, through)
+
+    async def adoption_rows(self) -> list[tuple[int, str, str, str | None]]:
+        return await adoptions.adoption_rows(self.raw)
+
+    async def differing_rows(self, projection: str, shadow: str, limit: int, regions: list[str] | None) -> list:
+        """(key, live, replayed, columns) of up to `limit` rows of `projection` that differ from `shadow`."""
+        return await self.raw.fetch(projection_rows(projection, shadow, limit), regions)
+
+    async def count_differences(self, live: str, shadow: str, regions: list[str] | None) -> int:
+        mine = f"(SELECT * FROM {live} WHERE $1::text[] IS NULL OR region = ANY($1::text[]))"
+        return await self.raw.fetchval(
+            f"SELECT (SELECT count(*) FROM ({mine} EXCEPT ALL SELECT * FROM {shadow}) a) + "
+            f"(SELECT count(*) FROM (SELECT * FROM {shadow} EXCEPT ALL {mine}) b)",
+            regions,
+        )
+
+    async def write_replayed(self, rows: BatchRows, registry: PolicyRegistry) -> None:
+        """A replayed batch's settlements and projections (member_year is left to `write_member_years`)."""
+        writes = Writes.sized(rows.size())
+        add_settlements(writes, self.names.settlements, rows)
+        add_projections(writes, self.names, rows, registry)
+        await writes.run(self.raw)
+
+    async def write_member_years(self, registry_of: Callable) -> None:
+        await write_member_years(self.raw, self.names, registry_of)
+
+    async def unsigned_since_signing(self) -> list[tuple[int, str]]:
+        return await signatures.unsigned_since_signing(self.raw)
+
+    def stored_signatures(self) -> AsyncIterator[list]:
+        return signatures.stored_signatures(self.raw)
+
+
+async def event_counts(raw) -> dict[str, int]:
+    """How many events the ledger holds, by region (what a verify split by region shares out)."""
+    return dict(await raw.fetch("SELECT region, count(*) FROM ledger_events GROUP BY region"))
+
+
+@asynccontextmanager
+async def auditing(db: Database, names: Names) -> AsyncIterator[PostgresAudit]:
+    """A replay's session on a connection of its own, writing to the projections named by `names`."""
+    engine = service_engine(db)
+    try:
+        async with engine.connect() as connection:
+            yield PostgresAudit(await driver(connection), connection, names)
+    finally:
+        await engine.dispose()

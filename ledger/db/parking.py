@@ -1,0 +1,67 @@
+"""The waiting room's queries: what waits for members a batch enrols, what waited too long, and which of a batch's
+event ids the ledger or the waiting room already holds (`ledger.pipeline.Parking`, `ledger.service`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from .projection_store import each_key, key_arrays
+
+# Of parked_events `t`: its own bytes were not refused (see `WAITING`).
+PARKED_NOT_REFUSED = (
+    " AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = t.event_id AND r.seq IS NULL "
+    "AND r.payload_digest = encode(sha256(convert_to(t.payload, 'UTF8')), 'hex') "
+    "AND r.source = coalesce(t.source, 'parked:' || t.event_id))"
+)
+
+# Of parked_events `t`: the event is neither in the ledger nor refused itself. A parked event is refused without
+# a ledger position only when its own bytes no longer decode (revived by a later version): that rejection keeps
+# the very payload parked. Other input that carries the same event id (malformed, say) is refused on its own and
+# leaves the parked event waiting. The source names the parked row itself (`pipeline.revive`): input refused
+# earlier with the same bytes, before this event was parked, is another arrival.
+WAITING = " AND NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = t.event_id)" + PARKED_NOT_REFUSED
+
+
+async def waiting_for(raw, keys: Iterable[tuple[str, str]]) -> list[tuple]:
+    """(region, member_id, payload, source, event_id) of the events waiting for the members at `keys`, in the
+    order they arrived."""
+    columns = "t.region, t.member_id, t.payload, t.source, t.event_id"
+    return await raw.fetch(
+        each_key("parked_events", "member_id", columns, WAITING) + " ORDER BY t.arrival", *key_arrays(keys)
+    )
+
+
+async def expired(raw, cutoff: datetime, limit: int) -> list[tuple]:
+    """(event_id, payload, source, parked_at) of up to `limit` events waiting since before `cutoff`, oldest first."""
+    return await raw.fetch(
+        "SELECT t.event_id, t.payload, t.source, t.parked_at FROM parked_events t WHERE t.parked_at < $1"
+        + WAITING
+        + " ORDER BY t.arrival LIMIT $2",
+        cutoff,
+        limit,
+    )
+
+
+async def last_arrival(raw) -> int:
+    return await raw.fetchval("SELECT coalesce(max(arrival), 0) FROM parked_events")
+
+
+async def held(raw, event_ids: list[str]) -> list[tuple[str, str]]:
+    """(event_id, canonical payload) of the events at `event_ids` in the ledger, then of those waiting (parked and
+    their bytes not refused); an id may come twice."""
+    return await raw.fetch(
+        "SELECT event_id, payload FROM ledger_events WHERE event_id = ANY($1::text[]) "
+        "UNION ALL SELECT t.event_id, t.payload FROM parked_events t WHERE t.event_id = ANY($1::text[])"
+        + PARKED_NOT_REFUSED,
+        event_ids,
+    )
+
+
+async def refused_digests(raw, digests: list[str]) -> set[str]:
+    """Which of the payload digests of unreadable input were refused already (with no ledger position)."""
+    rows = await raw.fetch(
+        "SELECT payload_digest FROM ledger_rejections WHERE seq IS NULL AND payload_digest = ANY($1::text[])",
+        digests,
+    )
+    return {row[0] for row in rows}

@@ -1,0 +1,167 @@
+"""The PostgreSQL recorder (`ledger.recorder`): the ledger in the database, each session on one pooled driver
+connection. It calls the functions of this package; it adds no statement and no round trip to them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from asyncpg.exceptions import UniqueViolationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from policies.book import Book
+from policies.member import MemberState
+from policies.registry import PolicyRegistry
+
+from ..batch import BatchRows
+from ..carry import Carry, Conflict, Watermark, watermark_of
+from ..recorder import Claim, Collision, TopicPartition, Tracking, Written
+from . import adoptions, lookups, parking, projection_store
+from . import tracking as offsets
+from .event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver, reading
+from .outbox import CHANNEL, add_outbox
+from .projection_store import Names, add_ledger, add_projections
+from .signatures import keeps_signatures
+from .watermark import add_watermark, watermark
+from .writes import Writes
+
+LIVE = Names()
+
+
+class PostgresSession:
+    """A recorder session on an asyncpg connection, with the projections named by `names`."""
+
+    def __init__(self, raw, names: Names = LIVE):
+        self.raw, self.names = raw, names
+
+    # what settling reads
+
+    async def load_book(
+        self, registry: PolicyRegistry, events: Iterable, loaded: dict | None = None, carry: Carry | None = None
+    ) -> Book:
+        return await projection_store.load_book(self.raw, self.names, registry, events, loaded, carry)
+
+    def region_members(self, region: str, size: int) -> AsyncIterator[list[MemberState]]:
+        return projection_store.region_member_chunks(self.raw, self.names, region, size)
+
+    async def waiting_for(self, keys: Iterable[tuple[str, str]]) -> list[tuple]:
+        return await parking.waiting_for(self.raw, keys)
+
+    async def expired_parked(self, cutoff: datetime, limit: int) -> list[tuple]:
+        return await parking.expired(self.raw, cutoff, limit)
+
+    async def visit_facilities(self, event_ids: list[str]) -> dict[str, str | None]:
+        return await lookups.visit_facilities(self.raw, event_ids)
+
+    # what the service reads
+
+    async def head(self) -> tuple[int, bytes]:
+        return await PostgresEventStore(self.raw).head()
+
+    async def last_adopted(self) -> str | None:
+        return await adoptions.last_adopted(self.raw)
+
+    async def watermark(self) -> Watermark:
+        return await watermark(self.raw)
+
+    async def last_arrival(self) -> int:
+        return await parking.last_arrival(self.raw)
+
+    async def held(self, event_ids: list[str]) -> list[tuple[str, str]]:
+        return await parking.held(self.raw, event_ids)
+
+    async def refused(self, digests: list[str]) -> set[str]:
+        return await parking.refused_digests(self.raw, digests)
+
+    async def keeps_signatures(self) -> bool:
+        return await keeps_signatures(self.raw)
+
+    async def earlier_shapes(self) -> int:
+        return await projection_store.earlier_shapes(self.raw, self.names)
+
+    # what a batch writes
+
+    async def write_batch(
+        self,
+        rows: BatchRows,
+        registry: PolicyRegistry,
+        digest: str,
+        parameters: str | None = None,
+        tracking: Tracking | None = None,
+        expected: Watermark | None = None,
+    ) -> Written:
+        """A small batch's rows as one statement (`db.writes`), which with `expected` also reads the watermark
+        and the consumer's claims as they stood before it."""
+        writes = Writes.sized(rows.size())
+        level = claims = None
+        if expected is not None:
+            level = add_watermark(writes)
+            if tracking is not None:
+                claims = offsets.add_claimed_offsets(writes, tracking.consumer, tracking.claims, tracking.spans)
+        if parameters is not None:
+            add_parameters(writes, digest, parameters)
+        add_events(writes, rows.events)
+        refused = add_ledger(writes, rows)
+        add_projections(writes, self.names, rows, registry, digest)
+        outbox = add_outbox(writes, rows.outbox)
+        try:
+            result = await writes.run(self.raw)
+        except UniqueViolationError as error:
+            raise Collision(str(error)) from error
+        found = None
+        if expected is not None:
+            if claims is not None:
+                offsets.verify_claims(tracking.claims, tracking.spans, claims, result)
+            found = watermark_of(result[level])
+            if found != expected:
+                raise Conflict.moved(expected, found)
+        return Written(
+            found,
+            None if refused is None else result[refused],
+            None if outbox is None else (result[outbox[0]], result[outbox[1]]),
+        )
+
+    async def advance(
+        self,
+        consumer: str,
+        claims: Mapping[TopicPartition, Claim],
+        spans: Mapping[TopicPartition, tuple[int, int]],
+    ) -> None:
+        await offsets.advance(self.raw, consumer, claims, spans)
+
+    async def claims_of(self, tracking: Tracking) -> list[tuple]:
+        return await self.raw.fetch(offsets.CLAIMS, *offsets.claim_arguments(tracking.consumer, tracking.spans))
+
+
+class PostgresRecorder:
+    """The ledger in PostgreSQL, through `engine`'s pool."""
+
+    def __init__(self, engine: AsyncEngine, names: Names = LIVE):
+        self.engine, self.names = engine, names
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[PostgresSession]:
+        async with reading(self.engine) as raw:
+            yield PostgresSession(raw, self.names)
+
+    @asynccontextmanager
+    async def writing(self, writer: str) -> AsyncIterator[PostgresSession]:
+        """BEGIN, the append lock and word to the relays naming `writer` (sent at commit) in one round trip."""
+        async with begin(self.engine, first=f"{LOCK}; NOTIFY {CHANNEL}, '{writer}'") as raw:
+            yield PostgresSession(raw, self.names)
+
+    async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
+        async with self.engine.connect() as connection:
+            return await offsets.claim(await driver(connection), consumer, partitions)
+
+    async def rebase(self, consumer: str, partition: TopicPartition, held: Claim, offset: int) -> Claim | None:
+        async with self.engine.connect() as connection:
+            return await offsets.rebase(await driver(connection), consumer, partition, held, offset)
+
+    async def stored_offsets(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
+        async with self.engine.connect() as connection:
+            return await offsets.stored(await driver(connection), consumer, partitions)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,275 @@
+"""What every recorder promises (`ledger.recorder`), checked on the memory recorder and on PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from ledger.batch import BatchRows
+from ledger.carry import Conflict
+from ledger.chain import GENESIS, link, text_digest
+from ledger.db.tracking import OutOfSequence, StaleClaim
+from ledger.intake import from_lines
+from ledger.memory_recorder import MemoryRecorder
+from ledger.recorder import Claim, Collision, Tracking
+from ledger.service import LedgerService
+from ledger.store import NewEvent, chained
+from policies.parameters import parse_parameters
+from policies.recorded import recorded_parameters
+from policies.registry import PolicyRegistry
+from projections import member_year
+from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch
+
+PARAMETERS = recorded_parameters("")
+DIGEST = text_digest(PARAMETERS)
+REGISTRY = PolicyRegistry(parse_parameters(PARAMETERS))
+AT = datetime(2024, 3, 1, 9, tzinfo=UTC)
+
+
+def new(event_id: str, member_id: str = "m1", payload: str | None = None) -> NewEvent:
+    payload = payload or f'{{"event_id":"{event_id}","member_id":"{member_id}"}}'
+    return NewEvent(event_id, "account.contribution_posted", "320100", member_id, AT, payload, DIGEST, "test")
+
+
+def batch(events: list[NewEvent], seq: int = 0, prev: bytes = GENESIS) -> BatchRows:
+    return BatchRows(events=chained(events, seq, prev))
+
+
+def parked(event_id: str, member_id: str, arrival: int, at: datetime = AT) -> tuple:
+    return (event_id, "320100", member_id, f'{{"event_id":"{event_id}"}}', "test", at, arrival)
+
+
+async def write(recorder, rows: BatchRows, **options) -> None:
+    async with recorder.writing("test") as ledger:
+        await ledger.write_batch(rows, REGISTRY, DIGEST, PARAMETERS, **options)
+
+
+async def head(recorder) -> tuple[int, bytes]:
+    async with recorder.reading() as ledger:
+        return await ledger.head()
+
+
+def test_appends_continue_the_chain_without_a_gap(on_recorder):
+    async def scenario(recorder):
+        assert await head(recorder) == (0, GENESIS)
+        first = batch([new("e1"), new("e2")])
+        await write(recorder, first)
+        assert await head(recorder) == (2, first.events[-1].hash)
+        second = batch([new("e3")], *await head(recorder))
+        await write(recorder, second)
+        seq, hash_ = await head(recorder)
+        assert seq == 3 and hash_ == link(first.events[-1].hash, 3, second.events[0].payload)
+        async with recorder.reading() as ledger:
+            held = await ledger.held(["e1", "e3", "e9"])
+        assert held == [("e1", first.events[0].payload), ("e3", second.events[0].payload)]
+
+    on_recorder(scenario)
+
+
+def test_a_batch_with_an_event_already_recorded_is_refused_whole(on_recorder):
+    async def scenario(recorder):
+        await write(recorder, batch([new("e1")]))
+        for clash in (
+            batch([new("e2"), new("e1", payload='{"again":1}')], 1, (await head(recorder))[1]),  # an id recorded
+            batch([new("e3"), new("e3", payload='{"twice":1}')], 1, (await head(recorder))[1]),  # an id twice
+            batch([new("e4")]),  # a position taken
+        ):
+            with pytest.raises(Collision):
+                await write(recorder, clash)
+        assert (await head(recorder))[0] == 1
+        async with recorder.reading() as ledger:
+            assert await ledger.held(["e2", "e3", "e4"]) == []
+
+    on_recorder(scenario)
+
+
+def test_parked_events_wait_in_arrival_order_until_appended_or_refused(on_recorder):
+    async def scenario(recorder):
+        rows = BatchRows(
+            parked=[parked("p2", "m1", 1), parked("p1", "m1", 2), parked("q", "m2", 3), parked("p3", "m1", 4)]
+        )
+        await write(recorder, rows)
+        async with recorder.reading() as ledger:
+            assert await ledger.last_arrival() == 4
+            waiting = await ledger.waiting_for([("320100", "m1")])
+            assert [row[4] for row in waiting] == ["p2", "p1", "p3"]
+            assert waiting[0] == ("320100", "m1", '{"event_id":"p2"}', "test", "p2")
+        # released: p1 appended to the ledger; p3's own bytes refused (a later version no longer reads them)
+        release = batch([new("p1", payload='{"event_id":"p1"}')])
+        release.rejections.append(
+            (
+                None,
+                "p3",
+                "test",
+                "invalid_event",
+                "no longer decodes",
+                '{"event_id":"p3"}',
+                text_digest('{"event_id":"p3"}'),
+                None,
+            )
+        )
+        await write(recorder, release)
+        async with recorder.reading() as ledger:
+            assert [row[4] for row in await ledger.waiting_for([("320100", "m1")])] == ["p2"]
+            assert sorted(event_id for event_id, _ in await ledger.held(["p1", "p2", "p3"])) == ["p1", "p1", "p2"]
+            assert await ledger.refused([text_digest('{"event_id":"p3"}'), "0" * 64]) == {
+                text_digest('{"event_id":"p3"}')
+            }
+
+    on_recorder(scenario)
+
+
+def test_parked_events_that_waited_too_long_come_oldest_first(on_recorder):
+    async def scenario(recorder):
+        old = AT - timedelta(days=40)
+        rows = BatchRows(parked=[parked("a", "m1", 1, old), parked("b", "m2", 2), parked("c", "m3", 3, old)])
+        await write(recorder, rows)
+        async with recorder.reading() as ledger:
+            expired = await ledger.expired_parked(AT - timedelta(days=30), 10)
+            assert [(row[0], row[3]) for row in expired] == [("a", old), ("c", old)]
+            assert [row[0] for row in await ledger.expired_parked(AT - timedelta(days=30), 1)] == ["a"]
+
+    on_recorder(scenario)
+
+
+def test_the_watermark_moves_with_every_write_a_batch_reads(on_recorder):
+    async def scenario(recorder):
+        async with recorder.reading() as ledger:
+            start = await ledger.watermark()
+        assert (start.seq, start.arrival, start.rejection) == (0, 0, 0)
+        rows = batch([new("e1")])
+        rows.parked.append(parked("p", "m9", 1))
+        rows.rejections.append((None, None, "test", "invalid_json", "bad", "{", text_digest("{"), None))
+        await write(recorder, rows, expected=start)
+        async with recorder.reading() as ledger:
+            moved = await ledger.watermark()
+        assert (moved.seq, moved.arrival) == (1, 1) and moved.rejection > 0
+        assert moved.projections == start.projections
+        # settled from where the ledger no longer is: nothing of it is kept
+        with pytest.raises(Conflict):
+            await write(recorder, batch([new("e2")], *await head(recorder)), expected=start)
+        assert (await head(recorder))[0] == 1
+
+    on_recorder(scenario)
+
+
+def test_claims_fence_a_consumer_that_lost_its_partitions(on_recorder):
+    async def scenario(recorder):
+        partition = ("events", 0)
+        first = await recorder.claim("c", [partition])
+        assert first == {partition: Claim(1, None)}
+        rows = batch([new("e1")])
+        async with recorder.reading() as ledger:
+            mark = await ledger.watermark()
+        await write(recorder, rows, tracking=Tracking("c", first, {partition: (0, 5)}), expected=mark)
+        assert await recorder.stored_offsets("c", [partition]) == {partition: Claim(1, 5)}
+        second = await recorder.claim("c", [partition])  # another instance took it over
+        assert second == {partition: Claim(2, 5)}
+        async with recorder.reading() as ledger:
+            mark = await ledger.watermark()
+        with pytest.raises(StaleClaim):
+            await write(
+                recorder,
+                batch([new("e2")], *await head(recorder)),
+                tracking=Tracking("c", first, {partition: (5, 9)}),
+                expected=mark,
+            )
+        with pytest.raises(OutOfSequence):
+            await write(
+                recorder,
+                batch([new("e2")], *await head(recorder)),
+                tracking=Tracking("c", second, {partition: (3, 9)}),
+                expected=mark,
+            )
+        assert (await head(recorder))[0] == 1
+        async with recorder.writing("test") as ledger:
+            await ledger.advance("c", second, {partition: (5, 7)})
+        assert await recorder.stored_offsets("c", [partition]) == {partition: Claim(2, 7)}
+        assert await recorder.rebase("c", partition, Claim(2, 7), 6) == Claim(2, 6)
+        assert await recorder.rebase("c", partition, Claim(2, 7), 4) is None  # no longer where it stood
+        assert await recorder.stored_offsets("c", [("events", 1)]) == {}
+
+    on_recorder(scenario)
+
+
+def test_members_settlements_and_projections_are_read_back_as_written(on_recorder):
+    """The example files ingested through the service: what the next batch loads is what the batches wrote."""
+
+    async def scenario(recorder):
+        published: list[dict] = []
+        async with LedgerService(None, batch_size=7, recorder=recorder) as service:
+            stats = await service.ingest(from_lines(example_lines("nanjing", "weihai"), "x"), published.extend)
+        assert stats.appended > 100 and stats.settlements > 10
+        events = [item.event for item in from_lines(example_lines("nanjing", "weihai"), "x") if item.event]
+        async with recorder.reading() as ledger:
+            loaded: dict = {}
+            book = await ledger.load_book(service.registry, events, loaded)
+            chunks = [chunk async for chunk in ledger.region_members("320100", 2)]
+            facilities = await ledger.visit_facilities(
+                [e.event_id for e in events if e.event_type == "visit.submitted"]
+            )
+            assert await ledger.earlier_shapes() == 0
+        members = [m for chunk in chunks for m in chunk]
+        assert [m.member_id for m in members] == sorted(m.member_id for m in members) and len(chunks[0]) == 2
+        assert {m.member_id: m for m in members} == {
+            member_id: m for (region, member_id), m in book.members.items() if region == "320100"
+        }
+        settled = {r["visit_id"] for r in published if "settlement_id" in r and not r.get("reverses")}
+        assert {visit for _, visit in book.visits} == settled
+        assert len(book.reversed_visits) == sum(1 for r in published if r.get("reverses"))
+        assert book.closed_years and book.payments
+        assert set(loaded) == set(book.members) and {digest for _, digest in loaded.values()} == {service.digest}
+        assert set(facilities) == {e.event_id for e in events if e.event_type == "visit.submitted"}
+
+    on_recorder(scenario)
+
+
+EVENTS = "SELECT seq, event_id, hash FROM ledger_events ORDER BY seq"
+STATES = "SELECT region, member_id, state::text, last_seq FROM member_state"
+
+
+def test_the_memory_recorder_keeps_the_rows_and_projections_postgresql_keeps(database):
+    """The four example files ingested on both: the same events and chain, ledger rows and projections."""
+    lines = example_lines("nanjing", "weihai", "ningxia", "inner-mongolia")
+    memory = MemoryRecorder()
+
+    async def run(db, recorder):
+        published: list[dict] = []
+        async with LedgerService(db, IM_PARAMETERS, batch_size=9, recorder=recorder) as service:
+            await service.ingest(from_lines(lines, "x"), published.extend)
+        return published
+
+    assert asyncio.run(run(None, memory)) == asyncio.run(run(database, None))
+    t = memory.tables
+
+    def rows(query: str) -> list[tuple]:
+        return [tuple(row) for row in fetch(database, query)]
+
+    assert [(e.seq, e.event_id, e.hash) for e in t.events] == [
+        (seq, event_id, bytes(hash_)) for seq, event_id, hash_ in rows(EVENTS)
+    ]
+    assert sorted(t.settlements) == [r[0] for r in rows("SELECT settlement_id FROM ledger_settlements ORDER BY 1")]
+    assert sorted(t.movements) == [r[0] for r in rows("SELECT movement_id FROM ledger_movements ORDER BY 1")]
+    assert [(r[1], r[4]) for r in t.rejections] == rows(
+        "SELECT seq, reason FROM ledger_rejections ORDER BY rejection_id"
+    )
+    assert len(t.incentives) == rows("SELECT count(*) FROM ledger_incentives")[0][0] > 0
+
+    def years(found) -> list[tuple]:
+        return sorted((*row[:-1], orjson.loads(row[-1])) for row in found)  # counters: JSON, compared by value
+
+    assert years(t.member_year.values()) == years(rows(f"SELECT {', '.join(member_year.COLUMNS)} FROM member_year"))
+    assert sorted((*key, *value) for key, value in t.fund_totals.items()) == rows(
+        "SELECT region, month, pool, fund_paid, settlements, reversals FROM fund_totals ORDER BY 1, 2, 3"
+    )
+    assert sorted((*key, seq) for key, seq in t.closed_years.items()) == rows(
+        "SELECT region, year, seq FROM closed_years ORDER BY 1, 2"
+    )
+    assert sorted((*key, seq) for key, seq in t.payments.items()) == rows(
+        "SELECT region, payment_id, seq FROM account_payments ORDER BY 1, 2"
+    )
+    states = {key: (orjson.loads(state), seq) for key, (state, seq) in t.member_state.items()}
+    assert states == {(r[0], r[1]): (orjson.loads(r[2]), r[3]) for r in rows(STATES)}

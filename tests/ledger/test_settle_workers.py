@@ -112,5 +112,5 @@ def test_a_line_that_is_not_json_is_named_by_its_line_and_column_in_the_file(tmp
     rejected = {r["rejected"]: r["detail"] for r in map(json.loads, result.stdout.splitlines()) if "rejected" in r}
     assert rejected == {
         7: "invalid JSON: EOF while parsing a value at line 7 column 32",
-        8: "invalid JSON: expected `,` or `}` at line 8 column 18 (near 'y\" \"event_type\": 1}')",
+        8: 'invalid JSON: expected `,` or `}` at line 8 column 18 (near \'y" "event_type": 1}\')',
     }

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
+import orjson
+
 from policies.engine import Engine
 from policies.outputs import IncentiveEvaluation, Movement, Settlement
 from policies.parameters import ParameterSet
@@ -86,7 +88,9 @@ class Settling:
             outputs = self.engine.apply(event, item.position)
         except Rejected as rejection:
             self.tally.rejected += 1
-            return [rejection_wire(event.event_id, rejection.reason, rejection.detail, shown_payload(item.payload))]
+            # The canonical bytes are medledger's own JSON (no floats, no lone surrogates): what `shown_payload`
+            # would make of them, read by the fast parser.
+            return [rejection_wire(event.event_id, rejection.reason, rejection.detail, orjson.loads(item.payload))]
         tally = self.tally
         for output in outputs:
             if isinstance(output, Settlement):

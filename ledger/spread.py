@@ -22,6 +22,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import chain, islice
 
 import jiter
 import orjson
@@ -40,15 +41,20 @@ KNOWN_REGIONS = frozenset(region.value for region in Region)
 LINES, HELD, END = "lines", "held", "end"
 
 
-def settle_file(lines: Iterable[bytes | Oversized], parameters: ParameterSet | None, workers: int, write) -> Tally:
-    """Settle the lines of a file, writing the bytes printed through `write`; one process when `workers` is 1."""
-    if workers <= 1:
+def settle_file(
+    lines: Iterable[bytes | Oversized], parameters: ParameterSet | None, workers: int, write, spread_from: int = ROUND
+) -> Tally:
+    """Settle the lines of a file, writing the bytes printed through `write`: in this process when `workers` is 1
+    or the file has fewer than `spread_from` lines (starting workers would cost more than they save)."""
+    lines = iter(lines)
+    head = list(islice(lines, spread_from)) if workers > 1 else []
+    if workers <= 1 or len(head) < spread_from:
         settling = Settling(parameters)
-        for item in from_numbered(enumerate(lines, start=1), "input"):
+        for item in from_numbered(enumerate(chain(head, lines), start=1), "input"):
             for record in settling.outputs(item):
                 write(encoded(record))
         return settling.tally
-    return Spread(parameters, workers).run(lines, write)
+    return Spread(parameters, workers).run(chain(head, lines), write)
 
 
 def route_of(line: bytes | Oversized) -> tuple[str | None, str | None]:

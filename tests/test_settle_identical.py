@@ -9,6 +9,7 @@ parser stopped (the release named line 1, or line 2 column 0 for input that ende
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 import subprocess
@@ -16,6 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from ledger.intake import read_lines
+from ledger.spread import settle_file
+from policies.parameters import load_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -66,6 +71,16 @@ def test_settle_prints_what_the_reference_release_printed(name, workers):
         assert b"invalid JSON" in want
         want = with_file_positions(want)
     assert done.stdout == want
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_workers_print_what_the_reference_release_printed_however_short_the_input(name):
+    path, parameters = CASES[name]
+    out = io.BytesIO()
+    chosen = load_parameters(parameters) if parameters else None
+    settle_file(read_lines(io.BytesIO(input_bytes(path))), chosen, 3, out.write, spread_from=0)
+    want = expected(name)
+    assert out.getvalue() == (with_file_positions(want) if name == "bad-lines" else want)
 
 
 def test_the_guard_covers_repeats_conflicts_and_every_kind_of_refusal():

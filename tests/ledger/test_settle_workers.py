@@ -18,9 +18,10 @@ from tests import builders as b
 REGIONS = (b.NINGXIA, b.WEIHAI, b.NANJING)
 
 
-def settled(text: str, workers: int) -> tuple[bytes, object]:
+def settled(text: str, workers: int, spread_from: int = 0) -> tuple[bytes, object]:
+    """What settle prints for `text`, with `workers` processes however short the text is (`spread_from`)."""
     out = io.BytesIO()
-    tally = settle_file(read_lines(io.BytesIO(text.encode())), None, workers, out.write)
+    tally = settle_file(read_lines(io.BytesIO(text.encode())), None, workers, out.write, spread_from)
     return out.getvalue(), tally
 
 
@@ -83,6 +84,7 @@ def test_rounds_larger_than_one_hand_over_keep_input_order():
     text = stream_text(events)
     one, _ = settled(text, 1)
     assert settled(text, 2)[0] == one
+    assert settled(text, 2, spread_from=ROUND)[0] == one
     seqs = [json.loads(line).get("ledger_seq") for line in one.splitlines()]
     assert [seq for seq in seqs if seq] == sorted(seq for seq in seqs if seq)
 

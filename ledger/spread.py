@@ -128,6 +128,7 @@ class Spread:
         self.in_flight: deque[Round] = deque()
 
     def run(self, lines: Iterable[bytes | Oversized], write: Callable[[bytes], object]) -> Tally:
+        finished = False
         try:
             current = self._round()
             for number, line in enumerate(lines, start=1):
@@ -160,14 +161,18 @@ class Spread:
                 inbox.put((END, None))
             for worker in range(self.workers):
                 tally.merge(self._answer(worker))
+            finished = True
             return tally
         finally:
+            # Stopped early (output closed, a worker failed): the workers wait for lines that never come.
             for inbox in self.inboxes:
                 inbox.cancel_join_thread()
             for process in self.processes:
+                if not finished:
+                    process.terminate()
                 process.join(timeout=5)
                 if process.is_alive():
-                    process.terminate()
+                    process.kill()
 
     def _round(self) -> Round:
         return Round([[] for _ in range(self.workers)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -116,3 +117,37 @@ def test_a_line_that_is_not_json_is_named_by_its_line_and_column_in_the_file(tmp
         7: "invalid JSON: EOF while parsing a value at line 7 column 32",
         8: 'invalid JSON: expected `,` or `}` at line 8 column 18 (near \'y" "event_type": 1}\')',
     }
+
+
+def test_a_worker_that_fails_stops_the_run_with_its_error_and_leaves_no_process(monkeypatch):
+    import multiprocessing
+
+    from ledger.offline import Settling
+    from ledger.spread import WorkerFailed
+
+    settle_one = Settling.outputs
+
+    def failing(self, item, elsewhere=None):
+        if item.position == 5:
+            raise RuntimeError("a defect met on line 5")
+        return settle_one(self, item, elsewhere)
+
+    monkeypatch.setattr(Settling, "outputs", failing)  # the workers are forked with it
+    started = time.monotonic()
+    with pytest.raises(WorkerFailed, match="a defect met on line 5"):
+        settled(stream_text(interleaved()), 2)
+    assert multiprocessing.active_children() == []
+    assert time.monotonic() - started < 4.5
+
+
+def test_output_closed_early_stops_the_workers():
+    import multiprocessing
+
+    def closed(_: bytes) -> None:
+        raise BrokenPipeError
+
+    started = time.monotonic()
+    with pytest.raises(BrokenPipeError):
+        settle_file(read_lines(io.BytesIO(stream_text(interleaved()).encode())), None, 2, closed, 0)
+    assert multiprocessing.active_children() == []
+    assert time.monotonic() - started < 4.5  # stopped, not waited for: each would be waited for 5 s

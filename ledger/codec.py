@@ -27,6 +27,11 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, default=_plain, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def encoded(value: Any) -> bytes:
+    """`dumps(value)` as one line of UTF-8, its end included: what `settle` prints for a record."""
+    return orjson.dumps(value, default=_plain, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+
+
 def _d(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 

@@ -103,14 +103,15 @@ def conflicting(item: Incoming, held: str) -> None:
     item.event = None
 
 
-def decode(raw: str | bytes | Oversized, source: str, position: int | str) -> Incoming:
+def decode(raw: str | bytes | Oversized, source: str, position: int | str, line: int | None = None) -> Incoming:
+    """`line`: the line of a file `raw` is (`decode_line`)."""
     if not isinstance(raw, Oversized):
         raw = _measured(raw)
     if isinstance(raw, Oversized):
         return too_large(raw, source, position)
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     try:
-        return Incoming(source, position, text.rstrip("\n"), event=decode_line(raw))
+        return Incoming(source, position, text.rstrip("\n"), event=decode_line(raw, line))
     except InvalidEvent as error:
         return Incoming(source, position, text.rstrip("\n"), error=error)
 
@@ -174,6 +175,11 @@ def decode_canonical(payload: str, source: str, position: int | str) -> Incoming
 
 
 def from_lines(lines: Iterable[str | bytes | Oversized], name: str) -> Iterator[Incoming]:
-    for number, line in enumerate(lines, start=1):
+    return from_numbered(enumerate(lines, start=1), name)
+
+
+def from_numbered(lines: Iterable[tuple[int, str | bytes | Oversized]], name: str) -> Iterator[Incoming]:
+    """Lines of a file with their numbers (from 1); blank lines are skipped, and counted."""
+    for number, line in lines:
         if isinstance(line, Oversized) or line.strip():
-            yield decode(line, f"{name}:{number}", number)
+            yield decode(line, f"{name}:{number}", number, number)

@@ -9,11 +9,13 @@ _NAMESPACE = bytes.fromhex("5d0f5a8e3c514a539a0e6d1e2b7c9f10")
 
 
 def _uuid5(name: str) -> str:
-    digest = bytearray(sha1(_NAMESPACE + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """The version-5 layout set on the hex digits themselves: digit 12 is the version (5), the top two bits of
+    digit 16 the variant (10)."""
+    h = sha1(_NAMESPACE + name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT = "89ab"
 
 
 def settlement_id(region: str, event_id: str) -> str:

@@ -128,6 +128,8 @@ class MemberState:
         return [*self.earlier_periods, (self.enrolled_on, self.terminated_on)]
 
     def covered_on(self, day: date) -> bool:
+        if not self.earlier_periods:  # one enrolment, as nearly every member has: no list of periods to build
+            return self.enrolled_on <= day and (self.terminated_on is None or day < self.terminated_on)
         return any(start <= day and (end is None or day < end) for start, end in self.periods())
 
     def enrolled_whole_year(self, year: int) -> bool:

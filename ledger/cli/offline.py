@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..codec import dumps
 from ..contract import contract_json_schema
 from ..intake import read_lines
-from ..offline import settle_stream
+from ..spread import settle_file
 from .app import app
 from .common import ParametersOption, open_events, parameters_file
 
@@ -21,16 +21,26 @@ from .common import ParametersOption, open_events, parameters_file
 def settle(
     events: Annotated[str, typer.Argument(help="JSON Lines file of contract events, or - for standard input.")],
     parameters: ParametersOption = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="Processes settling regions in parallel (default: the processors this process may use); the "
+            "output is the same for any number.",
+        ),
+    ] = None,
 ) -> None:
     """Settle EVENTS in order with an in-memory state; print one JSON line per settlement, movement,
-    incentive evaluation and rejection. Rejections never stop the run."""
+    incentive evaluation and rejection, and a summary on standard error. Rejections never stop the run."""
     params = parameters_file(parameters)
     source = open_events(events)
-    out = sys.stdout
+    out = sys.stdout.buffer
     with source:
-        for record in settle_stream(read_lines(source), params):
-            out.write(dumps(record))
-            out.write("\n")
+        tally = settle_file(read_lines(source), params, workers or len(os.sched_getaffinity(0)), out.write)
+    out.flush()
+    typer.echo(tally.line(), err=True)
 
 
 @app.command()

@@ -56,6 +56,8 @@ def parse_occurred_at(value: Any) -> datetime:
         )
     if moment.utcoffset() is None:
         raise PydanticCustomError("datetime_naive", "needs an explicit UTC offset, e.g. +08:00 or Z")
+    if 1 < moment.year < 9999:
+        return moment  # a day away from the ends of the calendar: every offset and time zone can hold it
     try:
         # Fail here, not later in business_date, for instants the policy calendar cannot hold.
         moment.astimezone(POLICY_TZ)

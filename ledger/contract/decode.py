@@ -124,8 +124,9 @@ def decode_event(obj: dict[str, Any]) -> Event:
         raise InvalidEvent(detail, payload=obj, event_id=_event_id(obj)) from None
 
 
-def decode_line(text: str | bytes) -> Event:
-    """Parse one JSON Lines record / Kafka value and validate it.
+def decode_line(text: str | bytes, line: int | None = None) -> Event:
+    """Parse one JSON Lines record / Kafka value and validate it. `line`: the line of the file it is, which input
+    that is not JSON at all is refused naming (with the column within the line where the parser stopped).
 
     Numbers with a fraction or exponent arrive as exact ``Decimal``; NaN and Infinity are not JSON; a key given
     twice in one object is refused, because parsers disagree on which one wins, so a duplicated "amount" would
@@ -135,11 +136,25 @@ def decode_line(text: str | bytes) -> Event:
         obj = jiter.from_json(data, allow_inf_nan=False, catch_duplicate_keys=True, float_mode="decimal")
     except ValueError as exc:  # a bad byte sequence or a lone surrogate is refused here too
         raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
-        raise InvalidEvent(f"invalid JSON: {exc}{_near(raw, str(exc))}", payload=raw) from None
+        message = str(exc)
+        near = _near(raw, message)
+        if line is not None:
+            message = _in_file(message, raw, line)
+        raise InvalidEvent(f"invalid JSON: {message}{near}", payload=raw) from None
     return decode_event(obj)
 
 
 _POSITION = re.compile(r"line (\d+) column (\d+)")
+
+
+def _in_file(message: str, raw: str, line: int) -> str:
+    """The parser's position in one line of a file as the file's line and the column within that line. The parser
+    sees the line with its end, so input that ends early stops past it ("line 2 column 0"): at the line's end."""
+    found = _POSITION.search(message)
+    if not found:
+        return message
+    column = int(found[2]) if found[1] == "1" else len(raw.rstrip("\r\n"))
+    return f"{message[: found.start()]}line {line} column {column}{message[found.end() :]}"
 
 
 def _near(raw: str, message: str) -> str:

@@ -48,10 +48,12 @@ def wire_enum(enum_cls: type[E]) -> BeforeValidator:
     expected = ", ".join(repr(value) for value in by_value)
 
     def parse(value: Any) -> Any:
-        if isinstance(value, enum_cls):
+        if type(value) is str:
+            member = by_value.get(value)
+            if member is not None:
+                return member
+        elif isinstance(value, enum_cls):
             return value
-        if type(value) is str and value in by_value:
-            return by_value[value]
         raise PydanticCustomError("enum", "must be one of {expected}", {"expected": expected})
 
     return BeforeValidator(parse)

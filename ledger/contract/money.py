@@ -28,8 +28,23 @@ _SCHEMA_PATTERN = rf"^(0|[1-9][0-9]{{0,{MAX_INTEGER_DIGITS - 1}}})(\.[0-9]{{1,2}
 _WELL_FORMED = re.compile(_SCHEMA_PATTERN[1:-1])
 
 
+_KNOWN: dict[str, Decimal] = {}
+"""Well-formed amounts already read, by their exact text (a Decimal is immutable, and "300" and "300.00" are two
+keys): the same few amounts come again and again."""
+_KNOWN_MAX = 1 << 16
+
+
 def parse_money(value: Any) -> Decimal:
     """Turn a wire value into an exact ``Decimal`` or raise a pydantic error saying why not."""
+    if type(value) is str:
+        known = _KNOWN.get(value)
+        if known is not None:
+            return known
+        if _WELL_FORMED.fullmatch(value):
+            if len(_KNOWN) >= _KNOWN_MAX:
+                _KNOWN.clear()
+            known = _KNOWN[value] = Decimal(value)
+            return known
     if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
         if isinstance(value, float):
             raise PydanticCustomError(

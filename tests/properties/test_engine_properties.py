@@ -9,6 +9,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -247,11 +248,42 @@ def test_the_same_stream_gives_the_same_outputs(region, data):
 @settings(max_examples=40, deadline=None)
 @given(ledger_stream())
 def test_the_fast_settlement_record_equals_the_validated_model(stream):
-    from ledger.records import SettlementRecord, settlement_wire
+    from ledger.records import MovementRecord, SettlementRecord, movement_wire, settlement_wire
 
     for output in run(stream.events).outputs:
         if isinstance(output, Settlement):
             assert settlement_wire(output) == SettlementRecord.of(output).wire()
+            assert list(settlement_wire(output)) == list(SettlementRecord.of(output).wire())  # in the same order
+        elif isinstance(output, Movement):
+            assert movement_wire(output) == MovementRecord.of(output).wire()
+            assert list(movement_wire(output)) == list(MovementRecord.of(output).wire())
+
+
+def test_the_fast_records_refuse_what_the_validated_models_refuse():
+    from ledger.records import MovementRecord, SettlementRecord, movement_wire, settlement_wire
+
+    stream = [b.enrolled("M1", b.NANJING), b.visit("M1", b.NANJING, on="2023-03-01", items=b.drug("100.00"))]
+    settlement = next(o for o in run(stream).outputs if isinstance(o, Settlement))
+    for broken in (
+        dataclasses.replace(settlement, fund_paid=settlement.fund_paid + Decimal("0.001")),
+        dataclasses.replace(settlement, cash_paid=settlement.cash_paid + 1),
+    ):
+        with pytest.raises(ValueError):
+            SettlementRecord.of(broken)
+        with pytest.raises(ValueError):
+            settlement_wire(broken)
+    movement = Movement(
+        "m", "e", "M1", b.NANJING, "debit", "p", Decimal("1.005"), Decimal(1), None, "x", (), date(2023, 1, 1)
+    )
+    for broken in (
+        movement,
+        dataclasses.replace(movement, amount=Decimal(0)),
+        dataclasses.replace(movement, amount=Decimal(1), balance_after=Decimal(-1)),
+    ):
+        with pytest.raises(ValueError):
+            MovementRecord.of(broken)
+        with pytest.raises(ValueError):
+            movement_wire(broken)
 
 
 # --- forged events -----------------------------------------------------------------------------------------------

@@ -1,0 +1,153 @@
+"""`settle --workers N`: regions settled in parallel processes print exactly what one process prints, in input
+order, however the regions and the event ids given in them interleave; `settle` says what it did on stderr, and a
+line that is not JSON is named by its line and column in the file."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from ledger.intake import read_lines
+from ledger.spread import ROUND, settle_file
+from tests import builders as b
+
+REGIONS = (b.NINGXIA, b.WEIHAI, b.NANJING)
+
+
+def settled(text: str, workers: int, spread_from: int = 0) -> tuple[bytes, object]:
+    """What settle prints for `text`, with `workers` processes however short the text is (`spread_from`)."""
+    out = io.BytesIO()
+    tally = settle_file(read_lines(io.BytesIO(text.encode())), None, workers, out.write, spread_from)
+    return out.getvalue(), tally
+
+
+def interleaved() -> list[dict]:
+    """Members of three regions enrolled, their visits interleaved; then event ids reused across regions: an id
+    first given to input the contract refuses and then to a valid event of another region (not a repeat), an
+    event repeated under its id in another region (a conflict), the same event repeated as it was."""
+    b.fresh()
+    events, members = [], {}
+    for n, region in enumerate(REGIONS * 3):
+        member = f"M{n}-{region}"
+        members.setdefault(region, []).append(member)
+        on = "2023-06-01" if region == b.NINGXIA else "2023-01-02"
+        events.append(b.enrolled(member, region, on=on))
+    for day in range(1, 25):
+        for region in REGIONS:
+            for member in members[region]:
+                events.append(b.visit(member, region, on=f"2023-07-{day:02d}", items=b.drug(f"{40 + day}.00")))
+    visit = events[-1]
+    reused = b.visit(members[b.WEIHAI][0], b.WEIHAI, on="2023-08-01", event_id="shared-1", items=b.drug("12.00"))
+    return [
+        *events,
+        {**visit, "region": b.NINGXIA},  # the event's id again, in another region: refused as a conflict
+        {**visit},  # the very event again: acknowledged
+        {**reused, "region": b.NANJING, "items": "not a list"},  # refused by the contract: holds no id
+        reused,  # a valid event under that id, in another region: settled
+        reused,  # and its repeat
+        {**reused, "region": b.NINGXIA, "member_id": members[b.NINGXIA][0]},  # a third region: a conflict
+        {**reused, "items": b.drug("13.00")},  # its own region, other values: a conflict
+    ]
+
+
+def stream_text(events: list[dict]) -> str:
+    return "\n".join(b.as_line(event) for event in events) + "\n"
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+def test_workers_print_what_one_process_prints_with_ids_reused_across_regions(workers):
+    text = stream_text(interleaved())
+    one, tally = settled(text, 1)
+    many, many_tally = settled(text, workers)
+    assert many == one
+    assert many_tally == tally
+    outputs = [json.loads(line) for line in one.splitlines()]
+    reasons = [record["reason"] for record in outputs if "rejected" in record]
+    assert reasons.count("event_id_conflict") == 3
+    assert reasons.count("invalid_event") == 1
+    assert tally.duplicates == 2
+    (shared,) = [record for record in outputs if record.get("ledger_seq") == len(interleaved()) - 3]
+    assert shared["region"] == b.WEIHAI and shared["visit_id"]  # settled once, in its own region
+
+
+def test_rounds_larger_than_one_hand_over_keep_input_order():
+    b.fresh()
+    member = "M-ROUNDS"
+    events = [b.enrolled(member, b.NANJING, on="2023-01-02"), b.enrolled("M-NX", b.NINGXIA, on="2023-06-01")]
+    for n in range(ROUND + 300):
+        region, who = (b.NANJING, member) if n % 3 else (b.NINGXIA, "M-NX")
+        events.append(b.visit(who, region, on=f"2023-07-{n % 28 + 1:02d}", items=b.drug("5.00")))
+    text = stream_text(events)
+    one, _ = settled(text, 1)
+    assert settled(text, 2)[0] == one
+    assert settled(text, 2, spread_from=ROUND)[0] == one
+    seqs = [json.loads(line).get("ledger_seq") for line in one.splitlines()]
+    assert [seq for seq in seqs if seq] == sorted(seq for seq in seqs if seq)
+
+
+def test_settle_prints_a_summary_line_on_stderr(tmp_path):
+    path = tmp_path / "events.jsonl"
+    b.fresh()
+    enrolled = b.enrolled("M1", b.NANJING)
+    visit = b.visit("M1", b.NANJING, on="2023-03-01", items=b.drug("100.00"))
+    path.write_text(stream_text([enrolled, visit, visit]) + "{broken\n\n", encoding="utf-8")
+    for workers in ("1", "2"):
+        result = CliRunner().invoke(app, ["settle", str(path), "--workers", workers])
+        assert result.exit_code == 0, result.output
+        assert result.stderr.strip() == (
+            "medledger: read 4, duplicates 1, settlements 1, movements 0, incentives 0, rejected 1"
+        )
+
+
+def test_a_line_that_is_not_json_is_named_by_its_line_and_column_in_the_file(tmp_path):
+    path = tmp_path / "events.jsonl"
+    b.fresh()
+    lines = [b.as_line(b.enrolled(f"M{n}", b.NANJING)) for n in range(5)]
+    lines.insert(2, "")
+    lines += ['{"event_id": "x", "event_type": ', '{"event_id": "y" "event_type": 1}']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["settle", str(path)])
+    rejected = {r["rejected"]: r["detail"] for r in map(json.loads, result.stdout.splitlines()) if "rejected" in r}
+    assert rejected == {
+        7: "invalid JSON: EOF while parsing a value at line 7 column 32",
+        8: 'invalid JSON: expected `,` or `}` at line 8 column 18 (near \'y" "event_type": 1}\')',
+    }
+
+
+def test_a_worker_that_fails_stops_the_run_with_its_error_and_leaves_no_process(monkeypatch):
+    import multiprocessing
+
+    from ledger.offline import Settling
+    from ledger.spread import WorkerFailed
+
+    settle_one = Settling.outputs
+
+    def failing(self, item, elsewhere=None):
+        if item.position == 5:
+            raise RuntimeError("a defect met on line 5")
+        return settle_one(self, item, elsewhere)
+
+    monkeypatch.setattr(Settling, "outputs", failing)  # the workers are forked with it
+    started = time.monotonic()
+    with pytest.raises(WorkerFailed, match="a defect met on line 5"):
+        settled(stream_text(interleaved()), 2)
+    assert multiprocessing.active_children() == []
+    assert time.monotonic() - started < 4.5
+
+
+def test_output_closed_early_stops_the_workers():
+    import multiprocessing
+
+    def closed(_: bytes) -> None:
+        raise BrokenPipeError
+
+    started = time.monotonic()
+    with pytest.raises(BrokenPipeError):
+        settle_file(read_lines(io.BytesIO(stream_text(interleaved()).encode())), None, 2, closed, 0)
+    assert multiprocessing.active_children() == []
+    assert time.monotonic() - started < 4.5  # stopped, not waited for: each would be waited for 5 s

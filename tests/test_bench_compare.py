@@ -1,0 +1,27 @@
+"""bench/compare.py runs a release and the working tree alternately on one generated stream and checks that
+settle prints the same bytes in both."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_compare_runs_both_sides_and_finds_settle_output_identical():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "compare.py"), "--commit", "HEAD", "--events", "400", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "round 1  A settle" in done.stdout and "round 1  B settle --workers 2" in done.stdout
+    assert "ratios (A / B" in done.stdout
+    assert "byte-identical in every run" in done.stdout
+    listed = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True)
+    assert "medledger-compare-" not in listed.stdout  # the release's worktree is removed at the end

@@ -32,7 +32,8 @@ async def _send(settings: Settings, *records: dict) -> None:
     await producer.start()
     try:
         for record in records:
-            await producer.send_and_wait(settings.settlements_topic, orjson.dumps(record))
+            # one key, so one partition: the order they were sent in is the order they are read in
+            await producer.send_and_wait(settings.settlements_topic, orjson.dumps(record), key=b"member")
     finally:
         await producer.stop()
 

@@ -259,8 +259,9 @@ async def write_member_years(raw, names: Names, registry_of: Callable, chunk: in
         after = (found[-1][0], found[-1][1])
         records = []
         for _, _, state, digest in found:
-            member = state_from_json(as_json(state))
-            records.extend(member_year.rows(member, years_of(member), await registry_of(digest)))
+            data = as_json(state)
+            member = state_from_json(data)
+            records.extend(member_year.rows(member, years_of(member), await registry_of(digest), data["counters"]))
         await raw.copy_records_to_table(names.member_year, records=records, columns=member_year.COLUMNS)
 
 

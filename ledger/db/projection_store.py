@@ -123,7 +123,7 @@ async def load_book(
         member_id = getattr(event, "member_id", None)
         if member_id is not None:
             member_keys.add((event.region, member_id))
-        payer = getattr(event, "account_payer_id", None)
+        payer = account_payer(event)
         if payer:
             member_keys.add((event.region, payer))
     _carried_members(book, member_keys, carry, loaded)
@@ -160,6 +160,16 @@ async def load_book(
     _carried_members(book, payers, carry, loaded)
     await load_members(raw, names, book, payers, loaded)
     return book
+
+
+def account_payer(event) -> str | None:
+    """The member whose account pays for a visit, if the event is one that names one. Asked of its type's fields
+    first: a contract model asked for a field it lacks raises inside (and catches) an AttributeError, which cost
+    more than the rest of `load_book`'s look at the event."""
+    fields = getattr(type(event), "model_fields", None)
+    if fields is not None and "account_payer_id" not in fields:
+        return None
+    return getattr(event, "account_payer_id", None)
 
 
 def _carried_members(book: Book, keys, carry, loaded: dict | None) -> None:

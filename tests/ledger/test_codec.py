@@ -11,15 +11,13 @@ import orjson
 
 from bench.generate import generate
 from ledger.codec import STATE_KEYS, dumps, state_from_json, state_to_json
-from ledger.intake import from_lines
-from policies.engine import Engine
 from policies.member import Certification, MemberState, Status
 from policies.parameters import parse_parameters
 from policies.registry import PolicyRegistry
-from policies.rejection import Rejected
 from policies.summary import years_of
 from projections import member_year
 from tests.ledger.helpers import IM_PARAMETERS
+from tests.ledger.test_member_year import _members_after
 
 # Every part of the state set, in no particular order, with Decimals of every exponent and sign.
 RICH = MemberState(
@@ -220,15 +218,8 @@ def test_a_member_years_rows_are_those_every_earlier_release_made():
 
 def test_every_state_the_engine_leaves_round_trips_byte_for_byte():
     parameters = parse_parameters(IM_PARAMETERS, "150000-illustrative.toml")
-    engine = Engine(parameters)
     lines = [orjson.dumps(event).decode() for event in generate(6_000, members=400)]
-    for item in from_lines(lines, "generated"):
-        if item.event is not None:
-            try:
-                engine.apply(item.event, item.position)
-            except Rejected:
-                pass
-    members = list(engine.book.members.values())
+    members = list(_members_after(lines, parameters).members.values())
     assert len(members) > 300
     registry = PolicyRegistry(parameters)
     for member in members:

@@ -42,7 +42,9 @@ class Writes:
         # queries of values as the data stood before any of the writes, with their own parameters in large mode
         self._before: list[tuple[str, list]] = []
         self._asked: list[tuple[str, int]] = []  # what `run` returns, in order: ("before" | "write", index)
-        self._staged = False  # rows go through a temporary table emptied at commit: a transaction is needed
+        # the write that makes the staging tables (`staged`): rows then go through tables emptied at commit, so the
+        # batch needs a transaction
+        self._staging: _Write | None = None
 
     @classmethod
     def sized(cls, rows: int) -> Writes:
@@ -135,19 +137,23 @@ class Writes:
         so that the next batch of the same transaction (a replay's last stretch) finds none; the commit truncates
         its file (temporary tables are never vacuumed), and a rollback leaves none either."""
         staging = f"{table}_staged"
-        self.add(
+        create = (
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
             f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"
         )
+        if self._staging is None:  # one round trip makes every staging table the batch uses
+            self._staging = _Write(create)
+            self._writes.append(self._staging)
+        else:
+            self._staging.statement += f"; {create}"
         self._writes.append(_Write("", copy=(staging, columns, rows)))
-        self._staged = True
         return staging
 
     async def run(self, raw) -> tuple:
         """Send it all; the values asked for (`before`, `add(..., result=)`, `insert(..., newest=)`), in the
         order asked."""
         if self.large:
-            if self._staged and not raw.is_in_transaction():
+            if self._staging is not None and not raw.is_in_transaction():
                 raise RuntimeError(
                     "a large batch's upserts are staged in a table emptied at commit: run it in a transaction"
                 )

@@ -180,14 +180,15 @@ class BatchRows:
         for key, entry in self.touched.items():
             years = years_of(entry.member)
             loaded = self.loaded.get(key)
+            state = self.state_of(key)
             changed = None
             if loaded is not None and loaded[1] == params_digest:
-                changed = member_year.changed_years(loaded[0], self.state_of(key), years)
+                changed = member_year.changed_years(loaded[0], state, years)
             if changed is None:
                 whole.append(key)
-                whole_rows.extend(member_year.rows(entry.member, years, registry))
+                whole_rows.extend(member_year.rows(entry.member, years, registry, state["counters"]))
             elif changed:
-                year_rows.extend(member_year.rows(entry.member, changed, registry))
+                year_rows.extend(member_year.rows(entry.member, changed, registry, state["counters"]))
         return whole_rows, year_rows, whole
 
     def freeze(self, registry, params_digest: str) -> None:

@@ -32,52 +32,57 @@ def encoded(value: Any) -> bytes:
     return orjson.dumps(value, default=_plain, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 
-def _d(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
-def _day(value: str | None) -> date | None:
-    return None if value is None else date.fromisoformat(value)
-
-
-def _s(value: object) -> str | None:
-    return None if value is None else str(value)
+def _texts(values: dict) -> dict[str, str]:
+    """A dict of Decimals as their strings, in key order."""
+    return {key: str(values[key]) for key in sorted(values)}
 
 
 def state_to_json(member: MemberState) -> dict[str, Any]:
+    """The state as the member_state row keeps it: every part in a fixed order, dates ISO, Decimals as their
+    strings. Called for every member a batch touches, so the parts most members leave empty cost no more than a
+    test, and no helper is called per value."""
+    m = member
+    certifications = m.certifications
+    counters = m.counters
+    contribution_base, monthly_pension, legacy = m.contribution_base, m.monthly_pension, m.legacy_monthly_credit
+    retired_on, retirement_pension, terminated_on = m.retired_on, m.retirement_pension, m.terminated_on
     return {
-        "region": member.region,
-        "member_id": member.member_id,
-        "birth_date": member.birth_date.isoformat(),
-        "enrolled_on": member.enrolled_on.isoformat(),
-        "statuses": [[s.since.isoformat(), s.insurance_type, s.person_type] for s in member.statuses],
-        "contribution_base": _s(member.contribution_base),
-        "monthly_pension": _s(member.monthly_pension),
-        "legacy_monthly_credit": _s(member.legacy_monthly_credit),
-        "designated_facilities": sorted(member.designated_facilities),
-        "remote_pilot": member.remote_pilot,
-        "retired_on": _s(member.retired_on),
-        "retirement_pension": _s(member.retirement_pension),
-        "segment_starts": [d.isoformat() for d in member.segment_starts],
-        "terminated_on": _s(member.terminated_on),
-        "termination_reason": member.termination_reason,
-        "earlier_periods": [[start.isoformat(), end.isoformat()] for start, end in member.earlier_periods],
+        "region": m.region,
+        "member_id": m.member_id,
+        "birth_date": m.birth_date.isoformat(),
+        "enrolled_on": m.enrolled_on.isoformat(),
+        "statuses": [[s.since.isoformat(), s.insurance_type, s.person_type] for s in m.statuses],
+        "contribution_base": None if contribution_base is None else str(contribution_base),
+        "monthly_pension": None if monthly_pension is None else str(monthly_pension),
+        "legacy_monthly_credit": None if legacy is None else str(legacy),
+        "designated_facilities": sorted(m.designated_facilities) if m.designated_facilities else [],
+        "remote_pilot": m.remote_pilot,
+        "retired_on": None if retired_on is None else str(retired_on),
+        "retirement_pension": None if retirement_pension is None else str(retirement_pension),
+        "segment_starts": [d.isoformat() for d in m.segment_starts] if m.segment_starts else [],
+        "terminated_on": None if terminated_on is None else str(terminated_on),
+        "termination_reason": m.termination_reason,
+        "earlier_periods": [[start.isoformat(), end.isoformat()] for start, end in m.earlier_periods]
+        if m.earlier_periods
+        else [],
         "certifications": {
-            code: [[c.since.isoformat(), _s(c.annual_cap), c.kind] for c in steps]
-            for code, steps in sorted(member.certifications.items())
-        },
-        "family_grants": dict(sorted(member.family_grants.items())),
-        "balance": str(member.balance),
-        "account_closed": member.account_closed,
-        "bonus_points": str(member.bonus_points),
-        "health_streak": member.health_streak,
-        "year_balances": {year: str(value) for year, value in sorted(member.year_balances.items())},
-        "incentives": dict(sorted(member.incentives.items())),
-        "counters": {
-            period: {name: str(value) for name, value in sorted(values.items())}
-            for period, values in sorted(member.counters.items())
-        },
-        "contributions": {month: str(value) for month, value in sorted(member.contributions.items())},
+            code: [
+                [c.since.isoformat(), None if c.annual_cap is None else str(c.annual_cap), c.kind]
+                for c in certifications[code]
+            ]
+            for code in sorted(certifications)
+        }
+        if certifications
+        else {},
+        "family_grants": dict(sorted(m.family_grants.items())) if m.family_grants else {},
+        "balance": str(m.balance),
+        "account_closed": m.account_closed,
+        "bonus_points": str(m.bonus_points),
+        "health_streak": m.health_streak,
+        "year_balances": _texts(m.year_balances) if m.year_balances else {},
+        "incentives": dict(sorted(m.incentives.items())) if m.incentives else {},
+        "counters": {period: _texts(counters[period]) for period in sorted(counters)} if counters else {},
+        "contributions": _texts(m.contributions) if m.contributions else {},
     }
 
 
@@ -115,42 +120,67 @@ STATE_KEYS = (
 )
 
 
+def _decimals(values: dict[str, str]) -> dict[str, Decimal]:
+    return {key: Decimal(value) for key, value in values.items()}
+
+
 def state_from_json(data: dict[str, Any]) -> MemberState:
+    """The inverse of `state_to_json`. Called for every member a batch loads: the parts most members leave empty
+    cost no more than a test, and no helper is called per value."""
+    day = date.fromisoformat
+    get = data.get
+    certifications = data["certifications"]
+    counters = data["counters"]
+    earlier = get("earlier_periods")
+    year_balances = get("year_balances")
+    incentives = get("incentives")
+    contributions = get("contributions")
+    segment_starts = data["segment_starts"]
+    contribution_base, monthly_pension, legacy = (
+        data["contribution_base"],
+        data["monthly_pension"],
+        data["legacy_monthly_credit"],
+    )
+    retired_on, retirement_pension, terminated_on = (
+        data["retired_on"],
+        data["retirement_pension"],
+        data["terminated_on"],
+    )
     return MemberState(
         region=data["region"],
         member_id=data["member_id"],
-        birth_date=date.fromisoformat(data["birth_date"]),
-        enrolled_on=date.fromisoformat(data["enrolled_on"]),
-        statuses=[Status(date.fromisoformat(since), ins, person) for since, ins, person in data["statuses"]],
-        contribution_base=_d(data["contribution_base"]),
-        monthly_pension=_d(data["monthly_pension"]),
-        legacy_monthly_credit=_d(data["legacy_monthly_credit"]),
+        birth_date=day(data["birth_date"]),
+        enrolled_on=day(data["enrolled_on"]),
+        statuses=[Status(day(since), ins, person) for since, ins, person in data["statuses"]],
+        contribution_base=None if contribution_base is None else Decimal(contribution_base),
+        monthly_pension=None if monthly_pension is None else Decimal(monthly_pension),
+        legacy_monthly_credit=None if legacy is None else Decimal(legacy),
         designated_facilities=frozenset(data["designated_facilities"]),
         remote_pilot=data["remote_pilot"],
-        retired_on=_day(data["retired_on"]),
-        retirement_pension=_d(data["retirement_pension"]),
-        segment_starts=[date.fromisoformat(d) for d in data["segment_starts"]],
-        terminated_on=_day(data["terminated_on"]),
+        retired_on=None if retired_on is None else day(retired_on),
+        retirement_pension=None if retirement_pension is None else Decimal(retirement_pension),
+        segment_starts=[day(d) for d in segment_starts] if segment_starts else [],
+        terminated_on=None if terminated_on is None else day(terminated_on),
         termination_reason=data["termination_reason"],
-        earlier_periods=[
-            (date.fromisoformat(start), date.fromisoformat(end)) for start, end in data.get("earlier_periods", [])
-        ],
+        earlier_periods=[(day(start), day(end)) for start, end in earlier] if earlier else [],
         certifications={
-            code: [Certification(date.fromisoformat(since), code, _d(cap), kind) for since, cap, kind in steps]
-            for code, steps in data["certifications"].items()
-        },
+            code: [
+                Certification(day(since), code, None if cap is None else Decimal(cap), kind)
+                for since, cap, kind in steps
+            ]
+            for code, steps in certifications.items()
+        }
+        if certifications
+        else {},
         family_grants=dict(data["family_grants"]),
         balance=Decimal(data["balance"]),
         account_closed=data["account_closed"],
         bonus_points=Decimal(data["bonus_points"]),
         health_streak=data["health_streak"],
-        year_balances={year: Decimal(value) for year, value in data.get("year_balances", {}).items()},
-        incentives=dict(data.get("incentives", {})),
-        counters={
-            period: {name: Decimal(value) for name, value in values.items()}
-            for period, values in data["counters"].items()
-        },
-        contributions={month: Decimal(value) for month, value in data.get("contributions", {}).items()},
+        year_balances=_decimals(year_balances) if year_balances else {},
+        incentives=dict(incentives) if incentives else {},
+        counters={period: _decimals(values) for period, values in counters.items()} if counters else {},
+        contributions=_decimals(contributions) if contributions else {},
     )
 
 

@@ -4,6 +4,7 @@ incentive state, balance and enrolment status."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import itemgetter
 
 import orjson
 
@@ -86,23 +87,29 @@ def changed_years(before: dict, after: dict, years: set[int]) -> set[int] | None
     return changed & years
 
 
-def rows(member: MemberState, years: Iterable[int], registry: PolicyRegistry) -> list[tuple]:
+_SUMMARY_COLUMNS = itemgetter(*COLUMNS[3:18])
+
+
+def rows(
+    member: MemberState,
+    years: Iterable[int],
+    registry: PolicyRegistry,
+    counters: dict[str, dict[str, str]] | None = None,
+) -> list[tuple]:
+    """`counters`: the member's counters in the codec's JSON form (`ledger.codec.state_to_json`), when the caller
+    has them already: each year's row keeps its periods' share of them."""
     result = []
     grouped = counters_by_year(member)
+    region, member_id = member.region, member.member_id
     for year in sorted(years):
         periods = grouped.get(year, {})
-        summary = year_summary(member, year, registry.for_year(member.region, year), periods)
-        counters = {
-            period: {name: str(value) for name, value in sorted(values.items())}
-            for period, values in sorted(periods.items())
-        }
-        result.append(
-            (
-                member.region,
-                member.member_id,
-                year,
-                *(summary[c] for c in COLUMNS[3:18]),
-                orjson.dumps(counters).decode(),
-            )
-        )
+        summary = year_summary(member, year, registry.for_year(region, year), periods)
+        if counters is None:
+            texts = {
+                period: {name: str(value) for name, value in sorted(values.items())}
+                for period, values in sorted(periods.items())
+            }
+        else:
+            texts = {period: counters[period] for period in sorted(periods)}
+        result.append((region, member_id, year, *_SUMMARY_COLUMNS(summary), orjson.dumps(texts).decode()))
     return result

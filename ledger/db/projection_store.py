@@ -117,7 +117,7 @@ def book_keys(book: Book, events: list, carry=None) -> tuple[set, set, set]:
         member_id = getattr(event, "member_id", None)
         if member_id is not None:
             member_keys.add((event.region, member_id))
-        payer = getattr(event, "account_payer_id", None)
+        payer = account_payer(event)
         if payer:
             member_keys.add((event.region, payer))
     return visit_keys, payment_keys, member_keys
@@ -169,6 +169,16 @@ async def load_book(
     carried_members(book, payers, carry, loaded)
     await load_members(raw, names, book, payers, loaded)
     return book
+
+
+def account_payer(event) -> str | None:
+    """The member whose account pays for a visit, if the event is one that names one. Asked of its type's fields
+    first: a contract model asked for a field it lacks raises inside (and catches) an AttributeError, which cost
+    more than the rest of `load_book`'s look at the event."""
+    fields = getattr(type(event), "model_fields", None)
+    if fields is not None and "account_payer_id" not in fields:
+        return None
+    return getattr(event, "account_payer_id", None)
 
 
 def carried_members(book: Book, keys, carry, loaded: dict | None) -> None:
@@ -268,8 +278,9 @@ async def write_member_years(raw, names: Names, registry_of: Callable, chunk: in
         after = (found[-1][0], found[-1][1])
         records = []
         for _, _, state, digest in found:
-            member = state_from_json(as_json(state))
-            records.extend(member_year.rows(member, years_of(member), await registry_of(digest)))
+            data = as_json(state)
+            member = state_from_json(data)
+            records.extend(member_year.rows(member, years_of(member), await registry_of(digest), data["counters"]))
         await raw.copy_records_to_table(names.member_year, records=records, columns=member_year.COLUMNS)
 
 

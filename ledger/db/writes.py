@@ -43,6 +43,9 @@ class Writes:
         # queries of values as the data stood before any of the writes, with their own parameters in large mode
         self._before: list[tuple[str, list]] = []
         self._asked: list[tuple[str, int]] = []  # what `run` returns, in order: ("before" | "write", index)
+        # the write that makes the staging tables (`staged`): rows then go through tables emptied at commit, so the
+        # batch needs a transaction
+        self._staging: _Write | None = None
 
     @classmethod
     def sized(cls, rows: int) -> Writes:
@@ -109,21 +112,52 @@ class Writes:
     def upsert(
         self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[tuple], updates: str | None = None
     ) -> None:
-        """Rows in, replacing those with the same key (at most one row a key); `updates` overrides the SET list."""
+        """Rows in, replacing those with the same key (at most one row a key); `updates` overrides the SET list. In
+        a large batch the rows are copied into a temporary table of this session first (`staged`), which costs the
+        client a third less than arrays of every value: the rows of member_state and member_year a batch writes
+        are nearly as many as its events."""
         if not rows:
             return
-        arrays = self.arrays(table, columns, rows)
         if updates is None:
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-        self.add(
-            f"INSERT INTO {table} AS t ({', '.join(columns)}) SELECT * FROM unnest({', '.join(arrays)}) "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        names = ", ".join(columns)
+        conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        if self.large:
+            staging = self.staged(table, columns, rows)
+            self.add(
+                f"WITH staged AS (DELETE FROM {staging} RETURNING {names}) "
+                f"INSERT INTO {table} AS t ({names}) SELECT {names} FROM staged {conflict}"
+            )
+            return
+        arrays = self.arrays(table, columns, rows)
+        self.add(f"INSERT INTO {table} AS t ({names}) SELECT * FROM unnest({', '.join(arrays)}) {conflict}")
+
+    def staged(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> str:
+        """A large batch's `rows` copied into a temporary table with `table`'s `columns` (made once a session),
+        for a later write of the batch to take them from: its name. That write empties it (DELETE ... RETURNING),
+        so that the next batch of the same transaction (a replay's last stretch) finds none; the commit truncates
+        its file (temporary tables are never vacuumed), and a rollback leaves none either."""
+        staging = f"{table}_staged"
+        create = (
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+            f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"
         )
+        if self._staging is None:  # one round trip makes every staging table the batch uses
+            self._staging = _Write(create)
+            self._writes.append(self._staging)
+        else:
+            self._staging.statement += f"; {create}"
+        self._writes.append(_Write("", copy=(staging, columns, rows)))
+        return staging
 
     async def run(self, raw: Any) -> tuple:
         """Send it all; the values asked for (`before`, `add(..., result=)`, `insert(..., newest=)`), in the
         order asked."""
         if self.large:
+            if self._staging is not None and not raw.is_in_transaction():
+                raise RuntimeError(
+                    "a large batch's upserts are staged in a table emptied at commit: run it in a transaction"
+                )
             found = {("before", n): await raw.fetchval(query, *args) for n, (query, args) in enumerate(self._before)}
             for n, write in enumerate(self._writes):
                 if write.copy is not None:

@@ -4,7 +4,8 @@ same rows behind."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -210,3 +211,53 @@ def test_a_value_read_before_the_writes_may_take_parameters_of_its_own(database,
             await connection.close()
 
     assert asyncio.run(scenario()) == (2, "a", 1)  # not x: the batch wrote it
+
+
+def test_a_large_batches_upserts_in_one_transaction_after_another_replace_rows_and_leave_nothing_staged(database):
+    """A replay's last stretch writes batch after batch in one transaction: each batch's upsert takes its own
+    staged rows, and only them."""
+    import asyncpg
+
+    columns = ("region", "month", "pool", "fund_paid", "settlements", "reversals")
+    key = columns[:3]
+
+    def batch(fund_paid: str, months: range) -> list[tuple]:
+        return [("150000", date(2024, month, 1), "general", Decimal(fund_paid), 1, 0) for month in months]
+
+    async def scenario():
+        connection = await asyncpg.connect(plain(database.owner_url))
+        try:
+            async with connection.transaction():
+                for rows in (batch("1.00", range(1, 7)), batch("2.00", range(4, 13))):
+                    writes = Writes(large=True)
+                    writes.upsert("fund_totals", columns, key, rows)
+                    await writes.run(connection)
+                staged = await connection.fetchval("SELECT count(*) FROM fund_totals_staged")
+            found = await connection.fetch("SELECT month, fund_paid FROM fund_totals ORDER BY month")
+            after_commit = await connection.fetchval("SELECT count(*) FROM fund_totals_staged")
+            return staged, [(month.month, str(paid)) for month, paid in found], after_commit
+        finally:
+            await connection.close()
+
+    staged, found, after_commit = asyncio.run(scenario())
+    assert staged == 0 and after_commit == 0
+    assert found == [(m, "1.00") for m in range(1, 4)] + [(m, "2.00") for m in range(4, 13)]
+
+
+def test_a_large_batch_with_upserts_refuses_to_run_outside_a_transaction(database):
+    """Its staged rows would be gone at the end of the COPY's own transaction, before the upsert takes them."""
+    import asyncpg
+
+    async def scenario():
+        connection = await asyncpg.connect(plain(database.owner_url))
+        try:
+            writes = Writes(large=True)
+            row = ("150000", date(2024, 1, 1), "general")
+            writes.upsert("fund_totals", ("region", "month", "pool"), ("region", "month", "pool"), [row])
+            with pytest.raises(RuntimeError, match="transaction"):
+                await writes.run(connection)
+            return await connection.fetchval("SELECT count(*) FROM fund_totals")
+        finally:
+            await connection.close()
+
+    assert asyncio.run(scenario()) == 0

@@ -132,7 +132,10 @@ def _parsed(row: Sequence[Any], json: tuple[int, ...]) -> tuple:
 
 
 def differences(
-    spec: DerivedTable, derived: list[tuple], stored: Iterable[Sequence[Any]], parked_since: dict[str, datetime] | None = None
+    spec: DerivedTable,
+    derived: list[tuple],
+    stored: Iterable[Sequence[Any]],
+    parked_since: dict[str, datetime] | None = None,
 ) -> Iterator[tuple[int, str, str]]:
     """(position, what, detail) of each re-derived row that is not stored as it is derived, and of each stored
     row that nothing re-derives. `parked_since`: when each refused parked event was parked, by event id. A row
@@ -169,7 +172,9 @@ def _changed(spec: DerivedTable, mine: tuple, theirs: tuple, parked_since: dict[
     return shown
 
 
-def _expired_as_derived(row: tuple, found: object, ours: object, spec: DerivedTable, parked_since: dict[str, datetime]) -> bool:
+def _expired_as_derived(
+    row: tuple, found: object, ours: object, spec: DerivedTable, parked_since: dict[str, datetime]
+) -> bool:
     """A refusal of a parked event that waited too long: since when it waited, as parked, then the refusal the
     ledger re-derives. (How long it might wait is the service's setting of the time, recorded nowhere else.)"""
     if not isinstance(found, str) or not isinstance(ours, str) or not found.startswith(EXPIRED):

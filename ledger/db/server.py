@@ -16,8 +16,8 @@ import json
 import logging
 import os
 import warnings
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path, PosixPath
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit

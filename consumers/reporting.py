@@ -294,7 +294,9 @@ class Reporting:
     async def _coordinated(self) -> None:
         await coordinator_ready(self.settings, self.settings.reporting_group_id)
 
-    async def receive(self, records: list[ConsumerRecord]) -> None:
+    # `records` (the batch's ConsumerRecords, `_records`) is typed Any: FastStream documents a handler's parameter
+    # as the message payload, and a record's settlement is verified here before it is parsed.
+    async def receive(self, records: Any) -> None:
         taken, dead = sort_records(records, self.verifier)
         added = await self.store.add(taken, dead)
         self.refused += len(dead)

@@ -62,3 +62,20 @@ def test_the_console_pages_answer_with_their_own_responses():
 
     assert len(routes) == 17
     assert {route.path: route.response_model for route in routes} == {route.path: None for route in routes}
+
+
+def test_the_reporting_consumer_documents_its_handler_as_before():
+    # FastStream reads the handler's parameter annotation to document the payload: the one given to mypy must
+    # leave the AsyncAPI document buildable, its payload any JSON as the unannotated handler had it.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from faststream.specification import AsyncAPI
+
+    from consumers.reporting import Reporting, ReportingStore
+    from consumers.settings import Settings
+    from ledger.authority import LedgerVerifier
+
+    verifier = LedgerVerifier([Ed25519PrivateKey.generate().public_key()])
+    reporting = Reporting(Settings(), ReportingStore("postgresql://nobody@127.0.0.1:9/none"), verifier)
+    document = AsyncAPI(reporting.broker).to_specification().to_jsonable()
+
+    assert document["components"]["schemas"] == {"reporting:Message:Payload": {"title": "reporting:Message:Payload"}}

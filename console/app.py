@@ -9,10 +9,12 @@ import io
 import re
 import secrets
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 import asyncpg
@@ -26,14 +28,22 @@ from ledger.db.report_reads import PostgresReportReads
 from ledger.db.server import Database
 from ledger.display import csv_cell, visible
 from ledger.replay import keep_verification
-from ledger.reports import clearing_statement, explain, fund_month, recorded_values, statements, trace_position
+from ledger.reports import (
+    Statement,
+    clearing_statement,
+    explain,
+    fund_month,
+    recorded_values,
+    statements,
+    trace_position,
+)
 from policies.parameters import ParameterError, parse_parameters
 from policies.registry import PolicyRegistry
 from policies.summary import status_word
 
 from . import i18n
 from .articles import article_link, document
-from .jobs import Jobs
+from .jobs import Job, Jobs
 from .passwords import verify
 from .sessions import COOKIE, HOME, Attempts, Session, Sessions
 
@@ -54,16 +64,29 @@ class LoggedOut(Exception):
     pass
 
 
+class FundFigures(TypedDict):
+    """What the fund page and its clearing CSV show of a region's month."""
+
+    regions: list[str]
+    region: str
+    months: list[date]
+    month: date | None
+    totals: list[dict]  # the region's fund_totals, every month
+    levels: list[dict]  # the month by facility level (fund_month)
+    facilities: list[dict]  # the month by facility (clearing_statement)
+
+
 def create_app(db: Database, console_url: str) -> FastAPI:
     """`db` for replays (its service URL is the console's role), `console_url` for the pages' own reads."""
     sessions = Sessions()
     attempts = Attempts()
     jobs = Jobs(db)
-    month_figures: OrderedDict = OrderedDict()  # (region, month, its fund_totals counts) → its figures
+    # (region, month, its fund_totals counts) → its figures by level and by facility
+    month_figures: OrderedDict[tuple, tuple[list[dict], list[dict]]] = OrderedDict()
     pool: dict[str, asyncpg.Pool] = {}
 
     @asynccontextmanager
-    async def lifespan(_app):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         pool["main"] = await asyncpg.create_pool(
             console_url.replace("postgresql+asyncpg://", "postgresql://", 1), min_size=1, max_size=4
         )
@@ -87,10 +110,10 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         chosen = request.cookies.get("lang")
         return chosen if chosen in i18n.LANGUAGES else i18n.DEFAULT
 
-    def page(request: Request, name: str, session: Session | None, status: int = 200, **context) -> HTMLResponse:
+    def page(request: Request, name: str, session: Session | None, status: int = 200, **context: Any) -> HTMLResponse:
         lang = language(request)
 
-        def t(key: str, **values) -> str:
+        def t(key: str, **values: Any) -> str:
             return i18n.text(key, lang, **values)
 
         return templates.TemplateResponse(
@@ -128,22 +151,22 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         return request.url.scheme == "https"
 
     @app.exception_handler(LoggedOut)
-    async def logged_out(request: Request, _error):
+    async def logged_out(request: Request, _error: Exception) -> RedirectResponse:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
     @app.exception_handler(Forbidden)
-    async def forbidden(request: Request, _error):
+    async def forbidden(request: Request, _error: Exception) -> HTMLResponse:
         session = sessions.get(request.cookies.get(COOKIE))
         return page(request, "message.html", session, status=403, message=i18n.text("forbidden", language(request)))
 
     @app.middleware("http")
-    async def headers(request: Request, call_next):
+    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         length = request.headers.get("content-length", "")
         if request.method == "POST" and (not length.isdigit() or int(length) > MAX_BODY):
             # an upload is read whole before a route sees it: a body too large (or of unstated size) is refused here
             message = i18n.text("too_large", language(request), limit=MAX_UPLOAD)
-            response = page(request, "message.html", None, status=413, message=message)
+            response: Response = page(request, "message.html", None, status=413, message=message)
         else:
             response = await call_next(request)
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -163,7 +186,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         return target if target and target.startswith("/") and not target.startswith("//") else None
 
     @app.get("/login", response_class=HTMLResponse)
-    async def login_page(request: Request, next: str | None = None, failed: bool = False):
+    async def login_page(request: Request, next: str | None = None, failed: bool = False) -> HTMLResponse:
         token = secrets.token_urlsafe(32)
         response = page(request, "login.html", None, next=safe_next(next) or "", failed=failed, csrf=token)
         response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=secure(request))
@@ -176,7 +199,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         password: str = Form(""),
         csrf: str = Form(""),
         next: str = Form(""),
-    ):
+    ) -> Response:
         expected = request.cookies.get(LOGIN_COOKIE)
         if not expected or not secrets.compare_digest(expected, csrf):
             return refused_form(request, None)
@@ -186,7 +209,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
             return page(request, "login.html", None, status=429, next=safe_next(next) or "", failed=message, csrf=csrf)
         async with pool["main"].acquire() as raw:
             found = await console_users.user(raw, user)
-        if not verify(found["password_hash"] if found else None, password[:1024]):
+        if not verify(found["password_hash"] if found else None, password[:1024]) or found is None:
             attempts.failed(user)
             message = i18n.text("bad_login", language(request))
             return page(request, "login.html", None, status=401, next=safe_next(next) or "", failed=message, csrf=csrf)
@@ -198,7 +221,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         return response
 
     @app.post("/logout")
-    async def logout(request: Request, csrf: str = Form("")):
+    async def logout(request: Request, csrf: str = Form("")) -> Response:
         session = await session_of(request)
         if not session.csrf_ok(csrf):
             return refused_form(request, session)
@@ -208,20 +231,20 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         return response
 
     @app.get("/lang")
-    async def choose_language(request: Request, to: str = "zh", next: str = "/"):
+    async def choose_language(request: Request, to: str = "zh", next: str = "/") -> RedirectResponse:
         response = RedirectResponse(safe_next(next) or "/", status_code=303)
         if to in i18n.LANGUAGES:
             response.set_cookie("lang", to, httponly=True, samesite="strict", secure=secure(request))
         return response
 
     @app.get("/")
-    async def home(request: Request):
+    async def home(request: Request) -> RedirectResponse:
         return RedirectResponse(HOME[(await session_of(request)).role], status_code=303)
 
     # -- member --------------------------------------------------------------------------------------------------------
 
     @app.get("/member", response_class=HTMLResponse)
-    async def member(request: Request, member_id: str = "", year: str = "", region: str = ""):
+    async def member(request: Request, member_id: str = "", year: str = "", region: str = "") -> HTMLResponse:
         session = await session_of(request, "member")
         lang = language(request)
         context: dict = {"member_id": member_id, "year": year, "region": region, "statements": [], "error": None}
@@ -245,7 +268,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     # -- settlement ----------------------------------------------------------------------------------------------------
 
     @app.get("/settlement/{settlement_id}", response_class=HTMLResponse)
-    async def settlement(request: Request, settlement_id: str):
+    async def settlement(request: Request, settlement_id: str) -> HTMLResponse:
         session = await session_of(request, "settlement")
         async with pool["main"].acquire() as raw:
             trace = await explain(PostgresReportReads(raw), settlement_id[:200])
@@ -263,7 +286,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     # -- policy documents ----------------------------------------------------------------------------------------------
 
     @app.get("/policy/{number}", response_class=HTMLResponse)
-    async def policy_document(request: Request, number: str):
+    async def policy_document(request: Request, number: str) -> HTMLResponse:
         session = await session_of(request)
         text = document(number)
         if text is None:
@@ -272,7 +295,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     # -- fund ----------------------------------------------------------------------------------------------------------
 
-    async def fund_figures(region: str, month: str) -> dict:
+    async def fund_figures(region: str, month: str) -> FundFigures:
         async with pool["main"].acquire() as raw:
             known = await fund_report.regions_and_months(raw)
             regions = sorted({r for r, _ in known})
@@ -281,9 +304,11 @@ def create_app(db: Database, console_url: str) -> FastAPI:
             first = _month(month)
             if first not in months:
                 first = months[-1] if months else None
-            figures = {"regions": regions, "region": region, "months": months, "month": first}
+            figures = FundFigures(
+                regions=regions, region=region, months=months, month=first, totals=[], levels=[], facilities=[]
+            )
             if first is None:
-                return {**figures, "levels": [], "facilities": [], "totals": []}
+                return figures
             figures["totals"] = await fund_report.fund_totals(raw, region)
             # The ledger is append-only and fund_totals counts every settlement and reversal of the month in the
             # transaction that records it: while those counts stand, the month's settlements are the same ones,
@@ -293,28 +318,28 @@ def create_app(db: Database, console_url: str) -> FastAPI:
                 first,
                 tuple((t["pool"], t["settlements"], t["reversals"]) for t in figures["totals"] if t["month"] == first),
             )
-            month = month_figures.get(key)
-            if month is None:
-                month = (
+            kept = month_figures.get(key)
+            if kept is None:
+                kept = (
                     await fund_month(PostgresReportReads(raw), region, first),
                     await clearing_statement(PostgresReportReads(raw), region, first),
                 )
-                month_figures[key] = month
+                month_figures[key] = kept
                 while len(month_figures) > MONTHS_KEPT:
                     month_figures.popitem(last=False)
             else:
                 month_figures.move_to_end(key)
-            figures["levels"], figures["facilities"] = month
+            figures["levels"], figures["facilities"] = kept
         return figures
 
     @app.get("/fund", response_class=HTMLResponse)
-    async def fund(request: Request, region: str = "", month: str = ""):
+    async def fund(request: Request, region: str = "", month: str = "") -> HTMLResponse:
         session = await session_of(request, "fund")
         figures = await fund_figures(region, month)
         return page(request, "fund.html", session, **figures, sum_lines=_sum_lines, chart=_fund_chart(figures))
 
     @app.get("/fund/clearing.csv")
-    async def clearing_csv(request: Request, region: str = "", month: str = ""):
+    async def clearing_csv(request: Request, region: str = "", month: str = "") -> Response:
         await session_of(request, "fund")
         figures = await fund_figures(region, month)
         out = io.StringIO()
@@ -335,7 +360,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     # -- what-if -------------------------------------------------------------------------------------------------------
 
     @app.get("/whatif", response_class=HTMLResponse)
-    async def whatif_page(request: Request, job: str = ""):
+    async def whatif_page(request: Request, job: str = "") -> HTMLResponse:
         session = await session_of(request, "whatif")
         chosen = jobs.get(job) if job else jobs.latest("whatif")
         if chosen is not None and chosen.kind != "whatif":
@@ -343,7 +368,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         return page(request, "whatif.html", session, job=chosen, error=None, impact=_impact(chosen))
 
     @app.post("/whatif", response_class=HTMLResponse)
-    async def whatif_start(request: Request, csrf: str = Form(""), parameters: UploadFile | None = None):
+    async def whatif_start(request: Request, csrf: str = Form(""), parameters: UploadFile | None = None) -> Response:
         session = await session_of(request, "whatif")
         if not session.csrf_ok(csrf):
             return refused_form(request, session)
@@ -369,7 +394,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         return RedirectResponse(f"/whatif?job={job.job_id}", status_code=303)
 
     @app.get("/jobs/{job_id}")
-    async def job_progress(request: Request, job_id: str):
+    async def job_progress(request: Request, job_id: str) -> JSONResponse:
         session = await session_of(request)
         job = jobs.get(job_id)
         if job is None or not session.may("whatif" if job.kind == "whatif" else "integrity"):
@@ -381,7 +406,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     # -- queue ---------------------------------------------------------------------------------------------------------
 
     @app.get("/queue", response_class=HTMLResponse)
-    async def queue(request: Request, q: str = ""):
+    async def queue(request: Request, q: str = "") -> HTMLResponse:
         session = await session_of(request, "queue")
         search = q.strip()[:100] or None
         async with pool["main"].acquire() as raw:
@@ -392,7 +417,8 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     # -- integrity -----------------------------------------------------------------------------------------------------
 
-    async def record(job) -> None:
+    async def record(job: Job) -> None:
+        assert job.report is not None  # `Jobs` runs this once the replay has reported
         connection = await asyncpg.connect(console_url.replace("postgresql+asyncpg://", "postgresql://", 1))
         try:
             await keep_verification(connection, job.report, job.user, job.started_at)
@@ -400,7 +426,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
             await connection.close()
 
     @app.get("/integrity", response_class=HTMLResponse)
-    async def integrity(request: Request):
+    async def integrity(request: Request) -> HTMLResponse:
         session = await session_of(request, "integrity")
         async with pool["main"].acquire() as raw:
             last = await console_users.last_verification(raw)
@@ -408,7 +434,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         return page(request, "integrity.html", session, last=last, job=job, error=None)
 
     @app.post("/integrity/verify", response_class=HTMLResponse)
-    async def integrity_verify(request: Request, csrf: str = Form("")):
+    async def integrity_verify(request: Request, csrf: str = Form("")) -> Response:
         session = await session_of(request, "verify")
         if not session.csrf_ok(csrf):
             return refused_form(request, session)
@@ -423,7 +449,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     # -- access log ----------------------------------------------------------------------------------------------------
 
     @app.get("/access-log", response_class=HTMLResponse)
-    async def access_log(request: Request, member_id: str = ""):
+    async def access_log(request: Request, member_id: str = "") -> HTMLResponse:
         session = await session_of(request, "access_log")
         async with pool["main"].acquire() as raw:
             entries = await console_users.access_log(raw, member_id[:64] or None)
@@ -432,11 +458,11 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     return app
 
 
-def shown(words):
+def shown(words: Callable[..., str]) -> Callable[..., str]:
     """`words` (a function that puts a code into words, or leaves an unknown one as it is) with what it returns
     made visible: an unknown code is producer text."""
 
-    def show(*args, **kwargs) -> str:
+    def show(*args: Any, **kwargs: Any) -> str:
         return visible(words(*args, **kwargs))
 
     return show
@@ -484,7 +510,7 @@ def limit_label(label: str, language: str) -> str:
     return LIMITS_ZH.get(name, name) + cited
 
 
-def _statement_view(statement) -> dict:
+def _statement_view(statement: Statement) -> dict[str, Any]:
     member, row = statement.state, statement.year_row or {}
     end = date(statement.year, 12, 31)
     status = member.status_on(end)
@@ -516,7 +542,7 @@ def _statement_view(statement) -> dict:
     }
 
 
-def _trace_view(trace: dict) -> dict:
+def _trace_view(trace: dict) -> dict[str, Any]:
     return {
         **trace,
         "s": trace["record"],
@@ -559,7 +585,7 @@ def _sum_lines(lines: list[dict]) -> dict:
     }
 
 
-def _fund_chart(figures: dict) -> dict:
+def _fund_chart(figures: FundFigures) -> dict[str, list[str]]:
     months = sorted({row["month"] for row in figures["totals"]})
     by = {(row["month"], row["pool"]): row["fund_paid"] for row in figures["totals"]}
     return {
@@ -569,10 +595,10 @@ def _fund_chart(figures: dict) -> dict:
     }
 
 
-def _impact(job) -> dict | None:
+def _impact(job: Job | None) -> dict[str, Any] | None:
     if job is None or job.report is None:
         return None
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "region": region,
             "pool": pool,

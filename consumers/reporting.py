@@ -13,9 +13,11 @@ once (keyed by its topic, partition and offset), and is never read again; the re
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
@@ -26,6 +28,9 @@ from consumers.broker import make_broker
 from consumers.settings import Settings
 from consumers.topics import coordinator_ready
 from ledger.authority import LedgerVerifier
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
 
 log = logging.getLogger("medledger.reporting")
 
@@ -163,12 +168,18 @@ class ReportingStore:
         if self.pool is not None:
             await self.pool.close()
 
-    async def add(self, records: list[dict], dead: list[tuple] = ()) -> int:
+    @property
+    def _opened(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise RuntimeError("the reporting store is not open")
+        return self.pool
+
+    async def add(self, records: list[dict], dead: Sequence[tuple] = ()) -> int:
         """Settlement records, and `dead` letters (DEAD_COLUMNS rows), in one transaction."""
         rows = [row for row in map(row_of, records) if row is not None]
         if not rows and not dead:
             return 0
-        async with self.pool.acquire() as connection, connection.transaction():
+        async with self._opened.acquire() as connection, connection.transaction():
             if dead:
                 await connection.executemany(
                     'INSERT INTO reporting.dead_letters (topic, partition, "offset", reason, detail, value) '
@@ -189,7 +200,7 @@ class ReportingStore:
         return int(status.split()[-1])
 
     async def month(self, region: str, month: date) -> list[Line]:
-        rows = await self.pool.fetch(
+        rows = await self._opened.fetch(
             """SELECT facility_level,
                       count(*) FILTER (WHERE reverses IS NULL) AS visits,
                       count(*) FILTER (WHERE reverses IS NOT NULL) AS reversals,
@@ -207,7 +218,7 @@ class ReportingStore:
 
     async def fund_by_pool(self) -> dict[tuple[str, date, str], tuple[Decimal, int, int]]:
         """(region, month, pool) → fund paid, settlements, reversals: the ledger's fund_totals, as seen here."""
-        rows = await self.pool.fetch(
+        rows = await self._opened.fetch(
             "SELECT region, month, pool, sum(fund_paid), count(*) FILTER (WHERE reverses IS NULL), "
             "count(*) FILTER (WHERE reverses IS NOT NULL) FROM reporting.settlements GROUP BY region, month, pool"
         )
@@ -215,14 +226,15 @@ class ReportingStore:
 
     async def dead_letters(self) -> dict[str, int]:
         """How many records were refused, by reason."""
-        rows = await self.pool.fetch("SELECT reason, count(*) FROM reporting.dead_letters GROUP BY reason")
+        rows = await self._opened.fetch("SELECT reason, count(*) FROM reporting.dead_letters GROUP BY reason")
         return {row[0]: row[1] for row in rows}
 
 
-def sort_records(raw_records, verifier: LedgerVerifier) -> tuple[list[dict], list[tuple]]:
+def sort_records(raw_records: Iterable[ConsumerRecord], verifier: LedgerVerifier) -> tuple[list[dict], list[tuple]]:
     """Kafka records as (settlement records to store, dead letters): each must carry the ledger's signature and
     parse as a record of the settlement topic."""
-    taken, dead = [], []
+    taken: list[dict] = []
+    dead: list[tuple] = []
     for record in raw_records:
         value = record.value if record.value is not None else b""
         try:
@@ -282,13 +294,15 @@ class Reporting:
     async def _coordinated(self) -> None:
         await coordinator_ready(self.settings, self.settings.reporting_group_id)
 
-    async def receive(self, records) -> None:
+    # `records` (the batch's ConsumerRecords, `_records`) is typed Any: FastStream documents a handler's parameter
+    # as the message payload, and a record's settlement is verified here before it is parsed.
+    async def receive(self, records: Any) -> None:
         taken, dead = sort_records(records, self.verifier)
         added = await self.store.add(taken, dead)
         self.refused += len(dead)
         log.debug("reporting batch", extra={"records": len(records), "added": added, "refused": len(dead)})
 
 
-async def _records(message) -> list:
+async def _records(message: Any) -> list[ConsumerRecord]:
     """The Kafka records as they are: each is verified before it is parsed."""
     return list(message.raw_message)

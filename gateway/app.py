@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -45,7 +46,7 @@ def json_response(body: dict, status: int = 200) -> Response:
 
 def create_app(gateway: Gateway) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
         log.info("medledger gateway serving", extra={"path": PATH})
         try:
@@ -57,7 +58,9 @@ def create_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="medledger national interface", lifespan=lifespan, docs_url=None, redoc_url=None)
     metrics = gateway.metrics
 
-    def refused(refusal: Refused, infno: str, caller: str | None, status: int, received, region=None):
+    def refused(
+        refusal: Refused, infno: str, caller: str | None, status: int, received: datetime, region: str | None = None
+    ) -> Response:
         metrics.refused.labels(refusal.reason).inc()
         metrics.answered.labels(infno, "-1").inc()
         log.warning(
@@ -94,8 +97,8 @@ def create_app(gateway: Gateway) -> FastAPI:
             return refused(refusal, infno, request.headers.get("x-tif-paasid"), 401, received)
         except Exception:  # a header no check foresaw: a bad signature all the same, never an HTTP 500
             log.warning("signature not checked", exc_info=True)
-            refusal = Refused("signature_invalid", "x-tif-signature does not match the caller's token")
-            return refused(refusal, infno, request.headers.get("x-tif-paasid"), 401, received)
+            unchecked = Refused("signature_invalid", "x-tif-signature does not match the caller's token")
+            return refused(unchecked, infno, request.headers.get("x-tif-paasid"), 401, received)
         region = None
         envelope = None
         try:

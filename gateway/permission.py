@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ledger.authority import Authority, Producer, ProducersFileError
 from ledger.contract import InvalidEvent, decode_line
+from ledger.contract.envelope import EventBase
 
 from .errors import Refused
 
@@ -43,7 +44,7 @@ class Permission:
         if self.authority is None or self.producer is None:
             return
         try:
-            event = decode_line(line)
+            event: EventBase = decode_line(line)
         except InvalidEvent:
             return
         problem = self.producer.may_send(event) or self.authority.id_problem(self.producer, event.event_id)

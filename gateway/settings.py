@@ -4,9 +4,10 @@ database: as `medledger_gateway`, a role that reads what a counter asks and writ
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ledger.db.credentials import check_url, database_url, secret
 from ledger.db.server import GATEWAY_ROLE, Database, _asyncpg, with_user
@@ -47,9 +48,9 @@ class GatewaySettings:
         return self.reference / "catalogue.csv"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> GatewaySettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GatewaySettings:
         env = os.environ if environ is None else environ
-        values = {
+        values: dict[str, Any] = {
             "keys": env.get("MEDLEDGER_GATEWAY_KEYS"),
             "reference": env.get("MEDLEDGER_GATEWAY_REFERENCE"),
             "host": env.get("MEDLEDGER_GATEWAY_HOST"),

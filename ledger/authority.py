@@ -38,16 +38,22 @@ import base64
 import hashlib
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .contract import InvalidEvent
+
+if TYPE_CHECKING:
+    from .contract.envelope import EventBase
+    from .contract.visit import VisitReversed
+    from .intake import Incoming
 
 EVENT_DOMAIN = b"medledger-event-v1"
 OUTPUT_DOMAIN = b"medledger-output-v1"  # what the relay publishes: signed by the ledger's own key
@@ -109,7 +115,7 @@ class Producer:
     keys: dict[str, Key] = field(default_factory=dict)
     id_prefix: str | None = None  # its event_ids start with this, and no other producer's do (several: required)
 
-    def may_send(self, event) -> str | None:
+    def may_send(self, event: EventBase) -> str | None:
         """Why this producer may not send `event`, or None when it may."""
         kind = event.event_type
         family = kind.split(".", 1)[0] + ".*"
@@ -124,7 +130,7 @@ class Producer:
                 return f"producer {self.name} may not speak for facility {facility}"
         return None
 
-    def visit_problem(self, event, facility: str | None) -> str | None:
+    def visit_problem(self, event: VisitReversed, facility: str | None) -> str | None:
         """Why this producer may not send `event`, which names a visit settled at `facility` (None: no visit by
         that id is settled), or None when it may."""
         if self.facilities is None:
@@ -214,7 +220,7 @@ class Authority:
                 return f"event_ids starting with {other.id_prefix!r} are producer {other.name}'s"
         return None
 
-    def admit(self, item, now: datetime) -> None:
+    def admit(self, item: Incoming, now: datetime) -> None:
         """Turn `item` (an `Incoming` that decoded) into refused input unless what it claims proves it was sent by
         a producer allowed to send it. Input that did not decode stays refused as it was."""
         if item.event is None:
@@ -228,14 +234,14 @@ class Authority:
             item.event = None
 
     @staticmethod
-    def refusal(item, problem: str) -> Unauthorized:
+    def refusal(item: Incoming, problem: str) -> Unauthorized:
         """`item` refused as unauthorized for `problem`: kept with its payload as sent and the producer it claimed."""
         signed = item.signed or item.claimed
         claimed = signed.producer if signed is not None and signed.producer else "none"
         detail = f"{problem} (claimed producer: {claimed}); kept, never applied"
-        return Unauthorized(detail, item.raw, item.event.event_id)
+        return Unauthorized(detail, item.raw, None if item.event is None else item.event.event_id)
 
-    def visit_bound(self, item) -> Producer | None:
+    def visit_bound(self, item: Incoming) -> Producer | None:
         """The producer that sent `item` when it is restricted to facilities and `item` names a visit of one
         without naming the facility (`NAMES_A_VISIT`): the visit's facility must then be one of its own."""
         event, signed = item.event, item.signed
@@ -244,7 +250,7 @@ class Authority:
         producer = self.producers.get(signed.producer or "")
         return producer if producer is not None and producer.facilities is not None else None
 
-    def problem(self, event, signed: Signed | None, now: datetime) -> str | None:
+    def problem(self, event: EventBase, signed: Signed | None, now: datetime) -> str | None:
         if signed is None or not signed.producer or not signed.key_id or not signed.signature:
             return "unsigned: no producer, key id or signature"
         producer = self.producers.get(signed.producer)
@@ -319,16 +325,17 @@ class Signer:
             raise ProducersFileError("a producer id and a key id are letters, digits and ._:- (at most 64)")
         self.producer, self.key_id, self.key = producer, key_id, key
 
+    def signature(self, value: bytes) -> bytes:
+        return self.key.sign(event_message(self.producer, self.key_id, value))
+
     def sign(self, value: bytes) -> Signed:
-        signature = self.key.sign(event_message(self.producer, self.key_id, value))
-        return Signed(self.producer, self.key_id, signature, value)
+        return Signed(self.producer, self.key_id, self.signature(value), value)
 
     def headers(self, value: bytes) -> dict[str, str]:
-        signed = self.sign(value)
         return {
-            PRODUCER_HEADER: signed.producer,
-            KEY_HEADER: signed.key_id,
-            SIGNATURE_HEADER: base64.b64encode(signed.signature).decode(),
+            PRODUCER_HEADER: self.producer,
+            KEY_HEADER: self.key_id,
+            SIGNATURE_HEADER: base64.b64encode(self.signature(value)).decode(),
         }
 
 
@@ -427,19 +434,19 @@ def _text(content: bytes | None) -> str | None:
     return text if NAME.match(text) else None
 
 
-def _names(values, where: str) -> list[str]:
+def _names(values: object, where: str) -> list[str]:
     if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
         raise ProducersFileError(f"{where}: a list of strings is required")
     return values
 
 
-def _instant(value, where: str) -> datetime:
+def _instant(value: object, where: str) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ProducersFileError(f"{where}: a date and time with its offset is required (2026-01-01T00:00:00Z)")
     return value
 
 
-def stored_problem(authority: Authority, row) -> str | None:
+def stored_problem(authority: Authority, row: Sequence[Any]) -> str | None:
     """Why a kept signature (a `db.signatures.stored_signatures` row) does not prove who sent its event: it does
     not verify under the key of its producer valid when it arrived, or the bytes signed are not the event kept."""
     from .intake import decode

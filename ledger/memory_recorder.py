@@ -77,17 +77,17 @@ class Journal:
         self.lengths.setdefault(id(rows), (rows, len(rows)))
         return rows
 
-    def put(self, table: dict, key, value) -> None:
+    def put(self, table: dict, key: object, value: object) -> None:
         self.entries.append((table, key, table.get(key, _MISSING)))
         table[key] = value
 
-    def add_to(self, table: dict, key, value) -> None:
+    def add_to(self, table: dict, key: object, value: object) -> None:
         """Append `value` to the list `table` holds at `key`."""
         if key not in table:
             self.put(table, key, [])
         self.grow(table[key]).append(value)
 
-    def drop(self, table: dict, key) -> None:
+    def drop(self, table: dict, key: object) -> None:
         if key in table:
             self.entries.append((table, key, table.pop(key)))
 
@@ -134,7 +134,7 @@ class MemorySession:
         self._members(book, payers, loaded)
         return book
 
-    def _members(self, book: Book, keys, loaded: dict | None) -> None:
+    def _members(self, book: Book, keys: Iterable[tuple[str, str]], loaded: dict | None) -> None:
         for key in keys:
             if key in book.members or key not in self.t.member_state:
                 continue

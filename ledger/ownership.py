@@ -12,6 +12,7 @@ ledger position, never applied.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -21,6 +22,9 @@ from .authority import Authority
 from .carry import Carry
 from .intake import Incoming
 from .recorder import SettlingReads
+
+if TYPE_CHECKING:
+    from .contract.visit import VisitReversed
 
 
 class VisitOwners:
@@ -33,7 +37,7 @@ class VisitOwners:
 
     async def load(self, ledger: SettlingReads, items: Iterable[Incoming], book: Book) -> None:
         """Learn the facilities of the visits that `items` (a segment and what it releases) may settle or name."""
-        bound = []
+        bound: list[VisitReversed] = []
         for item in items:
             event = item.event
             if event is None:
@@ -57,10 +61,9 @@ class VisitOwners:
 
     def problem(self, item: Incoming, book: Book) -> str | None:
         """Why `item` may not be applied now, as `book` stands, or None when it may (or is not facility-bound)."""
-        producer = self.authority.visit_bound(item)
-        if producer is None:
+        producer, event = self.authority.visit_bound(item), item.event
+        if producer is None or event is None:  # visit_bound finds no producer for input that did not decode
             return None
-        event = item.event
         settled = book.visits.get((event.region, event.visit_id))
         facility = None if settled is None else self.facilities.get(settled.event_id)
         if settled is not None and facility is None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
 
+from policies.member import MemberState
 from policies.parameters import parse_parameters
 from policies.recorded import policy_values
 from policies.registry import PolicyRegistry
@@ -25,7 +25,7 @@ class Statement:
     region: str
     member_id: str
     year: int
-    state: Any
+    state: MemberState
     year_row: dict | None
     limits: dict[str, Decimal]
     settlements: list[dict] = field(default_factory=list)

@@ -11,10 +11,11 @@ database fills itself (a row's number, the time it was recorded) derive from not
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -23,6 +24,9 @@ from .db import projection_store as written
 from .db.verification import json_positions
 from .intake import decode_canonical
 from .pipeline import parked_source
+
+if TYPE_CHECKING:
+    from .contract.envelope import EventBase
 
 # A parked event refused because it waited too long says since when (`pipeline.Parking.expired`): what the
 # ledger alone re-derives is the refusal after it.
@@ -46,7 +50,7 @@ class DerivedTable:
     def key_at(self) -> tuple[int, ...]:
         return tuple(self.columns.index(c) for c in self.key)
 
-    def describe(self, row: tuple) -> str:
+    def describe(self, row: Sequence[Any]) -> str:
         """`table key=value, ...`, the position aside (a difference is reported at it)."""
         shown = [f"{c}={row[self.columns.index(c)]}" for c in self.key if c != "seq"]
         return " ".join([self.table, ", ".join(shown)]) if shown else self.table
@@ -76,7 +80,7 @@ NOT_DERIVED = {"ledger_rejections": ("rejection_id", "recorded_at"), "parked_eve
 PARKED = ("event_id", "region", "member_id", "payload", "source")
 
 
-def parked_differences(row) -> tuple[int, str, str] | None:
+def parked_differences(row: Sequence[Any]) -> tuple[int, str, str] | None:
     """(position, what, detail) when a parked event's row (`db.verification.PARKED_ROWS`) is not what its bytes
     say or, once released into the ledger, not the event the ledger holds under its id."""
     event_id, region, member_id, payload, source, _arrival, seq, *appended = row
@@ -85,9 +89,9 @@ def parked_differences(row) -> tuple[int, str, str] | None:
         expected, said = (event_id, *appended), "ledger"
     else:
         item = decode_canonical(payload, parked_source(source, event_id), event_id)
-        if item.error is not None:  # bytes this version no longer reads: refused as received when released
-            return None
         event = item.event
+        if item.error is not None or event is None:
+            return None  # bytes this version no longer reads: refused as received when released
         expected, said = (event.event_id, event.region, event.member_id, payload, stored[4]), "payload"
     if stored == expected:
         return None
@@ -104,7 +108,7 @@ def parked_differences(row) -> tuple[int, str, str] | None:
 EVENT_COLUMNS = "event_id, event_type, region, member_id, occurred_at"
 
 
-def event_columns(event, stored) -> str:
+def event_columns(event: EventBase, stored: Sequence[Any]) -> str:
     """How the columns of an event's ledger row differ from what its payload says ("" when they do not)."""
     said = (event.event_id, event.event_type, event.region, getattr(event, "member_id", None), event.occurred_at)
     if tuple(stored) == said:
@@ -117,24 +121,27 @@ def event_columns(event, stored) -> str:
     )
 
 
-def _parsed(row: tuple, json: tuple[int, ...]) -> tuple:
+def _parsed(row: Sequence[Any], json: tuple[int, ...]) -> tuple:
     if not json:
         return tuple(row)
-    row = list(row)
+    values = list(row)
     for n in json:
-        if isinstance(row[n], (str, bytes)):
-            row[n] = orjson.loads(row[n])
-    return tuple(row)
+        if isinstance(values[n], (str, bytes)):
+            values[n] = orjson.loads(values[n])
+    return tuple(values)
 
 
 def differences(
-    spec: DerivedTable, derived: list[tuple], stored, parked_since: dict[str, datetime] | None = None
+    spec: DerivedTable,
+    derived: list[tuple],
+    stored: Iterable[Sequence[Any]],
+    parked_since: dict[str, datetime] | None = None,
 ) -> Iterator[tuple[int, str, str]]:
     """(position, what, detail) of each re-derived row that is not stored as it is derived, and of each stored
     row that nothing re-derives. `parked_since`: when each refused parked event was parked, by event id. A row
     is parsed only as it is compared, so a batch holds no second copy of its rows."""
     at, json, seq_at = spec.key_at, spec.json, spec.columns.index("seq")
-    theirs: dict[tuple, list] = defaultdict(list)
+    theirs: dict[tuple, list[Sequence[Any]]] = defaultdict(list)
     for row in stored:  # no key column is jsonb
         theirs[tuple([row[n] for n in at])].append(row)
     for row in derived:
@@ -153,7 +160,7 @@ def differences(
 
 
 def _changed(spec: DerivedTable, mine: tuple, theirs: tuple, parked_since: dict[str, datetime]) -> list[str]:
-    shown = []
+    shown: list[str] = []
     for column, ours, found in zip(spec.columns, mine, theirs, strict=True):
         if ours == found or (column == "detail" and _expired_as_derived(theirs, found, ours, spec, parked_since)):
             continue
@@ -165,7 +172,9 @@ def _changed(spec: DerivedTable, mine: tuple, theirs: tuple, parked_since: dict[
     return shown
 
 
-def _expired_as_derived(row: tuple, found, ours, spec: DerivedTable, parked_since: dict[str, datetime]) -> bool:
+def _expired_as_derived(
+    row: tuple, found: object, ours: object, spec: DerivedTable, parked_since: dict[str, datetime]
+) -> bool:
     """A refusal of a parked event that waited too long: since when it waited, as parked, then the refusal the
     ledger re-derives. (How long it might wait is the service's setting of the time, recorded nowhere else.)"""
     if not isinstance(found, str) or not isinstance(ours, str) or not found.startswith(EXPIRED):
@@ -178,7 +187,7 @@ def _expired_as_derived(row: tuple, found, ours, spec: DerivedTable, parked_sinc
     )
 
 
-def expired_ids(spec: DerivedTable, stored) -> list[str]:
+def expired_ids(spec: DerivedTable, stored: Iterable[Sequence[Any]]) -> list[str]:
     """The event ids of stored refusals of parked events that waited too long."""
     if "detail" not in spec.columns:
         return []
@@ -186,6 +195,6 @@ def expired_ids(spec: DerivedTable, stored) -> list[str]:
     return [row[event_id] for row in stored if isinstance(row[detail], str) and row[detail].startswith(EXPIRED)]
 
 
-def _short(value, limit: int = 80) -> str:
+def _short(value: object, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 1]}…"

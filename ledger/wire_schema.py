@@ -10,6 +10,7 @@ other record is cut down to its identifying fields and `"truncated": true`; the 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from types import NoneType, UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -28,7 +29,7 @@ def _nullable(annotation: Any) -> bool:
     return get_origin(annotation) in (Union, UnionType) and NoneType in get_args(annotation)
 
 
-def _wire_type(name: str, annotation: Any, money=MONEY_FIELDS, as_money: Any = Money) -> Any:
+def _wire_type(name: str, annotation: Any, money: Collection[str] = MONEY_FIELDS, as_money: Any = Money) -> Any:
     if name in money:
         kind = as_money
     elif name == "fund_ratio":
@@ -49,6 +50,13 @@ def _settlement_fields() -> dict[str, Any]:
     return fields
 
 
+def _movement_fields() -> dict[str, Any]:
+    return {
+        name: (_wire_type(name, field.annotation, money=("amount", "balance_after"), as_money=Amount), ...)
+        for name, field in MovementRecord.model_fields.items()
+    }
+
+
 SettlementMessage = create_model(
     "SettlementMessage",
     __config__=CLOSED,
@@ -60,10 +68,7 @@ MovementMessage = create_model(
     "MovementMessage",
     __config__=CLOSED,
     __doc__="A credit, debit or payout of a personal account; `amount` is positive.",
-    **{
-        name: (_wire_type(name, field.annotation, money=("amount", "balance_after"), as_money=Amount), ...)
-        for name, field in MovementRecord.model_fields.items()
-    },
+    **_movement_fields(),
 )
 
 

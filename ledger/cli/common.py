@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from policies.parameters import ParameterError, load_parameters, parse_parameters
+from policies.parameters import ParameterError, ParameterSet, load_parameters, parse_parameters
 from policies.registry import PolicyRegistry
+
+if TYPE_CHECKING:
+    from ..db.connection import Raw
+    from ..db.server import Database
+    from ..recorder import ReportReads
+
+T = TypeVar("T")
 
 ParametersOption = Annotated[
     Optional[Path],
@@ -60,7 +68,7 @@ MAX_CLOCK_SKEW_SECONDS = 600  # ledger.arrival.DEFAULT_MAX_CLOCK_SKEW
 PARK_TTL_DAYS = 30  # ledger.service.DEFAULT_PARK_TTL, named here so that a command starts without importing it
 
 
-def parameters_file(path: Path | None):
+def parameters_file(path: Path | None) -> ParameterSet | None:
     if path is None:
         return None
     try:
@@ -85,21 +93,21 @@ def parameters_text(path: Path | None) -> tuple[str, str | None]:
 
 
 class _Bar:
-    def __init__(self, progress: Progress | None = None, task=None):
+    def __init__(self, progress: Progress | None = None, task: TaskID | None = None):
         self.progress, self.task = progress, task
 
     def advance(self, step: float = 1) -> None:
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.advance(self.task, step)
 
     def reached(self, done: float, total: float) -> None:
         """For replays: `done` of `total` events."""
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=done, total=total)
 
 
 @contextmanager
-def progress_bar(description: str, total: float | None):
+def progress_bar(description: str, total: float | None) -> Iterator[_Bar]:
     """A rich progress bar on standard error when it is a terminal; silent otherwise (CI logs, pipes)."""
     console = Console(stderr=True)
     if not console.is_terminal:
@@ -116,7 +124,7 @@ def progress_bar(description: str, total: float | None):
         yield _Bar(progress, progress.add_task(description, total=total))
 
 
-def database():
+def database() -> Database:
     from ..db.credentials import UnsafeSecret
     from ..db.server import locate
 
@@ -132,7 +140,7 @@ def refuse(error: Exception) -> NoReturn:
     raise typer.Exit(2) from None
 
 
-def prepared():
+def prepared() -> Database:
     """The database, its schema current; a clear message instead of a traceback when it cannot be."""
     from ..db.credentials import UnsafeSecret
     from ..db.migrate import SchemaNotCurrent, prepare
@@ -145,21 +153,21 @@ def prepared():
     return db
 
 
-def with_reports(work):
+def with_reports(work: Callable[[ReportReads], Awaitable[T]]) -> T:
     """Run `work(reads)` with the service database's report reads (`recorder.ReportReads`)."""
     from ..db.report_reads import PostgresReportReads
 
     return with_raw(lambda raw: work(PostgresReportReads(raw)))
 
 
-def with_raw(work):
+def with_raw(work: Callable[[Raw], Awaitable[T]]) -> T:
     """Run `work(raw asyncpg connection)` against the service database."""
     from ..db.connect import service_engine
     from ..db.event_store import driver
 
     db = prepared()
 
-    async def run():
+    async def run() -> T:
         engine = service_engine(db)
         try:
             async with engine.connect() as connection:
@@ -170,7 +178,7 @@ def with_raw(work):
     return asyncio.run(run())
 
 
-def open_events(events: str):
+def open_events(events: str) -> BinaryIO:
     """The events file, or standard input for "-"; a clear message and exit 2 when it cannot be read."""
     if events == "-":
         return sys.stdin.buffer

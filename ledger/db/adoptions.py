@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ..adoption import IS_ADOPTION
+from .connection import Raw
 
 
-async def last_adoption(raw, before: int | None = None) -> tuple[int, str] | None:
+async def last_adoption(raw: Raw, before: int | None = None) -> tuple[int, str] | None:
     """(seq, digest) of the adoption last before ledger position `before` (by default, of all); None when none."""
     row = await raw.fetchrow(
         f"SELECT seq, params_digest FROM ledger_events WHERE {IS_ADOPTION} AND ($1::bigint IS NULL OR seq < $1) "
@@ -15,13 +16,13 @@ async def last_adoption(raw, before: int | None = None) -> tuple[int, str] | Non
     return tuple(row) if row else None
 
 
-async def last_adopted(raw) -> str | None:
+async def last_adopted(raw: Raw) -> str | None:
     """The digest of the parameter set adopted last; None before any adoption."""
     last = await last_adoption(raw)
     return last[1] if last else None
 
 
-async def adoptions_between(raw, after: int, through: int) -> list[tuple[int, str]]:
+async def adoptions_between(raw: Raw, after: int, through: int) -> list[tuple[int, str]]:
     """(seq, digest) of the adoptions after position `after`, up to `through`, in sequence order."""
     return [
         tuple(row)
@@ -33,7 +34,7 @@ async def adoptions_between(raw, after: int, through: int) -> list[tuple[int, st
     ]
 
 
-async def adoption_rows(raw) -> list[tuple[int, str, str, str | None]]:
+async def adoption_rows(raw: Raw) -> list[tuple[int, str, str, str | None]]:
     """(seq, payload, digest, recorded text of that digest) of every adoption, in sequence order."""
     return [
         tuple(row)

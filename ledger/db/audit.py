@@ -5,7 +5,10 @@ and the producers' signatures, all on one connection."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from policies.registry import PolicyRegistry
 
@@ -13,6 +16,7 @@ from ..batch import BatchRows
 from ..chain import ChainBreak
 from . import adoptions, signatures
 from .connect import service_engine
+from .connection import Raw
 from .event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
 from .projection_store import PROJECTIONS, Names, add_projections, add_settlements, create_shadow, write_member_years
 from .recorder import PostgresSession
@@ -20,16 +24,19 @@ from .server import Database
 from .verification import PARKED_ROWS, PARKED_SINCE, projection_rows, stored_rows
 from .writes import Writes
 
+if TYPE_CHECKING:
+    from ..verify_rows import DerivedTable
+
 
 class PostgresAudit(PostgresSession):
     """Replay's session (`recorder.AuditSession`) on a connection of its own; what it settles reads, and what it
     writes goes to, the projections named by `names`."""
 
-    def __init__(self, raw, connection, names: Names):
+    def __init__(self, raw: Raw, connection: AsyncConnection, names: Names):
         super().__init__(raw, names)
         self.connection = connection
 
-    def transaction(self):
+    def transaction(self) -> AbstractAsyncContextManager[None]:
         return transaction(self.connection)
 
     async def lock_appends(self) -> None:
@@ -75,7 +82,7 @@ class PostgresAudit(PostgresSession):
             regions,
         )
 
-    async def stored_rows(self, spec, seqs: list[int], members: list[str] | None) -> list:
+    async def stored_rows(self, spec: DerivedTable, seqs: list[int], members: list[str] | None) -> list:
         """The rows of the ledger table of `spec` (`verify_rows.DerivedTable`) at the positions `seqs` (of
         `members`), in the shape they were written in."""
         select = stored_rows(spec.table, spec.columns, spec.where, members is not None)
@@ -130,7 +137,7 @@ class PostgresAudit(PostgresSession):
         return signatures.stored_signatures(self.raw)
 
 
-async def event_counts(raw) -> dict[str, int]:
+async def event_counts(raw: Raw) -> dict[str, int]:
     """How many events the ledger holds, by region (what a verify split by region shares out)."""
     return dict(await raw.fetch("SELECT region, count(*) FROM ledger_events GROUP BY region"))
 

@@ -10,10 +10,12 @@ from datetime import datetime
 
 import orjson
 
+from .connection import Raw
+
 ROLES = ("auditor", "fund_manager", "operator")
 
 
-async def add_user(raw, name: str, role: str, password_hash: str) -> bool:
+async def add_user(raw: Raw, name: str, role: str, password_hash: str) -> bool:
     """False when a user of that name exists already."""
     status = await raw.execute(
         "INSERT INTO console_users (name, role, password_hash) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
@@ -24,29 +26,29 @@ async def add_user(raw, name: str, role: str, password_hash: str) -> bool:
     return status.endswith(" 1")
 
 
-async def remove_user(raw, name: str) -> bool:
+async def remove_user(raw: Raw, name: str) -> bool:
     return (await raw.execute("DELETE FROM console_users WHERE name = $1", name)).endswith(" 1")
 
 
-async def set_password(raw, name: str, password_hash: str) -> bool:
+async def set_password(raw: Raw, name: str, password_hash: str) -> bool:
     status = await raw.execute(
         "UPDATE console_users SET password_hash = $2, changed_at = now() WHERE name = $1", name, password_hash
     )
     return status.endswith(" 1")
 
 
-async def user(raw, name: str) -> dict | None:
+async def user(raw: Raw, name: str) -> dict | None:
     row = await raw.fetchrow("SELECT name, role, password_hash, changed_at FROM console_users WHERE name = $1", name)
     return dict(row) if row else None
 
 
-async def users(raw) -> list[dict]:
+async def users(raw: Raw) -> list[dict]:
     return [
         dict(r) for r in await raw.fetch("SELECT name, role, created_at, changed_at FROM console_users ORDER BY name")
     ]
 
 
-async def log_access(raw, user_name: str, member_id: str, region: str | None) -> None:
+async def log_access(raw: Raw, user_name: str, member_id: str, region: str | None) -> None:
     await raw.execute(
         "INSERT INTO console_access_log (user_name, member_id, region) VALUES ($1, $2, $3)",
         user_name,
@@ -55,7 +57,7 @@ async def log_access(raw, user_name: str, member_id: str, region: str | None) ->
     )
 
 
-async def access_log(raw, member_id: str | None = None, limit: int = 200) -> list[dict]:
+async def access_log(raw: Raw, member_id: str | None = None, limit: int = 200) -> list[dict]:
     rows = await raw.fetch(
         "SELECT access_id, viewed_at, user_name, member_id, region FROM console_access_log "
         "WHERE $1::text IS NULL OR member_id = $1 ORDER BY access_id DESC LIMIT $2",
@@ -66,7 +68,7 @@ async def access_log(raw, member_id: str | None = None, limit: int = 200) -> lis
 
 
 async def record_verification(
-    raw,
+    raw: Raw,
     started_at: datetime,
     user_name: str,
     ok: bool,
@@ -93,7 +95,7 @@ async def record_verification(
     )
 
 
-async def last_verification(raw) -> dict | None:
+async def last_verification(raw: Raw) -> dict | None:
     row = await raw.fetchrow(
         "SELECT started_at, finished_at, user_name, ok, replayed, chain_breaks, differences, head_seq, head_hash, "
         "stream_heads::text AS stream_heads, detail FROM console_verifications ORDER BY verification_id DESC LIMIT 1"

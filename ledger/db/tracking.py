@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import orjson
 
 from ..recorder import Claim, TopicPartition
+from .connection import Raw
 from .writes import Writes
 
 __all__ = ["Claim", "TopicPartition"]
@@ -30,7 +31,7 @@ class StaleClaim(RuntimeError):
         super().__init__("partitions claimed by another consumer since: " + ", ".join(f"{t}/{p}" for t, p in self.lost))
 
 
-async def claim(raw, consumer: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, Claim]:
+async def claim(raw: Raw, consumer: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, Claim]:
     """Take the partitions over, in a transaction of its own: raise their epochs and return where to resume."""
     claims = {}
     async with raw.transaction():
@@ -47,7 +48,7 @@ async def claim(raw, consumer: str, partitions: Iterable[TopicPartition]) -> dic
     return claims
 
 
-async def rebase(raw, consumer: str, partition: TopicPartition, held: Claim, offset: int) -> Claim | None:
+async def rebase(raw: Raw, consumer: str, partition: TopicPartition, held: Claim, offset: int) -> Claim | None:
     """Move a partition's stored offset back to `offset`, under the claim `held` and only from where it stood:
     the claim with it, or None if the partition was claimed again or consumed from meanwhile."""
     found = await raw.fetchrow(
@@ -62,7 +63,7 @@ async def rebase(raw, consumer: str, partition: TopicPartition, held: Claim, off
     return None if found is None else Claim(*found)
 
 
-async def stored(raw, consumer: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, Claim]:
+async def stored(raw: Raw, consumer: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, Claim]:
     """The committed positions and epochs, read without claiming."""
     rows = await raw.fetch(
         "SELECT topic, partition, epoch, next_offset FROM consumer_offsets WHERE consumer = $1", consumer
@@ -148,6 +149,7 @@ def add_claimed_offsets(
         "AND o.epoch = k.epoch RETURNING o.topic, o.partition",
         result="json_agg(json_build_array(topic, partition))::text",
     )
+    assert moved is not None  # asked for with its result
     return ClaimsRead(found, moved)
 
 
@@ -187,7 +189,7 @@ def check(
 
 
 async def advance(
-    raw, consumer: str, claims: Mapping[TopicPartition, Claim], spans: Mapping[TopicPartition, tuple[int, int]]
+    raw: Raw, consumer: str, claims: Mapping[TopicPartition, Claim], spans: Mapping[TopicPartition, tuple[int, int]]
 ) -> None:
     """Inside the batch's transaction, before its rows: move the offsets past the batch if every partition is
     still claimed and its records do not start before the stored offset (`verify_claims`; raises as it does).
@@ -197,4 +199,5 @@ async def advance(
         return
     writes = Writes()
     read = add_claimed_offsets(writes, consumer, claims, spans)
+    assert read is not None  # there are spans
     verify_claims(claims, spans, read, await writes.run(raw))

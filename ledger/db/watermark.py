@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..carry import Watermark
+from .connection import Raw
 from .writes import Writes
 
 _PARTS = (
@@ -14,7 +15,7 @@ _PARTS = (
 WATERMARK = "SELECT " + ", ".join(f"({part})" for part in _PARTS)
 
 
-async def watermark(raw) -> Watermark:
+async def watermark(raw: Raw) -> Watermark:
     return Watermark(*await raw.fetchrow(WATERMARK))
 
 

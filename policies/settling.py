@@ -10,7 +10,7 @@ from typing import Any
 from . import ids, limits
 from .accounts import book_movement, family_grant, movement
 from .book import Book
-from .explanations import explain
+from .explanations import explain, explain_once
 from .guards import active_member, member_on
 from .member import MemberState, Status
 from .money import ZERO, ratio4
@@ -97,7 +97,7 @@ def decide(
     bill = bill_of(event.items)
     facility = rated_facility(event)
     lines = [
-        explain(
+        explain_once(
             "member.retired_since" if retired and member.retired_on else "member",
             policy_id=policy.policy_id,
             document=policy.rules.DOCUMENT,

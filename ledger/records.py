@@ -208,11 +208,13 @@ def _settlement_builder() -> Callable[[Settlement], dict[str, Any]]:
                 f"    v = s.{name}",
                 "    if v is None:",
                 f"        {name} = None",
+                "    elif not v:",  # zero, however written, is a whole number of fen: most amounts of a visit
+                f"        {name} = '0.00'",
                 "    else:",
                 "        q = v.quantize(FEN)",
                 "        if q != v:",
                 f"            raise ValueError(f'{name}: {{v}} is not a whole number of fen')",
-                f"        {name} = str(q) if v else '0.00'",
+                f"        {name} = str(q)",
             ]
         elif name == "fund_ratio":
             body.append(f"    {name} = str(s.fund_ratio.quantize(_RATIO))")

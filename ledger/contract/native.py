@@ -32,16 +32,16 @@ def register(parser: Callable[..., Any], native: CoreSchema | None) -> None:
 def native_validator(schema: CoreSchema) -> SchemaValidator:
     """A validator of `schema` with every registered parser replaced by its native schema."""
     replaced = _replaced(schema)
-    models = _models(replaced)
     # pydantic-core reuses a complete model class's own validator for a "model" node, whatever the node says:
     # marked incomplete while this one is built, each model is built from the replaced schema instead.
-    for cls in models:
+    complete = {cls: cls.__dict__.get("__pydantic_complete__", False) for cls in _models(replaced)}
+    for cls in complete:
         cls.__pydantic_complete__ = False
     try:
         return SchemaValidator(replaced)
     finally:
-        for cls in models:
-            cls.__pydantic_complete__ = True
+        for cls, was in complete.items():
+            cls.__pydantic_complete__ = was
 
 
 def _models(node: Any) -> set[type[Any]]:

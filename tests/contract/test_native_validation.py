@@ -179,3 +179,12 @@ def test_what_the_native_validator_refuses_is_worded_by_the_models():
                 decode_event(variant)
         else:
             assert _outcome(decode_event, variant) == _outcome(_ADAPTER.validate_python, variant)
+
+
+def test_the_models_stay_complete_and_validate_with_their_own_parsers():
+    from ledger.contract import EVENT_CLASSES, VisitItem
+
+    assert all(cls.__pydantic_complete__ for cls in (*EVENT_CLASSES, VisitItem))
+    visit = _visit_with_everything()
+    model = EVENT_CLASSES[[cls.__name__ for cls in EVENT_CLASSES].index("VisitSubmitted")]
+    assert _outcome(model.model_validate, visit) == _outcome(_NATIVE.validate_python, visit)

@@ -228,6 +228,7 @@ class Authority:
         signed = item.claimed
         problem = self.problem(item.event, signed, now)
         if problem is None:
+            assert signed is not None  # `problem` refuses input that is not signed
             item.signed = replace(signed, at=now)
         else:
             item.error = self.refusal(item, problem)

@@ -86,12 +86,14 @@ def same_event(held: str, item: Incoming) -> bool:
     written another way (money as "300" and "300.00", say)."""
     if held == item.payload:
         return True
+    assert item.event is not None  # a repeat is of a decoded event
     earlier = decode_canonical(held, "held", item.event.event_id)
     return earlier.event is not None and earlier.event == item.event
 
 
 def conflicting(item: Incoming, held: str) -> None:
     """Turn `item` into refused input: it is not the event already held under its id."""
+    assert item.event is not None  # a conflict is between decoded events
     event_id = item.event.event_id
     before, now = orjson.loads(held), orjson.loads(item.payload)
     differing = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))

@@ -83,6 +83,7 @@ class Settling:
                 rejection_wire(error.event_id or item.position, error.reason, error.detail, shown_payload(item.raw))
             ]
         event = item.event
+        assert event is not None and isinstance(item.position, int)  # no error: decoded, from a line of a file
         self.held[event.event_id] = item.raw
         try:
             outputs = self.engine.apply(event, item.position)

@@ -12,7 +12,6 @@ ledger position, never applied.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import orjson
 
@@ -20,11 +19,9 @@ from policies.book import Book
 
 from .authority import Authority
 from .carry import Carry
+from .contract.visit import VisitReversed, VisitSubmitted
 from .intake import Incoming
 from .recorder import SettlingReads
-
-if TYPE_CHECKING:
-    from .contract.visit import VisitReversed
 
 
 class VisitOwners:
@@ -42,9 +39,9 @@ class VisitOwners:
             event = item.event
             if event is None:
                 continue
-            if event.event_type == "visit.submitted":
+            if isinstance(event, VisitSubmitted):
                 self.facilities[event.event_id] = str(event.facility_id)
-            elif self.authority.visit_bound(item) is not None:
+            elif self.authority.visit_bound(item) is not None and isinstance(event, VisitReversed):
                 bound.append(event)
         wanted = []
         for event in bound:
@@ -62,7 +59,7 @@ class VisitOwners:
     def problem(self, item: Incoming, book: Book) -> str | None:
         """Why `item` may not be applied now, as `book` stands, or None when it may (or is not facility-bound)."""
         producer, event = self.authority.visit_bound(item), item.event
-        if producer is None or event is None:  # visit_bound finds no producer for input that did not decode
+        if producer is None or not isinstance(event, VisitReversed):  # visit_bound: none for undecoded input
             return None
         settled = book.visits.get((event.region, event.visit_id))
         facility = None if settled is None else self.facilities.get(settled.event_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -73,7 +74,7 @@ class SettlementRecord(BaseModel):
     reverses: str | None = None
 
     @model_validator(mode="after")
-    def _identities(self):
+    def _identities(self) -> SettlementRecord:
         for name in MONEY_FIELDS:
             _fen_exact(name, getattr(self, name))
         if self.total_amount != self.fund_paid + self.member_share:
@@ -126,7 +127,7 @@ class MovementRecord(BaseModel):
     explanation: tuple[str, ...]
 
     @model_validator(mode="after")
-    def _positive(self):
+    def _positive(self) -> MovementRecord:
         if self.amount <= 0:
             raise ValueError(f"amount {self.amount} must be positive")
         if self.balance_after < 0:
@@ -147,7 +148,7 @@ class MovementRecord(BaseModel):
 
 
 def incentive_wire(evaluation: IncentiveEvaluation) -> dict[str, Any]:
-    def plain(value):
+    def plain(value: Any) -> Any:
         return str(value) if isinstance(value, Decimal) else value
 
     return {
@@ -196,7 +197,7 @@ def rejection_wire(rejected: str | int, reason: str, detail: str, payload: Any) 
 _RATIO = Decimal("0.0001")
 
 
-def _settlement_builder():
+def _settlement_builder() -> Callable[[Settlement], dict[str, Any]]:
     """`settlement_wire`, written out once from `SettlementRecord`'s fields and national aliases: each value read
     and converted once, each amount quantized once (for the whole-fen check and its text alike), the record built
     in one go with its aliases beside our names."""
@@ -207,11 +208,13 @@ def _settlement_builder():
                 f"    v = s.{name}",
                 "    if v is None:",
                 f"        {name} = None",
+                "    elif not v:",  # zero, however written, is a whole number of fen: most amounts of a visit
+                f"        {name} = '0.00'",
                 "    else:",
                 "        q = v.quantize(FEN)",
                 "        if q != v:",
                 f"            raise ValueError(f'{name}: {{v}} is not a whole number of fen')",
-                f"        {name} = str(q) if v else '0.00'",
+                f"        {name} = str(q)",
             ]
         elif name == "fund_ratio":
             body.append(f"    {name} = str(s.fund_ratio.quantize(_RATIO))")
@@ -225,9 +228,10 @@ def _settlement_builder():
     body += [f"        {name!r}: {name}," for name in SettlementRecord.model_fields]
     body += [f"        {alias!r}: {name}," for name, alias in NATIONAL_ALIASES]
     body.append("    }")
-    scope = {"FEN": FEN, "_RATIO": _RATIO, "_identities": _identities}
+    scope: dict[str, Any] = {"FEN": FEN, "_RATIO": _RATIO, "_identities": _identities}
     exec("\n".join(body), scope)  # noqa: S102 - source generated above from the record's own fields
-    return scope["settlement_wire"]
+    settlement_wire: Callable[[Settlement], dict[str, Any]] = scope["settlement_wire"]  # defined by the source above
+    return settlement_wire
 
 
 def _identities(settlement: Settlement) -> None:
@@ -272,7 +276,7 @@ def movement_wire(movement: Movement) -> dict[str, Any]:
     }
 
 
-def wire(output) -> dict[str, Any]:
+def wire(output: Settlement | Movement | IncentiveEvaluation) -> dict[str, Any]:
     if isinstance(output, Settlement):
         return settlement_wire(output)
     if isinstance(output, Movement):

@@ -23,6 +23,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain, islice
+from multiprocessing.connection import Connection
+from multiprocessing.queues import Queue
+from typing import Any
 
 import jiter
 import orjson
@@ -42,7 +45,11 @@ LINES, HELD, END = "lines", "held", "end"
 
 
 def settle_file(
-    lines: Iterable[bytes | Oversized], parameters: ParameterSet | None, workers: int, write, spread_from: int = ROUND
+    lines: Iterable[bytes | Oversized],
+    parameters: ParameterSet | None,
+    workers: int,
+    write: Callable[[bytes], object],
+    spread_from: int = ROUND,
 ) -> Tally:
     """Settle the lines of a file, writing the bytes printed through `write`: in this process when `workers` is 1
     or the file has fewer than `spread_from` lines (starting workers would cost more than they save)."""
@@ -81,7 +88,7 @@ class WorkerFailed(RuntimeError):
     pass
 
 
-def _work(inbox, outbox, parameters: ParameterSet | None) -> None:
+def _work(inbox: Queue, outbox: Connection, parameters: ParameterSet | None) -> None:
     settling = Settling(parameters)
     try:
         while True:
@@ -194,7 +201,7 @@ class Spread:
             held = self._answer(worker) or held
         return held
 
-    def _hand(self, current: Round, write) -> None:
+    def _hand(self, current: Round, write: Callable[[bytes], object]) -> None:
         if not current.order:
             return
         for worker, lines in enumerate(current.lines):
@@ -204,11 +211,11 @@ class Spread:
         while len(self.in_flight) > AHEAD:
             self._write(self.in_flight.popleft(), write)
 
-    def _drain(self, write) -> None:
+    def _drain(self, write: Callable[[bytes], object]) -> None:
         while self.in_flight:
             self._write(self.in_flight.popleft(), write)
 
-    def _write(self, done: Round, write) -> None:
+    def _write(self, done: Round, write: Callable[[bytes], object]) -> None:
         answers = [self._answer(worker) if lines else [] for worker, lines in enumerate(done.lines)]
         taken = [0] * self.workers
         for worker in done.order:
@@ -217,7 +224,7 @@ class Spread:
             if printed:
                 write(printed)
 
-    def _answer(self, worker: int):
+    def _answer(self, worker: int) -> Any:
         try:
             ok, body = self.outboxes[worker].recv()
         except EOFError:

@@ -92,7 +92,10 @@ def parked_differences(row: Sequence[Any]) -> tuple[int, str, str] | None:
         event = item.event
         if item.error is not None or event is None:
             return None  # bytes this version no longer reads: refused as received when released
-        expected, said = (event.event_id, event.region, event.member_id, payload, stored[4]), "payload"
+        expected, said = (
+            (event.event_id, event.region, getattr(event, "member_id", None), payload, stored[4]),
+            "payload",
+        )
     if stored == expected:
         return None
     changed = "; ".join(

@@ -390,9 +390,20 @@ WORDS_ZH = {
 }
 
 
+_ENGLISH = {template.code: template.en.format for template in TEMPLATES}
+
+
 def explain(code: str, **values: object) -> str:
     """The English line of rule `code` with `values`: the text the ledger records."""
-    return BY_CODE[code].en.format(**values)
+    return _ENGLISH[code](**values)
+
+
+@cache
+def explain_once(code: str, **values: str) -> str:
+    """`explain` for a line whose values are all text from a small set (a policy, its document and article, the
+    member's kind): each distinct line is formatted once and handed out again. Text only: values that are equal
+    but written differently (Decimal 1.0 and 1.00) would share one line."""
+    return _ENGLISH[code](**values)
 
 
 _FIELD = re.compile(r"\{(\w+)\}")

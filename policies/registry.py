@@ -19,6 +19,7 @@ class PolicyRegistry:
         parameters = parameters or ParameterSet()
         self._by_region: dict[str, tuple[Policy, ...]] = {}
         self._by_id: dict[str, Policy] = {}
+        self._on: dict[tuple[str, date], Policy] = {}
         for region, rules in REGIONS.items():
             versions = []
             for policy_id, valid_from, valid_to, defaults in rules.VERSIONS:
@@ -31,6 +32,13 @@ class PolicyRegistry:
             raise ParameterError(f"unknown policy ids in parameters: {sorted(unknown)}; known: {sorted(self._by_id)}")
 
     def on(self, region: str, day: date) -> Policy:
+        key = (region, day)
+        policy = self._on.get(key)
+        if policy is None:
+            policy = self._on[key] = self._in_force(region, day)  # one entry per region and day seen
+        return policy
+
+    def _in_force(self, region: str, day: date) -> Policy:
         for policy in self._by_region.get(region, ()):
             if policy.covers(day):
                 return policy

@@ -10,7 +10,7 @@ from typing import Any
 from . import ids, limits
 from .accounts import book_movement, family_grant, movement
 from .book import Book
-from .explanations import explain
+from .explanations import explain, explain_once
 from .guards import active_member, member_on
 from .member import MemberState, Status
 from .money import ZERO, ratio4
@@ -18,7 +18,7 @@ from .outputs import VISIT_AMOUNTS, Movement, Settlement
 from .registry import REGION_NAMES, REGIONS
 from .rejection import Rejected
 from .rules import Policy
-from .visit import Facility, FundDecision, VisitContext, bill_of, rated_facility
+from .visit import Bill, Facility, FundDecision, VisitContext, bill_of, rated_facility
 
 PSN_TYPES = {
     "in_service": "1101",
@@ -46,7 +46,8 @@ def settle_visit(book: Book, event: Any, seq: int) -> list:
     day = event.business_date
     member = member_on(book, event, day)
     policy = book.policies.on(event.region, day)
-    limits.visit_total(sum((item.amount for item in event.items), ZERO), policy)
+    bill = bill_of(event.items)
+    limits.visit_total(bill.total, policy)
     if (event.region, day.year) in book.closed_years:
         raise Rejected(
             "year_closed", f"{REGION_NAMES[event.region]} {day.year} is closed; the visit of {day} cannot settle"
@@ -62,7 +63,7 @@ def settle_visit(book: Book, event: Any, seq: int) -> list:
     screen = policy.rules.screen_visit
     if screen is not None:
         screen(event, policy.params)
-    settlement, payer = decide(book, policy, member, event, seq, day, status)
+    settlement, payer = decide(book, policy, member, event, seq, day, status, bill)
     records: list[Movement] = []
     if settlement.account_paid:
         assert payer is not None  # an account payment has its payer (decide)
@@ -90,14 +91,14 @@ def settle_visit(book: Book, event: Any, seq: int) -> list:
 
 
 def decide(
-    book: Book, policy: Policy, member: MemberState, event: Any, seq: int, day: date, status: Status
+    book: Book, policy: Policy, member: MemberState, event: Any, seq: int, day: date, status: Status, bill: Bill
 ) -> tuple[Settlement, MemberState | None]:
-    """The settlement of `event` against `member` on `day` with `status`, as things stand; nothing is changed."""
+    """The settlement of `event` against `member` on `day` with `status`, as things stand, `bill` being its items
+    summed up; nothing is changed."""
     retired = status.person_type == "retired"
-    bill = bill_of(event.items)
     facility = rated_facility(event)
     lines = [
-        explain(
+        explain_once(
             "member.retired_since" if retired and member.retired_on else "member",
             policy_id=policy.policy_id,
             document=policy.rules.DOCUMENT,

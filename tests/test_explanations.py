@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from ledger.cli import app
-from policies.explanations import BY_CODE, TEMPLATES, explain, read, render
+from policies.explanations import BY_CODE, TEMPLATES, explain, explain_once, read, render
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 FIELD = re.compile(r"\{(\w+)\}")
@@ -68,3 +68,11 @@ def test_a_line_two_templates_give_is_read_as_the_more_specific_one():
     assert line == "policy notes §0: not enrolled the whole of 2022, earns nothing"
     assert read(line) == ("bonus.not_enrolled", {"year": "2022"})
     assert read(explain("streak.not_enrolled", year=2022)) == ("streak.not_enrolled", {"year": "2022"})
+
+
+def test_a_line_of_text_values_is_formatted_once_and_reads_as_explain_writes_it():
+    values = {"policy_id": "NX-2023", "document": "宁医保发〔2023〕1号", "insurance_type": "employee"}
+    first = explain_once("member", **values, person_type="in service")
+    assert first == explain("member", **values, person_type="in service")
+    assert explain_once("member", **values, person_type="in service") is first
+    assert explain_once("member", **values, person_type="retired") == explain("member", **values, person_type="retired")

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.json_schema import JsonValue
 from pydantic_core import PydanticCustomError
 
 from .dates import Month, month_start
@@ -31,6 +32,9 @@ class Purpose(StrEnum):
 
 FAMILY_PURPOSES = frozenset({Purpose.FAMILY_MEDICAL, Purpose.FAMILY_RESIDENT_PREMIUM})
 """Purposes that spend on someone else, so the event must say on whom."""
+
+
+_FAMILY_PURPOSE_VALUES: list[JsonValue] = [value for value in sorted(p.value for p in FAMILY_PURPOSES)]
 
 
 class ExternalSource(StrEnum):
@@ -85,7 +89,7 @@ class PaymentRequested(MemberEvent):
     model_config = ConfigDict(
         json_schema_extra={
             "if": {
-                "properties": {"purpose": {"enum": sorted(p.value for p in FAMILY_PURPOSES)}},
+                "properties": {"purpose": {"enum": _FAMILY_PURPOSE_VALUES}},
                 "required": ["purpose"],
             },
             "then": {

@@ -12,7 +12,9 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
+
+from .native import register
 
 POLICY_TZ = ZoneInfo("Asia/Shanghai")
 """Policy dates (which year, which month) are read on the Beijing calendar."""
@@ -80,6 +82,30 @@ def month_start(month: str) -> date:
 
 def business_date(moment: datetime) -> date:
     return moment.astimezone(POLICY_TZ).date()
+
+
+def _native_text(pattern: str, schema: core_schema.CoreSchema) -> core_schema.CoreSchema:
+    """A string of `pattern`'s shape, then read by pydantic-core as `schema` (lax: from its text)."""
+    return core_schema.chain_schema([core_schema.str_schema(pattern=pattern, strict=True), schema])
+
+
+# Natively, a subset of what the parsers take, read to the same value. Instants: years 1000-8999 only (the ends of
+# the calendar are parse_occurred_at's to check), offsets within a day, at most microseconds.
+register(parse_date, _native_text(rf"^{_DATE.pattern}$", core_schema.date_schema(strict=False)))
+register(
+    parse_occurred_at,
+    _native_text(
+        r"^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+        r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$",
+        core_schema.datetime_schema(strict=False),
+    ),
+)
+register(
+    check_month,
+    core_schema.str_schema(
+        pattern=r"^(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(?:0[1-9]|1[0-2])$", strict=True
+    ),
+)
 
 
 Date = Annotated[date, BeforeValidator(parse_date)]

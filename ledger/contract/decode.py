@@ -16,9 +16,12 @@ from pydantic_core import ErrorDetails
 
 from .event import EVENT_TYPES, Event
 from .fields import STORABLE, EventId
+from .native import native_validator
 
 # Built once: constructing the validator is far costlier than using it.
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+# The same contract with its checks inside pydantic-core; what it refuses, _ADAPTER reads again and words.
+_NATIVE = native_validator(_ADAPTER.core_schema)
 
 _MAX_SHOWN = 60
 # Echoing the input helps with type errors, but not where the input is absent by definition.
@@ -116,6 +119,10 @@ def decode_event(obj: dict[str, Any]) -> Event:
     """Validate an already-parsed JSON object (numbers as ``Decimal``/``int``, never float)."""
     if not isinstance(obj, dict):
         raise InvalidEvent(f"event must be a JSON object, got {_json_kind(obj)}", payload=obj)
+    try:
+        return _NATIVE.validate_python(obj)  # an Event: _ADAPTER's own schema
+    except ValidationError:
+        pass
     try:
         return _ADAPTER.validate_python(obj)
     except ValidationError as exc:

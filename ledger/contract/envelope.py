@@ -6,10 +6,11 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
 from .dates import OccurredAt, business_date
 from .fields import EventId, MemberId, wire_enum
+from .native import register
 from .region import Region
 
 
@@ -25,6 +26,7 @@ def _schema_version(value: Any) -> Any:
     return value
 
 
+register(_schema_version, core_schema.int_schema(ge=1, le=1, strict=True))  # strict: no true, no 1.0
 SchemaVersion = Annotated[Literal[1], BeforeValidator(_schema_version)]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Union, get_args
 
 from pydantic import Field
 
@@ -51,7 +51,10 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     YearClosed,
 )
 
-Event = Annotated[Union[EVENT_CLASSES], Field(discriminator="event_type")]  # noqa: UP007 - a union built from the tuple
+if TYPE_CHECKING:
+    Event = EventBase  # to the type checker, which cannot read a union built at run time: any event
+else:
+    Event = Annotated[Union[EVENT_CLASSES], Field(discriminator="event_type")]  # noqa: UP007 - built from the tuple
 
 EVENT_TYPES: dict[str, type[EventBase]] = {
     get_args(cls.model_fields["event_type"].annotation)[0]: cls for cls in EVENT_CLASSES

@@ -11,7 +11,9 @@ from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator, StringConstraints
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
+
+from .native import register
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -56,6 +58,9 @@ def wire_enum(enum_cls: type[E]) -> BeforeValidator:
             return value
         raise PydanticCustomError("enum", "must be one of {expected}", {"expected": expected})
 
+    members = list(by_value.values())
+    native = core_schema.enum_schema(enum_cls, members, sub_type="str", strict=False)
+    register(parse, core_schema.chain_schema([core_schema.str_schema(strict=True), native]))
     return BeforeValidator(parse)
 
 
@@ -71,4 +76,5 @@ def wire_list(*, min_items: int = 0, nullable: bool = False) -> BeforeValidator:
             return None
         raise PydanticCustomError("list_type", "must be a list")
 
+    register(parse, None)  # natively: the tuple schema itself, reading an array (its length checked there too)
     return BeforeValidator(parse)

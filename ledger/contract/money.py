@@ -12,7 +12,9 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
+
+from .native import register
 
 MAX_INTEGER_DIGITS = 15
 """Amounts stay below 10**15 yuan so any sum of a year's amounts fits the default 28-digit
@@ -73,6 +75,24 @@ def parse_money(value: Any) -> Decimal:
         # JSON 1e2 arrives as Decimal('1E+2'); store the plain form so output never shows exponents.
         amount = amount.quantize(_ONE)
     return amount
+
+
+# Natively: a string in the well-formed shape, or a JSON integer in range, read as Decimal(value) as parse_money
+# reads them; a JSON number with a fraction (a Decimal from the parser) is the parser's to check.
+register(
+    parse_money,
+    core_schema.union_schema(
+        [
+            core_schema.chain_schema(
+                [core_schema.str_schema(pattern=_SCHEMA_PATTERN, strict=True), core_schema.decimal_schema(strict=False)]
+            ),
+            core_schema.chain_schema(
+                [core_schema.int_schema(ge=0, lt=int(_LIMIT), strict=True), core_schema.decimal_schema(strict=False)]
+            ),
+        ],
+        mode="left_to_right",
+    ),
+)
 
 
 Money = Annotated[

@@ -286,6 +286,17 @@ def test_the_fast_records_refuse_what_the_validated_models_refuse():
             movement_wire(broken)
 
 
+def test_a_zero_amount_however_written_reads_as_the_validated_model_writes_it():
+    from ledger.records import SettlementRecord, settlement_wire
+
+    stream = [b.enrolled("M1", b.NANJING), b.visit("M1", b.NANJING, on="2023-03-01", items=b.drug("100.00"))]
+    settlement = next(o for o in run(stream).outputs if isinstance(o, Settlement))
+    for zero in (Decimal("0"), Decimal("0E-7"), Decimal("-0.00"), Decimal("0E+3")):
+        odd = dataclasses.replace(settlement, over_limit_amount=zero, limit_remaining=zero)
+        assert settlement_wire(odd) == SettlementRecord.of(odd).wire()
+        assert settlement_wire(odd)["over_limit_amount"] == "0.00"
+
+
 # --- forged events -----------------------------------------------------------------------------------------------
 
 

@@ -183,7 +183,7 @@ def summary_label(label: str, language: str) -> str:
     return SUMMARY_ZH.get(label, label) if language == "zh" else label
 
 
-def text(key: str, language: str, **values) -> str:
+def text(key: str, language: str, **values: object) -> str:
     pair = TEXT.get(key)
     if pair is None:
         return key
@@ -226,7 +226,7 @@ def word(value: str | None, language: str) -> str:
     return WORDS_ZH.get(spoken) or MOVEMENT_WORDS_ZH.get(spoken, spoken)
 
 
-def money(value) -> str:
+def money(value: object) -> str:
     """¥1,234.56: two decimals, exact (a Decimal, or the text of one)."""
     if value is None or value == "":
         return ""
@@ -238,7 +238,7 @@ def money(value) -> str:
     return f"{sign}¥{abs(amount).quantize(Decimal('0.01')):,}"
 
 
-def day(value) -> str:
+def day(value: object) -> str:
     """YYYY-MM-DD; a moment is taken in the policies' time zone (Asia/Shanghai)."""
     if value is None:
         return ""
@@ -249,7 +249,7 @@ def day(value) -> str:
     return str(value)[:10]
 
 
-def moment(value) -> str:
+def moment(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):

@@ -19,9 +19,12 @@ import hashlib
 import logging
 import time
 from collections import Counter, deque
+from collections.abc import Iterable
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger.db.connection import Raw
 from ledger.db.event_store import driver
 from ledger.db.outbox import CHANNEL, REJECTIONS, SETTLEMENTS, Handoff, pending, record_relayed, relayed
 from ledger.service import LedgerService
@@ -77,7 +80,7 @@ class Relay:
         self.name, self.chunk, self.idle_seconds = name, chunk, idle_seconds
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
-        self._leading = None  # the connection holding the relay lock, while this relay leads
+        self._leading: Raw | None = None  # the connection holding the relay lock, while this relay leads
         self._after: int | None = None  # the position it has published up to, while it leads
         self._recorded: int | None = None  # the position last recorded, while it leads
         self._recorded_at = 0.0
@@ -135,21 +138,26 @@ class Relay:
                 log.exception("relay failed; retrying")
                 if self.metrics:
                     self.metrics.relay_failed.inc()
-                    await self._measure_behind()
+                    await self._measure_behind(self.metrics)
                 await self._pause(1.0)
 
-    async def _measure_behind(self) -> None:
+    def _engine(self) -> AsyncEngine:
+        if self.service.engine is None:
+            raise ConnectionError("the ledger service is not open")
+        return self.service.engine
+
+    async def _measure_behind(self, metrics: Metrics) -> None:
         """While it cannot publish, how far the outbox has gone past the position recorded: the figure grows as
         the service goes on committing (the database may be away too; then it is left as it was)."""
         with contextlib.suppress(Exception):
-            async with self.service.engine.connect() as connection:
+            async with self._engine().connect() as connection:
                 raw = await driver(connection)
                 newest = await raw.fetchval("SELECT max(position) FROM outbox")
                 done = await relayed(raw, self.name)
-                self.metrics.outbox_behind.set(max((newest or 0) - (done or 0), 0))
+                metrics.outbox_behind.set(max((newest or 0) - (done or 0), 0))
 
     async def _lead(self) -> None:
-        async with self.service.engine.connect() as connection:
+        async with self._engine().connect() as connection:
             raw = await driver(connection)
             if not await raw.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
                 await self._pause(2.0)
@@ -186,13 +194,14 @@ class Relay:
                         await raw.remove_listener(CHANNEL, self._notified)
                         await raw.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
 
-    def _notified(self, _connection, _pid, _channel, payload) -> None:
+    def _notified(self, _connection: Raw, _pid: int, _channel: str, payload: str) -> None:
         if payload != self.service.writer:  # its own service's batches are handed over
             self.wake()
 
-    async def _publish(self, raw) -> int:
+    async def _publish(self, raw: Raw) -> int:
         """What it was handed, as long as each follows on from what it has published; then, if need be, one chunk
         read from the outbox. The records it publishes."""
+        assert self._after is not None  # it leads
         published = 0
         while self._handed:
             handoff = self._handed[0]
@@ -224,8 +233,9 @@ class Relay:
             self.metrics.outbox_behind.set(self._handed_rows)
         return published
 
-    async def _publish_read(self, raw) -> int:
+    async def _publish_read(self, raw: Raw) -> int:
         """One chunk read from the outbox after its position, sent and acknowledged by the broker."""
+        assert self._after is not None  # it leads
         rows = await pending(raw, self._after, self.chunk)
         if not rows:
             return 0
@@ -238,12 +248,12 @@ class Relay:
             self.metrics.outbox_behind.set(max((newest or 0) - rows[-1].position, 0))
         return len(rows)
 
-    def _count(self, streams) -> None:
+    def _count(self, streams: Iterable[str]) -> None:
         if self.metrics:
             for stream, count in Counter(streams).items():
                 self.metrics.relayed.labels(stream).inc(count)
 
-    async def _record(self, raw) -> None:
+    async def _record(self, raw: Raw) -> None:
         if self._after is not None and self._after != self._recorded:
             await record_relayed(raw, self.name, self._after)
             self._recorded = self._after

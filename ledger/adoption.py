@@ -15,11 +15,15 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import orjson
 
 from .chain import text_digest
 from .store import NewEvent
+
+if TYPE_CHECKING:
+    from .recorder import AuditSession  # which imports the tables, which import this
 
 ADOPTED = "ledger.parameters_adopted"
 EVERY_REGION = "*"
@@ -65,8 +69,8 @@ class Adoptions:
         self.digests: list[str] = []
         self.through = 0  # read as far as this position
 
-    async def read(self, ledger, through: int) -> None:
-        """Read on, through position `through`, from `ledger` (`recorder.AuditReads`)."""
+    async def read(self, ledger: AuditSession, through: int) -> None:
+        """Read on, through position `through`, from `ledger`."""
         if through <= self.through:
             return
         for seq, digest in await ledger.adoptions_between(self.through, through):

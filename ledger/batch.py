@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from policies.book import Book
 from policies.member import MemberState
 from policies.outputs import IncentiveEvaluation, Movement, Settlement
+from policies.registry import PolicyRegistry
 from policies.summary import years_of
 from projections import member_year
 from projections.fund_totals import FundTotals
 
 from .chain import text_digest
 from .codec import deltas_to_json, dumps, state_to_json
+from .contract import EventBase
+from .contract.account import PaymentRequested
 from .contract.fields import MEMBER_ID_MAX
 from .db.outbox import REJECTIONS, SETTLEMENTS, key_of
+from .intake import Incoming
 from .records import rejection_wire, shown_payload, wire
 from .store import StoredEvent
 
+Text = TypeVar("Text", str, str | None, str | int)  # what a refusal's columns and its shown id hold
+# The member_year rows a batch writes (`BatchRows.year_rows`).
+YearRows = tuple[list[tuple], list[tuple], list[tuple[str, str]]]
 
-def storable(text):
+
+def storable(text: Text) -> Text:
     """Text as PostgreSQL can keep it: a NUL character (valid UTF-8, and what binary input such as a framed Avro
     record starts with) written as the JSON escape \\u0000, which a text column refuses raw."""
     return text.replace("\x00", "\\u0000") if isinstance(text, str) and "\x00" in text else text
@@ -63,16 +73,17 @@ class BatchRows:
     _states: dict[tuple[str, str], dict] = field(default_factory=dict)
     # What the projections are written from, computed once (see `freeze`).
     _state_rows: list[tuple] | None = None
-    _year_rows: tuple | None = None
+    _year_rows: YearRows | None = None
 
     def size(self) -> int:
         """About how many rows the batch writes, which decides how they are sent (`db.writes.Writes.sized`)."""
         return len(self.events) + len(self.outbox) + len(self.parked) + len(self.touched) + len(self.signatures)
 
-    def keep_signature(self, item) -> None:
-        """Who sent `item` (an `Incoming` as it arrived), kept with it."""
+    def keep_signature(self, item: Incoming) -> None:
+        """Who sent `item` (as it arrived), kept with it."""
         signed = item.signed
         if signed is not None:
+            assert item.event is not None  # signed once admitted, and admitted once decoded
             self.signatures.append(
                 (item.event.event_id, signed.producer, signed.key_id, signed.signature, signed.value, signed.at)
             )
@@ -81,12 +92,14 @@ class BatchRows:
         if member is not None:
             self.touched[(member.region, member.member_id)] = Touched(member, seq)
 
-    def accept(self, seq: int, event, outputs: list, book) -> None:
+    def accept(
+        self, seq: int, event: EventBase, outputs: list[Settlement | Movement | IncentiveEvaluation], book: Book
+    ) -> None:
         derived = self.derived.setdefault(seq, {})
         member_id = getattr(event, "member_id", None)
         if member_id is not None:
             self.touch(book.member(event.region, member_id), seq)
-        if event.event_type == "account.payment_requested":
+        if isinstance(event, PaymentRequested):
             self.payments.append((event.region, event.payment_id, seq))
         for output in outputs:
             record = wire(output)
@@ -150,9 +163,11 @@ class BatchRows:
         if seq is not None:
             self.derived[seq] = {"rejection": {"reason": reason}}
         digest = text_digest(payload) if seq is None else None  # of the input as received
-        event_id, source, detail, payload = (storable(text) for text in (event_id, source, detail, payload))
-        self.rejections.append((seq, event_id, source, reason, detail, payload, digest, policy_id))
+        event_id, source = storable(event_id), storable(source)
+        detail, payload = storable(detail), storable(payload)
         shown = storable(shown_id) if shown_id is not None else event_id
+        assert shown is not None  # a refusal names its event, or where its input was (`shown_id`)
+        self.rejections.append((seq, event_id, source, reason, detail, payload, digest, policy_id))
         record = rejection_wire(shown, reason, detail, shown_payload(payload))
         self.published.append(record)
         self.outbox.append((REJECTIONS, refusal_key(record), dumps(record)))
@@ -164,7 +179,7 @@ class BatchRows:
             state = self._states[key] = state_to_json(self.touched[key].member)
         return state
 
-    def year_rows(self, registry, params_digest: str) -> tuple[list[tuple], list[tuple], list[tuple[str, str]]]:
+    def year_rows(self, registry: PolicyRegistry, params_digest: str) -> YearRows:
         """The member_year rows to write, from each touched member's state now, so that rows never depend on
         batch boundaries: (rows replacing all of a member's rows, rows replacing single years, the members whose
         rows are all replaced). A year is written again only when the change from the state loaded can move it,
@@ -173,7 +188,7 @@ class BatchRows:
             self._year_rows = self._changed_year_rows(registry, params_digest)
         return self._year_rows
 
-    def _changed_year_rows(self, registry, params_digest: str) -> tuple:
+    def _changed_year_rows(self, registry: PolicyRegistry, params_digest: str) -> YearRows:
         whole_rows: list[tuple] = []
         year_rows: list[tuple] = []
         whole: list[tuple[str, str]] = []
@@ -191,7 +206,7 @@ class BatchRows:
                 year_rows.extend(member_year.rows(entry.member, changed, registry, state["counters"]))
         return whole_rows, year_rows, whole
 
-    def freeze(self, registry, params_digest: str) -> None:
+    def freeze(self, registry: PolicyRegistry, params_digest: str) -> None:
         """Serialise the touched members' states and years now: the next batch may go on changing the same
         member objects while this one is still being written (`ledger.carry`)."""
         self.state_rows()

@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from policies.book import Book
 from policies.engine import Engine
 from policies.member import MemberState
@@ -22,9 +24,11 @@ from policies.registry import PolicyRegistry
 
 from .chain import text_digest
 from .codec import state_from_json
+from .contract import EventBase
 from .db import lookups
 from .db.adoptions import last_adopted
 from .db.connect import service_engine
+from .db.connection import Raw
 from .db.event_store import driver, reading
 from .db.outbox import CHANNEL
 from .db.projection_store import load_book
@@ -46,23 +50,30 @@ class LedgerReader:
         recorded = recorded_parameters(parameters_text, parameters_source)
         self.digest = text_digest(recorded)
         self.registry = PolicyRegistry(parse_parameters(recorded, parameters_source))
-        self.engine = None
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """Its connections, once opened (`async with`)."""
+        if self._engine is None:
+            raise RuntimeError("the ledger is not open for reading: enter the LedgerReader first")
+        return self._engine
 
     async def __aenter__(self) -> LedgerReader:
         from .db.recorder import PostgresRecorder
         from .service import require_current_projections
 
-        self.engine = service_engine(self.db, pool_size=4)
+        self._engine = engine = service_engine(self.db, pool_size=4)
         try:  # what it quotes, the ledger settles on: not member states of an earlier release
-            await require_current_projections(PostgresRecorder(self.engine))
+            await require_current_projections(PostgresRecorder(engine))
         except BaseException:
-            await self.engine.dispose()
+            await engine.dispose()
             raise
         return self
 
-    async def __aexit__(self, *exc) -> None:
-        if self.engine is not None:
-            await self.engine.dispose()
+    async def __aexit__(self, *exc: object) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
 
 
 class Enquiry:
@@ -72,7 +83,7 @@ class Enquiry:
         self.service = service
         self._registries: dict[str, PolicyRegistry] = {service.digest: service.registry}
 
-    async def presettle(self, event) -> dict[str, Any]:
+    async def presettle(self, event: EventBase) -> dict[str, Any]:
         """The settlement record (`records.settlement_wire`) `event`, a `visit.submitted`, would get if the ledger
         settled it next, under the parameter set the ledger adopted last; `Rejected` as the ledger would refuse it
         (a member not enrolled is refused here: the live ledger would park the visit). Writes nothing."""
@@ -83,7 +94,7 @@ class Enquiry:
         settlement = next(output for output in outputs if isinstance(output, Settlement))
         return settlement_wire(settlement)
 
-    async def _adopted(self, raw) -> PolicyRegistry:
+    async def _adopted(self, raw: Raw) -> PolicyRegistry:
         """The registry of the parameter set the ledger settles under now: the one adopted last (the writer that
         appends next adopts its own first, if it is another)."""
         digest = await last_adopted(raw) or self.service.digest
@@ -123,7 +134,7 @@ class Enquiry:
         async with self.service.engine.connect() as connection:
             raw = await driver(connection)
 
-            def notified(_connection, _pid, _channel, _payload) -> None:
+            def notified(_connection: Raw, _pid: int, _channel: str, _payload: str) -> None:
                 heard()
 
             raw.add_termination_listener(lambda _connection: lost())

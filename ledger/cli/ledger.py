@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table as RichTable
@@ -33,8 +34,15 @@ from .common import (
 )
 from .keys import KeyIdOption, KeyOption, ProducerOption, authority, signer
 
+if TYPE_CHECKING:
+    from ..authority import Signer
+    from ..db.server import Database
+    from ..intake import Incoming, Oversized
+    from ..replay import ReplayReport
+    from ..service import IngestStats
 
-def signed_lines(items, signing):
+
+def signed_lines(items: Iterable[Incoming], signing: Signer | None) -> Iterator[Incoming]:
     """Each line of a file signed by the producer it is ingested as (the bytes of the line, without its end)."""
     for item in items:
         if signing is not None:
@@ -85,12 +93,12 @@ def ingest(
                     sys.stdout.write(dumps(record))
                     sys.stdout.write("\n")
 
-        def counted(lines):
+        def counted(lines: Iterable[bytes | Oversized]) -> Iterator[bytes | Oversized]:
             for line in lines:
                 bar.advance(len(line))
                 yield line
 
-        async def run():
+        async def run() -> IngestStats | None:
             async with LedgerService(
                 db,
                 text,
@@ -194,8 +202,8 @@ def replay(
         if report.head is not None and report.head[0]:
             # Kept outside the database, this pins the ledger as it is now (`--anchor`).
             console.print(f"head: {report.head[0]}:{report.head[1].hex()}", soft_wrap=True)
-        for found in report.chain_breaks[:20]:
-            console.print(f"  seq {found.seq}: {visible(found.problem)}")
+        for broken in report.chain_breaks[:20]:
+            console.print(f"  seq {broken.seq}: {visible(broken.problem)}")
         if report.signatures is None:
             console.print("signatures: not checked (no producers file: MEDLEDGER_PRODUCERS)")
         else:
@@ -224,7 +232,7 @@ def replay(
     )
 
 
-def _keep(db, report, started_at: datetime) -> None:
+def _keep(db: Database, report: ReplayReport, started_at: datetime) -> None:
     """The verification kept where the console's integrity page shows the last one from, as the owner: the
     service's role may not write it."""
     import asyncpg
@@ -241,8 +249,10 @@ def _keep(db, report, started_at: datetime) -> None:
     except (OSError, KeyError):  # no name for this process's user
         user = "replay --verify"
 
-    async def run():
-        connection = await asyncpg.connect(db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    owner_dsn = db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def run() -> None:
+        connection = await asyncpg.connect(owner_dsn)
         try:
             await keep_verification(connection, report, user, started_at)
         finally:
@@ -296,7 +306,7 @@ def parked_sweep(park_ttl_days: ParkTtlOption = PARK_TTL_DAYS) -> None:
 
     db = prepared()
 
-    async def run():
+    async def run() -> IngestStats:
         async with LedgerService(db, park_ttl=timedelta(days=park_ttl_days), prepare_schema=False) as service:
             return await service.sweep(
                 on_published=lambda records: [sys.stdout.write(dumps(r) + "\n") for r in records]

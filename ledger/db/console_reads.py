@@ -3,10 +3,11 @@ parked events, a settlement's neighbours in the hash chain, the heads of the cha
 
 from __future__ import annotations
 
+from .connection import Raw
 from .parking import WAITING
 
 
-async def chain_neighbours(raw, seq: int) -> list[dict]:
+async def chain_neighbours(raw: Raw, seq: int) -> list[dict]:
     rows = await raw.fetch(
         "SELECT seq, event_id, event_type, hash, prev_hash FROM ledger_events WHERE seq BETWEEN $1 - 1 AND $1 + 1 "
         "ORDER BY seq",
@@ -15,7 +16,7 @@ async def chain_neighbours(raw, seq: int) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def region_heads(raw) -> list[dict]:
+async def region_heads(raw: Raw) -> list[dict]:
     """Each region's last event in the chain: (region, seq, hash)."""
     rows = await raw.fetch(
         "SELECT e.region, e.seq, e.hash FROM (SELECT region, max(seq) AS seq FROM ledger_events GROUP BY region) h "
@@ -24,7 +25,7 @@ async def region_heads(raw) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def rejections(raw, search: str | None, limit: int = 200) -> list[dict]:
+async def rejections(raw: Raw, search: str | None, limit: int = 200) -> list[dict]:
     pattern = f"%{search}%" if search else None
     rows = await raw.fetch(
         "SELECT rejection_id, seq, event_id, source, reason, detail, payload, policy_id, recorded_at "
@@ -36,7 +37,7 @@ async def rejections(raw, search: str | None, limit: int = 200) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def rejection_counts(raw) -> list[dict]:
+async def rejection_counts(raw: Raw) -> list[dict]:
     rows = await raw.fetch(
         "SELECT reason, (recorded_at AT TIME ZONE 'Asia/Shanghai')::date AS day, count(*) AS count "
         "FROM ledger_rejections GROUP BY 1, 2 ORDER BY 2 DESC, 1"
@@ -44,7 +45,7 @@ async def rejection_counts(raw) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def parked(raw, search: str | None, limit: int = 200) -> list[dict]:
+async def parked(raw: Raw, search: str | None, limit: int = 200) -> list[dict]:
     """Events still waiting for their member's enrolment (parked, not yet in the ledger)."""
     pattern = f"%{search}%" if search else None
     rows = await raw.fetch(
@@ -58,6 +59,6 @@ async def parked(raw, search: str | None, limit: int = 200) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def reversal_of(raw, settlement_id: str) -> str | None:
+async def reversal_of(raw: Raw, settlement_id: str) -> str | None:
     """The settlement that reverses `settlement_id`, if any."""
     return await raw.fetchval("SELECT settlement_id FROM ledger_settlements WHERE reverses = $1", settlement_id)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..chain import GENESIS, ChainBreak, verify_links
 from ..store import DuplicateEvent, EventStore, NewEvent, StoredEvent, UnrecordedParameters, chained
+from .connection import Raw
 from .writes import Writes
 
 # One writer at a time appends: the lock is held to commit, so sequence order is commit order and no gap can
@@ -37,13 +38,13 @@ COLUMNS = (
 )
 
 
-async def driver(connection: AsyncConnection):
+async def driver(connection: AsyncConnection) -> Raw:
     raw = await connection.get_raw_connection()
     return raw.driver_connection
 
 
 @asynccontextmanager
-async def transaction(connection: AsyncConnection):
+async def transaction(connection: AsyncConnection) -> AsyncIterator[None]:
     """A transaction that has really begun, so statements sent on the raw driver connection belong to it:
     SQLAlchemy sends BEGIN lazily, with its own first statement."""
     async with connection.begin():
@@ -52,7 +53,7 @@ async def transaction(connection: AsyncConnection):
 
 
 @asynccontextmanager
-async def begin(engine: AsyncEngine, first: str = "") -> AsyncIterator:
+async def begin(engine: AsyncEngine, first: str = "") -> AsyncIterator[Raw]:
     """A pooled connection's driver connection, in a READ COMMITTED transaction that commits on exit (rolls back
     on an error). `first` (statements without parameters: an advisory lock, a NOTIFY) is sent in the same round
     trip as BEGIN. SQLAlchemy does not know of the transaction: nothing may be sent through it on that connection
@@ -73,7 +74,7 @@ async def begin(engine: AsyncEngine, first: str = "") -> AsyncIterator:
 
 
 @asynccontextmanager
-async def reading(engine: AsyncEngine) -> AsyncIterator:
+async def reading(engine: AsyncEngine) -> AsyncIterator[Raw]:
     """A pooled connection's driver connection, for statements in no transaction. One left by an error or a
     cancellation, possibly in the middle of a statement, is discarded rather than pooled."""
     async with engine.connect() as connection:
@@ -85,7 +86,7 @@ async def reading(engine: AsyncEngine) -> AsyncIterator:
             raise
 
 
-async def _abandon(connection: AsyncConnection, raw) -> None:
+async def _abandon(connection: AsyncConnection, raw: Raw) -> None:
     """Roll back. A connection that cannot (closed, the server gone, interrupted again) is discarded: the pool must
     never hand out a dead connection, or one still inside a transaction and holding its locks."""
     try:
@@ -105,7 +106,7 @@ async def _discard(connection: AsyncConnection) -> None:
 class PostgresEventStore(EventStore):
     """On an asyncpg connection that is in a transaction."""
 
-    def __init__(self, raw, locked: bool = False):
+    def __init__(self, raw: Raw, locked: bool = False):
         """`locked`: the transaction already holds the append lock (`begin(..., first=LOCK)`)."""
         self.raw = raw
         self._locked = locked
@@ -190,7 +191,7 @@ def add_parameters(writes: Writes, digest: str, content: str) -> None:
     )
 
 
-def _stored(row) -> StoredEvent:
+def _stored(row: Sequence) -> StoredEvent:
     values = dict(zip(COLUMNS, row))
     values["prev_hash"], values["hash"] = bytes(values["prev_hash"]), bytes(values["hash"])
     return StoredEvent(**values)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .connection import Raw
 from .writes import Writes
 
 SETTLEMENTS = "settlements"
@@ -41,7 +42,9 @@ def add_outbox(writes: Writes, rows: list[tuple[str, str | None, str]]) -> tuple
     if not rows:
         return None
     before = writes.before("SELECT coalesce(max(position), 0) FROM outbox")
-    return before, writes.insert("outbox", COLUMNS, rows, ordered=True, newest="position")
+    last = writes.insert("outbox", COLUMNS, rows, ordered=True, newest="position")
+    assert last is not None  # rows, numbered by `newest`
+    return before, last
 
 
 @dataclass(frozen=True)
@@ -63,18 +66,18 @@ class Pending:
     value: str
 
 
-async def pending(raw, after: int, limit: int) -> list[Pending]:
+async def pending(raw: Raw, after: int, limit: int) -> list[Pending]:
     rows = await raw.fetch(
         "SELECT position, stream, key, value FROM outbox WHERE position > $1 ORDER BY position LIMIT $2", after, limit
     )
     return [Pending(*row) for row in rows]
 
 
-async def relayed(raw, relay: str) -> int:
+async def relayed(raw: Raw, relay: str) -> int:
     return await raw.fetchval("SELECT position FROM outbox_relay WHERE relay = $1", relay) or 0
 
 
-async def record_relayed(raw, relay: str, position: int) -> None:
+async def record_relayed(raw: Raw, relay: str, position: int) -> None:
     await raw.execute(
         "INSERT INTO outbox_relay (relay, position) VALUES ($1, $2) "
         "ON CONFLICT (relay) DO UPDATE SET position = excluded.position",

@@ -5,23 +5,30 @@ The same code serves the live tables and the fresh ones a replay builds aside (`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from policies.book import Book
+from policies.member import MemberState
 from policies.registry import PolicyRegistry
 from policies.summary import years_of
 from projections import member_year
 
 from ..batch import BatchRows
+from ..carry import Carry
 from ..codec import STATE_KEYS, settlement_from_row, state_from_json
+from ..contract import EventBase
+from ..contract.account import PaymentRequested
+from ..contract.visit import VisitReversed, VisitSubmitted
+from .connection import Raw
 from .tables import ledger_movements
 from .writes import Writes
 
 
-def as_json(value):
+def as_json(value: Any) -> Any:
     """jsonb arrives decoded on connections set up by SQLAlchemy's asyncpg dialect, as text elsewhere (and where
     the query casts it to text, so that the faster parser reads it)."""
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
@@ -71,7 +78,7 @@ class Names:
         return cls(*(prefix + name for name in (*PROJECTIONS, "settlements")))
 
 
-async def create_shadow(raw, names: Names) -> None:
+async def create_shadow(raw: Raw, names: Names) -> None:
     """Fresh, empty temporary copies of the projections (and of the settlement lookup) for this session."""
     for live, shadow in zip(
         (*PROJECTIONS, "ledger_settlements"),
@@ -88,7 +95,7 @@ async def create_shadow(raw, names: Names) -> None:
         await raw.execute(f"CREATE TEMPORARY TABLE {shadow} (LIKE {live} INCLUDING DEFAULTS INCLUDING INDEXES)")
 
 
-async def earlier_shapes(raw, names: Names) -> int:
+async def earlier_shapes(raw: Raw, names: Names) -> int:
     """How many member_state rows lack a key the member state has now (`codec.STATE_KEYS`): rows an earlier
     release wrote, which only a rebuild from the ledger brings to the current shape. A scan of the table, once at
     start-up."""
@@ -97,12 +104,15 @@ async def earlier_shapes(raw, names: Names) -> int:
     )
 
 
-def book_keys(book: Book, events: list, carry=None) -> tuple[set, set, set]:
+Keys = set[tuple[str, str]]  # (region, id)
+
+
+def book_keys(book: Book, events: list[EventBase], carry: Carry | None = None) -> tuple[Keys, Keys, Keys]:
     """The (region, id) keys of the visits, payment ids and members `events` can touch, as (visits, payments,
     members). With `carry`, what the batch before holds of them (and its closed years) is put in `book` first, and
     the visits and payments it holds are left out of the keys to read."""
-    visit_keys = {(e.region, e.visit_id) for e in events if e.event_type in ("visit.submitted", "visit.reversed")}
-    payment_keys = {(e.region, e.payment_id) for e in events if e.event_type == "account.payment_requested"}
+    visit_keys: Keys = {(e.region, e.visit_id) for e in events if isinstance(e, (VisitSubmitted, VisitReversed))}
+    payment_keys: Keys = {(e.region, e.payment_id) for e in events if isinstance(e, PaymentRequested)}
     if carry is not None:
         carried = carry.book
         book.closed_years |= carried.closed_years
@@ -112,7 +122,7 @@ def book_keys(book: Book, events: list, carry=None) -> tuple[set, set, set]:
         book.payments |= payment_keys & carried.payments
         visit_keys -= carried.visits.keys()
         payment_keys -= carried.payments
-    member_keys = set()
+    member_keys: Keys = set()
     for event in events:
         member_id = getattr(event, "member_id", None)
         if member_id is not None:
@@ -124,7 +134,12 @@ def book_keys(book: Book, events: list, carry=None) -> tuple[set, set, set]:
 
 
 async def load_book(
-    raw, names: Names, registry: PolicyRegistry, events: Iterable, loaded: dict | None = None, carry=None
+    raw: Raw,
+    names: Names,
+    registry: PolicyRegistry,
+    events: Iterable[EventBase],
+    loaded: dict | None = None,
+    carry: Carry | None = None,
 ) -> Book:
     """A Book holding what `events` can touch: their members and payers, the visits they name, the payment ids
     they use and every closed year. With `loaded`, each member's state is also kept there as read (see
@@ -137,7 +152,8 @@ async def load_book(
     visit_keys, payment_keys, member_keys = book_keys(book, events, carry)
     carried_members(book, member_keys, carry, loaded)
     # The visits named and the members: one round trip.
-    lookups, arguments = [], []
+    lookups: list[str] = []
+    arguments: list[list[str]] = []
     if visit_keys:
         columns = "'visit', t.record::text, t.deltas::text, t.event_id"
         lookups.append(each_key(names.settlements, "visit_id", columns, NOT_REVERSAL, first=len(arguments) + 1))
@@ -171,7 +187,7 @@ async def load_book(
     return book
 
 
-def account_payer(event) -> str | None:
+def account_payer(event: EventBase) -> str | None:
     """The member whose account pays for a visit, if the event is one that names one. Asked of its type's fields
     first: a contract model asked for a field it lacks raises inside (and catches) an AttributeError, which cost
     more than the rest of `load_book`'s look at the event."""
@@ -181,7 +197,7 @@ def account_payer(event) -> str | None:
     return getattr(event, "account_payer_id", None)
 
 
-def carried_members(book: Book, keys, carry, loaded: dict | None) -> None:
+def carried_members(book: Book, keys: Keys, carry: Carry | None, loaded: dict | None) -> None:
     if carry is not None:
         for key in keys & carry.book.members.keys():
             book.members[key] = carry.book.members[key]
@@ -208,7 +224,9 @@ def keep_member(book: Book, state: str, digest: str | None, loaded: dict | None)
         loaded[key] = (data, digest)
 
 
-async def load_members(raw, names: Names, book: Book, keys, loaded: dict | None = None) -> None:
+async def load_members(
+    raw: Raw, names: Names, book: Book, keys: Iterable[tuple[str, str]], loaded: dict | None = None
+) -> None:
     keys = [key for key in keys if key not in book.members]
     if not keys:
         return
@@ -216,7 +234,7 @@ async def load_members(raw, names: Names, book: Book, keys, loaded: dict | None 
         keep_member(book, state, digest, loaded)
 
 
-async def region_member_chunks(raw, names: Names, region: str, size: int):
+async def region_member_chunks(raw: Raw, names: Names, region: str, size: int) -> AsyncIterator[list[MemberState]]:
     """The region's member states in member_id order, `size` at a time (a year close walks them all)."""
     after = ""
     while True:
@@ -261,7 +279,9 @@ def add_years(writes: Writes, names: Names, rows: BatchRows, registry: PolicyReg
         )
 
 
-async def write_member_years(raw, names: Names, registry_of: Callable, chunk: int = 5_000) -> None:
+async def write_member_years(
+    raw: Raw, names: Names, registry_of: Callable[[str], Awaitable[PolicyRegistry]], chunk: int = 5_000
+) -> None:
     """member_year from every member's final state, under the parameters in force at its last event."""
     after = ("", "")
     while True:
@@ -343,7 +363,7 @@ def add_ledger(writes: Writes, rows: BatchRows) -> int | None:
     return writes.insert("ledger_rejections", REJECTION_COLUMNS, rows.rejections, ordered=True, newest="rejection_id")
 
 
-async def fund_by_pool(raw) -> dict:
+async def fund_by_pool(raw: Raw) -> dict:
     """(region, month, pool) → (fund paid, settlements, reversals): what a downstream report reconciles with."""
     rows = await raw.fetch("SELECT region, month, pool, fund_paid, settlements, reversals FROM fund_totals")
     return {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in rows}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gateway.settings import gateway_database
 from ledger.db.credentials import UnsafeSecret
 from ledger.db.server import Database
+from ledger.enquiry import Enquiry, LedgerReader
+from tests.ledger.helpers import IM_PARAMETERS
 
 STRONG = "k3yQ9vTz7wLp2XcR4mNb"
 OWNER = Database("postgresql+asyncpg://medledger_owner:owner-password-long@postgres:5432/medledger", "unused")
@@ -39,3 +43,11 @@ def test_the_gateway_refuses_a_weak_password_and_the_services_url_alone(monkeypa
         gateway_database(lambda: OWNER)
     with pytest.raises(ValueError, match="MEDLEDGER_GATEWAY_DATABASE_URL"):
         gateway_database(lambda: Database(None, "postgresql+asyncpg://medledger_app@postgres:5432/medledger"))
+
+
+def test_a_ledger_reader_not_yet_opened_says_so_when_asked():
+    reader = LedgerReader(OWNER, IM_PARAMETERS)
+    with pytest.raises(RuntimeError, match="not open for reading"):
+        _ = reader.engine
+    with pytest.raises(RuntimeError, match="not open for reading"):
+        asyncio.run(Enquiry(reader).outcomes(["E1"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ledger.db.migrate import MIGRATION_LOCK
@@ -14,14 +14,17 @@ from ledger.db.tables import metadata
 config = context.config
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, transaction_per_migration=True)
     with context.begin_transaction():
         context.run_migrations()
 
 
 async def _main() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:  # set by `ledger.db.migrate.alembic_config`; there is no alembic.ini
+        raise SystemExit("medledger migrations run with the owner URL: medledger db upgrade")
+    engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:
             # Several services may start at once: one migrates, the others wait and find nothing to do.

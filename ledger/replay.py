@@ -20,6 +20,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from queue import Empty
 
+import orjson
+
 from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
 
@@ -28,7 +30,7 @@ from .authority import Authority, stored_problem
 from .batch import BatchRows
 from .chain import ChainBreak, text_digest
 from .db.connect import service_engine
-from .db.event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
+from .db.event_store import driver, transaction
 from .db.projection_store import (
     PROJECTIONS,
     Names,
@@ -39,11 +41,13 @@ from .db.projection_store import (
 )
 from .db.server import Database
 from .db.signatures import stored_signatures, unsigned_since_signing
+from .db.streams import heads_at, verify_streams
 from .db.verification import PARKED_ROWS, PARKED_SINCE, projection_rows
 from .db.writes import Writes
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
 from .runtime import tune_garbage_collector
+from .streams import NO_REGION, ROOT, Head, locks, root_hash
 from .verify_rows import (
     DERIVED,
     EVENT_COLUMNS,
@@ -75,7 +79,9 @@ class ReplayReport:
     projection_rows: list[Difference] = field(default_factory=list)  # the first rows that differ, by projection
     fund_impact: dict[tuple[str, str, date], list[Decimal]] = field(default_factory=dict)
     changed_settlements: int = 0
-    head: tuple[int, bytes] | None = None  # the last event of the chain verified: (seq, hash)
+    # (rows of every chain, the root hash over the heads of the history and the regions' streams)
+    head: tuple[int, bytes] | None = None
+    heads: list[Head] = field(default_factory=list)  # of the history and of every region's stream, as verified
     signatures: int | None = None  # kept signatures checked again (None: no producers file to check them with)
 
     def replayed(self) -> str:
@@ -120,12 +126,9 @@ async def verify_signatures(raw, authority: Authority | None, report: ReplayRepo
 async def keep_verification(raw, report: ReplayReport, user: str, started_at: datetime) -> None:
     """A verification's result where the console's integrity page shows the last one from, whoever ran it: the
     console or `replay --verify`. With it, each region's head as the chain stands now."""
-    from .db import console_reads, console_users
+    from .db import console_users
 
-    heads = [
-        {"region": h["region"], "seq": h["seq"], "hash": bytes(h["hash"]).hex()}
-        for h in await console_reads.region_heads(raw)
-    ]
+    heads = [{"region": h.region, "seq": h.seq, "hash": bytes(h.hash).hex()} for h in report.heads]
     detail = "\n".join(
         [f"seq {b.seq}: {b.problem}" for b in report.chain_breaks[:20]]
         + [f"seq {d.seq} {d.what}: {d.detail}" for d in report.differences[:50]]
@@ -164,8 +167,9 @@ class Replayer:
         # With `regions`: every region some worker replays. Projection rows of any other region derive from no
         # event of the ledger, and this worker counts them as differences.
         self.stray_outside: list[str] | None = None
-        # (seq, hex sha256) of an event's hash recorded outside the database: the chain must still pass through it
-        self.anchor: tuple[int, str] | None = None
+        # (seq, hex sha256) of an event's hash recorded outside the database: its stream must still pass through
+        # it; or (ROOT, hex sha256) of a root hash (`streams.root_hash`) printed by an earlier verify
+        self.anchor: tuple[int | str, str] | None = None
         self.shown_rows = 20  # rows that differ named per projection (all are counted)
         self._authority: Authority | None = None
 
@@ -199,7 +203,7 @@ class Replayer:
                     # nobody reads them half rebuilt; and it gives them new files, which moves the watermark of a
                     # batch settled before (`carry.Watermark`), so that batch is settled again, not written over.
                     async with transaction(connection):
-                        await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
+                        await self._lock_writers(raw)
                         for table in PROJECTIONS:
                             await raw.execute(f"TRUNCATE {table}")
                         await self._walk(raw, connection, names, 0, what_if, mode, report, per_batch=False)
@@ -210,7 +214,7 @@ class Replayer:
                 after = await self._walk(raw, connection, names, 0, what_if, mode, report, per_batch=True)
                 if mode == "verify":
                     async with transaction(connection):
-                        await raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
+                        await self._lock_writers(raw)
                         await self._walk(raw, connection, names, after, what_if, mode, report, per_batch=False)
                         await write_member_years(raw, names, lambda digest: self._registry(digest, what_if))
                         for projection in PROJECTIONS:
@@ -222,9 +226,9 @@ class Replayer:
                         await self._unaccounted(raw, report)
                         if self.check_chain:
                             await self._check_parked(raw, report)
-                            store = PostgresEventStore(raw)
-                            report.chain_breaks = await store.verify() + await self._check_anchor(raw)
-                            report.head = await store.head()
+                            report.chain_breaks, report.heads = await verify_streams(raw)
+                            report.chain_breaks += await self._check_anchor(raw, report.heads)
+                            report.head = (sum(h.position for h in report.heads), root_hash(report.heads))
                             await self._check_parameter_sets(raw, report)
                             await self._check_adoptions(raw, report)
                 if mode == "verify" and self.check_chain:  # checked once, by the replayer that walks the chain
@@ -236,9 +240,9 @@ class Replayer:
     async def _walk(
         self, raw, connection, names: Names, after: int, what_if, mode: str, report: ReplayReport, per_batch: bool
     ) -> int:
-        # Progress is counted in events: the sequence is gap-free, so the last one is the count of them all. A replay
-        # of some regions is not told a total: the caller that split them knows it (`verify_in_parallel`).
-        total = 0 if self.regions is not None else await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
+        # Progress is counted in events. A replay of some regions is not told a total: the caller that split them
+        # knows it (`verify_in_parallel`).
+        total = 0 if self.regions is not None else await raw.fetchval("SELECT count(*) FROM ledger_events")
         while True:
             rows = await raw.fetch(
                 f"SELECT seq, params_digest, source, payload, {EVENT_COLUMNS} FROM ledger_events "
@@ -255,18 +259,41 @@ class Replayer:
             report.events += len(rows)
             self.progress(report.events, max(total, report.events))
 
-    async def _check_anchor(self, raw) -> list[ChainBreak]:
+    async def _lock_writers(self, raw) -> None:
+        """Hold the ledger still: the append locks of the regions replayed (of every region, and of input that
+        names none, when all are), in the writers' order."""
+        regions = self.regions
+        if regions is None:
+            regions = [NO_REGION, *(row[0] for row in await raw.fetch("SELECT region FROM ledger_streams"))]
+        if statements := locks(regions):
+            await raw.execute(statements)
+
+    async def _check_anchor(self, raw, heads: list[Head]) -> list[ChainBreak]:
         """A chain recomputed after events were changed, or cut short, is consistent in itself; only a hash kept
         elsewhere shows it is not the chain it was."""
         if self.anchor is None:
             return []
         seq, expected = self.anchor
+        if seq == ROOT:
+            return await self._check_root(raw, heads, expected)
         found = await raw.fetchval("SELECT hash FROM ledger_events WHERE seq = $1", seq)
         if found is None:
             return [ChainBreak(seq, "anchor: the ledger has no event at this position")]
         if bytes(found).hex() != expected.lower():
             return [ChainBreak(seq, f"anchor: hash {bytes(found).hex()} where {expected.lower()} was recorded")]
         return []
+
+    async def _check_root(self, raw, heads: list[Head], expected: str) -> list[ChainBreak]:
+        """The root hash of some heads the chains pass through: the heads now, or those of a verification kept
+        before (positions only are taken from it; the hashes are the chains' own, just verified)."""
+        candidates = [[(h.region, h.seq) for h in heads]]
+        for (kept,) in await raw.fetch("SELECT stream_heads::text FROM console_verifications ORDER BY 1"):
+            candidates.append([(h["region"], h["seq"]) for h in orjson.loads(kept)])
+        for candidate in candidates:
+            found = await heads_at(raw, candidate)
+            if found is not None and root_hash(found).hex() == expected.lower():
+                return []
+        return [ChainBreak(0, f"anchor: no heads the chains pass through have the root hash {expected.lower()}")]
 
     async def _strays(self, raw, projection: str) -> int:
         if self.stray_outside is None:
@@ -521,6 +548,7 @@ def verify_in_parallel(
         report.adoptions += part.adoptions
         report.chain_breaks.extend(part.chain_breaks)
         report.head = report.head or part.head
+        report.heads = report.heads or part.heads
         report.signatures = part.signatures if report.signatures is None else report.signatures
         report.differences.extend(part.differences)
         report.difference_count += part.difference_count

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from asyncpg.exceptions import UniqueViolationError
@@ -20,19 +20,19 @@ from policies.parameters import parse_parameters
 from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
 
-from .adoption import last_adopted
 from .arrival import DEFAULT_MAX_CLOCK_SKEW, refuse_if_ahead
 from .authority import Authority
 from .batch import BatchRows
-from .carry import Carry, Conflict, Mark, Watermark, add_watermark, watermark, watermark_of
+from .carry import Carry, Conflict, Mark, Watermark, add_watermark, spelled, watermark, watermark_of
 from .chain import text_digest
 from .db.connect import service_engine
-from .db.event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver, reading
+from .db.event_store import add_events, add_parameters, begin, driver, reading
 from .db.migrate import prepare
-from .db.outbox import CHANNEL, Handoff, add_outbox
+from .db.outbox import CHANNEL, Handoff, add_outbox, handed_over
 from .db.projection_store import Names, add_ledger, add_projections, earlier_shapes, load_book
 from .db.server import Database
 from .db.signatures import keeps_signatures
+from .db.streams import POSITIONLESS, PROJECTIONS_FILE, arrivals, stream_heads
 from .db.tracking import (
     CLAIMS,
     Claim,
@@ -48,7 +48,8 @@ from .db.tracking import (
 )
 from .db.writes import Writes
 from .intake import Incoming, conflicting, same_event
-from .pipeline import PARKED_NOT_REFUSED, YEAR_CLOSE, Parking, Pipeline, Sequencer
+from .pipeline import PARKED_NOT_REFUSED, YEAR_CLOSE, Parking, Pipeline, Sequencer, expired_regions
+from .streams import NO_REGION, Head, locks
 
 DEFAULT_PARK_TTL = timedelta(days=30)
 LIVE = Names()
@@ -61,6 +62,24 @@ class Tracking:
     consumer: str
     claims: dict[TopicPartition, Claim]
     spans: dict[TopicPartition, tuple[int, int]]  # first offset in the batch, offset after its last
+
+
+def batch_regions(items: list[Incoming]) -> list[str]:
+    """The regions whose streams a batch may append to: those its events name (what an enrolment releases is of
+    its own region)."""
+    return sorted({item.event.region for item in items if item.event is not None})
+
+
+def locked_regions(items: list[Incoming], regions: list[str]) -> list[str]:
+    """Whose append locks a batch takes: its regions', and, when it holds input that names no region, the lock of
+    such input (`streams.NO_REGION`), under which a repeat of the same bytes is refused once."""
+    return regions + [NO_REGION] if any(item.event is None for item in items) else regions
+
+
+# The unique constraints a writer of another region can beat a batch to: an event id is the ledger's, not a region's.
+TAKEN_IDS = frozenset({"ledger_events_event_id_key", "parked_events_pkey", "ledger_signatures_pkey"})
+# Where the ledger is, for what every batch reads whatever its regions.
+UNSCOPED = f"SELECT ({POSITIONLESS}), ({PROJECTIONS_FILE})"
 
 
 def has_year_close(items: list[Incoming]) -> bool:
@@ -81,6 +100,11 @@ class Prepared:
     carry: Carry
     tracking: Tracking | None = None
     handoff: Handoff | None = None  # once committed, its outbox records for this process's relay, if it wrote any
+    regions: list[str] = field(default_factory=list)  # whose streams it appends to
+    locked: list[str] = field(default_factory=list)  # whose append locks it commits under
+    # its regions' heads and last arrivals as it was settled from (with `carried`: the rest of `expected`)
+    heads: dict[str, Head] = field(default_factory=dict)
+    arrivals: dict[str, int] = field(default_factory=dict)
 
     def outcome(self) -> IngestStats:
         """Its stats once committed."""
@@ -182,9 +206,13 @@ class LedgerService:
         self.max_clock_skew = max_clock_skew
         # Once an event committed under the parameter set, its row is there for good (the events refer to it).
         self._parameters_kept = False
-        # Sent with BEGIN: the append lock, and word to the relays once committed, naming this writer.
+        # Sent with BEGIN: the append locks, and word to the relays once committed, naming this writer.
         self.writer = uuid.uuid4().hex
-        self._begin_write = f"{LOCK}; NOTIFY {CHANNEL}, '{self.writer}'"
+
+    def _begin_write(self, regions: list[str]) -> str:
+        """What a write transaction sends with BEGIN: the append locks of `regions`, in their fixed order
+        (`streams.locks`), and word to the relays once committed, naming this writer."""
+        return "; ".join(filter(None, [locks(regions), f"NOTIFY {CHANNEL}, '{self.writer}'"]))
 
     async def __aenter__(self) -> LedgerService:
         if self.prepare_schema:
@@ -272,19 +300,25 @@ class LedgerService:
             raise ValueError("a year close is settled under the append lock (ingest_batch)")
         self._admit(items)
         stats = IngestStats()
+        regions = batch_regions(items)
         async with reading(self.engine) as raw:
-            store = PostgresEventStore(raw)
             if carry is None:
-                expected = await watermark(raw)
-                seq, prev = await store.head()
-                adopted = await last_adopted(raw)
-                arrival = expected.arrival
+                # read before what the batch settles from, so that whatever is written meanwhile moves it
+                rejection, projections = await raw.fetchrow(UNSCOPED)
+                heads = await stream_heads(raw, regions, make=True)
+                since = await arrivals(raw, regions)
+                expected = Watermark(
+                    spelled({r: h.seq for r, h in heads.items()}), spelled(since), rejection, projections
+                )
             else:
                 expected = None
-                seq, prev, arrival = carry.mark.seq, carry.prev_hash, carry.mark.arrival
-                adopted = carry.adopted
-            sequencer = Sequencer(seq, prev, self.digest, adopted, self.parameters_text)
-            parking = Parking(raw, self.clock(), arrival)
+                heads = {r: carry.mark.heads[r] for r in regions if r in carry.mark.heads}
+                since = {r: carry.mark.arrivals[r] for r in regions if r in carry.mark.arrivals}
+                if fresh := [r for r in regions if r not in heads]:  # regions the batches before did not touch
+                    heads |= await stream_heads(raw, fresh, make=True)
+                    since |= await arrivals(raw, fresh)
+            sequencer = Sequencer(heads, self.digest, self.parameters_text)
+            parking = Parking(raw, self.clock(), since)
             fresh = await self._unseen(raw, items, stats, carry)
             stats.read += len(items)
             written: list[BatchRows] = []
@@ -319,9 +353,13 @@ class LedgerService:
         loaded = dict(rows.loaded)
         loaded.update((key, (rows.state_of(key), self.digest)) for key in rows.touched)
         unreadable = {row[6] for row in rows.rejections if row[0] is None}
+        carried = carry.mark if carry is not None else None
         out = Carry(
-            mark=Mark(sequencer.seq, parking.arrival),
-            prev_hash=sequencer.prev_hash,
+            # with the regions of the batches before: what it reads through of them is checked at its commit
+            mark=Mark(
+                {**(carried.heads if carried else {}), **sequencer.heads},
+                {**(carried.arrivals if carried else {}), **parking.arrivals},
+            ),
             book=book,
             loaded=loaded,
             unreadable=unreadable,
@@ -330,10 +368,21 @@ class LedgerService:
             gone=appended,
             refused=refused,
             parked=parked,
-            adopted=sequencer.adopted,
         )
-        carried = carry.mark if carry is not None else None
-        return Prepared(items, stats, rows, pipeline.published, carried, expected, out, tracking)
+        return Prepared(
+            items,
+            stats,
+            rows,
+            pipeline.published,
+            carried,
+            expected,
+            out,
+            tracking,
+            regions=regions,
+            locked=locked_regions(items, regions),
+            heads={r: replace(h) for r, h in heads.items()},
+            arrivals=since,
+        )
 
     async def commit(self, prepared: Prepared) -> None:
         """Write a prepared batch under the append lock, if the ledger is still where it was settled from. A small
@@ -343,28 +392,34 @@ class LedgerService:
         (`StaleClaim`, `OutOfSequence`) or the ledger moved since the batch was settled (`Conflict`); also when
         another writer's rows took the batch's numbers or ids, which is told apart from a defect by the claims and
         the watermark read again."""
-        expected = prepared.expected or prepared.carried.end()
+        expected = prepared.expected or prepared.carried.end(prepared.heads, prepared.arrivals)
         tracking = prepared.tracking
         rows = prepared.rows
         try:
-            async with begin(self.engine, first=self._begin_write) as raw:
-                found, last_rejection, outbox = await self._write(raw, rows, self.registry, tracking, expected)
+            async with begin(self.engine, first=self._begin_write(prepared.locked)) as raw:
+                found, last_rejection, outbox = await self._write(
+                    raw, rows, self.registry, tracking, expected, prepared.regions
+                )
         except UniqueViolationError as error:
             claimed = None
             async with reading(self.engine) as raw:
                 if tracking is not None and tracking.spans:
                     claimed = await raw.fetch(CLAIMS, *claim_arguments(tracking.consumer, tracking.spans))
-                found = await watermark(raw)
+                found = await watermark(raw, prepared.regions)
             if claimed is not None:
                 check(tracking.claims, tracking.spans, claimed)  # a consumer that lost the partition is told so
             if found != expected:
                 raise Conflict.moved(expected, found) from error
+            if error.constraint_name in TAKEN_IDS:
+                # a writer of another region took one of the batch's event ids meanwhile: settled again, the id is
+                # found held and the batch's event refused as a conflicting repeat
+                raise Conflict(f"an event id of the batch was recorded meanwhile ({error.constraint_name})") from error
             raise
-        # Under the append lock nothing else moved the ledger: it is where this batch leaves it.
+        # Under its regions' locks nothing else moved their streams: the ledger is where this batch leaves it.
         prepared.carry.mark.rejection = found.rejection if last_rejection is None else last_rejection
         prepared.carry.mark.projections = found.projections
         if outbox is not None:
-            prepared.handoff = Handoff(*outbox, rows.outbox)
+            prepared.handoff = handed_over(*outbox, rows.outbox)
         self._parameters_kept = self._parameters_kept or bool(rows.events)
         # Written: only its published records and what the next batch reads through are still needed (while the
         # next batch is settled, two batches are in memory at once).
@@ -377,17 +432,18 @@ class LedgerService:
         registry: PolicyRegistry,
         tracking: Tracking | None = None,
         expected: Watermark | None = None,
+        regions: list[str] | None = None,
     ) -> tuple[Watermark | None, int | None, tuple[int, int] | None]:
-        """A batch's rows, inside its transaction under the append lock (a small batch's as one statement:
-        `db.writes`). With `expected`, the statement also reads the watermark and moves the consumed offsets of
-        `tracking`, and raises `Conflict`, or `StaleClaim` as `verify_claims` does, after it unless the ledger was
-        where `expected` says and every partition still claimed; without it, the caller has moved the offsets
-        (`advance`). Returns the watermark found (with `expected`), the last rejection_id it wrote, and the outbox
-        position before its records and its last one, if it wrote any."""
+        """A batch's rows, inside its transaction under its regions' append locks (a small batch's as one
+        statement: `db.writes`). With `expected`, the statement also reads the watermark of `regions` and moves the
+        consumed offsets of `tracking`, and raises `Conflict`, or `StaleClaim` as `verify_claims` does, after it
+        unless the ledger was where `expected` says and every partition still claimed; without it, the caller has
+        moved the offsets (`advance`). Returns the watermark found (with `expected`), the last rejection_id without
+        a ledger position it wrote, and the outbox position before its records and its last one, if it wrote any."""
         writes = Writes.sized(rows.size())
         level = claims = None
         if expected is not None:
-            level = add_watermark(writes)
+            level = add_watermark(writes, regions or [])
             if tracking is not None:
                 claims = add_claimed_offsets(writes, tracking.consumer, tracking.claims, tracking.spans)
         if rows.events and not self._parameters_kept:
@@ -460,19 +516,19 @@ class LedgerService:
         on_published,
         expired_before: datetime | None = None,
         tracking: Tracking | None = None,
+        region: str | None = None,
     ) -> int:
-        """One transaction under the append lock. With `expired_before`, the batch is the parked events that
-        waited longer than that, selected under the lock so no other writer can release or refuse them too."""
-        async with begin(self.engine, first=self._begin_write) as raw:
-            store = PostgresEventStore(raw, locked=True)
+        """One transaction under the append locks of its regions. With `expired_before`, the batch is `region`'s
+        parked events that waited longer than that, selected under its lock so no other writer can release or
+        refuse them too."""
+        regions = [region] if region is not None else batch_regions(items)
+        async with begin(self.engine, first=self._begin_write(locked_regions(items, regions))) as raw:
             if tracking is not None:
                 await advance(raw, tracking.consumer, tracking.claims, tracking.spans)
-            seq, prev = await store.head()
-            sequencer = Sequencer(seq, prev, self.digest, await last_adopted(raw), self.parameters_text)
-            arrival = await raw.fetchval("SELECT coalesce(max(arrival), 0) FROM parked_events")
-            parking = Parking(raw, self.clock(), arrival)
+            sequencer = Sequencer(await stream_heads(raw, regions, make=True), self.digest, self.parameters_text)
+            parking = Parking(raw, self.clock(), await arrivals(raw, regions))
             if expired_before is not None:
-                items = await parking.expired(expired_before, self.batch_size, self.park_ttl)
+                items = await parking.expired(expired_before, self.batch_size, self.park_ttl, region)
                 stats.expired += len(items)
                 fresh = items
             else:
@@ -487,7 +543,7 @@ class LedgerService:
             )
             await pipeline.run(fresh)
             stats.appended += sequencer.appended
-        self._parameters_kept = self._parameters_kept or sequencer.seq > seq
+        self._parameters_kept = self._parameters_kept or sequencer.moved > 0
         stats.add(pipeline.published)
         if on_published is not None:
             on_published(pipeline.published)
@@ -552,6 +608,9 @@ class LedgerService:
         reason, so nothing is lost."""
         stats = stats or IngestStats()
         cutoff = (now or self.clock()) - self.park_ttl
-        while await self._batch([], stats, on_published, expired_before=cutoff):
-            pass
+        async with reading(self.engine) as raw:
+            regions = await expired_regions(raw, cutoff)
+        for region in regions:  # each under its own lock
+            while await self._batch([], stats, on_published, expired_before=cutoff, region=region):
+                pass
         return stats

@@ -126,12 +126,19 @@ def ingest(
     )
 
 
-def _anchor(text: str) -> tuple[int, str]:
+def _anchor(text: str) -> tuple[int | str, str]:
+    """SEQ:HASH, a stream's head (or any event's hash); root:HASH, the root hash over the streams' heads."""
+    from ..streams import ROOT
+
     seq, _, digest = text.partition(":")
-    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
-        typer.echo(f"medledger replay: --anchor wants SEQ:HASH (a sequence and 64 hex digits), got {text!r}", err=True)
+    if (
+        not (seq.isdigit() or seq == ROOT)
+        or len(digest) != 64
+        or any(c not in "0123456789abcdefABCDEF" for c in digest)
+    ):
+        typer.echo(f"medledger replay: --anchor wants SEQ:HASH or root:HASH (64 hex digits), got {text!r}", err=True)
         raise typer.Exit(2)
-    return int(seq), digest.lower()
+    return (ROOT if seq == ROOT else int(seq)), digest.lower()
 
 
 @app.command()
@@ -148,9 +155,9 @@ def replay(
     anchor: Annotated[
         Optional[str],
         typer.Option(
-            metavar="SEQ:HASH",
-            help="With --verify: a head printed by an earlier verify and kept outside the database; the chain must "
-            "still pass through it.",
+            metavar="SEQ:HASH|root:HASH",
+            help="With --verify: a stream's head or the root hash printed by an earlier verify and kept outside the "
+            "database; the chains must still pass through it.",
         ),
     ] = None,
 ) -> None:
@@ -189,9 +196,16 @@ def replay(
         _keep(db, report, started_at)
         console.print(f"replayed {report.replayed()}")
         console.print(f"hash chain: {'intact' if not report.chain_breaks else f'{len(report.chain_breaks)} break(s)'}")
-        if report.head is not None and report.head[0]:
-            # Kept outside the database, this pins the ledger as it is now (`--anchor`).
-            console.print(f"head: {report.head[0]}:{report.head[1].hex()}", soft_wrap=True)
+        # Kept outside the database, any of these pins the ledger as it is now (`--anchor`): a stream's head its
+        # stream, the root hash every stream.
+        for head in report.heads:
+            if head.position:
+                name = "history" if head.region == "*" else head.region
+                console.print(
+                    f"head {name}: {head.seq}:{head.hash.hex()} (event {head.position} of its stream)", soft_wrap=True
+                )
+        if report.head is not None:
+            console.print(f"root: root:{report.head[1].hex()} (over {len(report.heads)} streams)", soft_wrap=True)
         for found in report.chain_breaks[:20]:
             console.print(f"  seq {found.seq}: {visible(found.problem)}")
         if report.signatures is None:

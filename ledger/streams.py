@@ -1,0 +1,86 @@
+"""A ledger stream per region: each region has its own gap-free sequence, hash chain, parameter-set adoptions and
+append lock, so writers of different regions never wait for each other.
+
+A row's `seq` names its stream and its position in it: `stream << 40 | position`. Stream numbers are handed out
+once per region (`ledger_streams`), from 1; stream 0 is the ledger's single chain as it stood before streams
+(kept as history, verified from GENESIS as before). So `seq` stays one bigint, unique across the whole ledger,
+and every table that refers to an event by it (settlements, movements, incentives, rejections, closed years)
+keeps doing so; a stream's rows are one contiguous range of it, read in order by the primary key's index.
+
+A stream starts anchored to the history's head: its genesis is derived from the head's position and hash and the
+region, so nothing recorded before the streams can be altered without breaking every stream after it. One root
+hash over the heads of all streams pins the whole ledger (`root_hash`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+STREAM_BITS = 40  # positions per stream: about 1.1e12 events
+HISTORY = 0  # the stream number of the chain written before streams
+# The lock of input that names no region (unreadable lines): refusals of the same bytes are told apart by their
+# digest, under one lock, so that a repeat is refused once.
+NO_REGION = ""
+
+
+def base(stream: int) -> int:
+    """The `seq` before a stream's first event: its head while it is empty."""
+    return stream << STREAM_BITS
+
+
+def stream_of(seq: int) -> int:
+    return seq >> STREAM_BITS
+
+
+def position(seq: int) -> int:
+    """Where in its stream the event at `seq` is (1 for its first)."""
+    return seq & ((1 << STREAM_BITS) - 1)
+
+
+def genesis(region: str, anchor_seq: int, anchor_hash: bytes) -> bytes:
+    """The hash a region's stream starts from: the history's head (`anchor_seq`, `anchor_hash`) and the region."""
+    return hashlib.sha256(
+        b"medledger stream\x00" + anchor_hash + anchor_seq.to_bytes(8, "big") + region.encode("utf-8")
+    ).digest()
+
+
+def lock_key(region: str) -> int:
+    """The advisory lock of a region's stream: a stable signed 64-bit key from the region code (the same in every
+    process and release, unlike Python's hash)."""
+    digest = hashlib.sha256(b"medledger append\x00" + region.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def locks(regions) -> str:
+    """The statements that take the append locks of `regions`, in one fixed order (by key) whoever takes them, so
+    that two batches that share regions cannot each hold a lock the other waits for."""
+    keys = sorted({lock_key(region) for region in regions})
+    return "; ".join(f"SELECT pg_advisory_xact_lock({key})" for key in keys)
+
+
+@dataclass
+class Head:
+    """Where a region's stream stands: its number, the last event's `seq` and hash (`base(stream)` and the genesis
+    while empty), and the parameter set it adopted last (None before its first adoption)."""
+
+    region: str
+    stream: int
+    seq: int
+    hash: bytes
+    adopted: str | None = None
+
+    @property
+    def position(self) -> int:
+        return position(self.seq)
+
+
+def root_hash(heads) -> bytes:
+    """One hash over every stream's head: sha256 of the lines `region seq hash-hex`, one per stream, sorted by
+    region, each ending in a newline. The history is the stream of region `*` (`HISTORY_REGION`)."""
+    lines = "".join(f"{h.region} {h.seq} {bytes(h.hash).hex()}\n" for h in sorted(heads, key=lambda h: h.region))
+    return hashlib.sha256(lines.encode("utf-8")).digest()
+
+
+HISTORY_REGION = "*"
+ROOT = "root"  # an anchor that is a root hash (`replay --verify --anchor root:HASH`)

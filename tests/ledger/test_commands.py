@@ -256,7 +256,7 @@ def test_verify_prints_the_head_and_an_anchor_catches_a_ledger_cut_short(cli_db)
 
     invoke("ingest", str(EXAMPLES / "nanjing.jsonl"), "--quiet")
     first = runner.invoke(app, ["replay", "--verify"], env={"COLUMNS": "200"})
-    (seq, digest) = re.search(r"head: (\d+):([0-9a-f]{64})", first.stdout).groups()
+    (seq, digest) = re.search(r"head 320100: (\d+):([0-9a-f]{64})", first.stdout).groups()
     (last,) = fetch(cli_db, "SELECT seq FROM ledger_events ORDER BY seq DESC LIMIT 1")[0]
     assert int(seq) == last
     (earlier,) = fetch(cli_db, "SELECT hash FROM ledger_events WHERE seq = $1", last - 1)[0]

@@ -5,6 +5,9 @@ recorded once (`ledger_anchor`), and every region's stream starts from a genesis
 region, so nothing recorded before can be altered without breaking every stream after it. Streams are numbered
 as regions first appear; the regions already in the ledger get theirs here, in code order.
 
+The service's role may read the verifications kept (their heads name the positions a root hash was taken over,
+`replay --verify --anchor root:HASH`); it still may not write them.
+
 Writers take only their regions' append locks. What a batch settled without a lock is checked at commit against
 its regions' heads, and against the last refusal that has no ledger position (input that names no region, or an
 event refused before it was sequenced): an index keeps that one a look-up.
@@ -69,6 +72,8 @@ def upgrade() -> None:
     op.execute("GRANT SELECT ON ledger_anchor TO medledger_app")
     op.execute("GRANT SELECT, INSERT ON ledger_streams TO medledger_app")
     op.execute("GRANT USAGE ON SEQUENCE ledger_stream_numbers TO medledger_app")
+    # `replay --verify --anchor root:HASH` finds the heads a root was taken over among the verifications kept
+    op.execute("GRANT SELECT ON console_verifications TO medledger_app")
     for role in READERS:
         op.execute(
             f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "

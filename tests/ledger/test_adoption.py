@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from ledger.adoption import ADOPTED, Adoptions, adoption, adoption_problem
 from ledger.chain import text_digest
 from ledger.cli import app
-from policies.recorded import recorded_parameters
 from ledger.streams import position
+from policies.recorded import recorded_parameters
 from tests.ledger.helpers import IM_PARAMETERS, example_lines, execute, fetch, gap_free, ingest, streams, verify
 from tests.ledger.test_concurrency import _at_once, _file
 

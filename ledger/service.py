@@ -67,13 +67,13 @@ class Tracking:
 def batch_regions(items: list[Incoming]) -> list[str]:
     """The regions whose streams a batch may append to: those its events name (what an enrolment releases is of
     its own region)."""
-    return sorted({item.event.region for item in items if item.event is not None})
+    return list(dict.fromkeys(item.event.region for item in items if item.event is not None))
 
 
 def locked_regions(items: list[Incoming], regions: list[str]) -> list[str]:
     """Whose append locks a batch takes: its regions', and, when it holds input that names no region, the lock of
     such input (`streams.NO_REGION`), under which a repeat of the same bytes is refused once."""
-    return regions + [NO_REGION] if any(item.event is None for item in items) else regions
+    return [*regions, NO_REGION] if any(item.event is None for item in items) else regions
 
 
 # The unique constraints a writer of another region can beat a batch to: an event id is the ledger's, not a region's.

@@ -1,9 +1,10 @@
 """A ledger stream per region: each region has its own gap-free sequence, hash chain, parameter-set adoptions and
 append lock, so writers of different regions never wait for each other.
 
-A row's `seq` names its stream and its position in it: `stream << 40 | position`. Stream numbers are handed out
-once per region (`ledger_streams`), from 1; stream 0 is the ledger's single chain as it stood before streams
-(kept as history, verified from GENESIS as before). So `seq` stays one bigint, unique across the whole ledger,
+A row's `seq` names its stream and its position in it: `stream << 40 | position`. A region's stream number is its
+admdvs code (`320100` for Nanjing), so the same region has the same numbers on every server and in every run,
+whatever order regions first appear in (`stream_number`); stream 0 is the ledger's single chain as it stood before
+streams (kept as history, verified from GENESIS as before). So `seq` stays one bigint, unique across the whole ledger,
 and every table that refers to an event by it (settlements, movements, incentives, rejections, closed years)
 keeps doing so; a stream's rows are one contiguous range of it, read in order by the primary key's index.
 
@@ -22,6 +23,17 @@ HISTORY = 0  # the stream number of the chain written before streams
 # The lock of input that names no region (unreadable lines): refusals of the same bytes are told apart by their
 # digest, under one lock, so that a repeat is refused once.
 NO_REGION = ""
+
+
+FIRST_OTHER = 1_000_000  # the stream numbers of regions whose code is not six digits are counted from here
+
+
+def stream_number(region: str) -> int | None:
+    """The stream number of a region with a six-digit admdvs code: the code; None for another code (it is given
+    the next number from FIRST_OTHER when it first appears)."""
+    if len(region) == 6 and region.isascii() and region.isdigit() and int(region) > 0:
+        return int(region)
+    return None
 
 
 def base(stream: int) -> int:

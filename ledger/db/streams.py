@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from ..adoption import IS_ADOPTION
 from ..chain import GENESIS, ChainBreak, verify_links
-from ..streams import HISTORY, HISTORY_REGION, STREAM_BITS, Head, base, genesis
+from ..streams import HISTORY, HISTORY_REGION, STREAM_BITS, Head, base, genesis, stream_number
 
 ANCHOR = "SELECT history_seq, history_hash FROM ledger_anchor"
 
@@ -25,8 +25,9 @@ HEADS = (
 )
 
 MAKE = (
-    "INSERT INTO ledger_streams (region, genesis) SELECT * FROM unnest($1::text[], $2::bytea[]) "
-    "ON CONFLICT (region) DO NOTHING"
+    "INSERT INTO ledger_streams (region, stream, genesis) "
+    "SELECT r, coalesce(n, nextval('ledger_stream_numbers')), g FROM unnest($1::text[], $2::int[], $3::bytea[]) "
+    "WITH ORDINALITY AS u(r, n, g, o) ORDER BY o ON CONFLICT (region) DO NOTHING"
 )
 
 # How far the regions in $1 are, for a batch settled without their locks: each one's head, as `region:seq` in
@@ -71,16 +72,17 @@ async def anchor(raw) -> tuple[int, bytes]:
 async def make_streams(raw, regions: Iterable[str]) -> None:
     """Give each of `regions` that has none its stream (committed at once outside a transaction; harmless if the
     batch that needed it never commits: an empty stream is its genesis)."""
-    regions = sorted(set(regions) - {HISTORY_REGION})
+    regions = [region for region in dict.fromkeys(regions) if region != HISTORY_REGION]
     if not regions:
         return
     anchor_seq, anchor_hash = await anchor(raw)
-    await raw.execute(MAKE, regions, [genesis(region, anchor_seq, anchor_hash) for region in regions])
+    numbers = [stream_number(region) for region in regions]
+    await raw.execute(MAKE, regions, numbers, [genesis(region, anchor_seq, anchor_hash) for region in regions])
 
 
 async def stream_heads(raw, regions: Iterable[str] | None = None, make: bool = False) -> dict[str, Head]:
     """Each region's head (all regions' when `regions` is None); with `make`, the streams missing are made."""
-    wanted = None if regions is None else sorted(set(regions))
+    wanted = None if regions is None else list(dict.fromkeys(regions))
     if make and wanted:
         found = await _heads(raw, wanted)
         if set(wanted) - set(found) - {HISTORY_REGION}:

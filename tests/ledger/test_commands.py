@@ -88,10 +88,11 @@ def test_replay_verify_exits_zero_when_intact_and_non_zero_on_a_forgery(cli_db):
     ok = invoke("replay", "--verify")
     assert ok.exit_code == 0 and "verified" in ok.stdout and "hash chain: intact" in ok.stdout
     execute(cli_db, "ALTER TABLE ledger_events DISABLE TRIGGER USER", owner=True)
-    execute(cli_db, "UPDATE ledger_events SET payload = payload || ' ' WHERE seq = 5", owner=True)
+    (fifth,) = fetch(cli_db, "SELECT seq FROM ledger_events ORDER BY seq OFFSET 4 LIMIT 1")[0]
+    execute(cli_db, "UPDATE ledger_events SET payload = payload || ' ' WHERE seq = $1", fifth, owner=True)
     execute(cli_db, "ALTER TABLE ledger_events ENABLE TRIGGER USER", owner=True)
     broken = invoke("replay", "--verify")
-    assert broken.exit_code == 1 and "seq 5" in broken.stdout and "NOT verified" in broken.stdout
+    assert broken.exit_code == 1 and f"seq {fifth}" in broken.stdout and "NOT verified" in broken.stdout
 
 
 def test_replay_what_if_prints_the_impact_table(cli_db, tmp_path):

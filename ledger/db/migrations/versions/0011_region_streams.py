@@ -2,8 +2,9 @@
 
 The single chain written so far stays as it is, verified from GENESIS as before: it is the history. Its head is
 recorded once (`ledger_anchor`), and every region's stream starts from a genesis derived from that head and the
-region, so nothing recorded before can be altered without breaking every stream after it. Streams are numbered
-as regions first appear; the regions already in the ledger get theirs here, in code order.
+region, so nothing recorded before can be altered without breaking every stream after it. A region's stream is
+numbered by its admdvs code (a code of another shape from 1,000,000 on, as it first appears); the regions already
+in the ledger get theirs here.
 
 The service's role may read the verifications kept (their heads name the positions a root hash was taken over,
 `replay --verify --anchor root:HASH`); it still may not write them.
@@ -30,7 +31,7 @@ CREATE TABLE ledger_anchor (
     history_hash bytea NOT NULL,
     recorded_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE SEQUENCE ledger_stream_numbers START 1;
+CREATE SEQUENCE ledger_stream_numbers START 1000000;
 CREATE TABLE ledger_streams (
     region     text PRIMARY KEY,
     stream     integer NOT NULL UNIQUE DEFAULT nextval('ledger_stream_numbers'::regclass),
@@ -43,12 +44,13 @@ SELECT coalesce(max(seq), 0),
        coalesce((SELECT hash FROM ledger_events ORDER BY seq DESC LIMIT 1), decode(repeat('00', 32), 'hex'))
 FROM ledger_events;
 INSERT INTO ledger_streams (region, stream, genesis)
-SELECT r.region, row_number() OVER (ORDER BY r.region),
+SELECT r.region,
+       CASE WHEN r.region ~ '^[0-9]{6}$' AND r.region <> '000000' THEN r.region::int
+            ELSE nextval('ledger_stream_numbers') END,
        sha256('medledger stream'::bytea || '\\x00'::bytea || a.history_hash || int8send(a.history_seq)
               || convert_to(r.region, 'UTF8'))
 FROM (SELECT DISTINCT region FROM ledger_events WHERE region <> '*') r CROSS JOIN ledger_anchor a
-ORDER BY r.region;
-SELECT setval('ledger_stream_numbers', coalesce((SELECT max(stream) FROM ledger_streams), 0) + 1, false)
+ORDER BY r.region
 """
 
 LEDGER_TABLES = ("ledger_anchor", "ledger_streams")

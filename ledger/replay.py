@@ -47,7 +47,7 @@ from .db.writes import Writes
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
 from .runtime import tune_garbage_collector
-from .streams import NO_REGION, ROOT, Head, locks, root_hash
+from .streams import NO_REGION, ROOT, Head, balanced, locks, root_hash
 from .verify_rows import (
     DERIVED,
     EVENT_COLUMNS,
@@ -507,12 +507,7 @@ def verify_in_parallel(
     holds no more than a worker does beside the modules it has already loaded. `progress(done, total)` is told
     the events replayed by all."""
     regions = {region: count for region, count in event_counts.items() if region != EVERY_REGION}
-    groups: list[list[str]] = [[] for _ in range(max(1, min(workers, len(regions))))]
-    loads = [0] * len(groups)
-    for region, count in sorted(regions.items(), key=lambda item: -item[1]):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(region)
-        loads[lightest] += count
+    groups = balanced(regions, workers)
     if EVERY_REGION in event_counts:  # the adoptions: a few rows, replayed here, not worth a process of their own
         groups[0].append(EVERY_REGION)
     total = sum(event_counts.values())

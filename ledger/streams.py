@@ -71,6 +71,18 @@ def locks(regions) -> str:
     return "; ".join(f"SELECT pg_advisory_xact_lock({key})" for key in keys)
 
 
+def balanced(counts: dict[str, int], workers: int) -> list[list[str]]:
+    """Regions shared among at most `workers` groups (at least one), the largest first to the lightest group, so
+    that each group has about as many events: a region's stream is worked through by one process."""
+    groups: list[list[str]] = [[] for _ in range(max(1, min(workers, len(counts))))]
+    loads = [0] * len(groups)
+    for region, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(region)
+        loads[lightest] += count
+    return groups
+
+
 @dataclass
 class Head:
     """Where a region's stream stands: its number, the last event's `seq` and hash (`base(stream)` and the genesis

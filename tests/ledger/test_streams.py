@@ -225,3 +225,39 @@ def test_a_stream_head_and_the_root_hash_anchor_a_verify(database):
     execute(database, "ALTER TABLE ledger_events ENABLE TRIGGER USER", owner=True)
     assert not asyncio.run(run((ROOT, root))).ok
     assert position(nanjing.seq) == len(example_lines("nanjing")) + 1
+
+
+def test_ingest_with_workers_writes_the_ledger_one_worker_writes(pg_server, monkeypatch, tmp_path):
+    """The regions of a file ingested by two processes at once: the same rows, heads and root as by one."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+
+    b.fresh()
+    mixed = tmp_path / "mixed.jsonl"
+    lines = example_lines("ningxia", "weihai", "nanjing")
+    parked = b.visit("LATE", b.WEIHAI, on="2023-03-01", items=[b.line("300.00")])  # waits for its enrolment
+    lines += [b.as_line(parked), "{not json", b.as_line(b.enrolled("LATE", b.WEIHAI, on="2023-01-01"))]
+    mixed.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    ledgers = []
+    for workers in ("1", "2"):
+        name, db = pg_server.fresh()
+        try:
+            monkeypatch.setenv("DATABASE_URL", db.owner_url)
+            result = CliRunner().invoke(app, ["ingest", str(mixed), "--workers", workers])
+            assert result.exit_code == 0, result.output
+            printed = sorted(result.stdout.splitlines())
+            rows = fetch(db, "SELECT seq, event_id, hash, source FROM ledger_events ORDER BY seq")
+            report = verify(db)
+            assert report.ok, (report.chain_breaks, report.differences[:5])
+            refused = fetch(db, "SELECT source, reason FROM ledger_rejections WHERE seq IS NULL")
+            ledgers.append(([tuple(r) for r in rows], report.head, printed, [tuple(r) for r in refused]))
+        finally:
+            pg_server.drop(name)
+    one, two = ledgers
+    assert one[0] == two[0] and one[1] == two[1]  # rows, positions, hashes; root
+    assert one[2] == two[2] and one[3] == two[3] == [(f"{mixed}:{len(lines) - 1}", "invalid_event")]
+    assert parked["event_id"] in [row[1] for row in one[0]]  # released into the ledger by its enrolment
+    assert all(json.loads(line) for line in one[2])

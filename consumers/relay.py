@@ -23,7 +23,7 @@ from collections import Counter, deque
 import orjson
 
 from ledger.db.event_store import driver
-from ledger.db.outbox import CHANNEL, REJECTIONS, SETTLEMENTS, Gaps, Handoff, pending, record_relayed, relayed
+from ledger.db.outbox import CHANNEL, REJECTIONS, SETTLEMENTS, Handoff, pending, record_relayed, relayed
 from ledger.service import LedgerService
 
 from .metrics import Metrics
@@ -81,7 +81,6 @@ class Relay:
         self._after: int | None = None  # the position it has published up to, while it leads
         self._recorded: int | None = None  # the position last recorded, while it leads
         self._recorded_at = 0.0
-        self._gaps = Gaps()  # positions missing from the outbox it has not stepped over yet
         self._handed: deque[Handoff] = deque()
         self._handed_rows = 0
         self._read = True  # the outbox may hold committed records this relay was not handed
@@ -227,7 +226,7 @@ class Relay:
 
     async def _publish_read(self, raw) -> int:
         """One chunk read from the outbox after its position, sent and acknowledged by the broker."""
-        rows = await pending(raw, self._after, self.chunk, self._gaps)
+        rows = await pending(raw, self._after, self.chunk)
         if not rows:
             return 0
         await self.producer.publish([(self.topics[row.stream], row.key, publishable(row.value)) for row in rows])

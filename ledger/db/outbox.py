@@ -11,6 +11,7 @@ has ended (`Gaps`): then a position still missing never commits.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from .writes import Writes
@@ -80,7 +81,11 @@ class Gaps:
         return False
 
 
-async def pending(raw, after: int, limit: int, gaps: Gaps | None = None) -> list[Pending]:
+# The gaps each connection's reader has seen (a relay reads on the connection it leads with).
+_GAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def pending(raw, after: int, limit: int) -> list[Pending]:
     """Committed records after position `after`, in order, up to the first position that may still commit."""
     rows = await raw.fetch(
         "SELECT position, stream, key, value, pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text "
@@ -88,7 +93,7 @@ async def pending(raw, after: int, limit: int, gaps: Gaps | None = None) -> list
         after,
         limit,
     )
-    gaps = gaps if gaps is not None else Gaps()
+    gaps = _GAPS.setdefault(raw, Gaps())
     found, expected = [], after + 1
     for position, stream, key, value, xmin, xmax in rows:
         if position != expected and not gaps.passable(expected, int(xmin), int(xmax)):

@@ -261,3 +261,35 @@ def test_ingest_with_workers_writes_the_ledger_one_worker_writes(pg_server, monk
     assert one[2] == two[2] and one[3] == two[3] == [(f"{mixed}:{len(lines) - 1}", "invalid_event")]
     assert parked["event_id"] in [row[1] for row in one[0]]  # released into the ledger by its enrolment
     assert all(json.loads(line) for line in one[2])
+
+
+def test_the_outbox_is_read_up_to_a_position_that_may_still_commit_and_past_one_rolled_back(database):
+    """Writers of different regions commit in parallel: a position taken by a transaction still running must hold
+    the reader back (else it would step past it and never publish it); one rolled back is stepped over once every
+    transaction running when it was first seen has ended."""
+    from ledger.db.outbox import pending
+
+    insert = "INSERT INTO outbox (stream, key, value) VALUES ('settlements', 'M', $1) RETURNING position"
+
+    async def scenario():
+        slow, fast, reader = [await asyncpg.connect(plain(database.owner_url)) for _ in range(3)]
+        try:
+            await slow.execute("BEGIN")
+            first = await slow.fetchval(insert, "slow")
+            second = await fast.fetchval(insert, "fast")  # committed at once, after a smaller position
+            assert second > first
+            assert await pending(reader, 0, 10) == []  # not past the position still running
+            await slow.execute("COMMIT")
+            assert [p.value for p in await pending(reader, 0, 10)] == ["slow", "fast"]
+
+            await slow.execute("BEGIN")
+            await slow.fetchval(insert, "rolled back")
+            third = await fast.fetchval(insert, "after it")
+            assert await pending(reader, second, 10) == []
+            await slow.execute("ROLLBACK")
+            assert [(p.position, p.value) for p in await pending(reader, second, 10)] == [(third, "after it")]
+        finally:
+            for connection in (slow, fast, reader):
+                await connection.close()
+
+    asyncio.run(scenario())

@@ -293,3 +293,29 @@ def test_the_outbox_is_read_up_to_a_position_that_may_still_commit_and_past_one_
                 await connection.close()
 
     asyncio.run(scenario())
+
+
+def test_batches_of_two_regions_settled_at_once_both_commit_without_settling_again(database):
+    """What two serve instances on different partitions do: each settles its batch without a lock, then commits
+    under its region's lock. The other region's commit in between moves nothing the batch read: no conflict."""
+    b.fresh()
+    nanjing = [b.as_line(b.enrolled(f"NJ{n}", b.NANJING, on="2023-01-01")) for n in range(3)]
+    weihai = [b.as_line(b.enrolled(f"WH{n}", b.WEIHAI, on="2023-01-01")) for n in range(3)]
+    ingest(database, nanjing[:1] + weihai[:1])  # both streams exist and have adopted
+
+    async def scenario():
+        holder = await asyncpg.connect(plain(database.owner_url))
+        try:
+            async with LedgerService(database) as one, LedgerService(database) as other:
+                mine = await one.prepare(list(from_lines(nanjing[1:], "nanjing")), None)
+                theirs = await other.prepare(list(from_lines(weihai[1:], "weihai")), None)
+                await holder.execute(f"BEGIN; {locks(['320100'])}")  # Nanjing's commit cannot start yet
+                await asyncio.wait_for(other.commit(theirs), timeout=60)  # Weihai's does, meanwhile
+                await holder.execute("COMMIT")
+                await asyncio.wait_for(one.commit(mine), timeout=60)  # no Conflict: Weihai moved nothing it read
+        finally:
+            await holder.close()
+
+    asyncio.run(scenario())
+    assert gap_free(database) == {"320100": 4, "371000": 4}
+    assert verify(database).ok

@@ -8,7 +8,7 @@ from ..pipeline import Parking
 
 async def chain_neighbours(raw, seq: int) -> list[dict]:
     rows = await raw.fetch(
-        "SELECT seq, event_id, event_type, hash, prev_hash FROM ledger_events WHERE seq BETWEEN $1 - 1 AND $1 + 1 "
+        "SELECT seq, event_id, event_type, hash, prev_hash FROM ledger_events WHERE seq BETWEEN $1::bigint - 1 AND $1::bigint + 1 "
         "ORDER BY seq",
         seq,
     )

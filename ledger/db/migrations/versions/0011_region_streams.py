@@ -54,7 +54,7 @@ ORDER BY r.region
 """
 
 LEDGER_TABLES = ("ledger_anchor", "ledger_streams")
-READERS = ("medledger_maintenance", "medledger_gateway", "medledger_reporting")
+READERS = ("medledger_maintenance", "medledger_gateway", "medledger_reporting", "medledger_console")
 
 
 def upgrade() -> None:

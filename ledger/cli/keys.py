@@ -155,7 +155,7 @@ def prefix_note(producer: str) -> str:
     its own id_prefix."""
     return (
         f"# [producers.{producer}] needs an id_prefix of its own (its event_ids start with it, e.g. "
-        f"\"{producer}-\"; none a prefix of another's) unless it is the file's one producer without one\n"
+        f'"{producer}-"; none a prefix of another\'s) unless it is the file\'s one producer without one\n'
     )
 
 

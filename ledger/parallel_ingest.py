@@ -15,17 +15,25 @@ import multiprocessing
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import orjson
 
 from .streams import NO_REGION, balanced
 
+if TYPE_CHECKING:
+    from .authority import Signer
+    from .db.server import Database
+    from .intake import Incoming, Oversized
+    from .service import IngestStats
 
-def region_of(line) -> str:
+
+def region_of(line: object) -> str:
     """The region a line names, without validating it (NO_REGION when it names none)."""
     if not isinstance(line, bytes | str):
         return NO_REGION  # an oversized line
@@ -68,7 +76,7 @@ def shares(path: str, workers: int) -> list[frozenset[str]]:
     return [frozenset(group) for group in groups]
 
 
-def ingest_part(db, part: Part, signing_args=None):
+def ingest_part(db: Database, part: Part, signing_args: tuple | None = None) -> IngestStats:
     """In a worker: the part's lines through the ledger service. Its stats."""
     from .cli.keys import authority, signer
     from .codec import dumps
@@ -78,11 +86,11 @@ def ingest_part(db, part: Part, signing_args=None):
     producers = authority()
     signing = signer(*signing_args) if signing_args is not None else None
 
-    def mine(lines):
+    def mine(lines: Iterable[bytes | Oversized]) -> Iterator[bytes | Oversized]:
         for line in lines:
             yield line if region_of(line) in part.regions else b""  # numbered all the same
 
-    async def run(out):
+    async def run(out: TextIO | None) -> IngestStats:
         def publish(records: list[dict]) -> None:
             if out is not None:
                 out.write("".join(dumps(record) + "\n" for record in records))
@@ -109,13 +117,13 @@ def ingest_part(db, part: Part, signing_args=None):
         return asyncio.run(run(out))
 
 
-def _signed(items, signing):
+def _signed(items: Iterable[Incoming], signing: Signer) -> Iterator[Incoming]:
     for item in items:
         item.claimed = signing.sign(item.raw.encode())
         yield item
 
 
-def ingest_in_parallel(db, parts: list[Part], signing_args=None) -> list:
+def ingest_in_parallel(db: Database, parts: list[Part], signing_args: tuple | None = None) -> list[IngestStats]:
     """Each part in a process of its own (fresh interpreters); their stats, in order."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:

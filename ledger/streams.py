@@ -99,7 +99,7 @@ class Head:
         return position(self.seq)
 
 
-def root_hash(heads) -> bytes:
+def root_hash(heads: Iterable[Head]) -> bytes:
     """One hash over every stream's head: sha256 of the lines `region seq hash-hex`, one per stream, sorted by
     region, each ending in a newline. The history is the stream of region `*` (`HISTORY_REGION`)."""
     lines = "".join(f"{h.region} {h.seq} {bytes(h.hash).hex()}\n" for h in sorted(heads, key=lambda h: h.region))

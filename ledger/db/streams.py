@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from ..adoption import IS_ADOPTION
 from ..chain import GENESIS, ChainBreak, verify_links
 from ..streams import HISTORY, HISTORY_REGION, STREAM_BITS, Head, base, genesis, lock_order, stream_number
+from .connection import Raw
 
 
 def locks(regions: Iterable[str]) -> str:
@@ -61,7 +62,7 @@ def arrivals_text(regions: str) -> str:
     return ARRIVALS_TEXT.format(regions=regions)
 
 
-async def arrivals(raw, regions) -> dict[str, int]:
+async def arrivals(raw: Raw, regions: Iterable[str]) -> dict[str, int]:
     """The last parking arrival of each of `regions` (0 where none parked)."""
     rows = await raw.fetch(
         "SELECT r, (SELECT coalesce(max(arrival), 0) FROM parked_events WHERE region = r) FROM unnest($1::text[]) r",
@@ -70,12 +71,12 @@ async def arrivals(raw, regions) -> dict[str, int]:
     return dict(rows)
 
 
-async def anchor(raw) -> tuple[int, bytes]:
+async def anchor(raw: Raw) -> tuple[int, bytes]:
     row = await raw.fetchrow(ANCHOR)
     return (row[0], bytes(row[1])) if row else (0, GENESIS)
 
 
-async def make_streams(raw, regions: Iterable[str]) -> None:
+async def make_streams(raw: Raw, regions: Iterable[str]) -> None:
     """Give each of `regions` that has none its stream (committed at once outside a transaction; harmless if the
     batch that needed it never commits: an empty stream is its genesis)."""
     regions = [region for region in dict.fromkeys(regions) if region != HISTORY_REGION]
@@ -86,7 +87,7 @@ async def make_streams(raw, regions: Iterable[str]) -> None:
     await raw.execute(MAKE, regions, numbers, [genesis(region, anchor_seq, anchor_hash) for region in regions])
 
 
-async def stream_heads(raw, regions: Iterable[str] | None = None, make: bool = False) -> dict[str, Head]:
+async def stream_heads(raw: Raw, regions: Iterable[str] | None = None, make: bool = False) -> dict[str, Head]:
     """Each region's head (all regions' when `regions` is None); with `make`, the streams missing are made."""
     wanted = None if regions is None else list(dict.fromkeys(regions))
     if make and wanted:
@@ -98,7 +99,7 @@ async def stream_heads(raw, regions: Iterable[str] | None = None, make: bool = F
     return await _heads(raw, wanted)
 
 
-async def _heads(raw, regions) -> dict[str, Head]:
+async def _heads(raw: Raw, regions: list[str] | None) -> dict[str, Head]:
     heads = {}
     for region, stream, start, seq, hash_, adopted in await raw.fetch(HEADS, regions):
         if seq is None:
@@ -107,7 +108,7 @@ async def _heads(raw, regions) -> dict[str, Head]:
     return heads
 
 
-async def history_head(raw) -> Head:
+async def history_head(raw: Raw) -> Head:
     """The head of the chain written before streams, as it stands (it must still be the anchor)."""
     row = await raw.fetchrow(
         f"SELECT seq, hash FROM ledger_events WHERE seq < {1 << STREAM_BITS} ORDER BY seq DESC LIMIT 1"
@@ -116,7 +117,7 @@ async def history_head(raw) -> Head:
     return Head(HISTORY_REGION, HISTORY, seq, hash_)
 
 
-async def verify_stream(raw, start: int, start_hash: bytes, end: int, chunk: int = 20_000) -> list[ChainBreak]:
+async def verify_stream(raw: Raw, start: int, start_hash: bytes, end: int, chunk: int = 20_000) -> list[ChainBreak]:
     """Every break in the chain of the rows with `start` < seq < `end`, walked from (`start`, `start_hash`)."""
     breaks: list[ChainBreak] = []
     after, prev_hash, prev_seq = start, start_hash, start
@@ -134,7 +135,7 @@ async def verify_stream(raw, start: int, start_hash: bytes, end: int, chunk: int
         prev_hash = bytes(rows[-1][3])
 
 
-async def verify_streams(raw, regions: Iterable[str] | None = None) -> tuple[list[ChainBreak], list[Head]]:
+async def verify_streams(raw: Raw, regions: Iterable[str] | None = None) -> tuple[list[ChainBreak], list[Head]]:
     """The history's chain and every stream's (of `regions`, all when None), each from where it starts: breaks,
     and the heads walked to. A stream's genesis must follow from the anchor, and the anchor must be the history's
     head; rows in no stream's range (a stream number no region has) are breaks too."""
@@ -180,7 +181,7 @@ async def verify_streams(raw, regions: Iterable[str] | None = None) -> tuple[lis
     return breaks, heads
 
 
-async def heads_at(raw, positions: list[tuple[str, int]]) -> list[Head] | None:
+async def heads_at(raw: Raw, positions: list[tuple[str, int]]) -> list[Head] | None:
     """The heads at the given (region, seq), with the hashes the chains hold there (a stream's genesis, or the
     history's GENESIS, at its start); None when a region has no stream or no event is at a seq in its range."""
     anchor_seq, anchor_hash = await anchor(raw)
@@ -195,6 +196,7 @@ async def heads_at(raw, positions: list[tuple[str, int]]) -> list[Head] | None:
         stream = HISTORY if region == HISTORY_REGION else streams.get(region)
         if stream is None or not base(stream) <= seq < base(stream + 1):
             return None
+        found: bytes | None
         if seq == base(stream):
             found = GENESIS if stream == HISTORY else genesis(region, anchor_seq, anchor_hash)
         else:

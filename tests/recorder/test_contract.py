@@ -214,6 +214,36 @@ def test_a_writer_waits_for_its_region_s_lock_but_not_for_another_region_s(on_re
     on_recorder(scenario)
 
 
+def test_a_failed_batch_leaves_behind_nothing_of_its_own_and_all_of_another_region_s_written_meanwhile(on_recorder):
+    async def scenario(recorder):
+        nanjing, weihai = await head(recorder), await head(recorder, WEIHAI)
+        await write(recorder, BatchRows())  # the parameter set, which both batches' events name, committed
+        mine = batch([new("n1"), new("n2")], *nanjing)
+        mine.parked.append(parked("np", "m7", 1))
+        theirs = batch([new("w1", region=WEIHAI), new("w2", region=WEIHAI)], *weihai)
+        theirs.parked.append(parked("wp", "m8", 1, region=WEIHAI))
+        with pytest.raises(RuntimeError, match="half way"):
+            async with recorder.writing("mine", [NANJING]) as ledger:
+                await ledger.write_batch(mine, REGISTRY, DIGEST)
+                await write(recorder, theirs, regions=(WEIHAI,))  # commits while this batch is open
+                raise RuntimeError("failed half way")
+        assert await head(recorder) == nanjing
+        assert await head(recorder, WEIHAI) == (weihai[0] + 2, theirs.events[-1].hash)
+        async with recorder.reading() as ledger:
+            assert [event_id for event_id, _ in await ledger.held(["n1", "n2", "w1", "w2", "np", "wp"])] == [
+                "w1",
+                "w2",
+                "wp",
+            ]
+            assert [row[4] for row in await ledger.waiting_for([(NANJING, "m7"), (WEIHAI, "m8")])] == ["wp"]
+            assert await ledger.arrivals([NANJING, WEIHAI]) == {NANJING: 0, WEIHAI: 1}
+        # and Nanjing's batch, written again, continues its stream where it stood
+        await write(recorder, mine)
+        assert await head(recorder) == (nanjing[0] + 2, mine.events[-1].hash)
+
+    on_recorder(scenario)
+
+
 def test_each_region_s_stream_is_numbered_by_its_code_and_adopts_for_itself(on_recorder):
     async def scenario(recorder):
         lines = example_lines("nanjing", "weihai")

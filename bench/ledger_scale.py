@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=2_500, help="events per ingest transaction")
     parser.add_argument("--replay-batch-size", type=int, default=2_000, help="events per replay batch")
+    parser.add_argument("--workers", type=int, help="ingest processes, one or more regions each (default: cores)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="medledger-bench-") as work:
         env = dict(os.environ)
@@ -103,7 +104,8 @@ def main() -> None:
         subprocess.run(MEDLEDGER + ["db", "upgrade"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         seconds, rss, cpu, code = run(
             MEDLEDGER
-            + ["ingest", str(events), "--quiet", "--parameters", str(PARAMETERS), "--batch-size", str(args.batch_size)],
+            + ["ingest", str(events), "--quiet", "--parameters", str(PARAMETERS), "--batch-size", str(args.batch_size)]
+            + ([] if args.workers is None else ["--workers", str(args.workers)]),
             env,
         )
         print(

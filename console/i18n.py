@@ -193,7 +193,8 @@ def text(key: str, language: str, **values: object) -> str:
 
 def region_name(code: str, language: str) -> str:
     if code == EVERY_REGION:
-        return "全部统筹区（参数集采纳）" if language == "zh" else "every region (parameter-set adoptions)"
+        # the single chain written before each region had its stream (`ledger.streams`), adoptions for all included
+        return "分区前的单一链（历史）" if language == "zh" else "the single chain before streams (history)"
     names = REGIONS.get(code)
     if names is None:
         return code

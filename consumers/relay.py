@@ -35,6 +35,8 @@ from .producer import BatchProducer
 RELAY_LOCK = 0x6D656D72  # "memr"
 # Below the broker's default message limit (1 MB) with room for the key and headers.
 MAX_VALUE_BYTES = 900_000
+# Seconds the relay waits, with batches handed to it, for a position before them to commit (or be rolled back).
+GAP_WAIT = 0.02
 # Seconds the relay may go on publishing before it records its position: a round trip a batch saved, against
 # at most that much published again after a crash.
 RECORD_EVERY = 0.25
@@ -178,6 +180,9 @@ class Relay:
                         if not published or time.monotonic() - self._recorded_at >= RECORD_EVERY:
                             await self._record(raw)
                     if self._read or self._handed:
+                        if self._handed and not published:
+                            # what it was handed waits behind a position another writer has not committed yet
+                            await self._wait(GAP_WAIT)
                         continue  # more than a chunk had committed, or more was handed over meanwhile
                     recorded = self._after == self._recorded
                     if not await self._wait(self.idle_seconds if recorded else RECORD_EVERY) and recorded:

@@ -241,6 +241,8 @@ class Settler:
                 self.relay.wake()  # a COMMIT whose answer was lost may have committed all the same
             elif flight.prepared.handoff is not None:
                 self.relay.hand(flight.prepared.handoff)
+            elif flight.prepared.published:
+                self.relay.wake()  # its records are not the outbox's next: read back
         task = asyncio.get_running_loop().create_task(self._land_when_quiet(flight))
         self._landing.add(task)
         task.add_done_callback(self._landing.discard)

@@ -8,7 +8,8 @@ repoints an event at another recorded set, or rewrites a set, now breaks either 
 head kept outside the database covers the sets as it covers the events.
 
 An adoption's event_id is longer than the 64 characters the contract allows a producer, so it can never be taken
-for a producer's event. Its region is `*`: it holds for every region.
+for a producer's event. Each region's stream adopts for itself (`ledger.streams`); an adoption written before
+streams has region `*`: it held for every region.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 
 from .chain import text_digest
 from .store import NewEvent
+from .streams import HISTORY, stream_of
 
 if TYPE_CHECKING:
     from .recorder import AuditSession  # which imports the tables, which import this
@@ -30,13 +32,13 @@ EVERY_REGION = "*"
 SOURCE = "medledger"
 
 
-def adoption(seq: int, digest: str, content: str, at: datetime) -> NewEvent:
+def adoption(seq: int, digest: str, content: str, at: datetime, region: str = EVERY_REGION) -> NewEvent:
     """The adoption of the parameter set `content` (whose sha256 is `digest`) at ledger position `seq`, dated
-    `at`."""
+    `at`: in the stream of `region` (`ledger.streams`), or, as before streams, for every region."""
     payload = orjson.dumps(
         {"content": content, "digest": digest, "event_type": ADOPTED}, option=orjson.OPT_SORT_KEYS
     ).decode()
-    return NewEvent(f"medledger:parameters:{digest}:{seq}", ADOPTED, EVERY_REGION, None, at, payload, digest, SOURCE)
+    return NewEvent(f"medledger:parameters:{digest}:{seq}", ADOPTED, region, None, at, payload, digest, SOURCE)
 
 
 # Written out, not a parameter, so that the planner may use the partial index on adoptions (`ledger_events_adoptions`).
@@ -79,9 +81,16 @@ class Adoptions:
         self.through = through
 
     def problem(self, seq: int, digest: str) -> str | None:
-        """Why the event at `seq`, recorded under `digest`, is not under the set adopted before it."""
+        """Why the event at `seq`, recorded under `digest`, is not under the set adopted before it in its stream."""
         at = bisect_right(self.seqs, seq) - 1
-        if at < 0 or self.digests[at] == digest:
+        if at < 0 or stream_of(self.seqs[at]) != stream_of(seq):
+            # the history's first events came before adoptions were kept; a stream adopts before its first event
+            return (
+                None
+                if stream_of(seq) == HISTORY
+                else f"recorded under parameter set {digest[:16]}, but its stream adopted none before it"
+            )
+        if self.digests[at] == digest:
             return None
         adopted, since = self.digests[at][:16], self.seqs[at]
         return f"recorded under parameter set {digest[:16]}, but the chain adopted {adopted} at seq {since}"

@@ -3,10 +3,11 @@
 A batch is settled against what it reads (member states, visits, payments, parked events), and those reads come
 from the ledger's projections. The batch before it may still be writing and committing its own changes; what it
 changed is kept here, in memory, and read through: its members as it left them, its visits, payments and closed
-years, the events it appended or parked. The next batch commits only if, under the append lock, the ledger is
-exactly where that batch left it (`Watermark`, read by the batch's own write statement); otherwise another writer
-came in between, the batch's transaction rolls back, and the batch is settled again from the ledger. So PostgreSQL
-writes one batch while Python settles the next, and the result is the same as settling them one after the other.
+years, the events it appended or parked. The next batch commits only if, under its regions' append locks, the
+ledger is exactly where that batch left it for the regions it settles (`Watermark`, read by the batch's own write
+statement); otherwise another writer came in between, the batch's transaction rolls back, and the batch is settled
+again from the ledger. So PostgreSQL writes one batch while Python settles the next, and the result is the same
+as settling them one after the other.
 """
 
 from __future__ import annotations
@@ -19,19 +20,28 @@ from policies.book import Book
 
 from .chain import text_digest
 from .intake import Incoming
+from .streams import Head
 
 
 @dataclass(frozen=True)
 class Watermark:
-    """How far the ledger is: its last sequence, the last parking arrival, the last rejection row, and which
-    rebuild of the projections is in place. Every writer that changes what a batch reads moves one of them: a
-    batch appends or parks or refuses, and `projections rebuild` truncates the projections, which gives
-    member_state a new relfilenode."""
+    """How far the ledger is for a batch of some regions (`ledger.streams`): each region's head and last parking
+    arrival (`region:value`, in region order), the last refusal without a ledger position, and which rebuild of
+    the projections is in place. Every writer that changes what the batch reads moves one of them: a batch of its
+    regions appends or parks, any batch refuses input before it has a position (unreadable, unsigned, ahead of
+    the clock: such input names no region, or its id may be any region's), and `projections rebuild` truncates
+    the projections, which gives member_state a new relfilenode. Writers of other regions move none of them."""
 
-    seq: int
-    arrival: int
+    heads: str
+    arrivals: str
     rejection: int
     projections: int
+
+
+def spelled(values: dict) -> str:
+    """`region:value,...` in region order, as the watermark's heads and arrivals are spelled
+    (`db.streams.HEADS_TEXT` and `ARRIVALS_TEXT`)."""
+    return ",".join(f"{region}:{value}" for region, value in sorted(values.items()))
 
 
 def watermark_of(text: str) -> Watermark:
@@ -40,17 +50,21 @@ def watermark_of(text: str) -> Watermark:
 
 @dataclass
 class Mark:
-    """Where a batch leaves the ledger; complete once it has committed (its last rejection row is known then)."""
+    """Where a batch leaves the ledger, for the regions it read and those of the batches it was carried from;
+    complete once it has committed (the last refusal without a position is known then)."""
 
-    seq: int
-    arrival: int
+    heads: dict[str, Head]
+    arrivals: dict[str, int]
     rejection: int | None = None
     projections: int | None = None
 
-    def end(self) -> Watermark:
+    def end(self, heads: dict[str, Head], arrivals: dict[str, int]) -> Watermark:
+        """The watermark a batch settled through this one expects, `heads` and `arrivals` being of its regions."""
         if self.rejection is None or self.projections is None:
             raise RuntimeError("the batch carried from has not committed")
-        return Watermark(self.seq, self.arrival, self.rejection, self.projections)
+        return Watermark(
+            spelled({r: h.seq for r, h in heads.items()}), spelled(arrivals), self.rejection, self.projections
+        )
 
 
 class Conflict(RuntimeError):
@@ -66,7 +80,6 @@ class Carry:
     """What a settled batch changed, for the next batch to read through until it has committed."""
 
     mark: Mark
-    prev_hash: bytes
     book: Book  # its members, visits, reversals, payments and closed years as the batch left them
     loaded: dict[tuple[str, str], tuple[dict, str]]  # member state JSON as the batch left it, with its digest
     payloads: dict[str, str] = field(default_factory=dict)  # canonical bytes of the events appended or parked
@@ -76,7 +89,6 @@ class Carry:
     gone: set[str] = field(default_factory=set)
     refused: set[tuple[str, str, str]] = field(default_factory=set)
     parked: dict[tuple[str, str], list[Incoming]] = field(default_factory=dict)  # newly parked, in arrival order
-    adopted: str | None = None  # the parameter set the ledger adopted last, as the batch left it
 
     def waits_no_more(self, event_id: str, payload: str, source: str) -> bool:
         """Of an event parked before the batch: the batch appended it, or refused its parked bytes."""

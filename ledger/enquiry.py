@@ -88,16 +88,16 @@ class Enquiry:
         settled it next, under the parameter set the ledger adopted last; `Rejected` as the ledger would refuse it
         (a member not enrolled is refused here: the live ledger would park the visit). Writes nothing."""
         async with reading(self.service.engine) as raw:
-            registry = await self._adopted(raw)
+            registry = await self._adopted(raw, event.region)
             book: Book = await load_book(raw, LIVE, registry, [event])
         outputs = Engine(book=book).apply(event, UNSEQUENCED)
         settlement = next(output for output in outputs if isinstance(output, Settlement))
         return settlement_wire(settlement)
 
-    async def _adopted(self, raw: Raw) -> PolicyRegistry:
-        """The registry of the parameter set the ledger settles under now: the one adopted last (the writer that
-        appends next adopts its own first, if it is another)."""
-        digest = await last_adopted(raw) or self.service.digest
+    async def _adopted(self, raw: Raw, region: str) -> PolicyRegistry:
+        """The registry of the parameter set the region's stream settles under now: the one it adopted last (the
+        writer that appends next adopts its own first, if it is another); before streams, the ledger's last."""
+        digest = await last_adopted(raw, region) or await last_adopted(raw) or self.service.digest
         registry = self._registries.get(digest)
         if registry is None:
             content = await lookups.parameters_content(raw, digest)

@@ -3,17 +3,17 @@ settling a file without a database.
 
 It keeps what the PostgreSQL recorder keeps, row for row, and answers the same reads: the events and their chain,
 the parameter sets, settlements, movements, incentives, refusals, parked events, signatures, the projections, the
-outbox and the consumer offsets. A session opened for writing holds the append lock (one writer at a time) and
-journals what it changes, so that a batch that fails leaves nothing behind, as a rolled-back transaction does. A
-reading session sees what a writer has written so far: reads and writes of one batch are never interleaved with
-another's here, as the service settles a batch only once the one before it has been written.
+outbox and the consumer offsets. Each region has its stream (`ledger.streams`), numbered and chained as the
+database numbers and chains it (anchored to an empty history). A session opened for writing holds the append locks
+of its regions (writers of other regions go on) and journals what it changes, so that a batch that fails leaves
+nothing behind, as a rolled-back transaction does. A reading session sees what a writer has written so far.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,13 +25,14 @@ from policies.registry import PolicyRegistry
 
 from .adoption import ADOPTED
 from .batch import BatchRows
-from .carry import Carry, Conflict, Watermark
+from .carry import Carry, Conflict, Watermark, spelled
 from .chain import GENESIS, text_digest
 from .codec import STATE_KEYS, settlement_from_row, state_from_json
 from .db.projection_store import book_keys, carried_members, keep_member
 from .db.tracking import check
 from .recorder import Claim, Collision, TopicPartition, Tracking, Written
 from .store import StoredEvent
+from .streams import FIRST_OTHER, HISTORY_REGION, Head, base, genesis, lock_order, stream_number, stream_of
 
 _MISSING = object()
 
@@ -40,8 +41,11 @@ _MISSING = object()
 class Tables:
     """The ledger's rows, keyed as the database keys them."""
 
-    events: list[StoredEvent] = field(default_factory=list)
+    events: list[StoredEvent] = field(default_factory=list)  # in the order written
     event_index: dict[str, int] = field(default_factory=dict)  # event_id -> position in `events`
+    seq_index: dict[int, int] = field(default_factory=dict)  # seq -> position in `events`
+    streams: dict[str, int] = field(default_factory=dict)  # region -> its stream number
+    heads: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # region -> (seq, hash) of its last event
     parameters: dict[str, str] = field(default_factory=dict)
     settlements: dict[str, tuple] = field(default_factory=dict)  # settlement_id -> row (SETTLEMENT_COLUMNS)
     visits: dict[tuple[str, str], str] = field(default_factory=dict)  # (region, visit_id) -> its settlement_id
@@ -59,23 +63,41 @@ class Tables:
     outbox: list[tuple] = field(default_factory=list)  # (stream, key, JSON); position = index + 1
     offsets: dict[tuple[str, str, int], Claim] = field(default_factory=dict)  # (consumer, topic, partition)
     # Indexes, so that no read walks a whole table
-    adopted: dict[str, str] = field(default_factory=dict)  # "last" -> the digest adopted last
+    adopted: dict[str | None, str] = field(default_factory=dict)  # region (None: any) -> the digest adopted last
+    arrivals: dict[str, int] = field(default_factory=dict)  # region -> the arrival of the event parked last there
+    positionless: dict[str, int] = field(default_factory=dict)  # "last" -> the last rejection_id without a seq
     parked_for: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # member -> positions in `parked`
     parked_as: dict[str, list[int]] = field(default_factory=dict)  # event_id -> positions in `parked`
     refusals: dict[tuple, bool] = field(default_factory=dict)  # (event_id, payload digest, source) refused unsequenced
     refused_digests: dict[str, bool] = field(default_factory=dict)  # payload digests refused unsequenced
 
+    def reindex(self) -> None:
+        """The positions of events and parked rows again, once rows were taken out of the middle of their lists."""
+        self.event_index = {event.event_id: at for at, event in enumerate(self.events)}
+        self.seq_index = {event.seq: at for at, event in enumerate(self.events)}
+        self.parked_for, self.parked_as = {}, {}
+        for at, row in enumerate(self.parked):
+            self.parked_for.setdefault((row[1], row[2]), []).append(at)
+            self.parked_as.setdefault(row[0], []).append(at)
+
 
 class Journal:
-    """What a writing session changed, to undo it all if the batch fails."""
+    """What a writing session changed, to undo it all if the batch fails. Writers of other regions may append to
+    the same lists meanwhile: undone, its own rows are taken out wherever they are, and the positions indexed
+    again."""
 
-    def __init__(self) -> None:
-        self.lengths: dict[int, tuple[list, int]] = {}
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+        self.appended: list[tuple[list, object]] = []
         self.entries: list[tuple[dict, object, object]] = []
 
-    def grow(self, rows: list) -> list:
-        self.lengths.setdefault(id(rows), (rows, len(rows)))
-        return rows
+    def append(self, rows: list, row: object) -> None:
+        rows.append(row)
+        self.appended.append((rows, row))
+
+    def extend(self, rows: list, more: Iterable) -> None:
+        for row in more:
+            self.append(rows, row)
 
     def put(self, table: dict, key: object, value: object) -> None:
         self.entries.append((table, key, table.get(key, _MISSING)))
@@ -85,7 +107,7 @@ class Journal:
         """Append `value` to the list `table` holds at `key`."""
         if key not in table:
             self.put(table, key, [])
-        self.grow(table[key]).append(value)
+        self.append(table[key], value)
 
     def drop(self, table: dict, key: object) -> None:
         if key in table:
@@ -97,8 +119,11 @@ class Journal:
                 table.pop(key, None)
             else:
                 table[key] = before
-        for rows, length in self.lengths.values():
-            del rows[length:]
+        for rows, row in reversed(self.appended):
+            at = next(at for at in range(len(rows) - 1, -1, -1) if rows[at] is row)
+            del rows[at]
+        if self.appended:
+            self.tables.reindex()
 
 
 class MemorySession:
@@ -143,7 +168,7 @@ class MemorySession:
             keep_member(book, state, digest, loaded)
 
     def _event_at(self, seq: int) -> StoredEvent:
-        return self.t.events[seq - 1]  # gap-free from 1
+        return self.t.events[self.t.seq_index[seq]]
 
     async def region_members(self, region: str, size: int) -> AsyncIterator[list[MemberState]]:
         ids = sorted(member_id for r, member_id in self.t.member_state if r == region)
@@ -163,9 +188,16 @@ class MemorySession:
         rows = (self.t.parked[at] for at in positions)  # in arrival order
         return [(row[1], row[2], row[3], row[4], row[0]) for row in rows if self._waiting(row)]
 
-    async def expired_parked(self, cutoff: datetime, limit: int) -> list[tuple]:
-        found = [(row[0], row[3], row[4], row[5]) for row in self.t.parked if row[5] < cutoff and self._waiting(row)]
+    async def expired_parked(self, cutoff: datetime, limit: int, region: str) -> list[tuple]:
+        found = [
+            (row[0], row[3], row[4], row[5])
+            for row in self.t.parked
+            if row[1] == region and row[5] < cutoff and self._waiting(row)
+        ]
         return found[:limit]
+
+    async def expired_regions(self, cutoff: datetime) -> list[str]:
+        return sorted({row[1] for row in self.t.parked if row[5] < cutoff and self._waiting(row)})
 
     async def visit_facilities(self, event_ids: list[str]) -> dict[str, str | None]:
         found = {}
@@ -177,23 +209,45 @@ class MemorySession:
 
     # what the service reads
 
-    async def head(self) -> tuple[int, bytes]:
-        return (self.t.events[-1].seq, self.t.events[-1].hash) if self.t.events else (0, GENESIS)
-
-    async def last_adopted(self) -> str | None:
-        return self.t.adopted.get("last")
-
-    async def watermark(self) -> Watermark:
+    async def stream_heads(self, regions: Iterable[str] | None = None, make: bool = False) -> dict[str, Head]:
         t = self.t
+        wanted = sorted(t.streams) if regions is None else list(dict.fromkeys(regions))
+        if make:
+            for region in wanted:
+                if region not in t.streams and region != HISTORY_REGION:
+                    self._make_stream(region)
+        heads = {}
+        for region in sorted(r for r in wanted if r in t.streams):
+            stream = t.streams[region]
+            seq, hash_ = t.heads.get(region, (base(stream), genesis(region, 0, GENESIS)))
+            heads[region] = Head(region, stream, seq, hash_, t.adopted.get(region))
+        return heads
+
+    def _make_stream(self, region: str) -> None:
+        """The region's stream, numbered as the database numbers it (`streams.stream_number`, else the next from
+        FIRST_OTHER): kept even if the batch that needed it writes nothing, as the database keeps it."""
+        number = stream_number(region)
+        if number is None:
+            others = [n for n in self.t.streams.values() if n >= FIRST_OTHER]
+            number = max(others, default=FIRST_OTHER - 1) + 1
+        self.t.streams[region] = number
+
+    async def arrivals(self, regions: Iterable[str]) -> dict[str, int]:
+        return {region: self.t.arrivals.get(region, 0) for region in sorted(set(regions))}
+
+    async def unscoped(self) -> tuple[int, int]:
+        return self.t.positionless.get("last", 0), 1  # the projections are never rebuilt in place here
+
+    async def watermark(self, regions: Iterable[str]) -> Watermark:
+        wanted = sorted(set(regions))
+        heads = await self.stream_heads(wanted)
+        rejection, projections = await self.unscoped()
         return Watermark(
-            t.events[-1].seq if t.events else 0,
-            t.parked[-1][6] if t.parked else 0,
-            t.rejections[-1][0] if t.rejections else 0,
-            1,  # the projections are never rebuilt in place here
+            spelled({r: h.seq for r, h in heads.items()}), spelled(await self.arrivals(wanted)), rejection, projections
         )
 
-    async def last_arrival(self) -> int:
-        return self.t.parked[-1][6] if self.t.parked else 0
+    async def last_adopted(self, region: str | None = None) -> str | None:
+        return self.t.adopted.get(region)
 
     async def held(self, event_ids: list[str]) -> list[tuple[str, str]]:
         t = self.t
@@ -227,11 +281,12 @@ class MemorySession:
         parameters: str | None = None,
         tracking: Tracking | None = None,
         expected: Watermark | None = None,
+        regions: Iterable[str] = (),
     ) -> Written:
         journal = self._writer()
         found = None
         if expected is not None:
-            found = await self.watermark()
+            found = await self.watermark(regions)
             if tracking is not None and tracking.spans:
                 check(tracking.claims, tracking.spans, await self.claims_of(tracking))
             if found != expected:
@@ -240,11 +295,15 @@ class MemorySession:
         t = self.t
         if parameters is not None and digest not in t.parameters:
             journal.put(t.parameters, digest, parameters)
+        streams = {number: region for region, number in t.streams.items()}
         for event in rows.events:
             journal.put(t.event_index, event.event_id, len(t.events))
-            journal.grow(t.events).append(event)
+            journal.put(t.seq_index, event.seq, len(t.events))
+            journal.append(t.events, event)
+            journal.put(t.heads, streams[stream_of(event.seq)], (event.seq, event.hash))
             if event.event_type == ADOPTED:
-                journal.put(t.adopted, "last", event.params_digest)
+                journal.put(t.adopted, None, event.params_digest)
+                journal.put(t.adopted, event.region, event.params_digest)
         for row in rows.settlements:
             journal.put(t.settlements, row[0], row)
             if row[10] is None:
@@ -253,26 +312,28 @@ class MemorySession:
                 journal.put(t.reversed, row[10], row[0])
         for row in rows.movements:
             journal.put(t.movements, row[0], row)
-        journal.grow(t.incentives).extend(rows.incentives)
+        journal.extend(t.incentives, rows.incentives)
         for row in rows.parked:
             journal.add_to(t.parked_for, (row[1], row[2]), len(t.parked))
             journal.add_to(t.parked_as, row[0], len(t.parked))
-            journal.grow(t.parked).append(row)
+            journal.append(t.parked, row)
+            journal.put(t.arrivals, row[1], row[6])
         for row in rows.signatures:
             journal.put(t.signatures, row[0], row)
         last_rejection = None
         for row in rows.rejections:
             last_rejection = (t.rejections[-1][0] if t.rejections else 0) + 1
-            journal.grow(t.rejections).append((last_rejection, *row))
+            journal.append(t.rejections, (last_rejection, *row))
             seq, event_id, source, _, _, _, digest, _ = row
             if seq is None:
+                journal.put(t.positionless, "last", last_rejection)
                 journal.put(t.refused_digests, digest, True)
                 journal.put(t.refusals, (event_id, digest, source), True)
         self._projections(journal, rows, registry, digest)
         outbox = None
         if rows.outbox:
             outbox = (len(t.outbox), len(t.outbox) + len(rows.outbox))
-            journal.grow(t.outbox).extend(rows.outbox)
+            journal.extend(t.outbox, rows.outbox)
         if tracking is not None and tracking.spans and expected is not None:
             self._move_offsets(journal, tracking)
         return Written(found, last_rejection, outbox)
@@ -287,9 +348,13 @@ class MemorySession:
         t = self.t
         ids = [event.event_id for event in rows.events]
         taken = {i for i in ids if i in t.event_index} | {i for i in ids if ids.count(i) > 1}
-        head = t.events[-1].seq if t.events else 0
-        if taken or (rows.events and rows.events[0].seq <= head):
-            raise Collision(f"event ids or positions already recorded: {sorted(taken) or rows.events[0].seq}")
+        if taken:
+            raise Collision(f"event ids already recorded: {sorted(taken)}", taken_id=True)
+        streams = {number: region for region, number in t.streams.items()}
+        for event in rows.events:
+            region = streams.get(stream_of(event.seq))
+            if region is None or event.seq in t.seq_index or event.seq <= t.heads.get(region, (0, b""))[0]:
+                raise Collision(f"position {event.seq} already recorded, or in no region's stream")
         settled = [row[0] for row in rows.settlements]
         if {s for s in settled if s in t.settlements or settled.count(s) > 1}:
             raise Collision("a settlement id already recorded")
@@ -342,16 +407,18 @@ class MemoryRecorder:
 
     def __init__(self) -> None:
         self.tables = Tables()
-        self._append = asyncio.Lock()
+        self._locks: dict[int, asyncio.Lock] = {}  # the append lock of each region (`streams.lock_key`)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[MemorySession]:
         yield MemorySession(self.tables)
 
     @asynccontextmanager
-    async def writing(self, writer: str) -> AsyncIterator[MemorySession]:
-        async with self._append:
-            journal = Journal()
+    async def writing(self, writer: str, regions: Iterable[str]) -> AsyncIterator[MemorySession]:
+        async with AsyncExitStack() as held:
+            for key in lock_order(regions):  # in the order the database takes them
+                await held.enter_async_context(self._locks.setdefault(key, asyncio.Lock()))
+            journal = Journal(self.tables)
             try:
                 yield MemorySession(self.tables, journal)
             except BaseException:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from policies.book import Book
@@ -30,6 +31,7 @@ from .intake import PARKABLE, Incoming, decode_canonical
 from .ownership import VisitOwners
 from .recorder import SettlingReads
 from .store import NewEvent, chain_onto
+from .streams import Head
 
 YEAR_CLOSE = "period.year_closed"
 CLOSE_CHUNK = 2_000
@@ -39,29 +41,38 @@ YIELD_EVERY = 8
 
 
 class Sequencer:
-    """Hands out ledger positions: the next sequence and hash (live), or the recorded ones (replay). Before the
-    first event it sequences under a parameter set other than the one the ledger adopted last, it appends that
-    set's adoption (`ledger.adoption`)."""
+    """Hands out ledger positions in each region's stream (`ledger.streams`): the next sequence and hash (live),
+    or the recorded ones (replay). Before the first event a stream sequences under a parameter set other than the
+    one it adopted last, it appends that set's adoption to the stream (`ledger.adoption`)."""
 
-    def __init__(self, seq: int, prev_hash: bytes, params_digest: str, adopted: str | None, parameters: str):
-        self.start = self.seq = seq
-        self.prev_hash, self.params_digest = prev_hash, params_digest
-        self.adopted, self.parameters = adopted, parameters
+    def __init__(self, heads: dict[str, Head], params_digest: str, parameters: str):
+        """`heads`: where the stream of each region the batch may append to stands."""
+        self.heads = {region: replace(head) for region, head in heads.items()}
+        self.start = {region: head.seq for region, head in heads.items()}
+        self.params_digest, self.parameters = params_digest, parameters
         self.adoptions = 0  # appended by this sequencer
+
+    @property
+    def moved(self) -> int:
+        """Rows appended, adoptions among them."""
+        return sum(head.seq - self.start[region] for region, head in self.heads.items())
 
     @property
     def appended(self) -> int:
         """Events appended, adoptions aside."""
-        return self.seq - self.start - self.adoptions
+        return self.moved - self.adoptions
 
     def next(self, item: Incoming, rows: BatchRows) -> int:
         event = item.event
-        if self.adopted != self.params_digest:
+        head = self.heads[event.region]
+        if head.adopted != self.params_digest:
             # Dated as the event it is adopted for, so the ledger's rows follow from its input alone.
-            self._append(adoption(self.seq + 1, self.params_digest, self.parameters, event.occurred_at), rows)
-            self.adopted = self.params_digest
+            at = head.seq + 1
+            self._append(head, adoption(at, self.params_digest, self.parameters, event.occurred_at, head.region), rows)
+            head.adopted = self.params_digest
             self.adoptions += 1
         self._append(
+            head,
             NewEvent(
                 event.event_id,
                 event.event_type,
@@ -74,13 +85,14 @@ class Sequencer:
             ),
             rows,
         )
-        return self.seq
+        return head.seq
 
-    def _append(self, event: NewEvent, rows: BatchRows) -> None:
-        self.seq += 1
-        stored = chain_onto(self.seq, self.prev_hash, event)
+    @staticmethod
+    def _append(head: Head, event: NewEvent, rows: BatchRows) -> None:
+        head.seq += 1
+        stored = chain_onto(head.seq, head.hash, event)
         rows.events.append(stored)
-        self.prev_hash = stored.hash
+        head.hash = stored.hash
 
 
 class Recorded:
@@ -263,8 +275,12 @@ class Parking:
     refused (a parked event whose bytes a later version no longer decodes is refused with those very bytes). One
     that waits too long is refused (`LedgerService.sweep`)."""
 
-    def __init__(self, ledger: SettlingReads, now: datetime, arrival: int):
-        self.ledger, self.now, self.arrival = ledger, now, arrival
+    def __init__(self, ledger: SettlingReads, now: datetime, arrivals: dict[str, int]):
+        """`arrivals`: the last arrival of each region the batch may park in. An arrival orders the events that
+        wait in a region; one counter over the batch's regions keeps each region's in order."""
+        self.ledger, self.now = ledger, now
+        self.arrivals = dict(arrivals)
+        self.arrival = max(arrivals.values(), default=0)
         self.parked: list[Incoming] = []  # parked by this batch, in arrival order
 
     def should_park(self, item: Incoming, book: Book) -> bool:
@@ -275,6 +291,7 @@ class Parking:
         self.arrival += 1
         self.parked.append(item)
         event = item.event
+        self.arrivals[event.region] = self.arrival
         rows.parked.append(
             (event.event_id, event.region, event.member_id, item.payload, item.source, self.now, self.arrival)
         )
@@ -304,8 +321,9 @@ class Parking:
                 waiting[key].extend(i for i in carry.parked[key] if i.event.event_id not in there)
         return waiting
 
-    async def expired(self, cutoff: datetime, limit: int, ttl) -> list[Incoming]:
-        rows = await self.ledger.expired_parked(cutoff, limit)
+    async def expired(self, cutoff: datetime, limit: int, ttl, region: str) -> list[Incoming]:
+        """Of `region`'s waiting events, those parked before `cutoff`, oldest first."""
+        rows = await self.ledger.expired_parked(cutoff, limit, region)
         items = []
         for event_id, payload, source, parked_at in rows:
             item = revive(payload, source, event_id)

@@ -1,10 +1,11 @@
 """The ledger recorder: the one way settling (`ledger.pipeline`), the service, replay and reports reach storage.
 
-A recorder opens sessions. A session reads, or, opened for writing, holds one batch's transaction under the
-append lock: everything the batch writes through it commits together or not at all, exactly as the batch was
-settled. The PostgreSQL recorder (`ledger.db.recorder`) keeps the ledger in the database and all of its SQL under
-`ledger/db/`; the memory recorder (`ledger.memory_recorder`) keeps the same rows in memory, for the offline
-settlement and for the pipeline's own tests. Both pass one contract suite (tests/recorder).
+A recorder opens sessions. A session reads, or, opened for writing, holds one batch's transaction under the append locks
+of the batch's regions (`ledger.streams`: a ledger stream per region): everything the batch writes through it commits
+together or not at all, exactly as the batch was settled. The PostgreSQL recorder (`ledger.db.recorder`) keeps the
+ledger in the database and all of its SQL under `ledger/db/`; the memory recorder (`ledger.memory_recorder`) keeps the
+same rows in memory, for the offline settlement and for the pipeline's own tests. Both pass one contract suite
+(tests/recorder).
 
 The methods are named for what the ledger holds, never for a table: stream heads, batches of rows appended,
 parked events and their release, members, derived rows and projections, the consumer's offsets and claims, and
@@ -26,6 +27,7 @@ from policies.registry import PolicyRegistry
 from .batch import BatchRows
 from .carry import Carry, Watermark
 from .chain import ChainBreak
+from .streams import Head
 
 TopicPartition = tuple[str, int]
 
@@ -59,7 +61,13 @@ class Written:
 
 
 class Collision(RuntimeError):
-    """Another writer's rows took a batch's sequence numbers or event ids: the batch wrote nothing."""
+    """Another writer's rows took a batch's sequence numbers or event ids: the batch wrote nothing. `taken_id`: an
+    event id (of the ledger, the waiting room or the signatures) was taken, which a writer of another region,
+    holding none of the batch's locks, can do."""
+
+    def __init__(self, message: str, taken_id: bool = False):
+        super().__init__(message)
+        self.taken_id = taken_id
 
 
 class SettlingReads(Protocol):
@@ -80,9 +88,9 @@ class SettlingReads(Protocol):
         """(region, member_id, payload, source, event_id) of the events parked for the members at `keys` and
         still waiting (not in the ledger, their own bytes not refused), in the order they arrived."""
 
-    async def expired_parked(self, cutoff: datetime, limit: int) -> Sequence[tuple]:
-        """(event_id, payload, source, parked_at) of up to `limit` events still waiting since before `cutoff`,
-        oldest first."""
+    async def expired_parked(self, cutoff: datetime, limit: int, region: str) -> Sequence[tuple]:
+        """(event_id, payload, source, parked_at) of up to `limit` events of `region` still waiting since before
+        `cutoff`, oldest first."""
 
     async def visit_facilities(self, event_ids: list[str]) -> dict[str, str | None]:
         """The facility_id of each visit event in the ledger named by its event id."""
@@ -92,17 +100,26 @@ class LedgerSession(SettlingReads, Protocol):
     """One session of a recorder: what the service reads before and while it settles a batch, and the batch's
     writes."""
 
-    async def head(self) -> tuple[int, bytes]:
-        """(last sequence, its hash) of the stream; (0, GENESIS) when empty."""
+    async def stream_heads(self, regions: Iterable[str] | None = None, make: bool = False) -> dict[str, Head]:
+        """Where the stream of each of `regions` (of every region when None) stands, with the parameter set it
+        adopted last (`streams.Head`); with `make`, the regions that have no stream yet are given one (numbered
+        and anchored as `ledger.streams` says, kept even if the batch that needed it writes nothing)."""
 
-    async def last_adopted(self) -> str | None:
-        """The digest of the parameter set the ledger adopted last; None before any adoption."""
+    async def arrivals(self, regions: Iterable[str]) -> dict[str, int]:
+        """The arrival number of the event parked last in each of `regions`; 0 where none ever was."""
 
-    async def watermark(self) -> Watermark:
-        """How far the ledger is (`carry.Watermark`)."""
+    async def unscoped(self) -> tuple[int, int]:
+        """The parts of the watermark every batch reads whatever its regions: (the last refusal without a ledger
+        position, the projections' rebuild)."""
 
-    async def last_arrival(self) -> int:
-        """The arrival number of the event parked last; 0 when none ever was."""
+    async def watermark(self, regions: Iterable[str]) -> Watermark:
+        """How far the ledger is for `regions` (`carry.Watermark`)."""
+
+    async def last_adopted(self, region: str | None = None) -> str | None:
+        """The digest of the parameter set adopted last (in `region`'s stream, given one); None before any."""
+
+    async def expired_regions(self, cutoff: datetime) -> list[str]:
+        """The regions with events waiting since before `cutoff`, in order."""
 
     async def held(self, event_ids: list[str]) -> list[tuple[str, str]]:
         """(event_id, canonical payload) of the events at `event_ids` in the ledger, then of those waiting."""
@@ -118,13 +135,14 @@ class LedgerSession(SettlingReads, Protocol):
         parameters: str | None = None,
         tracking: Tracking | None = None,
         expected: Watermark | None = None,
+        regions: Iterable[str] = (),
     ) -> Written:
         """A batch's rows (events, ledger rows, parked events, signatures, projections and outbox records) in the
         session's transaction, with the parameter set `parameters` (whose digest is `digest`) when given. With
-        `expected`, the write also reads the watermark and moves the consumed offsets of `tracking`, and raises
-        `carry.Conflict` (the ledger moved) or `StaleClaim` (a partition was claimed again) after it unless the
-        ledger was where `expected` says and every partition is still claimed. Raises `Collision` when another
-        writer's rows took the batch's numbers or ids."""
+        `expected`, the write also reads the watermark of `regions` and moves the consumed offsets of `tracking`, and
+        raises `carry.Conflict` (the ledger moved) or `StaleClaim` (a partition was claimed again) after it unless the
+        ledger was where `expected` says and every partition is still claimed. Raises `Collision` when another writer's
+        rows took the batch's numbers or ids."""
 
     async def advance(
         self,
@@ -152,9 +170,11 @@ class Recorder(Protocol):
     def reading(self) -> AbstractAsyncContextManager[LedgerSession]:
         """A session for reads in no transaction."""
 
-    def writing(self, writer: str) -> AbstractAsyncContextManager[LedgerSession]:
-        """A session holding one transaction under the append lock, which commits on leaving it (rolls back on
-        an error); once it commits, relays are told that `writer` wrote."""
+    def writing(self, writer: str, regions: Iterable[str]) -> AbstractAsyncContextManager[LedgerSession]:
+        """A session holding one transaction under the append locks of `regions` (`streams.NO_REGION` among them
+        for input that names no region), taken in one fixed order (`streams.locks`), which commits on leaving it
+        (rolls back on an error); once it commits, relays are told that `writer` wrote. Writers of other regions
+        are not held back."""
 
     async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
         """Take partitions over for `consumer`: raise their epochs, and say where to resume."""
@@ -221,8 +241,9 @@ class AuditSession(SettlingReads, Protocol):
     def transaction(self) -> AbstractAsyncContextManager[None]:
         """A transaction the statements of the session belong to until it commits."""
 
-    async def lock_appends(self) -> None:
-        """Hold the append lock until the transaction ends: no writer appends meanwhile."""
+    async def lock_writers(self, regions: list[str] | None) -> None:
+        """Hold the append locks of `regions` (of every region's stream and of input that names none, when None)
+        until the transaction ends: no writer of them appends meanwhile."""
 
     async def empty_projections(self) -> None:
         """Empty the live projections, to rebuild them."""
@@ -230,8 +251,8 @@ class AuditSession(SettlingReads, Protocol):
     async def create_shadow(self, shadow: Any) -> None:
         """Fresh, empty projections aside, named by `shadow` (`db.projection_store.Names`)."""
 
-    async def last_seq(self) -> int:
-        """The last sequence of the ledger; 0 when empty."""
+    async def event_count(self) -> int:
+        """How many rows the ledger holds, over every stream."""
 
     async def events_after(self, after: int, limit: int, regions: list[str] | None, columns: str) -> Sequence:
         """(seq, params_digest, source, payload, *`columns`) of up to `limit` events after `after`, in order."""
@@ -239,11 +260,16 @@ class AuditSession(SettlingReads, Protocol):
     async def hash_at(self, seq: int) -> bytes | None:
         """The hash of the event at `seq`, if there is one."""
 
-    async def verify_chain(self) -> list[ChainBreak]:
-        """Every place where the chain does not hold."""
+    async def verify_streams(self) -> tuple[list[ChainBreak], list[Head]]:
+        """The history's chain and every region's stream walked, each from where it starts: every place where a
+        chain does not hold, and the heads walked to (the history's first)."""
 
-    async def head(self) -> tuple[int, bytes]:
-        """(last sequence, its hash); (0, GENESIS) when empty."""
+    async def heads_at(self, positions: list[tuple[str, int]]) -> list[Head] | None:
+        """The heads at the given (region, seq), with the hashes the chains hold there; None when a region has no
+        stream or no event is at a seq in its range."""
+
+    async def kept_heads(self) -> list[list[tuple[str, int]]]:
+        """The (region, seq) of the stream heads each verification kept (`replay.keep_verification`) names."""
 
     async def strays(self, projection: str, outside: list[str]) -> int:
         """Rows of `projection` of no region in `outside`."""

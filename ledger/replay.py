@@ -34,6 +34,7 @@ from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded
 from .recorder import AuditSession
 from .runtime import tune_garbage_collector
+from .streams import ROOT, Head, balanced, root_hash
 from .verify_rows import (
     DERIVED,
     EVENT_COLUMNS,
@@ -65,7 +66,9 @@ class ReplayReport:
     projection_rows: list[Difference] = field(default_factory=list)  # the first rows that differ, by projection
     fund_impact: dict[tuple[str, str, date], list[Decimal]] = field(default_factory=dict)
     changed_settlements: int = 0
-    head: tuple[int, bytes] | None = None  # the last event of the chain verified: (seq, hash)
+    # (rows of every chain, the root hash over the heads of the history and the regions' streams)
+    head: tuple[int, bytes] | None = None
+    heads: list[Head] = field(default_factory=list)  # of the history and of every region's stream, as verified
     signatures: int | None = None  # kept signatures checked again (None: no producers file to check them with)
 
     def replayed(self) -> str:
@@ -110,12 +113,9 @@ async def verify_signatures(audit: AuditSession, authority: Authority | None, re
 async def keep_verification(raw, report: ReplayReport, user: str, started_at: datetime) -> None:
     """A verification's result where the console's integrity page shows the last one from, whoever ran it: the
     console or `replay --verify`. With it, each region's head as the chain stands now."""
-    from .db import console_reads, console_users
+    from .db import console_users
 
-    heads = [
-        {"region": h["region"], "seq": h["seq"], "hash": bytes(h["hash"]).hex()}
-        for h in await console_reads.region_heads(raw)
-    ]
+    heads = [{"region": h.region, "seq": h.seq, "hash": bytes(h.hash).hex()} for h in report.heads]
     detail = "\n".join(
         [f"seq {b.seq}: {b.problem}" for b in report.chain_breaks[:20]]
         + [f"seq {d.seq} {d.what}: {d.detail}" for d in report.differences[:50]]
@@ -154,8 +154,9 @@ class Replayer:
         # With `regions`: every region some worker replays. Projection rows of any other region derive from no
         # event of the ledger, and this worker counts them as differences.
         self.stray_outside: list[str] | None = None
-        # (seq, hex sha256) of an event's hash recorded outside the database: the chain must still pass through it
-        self.anchor: tuple[int, str] | None = None
+        # (seq, hex sha256) of an event's hash recorded outside the database: its stream must still pass through
+        # it; or (ROOT, hex sha256) of a root hash (`streams.root_hash`) printed by an earlier verify
+        self.anchor: tuple[int | str, str] | None = None
         self.shown_rows = 20  # rows that differ named per projection (all are counted)
         self._authority: Authority | None = None
 
@@ -187,7 +188,7 @@ class Replayer:
                     # nobody reads them half rebuilt; and it gives them new files, which moves the watermark of a
                     # batch settled before (`carry.Watermark`), so that batch is settled again, not written over.
                     async with audit.transaction():
-                        await audit.lock_appends()
+                        await audit.lock_writers(self.regions)
                         await audit.empty_projections()
                         await self._walk(audit, 0, what_if, mode, report, per_batch=False)
                         await audit.write_member_years(lambda digest: self._registry(digest, what_if))
@@ -197,7 +198,7 @@ class Replayer:
                 after = await self._walk(audit, 0, what_if, mode, report, per_batch=True)
                 if mode == "verify":
                     async with audit.transaction():
-                        await audit.lock_appends()
+                        await audit.lock_writers(self.regions)
                         await self._walk(audit, after, what_if, mode, report, per_batch=False)
                         await audit.write_member_years(lambda digest: self._registry(digest, what_if))
                         for projection in PROJECTIONS:
@@ -210,8 +211,9 @@ class Replayer:
                         await self._unaccounted(audit, report)
                         if self.check_chain:
                             await self._check_parked(audit, report)
-                            report.chain_breaks = await audit.verify_chain() + await self._check_anchor(audit)
-                            report.head = await audit.head()
+                            report.chain_breaks, report.heads = await audit.verify_streams()
+                            report.chain_breaks += await self._check_anchor(audit, report.heads)
+                            report.head = (sum(h.position for h in report.heads), root_hash(report.heads))
                             await self._check_parameter_sets(audit, report)
                             await self._check_adoptions(audit, report)
                 if mode == "verify" and self.check_chain:  # checked once, by the replayer that walks the chain
@@ -223,9 +225,9 @@ class Replayer:
     async def _walk(
         self, audit: AuditSession, after: int, what_if, mode: str, report: ReplayReport, per_batch: bool
     ) -> int:
-        # Progress is counted in events: the sequence is gap-free, so the last one is the count of them all. A replay
-        # of some regions is not told a total: the caller that split them knows it (`verify_in_parallel`).
-        total = 0 if self.regions is not None else await audit.last_seq()
+        # Progress is counted in events. A replay of some regions is not told a total: the caller that split them
+        # knows it (`verify_in_parallel`).
+        total = 0 if self.regions is not None else await audit.event_count()
         while True:
             rows = await audit.events_after(after, self.batch_size, self.regions, EVENT_COLUMNS)
             if not rows:
@@ -236,18 +238,31 @@ class Replayer:
             report.events += len(rows)
             self.progress(report.events, max(total, report.events))
 
-    async def _check_anchor(self, audit: AuditSession) -> list[ChainBreak]:
+    async def _check_anchor(self, audit: AuditSession, heads: list[Head]) -> list[ChainBreak]:
         """A chain recomputed after events were changed, or cut short, is consistent in itself; only a hash kept
         elsewhere shows it is not the chain it was."""
         if self.anchor is None:
             return []
         seq, expected = self.anchor
+        if seq == ROOT:
+            return await self._check_root(audit, heads, expected)
+        assert isinstance(seq, int)
         found = await audit.hash_at(seq)
         if found is None:
             return [ChainBreak(seq, "anchor: the ledger has no event at this position")]
         if bytes(found).hex() != expected.lower():
             return [ChainBreak(seq, f"anchor: hash {bytes(found).hex()} where {expected.lower()} was recorded")]
         return []
+
+    async def _check_root(self, audit: AuditSession, heads: list[Head], expected: str) -> list[ChainBreak]:
+        """The root hash of some heads the chains pass through: the heads now, or those of a verification kept
+        before (positions only are taken from it; the hashes are the chains' own, just verified)."""
+        candidates = [[(h.region, h.seq) for h in heads], *await audit.kept_heads()]
+        for candidate in candidates:
+            found = await audit.heads_at(candidate)
+            if found is not None and root_hash(found).hex() == expected.lower():
+                return []
+        return [ChainBreak(0, f"anchor: no heads the chains pass through have the root hash {expected.lower()}")]
 
     async def _strays(self, audit: AuditSession, projection: str) -> int:
         if self.stray_outside is None:
@@ -406,7 +421,7 @@ def _verify_regions(
     regions: list[str],
     everywhere: list[str] | None,
     index: int,
-    anchor: tuple[int, str] | None = None,
+    anchor: tuple[int | str, str] | None = None,
     tell: Callable[[int, int], None] | None = None,
     authority: Authority | None = None,
 ) -> ReplayReport:
@@ -434,7 +449,7 @@ def verify_in_parallel(
     workers: int,
     event_counts: dict[str, int],
     progress: Callable[[int, int], None] | None = None,
-    anchor: tuple[int, str] | None = None,
+    anchor: tuple[int | str, str] | None = None,
     authority: Authority | None = None,
 ) -> ReplayReport:
     """`verify` split by region over `workers` processes, this one and `workers - 1` more: no member, visit,
@@ -443,12 +458,7 @@ def verify_in_parallel(
     holds no more than a worker does beside the modules it has already loaded. `progress(done, total)` is told
     the events replayed by all."""
     regions = {region: count for region, count in event_counts.items() if region != EVERY_REGION}
-    groups: list[list[str]] = [[] for _ in range(max(1, min(workers, len(regions))))]
-    loads = [0] * len(groups)
-    for region, count in sorted(regions.items(), key=lambda item: -item[1]):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(region)
-        loads[lightest] += count
+    groups = balanced(regions, workers)
     if EVERY_REGION in event_counts:  # the adoptions: a few rows, replayed here, not worth a process of their own
         groups[0].append(EVERY_REGION)
     total = sum(event_counts.values())
@@ -484,6 +494,7 @@ def verify_in_parallel(
         report.adoptions += part.adoptions
         report.chain_breaks.extend(part.chain_breaks)
         report.head = report.head or part.head
+        report.heads = report.heads or part.heads
         report.signatures = part.signatures if report.signatures is None else report.signatures
         report.differences.extend(part.differences)
         report.difference_count += part.difference_count

@@ -1,8 +1,8 @@
 """The durable ledger: ingest events into PostgreSQL, settle them, keep the projections, sweep parked events.
 
-Each batch is one transaction under the append lock: the events, their settlements, movements, incentives and
-rejections, the projections they move and the parking changes commit together, or none of them does. What a
-batch published is handed to the caller only after it committed.
+Each batch is one transaction under the append locks of its regions' streams (`ledger.streams`): the events,
+their settlements, movements, incentives and rejections, the projections they move and the parking changes commit
+together, or none of them does. What a batch published is handed to the caller only after it committed.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,19 +22,32 @@ from policies.registry import PolicyRegistry
 from .arrival import DEFAULT_MAX_CLOCK_SKEW, refuse_if_ahead
 from .authority import Authority
 from .batch import BatchRows
-from .carry import Carry, Conflict, Mark, Watermark
+from .carry import Carry, Conflict, Mark, Watermark, spelled
 from .chain import text_digest
 from .db.connect import service_engine
 from .db.migrate import prepare
-from .db.outbox import Handoff
+from .db.outbox import Handoff, handed_over
 from .db.recorder import PostgresRecorder
 from .db.server import Database
 from .db.tracking import check
 from .intake import Incoming, conflicting, same_event
 from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer
 from .recorder import Claim, Collision, LedgerSession, Recorder, TopicPartition, Tracking
+from .streams import NO_REGION, Head
 
 DEFAULT_PARK_TTL = timedelta(days=30)
+
+
+def batch_regions(items: list[Incoming]) -> list[str]:
+    """The regions whose streams a batch may append to: those its events name (what an enrolment releases is of
+    its own region)."""
+    return list(dict.fromkeys(item.event.region for item in items if item.event is not None))
+
+
+def locked_regions(items: list[Incoming], regions: list[str]) -> list[str]:
+    """Whose append locks a batch takes: its regions', and, when it holds input that names no region, the lock of
+    such input (`streams.NO_REGION`), under which a repeat of the same bytes is refused once."""
+    return [*regions, NO_REGION] if any(item.event is None for item in items) else regions
 
 
 def has_year_close(items: list[Incoming]) -> bool:
@@ -55,6 +68,11 @@ class Prepared:
     carry: Carry
     tracking: Tracking | None = None
     handoff: Handoff | None = None  # once committed, its outbox records for this process's relay, if it wrote any
+    regions: list[str] = field(default_factory=list)  # whose streams it appends to
+    locked: list[str] = field(default_factory=list)  # whose append locks it commits under
+    # its regions' heads and last arrivals as it was settled from (with `carried`: the rest of `expected`)
+    heads: dict[str, Head] = field(default_factory=dict)
+    arrivals: dict[str, int] = field(default_factory=dict)
 
     def outcome(self) -> IngestStats:
         """Its stats once committed."""
@@ -252,18 +270,25 @@ class LedgerService:
             raise ValueError("a year close is settled under the append lock (ingest_batch)")
         self._admit(items)
         stats = IngestStats()
+        regions = batch_regions(items)
         async with self.recorder.reading() as ledger:
             if carry is None:
-                expected = await ledger.watermark()
-                seq, prev = await ledger.head()
-                adopted = await ledger.last_adopted()
-                arrival = expected.arrival
+                # read before what the batch settles from, so that whatever is written meanwhile moves it
+                rejection, projections = await ledger.unscoped()
+                heads = await ledger.stream_heads(regions, make=True)
+                since = await ledger.arrivals(regions)
+                expected = Watermark(
+                    spelled({r: h.seq for r, h in heads.items()}), spelled(since), rejection, projections
+                )
             else:
                 expected = None
-                seq, prev, arrival = carry.mark.seq, carry.prev_hash, carry.mark.arrival
-                adopted = carry.adopted
-            sequencer = Sequencer(seq, prev, self.digest, adopted, self.parameters_text)
-            parking = Parking(ledger, self.clock(), arrival)
+                heads = {r: carry.mark.heads[r] for r in regions if r in carry.mark.heads}
+                since = {r: carry.mark.arrivals[r] for r in regions if r in carry.mark.arrivals}
+                if untouched := [r for r in regions if r not in heads]:  # regions the batches before did not touch
+                    heads |= await ledger.stream_heads(untouched, make=True)
+                    since |= await ledger.arrivals(untouched)
+            sequencer = Sequencer(heads, self.digest, self.parameters_text)
+            parking = Parking(ledger, self.clock(), since)
             fresh = await self._unseen(ledger, items, stats, carry)
             stats.read += len(items)
             written: list[BatchRows] = []
@@ -297,9 +322,13 @@ class LedgerService:
         loaded = dict(rows.loaded)
         loaded.update((key, (rows.state_of(key), self.digest)) for key in rows.touched)
         unreadable = {row[6] for row in rows.rejections if row[0] is None}
+        carried = carry.mark if carry is not None else None
         out = Carry(
-            mark=Mark(sequencer.seq, parking.arrival),
-            prev_hash=sequencer.prev_hash,
+            # with the regions of the batches before: what it reads through of them is checked at its commit
+            mark=Mark(
+                {**(carried.heads if carried else {}), **sequencer.heads},
+                {**(carried.arrivals if carried else {}), **parking.arrivals},
+            ),
             book=book,
             loaded=loaded,
             unreadable=unreadable,
@@ -308,41 +337,56 @@ class LedgerService:
             gone=appended,
             refused=refused,
             parked=parked,
-            adopted=sequencer.adopted,
         )
-        carried = carry.mark if carry is not None else None
-        return Prepared(items, stats, rows, pipeline.published, carried, expected, out, tracking)
+        return Prepared(
+            items,
+            stats,
+            rows,
+            pipeline.published,
+            carried,
+            expected,
+            out,
+            tracking,
+            regions=regions,
+            locked=locked_regions(items, regions),
+            heads={r: replace(h) for r, h in heads.items()},
+            arrivals=since,
+        )
 
     async def commit(self, prepared: Prepared) -> None:
-        """Write a prepared batch under the append lock, if the ledger is still where it was settled from. A small
-        batch costs three round trips: BEGIN with the lock; every row as one statement, which also reads the
-        watermark and the consumer's claims as they stood before it; COMMIT. A large batch copies its rows a table
-        at a time (`db.writes`). The transaction rolls back, and this raises, when the claims are stale
-        (`StaleClaim`, `OutOfSequence`) or the ledger moved since the batch was settled (`Conflict`); also when
-        another writer's rows took the batch's numbers or ids, which is told apart from a defect by the claims and
-        the watermark read again."""
-        expected = prepared.expected or prepared.carried.end()
+        """Write a prepared batch under its regions' append locks, if the ledger is still where it was settled from. A
+        small batch costs three round trips: BEGIN with the locks; every row as one statement, which also reads the
+        watermark and the consumer's claims as they stood before it; COMMIT. A large batch copies its rows a table at a
+        time (`db.writes`). The transaction rolls back, and this raises, when the claims are stale (`StaleClaim`,
+        `OutOfSequence`) or the ledger moved since the batch was settled (`Conflict`); also when another writer's rows
+        took the batch's numbers or ids, which is told apart from a defect by the claims and the watermark read
+        again."""
+        expected = prepared.expected or prepared.carried.end(prepared.heads, prepared.arrivals)
         tracking = prepared.tracking
         rows = prepared.rows
         try:
-            async with self.recorder.writing(self.writer) as ledger:
-                found, last_rejection, outbox = await self._write(ledger, rows, tracking, expected)
+            async with self.recorder.writing(self.writer, prepared.locked) as ledger:
+                found, last_rejection, outbox = await self._write(ledger, rows, tracking, expected, prepared.regions)
         except Collision as error:
             claimed = None
             async with self.recorder.reading() as ledger:
                 if tracking is not None and tracking.spans:
                     claimed = await ledger.claims_of(tracking)
-                found = await ledger.watermark()
+                found = await ledger.watermark(prepared.regions)
             if claimed is not None:
                 check(tracking.claims, tracking.spans, claimed)  # a consumer that lost the partition is told so
             if found != expected:
                 raise Conflict.moved(expected, found) from error
+            if error.taken_id:
+                # a writer of another region took one of the batch's event ids meanwhile: settled again, the id is
+                # found held and the batch's event refused as a conflicting repeat
+                raise Conflict(f"an event id of the batch was recorded meanwhile ({error})") from error
             raise
-        # Under the append lock nothing else moved the ledger: it is where this batch leaves it.
+        # Under its regions' locks nothing else moved their streams: the ledger is where this batch leaves it.
         prepared.carry.mark.rejection = found.rejection if last_rejection is None else last_rejection
         prepared.carry.mark.projections = found.projections
         if outbox is not None:
-            prepared.handoff = Handoff(*outbox, rows.outbox)
+            prepared.handoff = handed_over(*outbox, rows.outbox)
         self._parameters_kept = self._parameters_kept or bool(rows.events)
         # Written: only its published records and what the next batch reads through are still needed (while the
         # next batch is settled, two batches are in memory at once).
@@ -354,13 +398,17 @@ class LedgerService:
         rows: BatchRows,
         tracking: Tracking | None = None,
         expected: Watermark | None = None,
+        regions: list[str] | None = None,
     ) -> tuple[Watermark | None, int | None, tuple[int, int] | None]:
-        """A batch's rows, inside its transaction under the append lock (`LedgerSession.write_batch`), with the
-        parameter set until one of the service's batches appended an event. Returns the watermark found (with
-        `expected`), the last rejection_id it wrote, and the outbox position before its records and its last one,
-        if it wrote any."""
+        """A batch's rows, inside its transaction under its regions' append locks (`LedgerSession.write_batch`),
+        with the parameter set until one of the service's batches appended an event. With `expected`, the
+        watermark of `regions` is checked. Returns the watermark found (with `expected`), the last rejection_id
+        without a ledger position it wrote, and the outbox position before its records and its last one, if it
+        wrote any."""
         parameters = self.parameters_text if rows.events and not self._parameters_kept else None
-        written = await ledger.write_batch(rows, self.registry, self.digest, parameters, tracking, expected)
+        written = await ledger.write_batch(
+            rows, self.registry, self.digest, parameters, tracking, expected, regions or []
+        )
         return written.found, written.last_rejection, written.outbox
 
     async def keeps_signatures(self) -> bool:
@@ -410,17 +458,19 @@ class LedgerService:
         on_published,
         expired_before: datetime | None = None,
         tracking: Tracking | None = None,
+        region: str | None = None,
     ) -> int:
-        """One transaction under the append lock. With `expired_before`, the batch is the parked events that
-        waited longer than that, selected under the lock so no other writer can release or refuse them too."""
-        async with self.recorder.writing(self.writer) as ledger:
+        """One transaction under the append locks of its regions. With `expired_before`, the batch is `region`'s
+        parked events that waited longer than that, selected under its lock so no other writer can release or
+        refuse them too."""
+        regions = [region] if region is not None else batch_regions(items)
+        async with self.recorder.writing(self.writer, locked_regions(items, regions)) as ledger:
             if tracking is not None:
                 await ledger.advance(tracking.consumer, tracking.claims, tracking.spans)
-            seq, prev = await ledger.head()
-            sequencer = Sequencer(seq, prev, self.digest, await ledger.last_adopted(), self.parameters_text)
-            parking = Parking(ledger, self.clock(), await ledger.last_arrival())
-            if expired_before is not None:
-                items = await parking.expired(expired_before, self.batch_size, self.park_ttl)
+            sequencer = Sequencer(await ledger.stream_heads(regions, make=True), self.digest, self.parameters_text)
+            parking = Parking(ledger, self.clock(), await ledger.arrivals(regions))
+            if expired_before is not None and region is not None:
+                items = await parking.expired(expired_before, self.batch_size, self.park_ttl, region)
                 stats.expired += len(items)
                 fresh = items
             else:
@@ -435,7 +485,7 @@ class LedgerService:
             )
             await pipeline.run(fresh)
             stats.appended += sequencer.appended
-        self._parameters_kept = self._parameters_kept or sequencer.seq > seq
+        self._parameters_kept = self._parameters_kept or sequencer.moved > 0
         stats.add(pipeline.published)
         if on_published is not None:
             on_published(pipeline.published)
@@ -488,6 +538,9 @@ class LedgerService:
         reason, so nothing is lost."""
         stats = stats or IngestStats()
         cutoff = (now or self.clock()) - self.park_ttl
-        while await self._batch([], stats, on_published, expired_before=cutoff):
-            pass
+        async with self.recorder.reading() as ledger:
+            regions = await ledger.expired_regions(cutoff)
+        for region in regions:  # each under its own lock
+            while await self._batch([], stats, on_published, expired_before=cutoff, region=region):
+                pass
         return stats

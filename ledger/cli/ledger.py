@@ -35,7 +35,7 @@ from .common import (
 from .keys import KeyIdOption, KeyOption, ProducerOption, authority, signer
 
 if TYPE_CHECKING:
-    from ..authority import Signer
+    from ..authority import Authority, Signer
     from ..db.server import Database
     from ..intake import Incoming, Oversized
     from ..replay import ReplayReport
@@ -61,6 +61,16 @@ def ingest(
     producer: ProducerOption = None,
     key: KeyOption = None,
     key_id: KeyIdOption = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes ingesting the file's regions at once, each region in input order (default: the "
+            "machine's cores; standard input is read by one). The ledger is the same as with one; the output is "
+            "printed by worker, each region's in input order.",
+        ),
+    ] = None,
 ) -> None:
     """Append EVENTS to the durable ledger and settle them; print what `settle` prints, and a `parked` line for
     an event that waits for its member's enrolment. Safe to run twice on the same file: an event already in the
@@ -84,6 +94,28 @@ def ingest(
     db = prepared()
 
     size = None if events == "-" else Path(events).stat().st_size
+    if events != "-":
+        from ..parallel_ingest import default_workers, shares
+
+        groups = shares(events, workers or default_workers())
+        if len(groups) > 1:
+            stream.close()
+            signing_args = (producer, key, key_id) if signing is not None else None
+            total = _ingest_regions(
+                db,
+                events,
+                groups,
+                text,
+                source,
+                batch_size,
+                park_ttl_days,
+                max_clock_skew_seconds,
+                quiet,
+                producers,
+                signing_args,
+            )
+            _summary(total)
+            return
 
     with progress_bar(f"ingest {name}", size) as bar:
 
@@ -126,6 +158,10 @@ def ingest(
             err=True,
         )
         raise typer.Exit(2)
+    _summary(stats)
+
+
+def _summary(stats: IngestStats) -> None:
     typer.echo(
         f"medledger: read {stats.read}, appended {stats.appended}, duplicates {stats.duplicates}, "
         f"settlements {stats.settlements}, movements {stats.movements}, rejected {stats.rejected}, "
@@ -134,12 +170,72 @@ def ingest(
     )
 
 
-def _anchor(text: str) -> tuple[int, str]:
-    seq, _, digest = text.partition(":")
-    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
-        typer.echo(f"medledger replay: --anchor wants SEQ:HASH (a sequence and 64 hex digits), got {text!r}", err=True)
+def _ingest_regions(
+    db: Database,
+    events: str,
+    groups: list[frozenset[str]],
+    text: str,
+    source: str | None,
+    batch_size: int,
+    park_ttl_days: float,
+    max_clock_skew_seconds: float,
+    quiet: bool,
+    producers: Authority | None,
+    signing: tuple[str | None, Path | None, str | None] | None,
+) -> IngestStats:
+    """`ingest --workers`: the file's regions shared among processes (`ledger.parallel_ingest`); their stats
+    summed, what each published printed after it, worker by worker."""
+    from ..parallel_ingest import Part, ingest_in_parallel, outputs
+    from ..service import EarlierProjections, IngestStats, LedgerService
+
+    async def unsigned_refused() -> bool:
+        async with LedgerService(db, text, source, prepare_schema=False) as service:
+            return producers is None and await service.keeps_signatures()
+
+    try:
+        refused = asyncio.run(unsigned_refused())
+    except EarlierProjections as error:
+        refuse(error)
+    if refused:
+        typer.echo(
+            "medledger: this ledger keeps producers' signatures, so every event it takes must be signed: set "
+            "MEDLEDGER_PRODUCERS and give --producer and --key (nothing was ingested)",
+            err=True,
+        )
         raise typer.Exit(2)
-    return int(seq), digest.lower()
+    directory, files = outputs(len(groups), quiet)
+    try:
+        parts = [
+            Part(events, group, text, source, batch_size, park_ttl_days, max_clock_skew_seconds, output)
+            for group, output in zip(groups, files, strict=True)
+        ]
+        total = IngestStats()
+        for stats in ingest_in_parallel(db, parts, signing):
+            total.merge(stats)
+        for output in files:
+            if output is not None:
+                with open(output, encoding="utf-8") as printed:
+                    for line in printed:
+                        sys.stdout.write(line)
+        return total
+    finally:
+        if directory is not None:
+            directory.cleanup()
+
+
+def _anchor(text: str) -> tuple[int | str, str]:
+    """SEQ:HASH, a stream's head (or any event's hash); root:HASH, the root hash over the streams' heads."""
+    from ..streams import ROOT
+
+    seq, _, digest = text.partition(":")
+    if (
+        not (seq.isdigit() or seq == ROOT)
+        or len(digest) != 64
+        or any(c not in "0123456789abcdefABCDEF" for c in digest)
+    ):
+        typer.echo(f"medledger replay: --anchor wants SEQ:HASH or root:HASH (64 hex digits), got {text!r}", err=True)
+        raise typer.Exit(2)
+    return (ROOT if seq == ROOT else int(seq)), digest.lower()
 
 
 @app.command()
@@ -156,9 +252,9 @@ def replay(
     anchor: Annotated[
         Optional[str],
         typer.Option(
-            metavar="SEQ:HASH",
-            help="With --verify: a head printed by an earlier verify and kept outside the database; the chain must "
-            "still pass through it.",
+            metavar="SEQ:HASH|root:HASH",
+            help="With --verify: a stream's head or the root hash printed by an earlier verify and kept outside the "
+            "database; the chains must still pass through it.",
         ),
     ] = None,
 ) -> None:
@@ -199,9 +295,16 @@ def replay(
         _keep(db, report, started_at)
         console.print(f"replayed {report.replayed()}")
         console.print(f"hash chain: {'intact' if not report.chain_breaks else f'{len(report.chain_breaks)} break(s)'}")
-        if report.head is not None and report.head[0]:
-            # Kept outside the database, this pins the ledger as it is now (`--anchor`).
-            console.print(f"head: {report.head[0]}:{report.head[1].hex()}", soft_wrap=True)
+        # Kept outside the database, any of these pins the ledger as it is now (`--anchor`): a stream's head its
+        # stream, the root hash every stream.
+        for head in report.heads:
+            if head.position:
+                name = "history" if head.region == "*" else head.region
+                console.print(
+                    f"head {name}: {head.seq}:{head.hash.hex()} (event {head.position} of its stream)", soft_wrap=True
+                )
+        if report.head is not None:
+            console.print(f"root: root:{report.head[1].hex()} (over {len(report.heads)} streams)", soft_wrap=True)
         for broken in report.chain_breaks[:20]:
             console.print(f"  seq {broken.seq}: {visible(broken.problem)}")
         if report.signatures is None:

@@ -16,8 +16,13 @@ async def last_adoption(raw: Raw, before: int | None = None) -> tuple[int, str] 
     return tuple(row) if row else None
 
 
-async def last_adopted(raw: Raw) -> str | None:
-    """The digest of the parameter set adopted last; None before any adoption."""
+async def last_adopted(raw: Raw, region: str | None = None) -> str | None:
+    """The digest of the parameter set adopted last (in `region`'s stream, given one); None before any."""
+    if region is not None:
+        return await raw.fetchval(
+            f"SELECT params_digest FROM ledger_events WHERE {IS_ADOPTION} AND region = $1 ORDER BY seq DESC LIMIT 1",
+            region,
+        )
     last = await last_adoption(raw)
     return last[1] if last else None
 

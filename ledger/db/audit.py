@@ -8,16 +8,18 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from policies.registry import PolicyRegistry
 
 from ..batch import BatchRows
 from ..chain import ChainBreak
-from . import adoptions, signatures
+from ..streams import NO_REGION, Head
+from . import adoptions, signatures, streams
 from .connect import service_engine
 from .connection import Raw
-from .event_store import APPEND_LOCK, PostgresEventStore, driver, transaction
+from .event_store import driver, transaction
 from .projection_store import PROJECTIONS, Names, add_projections, add_settlements, create_shadow, write_member_years
 from .recorder import PostgresSession
 from .server import Database
@@ -39,8 +41,13 @@ class PostgresAudit(PostgresSession):
     def transaction(self) -> AbstractAsyncContextManager[None]:
         return transaction(self.connection)
 
-    async def lock_appends(self) -> None:
-        await self.raw.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
+    async def lock_writers(self, regions: list[str] | None) -> None:
+        """The append locks of `regions` (of every region's stream, and of input that names none, when None), in
+        the writers' order (`streams.locks`)."""
+        if regions is None:
+            regions = [NO_REGION, *(row[0] for row in await self.raw.fetch("SELECT region FROM ledger_streams"))]
+        if statements := streams.locks(regions):
+            await self.raw.execute(statements)
 
     async def empty_projections(self) -> None:
         for table in PROJECTIONS:
@@ -49,8 +56,8 @@ class PostgresAudit(PostgresSession):
     async def create_shadow(self, shadow: Names) -> None:
         await create_shadow(self.raw, shadow)
 
-    async def last_seq(self) -> int:
-        return await self.raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_events")
+    async def event_count(self) -> int:
+        return await self.raw.fetchval("SELECT count(*) FROM ledger_events")
 
     async def events_after(self, after: int, limit: int, regions: list[str] | None, columns: str) -> list:
         """(seq, params_digest, source, payload, *`columns`) of up to `limit` events after `after` (of
@@ -67,8 +74,17 @@ class PostgresAudit(PostgresSession):
         found = await self.raw.fetchval("SELECT hash FROM ledger_events WHERE seq = $1", seq)
         return None if found is None else bytes(found)
 
-    async def verify_chain(self) -> list[ChainBreak]:
-        return await PostgresEventStore(self.raw).verify()
+    async def verify_streams(self) -> tuple[list[ChainBreak], list[Head]]:
+        return await streams.verify_streams(self.raw)
+
+    async def heads_at(self, positions: list[tuple[str, int]]) -> list[Head] | None:
+        return await streams.heads_at(self.raw, positions)
+
+    async def kept_heads(self) -> list[list[tuple[str, int]]]:
+        return [
+            [(head["region"], head["seq"]) for head in orjson.loads(kept)]
+            for (kept,) in await self.raw.fetch("SELECT stream_heads::text FROM console_verifications ORDER BY 1")
+        ]
 
     async def strays(self, projection: str, outside: list[str]) -> int:
         """Rows of `projection` of no region in `outside`."""

@@ -9,8 +9,8 @@ from .parking import WAITING
 
 async def chain_neighbours(raw: Raw, seq: int) -> list[dict]:
     rows = await raw.fetch(
-        "SELECT seq, event_id, event_type, hash, prev_hash FROM ledger_events WHERE seq BETWEEN $1 - 1 AND $1 + 1 "
-        "ORDER BY seq",
+        "SELECT seq, event_id, event_type, hash, prev_hash FROM ledger_events "
+        "WHERE seq BETWEEN $1::bigint - 1 AND $1::bigint + 1 ORDER BY seq",
         seq,
     )
     return [dict(r) for r in rows]

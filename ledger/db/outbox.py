@@ -3,12 +3,15 @@ it to the broker afterwards. A committed record can therefore never be missing f
 published twice (after a relay crash between sending and recording its position), so consumers of the topic
 deduplicate by the record's id (`settlement_id`, `movement_id`).
 
-Positions come from a sequence taken under the append lock, so their order is commit order; a rolled-back batch
-leaves a gap, which a relay simply steps over.
+Positions come from a sequence. Writers of different regions commit in parallel (`ledger.streams`), so a position
+may commit after a greater one, and a rolled-back batch leaves a gap for good. A relay therefore reads the outbox
+up to its first gap only, and steps over a gap once every transaction that was running when it first saw the gap
+has ended (`Gaps`): then a position still missing never commits.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from .connection import Raw
@@ -66,11 +69,47 @@ class Pending:
     value: str
 
 
+class Gaps:
+    """Positions a relay found missing, each with the snapshot's xmax when it first did: no transaction that could
+    still commit it was running after the oldest running transaction is past that."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, int] = {}
+
+    def passable(self, position: int, xmin: int, xmax: int) -> bool:
+        first = self.seen.setdefault(position, xmax)
+        if xmin >= first:
+            del self.seen[position]
+            return True
+        return False
+
+
+# The gaps each connection's reader has seen (a relay reads on the connection it leads with).
+_GAPS: weakref.WeakKeyDictionary[Raw, Gaps] = weakref.WeakKeyDictionary()
+
+
 async def pending(raw: Raw, after: int, limit: int) -> list[Pending]:
+    """Committed records after position `after`, in order, up to the first position that may still commit."""
     rows = await raw.fetch(
-        "SELECT position, stream, key, value FROM outbox WHERE position > $1 ORDER BY position LIMIT $2", after, limit
+        "SELECT position, stream, key, value, pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text "
+        "FROM outbox, pg_current_snapshot() s WHERE position > $1 ORDER BY position LIMIT $2",
+        after,
+        limit,
     )
-    return [Pending(*row) for row in rows]
+    gaps = _GAPS.setdefault(raw, Gaps())
+    found, expected = [], after + 1
+    for position, stream, key, value, xmin, xmax in rows:
+        if position != expected and not gaps.passable(expected, int(xmin), int(xmax)):
+            break
+        found.append(Pending(position, stream, key, value))
+        expected = position + 1
+    return found
+
+
+def handed_over(before: int, last: int, rows: list[tuple[str, str | None, str]]) -> Handoff | None:
+    """A batch's records for its relay, when they are the next positions after `before` (the greatest position it
+    saw committed): otherwise another writer's positions lie among them, and the relay reads the outbox."""
+    return Handoff(before, last, rows) if last - before == len(rows) else None
 
 
 async def relayed(raw: Raw, relay: str) -> int:

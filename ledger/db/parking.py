@@ -33,19 +33,24 @@ async def waiting_for(raw: Raw, keys: Iterable[tuple[str, str]]) -> list[tuple]:
     )
 
 
-async def expired(raw: Raw, cutoff: datetime, limit: int) -> list[tuple]:
-    """(event_id, payload, source, parked_at) of up to `limit` events waiting since before `cutoff`, oldest first."""
+async def expired(raw: Raw, cutoff: datetime, limit: int, region: str) -> list[tuple]:
+    """(event_id, payload, source, parked_at) of up to `limit` events of `region` waiting since before `cutoff`,
+    oldest first."""
     return await raw.fetch(
-        "SELECT t.event_id, t.payload, t.source, t.parked_at FROM parked_events t WHERE t.parked_at < $1"
-        + WAITING
-        + " ORDER BY t.arrival LIMIT $2",
+        "SELECT t.event_id, t.payload, t.source, t.parked_at FROM parked_events t "
+        "WHERE t.parked_at < $1 AND t.region = $3" + WAITING + " ORDER BY t.arrival LIMIT $2",
         cutoff,
         limit,
+        region,
     )
 
 
-async def last_arrival(raw: Raw) -> int:
-    return await raw.fetchval("SELECT coalesce(max(arrival), 0) FROM parked_events")
+async def expired_regions(raw: Raw, cutoff: datetime) -> list[str]:
+    """The regions with events waiting since before `cutoff`."""
+    rows = await raw.fetch(
+        "SELECT DISTINCT t.region FROM parked_events t WHERE t.parked_at < $1" + WAITING + " ORDER BY 1", cutoff
+    )
+    return [row[0] for row in rows]
 
 
 async def held(raw: Raw, event_ids: list[str]) -> list[tuple[str, str]]:

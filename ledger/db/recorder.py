@@ -17,17 +17,20 @@ from policies.registry import PolicyRegistry
 from ..batch import BatchRows
 from ..carry import Carry, Conflict, Watermark, watermark_of
 from ..recorder import Claim, Collision, TopicPartition, Tracking, Written
-from . import adoptions, lookups, parking, projection_store
+from ..streams import Head
+from . import adoptions, lookups, parking, projection_store, streams
 from . import tracking as offsets
+from . import watermark as watermarks
 from .connection import Raw
-from .event_store import LOCK, PostgresEventStore, add_events, add_parameters, begin, driver, reading
+from .event_store import add_events, add_parameters, begin, driver, reading
 from .outbox import CHANNEL, add_outbox
 from .projection_store import Names, add_ledger, add_projections
 from .signatures import keeps_signatures
-from .watermark import add_watermark, watermark
 from .writes import Writes
 
 LIVE = Names()
+# The unique constraints a writer of another region can beat a batch to: an event id is the ledger's, not a region's.
+TAKEN_IDS = frozenset({"ledger_events_event_id_key", "parked_events_pkey", "ledger_signatures_pkey"})
 
 
 class PostgresSession:
@@ -49,25 +52,31 @@ class PostgresSession:
     async def waiting_for(self, keys: Iterable[tuple[str, str]]) -> list[tuple]:
         return await parking.waiting_for(self.raw, keys)
 
-    async def expired_parked(self, cutoff: datetime, limit: int) -> list[tuple]:
-        return await parking.expired(self.raw, cutoff, limit)
+    async def expired_parked(self, cutoff: datetime, limit: int, region: str) -> list[tuple]:
+        return await parking.expired(self.raw, cutoff, limit, region)
 
     async def visit_facilities(self, event_ids: list[str]) -> dict[str, str | None]:
         return await lookups.visit_facilities(self.raw, event_ids)
 
     # what the service reads
 
-    async def head(self) -> tuple[int, bytes]:
-        return await PostgresEventStore(self.raw).head()
+    async def stream_heads(self, regions: Iterable[str] | None = None, make: bool = False) -> dict[str, Head]:
+        return await streams.stream_heads(self.raw, regions, make)
 
-    async def last_adopted(self) -> str | None:
-        return await adoptions.last_adopted(self.raw)
+    async def arrivals(self, regions: Iterable[str]) -> dict[str, int]:
+        return await streams.arrivals(self.raw, regions)
 
-    async def watermark(self) -> Watermark:
-        return await watermark(self.raw)
+    async def unscoped(self) -> tuple[int, int]:
+        return await watermarks.unscoped(self.raw)
 
-    async def last_arrival(self) -> int:
-        return await parking.last_arrival(self.raw)
+    async def watermark(self, regions: Iterable[str]) -> Watermark:
+        return await watermarks.watermark(self.raw, regions)
+
+    async def last_adopted(self, region: str | None = None) -> str | None:
+        return await adoptions.last_adopted(self.raw, region)
+
+    async def expired_regions(self, cutoff: datetime) -> list[str]:
+        return await parking.expired_regions(self.raw, cutoff)
 
     async def held(self, event_ids: list[str]) -> list[tuple[str, str]]:
         return await parking.held(self.raw, event_ids)
@@ -91,14 +100,15 @@ class PostgresSession:
         parameters: str | None = None,
         tracking: Tracking | None = None,
         expected: Watermark | None = None,
+        regions: Iterable[str] = (),
     ) -> Written:
         """A small batch's rows as one statement (`db.writes`), which with `expected` also reads the watermark
-        and the consumer's claims as they stood before it."""
+        of `regions` and the consumer's claims as they stood before it."""
         writes = Writes.sized(rows.size())
         level: int | None = None
         claims: offsets.ClaimsRead | None = None
         if expected is not None:
-            level = add_watermark(writes)
+            level = watermarks.add_watermark(writes, regions)
             if tracking is not None:
                 claims = offsets.add_claimed_offsets(writes, tracking.consumer, tracking.claims, tracking.spans)
         if parameters is not None:
@@ -110,7 +120,7 @@ class PostgresSession:
         try:
             result = await writes.run(self.raw)
         except UniqueViolationError as error:
-            raise Collision(str(error)) from error
+            raise Collision(str(error), taken_id=error.constraint_name in TAKEN_IDS) from error
         found = None
         if expected is not None and level is not None:
             if tracking is not None and claims is not None:
@@ -148,9 +158,11 @@ class PostgresRecorder:
             yield PostgresSession(raw, self.names)
 
     @asynccontextmanager
-    async def writing(self, writer: str) -> AsyncIterator[PostgresSession]:
-        """BEGIN, the append lock and word to the relays naming `writer` (sent at commit) in one round trip."""
-        async with begin(self.engine, first=f"{LOCK}; NOTIFY {CHANNEL}, '{writer}'") as raw:
+    async def writing(self, writer: str, regions: Iterable[str]) -> AsyncIterator[PostgresSession]:
+        """BEGIN, the append locks of `regions` in their fixed order (`streams.locks`) and word to the relays
+        naming `writer` (sent at commit) in one round trip."""
+        first = "; ".join(filter(None, [streams.locks(regions), f"NOTIFY {CHANNEL}, '{writer}'"]))
+        async with begin(self.engine, first=first) as raw:
             yield PostgresSession(raw, self.names)
 
     async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:

@@ -68,6 +68,31 @@ ledger_events = Table(
     Index("ledger_events_adoptions", "seq", postgresql_where=text(IS_ADOPTION)),
 )
 
+# The head of the single chain written before streams (`ledger.streams`): every region's stream starts from it.
+ledger_anchor = Table(
+    "ledger_anchor",
+    metadata,
+    Column("history_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("history_hash", LargeBinary, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A region's stream: its number (its events' seq is `stream << 40 | position`) and the hash it starts from.
+ledger_streams = Table(
+    "ledger_streams",
+    metadata,
+    Column("region", Text, primary_key=True),
+    Column(
+        "stream",
+        Integer,
+        nullable=False,
+        unique=True,
+        server_default=text("nextval('ledger_stream_numbers'::regclass)"),
+    ),
+    Column("genesis", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 ledger_settlements = Table(
     "ledger_settlements",
     metadata,
@@ -135,6 +160,8 @@ ledger_rejections = Table(
     Index("ledger_rejections_seq", "seq"),
     Index("ledger_rejections_event", "event_id"),
     Index("ledger_rejections_unread", "payload_digest", postgresql_where=text("seq IS NULL")),
+    # the last refusal without a ledger position, which a batch settled without the lock is checked against
+    Index("ledger_rejections_positionless", "rejection_id", postgresql_where=text("seq IS NULL")),
 )
 
 # Who sent each event, as it proved it (`ledger.authority`): the producer, its key, the signature and the bytes it

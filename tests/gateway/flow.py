@@ -53,12 +53,14 @@ class Producer:
         await caught_up(self.connection, self.ids)
 
     async def head(self) -> tuple:
-        """Where every stream of the ledger stands: its last position and hash, the last rejection, outbox
+        """Where every stream of the ledger stands: its rows, each region's head, the last rejection, outbox
         record and parked arrival, the projections' states."""
         return tuple(
             await self.connection.fetchrow(
-                "SELECT (SELECT max(seq) FROM ledger_events), (SELECT hash FROM ledger_events ORDER BY seq DESC "
-                "LIMIT 1), (SELECT max(rejection_id) FROM ledger_rejections), (SELECT max(position) FROM outbox), "
+                "SELECT (SELECT count(*) FROM ledger_events), (SELECT string_agg(region || ':' || seq || ':' || "
+                "encode(hash, 'hex'), ',' ORDER BY seq) FROM ledger_events WHERE seq IN "
+                "(SELECT max(seq) FROM ledger_events GROUP BY region)), "
+                "(SELECT max(rejection_id) FROM ledger_rejections), (SELECT max(position) FROM outbox), "
                 "(SELECT max(arrival) FROM parked_events), (SELECT count(*) FROM ledger_settlements), "
                 "(SELECT md5(string_agg(state::text, ',' ORDER BY region, member_id)) FROM member_state)"
             )

@@ -77,6 +77,35 @@ def sweep(db: Database, now: datetime, park_ttl: timedelta):
     return asyncio.run(run()), published
 
 
+def streams(db: Database) -> dict[str, list]:
+    """Each region's ledger rows (seq, prev_hash, hash, event_type, params_digest) in its stream's order (the rows
+    written before streams aside)."""
+    found: dict[str, list] = {}
+    for row in fetch(
+        db,
+        "SELECT region, seq, prev_hash, hash, event_type, params_digest FROM ledger_events "
+        f"WHERE seq >= {1 << 40} ORDER BY seq",
+    ):
+        found.setdefault(row["region"], []).append(row)
+    return found
+
+
+def gap_free(db: Database) -> dict[str, int]:
+    """Asserts that every region's stream is numbered 1, 2, 3, ... from its base, each row chained to the one
+    before from the stream's genesis; the rows in each."""
+    from ledger.streams import genesis, position
+
+    anchor_seq, anchor_hash = fetch(db, "SELECT history_seq, history_hash FROM ledger_anchor")[0]
+    counts = {}
+    for region, rows in streams(db).items():
+        assert [position(r["seq"]) for r in rows] == list(range(1, len(rows) + 1)), region
+        assert len({r["seq"] >> 40 for r in rows}) == 1, region
+        assert rows[0]["prev_hash"] == genesis(region, anchor_seq, bytes(anchor_hash)), region
+        assert all(after["prev_hash"] == before["hash"] for before, after in zip(rows, rows[1:])), region
+        counts[region] = len(rows)
+    return counts
+
+
 def fetch(db: Database, query: str, *args, owner: bool = False):
     async def run():
         connection = await asyncpg.connect(plain(db.owner_url if owner else db.app_url))

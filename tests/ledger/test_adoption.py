@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 from ledger.adoption import ADOPTED, Adoptions, adoption, adoption_problem
 from ledger.chain import text_digest
 from ledger.cli import app
+from ledger.streams import position
 from policies.recorded import recorded_parameters
-from tests.ledger.helpers import IM_PARAMETERS, example_lines, execute, fetch, ingest, verify
+from tests.ledger.helpers import IM_PARAMETERS, example_lines, execute, fetch, gap_free, ingest, streams, verify
 from tests.ledger.test_concurrency import _at_once, _file
 
 ADOPTIONS = f"SELECT seq, params_digest, payload FROM ledger_events WHERE event_type = '{ADOPTED}' ORDER BY seq"
@@ -28,29 +29,31 @@ def test_a_parameter_set_is_adopted_in_the_chain_before_the_first_event_settled_
     (first,) = fetch(database, ADOPTIONS)
     recorded = recorded_parameters("")
     digest = text_digest(recorded)
-    assert first["seq"] == 1 and first["params_digest"] == digest
+    assert position(first["seq"]) == 1 and first["params_digest"] == digest  # the first row of Nanjing's stream
     assert json.loads(first["payload"]) == {"content": recorded, "digest": digest, "event_type": ADOPTED}
     assert fetch(database, "SELECT content FROM parameter_sets WHERE digest = $1", digest)[0][0] == recorded
     assert {d for _, _, d in _digests(database)} == {digest}
 
-    # The same set again adopts nothing; another set is adopted right before its first event.
-    ingest(database, example_lines("weihai"))
+    # The same set again adopts nothing in the stream that adopted it; every stream adopts for itself, right
+    # before its first event under a set it has not adopted last.
+    ingest(database, [example_lines("nanjing")[0].replace('"nj-', '"nj2-', 1)])
     assert len(fetch(database, ADOPTIONS)) == 1
+    ingest(database, example_lines("weihai"))
     stats, _ = ingest(database, example_lines("inner-mongolia"), IM_PARAMETERS)
     adoptions = fetch(database, ADOPTIONS)
-    assert len(adoptions) == 2 and stats.appended == len(example_lines("inner-mongolia"))
-    rows = _digests(database)
-    at = adoptions[1]["seq"]
-    assert rows[at - 1][2] == text_digest(recorded_parameters(IM_PARAMETERS))
-    assert all(digest == rows[at - 1][2] for _, _, digest in rows[at:])
-    assert all(digest == first["params_digest"] for _, _, digest in rows[: at - 1])
+    assert len(adoptions) == 3 and stats.appended == len(example_lines("inner-mongolia"))
+    im = text_digest(recorded_parameters(IM_PARAMETERS))
+    for region, rows in streams(database).items():
+        assert rows[0]["event_type"] == ADOPTED
+        assert {r["params_digest"] for r in rows} == {im if region == "150000" else digest}
+    gap_free(database)
     assert verify(database).ok
 
 
 def test_an_event_repointed_at_another_recorded_set_is_caught(database, monkeypatch):
     ingest(database, example_lines("nanjing"))
     ingest(database, example_lines("inner-mongolia"), IM_PARAMETERS)
-    other = fetch(database, ADOPTIONS)[1]["params_digest"]
+    other = text_digest(recorded_parameters(IM_PARAMETERS))  # adopted by Inner Mongolia's stream
     # A Nanjing visit settles the same under both sets: re-derivation alone would find nothing.
     seq = fetch(database, "SELECT min(seq) FROM ledger_settlements WHERE region = '320100'")[0][0]
     execute(database, "ALTER TABLE ledger_events DISABLE TRIGGER USER", owner=True)
@@ -65,7 +68,7 @@ def test_an_event_repointed_at_another_recorded_set_is_caught(database, monkeypa
     (settlement,) = fetch(database, "SELECT settlement_id FROM ledger_settlements WHERE seq = $1", seq)[0]
     shown = CliRunner().invoke(app, ["audit", "explain", settlement])
     assert shown.exit_code == 0, shown.output
-    assert "NOT the set the chain adopted at ledger sequence 1" in shown.stdout.replace("\n", "")
+    assert f"NOT the set the chain adopted at ledger sequence {320100 << 40 | 1}" in shown.stdout.replace("\n", "")
 
 
 def test_a_verify_split_over_processes_replays_the_adoptions_beside_a_region(database, monkeypatch):
@@ -74,7 +77,7 @@ def test_a_verify_split_over_processes_replays_the_adoptions_beside_a_region(dat
 
     ingest(database, example_lines("nanjing"))
     counts = {r[0]: r[1] for r in fetch(database, "SELECT region, count(*) FROM ledger_events GROUP BY region")}
-    assert counts == {"320100": 81, "*": 1}
+    assert counts == {"320100": 82}  # the stream's adoption among them
 
     def no_pool(*_args, **_kwargs):
         raise AssertionError("one region needs no worker process")
@@ -86,26 +89,27 @@ def test_a_verify_split_over_processes_replays_the_adoptions_beside_a_region(dat
 
 def test_an_adoption_whose_bytes_are_rewritten_breaks_the_chain_and_is_named(database):
     ingest(database, example_lines("nanjing"))
+    (first,) = fetch(database, ADOPTIONS)
     execute(database, "ALTER TABLE ledger_events DISABLE TRIGGER USER", owner=True)
-    execute(database, "UPDATE ledger_events SET payload = '{}' WHERE seq = 1", owner=True)
+    execute(database, "UPDATE ledger_events SET payload = '{}' WHERE seq = $1", first["seq"], owner=True)
     execute(database, "ALTER TABLE ledger_events ENABLE TRIGGER USER", owner=True)
     report = verify(database)
-    assert [b.seq for b in report.chain_breaks] == [1]
-    assert [(d.seq, d.what) for d in report.differences] == [(1, "adoption")]
+    assert [b.seq for b in report.chain_breaks] == [first["seq"]]
+    assert [(d.seq, d.what) for d in report.differences] == [(first["seq"], "adoption")]
 
 
 def test_writers_with_different_parameter_sets_at_once_adopt_theirs_as_they_interleave(database):
     files = [_file(3, "A"), _file(4, "B")]
     results = _at_once(database, files, ["", IM_PARAMETERS])
     assert results[0].appended + results[1].appended == sum(len(f) for f in files)
-    rows = _digests(database)
-    assert [seq for seq, _, _ in rows] == list(range(1, len(rows) + 1))
-    adopted = None
-    for _, event_type, digest in rows:
-        if event_type == ADOPTED:
-            assert digest != adopted  # an adoption only where the set changes
-            adopted = digest
-        assert digest == adopted
+    gap_free(database)
+    for rows in streams(database).values():
+        adopted = None
+        for row in rows:
+            if row["event_type"] == ADOPTED:
+                assert row["params_digest"] != adopted  # an adoption only where the set changes in the stream
+                adopted = row["params_digest"]
+            assert row["params_digest"] == adopted
     assert len(fetch(database, ADOPTIONS)) > 2, "the two writers did not interleave; the test proves nothing"
     report = verify(database, batch_size=300)
     assert report.ok, (report.chain_breaks, report.differences[:5], report.projection_differences)

@@ -210,7 +210,9 @@ NOT_RE_DERIVED = {"ledger_events": ("seq", "payload", "params_digest", "prev_has
 # Of each table, the rows a column is changed in: rows a replayed event derives.
 CANDIDATES = {
     "ledger_events": f"event_type <> '{ADOPTED}'",
-    "ledger_rejections": "seq IS NOT NULL",
+    # a row whose seq is moved on by one must not land on another refusal's
+    "ledger_rejections": "seq IS NOT NULL AND NOT EXISTS "
+    "(SELECT 1 FROM ledger_rejections n WHERE n.seq = ledger_rejections.seq + 1)",
     "parked_events": "event_id IN (SELECT event_id FROM ledger_events)",  # released into the ledger since
 }
 

@@ -19,7 +19,7 @@ def on_recorder(request) -> Callable[[Callable[..., Awaitable]], object]:
 
     def run(scenario):
         async def opened():
-            recorder = MemoryRecorder() if database is None else PostgresRecorder(service_engine(database))
+            recorder = MemoryRecorder() if database is None else PostgresRecorder(service_engine(database, pool_size=4))
             try:
                 return await scenario(recorder)
             finally:

@@ -17,6 +17,7 @@ from ledger.memory_recorder import MemoryRecorder
 from ledger.recorder import Claim, Collision, Tracking
 from ledger.service import LedgerService
 from ledger.store import NewEvent, chained
+from ledger.streams import base, genesis
 from policies.parameters import parse_parameters
 from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
@@ -27,41 +28,45 @@ PARAMETERS = recorded_parameters("")
 DIGEST = text_digest(PARAMETERS)
 REGISTRY = PolicyRegistry(parse_parameters(PARAMETERS))
 AT = datetime(2024, 3, 1, 9, tzinfo=UTC)
+NANJING, WEIHAI = "320100", "371000"
+START = (base(320100), genesis(NANJING, 0, GENESIS))  # Nanjing's stream, anchored to an empty history
 
 
-def new(event_id: str, member_id: str = "m1", payload: str | None = None) -> NewEvent:
+def new(event_id: str, member_id: str = "m1", payload: str | None = None, region: str = NANJING) -> NewEvent:
     payload = payload or f'{{"event_id":"{event_id}","member_id":"{member_id}"}}'
-    return NewEvent(event_id, "account.contribution_posted", "320100", member_id, AT, payload, DIGEST, "test")
+    return NewEvent(event_id, "account.contribution_posted", region, member_id, AT, payload, DIGEST, "test")
 
 
-def batch(events: list[NewEvent], seq: int = 0, prev: bytes = GENESIS) -> BatchRows:
+def batch(events: list[NewEvent], seq: int = START[0], prev: bytes = START[1]) -> BatchRows:
     return BatchRows(events=chained(events, seq, prev))
 
 
-def parked(event_id: str, member_id: str, arrival: int, at: datetime = AT) -> tuple:
-    return (event_id, "320100", member_id, f'{{"event_id":"{event_id}"}}', "test", at, arrival)
+def parked(event_id: str, member_id: str, arrival: int, at: datetime = AT, region: str = NANJING) -> tuple:
+    return (event_id, region, member_id, f'{{"event_id":"{event_id}"}}', "test", at, arrival)
 
 
-async def write(recorder, rows: BatchRows, **options) -> None:
-    async with recorder.writing("test") as ledger:
-        await ledger.write_batch(rows, REGISTRY, DIGEST, PARAMETERS, **options)
+async def write(recorder, rows: BatchRows, regions=(NANJING,), **options) -> None:
+    async with recorder.writing("test", regions) as ledger:
+        await ledger.write_batch(rows, REGISTRY, DIGEST, PARAMETERS, regions=regions, **options)
 
 
-async def head(recorder) -> tuple[int, bytes]:
+async def head(recorder, region: str = NANJING) -> tuple[int, bytes]:
+    """Where `region`'s stream stands (made, if it has none yet)."""
     async with recorder.reading() as ledger:
-        return await ledger.head()
+        found = (await ledger.stream_heads([region], make=True))[region]
+    return found.seq, found.hash
 
 
 def test_appends_continue_the_chain_without_a_gap(on_recorder):
     async def scenario(recorder):
-        assert await head(recorder) == (0, GENESIS)
+        assert await head(recorder) == START
         first = batch([new("e1"), new("e2")])
         await write(recorder, first)
-        assert await head(recorder) == (2, first.events[-1].hash)
+        assert await head(recorder) == (START[0] + 2, first.events[-1].hash)
         second = batch([new("e3")], *await head(recorder))
         await write(recorder, second)
         seq, hash_ = await head(recorder)
-        assert seq == 3 and hash_ == link(first.events[-1].hash, 3, second.events[0].payload)
+        assert seq == START[0] + 3 and hash_ == link(first.events[-1].hash, seq, second.events[0].payload)
         async with recorder.reading() as ledger:
             held = await ledger.held(["e1", "e3", "e9"])
         assert held == [("e1", first.events[0].payload), ("e3", second.events[0].payload)]
@@ -71,15 +76,17 @@ def test_appends_continue_the_chain_without_a_gap(on_recorder):
 
 def test_a_batch_with_an_event_already_recorded_is_refused_whole(on_recorder):
     async def scenario(recorder):
+        await head(recorder)
         await write(recorder, batch([new("e1")]))
-        for clash in (
-            batch([new("e2"), new("e1", payload='{"again":1}')], 1, (await head(recorder))[1]),  # an id recorded
-            batch([new("e3"), new("e3", payload='{"twice":1}')], 1, (await head(recorder))[1]),  # an id twice
-            batch([new("e4")]),  # a position taken
+        for clash, taken_id in (
+            (batch([new("e2"), new("e1", payload='{"again":1}')], *await head(recorder)), True),  # an id recorded
+            (batch([new("e3"), new("e3", payload='{"twice":1}')], *await head(recorder)), True),  # an id twice
+            (batch([new("e4")]), False),  # a position taken
         ):
-            with pytest.raises(Collision):
+            with pytest.raises(Collision) as refused:
                 await write(recorder, clash)
-        assert (await head(recorder))[0] == 1
+            assert refused.value.taken_id is taken_id
+        assert (await head(recorder))[0] == START[0] + 1
         async with recorder.reading() as ledger:
             assert await ledger.held(["e2", "e3", "e4"]) == []
 
@@ -93,12 +100,12 @@ def test_parked_events_wait_in_arrival_order_until_appended_or_refused(on_record
         )
         await write(recorder, rows)
         async with recorder.reading() as ledger:
-            assert await ledger.last_arrival() == 4
+            assert await ledger.arrivals([NANJING, WEIHAI]) == {NANJING: 4, WEIHAI: 0}
             waiting = await ledger.waiting_for([("320100", "m1")])
             assert [row[4] for row in waiting] == ["p2", "p1", "p3"]
             assert waiting[0] == ("320100", "m1", '{"event_id":"p2"}', "test", "p2")
         # released: p1 appended to the ledger; p3's own bytes refused (a later version no longer reads them)
-        release = batch([new("p1", payload='{"event_id":"p1"}')])
+        release = batch([new("p1", payload='{"event_id":"p1"}')], *await head(recorder))
         release.rejections.append(
             (
                 None,
@@ -125,33 +132,132 @@ def test_parked_events_wait_in_arrival_order_until_appended_or_refused(on_record
 def test_parked_events_that_waited_too_long_come_oldest_first(on_recorder):
     async def scenario(recorder):
         old = AT - timedelta(days=40)
-        rows = BatchRows(parked=[parked("a", "m1", 1, old), parked("b", "m2", 2), parked("c", "m3", 3, old)])
-        await write(recorder, rows)
+        rows = BatchRows(
+            parked=[
+                parked("a", "m1", 1, old),
+                parked("b", "m2", 2),
+                parked("w", "m4", 3, old, region=WEIHAI),
+                parked("c", "m3", 4, old),
+            ]
+        )
+        await write(recorder, rows, regions=(NANJING, WEIHAI))
+        cutoff = AT - timedelta(days=30)
         async with recorder.reading() as ledger:
-            expired = await ledger.expired_parked(AT - timedelta(days=30), 10)
+            assert await ledger.expired_regions(cutoff) == [NANJING, WEIHAI]
+            expired = await ledger.expired_parked(cutoff, 10, NANJING)
             assert [(row[0], row[3]) for row in expired] == [("a", old), ("c", old)]
-            assert [row[0] for row in await ledger.expired_parked(AT - timedelta(days=30), 1)] == ["a"]
+            assert [row[0] for row in await ledger.expired_parked(cutoff, 1, NANJING)] == ["a"]
+            assert [row[0] for row in await ledger.expired_parked(cutoff, 10, WEIHAI)] == ["w"]
+            assert await ledger.expired_regions(AT - timedelta(days=50)) == []
 
     on_recorder(scenario)
 
 
 def test_the_watermark_moves_with_every_write_a_batch_reads(on_recorder):
     async def scenario(recorder):
+        await head(recorder)
         async with recorder.reading() as ledger:
-            start = await ledger.watermark()
-        assert (start.seq, start.arrival, start.rejection) == (0, 0, 0)
+            start = await ledger.watermark([NANJING])
+        assert (start.heads, start.arrivals, start.rejection) == (f"{NANJING}:{START[0]}", f"{NANJING}:0", 0)
         rows = batch([new("e1")])
         rows.parked.append(parked("p", "m9", 1))
         rows.rejections.append((None, None, "test", "invalid_json", "bad", "{", text_digest("{"), None))
         await write(recorder, rows, expected=start)
         async with recorder.reading() as ledger:
-            moved = await ledger.watermark()
-        assert (moved.seq, moved.arrival) == (1, 1) and moved.rejection > 0
+            moved = await ledger.watermark([NANJING])
+        assert (moved.heads, moved.arrivals) == (f"{NANJING}:{START[0] + 1}", f"{NANJING}:1") and moved.rejection > 0
         assert moved.projections == start.projections
         # settled from where the ledger no longer is: nothing of it is kept
         with pytest.raises(Conflict):
             await write(recorder, batch([new("e2")], *await head(recorder)), expected=start)
-        assert (await head(recorder))[0] == 1
+        assert (await head(recorder))[0] == START[0] + 1
+
+    on_recorder(scenario)
+
+
+def test_a_region_s_watermark_is_not_moved_by_a_writer_of_another_region(on_recorder):
+    async def scenario(recorder):
+        await head(recorder)
+        await head(recorder, WEIHAI)
+        async with recorder.reading() as ledger:
+            nanjing = await ledger.watermark([NANJING])
+            both = await ledger.watermark([NANJING, WEIHAI])
+        other = batch([new("w1", region=WEIHAI)], *await head(recorder, WEIHAI))
+        other.parked.append(parked("wp", "m9", 1, region=WEIHAI))
+        await write(recorder, other, regions=(WEIHAI,))
+        async with recorder.reading() as ledger:
+            assert await ledger.watermark([NANJING]) == nanjing
+            assert await ledger.watermark([NANJING, WEIHAI]) != both
+            heads = await ledger.stream_heads([NANJING, WEIHAI])
+        assert heads[NANJING].seq == START[0] and heads[WEIHAI].seq == base(371000) + 1
+        # a batch of Nanjing settled before Weihai's write still commits
+        await write(recorder, batch([new("e1")]), expected=nanjing)
+        assert (await head(recorder))[0] == START[0] + 1
+
+    on_recorder(scenario)
+
+
+def test_a_writer_waits_for_its_region_s_lock_but_not_for_another_region_s(on_recorder):
+    async def scenario(recorder):
+        async with recorder.writing("first", [NANJING]):
+            async with asyncio.timeout(5):  # another region's writer goes on
+                async with recorder.writing("second", [WEIHAI]):
+                    pass
+
+            async def same_region():
+                async with recorder.writing("third", [WEIHAI, NANJING]):
+                    pass
+
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(same_region(), 0.5)
+
+    on_recorder(scenario)
+
+
+def test_a_failed_batch_leaves_behind_nothing_of_its_own_and_all_of_another_region_s_written_meanwhile(on_recorder):
+    async def scenario(recorder):
+        nanjing, weihai = await head(recorder), await head(recorder, WEIHAI)
+        await write(recorder, BatchRows())  # the parameter set, which both batches' events name, committed
+        mine = batch([new("n1"), new("n2")], *nanjing)
+        mine.parked.append(parked("np", "m7", 1))
+        theirs = batch([new("w1", region=WEIHAI), new("w2", region=WEIHAI)], *weihai)
+        theirs.parked.append(parked("wp", "m8", 1, region=WEIHAI))
+        with pytest.raises(RuntimeError, match="half way"):
+            async with recorder.writing("mine", [NANJING]) as ledger:
+                await ledger.write_batch(mine, REGISTRY, DIGEST)
+                await write(recorder, theirs, regions=(WEIHAI,))  # commits while this batch is open
+                raise RuntimeError("failed half way")
+        assert await head(recorder) == nanjing
+        assert await head(recorder, WEIHAI) == (weihai[0] + 2, theirs.events[-1].hash)
+        async with recorder.reading() as ledger:
+            assert [event_id for event_id, _ in await ledger.held(["n1", "n2", "w1", "w2", "np", "wp"])] == [
+                "w1",
+                "w2",
+                "wp",
+            ]
+            assert [row[4] for row in await ledger.waiting_for([(NANJING, "m7"), (WEIHAI, "m8")])] == ["wp"]
+            assert await ledger.arrivals([NANJING, WEIHAI]) == {NANJING: 0, WEIHAI: 1}
+        # and Nanjing's batch, written again, continues its stream where it stood
+        await write(recorder, mine)
+        assert await head(recorder) == (nanjing[0] + 2, mine.events[-1].hash)
+
+    on_recorder(scenario)
+
+
+def test_each_region_s_stream_is_numbered_by_its_code_and_adopts_for_itself(on_recorder):
+    async def scenario(recorder):
+        lines = example_lines("nanjing", "weihai")
+        async with LedgerService(None, batch_size=7, recorder=recorder) as service:
+            await service.ingest(from_lines(lines, "x"))
+        async with recorder.reading() as ledger:
+            heads = await ledger.stream_heads()
+            for region in (NANJING, WEIHAI):
+                assert await ledger.last_adopted(region) == service.digest
+        assert [(h.region, h.stream, h.adopted) for h in heads.values()] == [
+            (NANJING, 320100, service.digest),
+            (WEIHAI, 371000, service.digest),
+        ]
+        assert all(h.position > 1 for h in heads.values())
 
     on_recorder(scenario)
 
@@ -161,15 +267,16 @@ def test_claims_fence_a_consumer_that_lost_its_partitions(on_recorder):
         partition = ("events", 0)
         first = await recorder.claim("c", [partition])
         assert first == {partition: Claim(1, None)}
+        await head(recorder)
         rows = batch([new("e1")])
         async with recorder.reading() as ledger:
-            mark = await ledger.watermark()
+            mark = await ledger.watermark([NANJING])
         await write(recorder, rows, tracking=Tracking("c", first, {partition: (0, 5)}), expected=mark)
         assert await recorder.stored_offsets("c", [partition]) == {partition: Claim(1, 5)}
         second = await recorder.claim("c", [partition])  # another instance took it over
         assert second == {partition: Claim(2, 5)}
         async with recorder.reading() as ledger:
-            mark = await ledger.watermark()
+            mark = await ledger.watermark([NANJING])
         with pytest.raises(StaleClaim):
             await write(
                 recorder,
@@ -184,8 +291,8 @@ def test_claims_fence_a_consumer_that_lost_its_partitions(on_recorder):
                 tracking=Tracking("c", second, {partition: (3, 9)}),
                 expected=mark,
             )
-        assert (await head(recorder))[0] == 1
-        async with recorder.writing("test") as ledger:
+        assert (await head(recorder))[0] == START[0] + 1
+        async with recorder.writing("test", [NANJING]) as ledger:
             await ledger.advance("c", second, {partition: (5, 7)})
         assert await recorder.stored_offsets("c", [partition]) == {partition: Claim(2, 7)}
         assert await recorder.rebase("c", partition, Claim(2, 7), 6) == Claim(2, 6)
@@ -248,7 +355,7 @@ def test_the_memory_recorder_keeps_the_rows_and_projections_postgresql_keeps(dat
     def rows(query: str) -> list[tuple]:
         return [tuple(row) for row in fetch(database, query)]
 
-    assert [(e.seq, e.event_id, e.hash) for e in t.events] == [
+    assert sorted((e.seq, e.event_id, e.hash) for e in t.events) == [
         (seq, event_id, bytes(hash_)) for seq, event_id, hash_ in rows(EVENTS)
     ]
     assert sorted(t.settlements) == [r[0] for r in rows("SELECT settlement_id FROM ledger_settlements ORDER BY 1")]

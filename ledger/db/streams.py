@@ -1,0 +1,207 @@
+"""The regions' streams in the database (`ledger.streams`): made as a region first appears, where each one's head
+is, and each one's chain walked for `replay --verify`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..adoption import IS_ADOPTION
+from ..chain import GENESIS, ChainBreak, verify_links
+from ..streams import HISTORY, HISTORY_REGION, STREAM_BITS, Head, base, genesis, lock_order, stream_number
+from .connection import Raw
+
+
+def locks(regions: Iterable[str]) -> str:
+    """The statements that take the append locks of `regions`, in their fixed order (`streams.lock_order`)."""
+    return "; ".join(f"SELECT pg_advisory_xact_lock({key})" for key in lock_order(regions))
+
+
+ANCHOR = "SELECT history_seq, history_hash FROM ledger_anchor"
+
+# The head of each stream of the regions in $1 (of all, when null): its last event and its last adoption, each
+# one index look-up in the stream's range of seq.
+HEADS = (
+    "SELECT s.region, s.stream, s.genesis, h.seq, h.hash, a.params_digest FROM ledger_streams s "
+    "LEFT JOIN LATERAL (SELECT seq, hash FROM ledger_events "
+    f"WHERE seq > s.stream::bigint << {STREAM_BITS} AND seq < (s.stream::bigint + 1) << {STREAM_BITS} "
+    "ORDER BY seq DESC LIMIT 1) h ON true "
+    f"LEFT JOIN LATERAL (SELECT params_digest FROM ledger_events WHERE {IS_ADOPTION} "
+    f"AND seq > s.stream::bigint << {STREAM_BITS} AND seq < (s.stream::bigint + 1) << {STREAM_BITS} "
+    "ORDER BY seq DESC LIMIT 1) a ON true "
+    "WHERE $1::text[] IS NULL OR s.region = ANY($1::text[]) ORDER BY s.region"
+)
+
+MAKE = (
+    "INSERT INTO ledger_streams (region, stream, genesis) "
+    "SELECT r, coalesce(n, nextval('ledger_stream_numbers')), g FROM unnest($1::text[], $2::int[], $3::bytea[]) "
+    "WITH ORDINALITY AS u(r, n, g, o) ORDER BY o ON CONFLICT (region) DO NOTHING"
+)
+
+# How far the regions in $1 are, for a batch settled without their locks: each one's head, as `region:seq` in
+# region order; and the last refusal without a ledger position.
+HEADS_TEXT = (
+    "SELECT coalesce(string_agg(s.region || ':' || coalesce(h.seq, s.stream::bigint << {bits}), ',' "
+    "ORDER BY s.region COLLATE \"C\"), '') FROM ledger_streams s LEFT JOIN LATERAL (SELECT seq FROM ledger_events "
+    "WHERE seq > s.stream::bigint << {bits} AND seq < (s.stream::bigint + 1) << {bits} ORDER BY seq DESC LIMIT 1) h "
+    "ON true WHERE s.region = ANY({regions})"
+)
+ARRIVALS_TEXT = (
+    "SELECT coalesce(string_agg(r || ':' || (SELECT coalesce(max(arrival), 0) FROM parked_events WHERE region = r), "
+    "',' ORDER BY r COLLATE \"C\"), '') FROM unnest({regions}) r"
+)
+POSITIONLESS = "SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections WHERE seq IS NULL"
+PROJECTIONS_FILE = "SELECT relfilenode::bigint FROM pg_class WHERE oid = 'member_state'::regclass"
+
+
+def heads_text(regions: str) -> str:
+    """`HEADS_TEXT` of the regions in the text[] parameter `regions` (`$1`, say)."""
+    return HEADS_TEXT.format(bits=STREAM_BITS, regions=regions)
+
+
+def arrivals_text(regions: str) -> str:
+    return ARRIVALS_TEXT.format(regions=regions)
+
+
+async def arrivals(raw: Raw, regions: Iterable[str]) -> dict[str, int]:
+    """The last parking arrival of each of `regions` (0 where none parked)."""
+    rows = await raw.fetch(
+        "SELECT r, (SELECT coalesce(max(arrival), 0) FROM parked_events WHERE region = r) FROM unnest($1::text[]) r",
+        sorted(set(regions)),
+    )
+    return dict(rows)
+
+
+async def anchor(raw: Raw) -> tuple[int, bytes]:
+    row = await raw.fetchrow(ANCHOR)
+    return (row[0], bytes(row[1])) if row else (0, GENESIS)
+
+
+async def make_streams(raw: Raw, regions: Iterable[str]) -> None:
+    """Give each of `regions` that has none its stream (committed at once outside a transaction; harmless if the
+    batch that needed it never commits: an empty stream is its genesis)."""
+    regions = [region for region in dict.fromkeys(regions) if region != HISTORY_REGION]
+    if not regions:
+        return
+    anchor_seq, anchor_hash = await anchor(raw)
+    numbers = [stream_number(region) for region in regions]
+    await raw.execute(MAKE, regions, numbers, [genesis(region, anchor_seq, anchor_hash) for region in regions])
+
+
+async def stream_heads(raw: Raw, regions: Iterable[str] | None = None, make: bool = False) -> dict[str, Head]:
+    """Each region's head (all regions' when `regions` is None); with `make`, the streams missing are made."""
+    wanted = None if regions is None else list(dict.fromkeys(regions))
+    if make and wanted:
+        found = await _heads(raw, wanted)
+        if set(wanted) - set(found) - {HISTORY_REGION}:
+            await make_streams(raw, wanted)
+        else:
+            return found
+    return await _heads(raw, wanted)
+
+
+async def _heads(raw: Raw, regions: list[str] | None) -> dict[str, Head]:
+    heads = {}
+    for region, stream, start, seq, hash_, adopted in await raw.fetch(HEADS, regions):
+        if seq is None:
+            seq, hash_ = base(stream), start
+        heads[region] = Head(region, stream, seq, bytes(hash_), adopted)
+    return heads
+
+
+async def history_head(raw: Raw) -> Head:
+    """The head of the chain written before streams, as it stands (it must still be the anchor)."""
+    row = await raw.fetchrow(
+        f"SELECT seq, hash FROM ledger_events WHERE seq < {1 << STREAM_BITS} ORDER BY seq DESC LIMIT 1"
+    )
+    seq, hash_ = (row[0], bytes(row[1])) if row else (0, GENESIS)
+    return Head(HISTORY_REGION, HISTORY, seq, hash_)
+
+
+async def verify_stream(raw: Raw, start: int, start_hash: bytes, end: int, chunk: int = 20_000) -> list[ChainBreak]:
+    """Every break in the chain of the rows with `start` < seq < `end`, walked from (`start`, `start_hash`)."""
+    breaks: list[ChainBreak] = []
+    after, prev_hash, prev_seq = start, start_hash, start
+    while True:
+        rows = await raw.fetch(
+            "SELECT seq, payload, prev_hash, hash FROM ledger_events WHERE seq > $1 AND seq < $2 ORDER BY seq LIMIT $3",
+            after,
+            end,
+            chunk,
+        )
+        if not rows:
+            return breaks
+        breaks.extend(verify_links(rows, prev_hash, prev_seq))
+        after = prev_seq = rows[-1][0]
+        prev_hash = bytes(rows[-1][3])
+
+
+async def verify_streams(raw: Raw, regions: Iterable[str] | None = None) -> tuple[list[ChainBreak], list[Head]]:
+    """The history's chain and every stream's (of `regions`, all when None), each from where it starts: breaks,
+    and the heads walked to. A stream's genesis must follow from the anchor, and the anchor must be the history's
+    head; rows in no stream's range (a stream number no region has) are breaks too."""
+    breaks: list[ChainBreak] = []
+    anchor_seq, anchor_hash = await anchor(raw)
+    history = await history_head(raw)
+    heads: list[Head] = []
+    if regions is None:
+        breaks += await verify_stream(raw, 0, GENESIS, base(1))
+        if (history.seq, history.hash) != (anchor_seq, anchor_hash):
+            breaks.append(
+                ChainBreak(
+                    history.seq, f"the history's head is not the anchor the streams start from (seq {anchor_seq})"
+                )
+            )
+        heads.append(history)
+    streams = await raw.fetch(
+        "SELECT region, stream, genesis FROM ledger_streams WHERE $1::text[] IS NULL OR region = ANY($1::text[]) "
+        "ORDER BY stream",
+        None if regions is None else sorted(set(regions)),
+    )
+    for region, stream, start in streams:
+        expected = genesis(region, anchor_seq, anchor_hash)
+        if bytes(start) != expected:
+            breaks.append(ChainBreak(base(stream), f"stream {region}: its genesis does not follow from the anchor"))
+        breaks += await verify_stream(raw, base(stream), expected, base(stream + 1))
+        found = await _heads(raw, [region])
+        heads.append(found[region])
+    if regions is None:
+        known = [row[1] for row in streams]
+        stray = await raw.fetch(
+            f"SELECT seq FROM ledger_events WHERE seq >= {base(1)} "
+            f"AND NOT ((seq >> {STREAM_BITS})::int = ANY($1::int[])) ORDER BY seq LIMIT 20",
+            known,
+        )
+        breaks += [ChainBreak(row[0], "in the range of no region's stream") for row in stray]
+        mismatched = await raw.fetch(
+            f"SELECT e.seq, e.region, s.region FROM ledger_events e JOIN ledger_streams s "
+            f"ON s.stream = (e.seq >> {STREAM_BITS})::int WHERE e.seq >= {base(1)} AND e.region <> s.region "
+            "ORDER BY e.seq LIMIT 20"
+        )
+        breaks += [ChainBreak(seq, f"region {found} in the stream of {own}") for seq, found, own in mismatched]
+    return breaks, heads
+
+
+async def heads_at(raw: Raw, positions: list[tuple[str, int]]) -> list[Head] | None:
+    """The heads at the given (region, seq), with the hashes the chains hold there (a stream's genesis, or the
+    history's GENESIS, at its start); None when a region has no stream or no event is at a seq in its range."""
+    anchor_seq, anchor_hash = await anchor(raw)
+    streams = dict(await raw.fetch("SELECT region, stream FROM ledger_streams"))
+    seqs = [seq for _, seq in positions]
+    hashes = {
+        row[0]: bytes(row[1])
+        for row in await raw.fetch("SELECT seq, hash FROM ledger_events WHERE seq = ANY($1::bigint[])", seqs)
+    }
+    heads = []
+    for region, seq in positions:
+        stream = HISTORY if region == HISTORY_REGION else streams.get(region)
+        if stream is None or not base(stream) <= seq < base(stream + 1):
+            return None
+        found: bytes | None
+        if seq == base(stream):
+            found = GENESIS if stream == HISTORY else genesis(region, anchor_seq, anchor_hash)
+        else:
+            found = hashes.get(seq)
+        if found is None:
+            return None
+        heads.append(Head(region, stream, seq, found))
+    return heads

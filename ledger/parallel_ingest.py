@@ -1,0 +1,142 @@
+"""`medledger ingest --workers N`: the regions of a file ingested by parallel processes.
+
+Each region's events are one stream under its own lock (`ledger.streams`), and no member, visit, payment or year
+close crosses a region, so a file's regions can be ingested at the same time, each in input order, and the ledger
+holds what one process would have written: the same rows at the same positions (a stream's numbers are its
+region's), the same heads and root hash. Regions are shared among the workers by their number of lines; lines that
+name no region (unreadable input) are refused by the first worker. Each worker reads the whole file and keeps its
+own regions' lines, by their line numbers in the file, so each refusal names the line as one process would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import orjson
+
+from .streams import NO_REGION, balanced
+
+if TYPE_CHECKING:
+    from .authority import Signer
+    from .db.server import Database
+    from .intake import Incoming, Oversized
+    from .service import IngestStats
+
+
+def region_of(line: object) -> str:
+    """The region a line names, without validating it (NO_REGION when it names none)."""
+    if not isinstance(line, bytes | str):
+        return NO_REGION  # an oversized line
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return NO_REGION
+    region = event.get("region") if isinstance(event, dict) else None
+    return region if isinstance(region, str) else NO_REGION
+
+
+def line_counts(path: str) -> Counter:
+    from .intake import read_lines
+
+    with open(path, "rb") as stream:
+        return Counter(region_of(line) for line in read_lines(stream))
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one worker ingests: the file, its regions, and how the command was given."""
+
+    path: str
+    regions: frozenset[str]
+    parameters: str
+    source: str | None
+    batch_size: int
+    park_ttl_days: float
+    max_clock_skew_seconds: float
+    output: str | None  # where its published records go, one JSON line each; None: nowhere
+
+
+def shares(path: str, workers: int) -> list[frozenset[str]]:
+    """The regions of each worker; the first also refuses the lines that name none."""
+    counts = line_counts(path)
+    unnamed = counts.pop(NO_REGION, 0)
+    groups = balanced(dict(counts), workers)
+    if unnamed:
+        groups[0].append(NO_REGION)
+    return [frozenset(group) for group in groups]
+
+
+def ingest_part(db: Database, part: Part, signing_args: tuple | None = None) -> IngestStats:
+    """In a worker: the part's lines through the ledger service. Its stats."""
+    from .cli.keys import authority, signer
+    from .codec import dumps
+    from .intake import from_lines, read_lines
+    from .service import LedgerService
+
+    producers = authority()
+    signing = signer(*signing_args) if signing_args is not None else None
+
+    def mine(lines: Iterable[bytes | Oversized]) -> Iterator[bytes | Oversized]:
+        for line in lines:
+            yield line if region_of(line) in part.regions else b""  # numbered all the same
+
+    async def run(out: TextIO | None) -> IngestStats:
+        def publish(records: list[dict]) -> None:
+            if out is not None:
+                out.write("".join(dumps(record) + "\n" for record in records))
+
+        async with LedgerService(
+            db,
+            part.parameters,
+            part.source,
+            batch_size=part.batch_size,
+            park_ttl=timedelta(days=part.park_ttl_days),
+            prepare_schema=False,
+            authority=producers,
+            max_clock_skew=timedelta(seconds=part.max_clock_skew_seconds),
+        ) as service:
+            with open(part.path, "rb") as stream:
+                items = from_lines(mine(read_lines(stream)), part.path)
+                if signing is not None:
+                    items = _signed(items, signing)
+                return await service.ingest(items, publish)
+
+    if part.output is None:
+        return asyncio.run(run(None))
+    with open(part.output, "w", encoding="utf-8") as out:
+        return asyncio.run(run(out))
+
+
+def _signed(items: Iterable[Incoming], signing: Signer) -> Iterator[Incoming]:
+    for item in items:
+        item.claimed = signing.sign(item.raw.encode())
+        yield item
+
+
+def ingest_in_parallel(db: Database, parts: list[Part], signing_args: tuple | None = None) -> list[IngestStats]:
+    """Each part in a process of its own (fresh interpreters); their stats, in order."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
+        futures = [pool.submit(ingest_part, db, part, signing_args) for part in parts]
+        return [future.result() for future in futures]
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def outputs(count: int, quiet: bool) -> tuple[tempfile.TemporaryDirectory | None, list[str | None]]:
+    if quiet:
+        return None, [None] * count
+    directory = tempfile.TemporaryDirectory(prefix="medledger-ingest-")
+    return directory, [str(Path(directory.name) / f"part{n}.jsonl") for n in range(count)]

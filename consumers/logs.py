@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -49,6 +50,33 @@ NORMAL_AT_START = {
 }
 
 
+# What a start logs as a warning while its consumer group's coordinator is still being found, by logger and the
+# message's start: on a broker that has just started (or a loaded one) the first requests to the coordinator may
+# time out or find it moving, and aiokafka marks it dead and looks again. Logged at INFO during the first
+# START_WINDOW seconds of the process; afterwards the same message is a warning again, as it then means a broker
+# went away.
+WHILE_STARTING = {"aiokafka.consumer.group_coordinator": ("Marking the coordinator dead",)}
+START_WINDOW = 60.0
+
+
+class _Starting(logging.Filter):
+    """Logs one of WHILE_STARTING's messages at INFO until `until` (time.monotonic())."""
+
+    def __init__(self, starts: tuple[str, ...], until: float):
+        super().__init__()
+        self.starts, self.until = starts, until
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno > logging.INFO
+            and time.monotonic() < self.until
+            and record.getMessage().startswith(self.starts)
+        ):
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
 class _Normal(logging.Filter):
     """Logs one of NORMAL_AT_START's messages at DEBUG, shown only where the logger's level lets DEBUG through."""
 
@@ -76,3 +104,8 @@ def configure(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.filters[:] = [each for each in logger.filters if not isinstance(each, _Normal)]
         logger.addFilter(_Normal(logger, messages))
+    until = time.monotonic() + START_WINDOW
+    for name, starts in WHILE_STARTING.items():
+        logger = logging.getLogger(name)
+        logger.filters[:] = [each for each in logger.filters if not isinstance(each, _Starting)]
+        logger.addFilter(_Starting(starts, until))

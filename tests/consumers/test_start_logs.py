@@ -30,3 +30,16 @@ def test_faststreams_topic_creation_note_is_debug_and_hidden_at_info():
 
     assert [(record["level"], record["message"]) for record in at_info] == [("warning", "a real warning")]
     assert [(record["level"], record["message"]) for record in at_debug] == [("debug", FASTSTREAM_NOTE)]
+
+
+COORDINATOR_DEAD = "Marking the coordinator dead (node 1)for group medledger-1."
+
+
+def test_a_coordinator_marked_dead_while_starting_is_info_and_a_warning_again_after_the_start():
+    say = f"import logging; logging.getLogger('aiokafka.consumer.group_coordinator').warning({COORDINATOR_DEAD!r})"
+    later = "; import time; logs.START_WINDOW = 0.0; logs.configure('INFO'); " + say.split("; ", 1)[1]
+
+    assert _stderr("INFO", say) == []  # aiokafka is shown from WARNING: at INFO, not at all
+    assert [(record["level"], record["message"]) for record in _stderr("INFO", say + later)] == [
+        ("warning", COORDINATOR_DEAD)
+    ]

@@ -28,6 +28,7 @@ from .batch import BatchRows
 from .carry import Carry, Conflict, Watermark, spelled
 from .chain import GENESIS, text_digest
 from .codec import STATE_KEYS, settlement_from_row, state_from_json
+from .contract import EventBase
 from .db.projection_store import book_keys, carried_members, keep_member
 from .db.tracking import check
 from .recorder import Claim, Collision, TopicPartition, Tracking, Written
@@ -135,7 +136,11 @@ class MemorySession:
     # what settling reads
 
     async def load_book(
-        self, registry: PolicyRegistry, events: Iterable, loaded: dict | None = None, carry: Carry | None = None
+        self,
+        registry: PolicyRegistry,
+        events: Iterable[EventBase],
+        loaded: dict[tuple[str, str], tuple[dict, str]] | None = None,
+        carry: Carry | None = None,
     ) -> Book:
         t = self.t
         book = Book(registry)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from policies.book import Book
 from policies.engine import Engine
@@ -27,6 +28,9 @@ from .adoption import adoption
 from .authority import Authority
 from .batch import BatchRows
 from .carry import Carry
+from .contract import EventBase, InvalidEvent
+from .contract.envelope import MemberEvent
+from .contract.period import YearClosed
 from .intake import PARKABLE, Incoming, decode_canonical
 from .ownership import VisitOwners
 from .recorder import SettlingReads
@@ -38,6 +42,22 @@ CLOSE_CHUNK = 2_000
 # Settling gives way this often to the batch committing meanwhile, whose every statement waits for a turn of the
 # event loop: a small batch that settled without a break would hold the commit before it back by its whole time.
 YIELD_EVERY = 8
+
+# Where a segment's rows go once settled: written (live), kept until commit (prepared), or compared (replay).
+Write = Callable[[BatchRows, PolicyRegistry], Awaitable[None]]
+
+
+def decoded(item: Incoming) -> EventBase:
+    """The event of input that decoded: the only input settled, parked or sequenced."""
+    assert item.event is not None, f"{item.source}: input that never became an event has no ledger position"
+    return item.event
+
+
+def member_event(item: Incoming) -> MemberEvent:
+    """The event of decoded input outside a year close: every other event is about one member."""
+    event = decoded(item)
+    assert isinstance(event, MemberEvent), f"{item.source}: {event.event_type} names no member"
+    return event
 
 
 class Sequencer:
@@ -63,7 +83,7 @@ class Sequencer:
         return self.moved - self.adoptions
 
     def next(self, item: Incoming, rows: BatchRows) -> int:
-        event = item.event
+        event = decoded(item)
         head = self.heads[event.region]
         if head.adopted != self.params_digest:
             # Dated as the event it is adopted for, so the ledger's rows follow from its input alone.
@@ -102,7 +122,7 @@ class Recorded:
         self.positions: dict[str, int] = {}
 
     def next(self, item: Incoming, rows: BatchRows) -> int:
-        return self.positions[item.event.event_id]
+        return self.positions[decoded(item).event_id]
 
 
 def split_segments(items: Sequence[Incoming]) -> list[list[Incoming]]:
@@ -116,10 +136,11 @@ def split_segments(items: Sequence[Incoming]) -> list[list[Incoming]]:
     return [segment for segment in segments if segment]
 
 
-def unreadable(rows: BatchRows, item: Incoming, error=None) -> None:
+def unreadable(rows: BatchRows, item: Incoming, error: InvalidEvent | None = None) -> None:
     """Input that never became an event (or, with `error`, an event refused as its producer's to send only now,
     as the batch stands): refused and kept, with no ledger position."""
     error = error or item.error
+    assert error is not None, f"{item.source}: refused as unreadable with no reason"
     rows.reject(
         None,
         error.event_id,
@@ -131,7 +152,7 @@ def unreadable(rows: BatchRows, item: Incoming, error=None) -> None:
     )
 
 
-def policy_in_force(book: Book, event) -> str | None:
+def policy_in_force(book: Book, event: EventBase) -> str | None:
     try:
         return book.policies.on(event.region, event.business_date).policy_id
     except Rejected:
@@ -139,7 +160,7 @@ def policy_in_force(book: Book, event) -> str | None:
 
 
 def apply_one(book: Book, rows: BatchRows, seq: int, item: Incoming) -> bool:
-    event = item.event
+    event = decoded(item)
     try:
         outputs = Engine(book=book).apply(event, seq)
     except Rejected as rejection:
@@ -165,13 +186,13 @@ class Pipeline:
         self,
         ledger: SettlingReads,
         registry: PolicyRegistry,
-        sequencer,
-        write: Callable,
+        sequencer: Sequencer | Recorded,
+        write: Write,
         parking: Parking | None = None,
         keep_loaded: bool = False,
         carry: Carry | None = None,
         authority: Authority | None = None,
-    ):
+    ) -> None:
         """`keep_loaded`: the batch rows keep each member's state as loaded (to write only the member_year rows
         that changed). `carry`: what the batch before changed, read through while it commits. `authority`: the
         producers file the batch was admitted under; a reversal by a producer restricted to facilities is then
@@ -181,7 +202,7 @@ class Pipeline:
         self.keep_loaded, self.carry = keep_loaded, carry
         self.owners = VisitOwners(authority, carry) if authority is not None else None
         self.book: Book | None = None  # the last segment's, as it left it
-        self.published: list[dict] = []
+        self.published: list[dict[str, Any]] = []
 
     async def run(self, items: Sequence[Incoming]) -> None:
         for segment in split_segments(items):
@@ -207,7 +228,7 @@ class Pipeline:
             if item.error is not None:
                 unreadable(rows, item)
                 continue
-            event = item.event
+            event = member_event(item)  # a year close is a segment of its own (`split_segments`)
             key = (event.region, event.member_id)
             problem = self.owners.problem(item, book) if self.owners is not None else None
             if problem is not None:
@@ -231,7 +252,8 @@ class Pipeline:
 
     async def _close_year(self, item: Incoming) -> None:
         registry = self.registry
-        event = item.event
+        event = decoded(item)
+        assert isinstance(event, YearClosed)  # `split_segments` makes a segment of a year close alone
         rows = BatchRows()
         seq = self.sequencer.next(item, rows)
         rows.keep_signature(item)
@@ -275,7 +297,7 @@ class Parking:
     refused (a parked event whose bytes a later version no longer decodes is refused with those very bytes). One
     that waits too long is refused (`LedgerService.sweep`)."""
 
-    def __init__(self, ledger: SettlingReads, now: datetime, arrivals: dict[str, int]):
+    def __init__(self, ledger: SettlingReads, now: datetime, arrivals: dict[str, int]) -> None:
         """`arrivals`: the last arrival of each region the batch may park in. An arrival orders the events that
         wait in a region; one counter over the batch's regions keeps each region's in order."""
         self.ledger, self.now = ledger, now
@@ -284,13 +306,13 @@ class Parking:
         self.parked: list[Incoming] = []  # parked by this batch, in arrival order
 
     def should_park(self, item: Incoming, book: Book) -> bool:
-        event = item.event
+        event = member_event(item)
         return not item.expired and event.event_type in PARKABLE and book.member(event.region, event.member_id) is None
 
     def park(self, item: Incoming, rows: BatchRows) -> None:
         self.arrival += 1
         self.parked.append(item)
-        event = item.event
+        event = member_event(item)
         self.arrivals[event.region] = self.arrival
         rows.parked.append(
             (event.event_id, event.region, event.member_id, item.payload, item.source, self.now, self.arrival)
@@ -304,12 +326,16 @@ class Parking:
             }
         )
 
-    async def waiting_for(self, events: Sequence, carry: Carry | None = None) -> dict[tuple[str, str], list[Incoming]]:
+    async def waiting_for(
+        self, events: Sequence[EventBase], carry: Carry | None = None
+    ) -> dict[tuple[str, str], list[Incoming]]:
         """What waits for the members these events enrol, oldest first; with `carry`, as the batch before left
         the waiting room (what it appended waits no more; what it parked waits after what was there)."""
-        keys = {(e.region, e.member_id) for e in events if e.event_type == "member.enrolled"}
+        keys = {
+            (e.region, e.member_id) for e in events if isinstance(e, MemberEvent) and e.event_type == "member.enrolled"
+        }
         waiting: dict[tuple[str, str], list[Incoming]] = defaultdict(list)
-        rows = []
+        rows: Sequence[tuple[Any, ...]] = []
         if keys:
             rows = await self.ledger.waiting_for(keys)
         for region, member_id, payload, source, event_id in rows:
@@ -317,11 +343,11 @@ class Parking:
                 waiting[(region, member_id)].append(revive(payload, source, event_id))
         if carry is not None:
             for key in keys & carry.parked.keys():
-                there = {item.event.event_id for item in waiting.get(key, ())}
-                waiting[key].extend(i for i in carry.parked[key] if i.event.event_id not in there)
+                there = {parked_id(item) for item in waiting.get(key, ())}
+                waiting[key].extend(i for i in carry.parked[key] if decoded(i).event_id not in there)
         return waiting
 
-    async def expired(self, cutoff: datetime, limit: int, ttl, region: str) -> list[Incoming]:
+    async def expired(self, cutoff: datetime, limit: int, ttl: timedelta, region: str) -> list[Incoming]:
         """Of `region`'s waiting events, those parked before `cutoff`, oldest first."""
         rows = await self.ledger.expired_parked(cutoff, limit, region)
         items = []
@@ -330,6 +356,13 @@ class Parking:
             item.expired = f"parked since {parked_at.isoformat()} and no enrolment arrived within {ttl}"
             items.append(item)
         return items
+
+
+def parked_id(item: Incoming) -> str | None:
+    """The event id a revived parked event waits under, decoded or not (`revive` names its refusal by it)."""
+    if item.event is not None:
+        return item.event.event_id
+    return item.error.event_id if item.error is not None else None
 
 
 def parked_source(source: str | None, event_id: str) -> str:

@@ -14,7 +14,7 @@ the watermark.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,6 +27,7 @@ from policies.registry import PolicyRegistry
 from .batch import BatchRows
 from .carry import Carry, Watermark
 from .chain import ChainBreak
+from .contract import EventBase
 from .streams import Head
 
 TopicPartition = tuple[str, int]
@@ -75,7 +76,11 @@ class SettlingReads(Protocol):
     events its enrolments release, the parked events that waited too long, and whose visits its reversals name."""
 
     async def load_book(
-        self, registry: PolicyRegistry, events: Iterable, loaded: dict | None = None, carry: Carry | None = None
+        self,
+        registry: PolicyRegistry,
+        events: Iterable[EventBase],
+        loaded: dict[tuple[str, str], tuple[dict, str]] | None = None,
+        carry: Carry | None = None,
     ) -> Book:
         """A Book holding what `events` can touch: their members and payers, the visits they name, the payment
         ids they use and every closed year. With `loaded`, each member's state is kept there as read, with the
@@ -283,7 +288,7 @@ class AuditSession(SettlingReads, Protocol):
     async def parked_rows(self, after: tuple, limit: int) -> Sequence:
         """Up to `limit` rows of the waiting room after `after` (`db.verification.PARKED_ROWS`)."""
 
-    async def parked_since(self, event_ids: list[str]) -> dict:
+    async def parked_since(self, event_ids: list[str]) -> dict[str, datetime]:
         """When each of these parked events was parked."""
 
     async def parameter_sets(self) -> list[tuple[str, str]]:
@@ -307,7 +312,7 @@ class AuditSession(SettlingReads, Protocol):
     async def write_replayed(self, rows: BatchRows, registry: PolicyRegistry) -> None:
         """A replayed batch's settlements and projections, member_year aside."""
 
-    async def write_member_years(self, registry_of: Callable) -> None:
+    async def write_member_years(self, registry_of: Callable[[str], Awaitable[PolicyRegistry]]) -> None:
         """member_year from every member's final state."""
 
     async def unsigned_since_signing(self) -> list[tuple[int, str]]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from queue import Empty
+from typing import TYPE_CHECKING, Any
 
 from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
@@ -31,7 +32,7 @@ from .db.audit import auditing
 from .db.projection_store import PROJECTIONS, Names
 from .db.server import Database
 from .intake import Incoming, decode_canonical
-from .pipeline import Pipeline, Recorded
+from .pipeline import Pipeline, Recorded, decoded
 from .recorder import AuditSession
 from .runtime import tune_garbage_collector
 from .streams import ROOT, Head, balanced, root_hash
@@ -44,6 +45,12 @@ from .verify_rows import (
     expired_ids,
     parked_differences,
 )
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+
+    from .db.connection import Raw
+    from .verify_rows import DerivedTable
 
 SHADOW = Names.shadow()
 
@@ -110,7 +117,7 @@ async def verify_signatures(audit: AuditSession, authority: Authority | None, re
                 report.differ(0, f"signature of {row[0]} by {row[1]}", problem)
 
 
-async def keep_verification(raw, report: ReplayReport, user: str, started_at: datetime) -> None:
+async def keep_verification(raw: Raw, report: ReplayReport, user: str, started_at: datetime) -> None:
     """A verification's result where the console's integrity page shows the last one from, whoever ran it: the
     console or `replay --verify`. With it, each region's head as the chain stands now."""
     from .db import console_users
@@ -142,7 +149,7 @@ async def keep_verification(raw, report: ReplayReport, user: str, started_at: da
 class Replayer:
     def __init__(
         self, db: Database, batch_size: int = REPLAY_BATCH, progress: Callable[[int, int], None] | None = None
-    ):
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.db = db
@@ -159,6 +166,7 @@ class Replayer:
         self.anchor: tuple[int | str, str] | None = None
         self.shown_rows = 20  # rows that differ named per projection (all are counted)
         self._authority: Authority | None = None
+        self._audit: AuditSession | None = None  # while a run is under way
 
     async def verify(self, authority: Authority | None = None) -> ReplayReport:
         """Everything re-derived and compared with the ledger, the chain walked, and every producer's signature
@@ -223,7 +231,13 @@ class Replayer:
         return report
 
     async def _walk(
-        self, audit: AuditSession, after: int, what_if, mode: str, report: ReplayReport, per_batch: bool
+        self,
+        audit: AuditSession,
+        after: int,
+        what_if: ParameterSet | None,
+        mode: str,
+        report: ReplayReport,
+        per_batch: bool,
     ) -> int:
         # Progress is counted in events. A replay of some regions is not told a total: the caller that split them
         # knows it (`verify_in_parallel`).
@@ -304,12 +318,22 @@ class Replayer:
     async def _registry(self, digest: str, what_if: ParameterSet | None) -> PolicyRegistry:
         key = digest if what_if is None else f"what-if/{digest}"
         if key not in self._registries:
+            assert self._audit is not None, "parameters are read while a run is under way"
             content = await self._audit.parameters(digest)
+            if content is None:  # events refer to their parameter set (a foreign key)
+                raise LookupError(f"the ledger records no parameter set {digest}, yet events were settled under it")
             recorded = parse_parameters(content, f"parameter set {digest[:12]}")
             self._registries[key] = PolicyRegistry(recorded if what_if is None else recorded.merged(what_if))
         return self._registries[key]
 
-    async def _batch(self, audit: AuditSession, rows, what_if, mode, report: ReplayReport) -> None:
+    async def _batch(
+        self,
+        audit: AuditSession,
+        rows: Sequence[Sequence[Any]],
+        what_if: ParameterSet | None,
+        mode: str,
+        report: ReplayReport,
+    ) -> None:
         sequencer = Recorded()
         items: list[Incoming] = []
         digests: dict[str, str] = {}
@@ -325,14 +349,15 @@ class Replayer:
             if item.error is not None:
                 report.differ(seq, "event", f"the recorded event no longer decodes: {item.error.detail}")
                 continue
-            if mode == "verify" and (changed := event_columns(item.event, columns)):
+            event = decoded(item)
+            if mode == "verify" and (changed := event_columns(event, columns)):
                 report.differ(seq, "ledger_events", changed)
             items.append(item)
             # by the id its bytes say, which the rest of the replay knows it by
-            sequencer.positions[item.event.event_id] = seq
-            digests[item.event.event_id] = digest
+            sequencer.positions[event.event_id] = seq
+            digests[event.event_id] = digest
 
-        async def write(batch_rows: BatchRows, registry) -> None:
+        async def write(batch_rows: BatchRows, registry: PolicyRegistry) -> None:
             # Compared as each piece is written, so memory stays bounded by a batch (or a year-close chunk).
             if mode == "verify":
                 await self._check(audit, batch_rows, report)
@@ -343,21 +368,23 @@ class Replayer:
         # One parameter set per run of consecutive events that share it.
         start = 0
         while start < len(items):
-            digest = digests[items[start].event.event_id]
+            digest = digests[decoded(items[start]).event_id]
             end = start
-            while end < len(items) and digests[items[end].event.event_id] == digest:
+            while end < len(items) and digests[decoded(items[end]).event_id] == digest:
                 end += 1
             registry = await self._registry(digest, what_if)
             pipeline = Pipeline(audit, registry, sequencer, write)
             await pipeline.run(items[start:end])
             start = end
 
-    async def _stored(self, audit: AuditSession, batch_rows: BatchRows, specs=DERIVED) -> dict[str, list]:
+    async def _stored(
+        self, audit: AuditSession, batch_rows: BatchRows, specs: Sequence[DerivedTable] = DERIVED
+    ) -> dict[str, Sequence[Any]]:
         """The ledger rows of the events of `batch_rows` (of a year-close chunk, of its members), by table, in
         the shape they were written in."""
         seqs = list(batch_rows.derived)
         members = batch_rows.members_only
-        stored = {}
+        stored: dict[str, Sequence[Any]] = {}
         for spec in specs:
             if members is None:
                 stored[spec.table] = await audit.stored_rows(spec, seqs, None)
@@ -406,10 +433,10 @@ class Replayer:
             report.projection_rows.append(Difference(0, f"{projection} {', '.join(key)}", detail))
 
 
-_progress = None  # in a worker: where it reports how many events it has replayed
+_progress: Queue[tuple[int, int]] | None = None  # in a worker: where it reports how many events it has replayed
 
 
-def _start_worker(progress) -> None:
+def _start_worker(progress: Queue[tuple[int, int]] | None) -> None:
     global _progress
     tune_garbage_collector()
     _progress = progress
@@ -436,7 +463,7 @@ def _verify_regions(
     return asyncio.run(replayer.verify(authority))
 
 
-def worker_pool(workers: int, progress=None) -> ProcessPoolExecutor:
+def worker_pool(workers: int, progress: Queue[tuple[int, int]] | None = None) -> ProcessPoolExecutor:
     """Fresh interpreters (no state inherited from the parent), with the parent's collector settings; each puts
     (its index, events replayed) on `progress`, a queue of the spawn context, as it goes."""
     context = multiprocessing.get_context("spawn")
@@ -472,12 +499,13 @@ def verify_in_parallel(
     with ThreadPoolExecutor(1) as thread, worker_pool(others, queue) if others else nullcontext() as pool:
         everywhere = sorted(event_counts)
         futures = [thread.submit(_verify_regions, db, batch_size, groups[0], everywhere, 0, anchor, here, authority)]
-        futures += [
-            pool.submit(_verify_regions, db, batch_size, regions, None, index)
-            for index, regions in enumerate(groups)
-            if index
-        ]
-        while progress is not None and not all(future.done() for future in futures):
+        if pool is not None:  # with more than one group
+            futures += [
+                pool.submit(_verify_regions, db, batch_size, regions, None, index)
+                for index, regions in enumerate(groups)
+                if index
+            ]
+        while progress is not None and queue is not None and not all(future.done() for future in futures):
             try:
                 index, replayed = queue.get(timeout=0.2)
                 done[index] = replayed

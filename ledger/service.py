@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,11 +33,13 @@ from .db.recorder import PostgresRecorder
 from .db.server import Database
 from .db.tracking import check
 from .intake import Incoming, conflicting, same_event
-from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer
+from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer, decoded, member_event
 from .recorder import Claim, Collision, LedgerSession, Recorder, TopicPartition, Tracking
 from .streams import NO_REGION, Head
 
 DEFAULT_PARK_TTL = timedelta(days=30)
+
+OnPublished = Callable[[list[dict[str, Any]]], object]  # told each batch's published records once it committed
 
 
 def batch_regions(items: list[Incoming]) -> list[str]:
@@ -85,7 +89,7 @@ class Prepared:
 @dataclass
 class Committing:
     prepared: Prepared
-    commit: asyncio.Task
+    commit: asyncio.Task[None]
 
 
 @dataclass
@@ -151,7 +155,7 @@ class LedgerService:
         authority: Authority | None = None,
         max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
         recorder: Recorder | None = None,
-    ):
+    ) -> None:
         """`authority`: the producers file; with it, every event must be signed by a producer allowed to send it
         (`ledger.authority`), or it is refused (`unauthorized`) and kept. Without it, events are taken as given:
         an operator's own file (`medledger ingest` without a producers file). `max_clock_skew`: how much later
@@ -171,7 +175,7 @@ class LedgerService:
         self.park_ttl = park_ttl
         self.clock = clock
         self.engine: AsyncEngine | None = None
-        self.recorder: Recorder | None = recorder
+        self._recorder: Recorder | None = recorder
         self.prepare_schema = prepare_schema
         self.authority = authority
         self.max_clock_skew = max_clock_skew
@@ -180,6 +184,13 @@ class LedgerService:
         # Named to the relays once a batch it wrote committed.
         self.writer = uuid.uuid4().hex
 
+    @property
+    def recorder(self) -> Recorder:
+        """Where the ledger is kept: the one given, or the PostgreSQL database's once the service is entered."""
+        if self._recorder is None:
+            raise RuntimeError("the ledger service is not open: use it as `async with LedgerService(...)`")
+        return self._recorder
+
     async def __aenter__(self) -> LedgerService:
         if self.db is None:  # a recorder of its own
             await self._require_current_projections()
@@ -187,7 +198,7 @@ class LedgerService:
         if self.prepare_schema:
             prepare(self.db)
         self.engine = service_engine(self.db, pool_size=4)
-        self.recorder = PostgresRecorder(self.engine)
+        self._recorder = PostgresRecorder(self.engine)
         try:
             await self._require_current_projections()
         except BaseException:
@@ -198,13 +209,13 @@ class LedgerService:
     async def _require_current_projections(self) -> None:
         await require_current_projections(self.recorder)
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if self.engine is not None:
             await self.engine.dispose()
 
-    async def ingest(
-        self, items: Iterable[Incoming], on_published: Callable[[list[dict]], None] | None = None
-    ) -> IngestStats:
+    async def ingest(self, items: Iterable[Incoming], on_published: OnPublished | None = None) -> IngestStats:
         """Batch after batch, each settled while the one before it commits (`ledger.carry`)."""
         stats = IngestStats()
         await self.sweep(stats=stats, on_published=on_published)
@@ -225,7 +236,9 @@ class LedgerService:
                 await asyncio.gather(in_flight.commit, return_exceptions=True)
         return stats
 
-    async def _next(self, batch: list[Incoming], in_flight: Committing | None, stats: IngestStats, on_published):
+    async def _next(
+        self, batch: list[Incoming], in_flight: Committing | None, stats: IngestStats, on_published: OnPublished | None
+    ) -> Committing | None:
         """Settle `batch` while the batch in flight commits, then wait for that commit and start this one's."""
         if has_year_close(batch):
             await self._land(in_flight, stats, on_published)
@@ -241,7 +254,7 @@ class LedgerService:
             prepared = await self.prepare(batch, None)  # what it was settled on was settled again
         return Committing(prepared, asyncio.create_task(self.commit(prepared)))
 
-    async def _land(self, in_flight: Committing | None, stats: IngestStats, on_published) -> bool:
+    async def _land(self, in_flight: Committing | None, stats: IngestStats, on_published: OnPublished | None) -> bool:
         """Wait for the batch in flight to commit. On a conflict with another writer it is settled again from
         the ledger, and False says that what it carried is not to be read through."""
         if in_flight is None:
@@ -293,7 +306,7 @@ class LedgerService:
             stats.read += len(items)
             written: list[BatchRows] = []
 
-            async def keep(batch_rows: BatchRows, registry) -> None:
+            async def keep(batch_rows: BatchRows, registry: PolicyRegistry) -> None:
                 batch_rows.freeze(registry, self.digest)
                 written.append(batch_rows)
 
@@ -317,8 +330,9 @@ class LedgerService:
         refused = {(row[1], row[6], row[2]) for row in rows.rejections if row[0] is None and row[1] is not None}
         parked: dict[tuple[str, str], list[Incoming]] = {}
         for item in parking.parked:
-            if item.event.event_id not in appended:
-                parked.setdefault((item.event.region, item.event.member_id), []).append(item)
+            event = member_event(item)
+            if event.event_id not in appended:
+                parked.setdefault((event.region, event.member_id), []).append(item)
         loaded = dict(rows.loaded)
         loaded.update((key, (rows.state_of(key), self.digest)) for key in rows.touched)
         unreadable = {row[6] for row in rows.rejections if row[0] is None}
@@ -333,7 +347,7 @@ class LedgerService:
             loaded=loaded,
             unreadable=unreadable,
             payloads={event.event_id: event.payload for event in rows.events}
-            | {item.event.event_id: item.payload for item in parking.parked},
+            | {decoded(item).event_id: item.payload for item in parking.parked},
             gone=appended,
             refused=refused,
             parked=parked,
@@ -361,7 +375,10 @@ class LedgerService:
         `OutOfSequence`) or the ledger moved since the batch was settled (`Conflict`); also when another writer's rows
         took the batch's numbers or ids, which is told apart from a defect by the claims and the watermark read
         again."""
-        expected = prepared.expected or prepared.carried.end(prepared.heads, prepared.arrivals)
+        expected = prepared.expected
+        if expected is None:
+            assert prepared.carried is not None  # settled through the batch before, which left the ledger there
+            expected = prepared.carried.end(prepared.heads, prepared.arrivals)
         tracking = prepared.tracking
         rows = prepared.rows
         try:
@@ -373,7 +390,7 @@ class LedgerService:
                 if tracking is not None and tracking.spans:
                     claimed = await ledger.claims_of(tracking)
                 found = await ledger.watermark(prepared.regions)
-            if claimed is not None:
+            if tracking is not None and claimed is not None:
                 check(tracking.claims, tracking.spans, claimed)  # a consumer that lost the partition is told so
             if found != expected:
                 raise Conflict.moved(expected, found) from error
@@ -383,6 +400,7 @@ class LedgerService:
                 raise Conflict(f"an event id of the batch was recorded meanwhile ({error})") from error
             raise
         # Under its regions' locks nothing else moved their streams: the ledger is where this batch leaves it.
+        assert found is not None  # asked with `expected`, the write reads the watermark
         prepared.carry.mark.rejection = found.rejection if last_rejection is None else last_rejection
         prepared.carry.mark.projections = found.projections
         if outbox is not None:
@@ -432,7 +450,7 @@ class LedgerService:
         self,
         items: list[Incoming],
         tracking: Tracking | None = None,
-        on_published: Callable[[list[dict]], None] | None = None,
+        on_published: OnPublished | None = None,
     ) -> IngestStats:
         """One batch as one transaction, with the consumed offsets when it came from the broker (`StaleClaim` if
         a partition was taken over meanwhile: then nothing of the batch is written)."""
@@ -455,7 +473,7 @@ class LedgerService:
         self,
         items: list[Incoming],
         stats: IngestStats,
-        on_published,
+        on_published: OnPublished | None,
         expired_before: datetime | None = None,
         tracking: Tracking | None = None,
         region: str | None = None,
@@ -477,7 +495,7 @@ class LedgerService:
                 fresh = await self._unseen(ledger, items, stats)
             stats.read += len(items)
 
-            async def write(batch_rows: BatchRows, registry) -> None:
+            async def write(batch_rows: BatchRows, registry: PolicyRegistry) -> None:
                 await self._write(ledger, batch_rows)
 
             pipeline = Pipeline(
@@ -532,7 +550,7 @@ class LedgerService:
         return fresh
 
     async def sweep(
-        self, now: datetime | None = None, stats: IngestStats | None = None, on_published=None
+        self, now: datetime | None = None, stats: IngestStats | None = None, on_published: OnPublished | None = None
     ) -> IngestStats:
         """Refuse parked events older than the parking time: appended to the ledger and rejected with the
         reason, so nothing is lost."""

@@ -4,8 +4,9 @@ and the producers' signatures, all on one connection."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import orjson
@@ -109,7 +110,7 @@ class PostgresAudit(PostgresSession):
     async def parked_rows(self, after: tuple, limit: int) -> list:
         return await self.raw.fetch(PARKED_ROWS, *after, limit)
 
-    async def parked_since(self, event_ids: list[str]) -> dict:
+    async def parked_since(self, event_ids: list[str]) -> dict[str, datetime]:
         return dict(await self.raw.fetch(PARKED_SINCE, event_ids))
 
     async def parameter_sets(self) -> list[tuple[str, str]]:
@@ -143,7 +144,7 @@ class PostgresAudit(PostgresSession):
         add_projections(writes, self.names, rows, registry)
         await writes.run(self.raw)
 
-    async def write_member_years(self, registry_of: Callable) -> None:
+    async def write_member_years(self, registry_of: Callable[[str], Awaitable[PolicyRegistry]]) -> None:
         await write_member_years(self.raw, self.names, registry_of)
 
     async def unsigned_since_signing(self) -> list[tuple[int, str]]:

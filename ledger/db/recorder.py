@@ -16,6 +16,7 @@ from policies.registry import PolicyRegistry
 
 from ..batch import BatchRows
 from ..carry import Carry, Conflict, Watermark, watermark_of
+from ..contract import EventBase
 from ..recorder import Claim, Collision, TopicPartition, Tracking, Written
 from ..streams import Head
 from . import adoptions, lookups, parking, projection_store, streams
@@ -42,7 +43,11 @@ class PostgresSession:
     # what settling reads
 
     async def load_book(
-        self, registry: PolicyRegistry, events: Iterable, loaded: dict | None = None, carry: Carry | None = None
+        self,
+        registry: PolicyRegistry,
+        events: Iterable[EventBase],
+        loaded: dict[tuple[str, str], tuple[dict, str]] | None = None,
+        carry: Carry | None = None,
     ) -> Book:
         return await projection_store.load_book(self.raw, self.names, registry, events, loaded, carry)
 

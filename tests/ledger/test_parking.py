@@ -171,6 +171,39 @@ def test_a_parked_event_that_no_longer_decodes_is_refused_once_when_its_member_e
     assert verify(database).ok
 
 
+def test_a_parked_event_that_no_longer_decodes_is_refused_when_the_batch_before_parked_for_the_same_member(
+    database,
+):
+    """Batch by batch, the enrolment's batch reads through what the batch before parked for its member, beside
+    what already waited: a parked event whose bytes no longer decode is still refused as unreadable, and what the
+    batch before parked is released after the enrolment."""
+    import json
+
+    from tests.ledger.helpers import execute
+
+    contribution, visit, reversal, enrolment = _late_enrolment_stream()
+    payload = json.dumps({**visit, "retired_field": "x"}, sort_keys=True, separators=(",", ":"))
+    execute(
+        database,
+        "INSERT INTO parked_events (event_id, region, member_id, payload, source, parked_at, arrival) "
+        "VALUES ($1, $2, $3, $4, 'old:1', $5, 1)",
+        visit["event_id"],
+        b.NANJING,
+        "LATE",
+        payload,
+        T0,
+    )
+    stats, published = ingest(database, [b.as_line(contribution), b.as_line(enrolment)], now=T0, batch_size=1)
+    (refused,) = records(published, "rejected")
+    assert refused["rejected"] == visit["event_id"] and refused["reason"] == "invalid_event"
+    order = [r["event_id"] for r in fetch(database, f"SELECT event_id FROM {PRODUCED} ORDER BY seq")]
+    assert order == [enrolment["event_id"], contribution["event_id"]]
+    stats, _ = sweep(database, now=T0 + timedelta(days=60), park_ttl=timedelta(days=30))
+    assert stats.expired == 0  # refused, it waits no more
+    assert fetch(database, "SELECT count(*) FROM ledger_rejections")[0][0] == 1
+    assert verify(database).ok
+
+
 @pytest.mark.parametrize("together", [False, True], ids=["two runs", "one run, batch by batch"])
 def test_an_earlier_refusal_of_the_same_bytes_does_not_end_a_later_parked_events_wait(database, together):
     """The same bytes were refused once before (as unprocessable, say) and then sent again: the parked copy is a

@@ -182,3 +182,11 @@ def test_a_batch_that_fails_half_way_leaves_nothing_behind(monkeypatch):
     monkeypatch.undo()
     stats, _ = ingest(recorder, example_lines("nanjing")[5:30])
     assert stats.appended == 25
+
+
+def test_a_service_used_before_it_is_open_says_so():
+    """Its recorder is the one given or, on entering, the database's: a call before either names the missing step
+    instead of failing on an attribute of None."""
+    service = LedgerService(None)
+    with pytest.raises(RuntimeError, match="not open"):
+        asyncio.run(service.keeps_signatures())

@@ -19,6 +19,7 @@ from .contract import EventBase
 from .contract.account import PaymentRequested
 from .contract.fields import MEMBER_ID_MAX
 from .db.outbox import REJECTIONS, SETTLEMENTS, key_of
+from .db.tables import ledger_movements
 from .intake import Incoming
 from .records import rejection_wire, shown_payload, wire
 from .store import StoredEvent
@@ -26,6 +27,11 @@ from .store import StoredEvent
 Text = TypeVar("Text", str, str | None, str | int)  # what a refusal's columns and its shown id hold
 # The member_year rows a batch writes (`BatchRows.year_rows`).
 YearRows = tuple[list[tuple], list[tuple], list[tuple[str, str]]]
+
+
+# A ledger_movements row: the movement's own fields, its ledger position (`seq`) and its published record
+# (`record`), in the table's column order.
+MOVEMENT_ROW = tuple(column.name for column in ledger_movements.columns)
 
 
 def storable(text: Text) -> Text:
@@ -130,17 +136,9 @@ class BatchRows:
             elif isinstance(output, Movement):
                 derived[f"movement {output.movement_id}"] = record
                 self.movements.append(
-                    (
-                        output.movement_id,
-                        seq,
-                        output.region,
-                        output.member_id,
-                        output.kind,
-                        output.purpose,
-                        output.amount,
-                        output.balance_after,
-                        output.policy_id,
-                        text,
+                    tuple(
+                        seq if name == "seq" else text if name == "record" else getattr(output, name)
+                        for name in MOVEMENT_ROW
                     )
                 )
                 self.touch(book.member(output.region, output.member_id), seq)

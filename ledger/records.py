@@ -253,6 +253,9 @@ settlement_wire.__doc__ = """The published settlement, built straight from the e
 the cost."""
 
 
+MOVEMENT_FIELDS = tuple(MovementRecord.model_fields)  # a published movement's fields, in their order
+
+
 def movement_wire(movement: Movement) -> dict[str, Any]:
     """The same dict as `MovementRecord.of(movement).wire()`, with the same checks."""
     amount, balance = movement.amount, movement.balance_after
@@ -261,19 +264,10 @@ def movement_wire(movement: Movement) -> dict[str, Any]:
     if balance < 0:
         raise ValueError(f"balance_after {balance} is negative")
     _fen_exact("amount", amount)
-    return {
-        "movement_id": movement.movement_id,
-        "event_id": movement.event_id,
-        "member_id": movement.member_id,
-        "region": movement.region,
-        "kind": movement.kind,
-        "purpose": movement.purpose,
-        "amount": money_text(amount),
-        "balance_after": money_text(balance),
-        "beneficiary_id": movement.beneficiary_id,
-        "policy_id": movement.policy_id,
-        "explanation": list(movement.explanation),
-    }
+    record: dict[str, Any] = {name: getattr(movement, name) for name in MOVEMENT_FIELDS}
+    record["amount"], record["balance_after"] = money_text(amount), money_text(balance)
+    record["explanation"] = list(movement.explanation)
+    return record
 
 
 def wire(output: Settlement | Movement | IncentiveEvaluation) -> dict[str, Any]:

@@ -280,8 +280,11 @@ def test_the_ledger_and_the_topics_outlive_the_containers(stack, produced, expec
     stack.compose("up", "-d", "--wait", timeout=600)
     again = stack.settled(len(expected), timeout=180)
     assert sorted(map(_canonical, again)) == sorted(map(_canonical, expected))
-    events = len(example_lines(*REGIONS)) + 1  # and the adoption of serve's parameter set
-    assert f"replayed {events} ledger events, 1 of them a parameter-set adoption" in stack.verified()
+    # and the adoption of serve's parameter set, first in each region's stream
+    events = len(example_lines(*REGIONS)) + len(REGIONS)
+    verified = stack.verified()
+    assert f"replayed {events} ledger events, {len(REGIONS)} of them parameter-set adoptions" in verified
+    assert verified.count("\nhead ") == len(REGIONS) and "\nroot: root:" in verified
 
 
 def test_the_console_in_the_stack_answers_with_its_login_page(stack):

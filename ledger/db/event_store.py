@@ -13,10 +13,13 @@ from contextlib import asynccontextmanager
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..chain import GENESIS, ChainBreak, verify_links
+from ..chain import GENESIS, ChainBreak
 from ..store import DuplicateEvent, EventStore, NewEvent, StoredEvent, UnrecordedParameters, chained
 from .connection import Raw
+from .streams import verify_stream
 from .writes import Writes
+
+END_OF_LEDGER = (1 << 63) - 1  # past every seq: a walk to it covers the whole table
 
 # One writer at a time appends: the lock is held to commit, so sequence order is commit order and no gap can
 # open (a rolled-back append releases its numbers with the lock).
@@ -163,19 +166,7 @@ class PostgresEventStore(EventStore):
         return [_stored(row) for row in rows]
 
     async def verify(self, chunk: int = 20_000) -> list[ChainBreak]:
-        breaks: list[ChainBreak] = []
-        after, prev_hash, prev_seq = 0, GENESIS, 0
-        while True:
-            rows = await self.raw.fetch(
-                "SELECT seq, payload, prev_hash, hash FROM ledger_events WHERE seq > $1 ORDER BY seq LIMIT $2",
-                after,
-                chunk,
-            )
-            if not rows:
-                return breaks
-            breaks.extend(verify_links(rows, prev_hash, prev_seq))
-            after = prev_seq = rows[-1][0]
-            prev_hash = bytes(rows[-1][3])
+        return await verify_stream(self.raw, 0, GENESIS, END_OF_LEDGER, chunk)
 
 
 def add_events(writes: Writes, stored: Sequence[StoredEvent]) -> None:

@@ -17,14 +17,13 @@ from policies.registry import PolicyRegistry
 from policies.summary import years_of
 from projections import member_year
 
-from ..batch import BatchRows
+from ..batch import MOVEMENT_ROW, BatchRows
 from ..carry import Carry
 from ..codec import STATE_KEYS, settlement_from_row, state_from_json
 from ..contract import EventBase
 from ..contract.account import PaymentRequested
 from ..contract.visit import VisitReversed, VisitSubmitted
 from .connection import Raw
-from .tables import ledger_movements
 from .writes import Writes
 
 
@@ -339,7 +338,7 @@ SETTLEMENT_COLUMNS = (
     "record",
     "deltas",
 )
-MOVEMENT_COLUMNS = tuple(column.name for column in ledger_movements.columns)  # BatchRows.movements' order
+MOVEMENT_COLUMNS = MOVEMENT_ROW  # BatchRows.movements' order
 INCENTIVE_COLUMNS = ("seq", "region", "member_id", "year", "record")
 REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload", "payload_digest", "policy_id")
 PARKED_COLUMNS = ("event_id", "region", "member_id", "payload", "source", "parked_at", "arrival")

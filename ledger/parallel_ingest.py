@@ -4,8 +4,11 @@ Each region's events are one stream under its own lock (`ledger.streams`), and n
 close crosses a region, so a file's regions can be ingested at the same time, each in input order, and the ledger
 holds what one process would have written: the same rows at the same positions (a stream's numbers are its
 region's), the same heads and root hash. Regions are shared among the workers by their number of lines; lines that
-name no region (unreadable input) are refused by the first worker. Each worker reads the whole file and keeps its
-own regions' lines, by their line numbers in the file, so each refusal names the line as one process would.
+name no region (unreadable input) are refused by the first worker.
+
+The file is parsed once to share it out (`shares`): that pass notes, for every line, the worker it goes to, one
+byte a line. Each worker then reads the file and keeps the lines marked for it, by their line numbers in the file
+(so each refusal names the line as one process would), without parsing the others.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import multiprocessing
 import os
 import tempfile
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -45,11 +49,28 @@ def region_of(line: object) -> str:
     return region if isinstance(region, str) else NO_REGION
 
 
-def line_counts(path: str) -> Counter:
+@dataclass(frozen=True)
+class Shares:
+    """The regions of each worker, and for every line of the file (in `read_lines`' order) the worker it is for."""
+
+    groups: list[frozenset[str]]
+    marks: bytes
+
+
+def region_lines(path: str) -> tuple[list[str], array]:
+    """The regions a file names, and for each of its lines the index of its region among them."""
     from .intake import read_lines
 
+    regions: dict[str, int] = {}
+    indexes = array("I")
     with open(path, "rb") as stream:
-        return Counter(region_of(line) for line in read_lines(stream))
+        for line in read_lines(stream):
+            region = region_of(line)
+            index = regions.get(region)
+            if index is None:
+                index = regions[region] = len(regions)
+            indexes.append(index)
+    return list(regions), indexes
 
 
 @dataclass(frozen=True)
@@ -58,6 +79,8 @@ class Part:
 
     path: str
     regions: frozenset[str]
+    worker: int  # its number among the parts: the mark of its lines in `marks`
+    marks: bytes  # `Shares.marks`
     parameters: str
     source: str | None
     batch_size: int
@@ -66,14 +89,26 @@ class Part:
     output: str | None  # where its published records go, one JSON line each; None: nowhere
 
 
-def shares(path: str, workers: int) -> list[frozenset[str]]:
-    """The regions of each worker; the first also refuses the lines that name none."""
-    counts = line_counts(path)
-    unnamed = counts.pop(NO_REGION, 0)
-    groups = balanced(dict(counts), workers)
-    if unnamed:
+def shares(path: str, workers: int) -> Shares:
+    """The regions of each worker, the first also refusing the lines that name none, and which worker each line
+    is for: the file parsed once."""
+    if workers > 255:
+        raise ValueError("at most 255 workers")  # a line's mark is one byte
+    regions, indexes = region_lines(path)
+    counts = Counter(indexes)
+    named = {region: counts[index] for index, region in enumerate(regions) if region != NO_REGION}
+    groups = balanced(named, workers)
+    if NO_REGION in regions:
         groups[0].append(NO_REGION)
-    return [frozenset(group) for group in groups]
+    worker_of = {region: worker for worker, group in enumerate(groups) for region in group}
+    by_index = bytes(worker_of[region] for region in regions)
+    return Shares([frozenset(group) for group in groups], bytes(map(by_index.__getitem__, indexes)))
+
+
+def marked(lines: Iterable[bytes | Oversized], marks: bytes, worker: int) -> Iterator[bytes | Oversized]:
+    """The lines marked for `worker`; every other line as an empty one, so each keeps its number."""
+    for line, mark in zip(lines, marks, strict=True):
+        yield line if mark == worker else b""
 
 
 def ingest_part(db: Database, part: Part, signing_args: tuple | None = None) -> IngestStats:
@@ -85,10 +120,6 @@ def ingest_part(db: Database, part: Part, signing_args: tuple | None = None) -> 
 
     producers = authority()
     signing = signer(*signing_args) if signing_args is not None else None
-
-    def mine(lines: Iterable[bytes | Oversized]) -> Iterator[bytes | Oversized]:
-        for line in lines:
-            yield line if region_of(line) in part.regions else b""  # numbered all the same
 
     async def run(out: TextIO | None) -> IngestStats:
         def publish(records: list[dict]) -> None:
@@ -106,7 +137,7 @@ def ingest_part(db: Database, part: Part, signing_args: tuple | None = None) -> 
             max_clock_skew=timedelta(seconds=part.max_clock_skew_seconds),
         ) as service:
             with open(part.path, "rb") as stream:
-                items = from_lines(mine(read_lines(stream)), part.path)
+                items = from_lines(marked(read_lines(stream), part.marks, part.worker), part.path)
                 if signing is not None:
                     items = _signed(items, signing)
                 return await service.ingest(items, publish)

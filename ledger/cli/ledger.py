@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ..authority import Authority, Signer
     from ..db.server import Database
     from ..intake import Incoming, Oversized
+    from ..parallel_ingest import Shares
     from ..replay import ReplayReport
     from ..service import IngestStats
 
@@ -94,17 +95,17 @@ def ingest(
     db = prepared()
 
     size = None if events == "-" else Path(events).stat().st_size
-    if events != "-":
-        from ..parallel_ingest import default_workers, shares
+    from ..parallel_ingest import default_workers, shares
 
-        groups = shares(events, workers or default_workers())
-        if len(groups) > 1:
+    if events != "-" and (workers or default_workers()) > 1:
+        split = shares(events, workers or default_workers())
+        if len(split.groups) > 1:
             stream.close()
             signing_args = (producer, key, key_id) if signing is not None else None
             total = _ingest_regions(
                 db,
                 events,
-                groups,
+                split,
                 text,
                 source,
                 batch_size,
@@ -173,7 +174,7 @@ def _summary(stats: IngestStats) -> None:
 def _ingest_regions(
     db: Database,
     events: str,
-    groups: list[frozenset[str]],
+    split: Shares,
     text: str,
     source: str | None,
     batch_size: int,
@@ -203,11 +204,22 @@ def _ingest_regions(
             err=True,
         )
         raise typer.Exit(2)
-    directory, files = outputs(len(groups), quiet)
+    directory, files = outputs(len(split.groups), quiet)
     try:
         parts = [
-            Part(events, group, text, source, batch_size, park_ttl_days, max_clock_skew_seconds, output)
-            for group, output in zip(groups, files, strict=True)
+            Part(
+                events,
+                group,
+                worker,
+                split.marks,
+                text,
+                source,
+                batch_size,
+                park_ttl_days,
+                max_clock_skew_seconds,
+                output,
+            )
+            for worker, (group, output) in enumerate(zip(split.groups, files, strict=True))
         ]
         total = IngestStats()
         for stats in ingest_in_parallel(db, parts, signing):

@@ -357,6 +357,7 @@ WORDS_ZH = {
     "in-service": "在职",
     "no general outpatient fund payment": "未发生普通门诊统筹支付",
     "retired": "退休",
+    "retired 70": "70岁以上退休",  # 002 第十八条: the retired of 70 and over (Nanjing)
     "flexible": "灵活就业",
     "veteran pre1949": "离休",
     "resident tier1": "一档居民",

@@ -145,7 +145,7 @@ def test_details_cannot_change_after_settlement_and_a_reversal_is_answered_and_q
     assert info["reverses_setl_id"] == settled["setlinfo"]["setl_id"]
     assert Decimal(info["medfee_sumamt"]) == -Decimal(settled["setlinfo"]["medfee_sumamt"])
     assert Decimal(info["hifp_pay"]) == -Decimal(settled["setlinfo"]["hifp_pay"])
-    assert "冲销结算" in reversal["setldetail"][0]["setl_proc_info"]
+    assert "的退费" in reversal["setldetail"][0]["setl_proc_info"]
     assert queried["setlinfo"] == settled["setlinfo"]
     assert queried["revsinfo"] == info
 

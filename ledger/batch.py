@@ -21,7 +21,7 @@ from .contract.fields import MEMBER_ID_MAX
 from .db.outbox import REJECTIONS, SETTLEMENTS, key_of
 from .db.tables import ledger_movements
 from .intake import Incoming
-from .records import rejection_wire, shown_payload, wire
+from .records import national, rejection_wire, settlement_record, shown_payload, wire
 from .store import StoredEvent
 
 Text = TypeVar("Text", str, str | None, str | int)  # what a refusal's columns and its shown id hold
@@ -108,12 +108,15 @@ class BatchRows:
         if isinstance(event, PaymentRequested):
             self.payments.append((event.region, event.payment_id, seq))
         for output in outputs:
-            record = wire(output)
-            text = dumps(record)
-            self.published.append(record)
-            self.outbox.append((SETTLEMENTS, key_of(record), text))
             if isinstance(output, Settlement):
-                derived[f"settlement {output.settlement_id}"] = record
+                # kept in our names; published with the national aliases beside them, their text spliced on
+                kept = settlement_record(output)
+                text = dumps(kept)
+                aliases = national(kept)
+                record = kept | aliases
+                self.published.append(record)
+                self.outbox.append((SETTLEMENTS, key_of(record), f"{text[:-1]},{dumps(aliases)[1:]}"))
+                derived[f"settlement {output.settlement_id}"] = kept
                 self.settlements.append(
                     (
                         output.settlement_id,
@@ -133,7 +136,12 @@ class BatchRows:
                 )
                 self.fund.add(output)
                 self.touch(book.member(output.region, output.member_id), seq)
-            elif isinstance(output, Movement):
+                continue
+            record = wire(output)
+            text = dumps(record)
+            self.published.append(record)
+            self.outbox.append((SETTLEMENTS, key_of(record), text))
+            if isinstance(output, Movement):
                 derived[f"movement {output.movement_id}"] = record
                 self.movements.append(
                     tuple(

@@ -197,11 +197,11 @@ def rejection_wire(rejected: str | int, reason: str, detail: str, payload: Any) 
 _RATIO = Decimal("0.0001")
 
 
-def _settlement_builder() -> Callable[[Settlement], dict[str, Any]]:
-    """`settlement_wire`, written out once from `SettlementRecord`'s fields and national aliases: each value read
-    and converted once, each amount quantized once (for the whole-fen check and its text alike), the record built
-    in one go with its aliases beside our names."""
-    body = ["def settlement_wire(s):"]
+def _settlement_builder(aliases: bool) -> Callable[[Settlement], dict[str, Any]]:
+    """`settlement_record` (`aliases` False) or `settlement_wire`, written out once from `SettlementRecord`'s fields
+    and national aliases: each value read and converted once, each amount quantized once (for the whole-fen check
+    and its text alike), the record built in one go, with its aliases beside our names for the wire."""
+    body = ["def settlement(s):"]
     for name in SettlementRecord.model_fields:
         if name in MONEY_FIELDS:
             body += [
@@ -226,12 +226,24 @@ def _settlement_builder() -> Callable[[Settlement], dict[str, Any]]:
             body.append(f"    {name} = s.{name}")
     body += ["    _identities(s)", "    return {"]
     body += [f"        {name!r}: {name}," for name in SettlementRecord.model_fields]
-    body += [f"        {alias!r}: {name}," for name, alias in NATIONAL_ALIASES]
+    if aliases:
+        body += [f"        {alias!r}: {name}," for name, alias in NATIONAL_ALIASES]
     body.append("    }")
     scope: dict[str, Any] = {"FEN": FEN, "_RATIO": _RATIO, "_identities": _identities}
     exec("\n".join(body), scope)  # noqa: S102 - source generated above from the record's own fields
-    settlement_wire: Callable[[Settlement], dict[str, Any]] = scope["settlement_wire"]  # defined by the source above
-    return settlement_wire
+    settlement: Callable[[Settlement], dict[str, Any]] = scope["settlement"]  # defined by the source above
+    return settlement
+
+
+def national(record: dict[str, Any]) -> dict[str, Any]:
+    """The national aliases of a settlement record in our names (`settlement_record`), with their values."""
+    return {alias: record[name] for name, alias in NATIONAL_ALIASES}
+
+
+def with_aliases(record: dict[str, Any]) -> dict[str, Any]:
+    """A settlement record as it leaves medledger: our names, then every national alias beside them. The ledger
+    keeps a settlement in our names alone (a record kept before that has its aliases already: they are the same)."""
+    return record | national(record)
 
 
 def _identities(settlement: Settlement) -> None:
@@ -247,10 +259,13 @@ def _identities(settlement: Settlement) -> None:
         )
 
 
-settlement_wire = _settlement_builder()
+settlement_wire = _settlement_builder(aliases=True)
 settlement_wire.__doc__ = """The published settlement, built straight from the engine's record: the same dict as
 `SettlementRecord.of(settlement).wire()`, with the same checks (whole fen, then the identities), at a fraction of
 the cost."""
+settlement_record = _settlement_builder(aliases=False)
+settlement_record.__doc__ = """The settlement as the ledger keeps it: `settlement_wire` without the national aliases,
+which are added where a record leaves medledger (`with_aliases`)."""
 
 
 MOVEMENT_FIELDS = tuple(MovementRecord.model_fields)  # a published movement's fields, in their order

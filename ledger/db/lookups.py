@@ -1,12 +1,14 @@
 """Reading what the ledger decided about particular events and visits, for callers waiting at a counter: whether
 an event was settled, refused or is waiting for its member's enrolment; a visit's settlement and its reversal; a
-facility's settlements of a period. Statements in no transaction, on a pooled connection (`reading`)."""
+facility's settlements of a period. Statements in no transaction, on a pooled connection (`reading`). A settlement
+is given as it is published, with its national aliases."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
 
+from ..records import with_aliases
 from .projection_store import as_json
 
 # An event's fate: its settlement (or reversal), else its refusal, else it waits. A refused event keeps its
@@ -28,8 +30,12 @@ async def outcomes(raw: Any, event_ids: list[str]) -> dict[str, tuple[str, dict 
     for event_id, kind, record in await raw.fetch(OUTCOMES, event_ids):
         held = found.get(event_id)
         if held is None or PRECEDENCE[kind] < PRECEDENCE[held[0]]:
-            found[event_id] = (kind, None if record is None else as_json(record))
+            found[event_id] = (kind, None if record is None else _published(kind, as_json(record)))
     return found
+
+
+def _published(kind: str, record: dict) -> dict:
+    return with_aliases(record) if kind == "settled" else record
 
 
 # A visit's settlement, the facility of its event, and its reversal if it has one.
@@ -52,7 +58,7 @@ async def visit_settlements(
         row = await raw.fetchrow(VISIT + "s.visit_id = $2", region, visit_id)
     if row is None:
         return None
-    return as_json(row[0]), row[1], None if row[2] is None else as_json(row[2])
+    return with_aliases(as_json(row[0])), row[1], None if row[2] is None else with_aliases(as_json(row[2]))
 
 
 async def facility_settlements(raw: Any, facility_id: str, first: date, last: date) -> list[dict]:
@@ -68,7 +74,7 @@ async def facility_settlements(raw: Any, facility_id: str, first: date, last: da
         first,
         last,
     )
-    return [as_json(row[0]) for row in rows]
+    return [with_aliases(as_json(row[0])) for row in rows]
 
 
 async def visit_facilities(raw: Any, event_ids: list[str]) -> dict[str, str | None]:

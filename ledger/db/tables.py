@@ -107,7 +107,9 @@ ledger_settlements = Table(
     Column("fund_pool", Text, nullable=False),
     Column("fund_paid", MONEY, nullable=False),
     Column("reverses", Text),
-    Column("record", JSONB, nullable=False),  # the published settlement, national aliases included
+    # the settlement in our names; published with its national aliases (`records.with_aliases`), which a row
+    # kept before had beside them
+    Column("record", JSONB, nullable=False),
     Column("deltas", JSONB, nullable=False),  # the accumulator movements, so a reversal returns exactly these
     Index("ledger_settlements_visit", "region", "visit_id", unique=True, postgresql_where=text("reverses IS NULL")),
     Index("ledger_settlements_reverses", "reverses", unique=True, postgresql_where=text("reverses IS NOT NULL")),

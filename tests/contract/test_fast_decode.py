@@ -30,6 +30,7 @@ from ledger.contract.money import Money
 from ledger.contract.native import native_schema
 from ledger.contract.visit import ItemCategory
 from tests.contract.test_native_validation import _TRICKY, _visit_with_everything
+from tests.contract.test_native_validation import _variants as _native_variants
 
 
 @dataclass(frozen=True)
@@ -133,16 +134,9 @@ def test_a_valid_line_is_decoded_without_pydantic_validating_it(monkeypatch):
 
 def _variants() -> Any:
     """Each field of each event type (and of a visit's item and prescription) set to each edge value."""
-    for event_type in example_types():
-        base = example(event_type)
-        for name in base:
-            for value in _TRICKY:
-                yield {**base, name: value}
+    yield from _native_variants()
     visit = _visit_with_everything()
-    for name in visit["items"][0]:
-        for value in _TRICKY:
-            yield {**visit, "items": [{**visit["items"][0], name: value}]}
-    for name in visit["prescription"]:
+    for name in ("facility_level", "facility_kind"):
         for value in _TRICKY:
             yield {**visit, "prescription": {**visit["prescription"], name: value}}
 

@@ -298,6 +298,7 @@ def _struct_of(
     struct_fields: list[tuple[str, Any, bool, str]] = []
     values: list[str] = []  # each field's value, in the model's order
     body: list[str] = []
+    opened = False  # the instance's dict is built as the fields are read (a with-info validator reads it)
     for index, (name, spec) in enumerate(fields.items()):
         _meta(spec, ("schema", "validation_alias", "serialization_alias", "frozen"))
         alias = spec.get("validation_alias", name)
@@ -309,6 +310,8 @@ def _struct_of(
                 raise Unsupported(f"{cls.__name__}.{name}: a discriminator of another shape")
             values.append(f"{name!r}: {tag[1]!r}")
             given.append(name)
+            if opened:
+                body.append(f"    d[{name!r}] = {tag[1]!r}")
             continue
         required, validate_default = True, False
         if schema["type"] == "default":
@@ -318,15 +321,18 @@ def _struct_of(
             schema = schema["schema"]
         plan = deriver.plan(schema)
         checks = plan.after
-        plan.after = [(function, False) for function, with_info in checks if not with_info]
-        if len(plan.after) != len(checks) and checks[-1][1] is False:
+        if any(with_info and not later for (_, with_info), (_, later) in zip(checks, checks[1:], strict=False)):
             raise Unsupported(f"{cls.__name__}.{name}: a no-info validator after a with-info one")
+        plan.after = [(function, False) for function, with_info in checks if not with_info]
         var = f"v{index}"
         converted = _emit(plan, var, namespace)
-        before = "{" + ", ".join(values) + "}"  # the fields validated before this one: what info.data holds
+        if len(plan.after) < len(checks) and not opened:
+            # info.data: the fields validated before this one, in a dict that then grows into the instance's
+            body.append(f"    d = {{{', '.join(values)}}}")
+            opened = True
         for position, (function, _) in enumerate(item for item in checks if item[1]):
             namespace[f"check{index}_{position}"] = function
-            converted.append(f"{var} = check{index}_{position}({var}, Info({before}, {name!r}))")
+            converted.append(f"{var} = check{index}_{position}({var}, Info(d, {name!r}))")
         struct_fields.append((name, plan.type, required, alias))
         values.append(f"{name!r}: {var}")
         if required:
@@ -338,6 +344,8 @@ def _struct_of(
             body += [f"        {line}" for line in converted if validate_default]
             body += ["    else:", "        n += 1", f"        fields_set.add({name!r})"]
             body += [f"        {line}" for line in converted]
+        if opened:
+            body.append(f"    d[{name!r}] = {var}")
     namespace["given"] = frozenset(given)
     unpacked = ", ".join(f"v{index}" for index, (name, _) in enumerate(fields.items()) if not (tag and name == tag[0]))
     lines = [
@@ -347,7 +355,7 @@ def _struct_of(
         "    fields_set = set(given)",
         *body,
         "    m = new(cls)",
-        f"    setattr(m, '__dict__', {{{', '.join(values)}}})",
+        f"    setattr(m, '__dict__', {'d' if opened else '{' + ', '.join(values) + '}'})",
         "    setattr(m, '__pydantic_fields_set__', fields_set)",
         "    setattr(m, '__pydantic_extra__', None)",
         "    setattr(m, '__pydantic_private__', None)",

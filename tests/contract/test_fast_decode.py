@@ -31,6 +31,7 @@ from ledger.contract.native import native_schema
 from ledger.contract.visit import ItemCategory
 from tests.contract.test_native_validation import _TRICKY, _visit_with_everything
 from tests.contract.test_native_validation import _variants as _native_variants
+from tests.properties.streams import ledger_stream
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,14 @@ def test_every_valid_event_is_taken_by_the_fast_decoder_as_the_models_read_it(st
     assert taken > 2500 and left < 10
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(ledger_stream(), st.sampled_from(["compact", "spaced"]))
+def test_events_of_every_type_with_every_optional_part_are_taken_as_the_models_read_them(stream, style):
+    for event in stream.events:
+        data = dump(json.loads(json.dumps(event, default=str)), style).encode()
+        assert (assert_agrees(data) is None) == (event["event_type"] in _FAST.left_out), data
+
+
 def test_only_models_the_derivation_cannot_read_are_left_to_the_models():
     assert _FAST.left_out == {"period.year_closed": "YearClosed: a validator around its fields"}
 
@@ -135,6 +144,13 @@ def test_a_valid_line_is_decoded_without_pydantic_validating_it(monkeypatch):
 def _variants() -> Any:
     """Each field of each event type (and of a visit's item and prescription) set to each edge value."""
     yield from _native_variants()
+    enrolled = {**example("member.enrolled"), "designated_facilities": ["F1", "F2"], "remote_pilot": True}
+    payment = {**example("account.payment_requested"), "purpose": "own_medical"}
+    for base, names in ((enrolled, ("designated_facilities", "remote_pilot")), (payment, ("beneficiary_id",))):
+        for name in names:
+            for value in _TRICKY:
+                yield {**base, name: value}
+            yield {key: given for key, given in base.items() if key != name}
     visit = _visit_with_everything()
     for name in ("facility_level", "facility_kind"):
         for value in _TRICKY:

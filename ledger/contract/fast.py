@@ -242,7 +242,8 @@ def _json_kind(kind: Any) -> Any:
 def _emit(plan: _Plan, var: str, namespace: dict[str, Any], depth: int = 0) -> list[str]:
     """Lines turning the decoded value in `var` into the model's value, in place; keys read are added to n."""
     lines: list[str] = []
-    name = f"p{sum(1 for key in namespace if key[0] == 'p')}"  # a name of its own in the builder
+    namespace["plans"] = number = namespace.get("plans", 0) + 1
+    name = f"p{number}"  # a name of its own in the builder
     if plan.kind == "read":
         assert plan.reads is not None
         namespace[f"{name}_cache"] = plan.cache

@@ -11,7 +11,7 @@ import orjson
 
 from .authority import Signed
 from .chain import canonical
-from .contract import Event, InvalidEvent, decode_event, decode_line
+from .contract import Event, InvalidEvent, decode_event, decode_json, decode_line
 
 # Events that wait for their member's enrolment instead of being refused (parking).
 PARKABLE = frozenset(
@@ -166,6 +166,9 @@ def read_lines(stream: BinaryIO) -> Iterator[bytes | Oversized]:
 def decode_canonical(payload: str, source: str, position: int | str) -> Incoming:
     """An event from bytes medledger wrote itself (the ledger, the parking area): canonical JSON, money as
     strings, keys unique, so the fast parser is enough; the contract is still checked in full."""
+    event = decode_json(payload.encode("utf-8", errors="surrogatepass"))
+    if event is not None:
+        return Incoming(source, position, payload, event=event, _payload=payload)
     try:
         parsed = orjson.loads(payload)
     except orjson.JSONDecodeError as error:

@@ -11,7 +11,7 @@ from .account import (
     Purpose,
 )
 from .dates import POLICY_TZ
-from .decode import InvalidEvent, decode_event, decode_line
+from .decode import InvalidEvent, decode_event, decode_json, decode_line
 from .enrollment import (
     ChronicCapAdjusted,
     ChronicCertified,
@@ -92,6 +92,7 @@ __all__ = [
     "YearClosed",
     "contract_json_schema",
     "decode_event",
+    "decode_json",
     "decode_line",
     "parse_money",
 ]

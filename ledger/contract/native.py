@@ -29,6 +29,11 @@ def register(parser: Callable[..., Any], native: CoreSchema | None) -> None:
     _NATIVE[parser] = native
 
 
+def native_schema(schema: CoreSchema) -> CoreSchema:
+    """`schema` with every registered parser replaced by its native schema."""
+    return _replaced(schema)
+
+
 def native_validator(schema: CoreSchema) -> SchemaValidator:
     """A validator of `schema` with every registered parser replaced by its native schema."""
     replaced = _replaced(schema)

@@ -36,3 +36,16 @@ def test_business_date_is_on_every_event_type():
 
     for event_type in example_types():
         assert decode_event(example(event_type)).business_date == date(2024, 3, 1)
+
+
+def test_business_dates_found_before_are_kept_by_instant_not_by_how_it_is_written():
+    from ledger.contract.dates import business_date, parse_occurred_at
+
+    late, midnight = parse_occurred_at("2023-12-31T15:59:59Z"), parse_occurred_at("2023-12-31T16:00:00Z")
+    assert [business_date(late), business_date(midnight), business_date(late)] == [
+        date(2023, 12, 31),
+        date(2024, 1, 1),
+        date(2023, 12, 31),
+    ]
+    same_instant = parse_occurred_at("2024-01-01T00:00:00+08:00")
+    assert business_date(same_instant) == business_date(midnight) == date(2024, 1, 1)

@@ -16,7 +16,7 @@ OUTCOMES = (
     "UNION ALL SELECT r.event_id, 'refused', json_build_object('reason', r.reason, 'detail', r.detail)::text "
     "FROM ledger_rejections r WHERE r.event_id = ANY($1::text[]) "
     "UNION ALL SELECT p.event_id, 'parked', NULL FROM parked_events p WHERE p.event_id = ANY($1::text[]) "
-    "AND NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = p.event_id)"
+    "AND NOT EXISTS (SELECT 1 FROM ledger_event_ids e WHERE e.event_id = p.event_id)"
 )
 PRECEDENCE = {"settled": 0, "refused": 1, "parked": 2}
 
@@ -74,7 +74,8 @@ async def facility_settlements(raw: Any, facility_id: str, first: date, last: da
 async def visit_facilities(raw: Any, event_ids: list[str]) -> dict[str, str | None]:
     """The facility_id of each visit event in the ledger named by its event id (the event a settlement names)."""
     rows = await raw.fetch(
-        "SELECT event_id, payload::jsonb ->> 'facility_id' FROM ledger_events WHERE event_id = ANY($1::text[])",
+        "SELECT e.event_id, e.payload::jsonb ->> 'facility_id' FROM ledger_event_ids i JOIN ledger_events e "
+        "ON e.region = i.region AND e.event_id = i.event_id WHERE i.event_id = ANY($1::text[])",
         event_ids,
     )
     return {event_id: facility for event_id, facility in rows}

@@ -23,9 +23,9 @@ ANCHOR = "SELECT history_seq, history_hash FROM ledger_anchor"
 HEADS = (
     "SELECT s.region, s.stream, s.genesis, h.seq, h.hash, a.params_digest FROM ledger_streams s "
     "LEFT JOIN LATERAL (SELECT seq, hash FROM ledger_events "
-    f"WHERE seq > s.stream::bigint << {STREAM_BITS} AND seq < (s.stream::bigint + 1) << {STREAM_BITS} "
+    f"WHERE region = s.region AND seq > s.stream::bigint << {STREAM_BITS} AND seq < (s.stream::bigint + 1) << {STREAM_BITS} "
     "ORDER BY seq DESC LIMIT 1) h ON true "
-    f"LEFT JOIN LATERAL (SELECT params_digest FROM ledger_events WHERE {IS_ADOPTION} "
+    f"LEFT JOIN LATERAL (SELECT params_digest FROM ledger_events WHERE {IS_ADOPTION} AND region = s.region "
     f"AND seq > s.stream::bigint << {STREAM_BITS} AND seq < (s.stream::bigint + 1) << {STREAM_BITS} "
     "ORDER BY seq DESC LIMIT 1) a ON true "
     "WHERE $1::text[] IS NULL OR s.region = ANY($1::text[]) ORDER BY s.region"
@@ -42,14 +42,15 @@ MAKE = (
 HEADS_TEXT = (
     "SELECT coalesce(string_agg(s.region || ':' || coalesce(h.seq, s.stream::bigint << {bits}), ',' "
     "ORDER BY s.region COLLATE \"C\"), '') FROM ledger_streams s LEFT JOIN LATERAL (SELECT seq FROM ledger_events "
-    "WHERE seq > s.stream::bigint << {bits} AND seq < (s.stream::bigint + 1) << {bits} ORDER BY seq DESC LIMIT 1) h "
+    "WHERE region = s.region AND seq > s.stream::bigint << {bits} AND seq < (s.stream::bigint + 1) << {bits} ORDER BY seq DESC LIMIT 1) h "
     "ON true WHERE s.region = ANY({regions})"
 )
 ARRIVALS_TEXT = (
     "SELECT coalesce(string_agg(r || ':' || (SELECT coalesce(max(arrival), 0) FROM parked_events WHERE region = r), "
     "',' ORDER BY r COLLATE \"C\"), '') FROM unnest({regions}) r"
 )
-POSITIONLESS = "SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections WHERE seq IS NULL"
+# (a refusal without a ledger position has no region: its partition alone is read)
+POSITIONLESS = "SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections WHERE seq IS NULL AND region IS NULL"
 PROJECTIONS_FILE = "SELECT relfilenode::bigint FROM pg_class WHERE oid = 'member_state'::regclass"
 
 

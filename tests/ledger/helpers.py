@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -157,3 +159,30 @@ def waiting(db: Database) -> list[str]:
             "(SELECT 1 FROM ledger_events e WHERE e.event_id = p.event_id) ORDER BY arrival",
         )
     ]
+
+
+# What this release writes beside the rows a release before partitions wrote (migration 0012 adds it): to write a
+# ledger as that release did, the writer's extra rows and columns are given a place, dropped once it has written.
+BEFORE_PARTITIONS = (
+    "CREATE TABLE ledger_event_ids (event_id text PRIMARY KEY, region text NOT NULL)",
+    "GRANT SELECT, INSERT ON ledger_event_ids TO medledger_app",
+    "ALTER TABLE ledger_rejections ADD COLUMN region text",
+    "ALTER TABLE ledger_signatures ADD COLUMN region text",
+)
+AS_BEFORE_PARTITIONS = (
+    "DROP TABLE ledger_event_ids",
+    "ALTER TABLE ledger_rejections DROP COLUMN region",
+    "ALTER TABLE ledger_signatures DROP COLUMN region",
+)
+
+
+@contextmanager
+def written_before_partitions(db: Database) -> Iterator[None]:
+    """Writes on a schema before 0012 leave the rows that schema holds, no more."""
+    for statement in BEFORE_PARTITIONS:
+        execute(db, statement, owner=True)
+    try:
+        yield
+    finally:
+        for statement in AS_BEFORE_PARTITIONS:
+            execute(db, statement, owner=True)

@@ -378,9 +378,11 @@ def db_upgrade() -> None:
         typer.echo("medledger: db upgrade needs the owner's DATABASE_URL", err=True)
         raise typer.Exit(2)
     try:
-        upgrade(db.owner_url, passwords=db.passwords)
+        made = upgrade(db.owner_url, passwords=db.passwords)
     except UnsafeSecret as error:
         refuse(error)
+    for region, moved in made.items():
+        typer.echo(f"medledger: region {region} has partitions of its own ({moved} rows moved from DEFAULT)", err=True)
     typer.echo("medledger: database schema is current", err=True)
 
 

@@ -70,7 +70,8 @@ async def held(raw: Raw, event_ids: list[str]) -> list[tuple[str, str]]:
 async def refused_digests(raw: Raw, digests: list[str]) -> set[str]:
     """Which of the payload digests of unreadable input were refused already (with no ledger position)."""
     rows = await raw.fetch(
-        "SELECT payload_digest FROM ledger_rejections WHERE seq IS NULL AND region IS NULL AND payload_digest = ANY($1::text[])",
+        "SELECT payload_digest FROM ledger_rejections "
+        "WHERE seq IS NULL AND region IS NULL AND payload_digest = ANY($1::text[])",
         digests,
     )
     return {row[0] for row in rows}

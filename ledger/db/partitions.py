@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from policies.registry import PolicyRegistry
+
 from .connection import Raw
 
 # In the order their rows refer to each other: an event first, then what refers to it.
@@ -97,16 +99,27 @@ LIST = (
 )
 
 
-async def partition(raw: Raw, regions: Iterable[str]) -> dict[str, int]:
-    """Give each of `regions` that has none its partitions, each in a transaction of its own (as the owner): the
-    regions that got them, with the rows moved out of DEFAULT."""
+async def partition(raw: Raw, regions: Iterable[str], lock: str = "") -> dict[str, int]:
+    """Give each of `regions` that has none its partitions, each in a transaction of its own (as the owner, after
+    the statement `lock`): the regions that got them, with the rows moved out of DEFAULT."""
     made = {}
     for region in sorted(set(regions)):
         async with raw.transaction():
+            if lock:
+                await raw.execute(lock)
             moved = await raw.fetchval(PARTITION, region)
         if moved is not None:
             made[region] = moved
     return made
+
+
+async def partition_known(raw: Raw, lock: str = "") -> dict[str, int]:
+    """Partitions for every region of the policy registry and every region with rows in DEFAULT that has none
+    (nothing on a schema before 0012)."""
+    if await raw.fetchval("SELECT to_regproc('medledger_partition_region') IS NULL"):
+        return {}
+    regions = {policy.region for policy in PolicyRegistry().all()} | set(await waiting_in_default(raw))
+    return await partition(raw, regions, lock)
 
 
 async def waiting_in_default(raw: Raw) -> list[str]:

@@ -286,7 +286,8 @@ async def write_member_years(
     while True:
         found = await raw.fetch(
             f"SELECT m.region, m.member_id, m.state::text, e.params_digest FROM {names.member_state} m "
-            f'JOIN ledger_events e ON e.seq = m.last_seq AND e.region = m.region WHERE (m.region, m.member_id COLLATE "C") > ($1, $2) '
+            "JOIN ledger_events e ON e.seq = m.last_seq AND e.region = m.region "
+            f'WHERE (m.region, m.member_id COLLATE "C") > ($1, $2) '
             f'ORDER BY m.region, m.member_id COLLATE "C" LIMIT $3',
             after[0],
             after[1],

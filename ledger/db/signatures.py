@@ -13,7 +13,8 @@ CHUNK = 5_000
 SIGNED = (
     "SELECT s.event_id, s.producer, s.key_id, s.signature, s.signed, s.received_at, "
     "coalesce(e.payload, p.payload) FROM ledger_signatures s "
-    "LEFT JOIN ledger_events e ON e.region = s.region AND e.event_id = s.event_id LEFT JOIN parked_events p ON p.event_id = s.event_id "
+    "LEFT JOIN ledger_events e ON e.region = s.region AND e.event_id = s.event_id "
+    "LEFT JOIN parked_events p ON p.event_id = s.event_id "
     "WHERE s.event_id > $1 ORDER BY s.event_id LIMIT $2"
 )
 

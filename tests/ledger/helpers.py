@@ -57,12 +57,15 @@ def ingest(
     now: datetime | None = None,
     park_ttl: timedelta = timedelta(days=30),
     name: str = "test",
+    prepare_schema: bool = True,
 ):
     published: list[dict] = []
 
     async def run():
         clock = (lambda: now) if now else (lambda: datetime.now(UTC))
-        async with LedgerService(db, parameters, batch_size=batch_size, park_ttl=park_ttl, clock=clock) as service:
+        async with LedgerService(
+            db, parameters, batch_size=batch_size, park_ttl=park_ttl, clock=clock, prepare_schema=prepare_schema
+        ) as service:
             return await service.ingest(from_lines(lines, name), published.extend)
 
     stats = asyncio.run(run())

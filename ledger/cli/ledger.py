@@ -369,7 +369,7 @@ def _keep(db: Database, report: ReplayReport, started_at: datetime) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the schema migrations (they also run on every start)."""
+    """Apply the schema migrations and give each region its partitions (both also run on every start)."""
     from ..db.credentials import UnsafeSecret
     from ..db.migrate import upgrade
 

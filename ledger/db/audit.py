@@ -94,7 +94,7 @@ class PostgresAudit(PostgresSession):
     async def derived_count(self, table: str, where: str, regions: list[str] | None) -> int:
         """Rows of the ledger table `table` (aliased `t`, narrowed by `where`) derived from events of `regions`."""
         return await self.raw.fetchval(
-            f"SELECT count(*) FROM {table} t JOIN ledger_events e ON e.seq = t.seq "
+            f"SELECT count(*) FROM {table} t JOIN ledger_events e ON e.seq = t.seq AND e.region = t.region "
             f"WHERE ($1::text[] IS NULL OR e.region = ANY($1::text[])){where}",
             regions,
         )

@@ -36,7 +36,7 @@ async def outcomes(raw: Any, event_ids: list[str]) -> dict[str, tuple[str, dict 
 VISIT = (
     "SELECT s.record::text, e.payload::jsonb ->> 'facility_id', "
     "(SELECT r.record::text FROM ledger_settlements r WHERE r.reverses = s.settlement_id) "
-    "FROM ledger_settlements s JOIN ledger_events e ON e.seq = s.seq "
+    "FROM ledger_settlements s JOIN ledger_events e ON e.seq = s.seq AND e.region = s.region "
     "WHERE s.region = $1 AND s.reverses IS NULL AND "
 )
 
@@ -60,8 +60,8 @@ async def facility_settlements(raw: Any, facility_id: str, first: date, last: da
     facility is the visit event's (a reversal's is its visit's)."""
     rows = await raw.fetch(
         "SELECT s.record::text FROM ledger_settlements s "
-        "JOIN ledger_settlements v ON v.settlement_id = coalesce(s.reverses, s.settlement_id) "
-        "JOIN ledger_events e ON e.seq = v.seq "
+        "JOIN ledger_settlements v ON v.settlement_id = coalesce(s.reverses, s.settlement_id) AND v.region = s.region "
+        "JOIN ledger_events e ON e.seq = v.seq AND e.region = v.region "
         "WHERE s.visit_date BETWEEN $2 AND $3 AND (e.payload::jsonb ->> 'facility_id') = $1 "
         "ORDER BY s.seq, s.settlement_id",
         facility_id,

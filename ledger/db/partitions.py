@@ -87,6 +87,11 @@ FIXED = (
 )
 
 PARTITION = "SELECT medledger_partition_region($1)"
+# Whether the ledger is partitioned (0012) and this session's role owns it (may make partitions).
+OWNER = (
+    "SELECT to_regproc('medledger_partition_region') IS NOT NULL AND coalesce((SELECT pg_has_role(relowner, 'MEMBER') "
+    "FROM pg_class WHERE oid = to_regclass('ledger_events')), false)"
+)
 
 # The regions with rows in a DEFAULT partition.
 IN_DEFAULT = " UNION ".join(f"SELECT region FROM {table}_default" for table in TABLES)
@@ -115,8 +120,8 @@ async def partition(raw: Raw, regions: Iterable[str], lock: str = "") -> dict[st
 
 async def partition_known(raw: Raw, lock: str = "") -> dict[str, int]:
     """Partitions for every region of the policy registry and every region with rows in DEFAULT that has none
-    (nothing on a schema before 0012)."""
-    if await raw.fetchval("SELECT to_regproc('medledger_partition_region') IS NULL"):
+    (nothing on a schema before 0012, nor when connected as a role that does not own the ledger)."""
+    if not await raw.fetchval(OWNER):
         return {}
     regions = {policy.region for policy in PolicyRegistry().all()} | set(await waiting_in_default(raw))
     return await partition(raw, regions, lock)

@@ -54,14 +54,20 @@ async def expired_regions(raw: Raw, cutoff: datetime) -> list[str]:
     return [row[0] for row in rows]
 
 
+# The events in the ledger at the ids in $1: each id found in `ledger_event_ids` whatever region holds it, then
+# its event in that region's partition alone.
+HELD = (
+    "SELECT e.event_id, e.payload FROM ledger_event_ids i JOIN ledger_events e "
+    "ON e.region = i.region AND e.event_id = i.event_id WHERE i.event_id = ANY($1::text[])"
+)
+
+
 async def held(raw: Raw, event_ids: list[str]) -> list[tuple[str, str]]:
     """(event_id, canonical payload) of the events at `event_ids` in the ledger, then of those waiting (parked and
-    their bytes not refused); an id may come twice. An id is found in `ledger_event_ids` whatever region holds
-    it, then its event in that region's partition alone."""
+    their bytes not refused); an id may come twice."""
     return await raw.fetch(
-        "SELECT e.event_id, e.payload FROM ledger_event_ids i JOIN ledger_events e "
-        "ON e.region = i.region AND e.event_id = i.event_id WHERE i.event_id = ANY($1::text[]) "
-        "UNION ALL SELECT t.event_id, t.payload FROM parked_events t WHERE t.event_id = ANY($1::text[])"
+        HELD
+        + " UNION ALL SELECT t.event_id, t.payload FROM parked_events t WHERE t.event_id = ANY($1::text[])"
         + PARKED_NOT_REFUSED,
         event_ids,
     )

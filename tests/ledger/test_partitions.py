@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from ledger.db.migrate import upgrade
+from ledger.db.parking import HELD
 from ledger.db.partitions import TABLES, listed
 from ledger.db.recorder import TAKEN_IDS
 from ledger.db.server import APP_ROLE, Database, _with_database, with_user
@@ -101,12 +102,17 @@ def test_a_region_s_stream_is_read_from_its_partition_alone(database):
     assert "ledger_events_320100" in plan, plan
     assert "ledger_events_371000" not in plan and "default" not in plan, plan
     # a writer's look-up of its regions' heads, each in its region's partition (pruned as it runs)
-    heads = "\n".join(
-        row[0] for row in fetch(database, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + HEADS, ["320100"])
-    )
-    scans = [line for line in heads.splitlines() if " Scan " in line and " on ledger_events_" in line]
-    read = {line.split(" on ")[1].split()[0] for line in scans if "(never executed)" not in line}
-    assert read == {"ledger_events_320100"}, heads
+    assert _partitions_read(database, HEADS, ["320100"]) == {"ledger_streams", "ledger_events_320100"}
+    # a repeat's look-up: one probe of the ids' primary key, then the event in its region's partition alone
+    (event_id,) = fetch(database, "SELECT event_id FROM ledger_events WHERE region = '371000' LIMIT 1")[0]
+    assert _partitions_read(database, HELD, [event_id]) == {"ledger_event_ids", "ledger_events_371000"}
+
+
+def _partitions_read(db: Database, query: str, *arguments) -> set[str]:
+    """The tables `query` reads as it runs (those of its plan not pruned, at plan time or as it runs)."""
+    plan = [row[0] for row in fetch(db, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + query, *arguments)]
+    scans = [line for line in plan if " Scan " in line and " on " in line and "(never executed)" not in line]
+    return {line.split(" on ")[1].split()[0] for line in scans}
 
 
 def test_a_partition_refuses_to_change_or_lose_a_row_even_to_its_owner(database):

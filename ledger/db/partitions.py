@@ -4,8 +4,8 @@ server of its own (`docs/scaling.md`).
 A region's partitions are made by the owner, never by the service (its role runs no DDL, and a partition made in
 the middle of a batch would lock the other regions' writers out of the DEFAULT partition it is checked against).
 Rows of a region that has no partition yet land in the DEFAULT partitions; `medledger db upgrade` (and every
-start of a service, which runs it) gives each region of the policy registry, and each region found in a DEFAULT
-partition, partitions of its own, moving that region's rows out of DEFAULT in the same transaction.
+start of a service, which runs it) gives each region of the policy registry, and each region with a stream found in
+a DEFAULT partition, partitions of its own, moving that region's rows out of DEFAULT in the same transaction.
 """
 
 from __future__ import annotations
@@ -93,8 +93,13 @@ OWNER = (
     "FROM pg_class WHERE oid = to_regclass('ledger_events')), false)"
 )
 
-# The regions with rows in a DEFAULT partition.
-IN_DEFAULT = " UNION ".join(f"SELECT region FROM {table}_default" for table in TABLES)
+# The regions with rows in a DEFAULT partition that have a stream: a region the ledger has sequenced events of.
+# (Input is untrusted: a region named only by a signature kept with a parked event gets no tables of its own.)
+IN_DEFAULT = (
+    "SELECT region FROM ("
+    + " UNION ".join(f"SELECT region FROM {table}_default" for table in TABLES)
+    + ") d WHERE region IN (SELECT region FROM ledger_streams)"
+)
 
 # Each partition of a ledger table: (table, partition, its bound).
 LIST = (
@@ -119,8 +124,8 @@ async def partition(raw: Raw, regions: Iterable[str], lock: str = "") -> dict[st
 
 
 async def partition_known(raw: Raw, lock: str = "") -> dict[str, int]:
-    """Partitions for every region of the policy registry and every region with rows in DEFAULT that has none
-    (nothing on a schema before 0012, nor when connected as a role that does not own the ledger)."""
+    """Partitions for every region of the policy registry and every region with a stream and rows in DEFAULT that
+    has none (nothing on a schema before 0012, nor when connected as a role that does not own the ledger)."""
     if not await raw.fetchval(OWNER):
         return {}
     regions = {policy.region for policy in PolicyRegistry().all()} | set(await waiting_in_default(raw))
@@ -128,7 +133,7 @@ async def partition_known(raw: Raw, lock: str = "") -> dict[str, int]:
 
 
 async def waiting_in_default(raw: Raw) -> list[str]:
-    """The regions with rows in DEFAULT: they have no partitions of their own yet."""
+    """The regions with rows in DEFAULT that have a stream: they have no partitions of their own yet."""
     return sorted(row[0] for row in await raw.fetch(IN_DEFAULT))
 
 

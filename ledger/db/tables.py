@@ -1,8 +1,9 @@
 """The database schema as SQLAlchemy Core tables.
 
 Ledger tables are append-only: the database refuses UPDATE, DELETE and TRUNCATE on them (triggers in the first
-migration) and the service role may only INSERT and SELECT there. Projection tables are read models derived from
-the ledger alone; each can be dropped and rebuilt (`medledger projections rebuild`).
+migration; on each partition too, migration 0012) and the service role may only INSERT and SELECT there. The
+ledger tables of events and what derives from them are partitioned by region (`db.partitions`). Projection tables
+are read models derived from the ledger alone; each can be dropped and rebuilt (`medledger projections rebuild`).
 """
 
 from __future__ import annotations

@@ -197,20 +197,16 @@ async def _listed(db: Database) -> list[tuple[str, str, str]]:
 
 # -- a region moved to a server of its own --------------------------------------------------------------------------
 
-# What an operator runs to take region $R's partitions out of the ledger: the tables that refer to its events first,
-# each one's reference to the parent dropped (the region's own rows keep theirs, re-made between its tables on the
-# server it moves to), then its events.
+# What an operator runs to take a region's partitions (`_R`) out of the ledger (docs/scaling.md): the tables that
+# refer to its events first, each one's reference to the parent dropped (the rows are referred to their events again
+# on the server they move to), then its events.
 DETACH = [
     *(
         statement
         for table in TABLES[1:]
         for statement in (
             f"ALTER TABLE {table} DETACH PARTITION {table}_R",
-            *(
-                [f"ALTER TABLE {table}_R DROP CONSTRAINT {table}_seq_fkey"]
-                if table not in ("ledger_signatures",)
-                else []
-            ),
+            *([f"ALTER TABLE {table}_R DROP CONSTRAINT {table}_seq_fkey"] if table != "ledger_signatures" else []),
         )
     ),
     "ALTER TABLE ledger_events DETACH PARTITION ledger_events_R",
@@ -218,8 +214,8 @@ DETACH = [
 
 
 async def _copy(source: Database, target: Database, region: str) -> None:
-    """The region's detached tables, its stream, the anchor, the parameter sets and its projections, copied into
-    `target` (a ledger of its own), as binary COPY."""
+    """The region's detached tables, its stream, the parameter sets and its projections, copied into `target` (a
+    ledger of its own), as binary COPY. The anchor is the same row in both: neither holds a history."""
     into = await asyncpg.connect(plain(target.owner_url))
     out = await asyncpg.connect(plain(source.owner_url))
     try:
@@ -250,6 +246,8 @@ def test_a_region_detached_leaves_the_others_ingesting_and_verifying_and_verifie
         assert whole.ok
         weihai_head = next(h for h in whole.heads if h.region == "371000")
 
+        anchor = "SELECT history_seq, history_hash FROM ledger_anchor"
+        assert fetch(db, anchor) == fetch(own, anchor)
         for statement in DETACH:
             execute(db, statement.replace("_R", "_371000"), owner=True)
         asyncio.run(_copy(db, own, "371000"))

@@ -257,6 +257,14 @@ def replay(
             "database; the chains must still pass through it.",
         ),
     ] = None,
+    region: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--region",
+            help="With --verify, on a server a region was moved to: this database holds these regions alone (no "
+            "history, no other region); their streams are verified from their genesis and their events replayed.",
+        ),
+    ] = None,
 ) -> None:
     """Walk the ledger again without touching it: --verify, or --policy FILE --compare (what-if). --verify also
     checks every producer's signature kept with the events again, with the producers file (MEDLEDGER_PRODUCERS)."""
@@ -265,8 +273,8 @@ def replay(
     if verify == bool(policy) or (verify and compare):
         typer.echo("medledger replay: give --verify, or --policy FILE --compare", err=True)
         raise typer.Exit(2)
-    if anchor and not verify:
-        typer.echo("medledger replay: --anchor goes with --verify", err=True)
+    if (anchor or region) and not verify:
+        typer.echo("medledger replay: --anchor and --region go with --verify", err=True)
         raise typer.Exit(2)
     anchored = _anchor(anchor) if anchor else None
     if policy and not compare:
@@ -279,7 +287,11 @@ def replay(
     with progress_bar("replay", None) as bar:
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
         replayer.anchor = anchored
-        if verify and workers > 1:
+        if verify and region:
+            replayer.regions = replayer.stray_outside = sorted(set(region))
+            replayer.streams_only = True
+            report = asyncio.run(replayer.verify(producers))
+        elif verify and workers > 1:
             from ..db.audit import event_counts
 
             counts = with_raw(event_counts)

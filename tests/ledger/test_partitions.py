@@ -18,7 +18,7 @@ from ledger.db.parking import HELD
 from ledger.db.partitions import TABLES, listed
 from ledger.db.recorder import TAKEN_IDS
 from ledger.db.server import APP_ROLE, Database, _with_database, with_user
-from ledger.db.streams import HEADS, STREAM_ROWS, verify_streams
+from ledger.db.streams import HEADS, STREAM_ROWS
 from ledger.replay import Replayer, ReplayReport
 from ledger.streams import base
 from tests import builders as b
@@ -31,6 +31,7 @@ from tests.ledger.helpers import (
     verify,
     written_before_partitions,
 )
+from tests.ledger.test_streams import _old_ledger
 
 # Where each table's rows are: (table, partition, region) with their count.
 PLACES = " UNION ALL ".join(
@@ -237,6 +238,19 @@ async def _copy(source: Database, target: Database, region: str) -> None:
         await out.close()
 
 
+ANCHOR = "SELECT history_seq, history_hash FROM ledger_anchor"
+
+
+def _move(db: Database, own: Database, region: str) -> None:
+    """`region` detached from `db` and copied to `own`; its projections go with it (the ids it used stay taken
+    in `db`: ledger_event_ids is append-only)."""
+    for statement in DETACH:
+        execute(db, statement.replace("_R", f"_{region}"), owner=True)
+    asyncio.run(_copy(db, own, region))
+    for table in PROJECTIONS:
+        execute(db, f"DELETE FROM {table} WHERE region = $1", region, owner=True)
+
+
 def test_a_region_detached_leaves_the_others_ingesting_and_verifying_and_verifies_on_a_server_of_its_own(pg_server):
     name, db = pg_server.fresh()
     own_name, own = pg_server.fresh()
@@ -246,14 +260,8 @@ def test_a_region_detached_leaves_the_others_ingesting_and_verifying_and_verifie
         assert whole.ok
         weihai_head = next(h for h in whole.heads if h.region == "371000")
 
-        anchor = "SELECT history_seq, history_hash FROM ledger_anchor"
-        assert fetch(db, anchor) == fetch(own, anchor)
-        for statement in DETACH:
-            execute(db, statement.replace("_R", "_371000"), owner=True)
-        asyncio.run(_copy(db, own, "371000"))
-        # its projections go with it; the ids it used stay taken here (ledger_event_ids is append-only)
-        for table in PROJECTIONS:
-            execute(db, f"DELETE FROM {table} WHERE region = '371000'", owner=True)
+        assert fetch(db, ANCHOR) == fetch(own, ANCHOR)
+        _move(db, own, "371000")
 
         # the others ingest and verify; Weihai's stream is empty here now
         b.fresh()
@@ -263,21 +271,59 @@ def test_a_region_detached_leaves_the_others_ingesting_and_verifying_and_verifie
         assert here.ok, (here.chain_breaks, here.differences[:5])
         assert {h.region: h.position for h in here.heads}["371000"] == 0
 
-        # on its own server, its stream verifies from the same genesis to the same head, and replays
-        async def chain():
-            connection = await asyncpg.connect(plain(own.owner_url))
-            try:
-                return await verify_streams(connection, ["371000"])
-            finally:
-                await connection.close()
-
-        breaks, heads = asyncio.run(chain())
-        assert breaks == [] and [(h.seq, h.hash) for h in heads] == [(weihai_head.seq, weihai_head.hash)]
+        # on its own server, its stream verifies from the same genesis to the same head (`replay --verify --region`)
         replayer = Replayer(own, batch_size=40)
-        replayer.regions, replayer.check_chain = ["371000"], False
+        replayer.regions = replayer.stray_outside = ["371000"]
+        replayer.streams_only = True
         there = asyncio.run(replayer.verify())
-        assert there.ok, there.differences[:5]
+        assert there.ok, (there.chain_breaks, there.differences[:5])
+        assert [(h.region, h.seq, h.hash) for h in there.heads] == [("371000", weihai_head.seq, weihai_head.hash)]
+        assert there.events == len(example_lines("weihai")) + 1  # and its adoption
         assert fetch(own, "SELECT count(*) FROM ledger_events")[0][0] == len(example_lines("weihai")) + 1
+        # and its events are still its: one changed there is found
+        execute(own, "ALTER TABLE ledger_events DISABLE TRIGGER USER", owner=True)
+        execute(own, "UPDATE ledger_events SET payload = payload || ' ' WHERE seq = $1", weihai_head.seq, owner=True)
+        broken = asyncio.run(replayer.verify())
+        assert not broken.ok and weihai_head.seq in [found.seq for found in broken.chain_breaks]
+    finally:
+        pg_server.drop(name)
+        pg_server.drop(own_name)
+
+
+def test_a_region_begun_after_the_history_moves_and_verifies_where_the_history_is_not(pg_server, monkeypatch):
+    name, db = _old_ledger(pg_server, monkeypatch, example_lines("nanjing", "weihai"))
+    own_name, own = pg_server.fresh()
+    try:
+        upgrade(db.owner_url)
+        ingest(db, example_lines("ningxia"))  # a stream of its own, no row in the history
+        whole = verify(db)
+        assert whole.ok
+        ningxia = next(h for h in whole.heads if h.region == "640000")
+        # the new server starts from the same anchor (set by its owner before anything is written there)
+        (history_seq, history_hash) = fetch(db, ANCHOR)[0]
+        execute(own, "ALTER TABLE ledger_anchor DISABLE TRIGGER USER", owner=True)
+        execute(own, "DELETE FROM ledger_anchor", owner=True)
+        execute(
+            own,
+            "INSERT INTO ledger_anchor (history_seq, history_hash) VALUES ($1, $2)",
+            history_seq,
+            history_hash,
+            owner=True,
+        )
+        execute(own, "ALTER TABLE ledger_anchor ENABLE TRIGGER USER", owner=True)
+
+        _move(db, own, "640000")
+
+        here = verify(db)  # the history and the other streams, whole
+        assert here.ok, (here.chain_breaks, here.differences[:5])
+        # there, a verify of the whole ledger misses the history it was never given; of the region, it verifies
+        assert any("not the anchor" in found.problem for found in verify(own).chain_breaks)
+        replayer = Replayer(own, batch_size=40)
+        replayer.regions = replayer.stray_outside = ["640000"]
+        replayer.streams_only = True
+        there = asyncio.run(replayer.verify())
+        assert there.ok, (there.chain_breaks, there.differences[:5])
+        assert [(h.region, h.seq, h.hash) for h in there.heads] == [("640000", ningxia.seq, ningxia.hash)]
     finally:
         pg_server.drop(name)
         pg_server.drop(own_name)

@@ -257,7 +257,7 @@ def replay(
             "database; the chains must still pass through it.",
         ),
     ] = None,
-    region: Annotated[
+    regions: Annotated[
         Optional[list[str]],
         typer.Option(
             "--region",
@@ -273,7 +273,7 @@ def replay(
     if verify == bool(policy) or (verify and compare):
         typer.echo("medledger replay: give --verify, or --policy FILE --compare", err=True)
         raise typer.Exit(2)
-    if (anchor or region) and not verify:
+    if (anchor or regions) and not verify:
         typer.echo("medledger replay: --anchor and --region go with --verify", err=True)
         raise typer.Exit(2)
     anchored = _anchor(anchor) if anchor else None
@@ -287,8 +287,8 @@ def replay(
     with progress_bar("replay", None) as bar:
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
         replayer.anchor = anchored
-        if verify and region:
-            replayer.regions = replayer.stray_outside = sorted(set(region))
+        if verify and regions:
+            replayer.regions = replayer.stray_outside = sorted(set(regions))
             replayer.streams_only = True
             report = asyncio.run(replayer.verify(producers))
         elif verify and workers > 1:

@@ -91,7 +91,15 @@ class BatchRows:
         if signed is not None:
             assert item.event is not None  # signed once admitted, and admitted once decoded
             self.signatures.append(
-                (item.event.event_id, signed.producer, signed.key_id, signed.signature, signed.value, signed.at)
+                (
+                    item.event.event_id,
+                    signed.producer,
+                    signed.key_id,
+                    signed.signature,
+                    signed.value,
+                    signed.at,
+                    item.event.region,
+                )
             )
 
     def touch(self, member: MemberState | None, seq: int) -> None:
@@ -165,7 +173,9 @@ class BatchRows:
         payload: str,
         shown_id: str | int | None = None,
         policy_id: str | None = None,
+        region: str | None = None,
     ) -> None:
+        """A refusal; `region` is the event's, given with its ledger position (`seq`)."""
         if seq is not None:
             self.derived[seq] = {"rejection": {"reason": reason}}
         digest = text_digest(payload) if seq is None else None  # of the input as received
@@ -173,7 +183,7 @@ class BatchRows:
         detail, payload = storable(detail), storable(payload)
         shown = storable(shown_id) if shown_id is not None else event_id
         assert shown is not None  # a refusal names its event, or where its input was (`shown_id`)
-        self.rejections.append((seq, event_id, source, reason, detail, payload, digest, policy_id))
+        self.rejections.append((seq, event_id, source, reason, detail, payload, digest, policy_id, region))
         record = rejection_wire(shown, reason, detail, shown_payload(payload))
         self.published.append(record)
         self.outbox.append((REJECTIONS, refusal_key(record), dumps(record)))

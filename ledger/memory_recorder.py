@@ -329,7 +329,7 @@ class MemorySession:
         for row in rows.rejections:
             last_rejection = (t.rejections[-1][0] if t.rejections else 0) + 1
             journal.append(t.rejections, (last_rejection, *row))
-            seq, event_id, source, _, _, _, digest, _ = row
+            seq, event_id, source, _, _, _, digest, *_ = row
             if seq is None:
                 journal.put(t.positionless, "last", last_rejection)
                 journal.put(t.refused_digests, digest, True)

@@ -173,6 +173,7 @@ def apply_one(book: Book, rows: BatchRows, seq: int, item: Incoming) -> bool:
             detail,
             item.payload,
             policy_id=policy_in_force(book, event),
+            region=event.region,
         )
         return False
     rows.accept(seq, event, outputs, book)
@@ -269,6 +270,7 @@ class Pipeline:
                 rejection.detail,
                 item.payload,
                 policy_id=policy_in_force(book, event),
+                region=event.region,
             )
             await self.write(rows, registry)
             self.published.extend(rows.published)

@@ -269,6 +269,14 @@ def replay(
             "database; the chains must still pass through it.",
         ),
     ] = None,
+    regions: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--region",
+            help="With --verify, on a server a region was moved to: this database holds these regions alone (no "
+            "history, no other region); their streams are verified from their genesis and their events replayed.",
+        ),
+    ] = None,
 ) -> None:
     """Walk the ledger again without touching it: --verify, or --policy FILE --compare (what-if). --verify also
     checks every producer's signature kept with the events again, with the producers file (MEDLEDGER_PRODUCERS)."""
@@ -277,8 +285,8 @@ def replay(
     if verify == bool(policy) or (verify and compare):
         typer.echo("medledger replay: give --verify, or --policy FILE --compare", err=True)
         raise typer.Exit(2)
-    if anchor and not verify:
-        typer.echo("medledger replay: --anchor goes with --verify", err=True)
+    if (anchor or regions) and not verify:
+        typer.echo("medledger replay: --anchor and --region go with --verify", err=True)
         raise typer.Exit(2)
     anchored = _anchor(anchor) if anchor else None
     if policy and not compare:
@@ -291,7 +299,11 @@ def replay(
     with progress_bar("replay", None) as bar:
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
         replayer.anchor = anchored
-        if verify and workers > 1:
+        if verify and regions:
+            replayer.regions = replayer.stray_outside = sorted(set(regions))
+            replayer.streams_only = True
+            report = asyncio.run(replayer.verify(producers))
+        elif verify and workers > 1:
             from ..db.audit import event_counts
 
             counts = with_raw(event_counts)
@@ -381,7 +393,7 @@ def _keep(db: Database, report: ReplayReport, started_at: datetime) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the schema migrations (they also run on every start)."""
+    """Apply the schema migrations and give each region its partitions (both also run on every start)."""
     from ..db.credentials import UnsafeSecret
     from ..db.migrate import upgrade
 
@@ -390,9 +402,11 @@ def db_upgrade() -> None:
         typer.echo("medledger: db upgrade needs the owner's DATABASE_URL", err=True)
         raise typer.Exit(2)
     try:
-        upgrade(db.owner_url, passwords=db.passwords)
+        made = upgrade(db.owner_url, passwords=db.passwords)
     except UnsafeSecret as error:
         refuse(error)
+    for region, moved in made.items():
+        typer.echo(f"medledger: region {region} has partitions of its own ({moved} rows moved from DEFAULT)", err=True)
     typer.echo("medledger: database schema is current", err=True)
 
 

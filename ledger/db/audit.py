@@ -75,8 +75,8 @@ class PostgresAudit(PostgresSession):
         found = await self.raw.fetchval("SELECT hash FROM ledger_events WHERE seq = $1", seq)
         return None if found is None else bytes(found)
 
-    async def verify_streams(self) -> tuple[list[ChainBreak], list[Head]]:
-        return await streams.verify_streams(self.raw)
+    async def verify_streams(self, regions: list[str] | None = None) -> tuple[list[ChainBreak], list[Head]]:
+        return await streams.verify_streams(self.raw, regions)
 
     async def heads_at(self, positions: list[tuple[str, int]]) -> list[Head] | None:
         return await streams.heads_at(self.raw, positions)
@@ -94,7 +94,7 @@ class PostgresAudit(PostgresSession):
     async def derived_count(self, table: str, where: str, regions: list[str] | None) -> int:
         """Rows of the ledger table `table` (aliased `t`, narrowed by `where`) derived from events of `regions`."""
         return await self.raw.fetchval(
-            f"SELECT count(*) FROM {table} t JOIN ledger_events e ON e.seq = t.seq "
+            f"SELECT count(*) FROM {table} t JOIN ledger_events e ON e.seq = t.seq AND e.region = t.region "
             f"WHERE ($1::text[] IS NULL OR e.region = ANY($1::text[])){where}",
             regions,
         )

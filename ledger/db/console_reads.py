@@ -27,7 +27,7 @@ async def region_heads(raw: Raw) -> list[dict]:
     return await _dicts(
         raw,
         "SELECT e.region, e.seq, e.hash FROM (SELECT region, max(seq) AS seq FROM ledger_events GROUP BY region) h "
-        "JOIN ledger_events e ON e.seq = h.seq ORDER BY e.region",
+        "JOIN ledger_events e ON e.seq = h.seq AND e.region = h.region ORDER BY e.region",
     )
 
 

@@ -152,7 +152,7 @@ class PostgresEventStore(EventStore):
         if not ids:
             return set()
         # one array parameter: an IN list of a batch's thousands of ids costs more to build and plan than to run
-        rows = await self.raw.fetch("SELECT event_id FROM ledger_events WHERE event_id = ANY($1::text[])", ids)
+        rows = await self.raw.fetch("SELECT event_id FROM ledger_event_ids WHERE event_id = ANY($1::text[])", ids)
         return {row[0] for row in rows}
 
     async def head(self) -> tuple[int, bytes]:
@@ -170,7 +170,9 @@ class PostgresEventStore(EventStore):
 
 
 def add_events(writes: Writes, stored: Sequence[StoredEvent]) -> None:
+    """The events, and their ids in `ledger_event_ids` (whose primary key refuses an id any region holds)."""
     writes.insert("ledger_events", COLUMNS, [tuple(getattr(event, column) for column in COLUMNS) for event in stored])
+    writes.insert("ledger_event_ids", ("event_id", "region"), [(event.event_id, event.region) for event in stored])
 
 
 def add_parameters(writes: Writes, digest: str, content: str) -> None:

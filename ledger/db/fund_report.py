@@ -38,9 +38,9 @@ async def month_by_facility(raw: Any, region: str, first: date) -> list[dict]:
     rows = await raw.fetch(
         f"""SELECT coalesce(oe.payload::jsonb->>'facility_id', e.payload::jsonb->>'facility_id') AS facility_id,
                    {_AMOUNTS}
-            FROM ledger_settlements s JOIN ledger_events e ON e.seq = s.seq
-            LEFT JOIN ledger_settlements o ON o.settlement_id = s.reverses
-            LEFT JOIN ledger_events oe ON oe.seq = o.seq
+            FROM ledger_settlements s JOIN ledger_events e ON e.seq = s.seq AND e.region = s.region
+            LEFT JOIN ledger_settlements o ON o.settlement_id = s.reverses AND o.region = s.region
+            LEFT JOIN ledger_events oe ON oe.seq = o.seq AND oe.region = o.region
             WHERE s.region = $1 AND s.visit_date >= $2 AND s.visit_date < $3
             GROUP BY 1 ORDER BY 1 NULLS LAST""",
         region,

@@ -18,7 +18,7 @@ OUTCOMES = (
     "UNION ALL SELECT r.event_id, 'refused', json_build_object('reason', r.reason, 'detail', r.detail)::text "
     "FROM ledger_rejections r WHERE r.event_id = ANY($1::text[]) "
     "UNION ALL SELECT p.event_id, 'parked', NULL FROM parked_events p WHERE p.event_id = ANY($1::text[]) "
-    "AND NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = p.event_id)"
+    "AND NOT EXISTS (SELECT 1 FROM ledger_event_ids e WHERE e.event_id = p.event_id)"
 )
 PRECEDENCE = {"settled": 0, "refused": 1, "parked": 2}
 
@@ -42,7 +42,7 @@ def _published(kind: str, record: dict) -> dict:
 VISIT = (
     "SELECT s.record::text, e.payload::jsonb ->> 'facility_id', "
     "(SELECT r.record::text FROM ledger_settlements r WHERE r.reverses = s.settlement_id) "
-    "FROM ledger_settlements s JOIN ledger_events e ON e.seq = s.seq "
+    "FROM ledger_settlements s JOIN ledger_events e ON e.seq = s.seq AND e.region = s.region "
     "WHERE s.region = $1 AND s.reverses IS NULL AND "
 )
 
@@ -66,8 +66,8 @@ async def facility_settlements(raw: Any, facility_id: str, first: date, last: da
     facility is the visit event's (a reversal's is its visit's)."""
     rows = await raw.fetch(
         "SELECT s.record::text FROM ledger_settlements s "
-        "JOIN ledger_settlements v ON v.settlement_id = coalesce(s.reverses, s.settlement_id) "
-        "JOIN ledger_events e ON e.seq = v.seq "
+        "JOIN ledger_settlements v ON v.settlement_id = coalesce(s.reverses, s.settlement_id) AND v.region = s.region "
+        "JOIN ledger_events e ON e.seq = v.seq AND e.region = v.region "
         "WHERE s.visit_date BETWEEN $2 AND $3 AND (e.payload::jsonb ->> 'facility_id') = $1 "
         "ORDER BY s.seq, s.settlement_id",
         facility_id,
@@ -80,7 +80,8 @@ async def facility_settlements(raw: Any, facility_id: str, first: date, last: da
 async def visit_facilities(raw: Any, event_ids: list[str]) -> dict[str, str | None]:
     """The facility_id of each visit event in the ledger named by its event id (the event a settlement names)."""
     rows = await raw.fetch(
-        "SELECT event_id, payload::jsonb ->> 'facility_id' FROM ledger_events WHERE event_id = ANY($1::text[])",
+        "SELECT e.event_id, e.payload::jsonb ->> 'facility_id' FROM ledger_event_ids i JOIN ledger_events e "
+        "ON e.region = i.region AND e.event_id = i.event_id WHERE i.event_id = ANY($1::text[])",
         event_ids,
     )
     return {event_id: facility for event_id, facility in rows}

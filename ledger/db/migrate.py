@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 
 from .credentials import check_password, secret
+from .partitions import partition_known
 from .server import APP_ROLE, CONSOLE_ROLE, GATEWAY_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE, Database
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -55,9 +56,11 @@ PASSWORDS = {
 }
 
 
-def upgrade(owner_url: str, revision: str = "head", passwords: dict[str, str] | None = None) -> None:
+def upgrade(owner_url: str, revision: str = "head", passwords: dict[str, str] | None = None) -> dict[str, int]:
     """Bring the schema to `revision`; give medledger's roles the passwords set for them (in the environment, or
-    `passwords`: the embedded server's)."""
+    `passwords`: the embedded server's). At the head, every region of the policy registry and every region whose
+    rows wait in the DEFAULT partitions gets partitions of its own (`partitions`): those that got them, with the
+    rows moved."""
 
     def migrate() -> None:
         with _ONE_AT_A_TIME:
@@ -71,6 +74,20 @@ def upgrade(owner_url: str, revision: str = "head", passwords: dict[str, str] | 
     for role, password in given.items():
         if password:
             _on_a_thread(functools.partial(_set_password_now, owner_url, role, password))
+    made: dict[str, int] = {}
+    if revision == "head":
+        _on_a_thread(lambda: made.update(asyncio.run(_partition(owner_url))))
+    return made
+
+
+async def _partition(owner_url: str) -> dict[str, int]:
+    import asyncpg
+
+    connection = await asyncpg.connect(owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        return await partition_known(connection, f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+    finally:
+        await connection.close()
 
 
 def _set_password_now(owner_url: str, role: str, password: str) -> None:

@@ -12,6 +12,7 @@ from .projection_store import each_key, key_arrays
 # Of parked_events `t`: its own bytes were not refused (see `WAITING`).
 PARKED_NOT_REFUSED = (
     " AND NOT EXISTS (SELECT 1 FROM ledger_rejections r WHERE r.event_id = t.event_id AND r.seq IS NULL "
+    "AND r.region IS NULL "
     "AND r.payload_digest = encode(sha256(convert_to(t.payload, 'UTF8')), 'hex') "
     "AND r.source = coalesce(t.source, 'parked:' || t.event_id))"
 )
@@ -21,7 +22,7 @@ PARKED_NOT_REFUSED = (
 # the very payload parked. Other input that carries the same event id (malformed, say) is refused on its own and
 # leaves the parked event waiting. The source names the parked row itself (`pipeline.revive`): input refused
 # earlier with the same bytes, before this event was parked, is another arrival.
-WAITING = " AND NOT EXISTS (SELECT 1 FROM ledger_events e WHERE e.event_id = t.event_id)" + PARKED_NOT_REFUSED
+WAITING = " AND NOT EXISTS (SELECT 1 FROM ledger_event_ids e WHERE e.event_id = t.event_id)" + PARKED_NOT_REFUSED
 
 
 async def waiting_for(raw: Raw, keys: Iterable[tuple[str, str]]) -> list[tuple]:
@@ -53,12 +54,20 @@ async def expired_regions(raw: Raw, cutoff: datetime) -> list[str]:
     return [row[0] for row in rows]
 
 
+# The events in the ledger at the ids in $1: each id found in `ledger_event_ids` whatever region holds it, then
+# its event in that region's partition alone.
+HELD = (
+    "SELECT e.event_id, e.payload FROM ledger_event_ids i JOIN ledger_events e "
+    "ON e.region = i.region AND e.event_id = i.event_id WHERE i.event_id = ANY($1::text[])"
+)
+
+
 async def held(raw: Raw, event_ids: list[str]) -> list[tuple[str, str]]:
     """(event_id, canonical payload) of the events at `event_ids` in the ledger, then of those waiting (parked and
     their bytes not refused); an id may come twice."""
     return await raw.fetch(
-        "SELECT event_id, payload FROM ledger_events WHERE event_id = ANY($1::text[]) "
-        "UNION ALL SELECT t.event_id, t.payload FROM parked_events t WHERE t.event_id = ANY($1::text[])"
+        HELD
+        + " UNION ALL SELECT t.event_id, t.payload FROM parked_events t WHERE t.event_id = ANY($1::text[])"
         + PARKED_NOT_REFUSED,
         event_ids,
     )
@@ -67,7 +76,8 @@ async def held(raw: Raw, event_ids: list[str]) -> list[tuple[str, str]]:
 async def refused_digests(raw: Raw, digests: list[str]) -> set[str]:
     """Which of the payload digests of unreadable input were refused already (with no ledger position)."""
     rows = await raw.fetch(
-        "SELECT payload_digest FROM ledger_rejections WHERE seq IS NULL AND payload_digest = ANY($1::text[])",
+        "SELECT payload_digest FROM ledger_rejections "
+        "WHERE seq IS NULL AND region IS NULL AND payload_digest = ANY($1::text[])",
         digests,
     )
     return {row[0] for row in rows}

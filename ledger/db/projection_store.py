@@ -211,7 +211,7 @@ def _member_lookup(names: Names, with_digest: bool, first: int = 1, tagged: bool
     if tagged:
         columns = f"'member', {columns}, NULL::text"
     query = each_key(names.member_state, "member_id", columns, first=first)
-    return query + " JOIN ledger_events e ON e.seq = t.last_seq" if with_digest else query
+    return query + " JOIN ledger_events e ON e.seq = t.last_seq AND e.region = t.region" if with_digest else query
 
 
 def keep_member(book: Book, state: str, digest: str | None, loaded: dict | None) -> None:
@@ -286,7 +286,8 @@ async def write_member_years(
     while True:
         found = await raw.fetch(
             f"SELECT m.region, m.member_id, m.state::text, e.params_digest FROM {names.member_state} m "
-            f'JOIN ledger_events e ON e.seq = m.last_seq WHERE (m.region, m.member_id COLLATE "C") > ($1, $2) '
+            "JOIN ledger_events e ON e.seq = m.last_seq AND e.region = m.region "
+            f'WHERE (m.region, m.member_id COLLATE "C") > ($1, $2) '
             f'ORDER BY m.region, m.member_id COLLATE "C" LIMIT $3',
             after[0],
             after[1],
@@ -340,9 +341,19 @@ SETTLEMENT_COLUMNS = (
 )
 MOVEMENT_COLUMNS = MOVEMENT_ROW  # BatchRows.movements' order
 INCENTIVE_COLUMNS = ("seq", "region", "member_id", "year", "record")
-REJECTION_COLUMNS = ("seq", "event_id", "source", "reason", "detail", "payload", "payload_digest", "policy_id")
+REJECTION_COLUMNS = (
+    "seq",
+    "event_id",
+    "source",
+    "reason",
+    "detail",
+    "payload",
+    "payload_digest",
+    "policy_id",
+    "region",
+)
 PARKED_COLUMNS = ("event_id", "region", "member_id", "payload", "source", "parked_at", "arrival")
-SIGNATURE_COLUMNS = ("event_id", "producer", "key_id", "signature", "signed", "received_at")
+SIGNATURE_COLUMNS = ("event_id", "producer", "key_id", "signature", "signed", "received_at", "region")
 
 
 def add_settlements(writes: Writes, table: str, rows: BatchRows) -> None:
@@ -365,7 +376,7 @@ def add_ledger(writes: Writes, rows: BatchRows) -> int | None:
         rows.rejections,
         ordered=True,
         newest="rejection_id",
-        among="seq IS NULL",
+        among="seq IS NULL AND region IS NULL",
     )
 
 

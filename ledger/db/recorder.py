@@ -31,7 +31,7 @@ from .writes import Writes
 
 LIVE = Names()
 # The unique constraints a writer of another region can beat a batch to: an event id is the ledger's, not a region's.
-TAKEN_IDS = frozenset({"ledger_events_event_id_key", "parked_events_pkey", "ledger_signatures_pkey"})
+TAKEN_IDS = frozenset({"ledger_event_ids_pkey", "parked_events_pkey", "ledger_signatures_pkey"})
 
 
 class PostgresSession:

@@ -38,7 +38,7 @@ class PostgresReportReads:
     async def member_parameters(self, region: str, member_id: str) -> str | None:
         """The text of the parameter set the member's state was last settled under."""
         return await self.raw.fetchval(
-            "SELECT p.content FROM member_state m JOIN ledger_events e ON e.seq = m.last_seq "
+            "SELECT p.content FROM member_state m JOIN ledger_events e ON e.seq = m.last_seq AND e.region = m.region "
             "JOIN parameter_sets p ON p.digest = e.params_digest WHERE m.region = $1 AND m.member_id = $2",
             region,
             member_id,
@@ -70,7 +70,8 @@ class PostgresReportReads:
         return [
             {**as_json(r[0]), "occurred_at": r[1]}
             for r in await self.raw.fetch(
-                "SELECT m.record, e.occurred_at FROM ledger_movements m JOIN ledger_events e ON e.seq = m.seq "
+                "SELECT m.record, e.occurred_at FROM ledger_movements m "
+                "JOIN ledger_events e ON e.seq = m.seq AND e.region = m.region "
                 "WHERE m.region = $1 AND m.member_id = $2 AND e.occurred_at >= $3 AND e.occurred_at < $4 "
                 "ORDER BY m.seq, m.movement_id",
                 region,
@@ -95,7 +96,8 @@ class PostgresReportReads:
         hash, arrival time and source."""
         row = await self.raw.fetchrow(
             "SELECT s.record, s.deltas, s.seq, e.event_id, e.payload, e.params_digest, e.hash, e.recorded_at, "
-            "e.source FROM ledger_settlements s JOIN ledger_events e ON e.seq = s.seq WHERE s.settlement_id = $1",
+            "e.source FROM ledger_settlements s JOIN ledger_events e ON e.seq = s.seq AND e.region = s.region "
+            "WHERE s.settlement_id = $1",
             settlement_id,
         )
         if row is None:

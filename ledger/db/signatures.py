@@ -13,7 +13,8 @@ CHUNK = 5_000
 SIGNED = (
     "SELECT s.event_id, s.producer, s.key_id, s.signature, s.signed, s.received_at, "
     "coalesce(e.payload, p.payload) FROM ledger_signatures s "
-    "LEFT JOIN ledger_events e ON e.event_id = s.event_id LEFT JOIN parked_events p ON p.event_id = s.event_id "
+    "LEFT JOIN ledger_events e ON e.region = s.region AND e.event_id = s.event_id "
+    "LEFT JOIN parked_events p ON p.event_id = s.event_id "
     "WHERE s.event_id > $1 ORDER BY s.event_id LIMIT $2"
 )
 
@@ -25,8 +26,8 @@ SIGNED = (
 # are appended when their member's enrolment arrives (or refused when they have waited too long).
 UNSIGNED = (
     f"SELECT e.seq, e.event_id FROM ledger_events e WHERE NOT ({IS_ADOPTION}) "
-    "AND e.seq > (SELECT min(f.seq) FROM ledger_events f JOIN ledger_signatures g USING (event_id)) "
-    "AND NOT EXISTS (SELECT 1 FROM ledger_signatures s WHERE s.event_id = e.event_id) "
+    "AND e.seq > (SELECT min(f.seq) FROM ledger_events f JOIN ledger_signatures g USING (region, event_id)) "
+    "AND NOT EXISTS (SELECT 1 FROM ledger_signatures s WHERE s.region = e.region AND s.event_id = e.event_id) "
     "AND NOT EXISTS (SELECT 1 FROM parked_events p WHERE p.event_id = e.event_id "
     "AND p.parked_at < (SELECT min(r.received_at) FROM ledger_signatures r)) ORDER BY e.seq LIMIT $1"
 )

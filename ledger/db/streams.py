@@ -23,9 +23,10 @@ ANCHOR = "SELECT history_seq, history_hash FROM ledger_anchor"
 HEADS = (
     "SELECT s.region, s.stream, s.genesis, h.seq, h.hash, a.params_digest FROM ledger_streams s "
     "LEFT JOIN LATERAL (SELECT seq, hash FROM ledger_events "
-    f"WHERE seq > s.stream::bigint << {STREAM_BITS} AND seq < (s.stream::bigint + 1) << {STREAM_BITS} "
+    f"WHERE region = s.region AND seq > s.stream::bigint << {STREAM_BITS} "
+    f"AND seq < (s.stream::bigint + 1) << {STREAM_BITS} "
     "ORDER BY seq DESC LIMIT 1) h ON true "
-    f"LEFT JOIN LATERAL (SELECT params_digest FROM ledger_events WHERE {IS_ADOPTION} "
+    f"LEFT JOIN LATERAL (SELECT params_digest FROM ledger_events WHERE {IS_ADOPTION} AND region = s.region "
     f"AND seq > s.stream::bigint << {STREAM_BITS} AND seq < (s.stream::bigint + 1) << {STREAM_BITS} "
     "ORDER BY seq DESC LIMIT 1) a ON true "
     "WHERE $1::text[] IS NULL OR s.region = ANY($1::text[]) ORDER BY s.region"
@@ -42,14 +43,16 @@ MAKE = (
 HEADS_TEXT = (
     "SELECT coalesce(string_agg(s.region || ':' || coalesce(h.seq, s.stream::bigint << {bits}), ',' "
     "ORDER BY s.region COLLATE \"C\"), '') FROM ledger_streams s LEFT JOIN LATERAL (SELECT seq FROM ledger_events "
-    "WHERE seq > s.stream::bigint << {bits} AND seq < (s.stream::bigint + 1) << {bits} ORDER BY seq DESC LIMIT 1) h "
+    "WHERE region = s.region AND seq > s.stream::bigint << {bits} AND seq < (s.stream::bigint + 1) << {bits} "
+    "ORDER BY seq DESC LIMIT 1) h "
     "ON true WHERE s.region = ANY({regions})"
 )
 ARRIVALS_TEXT = (
     "SELECT coalesce(string_agg(r || ':' || (SELECT coalesce(max(arrival), 0) FROM parked_events WHERE region = r), "
     "',' ORDER BY r COLLATE \"C\"), '') FROM unnest({regions}) r"
 )
-POSITIONLESS = "SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections WHERE seq IS NULL"
+# (a refusal without a ledger position has no region: its partition alone is read)
+POSITIONLESS = "SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections WHERE seq IS NULL AND region IS NULL"
 PROJECTIONS_FILE = "SELECT relfilenode::bigint FROM pg_class WHERE oid = 'member_state'::regclass"
 
 
@@ -117,16 +120,25 @@ async def history_head(raw: Raw) -> Head:
     return Head(HISTORY_REGION, HISTORY, seq, hash_)
 
 
-async def verify_stream(raw: Raw, start: int, start_hash: bytes, end: int, chunk: int = 20_000) -> list[ChainBreak]:
-    """Every break in the chain of the rows with `start` < seq < `end`, walked from (`start`, `start_hash`)."""
+# A chain's rows in a range of seq; a region's stream's in its partition alone (`STREAM_ROWS`).
+CHAIN_ROWS = "SELECT seq, payload, prev_hash, hash FROM ledger_events WHERE seq > $1 AND seq < $2 ORDER BY seq LIMIT $3"
+STREAM_ROWS = (
+    "SELECT seq, payload, prev_hash, hash FROM ledger_events WHERE region = $4 AND seq > $1 AND seq < $2 "
+    "ORDER BY seq LIMIT $3"
+)
+
+
+async def verify_stream(
+    raw: Raw, start: int, start_hash: bytes, end: int, chunk: int = 20_000, region: str | None = None
+) -> list[ChainBreak]:
+    """Every break in the chain of the rows with `start` < seq < `end`, walked from (`start`, `start_hash`); with
+    `region`, that region's rows (its stream: a row of another region in its range is a break of its own, found by
+    `verify_streams`, and leaves a gap in this walk)."""
     breaks: list[ChainBreak] = []
     after, prev_hash, prev_seq = start, start_hash, start
     while True:
         rows = await raw.fetch(
-            "SELECT seq, payload, prev_hash, hash FROM ledger_events WHERE seq > $1 AND seq < $2 ORDER BY seq LIMIT $3",
-            after,
-            end,
-            chunk,
+            CHAIN_ROWS if region is None else STREAM_ROWS, after, end, chunk, *([] if region is None else [region])
         )
         if not rows:
             return breaks
@@ -161,7 +173,7 @@ async def verify_streams(raw: Raw, regions: Iterable[str] | None = None) -> tupl
         expected = genesis(region, anchor_seq, anchor_hash)
         if bytes(start) != expected:
             breaks.append(ChainBreak(base(stream), f"stream {region}: its genesis does not follow from the anchor"))
-        breaks += await verify_stream(raw, base(stream), expected, base(stream + 1))
+        breaks += await verify_stream(raw, base(stream), expected, base(stream + 1), region=region)
         found = await _heads(raw, [region])
         heads.append(found[region])
     if regions is None:

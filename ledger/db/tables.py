@@ -1,8 +1,9 @@
 """The database schema as SQLAlchemy Core tables.
 
 Ledger tables are append-only: the database refuses UPDATE, DELETE and TRUNCATE on them (triggers in the first
-migration) and the service role may only INSERT and SELECT there. Projection tables are read models derived from
-the ledger alone; each can be dropped and rebuilt (`medledger projections rebuild`).
+migration; on each partition too, migration 0012) and the service role may only INSERT and SELECT there. The
+ledger tables of events and what derives from them are partitioned by region (`db.partitions`). Projection tables
+are read models derived from the ledger alone; each can be dropped and rebuilt (`medledger projections rebuild`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -49,11 +52,13 @@ parameter_sets = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# The ledger tables are partitioned by region (`LIST (region)`, migration 0012, `db.partitions`): every key holds
+# the region, and an event is referred to by (seq, region).
 ledger_events = Table(
     "ledger_events",
     metadata,
-    Column("seq", BigInteger, primary_key=True),  # gap-free; order equals commit order
-    Column("event_id", Text, nullable=False, unique=True),  # the producer's idempotency key
+    Column("seq", BigInteger, nullable=False),  # `stream << 40 | position`: gap-free in its region's stream
+    Column("event_id", Text, nullable=False),  # the producer's idempotency key, unique in `ledger_event_ids`
     Column("event_type", Text, nullable=False),
     Column("region", Text, nullable=False),
     Column("member_id", Text),
@@ -64,8 +69,20 @@ ledger_events = Table(
     Column("hash", LargeBinary, nullable=False),  # sha256(prev_hash || seq as 8 bytes || payload)
     Column("source", Text),  # where it came from: file:line, topic/partition/offset
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("seq", "region"),
     Index("ledger_events_member", "region", "member_id", "seq"),
     Index("ledger_events_adoptions", "seq", postgresql_where=text(IS_ADOPTION)),
+    Index("ledger_events_event", "event_id"),
+    postgresql_partition_by="LIST (region)",
+)
+
+# Every event id the ledger holds, with its region, written in the statement that writes the event: an id is the
+# ledger's, not a region's, and a partitioned table has no unique index without its partition key.
+ledger_event_ids = Table(
+    "ledger_event_ids",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("region", Text, nullable=False),
 )
 
 # The head of the single chain written before streams (`ledger.streams`): every region's stream starts from it.
@@ -76,6 +93,14 @@ ledger_anchor = Table(
     Column("history_hash", LargeBinary, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+
+def _event_of(table: str) -> ForeignKeyConstraint:
+    """A row's reference to the event it derives from: (seq, region), the key of the partitioned ledger_events."""
+    return ForeignKeyConstraint(
+        ["seq", "region"], ["ledger_events.seq", "ledger_events.region"], name=f"{table}_seq_fkey"
+    )
+
 
 # A region's stream: its number (its events' seq is `stream << 40 | position`) and the hash it starts from.
 ledger_streams = Table(
@@ -96,8 +121,8 @@ ledger_streams = Table(
 ledger_settlements = Table(
     "ledger_settlements",
     metadata,
-    Column("settlement_id", Text, primary_key=True),
-    Column("seq", BigInteger, ForeignKey("ledger_events.seq"), nullable=False),
+    Column("settlement_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
     Column("event_id", Text, nullable=False),
     Column("region", Text, nullable=False),
     Column("member_id", Text, nullable=False),
@@ -111,18 +136,23 @@ ledger_settlements = Table(
     # kept before had beside them
     Column("record", JSONB, nullable=False),
     Column("deltas", JSONB, nullable=False),  # the accumulator movements, so a reversal returns exactly these
+    PrimaryKeyConstraint("settlement_id", "region"),
+    _event_of("ledger_settlements"),
     Index("ledger_settlements_visit", "region", "visit_id", unique=True, postgresql_where=text("reverses IS NULL")),
-    Index("ledger_settlements_reverses", "reverses", unique=True, postgresql_where=text("reverses IS NOT NULL")),
+    Index(
+        "ledger_settlements_reverses", "reverses", "region", unique=True, postgresql_where=text("reverses IS NOT NULL")
+    ),
     Index("ledger_settlements_member", "region", "member_id", "visit_date"),
     Index("ledger_settlements_seq", "seq"),
     Index("ledger_settlements_region_day", "region", "visit_date"),
+    postgresql_partition_by="LIST (region)",
 )
 
 ledger_movements = Table(
     "ledger_movements",
     metadata,
-    Column("movement_id", Text, primary_key=True),
-    Column("seq", BigInteger, ForeignKey("ledger_events.seq"), nullable=False),
+    Column("movement_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
     Column("region", Text, nullable=False),
     Column("member_id", Text, nullable=False),
     Column("kind", Text, nullable=False),
@@ -131,26 +161,36 @@ ledger_movements = Table(
     Column("balance_after", MONEY, nullable=False),
     Column("policy_id", Text, nullable=False),
     Column("record", JSONB, nullable=False),
+    PrimaryKeyConstraint("movement_id", "region"),
+    _event_of("ledger_movements"),
     Index("ledger_movements_member", "region", "member_id", "seq"),
     Index("ledger_movements_seq", "seq"),
+    postgresql_partition_by="LIST (region)",
 )
 
 ledger_incentives = Table(
     "ledger_incentives",
     metadata,
-    Column("seq", BigInteger, ForeignKey("ledger_events.seq"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
     Column("region", Text, nullable=False),
     Column("member_id", Text, nullable=False),
     Column("year", Integer, nullable=False),
     Column("record", JSONB, nullable=False),
-    PrimaryKeyConstraint("seq", "member_id"),
+    PrimaryKeyConstraint("seq", "member_id", "region"),
+    _event_of("ledger_incentives"),
+    postgresql_partition_by="LIST (region)",
 )
 
 ledger_rejections = Table(
     "ledger_rejections",
     metadata,
-    Column("rejection_id", BigInteger, primary_key=True, autoincrement=True),
-    Column("seq", BigInteger, ForeignKey("ledger_events.seq")),  # null for input that never became an event
+    Column(
+        "rejection_id",
+        BigInteger,
+        nullable=False,
+        server_default=text("nextval('ledger_rejections_rejection_id_seq'::regclass)"),
+    ),
+    Column("seq", BigInteger),  # null for input that never became an event
     Column("event_id", Text),
     Column("source", Text),
     Column("reason", Text, nullable=False),
@@ -159,11 +199,16 @@ ledger_rejections = Table(
     Column("payload_digest", Text),  # sha256 of unreadable input, so a repeat of it is acknowledged once
     Column("policy_id", Text),  # the policy in force for the event, when one was
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("region", Text),  # the region of the event at `seq`; null with it
+    _event_of("ledger_rejections"),
+    CheckConstraint("(seq IS NULL) = (region IS NULL)", name="ledger_rejections_region"),
+    Index("ledger_rejections_id", "rejection_id"),
     Index("ledger_rejections_seq", "seq"),
     Index("ledger_rejections_event", "event_id"),
     Index("ledger_rejections_unread", "payload_digest", postgresql_where=text("seq IS NULL")),
     # the last refusal without a ledger position, which a batch settled without the lock is checked against
     Index("ledger_rejections_positionless", "rejection_id", postgresql_where=text("seq IS NULL")),
+    postgresql_partition_by="LIST (region)",
 )
 
 # Who sent each event, as it proved it (`ledger.authority`): the producer, its key, the signature and the bytes it
@@ -172,12 +217,15 @@ ledger_rejections = Table(
 ledger_signatures = Table(
     "ledger_signatures",
     metadata,
-    Column("event_id", Text, primary_key=True),
+    Column("event_id", Text, nullable=False),
     Column("producer", Text, nullable=False),
     Column("key_id", Text, nullable=False),
     Column("signature", LargeBinary, nullable=False),
     Column("signed", LargeBinary, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("region", Text, nullable=False),  # its event's
+    PrimaryKeyConstraint("event_id", "region"),
+    postgresql_partition_by="LIST (region)",
 )
 
 # -- waiting room: events for members not yet enrolled; append-only like the ledger ------------------------------

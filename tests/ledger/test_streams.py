@@ -20,7 +20,17 @@ from ledger.pipeline import Sequencer
 from ledger.service import LedgerService
 from ledger.streams import HISTORY_REGION, STREAM_BITS, Head, genesis, position, root_hash
 from tests import builders as b
-from tests.ledger.helpers import IM_PARAMETERS, example_lines, execute, fetch, gap_free, ingest, plain, verify
+from tests.ledger.helpers import (
+    IM_PARAMETERS,
+    example_lines,
+    execute,
+    fetch,
+    gap_free,
+    ingest,
+    plain,
+    verify,
+    written_before_partitions,
+)
 
 WAITING_ADVISORY = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
 
@@ -62,7 +72,7 @@ def _old_ledger(pg_server, monkeypatch, lines: list[str], parameters: str = "") 
     owner = _with_database(pg_server.base, name)
     upgrade(owner, "0010")
     db = Database(owner, with_user(owner, APP_ROLE, os.environ.get("MEDLEDGER_APP_PASSWORD")))
-    with monkeypatch.context() as patched:
+    with monkeypatch.context() as patched, written_before_partitions(db):
         patched.setattr(ledger.db.streams, "stream_heads", _one_chain_head)
         patched.setattr(ledger.service, "Sequencer", OneChain)
 

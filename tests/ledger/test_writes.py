@@ -110,8 +110,8 @@ def test_a_row_may_reference_one_inserted_in_the_same_statement(database):
                 add_parameters(writes, "d1", "parameters")
                 add_events(writes, [stored])
                 first = writes.add(
-                    f"INSERT INTO ledger_rejections (seq, event_id, reason, detail, payload) VALUES "
-                    f"({writes.parameter(1, 'bigint')}, 'E-1', 'r', 'd', '{{}}') RETURNING rejection_id",
+                    f"INSERT INTO ledger_rejections (seq, region, event_id, reason, detail, payload) VALUES "
+                    f"({writes.parameter(1, 'bigint')}, '320100', 'E-1', 'r', 'd', '{{}}') RETURNING rejection_id",
                     result="max(rejection_id)",
                 )
                 second = _counted_outbox(writes, "settlements", ["a", "b", "c"])

@@ -116,6 +116,7 @@ def test_parked_events_wait_in_arrival_order_until_appended_or_refused(on_record
                 '{"event_id":"p3"}',
                 text_digest('{"event_id":"p3"}'),
                 None,
+                None,
             )
         )
         await write(recorder, release)
@@ -161,7 +162,7 @@ def test_the_watermark_moves_with_every_write_a_batch_reads(on_recorder):
         assert (start.heads, start.arrivals, start.rejection) == (f"{NANJING}:{START[0]}", f"{NANJING}:0", 0)
         rows = batch([new("e1")])
         rows.parked.append(parked("p", "m9", 1))
-        rows.rejections.append((None, None, "test", "invalid_json", "bad", "{", text_digest("{"), None))
+        rows.rejections.append((None, None, "test", "invalid_json", "bad", "{", text_digest("{"), None, None))
         await write(recorder, rows, expected=start)
         async with recorder.reading() as ledger:
             moved = await ledger.watermark([NANJING])

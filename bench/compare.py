@@ -2,6 +2,7 @@
 
     python bench/compare.py                      # settle, against 7e81e4a, 120k events, 3 rounds
     python bench/compare.py --commit abc123 --rounds 5 --events 50000 --ingest --replay
+    python bench/compare.py --commit abc123 --events 100000 --members 10000 --ingest --ingest-workers 1 --parameters
 
 The release is checked out in a git worktree under /tmp (removed at the end) and both run with this python, one
 after the other (A B A B ...), so that a machine busy with something else slows both alike. Each run is its own
@@ -74,10 +75,16 @@ def main() -> int:
     parser.add_argument("--commit", default="7e81e4a", help="the release to compare with (A)")
     parser.add_argument("--events", type=int, default=120_000, help="events in the generated stream")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--members", type=int, help="members of the generated stream (default: the generator's)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each, alternating")
     parser.add_argument("--workers", type=int, default=2, help="workers of the working tree's parallel settle")
     parser.add_argument("--parameters", action="store_true", help="settle with the example parameter file")
     parser.add_argument("--ingest", action="store_true", help="also ingest into a fresh embedded PostgreSQL")
+    parser.add_argument(
+        "--ingest-workers",
+        type=int,
+        help="ingest's --workers on both sides (default: ingest's own); 1 keeps all of it in the process measured",
+    )
     parser.add_argument("--replay", action="store_true", help="also replay --verify what was ingested")
     args = parser.parse_args()
 
@@ -101,6 +108,7 @@ def main() -> int:
                     str(args.events),
                     "--seed",
                     str(args.seed),
+                    *([] if args.members is None else ["--members", str(args.members)]),
                 ],
                 stdout=out,
                 check=True,
@@ -134,7 +142,8 @@ def main() -> int:
                     data = scratch / f"data-{side}-{number}"
                     side_env = {**env, "MEDLEDGER_DATA_DIR": str(data)}
                     run(code, ["db", "upgrade"], side_env, None)
-                    wall, cpu, _ = run(code, ["ingest", str(stream), "--quiet", *extra], side_env, None)
+                    workers = [] if args.ingest_workers is None else ["--workers", str(args.ingest_workers)]
+                    wall, cpu, _ = run(code, ["ingest", str(stream), "--quiet", *extra, *workers], side_env, None)
                     timed[f"{side} ingest"].wall.append(wall)
                     timed[f"{side} ingest"].cpu.append(cpu)
                     say(number, f"{side} ingest", wall, cpu, events)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from policies.book import Book
+from policies.engine import HANDLERS
 from policies.member import MemberState
 from policies.outputs import IncentiveEvaluation, Movement, Settlement
 from policies.registry import PolicyRegistry
@@ -14,7 +15,7 @@ from projections import member_year
 from projections.fund_totals import FundTotals
 
 from .chain import text_digest
-from .codec import deltas_to_json, dumps, state_to_json
+from .codec import deltas_to_json, dumps, state_json
 from .contract import EventBase
 from .contract.account import PaymentRequested
 from .contract.fields import MEMBER_ID_MAX
@@ -47,10 +48,32 @@ def refusal_key(record: dict) -> str | None:
     return key if key is not None and len(key) <= MEMBER_ID_MAX and "\x00" not in key else None
 
 
+# The events whose effect on a member's years is told by their outputs alone, a visit's and an account's: a
+# settlement moves the counters of its deltas' periods, a movement the balance of its year and so of every later
+# one (`summary.balance_at_end_of`), an external fund payment the counters of its own year
+# (`policies.accounts.external_fund_payment`, which has no output); whatever else they change no member_year row
+# reads (`projections.member_year.UNREAD`: the balance itself, contributions, the contribution base, the pension, a
+# closed account). Any other event may change what every year's row reads (statuses, enrolments, certifications,
+# incentives): its members' years are all written again.
+YEARS_FROM_OUTPUTS = frozenset(kind for kind in HANDLERS if kind.split(".")[0] in ("visit", "account"))
+
+
 @dataclass
 class Touched:
+    """A member the batch changed, and what of it: which of its member_year rows the batch must write again."""
+
     member: MemberState
     last_seq: int
+    years: set[int] = field(default_factory=set)  # the years of the counters it moved
+    balance_from: int | None = None  # the earliest year a movement was booked in: its balance and every later one's
+    every_year: bool = False  # an event that may change every year's row
+
+    def years_changed(self) -> set[int]:
+        """The member's years whose rows the batch can have changed (`every_year` aside)."""
+        if self.balance_from is None:
+            return self.years  # a period's counters are among the member's years (`summary.years_of`) once moved
+        start = self.balance_from
+        return self.years | {year for year in years_of(self.member) if year >= start}
 
 
 @dataclass
@@ -73,10 +96,9 @@ class BatchRows:
     derived: dict[int, dict[str, dict]] = field(default_factory=dict)
     # A year close is evaluated a chunk of members at a time: its outputs here are those of these members only.
     members_only: frozenset[str] | None = None
-    # Each member's state as the batch loaded it (JSON form) with the parameter digest of its last event: the
-    # member_year rows the batch cannot have changed are left as they are.
-    loaded: dict[tuple[str, str], tuple[dict, str]] = field(default_factory=dict)
-    _states: dict[tuple[str, str], dict] = field(default_factory=dict)
+    # The parameter digest of the last event of each member the batch loaded (None: none): a member settled under
+    # other parameters before has every year written; otherwise only the years the batch changed.
+    loaded: dict[tuple[str, str], str | None] = field(default_factory=dict)
     # What the projections are written from, computed once (see `freeze`).
     _state_rows: list[tuple] | None = None
     _year_rows: YearRows | None = None
@@ -102,17 +124,29 @@ class BatchRows:
                 )
             )
 
-    def touch(self, member: MemberState | None, seq: int) -> None:
-        if member is not None:
-            self.touched[(member.region, member.member_id)] = Touched(member, seq)
+    def touch(self, member: MemberState | None, seq: int, every_year: bool = False) -> Touched | None:
+        """`member` changed by the event at `seq`; `every_year`: in a way that may change every year's row."""
+        if member is None:
+            return None
+        key = (member.region, member.member_id)
+        entry = self.touched.get(key)
+        if entry is None:
+            entry = self.touched[key] = Touched(member, seq, every_year=every_year)
+        else:
+            entry.member, entry.last_seq = member, seq  # a re-enrolment makes the member anew
+            entry.every_year = entry.every_year or every_year
+        return entry
 
     def accept(
         self, seq: int, event: EventBase, outputs: list[Settlement | Movement | IncentiveEvaluation], book: Book
     ) -> None:
         derived = self.derived.setdefault(seq, {})
+        every_year = event.event_type not in YEARS_FROM_OUTPUTS
         member_id = getattr(event, "member_id", None)
         if member_id is not None:
-            self.touch(book.member(event.region, member_id), seq)
+            entry = self.touch(book.member(event.region, member_id), seq, every_year)
+            if entry is not None and event.event_type == "account.external_fund_payment":
+                entry.years.add(event.business_date.year)
         if isinstance(event, PaymentRequested):
             self.payments.append((event.region, event.payment_id, seq))
         for output in outputs:
@@ -143,7 +177,9 @@ class BatchRows:
                     )
                 )
                 self.fund.add(output)
-                self.touch(book.member(output.region, output.member_id), seq)
+                entry = self.touch(book.member(output.region, output.member_id), seq, every_year)
+                if entry is not None:
+                    entry.years.update(int(period.split("#")[0]) for period, _, _ in output.deltas)
                 continue
             record = wire(output)
             text = dumps(record)
@@ -157,11 +193,14 @@ class BatchRows:
                         for name in MOVEMENT_ROW
                     )
                 )
-                self.touch(book.member(output.region, output.member_id), seq)
+                entry = self.touch(book.member(output.region, output.member_id), seq, every_year)
+                if entry is not None:
+                    year = output.booked_on.year
+                    entry.balance_from = year if entry.balance_from is None else min(entry.balance_from, year)
             elif isinstance(output, IncentiveEvaluation):
                 derived[f"incentive {output.member_id}"] = record
                 self.incentives.append((seq, output.region, output.member_id, output.year, text))
-                self.touch(book.member(output.region, output.member_id), seq)
+                self.touch(book.member(output.region, output.member_id), seq, every_year)
 
     def reject(
         self,
@@ -188,18 +227,11 @@ class BatchRows:
         self.published.append(record)
         self.outbox.append((REJECTIONS, refusal_key(record), dumps(record)))
 
-    def state_of(self, key: tuple[str, str]) -> dict:
-        """A touched member's state now, in JSON form (computed once)."""
-        state = self._states.get(key)
-        if state is None:
-            state = self._states[key] = state_to_json(self.touched[key].member)
-        return state
-
     def year_rows(self, registry: PolicyRegistry, params_digest: str) -> YearRows:
         """The member_year rows to write, from each touched member's state now, so that rows never depend on
         batch boundaries: (rows replacing all of a member's rows, rows replacing single years, the members whose
-        rows are all replaced). A year is written again only when the change from the state loaded can move it,
-        and every year when the member is new to the batch's parameters. Computed once."""
+        rows are all replaced). A year is written again only when what the batch did to the member can move it
+        (`Touched`), and every year when the member is new to the batch's parameters. Computed once."""
         if self._year_rows is None:
             self._year_rows = self._changed_year_rows(registry, params_digest)
         return self._year_rows
@@ -208,18 +240,15 @@ class BatchRows:
         whole_rows: list[tuple] = []
         year_rows: list[tuple] = []
         whole: list[tuple[str, str]] = []
+        loaded = self.loaded
         for key, entry in self.touched.items():
-            years = years_of(entry.member)
-            loaded = self.loaded.get(key)
-            state = self.state_of(key)
-            changed = None
-            if loaded is not None and loaded[1] == params_digest:
-                changed = member_year.changed_years(loaded[0], state, years)
-            if changed is None:
+            if entry.every_year or key not in loaded or loaded[key] != params_digest:
                 whole.append(key)
-                whole_rows.extend(member_year.rows(entry.member, years, registry, state["counters"]))
-            elif changed:
-                year_rows.extend(member_year.rows(entry.member, changed, registry, state["counters"]))
+                whole_rows.extend(member_year.rows(entry.member, years_of(entry.member), registry))
+            else:
+                changed = entry.years_changed()
+                if changed:
+                    year_rows.extend(member_year.rows(entry.member, changed, registry))
         return whole_rows, year_rows, whole
 
     def freeze(self, registry: PolicyRegistry, params_digest: str) -> None:
@@ -232,7 +261,7 @@ class BatchRows:
         """Computed once."""
         if self._state_rows is None:
             self._state_rows = [
-                (region, member_id, dumps(self.state_of((region, member_id))), entry.last_seq)
+                (region, member_id, state_json(entry.member).decode(), entry.last_seq)
                 for (region, member_id), entry in sorted(self.touched.items())
             ]
         return self._state_rows

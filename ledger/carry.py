@@ -81,7 +81,7 @@ class Carry:
 
     mark: Mark
     book: Book  # its members, visits, reversals, payments and closed years as the batch left them
-    loaded: dict[tuple[str, str], tuple[dict, str]]  # member state JSON as the batch left it, with its digest
+    loaded: dict[tuple[str, str], str | None]  # the parameter digest of each member's last event as it left them
     payloads: dict[str, str] = field(default_factory=dict)  # canonical bytes of the events appended or parked
     unreadable: set[str] = field(default_factory=set)  # digests of the unreadable input it refused
     # What waits no more: event ids appended, and (event id, payload digest, source) of parked events refused

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
+import msgspec
 import orjson
 
 from policies.member import Certification, MemberState, Status
@@ -32,156 +34,103 @@ def encoded(value: Any) -> bytes:
     return orjson.dumps(value, default=_plain, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 
-def _texts(values: dict) -> dict[str, str]:
-    """A dict of Decimals as their strings, in key order."""
-    return {key: str(values[key]) for key in sorted(values)}
+class StoredState(msgspec.Struct):
+    """The member_state row's JSON, field by field in the order it is written (`STATE_KEYS`), with the types that
+    JSON holds: msgspec reads and writes it natively (dates ISO, Decimals as their strings, statuses and
+    certification steps as arrays), with no Python call per value. The engine's `MemberState` has the same fields
+    in the same order, so one is made of the other whole (`state_from_json`, `state_json`)."""
+
+    region: str
+    member_id: str
+    birth_date: date
+    enrolled_on: date
+    statuses: list[tuple[date, str, str]]
+    contribution_base: Decimal | None
+    monthly_pension: Decimal | None
+    legacy_monthly_credit: Decimal | None
+    designated_facilities: frozenset[str]
+    remote_pilot: bool
+    retired_on: date | None
+    retirement_pension: Decimal | None
+    segment_starts: list[date]
+    terminated_on: date | None
+    termination_reason: str | None
+    earlier_periods: list[tuple[date, date]]
+    certifications: dict[str, list[tuple[date, Decimal | None, str | None]]]  # code -> (since, cap, kind) steps
+    family_grants: dict[str, str]
+    balance: Decimal
+    account_closed: bool
+    bonus_points: Decimal
+    health_streak: int
+    year_balances: dict[str, Decimal]
+    incentives: dict[str, str]
+    counters: dict[str, dict[str, Decimal]]
+    contributions: dict[str, Decimal]
 
 
-def state_to_json(member: MemberState) -> dict[str, Any]:
-    """The state as the member_state row keeps it: every part in a fixed order, dates ISO, Decimals as their
-    strings. Called for every member a batch touches, so the parts most members leave empty cost no more than a
-    test, and no helper is called per value."""
-    m = member
-    certifications = m.certifications
-    counters = m.counters
-    contribution_base, monthly_pension, legacy = m.contribution_base, m.monthly_pension, m.legacy_monthly_credit
-    retired_on, retirement_pension, terminated_on = m.retired_on, m.retirement_pension, m.terminated_on
-    return {
-        "region": m.region,
-        "member_id": m.member_id,
-        "birth_date": m.birth_date.isoformat(),
-        "enrolled_on": m.enrolled_on.isoformat(),
-        "statuses": [[s.since.isoformat(), s.insurance_type, s.person_type] for s in m.statuses],
-        "contribution_base": None if contribution_base is None else str(contribution_base),
-        "monthly_pension": None if monthly_pension is None else str(monthly_pension),
-        "legacy_monthly_credit": None if legacy is None else str(legacy),
-        "designated_facilities": sorted(m.designated_facilities) if m.designated_facilities else [],
-        "remote_pilot": m.remote_pilot,
-        "retired_on": None if retired_on is None else str(retired_on),
-        "retirement_pension": None if retirement_pension is None else str(retirement_pension),
-        "segment_starts": [d.isoformat() for d in m.segment_starts] if m.segment_starts else [],
-        "terminated_on": None if terminated_on is None else str(terminated_on),
-        "termination_reason": m.termination_reason,
-        "earlier_periods": [[start.isoformat(), end.isoformat()] for start, end in m.earlier_periods]
-        if m.earlier_periods
-        else [],
-        "certifications": {
-            code: [
-                [c.since.isoformat(), None if c.annual_cap is None else str(c.annual_cap), c.kind]
-                for c in certifications[code]
-            ]
-            for code in sorted(certifications)
-        }
-        if certifications
-        else {},
-        "family_grants": dict(sorted(m.family_grants.items())) if m.family_grants else {},
-        "balance": str(m.balance),
-        "account_closed": m.account_closed,
-        "bonus_points": str(m.bonus_points),
-        "health_streak": m.health_streak,
-        "year_balances": _texts(m.year_balances) if m.year_balances else {},
-        "incentives": dict(sorted(m.incentives.items())) if m.incentives else {},
-        "counters": {period: _texts(counters[period]) for period in sorted(counters)} if counters else {},
-        "contributions": _texts(m.contributions) if m.contributions else {},
-    }
-
-
-# Every key `state_to_json` writes. A member_state row lacking one was written by an earlier release, before the
+# Every key the state is written with. A member_state row lacking one was written by an earlier release, before the
 # state kept it (`contributions`: the months credited, which enforce one contribution per member and month);
 # read with a default it would settle the member otherwise than a replay does, so the service does not settle on
 # such rows (`ledger.db.projection_store.earlier_shapes`): the projections are rebuilt from the ledger first.
-STATE_KEYS = (
-    "region",
-    "member_id",
-    "birth_date",
-    "enrolled_on",
-    "statuses",
-    "contribution_base",
-    "monthly_pension",
-    "legacy_monthly_credit",
-    "designated_facilities",
-    "remote_pilot",
-    "retired_on",
-    "retirement_pension",
-    "segment_starts",
-    "terminated_on",
-    "termination_reason",
-    "earlier_periods",
-    "certifications",
-    "family_grants",
-    "balance",
-    "account_closed",
-    "bonus_points",
-    "health_streak",
-    "year_balances",
-    "incentives",
-    "counters",
-    "contributions",
-)
+STATE_KEYS = StoredState.__struct_fields__
+# The parts an earlier release's rows may lack, read as empty (reports and enquiries read such rows as they are).
+_LATER_PARTS = ("earlier_periods", "year_balances", "incentives", "contributions")
+
+# Dicts by their keys and sets sorted, fields in their order: the bytes `dumps` gives of the same values.
+_ENCODER = msgspec.json.Encoder(order="deterministic")
+_DECODER = msgspec.json.Decoder(StoredState)
+_MEMBER_FIELDS = attrgetter(*STATE_KEYS)
+_STATUS = STATE_KEYS.index("statuses")
+_CERTIFICATIONS = STATE_KEYS.index("certifications")
 
 
-def _decimals(values: dict[str, str]) -> dict[str, Decimal]:
-    return {key: Decimal(value) for key, value in values.items()}
+def state_json(member: MemberState) -> bytes:
+    """The state as the member_state row keeps it: every part in a fixed order, dates ISO, Decimals as their
+    strings, dicts by their keys and the designated facilities sorted; UTF-8, as `dumps` writes it. Called for
+    every member a batch touches: the fields are taken whole and encoded natively."""
+    values = list(_MEMBER_FIELDS(member))
+    values[_STATUS] = [(s.since, s.insurance_type, s.person_type) for s in member.statuses]
+    certifications = member.certifications
+    if certifications:
+        values[_CERTIFICATIONS] = {
+            code: [(c.since, c.annual_cap, c.kind) for c in steps] for code, steps in certifications.items()
+        }
+    return _ENCODER.encode(StoredState(*values))
+
+
+def state_to_json(member: MemberState) -> dict[str, Any]:
+    """The state in its JSON form, as the member_state row holds it once parsed."""
+    data: dict[str, Any] = orjson.loads(state_json(member))
+    return data
+
+
+def _member(stored: StoredState) -> MemberState:
+    member = MemberState(*msgspec.structs.astuple(stored))
+    member.statuses = [Status(since, ins, person) for since, ins, person in stored.statuses]
+    certifications = stored.certifications
+    if certifications:
+        member.certifications = {
+            code: [Certification(since, code, cap, kind) for since, cap, kind in steps]
+            for code, steps in certifications.items()
+        }
+    return member
+
+
+def state_from_bytes(text: bytes | str) -> MemberState:
+    """The inverse of `state_json`, from the row's text as read. Called for every member a batch loads: the JSON
+    is parsed and typed natively."""
+    try:
+        return _member(_DECODER.decode(text))
+    except msgspec.ValidationError:
+        return state_from_json(orjson.loads(text))  # an earlier release's row, or not a state at all
 
 
 def state_from_json(data: dict[str, Any]) -> MemberState:
-    """The inverse of `state_to_json`. Called for every member a batch loads: the parts most members leave empty
-    cost no more than a test, and no helper is called per value."""
-    day = date.fromisoformat
-    get = data.get
-    certifications = data["certifications"]
-    counters = data["counters"]
-    earlier = get("earlier_periods")
-    year_balances = get("year_balances")
-    incentives = get("incentives")
-    contributions = get("contributions")
-    segment_starts = data["segment_starts"]
-    contribution_base, monthly_pension, legacy = (
-        data["contribution_base"],
-        data["monthly_pension"],
-        data["legacy_monthly_credit"],
-    )
-    retired_on, retirement_pension, terminated_on = (
-        data["retired_on"],
-        data["retirement_pension"],
-        data["terminated_on"],
-    )
-    return MemberState(
-        region=data["region"],
-        member_id=data["member_id"],
-        birth_date=day(data["birth_date"]),
-        enrolled_on=day(data["enrolled_on"]),
-        statuses=[Status(day(since), ins, person) for since, ins, person in data["statuses"]],
-        contribution_base=None if contribution_base is None else Decimal(contribution_base),
-        monthly_pension=None if monthly_pension is None else Decimal(monthly_pension),
-        legacy_monthly_credit=None if legacy is None else Decimal(legacy),
-        designated_facilities=frozenset(data["designated_facilities"]),
-        remote_pilot=data["remote_pilot"],
-        retired_on=None if retired_on is None else day(retired_on),
-        retirement_pension=None if retirement_pension is None else Decimal(retirement_pension),
-        segment_starts=[day(d) for d in segment_starts] if segment_starts else [],
-        terminated_on=None if terminated_on is None else day(terminated_on),
-        termination_reason=data["termination_reason"],
-        earlier_periods=[(day(start), day(end)) for start, end in earlier] if earlier else [],
-        certifications={
-            code: [
-                Certification(day(since), code, None if cap is None else Decimal(cap), kind)
-                for since, cap, kind in steps
-            ]
-            for code, steps in certifications.items()
-        }
-        if certifications
-        else {},
-        family_grants=dict(data["family_grants"]),
-        balance=Decimal(data["balance"]),
-        account_closed=data["account_closed"],
-        bonus_points=Decimal(data["bonus_points"]),
-        health_streak=data["health_streak"],
-        year_balances=_decimals(year_balances) if year_balances else {},
-        incentives=dict(incentives) if incentives else {},
-        counters={period: _decimals(values) for period, values in counters.items()} if counters else {},
-        contributions=_decimals(contributions) if contributions else {},
-    )
+    """The inverse of `state_to_json`: the state from its parsed JSON (an earlier release's lacking a part kept
+    since read with that part empty)."""
+    if not all(key in data for key in _LATER_PARTS):
+        data = {"earlier_periods": [], "year_balances": {}, "incentives": {}, "contributions": {}, **data}
+    return _member(msgspec.convert(data, StoredState))
 
 
 def deltas_to_json(settlement: Settlement) -> list[list[str]]:

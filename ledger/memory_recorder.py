@@ -139,7 +139,7 @@ class MemorySession:
         self,
         registry: PolicyRegistry,
         events: Iterable[EventBase],
-        loaded: dict[tuple[str, str], tuple[dict, str]] | None = None,
+        loaded: dict[tuple[str, str], str | None] | None = None,
         carry: Carry | None = None,
     ) -> Book:
         t = self.t

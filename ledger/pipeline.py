@@ -194,10 +194,10 @@ class Pipeline:
         carry: Carry | None = None,
         authority: Authority | None = None,
     ) -> None:
-        """`keep_loaded`: the batch rows keep each member's state as loaded (to write only the member_year rows
-        that changed). `carry`: what the batch before changed, read through while it commits. `authority`: the
-        producers file the batch was admitted under; a reversal by a producer restricted to facilities is then
-        applied only to a visit settled at one of them (`ledger.ownership`)."""
+        """`keep_loaded`: the batch rows keep the parameters each member was loaded under (to write only the
+        member_year rows that changed). `carry`: what the batch before changed, read through while it commits.
+        `authority`: the producers file the batch was admitted under; a reversal by a producer restricted to
+        facilities is then applied only to a visit settled at one of them (`ledger.ownership`)."""
         self.ledger, self.registry = ledger, registry
         self.sequencer, self.write, self.parking = sequencer, write, parking
         self.keep_loaded, self.carry = keep_loaded, carry

@@ -79,12 +79,12 @@ class SettlingReads(Protocol):
         self,
         registry: PolicyRegistry,
         events: Iterable[EventBase],
-        loaded: dict[tuple[str, str], tuple[dict, str]] | None = None,
+        loaded: dict[tuple[str, str], str | None] | None = None,
         carry: Carry | None = None,
     ) -> Book:
         """A Book holding what `events` can touch: their members and payers, the visits they name, the payment
-        ids they use and every closed year. With `loaded`, each member's state is kept there as read, with the
-        parameter digest of its last event. With `carry`, what the batch before changed is read from it."""
+        ids they use and every closed year. With `loaded`, the parameter digest of each member's last event is kept
+        there (None: it has none). With `carry`, what the batch before changed is read from it."""
 
     def region_members(self, region: str, size: int) -> AsyncIterator[list[MemberState]]:
         """The region's members in member_id order, `size` at a time."""

@@ -334,7 +334,7 @@ class LedgerService:
             if event.event_id not in appended:
                 parked.setdefault((event.region, event.member_id), []).append(item)
         loaded = dict(rows.loaded)
-        loaded.update((key, (rows.state_of(key), self.digest)) for key in rows.touched)
+        loaded.update((key, self.digest) for key in rows.touched)
         unreadable = {row[6] for row in rows.rejections if row[0] is None}
         carried = carry.mark if carry is not None else None
         out = Carry(

@@ -19,7 +19,7 @@ from projections import member_year
 
 from ..batch import MOVEMENT_ROW, BatchRows
 from ..carry import Carry
-from ..codec import STATE_KEYS, settlement_from_row, state_from_json
+from ..codec import STATE_KEYS, settlement_from_row, state_from_bytes
 from ..contract import EventBase
 from ..contract.account import PaymentRequested
 from ..contract.visit import VisitReversed, VisitSubmitted
@@ -214,13 +214,12 @@ def _member_lookup(names: Names, with_digest: bool, first: int = 1, tagged: bool
     return query + " JOIN ledger_events e ON e.seq = t.last_seq AND e.region = t.region" if with_digest else query
 
 
-def keep_member(book: Book, state: str, digest: str | None, loaded: dict | None) -> None:
-    data = orjson.loads(state)
-    member = state_from_json(data)
+def keep_member(book: Book, state: str | bytes, digest: str | None, loaded: dict | None) -> None:
+    member = state_from_bytes(state)
     key = (member.region, member.member_id)
     book.members[key] = member
     if loaded is not None:
-        loaded[key] = (data, digest)
+        loaded[key] = digest
 
 
 async def load_members(
@@ -247,7 +246,7 @@ async def region_member_chunks(raw: Raw, names: Names, region: str, size: int) -
         if not rows:
             return
         after = rows[-1][0]
-        yield [state_from_json(as_json(state)) for _, state in rows]
+        yield [state_from_bytes(state) for _, state in rows]
 
 
 def add_years(writes: Writes, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:
@@ -298,9 +297,8 @@ async def write_member_years(
         after = (found[-1][0], found[-1][1])
         records = []
         for _, _, state, digest in found:
-            data = as_json(state)
-            member = state_from_json(data)
-            records.extend(member_year.rows(member, years_of(member), await registry_of(digest), data["counters"]))
+            member = state_from_bytes(state)
+            records.extend(member_year.rows(member, years_of(member), await registry_of(digest)))
         await raw.copy_records_to_table(names.member_year, records=records, columns=member_year.COLUMNS)
 
 

@@ -46,7 +46,7 @@ class PostgresSession:
         self,
         registry: PolicyRegistry,
         events: Iterable[EventBase],
-        loaded: dict[tuple[str, str], tuple[dict, str]] | None = None,
+        loaded: dict[tuple[str, str], str | None] | None = None,
         carry: Carry | None = None,
     ) -> Book:
         return await projection_store.load_book(self.raw, self.names, registry, events, loaded, carry)

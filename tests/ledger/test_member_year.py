@@ -6,53 +6,8 @@ from __future__ import annotations
 import json
 
 from bench.generate import generate
-from projections.member_year import changed_years
 from tests import builders as b
 from tests.ledger.helpers import IM_PARAMETERS, fetch, ingest, verify
-
-STATE = {
-    "region": "320100",
-    "member_id": "M",
-    "statuses": [["2023-01-01", "employee", "in_service"]],
-    "bonus_points": "0",
-    "balance": "100.00",
-    "counters": {"2023": {"general_fund": "10.00"}, "2024": {"general_fund": "5.00"}},
-    "year_balances": {"2023": "80.00", "2024": "100.00"},
-}
-YEARS = {2023, 2024, 2025}
-
-
-def _with(**changes):
-    return {**STATE, **changes}
-
-
-def test_a_counter_moves_its_own_year_only():
-    after = _with(counters={**STATE["counters"], "2024": {"general_fund": "9.00"}})
-    assert changed_years(STATE, after, YEARS) == {2024}
-
-
-def test_a_half_year_period_counts_for_its_year():
-    after = _with(counters={**STATE["counters"], "2023#1": {"general_base": "1.00"}})
-    assert changed_years(STATE, after, YEARS) == {2023}
-
-
-def test_a_balance_moves_its_year_and_every_later_one():
-    after = _with(balance="90.00", year_balances={"2023": "70.00", "2024": "100.00"})
-    assert changed_years(STATE, after, YEARS) == {2023, 2024, 2025}
-
-
-def test_anything_else_moves_every_year():
-    assert changed_years(STATE, _with(bonus_points="0.5"), YEARS) is None
-    assert changed_years(STATE, _with(statuses=[["2023-01-01", "employee", "retired"]]), YEARS) is None
-    assert changed_years(STATE, {**STATE, "terminated_on": "2024-06-01"}, YEARS) is None
-
-
-def test_a_year_that_could_vanish_moves_every_year():
-    assert changed_years(STATE, _with(counters={"2024": STATE["counters"]["2024"]}), YEARS) is None
-
-
-def test_nothing_changed_writes_nothing():
-    assert changed_years(STATE, dict(STATE), YEARS) == set()
 
 
 def _versions(database, member):
@@ -106,8 +61,9 @@ def _members_after(lines, parameters):
     return engine.book
 
 
-def test_what_changed_years_counts_as_unread_no_row_reads():
-    """Guards `UNREAD`: changing any of those parts of real members' states leaves every row as it was."""
+def test_what_counts_as_unread_no_row_reads():
+    """Guards `UNREAD` (what `ledger.batch.YEARS_FROM_OUTPUTS` rests on): changing any of those parts of real
+    members' states leaves every row as it was."""
     from ledger.codec import state_from_json, state_to_json
     from policies.parameters import parse_parameters
     from policies.summary import years_of

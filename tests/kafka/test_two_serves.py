@@ -349,3 +349,33 @@ def test_two_serves_settle_their_own_partitions_in_parallel_and_one_killed_leave
             if serve.process.poll() is None:
                 serve.process.kill()
                 serve.process.wait(30)
+
+
+def test_a_second_serve_under_an_instance_id_in_use_is_refused_and_the_first_goes_on(
+    kafka, settings, database, tmp_path
+):
+    """Two processes under one group instance id would have the broker fence each other by turns, each rejoin
+    claiming the partitions anew, until one is fenced for good and runs on consuming nothing. The second start is
+    refused with the reason (exit 2); the first keeps its partitions and its claims, and goes on settling."""
+    lines = _two_regions()[:300]
+    run(ensure_topics(settings, PARTITIONS))
+    first = Serve(settings, database, "a", tmp_path / "first.log")
+    second = None
+    try:
+        assert until(lambda: len(_offsets(database, settings)) == PARTITIONS, 120, 0.2), first.said()
+        claims = _offsets(database, settings)
+        second = Serve(settings, database, "a", tmp_path / "second.log")  # the same instance id
+        assert second.process.wait(60) == 2, second.said()
+        assert "served by another process" in second.log.read_text(), second.said()
+
+        run(publish(settings, lines))
+        assert until(lambda: _settled(database) == len(lines), 120, 0.2), first.said()
+        assert {p: epoch for p, (epoch, _) in _offsets(database, settings).items()} == {
+            p: epoch for p, (epoch, _) in claims.items()
+        }
+        assert first.stop() == 0, first.said()
+    finally:
+        for serve in (first, second):
+            if serve is not None and serve.process.poll() is None:
+                serve.process.kill()
+                serve.process.wait(30)

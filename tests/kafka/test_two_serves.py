@@ -239,7 +239,7 @@ def test_two_serves_settle_their_own_partitions_in_parallel_and_one_killed_leave
         r["settlement_id"]: r for r in settle_lines(first, parse_parameters(IM_PARAMETERS)) if "settlement_id" in r
     }
 
-    run(ensure_topics(settings, PARTITIONS))
+    # Started together on topics not made yet: both make them, and run the start-up's migration check, at once.
     serves = {name: Serve(settings, database, name, tmp_path / f"serve-{name}.log") for name in INSTANCES}
     try:
         # -- both running: each assigned a partition of its own, claimed in the ledger -----------------------

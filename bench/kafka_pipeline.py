@@ -3,8 +3,9 @@
     python bench/kafka_pipeline.py --events 230000 --members 20000 --rate 1000 --seconds 30
 
 1. Throughput: a generated stream (enrolments, contributions, visits, reversals, year closes; --events of them) is
-   produced to the event topic first, then `medledger serve` is started and timed until every event is in the
-   ledger and every output record is on the topics. Prints events/s (and visits/s), and serve's peak RSS.
+   produced to the event topic first, then `medledger serve` is started (--serves of them, one consumer group,
+   each its own partitions) and timed until every event is in the ledger and every output record is on the
+   topics. Prints events/s (and visits/s), serve's CPU an event (all of them together), and each one's peak RSS.
 2. Latency: with the service running, visits are produced at a steady --rate per second, first for --warmup
    seconds that are not measured, then for --seconds, and each one's time from send to the arrival of its
    settlement (or rejection) on the output topic is measured. Prints p50 / p99 / max. The warm-up is the steady
@@ -102,6 +103,21 @@ async def produce_all(settings: Settings, lines: list[bytes], partitions: int) -
         await producer.stop()
 
 
+def answers(port: int) -> bool:
+    """Whether a serve's /metrics answers: it has started."""
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read()
+    except OSError:
+        return False
+    return True
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a running process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class ServeFigures:
     """serve's own account of a stretch: its CPU time, and its batches from its /metrics."""
@@ -113,8 +129,7 @@ class ServeFigures:
 
     @classmethod
     def read(cls, pid: int, port: int) -> ServeFigures:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu = cpu_seconds(pid)
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         values = {
             name: float(value)
@@ -126,6 +141,11 @@ class ServeFigures:
             values["medledger_batch_seconds_sum"],
             values["medledger_events_consumed_total"],
         )
+
+    @classmethod
+    def total(cls, figures: list[ServeFigures]) -> ServeFigures:
+        """The figures of several serves added up."""
+        return cls(*(sum(getattr(f, name) for f in figures) for name in cls.__dataclass_fields__))
 
     def since(self, before: ServeFigures) -> str:
         batches = self.batches - before.batches
@@ -244,6 +264,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=30, help="seconds at --rate before measuring")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--serves",
+        type=int,
+        default=1,
+        help="serve processes in one consumer group, each given its own partitions by the broker",
+    )
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="medledger-kafka-bench-")
@@ -263,12 +289,7 @@ def main() -> None:
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     if "DATABASE_URL" not in env:
         env["MEDLEDGER_DATA_DIR"] = str(Path(work) / "data")
-    metrics_port = free_port()
-    env.update(
-        MEDLEDGER_BATCH_SIZE=str(args.batch_size),
-        MEDLEDGER_METRICS_PORT=str(metrics_port),
-        MEDLEDGER_LOG_LEVEL="WARNING",
-    )
+    env.update(MEDLEDGER_BATCH_SIZE=str(args.batch_size), MEDLEDGER_LOG_LEVEL="WARNING")
     if "MEDLEDGER_PRODUCERS" not in env:  # a key set of the run's own: the ledger's, and a producer's
         keys = Path(work) / "keys"
         subprocess.run([sys.executable, "-m", "consumers.cli", "keys", "init", str(keys)], check=True, cwd=ROOT)
@@ -279,7 +300,7 @@ def main() -> None:
             MEDLEDGER_LEDGER_KEY=str(keys / "ledger.pem"),
         )
     settings = Settings.from_env(env)
-    serve = None
+    serves: list[tuple[subprocess.Popen, int]] = []  # each serve and its metrics port
     try:
         # This process holds the embedded server for the whole run; serve joins it (and DATABASE_URL wins).
         os.environ.update(env)
@@ -297,26 +318,37 @@ def main() -> None:
         print(f"produced {len(lines)} events ({visits} visits), {args.members} members, {args.partitions} partitions")
 
         started = time.perf_counter()
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "consumers.cli", "serve", "--parameters", str(PARAMETERS)]
-            + ["--partitions", str(args.partitions)],  # serve routes with the topic's count, or does not start
-            env=env,
-            cwd=ROOT,
-            stderr=open(Path(work) / "serve.log", "wb"),
-        )
+        for n in range(args.serves):
+            port = free_port()
+            # Instances of one group need an id each: an instance id used twice at once is fenced by the broker.
+            own = {"MEDLEDGER_INSTANCE": f"bench-{n}", "MEDLEDGER_METRICS_PORT": str(port)}
+            serve = subprocess.Popen(
+                [sys.executable, "-m", "consumers.cli", "serve", "--parameters", str(PARAMETERS)]
+                + ["--partitions", str(args.partitions)],  # serve routes with the topic's count, or does not start
+                env=env | own,
+                cwd=ROOT,
+                stderr=open(Path(work) / f"serve-{n}.log", "wb"),
+            )
+            serves.append((serve, port))
         done_query = (
             f"SELECT (SELECT count(*) FROM ledger_events WHERE event_type <> '{ADOPTED}') = $EVENTS AND "
             "(SELECT max(position) FROM outbox) = (SELECT max(position) FROM outbox_relay)"
         ).replace("$EVENTS", str(len(lines)))
+        serving: dict[int, float] = {}  # serve -> its CPU time when it first answered on /metrics (started)
         while not count(database_url, done_query):
-            if serve.poll() is not None:
-                log = (Path(work) / "serve.log").read_text(errors="replace")[-3000:]
-                raise SystemExit(f"serve exited with {serve.returncode}:\n{log}")
-            time.sleep(0.5)
+            for n, (serve, port) in enumerate(serves):
+                if serve.poll() is not None:
+                    log = (Path(work) / f"serve-{n}.log").read_text(errors="replace")[-3000:]
+                    raise SystemExit(f"serve exited with {serve.returncode}:\n{log}")
+                if n not in serving and answers(port):
+                    serving[n] = cpu_seconds(serve.pid)
+            time.sleep(0.2)
         elapsed = time.perf_counter() - started
+        cpu = sum(cpu_seconds(serve.pid) - serving.get(n, 0.0) for n, (serve, _) in enumerate(serves))
         print(
             f"throughput: {len(lines)} events in {elapsed:.1f} s = {len(lines) / elapsed:,.0f} events/s "
-            f"({visits / elapsed:,.0f} visits/s), from serve's start to the last output record on the topics"
+            f"({visits / elapsed:,.0f} visits/s), from the start of {len(serves)} serve(s) to the last output record "
+            f"on the topics; serve CPU once started {cpu:.1f} s = {cpu / len(lines) * 1000:.3f} ms an event"
         )
 
         if args.warmup:
@@ -324,7 +356,7 @@ def main() -> None:
             asyncio.run(measure_latency(settings, warm, args.rate, args.partitions))
             print(f"warm-up: {len(warm)} visits at {args.rate} events/s, not measured")
         lat = latency_visits(lines, args.rate * args.seconds)
-        before = ServeFigures.read(serve.pid, metrics_port)
+        before = ServeFigures.total([ServeFigures.read(serve.pid, port) for serve, port in serves])
         timeline = asyncio.run(measure_latency(settings, lat, args.rate, args.partitions))
         latencies = sorted(latency for _, latency in timeline)
         print(
@@ -333,15 +365,18 @@ def main() -> None:
             f"max {latencies[-1] * 1000:.1f} ms (send → settlement or rejection on the output topic)"
         )
         print(f"by {WINDOW} s of sending: " + "; ".join(windows(timeline)))
-        print(ServeFigures.read(serve.pid, metrics_port).since(before))
+        print(ServeFigures.total([ServeFigures.read(serve.pid, port) for serve, port in serves]).since(before))
     finally:
-        if serve is not None and serve.returncode is None:
-            serve.terminate()
-            _, status, usage = os.wait4(serve.pid, 0)
-            print(
-                f"serve: peak RSS {usage.ru_maxrss / 1024:.0f} MB, CPU {usage.ru_utime + usage.ru_stime:.1f} s "
-                f"(both phases), exit {os.waitstatus_to_exitcode(status)}"
-            )
+        for serve, _ in serves:
+            if serve.returncode is None:
+                serve.terminate()
+        for n, (serve, _) in enumerate(serves):
+            if serve.returncode is None:
+                _, status, usage = os.wait4(serve.pid, 0)
+                print(
+                    f"serve {n}: peak RSS {usage.ru_maxrss / 1024:.0f} MB, CPU {usage.ru_utime + usage.ru_stime:.1f} "
+                    f"s (both phases), exit {os.waitstatus_to_exitcode(status)}"
+                )
         if broker_env is not None:
             subprocess.run([str(ROOT / "scripts/kafka/run"), "stop"], env=broker_env, check=False)
 

@@ -25,6 +25,7 @@ from consumers.settings import Settings
 from consumers.topics import coordinator_ready, ensure_topics
 from ledger.authority import Authority, LedgerSigner, load_private
 from ledger.contract.event import Event
+from ledger.db import instances
 from ledger.service import IngestStats, LedgerService
 from ledger.wire_schema import IncentiveMessage, MovementMessage, RejectionMessage, SettlementMessage
 
@@ -154,6 +155,7 @@ class Service:
         self._tasks: list[asyncio.Task] = []
         self._http: tuple[Any, Any] | None = None  # the metrics server and its thread
         self._routes: routing.Expected | None = None
+        self._instance: Any = None  # the connection holding this group instance's lock (`ledger.db.instances`)
 
     def _rebased(self, partition: tuple[str, int]) -> None:
         self.metrics.rebased.inc()
@@ -165,6 +167,10 @@ class Service:
             extra={"group": self.settings.group_id, "instance": self.settings.group_instance_id},
         )
         await self.service.__aenter__()
+        if self.settings.group_instance_id and self.service.db is not None:
+            self._instance = await instances.hold(
+                self.service.db.app_url, self.settings.group_id, self.settings.group_instance_id
+            )
         await ensure_topics(self.settings, self.partitions)
         await coordinator_ready(self.settings, self.settings.group_id)
         self._routes = await routing.expect(self.settings, self.partitions, self.metrics)
@@ -199,6 +205,9 @@ class Service:
             thread.join(5)
         await self.producer.stop()
         routing.forget(self.settings, self._routes)
+        if self._instance is not None:
+            with contextlib.suppress(Exception):
+                await self._instance.close()
         await self.service.__aexit__(None, None, None)
         log.info("medledger stopped")
 

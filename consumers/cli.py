@@ -58,6 +58,7 @@ def serve(
     SIGTERM. Settings come from the environment (see the README); JSON logs on stderr; /metrics for
     Prometheus."""
     from consumers.broker import run
+    from ledger.db.instances import InstanceInUse
     from ledger.service import EarlierProjections, LedgerService
 
     from . import logs
@@ -83,7 +84,7 @@ def serve(
         raise typer.Exit(2) from None
     try:
         asyncio.run(run(application))
-    except EarlierProjections as error:  # from the start-up, before anything is consumed
+    except (EarlierProjections, InstanceInUse) as error:  # from the start-up, before anything is consumed
         typer.echo(f"medledger serve: {error}", err=True)
         raise typer.Exit(2) from None
 

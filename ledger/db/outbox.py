@@ -5,8 +5,9 @@ deduplicate by the record's id (`settlement_id`, `movement_id`).
 
 Positions come from a sequence. Writers of different regions commit in parallel (`ledger.streams`), so a position
 may commit after a greater one, and a rolled-back batch leaves a gap for good. A relay therefore reads the outbox
-up to its first gap only, and steps over a gap once every transaction that was running when it first saw the gap
-has ended (`Gaps`): then a position still missing never commits.
+up to its first gap only, and steps over a gap once every transaction that had begun when it first saw the gap has
+ended (`Gaps`): then a position still missing never commits. Every writer takes its transaction id as it begins
+(`recorder.writing`), before it draws a position, so whoever drew the missing position is among those.
 """
 
 from __future__ import annotations
@@ -70,15 +71,20 @@ class Pending:
 
 
 class Gaps:
-    """Positions a relay found missing, each with the snapshot's xmax when it first did: no transaction that could
-    still commit it was running after the oldest running transaction is past that."""
+    """Positions a relay found missing, each with a transaction id taken right after it first did (`seen`): every
+    transaction that could still commit the position had begun by then, so none is left once the oldest running
+    transaction is newer. Not the snapshot's xmax: that is one past the newest transaction that has *ended*, and a
+    transaction begun after that one (a writer of another region still drawing its positions) is in no
+    snapshot's list of running transactions."""
 
     def __init__(self) -> None:
         self.seen: dict[int, int] = {}
 
-    def passable(self, position: int, xmin: int, xmax: int) -> bool:
-        first = self.seen.setdefault(position, xmax)
-        if xmin >= first:
+    def passable(self, position: int, xmin: int) -> bool:
+        """Whether the missing `position` can no longer commit, by a snapshot whose oldest running transaction is
+        `xmin` (never when the position was not seen missing before)."""
+        first = self.seen.get(position)
+        if first is not None and xmin > first:
             del self.seen[position]
             return True
         return False
@@ -91,15 +97,19 @@ _GAPS: weakref.WeakKeyDictionary[Raw, Gaps] = weakref.WeakKeyDictionary()
 async def pending(raw: Raw, after: int, limit: int) -> list[Pending]:
     """Committed records after position `after`, in order, up to the first position that may still commit."""
     rows = await raw.fetch(
-        "SELECT position, stream, key, value, pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text "
+        "SELECT position, stream, key, value, pg_snapshot_xmin(s)::text "
         "FROM outbox, pg_current_snapshot() s WHERE position > $1 ORDER BY position LIMIT $2",
         after,
         limit,
     )
     gaps = _GAPS.setdefault(raw, Gaps())
     found, expected = [], after + 1
-    for position, stream, key, value, xmin, xmax in rows:
-        if position != expected and not gaps.passable(expected, int(xmin), int(xmax)):
+    for position, stream, key, value, xmin in rows:
+        if position != expected and not gaps.passable(expected, int(xmin)):
+            if expected not in gaps.seen:
+                # A transaction of its own, begun after the snapshot: newer than whoever drew the position (`raw` is
+                # in no transaction, so it ends at once; one such transaction a gap).
+                gaps.seen[expected] = int(await raw.fetchval("SELECT pg_current_xact_id()::text"))
             break
         found.append(Pending(position, stream, key, value))
         expected = position + 1

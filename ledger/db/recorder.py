@@ -164,9 +164,12 @@ class PostgresRecorder:
 
     @asynccontextmanager
     async def writing(self, writer: str, regions: Iterable[str]) -> AsyncIterator[PostgresSession]:
-        """BEGIN, the append locks of `regions` in their fixed order (`streams.locks`) and word to the relays
-        naming `writer` (sent at commit) in one round trip."""
-        first = "; ".join(filter(None, [streams.locks(regions), f"NOTIFY {CHANNEL}, '{writer}'"]))
+        """BEGIN, the append locks of `regions` in their fixed order (`streams.locks`), the transaction's id, and
+        word to the relays naming `writer` (sent at commit), in one round trip. The id is taken before any outbox
+        position is drawn, as a relay reading past a missing position relies on (`outbox.Gaps`)."""
+        first = "; ".join(
+            filter(None, [streams.locks(regions), "SELECT pg_current_xact_id()", f"NOTIFY {CHANNEL}, '{writer}'"])
+        )
         async with begin(self.engine, first=first) as raw:
             yield PostgresSession(raw, self.names)
 

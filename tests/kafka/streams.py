@@ -94,6 +94,16 @@ def generated(events: int, members: int) -> list[bytes]:
     return [line for line in out.splitlines() if line.strip()]
 
 
+def until(condition, timeout: float = 120.0, every: float = 0.05) -> bool:
+    """Whether `condition()` came true within `timeout` seconds, asked every `every` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return False
+
+
 async def wait_for(condition, timeout: float = 120.0, every: float = 0.25):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -19,6 +19,7 @@ from ledger.offline import settle_lines
 from policies.parameters import parse_parameters
 from tests.kafka.broker import TestBroker
 from tests.kafka.streams import Topic, generated, publish, relayed_all, run, serving, unique, without_seq
+from tests.kafka.streams import until as _until
 from tests.ledger.helpers import (
     EXAMPLES,
     IM_PARAMETERS,
@@ -56,15 +57,6 @@ def _serve(settings, database, batch_size: int, log: Path, stopping_at: str | No
         str(EXAMPLES / "params/150000-illustrative.toml"),
     ]
     return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
-
-
-def _until(condition, timeout: float = 120.0, every: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return False
 
 
 def _count(database, table: str = PRODUCED) -> int:

@@ -307,6 +307,36 @@ def test_the_outbox_is_read_up_to_a_position_that_may_still_commit_and_past_one_
     asyncio.run(scenario())
 
 
+def test_the_outbox_is_not_read_past_a_position_whose_writer_is_newer_than_every_transaction_ended(database):
+    """A snapshot's xmax is one past the newest transaction that has ended, not past every one begun: a writer
+    whose transaction id is newer than that is in no snapshot's list of running transactions. Two writers commit in
+    parallel (two `serve` processes, say): the newer one draws its outbox positions first, the older one draws
+    after it and commits. The newer one's positions must still hold the reader back until it commits."""
+    from ledger.db.outbox import pending
+
+    insert = "INSERT INTO outbox (stream, key, value) VALUES ('settlements', 'M', $1) RETURNING position"
+
+    async def scenario():
+        older, newer, reader = [await asyncpg.connect(plain(database.owner_url)) for _ in range(3)]
+        try:
+            for writer in (older, newer):  # in this order: `newer` takes the greater transaction id
+                await writer.execute("BEGIN")
+                await writer.fetchval("SELECT pg_current_xact_id()")
+            first = await newer.fetchval(insert, "newer")
+            second = await older.fetchval(insert, "older")
+            assert second > first
+            await older.execute("COMMIT")  # now the newest transaction ended, and older than `newer`
+            assert await pending(reader, 0, 10) == []
+            assert await pending(reader, 0, 10) == []  # asked again: still held back
+            await newer.execute("COMMIT")
+            assert [p.value for p in await pending(reader, 0, 10)] == ["newer", "older"]
+        finally:
+            for connection in (older, newer, reader):
+                await connection.close()
+
+    asyncio.run(scenario())
+
+
 def test_batches_of_two_regions_settled_at_once_both_commit_without_settling_again(database):
     """What two serve instances on different partitions do: each settles its batch without a lock, then commits
     under its region's lock. The other region's commit in between moves nothing the batch read: no conflict."""

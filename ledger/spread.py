@@ -57,9 +57,8 @@ def settle_file(
     head = list(islice(lines, spread_from)) if workers > 1 else []
     if workers <= 1 or len(head) < spread_from:
         settling = Settling(parameters)
-        for item in from_numbered(enumerate(chain(head, lines), start=1), "input"):
-            for record in settling.outputs(item):
-                write(encoded(record))
+        for record in settling.settle(from_numbered(enumerate(chain(head, lines), start=1), "input")):
+            write(encoded(record))
         return settling.tally
     return Spread(parameters, workers).run(chain(head, lines), write)
 
@@ -94,11 +93,9 @@ def _work(inbox: Queue, outbox: Connection, parameters: ParameterSet | None) -> 
         while True:
             kind, body = inbox.get()
             if kind == LINES:
-                answers = []
-                for number, line, elsewhere in body:
-                    item = decode(line, f"input:{number}", number, number)
-                    answers.append(b"".join(encoded(record) for record in settling.outputs(item, elsewhere)))
-                outbox.send((True, answers))
+                items = [decode(line, f"input:{number}", number, number) for number, line, _ in body]
+                answers = settling.answers(items, [elsewhere for _, _, elsewhere in body])
+                outbox.send((True, [b"".join(encoded(record) for record in answer) for answer in answers]))
             elif kind == HELD:
                 outbox.send((True, settling.held_text(body)))
             else:

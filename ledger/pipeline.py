@@ -322,16 +322,15 @@ class Pipeline:
         rows.closed_years.append((event.region, event.year, seq))
         await self.write(rows, registry)
         self.published.extend(rows.published)
-        if policy is None:
-            return
-        async for members in self.ledger.region_members(event.region, CLOSE_CHUNK):
-            chunk = self.rows_for(frozenset(m.member_id for m in members))
-            outputs = evaluate(policy, event, members)
-            # the members as this chunk holds them (a Book held across batches keeps all of its own)
-            chunk.accept(seq, event, outputs, Book(book.policies, {(m.region, m.member_id): m for m in members}))
-            await self.write(chunk, registry)
-            self.published.extend(chunk.published)
-        finish_close(book, event)
+        if policy is not None:  # a region with incentives that year: its members are evaluated
+            async for members in self.ledger.region_members(event.region, CLOSE_CHUNK):
+                chunk = self.rows_for(frozenset(m.member_id for m in members))
+                outputs = evaluate(policy, event, members)
+                # the members as this chunk holds them (a Book held across batches keeps all of its own)
+                chunk.accept(seq, event, outputs, Book(book.policies, {(m.region, m.member_id): m for m in members}))
+                await self.write(chunk, registry)
+                self.published.extend(chunk.published)
+        finish_close(book, event)  # closed in the Book too, which a ledger held in memory goes on settling with
 
 
 class Parking:

@@ -164,3 +164,11 @@ def test_settle_items_from_a_file_keep_their_line_as_position():
     printed = list(settle_items(from_lines(["", b.as_line(enrolment), "{", b.as_line(b.visit("M1", b.NANJING))], "in")))
     assert [r.get("rejected") for r in printed[:1]] == [3]
     assert printed[1]["ledger_seq"] == 4  # the line it was read from
+
+
+def test_a_year_close_of_a_region_without_incentives_still_closes_its_year_offline():
+    b.fresh()
+    late = b.visit("NX1", b.NINGXIA, on="2023-12-31", at="23:00:00")
+    printed = settle_lines(b.lines(b.enrolled("NX1", b.NINGXIA), b.year_closed(b.NINGXIA, 2023), late))
+    (refused,) = records(printed, "rejected")
+    assert refused["rejected"] == late["event_id"] and refused["reason"] == "year_closed"

@@ -86,7 +86,8 @@ class BatchRows:
         return len(self.events) + len(self.outbox) + len(self.parked) + len(self.touched) + len(self.signatures)
 
     def settling(self, item: Incoming) -> None:
-        """What follows is `item`'s, until the next item (of use to rows that answer input by input)."""
+        """What follows is `item`'s (with what an enrolment releases), until the next item: of use to rows that
+        answer input by input (`ledger.offline.Answers`)."""
 
     def keep_signature(self, item: Incoming) -> None:
         """Who sent `item` (as it arrived), kept with it."""

@@ -46,7 +46,7 @@ class Repeats:
                 if earlier == event:
                     return True
                 conflicting(item, canonical(earlier))
-            elif (recorded := self.recorded.get(event_id)) is not None:
+            elif self.recorded and (recorded := self.recorded.get(event_id)) is not None:
                 if same_event(recorded, item):
                     return True
                 conflicting(item, recorded)

@@ -175,6 +175,7 @@ class Settling:
         tally.duplicates += len(repeated)
         run_to_end(self.pipeline.run(fresh))
         answers = self.rows.take()
+        assert len(answers) == len(fresh), "the pipeline answers each input it settles once"
         for at in repeated:
             answers.insert(at, [])
         return answers

@@ -107,6 +107,10 @@ class BatchRows:
         """About how many rows the batch writes, which decides how they are sent (`db.writes.Writes.sized`)."""
         return len(self.events) + len(self.outbox) + len(self.parked) + len(self.touched) + len(self.signatures)
 
+    def settling(self, item: Incoming) -> None:
+        """What follows is `item`'s (with what an enrolment releases), until the next item: of use to rows that
+        answer input by input (`ledger.offline.Answers`)."""
+
     def keep_signature(self, item: Incoming) -> None:
         """Who sent `item` (as it arrived), kept with it."""
         signed = item.signed

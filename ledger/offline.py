@@ -1,22 +1,30 @@
-"""`medledger settle`: the offline audit path. Contract events in order, an in-memory book, one JSON object per
-output. The same input always gives the same output, byte for byte."""
+"""`medledger settle`: the offline audit path. Contract events in order through the ledger's pipeline, on a
+ledger held in memory that records nothing durably; one JSON object per output. The same input always gives the
+same output, byte for byte."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
+from itertools import islice
 from typing import Any
 
 import orjson
 
-from policies.engine import Engine
+from policies.book import Book
+from policies.member import MemberState
 from policies.outputs import IncentiveEvaluation, Movement, Settlement
 from policies.parameters import ParameterSet
-from policies.rejection import Rejected
+from policies.registry import PolicyRegistry
 
-from .chain import canonical, text_digest
-from .intake import Incoming, conflicting, decode, from_lines
+from .batch import BatchRows
+from .carry import Carry
+from .contract import EventBase
+from .intake import Incoming, from_lines
+from .pipeline import Pipeline, run_to_end
 from .records import rejection_wire, shown_payload, wire
+from .repeats import Repeats
 
 
 @dataclass
@@ -41,58 +49,68 @@ class Tally:
         )
 
 
-class Settling:
-    """What `ingest` publishes, without a database: a repeat (of an event, or of the same unreadable input) is
-    acknowledged and not applied twice, a different event under an id already given is refused; nothing waits
-    for an enrolment, so such an event is rejected.
+class HeldBook:
+    """The ledger of a run that records nothing durably (`recorder.SettlingReads`): the one Book the run's events
+    are settled into, its members, visits, payments and closed years held as the objects the rules changed, never
+    written out and read back. Nothing waits here for an enrolment."""
 
-    An event is held as the text it arrived as: a repeat in the same text is the same event, any other is decoded
-    again and compared by value (money as "300" and "300.00" is the same), as `intake.same_event` does."""
+    def __init__(self, registry: PolicyRegistry) -> None:
+        self.book = Book(registry)
 
-    def __init__(self, parameters: ParameterSet | None = None):
-        self.engine = Engine(parameters)
-        self.seen: set[str] = set()  # digests of unreadable input refused already
-        self.held: dict[str, str] = {}  # event id -> the text of the event first given it
-        self.tally = Tally()
+    async def load_book(
+        self,
+        registry: PolicyRegistry,
+        events: Iterable[EventBase],
+        loaded: dict[tuple[str, str], tuple[dict, str]] | None = None,
+        carry: Carry | None = None,
+    ) -> Book:
+        return self.book
 
-    def outputs(self, item: Incoming, elsewhere: str | None = None) -> list[dict[str, Any]]:
-        """What `item` prints. `elsewhere`: the text of the event its id was first given to, when that event is
-        held by another worker (`ledger.spread`)."""
-        self.tally.read += 1
-        event = item.event
-        if event is not None:
-            held = self.held.get(event.event_id, elsewhere)
-            if held is not None:
-                if held == item.raw:
-                    self.tally.duplicates += 1
-                    return []
-                earlier = decode(held, "held", event.event_id).event
-                if earlier == event:
-                    self.tally.duplicates += 1
-                    return []
-                conflicting(item, canonical(earlier))
-        if item.error is not None:
-            key = text_digest(item.raw)
-            if key in self.seen:
-                self.tally.duplicates += 1
-                return []
-            self.seen.add(key)
-            error = item.error
-            self.tally.rejected += 1
-            return [
-                rejection_wire(error.event_id or item.position, error.reason, error.detail, shown_payload(item.raw))
-            ]
-        event = item.event
-        assert event is not None and isinstance(item.position, int)  # no error: decoded, from a line of a file
-        self.held[event.event_id] = item.raw
-        try:
-            outputs = self.engine.apply(event, item.position)
-        except Rejected as rejection:
-            self.tally.rejected += 1
-            # The canonical bytes are medledger's own JSON (no floats, no lone surrogates): what `shown_payload`
-            # would make of them, read by the fast parser.
-            return [rejection_wire(event.event_id, rejection.reason, rejection.detail, orjson.loads(item.payload))]
-        tally = self.tally
+    async def region_members(self, region: str, size: int) -> AsyncIterator[list[MemberState]]:
+        members = self.book.region_members(region)
+        for start in range(0, len(members), size):
+            yield members[start : start + size]
+
+    async def waiting_for(self, keys: Iterable[tuple[str, str]]) -> Sequence[tuple]:
+        return ()
+
+    async def expired_parked(self, cutoff: datetime, limit: int, region: str) -> Sequence[tuple]:
+        return ()
+
+    async def visit_facilities(self, event_ids: list[str]) -> dict[str, str | None]:
+        return {}
+
+
+class LineNumbers:
+    """Positions for a file: an event is settled at its line (what `ledger_seq` shows)."""
+
+    def next(self, item: Incoming, rows: BatchRows) -> int:
+        assert isinstance(item.position, int), f"{item.source}: settled offline, from no line of a file"
+        return item.position
+
+
+class Answers(BatchRows):
+    """The rows of a run that keeps nothing: each input's published records, built once and counted, grouped by
+    the input they answer; no ledger rows, projections or outbox."""
+
+    def __init__(self, tally: Tally) -> None:
+        super().__init__()
+        self.tally = tally
+        self.answers: list[list[dict[str, Any]]] = []
+        self._current: list[dict[str, Any]] = []
+
+    def settling(self, item: Incoming) -> None:
+        self._current = []
+        self.answers.append(self._current)
+
+    def take(self) -> list[list[dict[str, Any]]]:
+        answers, self.answers = self.answers, []
+        return answers
+
+    def accept(
+        self, seq: int, event: EventBase, outputs: list[Settlement | Movement | IncentiveEvaluation], book: Book
+    ) -> None:
+        tally, current = self.tally, self._current
         for output in outputs:
             if isinstance(output, Settlement):
                 tally.settlements += 1
@@ -100,16 +118,85 @@ class Settling:
                 tally.movements += 1
             elif isinstance(output, IncentiveEvaluation):
                 tally.incentives += 1
-        return [wire(output) for output in outputs]
+            current.append(wire(output))
+
+    def reject(
+        self,
+        seq: int | None,
+        event_id: str | None,
+        source: str | None,
+        reason: str,
+        detail: str,
+        payload: str,
+        shown_id: str | int | None = None,
+        policy_id: str | None = None,
+    ) -> None:
+        self.tally.rejected += 1
+        # With a position, the payload is the event's canonical bytes: medledger's own JSON (no floats, no lone
+        # surrogates), what `shown_payload` would make of them, read by the fast parser.
+        shown = orjson.loads(payload) if seq is not None else shown_payload(payload)
+        named = shown_id if shown_id is not None else event_id
+        assert named is not None  # a refusal names its event, or where its input was
+        self._current.append(rejection_wire(named, reason, detail, shown))
+
+
+async def _kept_nowhere(rows: BatchRows, registry: PolicyRegistry) -> None:
+    """Nothing is recorded: what a segment published was answered already."""
+
+
+class Settling:
+    """What `ingest` publishes, without a database: the ledger's pipeline (`ledger.pipeline.Pipeline`) run on a
+    ledger held in memory (`HeldBook`), with no waiting room, so an event for a member not enrolled yet is refused
+    by the rules where `ingest` parks it. Repeats are what they are everywhere (`ledger.repeats`): a repeat (of an
+    event, or of the same unreadable input) is acknowledged and not applied twice, a different event under an id
+    already given is refused."""
+
+    def __init__(self, parameters: ParameterSet | None = None):
+        registry = PolicyRegistry(parameters)
+        self.tally = Tally()
+        self.repeats = Repeats()
+        self.rows = Answers(self.tally)
+        rows = self.rows
+        self.pipeline = Pipeline(HeldBook(registry), registry, LineNumbers(), _kept_nowhere, rows_for=lambda _: rows)
+
+    def answers(self, items: Sequence[Incoming], elsewhere: Sequence[str | None] = ()) -> list[list[dict[str, Any]]]:
+        """What each of `items` prints, in order. `elsewhere`: for each item, the text of the event its id was first
+        given to, when that event is held by another worker (`ledger.spread`)."""
+        tally = self.tally
+        tally.read += len(items)
+        repeats = self.repeats
+        fresh: list[Incoming] = []
+        repeated: list[int] = []  # positions in `items` of the repeats
+        for at, item in enumerate(items):
+            if repeats.is_repeat(item, elsewhere[at] if elsewhere else None):
+                repeated.append(at)
+            else:
+                fresh.append(item)
+        tally.duplicates += len(repeated)
+        run_to_end(self.pipeline.run(fresh))
+        answers = self.rows.take()
+        assert len(answers) == len(fresh), "the pipeline answers each input it settles once"
+        for at in repeated:
+            answers.insert(at, [])
+        return answers
 
     def held_text(self, event_id: str) -> str | None:
-        return self.held.get(event_id)
+        return self.repeats.held_text(event_id)
+
+    def settle(self, items: Iterable[Incoming]) -> Iterator[dict[str, Any]]:
+        """What `items` print, in order, settled a few at a time: each line is settled soon after it was decoded,
+        while what it made is still at hand."""
+        items = iter(items)
+        while batch := list(islice(items, ROUND)):
+            for answer in self.answers(batch):
+                yield from answer
+
+
+ROUND = 64  # lines settled at a time by one process
 
 
 def settle_items(items: Iterable[Incoming], parameters: ParameterSet | None = None) -> Iterator[dict[str, Any]]:
-    settling = Settling(parameters)
-    for item in items:
-        yield from settling.outputs(item)
+    return Settling(parameters).settle(items)
 
 
 def settle_stream(lines: Iterable[str | bytes], parameters: ParameterSet | None = None) -> Iterator[dict[str, Any]]:

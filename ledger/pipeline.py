@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from policies.book import Book
 from policies.engine import Engine
@@ -43,8 +43,16 @@ CLOSE_CHUNK = 2_000
 # event loop: a small batch that settled without a break would hold the commit before it back by its whole time.
 YIELD_EVERY = 8
 
-# Where a segment's rows go once settled: written (live), kept until commit (prepared), or compared (replay).
+# Where a segment's rows go once settled: written (live), kept until commit (prepared), compared (replay), or
+# nowhere (`settle`, whose rows keep only what is published: `ledger.offline`).
 Write = Callable[[BatchRows, PolicyRegistry], Awaitable[None]]
+# Where a segment's rows are collected (`BatchRows`, of the members named when a year close is chunked).
+RowsFor = Callable[[frozenset[str] | None], BatchRows]
+
+
+class Positions(Protocol):
+    def next(self, item: Incoming, rows: BatchRows) -> int:
+        """The ledger position `item` is settled at."""
 
 
 def decoded(item: Incoming) -> EventBase:
@@ -58,6 +66,12 @@ def member_event(item: Incoming) -> MemberEvent:
     event = decoded(item)
     assert isinstance(event, MemberEvent), f"{item.source}: {event.event_type} names no member"
     return event
+
+
+def member_key(item: Incoming) -> tuple[str, str]:
+    """The member the event of `item` is about (outside a year close: `member_event`)."""
+    event = member_event(item)
+    return event.region, event.member_id
 
 
 class Sequencer:
@@ -115,6 +129,23 @@ class Sequencer:
         head.hash = stored.hash
 
 
+def fresh_rows(members_only: frozenset[str] | None = None) -> BatchRows:
+    return BatchRows(members_only=members_only)
+
+
+def run_to_end(settling: Coroutine[Any, Any, None]) -> None:
+    """Run settling that reads nothing it has to wait for (`ledger.offline`) to its end, without an event loop: it
+    only gives way now and then (`YIELD_EVERY`), and goes on at once."""
+    while True:
+        try:
+            waited = settling.send(None)
+        except StopIteration:
+            return
+        if waited is not None:
+            settling.close()
+            raise RuntimeError(f"settling waited for {waited!r}, which nothing here will complete")
+
+
 class Recorded:
     """Replay: the sequence each event already has."""
 
@@ -159,10 +190,12 @@ def policy_in_force(book: Book, event: EventBase) -> str | None:
         return None
 
 
-def apply_one(book: Book, rows: BatchRows, seq: int, item: Incoming) -> bool:
-    event = decoded(item)
+def apply_one(engine: Engine, rows: BatchRows, seq: int, item: Incoming) -> bool:
+    event = item.event
+    assert event is not None, f"{item.source}: input that never became an event is not settled"
+    book = engine.book
     try:
-        outputs = Engine(book=book).apply(event, seq)
+        outputs = engine.apply(event, seq)
     except Rejected as rejection:
         detail = f"{item.expired}; {rejection.detail}" if item.expired else rejection.detail
         rows.reject(
@@ -187,19 +220,23 @@ class Pipeline:
         self,
         ledger: SettlingReads,
         registry: PolicyRegistry,
-        sequencer: Sequencer | Recorded,
+        sequencer: Positions,
         write: Write,
         parking: Parking | None = None,
         keep_loaded: bool = False,
         carry: Carry | None = None,
         authority: Authority | None = None,
+        rows_for: RowsFor = fresh_rows,
     ) -> None:
-        """`keep_loaded`: the batch rows keep the parameters each member was loaded under (to write only the
-        member_year rows that changed). `carry`: what the batch before changed, read through while it commits.
-        `authority`: the producers file the batch was admitted under; a reversal by a producer restricted to
-        facilities is then applied only to a visit settled at one of them (`ledger.ownership`)."""
+        """`parking`: where an event for a member not enrolled yet waits; without it, such an event is settled
+        (and refused by the rules) as it comes. `keep_loaded`: the batch rows keep the parameters each member was
+        loaded under (to write only the member_year rows that changed). `carry`: what the batch before changed, read
+        through while it commits. `authority`: the producers file the batch was admitted under; a reversal by a
+        producer restricted to facilities is then applied only to a visit settled at one of them
+        (`ledger.ownership`). `rows_for`: where each segment's rows are collected."""
         self.ledger, self.registry = ledger, registry
         self.sequencer, self.write, self.parking = sequencer, write, parking
+        self.rows_for = rows_for
         self.keep_loaded, self.carry = keep_loaded, carry
         self.owners = VisitOwners(authority, carry) if authority is not None else None
         self.book: Book | None = None  # the last segment's, as it left it
@@ -218,36 +255,42 @@ class Pipeline:
         events = [item.event for item in items if item.event is not None]
         waiting = await self.parking.waiting_for(events, self.carry) if self.parking else {}
         extra = [i.event for queue in waiting.values() for i in queue if i.event is not None]
-        rows = BatchRows()
+        rows = self.rows_for(None)
         loaded = rows.loaded if self.keep_loaded else None
         book = self.book = await self.ledger.load_book(registry, events + extra, loaded, self.carry)
         if self.owners is not None:
             await self.owners.load(self.ledger, [*items, *(i for queue in waiting.values() for i in queue)], book)
+        engine = Engine(book=book)
+        owners, parking, sequencer = self.owners, self.parking, self.sequencer
         for count, item in enumerate(items, start=1):
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let a batch that is committing meanwhile send its next statement
+            rows.settling(item)
             if item.error is not None:
                 unreadable(rows, item)
                 continue
-            event = member_event(item)  # a year close is a segment of its own (`split_segments`)
-            key = (event.region, event.member_id)
-            problem = self.owners.problem(item, book) if self.owners is not None else None
-            if problem is not None:
+            if owners is not None and (problem := owners.problem(item, book)) is not None:
                 unreadable(rows, item, Authority.refusal(item, problem))
                 continue
-            rows.keep_signature(item)  # as it arrived; what the enrolment releases below was kept when parked
-            if self.parking and self.parking.should_park(item, book):
-                self.parking.park(item, rows)
-                waiting.setdefault(key, []).append(item)
+            if item.signed is not None:  # kept as it arrived; what the enrolment releases was kept when parked
+                rows.keep_signature(item)
+            if parking is not None and parking.should_park(item, book):
+                parking.park(item, rows)
+                waiting.setdefault(member_key(item), []).append(item)
                 continue
-            accepted = apply_one(book, rows, self.sequencer.next(item, rows), item)
-            if accepted and event.event_type == "member.enrolled" and waiting.get(key):
+            accepted = apply_one(engine, rows, sequencer.next(item, rows), item)
+            if (
+                accepted
+                and waiting
+                and decoded(item).event_type == "member.enrolled"
+                and waiting.get(key := member_key(item))
+            ):
                 # What waited for this enrolment, in the order it arrived; once in the ledger it waits no more.
                 for queued in waiting.pop(key):
                     if queued.error is not None:  # parked bytes this version no longer reads
                         unreadable(rows, queued)
                     else:
-                        apply_one(book, rows, self.sequencer.next(queued, rows), queued)
+                        apply_one(engine, rows, sequencer.next(queued, rows), queued)
         await self.write(rows, registry)
         self.published.extend(rows.published)
 
@@ -255,7 +298,8 @@ class Pipeline:
         registry = self.registry
         event = decoded(item)
         assert isinstance(event, YearClosed)  # `split_segments` makes a segment of a year close alone
-        rows = BatchRows()
+        rows = self.rows_for(None)
+        rows.settling(item)
         seq = self.sequencer.next(item, rows)
         rows.keep_signature(item)
         book = await self.ledger.load_book(registry, [])
@@ -280,16 +324,15 @@ class Pipeline:
         rows.closed_years.append((event.region, event.year, seq))
         await self.write(rows, registry)
         self.published.extend(rows.published)
-        if policy is None:
-            return
-        async for members in self.ledger.region_members(event.region, CLOSE_CHUNK):
-            chunk = BatchRows(members_only=frozenset(m.member_id for m in members))
-            book.members = {(m.region, m.member_id): m for m in members}
-            outputs = evaluate(policy, event, members)
-            chunk.accept(seq, event, outputs, book)
-            await self.write(chunk, registry)
-            self.published.extend(chunk.published)
-        finish_close(book, event)
+        if policy is not None:  # a region with incentives that year: its members are evaluated
+            async for members in self.ledger.region_members(event.region, CLOSE_CHUNK):
+                chunk = self.rows_for(frozenset(m.member_id for m in members))
+                outputs = evaluate(policy, event, members)
+                # the members as this chunk holds them (a Book held across batches keeps all of its own)
+                chunk.accept(seq, event, outputs, Book(book.policies, {(m.region, m.member_id): m for m in members}))
+                await self.write(chunk, registry)
+                self.published.extend(chunk.published)
+        finish_close(book, event)  # closed in the Book too, which a ledger held in memory goes on settling with
 
 
 class Parking:

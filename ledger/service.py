@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -32,9 +33,10 @@ from .db.outbox import Handoff, handed_over
 from .db.recorder import PostgresRecorder
 from .db.server import Database
 from .db.tracking import check
-from .intake import Incoming, conflicting, same_event
+from .intake import Incoming
 from .pipeline import YEAR_CLOSE, Parking, Pipeline, Sequencer, decoded, member_event
 from .recorder import Claim, Collision, LedgerSession, Recorder, TopicPartition, Tracking
+from .repeats import Repeats
 from .streams import NO_REGION, Head
 
 DEFAULT_PARK_TTL = timedelta(days=30)
@@ -516,37 +518,30 @@ class LedgerService:
         or either earlier in this batch (or in the batch carried from). A repeat is acknowledged, never applied
         or recorded twice. A different event under an id already held is no repeat: it is refused
         (`ConflictingRepeat`), and the event held stays as it is."""
+        repeats = Repeats()
         ids = [item.event.event_id for item in items if item.event is not None]
-        held: dict[str, str] = {}  # event id -> canonical bytes of the event the ledger or the waiting room holds
+        if carry is not None:  # what the batch before appended or parked, which it may not have committed yet
+            repeats.hold_recorded((i, carry.payloads[i]) for i in ids if i in carry.payloads)
         if ids:
-            for event_id, payload in await ledger.held(ids):
-                held.setdefault(event_id, payload)
-        if carry is not None:
-            held.update((i, carry.payloads[i]) for i in ids if i in carry.payloads)
-        seen = set(held)
-        first: dict[str, str] = {}  # of this batch
-        for item in items:
-            if item.event is None:
-                continue
-            event_id = item.event.event_id
-            before = held.get(event_id) or first.get(event_id)
-            if before is None:
-                first[event_id] = item.payload
-            elif not same_event(before, item):
-                conflicting(item, before)
-        digests = [text_digest(item.raw) for item in items if item.error is not None]
+            repeats.hold_recorded(await ledger.held(ids))
+        # Unreadable input refused before is a repeat; so is an event refused before as a conflicting repeat (any
+        # event whose id is held, or given twice here, may turn out one).
+        given = Counter(ids)
+        digests = [
+            text_digest(item.raw)
+            for item in items
+            if item.event is None or item.event.event_id in repeats.recorded or given[item.event.event_id] > 1
+        ]
         if digests:
-            seen |= await ledger.refused(digests)
+            repeats.refused |= await ledger.refused(digests)
         if carry is not None:
-            seen |= carry.unreadable
+            repeats.refused |= carry.unreadable
         fresh = []
         for item in items:
-            key = item.event.event_id if item.event is not None else text_digest(item.raw)
-            if key in seen:
+            if repeats.is_repeat(item):
                 stats.duplicates += 1
-                continue
-            seen.add(key)
-            fresh.append(item)
+            else:
+                fresh.append(item)
         return fresh
 
     async def sweep(

@@ -36,6 +36,7 @@ from .codec import encoded
 from .contract import Region
 from .contract.fields import EVENT_ID_MAX
 from .intake import Oversized, decode, from_numbered
+from .offline import ROUND as SETTLED_TOGETHER
 from .offline import Settling, Tally
 
 ROUND = 2_048  # lines read before they are handed to the workers
@@ -57,9 +58,8 @@ def settle_file(
     head = list(islice(lines, spread_from)) if workers > 1 else []
     if workers <= 1 or len(head) < spread_from:
         settling = Settling(parameters)
-        for item in from_numbered(enumerate(chain(head, lines), start=1), "input"):
-            for record in settling.outputs(item):
-                write(encoded(record))
+        for record in settling.settle(from_numbered(enumerate(chain(head, lines), start=1), "input")):
+            write(encoded(record))
         return settling.tally
     return Spread(parameters, workers).run(chain(head, lines), write)
 
@@ -94,11 +94,13 @@ def _work(inbox: Queue, outbox: Connection, parameters: ParameterSet | None) -> 
         while True:
             kind, body = inbox.get()
             if kind == LINES:
-                answers = []
-                for number, line, elsewhere in body:
-                    item = decode(line, f"input:{number}", number, number)
-                    answers.append(b"".join(encoded(record) for record in settling.outputs(item, elsewhere)))
-                outbox.send((True, answers))
+                printed: list[bytes] = []
+                for start in range(0, len(body), SETTLED_TOGETHER):  # each line settled soon after it was decoded
+                    lines = body[start : start + SETTLED_TOGETHER]
+                    items = [decode(line, f"input:{number}", number, number) for number, line, _ in lines]
+                    answers = settling.answers(items, [elsewhere for _, _, elsewhere in lines])
+                    printed.extend(b"".join(encoded(record) for record in answer) for answer in answers)
+                outbox.send((True, printed))
             elif kind == HELD:
                 outbox.send((True, settling.held_text(body)))
             else:

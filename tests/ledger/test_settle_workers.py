@@ -125,14 +125,14 @@ def test_a_worker_that_fails_stops_the_run_with_its_error_and_leaves_no_process(
     from ledger.offline import Settling
     from ledger.spread import WorkerFailed
 
-    settle_one = Settling.outputs
+    settle_round = Settling.answers
 
-    def failing(self, item, elsewhere=None):
-        if item.position == 5:
+    def failing(self, items, elsewhere=()):
+        if any(item.position == 5 for item in items):
             raise RuntimeError("a defect met on line 5")
-        return settle_one(self, item, elsewhere)
+        return settle_round(self, items, elsewhere)
 
-    monkeypatch.setattr(Settling, "outputs", failing)  # the workers are forked with it
+    monkeypatch.setattr(Settling, "answers", failing)  # the workers are forked with it
     started = time.monotonic()
     with pytest.raises(WorkerFailed, match="a defect met on line 5"):
         settled(stream_text(interleaved()), 2)

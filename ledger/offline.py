@@ -130,6 +130,7 @@ class Answers(BatchRows):
         payload: str,
         shown_id: str | int | None = None,
         policy_id: str | None = None,
+        region: str | None = None,
     ) -> None:
         self.tally.rejected += 1
         # With a position, the payload is the event's canonical bytes: medledger's own JSON (no floats, no lone

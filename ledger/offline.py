@@ -61,7 +61,7 @@ class HeldBook:
         self,
         registry: PolicyRegistry,
         events: Iterable[EventBase],
-        loaded: dict[tuple[str, str], tuple[dict, str]] | None = None,
+        loaded: dict[tuple[str, str], str | None] | None = None,
         carry: Carry | None = None,
     ) -> Book:
         return self.book

@@ -86,7 +86,7 @@ class Relay:
         self._after: int | None = None  # the position it has published up to, while it leads
         self._recorded: int | None = None  # the position last recorded, while it leads
         self._recorded_at = 0.0
-        self._handed: deque[Handoff] = deque()
+        self._handed: deque[tuple[Handoff, float]] = deque()  # each with when it was handed over (committed)
         self._handed_rows = 0
         self._read = True  # the outbox may hold committed records this relay was not handed
         self._busy = asyncio.Lock()
@@ -106,7 +106,7 @@ class Relay:
             self._handed_rows = 0
             self.wake()
             return
-        self._handed.append(handoff)
+        self._handed.append((handoff, time.perf_counter()))
         self._handed_rows += len(handoff.rows)
         self._wake.set()
 
@@ -209,7 +209,7 @@ class Relay:
         assert self._after is not None  # it leads
         published = 0
         while self._handed:
-            handoff = self._handed[0]
+            handoff, committed = self._handed[0]
             if handoff.after > self._after or handoff.after < self._after < handoff.last:
                 # records it was not handed lie before this batch, or the outbox was read up into it
                 self._read = True
@@ -222,9 +222,14 @@ class Relay:
                 # Its session, and with it the relay lock, is gone: another relay may lead by now. A read of the
                 # outbox would fail here too.
                 raise ConnectionError("the relay's session to PostgreSQL has ended")
+            sending = time.perf_counter()
             await self.producer.publish(
                 [(self.topics[stream], key, publishable(value)) for stream, key, value in handoff.rows]
             )
+            if self.metrics:
+                acknowledged = time.perf_counter()
+                self.metrics.stages.labels("published").observe(acknowledged - sending)
+                self.metrics.stages.labels("relayed").observe(acknowledged - committed)
             self._after = handoff.last
             published += len(handoff.rows)
             self._count(stream for stream, _, _ in handoff.rows)

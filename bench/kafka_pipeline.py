@@ -291,6 +291,7 @@ def stages(before: dict[str, float], after: dict[str, float], timeline: list[Tim
     for stage in STAGES:
         count = delta("count", stage)
         if not count:
+            out.append(f"{stage} none")
             continue
         buckets = sorted(
             (float(key.split('le="', 1)[1].split('"', 1)[0]), after[key] - before.get(key, 0.0))

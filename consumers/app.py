@@ -182,6 +182,7 @@ class Service:
         self._routes: routing.Expected | None = None
         self._instance: Any = None  # the connection holding this group instance's lock (`ledger.db.instances`)
         self._collection_began = 0.0
+        self._collections: list[float] = []  # pauses of the garbage collector not yet counted
 
     def _rebased(self, partition: tuple[str, int]) -> None:
         self.metrics.rebased.inc()
@@ -203,11 +204,18 @@ class Service:
         await self.producer.start()
 
     def _collecting(self, phase: str, _info: dict[str, int]) -> None:
-        """A pause of the cyclic garbage collector, as `medledger_stage_seconds{stage="collected"}`."""
+        """A pause of the cyclic garbage collector, kept until `_count_collections`. Nothing here takes a lock: a
+        collection can start while this thread holds any of them (a metric's, say), and would wait for itself."""
         if phase == "start":
             self._collection_began = time.perf_counter()
         else:
-            self.metrics.stages.labels("collected").observe(time.perf_counter() - self._collection_began)
+            self._collections.append(time.perf_counter() - self._collection_began)
+
+    def _count_collections(self) -> None:
+        """The collector's pauses since the last call, as `medledger_stage_seconds{stage="collected"}`."""
+        paused, self._collections = self._collections, []
+        for seconds in paused:
+            self.metrics.stages.labels("collected").observe(seconds)
 
     async def _started(self) -> None:
         gc.callbacks.append(self._collecting)
@@ -265,6 +273,7 @@ class Service:
         lag = Lag(self.metrics.lag)
         while True:
             await asyncio.sleep(LAG_EVERY)
+            self._count_collections()
             consumer = self.subscriber.consumer
             if consumer is None:
                 continue

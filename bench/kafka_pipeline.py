@@ -126,6 +126,7 @@ class ServeFigures:
     batches: float
     batch_seconds: float
     consumed: float
+    values: dict[str, float]
 
     @classmethod
     def read(cls, pid: int, port: int) -> ServeFigures:
@@ -140,12 +141,20 @@ class ServeFigures:
             values["medledger_batch_seconds_count"],
             values["medledger_batch_seconds_sum"],
             values["medledger_events_consumed_total"],
+            values,
         )
 
     @classmethod
     def total(cls, figures: list[ServeFigures]) -> ServeFigures:
         """The figures of several serves added up."""
-        return cls(*(sum(getattr(f, name) for f in figures) for name in cls.__dataclass_fields__))
+        values: dict[str, float] = {}
+        for f in figures:
+            for name, value in f.values.items():
+                values[name] = values.get(name, 0.0) + value
+        return cls(
+            *(sum(getattr(f, name) for f in figures) for name in ("cpu", "batches", "batch_seconds", "consumed")),
+            values,
+        )
 
     def since(self, before: ServeFigures) -> str:
         batches = self.batches - before.batches
@@ -185,9 +194,20 @@ def latency_visits(lines: list[bytes], wanted: int, prefix: str = "lat") -> list
     return out
 
 
-async def measure_latency(settings: Settings, visits: list[dict], rate: int, partitions: int) -> list[float]:
+@dataclass(frozen=True)
+class Timed:
+    """One visit: when it was sent (seconds into the sending), its latency, and of that the time from the relay
+    putting its settlement in a batch for the broker (the output record's timestamp) to its arrival here."""
+
+    sent: float
+    latency: float
+    on_topic: float
+
+
+async def measure_latency(settings: Settings, visits: list[dict], rate: int, partitions: int) -> list[Timed]:
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
+    on_topic: dict[str, float] = {}
     wanted = {ids.settlement_id(v["region"], v["event_id"]): v["event_id"] for v in visits}
     consumer = AIOKafkaConsumer(
         settings.settlements_topic,
@@ -202,13 +222,14 @@ async def measure_latency(settings: Settings, visits: list[dict], rate: int, par
     async def receive():
         while len(arrived) < len(visits):
             batch = await consumer.getmany(timeout_ms=200)
-            now = time.perf_counter()
+            now, wall = time.perf_counter(), time.time()
             for records in batch.values():
                 for record in records:
                     value = orjson.loads(record.value)
                     event_id = wanted.get(value.get("settlement_id")) or value.get("rejected")
                     if event_id in sent and event_id not in arrived:
                         arrived[event_id] = now
+                        on_topic[event_id] = max(wall - record.timestamp / 1000, 0.0)
 
     receiver = asyncio.create_task(receive())
     # Kafka's own producer has lingered 5 ms by default since 4.0 (aiokafka's default is still 0): a record is sent
@@ -232,18 +253,18 @@ async def measure_latency(settings: Settings, visits: list[dict], rate: int, par
     finally:
         await producer.stop()
         await consumer.stop()
-    return [(sent[e] - started, arrived[e] - sent[e]) for e in arrived]
+    return [Timed(sent[e] - started, arrived[e] - sent[e], on_topic[e]) for e in arrived]
 
 
 WINDOW = 5
 
 
-def windows(timeline: list[tuple[float, float]]) -> list[str]:
+def windows(timeline: list[Timed]) -> list[str]:
     """p50/p99 of each stretch of sending: a queue that builds up shows as rising figures, a stall as one bad
     stretch."""
     groups: dict[int, list[float]] = {}
-    for sent, latency in timeline:
-        groups.setdefault(int(sent // WINDOW), []).append(latency)
+    for timed in timeline:
+        groups.setdefault(int(timed.sent // WINDOW), []).append(timed.latency)
     return [
         f"{n * WINDOW}-{(n + 1) * WINDOW}: {percentile(sorted(group), 0.5) * 1000:.0f}/"
         f"{percentile(sorted(group), 0.99) * 1000:.0f} ms"
@@ -253,6 +274,37 @@ def windows(timeline: list[tuple[float, float]]) -> list[str]:
 
 def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
+
+
+STAGES = ("fetched", "settled", "landed", "committed", "relayed", "published", "collected")
+
+
+def stages(before: dict[str, float], after: dict[str, float], timeline: list[Timed]) -> list[str]:
+    """Where the time went while measuring, stage by stage (serve's `medledger_stage_seconds`, per batch: mean and
+    the upper bound of the bucket holding the 99th percentile), then the output topic as the visits saw it."""
+
+    def delta(name: str, stage: str) -> float:
+        key = f'medledger_stage_seconds_{name}{{stage="{stage}"}}'
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    out = []
+    for stage in STAGES:
+        count = delta("count", stage)
+        if not count:
+            out.append(f"{stage} none")
+            continue
+        buckets = sorted(
+            (float(key.split('le="', 1)[1].split('"', 1)[0]), after[key] - before.get(key, 0.0))
+            for key in after
+            if key.startswith("medledger_stage_seconds_bucket{") and f'stage="{stage}"' in key
+        )
+        p99 = next((bound for bound, n in buckets if n >= 0.99 * count), float("inf"))
+        out.append(f"{stage} {delta('sum', stage) / count * 1000:.1f} ms (p99 ≤ {p99 * 1000:g} ms, {count:.0f}×)")
+    topic = sorted(timed.on_topic for timed in timeline)
+    out.append(
+        f"relay's send → here p50 {percentile(topic, 0.5) * 1000:.1f} ms, p99 {percentile(topic, 0.99) * 1000:.1f} ms"
+    )
+    return out
 
 
 def main() -> None:
@@ -269,6 +321,11 @@ def main() -> None:
         type=int,
         default=1,
         help="serve processes in one consumer group, each given its own partitions by the broker",
+    )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="also print where the latency went, stage by stage (serve's medledger_stage_seconds)",
     )
     args = parser.parse_args()
 
@@ -358,14 +415,17 @@ def main() -> None:
         lat = latency_visits(lines, args.rate * args.seconds)
         before = ServeFigures.total([ServeFigures.read(serve.pid, port) for serve, port in serves])
         timeline = asyncio.run(measure_latency(settings, lat, args.rate, args.partitions))
-        latencies = sorted(latency for _, latency in timeline)
+        latencies = sorted(timed.latency for timed in timeline)
         print(
             f"latency at {args.rate} events/s for {args.seconds} s: {len(latencies)} of {len(lat)} arrived; "
             f"p50 {percentile(latencies, 0.50) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
             f"max {latencies[-1] * 1000:.1f} ms (send → settlement or rejection on the output topic)"
         )
         print(f"by {WINDOW} s of sending: " + "; ".join(windows(timeline)))
-        print(ServeFigures.total([ServeFigures.read(serve.pid, port) for serve, port in serves]).since(before))
+        after = ServeFigures.total([ServeFigures.read(serve.pid, port) for serve, port in serves])
+        print(after.since(before))
+        if args.stages:
+            print("stages a batch went through: " + "; ".join(stages(before.values, after.values, timeline)))
     finally:
         for serve, _ in serves:
             if serve.returncode is None:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import time
 from datetime import timedelta
+from itertools import chain
 from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 
@@ -42,6 +46,28 @@ SWEEP_EVERY = timedelta(minutes=1)
 LAG_EVERY = 5.0  # seconds
 
 
+# How long a poll waits for records when none have been fetched. A poll returns as soon as any have been, so this
+# sets only how often an idle consumer looks again, never the size of a batch.
+POLL_TIMEOUT_MS = 100
+
+
+class PromptBatchSubscriber(BatchSubscriber):
+    """FastStream's batch subscriber, except after a poll that waited its whole timeout and found nothing: FastStream
+    sleeps as long again before the next poll, so a record arriving meanwhile waited up to that long for nothing
+    (100 ms, at every pause in the traffic). Here the next poll starts at once and returns with the record as soon
+    as it is fetched. Only a poll that came back empty early (a rebalance) is followed by a pause, so that an empty
+    loop never spins."""
+
+    __slots__ = ()
+
+    async def get_msg(self, consumer: Any) -> tuple[Any, ...]:
+        began = time.monotonic()
+        fetched = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+        if not fetched:
+            await asyncio.sleep(max(self.batch_timeout_ms / 1000 - (time.monotonic() - began), 0.0))
+        return tuple(chain(*fetched.values()))
+
+
 async def raw_records(message: Any) -> list[Any]:
     """The handler receives the Kafka records themselves: decoding is the ledger's, exactly as for a file."""
     return list(message.raw_message)
@@ -57,9 +83,7 @@ def declare(
         group_instance_id=settings.group_instance_id,
         batch=True,
         max_records=settings.batch_size,
-        # How long a poll waits for records (FastStream sleeps as long again after an empty one). Much shorter
-        # makes many small batches, each paying a transaction's fixed cost, and the queue grows.
-        batch_timeout_ms=100,
+        batch_timeout_ms=POLL_TIMEOUT_MS,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         listener=claims,
@@ -81,6 +105,7 @@ def declare(
             await settler(records)
 
     subscriber(settle)
+    subscriber.__class__ = PromptBatchSubscriber  # the same subscriber, without the pause after an empty poll
     settlement_stream = broker.publisher(
         settings.settlements_topic,
         title=settings.settlements_topic,
@@ -156,6 +181,8 @@ class Service:
         self._http: tuple[Any, Any] | None = None  # the metrics server and its thread
         self._routes: routing.Expected | None = None
         self._instance: Any = None  # the connection holding this group instance's lock (`ledger.db.instances`)
+        self._collection_began = 0.0
+        self._collections: list[float] = []  # pauses of the garbage collector not yet counted
 
     def _rebased(self, partition: tuple[str, int]) -> None:
         self.metrics.rebased.inc()
@@ -176,7 +203,22 @@ class Service:
         self._routes = await routing.expect(self.settings, self.partitions, self.metrics)
         await self.producer.start()
 
+    def _collecting(self, phase: str, _info: dict[str, int]) -> None:
+        """A pause of the cyclic garbage collector, kept until `_count_collections`. Nothing here takes a lock: a
+        collection can start while this thread holds any of them (a metric's, say), and would wait for itself."""
+        if phase == "start":
+            self._collection_began = time.perf_counter()
+        else:
+            self._collections.append(time.perf_counter() - self._collection_began)
+
+    def _count_collections(self) -> None:
+        """The collector's pauses since the last call, as `medledger_stage_seconds{stage="collected"}`."""
+        paused, self._collections = self._collections, []
+        for seconds in paused:
+            self.metrics.stages.labels("collected").observe(seconds)
+
     async def _started(self) -> None:
+        gc.callbacks.append(self._collecting)
         self._tasks = [asyncio.create_task(self.relay.run()), asyncio.create_task(self._sweep())]
         self._tasks.append(asyncio.create_task(self._watch_lag()))
         self._tasks.append(asyncio.create_task(routing.watch(self.settings, self.partitions, self.metrics)))
@@ -188,6 +230,8 @@ class Service:
         )
 
     async def _closed(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._collecting)
         # The consumer has stopped; its last batch commits, then what is left is published and the relay stops.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.settler.drain(), 60)
@@ -229,6 +273,7 @@ class Service:
         lag = Lag(self.metrics.lag)
         while True:
             await asyncio.sleep(LAG_EVERY)
+            self._count_collections()
             consumer = self.subscriber.consumer
             if consumer is None:
                 continue

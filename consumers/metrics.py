@@ -62,6 +62,18 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        # Where a record's time goes between its producer and the broker's acknowledgement of what it published
+        # (docs/kafka.md#latency): `fetched` from the record's timestamp to the batch taking it, `settled` the
+        # batch's settling, `landed` the wait for the batch before it to commit, `committed` its own commit,
+        # `relayed` from its commit to the broker's acknowledgement of its records, `published` that send alone,
+        # `collected` a pause of the cyclic garbage collector.
+        self.stages = Histogram(
+            "medledger_stage_seconds",
+            "Time a batch spent in each stage from the producer to the output topic",
+            ("stage",),
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+            registry=r,
+        )
         self.lag = Gauge(
             "medledger_consumer_lag", "Records in the partition not yet committed", ("topic", "partition"), registry=r
         )

@@ -86,7 +86,7 @@ class Relay:
         self._after: int | None = None  # the position it has published up to, while it leads
         self._recorded: int | None = None  # the position last recorded, while it leads
         self._recorded_at = 0.0
-        self._handed: deque[Handoff] = deque()
+        self._handed: deque[tuple[Handoff, float]] = deque()  # each with when it was handed over (committed)
         self._handed_rows = 0
         self._read = True  # the outbox may hold committed records this relay was not handed
         self._busy = asyncio.Lock()
@@ -106,7 +106,7 @@ class Relay:
             self._handed_rows = 0
             self.wake()
             return
-        self._handed.append(handoff)
+        self._handed.append((handoff, time.perf_counter()))
         self._handed_rows += len(handoff.rows)
         self._wake.set()
 
@@ -204,30 +204,40 @@ class Relay:
             self.wake()
 
     async def _publish(self, raw: Raw) -> int:
-        """What it was handed, as long as each follows on from what it has published; then, if need be, one chunk
-        read from the outbox. The records it publishes."""
+        """What it was handed, as long as each follows on from what it has published, all in one send (batches
+        that committed while the one before was being sent are acknowledged together, in one round trip to the
+        broker rather than one each); then, if need be, one chunk read from the outbox. The records it publishes."""
         assert self._after is not None  # it leads
         published = 0
+        after, rows, committed = self._after, [], []
         while self._handed:
-            handoff = self._handed[0]
-            if handoff.after > self._after or handoff.after < self._after < handoff.last:
+            handoff, handed_at = self._handed[0]
+            if handoff.after > after or handoff.after < after < handoff.last:
                 # records it was not handed lie before this batch, or the outbox was read up into it
                 self._read = True
                 break
             self._handed.popleft()
             self._handed_rows -= len(handoff.rows)
-            if handoff.last <= self._after:
+            if handoff.last <= after:
                 continue  # published already, read from the outbox
+            rows += handoff.rows
+            committed.append(handed_at)
+            after = handoff.last
+        if rows:
             if raw.is_closed():
                 # Its session, and with it the relay lock, is gone: another relay may lead by now. A read of the
                 # outbox would fail here too.
                 raise ConnectionError("the relay's session to PostgreSQL has ended")
-            await self.producer.publish(
-                [(self.topics[stream], key, publishable(value)) for stream, key, value in handoff.rows]
-            )
-            self._after = handoff.last
-            published += len(handoff.rows)
-            self._count(stream for stream, _, _ in handoff.rows)
+            sending = time.perf_counter()
+            await self.producer.publish([(self.topics[stream], key, publishable(value)) for stream, key, value in rows])
+            if self.metrics:
+                acknowledged = time.perf_counter()
+                self.metrics.stages.labels("published").observe(acknowledged - sending)
+                for handed_at in committed:
+                    self.metrics.stages.labels("relayed").observe(acknowledged - handed_at)
+            self._after = after
+            published += len(rows)
+            self._count(stream for stream, _, _ in rows)
         if self._read:
             self._read = False
             read = await self._publish_read(raw)

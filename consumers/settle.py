@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -103,6 +103,7 @@ class InFlight:
     commit: asyncio.Task[None]
     started: float
     records: int
+    committing: float = field(default_factory=time.perf_counter)  # when its commit began
 
 
 class Settler:
@@ -197,6 +198,7 @@ class Settler:
         read = spans(records)
         self._warn_of_gaps(read)
         started = time.perf_counter()
+        self._observe_fetched(records)
         tracking = Tracking(self.claims.name, dict(self.claims.held), read)
         items = [incoming(record) for record in records]
         if has_year_close(items):
@@ -213,7 +215,10 @@ class Settler:
             log.exception("batch not settled; reading it again", extra={"records": len(records)})
             prepared, failure = None, error
         self._early = (await self._fetched(self.max_records), self.claims.moves)
+        settled = time.perf_counter()
+        self.metrics.stages.labels("settled").observe(settled - started)
         landed = await self.land()
+        self.metrics.stages.labels("landed").observe(time.perf_counter() - settled)
         if landed == FAILED or self.state.rewind_pending:
             # The batch before did not commit: this one is read again after it.
             if self.state.rewind_pending:
@@ -234,7 +239,14 @@ class Settler:
         flight.commit.add_done_callback(lambda _: self._committed_meanwhile(flight))
         self.in_flight = flight
 
+    def _observe_fetched(self, records: list[Any]) -> None:
+        """From the oldest record's timestamp (its producer's clock, or the broker's) to now."""
+        stamps = [record.timestamp for record in records if isinstance(record.timestamp, int)]
+        if stamps:
+            self.metrics.stages.labels("fetched").observe(max(time.time() - min(stamps) / 1000, 0.0))
+
     def _committed_meanwhile(self, flight: InFlight) -> None:
+        self.metrics.stages.labels("committed").observe(time.perf_counter() - flight.committing)
         # Published now rather than when the next batch arrives, which may be a while; handed over as they are.
         if self.relay is not None and not flight.commit.cancelled():
             if flight.commit.exception() is not None:

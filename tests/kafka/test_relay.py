@@ -303,6 +303,18 @@ async def _relayed(database) -> bool:
     return await asyncio.to_thread(relayed_all, database)
 
 
+def _add(database, *values: str) -> list[tuple[int, tuple]]:
+    """Outbox records written as another writer would, each with its position."""
+    from tests.ledger.helpers import execute
+
+    rows = []
+    for value in values:
+        execute(database, "INSERT INTO outbox (stream, key, value) VALUES ('settlements', 'M', $1)", value)
+        position = fetch(database, "SELECT max(position) FROM outbox")[0][0]
+        rows.append((position, ("settlements", "M", value)))
+    return rows
+
+
 class _Recorded:
     """A producer that keeps what it is given (the relay's choices are under test here, not the broker)."""
 
@@ -321,7 +333,6 @@ def test_a_handed_batch_that_does_not_follow_on_is_read_from_the_outbox_instead(
     from consumers.relay import Relay
     from ledger.db.outbox import Handoff
     from tests.kafka.streams import wait_for
-    from tests.ledger.helpers import execute
 
     real_pending = relay_module.pending
     reads: list[int] = []
@@ -333,14 +344,6 @@ def test_a_handed_batch_that_does_not_follow_on_is_read_from_the_outbox_instead(
 
     monkeypatch.setattr(relay_module, "pending", reading)
 
-    def add(*values: str) -> list[tuple[int, tuple]]:
-        rows = []
-        for value in values:
-            execute(database, "INSERT INTO outbox (stream, key, value) VALUES ('settlements', 'M', $1)", value)
-            position = fetch(database, "SELECT max(position) FROM outbox")[0][0]
-            rows.append((position, ("settlements", "M", value)))
-        return rows
-
     async def scenario():
         producer = _Recorded()
         async with LedgerService(database) as service:
@@ -349,12 +352,14 @@ def test_a_handed_batch_that_does_not_follow_on_is_read_from_the_outbox_instead(
             try:
                 assert await wait_for(lambda: _true(relay._leading is not None and bool(reads)), 30)
                 await asyncio.sleep(0.5)  # its first read found nothing, and it waits
-                await asyncio.to_thread(add, "other-1", "other-2", "other-3")  # another writer's, never handed
-                ours = await asyncio.to_thread(add, "ours-4", "ours-5")
+                await asyncio.to_thread(
+                    _add, database, "other-1", "other-2", "other-3"
+                )  # another writer's, never handed
+                ours = await asyncio.to_thread(_add, database, "ours-4", "ours-5")
                 relay.hand(Handoff(ours[0][0] - 1, ours[-1][0], [row for _, row in ours]))
                 assert await wait_for(lambda: _true(len(producer.values) >= 5), 30)
                 read_before = len(reads)
-                follows = await asyncio.to_thread(add, "ours-6", "ours-7")
+                follows = await asyncio.to_thread(_add, database, "ours-6", "ours-7")
                 relay.hand(Handoff(ours[-1][0], follows[-1][0], [row for _, row in follows]))
                 assert await wait_for(lambda: _true(len(producer.values) >= 7), 30)
                 await asyncio.sleep(0.5)
@@ -367,6 +372,49 @@ def test_a_handed_batch_that_does_not_follow_on_is_read_from_the_outbox_instead(
     assert values == ["other-1", "other-2", "other-3", "ours-4", "ours-5", "ours-6", "ours-7"]
     assert later_reads == [], "a batch that followed on was read back from the outbox"
     assert fetch(database, "SELECT position FROM outbox_relay")[0][0] == last
+
+
+class _Sends(_Recorded):
+    """Also what each send held: one list of values a call of `publish`."""
+
+    def __init__(self):
+        super().__init__()
+        self.sends: list[list[str]] = []
+
+    async def publish(self, records) -> None:
+        self.sends.append([value for _, _, value in records])
+        await super().publish(records)
+
+
+def test_batches_handed_while_the_relay_was_busy_go_to_the_broker_in_one_send(database):
+    """Batches that committed one after another while the relay was sending (or waiting) are acknowledged together:
+    one round trip to the broker, not one a batch, in position order."""
+    from consumers.relay import Relay
+    from ledger.db.outbox import Handoff
+    from tests.kafka.streams import wait_for
+
+    async def scenario():
+        producer = _Sends()
+        async with LedgerService(database) as service:
+            relay = Relay(service, producer, {"settlements": "s", "rejections": "r"}, idle_seconds=3600)
+            task = asyncio.create_task(relay.run())
+            try:
+                assert await wait_for(lambda: _true(relay._leading is not None), 30)
+                await asyncio.sleep(0.5)  # its first read found nothing, and it waits
+                batches = [await asyncio.to_thread(_add, database, f"b{n}-1", f"b{n}-2") for n in range(3)]
+                before = batches[0][0][0] - 1
+                for batch in batches:  # handed one after another, before the relay runs again
+                    relay.hand(Handoff(before, batch[-1][0], [row for _, row in batch]))
+                    before = batch[-1][0]
+                assert await wait_for(lambda: _true(len(producer.values) >= 6), 30)
+                await asyncio.sleep(0.3)
+                return producer.sends
+            finally:
+                relay.stop()
+                await asyncio.wait_for(task, 10)
+
+    sends = run(scenario())
+    assert sends == [["b0-1", "b0-2", "b1-1", "b1-2", "b2-1", "b2-2"]]
 
 
 def test_while_the_relay_cannot_publish_it_counts_its_failures_and_how_far_behind_it_is(

@@ -193,17 +193,20 @@ class Pipeline:
         keep_loaded: bool = False,
         carry: Carry | None = None,
         authority: Authority | None = None,
+        publish: bool = True,
     ) -> None:
         """`keep_loaded`: the batch rows keep the parameters each member was loaded under (to write only the
         member_year rows that changed). `carry`: what the batch before changed, read through while it commits.
         `authority`: the producers file the batch was admitted under; a reversal by a producer restricted to
-        facilities is then applied only to a visit settled at one of them (`ledger.ownership`)."""
+        facilities is then applied only to a visit settled at one of them (`ledger.ownership`). `publish`: False when
+        nothing the batches settle leaves medledger (a replay): no records are built for the topics."""
         self.ledger, self.registry = ledger, registry
         self.sequencer, self.write, self.parking = sequencer, write, parking
         self.keep_loaded, self.carry = keep_loaded, carry
         self.owners = VisitOwners(authority, carry) if authority is not None else None
         self.book: Book | None = None  # the last segment's, as it left it
         self.published: list[dict[str, Any]] = []
+        self.publish = publish
 
     async def run(self, items: Sequence[Incoming]) -> None:
         for segment in split_segments(items):
@@ -218,7 +221,7 @@ class Pipeline:
         events = [item.event for item in items if item.event is not None]
         waiting = await self.parking.waiting_for(events, self.carry) if self.parking else {}
         extra = [i.event for queue in waiting.values() for i in queue if i.event is not None]
-        rows = BatchRows()
+        rows = BatchRows(publish=self.publish)
         loaded = rows.loaded if self.keep_loaded else None
         book = self.book = await self.ledger.load_book(registry, events + extra, loaded, self.carry)
         if self.owners is not None:
@@ -255,7 +258,7 @@ class Pipeline:
         registry = self.registry
         event = decoded(item)
         assert isinstance(event, YearClosed)  # `split_segments` makes a segment of a year close alone
-        rows = BatchRows()
+        rows = BatchRows(publish=self.publish)
         seq = self.sequencer.next(item, rows)
         rows.keep_signature(item)
         book = await self.ledger.load_book(registry, [])
@@ -283,7 +286,7 @@ class Pipeline:
         if policy is None:
             return
         async for members in self.ledger.region_members(event.region, CLOSE_CHUNK):
-            chunk = BatchRows(members_only=frozenset(m.member_id for m in members))
+            chunk = BatchRows(members_only=frozenset(m.member_id for m in members), publish=self.publish)
             book.members = {(m.region, m.member_id): m for m in members}
             outputs = evaluate(policy, event, members)
             chunk.accept(seq, event, outputs, book)

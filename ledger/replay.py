@@ -378,7 +378,7 @@ class Replayer:
             while end < len(items) and digests[decoded(items[end]).event_id] == digest:
                 end += 1
             registry = await self._registry(digest, what_if)
-            pipeline = Pipeline(audit, registry, sequencer, write)
+            pipeline = Pipeline(audit, registry, sequencer, write, publish=False)
             await pipeline.run(items[start:end])
             start = end
 

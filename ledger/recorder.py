@@ -259,7 +259,9 @@ class AuditSession(SettlingReads, Protocol):
     async def event_count(self) -> int:
         """How many rows the ledger holds, over every stream."""
 
-    async def events_after(self, after: int, limit: int, regions: list[str] | None, columns: str) -> Sequence:
+    async def events_after(
+        self, after: int, limit: int, regions: list[str] | None, columns: str, ahead: bool = False
+    ) -> Sequence:
         """(seq, params_digest, source, payload, *`columns`) of up to `limit` events after `after`, in order."""
 
     async def hash_at(self, seq: int) -> bytes | None:

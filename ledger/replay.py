@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -247,15 +247,30 @@ class Replayer:
         # Progress is counted in events. A replay of some regions is not told a total: the caller that split them
         # knows it (`verify_in_parallel`).
         total = 0 if self.regions is not None else await audit.event_count()
-        while True:
-            rows = await audit.events_after(after, self.batch_size, self.regions, EVENT_COLUMNS)
-            if not rows:
-                return after
-            async with audit.transaction() if per_batch else nullcontext():
-                await self._batch(audit, rows, what_if, mode, report)
+        # Batch by batch, each in a transaction of its own, the next batch is read on a connection of its own
+        # while this one settles and is written; in the last stretch, under the append lock, on the locked one.
+        ahead = per_batch
+
+        def read(after: int) -> Awaitable[Sequence[Sequence[Any]]]:
+            return audit.events_after(after, self.batch_size, self.regions, EVENT_COLUMNS, ahead)
+
+        rows = await read(after)
+        while rows:
             after = rows[-1][0]
+            following = asyncio.ensure_future(read(after)) if ahead else None
+            try:
+                async with audit.transaction() if per_batch else nullcontext():
+                    await self._batch(audit, rows, what_if, mode, report)
+            except BaseException:
+                if following is not None:
+                    following.cancel()
+                    with suppress(BaseException):
+                        await following
+                raise
             report.events += len(rows)
             self.progress(report.events, max(total, report.events))
+            rows = await (following if following is not None else read(after))
+        return after
 
     async def _check_anchor(self, audit: AuditSession, heads: list[Head]) -> list[ChainBreak]:
         """A chain recomputed after events were changed, or cut short, is consistent in itself; only a hash kept

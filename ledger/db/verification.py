@@ -37,7 +37,10 @@ def unequal_rows(table: str, shadow: str, columns: tuple[str, ...], key: str, me
     mine, theirs = (", ".join(f"{side}.{c}" for c in columns) for side in ("t", "s"))
     return (
         f"WITH t AS (SELECT {listed} FROM {table} t WHERE t.seq = ANY($1::bigint[]){only}), "
-        f"s AS (SELECT {listed} FROM {shadow} s WHERE s.{key} = ANY($2::text[])) "
+        # a probe of the shadow's primary key for each key: the temporary table is never analysed, and a plan
+        # made without statistics scans all of it, every batch
+        f"s AS (SELECT s.* FROM unnest($2::text[]) AS k({key}) CROSS JOIN LATERAL "
+        f"(SELECT {listed} FROM {shadow} s WHERE s.{key} = k.{key} OFFSET 0) AS s) "
         f"SELECT (SELECT count(*) FROM t), coalesce(array_agg(coalesce(t.{key}, s.{key})) "
         f"FILTER (WHERE ({mine}) IS DISTINCT FROM ({theirs})), '{{}}') "
         f"FROM t FULL JOIN s ON t.{key} = s.{key}"

@@ -96,6 +96,8 @@ class BatchRows:
     derived: dict[int, dict[str, dict]] = field(default_factory=dict)
     # A year close is evaluated a chunk of members at a time: its outputs here are those of these members only.
     members_only: frozenset[str] | None = None
+    # False: what leaves medledger (`published`, `outbox`) is not built; a replay writes and compares the rows.
+    publish: bool = True
     # The parameter digest of the last event of each member the batch loaded (None: none): a member settled under
     # other parameters before has every year written; otherwise only the years the batch changed.
     loaded: dict[tuple[str, str], str | None] = field(default_factory=dict)
@@ -105,7 +107,8 @@ class BatchRows:
 
     def size(self) -> int:
         """About how many rows the batch writes, which decides how they are sent (`db.writes.Writes.sized`)."""
-        return len(self.events) + len(self.outbox) + len(self.parked) + len(self.touched) + len(self.signatures)
+        outputs = len(self.settlements) + len(self.movements) + len(self.incentives) + len(self.rejections)
+        return len(self.events) + outputs + len(self.parked) + len(self.touched) + len(self.signatures)
 
     def settling(self, item: Incoming) -> None:
         """What follows is `item`'s (with what an enrolment releases), until the next item: of use to rows that
@@ -158,10 +161,11 @@ class BatchRows:
                 # kept in our names; published with the national aliases beside them, their text spliced on
                 kept = settlement_record(output)
                 text = dumps(kept)
-                aliases = national(kept)
-                record = kept | aliases
-                self.published.append(record)
-                self.outbox.append((SETTLEMENTS, key_of(record), f"{text[:-1]},{dumps(aliases)[1:]}"))
+                if self.publish:
+                    aliases = national(kept)
+                    record = kept | aliases
+                    self.published.append(record)
+                    self.outbox.append((SETTLEMENTS, key_of(record), f"{text[:-1]},{dumps(aliases)[1:]}"))
                 derived[f"settlement {output.settlement_id}"] = kept
                 self.settlements.append(
                     (
@@ -187,8 +191,9 @@ class BatchRows:
                 continue
             record = wire(output)
             text = dumps(record)
-            self.published.append(record)
-            self.outbox.append((SETTLEMENTS, key_of(record), text))
+            if self.publish:
+                self.published.append(record)
+                self.outbox.append((SETTLEMENTS, key_of(record), text))
             if isinstance(output, Movement):
                 derived[f"movement {output.movement_id}"] = record
                 self.movements.append(
@@ -227,9 +232,10 @@ class BatchRows:
         shown = storable(shown_id) if shown_id is not None else event_id
         assert shown is not None  # a refusal names its event, or where its input was (`shown_id`)
         self.rejections.append((seq, event_id, source, reason, detail, payload, digest, policy_id, region))
-        record = rejection_wire(shown, reason, detail, shown_payload(payload))
-        self.published.append(record)
-        self.outbox.append((REJECTIONS, refusal_key(record), dumps(record)))
+        if self.publish:
+            record = rejection_wire(shown, reason, detail, shown_payload(payload))
+            self.published.append(record)
+            self.outbox.append((REJECTIONS, refusal_key(record), dumps(record)))
 
     def year_rows(self, registry: PolicyRegistry, params_digest: str) -> YearRows:
         """The member_year rows to write, from each touched member's state now, so that rows never depend on

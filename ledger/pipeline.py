@@ -133,6 +133,11 @@ def fresh_rows(members_only: frozenset[str] | None = None) -> BatchRows:
     return BatchRows(members_only=members_only)
 
 
+def unpublished_rows(members_only: frozenset[str] | None = None) -> BatchRows:
+    """Rows of a batch nothing of which leaves medledger (a replay): no records are built for the topics."""
+    return BatchRows(members_only=members_only, publish=False)
+
+
 def run_to_end(settling: Coroutine[Any, Any, None]) -> None:
     """Run settling that reads nothing it has to wait for (`ledger.offline`) to its end, without an event loop: it
     only gives way now and then (`YIELD_EVERY`), and goes on at once."""
@@ -227,16 +232,18 @@ class Pipeline:
         carry: Carry | None = None,
         authority: Authority | None = None,
         rows_for: RowsFor = fresh_rows,
+        publish: bool = True,
     ) -> None:
         """`parking`: where an event for a member not enrolled yet waits; without it, such an event is settled
         (and refused by the rules) as it comes. `keep_loaded`: the batch rows keep the parameters each member was
         loaded under (to write only the member_year rows that changed). `carry`: what the batch before changed, read
         through while it commits. `authority`: the producers file the batch was admitted under; a reversal by a
         producer restricted to facilities is then applied only to a visit settled at one of them
-        (`ledger.ownership`). `rows_for`: where each segment's rows are collected."""
+        (`ledger.ownership`). `rows_for`: where each segment's rows are collected. `publish`: False when nothing the
+        batches settle leaves medledger (a replay): no records are built for the topics."""
         self.ledger, self.registry = ledger, registry
         self.sequencer, self.write, self.parking = sequencer, write, parking
-        self.rows_for = rows_for
+        self.rows_for = rows_for if publish else unpublished_rows
         self.keep_loaded, self.carry = keep_loaded, carry
         self.owners = VisitOwners(authority, carry) if authority is not None else None
         self.book: Book | None = None  # the last segment's, as it left it

@@ -259,7 +259,9 @@ class AuditSession(SettlingReads, Protocol):
     async def event_count(self) -> int:
         """How many rows the ledger holds, over every stream."""
 
-    async def events_after(self, after: int, limit: int, regions: list[str] | None, columns: str) -> Sequence:
+    async def events_after(
+        self, after: int, limit: int, regions: list[str] | None, columns: str, ahead: bool = False
+    ) -> Sequence:
         """(seq, params_digest, source, payload, *`columns`) of up to `limit` events after `after`, in order."""
 
     async def hash_at(self, seq: int) -> bytes | None:
@@ -284,6 +286,17 @@ class AuditSession(SettlingReads, Protocol):
 
     async def stored_rows(self, spec: Any, seqs: list[int], members: list[str] | None) -> Sequence:
         """The rows of `spec`'s table (`verify_rows.DerivedTable`) at the positions `seqs` (of `members`)."""
+
+    async def unequal_rows(
+        self, spec: Any, shadow: str, seqs: list[int], keys: list[str], members: list[str] | None
+    ) -> tuple[int, list[str]]:
+        """(rows of `spec`'s table at the positions `seqs` (of `members`), the keys of those rows and of the rows of
+        `shadow` under `keys` that are not equal on both sides)."""
+
+    async def stored_rows_keyed(
+        self, spec: Any, seqs: list[int], members: list[str] | None, keys: list[str]
+    ) -> Sequence:
+        """`stored_rows` of those whose key is in `keys`."""
 
     async def parked_rows(self, after: tuple, limit: int) -> Sequence:
         """Up to `limit` rows of the waiting room after `after` (`db.verification.PARKED_ROWS`)."""

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from .verify_rows import DerivedTable
 
 SHADOW = Names.shadow()
+# The derived tables compared in Python, row by row; settlements are compared in SQL (`_check_settlements`).
+IN_PYTHON = tuple(spec for spec in DERIVED if spec is not SETTLEMENTS)
 
 
 @dataclass(frozen=True)
@@ -247,15 +249,30 @@ class Replayer:
         # Progress is counted in events. A replay of some regions is not told a total: the caller that split them
         # knows it (`verify_in_parallel`).
         total = 0 if self.regions is not None else await audit.event_count()
-        while True:
-            rows = await audit.events_after(after, self.batch_size, self.regions, EVENT_COLUMNS)
-            if not rows:
-                return after
-            async with audit.transaction() if per_batch else nullcontext():
-                await self._batch(audit, rows, what_if, mode, report)
+        # Batch by batch, each in a transaction of its own, the next batch is read on a connection of its own
+        # while this one settles and is written; in the last stretch, under the append lock, on the locked one.
+        ahead = per_batch
+
+        def read(after: int) -> Awaitable[Sequence[Sequence[Any]]]:
+            return audit.events_after(after, self.batch_size, self.regions, EVENT_COLUMNS, ahead)
+
+        rows = await read(after)
+        while rows:
             after = rows[-1][0]
+            following = asyncio.ensure_future(read(after)) if ahead else None
+            try:
+                async with audit.transaction() if per_batch else nullcontext():
+                    await self._batch(audit, rows, what_if, mode, report)
+            except BaseException:
+                if following is not None:
+                    following.cancel()
+                    with suppress(BaseException):
+                        await following
+                raise
             report.events += len(rows)
             self.progress(report.events, max(total, report.events))
+            rows = await (following if following is not None else read(after))
+        return after
 
     async def _check_anchor(self, audit: AuditSession, heads: list[Head]) -> list[ChainBreak]:
         """A chain recomputed after events were changed, or cut short, is consistent in itself; only a hash kept
@@ -364,11 +381,11 @@ class Replayer:
 
         async def write(batch_rows: BatchRows, registry: PolicyRegistry) -> None:
             # Compared as each piece is written, so memory stays bounded by a batch (or a year-close chunk).
-            if mode == "verify":
-                await self._check(audit, batch_rows, report)
-            elif mode == "compare":
+            if mode == "compare":
                 await self._impact(audit, batch_rows, report)
             await audit.write_replayed(batch_rows, registry)
+            if mode == "verify":  # after the write: the settlements are compared in the shadow they are written to
+                await self._check(audit, batch_rows, report)
 
         # One parameter set per run of consecutive events that share it.
         start = 0
@@ -378,7 +395,7 @@ class Replayer:
             while end < len(items) and digests[decoded(items[end]).event_id] == digest:
                 end += 1
             registry = await self._registry(digest, what_if)
-            pipeline = Pipeline(audit, registry, sequencer, write)
+            pipeline = Pipeline(audit, registry, sequencer, write, publish=False)
             await pipeline.run(items[start:end])
             start = end
 
@@ -398,8 +415,8 @@ class Replayer:
         return stored
 
     async def _check(self, audit: AuditSession, batch_rows: BatchRows, report: ReplayReport) -> None:
-        stored = await self._stored(audit, batch_rows)
-        for spec in DERIVED:
+        stored = await self._stored(audit, batch_rows, IN_PYTHON)
+        for spec in IN_PYTHON:
             if spec.table not in stored:
                 continue
             found = stored[spec.table]
@@ -408,6 +425,27 @@ class Replayer:
             since = await audit.parked_since(expired) if expired else None
             for seq, what, detail in differences(spec, spec.rows(batch_rows), found, since):
                 report.differ(seq, what, detail)
+        await self._check_settlements(audit, batch_rows, report)
+
+    async def _check_settlements(self, audit: AuditSession, batch_rows: BatchRows, report: ReplayReport) -> None:
+        """The re-derived settlements, just written to the shadow settlements, compared there with the ledger's in
+        one query; only the rows that are not equal, column by column, come back to be compared as `_check`
+        compares the others, which names what differs (or finds a row kept in an earlier form, and equal in it)."""
+        spec, members = SETTLEMENTS, batch_rows.members_only
+        if members is not None and not spec.by_member:
+            return
+        derived = spec.rows(batch_rows)
+        seqs, members_of = list(batch_rows.derived), None if members is None else list(members)
+        count, unequal = await audit.unequal_rows(
+            spec, SHADOW.settlements, seqs, [row[spec.key_at[0]] for row in derived], members_of
+        )
+        self._seen[spec.table] += count
+        if not unequal:
+            return
+        keys = set(unequal)
+        found = await audit.stored_rows_keyed(spec, seqs, members_of, sorted(keys))
+        for seq, what, detail in differences(spec, [row for row in derived if row[spec.key_at[0]] in keys], found):
+            report.differ(seq, what, detail)
 
     async def _impact(self, audit: AuditSession, batch_rows: BatchRows, report: ReplayReport) -> None:
         spec = SETTLEMENTS

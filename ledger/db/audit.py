@@ -24,7 +24,7 @@ from .event_store import driver, transaction
 from .projection_store import PROJECTIONS, Names, add_projections, add_settlements, create_shadow, write_member_years
 from .recorder import PostgresSession
 from .server import Database
-from .verification import PARKED_ROWS, PARKED_SINCE, projection_rows, stored_rows
+from .verification import PARKED_ROWS, PARKED_SINCE, projection_rows, stored_rows, unequal_rows
 from .writes import Writes
 
 if TYPE_CHECKING:
@@ -35,9 +35,10 @@ class PostgresAudit(PostgresSession):
     """Replay's session (`recorder.AuditSession`) on a connection of its own; what it settles reads, and what it
     writes goes to, the projections named by `names`."""
 
-    def __init__(self, raw: Raw, connection: AsyncConnection, names: Names):
+    def __init__(self, raw: Raw, connection: AsyncConnection, names: Names, reader: Raw | None = None):
         super().__init__(raw, names)
         self.connection = connection
+        self.reader = reader  # a connection of its own, reading the events ahead (`events_after(ahead=True)`)
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
         return transaction(self.connection)
@@ -60,10 +61,14 @@ class PostgresAudit(PostgresSession):
     async def event_count(self) -> int:
         return await self.raw.fetchval("SELECT count(*) FROM ledger_events")
 
-    async def events_after(self, after: int, limit: int, regions: list[str] | None, columns: str) -> list:
+    async def events_after(
+        self, after: int, limit: int, regions: list[str] | None, columns: str, ahead: bool = False
+    ) -> list:
         """(seq, params_digest, source, payload, *`columns`) of up to `limit` events after `after` (of
-        `regions`, every region when None), in sequence order."""
-        return await self.raw.fetch(
+        `regions`, every region when None), in sequence order. `ahead`: on the reader's connection, outside this
+        session's transaction, so that it may run while the session settles and writes the batch before."""
+        raw = self.reader if ahead and self.reader is not None else self.raw
+        return await raw.fetch(
             f"SELECT seq, params_digest, source, payload, {columns} FROM ledger_events "
             "WHERE seq > $1 AND ($3::text[] IS NULL OR region = ANY($3::text[])) ORDER BY seq LIMIT $2",
             after,
@@ -106,6 +111,24 @@ class PostgresAudit(PostgresSession):
         if members is None:
             return await self.raw.fetch(select, seqs)
         return await self.raw.fetch(select, seqs, members)
+
+    async def unequal_rows(
+        self, spec: DerivedTable, shadow: str, seqs: list[int], keys: list[str], members: list[str] | None
+    ) -> tuple[int, list[str]]:
+        """(how many rows of `spec`'s table are at the positions `seqs` (of `members`), the keys of those rows,
+        and of the rows of `shadow` under `keys`, that have no equal on the other side)."""
+        (key,) = spec.key
+        query = unequal_rows(spec.table, shadow, spec.columns, key, members is not None)
+        count, unequal = await self.raw.fetchrow(query, seqs, keys, *([] if members is None else [members]))
+        return count, list(unequal)
+
+    async def stored_rows_keyed(
+        self, spec: DerivedTable, seqs: list[int], members: list[str] | None, keys: list[str]
+    ) -> list:
+        """`stored_rows` of those whose key (of one column) is in `keys`."""
+        (key,) = spec.key
+        select = stored_rows(spec.table, spec.columns, spec.where, members is not None, keyed=key)
+        return await self.raw.fetch(select, seqs, *([] if members is None else [members]), keys)
 
     async def parked_rows(self, after: tuple, limit: int) -> list:
         return await self.raw.fetch(PARKED_ROWS, *after, limit)
@@ -161,10 +184,11 @@ async def event_counts(raw: Raw) -> dict[str, int]:
 
 @asynccontextmanager
 async def auditing(db: Database, names: Names) -> AsyncIterator[PostgresAudit]:
-    """A replay's session on a connection of its own, writing to the projections named by `names`."""
-    engine = service_engine(db)
+    """A replay's session on a connection of its own, writing to the projections named by `names`, and a second
+    connection that reads the ledger's events ahead of it."""
+    engine = service_engine(db, pool_size=2)
     try:
-        async with engine.connect() as connection:
-            yield PostgresAudit(await driver(connection), connection, names)
+        async with engine.connect() as connection, engine.connect() as reading:
+            yield PostgresAudit(await driver(connection), connection, names, await driver(reading))
     finally:
         await engine.dispose()

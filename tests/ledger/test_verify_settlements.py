@@ -1,0 +1,73 @@
+"""The re-derived settlements are compared with the ledger's in the database, a batch at a time
+(`Replayer._check_settlements`): a settlement row added beside the derived ones, one taken away, and one copied
+into another region under its id are each named, with its key, as the rows compared in Python are."""
+
+from __future__ import annotations
+
+from ledger.verify_rows import SETTLEMENTS
+from tests.ledger.helpers import example_lines, execute, fetch, ingest, verify
+
+COLUMNS = ", ".join(SETTLEMENTS.columns)
+
+
+def _unguarded(database, statement: str, *args) -> None:
+    execute(database, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
+    try:
+        execute(database, statement, *args, owner=True)
+    finally:
+        execute(database, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
+
+
+def _copy(**changed: str) -> str:
+    """The columns of a settlement row as selected to copy it, some changed (to SQL expressions, quoted)."""
+    return ", ".join(changed.get(c, c) for c in SETTLEMENTS.columns)
+
+
+# under a new id and visit (a visit is settled once), at the same event
+FORGED = _copy(settlement_id="'FORGED'", visit_id="'FORGED'")
+# the same id in Weihai, at a Weihai event ($2)
+ELSEWHERE = _copy(seq="$2", region="'371000'", visit_id="'ELSEWHERE'")
+
+
+def _named(report) -> dict[str, str]:
+    return {d.what: d.detail for d in report.differences}
+
+
+def test_a_settlement_row_added_at_a_settled_event_is_named_as_derived_by_nothing(database):
+    ingest(database, example_lines("nanjing"))
+    ((settlement_id,),) = fetch(database, "SELECT min(settlement_id) FROM ledger_settlements WHERE reverses IS NULL")
+    _unguarded(
+        database,
+        f"INSERT INTO ledger_settlements ({COLUMNS}) SELECT {FORGED} FROM ledger_settlements WHERE settlement_id = $1",
+        settlement_id,
+    )
+    report = verify(database)
+    assert _named(report).get("ledger_settlements settlement_id=FORGED") == "in the ledger but not re-derived"
+    assert not report.ok
+
+
+def test_a_settlement_row_taken_away_is_named_as_re_derived_but_not_in_the_ledger(database):
+    ingest(database, example_lines("nanjing"))
+    ((settlement_id,),) = fetch(database, "SELECT max(settlement_id) FROM ledger_settlements")
+    _unguarded(database, "DELETE FROM ledger_settlements WHERE settlement_id = $1", settlement_id)
+    report = verify(database)
+    named = _named(report)
+    assert named.get(f"ledger_settlements settlement_id={settlement_id}") == "re-derived but not in the ledger"
+
+
+def test_a_settlement_copied_into_another_region_under_its_id_is_named(database):
+    ingest(database, example_lines("nanjing", "weihai"))
+    ((settlement_id,),) = fetch(
+        database, "SELECT min(settlement_id) FROM ledger_settlements WHERE region = '320100' AND reverses IS NULL"
+    )
+    ((seq,),) = fetch(database, "SELECT min(seq) FROM ledger_settlements WHERE region = '371000'")
+    _unguarded(
+        database,
+        f"INSERT INTO ledger_settlements ({COLUMNS}) SELECT {ELSEWHERE} FROM ledger_settlements "
+        "WHERE settlement_id = $1",
+        settlement_id,
+        seq,
+    )
+    report = verify(database)
+    found = [d for d in report.differences if d.what == f"ledger_settlements settlement_id={settlement_id}"]
+    assert [(d.seq, d.detail) for d in found] == [(seq, "in the ledger but not re-derived")]

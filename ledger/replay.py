@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
@@ -172,6 +172,12 @@ class Replayer:
         self.shown_rows = 20  # rows that differ named per projection (all are counted)
         self._authority: Authority | None = None
         self._audit: AuditSession | None = None  # while a run is under way
+
+    def of_regions_alone(self, regions: Iterable[str]) -> None:
+        """Verify a ledger that holds `regions` alone (a server they were moved to): their streams from their
+        genesis, and any row of another region counted as a difference."""
+        self.regions = self.stray_outside = sorted(set(regions))
+        self.streams_only = True
 
     async def verify(self, authority: Authority | None = None) -> ReplayReport:
         """Everything re-derived and compared with the ledger, the chain walked, and every producer's signature

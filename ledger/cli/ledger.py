@@ -300,8 +300,7 @@ def replay(
         replayer = Replayer(db, batch_size=batch_size, progress=bar.reached)
         replayer.anchor = anchored
         if verify and regions:
-            replayer.regions = replayer.stray_outside = sorted(set(regions))
-            replayer.streams_only = True
+            replayer.of_regions_alone(regions)
             report = asyncio.run(replayer.verify(producers))
         elif verify and workers > 1:
             from ..db.audit import event_counts

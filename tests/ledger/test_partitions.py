@@ -273,8 +273,7 @@ def test_a_region_detached_leaves_the_others_ingesting_and_verifying_and_verifie
 
         # on its own server, its stream verifies from the same genesis to the same head (`replay --verify --region`)
         replayer = Replayer(own, batch_size=40)
-        replayer.regions = replayer.stray_outside = ["371000"]
-        replayer.streams_only = True
+        replayer.of_regions_alone(["371000"])
         there = asyncio.run(replayer.verify())
         assert there.ok, (there.chain_breaks, there.differences[:5])
         assert [(h.region, h.seq, h.hash) for h in there.heads] == [("371000", weihai_head.seq, weihai_head.hash)]
@@ -319,8 +318,7 @@ def test_a_region_begun_after_the_history_moves_and_verifies_where_the_history_i
         # there, a verify of the whole ledger misses the history it was never given; of the region, it verifies
         assert any("not the anchor" in found.problem for found in verify(own).chain_breaks)
         replayer = Replayer(own, batch_size=40)
-        replayer.regions = replayer.stray_outside = ["640000"]
-        replayer.streams_only = True
+        replayer.of_regions_alone(["640000"])
         there = asyncio.run(replayer.verify())
         assert there.ok, (there.chain_breaks, there.differences[:5])
         assert [(h.region, h.seq, h.hash) for h in there.heads] == [("640000", ningxia.seq, ningxia.hash)]

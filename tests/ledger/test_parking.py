@@ -139,23 +139,11 @@ def test_a_corrected_resend_of_refused_input_waits_and_settles(database):
 def test_a_parked_event_that_no_longer_decodes_is_refused_once_when_its_member_enrols(database):
     """Parked under an earlier version of the contract, its bytes no longer read: the enrolment refuses it as
     unreadable, with its own bytes kept, and it waits no more (no later batch or sweep meets it again)."""
-    import json
 
     from ledger.chain import text_digest
-    from tests.ledger.helpers import execute
 
     contribution, visit, reversal, enrolment = _late_enrolment_stream()
-    payload = json.dumps({**visit, "retired_field": "x"}, sort_keys=True, separators=(",", ":"))
-    execute(
-        database,
-        "INSERT INTO parked_events (event_id, region, member_id, payload, source, parked_at, arrival) "
-        "VALUES ($1, $2, $3, $4, 'old:1', $5, 1)",
-        visit["event_id"],
-        b.NANJING,
-        "LATE",
-        payload,
-        T0,
-    )
+    payload = _parked_unreadable(database, visit)
     stats, published = ingest(database, [b.as_line(enrolment)], now=T0 + timedelta(days=1))
     (refused,) = records(published, "rejected")
     assert refused["rejected"] == visit["event_id"] and refused["reason"] == "invalid_event"
@@ -171,17 +159,12 @@ def test_a_parked_event_that_no_longer_decodes_is_refused_once_when_its_member_e
     assert verify(database).ok
 
 
-def test_a_parked_event_that_no_longer_decodes_is_refused_when_the_batch_before_parked_for_the_same_member(
-    database,
-):
-    """Batch by batch, the enrolment's batch reads through what the batch before parked for its member, beside
-    what already waited: a parked event whose bytes no longer decode is still refused as unreadable, and what the
-    batch before parked is released after the enrolment."""
+def _parked_unreadable(database, visit: dict) -> str:
+    """`visit` parked for member LATE under an earlier version of the contract: bytes this one no longer reads."""
     import json
 
     from tests.ledger.helpers import execute
 
-    contribution, visit, reversal, enrolment = _late_enrolment_stream()
     payload = json.dumps({**visit, "retired_field": "x"}, sort_keys=True, separators=(",", ":"))
     execute(
         database,
@@ -193,6 +176,18 @@ def test_a_parked_event_that_no_longer_decodes_is_refused_when_the_batch_before_
         payload,
         T0,
     )
+    return payload
+
+
+def test_a_parked_event_that_no_longer_decodes_is_refused_when_the_batch_before_parked_for_the_same_member(
+    database,
+):
+    """Batch by batch, the enrolment's batch reads through what the batch before parked for its member, beside
+    what already waited: a parked event whose bytes no longer decode is still refused as unreadable, and what the
+    batch before parked is released after the enrolment."""
+
+    contribution, visit, reversal, enrolment = _late_enrolment_stream()
+    _parked_unreadable(database, visit)
     stats, published = ingest(database, [b.as_line(contribution), b.as_line(enrolment)], now=T0, batch_size=1)
     (refused,) = records(published, "rejected")
     assert refused["rejected"] == visit["event_id"] and refused["reason"] == "invalid_event"

@@ -322,6 +322,20 @@ def test_a_region_begun_after_the_history_moves_and_verifies_where_the_history_i
         there = asyncio.run(replayer.verify())
         assert there.ok, (there.chain_breaks, there.differences[:5])
         assert [(h.region, h.seq, h.hash) for h in there.heads] == [("640000", ningxia.seq, ningxia.hash)]
+
+        # and as an operator types it there: without --region the missing history is a break, with it the region's
+        # head is the one it had before the move
+        from typer.testing import CliRunner
+
+        from ledger.cli import app
+
+        monkeypatch.setenv("DATABASE_URL", own.owner_url)
+        whole_there = CliRunner().invoke(app, ["replay", "--verify"], env={"COLUMNS": "300"})
+        assert whole_there.exit_code == 1, whole_there.output
+        alone = CliRunner().invoke(app, ["replay", "--verify", "--region", "640000"], env={"COLUMNS": "300"})
+        assert alone.exit_code == 0, alone.output
+        assert "hash chain: intact" in alone.stdout
+        assert f"head 640000: {ningxia.seq}:{ningxia.hash.hex()}" in alone.stdout
     finally:
         pg_server.drop(name)
         pg_server.drop(own_name)

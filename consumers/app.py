@@ -180,7 +180,8 @@ class Service:
         self._tasks: list[asyncio.Task] = []
         self._http: tuple[Any, Any] | None = None  # the metrics server and its thread
         self._routes: routing.Expected | None = None
-        self._instance: Any = None  # the connection holding this group instance's lock (`ledger.db.instances`)
+        self._instance: instances.Held | None = None  # this group instance's lock (`ledger.db.instances`)
+        self.lost: instances.InstanceInUse | None = None  # the lock, taken by another process while this one ran
         self._collection_began = 0.0
         self._collections: list[float] = []  # pauses of the garbage collector not yet counted
 
@@ -195,7 +196,7 @@ class Service:
         )
         await self.service.__aenter__()
         if self.settings.group_instance_id and self.service.db is not None:
-            self._instance = await instances.hold(
+            self._instance = await instances.Held.take(
                 self.service.db.app_url, self.settings.group_id, self.settings.group_instance_id
             )
         await ensure_topics(self.settings, self.partitions)
@@ -222,6 +223,8 @@ class Service:
         self._tasks = [asyncio.create_task(self.relay.run()), asyncio.create_task(self._sweep())]
         self._tasks.append(asyncio.create_task(self._watch_lag()))
         self._tasks.append(asyncio.create_task(routing.watch(self.settings, self.partitions, self.metrics)))
+        if self._instance is not None:
+            self._tasks.append(asyncio.create_task(self._keep_instance(self._instance)))
         if self.settings.metrics_port is not None:
             self._http = self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         log.info(
@@ -250,8 +253,7 @@ class Service:
         await self.producer.stop()
         routing.forget(self.settings, self._routes)
         if self._instance is not None:
-            with contextlib.suppress(Exception):
-                await self._instance.close()
+            await self._instance.release()
         await self.service.__aexit__(None, None, None)
         log.info("medledger stopped")
 
@@ -268,6 +270,16 @@ class Service:
                 log.exception("parking sweep failed; trying again later")
             finally:
                 self.metrics.rejections.inc(stats.rejected)  # consumed when they were parked: counted then
+
+    async def _keep_instance(self, held: instances.Held) -> None:
+        """The instance's lock, taken again when its connection was lost; when another process has taken it,
+        this one stops (the CLI exits with the reason), as that process's start would otherwise have been refused."""
+        try:
+            await held.keep()
+        except instances.InstanceInUse as error:
+            log.error("stopping: %s", error)
+            self.lost = error
+            self.app.exit()
 
     async def _watch_lag(self) -> None:
         lag = Lag(self.metrics.lag)

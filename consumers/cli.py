@@ -78,15 +78,18 @@ def serve(
         max_clock_skew=timedelta(seconds=max_clock_skew_seconds),
     )
     try:
-        application = Service(settings, service, partitions).app
+        serving = Service(settings, service, partitions)
     except ValueError as error:  # no producers file or ledger key, or one that cannot be read
         typer.echo(f"medledger serve: {error}", err=True)
         raise typer.Exit(2) from None
     try:
-        asyncio.run(run(application))
+        asyncio.run(run(serving.app))
     except (EarlierProjections, InstanceInUse) as error:  # from the start-up, before anything is consumed
         typer.echo(f"medledger serve: {error}", err=True)
         raise typer.Exit(2) from None
+    if serving.lost is not None:  # its instance's lock, taken by another process while it ran
+        typer.echo(f"medledger serve: stopped: {serving.lost}", err=True)
+        raise typer.Exit(2)
 
 
 async def _opened(service: Any) -> None:

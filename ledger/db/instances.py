@@ -6,18 +6,29 @@ fence each other's membership by turns, every rejoin claiming the partitions in 
 other's batches, until one of them is fenced for good and goes on running while it consumes nothing. So the second
 one's start is refused, with the reason. A process that died has lost its session, and with it the lock: its
 restart under the same id, which static membership exists for, takes the lock at once.
+
+The lock lives as long as its connection: a database that restarts, or a connection it terminates, takes it away
+while `serve` goes on. `Held.keep` looks at its connection every few seconds and takes the lock again on a new one,
+waiting while the database is away; if another process has taken it meanwhile, `keep` raises `InstanceInUse` and
+`serve` stops, as the later of the two would have been refused at its start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 
 import asyncpg
 
 from .connection import Raw
 
+log = logging.getLogger("medledger.instances")
+
 RETRY_EVERY = 0.2  # seconds
+KEEP_EVERY = 5.0  # seconds between two looks at the lock's connection
+AWAY = (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError)
 
 
 class InstanceInUse(RuntimeError):
@@ -50,3 +61,50 @@ async def hold(url: str, group: str, instance: str, within: float = 5.0) -> Raw:
         await connection.close()
         raise
     return connection
+
+
+class Held:
+    """The lock of a group instance and the connection it lives on, kept for as long as `keep` runs."""
+
+    def __init__(self, url: str, group: str, instance: str, connection: Raw):
+        self.url, self.group, self.instance, self.connection = url, group, instance, connection
+        self.retaken = 0  # times the lock was taken again on a new connection
+
+    @classmethod
+    async def take(cls, url: str, group: str, instance: str, within: float = 5.0) -> Held:
+        return cls(url, group, instance, await hold(url, group, instance, within))
+
+    async def keep(self, every: float = KEEP_EVERY, within: float = 5.0) -> None:
+        """Until cancelled: every `every` seconds, the connection is asked whether it still holds the lock; when it
+        does not (the connection is gone, or the database restarted), the lock is taken again on a new connection,
+        waiting while the database is away. `InstanceInUse` when another process took it meanwhile."""
+        key = instance_lock(self.group, self.instance)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if await self.connection.fetchval(HOLDS, key):
+                    continue
+            except AWAY:
+                pass
+            await self._close()
+            while True:
+                try:
+                    self.connection = await hold(self.url, self.group, self.instance, within)
+                    break
+                except AWAY as error:
+                    log.warning("the database is away; the instance lock is taken again when it is back: %s", error)
+                    await asyncio.sleep(every)
+            self.retaken += 1
+            log.warning("the instance lock, lost with its connection, is taken again", extra={"times": self.retaken})
+
+    async def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.connection.close(), 5)
+
+    async def release(self) -> None:
+        await self._close()
+
+
+# Whether this session holds the advisory lock: a bigint key is kept as its high and low 32 bits, objsubid 1.
+HOLDS = """SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+    AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)"""

@@ -31,6 +31,7 @@ from aiokafka.errors import KafkaError
 from consumers.partitioning import partition_for
 from consumers.settings import Settings, environment
 from consumers.topics import ensure_topics
+from ledger.db.instances import instance_lock
 from ledger.db.outbox import REJECTIONS
 from ledger.offline import settle_lines
 from ledger.streams import NO_REGION, lock_key
@@ -379,3 +380,62 @@ def test_a_second_serve_under_an_instance_id_in_use_is_refused_and_the_first_goe
             if serve is not None and serve.process.poll() is None:
                 serve.process.kill()
                 serve.process.wait(30)
+
+
+def _lock_holder(database, instance: str, settings: Settings) -> int | None:
+    """The backend that holds `instance`'s lock, as pg_locks shows it."""
+    found = fetch(
+        database,
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+        " AND ((classid::bigint << 32) | objid::bigint) = $1",
+        instance_lock(settings.group_id, instance),
+        owner=True,
+    )
+    return found[0][0] if found else None
+
+
+def test_a_serve_takes_its_instance_lock_again_when_its_connection_goes_and_stops_when_another_took_it(
+    kafka, settings, database, tmp_path
+):
+    """The lock lives as long as its connection. Lost (a restart of the database, a terminated session), it is
+    taken again on a new connection while serve goes on settling; taken meanwhile by another process, serve stops
+    with the reason (exit 2) rather than have the broker fence the two by turns."""
+    lines = _two_regions()[:300]
+    run(ensure_topics(settings, PARTITIONS))
+    first = Serve(settings, database, "a", tmp_path / "first.log")
+    try:
+        assert until(lambda: len(_offsets(database, settings)) == PARTITIONS, 120, 0.2), first.said()
+        holder = _lock_holder(database, first.instance, settings)
+        assert holder is not None
+        fetch(database, "SELECT pg_terminate_backend($1)", holder, owner=True)
+        assert until(lambda: _lock_holder(database, first.instance, settings) not in (None, holder), 30, 0.1), (
+            first.said()
+        )
+        run(publish(settings, lines[:150]))
+        assert until(lambda: _settled(database) == 150, 120, 0.2), first.said()
+
+        async def take_it_meanwhile() -> asyncpg.Connection:
+            other = await asyncpg.connect(plain(database.owner_url))
+            pid = await other.fetchval(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+                " AND ((classid::bigint << 32) | objid::bigint) = $1",
+                instance_lock(settings.group_id, first.instance),
+            )
+            await other.execute("SELECT pg_terminate_backend($1)", pid)
+            key = instance_lock(settings.group_id, first.instance)
+            while not await other.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                await asyncio.sleep(0.01)
+            return other
+
+        loop = asyncio.new_event_loop()
+        try:
+            other = loop.run_until_complete(take_it_meanwhile())
+            assert first.process.wait(60) == 2, first.said()
+            assert "served by another process" in first.log.read_text(), first.said()
+            loop.run_until_complete(other.close())
+        finally:
+            loop.close()
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+            first.process.wait(30)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import uuid
 
 import asyncpg
 
@@ -41,16 +42,23 @@ def instance_lock(group: str, instance: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def hold(url: str, group: str, instance: str, within: float = 5.0) -> Raw:
+async def hold(url: str, group: str, instance: str, within: float = 5.0, name: str | None = None) -> Raw:
     """A connection of its own to the database at `url` holding the lock of `instance` of `group`, taken within
     `within` seconds (a process that has just died may take a moment to lose its session); `InstanceInUse` when
-    another process keeps it. Close the connection to give the lock up."""
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    another process keeps it. Close the connection to give the lock up. `name`: the connection's application_name,
+    which tells this process's own sessions from another's (`Held`)."""
+    settings = {"application_name": name} if name is not None else None
+    connection = await asyncpg.connect(
+        url.replace("postgresql+asyncpg://", "postgresql://", 1), server_settings=settings
+    )
+    key = instance_lock(group, instance)
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", instance_lock(group, instance)):
-            if loop.time() >= deadline:
+        while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            if name is not None and await connection.fetchval(ENDED_OWN, key, name):
+                pass  # a session of this process the server kept after its connection was lost: ended, then taken
+            elif loop.time() >= deadline:
                 raise InstanceInUse(
                     f"group instance {instance!r} of consumer group {group!r} is served by another process on this "
                     "ledger (it holds the instance's lock in PostgreSQL): give each serve of a group an id of its own, "
@@ -66,13 +74,14 @@ async def hold(url: str, group: str, instance: str, within: float = 5.0) -> Raw:
 class Held:
     """The lock of a group instance and the connection it lives on, kept for as long as `keep` runs."""
 
-    def __init__(self, url: str, group: str, instance: str, connection: Raw):
-        self.url, self.group, self.instance, self.connection = url, group, instance, connection
+    def __init__(self, url: str, group: str, instance: str, connection: Raw, name: str):
+        self.url, self.group, self.instance, self.connection, self.name = url, group, instance, connection, name
         self.retaken = 0  # times the lock was taken again on a new connection
 
     @classmethod
     async def take(cls, url: str, group: str, instance: str, within: float = 5.0) -> Held:
-        return cls(url, group, instance, await hold(url, group, instance, within))
+        name = f"medledger instance {uuid.uuid4()}"  # this process's, on every connection holding the lock
+        return cls(url, group, instance, await hold(url, group, instance, within, name), name)
 
     async def keep(self, every: float = KEEP_EVERY, within: float = 5.0) -> None:
         """Until cancelled: every `every` seconds, the connection is asked whether it still holds the lock; when it
@@ -89,7 +98,7 @@ class Held:
             await self._close()
             while True:
                 try:
-                    self.connection = await hold(self.url, self.group, self.instance, within)
+                    self.connection = await hold(self.url, self.group, self.instance, within, self.name)
                     break
                 except AWAY as error:
                     log.warning("the database is away; the instance lock is taken again when it is back: %s", error)
@@ -104,6 +113,12 @@ class Held:
     async def release(self) -> None:
         await self._close()
 
+
+# A session that holds the lock and carries this process's name (a connection the server has not yet seen end) is
+# ended: the lock is this process's to take again.
+ENDED_OWN = """SELECT pg_terminate_backend(pid) FROM pg_locks JOIN pg_stat_activity USING (pid)
+    WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1
+    AND application_name = $2 AND pid <> pg_backend_pid()"""
 
 # Whether this session holds the advisory lock: a bigint key is kept as its high and low 32 bits, objsubid 1.
 HOLDS = """SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted

@@ -95,3 +95,32 @@ def test_a_lock_another_process_took_meanwhile_stops_the_keeper_with_the_reason(
             await owner.close()
 
     asyncio.run(main())
+
+
+def test_a_session_of_its_own_the_server_kept_is_ended_and_the_lock_taken_again(database):
+    """A connection lost on the client's side while the server still keeps its session (a network that broke, say)
+    holds the lock under this process's name: it is ended, not mistaken for another process."""
+
+    async def main() -> None:
+        owner = await asyncpg.connect(plain(database.owner_url))
+        held = await Held.take(database.app_url, GROUP, INSTANCE)
+        keeping = asyncio.create_task(held.keep(every=0.3, within=2))
+        kept = None
+        try:
+            await owner.execute("SELECT pg_terminate_backend($1)", await _holder(owner))
+            await asyncio.sleep(0.05)
+            kept = await asyncpg.connect(plain(database.app_url), server_settings={"application_name": held.name})
+            assert await kept.fetchval("SELECT pg_try_advisory_lock($1)", instance_lock(GROUP, INSTANCE))
+            zombie = await kept.fetchval("SELECT pg_backend_pid()")
+            assert await _until(lambda: _holder_other_than(owner, zombie)), "the lock was not taken again"
+            assert held.retaken == 1 and not keeping.done()
+            assert await owner.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", zombie) == 0
+        finally:
+            keeping.cancel()
+            await asyncio.gather(keeping, return_exceptions=True)
+            if kept is not None and not kept.is_closed():
+                await kept.close(timeout=1)
+            await held.release()
+            await owner.close()
+
+    asyncio.run(main())

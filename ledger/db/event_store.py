@@ -7,16 +7,14 @@ async adapter costs about three times the CPU of the same statement sent on the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..chain import GENESIS, ChainBreak
-from ..store import DuplicateEvent, EventStore, NewEvent, StoredEvent, UnrecordedParameters, chained
+from ..store import StoredEvent
 from .connection import Raw
-from .streams import verify_stream
 from .writes import Writes
 
 END_OF_LEDGER = (1 << 63) - 1  # past every seq: a walk to it covers the whole table
@@ -104,69 +102,6 @@ async def _abandon(connection: AsyncConnection, raw: Raw) -> None:
 async def _discard(connection: AsyncConnection) -> None:
     with contextlib.suppress(Exception):
         await connection.invalidate()
-
-
-class PostgresEventStore(EventStore):
-    """On an asyncpg connection that is in a transaction."""
-
-    def __init__(self, raw: Raw, locked: bool = False):
-        """`locked`: the transaction already holds the append lock (`begin(..., first=LOCK)`)."""
-        self.raw = raw
-        self._locked = locked
-
-    async def lock(self) -> None:
-        if not self._locked:
-            await self.raw.execute(LOCK)
-            self._locked = True
-
-    async def record_parameters(self, digest: str, content: str) -> None:
-        writes = Writes()
-        add_parameters(writes, digest, content)
-        await writes.run(self.raw)
-
-    async def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
-        await self.lock()
-        ids = [event.event_id for event in events]
-        clashes = await self.known(ids) | {i for i in ids if ids.count(i) > 1}
-        if clashes:
-            raise DuplicateEvent(clashes)
-        digests = {event.params_digest for event in events}
-        recorded = await self.raw.fetch(
-            "SELECT digest FROM parameter_sets WHERE digest = ANY($1::text[])", list(digests)
-        )
-        unknown = digests - {row[0] for row in recorded}
-        if unknown:
-            raise UnrecordedParameters(unknown)
-        stored = chained(events, *await self.head())
-        await self.write(stored)
-        return stored
-
-    async def write(self, stored: Sequence[StoredEvent]) -> None:
-        """Already chained events in (the pipeline chains them as it settles)."""
-        writes = Writes.sized(len(stored))
-        add_events(writes, stored)
-        await writes.run(self.raw)
-
-    async def known(self, event_ids: Iterable[str]) -> set[str]:
-        ids = list(set(event_ids))
-        if not ids:
-            return set()
-        # one array parameter: an IN list of a batch's thousands of ids costs more to build and plan than to run
-        rows = await self.raw.fetch("SELECT event_id FROM ledger_event_ids WHERE event_id = ANY($1::text[])", ids)
-        return {row[0] for row in rows}
-
-    async def head(self) -> tuple[int, bytes]:
-        row = await self.raw.fetchrow("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1")
-        return (row[0], bytes(row[1])) if row else (0, GENESIS)
-
-    async def read(self, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
-        rows = await self.raw.fetch(
-            f"SELECT {', '.join(COLUMNS)} FROM ledger_events WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit
-        )
-        return [_stored(row) for row in rows]
-
-    async def verify(self, chunk: int = 20_000) -> list[ChainBreak]:
-        return await verify_stream(self.raw, 0, GENESIS, END_OF_LEDGER, chunk)
 
 
 def add_events(writes: Writes, stored: Sequence[StoredEvent]) -> None:

@@ -5,17 +5,9 @@ into another region under its id are each named, with its key, as the rows compa
 from __future__ import annotations
 
 from ledger.verify_rows import SETTLEMENTS
-from tests.ledger.helpers import example_lines, execute, fetch, ingest, verify
+from tests.ledger.helpers import example_lines, fetch, ingest, unguarded, verify
 
 COLUMNS = ", ".join(SETTLEMENTS.columns)
-
-
-def _unguarded(database, statement: str, *args) -> None:
-    execute(database, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
-    try:
-        execute(database, statement, *args, owner=True)
-    finally:
-        execute(database, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
 
 
 def _copy(**changed: str) -> str:
@@ -36,8 +28,9 @@ def _named(report) -> dict[str, str]:
 def test_a_settlement_row_added_at_a_settled_event_is_named_as_derived_by_nothing(database):
     ingest(database, example_lines("nanjing"))
     ((settlement_id,),) = fetch(database, "SELECT min(settlement_id) FROM ledger_settlements WHERE reverses IS NULL")
-    _unguarded(
+    unguarded(
         database,
+        "ledger_settlements",
         f"INSERT INTO ledger_settlements ({COLUMNS}) SELECT {FORGED} FROM ledger_settlements WHERE settlement_id = $1",
         settlement_id,
     )
@@ -49,7 +42,7 @@ def test_a_settlement_row_added_at_a_settled_event_is_named_as_derived_by_nothin
 def test_a_settlement_row_taken_away_is_named_as_re_derived_but_not_in_the_ledger(database):
     ingest(database, example_lines("nanjing"))
     ((settlement_id,),) = fetch(database, "SELECT max(settlement_id) FROM ledger_settlements")
-    _unguarded(database, "DELETE FROM ledger_settlements WHERE settlement_id = $1", settlement_id)
+    unguarded(database, "ledger_settlements", "DELETE FROM ledger_settlements WHERE settlement_id = $1", settlement_id)
     report = verify(database)
     named = _named(report)
     assert named.get(f"ledger_settlements settlement_id={settlement_id}") == "re-derived but not in the ledger"
@@ -61,8 +54,9 @@ def test_a_settlement_copied_into_another_region_under_its_id_is_named(database)
         database, "SELECT min(settlement_id) FROM ledger_settlements WHERE region = '320100' AND reverses IS NULL"
     )
     ((seq,),) = fetch(database, "SELECT min(seq) FROM ledger_settlements WHERE region = '371000'")
-    _unguarded(
+    unguarded(
         database,
+        "ledger_settlements",
         f"INSERT INTO ledger_settlements ({COLUMNS}) SELECT {ELSEWHERE} FROM ledger_settlements "
         "WHERE settlement_id = $1",
         settlement_id,

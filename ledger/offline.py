@@ -201,7 +201,7 @@ def settle_items(items: Iterable[Incoming], parameters: ParameterSet | None = No
 
 
 def settle_stream(lines: Iterable[str | bytes], parameters: ParameterSet | None = None) -> Iterator[dict[str, Any]]:
-    return settle_items(from_lines(lines, "input"), parameters)
+    return settle_items(from_lines(lines, "input", structs=True), parameters)
 
 
 def settle_lines(lines: Iterable[str | bytes], parameters: ParameterSet | None = None) -> list[dict[str, Any]]:

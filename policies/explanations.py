@@ -391,20 +391,27 @@ WORDS_ZH = {
 }
 
 
-_ENGLISH = {template.code: template.en.format for template in TEMPLATES}
+# format_map: the values' dict as `explain` received it, not unpacked into keywords again.
+_ENGLISH = {template.code: template.en.format_map for template in TEMPLATES}
 
 
 def explain(code: str, **values: object) -> str:
     """The English line of rule `code` with `values`: the text the ledger records."""
-    return _ENGLISH[code](**values)
+    return _ENGLISH[code](values)
 
 
-@cache
-def explain_once(code: str, **values: str) -> str:
+_ONCE: dict[tuple[str, ...], str] = {}
+
+
+def explain_once(code: str, *values: str, names: tuple[str, ...]) -> str:
     """`explain` for a line whose values are all text from a small set (a policy, its document and article, the
-    member's kind): each distinct line is formatted once and handed out again. Text only: values that are equal
-    but written differently (Decimal 1.0 and 1.00) would share one line."""
-    return _ENGLISH[code](**values)
+    member's kind), given in the order of `names`: each distinct line is formatted once and handed out again. Text
+    only: values that are equal but written differently (Decimal 1.0 and 1.00) would share one line."""
+    key = (code, *values)
+    line = _ONCE.get(key)
+    if line is None:
+        line = _ONCE[key] = _ENGLISH[code](dict(zip(names, values, strict=True)))
+    return line
 
 
 _FIELD = re.compile(r"\{(\w+)\}")

@@ -73,7 +73,14 @@ def rated_facility(visit: Any) -> Facility | None:
         level = 1  # 000 第十条: 一级含社区卫生服务中心、乡镇卫生院
     if kind == "village_clinic":
         level = 0  # a village clinic is below tier 1 whatever level is reported (000 第十条, 003 一(一))
-    return Facility(level, source.facility_grade, kind, pharmacy)
+    key = (level, source.facility_grade, kind, pharmacy)
+    facility = _FACILITIES.get(key)
+    if facility is None:  # a few dozen ratings at most: each made once and shared (it is frozen)
+        facility = _FACILITIES[key] = Facility(*key)
+    return facility
+
+
+_FACILITIES: dict[tuple[int, str | None, str, bool], Facility] = {}
 
 
 @dataclass(slots=True)

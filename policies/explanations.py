@@ -8,8 +8,12 @@ A line recorded before it had a template, or by a rule without one, is read back
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from keyword import iskeyword
+from string import Formatter
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,8 +395,28 @@ WORDS_ZH = {
 }
 
 
-# format_map: the values' dict as `explain` received it, not unpacked into keywords again.
-_ENGLISH = {template.code: template.en.format_map for template in TEMPLATES}
+def _writer(text: str) -> Callable[[dict[str, object]], str]:
+    """`text.format_map`, written out once as an f-string of the template's fields, each taken as its str(): what
+    format() makes of every value a rule gives (a Decimal, an int, a date, a string or a string enum) with no format
+    spec, made without Decimal's format-spec machinery. A template with a spec or conversion keeps format_map."""
+    pieces = []
+    for literal, name, spec, conversion in Formatter().parse(text):
+        pieces.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:
+            continue
+        if spec or conversion or not name.isidentifier() or iskeyword(name):
+            return text.format_map
+        pieces.append(f"{{v[{name!r}]!s}}")
+    source = "".join(pieces)
+    if '"""' in source or source.endswith('"') or "\\" in source:
+        return text.format_map
+    scope: dict[str, Any] = {}
+    exec(f'def write(v):\n    return f"""{source}"""', scope)  # noqa: S102 - from the template table above
+    write: Callable[[dict[str, object]], str] = scope["write"]
+    return write
+
+
+_ENGLISH = {template.code: _writer(template.en) for template in TEMPLATES}
 
 
 def explain(code: str, **values: object) -> str:

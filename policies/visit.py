@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from .member import Certification, MemberState, Status
 from .money import ZERO, fen
@@ -17,8 +17,9 @@ FEE_LINES = frozenset({"consultation_fee", "general_diagnosis_fee", "nucleic_aci
 COMMUNITY_KINDS = frozenset({"community_health_center", "township_health_center"})
 
 
-@dataclass(frozen=True, slots=True)
-class Bill:
+class Bill(NamedTuple):
+    """A visit's items summed up; a tuple, made once a visit (a frozen dataclass costs several times more to make)."""
+
     total: Decimal
     out_of_catalog: Decimal
     pre_self_pay: Decimal

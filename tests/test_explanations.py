@@ -90,3 +90,32 @@ def test_a_ratio_is_written_once_and_equal_ratios_alike():
     assert pct(Decimal("0.95")) == "95%"  # not the text kept for 0.9
     assert pct(Decimal("1")) == "100%" and pct(Decimal("0.015")) == "1.5%"
     assert pct(Decimal("0")) == "0%" and pct(Decimal("-0")) == "-0%"  # zero is written every time, sign and all
+
+
+def test_every_template_is_written_as_format_writes_it_whatever_the_values():
+    """The templates' writers (f-strings of each value's str) give what str.format gives, for every kind of value
+    a rule hands them: Decimals in every form, ints, dates, strings, string enums."""
+    from datetime import date as day
+
+    from ledger.contract.visit import ItemCategory
+    from policies.explanations import _ENGLISH
+
+    kinds = [
+        Decimal("1234.50"),
+        Decimal("-0"),
+        Decimal("0E-7"),
+        Decimal("1E+2"),
+        Decimal("0.0000001"),
+        Decimal("-12.345678901234567890"),
+        7,
+        -3,
+        day(2023, 2, 1),
+        "中文 text",
+        ItemCategory.DRUG,
+    ]
+    for template in TEMPLATES:
+        names = re.findall(r"\{(\w+)\}", template.en)
+        for shift in range(len(kinds)):
+            values = {name: kinds[(shift + at) % len(kinds)] for at, name in enumerate(names)}
+            assert explain(template.code, **values) == template.en.format(**values), template.code
+            assert _ENGLISH[template.code](values) == template.en.format_map(values)

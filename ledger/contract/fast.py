@@ -63,6 +63,9 @@ class _Before(Mapping[str, Any]):
             raise KeyError(name)
         return getattr(self._struct, name)
 
+    def get(self, name: str, default: Any = None) -> Any:  # what validators call: without Mapping's try/except
+        return getattr(self._struct, name) if name in self._names else default
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 

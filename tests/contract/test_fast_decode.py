@@ -15,7 +15,16 @@ import jiter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field, StringConstraints, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bench.generate import generate
 from ledger.chain import canonical
@@ -416,3 +425,41 @@ def test_a_discriminated_union_aliases_and_validators_are_derived_and_unreadable
     assert fast.decode(b'{"kind":"other","the_code":"ab"}') is None  # its validator refuses
     assert fast.decode(b'{"kind":"before"}') is None  # left to the models
     assert fast.decode(b'{"kind":"nothing"}') is None
+
+
+class Seen(ContractModel):
+    """A with-info validator that reports what it sees of the fields before it."""
+
+    kind: Literal["seen"]
+    first: Money
+    second: Code | None = None
+    third: Code | None = Field(default=None, validate_default=True)
+    last: Code | None = None
+
+    @field_validator("third")
+    @classmethod
+    def _sees(cls, value: str | None, info: ValidationInfo) -> str | None:
+        data = info.data
+        seen = (sorted(data), data.get("first"), data.get("second", "-"), data.get("last", "absent"), len(data))
+        if value is None:
+            return repr(seen)
+        if value == "NEED" and data.get("second") is None:
+            raise ValueError("second is required with NEED")
+        return value
+
+
+def test_a_struct_converted_in_place_shows_a_with_info_validator_the_fields_before_it_as_the_models_do():
+    fast = _fast(Seen)
+    for line in (
+        b'{"kind":"seen","first":"1.50"}',
+        b'{"kind":"seen","first":"2","second":"AB","last":"CD"}',
+        b'{"kind":"seen","first":"3","third":"NEED","second":"X"}',
+    ):
+        model = Seen.model_validate_json(line)
+        struct = fast.decode_struct(line)
+        assert fast.decode(line) == model and fast.as_model(struct) == model, line
+        assert struct.third == model.third and struct.first == Decimal(model.first), line
+    refused = b'{"kind":"seen","first":"3","third":"NEED"}'
+    assert fast.decode_struct(refused) is None and fast.decode(refused) is None
+    with pytest.raises(ValidationError):
+        Seen.model_validate_json(refused)

@@ -112,11 +112,12 @@ class Answers(BatchRows):
     ) -> None:
         tally, current = self.tally, self._current
         for output in outputs:
-            if isinstance(output, Settlement):
+            kind = type(output)
+            if kind is Settlement:
                 tally.settlements += 1
-            elif isinstance(output, Movement):
+            elif kind is Movement:
                 tally.movements += 1
-            elif isinstance(output, IncentiveEvaluation):
+            elif kind is IncentiveEvaluation:
                 tally.incentives += 1
             current.append(wire(output))
 

@@ -15,6 +15,10 @@ GENESIS = bytes(32)
 def canonical(event: Any) -> str:
     """The event as canonical JSON: sorted keys, no spaces, UTF-8, money as strings. These are the bytes hashed
     (the same bytes as json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False))."""
+    if not hasattr(event, "model_dump"):  # the fast decoder's Struct (`contract.decode_line(structs=True)`)
+        from .contract import as_model
+
+        event = as_model(event)
     return orjson.dumps(event.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
 
 

@@ -11,7 +11,7 @@ import orjson
 
 from .authority import Signed
 from .chain import canonical
-from .contract import Event, InvalidEvent, decode_event, decode_json, decode_line
+from .contract import Event, InvalidEvent, decode_event, decode_json, decode_line, same_values
 
 # Events that wait for their member's enrolment instead of being refused (parking).
 PARKABLE = frozenset(
@@ -57,6 +57,8 @@ class Incoming:
     source: str  # file:line, topic/partition/offset
     position: int | str  # what a rejection of unreadable input names: the line number or the offset
     raw: str
+    # The event, or on `settle`'s path (`decode(structs=True)`) the fast decoder's Struct of it, which reads alike;
+    # `contract.as_model` gives the event of either.
     event: Event | None = None
     error: InvalidEvent | None = None
     expired: str | None = None  # set when a parked event has waited too long: why it is refused
@@ -88,7 +90,7 @@ def same_event(held: str, item: Incoming) -> bool:
         return True
     assert item.event is not None  # a repeat is of a decoded event
     earlier = decode_canonical(held, "held", item.event.event_id)
-    return earlier.event is not None and earlier.event == item.event
+    return earlier.event is not None and item.event is not None and same_values(earlier.event, item.event)
 
 
 def conflicting(item: Incoming, held: str) -> None:
@@ -105,15 +107,17 @@ def conflicting(item: Incoming, held: str) -> None:
     item.event = None
 
 
-def decode(raw: str | bytes | Oversized, source: str, position: int | str, line: int | None = None) -> Incoming:
-    """`line`: the line of a file `raw` is (`decode_line`)."""
+def decode(
+    raw: str | bytes | Oversized, source: str, position: int | str, line: int | None = None, structs: bool = False
+) -> Incoming:
+    """`line`: the line of a file `raw` is; `structs`: the event may be the fast decoder's Struct (`decode_line`)."""
     if not isinstance(raw, Oversized):
         raw = _measured(raw)
     if isinstance(raw, Oversized):
         return too_large(raw, source, position)
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     try:
-        return Incoming(source, position, text.rstrip("\n"), event=decode_line(raw, line))
+        return Incoming(source, position, text.rstrip("\n"), event=decode_line(raw, line, structs=structs))
     except InvalidEvent as error:
         return Incoming(source, position, text.rstrip("\n"), error=error)
 
@@ -179,12 +183,14 @@ def decode_canonical(payload: str, source: str, position: int | str) -> Incoming
         return Incoming(source, position, payload, error=error)
 
 
-def from_lines(lines: Iterable[str | bytes | Oversized], name: str) -> Iterator[Incoming]:
-    return from_numbered(enumerate(lines, start=1), name)
+def from_lines(lines: Iterable[str | bytes | Oversized], name: str, structs: bool = False) -> Iterator[Incoming]:
+    return from_numbered(enumerate(lines, start=1), name, structs)
 
 
-def from_numbered(lines: Iterable[tuple[int, str | bytes | Oversized]], name: str) -> Iterator[Incoming]:
-    """Lines of a file with their numbers (from 1); blank lines are skipped, and counted."""
+def from_numbered(
+    lines: Iterable[tuple[int, str | bytes | Oversized]], name: str, structs: bool = False
+) -> Iterator[Incoming]:
+    """Lines of a file with their numbers (from 1); blank lines are skipped, and counted. `structs`: `decode`'s."""
     for number, line in lines:
         if isinstance(line, Oversized) or line.strip():
-            yield decode(line, f"{name}:{number}", number, number)
+            yield decode(line, f"{name}:{number}", number, number, structs)

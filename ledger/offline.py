@@ -112,11 +112,12 @@ class Answers(BatchRows):
     ) -> None:
         tally, current = self.tally, self._current
         for output in outputs:
-            if isinstance(output, Settlement):
+            kind = type(output)
+            if kind is Settlement:
                 tally.settlements += 1
-            elif isinstance(output, Movement):
+            elif kind is Movement:
                 tally.movements += 1
-            elif isinstance(output, IncentiveEvaluation):
+            elif kind is IncentiveEvaluation:
                 tally.incentives += 1
             current.append(wire(output))
 
@@ -201,7 +202,7 @@ def settle_items(items: Iterable[Incoming], parameters: ParameterSet | None = No
 
 
 def settle_stream(lines: Iterable[str | bytes], parameters: ParameterSet | None = None) -> Iterator[dict[str, Any]]:
-    return settle_items(from_lines(lines, "input"), parameters)
+    return settle_items(from_lines(lines, "input", structs=True), parameters)
 
 
 def settle_lines(lines: Iterable[str | bytes], parameters: ParameterSet | None = None) -> list[dict[str, Any]]:

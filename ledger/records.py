@@ -211,10 +211,15 @@ def _settlement_builder(aliases: bool) -> Callable[[Settlement], dict[str, Any]]
                 "    elif not v:",  # zero, however written, is a whole number of fen: most amounts of a visit
                 f"        {name} = '0.00'",
                 "    else:",
-                "        q = v.quantize(FEN)",
-                "        if q != v:",
-                f"            raise ValueError(f'{name}: {{v}} is not a whole number of fen')",
-                f"        {name} = str(q)",
+                # Written with two decimals and no exponent, the amount is a whole number of fen and that is its
+                # text (what quantizing gives): nearly every amount, made of amounts in fen. Otherwise quantized.
+                "        t = str(v)",
+                "        if t[-3:-2] != '.' or 'E' in t:",
+                "            q = v.quantize(FEN)",
+                "            if q != v:",
+                f"                raise ValueError(f'{name}: {{v}} is not a whole number of fen')",
+                "            t = str(q)",
+                f"        {name} = t",
             ]
         elif name == "fund_ratio":
             body.append(f"    {name} = str(s.fund_ratio.quantize(_RATIO))")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .chain import canonical, text_digest
+from .contract import same_values
 from .intake import Incoming, conflicting, decode, same_event
 
 
@@ -43,7 +44,7 @@ class Repeats:
                 if arrived == item.raw:
                     return True
                 earlier = decode(arrived, "held", event_id).event
-                if earlier == event:
+                if earlier is not None and same_values(earlier, event):
                     return True
                 conflicting(item, canonical(earlier))
             elif self.recorded and (recorded := self.recorded.get(event_id)) is not None:

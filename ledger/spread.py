@@ -58,7 +58,7 @@ def settle_file(
     head = list(islice(lines, spread_from)) if workers > 1 else []
     if workers <= 1 or len(head) < spread_from:
         settling = Settling(parameters)
-        for record in settling.settle(from_numbered(enumerate(chain(head, lines), start=1), "input")):
+        for record in settling.settle(from_numbered(enumerate(chain(head, lines), start=1), "input", structs=True)):
             write(encoded(record))
         return settling.tally
     return Spread(parameters, workers).run(chain(head, lines), write)
@@ -97,7 +97,7 @@ def _work(inbox: Queue, outbox: Connection, parameters: ParameterSet | None) -> 
                 printed: list[bytes] = []
                 for start in range(0, len(body), SETTLED_TOGETHER):  # each line settled soon after it was decoded
                     lines = body[start : start + SETTLED_TOGETHER]
-                    items = [decode(line, f"input:{number}", number, number) for number, line, _ in lines]
+                    items = [decode(line, f"input:{number}", number, number, True) for number, line, _ in lines]
                     answers = settling.answers(items, [elsewhere for _, _, elsewhere in lines])
                     printed.extend(b"".join(encoded(record) for record in answer) for answer in answers)
                 outbox.send((True, printed))

@@ -8,8 +8,12 @@ A line recorded before it had a template, or by a rule without one, is read back
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from keyword import iskeyword
+from string import Formatter
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,20 +395,47 @@ WORDS_ZH = {
 }
 
 
-_ENGLISH = {template.code: template.en.format for template in TEMPLATES}
+def _writer(text: str) -> Callable[[dict[str, object]], str]:
+    """`text.format_map`, written out once as an f-string of the template's fields, each taken as its str(): what
+    format() makes of every value a rule gives (a Decimal, an int, a date, a string or a string enum) with no format
+    spec, made without Decimal's format-spec machinery. A template with a spec or conversion keeps format_map."""
+    pieces = []
+    for literal, name, spec, conversion in Formatter().parse(text):
+        pieces.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:
+            continue
+        if spec or conversion or not name.isidentifier() or iskeyword(name):
+            return text.format_map
+        pieces.append(f"{{v[{name!r}]!s}}")
+    source = "".join(pieces)
+    if '"""' in source or source.endswith('"') or "\\" in source:
+        return text.format_map
+    scope: dict[str, Any] = {}
+    exec(f'def write(v):\n    return f"""{source}"""', scope)  # noqa: S102 - from the template table above
+    write: Callable[[dict[str, object]], str] = scope["write"]
+    return write
+
+
+_ENGLISH = {template.code: _writer(template.en) for template in TEMPLATES}
 
 
 def explain(code: str, **values: object) -> str:
     """The English line of rule `code` with `values`: the text the ledger records."""
-    return _ENGLISH[code](**values)
+    return _ENGLISH[code](values)
 
 
-@cache
-def explain_once(code: str, **values: str) -> str:
+_ONCE: dict[tuple[str, ...], str] = {}
+
+
+def explain_once(code: str, *values: str, names: tuple[str, ...]) -> str:
     """`explain` for a line whose values are all text from a small set (a policy, its document and article, the
-    member's kind): each distinct line is formatted once and handed out again. Text only: values that are equal
-    but written differently (Decimal 1.0 and 1.00) would share one line."""
-    return _ENGLISH[code](**values)
+    member's kind), given in the order of `names`: each distinct line is formatted once and handed out again. Text
+    only: values that are equal but written differently (Decimal 1.0 and 1.00) would share one line."""
+    key = (code, *values)
+    line = _ONCE.get(key)
+    if line is None:
+        line = _ONCE[key] = _ENGLISH[code](dict(zip(names, values, strict=True)))
+    return line
 
 
 _FIELD = re.compile(r"\{(\w+)\}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import configured
 from . import counters as c
-from .explanations import explain
+from .explanations import explain, explain_once
 from .limits import Limits
 from .member import MemberState
 from .money import fen, pct
@@ -83,7 +83,7 @@ def settle(ctx: VisitContext) -> FundDecision:
         decision = configured.settle_general(ctx, _table(ctx, "general"), "004 一(一)")
     source = ctx.params.outpatient.source
     if source:
-        decision.lines.insert(0, explain("configured.table", source=source))
+        decision.lines.insert(0, explain_once("configured.table", source, names=("source",)))
     counted = inpatient_cap_counted(ctx.member, ctx.year) + decision.fund
     decision.lines.append(explain("inpatient_cap.counted", counted=counted))
     return decision

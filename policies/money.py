@@ -29,5 +29,16 @@ def dec(value: object) -> Decimal:
 
 
 def pct(ratio: Decimal) -> str:
-    """0.655 -> '65.5%', for explanations."""
-    return f"{(ratio * 100).normalize():f}%"
+    """0.655 -> '65.5%', for explanations. A table's few ratios are written once each: equal ratios, however
+    written (0.9, 0.90), give the same text; zero, which has a signed form (-0), is written every time."""
+    text = _PCT.get(ratio) if ratio else None
+    if text is None:
+        text = f"{(ratio * 100).normalize():f}%"
+        if ratio and ratio.is_finite():
+            if len(_PCT) >= 4096:
+                _PCT.clear()
+            _PCT[ratio] = text
+    return text
+
+
+_PCT: dict[Decimal, str] = {}

@@ -40,6 +40,13 @@ class Table(Mapping[Any, Any]):
     def __getitem__(self, key: Any) -> Any:
         return self._items[key]
 
+    # The dict's own, not Mapping's (a lookup and a KeyError caught in Python): rules ask them of a table per visit.
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
     def __iter__(self) -> Iterator[Any]:
         return iter(self._items)
 

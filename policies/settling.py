@@ -90,6 +90,9 @@ def settle_visit(book: Book, event: Any, seq: int) -> list:
     return [settlement, *records]
 
 
+_MEMBER_LINE = ("policy_id", "document", "insurance_type", "person_type")
+
+
 def decide(
     book: Book, policy: Policy, member: MemberState, event: Any, seq: int, day: date, status: Status, bill: Bill
 ) -> tuple[Settlement, MemberState | None]:
@@ -100,10 +103,11 @@ def decide(
     lines = [
         explain_once(
             "member.retired_since" if retired and member.retired_on else "member",
-            policy_id=policy.policy_id,
-            document=policy.rules.DOCUMENT,
-            insurance_type=status.insurance_type,
-            person_type=status.person_type.replace("_", " "),
+            policy.policy_id,
+            policy.rules.DOCUMENT,
+            status.insurance_type,
+            status.person_type.replace("_", " "),
+            names=_MEMBER_LINE,
         )
     ]
     certification = None

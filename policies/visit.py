@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from .member import Certification, MemberState, Status
 from .money import ZERO, fen
@@ -17,8 +17,9 @@ FEE_LINES = frozenset({"consultation_fee", "general_diagnosis_fee", "nucleic_aci
 COMMUNITY_KINDS = frozenset({"community_health_center", "township_health_center"})
 
 
-@dataclass(frozen=True, slots=True)
-class Bill:
+class Bill(NamedTuple):
+    """A visit's items summed up; a tuple, made once a visit (a frozen dataclass costs several times more to make)."""
+
     total: Decimal
     out_of_catalog: Decimal
     pre_self_pay: Decimal
@@ -73,7 +74,14 @@ def rated_facility(visit: Any) -> Facility | None:
         level = 1  # 000 第十条: 一级含社区卫生服务中心、乡镇卫生院
     if kind == "village_clinic":
         level = 0  # a village clinic is below tier 1 whatever level is reported (000 第十条, 003 一(一))
-    return Facility(level, source.facility_grade, kind, pharmacy)
+    key = (level, source.facility_grade, kind, pharmacy)
+    facility = _FACILITIES.get(key)
+    if facility is None:  # a few dozen ratings at most: each made once and shared (it is frozen)
+        facility = _FACILITIES[key] = Facility(*key)
+    return facility
+
+
+_FACILITIES: dict[tuple[int, str | None, str, bool], Facility] = {}
 
 
 @dataclass(slots=True)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from ledger.cli import app
 from policies.explanations import BY_CODE, TEMPLATES, explain, explain_once, read, render
+from policies.money import pct
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 FIELD = re.compile(r"\{(\w+)\}")
@@ -72,7 +74,48 @@ def test_a_line_two_templates_give_is_read_as_the_more_specific_one():
 
 def test_a_line_of_text_values_is_formatted_once_and_reads_as_explain_writes_it():
     values = {"policy_id": "NX-2023", "document": "宁医保发〔2023〕1号", "insurance_type": "employee"}
-    first = explain_once("member", **values, person_type="in service")
+    names = (*values, "person_type")
+    first = explain_once("member", *values.values(), "in service", names=names)
     assert first == explain("member", **values, person_type="in service")
-    assert explain_once("member", **values, person_type="in service") is first
-    assert explain_once("member", **values, person_type="retired") == explain("member", **values, person_type="retired")
+    assert explain_once("member", *values.values(), "in service", names=names) is first
+    retired = explain_once("member", *values.values(), "retired", names=names)
+    assert retired == explain("member", **values, person_type="retired") != first
+    other = explain_once("member.retired_since", *values.values(), "retired", names=names)
+    assert other == explain("member.retired_since", **values, person_type="retired") != retired
+
+
+def test_a_ratio_is_written_once_and_equal_ratios_alike():
+    assert pct(Decimal("0.655")) == "65.5%"
+    assert pct(Decimal("0.9")) == pct(Decimal("0.90")) == pct(Decimal("0.9000")) == "90%"
+    assert pct(Decimal("0.95")) == "95%"  # not the text kept for 0.9
+    assert pct(Decimal("1")) == "100%" and pct(Decimal("0.015")) == "1.5%"
+    assert pct(Decimal("0")) == "0%" and pct(Decimal("-0")) == "-0%"  # zero is written every time, sign and all
+
+
+def test_every_template_is_written_as_format_writes_it_whatever_the_values():
+    """The templates' writers (f-strings of each value's str) give what str.format gives, for every kind of value
+    a rule hands them: Decimals in every form, ints, dates, strings, string enums."""
+    from datetime import date as day
+
+    from ledger.contract.visit import ItemCategory
+    from policies.explanations import _ENGLISH
+
+    kinds = [
+        Decimal("1234.50"),
+        Decimal("-0"),
+        Decimal("0E-7"),
+        Decimal("1E+2"),
+        Decimal("0.0000001"),
+        Decimal("-12.345678901234567890"),
+        7,
+        -3,
+        day(2023, 2, 1),
+        "中文 text",
+        ItemCategory.DRUG,
+    ]
+    for template in TEMPLATES:
+        names = re.findall(r"\{(\w+)\}", template.en)
+        for shift in range(len(kinds)):
+            values = {name: kinds[(shift + at) % len(kinds)] for at, name in enumerate(names)}
+            assert explain(template.code, **values) == template.en.format(**values), template.code
+            assert _ENGLISH[template.code](values) == template.en.format_map(values)

@@ -75,3 +75,13 @@ def test_weihai_retiree_credit_before_2024_is_refused_unless_configured():
 def test_a_malformed_parameter_file_is_refused_with_the_place(text, complaint):
     with pytest.raises(ParameterError, match=complaint):
         PolicyRegistry(parse_parameters(text))
+
+
+def test_a_table_answers_in_and_get_as_its_items_do():
+    from policies.parameters import Table
+
+    table = Table({"1": Decimal("0.9"), "3A": Decimal("0.8")})
+    assert "1" in table and "3A" in table and "2" not in table and 1 not in table
+    assert table.get("3A") == Decimal("0.8") and table.get("2") is None and table.get("2", "none") == "none"
+    with pytest.raises(TypeError):
+        [] in table  # noqa: B015 - an unhashable key is refused as a dict refuses it

@@ -11,7 +11,7 @@ from .account import (
     Purpose,
 )
 from .dates import POLICY_TZ
-from .decode import InvalidEvent, decode_event, decode_json, decode_line
+from .decode import InvalidEvent, as_model, decode_event, decode_json, decode_line, same_values
 from .enrollment import (
     ChronicCapAdjusted,
     ChronicCertified,
@@ -91,8 +91,10 @@ __all__ = [
     "VisitSubmitted",
     "YearClosed",
     "contract_json_schema",
+    "as_model",
     "decode_event",
     "decode_json",
     "decode_line",
+    "same_values",
     "parse_money",
 ]

@@ -140,15 +140,17 @@ def decode_json(data: bytes) -> Event | None:
     return _FAST.decode(data)  # an Event (built as the models build it) or None
 
 
-def decode_line(text: str | bytes, line: int | None = None) -> Event:
+def decode_line(text: str | bytes, line: int | None = None, *, structs: bool = False) -> Event:
     """Parse one JSON Lines record / Kafka value and validate it. `line`: the line of the file it is, which input
     that is not JSON at all is refused naming (with the column within the line where the parser stopped).
+    `structs`: what the fast decoder takes is given as its Struct (`FastDecoder.decode_struct`), which reads as the
+    event does (its fields, tag and properties) and which `as_model` makes the event; the rest as the event.
 
     Numbers with a fraction or exponent arrive as exact ``Decimal``; NaN and Infinity are not JSON; a key given
     twice in one object is refused, because parsers disagree on which one wins, so a duplicated "amount" would
     settle differently depending on who read it."""
     data = text.encode("utf-8", errors="surrogatepass") if isinstance(text, str) else text
-    event = _FAST.decode(data)
+    event = _FAST.decode_struct(data) if structs else _FAST.decode(data)
     if event is not None:
         return event  # an Event: built as the models build it
     try:
@@ -161,6 +163,18 @@ def decode_line(text: str | bytes, line: int | None = None) -> Event:
             message = _in_file(message, raw, line)
         raise InvalidEvent(f"invalid JSON: {message}{near}", payload=raw) from None
     return decode_event(obj)
+
+
+def as_model(event: Any) -> Event:
+    """The event itself, or the model's instance of a Struct the fast decoder gave (`decode_line(structs=True)`)."""
+    return _FAST.as_model(event) if _FAST.is_struct(event) else event
+
+
+def same_values(one: Any, other: Any) -> bool:
+    """Whether two decoded events hold the same values, each an event or the fast decoder's Struct."""
+    if type(one) is not type(other):
+        return as_model(one) == as_model(other)
+    return bool(one == other)
 
 
 _POSITION = re.compile(r"line (\d+) column (\d+)")

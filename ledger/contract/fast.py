@@ -31,11 +31,12 @@ valid, mutated and garbage input (tests/contract/test_fast_decode.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, NamedTuple, Union
 
 import msgspec
+from pydantic import BaseModel
 from pydantic_core import CoreSchema, SchemaValidator
 
 _CACHE_MAX = 1 << 14
@@ -46,6 +47,30 @@ _UNSET = msgspec.UNSET
 
 class Unsupported(Exception):
     """A core-schema node the derivation does not read: the model holding it is left to the models."""
+
+
+class _Before(Mapping[str, Any]):
+    """What a with-info validator reads as ``info.data`` of a Struct converted in place: its fields validated before
+    the one validated, as the Struct holds them (converted already)."""
+
+    __slots__ = ("_struct", "_names")
+
+    def __init__(self, struct: Any, names: frozenset[str]) -> None:
+        self._struct, self._names = struct, names
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        return getattr(self._struct, name)
+
+    def get(self, name: str, default: Any = None) -> Any:  # what validators call: without Mapping's try/except
+        return getattr(self._struct, name) if name in self._names else default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class _Info(NamedTuple):
@@ -70,6 +95,8 @@ class _Plan:
     in `cache`."""
     cache: dict[Any, Any] | None = None
     build: Callable[[Any], tuple[Any, int]] | None = None  # model: the instance and the keys read
+    convert: Callable[[Any], tuple[Any, int]] | None = None  # model: the Struct converted in place, the keys read
+    to_model: Callable[[Any], Any] | None = None  # model: the instance of a converted Struct's values
     after: list[tuple[Callable[..., Any], bool]] = field(default_factory=list)  # (validator, with info)
 
 
@@ -216,7 +243,7 @@ class _Deriver:
         cls = node["cls"]
         if cls in self.models and tag is None:
             known = self.models[cls]
-            return _Plan(known.type, "model", build=known.build)
+            return _Plan(known.type, "model", build=known.build, convert=known.convert, to_model=known.to_model)
         _meta(node, ("cls", "schema", "config", "custom_init", "root_model", "post_init"))
         if node.get("custom_init") or node.get("root_model") or node.get("post_init") or cls.__pydantic_post_init__:
             raise Unsupported(f"{cls.__name__}: a custom init, root or post-init")
@@ -239,8 +266,9 @@ def _json_kind(kind: Any) -> Any:
     return kind
 
 
-def _emit(plan: _Plan, var: str, namespace: dict[str, Any], depth: int = 0) -> list[str]:
-    """Lines turning the decoded value in `var` into the model's value, in place; keys read are added to n."""
+def _emit(plan: _Plan, var: str, namespace: dict[str, Any], depth: int = 0, convert: bool = False) -> list[str]:
+    """Lines turning the decoded value in `var` into the model's value, in place; keys read are added to n.
+    `convert`: a Struct in `var` is converted in place (its values the model's), not made the model's instance."""
     lines: list[str] = []
     namespace["plans"] = number = namespace.get("plans", 0) + 1
     name = f"p{number}"  # a name of its own in the builder
@@ -265,18 +293,18 @@ def _emit(plan: _Plan, var: str, namespace: dict[str, Any], depth: int = 0) -> l
         lines += [f"    {name}_cache[{var}] = r", f"{var} = r"]
     elif plan.kind == "nullable":
         assert plan.inner is not None
-        inner = _emit(plan.inner, var, namespace, depth)
+        inner = _emit(plan.inner, var, namespace, depth, convert)
         if inner:
             lines += [f"if {var} is not None:", *(f"    {line}" for line in inner)]
     elif plan.kind == "tuple":
         assert plan.inner is not None
         item = f"x{depth}"
-        inner = _emit(plan.inner, item, namespace, depth + 1)
+        inner = _emit(plan.inner, item, namespace, depth + 1, convert)
         if inner:
             lines += [f"t{depth} = []", f"for {item} in {var}:", *(f"    {line}" for line in inner)]
             lines += [f"    t{depth}.append({item})", f"{var} = tuple(t{depth})"]
     elif plan.kind == "model":
-        namespace[f"{name}_build"] = plan.build
+        namespace[f"{name}_build"] = plan.convert if convert else plan.build
         lines += [f"{var}, k = {name}_build({var})", "n += k"]
     for position, (function, with_info) in enumerate(plan.after):
         if with_info:
@@ -293,12 +321,15 @@ def _struct_of(
     it, generated as straight-line code: the Struct's values as locals, converted in place, then the instance's
     dict in the model's order."""
     namespace: dict[str, Any] = {"cls": cls, "new": cls.__new__, "setattr": object.__setattr__}
-    namespace.update(UNSET=_UNSET, Info=_Info, astuple=msgspec.structs.astuple)
+    namespace.update(UNSET=_UNSET, Info=_Info, Before=_Before, astuple=msgspec.structs.astuple)
     keys = 1 if tag else 0  # the tag is a key of its own
     given: list[str] = []  # fields always given (so in the fields set)
     struct_fields: list[tuple[str, Any, bool, str]] = []
     values: list[str] = []  # each field's value, in the model's order
     body: list[str] = []
+    in_place: list[str] = []  # the body of `convert`: each value the model's, written back to the Struct
+    as_model: list[str] = []  # each field's value in the instance made from a converted Struct, in the model's order
+    read_before: list[str] = []  # the fields a with-info validator of a later field sees
     opened = False  # the instance's dict is built as the fields are read (a with-info validator reads it)
     for index, (name, spec) in enumerate(fields.items()):
         _meta(spec, ("schema", "validation_alias", "serialization_alias", "frozen"))
@@ -310,6 +341,8 @@ def _struct_of(
             if schema.get("type") != "literal" or schema.get("expected") != [tag[1]]:
                 raise Unsupported(f"{cls.__name__}.{name}: a discriminator of another shape")
             values.append(f"{name!r}: {tag[1]!r}")
+            as_model.append(f"{name!r}: {tag[1]!r}")
+            read_before.append(name)
             given.append(name)
             if opened:
                 body.append(f"    d[{name!r}] = {tag[1]!r}")
@@ -327,27 +360,41 @@ def _struct_of(
         plan.after = [(function, False) for function, with_info in checks if not with_info]
         var = f"v{index}"
         converted = _emit(plan, var, namespace)
+        converting = _emit(plan, var, namespace, convert=True)
         if len(plan.after) < len(checks) and not opened:
             # info.data: the fields validated before this one, in a dict that then grows into the instance's
             body.append(f"    d = {{{', '.join(values)}}}")
             opened = True
         for position, (function, _) in enumerate(item for item in checks if item[1]):
             namespace[f"check{index}_{position}"] = function
+            namespace[f"before{index}"] = frozenset(read_before)
             converted.append(f"{var} = check{index}_{position}({var}, Info(d, {name!r}))")
+            converting.append(f"{var} = check{index}_{position}({var}, Info(Before(s, before{index}), {name!r}))")
         struct_fields.append((name, plan.type, required, alias))
         values.append(f"{name!r}: {var}")
+        as_model.append(f"{name!r}: {_model_of(plan, f's.{name}', namespace)}")
+        read_before.append(name)
         if required:
             keys += 1
             given.append(name)
             body += [f"    {line}" for line in converted]
+            in_place += [f"    {line}" for line in converting]
+            if converting:
+                in_place.append(f"    s.{name} = {var}")
         else:
             body += [f"    if {var} is UNSET:", f"        {var} = default{index}"]
             body += [f"        {line}" for line in converted if validate_default]
             body += ["    else:", "        n += 1", f"        fields_set.add({name!r})"]
             body += [f"        {line}" for line in converted]
+            in_place += [f"    if {var} is UNSET:", f"        {var} = default{index}"]
+            in_place += [f"        {line}" for line in converting if validate_default]
+            in_place += ["    else:", "        n += 1"]
+            in_place += [f"        {line}" for line in converting]
+            in_place.append(f"    s.{name} = {var}")
         if opened:
             body.append(f"    d[{name!r}] = {var}")
     namespace["given"] = frozenset(given)
+    namespace["every"] = frozenset(read_before)
     unpacked = ", ".join(f"v{index}" for index, (name, _) in enumerate(fields.items()) if not (tag and name == tag[0]))
     lines = [
         "def build(s):",
@@ -361,22 +408,59 @@ def _struct_of(
         "    setattr(m, '__pydantic_extra__', None)",
         "    setattr(m, '__pydantic_private__', None)",
         "    return m, n",
+        "def convert(s):",
+        f"    {unpacked}, = astuple(s)",
+        f"    n = {keys}",
+        *in_place,
+        "    return s, n",
+        "def to_model(s):",
+        "    m = new(cls)",
+        f"    setattr(m, '__dict__', {{{', '.join(as_model)}}})",
+        "    setattr(m, '__pydantic_fields_set__', set(every))",
+        "    setattr(m, '__pydantic_extra__', None)",
+        "    setattr(m, '__pydantic_private__', None)",
+        "    return m",
     ]
     exec(compile("\n".join(lines), f"<fast decoder of {cls.__name__}>", "exec"), namespace)  # noqa: S102 - ours
     options: dict[str, Any] = {"forbid_unknown_fields": forbid, "kw_only": True}  # kw_only: fields in any order
+    # What the model gives besides its fields (its properties: an event's business date), the Struct gives alike.
+    kept: dict[str, Any] = {}
+    for base in reversed(cls.__mro__[: cls.__mro__.index(BaseModel)]):
+        kept.update((key, value) for key, value in vars(base).items() if isinstance(value, property))
     if tag:
         if tag[0] in {alias for *_, alias in struct_fields}:
             raise Unsupported(f"{cls.__name__}: the tag {tag[0]} read as a field too")
         options.update(tag_field=tag[0], tag=tag[1])
+        kept[tag[0]] = tag[1]  # read as an attribute too, as the model's field is
     struct = msgspec.defstruct(
         f"Fast{cls.__name__}",
         [
             (name, kind, msgspec.field(name=alias) if required else msgspec.field(default=_UNSET, name=alias))
             for name, kind, required, alias in struct_fields
         ],
+        namespace=kept,
         **options,
     )
-    return _Plan(struct, "model", build=namespace["build"])
+    return _Plan(
+        struct, "model", build=namespace["build"], convert=namespace["convert"], to_model=namespace["to_model"]
+    )
+
+
+def _model_of(plan: _Plan, value: str, namespace: dict[str, Any]) -> str:
+    """The expression of a converted Struct's field `value` as the model holds it: a Struct made the model's."""
+    if plan.kind == "model":
+        namespace["plans"] = number = namespace.get("plans", 0) + 1
+        namespace[f"p{number}_model"] = plan.to_model
+        return f"p{number}_model({value})"
+    if plan.kind in ("nullable", "tuple"):
+        assert plan.inner is not None
+        inner = _model_of(plan.inner, "x", namespace)
+        if inner == "x":
+            return value
+        if plan.kind == "nullable":
+            return f"(None if {value} is None else {_model_of(plan.inner, value, namespace)})"
+        return f"tuple([{inner} for x in {value}])"
+    return value
 
 
 def _validated(deriver: _Deriver, node: dict[str, Any], tag: tuple[str, str] | None) -> _Plan:
@@ -391,8 +475,8 @@ def _validated(deriver: _Deriver, node: dict[str, Any], tag: tuple[str, str] | N
     if node["type"] != "model":
         raise Unsupported(f"a {node['type']} where a model is wanted")
     plan = deriver._model(node, tag=tag)
-    build = plan.build
-    assert build is not None
+    build, convert = plan.build, plan.convert
+    assert build is not None and convert is not None
     if not after:
         return plan
 
@@ -402,7 +486,13 @@ def _validated(deriver: _Deriver, node: dict[str, Any], tag: tuple[str, str] | N
             instance = function(instance)
         return instance, keys
 
-    return replace(plan, build=validated)
+    def converted(struct: Any) -> tuple[Any, int]:
+        struct, keys = convert(struct)
+        for function in after:
+            struct = function(struct)  # reads the fields by name, as it reads the model's
+        return struct, keys
+
+    return replace(plan, build=validated, convert=converted)
 
 
 class FastDecoder:
@@ -418,6 +508,8 @@ class FastDecoder:
         self.left_out: dict[str, str] = {}
         """What the derivation left to the models, and why, by tag."""
         self._builds: dict[type[Any], Callable[[Any], tuple[Any, int]]] = {}
+        self._converts: dict[type[Any], Callable[[Any], tuple[Any, int]]] = {}
+        self._models: dict[type[Any], Callable[[Any], Any]] = {}
         if node["type"] == "tagged-union":
             _meta(node, ("choices", "discriminator", "custom_error_type", "custom_error_message", "from_attributes"))
             discriminator = node["discriminator"]
@@ -431,19 +523,42 @@ class FastDecoder:
                     self.left_out[tag] = str(why)
                     continue
                 structs.append(plan.type)
-                assert plan.build is not None
-                self._builds[plan.type] = plan.build
+                self._keep(plan)
             kind: Any = Union[tuple(structs)] if structs else None  # noqa: UP007
         else:
             plan = _validated(deriver, node, None)
             kind = plan.type
-            assert plan.build is not None
-            self._builds[kind] = plan.build
+            self._keep(plan)
         self._no_nul = deriver.no_nul
         self._decoder = msgspec.json.Decoder(kind) if kind is not None else None
 
+    def _keep(self, plan: _Plan) -> None:
+        assert plan.build is not None and plan.convert is not None and plan.to_model is not None
+        self._builds[plan.type] = plan.build
+        self._converts[plan.type] = plan.convert
+        self._models[plan.type] = plan.to_model
+
     def decode(self, data: bytes) -> Any:
         """The instance, or None when the models must read `data`."""
+        return self._decode(data, self._builds)
+
+    def decode_struct(self, data: bytes) -> Any:
+        """What `decode` gives, as the decoded Struct itself, or None when the models must read `data`: the same
+        input taken, after the same checks, each field holding the model's value (a Decimal, a date-time, an enum
+        member, a nested Struct so converted), the model's properties and tag readable alike. `as_model` makes the
+        model's instance of it."""
+        return self._decode(data, self._converts)
+
+    def is_struct(self, value: Any) -> bool:
+        """Whether `value` is a Struct `decode_struct` gives."""
+        return type(value) in self._models
+
+    def as_model(self, struct: Any) -> Any:
+        """The model's instance holding the values of a Struct `decode_struct` gave: equal to the one `decode` gives
+        of the same input, and dumped alike. Its fields set are all its fields (nothing reads which were given)."""
+        return self._models[type(struct)](struct)
+
+    def _decode(self, data: bytes, made: dict[type[Any], Callable[[Any], tuple[Any, int]]]) -> Any:
         if self._decoder is None:
             return None
         data = data.rstrip(b" \t\r\n")
@@ -456,7 +571,7 @@ class FastDecoder:
             return None  # a key apart from its colon, not counted
         try:
             struct = self._decoder.decode(data)
-            instance, keys = self._builds[type(struct)](struct)
+            instance, keys = made[type(struct)](struct)
         except Exception:  # noqa: BLE001 - any refusal or doubt: the models read it and word it
             return None
         if keys != data.count(b'":'):

@@ -15,7 +15,16 @@ import jiter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import Field, StringConstraints, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bench.generate import generate
 from ledger.chain import canonical
@@ -75,6 +84,8 @@ def assert_agrees(data: bytes) -> Any:
     class, the same fields given, the same canonical bytes, and (against the native validator the hot path
     used before) the same values of the same types down to the time zone's class."""
     fast = _FAST.decode(data)
+    struct = _FAST.decode_struct(data)
+    assert (struct is None) == (fast is None), data
     if fast is None:
         return None
     reference = by_models(data)
@@ -86,7 +97,37 @@ def assert_agrees(data: bytes) -> Any:
     native = _NATIVE.validate_python(jiter.from_json(data, catch_duplicate_keys=True, float_mode="decimal"))
     assert repr(fast) == repr(native), data
     assert fast.model_dump() == native.model_dump(), data
+    assert_struct_reads_as(struct, reference, data)
+    assert same_fields(struct, native), data  # down to the time zone's class, as the fast model
     return fast
+
+
+def assert_struct_reads_as(struct: Any, model: Any, data: bytes) -> None:
+    """The Struct the settle path reads holds what the model holds, field by field (equal values of the same
+    types, nested Structs alike), reads its tag and properties alike, and is made back into an equal model that
+    dumps to the same canonical bytes."""
+    assert _FAST.is_struct(struct), data
+    assert _FAST.as_model(struct) == model, data
+    assert canonical(struct) == canonical(model), data
+    assert same_fields(struct, model, exact=False), data
+    assert struct.event_type == model.event_type and struct.business_date == model.business_date, data
+    if hasattr(model, "month_start"):
+        assert struct.month_start == model.month_start, data
+
+
+def same_fields(struct: Any, model: Any, exact: bool = True) -> bool:
+    """`exact`: the same repr too (a date-time's time zone of the same class)."""
+    if isinstance(model, BaseModel):
+        return type(struct).__name__ == f"Fast{type(model).__name__}" and all(
+            same_fields(getattr(struct, name), value, exact) for name, value in model.__dict__.items()
+        )
+    if isinstance(model, tuple):
+        return (
+            type(struct) is tuple
+            and len(struct) == len(model)
+            and all(same_fields(one, other, exact) for one, other in zip(struct, model))
+        )
+    return type(struct) is type(model) and struct == model and (not exact or repr(struct) == repr(model))
 
 
 # -- valid input: taken, as the same event --
@@ -384,3 +425,41 @@ def test_a_discriminated_union_aliases_and_validators_are_derived_and_unreadable
     assert fast.decode(b'{"kind":"other","the_code":"ab"}') is None  # its validator refuses
     assert fast.decode(b'{"kind":"before"}') is None  # left to the models
     assert fast.decode(b'{"kind":"nothing"}') is None
+
+
+class Seen(ContractModel):
+    """A with-info validator that reports what it sees of the fields before it."""
+
+    kind: Literal["seen"]
+    first: Money
+    second: Code | None = None
+    third: Code | None = Field(default=None, validate_default=True)
+    last: Code | None = None
+
+    @field_validator("third")
+    @classmethod
+    def _sees(cls, value: str | None, info: ValidationInfo) -> str | None:
+        data = info.data
+        seen = (sorted(data), data.get("first"), data.get("second", "-"), data.get("last", "absent"), len(data))
+        if value is None:
+            return repr(seen)
+        if value == "NEED" and data.get("second") is None:
+            raise ValueError("second is required with NEED")
+        return value
+
+
+def test_a_struct_converted_in_place_shows_a_with_info_validator_the_fields_before_it_as_the_models_do():
+    fast = _fast(Seen)
+    for line in (
+        b'{"kind":"seen","first":"1.50"}',
+        b'{"kind":"seen","first":"2","second":"AB","last":"CD"}',
+        b'{"kind":"seen","first":"3","third":"NEED","second":"X"}',
+    ):
+        model = Seen.model_validate_json(line)
+        struct = fast.decode_struct(line)
+        assert fast.decode(line) == model and fast.as_model(struct) == model, line
+        assert struct.third == model.third and struct.first == Decimal(model.first), line
+    refused = b'{"kind":"seen","first":"3","third":"NEED"}'
+    assert fast.decode_struct(refused) is None and fast.decode(refused) is None
+    with pytest.raises(ValidationError):
+        Seen.model_validate_json(refused)

@@ -336,3 +336,26 @@ def test_the_streams_use_every_event_type():
 
     draw()
     assert seen == set(EVENT_TYPES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(-(10**14), 10**14),
+    st.integers(-4, 3),
+    st.sampled_from(["limit_remaining", "account_balance_after", "over_limit_amount"]),
+)
+def test_an_amount_however_written_reads_or_is_refused_as_the_validated_model_does(digits, exponent, name):
+    """Two decimals and no exponent is the fast record's own text; any other writing (1E+2, 5.0, 1.234) is
+    quantized as the model quantizes it, and one that is not a whole number of fen refused alike."""
+    from ledger.records import SettlementRecord, settlement_wire
+
+    stream = [b.enrolled("M1", b.NANJING), b.visit("M1", b.NANJING, on="2023-03-01", items=b.drug("100.00"))]
+    settlement = next(o for o in run(stream).outputs if isinstance(o, Settlement))
+    odd = dataclasses.replace(settlement, **{name: Decimal(digits).scaleb(exponent)})
+    try:
+        expected = SettlementRecord.of(odd).wire()
+    except ValueError:
+        with pytest.raises(ValueError):
+            settlement_wire(odd)
+        return
+    assert settlement_wire(odd) == expected

@@ -237,6 +237,7 @@ class Settler:
         if prepared is None:
             await self._failed(failure)
             return
+        self._landed = None  # the next batch reads through this one: the one before it is let go
         commit = asyncio.create_task(self.service.commit(prepared))
         flight = InFlight(prepared, tracking, commit, started, len(records))
         flight.commit.add_done_callback(lambda _: self._committed_meanwhile(flight))

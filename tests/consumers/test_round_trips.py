@@ -118,6 +118,8 @@ async def _trickle(settler: Settler, trips: RoundTrips, batches: int, size: int,
     for n in range(batches):
         trips.take()
         await settler(_visits(first + n * size, size))
+        # in flight now, and what the next batch reads through: the batch before it is not held any longer
+        assert settler.in_flight is None or settler._landed is None
         await _quiet(settler)
         sent.append(trips.take())
     return sent

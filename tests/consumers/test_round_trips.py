@@ -92,6 +92,15 @@ async def _quiet(settler: Settler) -> None:
     raise AssertionError("the batch in flight was never landed")
 
 
+# What a pooled connection sends once, the first time it is handed a statement, whichever batch that is: the
+# statement prepared, and the types of its parameters looked up.
+ONCE = ("prepare ", "execute \n", "execute WITH RECURSIVE typeinfo")
+
+
+def _steady(sent: list[str]) -> list[str]:
+    return [s for s in sent if not s.startswith(ONCE)]
+
+
 def _resettled(settler: Settler) -> float | None:
     return settler.metrics.registry.get_sample_value("medledger_batches_resettled_total")
 
@@ -139,8 +148,7 @@ def test_a_small_batch_after_a_pause_costs_two_reads_and_a_three_round_trip_comm
             return await _trickle(await _settler(service), trips, batches=6, size=4)
 
     sent = asyncio.run(scenario())
-    steady = sent[2:]  # the first batches prepare the statements on each pooled connection
-    for batch in steady:
+    for batch in map(_steady, sent[2:]):
         assert len(batch) <= 5, "a small batch sent:\n" + "\n".join(batch)
         assert [s.split()[0] for s in batch].count("query") == 2, batch  # BEGIN with the locks, and COMMIT
 
@@ -175,3 +183,24 @@ def test_a_batch_settled_through_one_committed_before_is_settled_again_when_anot
     visits = fetch(database, "SELECT count(*) FROM ledger_settlements WHERE member_id = 'M0'")[0][0]
     assert visits == 4  # two trickled batches, the other writer's, and the batch settled again
     assert verify(database).ok
+
+
+def test_small_batches_arriving_while_the_one_before_commits_cost_five_round_trips_each(database, monkeypatch):
+    """Each batch settled through the one still committing: the same two reads and three-round-trip commit."""
+    b.fresh()
+    trips = RoundTrips(monkeypatch)
+
+    async def scenario() -> list[str]:
+        async with LedgerService(database, batch_size=50) as service:
+            settler = await _settler(service)
+            for n in range(14):  # the first eight: each pooled connection prepares its statements
+                if n == 8:
+                    await _quiet(settler)
+                    trips.take()
+                await settler(_visits(n * 4, 4))  # the batch before still in flight, or just committed
+            await _quiet(settler)
+            return trips.take()
+
+    sent = _steady(asyncio.run(scenario()))
+    assert len(sent) <= 6 * 5, "six small batches sent:\n" + "\n".join(sent)
+    assert sent.count("query COMMIT") == 6

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from ledger.carry import Conflict
+from ledger.carry import Carry, Conflict
 from ledger.db.tracking import OutOfSequence, StaleClaim
 from ledger.service import IngestStats, LedgerService, Prepared, Tracking, has_year_close
 
@@ -127,6 +127,9 @@ class Settler:
         self.strikes: dict[tuple[str, int, int], int] = {}  # failures of a record settled on its own
         self.refusals = Refusals()
         self.in_flight: InFlight | None = None
+        # The last batch landed as committed, with the claims' moves then: what the next batch is settled through
+        # when none is in flight (`_read_through`).
+        self._landed: tuple[Carry, int] | None = None
         self._landing: set[asyncio.Task] = set()
         self._retrying: asyncio.Task | None = None
         self._said_waiting = 0.0
@@ -207,7 +210,7 @@ class Settler:
             if self.state.rewind_pending:
                 await self._rewind()
             return
-        carried = self.in_flight.prepared.carry if self.in_flight is not None else None
+        carried = self.in_flight.prepared.carry if self.in_flight is not None else self._read_through()
         failure: Exception | None = None
         try:
             prepared = await self.service.prepare(items, carried, tracking)
@@ -234,10 +237,27 @@ class Settler:
         if prepared is None:
             await self._failed(failure)
             return
+        self._landed = None  # the next batch reads through this one: the one before it is let go
         commit = asyncio.create_task(self.service.commit(prepared))
         flight = InFlight(prepared, tracking, commit, started, len(records))
         flight.commit.add_done_callback(lambda _: self._committed_meanwhile(flight))
         self.in_flight = flight
+
+    def _read_through(self) -> Carry | None:
+        """With no batch in flight, the last one committed: the next batch is settled through it as through a batch
+        still committing, and reads again only what it did not touch, instead of the regions' heads, arrivals, the
+        closed years and the watermark every time the traffic pauses long enough for a batch to land before the
+        next one arrives. Its commit checks, as any batch's, that the ledger is still where that batch left it
+        (another writer in between: settled again from the ledger). Not after anything moved the consumer's
+        positions (a rewind, a rebalance), nor once a batch was written any other way (settled again, one by one,
+        a year close): then the next batch reads the ledger afresh."""
+        if self._landed is None:
+            return None
+        carry, moves = self._landed
+        if moves != self.claims.moves or self.state.rewind_pending:
+            self._landed = None
+            return None
+        return carry
 
     def _observe_fetched(self, records: list[Any]) -> None:
         """From the oldest record's timestamp (its producer's clock, or the broker's) to now."""
@@ -279,6 +299,7 @@ class Settler:
         flight, self.in_flight = self.in_flight, None
         if flight is None:
             return COMMITTED
+        self._landed = None
         prepared = flight.prepared
 
         async def committed() -> IngestStats:
@@ -298,6 +319,8 @@ class Settler:
         except Exception:
             pass  # accounted for below, as any batch that did not commit
         done = await self._finish(committed(), flight.tracking, flight.started, flight.records, handed=True)
+        if done:
+            self._landed = (prepared.carry, self.claims.moves)
         return COMMITTED if done else FAILED
 
     async def _finish(
@@ -305,6 +328,7 @@ class Settler:
     ) -> bool:
         """Account for a batch's commit. `handed`: its records went to the relay as it committed (a batch written
         any other way wakes the relay to read them from the outbox)."""
+        self._landed = None  # whatever this batch is, the next one reads through no batch before it
         try:
             stats = await work
         except OutOfSequence as behind:

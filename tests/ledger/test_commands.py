@@ -166,6 +166,7 @@ def test_the_parking_time_given_is_the_one_ingest_and_serve_sweep_with(cli_db, t
         def __init__(self, settings, service, partitions):
             built.append(service)
             self.app = None
+            self.lost = None  # its instance's lock was not taken by another process
 
     async def run(_app):
         return None

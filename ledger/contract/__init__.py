@@ -11,7 +11,16 @@ from .account import (
     Purpose,
 )
 from .dates import POLICY_TZ
-from .decode import InvalidEvent, as_model, decode_event, decode_json, decode_line, same_values
+from .decode import (
+    InvalidEvent,
+    as_model,
+    decode_event,
+    decode_json,
+    decode_line,
+    is_struct,
+    same_values,
+    struct_canonical,
+)
 from .enrollment import (
     ChronicCapAdjusted,
     ChronicCertified,
@@ -95,6 +104,8 @@ __all__ = [
     "decode_event",
     "decode_json",
     "decode_line",
+    "is_struct",
     "same_values",
+    "struct_canonical",
     "parse_money",
 ]

@@ -170,6 +170,17 @@ def as_model(event: Any) -> Event:
     return _FAST.as_model(event) if _FAST.is_struct(event) else event
 
 
+def struct_canonical(struct: Any) -> str:
+    """The canonical JSON of the event a Struct the fast decoder gave holds (`ledger.chain.canonical`), written from
+    the Struct itself, byte for byte the event's."""
+    return _FAST.canonical(struct)
+
+
+def is_struct(event: Any) -> bool:
+    """Whether `event` is a Struct the fast decoder gave (`decode_line(structs=True)`), not the model's instance."""
+    return _FAST.is_struct(event)
+
+
 def same_values(one: Any, other: Any) -> bool:
     """Whether two decoded events hold the same values, each an event or the fast decoder's Struct."""
     if type(one) is not type(other):

@@ -17,6 +17,7 @@ from .decode import (
     decode_event,
     decode_json,
     decode_line,
+    field_names,
     is_struct,
     same_values,
     struct_canonical,
@@ -37,7 +38,7 @@ from .enrollment import (
     TerminationReason,
 )
 from .envelope import EventBase, MemberEvent
-from .event import EVENT_CLASSES, EVENT_TYPES, Event
+from .event import EVENT_CLASSES, EVENT_TYPES, MEMBER_EVENT_TYPES, Event
 from .family import FamilyAidAuthorized, FamilyAidRevoked, Relation
 from .money import Money, parse_money
 from .period import YearClosed
@@ -58,6 +59,7 @@ from .visit import (
 __all__ = [
     "EVENT_CLASSES",
     "EVENT_TYPES",
+    "MEMBER_EVENT_TYPES",
     "FAMILY_PURPOSES",
     "POLICY_TZ",
     "ChronicCapAdjusted",
@@ -104,6 +106,7 @@ __all__ = [
     "decode_event",
     "decode_json",
     "decode_line",
+    "field_names",
     "is_struct",
     "same_values",
     "struct_canonical",

@@ -610,6 +610,10 @@ class FastDecoder:
         """Whether `value` is a Struct `decode_struct` gives."""
         return type(value) in self._models
 
+    def struct_types(self) -> list[type[Any]]:
+        """The Struct types `decode_struct` gives, one by model it reads."""
+        return list(self._models)
+
     def as_model(self, struct: Any) -> Any:
         """The model's instance holding the values of a Struct `decode_struct` gave: equal to the one `decode` gives
         of the same input, and dumped alike. Its fields set are all its fields (nothing reads which were given)."""

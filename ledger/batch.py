@@ -19,7 +19,6 @@ from .codec import deltas_to_json, dumps, state_json
 from .contract import EventBase
 from .contract.fields import MEMBER_ID_MAX
 from .db.outbox import REJECTIONS, SETTLEMENTS, key_of
-from .db.tables import ledger_movements
 from .intake import Incoming
 from .records import national, rejection_wire, settlement_record, shown_payload, wire
 from .store import StoredEvent
@@ -33,8 +32,20 @@ YearRows = tuple[list[tuple], list[tuple], list[tuple[str, str]]]
 
 
 # A ledger_movements row: the movement's own fields, its ledger position (`seq`) and its published record
-# (`record`), in the table's column order.
-MOVEMENT_ROW = tuple(column.name for column in ledger_movements.columns)
+# (`record`), in the table's column order (`db.tables.ledger_movements`, which tests/ledger/test_schema.py holds it
+# to: written out here, so that `settle` does not load SQLAlchemy for the names).
+MOVEMENT_ROW = (
+    "movement_id",
+    "seq",
+    "region",
+    "member_id",
+    "kind",
+    "purpose",
+    "amount",
+    "balance_after",
+    "policy_id",
+    "record",
+)
 
 
 def storable(text: Text) -> Text:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 import console.cli  # noqa: E402, F401  `medledger console` and `medledger users`, on the same command
-from consumers.settings import Settings
 from ledger.cli import app
 from ledger.cli.common import (
     MAX_CLOCK_SKEW_SECONDS,
@@ -30,11 +29,20 @@ from ledger.cli.keys import KeyIdOption, KeyOption, ProducerOption, signer
 
 if TYPE_CHECKING:
     from .reporting import Line
+    from .settings import Settings
 
 BootstrapOption = Annotated[
     Optional[str],
     typer.Option("--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers."),
 ]
+
+
+def _broker_settings(bootstrap_servers: str | None) -> Settings:
+    """The broker's settings from the environment. Imported here, not with the command: faststream (and what it
+    loads) is for the commands that use the broker, not for every run of `medledger`."""
+    from .settings import Settings
+
+    return Settings.from_env(bootstrap_servers=bootstrap_servers)
 
 
 @app.command()
@@ -65,7 +73,7 @@ def serve(
     from .app import Service
 
     logs.configure(log_level)
-    settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
+    settings = _broker_settings(bootstrap_servers)
     text, source = parameters_text(parameters)
     park_ttl = timedelta(days=park_ttl_days)
     service = LedgerService(
@@ -136,7 +144,7 @@ def gateway_command(
         refuse(error)
     ledger = LedgerReader(db, text, source)
     try:  # the gateway signs what it produces as a producer of its own: without its key it cannot start
-        gateway = Gateway(settings, Settings.from_env(bootstrap_servers=bootstrap_servers), ledger)
+        gateway = Gateway(settings, _broker_settings(bootstrap_servers), ledger)
     except ValueError as error:
         typer.echo(f"medledger gateway: {error}", err=True)
         raise typer.Exit(2) from None
@@ -175,7 +183,7 @@ def produce(
     from .produce import ProduceFailed
     from .produce import produce as publish
 
-    settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
+    settings = _broker_settings(bootstrap_servers)
     signing = signer(producer, key, key_id)
 
     def skip(skipped: object) -> None:
@@ -216,7 +224,7 @@ def watch(
 
     from consumers.topics import security_options
 
-    settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
+    settings = _broker_settings(bootstrap_servers)
     topic = settings.rejections_topic if rejections else settings.settlements_topic
 
     async def run() -> None:
@@ -291,7 +299,7 @@ def reporting(
     from .reporting import Reporting, ReportingStore
 
     logs.configure(log_level)
-    settings = Settings.from_env(bootstrap_servers=bootstrap_servers)
+    settings = _broker_settings(bootstrap_servers)
     try:
         application = Reporting(settings, ReportingStore(_reporting_url())).app
     except ValueError as error:  # no public key of the ledger, or one that cannot be read

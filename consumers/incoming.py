@@ -22,7 +22,7 @@ def incoming(record: ConsumerRecord) -> Incoming:
     region's partition is refused (`routing`)."""
     value = record.value if record.value is not None else b""
     where = position(record)
-    item = routed(decode(value, f"kafka:{where}", where), record)
+    item = routed(decode(value, f"kafka:{where}", where, structs=True), record)
     item.claimed = from_headers(record.headers, value)  # checked by the ledger against the producers file
     return item
 

@@ -48,7 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .contract import InvalidEvent
+from .contract import InvalidEvent, field_names
 
 if TYPE_CHECKING:
     from .contract.envelope import EventBase
@@ -124,7 +124,7 @@ class Producer:
         region = str(getattr(event.region, "value", event.region))
         if "*" not in self.regions and region not in self.regions:
             return f"producer {self.name} may not speak for region {region}"
-        if self.facilities is not None and "facility_id" in type(event).model_fields:
+        if self.facilities is not None and "facility_id" in field_names(event):
             facility = getattr(event, "facility_id", None)
             if facility is None or str(facility) not in self.facilities:
                 return f"producer {self.name} may not speak for facility {facility}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from policies.book import Book
 from policies.engine import HANDLERS
@@ -17,13 +17,14 @@ from projections.fund_totals import FundTotals
 from .chain import text_digest
 from .codec import deltas_to_json, dumps, state_json
 from .contract import EventBase
-from .contract.account import PaymentRequested
 from .contract.fields import MEMBER_ID_MAX
 from .db.outbox import REJECTIONS, SETTLEMENTS, key_of
-from .db.tables import ledger_movements
 from .intake import Incoming
 from .records import national, rejection_wire, settlement_record, shown_payload, wire
 from .store import StoredEvent
+
+if TYPE_CHECKING:
+    from .contract.account import PaymentRequested
 
 Text = TypeVar("Text", str, str | None, str | int)  # what a refusal's columns and its shown id hold
 # The member_year rows a batch writes (`BatchRows.year_rows`).
@@ -31,8 +32,20 @@ YearRows = tuple[list[tuple], list[tuple], list[tuple[str, str]]]
 
 
 # A ledger_movements row: the movement's own fields, its ledger position (`seq`) and its published record
-# (`record`), in the table's column order.
-MOVEMENT_ROW = tuple(column.name for column in ledger_movements.columns)
+# (`record`), in the table's column order (`db.tables.ledger_movements`, which tests/ledger/test_schema.py holds it
+# to: written out here, so that `settle` does not load SQLAlchemy for the names).
+MOVEMENT_ROW = (
+    "movement_id",
+    "seq",
+    "region",
+    "member_id",
+    "kind",
+    "purpose",
+    "amount",
+    "balance_after",
+    "policy_id",
+    "record",
+)
 
 
 def storable(text: Text) -> Text:
@@ -154,8 +167,8 @@ class BatchRows:
             entry = self.touch(book.member(event.region, member_id), seq, every_year)
             if entry is not None and event.event_type == "account.external_fund_payment":
                 entry.years.add(event.business_date.year)
-        if isinstance(event, PaymentRequested):
-            self.payments.append((event.region, event.payment_id, seq))
+        if event.event_type == "account.payment_requested":  # the model's or the fast decoder's Struct of it
+            self.payments.append((event.region, cast("PaymentRequested", event).payment_id, seq))
         for output in outputs:
             if isinstance(output, Settlement):
                 # kept in our names; published with the national aliases beside them, their text spliced on

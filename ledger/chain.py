@@ -16,9 +16,9 @@ def canonical(event: Any) -> str:
     """The event as canonical JSON: sorted keys, no spaces, UTF-8, money as strings. These are the bytes hashed
     (the same bytes as json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False))."""
     if not hasattr(event, "model_dump"):  # the fast decoder's Struct (`contract.decode_line(structs=True)`)
-        from .contract import as_model
+        from .contract import struct_canonical
 
-        event = as_model(event)
+        return struct_canonical(event)  # the same bytes, written from the Struct without making the event
     return orjson.dumps(event.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
 
 

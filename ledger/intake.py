@@ -57,8 +57,8 @@ class Incoming:
     source: str  # file:line, topic/partition/offset
     position: int | str  # what a rejection of unreadable input names: the line number or the offset
     raw: str
-    # The event, or on `settle`'s path (`decode(structs=True)`) the fast decoder's Struct of it, which reads alike;
-    # `contract.as_model` gives the event of either.
+    # The event, or (`decode(structs=True)`: settle, ingest, serve) the fast decoder's Struct of it, which reads
+    # alike, its canonical bytes written alike (`chain.canonical`); `contract.as_model` gives the event of either.
     event: Event | None = None
     error: InvalidEvent | None = None
     expired: str | None = None  # set when a parked event has waited too long: why it is refused

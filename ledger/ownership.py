@@ -12,6 +12,7 @@ ledger position, never applied.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
 
 import orjson
 
@@ -19,9 +20,11 @@ from policies.book import Book
 
 from .authority import Authority
 from .carry import Carry
-from .contract.visit import VisitReversed, VisitSubmitted
 from .intake import Incoming
 from .recorder import SettlingReads
+
+if TYPE_CHECKING:
+    from .contract.visit import VisitReversed, VisitSubmitted
 
 
 class VisitOwners:
@@ -39,10 +42,11 @@ class VisitOwners:
             event = item.event
             if event is None:
                 continue
-            if isinstance(event, VisitSubmitted):
-                self.facilities[event.event_id] = str(event.facility_id)
-            elif self.authority.visit_bound(item) is not None and isinstance(event, VisitReversed):
-                bound.append(event)
+            # asked of its type, not its class: the event may be the fast decoder's Struct of it, which reads alike
+            if event.event_type == "visit.submitted":
+                self.facilities[event.event_id] = str(cast("VisitSubmitted", event).facility_id)
+            elif event.event_type == "visit.reversed" and self.authority.visit_bound(item) is not None:
+                bound.append(cast("VisitReversed", event))
         wanted = []
         for event in bound:
             settled = book.visits.get((event.region, event.visit_id))
@@ -59,8 +63,9 @@ class VisitOwners:
     def problem(self, item: Incoming, book: Book) -> str | None:
         """Why `item` may not be applied now, as `book` stands, or None when it may (or is not facility-bound)."""
         producer, event = self.authority.visit_bound(item), item.event
-        if producer is None or not isinstance(event, VisitReversed):  # visit_bound: none for undecoded input
+        if producer is None or event is None or event.event_type != "visit.reversed":  # none for undecoded input
             return None
+        event = cast("VisitReversed", event)
         settled = book.visits.get((event.region, event.visit_id))
         facility = None if settled is None else self.facilities.get(settled.event_id)
         if settled is not None and facility is None:

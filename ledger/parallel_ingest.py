@@ -137,7 +137,7 @@ def ingest_part(db: Database, part: Part, signing_args: tuple | None = None) -> 
             max_clock_skew=timedelta(seconds=part.max_clock_skew_seconds),
         ) as service:
             with open(part.path, "rb") as stream:
-                items = from_lines(marked(read_lines(stream), part.marks, part.worker), part.path)
+                items = from_lines(marked(read_lines(stream), part.marks, part.worker), part.path, structs=True)
                 if signing is not None:
                     items = _signed(items, signing)
                 return await service.ingest(items, publish)

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from policies.book import Book
 from policies.engine import Engine
@@ -28,7 +28,7 @@ from .adoption import adoption
 from .authority import Authority
 from .batch import BatchRows
 from .carry import Carry
-from .contract import EventBase, InvalidEvent
+from .contract import MEMBER_EVENT_TYPES, EventBase, InvalidEvent
 from .contract.envelope import MemberEvent
 from .contract.period import YearClosed
 from .intake import PARKABLE, Incoming, decode_canonical
@@ -64,8 +64,9 @@ def decoded(item: Incoming) -> EventBase:
 def member_event(item: Incoming) -> MemberEvent:
     """The event of decoded input outside a year close: every other event is about one member."""
     event = decoded(item)
-    assert isinstance(event, MemberEvent), f"{item.source}: {event.event_type} names no member"
-    return event
+    # asked of its type, not its class: the event may be the fast decoder's Struct of it, which reads alike
+    assert event.event_type in MEMBER_EVENT_TYPES, f"{item.source}: {event.event_type} names no member"
+    return cast(MemberEvent, event)
 
 
 def member_key(item: Incoming) -> tuple[str, str]:
@@ -303,8 +304,8 @@ class Pipeline:
 
     async def _close_year(self, item: Incoming) -> None:
         registry = self.registry
-        event = decoded(item)
-        assert isinstance(event, YearClosed)  # `split_segments` makes a segment of a year close alone
+        event = cast("YearClosed", decoded(item))
+        assert event.event_type == YEAR_CLOSE  # `split_segments` makes a segment of a year close alone
         rows = self.rows_for(None)
         rows.settling(item)
         seq = self.sequencer.next(item, rows)
@@ -383,9 +384,7 @@ class Parking:
     ) -> dict[tuple[str, str], list[Incoming]]:
         """What waits for the members these events enrol, oldest first; with `carry`, as the batch before left
         the waiting room (what it appended waits no more; what it parked waits after what was there)."""
-        keys = {
-            (e.region, e.member_id) for e in events if isinstance(e, MemberEvent) and e.event_type == "member.enrolled"
-        }
+        keys = {(e.region, cast(MemberEvent, e).member_id) for e in events if e.event_type == "member.enrolled"}
         waiting: dict[tuple[str, str], list[Incoming]] = defaultdict(list)
         rows: Sequence[tuple[Any, ...]] = []
         if keys:

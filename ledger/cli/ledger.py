@@ -145,7 +145,7 @@ def ingest(
                 if producers is None and await service.keeps_signatures():
                     return None  # refused before anything is swept or appended
                 with stream:
-                    lines = from_lines(counted(read_lines(stream)), name)
+                    lines = from_lines(counted(read_lines(stream)), name, structs=True)
                     return await service.ingest(signed_lines(lines, signing), publish)
 
         try:

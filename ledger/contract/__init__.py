@@ -11,7 +11,17 @@ from .account import (
     Purpose,
 )
 from .dates import POLICY_TZ
-from .decode import InvalidEvent, as_model, decode_event, decode_json, decode_line, same_values
+from .decode import (
+    InvalidEvent,
+    as_model,
+    decode_event,
+    decode_json,
+    decode_line,
+    field_names,
+    is_struct,
+    same_values,
+    struct_canonical,
+)
 from .enrollment import (
     ChronicCapAdjusted,
     ChronicCertified,
@@ -28,7 +38,7 @@ from .enrollment import (
     TerminationReason,
 )
 from .envelope import EventBase, MemberEvent
-from .event import EVENT_CLASSES, EVENT_TYPES, Event
+from .event import EVENT_CLASSES, EVENT_TYPES, MEMBER_EVENT_TYPES, Event
 from .family import FamilyAidAuthorized, FamilyAidRevoked, Relation
 from .money import Money, parse_money
 from .period import YearClosed
@@ -49,6 +59,7 @@ from .visit import (
 __all__ = [
     "EVENT_CLASSES",
     "EVENT_TYPES",
+    "MEMBER_EVENT_TYPES",
     "FAMILY_PURPOSES",
     "POLICY_TZ",
     "ChronicCapAdjusted",
@@ -95,6 +106,9 @@ __all__ = [
     "decode_event",
     "decode_json",
     "decode_line",
+    "field_names",
+    "is_struct",
     "same_values",
+    "struct_canonical",
     "parse_money",
 ]

@@ -7,6 +7,7 @@ reason, a sentence naming the field, the payload as received, and the event id i
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -168,6 +169,28 @@ def decode_line(text: str | bytes, line: int | None = None, *, structs: bool = F
 def as_model(event: Any) -> Event:
     """The event itself, or the model's instance of a Struct the fast decoder gave (`decode_line(structs=True)`)."""
     return _FAST.as_model(event) if _FAST.is_struct(event) else event
+
+
+def struct_canonical(struct: Any) -> str:
+    """The canonical JSON of the event a Struct the fast decoder gave holds (`ledger.chain.canonical`), written from
+    the Struct itself, byte for byte the event's."""
+    return _FAST.canonical(struct)
+
+
+def is_struct(event: Any) -> bool:
+    """Whether `event` is a Struct the fast decoder gave (`decode_line(structs=True)`), not the model's instance."""
+    return _FAST.is_struct(event)
+
+
+def field_names(event: Any) -> Collection[str]:
+    """The names of the fields of `event`'s type, an event's or a Struct's the fast decoder gave."""
+    fields: Collection[str] = _STRUCT_FIELDS.get(type(event)) or type(event).model_fields
+    return fields
+
+
+_STRUCT_FIELDS: dict[type[Any], frozenset[str]] = {
+    kind: frozenset(kind.__struct_fields__) for kind in _FAST.struct_types()
+}
 
 
 def same_values(one: Any, other: Any) -> bool:

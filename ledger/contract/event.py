@@ -24,7 +24,7 @@ from .enrollment import (
     MemberRetired,
     MemberTerminated,
 )
-from .envelope import EventBase
+from .envelope import EventBase, MemberEvent
 from .family import FamilyAidAuthorized, FamilyAidRevoked
 from .period import YearClosed
 from .visit import VisitReversed, VisitSubmitted
@@ -60,3 +60,6 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
     get_args(cls.model_fields["event_type"].annotation)[0]: cls for cls in EVENT_CLASSES
 }
 """``event_type`` wire value -> model class."""
+MEMBER_EVENT_TYPES = frozenset(kind for kind, cls in EVENT_TYPES.items() if issubclass(cls, MemberEvent))
+"""The event types about one member (a ``MemberEvent``): what an event, a model or the fast decoder's Struct, is
+asked instead of its class."""

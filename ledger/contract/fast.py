@@ -33,9 +33,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple, Union
 
 import msgspec
+import orjson
 from pydantic import BaseModel
 from pydantic_core import CoreSchema, SchemaValidator
 
@@ -97,6 +99,7 @@ class _Plan:
     build: Callable[[Any], tuple[Any, int]] | None = None  # model: the instance and the keys read
     convert: Callable[[Any], tuple[Any, int]] | None = None  # model: the Struct converted in place, the keys read
     to_model: Callable[[Any], Any] | None = None  # model: the instance of a converted Struct's values
+    to_json: Callable[[Any], dict[str, Any]] | None = None  # model: what the model dumps of a converted Struct
     after: list[tuple[Callable[..., Any], bool]] = field(default_factory=list)  # (validator, with info)
 
 
@@ -243,7 +246,14 @@ class _Deriver:
         cls = node["cls"]
         if cls in self.models and tag is None:
             known = self.models[cls]
-            return _Plan(known.type, "model", build=known.build, convert=known.convert, to_model=known.to_model)
+            return _Plan(
+                known.type,
+                "model",
+                build=known.build,
+                convert=known.convert,
+                to_model=known.to_model,
+                to_json=known.to_json,
+            )
         _meta(node, ("cls", "schema", "config", "custom_init", "root_model", "post_init"))
         if node.get("custom_init") or node.get("root_model") or node.get("post_init") or cls.__pydantic_post_init__:
             raise Unsupported(f"{cls.__name__}: a custom init, root or post-init")
@@ -329,6 +339,7 @@ def _struct_of(
     body: list[str] = []
     in_place: list[str] = []  # the body of `convert`: each value the model's, written back to the Struct
     as_model: list[str] = []  # each field's value in the instance made from a converted Struct, in the model's order
+    as_json: list[str] = []  # each field's value as the model dumps it in JSON mode (its dates kept for orjson)
     read_before: list[str] = []  # the fields a with-info validator of a later field sees
     opened = False  # the instance's dict is built as the fields are read (a with-info validator reads it)
     for index, (name, spec) in enumerate(fields.items()):
@@ -342,6 +353,7 @@ def _struct_of(
                 raise Unsupported(f"{cls.__name__}.{name}: a discriminator of another shape")
             values.append(f"{name!r}: {tag[1]!r}")
             as_model.append(f"{name!r}: {tag[1]!r}")
+            as_json.append(f"{name!r}: {tag[1]!r}")
             read_before.append(name)
             given.append(name)
             if opened:
@@ -373,6 +385,7 @@ def _struct_of(
         struct_fields.append((name, plan.type, required, alias))
         values.append(f"{name!r}: {var}")
         as_model.append(f"{name!r}: {_model_of(plan, f's.{name}', namespace)}")
+        as_json.append(f"{name!r}: {_json_of(plan, f's.{name}', namespace)}")
         read_before.append(name)
         if required:
             keys += 1
@@ -420,6 +433,8 @@ def _struct_of(
         "    setattr(m, '__pydantic_extra__', None)",
         "    setattr(m, '__pydantic_private__', None)",
         "    return m",
+        "def to_json(s):",
+        f"    return {{{', '.join(as_json)}}}",
     ]
     exec(compile("\n".join(lines), f"<fast decoder of {cls.__name__}>", "exec"), namespace)  # noqa: S102 - ours
     options: dict[str, Any] = {"forbid_unknown_fields": forbid, "kw_only": True}  # kw_only: fields in any order
@@ -442,7 +457,12 @@ def _struct_of(
         **options,
     )
     return _Plan(
-        struct, "model", build=namespace["build"], convert=namespace["convert"], to_model=namespace["to_model"]
+        struct,
+        "model",
+        build=namespace["build"],
+        convert=namespace["convert"],
+        to_model=namespace["to_model"],
+        to_json=namespace["to_json"],
     )
 
 
@@ -460,6 +480,40 @@ def _model_of(plan: _Plan, value: str, namespace: dict[str, Any]) -> str:
         if plan.kind == "nullable":
             return f"(None if {value} is None else {_model_of(plan.inner, value, namespace)})"
         return f"tuple([{inner} for x in {value}])"
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    """A value pydantic-core read (`_Deriver._reading`) as the model dumps it in JSON mode, or as orjson writes
+    it alike: a Decimal as its text; a date, a date-time (UTC written Z: `JSON_OPTIONS`) left to orjson."""
+    return str(value) if type(value) is Decimal else value
+
+
+JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z
+"""How orjson writes `FastDecoder.to_json`'s values as the models' canonical JSON (``orjson.dumps(model.model_dump(
+mode="json"), option=orjson.OPT_SORT_KEYS)``): keys sorted, a date-time at UTC ending in Z as pydantic writes it."""
+
+
+def _json_of(plan: _Plan, value: str, namespace: dict[str, Any], depth: int = 0) -> str:
+    """The expression of a converted Struct's field `value` as the model dumps it in JSON mode: a Struct its dict,
+    a tuple a list, a read value `_json_value`'s; a string, an integer, a bool, an enum member as they are (orjson
+    writes a member as its value)."""
+    if plan.kind == "model":
+        namespace["plans"] = number = namespace.get("plans", 0) + 1
+        namespace[f"p{number}_json"] = plan.to_json
+        return f"p{number}_json({value})"
+    if plan.kind == "read":
+        namespace["json_value"] = _json_value
+        return f"json_value({value})"
+    if plan.kind in ("nullable", "tuple"):
+        assert plan.inner is not None
+        item = f"y{depth}"
+        inner = _json_of(plan.inner, item, namespace, depth + 1)
+        if inner == item:
+            return value  # orjson writes a tuple as a list
+        if plan.kind == "nullable":
+            return f"(None if {value} is None else {_json_of(plan.inner, value, namespace, depth)})"
+        return f"[{inner} for {item} in {value}]"
     return value
 
 
@@ -510,6 +564,7 @@ class FastDecoder:
         self._builds: dict[type[Any], Callable[[Any], tuple[Any, int]]] = {}
         self._converts: dict[type[Any], Callable[[Any], tuple[Any, int]]] = {}
         self._models: dict[type[Any], Callable[[Any], Any]] = {}
+        self._jsons: dict[type[Any], Callable[[Any], dict[str, Any]]] = {}
         if node["type"] == "tagged-union":
             _meta(node, ("choices", "discriminator", "custom_error_type", "custom_error_message", "from_attributes"))
             discriminator = node["discriminator"]
@@ -534,6 +589,8 @@ class FastDecoder:
 
     def _keep(self, plan: _Plan) -> None:
         assert plan.build is not None and plan.convert is not None and plan.to_model is not None
+        assert plan.to_json is not None
+        self._jsons[plan.type] = plan.to_json
         self._builds[plan.type] = plan.build
         self._converts[plan.type] = plan.convert
         self._models[plan.type] = plan.to_model
@@ -553,10 +610,19 @@ class FastDecoder:
         """Whether `value` is a Struct `decode_struct` gives."""
         return type(value) in self._models
 
+    def struct_types(self) -> list[type[Any]]:
+        """The Struct types `decode_struct` gives, one by model it reads."""
+        return list(self._models)
+
     def as_model(self, struct: Any) -> Any:
         """The model's instance holding the values of a Struct `decode_struct` gave: equal to the one `decode` gives
         of the same input, and dumped alike. Its fields set are all its fields (nothing reads which were given)."""
         return self._models[type(struct)](struct)
+
+    def canonical(self, struct: Any) -> str:
+        """The canonical JSON of the model's instance of a Struct `decode_struct` gave, without making it:
+        ``orjson.dumps(as_model(struct).model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)``, byte for byte."""
+        return orjson.dumps(self._jsons[type(struct)](struct), option=JSON_OPTIONS).decode()
 
     def _decode(self, data: bytes, made: dict[type[Any], Callable[[Any], tuple[Any, int]]]) -> Any:
         if self._decoder is None:

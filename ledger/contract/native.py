@@ -69,7 +69,8 @@ def _replaced(node: Any) -> Any:
             native = _NATIVE[function]
             if native is None:
                 return _lax(_replaced(node["schema"]))
-            kept = {key: node[key] for key in ("ref", "metadata") if key in node}
+            # a serialiser kept: what reads the native schema (the fast decoder) sees the value is dumped its own way
+            kept = {key: node[key] for key in ("ref", "metadata", "serialization") if key in node}
             return {**native, **kept}
     return {key: _replaced(value) for key, value in node.items()}
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .connection import Raw
-from .writes import Writes
+
+if TYPE_CHECKING:
+    from .writes import Writes  # its column types are SQLAlchemy's: not loaded by what only reads the constants
 
 SETTLEMENTS = "settlements"
 REJECTIONS = "rejections"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -21,10 +21,12 @@ from ..batch import MOVEMENT_ROW, BatchRows
 from ..carry import Carry
 from ..codec import STATE_KEYS, settlement_from_row, state_from_bytes
 from ..contract import EventBase
-from ..contract.account import PaymentRequested
-from ..contract.visit import VisitReversed, VisitSubmitted
 from .connection import Raw
 from .writes import Writes
+
+if TYPE_CHECKING:
+    from ..contract.account import PaymentRequested
+    from ..contract.visit import VisitReversed, VisitSubmitted
 
 
 def as_json(value: Any) -> Any:
@@ -104,14 +106,22 @@ async def earlier_shapes(raw: Raw, names: Names) -> int:
 
 
 Keys = set[tuple[str, str]]  # (region, id)
+_NAME_VISITS = frozenset({"visit.submitted", "visit.reversed"})
 
 
 def book_keys(book: Book, events: list[EventBase], carry: Carry | None = None) -> tuple[Keys, Keys, Keys]:
     """The (region, id) keys of the visits, payment ids and members `events` can touch, as (visits, payments,
     members). With `carry`, what the batch before holds of them (and its closed years) is put in `book` first, and
     the visits and payments it holds are left out of the keys to read."""
-    visit_keys: Keys = {(e.region, e.visit_id) for e in events if isinstance(e, (VisitSubmitted, VisitReversed))}
-    payment_keys: Keys = {(e.region, e.payment_id) for e in events if isinstance(e, PaymentRequested)}
+    # asked of their types, not their classes: an event may be the fast decoder's Struct of it, which reads alike
+    visit_keys: Keys = {
+        (e.region, cast("VisitSubmitted | VisitReversed", e).visit_id) for e in events if e.event_type in _NAME_VISITS
+    }
+    payment_keys: Keys = {
+        (e.region, cast("PaymentRequested", e).payment_id)
+        for e in events
+        if e.event_type == "account.payment_requested"
+    }
     if carry is not None:
         carried = carry.book
         book.closed_years |= carried.closed_years

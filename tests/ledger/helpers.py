@@ -58,7 +58,9 @@ def ingest(
     park_ttl: timedelta = timedelta(days=30),
     name: str = "test",
     prepare_schema: bool = True,
+    structs: bool = True,
 ):
+    """`structs`: the events the fast decoder takes are read as its Structs, as `medledger ingest` reads them."""
     published: list[dict] = []
 
     async def run():
@@ -66,7 +68,7 @@ def ingest(
         async with LedgerService(
             db, parameters, batch_size=batch_size, park_ttl=park_ttl, clock=clock, prepare_schema=prepare_schema
         ) as service:
-            return await service.ingest(from_lines(lines, name), published.extend)
+            return await service.ingest(from_lines(lines, name, structs=structs), published.extend)
 
     stats = asyncio.run(run())
     return stats, published

@@ -37,3 +37,19 @@ def kafka(tmp_path_factory):
     broker = TestBroker(tmp_path_factory.mktemp("kafka"))
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def engine_saw(monkeypatch) -> list[type]:
+    """The type of every event the engine is handed (a model's, or the fast decoder's Struct), in order."""
+    from policies.engine import Engine
+
+    seen: list[type] = []
+    apply = Engine.apply
+
+    def recording(self: Engine, event, seq: int) -> list:
+        seen.append(type(event))
+        return apply(self, event, seq)
+
+    monkeypatch.setattr(Engine, "apply", recording)
+    return seen

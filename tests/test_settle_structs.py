@@ -15,7 +15,6 @@ from bench.generate import generate
 from ledger.codec import encoded
 from ledger.intake import from_lines
 from ledger.offline import settle_items, settle_lines
-from policies.engine import Engine
 from tests.properties.streams import ledger_stream, with_forgeries
 
 
@@ -31,18 +30,11 @@ def _lines(events: Iterable[dict[str, Any]]) -> list[bytes]:
     return [json.dumps(event, default=str).encode() + b"\n" for event in events]
 
 
-def test_settle_hands_the_engine_structs_and_prints_what_the_models_print(monkeypatch):
+def test_settle_hands_the_engine_structs_and_prints_what_the_models_print(engine_saw):
     lines = _lines(generate(4000, seed=5))
     lines += lines[100:140]  # repeats of what was settled
     lines.append(lines[200].replace(b'"occurred_at":"', b'"occurred_at":"1', 1))  # unreadable
-    seen: list[type] = []
-    apply = Engine.apply
-
-    def recording(self: Engine, event: Any, seq: int) -> list:
-        seen.append(type(event))
-        return apply(self, event, seq)
-
-    monkeypatch.setattr(Engine, "apply", recording)
+    seen = engine_saw
     structs = settle_lines(lines)
     read = list(seen)
     seen.clear()

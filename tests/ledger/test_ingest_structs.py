@@ -10,7 +10,6 @@ from typing import Any
 import msgspec
 
 from bench.generate import generate
-from policies.engine import Engine
 from tests import builders as b
 from tests.ledger.helpers import IM_PARAMETERS, example_lines, fetch, ingest, verify
 
@@ -65,16 +64,9 @@ def _rows(database: Any) -> dict[str, list[tuple[Any, ...]]]:
     return found
 
 
-def test_an_ingested_ledger_is_row_for_row_the_one_the_models_write_and_verifies(pg_server, monkeypatch):
+def test_an_ingested_ledger_is_row_for_row_the_one_the_models_write_and_verifies(pg_server, engine_saw):
     lines = _stream()
-    seen: list[type] = []
-    apply = Engine.apply
-
-    def recording(self: Engine, event: Any, seq: int) -> list:
-        seen.append(type(event))
-        return apply(self, event, seq)
-
-    monkeypatch.setattr(Engine, "apply", recording)
+    seen = engine_saw
     ledgers = {}
     for structs in (True, False):
         name, database = pg_server.fresh()

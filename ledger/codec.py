@@ -98,12 +98,6 @@ def state_json(member: MemberState) -> bytes:
     return _ENCODER.encode(StoredState(*values))
 
 
-def state_to_json(member: MemberState) -> dict[str, Any]:
-    """The state in its JSON form, as the member_state row holds it once parsed."""
-    data: dict[str, Any] = orjson.loads(state_json(member))
-    return data
-
-
 def _member(stored: StoredState) -> MemberState:
     member = MemberState(*msgspec.structs.astuple(stored))
     member.statuses = [Status(since, ins, person) for since, ins, person in stored.statuses]
@@ -126,7 +120,7 @@ def state_from_bytes(text: bytes | str) -> MemberState:
 
 
 def state_from_json(data: dict[str, Any]) -> MemberState:
-    """The inverse of `state_to_json`: the state from its parsed JSON (an earlier release's lacking a part kept
+    """The inverse of `state_json`: the state from its parsed JSON (an earlier release's lacking a part kept
     since read with that part empty)."""
     if not all(key in data for key in _LATER_PARTS):
         data = {"earlier_periods": [], "year_balances": {}, "incentives": {}, "contributions": {}, **data}

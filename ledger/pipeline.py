@@ -233,18 +233,17 @@ class Pipeline:
         carry: Carry | None = None,
         authority: Authority | None = None,
         rows_for: RowsFor = fresh_rows,
-        publish: bool = True,
     ) -> None:
         """`parking`: where an event for a member not enrolled yet waits; without it, such an event is settled
         (and refused by the rules) as it comes. `keep_loaded`: the batch rows keep the parameters each member was
         loaded under (to write only the member_year rows that changed). `carry`: what the batch before changed, read
         through while it commits. `authority`: the producers file the batch was admitted under; a reversal by a
         producer restricted to facilities is then applied only to a visit settled at one of them
-        (`ledger.ownership`). `rows_for`: where each segment's rows are collected. `publish`: False when nothing the
-        batches settle leaves medledger (a replay): no records are built for the topics."""
+        (`ledger.ownership`). `rows_for`: where each segment's rows are collected (`unpublished_rows` when nothing the
+        batches settle leaves medledger, a replay's)."""
         self.ledger, self.registry = ledger, registry
         self.sequencer, self.write, self.parking = sequencer, write, parking
-        self.rows_for = rows_for if publish else unpublished_rows
+        self.rows_for = rows_for
         self.keep_loaded, self.carry = keep_loaded, carry
         self.owners = VisitOwners(authority, carry) if authority is not None else None
         self.book: Book | None = None  # the last segment's, as it left it

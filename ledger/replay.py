@@ -32,7 +32,7 @@ from .db.audit import auditing
 from .db.projection_store import PROJECTIONS, Names
 from .db.server import Database
 from .intake import Incoming, decode_canonical
-from .pipeline import Pipeline, Recorded, decoded
+from .pipeline import Pipeline, Recorded, decoded, unpublished_rows
 from .recorder import AuditSession
 from .runtime import tune_garbage_collector
 from .streams import ROOT, Head, balanced, root_hash
@@ -401,7 +401,7 @@ class Replayer:
             while end < len(items) and digests[decoded(items[end]).event_id] == digest:
                 end += 1
             registry = await self._registry(digest, what_if)
-            pipeline = Pipeline(audit, registry, sequencer, write, publish=False)
+            pipeline = Pipeline(audit, registry, sequencer, write, rows_for=unpublished_rows)
             await pipeline.run(items[start:end])
             start = end
 

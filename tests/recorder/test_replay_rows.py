@@ -1,5 +1,5 @@
-"""A replay builds no records for the topics (`Pipeline(publish=False)`): the rows it writes and compares are
-the very rows a batch that publishes writes, and nothing else differs."""
+"""A replay builds no records for the topics (`Pipeline(rows_for=unpublished_rows)`): the rows it writes and
+compares are the very rows a batch that publishes writes, and nothing else differs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 from ledger.batch import BatchRows
 from ledger.intake import from_lines
 from ledger.memory_recorder import MemorySession, Tables
-from ledger.pipeline import Pipeline, Recorded
+from ledger.pipeline import Pipeline, Recorded, fresh_rows, unpublished_rows
 from policies.parameters import parse_parameters
 from policies.registry import PolicyRegistry
 from tests import builders as b
@@ -34,7 +34,11 @@ def settle(publish: bool) -> list[BatchRows]:
 
     async def run() -> None:
         pipeline = Pipeline(
-            MemorySession(Tables()), PolicyRegistry(parse_parameters("")), sequencer, write, publish=publish
+            MemorySession(Tables()),
+            PolicyRegistry(parse_parameters("")),
+            sequencer,
+            write,
+            rows_for=fresh_rows if publish else unpublished_rows,
         )
         await pipeline.run(items)
 

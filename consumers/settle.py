@@ -299,7 +299,6 @@ class Settler:
         flight, self.in_flight = self.in_flight, None
         if flight is None:
             return COMMITTED
-        self._landed = None
         prepared = flight.prepared
 
         async def committed() -> IngestStats:

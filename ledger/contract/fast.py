@@ -245,15 +245,7 @@ class _Deriver:
     def _model(self, node: dict[str, Any], tag: tuple[str, str] | None = None) -> _Plan:
         cls = node["cls"]
         if cls in self.models and tag is None:
-            known = self.models[cls]
-            return _Plan(
-                known.type,
-                "model",
-                build=known.build,
-                convert=known.convert,
-                to_model=known.to_model,
-                to_json=known.to_json,
-            )
+            return replace(self.models[cls], after=[])
         _meta(node, ("cls", "schema", "config", "custom_init", "root_model", "post_init"))
         if node.get("custom_init") or node.get("root_model") or node.get("post_init") or cls.__pydantic_post_init__:
             raise Unsupported(f"{cls.__name__}: a custom init, root or post-init")

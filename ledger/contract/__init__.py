@@ -18,7 +18,6 @@ from .decode import (
     decode_json,
     decode_line,
     field_names,
-    is_struct,
     same_values,
     struct_canonical,
 )
@@ -107,7 +106,6 @@ __all__ = [
     "decode_json",
     "decode_line",
     "field_names",
-    "is_struct",
     "same_values",
     "struct_canonical",
     "parse_money",

@@ -177,11 +177,6 @@ def struct_canonical(struct: Any) -> str:
     return _FAST.canonical(struct)
 
 
-def is_struct(event: Any) -> bool:
-    """Whether `event` is a Struct the fast decoder gave (`decode_line(structs=True)`), not the model's instance."""
-    return _FAST.is_struct(event)
-
-
 def field_names(event: Any) -> Collection[str]:
     """The names of the fields of `event`'s type, an event's or a Struct's the fast decoder gave."""
     fields: Collection[str] = _STRUCT_FIELDS.get(type(event)) or type(event).model_fields

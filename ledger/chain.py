@@ -9,17 +9,18 @@ from typing import Any
 
 import orjson
 
+from .contract.decode import struct_canonical
+
 GENESIS = bytes(32)
 
 
 def canonical(event: Any) -> str:
     """The event as canonical JSON: sorted keys, no spaces, UTF-8, money as strings. These are the bytes hashed
     (the same bytes as json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False))."""
-    if not hasattr(event, "model_dump"):  # the fast decoder's Struct (`contract.decode_line(structs=True)`)
-        from .contract import struct_canonical
-
+    dump = getattr(event, "model_dump", None)
+    if dump is None:  # the fast decoder's Struct (`contract.decode_line(structs=True)`)
         return struct_canonical(event)  # the same bytes, written from the Struct without making the event
-    return orjson.dumps(event.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
+    return orjson.dumps(dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
 
 
 def text_digest(text: str) -> str:

@@ -66,6 +66,19 @@ def run(code: Path, args: list[str], env: dict[str, str], output: Path | None) -
     return wall, cpu, digest
 
 
+def has_workers(code: Path, env: dict[str, str]) -> bool:
+    """Whether `settle` of the tree at `code` takes --workers (releases before it settled in one process)."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, "settle", "--help"],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(code), "COLUMNS": "200"},
+        cwd=code,
+        check=False,
+    )
+    return "--workers" in done.stdout
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -116,8 +129,12 @@ def main() -> int:
         events = sum(1 for line in open(stream, "rb") if line.strip())
         print(f"{events} events; A = {args.commit}, B = working tree {ROOT}; {args.rounds} rounds, A B alternating")
         extra = ["--parameters", str(PARAMETERS)] if args.parameters else []
+        # A release that settles on several workers by default is measured on one, as B's first line is: CPU an
+        # event of one process against one process
+        alone = ["--workers", "1"] if has_workers(release, env) else []
+        print(f"A settle: settle {' '.join(['STREAM', *extra, *alone])}")
         sides = {
-            "A settle": (release, ["settle", str(stream), *extra]),
+            "A settle": (release, ["settle", str(stream), *extra, *alone]),
             "B settle": (ROOT, ["settle", str(stream), *extra, "--workers", "1"]),
         }
         sides[f"B settle --workers {args.workers}"] = (

@@ -22,6 +22,8 @@ def test_compare_runs_both_sides_and_finds_settle_output_identical():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "round 1  A settle" in done.stdout and "round 1  B settle --workers 2" in done.stdout
     assert "ratios (A / B" in done.stdout
+    # HEAD settles on the machine's cores by default: A is measured on one process, as B's first line is
+    assert "A settle: settle STREAM --workers 1" in done.stdout
     assert "byte-identical in every run" in done.stdout
     listed = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True)
     assert "medledger-compare-" not in listed.stdout  # the release's worktree is removed at the end

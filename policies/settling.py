@@ -10,7 +10,7 @@ from typing import Any
 from . import ids, limits
 from .accounts import book_movement, family_grant, movement
 from .book import Book
-from .explanations import explain, explain_once, writer
+from .explanations import explain_once, writer
 from .guards import active_member, member_on
 from .member import MemberState, Status
 from .money import ZERO, ratio4
@@ -37,16 +37,25 @@ _EXCLUDED = writer("bill.excluded")
 _FAMILY_PAID_FROM = writer("family.paid_from")
 _ACCOUNT_PAYS = writer("account.pays")
 _VISIT_PAYMENT = writer("account.visit_payment")
+_EXCLUSION_NOT_DESIGNATED = writer("exclusion.not_designated")
+_EXCLUSION_INPATIENT = writer("exclusion.inpatient")
+_EXCLUSION_PHARMACY_WITHOUT_PRESCRIPTION = writer("exclusion.pharmacy_without_prescription")
+_ACCOUNT_NOT_DESIGNATED = writer("account.not_designated")
+_ACCOUNT_CLOSED = writer("account.closed")
+_REVERSAL_OF = writer("reversal.of")
+_REVERSAL_EXACT = writer("reversal.exact")
+_REVERSAL_ACCOUNT_CLOSED = writer("reversal.account_closed")
+_REVERSAL_REFUND = writer("reversal.refund")
 
 
 def _payable_at(visit: Any, facility: Facility | None) -> Facility | str:
     """The facility the fund pays the visit at, or the line saying why it pays nothing."""
     if not visit.designated:
-        return explain("exclusion.not_designated")
+        return _EXCLUSION_NOT_DESIGNATED()
     if visit.inpatient_period:
-        return explain("exclusion.inpatient")
+        return _EXCLUSION_INPATIENT()
     if facility is None:
-        return explain("exclusion.pharmacy_without_prescription")
+        return _EXCLUSION_PHARMACY_WITHOUT_PRESCRIPTION()
     return facility
 
 
@@ -201,10 +210,10 @@ def _account_payment(
         relation = family_grant(payer, member.member_id)
         lines.append(_FAMILY_PAID_FROM(article=rules.FAMILY_ARTICLE, payer_id=payer_id, relation=relation))
     if not event.designated:
-        lines.append(explain("account.not_designated", article=rules.ACCOUNT_ARTICLE))
+        lines.append(_ACCOUNT_NOT_DESIGNATED(article=rules.ACCOUNT_ARTICLE))
         return payer, ZERO
     if payer.account_closed:
-        lines.append(explain("account.closed", payer_id=payer_id))
+        lines.append(_ACCOUNT_CLOSED(payer_id=payer_id))
         return payer, ZERO
     balance = payer.balance
     paid = share if share < balance else balance  # min(balance, share)
@@ -225,11 +234,11 @@ def reverse_visit(book: Book, event: Any, seq: int) -> list:
     payer = book.member(event.region, original.payer_id) if original.payer_id else None
     refund = original.account_paid
     lines = [
-        explain("reversal.of", settlement_id=original.settlement_id, reason=event.reason),
-        explain("reversal.exact"),
+        _REVERSAL_OF(settlement_id=original.settlement_id, reason=event.reason),
+        _REVERSAL_EXACT(),
     ]
     if refund and payer is not None and payer.account_closed:
-        lines.append(explain("reversal.account_closed", payer_id=payer.member_id))
+        lines.append(_REVERSAL_ACCOUNT_CLOSED(payer_id=payer.member_id))
         refund = ZERO
     negated = {name: -getattr(original, name) for name in VISIT_AMOUNTS}
     reversal = replace(
@@ -263,7 +272,7 @@ def reverse_visit(book: Book, event: Any, seq: int) -> list:
                     purpose,
                     refund,
                     original.policy_id,
-                    [explain("reversal.refund", visit_id=event.visit_id)],
+                    [_REVERSAL_REFUND(visit_id=event.visit_id)],
                     beneficiary,
                 ),
             )

@@ -131,8 +131,14 @@ class FundDecision:
 
 
 def deductible_due(amount: Decimal, threshold: Decimal, paid: Decimal) -> Decimal:
-    """What of `amount` goes to the deductible: min(amount, max(0, threshold − paid so far))."""
-    return min(amount, max(ZERO, threshold - paid))
+    """What of `amount` goes to the deductible: min(amount, max(0, threshold − paid so far)).
+
+    Written as comparisons, which pick the very operand min() and max() pick (the first of equals: amounts equal
+    in value may differ in their digits, 100 and 100.00) at a fifth of the builtins' cost on Decimals."""
+    due = threshold - paid
+    if not due > ZERO:
+        due = ZERO
+    return due if due < amount else amount
 
 
 def pay_under_fund_cap(
@@ -147,9 +153,11 @@ def pay_under_fund_cap(
     """Deductible on a yearly counter, the ratio on the rest, then a cap on the fund payment itself (Ningxia's
     000 第十一条 and 第十九条, and configured tables). Fills `decision`; returns the fund before the cap."""
     deductible = deductible_due(eligible, threshold, paid)
-    room = max(ZERO, cap - used)
+    room = cap - used
+    if not room > ZERO:
+        room = ZERO  # max(ZERO, cap - used), as in deductible_due
     uncapped = fen((eligible - deductible) * ratio)
-    fund = min(uncapped, room)
+    fund = room if room < uncapped else uncapped  # min(uncapped, room)
     decision.deductible, decision.fund, decision.over_limit, decision.ratio = deductible, fund, uncapped - fund, ratio
     decision.limit_remaining = room - fund
     return uncapped

@@ -139,11 +139,24 @@ def decide(
     if bill.excluded:
         lines.append(_EXCLUDED(amount=bill.excluded))
     payable = _payable_at(event, facility)
+    employee = status.insurance_type == "employee"
     if isinstance(payable, str):
         decision = FundDecision(pool="chronic" if certification else "general").no_fund(payable)
     else:
         ctx = VisitContext(
-            member, event, day, bill, payable, status, retired, certification, policy.params, book.closed_years
+            member,
+            event,
+            day,
+            bill,
+            payable,
+            status,
+            retired,
+            certification,
+            policy.params,
+            book.closed_years,
+            day.year,
+            employee,
+            event.out_of_area,
         )
         decision = policy.rules.settle(ctx)
     lines += decision.lines
@@ -151,7 +164,6 @@ def decide(
     copay = bill.eligible - decision.deductible - fund - decision.over_limit
     member_share = bill.total - fund
     payer, account_paid = _account_payment(book, member, event, member_share, lines)
-    employee = status.insurance_type == "employee"
     chronic, pharmacy = decision.pool == "chronic", event.facility_kind == "retail_pharmacy"
     # Positional, in the order of Settlement's fields (each named beside its value): keywords cost a dataclass
     # of this width several times the call.

@@ -31,16 +31,16 @@ class Bill(NamedTuple):
 def bill_of(items: Iterable[Any]) -> Bill:
     total = out_of_catalog = pre_self_pay = eligible = fee = excluded = ZERO
     for item in items:
-        amount, ooc, psp = item.amount, item.out_of_catalog_amount, item.pre_self_pay_amount
+        amount, ooc, psp, category = item.amount, item.out_of_catalog_amount, item.pre_self_pay_amount, item.category
         in_policy = amount - ooc - psp
         total += amount
         out_of_catalog += ooc
         pre_self_pay += psp
-        if item.category in NEVER_PAYABLE:
+        if category in NEVER_PAYABLE:
             excluded += in_policy
         else:
             eligible += in_policy
-            if item.category in FEE_LINES:
+            if category in FEE_LINES:
                 fee += in_policy
     return Bill(total, out_of_catalog, pre_self_pay, eligible, fee, excluded)
 
@@ -97,19 +97,11 @@ class VisitContext:
     retired: bool
     certification: Certification | None
     params: Any
-    closed_years: frozenset | set = frozenset()  # (region, year) pairs whose close has run
-
-    @property
-    def year(self) -> int:
-        return self.day.year
-
-    @property
-    def employee(self) -> bool:
-        return self.status.insurance_type == "employee"
-
-    @property
-    def out_of_area(self) -> str:
-        return self.visit.out_of_area
+    closed_years: frozenset | set  # (region, year) pairs whose close has run
+    # Read by the rules several times a visit: set once, where they were properties computed at each read.
+    year: int  # the day's
+    employee: bool  # status.insurance_type == "employee"
+    out_of_area: str  # the visit's
 
 
 @dataclass(slots=True)

@@ -16,8 +16,8 @@ from policies.visit import FundDecision, deductible_due, pay_under_fund_cap
 # Few values, written with 0, 1 or 2 decimals, and their sums and differences: ties between equal amounts
 # written differently come up often.
 AMOUNTS = st.builds(
-    lambda units, places, negative: (-1 if negative else 1) * Decimal(units).scaleb(-places).quantize(
-        Decimal(1).scaleb(-places)
+    lambda units, places, negative: (
+        (-1 if negative else 1) * Decimal(units).scaleb(-places).quantize(Decimal(1).scaleb(-places))
     ),
     st.integers(0, 40),
     st.sampled_from([0, 1, 2]),

@@ -9,7 +9,7 @@ from typing import Any
 from . import ids, limits
 from .book import Book
 from .counters import EXTERNAL_FUND
-from .explanations import explain
+from .explanations import writer
 from .guards import active_member
 from .member import MemberState
 from .money import ZERO
@@ -18,6 +18,10 @@ from .rejection import Rejected
 from .rules import Credit
 
 FAMILY_PURPOSES = frozenset({"family_medical", "family_resident_premium"})
+
+
+_ACCOUNT_ALLOWED_USE = writer("account.allowed_use")
+_FAMILY_AUTHORISED = writer("family.authorised")
 
 
 def movement(
@@ -181,13 +185,11 @@ def payment_requested(book: Book, event: Any, seq: int) -> list:
     if (event.region, event.payment_id) in book.payments:
         raise Rejected("duplicate_payment", f"payment_id {event.payment_id} was already paid")
     beneficiary = event.beneficiary_id if event.beneficiary_id != member.member_id else None
-    lines = [explain("account.allowed_use", purpose=event.purpose.replace("_", " "), policy_id=policy.policy_id)]
+    lines = [_ACCOUNT_ALLOWED_USE(purpose=event.purpose.replace("_", " "), policy_id=policy.policy_id)]
     if beneficiary is not None:
         relation = family_grant(member, beneficiary)
         lines.append(
-            explain(
-                "family.authorised", article=policy.rules.FAMILY_ARTICLE, beneficiary=beneficiary, relation=relation
-            )
+            _FAMILY_AUTHORISED(article=policy.rules.FAMILY_ARTICLE, beneficiary=beneficiary, relation=relation)
         )
     if member.account_closed:
         raise Rejected("insufficient_balance", "the account is closed")

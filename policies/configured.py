@@ -23,12 +23,18 @@ from decimal import Decimal
 from typing import Any
 
 from . import counters as c
-from .explanations import explain
+from .explanations import writer
 from .money import ZERO, dec, pct
 from .parameters import ParameterError, Table
 from .visit import FundDecision, VisitContext, pay_under_fund_cap
 
 CATEGORIES = ("in_service", "retired")
+
+
+_CONFIGURED_DEDUCTIBLE = writer("configured.deductible")
+_CONFIGURED_RATIO = writer("configured.ratio")
+_CONFIGURED_CHRONIC_DEDUCTIBLE = writer("configured.chronic_deductible")
+_CONFIGURED_CHRONIC_RATIO = writer("configured.chronic_ratio")
 
 
 @dataclass(frozen=True)
@@ -112,11 +118,8 @@ def settle_general(ctx: VisitContext, table: GeneralTable, article: str) -> Fund
     uncapped = pay_under_fund_cap(decision, eligible, threshold, paid, ratio, cap, used)
     deductible, fund = decision.deductible, decision.fund
     decision.lines += [
-        explain(
-            "configured.deductible", article=article, tier=tier, threshold=threshold, paid=paid, deductible=deductible
-        ),
-        explain(
-            "configured.ratio",
+        _CONFIGURED_DEDUCTIBLE(article=article, tier=tier, threshold=threshold, paid=paid, deductible=deductible),
+        _CONFIGURED_RATIO(
             article=article,
             category=category.replace("_", "-"),
             ratio=pct(ratio),
@@ -141,15 +144,13 @@ def settle_chronic(ctx: VisitContext, table: ChronicTable, article: str) -> Fund
     uncapped = pay_under_fund_cap(decision, eligible, table.deductible, paid, ratio, pool, used)
     deductible, fund = decision.deductible, decision.fund
     decision.lines += [
-        explain(
-            "configured.chronic_deductible",
+        _CONFIGURED_CHRONIC_DEDUCTIBLE(
             article=article,
             threshold=table.deductible,
             paid=paid,
             deductible=deductible,
         ),
-        explain(
-            "configured.chronic_ratio",
+        _CONFIGURED_CHRONIC_RATIO(
             article=article,
             ratio=pct(ratio),
             base=eligible - deductible,

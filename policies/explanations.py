@@ -395,33 +395,54 @@ WORDS_ZH = {
 }
 
 
-def _writer(text: str) -> Callable[[dict[str, object]], str]:
+def _writers(text: str) -> tuple[Callable[[dict[str, object]], str], Callable[..., str]]:
     """`text.format_map`, written out once as an f-string of the template's fields, each taken as its str(): what
     format() makes of every value a rule gives (a Decimal, an int, a date, a string or a string enum) with no format
-    spec, made without Decimal's format-spec machinery. A template with a spec or conversion keeps format_map."""
-    pieces = []
+    spec, made without Decimal's format-spec machinery. Two functions of the one f-string: one reads the values
+    from a dict (`explain`), the other takes them as keyword arguments (`writer`: no dict is built for a line).
+    A template with a spec or conversion keeps format_map."""
+
+    def format_keywords(**values: object) -> str:
+        return text.format_map(values)
+
+    pieces, keyword_pieces, names = [], [], []
     for literal, name, spec, conversion in Formatter().parse(text):
         pieces.append(literal.replace("{", "{{").replace("}", "}}"))
+        keyword_pieces.append(pieces[-1])
         if name is None:
             continue
         if spec or conversion or not name.isidentifier() or iskeyword(name):
-            return text.format_map
+            return text.format_map, format_keywords
         pieces.append(f"{{v[{name!r}]!s}}")
-    source = "".join(pieces)
+        keyword_pieces.append(f"{{{name}!s}}")
+        if name not in names:
+            names.append(name)
+    source, keyword_source = "".join(pieces), "".join(keyword_pieces)
     if '"""' in source or source.endswith('"') or "\\" in source:
-        return text.format_map
+        return text.format_map, format_keywords
+    parameters = f"*, {', '.join(names)}" if names else ""
     scope: dict[str, Any] = {}
-    exec(f'def write(v):\n    return f"""{source}"""', scope)  # noqa: S102 - from the template table above
-    write: Callable[[dict[str, object]], str] = scope["write"]
-    return write
+    exec(  # noqa: S102 - from the template table above
+        f'def write(v):\n    return f"""{source}"""\n'
+        f'def write_keywords({parameters}):\n    return f"""{keyword_source}"""\n',
+        scope,
+    )
+    return scope["write"], scope["write_keywords"]
 
 
-_ENGLISH = {template.code: _writer(template.en) for template in TEMPLATES}
+_WRITERS = {template.code: _writers(template.en) for template in TEMPLATES}
+_ENGLISH = {code: writers[0] for code, writers in _WRITERS.items()}
 
 
 def explain(code: str, **values: object) -> str:
     """The English line of rule `code` with `values`: the text the ledger records."""
     return _ENGLISH[code](values)
+
+
+def writer(code: str) -> Callable[..., str]:
+    """`explain` of rule `code` as a function of the values alone, given as keywords, each required: taken once
+    by a rule that writes the line for every visit (no table lookup, no dict of the values built per line)."""
+    return _WRITERS[code][1]
 
 
 _ONCE: dict[tuple[str, ...], str] = {}

@@ -10,12 +10,12 @@ _NAMESPACE = bytes.fromhex("5d0f5a8e3c514a539a0e6d1e2b7c9f10")
 
 def _uuid5(name: str) -> str:
     """The version-5 layout set on the hex digits themselves: digit 12 is the version (5), the top two bits of
-    digit 16 the variant (10)."""
+    digit 16 the variant (10), looked up by the digit (parsing it as a number cost a third of the layout)."""
     h = sha1(_NAMESPACE + name.encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
-_VARIANT = "89ab"
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def settlement_id(region: str, event_id: str) -> str:

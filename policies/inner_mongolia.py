@@ -13,7 +13,7 @@ from typing import Any
 
 from . import configured
 from . import counters as c
-from .explanations import explain, explain_once
+from .explanations import explain_once, writer
 from .limits import Limits
 from .member import MemberState
 from .money import fen, pct
@@ -34,6 +34,9 @@ PURPOSES = frozenset(
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
 # The hooks of policies.rules.RegionRules this region does not have.
 restarts_counters = on_interruption = close_year = apply_year_close = None
+
+
+_INPATIENT_CAP_COUNTED = writer("inpatient_cap.counted")
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def settle(ctx: VisitContext) -> FundDecision:
     if source:
         decision.lines.insert(0, explain_once("configured.table", source, names=("source",)))
     counted = inpatient_cap_counted(ctx.member, ctx.year) + decision.fund
-    decision.lines.append(explain("inpatient_cap.counted", counted=counted))
+    decision.lines.append(_INPATIENT_CAP_COUNTED(counted=counted))
     return decision
 
 

@@ -95,14 +95,13 @@ def contribution(event: Any, person_type: str, policy: Policy) -> None:
     rules = policy.rules
     rate = getattr(policy.params, rules.INDIVIDUAL_RATE)
     due = fen(event.contribution_base * rate)
-    parameter = f"{rules.INDIVIDUAL_RATE} ({rules.CONTRIBUTION_ARTICLE})"
     if person_type == "in_service" and event.individual_amount != due:
         raise implausible(
             "contribution_individual_amount",
             f"individual_amount {event.individual_amount} is not {pct(rate)} of the base {event.contribution_base}"
             f" = {due}",
             policy,
-            parameter,
+            _rate_parameter(rules),
         )
     if person_type == "flexible" and event.individual_amount < due:
         raise implausible(
@@ -110,8 +109,13 @@ def contribution(event: Any, person_type: str, policy: Policy) -> None:
             f"a flexible worker's individual_amount {event.individual_amount} is less than {pct(rate)} of the "
             f"base {event.contribution_base} = {due}",
             policy,
-            parameter,
+            _rate_parameter(rules),
         )
+
+
+def _rate_parameter(rules: Any) -> str:
+    """The parameter a refused individual part names; written only for a refusal."""
+    return f"{rules.INDIVIDUAL_RATE} ({rules.CONTRIBUTION_ARTICLE})"
 
 
 def pension(value: Decimal, policy: Policy) -> None:

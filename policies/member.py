@@ -103,7 +103,8 @@ class MemberState:
     # -- what the member has used ----------------------------------------------------------------
 
     def counter(self, name: str, year: int, segment: int = 0) -> Decimal:
-        return self.counters.get(period_key(year, segment), {}).get(name, ZERO)
+        period = self.counters.get(str(year) if not segment else period_key(year, segment))
+        return period.get(name, ZERO) if period is not None else ZERO
 
     def year_total(self, name: str, year: int) -> Decimal:
         """A counter summed over every segment of the year."""
@@ -117,8 +118,11 @@ class MemberState:
         return total
 
     def move(self, deltas: Iterable[Delta]) -> None:
+        counters = self.counters
         for key, name, amount in deltas:
-            period = self.counters.setdefault(key, {})
+            period = counters.get(key)
+            if period is None:
+                period = counters[key] = {}
             period[name] = period.get(name, ZERO) + amount
 
     # -- enrolment over a year -------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 from . import configured
 from . import counters as c
 from .calendar import age_bracket_reached
-from .explanations import explain
+from .explanations import writer
 from .limits import Limits
 from .member import MemberState
 from .money import ZERO, fen, pct, ratio4
@@ -42,6 +42,16 @@ PURPOSES = frozenset(
 FAMILY_RELATIONS = frozenset({"spouse", "parent", "child"})
 # The hooks of policies.rules.RegionRules this region does not have.
 restarts_counters = on_interruption = None
+
+
+_BANDS_COMMUNITY = writer("bands.community")
+_BANDS_OTHER = writer("bands.other")
+_BANDS_ABOVE = writer("bands.above")
+_BANDS_BAND = writer("bands.band")
+_BANDS_FEES = writer("bands.fees")
+_STREAK_NOT_ENROLLED = writer("streak.not_enrolled")
+_STREAK_ENDS = writer("streak.ends")
+_STREAK_CREDIT = writer("streak.credit")
 
 
 @dataclass(frozen=True)
@@ -99,8 +109,9 @@ def band_split(position: Decimal, amount: Decimal, bounds: Sequence[Decimal]) ->
     """(band index, amount) pieces of `amount` placed from `position` on; index len(bounds) is above the top."""
     pieces, start, end, lower = [], position, position + amount, ZERO
     for index, upper in enumerate((*bounds, None)):
-        top = end if upper is None else min(end, upper)
-        bottom = max(start, lower)
+        # min() and max() as comparisons picking the same operand (visit.deductible_due)
+        top = upper if upper is not None and upper < end else end
+        bottom = lower if lower > start else start
         if top > bottom:
             pieces.append((index, top - bottom))
         if upper is not None:
@@ -118,26 +129,22 @@ def _general(ctx: VisitContext) -> FundDecision:
     position = member.counter(c.BAND_POSITION, year)
     exact, over = ZERO, ZERO
     applied = set()
-    decision.lines.append(
-        explain(
-            "bands.community" if setting == "community" else "bands.other",
-            category=cat.replace("_", " "),
-            position=position,
-        )
-    )
+    bands = _BANDS_COMMUNITY if setting == "community" else _BANDS_OTHER
+    decision.lines.append(bands(category=cat.replace("_", " "), position=position))
     for index, piece in band_split(position, banded, p.band_bounds):
         if index == len(p.band_bounds):
             over += piece
-            decision.lines.append(explain("bands.above", piece=piece, bound=p.band_bounds[-1]))
+            decision.lines.append(_BANDS_ABOVE(piece=piece, bound=p.band_bounds[-1]))
             continue
         ratio = ratios[index]
         applied.add(ratio)
-        exact += piece * ratio
-        decision.lines.append(explain("bands.band", band=index + 1, piece=piece, ratio=pct(ratio), fund=piece * ratio))
+        share = piece * ratio
+        exact += share
+        decision.lines.append(_BANDS_BAND(band=index + 1, piece=piece, ratio=pct(ratio), fund=share))
     fee_exact = fee * ratios[0]
     if fee:
         applied.add(ratios[0])
-        decision.lines.append(explain("bands.fees", fee=fee, ratio=pct(ratios[0])))
+        decision.lines.append(_BANDS_FEES(fee=fee, ratio=pct(ratios[0])))
     fund = fen(exact + fee_exact)
     fee_fund = fen(fee_exact)
     decision.fund, decision.over_limit = fund, over
@@ -223,18 +230,18 @@ def incentive_fund(member: MemberState, year: int) -> Decimal:
 def close_year(member: MemberState, year: int, params: Params) -> YearClose:
     before = member.health_streak
     if not member.enrolled_whole_year(year):
-        return YearClose("nanjing_health_streak", before, 0, (explain("streak.not_enrolled", year=year),))
+        return YearClose("nanjing_health_streak", before, 0, (_STREAK_NOT_ENROLLED(year=year),))
     paid = incentive_fund(member, year)
     if paid > 0:
         return YearClose(
             "nanjing_health_streak",
             before,
             0,
-            (explain("streak.ends", paid=paid, year=year),),
+            (_STREAK_ENDS(paid=paid, year=year),),
         )
     streak = before + 1
     amount = min(params.incentive_max, params.incentive_first + params.incentive_step * (streak - 1))
-    line = explain("streak.credit", year=year, streak=streak, amount=amount)
+    line = _STREAK_CREDIT(year=year, streak=streak, amount=amount)
     return YearClose("nanjing_health_streak", before, streak, (line,), Credit("health_incentive", fen(amount), (line,)))
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import counters as c
-from .explanations import explain
+from .explanations import explain, writer
 from .limits import Limits
 from .member import Certification, MemberState
 from .money import ZERO, fen, pct
@@ -28,6 +28,19 @@ FAMILY_RELATIONS = frozenset({"spouse", "parent", "child", "spouse_parent"})  # 
 OUT_OF_AREA_TEMPORARY = frozenset({"temporary_filed", "temporary_unfiled"})
 # The hooks of policies.rules.RegionRules this region does not have.
 screen_visit = restarts_counters = on_interruption = close_year = apply_year_close = None
+
+
+_EXCLUSION_VILLAGE_CLINIC = writer("exclusion.village_clinic")
+_EXCLUSION_TEMPORARY_OUT_OF_AREA = writer("exclusion.temporary_out_of_area")
+_INTERNET_HOSPITAL = writer("internet_hospital")
+_DEDUCTIBLE_TIER = writer("deductible.tier")
+_RATIO_TIER = writer("ratio.tier")
+_CAP_FUND = writer("cap.fund")
+_CHRONIC_REMOTE_PILOT = writer("chronic.remote_pilot")
+_CHRONIC_SHARED_DEDUCTIBLE = writer("chronic.shared_deductible")
+_CHRONIC_RATIO = writer("chronic.ratio")
+_CHRONIC_POOL = writer("chronic.pool")
+_CHRONIC_POOL_EXHAUSTED = writer("chronic.pool_exhausted")
 
 
 @dataclass(frozen=True)
@@ -65,11 +78,11 @@ def _category(ctx: VisitContext) -> str:
 def _general(ctx: VisitContext) -> FundDecision:
     p, facility, decision = ctx.params, ctx.facility, FundDecision()
     if facility.level == 0:
-        return decision.no_fund(explain("exclusion.village_clinic"))
+        return decision.no_fund(_EXCLUSION_VILLAGE_CLINIC())
     if ctx.out_of_area in OUT_OF_AREA_TEMPORARY:
-        return decision.no_fund(explain("exclusion.temporary_out_of_area"))
+        return decision.no_fund(_EXCLUSION_TEMPORARY_OUT_OF_AREA())
     if facility.kind == "internet_hospital":
-        decision.lines.append(explain("internet_hospital"))
+        decision.lines.append(_INTERNET_HOSPITAL())
     year, eligible = ctx.year, ctx.bill.eligible
     threshold = p.general_deductible[str(facility.level)]
     paid = ctx.member.counter(c.DEDUCTIBLE, year)
@@ -82,8 +95,7 @@ def _general(ctx: VisitContext) -> FundDecision:
     deductible, fund = decision.deductible, decision.fund
     article = "000 第十一条"
     decision.lines.append(
-        explain(
-            "deductible.tier",
+        _DEDUCTIBLE_TIER(
             article=article,
             level=facility.level,
             threshold=threshold,
@@ -92,8 +104,7 @@ def _general(ctx: VisitContext) -> FundDecision:
         )
     )
     decision.lines.append(
-        explain(
-            "ratio.tier",
+        _RATIO_TIER(
             article=article,
             category=category.replace("_", "-"),
             ratio=pct(ratio),
@@ -103,7 +114,7 @@ def _general(ctx: VisitContext) -> FundDecision:
         )
     )
     if fund < uncapped:
-        decision.lines.append(explain("cap.fund", article=article, cap=cap, used=used, fund=fund, over=uncapped - fund))
+        decision.lines.append(_CAP_FUND(article=article, cap=cap, used=used, fund=fund, over=uncapped - fund))
     decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.GENERAL_FUND, fund)]
     return decision
 
@@ -129,7 +140,7 @@ def _chronic(ctx: VisitContext, cert: Certification) -> FundDecision:
             return decision.no_fund(
                 explain("exclusion.village_chronic" if facility.kind == "village_clinic" else "exclusion.chronic_tier")
             )
-        decision.lines.append(explain("chronic.remote_pilot"))
+        decision.lines.append(_CHRONIC_REMOTE_PILOT())
     year, eligible = ctx.year, ctx.bill.eligible
     paid = ctx.member.counter(c.DEDUCTIBLE, year)
     caps = ctx.member.certified_caps_on(ctx.day)
@@ -137,15 +148,10 @@ def _chronic(ctx: VisitContext, cert: Certification) -> FundDecision:
     used = ctx.member.counter(c.CHRONIC_FUND, year)
     uncapped = pay_under_fund_cap(decision, eligible, p.chronic_deductible, paid, p.chronic_ratio, pool, used)
     deductible, fund = decision.deductible, decision.fund
+    decision.lines.append(_CHRONIC_SHARED_DEDUCTIBLE(threshold=p.chronic_deductible, paid=paid, deductible=deductible))
+    decision.lines.append(_CHRONIC_RATIO(ratio=pct(p.chronic_ratio), base=eligible - deductible, fund=uncapped))
     decision.lines.append(
-        explain("chronic.shared_deductible", threshold=p.chronic_deductible, paid=paid, deductible=deductible)
-    )
-    decision.lines.append(
-        explain("chronic.ratio", ratio=pct(p.chronic_ratio), base=eligible - deductible, fund=uncapped)
-    )
-    decision.lines.append(
-        explain(
-            "chronic.pool",
+        _CHRONIC_POOL(
             pool=pool,
             caps=", ".join(str(cap) for cap in sorted(caps, reverse=True)),
             used=used,
@@ -153,7 +159,7 @@ def _chronic(ctx: VisitContext, cert: Certification) -> FundDecision:
         )
     )
     if fund < uncapped:
-        decision.lines.append(explain("chronic.pool_exhausted", fund=fund, over=uncapped - fund))
+        decision.lines.append(_CHRONIC_POOL_EXHAUSTED(fund=fund, over=uncapped - fund))
     decision.deltas = [(str(year), c.DEDUCTIBLE, deductible), (str(year), c.CHRONIC_FUND, fund)]
     return decision
 

@@ -10,7 +10,7 @@ from typing import Any
 from . import ids, limits
 from .accounts import book_movement, family_grant, movement
 from .book import Book
-from .explanations import explain, explain_once
+from .explanations import explain_once, writer
 from .guards import active_member, member_on
 from .member import MemberState, Status
 from .money import ZERO, ratio4
@@ -31,20 +31,39 @@ PSN_TYPES = {
 }
 
 
+_NOT_CERTIFIED = writer("chronic.not_certified")
+_PRESCRIPTION = writer("pharmacy.prescription")
+_EXCLUDED = writer("bill.excluded")
+_FAMILY_PAID_FROM = writer("family.paid_from")
+_ACCOUNT_PAYS = writer("account.pays")
+_VISIT_PAYMENT = writer("account.visit_payment")
+_EXCLUSION_NOT_DESIGNATED = writer("exclusion.not_designated")
+_EXCLUSION_INPATIENT = writer("exclusion.inpatient")
+_EXCLUSION_PHARMACY_WITHOUT_PRESCRIPTION = writer("exclusion.pharmacy_without_prescription")
+_ACCOUNT_NOT_DESIGNATED = writer("account.not_designated")
+_ACCOUNT_CLOSED = writer("account.closed")
+_REVERSAL_OF = writer("reversal.of")
+_REVERSAL_EXACT = writer("reversal.exact")
+_REVERSAL_ACCOUNT_CLOSED = writer("reversal.account_closed")
+_REVERSAL_REFUND = writer("reversal.refund")
+
+
 def _payable_at(visit: Any, facility: Facility | None) -> Facility | str:
     """The facility the fund pays the visit at, or the line saying why it pays nothing."""
     if not visit.designated:
-        return explain("exclusion.not_designated")
+        return _EXCLUSION_NOT_DESIGNATED()
     if visit.inpatient_period:
-        return explain("exclusion.inpatient")
+        return _EXCLUSION_INPATIENT()
     if facility is None:
-        return explain("exclusion.pharmacy_without_prescription")
+        return _EXCLUSION_PHARMACY_WITHOUT_PRESCRIPTION()
     return facility
 
 
 def settle_visit(book: Book, event: Any, seq: int) -> list:
     day = event.business_date
-    member = member_on(book, event, day)
+    member = book.members.get((event.region, event.member_id))
+    if member is None or not member.covered_on(day):
+        member = member_on(book, event, day)  # refused, as the guard words it
     policy = book.policies.on(event.region, day)
     bill = bill_of(event.items)
     limits.visit_total(bill.total, policy)
@@ -80,7 +99,7 @@ def settle_visit(book: Book, event: Any, seq: int) -> list:
                     purpose,
                     settlement.account_paid,
                     policy.policy_id,
-                    [explain("account.visit_payment", article=policy.rules.ACCOUNT_ARTICLE, visit_id=event.visit_id)],
+                    [_VISIT_PAYMENT(article=policy.rules.ACCOUNT_ARTICLE, visit_id=event.visit_id)],
                     beneficiary,
                 ),
             )
@@ -114,17 +133,30 @@ def decide(
     if event.visit_kind == "chronic":
         certification = member.certification_on(event.disease_code, day)
         if certification is None:
-            lines.append(explain("chronic.not_certified", disease_code=event.disease_code, day=day))
+            lines.append(_NOT_CERTIFIED(disease_code=event.disease_code, day=day))
     if facility is not None and facility.pharmacy:
-        lines.append(explain("pharmacy.prescription", facility=facility.describe()))
+        lines.append(_PRESCRIPTION(facility=facility.describe()))
     if bill.excluded:
-        lines.append(explain("bill.excluded", amount=bill.excluded))
+        lines.append(_EXCLUDED(amount=bill.excluded))
     payable = _payable_at(event, facility)
+    employee = status.insurance_type == "employee"
     if isinstance(payable, str):
         decision = FundDecision(pool="chronic" if certification else "general").no_fund(payable)
     else:
         ctx = VisitContext(
-            member, event, day, bill, payable, status, retired, certification, policy.params, book.closed_years
+            member,
+            event,
+            day,
+            bill,
+            payable,
+            status,
+            retired,
+            certification,
+            policy.params,
+            book.closed_years,
+            day.year,
+            employee,
+            event.out_of_area,
         )
         decision = policy.rules.settle(ctx)
     lines += decision.lines
@@ -132,40 +164,42 @@ def decide(
     copay = bill.eligible - decision.deductible - fund - decision.over_limit
     member_share = bill.total - fund
     payer, account_paid = _account_payment(book, member, event, member_share, lines)
-    employee = status.insurance_type == "employee"
+    chronic, pharmacy = decision.pool == "chronic", event.facility_kind == "retail_pharmacy"
+    # Positional, in the order of Settlement's fields (each named beside its value): keywords cost a dataclass
+    # of this width several times the call.
     settlement = Settlement(
-        settlement_id=ids.settlement_id(event.region, event.event_id),
-        event_id=event.event_id,
-        ledger_seq=seq,
-        visit_id=event.visit_id,
-        member_id=member.member_id,
-        region=member.region,
-        visit_date=day,
-        facility_level=facility.level if facility is not None else None,
-        policy_id=policy.policy_id,
-        insutype="310" if employee else "390",
-        psn_type=PSN_TYPES[status.person_type],
-        med_type="14" if decision.pool == "chronic" else ("41" if event.facility_kind == "retail_pharmacy" else "11"),
-        fund_pay_type="310100" if employee else "390100",
-        total_amount=bill.total,
-        out_of_catalog_amount=bill.out_of_catalog,
-        pre_self_pay_amount=bill.pre_self_pay,
-        in_policy_amount=bill.eligible,
-        deductible_paid=decision.deductible,
-        fund_paid=fund,
-        fund_pool=decision.pool,
-        fund_ratio=ratio4(decision.ratio if fund else ZERO),
-        copay_amount=copay,
-        over_limit_amount=decision.over_limit,
-        member_share=member_share,
-        account_paid=account_paid,
-        family_account_paid=account_paid if payer is not None and payer is not member else ZERO,
-        cash_paid=member_share - account_paid,
-        account_balance_after=payer.balance - account_paid if payer is not None else None,
-        limit_remaining=decision.limit_remaining,
-        payer_id=payer.member_id if payer is not None else None,
-        explanation=tuple(lines),
-        deltas=tuple(decision.deltas),
+        ids.settlement_id(event.region, event.event_id),  # settlement_id
+        event.event_id,  # event_id
+        seq,  # ledger_seq
+        event.visit_id,  # visit_id
+        member.member_id,  # member_id
+        member.region,  # region
+        day,  # visit_date
+        facility.level if facility is not None else None,  # facility_level
+        policy.policy_id,  # policy_id
+        "310" if employee else "390",  # insutype
+        PSN_TYPES[status.person_type],  # psn_type
+        "14" if chronic else ("41" if pharmacy else "11"),  # med_type
+        "310100" if employee else "390100",  # fund_pay_type
+        bill.total,  # total_amount
+        bill.out_of_catalog,  # out_of_catalog_amount
+        bill.pre_self_pay,  # pre_self_pay_amount
+        bill.eligible,  # in_policy_amount
+        decision.deductible,  # deductible_paid
+        fund,  # fund_paid
+        decision.pool,  # fund_pool
+        ratio4(decision.ratio if fund else ZERO),  # fund_ratio
+        copay,  # copay_amount
+        decision.over_limit,  # over_limit_amount
+        member_share,  # member_share
+        account_paid,  # account_paid
+        account_paid if payer is not None and payer is not member else ZERO,  # family_account_paid
+        member_share - account_paid,  # cash_paid
+        payer.balance - account_paid if payer is not None else None,  # account_balance_after
+        decision.limit_remaining,  # limit_remaining
+        payer.member_id if payer is not None else None,  # payer_id
+        tuple(lines),  # explanation
+        tuple(decision.deltas),  # deltas
     )
     return settlement, payer
 
@@ -186,15 +220,16 @@ def _account_payment(
             )
         payer = family
         relation = family_grant(payer, member.member_id)
-        lines.append(explain("family.paid_from", article=rules.FAMILY_ARTICLE, payer_id=payer_id, relation=relation))
+        lines.append(_FAMILY_PAID_FROM(article=rules.FAMILY_ARTICLE, payer_id=payer_id, relation=relation))
     if not event.designated:
-        lines.append(explain("account.not_designated", article=rules.ACCOUNT_ARTICLE))
+        lines.append(_ACCOUNT_NOT_DESIGNATED(article=rules.ACCOUNT_ARTICLE))
         return payer, ZERO
     if payer.account_closed:
-        lines.append(explain("account.closed", payer_id=payer_id))
+        lines.append(_ACCOUNT_CLOSED(payer_id=payer_id))
         return payer, ZERO
-    paid = min(payer.balance, share)
-    lines.append(explain("account.pays", article=rules.ACCOUNT_ARTICLE, paid=paid, share=share, balance=payer.balance))
+    balance = payer.balance
+    paid = share if share < balance else balance  # min(balance, share)
+    lines.append(_ACCOUNT_PAYS(article=rules.ACCOUNT_ARTICLE, paid=paid, share=share, balance=balance))
     return payer, paid
 
 
@@ -211,11 +246,11 @@ def reverse_visit(book: Book, event: Any, seq: int) -> list:
     payer = book.member(event.region, original.payer_id) if original.payer_id else None
     refund = original.account_paid
     lines = [
-        explain("reversal.of", settlement_id=original.settlement_id, reason=event.reason),
-        explain("reversal.exact"),
+        _REVERSAL_OF(settlement_id=original.settlement_id, reason=event.reason),
+        _REVERSAL_EXACT(),
     ]
     if refund and payer is not None and payer.account_closed:
-        lines.append(explain("reversal.account_closed", payer_id=payer.member_id))
+        lines.append(_REVERSAL_ACCOUNT_CLOSED(payer_id=payer.member_id))
         refund = ZERO
     negated = {name: -getattr(original, name) for name in VISIT_AMOUNTS}
     reversal = replace(
@@ -249,7 +284,7 @@ def reverse_visit(book: Book, event: Any, seq: int) -> list:
                     purpose,
                     refund,
                     original.policy_id,
-                    [explain("reversal.refund", visit_id=event.visit_id)],
+                    [_REVERSAL_REFUND(visit_id=event.visit_id)],
                     beneficiary,
                 ),
             )

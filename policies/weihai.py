@@ -13,7 +13,7 @@ from typing import Any
 from . import counters as c
 from .calendar import age_bracket_reached
 from .counters import period_key
-from .explanations import explain
+from .explanations import writer
 from .limits import Limits
 from .member import Certification, MemberState, Status
 from .money import ZERO, fen, pct, points
@@ -38,6 +38,24 @@ FIRST_YEAR = 2022  # 001 第四十条: in force from 2022-07-01
 OUT_OF_AREA_TEMPORARY = frozenset({"temporary_filed", "temporary_unfiled"})
 # The hooks of policies.rules.RegionRules this region does not have.
 screen_visit = None
+
+
+_TCM_EMPLOYEE = writer("tcm.employee")
+_TCM_RESIDENT = writer("tcm.resident")
+_EXCLUSION_NOT_REGISTERED = writer("exclusion.not_registered")
+_OUT_OF_AREA_FIRST_SHARE = writer("out_of_area.first_share")
+_DEDUCTIBLE = writer("deductible")
+_LIMIT_BASE = writer("limit.base")
+_RATIO_FUND = writer("ratio.fund")
+_BONUS_APPLIED = writer("bonus.applied")
+_GENERAL_TIER_SEGMENT = writer("general.tier.segment")
+_GENERAL_TIER = writer("general.tier")
+_CHRONIC_EMPLOYEE = writer("chronic.employee")
+_CHRONIC_SPECIAL = writer("chronic.special")
+_CHRONIC_COMMON = writer("chronic.common")
+_BONUS_RESET = writer("bonus.reset")
+_BONUS_NOT_ENROLLED = writer("bonus.not_enrolled")
+_BONUS_CLOSE = writer("bonus.close")
 
 
 @dataclass(frozen=True)
@@ -115,14 +133,14 @@ def _tiers(ctx: VisitContext) -> tuple[str, str, str]:
         return str(level), str(level), ""
     lower = str(max(level - 1, 1))
     if ctx.employee:
-        return lower, lower, explain("tcm.employee", tier=lower)
-    return lower, str(level), explain("tcm.resident", tier=lower)
+        return lower, lower, _TCM_EMPLOYEE(tier=lower)
+    return lower, str(level), _TCM_RESIDENT(tier=lower)
 
 
 def _excluded(ctx: VisitContext, decision: FundDecision) -> bool:
     registered = ctx.member.designated_facilities
     if registered and ctx.visit.facility_id not in registered:
-        decision.no_fund(explain("exclusion.not_registered"))
+        decision.no_fund(_EXCLUSION_NOT_REGISTERED())
         return True
     return False
 
@@ -142,22 +160,24 @@ def _capped(
     first = ZERO
     if ctx.out_of_area in OUT_OF_AREA_TEMPORARY:
         first = fen(eligible * ctx.params.out_of_area_first_share)
-        decision.lines.append(
-            explain("out_of_area.first_share", share=pct(ctx.params.out_of_area_first_share), first=first)
-        )
+        decision.lines.append(_OUT_OF_AREA_FIRST_SHARE(share=pct(ctx.params.out_of_area_first_share), first=first))
     rest = eligible - first
     deductible = deductible_due(rest, threshold, paid)
-    room = max(ZERO, limit - used)
-    first_counted = min(first, room)
+    # max() and min() as comparisons picking the same operand (visit.deductible_due)
+    room = limit - used
+    if not room > ZERO:
+        room = ZERO
+    first_counted = room if room < first else first
     above = rest - deductible
-    base = min(above, room - first_counted)
-    decision.lines.append(explain("deductible", article=article, threshold=threshold, paid=paid, deductible=deductible))
-    decision.lines.append(explain("limit.base", article="001 第十条", limit=limit, used=used, base=base))
+    left = room - first_counted
+    base = left if left < above else above
+    decision.lines.append(_DEDUCTIBLE(article=article, threshold=threshold, paid=paid, deductible=deductible))
+    decision.lines.append(_LIMIT_BASE(article="001 第十条", limit=limit, used=used, base=base))
     decision.deductible, decision.over_limit = deductible, above - base
     decision.fund = fen(base * ratio)
     decision.ratio = ratio
     decision.limit_remaining = room - first_counted - base
-    decision.lines.append(explain("ratio.fund", article=article, ratio=pct(ratio), base=base, fund=decision.fund))
+    decision.lines.append(_RATIO_FUND(article=article, ratio=pct(ratio), base=base, fund=decision.fund))
     return first_counted + base
 
 
@@ -190,12 +210,12 @@ def _general(ctx: VisitContext) -> FundDecision:
         )
     if bonus:
         ratio += points(bonus)
-        decision.lines.append(explain("bonus.applied", bonus=bonus))
+        decision.lines.append(_BONUS_APPLIED(bonus=bonus))
     limit = p.general_limit["employee" if insurance == "employee" else cat]
     decision.lines.append(
-        explain("general.tier.segment", category=cat.replace("_", " "), level=ctx.facility.level, segment=segment)
+        _GENERAL_TIER_SEGMENT(category=cat.replace("_", " "), level=ctx.facility.level, segment=segment)
         if segment
-        else explain("general.tier", category=cat.replace("_", " "), level=ctx.facility.level)
+        else _GENERAL_TIER(category=cat.replace("_", " "), level=ctx.facility.level)
     )
     counted = _capped(
         ctx,
@@ -232,20 +252,18 @@ def _chronic(ctx: VisitContext, cert: Certification) -> FundDecision:
         caps = member.certified_caps_on(day)
         limit, threshold = sum(caps, ZERO), p.employee_chronic_deductible
         names = (c.CHRONIC_DEDUCTIBLE, c.CHRONIC_BASE, c.CHRONIC_FUND)
-        decision.lines.append(explain("chronic.employee", threshold=threshold, caps=len(caps)))
+        decision.lines.append(_CHRONIC_EMPLOYEE(threshold=threshold, caps=len(caps)))
     elif cert.kind == "special":
         ratio = p.resident_inpatient_ratio[ratio_tier] + tcm_points
         caps = member.certified_caps_on(day, kind="special")
         limit, threshold = sum(caps, ZERO), p.special_chronic_deductible
         names = (c.CHRONIC_DEDUCTIBLE, c.CHRONIC_BASE, c.CHRONIC_FUND)
-        decision.lines.append(explain("chronic.special", threshold=threshold))
+        decision.lines.append(_CHRONIC_SPECIAL(threshold=threshold))
     else:
         ratio = p.common_chronic_ratio + tcm_points
         limit, threshold = p.common_chronic_limit[cat], p.common_chronic_deductible
         names = (c.COMMON_CHRONIC_DEDUCTIBLE, c.COMMON_CHRONIC_BASE, c.COMMON_CHRONIC_FUND)
-        decision.lines.append(
-            explain("chronic.common", threshold=threshold, ratio=pct(p.common_chronic_ratio), limit=limit)
-        )
+        decision.lines.append(_CHRONIC_COMMON(threshold=threshold, ratio=pct(p.common_chronic_ratio), limit=limit))
     deductible_name, base_name, fund_name = names
     counted = _capped(
         ctx,
@@ -339,10 +357,10 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
             "weihai_ratio_bonus",
             before,
             Decimal("0.0"),
-            (explain("bonus.reset", why=why, year=year),),
+            (_BONUS_RESET(why=why, year=year),),
         )
     if not member.enrolled_whole_year(year):
-        return YearClose("weihai_ratio_bonus", before, before, (explain("bonus.not_enrolled", year=year),))
+        return YearClose("weihai_ratio_bonus", before, before, (_BONUS_NOT_ENROLLED(year=year),))
     fund = member.year_total(c.GENERAL_FUND, year)
     base = member.year_total(c.GENERAL_BASE, year)
     december = date(year, 12, 31)
@@ -363,7 +381,7 @@ def close_year(member: MemberState, year: int, params: Params) -> YearClose:
         "weihai_ratio_bonus",
         before,
         after,
-        (explain("bonus.close", year=year, why=why, earned=earned, after=after, most=params.bonus_max_points),),
+        (_BONUS_CLOSE(year=year, why=why, earned=earned, after=after, most=params.bonus_max_points),),
     )
 
 

@@ -98,7 +98,7 @@ def test_every_template_is_written_as_format_writes_it_whatever_the_values():
     from datetime import date as day
 
     from ledger.contract.visit import ItemCategory
-    from policies.explanations import _ENGLISH
+    from policies.explanations import _ENGLISH, writer
 
     kinds = [
         Decimal("1234.50"),
@@ -119,3 +119,4 @@ def test_every_template_is_written_as_format_writes_it_whatever_the_values():
             values = {name: kinds[(shift + at) % len(kinds)] for at, name in enumerate(names)}
             assert explain(template.code, **values) == template.en.format(**values), template.code
             assert _ENGLISH[template.code](values) == template.en.format_map(values)
+            assert writer(template.code)(**values) == template.en.format(**values), template.code

@@ -34,7 +34,7 @@ from .db.server import Database
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded, decoded, unpublished_rows
 from .recorder import AuditSession
-from .runtime import tune_garbage_collector
+from .runtime import job_pool
 from .streams import ROOT, Head, balanced, root_hash
 from .verify_rows import (
     DERIVED,
@@ -487,7 +487,6 @@ _progress: Queue[tuple[int, int]] | None = None  # in a worker: where it reports
 
 def _start_worker(progress: Queue[tuple[int, int]] | None) -> None:
     global _progress
-    tune_garbage_collector()
     _progress = progress
 
 
@@ -515,8 +514,7 @@ def _verify_regions(
 def worker_pool(workers: int, progress: Queue[tuple[int, int]] | None = None) -> ProcessPoolExecutor:
     """Fresh interpreters (no state inherited from the parent), with the parent's collector settings; each puts
     (its index, events replayed) on `progress`, a queue of the spawn context, as it goes."""
-    context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(progress,))
+    return job_pool(workers, _start_worker, (progress,))
 
 
 def verify_in_parallel(

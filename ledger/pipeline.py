@@ -28,6 +28,7 @@ from .adoption import adoption
 from .authority import Authority
 from .batch import BatchRows
 from .carry import Carry
+from .chain import text_digest
 from .contract import MEMBER_EVENT_TYPES, EventBase, InvalidEvent
 from .contract.envelope import MemberEvent
 from .contract.period import YearClosed
@@ -356,6 +357,9 @@ class Parking:
         self.arrivals = dict(arrivals)
         self.arrival = max(arrivals.values(), default=0)
         self.parked: list[Incoming] = []  # parked by this batch, in arrival order
+        # digests of the parked bytes read as still waiting: a refusal of them (without a ledger position, which no
+        # stream's head shows) would end their wait (`carry.Watermark`)
+        self.revived: list[str] = []
 
     def should_park(self, item: Incoming, book: Book) -> bool:
         event = member_event(item)
@@ -391,6 +395,7 @@ class Parking:
         for region, member_id, payload, source, event_id in rows:
             if carry is None or not carry.waits_no_more(event_id, payload, parked_source(source, event_id)):
                 waiting[(region, member_id)].append(revive(payload, source, event_id))
+                self.revived.append(text_digest(payload))
         if carry is not None:
             for key in keys & carry.parked.keys():
                 there = {parked_id(item) for item in waiting.get(key, ())}

@@ -208,3 +208,84 @@ def test_a_batch_whose_numbers_another_writer_took_meanwhile_is_settled_again_no
     assert [r[0] for r in fetch(database, f"SELECT member_id FROM {PRODUCED}")] == ["OTHER"]
     stats = ingest(database, lines)[0]
     assert stats.appended == members and verify(database).ok
+
+
+def _with_refusals(region: str, prefix: str) -> list[str]:
+    """Members of `region` enrolled and visiting, with input refused before it has a ledger position among them:
+    lines that are not JSON, and events of the region that break the contract."""
+    from tests import builders as b
+
+    lines = []
+    for n in range(40):
+        member = f"{prefix}{n:03d}"
+        lines.append(b.as_line(b.enrolled(member, region, on="2023-01-01")))
+        lines.append(b.as_line(b.visit(member, region, on="2023-03-01", items=[b.line("120.00")])))
+        lines.append(f"{{not json {prefix} {n}")
+        lines.append(b.as_line({**b.visit(member, region, on="2023-03-02", items=[b.line("80.00")]), "surprise": n}))
+    return lines
+
+
+def test_writers_of_two_regions_refusing_unreadable_input_settle_no_batch_twice(database):
+    """A refusal without a ledger position is of bytes, not of a region: a batch depends on the refusals of the
+    bytes it looked up (a repeat of unreadable input is not refused twice), not on every refusal. Two writers of
+    two regions refusing input as they go leave each other's batches as they were settled."""
+    from tests import builders as b
+
+    b.fresh()
+    files = [_with_refusals(b.NANJING, "RN"), _with_refusals(b.WEIHAI, "RW")]
+    results = _at_once(database, files, batch_size=8)
+    assert [r.rejected for r in results] == [80, 80]
+    assert [r.appended for r in results] == [80, 80]
+    assert [r.resettled for r in results] == [0, 0]
+    sources = [
+        r[0].split(":")[0] for r in fetch(database, "SELECT source FROM ledger_rejections ORDER BY rejection_id")
+    ]
+    assert sum(1 for a, c in zip(sources, sources[1:]) if a != c) > 2, "the two writers did not interleave"
+    assert verify(database).ok
+
+
+def test_a_batch_settled_before_another_region_refused_unreadable_input_still_commits(database):
+    import asyncio
+
+    from ledger.intake import from_lines
+    from ledger.service import LedgerService
+    from tests import builders as b
+
+    b.fresh()
+    ingest(database, [b.as_line(b.enrolled("RW1", b.WEIHAI, on="2023-01-01"))])
+    visit = b.as_line(b.visit("RW1", b.WEIHAI, on="2023-03-01", items=[b.line("300.00")]))
+
+    async def scenario():
+        async with LedgerService(database) as service:
+            prepared = await service.prepare(list(from_lines([visit], "weihai")), None)
+            # another writer, of Nanjing, refuses input that names no region meanwhile
+            async with LedgerService(database) as nanjing:
+                lines = ["{not json", b.as_line(b.enrolled("RN1", b.NANJING, on="2023-01-01"))]
+                assert (await nanjing.ingest(from_lines(lines, "nanjing"))).rejected == 1
+            await service.commit(prepared)
+
+    asyncio.run(scenario())
+    assert fetch(database, "SELECT count(*) FROM ledger_settlements WHERE region = $1", b.WEIHAI)[0][0] == 1
+    assert verify(database).ok
+
+
+def test_a_batch_settled_before_the_same_unreadable_bytes_were_refused_is_settled_again(database):
+    """The bytes a batch found unrefused and refuses itself, refused by another writer between its reads and its
+    commit: it is settled again, and finds them a repeat."""
+    import asyncio
+
+    from ledger.carry import Conflict
+    from ledger.intake import from_lines
+    from ledger.service import LedgerService
+
+    async def scenario():
+        async with LedgerService(database) as service:
+            prepared = await service.prepare(list(from_lines(["{same bytes"], "first")), None)
+            async with LedgerService(database) as other:
+                assert (await other.ingest(from_lines(["{same bytes"], "second"))).rejected == 1
+            with pytest.raises(Conflict):
+                await service.commit(prepared)
+
+    asyncio.run(scenario())
+    assert fetch(database, "SELECT count(*) FROM ledger_rejections WHERE seq IS NULL")[0][0] == 1
+    assert ingest(database, ["{same bytes"])[0].duplicates == 1

@@ -410,7 +410,7 @@ class Replayer:
     ) -> dict[str, Sequence[Any]]:
         """The ledger rows of the events of `batch_rows` (of a year-close chunk, of its members), by table, in
         the shape they were written in."""
-        seqs = list(batch_rows.derived)
+        seqs = list(batch_rows.positions)
         members = batch_rows.members_only
         stored: dict[str, Sequence[Any]] = {}
         for spec in specs:
@@ -441,7 +441,7 @@ class Replayer:
         if members is not None and not spec.by_member:
             return
         derived = spec.rows(batch_rows)
-        seqs, members_of = list(batch_rows.derived), None if members is None else list(members)
+        seqs, members_of = list(batch_rows.positions), None if members is None else list(members)
         count, unequal = await audit.unequal_rows(
             spec, SHADOW.settlements, seqs, [row[spec.key_at[0]] for row in derived], members_of
         )

@@ -89,6 +89,13 @@ class Touched:
         return self.years | {year for year in years_of(self.member) if year >= start}
 
 
+def _of(touched: Touched | None, output: Settlement | Movement) -> bool:
+    """Whether `output` is of the member `touched` (touched again by the same event, it would be left as it is)."""
+    return (
+        touched is not None and touched.member.member_id == output.member_id and touched.member.region == output.region
+    )
+
+
 @dataclass
 class BatchRows:
     events: list[StoredEvent] = field(default_factory=list)
@@ -162,10 +169,11 @@ class BatchRows:
         self.positions[seq] = None
         every_year = event.event_type not in YEARS_FROM_OUTPUTS
         member_id = getattr(event, "member_id", None)
+        own = None  # the event's member, as touched: the member of most of its outputs too
         if member_id is not None:
-            entry = self.touch(book.member(event.region, member_id), seq, every_year)
-            if entry is not None and event.event_type == "account.external_fund_payment":
-                entry.years.add(event.business_date.year)
+            own = self.touch(book.member(event.region, member_id), seq, every_year)
+            if own is not None and event.event_type == "account.external_fund_payment":
+                own.years.add(event.business_date.year)
         if event.event_type == "account.payment_requested":  # the model's or the fast decoder's Struct of it
             self.payments.append((event.region, cast("PaymentRequested", event).payment_id, seq))
         for output in outputs:
@@ -196,7 +204,11 @@ class BatchRows:
                     )
                 )
                 self.fund.add(output)
-                entry = self.touch(book.member(output.region, output.member_id), seq, every_year)
+                entry = (
+                    own
+                    if _of(own, output)
+                    else self.touch(book.member(output.region, output.member_id), seq, every_year)
+                )
                 if entry is not None:
                     entry.years.update(int(period.split("#")[0]) for period, _, _ in output.deltas)
                 continue
@@ -220,7 +232,11 @@ class BatchRows:
                         text,
                     )
                 )
-                entry = self.touch(book.member(output.region, output.member_id), seq, every_year)
+                entry = (
+                    own
+                    if _of(own, output)
+                    else self.touch(book.member(output.region, output.member_id), seq, every_year)
+                )
                 if entry is not None:
                     year = output.booked_on.year
                     entry.balance_from = year if entry.balance_from is None else min(entry.balance_from, year)

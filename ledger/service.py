@@ -95,11 +95,13 @@ class Prepared:
 @dataclass
 class Unseen:
     """A batch's input without its repeats, and what that was told by: the payload digests whose refusal was looked
-    up, and those of them found refused (with the unreadable input the batch carried from refused)."""
+    up, those of them found refused (with the unreadable input the batch carried from refused), and the digests of
+    the events found held (a parked one among them waits, and so is held, only while its bytes are not refused)."""
 
     fresh: list[Incoming]
     digests: list[str]
     refused: set[str]
+    held: list[str]
 
 
 @dataclass
@@ -350,8 +352,10 @@ class LedgerService:
         loaded.update((key, self.digest) for key in rows.touched)
         unreadable = {row[6] for row in rows.rejections if row[0] is None}
         # What the batch was settled on of the refusals without a position, which are of bytes, not of regions:
-        # the repeats of refused input it looked up, and the parked events it read as still waiting.
-        refusals = sorted({*unseen.digests, *parking.revived})
+        # the repeats of refused input it looked up, and the parked events it read as still waiting (a refusal
+        # of a held or revived event's bytes that was there already, from another source, makes it be settled
+        # again: a cost, not a risk).
+        refusals = sorted({*unseen.digests, *unseen.held, *parking.revived})
         found_refused = len(unseen.refused.intersection(refusals))
         expected = None
         if projections is not None:
@@ -544,8 +548,8 @@ class LedgerService:
         ids = [item.event.event_id for item in items if item.event is not None]
         if carry is not None:  # what the batch before appended or parked, which it may not have committed yet
             repeats.hold_recorded((i, carry.payloads[i]) for i in ids if i in carry.payloads)
-        if ids:
-            repeats.hold_recorded(await ledger.held(ids))
+        held = await ledger.held(ids) if ids else []
+        repeats.hold_recorded(held)
         # Unreadable input refused before is a repeat; so is an event refused before as a conflicting repeat (any
         # event whose id is held, or given twice here, may turn out one).
         given = Counter(ids)
@@ -565,7 +569,7 @@ class LedgerService:
                 stats.duplicates += 1
             else:
                 fresh.append(item)
-        return Unseen(fresh, digests, refused)
+        return Unseen(fresh, digests, refused, [text_digest(payload) for _, payload in held])
 
     async def sweep(
         self, now: datetime | None = None, stats: IngestStats | None = None, on_published: OnPublished | None = None

@@ -89,6 +89,13 @@ class Touched:
         return self.years | {year for year in years_of(self.member) if year >= start}
 
 
+def _of(touched: Touched | None, output: Settlement | Movement) -> bool:
+    """Whether `output` is of the member `touched` (touched again by the same event, it would be left as it is)."""
+    return (
+        touched is not None and touched.member.member_id == output.member_id and touched.member.region == output.region
+    )
+
+
 @dataclass
 class BatchRows:
     events: list[StoredEvent] = field(default_factory=list)
@@ -104,9 +111,8 @@ class BatchRows:
     touched: dict[tuple[str, str], Touched] = field(default_factory=dict)
     published: list[dict] = field(default_factory=list)  # wire records, in order, for the caller to print
     outbox: list[tuple] = field(default_factory=list)  # (stream, key, JSON) of what the topics receive, in order
-    # seq -> what the event produced, keyed as replay compares it ("settlement <id>", "movement <id>",
-    # "incentive <member>", "rejection") with the published record as value
-    derived: dict[int, dict[str, dict]] = field(default_factory=dict)
+    # the ledger positions of the events settled, in order: where replay compares the ledger's rows with these
+    positions: dict[int, None] = field(default_factory=dict)
     # A year close is evaluated a chunk of members at a time: its outputs here are those of these members only.
     members_only: frozenset[str] | None = None
     # False: what leaves medledger (`published`, `outbox`) is not built; a replay writes and compares the rows.
@@ -160,13 +166,14 @@ class BatchRows:
     def accept(
         self, seq: int, event: EventBase, outputs: list[Settlement | Movement | IncentiveEvaluation], book: Book
     ) -> None:
-        derived = self.derived.setdefault(seq, {})
+        self.positions[seq] = None
         every_year = event.event_type not in YEARS_FROM_OUTPUTS
         member_id = getattr(event, "member_id", None)
+        own = None  # the event's member, as touched: the member of most of its outputs too
         if member_id is not None:
-            entry = self.touch(book.member(event.region, member_id), seq, every_year)
-            if entry is not None and event.event_type == "account.external_fund_payment":
-                entry.years.add(event.business_date.year)
+            own = self.touch(book.member(event.region, member_id), seq, every_year)
+            if own is not None and event.event_type == "account.external_fund_payment":
+                own.years.add(event.business_date.year)
         if event.event_type == "account.payment_requested":  # the model's or the fast decoder's Struct of it
             self.payments.append((event.region, cast("PaymentRequested", event).payment_id, seq))
         for output in outputs:
@@ -179,7 +186,6 @@ class BatchRows:
                     record = kept | aliases
                     self.published.append(record)
                     self.outbox.append((SETTLEMENTS, key_of(record), f"{text[:-1]},{dumps(aliases)[1:]}"))
-                derived[f"settlement {output.settlement_id}"] = kept
                 self.settlements.append(
                     (
                         output.settlement_id,
@@ -198,7 +204,11 @@ class BatchRows:
                     )
                 )
                 self.fund.add(output)
-                entry = self.touch(book.member(output.region, output.member_id), seq, every_year)
+                entry = (
+                    own
+                    if _of(own, output)
+                    else self.touch(book.member(output.region, output.member_id), seq, every_year)
+                )
                 if entry is not None:
                     entry.years.update(int(period.split("#")[0]) for period, _, _ in output.deltas)
                 continue
@@ -208,19 +218,29 @@ class BatchRows:
                 self.published.append(record)
                 self.outbox.append((SETTLEMENTS, key_of(record), text))
             if isinstance(output, Movement):
-                derived[f"movement {output.movement_id}"] = record
-                self.movements.append(
-                    tuple(
-                        seq if name == "seq" else text if name == "record" else getattr(output, name)
-                        for name in MOVEMENT_ROW
+                self.movements.append(  # in MOVEMENT_ROW's order
+                    (
+                        output.movement_id,
+                        seq,
+                        output.region,
+                        output.member_id,
+                        output.kind,
+                        output.purpose,
+                        output.amount,
+                        output.balance_after,
+                        output.policy_id,
+                        text,
                     )
                 )
-                entry = self.touch(book.member(output.region, output.member_id), seq, every_year)
+                entry = (
+                    own
+                    if _of(own, output)
+                    else self.touch(book.member(output.region, output.member_id), seq, every_year)
+                )
                 if entry is not None:
                     year = output.booked_on.year
                     entry.balance_from = year if entry.balance_from is None else min(entry.balance_from, year)
             elif isinstance(output, IncentiveEvaluation):
-                derived[f"incentive {output.member_id}"] = record
                 self.incentives.append((seq, output.region, output.member_id, output.year, text))
                 self.touch(book.member(output.region, output.member_id), seq, every_year)
 
@@ -238,7 +258,7 @@ class BatchRows:
     ) -> None:
         """A refusal; `region` is the event's, given with its ledger position (`seq`)."""
         if seq is not None:
-            self.derived[seq] = {"rejection": {"reason": reason}}
+            self.positions[seq] = None
         digest = text_digest(payload) if seq is None else None  # of the input as received
         event_id, source = storable(event_id), storable(source)
         detail, payload = storable(detail), storable(payload)

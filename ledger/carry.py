@@ -26,15 +26,17 @@ from .streams import Head
 @dataclass(frozen=True)
 class Watermark:
     """How far the ledger is for a batch of some regions (`ledger.streams`): each region's head and last parking
-    arrival (`region:value`, in region order), the last refusal without a ledger position, and which rebuild of
-    the projections is in place. Every writer that changes what the batch reads moves one of them: a batch of its
-    regions appends or parks, any batch refuses input before it has a position (unreadable, unsigned, ahead of
-    the clock: such input names no region, or its id may be any region's), and `projections rebuild` truncates
-    the projections, which gives member_state a new relfilenode. Writers of other regions move none of them."""
+    arrival (`region:value`, in region order), how many of the bytes whose refusal the batch looked up are refused
+    (`refused`), and which rebuild of the projections is in place. Every writer that changes what the batch reads
+    moves one of them: a batch of its regions appends or parks, a refusal without a ledger position of bytes the
+    batch read as unrefused (a repeat of unreadable input, a parked event it releases), and `projections rebuild`
+    truncates the projections, which gives member_state a new relfilenode. A refusal without a position is of
+    bytes, not of a region (such input names none, or its id may be any region's): refusals of other bytes, by
+    writers of other regions or of the same, move none of them."""
 
     heads: str
     arrivals: str
-    rejection: int
+    refused: int
     projections: int
 
 
@@ -51,20 +53,18 @@ def watermark_of(text: str) -> Watermark:
 @dataclass
 class Mark:
     """Where a batch leaves the ledger, for the regions it read and those of the batches it was carried from;
-    complete once it has committed (the last refusal without a position is known then)."""
+    complete once it has committed (the rebuild of the projections it committed on is known then)."""
 
     heads: dict[str, Head]
     arrivals: dict[str, int]
-    rejection: int | None = None
     projections: int | None = None
 
-    def end(self, heads: dict[str, Head], arrivals: dict[str, int]) -> Watermark:
-        """The watermark a batch settled through this one expects, `heads` and `arrivals` being of its regions."""
-        if self.rejection is None or self.projections is None:
+    def end(self, heads: dict[str, Head], arrivals: dict[str, int], refused: int) -> Watermark:
+        """The watermark a batch settled through this one expects, `heads` and `arrivals` being of its regions and
+        `refused` how many of the bytes it looked up are refused once this one committed."""
+        if self.projections is None:
             raise RuntimeError("the batch carried from has not committed")
-        return Watermark(
-            spelled({r: h.seq for r, h in heads.items()}), spelled(arrivals), self.rejection, self.projections
-        )
+        return Watermark(spelled({r: h.seq for r, h in heads.items()}), spelled(arrivals), refused, self.projections)
 
 
 class Conflict(RuntimeError):

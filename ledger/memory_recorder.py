@@ -66,7 +66,6 @@ class Tables:
     # Indexes, so that no read walks a whole table
     adopted: dict[str | None, str] = field(default_factory=dict)  # region (None: any) -> the digest adopted last
     arrivals: dict[str, int] = field(default_factory=dict)  # region -> the arrival of the event parked last there
-    positionless: dict[str, int] = field(default_factory=dict)  # "last" -> the last rejection_id without a seq
     parked_for: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # member -> positions in `parked`
     parked_as: dict[str, list[int]] = field(default_factory=dict)  # event_id -> positions in `parked`
     refusals: dict[tuple, bool] = field(default_factory=dict)  # (event_id, payload digest, source) refused unsequenced
@@ -240,15 +239,18 @@ class MemorySession:
     async def arrivals(self, regions: Iterable[str]) -> dict[str, int]:
         return {region: self.t.arrivals.get(region, 0) for region in sorted(set(regions))}
 
-    async def unscoped(self) -> tuple[int, int]:
-        return self.t.positionless.get("last", 0), 1  # the projections are never rebuilt in place here
+    async def projections_file(self) -> int:
+        return 1  # the projections are never rebuilt in place here
 
-    async def watermark(self, regions: Iterable[str]) -> Watermark:
+    async def watermark(self, regions: Iterable[str], digests: Iterable[str] = ()) -> Watermark:
         wanted = sorted(set(regions))
         heads = await self.stream_heads(wanted)
-        rejection, projections = await self.unscoped()
+        refused = len(await self.refused(list(set(digests))))
         return Watermark(
-            spelled({r: h.seq for r, h in heads.items()}), spelled(await self.arrivals(wanted)), rejection, projections
+            spelled({r: h.seq for r, h in heads.items()}),
+            spelled(await self.arrivals(wanted)),
+            refused,
+            await self.projections_file(),
         )
 
     async def last_adopted(self, region: str | None = None) -> str | None:
@@ -287,11 +289,12 @@ class MemorySession:
         tracking: Tracking | None = None,
         expected: Watermark | None = None,
         regions: Iterable[str] = (),
+        refusals: Iterable[str] = (),
     ) -> Written:
         journal = self._writer()
         found = None
         if expected is not None:
-            found = await self.watermark(regions)
+            found = await self.watermark(regions, refusals)
             if tracking is not None and tracking.spans:
                 check(tracking.claims, tracking.spans, await self.claims_of(tracking))
             if found != expected:
@@ -325,13 +328,10 @@ class MemorySession:
             journal.put(t.arrivals, row[1], row[6])
         for row in rows.signatures:
             journal.put(t.signatures, row[0], row)
-        last_rejection = None
         for row in rows.rejections:
-            last_rejection = (t.rejections[-1][0] if t.rejections else 0) + 1
-            journal.append(t.rejections, (last_rejection, *row))
+            journal.append(t.rejections, ((t.rejections[-1][0] if t.rejections else 0) + 1, *row))
             seq, event_id, source, _, _, _, digest, *_ = row
             if seq is None:
-                journal.put(t.positionless, "last", last_rejection)
                 journal.put(t.refused_digests, digest, True)
                 journal.put(t.refusals, (event_id, digest, source), True)
         self._projections(journal, rows, registry, digest)
@@ -341,7 +341,7 @@ class MemorySession:
             journal.extend(t.outbox, rows.outbox)
         if tracking is not None and tracking.spans and expected is not None:
             self._move_offsets(journal, tracking)
-        return Written(found, last_rejection, outbox)
+        return Written(found, outbox)
 
     def _writer(self) -> Journal:
         if self.journal is None:

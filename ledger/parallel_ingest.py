@@ -14,7 +14,6 @@ byte a line. Each worker then reads the file and keeps the lines marked for it, 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import tempfile
 from array import array
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import orjson
 
+from .runtime import job_pool
 from .streams import NO_REGION, balanced
 
 if TYPE_CHECKING:
@@ -154,10 +154,14 @@ def _signed(items: Iterable[Incoming], signing: Signer) -> Iterator[Incoming]:
         yield item
 
 
+def ingest_pool(workers: int) -> ProcessPoolExecutor:
+    """The worker processes, collecting garbage as the `medledger` command does (`runtime.job_pool`)."""
+    return job_pool(workers)
+
+
 def ingest_in_parallel(db: Database, parts: list[Part], signing_args: tuple | None = None) -> list[IngestStats]:
     """Each part in a process of its own (fresh interpreters); their stats, in order."""
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
+    with ingest_pool(len(parts)) as pool:
         futures = [pool.submit(ingest_part, db, part, signing_args) for part in parts]
         return [future.result() for future in futures]
 

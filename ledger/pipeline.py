@@ -28,13 +28,14 @@ from .adoption import adoption
 from .authority import Authority
 from .batch import BatchRows
 from .carry import Carry
+from .chain import link, text_digest
 from .contract import MEMBER_EVENT_TYPES, EventBase, InvalidEvent
 from .contract.envelope import MemberEvent
 from .contract.period import YearClosed
 from .intake import PARKABLE, Incoming, decode_canonical
 from .ownership import VisitOwners
 from .recorder import SettlingReads
-from .store import NewEvent, chain_onto
+from .store import NewEvent, StoredEvent, chain_onto
 from .streams import Head
 
 YEAR_CLOSE = "period.year_closed"
@@ -106,21 +107,25 @@ class Sequencer:
             self._append(head, adoption(at, self.params_digest, self.parameters, event.occurred_at, head.region), rows)
             head.adopted = self.params_digest
             self.adoptions += 1
-        self._append(
-            head,
-            NewEvent(
+        # the row as it is written, made once: the per-event work beside it is the hash itself
+        seq, prev, payload = head.seq + 1, head.hash, item.payload
+        head.seq, head.hash = seq, link(prev, seq, payload)
+        rows.events.append(
+            StoredEvent(
+                seq,
                 event.event_id,
                 event.event_type,
                 event.region,
                 getattr(event, "member_id", None),
                 event.occurred_at,
-                item.payload,
+                payload,
                 self.params_digest,
+                prev,
+                head.hash,
                 item.source,
-            ),
-            rows,
+            )
         )
-        return head.seq
+        return seq
 
     @staticmethod
     def _append(head: Head, event: NewEvent, rows: BatchRows) -> None:
@@ -326,7 +331,7 @@ class Pipeline:
             await self.write(rows, registry)
             self.published.extend(rows.published)
             return
-        rows.derived[seq] = {}
+        rows.positions[seq] = None
         rows.members_only = frozenset()
         rows.closed_years.append((event.region, event.year, seq))
         await self.write(rows, registry)
@@ -356,6 +361,9 @@ class Parking:
         self.arrivals = dict(arrivals)
         self.arrival = max(arrivals.values(), default=0)
         self.parked: list[Incoming] = []  # parked by this batch, in arrival order
+        # digests of the parked bytes read as still waiting: a refusal of them (without a ledger position, which no
+        # stream's head shows) would end their wait (`carry.Watermark`)
+        self.revived: list[str] = []
 
     def should_park(self, item: Incoming, book: Book) -> bool:
         event = member_event(item)
@@ -391,6 +399,7 @@ class Parking:
         for region, member_id, payload, source, event_id in rows:
             if carry is None or not carry.waits_no_more(event_id, payload, parked_source(source, event_id)):
                 waiting[(region, member_id)].append(revive(payload, source, event_id))
+                self.revived.append(text_digest(payload))
         if carry is not None:
             for key in keys & carry.parked.keys():
                 there = {parked_id(item) for item in waiting.get(key, ())}

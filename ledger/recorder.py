@@ -53,11 +53,10 @@ class Tracking:
 
 @dataclass(frozen=True)
 class Written:
-    """What writing a batch found: the watermark before its rows (when it was asked to check one), the last
-    rejection row it wrote, and the outbox positions before its records and of its last one."""
+    """What writing a batch found: the watermark before its rows (when it was asked to check one), and the outbox
+    positions before its records and of its last one."""
 
     found: Watermark | None = None
-    last_rejection: int | None = None
     outbox: tuple[int, int] | None = None
 
 
@@ -113,12 +112,13 @@ class LedgerSession(SettlingReads, Protocol):
     async def arrivals(self, regions: Iterable[str]) -> dict[str, int]:
         """The arrival number of the event parked last in each of `regions`; 0 where none ever was."""
 
-    async def unscoped(self) -> tuple[int, int]:
-        """The parts of the watermark every batch reads whatever its regions: (the last refusal without a ledger
-        position, the projections' rebuild)."""
+    async def projections_file(self) -> int:
+        """The part of the watermark every batch reads whatever its regions and input: which rebuild of the
+        projections is in place."""
 
-    async def watermark(self, regions: Iterable[str]) -> Watermark:
-        """How far the ledger is for `regions` (`carry.Watermark`)."""
+    async def watermark(self, regions: Iterable[str], digests: Iterable[str] = ()) -> Watermark:
+        """How far the ledger is for `regions` and the refusals without a position of the payload `digests`
+        (`carry.Watermark`)."""
 
     async def last_adopted(self, region: str | None = None) -> str | None:
         """The digest of the parameter set adopted last (in `region`'s stream, given one); None before any."""
@@ -141,10 +141,12 @@ class LedgerSession(SettlingReads, Protocol):
         tracking: Tracking | None = None,
         expected: Watermark | None = None,
         regions: Iterable[str] = (),
+        refusals: Iterable[str] = (),
     ) -> Written:
         """A batch's rows (events, ledger rows, parked events, signatures, projections and outbox records) in the
         session's transaction, with the parameter set `parameters` (whose digest is `digest`) when given. With
-        `expected`, the write also reads the watermark of `regions` and moves the consumed offsets of `tracking`, and
+        `expected`, the write also reads the watermark of `regions` and of the refusals of the payload digests
+        `refusals`, and moves the consumed offsets of `tracking`, and
         raises `carry.Conflict` (the ledger moved) or `StaleClaim` (a partition was claimed again) after it unless the
         ledger was where `expected` says and every partition is still claimed. Raises `Collision` when another writer's
         rows took the batch's numbers or ids."""

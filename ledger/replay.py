@@ -34,7 +34,7 @@ from .db.server import Database
 from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded, decoded, unpublished_rows
 from .recorder import AuditSession
-from .runtime import tune_garbage_collector
+from .runtime import job_pool
 from .streams import ROOT, Head, balanced, root_hash
 from .verify_rows import (
     DERIVED,
@@ -410,7 +410,7 @@ class Replayer:
     ) -> dict[str, Sequence[Any]]:
         """The ledger rows of the events of `batch_rows` (of a year-close chunk, of its members), by table, in
         the shape they were written in."""
-        seqs = list(batch_rows.derived)
+        seqs = list(batch_rows.positions)
         members = batch_rows.members_only
         stored: dict[str, Sequence[Any]] = {}
         for spec in specs:
@@ -441,7 +441,7 @@ class Replayer:
         if members is not None and not spec.by_member:
             return
         derived = spec.rows(batch_rows)
-        seqs, members_of = list(batch_rows.derived), None if members is None else list(members)
+        seqs, members_of = list(batch_rows.positions), None if members is None else list(members)
         count, unequal = await audit.unequal_rows(
             spec, SHADOW.settlements, seqs, [row[spec.key_at[0]] for row in derived], members_of
         )
@@ -487,7 +487,6 @@ _progress: Queue[tuple[int, int]] | None = None  # in a worker: where it reports
 
 def _start_worker(progress: Queue[tuple[int, int]] | None) -> None:
     global _progress
-    tune_garbage_collector()
     _progress = progress
 
 
@@ -515,8 +514,7 @@ def _verify_regions(
 def worker_pool(workers: int, progress: Queue[tuple[int, int]] | None = None) -> ProcessPoolExecutor:
     """Fresh interpreters (no state inherited from the parent), with the parent's collector settings; each puts
     (its index, events replayed) on `progress`, a queue of the spawn context, as it goes."""
-    context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(progress,))
+    return job_pool(workers, _start_worker, (progress,))
 
 
 def verify_in_parallel(

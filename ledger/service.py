@@ -79,6 +79,10 @@ class Prepared:
     # its regions' heads and last arrivals as it was settled from (with `carried`: the rest of `expected`)
     heads: dict[str, Head] = field(default_factory=dict)
     arrivals: dict[str, int] = field(default_factory=dict)
+    # the payload digests whose refusal (without a ledger position) it looked up, and how many of them it found
+    # refused, with those of the batch carried from: its watermark's `refused`
+    refusals: list[str] = field(default_factory=list)
+    refused: int = 0
 
     def outcome(self) -> IngestStats:
         """Its stats once committed."""
@@ -86,6 +90,18 @@ class Prepared:
         stats.merge(self.stats)
         stats.add(self.published)
         return stats
+
+
+@dataclass
+class Unseen:
+    """A batch's input without its repeats, and what that was told by: the payload digests whose refusal was looked
+    up, those of them found refused (with the unreadable input the batch carried from refused), and the digests of
+    the events found held (a parked one among them waits, and so is held, only while its bytes are not refused)."""
+
+    fresh: list[Incoming]
+    digests: list[str]
+    refused: set[str]
+    held: list[str]
 
 
 @dataclass
@@ -287,16 +303,13 @@ class LedgerService:
         stats = IngestStats()
         regions = batch_regions(items)
         async with self.recorder.reading() as ledger:
+            projections = None
             if carry is None:
                 # read before what the batch settles from, so that whatever is written meanwhile moves it
-                rejection, projections = await ledger.unscoped()
+                projections = await ledger.projections_file()
                 heads = await ledger.stream_heads(regions, make=True)
                 since = await ledger.arrivals(regions)
-                expected = Watermark(
-                    spelled({r: h.seq for r, h in heads.items()}), spelled(since), rejection, projections
-                )
             else:
-                expected = None
                 heads = {r: carry.mark.heads[r] for r in regions if r in carry.mark.heads}
                 since = {r: carry.mark.arrivals[r] for r in regions if r in carry.mark.arrivals}
                 if untouched := [r for r in regions if r not in heads]:  # regions the batches before did not touch
@@ -304,7 +317,7 @@ class LedgerService:
                     since |= await ledger.arrivals(untouched)
             sequencer = Sequencer(heads, self.digest, self.parameters_text)
             parking = Parking(ledger, self.clock(), since)
-            fresh = await self._unseen(ledger, items, stats, carry)
+            unseen = await self._unseen(ledger, items, stats, carry)
             stats.read += len(items)
             written: list[BatchRows] = []
 
@@ -322,7 +335,7 @@ class LedgerService:
                 carry=carry,
                 authority=self.authority,
             )
-            await pipeline.run(fresh)
+            await pipeline.run(unseen.fresh)
             book = pipeline.book
             if book is None:  # nothing new: the next batch reads through the ledger as it is (its closed years)
                 book = carry.book if carry is not None else await ledger.load_book(self.registry, [])
@@ -338,6 +351,17 @@ class LedgerService:
         loaded = dict(rows.loaded)
         loaded.update((key, self.digest) for key in rows.touched)
         unreadable = {row[6] for row in rows.rejections if row[0] is None}
+        # What the batch was settled on of the refusals without a position, which are of bytes, not of regions:
+        # the repeats of refused input it looked up, and the parked events it read as still waiting (a refusal
+        # of a held or revived event's bytes that was there already, from another source, makes it be settled
+        # again: a cost, not a risk).
+        refusals = sorted({*unseen.digests, *unseen.held, *parking.revived})
+        found_refused = len(unseen.refused.intersection(refusals))
+        expected = None
+        if projections is not None:
+            expected = Watermark(
+                spelled({r: h.seq for r, h in heads.items()}), spelled(since), found_refused, projections
+            )
         carried = carry.mark if carry is not None else None
         out = Carry(
             # with the regions of the batches before: what it reads through of them is checked at its commit
@@ -367,6 +391,8 @@ class LedgerService:
             locked=locked_regions(items, regions),
             heads={r: replace(h) for r, h in heads.items()},
             arrivals=since,
+            refusals=refusals,
+            refused=found_refused,
         )
 
     async def commit(self, prepared: Prepared) -> None:
@@ -380,18 +406,18 @@ class LedgerService:
         expected = prepared.expected
         if expected is None:
             assert prepared.carried is not None  # settled through the batch before, which left the ledger there
-            expected = prepared.carried.end(prepared.heads, prepared.arrivals)
+            expected = prepared.carried.end(prepared.heads, prepared.arrivals, prepared.refused)
         tracking = prepared.tracking
         rows = prepared.rows
         try:
             async with self.recorder.writing(self.writer, prepared.locked) as ledger:
-                found, last_rejection, outbox = await self._write(ledger, rows, tracking, expected, prepared.regions)
+                found, outbox = await self._write(ledger, rows, tracking, expected, prepared.regions, prepared.refusals)
         except Collision as error:
             claimed = None
             async with self.recorder.reading() as ledger:
                 if tracking is not None and tracking.spans:
                     claimed = await ledger.claims_of(tracking)
-                found = await ledger.watermark(prepared.regions)
+                found = await ledger.watermark(prepared.regions, prepared.refusals)
             if tracking is not None and claimed is not None:
                 check(tracking.claims, tracking.spans, claimed)  # a consumer that lost the partition is told so
             if found != expected:
@@ -403,7 +429,6 @@ class LedgerService:
             raise
         # Under its regions' locks nothing else moved their streams: the ledger is where this batch leaves it.
         assert found is not None  # asked with `expected`, the write reads the watermark
-        prepared.carry.mark.rejection = found.rejection if last_rejection is None else last_rejection
         prepared.carry.mark.projections = found.projections
         if outbox is not None:
             prepared.handoff = handed_over(*outbox, rows.outbox)
@@ -419,17 +444,18 @@ class LedgerService:
         tracking: Tracking | None = None,
         expected: Watermark | None = None,
         regions: list[str] | None = None,
-    ) -> tuple[Watermark | None, int | None, tuple[int, int] | None]:
+        refusals: list[str] | None = None,
+    ) -> tuple[Watermark | None, tuple[int, int] | None]:
         """A batch's rows, inside its transaction under its regions' append locks (`LedgerSession.write_batch`),
         with the parameter set until one of the service's batches appended an event. With `expected`, the
-        watermark of `regions` is checked. Returns the watermark found (with `expected`), the last rejection_id
-        without a ledger position it wrote, and the outbox position before its records and its last one, if it
+        watermark of `regions` and of the refusals of the payload digests `refusals` is checked. Returns the
+        watermark found (with `expected`), and the outbox position before its records and its last one, if it
         wrote any."""
         parameters = self.parameters_text if rows.events and not self._parameters_kept else None
         written = await ledger.write_batch(
-            rows, self.registry, self.digest, parameters, tracking, expected, regions or []
+            rows, self.registry, self.digest, parameters, tracking, expected, regions or [], refusals or []
         )
-        return written.found, written.last_rejection, written.outbox
+        return written.found, written.outbox
 
     async def keeps_signatures(self) -> bool:
         """Whether the ledger keeps producers' signatures (`db.signatures`): then unsigned input is not to be
@@ -494,7 +520,7 @@ class LedgerService:
                 stats.expired += len(items)
                 fresh = items
             else:
-                fresh = await self._unseen(ledger, items, stats)
+                fresh = (await self._unseen(ledger, items, stats)).fresh
             stats.read += len(items)
 
             async def write(batch_rows: BatchRows, registry: PolicyRegistry) -> None:
@@ -513,7 +539,7 @@ class LedgerService:
 
     async def _unseen(
         self, ledger: LedgerSession, items: list[Incoming], stats: IngestStats, carry: Carry | None = None
-    ) -> list[Incoming]:
+    ) -> Unseen:
         """Drop repeats: an event already in the ledger or in the parking area, unreadable input already refused,
         or either earlier in this batch (or in the batch carried from). A repeat is acknowledged, never applied
         or recorded twice. A different event under an id already held is no repeat: it is refused
@@ -522,8 +548,8 @@ class LedgerService:
         ids = [item.event.event_id for item in items if item.event is not None]
         if carry is not None:  # what the batch before appended or parked, which it may not have committed yet
             repeats.hold_recorded((i, carry.payloads[i]) for i in ids if i in carry.payloads)
-        if ids:
-            repeats.hold_recorded(await ledger.held(ids))
+        held = await ledger.held(ids) if ids else []
+        repeats.hold_recorded(held)
         # Unreadable input refused before is a repeat; so is an event refused before as a conflicting repeat (any
         # event whose id is held, or given twice here, may turn out one).
         given = Counter(ids)
@@ -536,13 +562,14 @@ class LedgerService:
             repeats.refused |= await ledger.refused(digests)
         if carry is not None:
             repeats.refused |= carry.unreadable
+        refused = set(repeats.refused)  # as looked up: telling repeats apart adds to it
         fresh = []
         for item in items:
             if repeats.is_repeat(item):
                 stats.duplicates += 1
             else:
                 fresh.append(item)
-        return fresh
+        return Unseen(fresh, digests, refused, [text_digest(payload) for _, payload in held])
 
     async def sweep(
         self, now: datetime | None = None, stats: IngestStats | None = None, on_published: OnPublished | None = None

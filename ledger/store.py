@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from .chain import link
 
@@ -23,8 +24,10 @@ class NewEvent:
     source: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):
+    """An event at its place in its stream: a ledger_events row, its fields in the table's column order
+    (`db.event_store.COLUMNS`), so that the row is written as it is made, with no copy of it."""
+
     seq: int
     event_id: str
     event_type: str
@@ -33,9 +36,9 @@ class StoredEvent:
     occurred_at: datetime
     payload: str
     params_digest: str
-    source: str | None
     prev_hash: bytes
     hash: bytes
+    source: str | None
 
 
 def chain_onto(seq: int, prev_hash: bytes, event: NewEvent) -> StoredEvent:
@@ -49,9 +52,9 @@ def chain_onto(seq: int, prev_hash: bytes, event: NewEvent) -> StoredEvent:
         event.occurred_at,
         event.payload,
         event.params_digest,
-        event.source,
         prev_hash,
         link(prev_hash, seq, event.payload),
+        event.source,
     )
 
 

@@ -166,7 +166,7 @@ def _summary(stats: IngestStats) -> None:
     typer.echo(
         f"medledger: read {stats.read}, appended {stats.appended}, duplicates {stats.duplicates}, "
         f"settlements {stats.settlements}, movements {stats.movements}, rejected {stats.rejected}, "
-        f"parked {stats.parked}, expired {stats.expired}",
+        f"parked {stats.parked}, expired {stats.expired}, resettled {stats.resettled}",
         err=True,
     )
 

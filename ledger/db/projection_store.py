@@ -368,24 +368,14 @@ def add_settlements(writes: Writes, table: str, rows: BatchRows) -> None:
     writes.insert(table, SETTLEMENT_COLUMNS, rows.settlements)
 
 
-def add_ledger(writes: Writes, rows: BatchRows) -> int | None:
-    """The ledger rows of a batch, beside its events (`event_store.add_events`). If the batch refused anything
-    without a ledger position, the index of the statement's result that is the last rejection_id of those (what
-    the next batch's watermark expects, `carry.Watermark`)."""
+def add_ledger(writes: Writes, rows: BatchRows) -> None:
+    """The ledger rows of a batch, beside its events (`event_store.add_events`)."""
     add_settlements(writes, "ledger_settlements", rows)
     writes.insert("ledger_movements", MOVEMENT_COLUMNS, rows.movements)
     writes.insert("ledger_incentives", INCENTIVE_COLUMNS, rows.incentives)
     writes.insert("parked_events", PARKED_COLUMNS, rows.parked)
     writes.insert("ledger_signatures", SIGNATURE_COLUMNS, rows.signatures)
-    # in the batch's order, which the ids keep
-    return writes.insert(
-        "ledger_rejections",
-        REJECTION_COLUMNS,
-        rows.rejections,
-        ordered=True,
-        newest="rejection_id",
-        among="seq IS NULL AND region IS NULL",
-    )
+    writes.insert("ledger_rejections", REJECTION_COLUMNS, rows.rejections, ordered=True)  # numbered in this order
 
 
 async def fund_by_pool(raw: Raw) -> dict:

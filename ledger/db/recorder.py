@@ -71,11 +71,11 @@ class PostgresSession:
     async def arrivals(self, regions: Iterable[str]) -> dict[str, int]:
         return await streams.arrivals(self.raw, regions)
 
-    async def unscoped(self) -> tuple[int, int]:
-        return await watermarks.unscoped(self.raw)
+    async def projections_file(self) -> int:
+        return await watermarks.projections_file(self.raw)
 
-    async def watermark(self, regions: Iterable[str]) -> Watermark:
-        return await watermarks.watermark(self.raw, regions)
+    async def watermark(self, regions: Iterable[str], digests: Iterable[str] = ()) -> Watermark:
+        return await watermarks.watermark(self.raw, regions, digests)
 
     async def last_adopted(self, region: str | None = None) -> str | None:
         return await adoptions.last_adopted(self.raw, region)
@@ -106,20 +106,21 @@ class PostgresSession:
         tracking: Tracking | None = None,
         expected: Watermark | None = None,
         regions: Iterable[str] = (),
+        refusals: Iterable[str] = (),
     ) -> Written:
         """A small batch's rows as one statement (`db.writes`), which with `expected` also reads the watermark
-        of `regions` and the consumer's claims as they stood before it."""
+        of `regions` and `refusals` and the consumer's claims as they stood before it."""
         writes = Writes.sized(rows.size())
         level: int | None = None
         claims: offsets.ClaimsRead | None = None
         if expected is not None:
-            level = watermarks.add_watermark(writes, regions)
+            level = watermarks.add_watermark(writes, regions, refusals)
             if tracking is not None:
                 claims = offsets.add_claimed_offsets(writes, tracking.consumer, tracking.claims, tracking.spans)
         if parameters is not None:
             add_parameters(writes, digest, parameters)
         add_events(writes, rows.events)
-        refused = add_ledger(writes, rows)
+        add_ledger(writes, rows)
         add_projections(writes, self.names, rows, registry, digest)
         outbox = add_outbox(writes, rows.outbox)
         try:
@@ -133,11 +134,7 @@ class PostgresSession:
             found = watermark_of(result[level])
             if found != expected:
                 raise Conflict.moved(expected, found)
-        return Written(
-            found,
-            None if refused is None else result[refused],
-            None if outbox is None else (result[outbox[0]], result[outbox[1]]),
-        )
+        return Written(found, None if outbox is None else (result[outbox[0]], result[outbox[1]]))
 
     async def advance(
         self,

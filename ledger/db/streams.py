@@ -51,8 +51,12 @@ ARRIVALS_TEXT = (
     "SELECT coalesce(string_agg(r || ':' || (SELECT coalesce(max(arrival), 0) FROM parked_events WHERE region = r), "
     "',' ORDER BY r COLLATE \"C\"), '') FROM unnest({regions}) r"
 )
-# (a refusal without a ledger position has no region: its partition alone is read)
-POSITIONLESS = "SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections WHERE seq IS NULL AND region IS NULL"
+# How many of the payload digests in {digests} were refused without a ledger position (such a refusal has no
+# region: its partition alone is read, by the index of its digests).
+REFUSED_AMONG = (
+    "SELECT count(DISTINCT payload_digest) FROM ledger_rejections "
+    "WHERE seq IS NULL AND region IS NULL AND payload_digest = ANY({digests})"
+)
 PROJECTIONS_FILE = "SELECT relfilenode::bigint FROM pg_class WHERE oid = 'member_state'::regclass"
 
 
@@ -63,6 +67,11 @@ def heads_text(regions: str) -> str:
 
 def arrivals_text(regions: str) -> str:
     return ARRIVALS_TEXT.format(regions=regions)
+
+
+def refused_among(digests: str) -> str:
+    """`REFUSED_AMONG` of the digests in the text[] parameter `digests`."""
+    return REFUSED_AMONG.format(digests=digests)
 
 
 async def arrivals(raw: Raw, regions: Iterable[str]) -> dict[str, int]:

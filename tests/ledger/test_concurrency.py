@@ -84,32 +84,44 @@ def test_two_ingests_settling_the_same_members_at_once_give_what_one_after_the_o
     assert paid[0] == len(members) * 28
 
 
-def test_a_batch_settled_before_a_projection_rebuild_is_settled_again(database):
-    """`projections rebuild` appends nothing; a batch read before it must still not be written over it."""
+def _committed_after(database, lines: list[str], meanwhile) -> None:
+    """A batch of `lines` settled, then `meanwhile()` awaited, then the batch committed: raises `Conflict` when it
+    is to be settled again."""
     import asyncio
 
+    from ledger.intake import from_lines
+    from ledger.service import LedgerService
+
+    async def scenario():
+        async with LedgerService(database) as service:
+            prepared = await service.prepare(list(from_lines(lines, "settled first")), None)
+            await meanwhile()
+            await service.commit(prepared)
+
+    asyncio.run(scenario())
+
+
+async def _ingested(database, lines: list[str], name: str):
+    """`lines` ingested by a writer of their own (inside a running event loop); its stats."""
+    from ledger.intake import from_lines
+    from ledger.service import LedgerService
+
+    async with LedgerService(database) as service:
+        return await service.ingest(from_lines(lines, name))
+
+
+def test_a_batch_settled_before_a_projection_rebuild_is_settled_again(database):
+    """`projections rebuild` appends nothing; a batch read before it must still not be written over it."""
     from ledger.carry import Conflict
     from ledger.db.server import maintenance
-    from ledger.intake import from_lines
     from ledger.replay import Replayer
-    from ledger.service import LedgerService
     from tests import builders as b
 
     b.fresh()
     ingest(database, [b.as_line(b.enrolled("RB", b.NANJING, on="2023-01-01"))])
     visit = b.as_line(b.visit("RB", b.NANJING, on="2023-03-01", items=[b.line("800.00")]))
-
-    async def scenario():
-        async with LedgerService(database) as service:
-            prepared = await service.prepare(list(from_lines([visit], "t")), None)
-            await Replayer(maintenance(database)).rebuild()  # the role that rebuilds
-            try:
-                await service.commit(prepared)
-            except Conflict:
-                return "conflict"
-            return "written"
-
-    assert asyncio.run(scenario()) == "conflict"
+    with pytest.raises(Conflict):
+        _committed_after(database, [visit], Replayer(maintenance(database)).rebuild)  # the role that rebuilds
     assert fetch(database, f"SELECT count(*) FROM {PRODUCED}")[0][0] == 1
     stats = ingest(database, [visit])[0]
     assert stats.appended == 1 and verify(database).ok
@@ -208,3 +220,67 @@ def test_a_batch_whose_numbers_another_writer_took_meanwhile_is_settled_again_no
     assert [r[0] for r in fetch(database, f"SELECT member_id FROM {PRODUCED}")] == ["OTHER"]
     stats = ingest(database, lines)[0]
     assert stats.appended == members and verify(database).ok
+
+
+def _with_refusals(region: str, prefix: str) -> list[str]:
+    """Members of `region` enrolled and visiting, with input refused before it has a ledger position among them:
+    lines that are not JSON, and events of the region that break the contract."""
+    from tests import builders as b
+
+    lines = []
+    for n in range(40):
+        member = f"{prefix}{n:03d}"
+        lines.append(b.as_line(b.enrolled(member, region, on="2023-01-01")))
+        lines.append(b.as_line(b.visit(member, region, on="2023-03-01", items=[b.line("120.00")])))
+        lines.append(f"{{not json {prefix} {n}")
+        lines.append(b.as_line({**b.visit(member, region, on="2023-03-02", items=[b.line("80.00")]), "surprise": n}))
+    return lines
+
+
+def test_writers_of_two_regions_refusing_unreadable_input_settle_no_batch_twice(database):
+    """A refusal without a ledger position is of bytes, not of a region: a batch depends on the refusals of the
+    bytes it looked up (a repeat of unreadable input is not refused twice), not on every refusal. Two writers of
+    two regions refusing input as they go leave each other's batches as they were settled."""
+    from tests import builders as b
+
+    b.fresh()
+    files = [_with_refusals(b.NANJING, "RN"), _with_refusals(b.WEIHAI, "RW")]
+    results = _at_once(database, files, batch_size=8)
+    assert [r.rejected for r in results] == [80, 80]
+    assert [r.appended for r in results] == [80, 80]
+    assert [r.resettled for r in results] == [0, 0]
+    sources = [
+        r[0].split(":")[0] for r in fetch(database, "SELECT source FROM ledger_rejections ORDER BY rejection_id")
+    ]
+    assert sum(1 for a, c in zip(sources, sources[1:]) if a != c) > 2, "the two writers did not interleave"
+    assert verify(database).ok
+
+
+def test_a_batch_settled_before_another_region_refused_unreadable_input_still_commits(database):
+    from tests import builders as b
+
+    b.fresh()
+    ingest(database, [b.as_line(b.enrolled("RW1", b.WEIHAI, on="2023-01-01"))])
+    visit = b.as_line(b.visit("RW1", b.WEIHAI, on="2023-03-01", items=[b.line("300.00")]))
+
+    async def nanjing_refuses():  # another writer, of Nanjing, refuses input that names no region meanwhile
+        lines = ["{not json", b.as_line(b.enrolled("RN1", b.NANJING, on="2023-01-01"))]
+        assert (await _ingested(database, lines, "nanjing")).rejected == 1
+
+    _committed_after(database, [visit], nanjing_refuses)
+    assert fetch(database, "SELECT count(*) FROM ledger_settlements WHERE region = $1", b.WEIHAI)[0][0] == 1
+    assert verify(database).ok
+
+
+def test_a_batch_settled_before_the_same_unreadable_bytes_were_refused_is_settled_again(database):
+    """The bytes a batch found unrefused and refuses itself, refused by another writer between its reads and its
+    commit: it is settled again, and finds them a repeat."""
+    from ledger.carry import Conflict
+
+    async def refused_meanwhile():
+        assert (await _ingested(database, ["{same bytes"], "second")).rejected == 1
+
+    with pytest.raises(Conflict):
+        _committed_after(database, ["{same bytes"], refused_meanwhile)
+    assert fetch(database, "SELECT count(*) FROM ledger_rejections WHERE seq IS NULL")[0][0] == 1
+    assert ingest(database, ["{same bytes"])[0].duplicates == 1

@@ -158,15 +158,17 @@ def test_the_watermark_moves_with_every_write_a_batch_reads(on_recorder):
     async def scenario(recorder):
         await head(recorder)
         async with recorder.reading() as ledger:
-            start = await ledger.watermark([NANJING])
-        assert (start.heads, start.arrivals, start.rejection) == (f"{NANJING}:{START[0]}", f"{NANJING}:0", 0)
+            start = await ledger.watermark([NANJING], [text_digest("{")])
+        assert (start.heads, start.arrivals, start.refused) == (f"{NANJING}:{START[0]}", f"{NANJING}:0", 0)
         rows = batch([new("e1")])
         rows.parked.append(parked("p", "m9", 1))
         rows.rejections.append((None, None, "test", "invalid_json", "bad", "{", text_digest("{"), None, None))
-        await write(recorder, rows, expected=start)
+        await write(recorder, rows, expected=start, refusals=[text_digest("{")])
         async with recorder.reading() as ledger:
-            moved = await ledger.watermark([NANJING])
-        assert (moved.heads, moved.arrivals) == (f"{NANJING}:{START[0] + 1}", f"{NANJING}:1") and moved.rejection > 0
+            moved = await ledger.watermark([NANJING], [text_digest("{")])
+            others = await ledger.watermark([NANJING], [text_digest("[")])  # a refusal of other bytes
+        assert (moved.heads, moved.arrivals, moved.refused) == (f"{NANJING}:{START[0] + 1}", f"{NANJING}:1", 1)
+        assert others.refused == 0
         assert moved.projections == start.projections
         # settled from where the ledger no longer is: nothing of it is kept
         with pytest.raises(Conflict):

@@ -14,7 +14,7 @@ from policies.registry import PolicyRegistry
 from tests import builders as b
 from tests.ledger.helpers import example_lines
 
-ROWS = ("settlements", "movements", "incentives", "rejections", "payments", "closed_years", "derived")
+ROWS = ("settlements", "movements", "incentives", "rejections", "payments", "closed_years", "positions")
 
 
 def settle(publish: bool) -> list[BatchRows]:
@@ -57,3 +57,23 @@ def test_a_replay_writes_the_rows_a_publishing_batch_writes_and_builds_nothing_f
         assert ours.state_rows() == theirs.state_rows()
         assert ours.size() == theirs.size()
         assert ours.published == [] and ours.outbox == []
+
+
+def test_events_and_movements_are_made_in_the_order_of_their_table_s_columns():
+    """Written as they are made, with no copy a row: each field must sit at its column."""
+    import orjson
+
+    from ledger.batch import MOVEMENT_ROW
+    from ledger.db.event_store import COLUMNS
+    from ledger.store import StoredEvent
+
+    assert StoredEvent._fields == COLUMNS
+    batches = settle(publish=True)
+    movements = [row for rows in batches for row in rows.movements]
+    assert movements
+    for row in movements:
+        values = dict(zip(MOVEMENT_ROW, row, strict=True))
+        record = orjson.loads(values.pop("record"))
+        seq = values.pop("seq")
+        assert isinstance(seq, int) and any(seq in rows.positions for rows in batches)
+        assert {name: str(value) for name, value in values.items()} == {name: str(record[name]) for name in values}

@@ -403,7 +403,11 @@ class Parking:
         if carry is not None:
             for key in keys & carry.parked.keys():
                 there = {parked_id(item) for item in waiting.get(key, ())}
-                waiting[key].extend(i for i in carry.parked[key] if decoded(i).event_id not in there)
+                carried = [i for i in carry.parked[key] if decoded(i).event_id not in there]
+                waiting[key].extend(carried)
+                # read as waiting through the batch before, not from the ledger: a refusal of their bytes (a sweep
+                # meanwhile) ends their wait all the same
+                self.revived.extend(text_digest(i.payload) for i in carried)
         return waiting
 
     async def expired(self, cutoff: datetime, limit: int, ttl: timedelta, region: str) -> list[Incoming]:

@@ -569,7 +569,10 @@ class LedgerService:
                 stats.duplicates += 1
             else:
                 fresh.append(item)
-        return Unseen(fresh, digests, refused, [text_digest(payload) for _, payload in held])
+        # held: what the ledger holds, and what the batch before parked (a parked event is held only while its
+        # bytes are not refused, whether read from the ledger or through the carry)
+        parked = [carry.payloads[i] for i in ids if i in carry.payloads and i not in carry.gone] if carry else []
+        return Unseen(fresh, digests, refused, [text_digest(payload) for payload in (*(p for _, p in held), *parked)])
 
     async def sweep(
         self, now: datetime | None = None, stats: IngestStats | None = None, on_published: OnPublished | None = None

@@ -284,3 +284,101 @@ def test_a_batch_settled_before_the_same_unreadable_bytes_were_refused_is_settle
         _committed_after(database, ["{same bytes"], refused_meanwhile)
     assert fetch(database, "SELECT count(*) FROM ledger_rejections WHERE seq IS NULL")[0][0] == 1
     assert ingest(database, ["{same bytes"])[0].duplicates == 1
+
+
+async def _refuse_parked(database, event_id: str) -> None:
+    """As a sweep does for a parked event whose bytes no longer decode: its own bytes refused without a ledger
+    position, which ends its wait (`db.parking.WAITING`) and moves no stream's head."""
+    import asyncpg
+
+    from tests.ledger.helpers import plain
+
+    connection = await asyncpg.connect(plain(database.owner_url))
+    try:
+        await connection.execute(
+            "INSERT INTO ledger_rejections (seq, event_id, source, reason, detail, payload, payload_digest, region) "
+            "SELECT NULL, event_id, coalesce(source, 'parked:' || event_id), 'invalid_event', 'no longer decodes', "
+            "payload, encode(sha256(convert_to(payload, 'UTF8')), 'hex'), NULL FROM parked_events WHERE event_id = $1",
+            event_id,
+        )
+    finally:
+        await connection.close()
+
+
+def _parked_visit_and_enrolment():
+    from tests import builders as b
+
+    b.fresh()
+    parked = b.visit("SW", b.NANJING, on="2023-03-01", items=[b.line("300.00")])
+    return parked, b.as_line(parked), b.as_line(b.enrolled("SW", b.NANJING, on="2023-01-01"))
+
+
+def test_a_batch_releasing_a_parked_event_refused_meanwhile_is_settled_again(database):
+    """The parked event a batch read from the ledger as waiting, refused by another writer before the batch
+    commits: its bytes are among those the batch depends on, so it is settled again and the event stays refused."""
+    from ledger.carry import Conflict
+
+    parked, visit, enrolment = _parked_visit_and_enrolment()
+    assert ingest(database, [visit])[0].parked == 1
+
+    async def refused_meanwhile():
+        await _refuse_parked(database, parked["event_id"])
+
+    with pytest.raises(Conflict):
+        _committed_after(database, [enrolment], refused_meanwhile)
+    assert ingest(database, [enrolment])[0].appended == 1
+    assert fetch(database, "SELECT count(*) FROM ledger_event_ids WHERE event_id = $1", parked["event_id"])[0][0] == 0
+    assert verify(database).ok
+
+
+def test_a_batch_releasing_a_parked_event_through_the_batch_before_is_settled_again_once_it_is_refused(database):
+    """A parked event read as waiting through the batch before (the ledger no longer shows it: another writer
+    refused its bytes after that batch committed) is released only if it is still unrefused at the commit."""
+    import asyncio
+
+    from ledger.carry import Conflict
+    from ledger.intake import from_lines
+    from ledger.service import LedgerService
+    from tests import builders as b
+
+    parked, visit, enrolment = _parked_visit_and_enrolment()
+
+    async def scenario():
+        async with LedgerService(database) as service:
+            first = await service.prepare(list(from_lines([visit], "first")), None)
+            await service.commit(first)
+            assert list(first.carry.parked) == [(b.NANJING, "SW")]  # parked by the batch before
+            await _refuse_parked(database, parked["event_id"])
+            second = await service.prepare(list(from_lines([enrolment], "second")), first.carry)
+            with pytest.raises(Conflict):
+                await service.commit(second)
+
+    asyncio.run(scenario())
+    assert ingest(database, [enrolment])[0].appended == 1
+    assert fetch(database, "SELECT count(*) FROM ledger_event_ids WHERE event_id = $1", parked["event_id"])[0][0] == 0
+    assert verify(database).ok
+
+
+def test_a_repeat_of_a_parked_event_held_through_the_batch_before_is_settled_again_once_it_is_refused(database):
+    """A repeat found held through the batch before (which parked it) depends on the parked event's bytes being
+    unrefused, as a repeat found held in the ledger does: refused meanwhile, the batch is settled again."""
+    import asyncio
+
+    from ledger.carry import Conflict
+    from ledger.intake import from_lines
+    from ledger.service import LedgerService
+
+    parked, visit, _ = _parked_visit_and_enrolment()
+
+    async def scenario():
+        async with LedgerService(database) as service:
+            first = await service.prepare(list(from_lines([visit], "first")), None)
+            await service.commit(first)
+            await _refuse_parked(database, parked["event_id"])
+            second = await service.prepare(list(from_lines([visit], "second")), first.carry)
+            assert second.stats.duplicates == 1  # read through the batch before as held
+            with pytest.raises(Conflict):
+                await service.commit(second)
+
+    asyncio.run(scenario())
+    assert verify(database).ok

@@ -89,25 +89,21 @@ class Writes:
         rows: Sequence[tuple],
         ordered: bool = False,
         newest: str | None = None,
-        among: str = "true",
     ) -> int | None:
         """Rows in; `ordered`: in the order given (a default such as a sequence numbers them so). With `newest`, a
-        column numbered by a sequence: the index in what `run` returns of its greatest value among the rows that
-        satisfy `among` (a condition on the table's columns; a large batch's is read from the table after them,
-        as far as this transaction sees it)."""
+        column numbered by a sequence: the index in what `run` returns of its greatest value (a large batch's is
+        read from the table after them, as far as this transaction sees it)."""
         if not rows:
             return None
         if self.large:  # COPY stores rows in the order sent
-            after = None if newest is None else f"SELECT max({newest}) FROM {table} WHERE {among}"
+            after = None if newest is None else f"SELECT max({newest}) FROM {table}"
             self._writes.append(_Write("", copy=(table, columns, rows), after_copy=after))
             return None if newest is None else self._ask("write", len(self._writes) - 1)
         statement = _insert_statement(self, table, columns, rows, ordered)
         if newest is None:
             self.add(statement)
             return None
-        if among == "true":
-            return self.add(f"{statement} RETURNING {newest}", result=f"max({newest})")
-        return self.add(f"{statement} RETURNING *", result=f"max({newest}) FILTER (WHERE {among})")
+        return self.add(f"{statement} RETURNING {newest}", result=f"max({newest})")
 
     def _ask(self, kind: str, index: int) -> int:
         self._asked.append((kind, index))

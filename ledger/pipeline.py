@@ -28,14 +28,14 @@ from .adoption import adoption
 from .authority import Authority
 from .batch import BatchRows
 from .carry import Carry
-from .chain import link, text_digest
+from .chain import text_digest
 from .contract import MEMBER_EVENT_TYPES, EventBase, InvalidEvent
 from .contract.envelope import MemberEvent
 from .contract.period import YearClosed
 from .intake import PARKABLE, Incoming, decode_canonical
 from .ownership import VisitOwners
 from .recorder import SettlingReads
-from .store import NewEvent, StoredEvent, chain_onto
+from .store import NewEvent, chain_onto, chained
 from .streams import Head
 
 YEAR_CLOSE = "period.year_closed"
@@ -107,32 +107,27 @@ class Sequencer:
             self._append(head, adoption(at, self.params_digest, self.parameters, event.occurred_at, head.region), rows)
             head.adopted = self.params_digest
             self.adoptions += 1
-        # the row as it is written, made once: the per-event work beside it is the hash itself
-        seq, prev, payload = head.seq + 1, head.hash, item.payload
-        head.seq, head.hash = seq, link(prev, seq, payload)
-        rows.events.append(
-            StoredEvent(
-                seq,
-                event.event_id,
-                event.event_type,
-                event.region,
-                getattr(event, "member_id", None),
-                event.occurred_at,
-                payload,
-                self.params_digest,
-                prev,
-                head.hash,
-                item.source,
-            )
+        stored = chain_onto(
+            head.seq + 1,
+            head.hash,
+            event.event_id,
+            event.event_type,
+            event.region,
+            getattr(event, "member_id", None),
+            event.occurred_at,
+            item.payload,
+            self.params_digest,
+            item.source,
         )
-        return seq
+        rows.events.append(stored)
+        head.seq, head.hash = stored.seq, stored.hash
+        return stored.seq
 
     @staticmethod
     def _append(head: Head, event: NewEvent, rows: BatchRows) -> None:
-        head.seq += 1
-        stored = chain_onto(head.seq, head.hash, event)
+        (stored,) = chained([event], head.seq, head.hash)
         rows.events.append(stored)
-        head.hash = stored.hash
+        head.seq, head.hash = stored.seq, stored.hash
 
 
 def fresh_rows(members_only: frozenset[str] | None = None) -> BatchRows:

@@ -41,20 +41,32 @@ class StoredEvent(NamedTuple):
     source: str | None
 
 
-def chain_onto(seq: int, prev_hash: bytes, event: NewEvent) -> StoredEvent:
-    """`event` recorded at `seq` after the event whose hash is `prev_hash`."""
+def chain_onto(
+    seq: int,
+    prev_hash: bytes,
+    event_id: str,
+    event_type: str,
+    region: str,
+    member_id: str | None,
+    occurred_at: datetime,
+    payload: str,
+    params_digest: str,
+    source: str | None,
+) -> StoredEvent:
+    """The event recorded at `seq` after the event whose hash is `prev_hash`: its ledger_events row, made once as
+    it is written (the per-event work beside it is the hash itself)."""
     return StoredEvent(
         seq,
-        event.event_id,
-        event.event_type,
-        event.region,
-        event.member_id,
-        event.occurred_at,
-        event.payload,
-        event.params_digest,
+        event_id,
+        event_type,
+        region,
+        member_id,
+        occurred_at,
+        payload,
+        params_digest,
         prev_hash,
-        link(prev_hash, seq, event.payload),
-        event.source,
+        link(prev_hash, seq, payload),
+        source,
     )
 
 
@@ -62,6 +74,20 @@ def chained(events: Sequence[NewEvent], seq: int, prev_hash: bytes) -> list[Stor
     stored = []
     for event in events:
         seq += 1
-        stored.append(chain_onto(seq, prev_hash, event))
+        e = event
+        stored.append(
+            chain_onto(
+                seq,
+                prev_hash,
+                e.event_id,
+                e.event_type,
+                e.region,
+                e.member_id,
+                e.occurred_at,
+                e.payload,
+                e.params_digest,
+                e.source,
+            )
+        )
         prev_hash = stored[-1].hash
     return stored

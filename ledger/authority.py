@@ -44,11 +44,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .contract import InvalidEvent, field_names
+from .ed25519 import Signing, Verifier, usable
 
 if TYPE_CHECKING:
     from .contract.envelope import EventBase
@@ -101,6 +101,10 @@ class Key:
     public: Ed25519PublicKey
     valid_from: datetime
     revoked_at: datetime | None = None
+    verifier: Verifier = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verifier", Verifier(self.public))
 
     def valid_at(self, when: datetime) -> bool:
         return self.valid_from <= when and (self.revoked_at is None or when < self.revoked_at)
@@ -272,9 +276,7 @@ class Authority:
             return f"producer {producer.name} has no key {signed.key_id}"
         if not key.valid_at(when):
             return f"key {key.key_id} of producer {producer.name} is not valid at {when.isoformat()}"
-        try:
-            key.public.verify(signed.signature or b"", event_message(producer.name, key.key_id, signed.value))
-        except InvalidSignature:
+        if not key.verifier.verifies(signed.signature or b"", event_message(producer.name, key.key_id, signed.value)):
             return f"signature does not verify under key {key.key_id} of producer {producer.name}"
         return None
 
@@ -311,9 +313,15 @@ def public_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
 def public_key(text: str, where: str = "public key") -> Ed25519PublicKey:
     try:
         raw = base64.b64decode(text.strip(), validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
+        key = Ed25519PublicKey.from_public_bytes(raw)
     except ValueError as error:
         raise ProducersFileError(f"{where}: not the base64 of a 32-byte Ed25519 public key") from error
+    if not usable(raw):
+        raise ProducersFileError(
+            f"{where}: not a usable Ed25519 public key (a point of small order, or not canonically encoded): "
+            "signatures for any message could be made under it without a private key"
+        )
+    return key
 
 
 class Signer:
@@ -325,9 +333,10 @@ class Signer:
         if not NAME.match(producer) or not NAME.match(key_id):
             raise ProducersFileError("a producer id and a key id are letters, digits and ._:- (at most 64)")
         self.producer, self.key_id, self.key = producer, key_id, key
+        self._signing = Signing(key)
 
     def signature(self, value: bytes) -> bytes:
-        return self.key.sign(event_message(self.producer, self.key_id, value))
+        return self._signing.sign(event_message(self.producer, self.key_id, value))
 
     def sign(self, value: bytes) -> Signed:
         return Signed(self.producer, self.key_id, self.signature(value), value)
@@ -354,9 +363,10 @@ class LedgerSigner:
 
     def __init__(self, key: Ed25519PrivateKey):
         self.key, self.key_id = key, key_fingerprint(key.public_key())
+        self._signing = Signing(key)
 
     def headers(self, value: bytes) -> list[tuple[str, bytes]]:
-        signature = self.key.sign(signed_message(OUTPUT_DOMAIN, LEDGER, self.key_id, value))
+        signature = self._signing.sign(signed_message(OUTPUT_DOMAIN, LEDGER, self.key_id, value))
         return [
             (PRODUCER_HEADER, LEDGER.encode()),
             (KEY_HEADER, self.key_id.encode()),
@@ -369,7 +379,7 @@ class LedgerVerifier:
     ledger's key is rotated)."""
 
     def __init__(self, keys: Iterable[Ed25519PublicKey]):
-        self.keys = {key_fingerprint(key): key for key in keys}
+        self.keys = {key_fingerprint(key): Verifier(key) for key in keys}
         if not self.keys:
             raise ProducersFileError("no public key of the ledger given")
 
@@ -392,9 +402,7 @@ class LedgerVerifier:
         key = self.keys.get(signed.key_id)
         if key is None:
             return f"signed with key {signed.key_id}, not a key of the ledger"
-        try:
-            key.verify(signed.signature, signed_message(OUTPUT_DOMAIN, LEDGER, signed.key_id, value))
-        except InvalidSignature:
+        if not key.verifies(signed.signature, signed_message(OUTPUT_DOMAIN, LEDGER, signed.key_id, value)):
             return "the ledger's signature does not verify"
         return None
 

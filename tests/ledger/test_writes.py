@@ -261,3 +261,24 @@ def test_a_large_batch_with_upserts_refuses_to_run_outside_a_transaction(databas
             await connection.close()
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_the_append_transaction_plans_its_statements_once_and_reads_do_not(database):
+    """A batch's statements take their rows as arrays, so their plans do not depend on the values: the append
+    transaction plans each once a connection (`recorder.GENERIC_PLANS`); a read outside it keeps the server's
+    own choice, on the same pooled connection."""
+    from ledger.db.connect import service_engine
+    from ledger.db.recorder import PostgresRecorder
+
+    async def scenario() -> tuple[str, str]:
+        recorder = PostgresRecorder(service_engine(database))
+        try:
+            async with recorder.writing("test", [b.NANJING]) as session:
+                inside = await session.raw.fetchval("SHOW plan_cache_mode")
+            async with recorder.reading() as session:
+                outside = await session.raw.fetchval("SHOW plan_cache_mode")
+        finally:
+            await recorder.close()
+        return inside, outside
+
+    assert asyncio.run(scenario()) == ("force_generic_plan", "auto")

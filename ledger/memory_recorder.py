@@ -181,9 +181,14 @@ class MemorySession:
             yield [state_from_json(orjson.loads(states[(region, i)][0])) for i in ids[start : start + size]]
 
     def _waiting(self, row: tuple, in_ledger: bool = True) -> bool:
-        """Of a parked row: not in the ledger (with `in_ledger`), and its own bytes not refused."""
-        event_id, _, _, payload, source = row[:5]
-        if in_ledger and event_id in self.t.event_index:
+        """Of a parked row: not in the ledger in its own region (with `in_ledger`), and its own bytes not refused
+        (`db.parking.WAITING`)."""
+        event_id, region, _, payload, source = row[:5]
+        if (
+            in_ledger
+            and event_id in self.t.event_index
+            and self.t.events[self.t.event_index[event_id]].region == region
+        ):
             return False
         return (event_id, text_digest(payload), source or f"parked:{event_id}") not in self.t.refusals
 

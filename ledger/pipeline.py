@@ -32,7 +32,7 @@ from .chain import text_digest
 from .contract import MEMBER_EVENT_TYPES, EventBase, InvalidEvent
 from .contract.envelope import MemberEvent
 from .contract.period import YearClosed
-from .intake import PARKABLE, Incoming, decode_canonical
+from .intake import PARKABLE, Incoming, conflicting, decode_canonical
 from .ownership import VisitOwners
 from .recorder import SettlingReads
 from .store import NewEvent, chain_onto, chained
@@ -403,6 +403,7 @@ class Parking:
                 # read as waiting through the batch before, not from the ledger: a refusal of their bytes (a sweep
                 # meanwhile) ends their wait all the same
                 self.revived.extend(text_digest(i.payload) for i in carried)
+        await self._refuse_taken([item for queue in waiting.values() for item in queue])
         return waiting
 
     async def expired(self, cutoff: datetime, limit: int, ttl: timedelta, region: str) -> list[Incoming]:
@@ -413,7 +414,28 @@ class Parking:
             item = revive(payload, source, event_id)
             item.expired = f"parked since {parked_at.isoformat()} and no enrolment arrived within {ttl}"
             items.append(item)
+        await self._refuse_taken(items)
         return items
+
+    async def _refuse_taken(self, items: list[Incoming]) -> None:
+        """Parked events whose event_id the ledger holds for another event, refused as conflicting (with no ledger
+        position, their payload kept as parked, which ends their wait: `db.parking.WAITING`). Event ids are
+        unique across regions (`ledger_event_ids`), and the writers of two regions do not wait for each other:
+        one may append an event while the other, having found the id free, parks a different one under it. The
+        event in the ledger stands; the parked one, released or expired, would otherwise be appended under an id
+        already taken, which the ledger refuses, and its batch with it, for good."""
+        ids = [item.event.event_id for item in items if item.event is not None]
+        if not ids:
+            return
+        held: dict[str, list[str]] = defaultdict(list)
+        for event_id, payload in await self.ledger.held(ids):
+            held[event_id].append(payload)
+        for item in items:
+            if item.event is None:
+                continue
+            other = next((payload for payload in held.get(item.event.event_id, ()) if payload != item.payload), None)
+            if other is not None:
+                conflicting(item, other)
 
 
 def parked_id(item: Incoming) -> str | None:

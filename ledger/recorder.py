@@ -90,11 +90,16 @@ class SettlingReads(Protocol):
 
     async def waiting_for(self, keys: Iterable[tuple[str, str]]) -> Sequence[tuple]:
         """(region, member_id, payload, source, event_id) of the events parked for the members at `keys` and
-        still waiting (not in the ledger, their own bytes not refused), in the order they arrived."""
+        still waiting (not in the ledger in their own region, their own bytes not refused), in the order they
+        arrived."""
 
     async def expired_parked(self, cutoff: datetime, limit: int, region: str) -> Sequence[tuple]:
         """(event_id, payload, source, parked_at) of up to `limit` events of `region` still waiting since before
         `cutoff`, oldest first."""
+
+    async def held(self, event_ids: list[str]) -> list[tuple[str, str]]:
+        """(event_id, canonical payload) of the events at `event_ids` in the ledger, whatever their region, then of
+        those waiting."""
 
     async def visit_facilities(self, event_ids: list[str]) -> dict[str, str | None]:
         """The facility_id of each visit event in the ledger named by its event id."""
@@ -125,9 +130,6 @@ class LedgerSession(SettlingReads, Protocol):
 
     async def expired_regions(self, cutoff: datetime) -> list[str]:
         """The regions with events waiting since before `cutoff`, in order."""
-
-    async def held(self, event_ids: list[str]) -> list[tuple[str, str]]:
-        """(event_id, canonical payload) of the events at `event_ids` in the ledger, then of those waiting."""
 
     async def refused(self, digests: list[str]) -> set[str]:
         """Which payload digests of unreadable input were refused already."""

@@ -18,11 +18,17 @@ PARKED_NOT_REFUSED = (
 )
 
 # Of parked_events `t`: the event is neither in the ledger nor refused itself. A parked event is refused without
-# a ledger position only when its own bytes no longer decode (revived by a later version): that rejection keeps
-# the very payload parked. Other input that carries the same event id (malformed, say) is refused on its own and
-# leaves the parked event waiting. The source names the parked row itself (`pipeline.revive`): input refused
-# earlier with the same bytes, before this event was parked, is another arrival.
-WAITING = " AND NOT EXISTS (SELECT 1 FROM ledger_event_ids e WHERE e.event_id = t.event_id)" + PARKED_NOT_REFUSED
+# a ledger position when its own bytes no longer decode (revived by a later version), or when the ledger holds its
+# id for another region's event (`pipeline.Parking`): that rejection keeps the very payload parked. Other input
+# that carries the same event id (malformed, say) is refused on its own and leaves the parked event waiting. The
+# source names the parked row itself (`pipeline.revive`): input refused earlier with the same bytes, before this
+# event was parked, is another arrival. Released, a parked event is in the ledger in its own region; the id in
+# another region's stream is another event's, written by a writer of that region while this one was parked, and
+# does not end its wait: it is refused when it is released or expires.
+WAITING = (
+    " AND NOT EXISTS (SELECT 1 FROM ledger_event_ids e WHERE e.event_id = t.event_id AND e.region = t.region)"
+    + PARKED_NOT_REFUSED
+)
 
 
 async def waiting_for(raw: Raw, keys: Iterable[tuple[str, str]]) -> list[tuple]:

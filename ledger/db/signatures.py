@@ -28,7 +28,7 @@ UNSIGNED = (
     f"SELECT e.seq, e.event_id FROM ledger_events e WHERE NOT ({IS_ADOPTION}) "
     "AND e.seq > (SELECT min(f.seq) FROM ledger_events f JOIN ledger_signatures g USING (region, event_id)) "
     "AND NOT EXISTS (SELECT 1 FROM ledger_signatures s WHERE s.region = e.region AND s.event_id = e.event_id) "
-    "AND NOT EXISTS (SELECT 1 FROM parked_events p WHERE p.event_id = e.event_id "
+    "AND NOT EXISTS (SELECT 1 FROM parked_events p WHERE p.event_id = e.event_id AND p.region = e.region "
     "AND p.parked_at < (SELECT min(r.received_at) FROM ledger_signatures r)) ORDER BY e.seq LIMIT $1"
 )
 

@@ -73,10 +73,11 @@ def projection_rows(live: str, shadow: str, limit: int) -> str:
 
 
 # Parked events after ($1 arrival, $2 event id), in arrival order, $3 at a time, each beside the ledger's row of
-# the same event when it was released (or refused) into the ledger.
+# the same event when it was released (or refused) into the ledger: into its own region's stream. Another region's
+# event under the id is another event, appended while this one waited (`pipeline.Parking` refuses this one).
 PARKED_ROWS = (
     "SELECT t.event_id, t.region, t.member_id, t.payload, t.source, t.arrival, "
     "e.seq, e.region, e.member_id, e.payload, e.source "
-    "FROM parked_events t LEFT JOIN ledger_events e ON e.event_id = t.event_id "
+    "FROM parked_events t LEFT JOIN ledger_events e ON e.event_id = t.event_id AND e.region = t.region "
     "WHERE (t.arrival, t.event_id) > ($1, $2) ORDER BY t.arrival, t.event_id LIMIT $3"
 )

@@ -382,3 +382,70 @@ def test_a_repeat_of_a_parked_event_held_through_the_batch_before_is_settled_aga
 
     asyncio.run(scenario())
     assert verify(database).ok
+
+
+def _parked_while_another_region_takes_its_id(database) -> tuple[dict, dict]:
+    """A Weihai visit parked (its member not enrolled) under an event id that a Nanjing writer appends for another
+    visit meanwhile: each writer found the id free, and neither waits for the other's region. The parking batch
+    commits, as nothing it read moved; the ledger then holds the id in Nanjing's stream and the visit waits under
+    it in Weihai's."""
+    from tests import builders as b
+
+    b.fresh()
+    ingest(database, [b.as_line(b.enrolled("TAKER", b.NANJING, on="2023-01-01"))])
+    parked = b.visit("LATE", b.WEIHAI, on="2023-03-01", items=[b.line("300.00")])
+    taken = {**b.visit("TAKER", b.NANJING, on="2023-03-01", items=[b.line("100.00")]), "event_id": parked["event_id"]}
+
+    async def appended_meanwhile():
+        assert (await _ingested(database, [b.as_line(taken)], "nanjing writer")).appended == 1
+
+    _committed_after(database, [b.as_line(parked)], appended_meanwhile)
+    event_id = parked["event_id"]
+    assert [tuple(r) for r in fetch(database, "SELECT region FROM parked_events WHERE event_id = $1", event_id)] == [
+        (b.WEIHAI,)
+    ]
+    assert [tuple(r) for r in fetch(database, "SELECT region FROM ledger_event_ids WHERE event_id = $1", event_id)] == [
+        (b.NANJING,)
+    ]
+    return parked, taken
+
+
+def _refused_as_conflict(database, parked: dict, taken: dict) -> None:
+    """The parked visit refused as a conflicting use of the id, kept with its payload as parked and no ledger
+    position; it waits no more. The Nanjing visit under the id stands, and the ledger verifies."""
+    event_id = parked["event_id"]
+    rows = fetch(database, "SELECT seq, reason, payload, source FROM ledger_rejections WHERE event_id = $1", event_id)
+    kept = fetch(database, "SELECT payload, source FROM parked_events WHERE event_id = $1", event_id)[0]
+    assert [(r["seq"], r["reason"], r["source"]) for r in rows] == [(None, "event_id_conflict", kept["source"])]
+    assert rows[0]["payload"] == kept["payload"] and f'"member_id":"{parked["member_id"]}"' in kept["payload"]
+    members = fetch(database, "SELECT member_id FROM ledger_settlements WHERE event_id = $1", event_id)
+    assert [r["member_id"] for r in members] == [taken["member_id"]]
+    assert fetch(database, "SELECT count(*) FROM ledger_settlements WHERE member_id = 'LATE'")[0][0] == 0
+    assert verify(database).ok
+
+
+def test_a_parked_event_whose_id_another_region_took_meanwhile_is_refused_when_released(database):
+    """Before, the wait of the parked visit ended when any region's stream held its id, so its member's enrolment
+    released nothing, nor did the sweep ever expire it: it stayed parked for good, neither applied nor refused."""
+    from tests import builders as b
+
+    parked, taken = _parked_while_another_region_takes_its_id(database)
+    stats, published = ingest(database, [b.as_line(b.enrolled("LATE", b.WEIHAI, on="2023-01-01"))])
+    assert stats.appended == 1 and stats.rejected == 1
+    assert [r["reason"] for r in published if "rejected" in r] == ["event_id_conflict"]
+    _refused_as_conflict(database, parked, taken)
+    assert ingest(database, [b.as_line(b.enrolled("LATE2", b.WEIHAI, on="2023-01-01"))])[0].rejected == 0
+
+
+def test_a_parked_event_whose_id_another_region_took_meanwhile_is_refused_when_it_expires(database):
+    """Expired, it would be appended to its region's stream (refused there for waiting too long) under an id the
+    ledger already holds: the ledger refuses that, and the sweep's batch with it, every time."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.ledger.helpers import sweep
+
+    parked, taken = _parked_while_another_region_takes_its_id(database)
+    stats, _ = sweep(database, now=datetime.now(UTC) + timedelta(days=60), park_ttl=timedelta(days=30))
+    assert stats.expired == 1
+    _refused_as_conflict(database, parked, taken)
+    assert sweep(database, now=datetime.now(UTC) + timedelta(days=90), park_ttl=timedelta(days=30))[0].expired == 0

@@ -154,6 +154,25 @@ def test_parked_events_that_waited_too_long_come_oldest_first(on_recorder):
     on_recorder(scenario)
 
 
+def test_a_parked_event_waits_while_only_another_region_holds_its_id(on_recorder):
+    """A parked event waits no more once its own region's stream holds its id (it was released there). Another
+    region's event under the same id, appended by a writer that does not wait for this region's, does not end its
+    wait: it is refused when it is released or expires (`pipeline.Parking`), and meanwhile both are held."""
+
+    async def scenario(recorder):
+        old = AT - timedelta(days=40)
+        await write(recorder, BatchRows(parked=[parked("x", "m1", 1, old, region=WEIHAI)]), regions=(WEIHAI,))
+        await head(recorder)
+        await write(recorder, batch([new("x", payload='{"event_id":"x","other":1}')], *await head(recorder)))
+        async with recorder.reading() as ledger:
+            assert [row[4] for row in await ledger.waiting_for([(WEIHAI, "m1")])] == ["x"]
+            assert [row[0] for row in await ledger.expired_parked(AT - timedelta(days=30), 10, WEIHAI)] == ["x"]
+            assert await ledger.expired_regions(AT - timedelta(days=30)) == [WEIHAI]
+            assert sorted(await ledger.held(["x"])) == [("x", '{"event_id":"x","other":1}'), ("x", '{"event_id":"x"}')]
+
+    on_recorder(scenario)
+
+
 def test_the_watermark_moves_with_every_write_a_batch_reads(on_recorder):
     async def scenario(recorder):
         await head(recorder)

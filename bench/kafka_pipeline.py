@@ -118,6 +118,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu(pgdata: Path | None) -> float | None:
+    """CPU time of the embedded PostgreSQL so far: its postmaster's, the backends it has reaped (their time is
+    added to the postmaster's children's), and those running. None for a server elsewhere (DATABASE_URL)."""
+    if pgdata is None:
+        return None
+    try:
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    ticks = sum(int(fields[n]) for n in (11, 12, 13, 14))  # its own and its reaped children's
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            child = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(child[1]) == postmaster:
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class ServeFigures:
     """serve's own account of a stretch: its CPU time, and its batches from its /metrics."""
@@ -413,6 +436,8 @@ def main() -> None:
             asyncio.run(measure_latency(settings, warm, args.rate, args.partitions))
             print(f"warm-up: {len(warm)} visits at {args.rate} events/s, not measured")
         lat = latency_visits(lines, args.rate * args.seconds)
+        pgdata = db.embedded_dir / "pgdata" if "DATABASE_URL" not in env and db.embedded_dir is not None else None
+        server_before = server_cpu(pgdata)
         before = ServeFigures.total([ServeFigures.read(serve.pid, port) for serve, port in serves])
         timeline = asyncio.run(measure_latency(settings, lat, args.rate, args.partitions))
         latencies = sorted(timed.latency for timed in timeline)
@@ -424,6 +449,11 @@ def main() -> None:
         print(f"by {WINDOW} s of sending: " + "; ".join(windows(timeline)))
         after = ServeFigures.total([ServeFigures.read(serve.pid, port) for serve, port in serves])
         print(after.since(before))
+        server_after = server_cpu(pgdata)
+        if server_before is not None and server_after is not None:
+            used = server_after - server_before
+            consumed = max(after.consumed - before.consumed, 1)
+            print(f"PostgreSQL while measuring: CPU {used:.1f} s = {used / consumed * 1000:.2f} ms an event")
         if args.stages:
             print("stages a batch went through: " + "; ".join(stages(before.values, after.values, timeline)))
     finally:

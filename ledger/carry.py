@@ -91,5 +91,7 @@ class Carry:
     parked: dict[tuple[str, str], list[Incoming]] = field(default_factory=dict)  # newly parked, in arrival order
 
     def waits_no_more(self, event_id: str, payload: str, source: str) -> bool:
-        """Of an event parked before the batch: the batch appended it, or refused its parked bytes."""
-        return event_id in self.gone or (event_id, text_digest(payload), source) in self.refused
+        """Of an event parked before the batch: the batch appended it (these very bytes: another region's event
+        under the id ends no wait, see `pipeline.Parking`), or refused its parked bytes."""
+        appended = event_id in self.gone and self.payloads.get(event_id) == payload
+        return appended or (event_id, text_digest(payload), source) in self.refused

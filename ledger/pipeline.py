@@ -403,8 +403,9 @@ class Parking:
                 # read as waiting through the batch before, not from the ledger: a refusal of their bytes (a sweep
                 # meanwhile) ends their wait all the same
                 self.revived.extend(text_digest(i.payload) for i in carried)
-        await self._refuse_taken([item for queue in waiting.values() for item in queue])
-        return waiting
+        queues = list(waiting.items())
+        kept = iter(await self._refuse_taken([item for _, queue in queues for item in queue]))  # one read for all
+        return {at: [next(kept) for _ in queue] for at, queue in queues}
 
     async def expired(self, cutoff: datetime, limit: int, ttl: timedelta, region: str) -> list[Incoming]:
         """Of `region`'s waiting events, those parked before `cutoff`, oldest first."""
@@ -414,28 +415,33 @@ class Parking:
             item = revive(payload, source, event_id)
             item.expired = f"parked since {parked_at.isoformat()} and no enrolment arrived within {ttl}"
             items.append(item)
-        await self._refuse_taken(items)
-        return items
+        return await self._refuse_taken(items)
 
-    async def _refuse_taken(self, items: list[Incoming]) -> None:
+    async def _refuse_taken(self, items: list[Incoming]) -> list[Incoming]:
         """Parked events whose event_id the ledger holds for another event, refused as conflicting (with no ledger
         position, their payload kept as parked, which ends their wait: `db.parking.WAITING`). Event ids are
         unique across regions (`ledger_event_ids`), and the writers of two regions do not wait for each other:
         one may append an event while the other, having found the id free, parks a different one under it. The
         event in the ledger stands; the parked one, released or expired, would otherwise be appended under an id
-        already taken, which the ledger refuses, and its batch with it, for good."""
+        already taken, which the ledger refuses, and its batch with it, for good. The refusal is of the bytes
+        parked, as the waiting room holds them, under the source it holds: one parked by the batch before, read
+        through it, is revived from them, not refused as it arrived."""
         ids = [item.event.event_id for item in items if item.event is not None]
         if not ids:
-            return
+            return items
         held: dict[str, list[str]] = defaultdict(list)
         for event_id, payload in await self.ledger.held(ids):
             held[event_id].append(payload)
+        kept = []
         for item in items:
-            if item.event is None:
-                continue
-            other = next((payload for payload in held.get(item.event.event_id, ()) if payload != item.payload), None)
-            if other is not None:
-                conflicting(item, other)
+            if item.event is not None:
+                event_id, payload = item.event.event_id, item.payload
+                other = next((found for found in held.get(event_id, ()) if found != payload), None)
+                if other is not None:
+                    item = revive(payload, item.source, event_id)
+                    conflicting(item, other)
+            kept.append(item)
+        return kept
 
 
 def parked_id(item: Incoming) -> str | None:

@@ -18,7 +18,7 @@ OUTCOMES = (
     "UNION ALL SELECT r.event_id, 'refused', json_build_object('reason', r.reason, 'detail', r.detail)::text "
     "FROM ledger_rejections r WHERE r.event_id = ANY($1::text[]) "
     "UNION ALL SELECT p.event_id, 'parked', NULL FROM parked_events p WHERE p.event_id = ANY($1::text[]) "
-    "AND NOT EXISTS (SELECT 1 FROM ledger_event_ids e WHERE e.event_id = p.event_id)"
+    "AND NOT EXISTS (SELECT 1 FROM ledger_event_ids e WHERE e.event_id = p.event_id AND e.region = p.region)"
 )
 PRECEDENCE = {"settled": 0, "refused": 1, "parked": 2}
 

@@ -12,10 +12,10 @@ CHUNK = 5_000
 # Each signature with the event it is kept for: in the ledger, or still waiting in the parking area.
 SIGNED = (
     "SELECT s.event_id, s.producer, s.key_id, s.signature, s.signed, s.received_at, "
-    "coalesce(e.payload, p.payload) FROM ledger_signatures s "
+    "coalesce(e.payload, p.payload), s.region FROM ledger_signatures s "
     "LEFT JOIN ledger_events e ON e.region = s.region AND e.event_id = s.event_id "
-    "LEFT JOIN parked_events p ON p.event_id = s.event_id "
-    "WHERE s.event_id > $1 ORDER BY s.event_id LIMIT $2"
+    "LEFT JOIN parked_events p ON p.event_id = s.event_id AND p.region = s.region "
+    "WHERE (s.event_id, s.region) > ($1, $2) ORDER BY s.event_id, s.region LIMIT $3"
 )
 
 # Events recorded since the ledger first kept a signature, with none kept: from then on medledger's intake admits
@@ -35,13 +35,13 @@ UNSIGNED = (
 
 async def stored_signatures(raw: Any) -> AsyncIterator[list]:
     """(event_id, producer, key_id, signature, signed, received_at, payload) rows, a chunk at a time."""
-    after = ""
+    after = ("", "")  # (event_id, region): an id is in two regions' rows when one parked it as the other appended
     while True:
-        rows = await raw.fetch(SIGNED, after, CHUNK)
+        rows = await raw.fetch(SIGNED, *after, CHUNK)
         if not rows:
             return
-        yield rows
-        after = rows[-1][0]
+        yield [tuple(row)[:7] for row in rows]
+        after = (rows[-1][0], rows[-1][7])
 
 
 async def unsigned_since_signing(raw: Any, limit: int = 200) -> list[tuple[int, str]]:

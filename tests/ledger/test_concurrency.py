@@ -384,17 +384,22 @@ def test_a_repeat_of_a_parked_event_held_through_the_batch_before_is_settled_aga
     assert verify(database).ok
 
 
-def _parked_while_another_region_takes_its_id(database) -> tuple[dict, dict]:
+def _parked_while_another_region_takes_its_id(database, visit: bool = True) -> tuple[dict, dict]:
     """A Weihai visit parked (its member not enrolled) under an event id that a Nanjing writer appends for another
-    visit meanwhile: each writer found the id free, and neither waits for the other's region. The parking batch
-    commits, as nothing it read moved; the ledger then holds the id in Nanjing's stream and the visit waits under
-    it in Weihai's."""
+    visit (or, `visit` false, a contribution) meanwhile: each writer found the id free, and neither waits for the
+    other's region. The parking batch commits, as nothing it read moved; the ledger then holds the id in Nanjing's
+    stream and the visit waits under it in Weihai's."""
     from tests import builders as b
 
     b.fresh()
     ingest(database, [b.as_line(b.enrolled("TAKER", b.NANJING, on="2023-01-01"))])
     parked = b.visit("LATE", b.WEIHAI, on="2023-03-01", items=[b.line("300.00")])
-    taken = {**b.visit("TAKER", b.NANJING, on="2023-03-01", items=[b.line("100.00")]), "event_id": parked["event_id"]}
+    other = (
+        b.visit("TAKER", b.NANJING, on="2023-03-01", items=[b.line("100.00")])
+        if visit
+        else b.contribution("TAKER", b.NANJING, "2023-02", "8000.00")
+    )
+    taken = {**other, "event_id": parked["event_id"]}
 
     async def appended_meanwhile():
         assert (await _ingested(database, [b.as_line(taken)], "nanjing writer")).appended == 1
@@ -449,3 +454,110 @@ def test_a_parked_event_whose_id_another_region_took_meanwhile_is_refused_when_i
     assert stats.expired == 1
     _refused_as_conflict(database, parked, taken)
     assert sweep(database, now=datetime.now(UTC) + timedelta(days=90), park_ttl=timedelta(days=30))[0].expired == 0
+
+
+def test_a_parked_event_read_through_the_batch_before_is_refused_with_its_parked_bytes(database):
+    """The batch that parks the visit is still committing when the next one, settled through it, enrols the member:
+    the parked visit is refused from the bytes parked, under the source parked with, as one read back from the
+    ledger is. Refused with the bytes as they arrived, its parked row would wait on, and the sweep would refuse it
+    a second time."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from ledger.db.parking import WAITING
+    from ledger.intake import from_lines
+    from ledger.service import LedgerService
+    from tests import builders as b
+    from tests.ledger.helpers import sweep
+
+    b.fresh()
+    ingest(database, [b.as_line(b.enrolled("TAKER", b.NANJING, on="2023-01-01"))])
+    # as a producer may write it: keys in another order and spacing than the canonical bytes parked
+    parked = b.visit("LATE", b.WEIHAI, on="2023-03-01", items=[b.line("300.00")])
+    arrived = json.dumps(dict(reversed(list(parked.items()))), indent=1, default=str)
+    taken = {**b.visit("TAKER", b.NANJING, on="2023-03-01", items=[b.line("100.00")]), "event_id": parked["event_id"]}
+
+    async def scenario():
+        async with LedgerService(database) as service:
+            first = await service.prepare(list(from_lines([arrived.replace("\n", " ")], "first")), None)
+            assert (await _ingested(database, [b.as_line(taken)], "nanjing writer")).appended == 1
+            second = await service.prepare(
+                list(from_lines([b.as_line(b.enrolled("LATE", b.WEIHAI, on="2023-01-01"))], "second")), first.carry
+            )
+            await service.commit(first)
+            await service.commit(second)
+
+    asyncio.run(scenario())
+    assert fetch(database, "SELECT t.event_id FROM parked_events t WHERE true" + WAITING) == []
+    _refused_as_conflict(database, parked, taken)
+    assert sweep(database, now=datetime.now(UTC) + timedelta(days=60), park_ttl=timedelta(days=30))[0].expired == 0
+    assert fetch(database, "SELECT count(*) FROM ledger_rejections WHERE event_id = $1", parked["event_id"])[0][0] == 1
+
+
+def test_through_the_batch_before_only_the_bytes_parked_appended_end_a_wait():
+    """Read through the batch before, a parked event waits no more when that batch appended it (its very bytes)
+    or refused its parked bytes; another region's event it appended under the same id ends no wait."""
+    from ledger.carry import Carry, Mark
+    from ledger.chain import text_digest
+
+    parked, other, source = '{"event_id":"x","region":"371000"}', '{"event_id":"x","region":"320100"}', "parked:x"
+
+    def carry(**fields) -> Carry:
+        return Carry(mark=Mark({}, {}), book=None, loaded={}, **fields)  # type: ignore[arg-type]
+
+    assert carry(gone={"x"}, payloads={"x": parked}).waits_no_more("x", parked, source)
+    assert not carry(gone={"x"}, payloads={"x": other}).waits_no_more("x", parked, source)
+    assert carry(refused={("x", text_digest(parked), source)}).waits_no_more("x", parked, source)
+    assert not carry().waits_no_more("x", parked, source)
+
+
+def test_while_another_region_holds_its_id_a_parked_event_is_reported_parked(database):
+    """The gateway's answer for an event id (`db.lookups.outcomes`): a visit waiting for its member's enrolment is
+    `parked`, though another region's contribution, which settles nothing, holds its id."""
+    import asyncio
+
+    import asyncpg
+
+    from ledger.db.lookups import outcomes
+    from tests.ledger.helpers import plain
+
+    parked, _ = _parked_while_another_region_takes_its_id(database, visit=False)
+
+    async def asked():
+        connection = await asyncpg.connect(plain(database.owner_url))
+        try:
+            return await outcomes(connection, [parked["event_id"]])
+        finally:
+            await connection.close()
+
+    assert asyncio.run(asked()) == {parked["event_id"]: ("parked", None)}
+
+
+def test_every_kept_signature_is_read_back_when_two_regions_keep_one_under_an_id(database, monkeypatch):
+    """Kept signatures are read a chunk at a time, in event id order (`db.signatures.stored_signatures`); an id
+    under which one region parked an event as another appended one has a signature in each, and a chunk that ends
+    between the two must not skip the second."""
+    import asyncio
+
+    import asyncpg
+
+    from ledger.db import signatures
+    from tests.ledger.helpers import plain
+
+    monkeypatch.setattr(signatures, "CHUNK", 2)
+
+    async def read_back():
+        connection = await asyncpg.connect(plain(database.owner_url))
+        try:
+            for event_id, region in (("a", "320100"), ("x", "320100"), ("x", "371000"), ("y", "371000")):
+                await connection.execute(
+                    "INSERT INTO ledger_signatures (event_id, producer, key_id, signature, signed, received_at, "
+                    "region) VALUES ($1, 'p', 'k', '\\x00', '\\x00', now(), $2)",
+                    event_id,
+                    region,
+                )
+            return [row[0] async for rows in signatures.stored_signatures(connection) for row in rows]
+        finally:
+            await connection.close()
+
+    assert asyncio.run(read_back()) == ["a", "x", "x", "y"]

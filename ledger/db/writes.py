@@ -17,7 +17,8 @@ Rows made mostly of numbers (member_year's: eleven numeric columns a row) may go
 in one call (Decimals and dates as their strings) and taken apart by PostgreSQL (`jsonb_array_elements`), each value
 cast to its column's type from the text a COPY in text form would carry. The values stored are those COPY stores;
 what the client saves is asyncpg's binary encoding of each value, a Python object's digits for every numeric. Rows
-of long text (a settlement's record) cost more as a document than by COPY: they stay as they are.
+of long text (a settlement's record) cost more as a document than by COPY: they stay as they are. A jsonb value
+holds less than 256 MB: rows past `DOCUMENT_ROWS` go in further documents, each written by a statement of its own.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from .columns import column_types
 
 # Rows a batch writes (`BatchRows.size`) from which it is written as a large batch.
 LARGE = 400
+# Rows a document holds at most: some 15 MB of member_year rows, far below what a jsonb value can hold.
+DOCUMENT_ROWS = 50_000
 
 
 @dataclass
@@ -108,9 +111,10 @@ class Writes:
         if not rows:
             return None
         if document:
-            if newest is not None:
-                raise ValueError("rows sent as a document return no column")
-            self.add(f"INSERT INTO {table} ({', '.join(columns)}) {self.elements(table, columns, rows, ordered)}")
+            if newest is not None or ordered:
+                raise ValueError("rows sent as a document are neither numbered nor kept in order")
+            for part in _parts(rows):
+                self.add(f"INSERT INTO {table} ({', '.join(columns)}) {self.elements(table, columns, part)}")
             return None
         if self.large:  # COPY stores rows in the order sent
             after = None if newest is None else f"SELECT max({newest}) FROM {table}"
@@ -145,8 +149,9 @@ class Writes:
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
         names = ", ".join(columns)
         conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-        if document:  # one statement, in a large batch too: the document is a parameter of it
-            self.add(f"INSERT INTO {table} AS t ({names}) {self.elements(table, columns, rows)} {conflict}")
+        if document:  # a statement a document, in a large batch too: the document is a parameter of it
+            for part in _parts(rows):  # no two of them meet on a row: one row a key
+                self.add(f"INSERT INTO {table} AS t ({names}) {self.elements(table, columns, part)} {conflict}")
             return
         if self.large:
             staging = self.staged(table, columns, rows)
@@ -158,12 +163,10 @@ class Writes:
         arrays = self.arrays(table, columns, rows)
         self.add(f"INSERT INTO {table} AS t ({names}) SELECT * FROM unnest({', '.join(arrays)}) {conflict}")
 
-    def elements(self, table: str, columns: Sequence[str], rows: Sequence[tuple], ordered: bool = False) -> str:
+    def elements(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> str:
         """A SELECT of `rows` as `table`'s `columns`, from one parameter: the rows as a JSON document (see the
-        module); `ordered`, in the order given."""
+        module)."""
         source = f"jsonb_array_elements({self.parameter(document(rows), 'text')}::jsonb)"
-        if ordered:
-            return f"SELECT {_values(table, tuple(columns))} FROM {source} WITH ORDINALITY AS e(r, n) ORDER BY n"
         return f"SELECT {_values(table, tuple(columns))} FROM {source} AS r"
 
     def staged(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> str:
@@ -209,6 +212,10 @@ class Writes:
         return tuple(await raw.fetchrow(_with(self._writes, self._before, self._asked), *self._arguments))[
             : len(self._asked)
         ]
+
+
+def _parts(rows: Sequence[tuple]) -> list[Sequence[tuple]]:
+    return [rows[start : start + DOCUMENT_ROWS] for start in range(0, len(rows), DOCUMENT_ROWS)]
 
 
 def document(rows: Sequence[tuple]) -> str:

@@ -301,13 +301,22 @@ _AWKWARD_YEARS = [
 ]
 
 
+@pytest.mark.parametrize("parts", [False, True], ids=["a document a write", "a document a row"])
 @pytest.mark.parametrize("large", [False, True], ids=["one statement", "a statement at a time"])
-def test_member_year_rows_sent_as_a_document_are_the_rows_copy_stores(database, large):
+def test_member_year_rows_sent_as_a_document_are_the_rows_copy_stores(database, monkeypatch, large, parts):
     """The rows as one JSON document, each value cast from its text by PostgreSQL, are stored as the same values
-    COPY stores of the Python objects (asyncpg's binary encoding of each), inserted or upserted over rows there."""
+    COPY stores of the Python objects (asyncpg's binary encoding of each), inserted or upserted over rows there;
+    and so when more rows are written than a document holds (a jsonb value holds less than 256 MB), in further
+    documents."""
     import asyncpg
 
     from projections import member_year
+
+    documents: list[int] = []
+    made = writes_module.document
+    monkeypatch.setattr(writes_module, "document", lambda rows: documents.append(len(rows)) or made(rows))
+    if parts:
+        monkeypatch.setattr(writes_module, "DOCUMENT_ROWS", 1)
 
     columns, key = member_year.COLUMNS, ("region", "member_id", "year")
     stale = [_member_year_row(row[1], row[2], balance=Decimal("9.99"), counters='{"old":1}') for row in _AWKWARD_YEARS]
@@ -337,3 +346,4 @@ def test_member_year_rows_sent_as_a_document_are_the_rows_copy_stores(database, 
     assert len(copied) == len(_AWKWARD_YEARS) and any(",1.3," in row for row in copied)  # the points rounded
     assert any(",NaN," in row and ",-100.0," in row for row in copied)
     assert sent == copied
+    assert documents == ([1] * 5 if parts else [1, 2, 2])

@@ -260,7 +260,8 @@ async def region_member_chunks(raw: Raw, names: Names, region: str, size: int) -
 
 
 def add_years(writes: Writes, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:
-    """A member's years rewritten whole leave no year behind that its state no longer has."""
+    """A member's years rewritten whole leave no year behind that its state no longer has. The rows go as a
+    document (`db.writes`): eleven of their nineteen values are numeric."""
     whole_rows, year_rows, whole = rows.year_rows(registry, params_digest)
     key = ("region", "member_id", "year")
     if writes.large:  # a statement at a time: the whole members' rows go, and come back by COPY
@@ -269,11 +270,11 @@ def add_years(writes: Writes, names: Names, rows: BatchRows, registry: PolicyReg
                 f"DELETE FROM {names.member_year} WHERE region = {writes.parameter(region, 'text')} "
                 f"AND member_id = ANY({writes.parameter(members, 'text[]')})"
             )
-        writes.insert(names.member_year, member_year.COLUMNS, whole_rows)
-        writes.upsert(names.member_year, member_year.COLUMNS, key, year_rows)
+        writes.insert(names.member_year, member_year.COLUMNS, whole_rows, document=True)
+        writes.upsert(names.member_year, member_year.COLUMNS, key, year_rows, document=True)
         return
     # One statement: no write may meet another on a row, so the years kept are upserted and only the others go.
-    writes.upsert(names.member_year, member_year.COLUMNS, key, whole_rows + year_rows)
+    writes.upsert(names.member_year, member_year.COLUMNS, key, whole_rows + year_rows, document=True)
     for region, members in by_region(whole).items():
         kept = [row[1:3] for row in whole_rows if row[0] == region]
         region_is = writes.parameter(region, "text")
@@ -309,7 +310,9 @@ async def write_member_years(
         for _, _, state, digest in found:
             member = state_from_bytes(state)
             records.extend(member_year.rows(member, years_of(member), await registry_of(digest)))
-        await raw.copy_records_to_table(names.member_year, records=records, columns=member_year.COLUMNS)
+        writes = Writes()
+        writes.insert(names.member_year, member_year.COLUMNS, records, document=True)
+        await writes.run(raw)
 
 
 FUND_COLUMNS = ("region", "month", "pool", "fund_paid", "settlements", "reversals")

@@ -11,18 +11,31 @@ statement all see the data as it was before it, so two writes of a batch must ne
 A large batch is written a statement at a time, in the order the writes were added, its plain inserts by COPY:
 there the round trips are few against the rows, and COPY stores rows in bulk for less CPU (and less memory: no
 array a column of the whole batch) than an INSERT from arrays does.
+
+Rows made mostly of numbers (member_year's: eleven numeric columns a row) may go as one document instead
+(`document=True`): a JSON array of the rows, each an array of its values in the columns' order, encoded by msgspec
+in one call (Decimals and dates as their strings) and taken apart by PostgreSQL (`jsonb_array_elements`), each value
+cast to its column's type from the text a COPY in text form would carry. The values stored are those COPY stores;
+what the client saves is asyncpg's binary encoding of each value, a Python object's digits for every numeric. Rows
+of long text (a settlement's record) cost more as a document than by COPY: they stay as they are. A jsonb value
+holds less than 256 MB: rows past `DOCUMENT_ROWS` go in further documents, each written by a statement of its own.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from .columns import column_types
 
 # Rows a batch writes (`BatchRows.size`) from which it is written as a large batch.
 LARGE = 400
+# Rows a document holds at most: some 15 MB of member_year rows, far below what a jsonb value can hold.
+DOCUMENT_ROWS = 50_000
 
 
 @dataclass
@@ -89,11 +102,19 @@ class Writes:
         rows: Sequence[tuple],
         ordered: bool = False,
         newest: str | None = None,
+        document: bool = False,
     ) -> int | None:
         """Rows in; `ordered`: in the order given (a default such as a sequence numbers them so). With `newest`, a
         column numbered by a sequence: the index in what `run` returns of its greatest value (a large batch's is
-        read from the table after them, as far as this transaction sees it)."""
+        read from the table after them, as far as this transaction sees it). `document`: the rows sent as one
+        JSON document (see the module)."""
         if not rows:
+            return None
+        if document:
+            if newest is not None or ordered:
+                raise ValueError("rows sent as a document are neither numbered nor kept in order")
+            for part in _parts(rows):
+                self.add(f"INSERT INTO {table} ({', '.join(columns)}) {self.elements(table, columns, part)}")
             return None
         if self.large:  # COPY stores rows in the order sent
             after = None if newest is None else f"SELECT max({newest}) FROM {table}"
@@ -110,18 +131,28 @@ class Writes:
         return len(self._asked) - 1
 
     def upsert(
-        self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[tuple], updates: str | None = None
+        self,
+        table: str,
+        columns: Sequence[str],
+        key: Sequence[str],
+        rows: Sequence[tuple],
+        updates: str | None = None,
+        document: bool = False,
     ) -> None:
         """Rows in, replacing those with the same key (at most one row a key); `updates` overrides the SET list. In
         a large batch the rows are copied into a temporary table of this session first (`staged`), which costs the
         client a third less than arrays of every value: the rows of member_state and member_year a batch writes
-        are nearly as many as its events."""
+        are nearly as many as its events. `document`: the rows sent as one JSON document (see the module)."""
         if not rows:
             return
         if updates is None:
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
         names = ", ".join(columns)
         conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        if document:  # a statement a document, in a large batch too: the document is a parameter of it
+            for part in _parts(rows):  # no two of them meet on a row: one row a key
+                self.add(f"INSERT INTO {table} AS t ({names}) {self.elements(table, columns, part)} {conflict}")
+            return
         if self.large:
             staging = self.staged(table, columns, rows)
             self.add(
@@ -131,6 +162,12 @@ class Writes:
             return
         arrays = self.arrays(table, columns, rows)
         self.add(f"INSERT INTO {table} AS t ({names}) SELECT * FROM unnest({', '.join(arrays)}) {conflict}")
+
+    def elements(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> str:
+        """A SELECT of `rows` as `table`'s `columns`, from one parameter: the rows as a JSON document (see the
+        module)."""
+        source = f"jsonb_array_elements({self.parameter(document(rows), 'text')}::jsonb)"
+        return f"SELECT {_values(table, tuple(columns))} FROM {source} AS r"
 
     def staged(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> str:
         """A large batch's `rows` copied into a temporary table with `table`'s `columns` (made once a session),
@@ -175,6 +212,31 @@ class Writes:
         return tuple(await raw.fetchrow(_with(self._writes, self._before, self._asked), *self._arguments))[
             : len(self._asked)
         ]
+
+
+def _parts(rows: Sequence[tuple]) -> list[Sequence[tuple]]:
+    return [rows[start : start + DOCUMENT_ROWS] for start in range(0, len(rows), DOCUMENT_ROWS)]
+
+
+def document(rows: Sequence[tuple]) -> str:
+    """Rows as one JSON array of arrays: Decimals and dates as their strings, None as null."""
+    return msgspec.json.encode(rows).decode()
+
+
+# The column types a document's values are read as: what each is cast to from the text of its JSON value.
+_DOCUMENT_TYPES = ("TEXT", "INTEGER", "BIGINT", "NUMERIC", "DATE", "JSONB", "BOOLEAN")
+
+
+@functools.cache
+def _values(table: str, columns: tuple[str, ...]) -> str:
+    """The select list reading `columns` from `r`, a row of a document: each value's text cast to its column's
+    type (a JSONB column's value is the text of its JSON, as the row holds it)."""
+    values = []
+    for n, kind in enumerate(column_types(table, columns)):
+        if not kind.startswith(_DOCUMENT_TYPES):
+            raise ValueError(f"{table}.{columns[n]} ({kind}) is not sent in a document")
+        values.append(f"r->>{n}" if kind == "TEXT" else f"(r->>{n})::{kind}")
+    return ", ".join(values)
 
 
 def _insert_statement(writes: Writes, table: str, columns: Sequence[str], rows: Sequence[tuple], ordered: bool) -> str:

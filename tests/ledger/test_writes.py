@@ -282,3 +282,89 @@ def test_the_append_transaction_plans_its_statements_once_and_reads_do_not(datab
         return inside, outside
 
     assert asyncio.run(scenario()) == ("force_generic_plan", "auto")
+
+
+def _member_year_row(member_id: str, year: int, **values: object) -> tuple:
+    from projections import member_year
+
+    row = dict.fromkeys(member_year.COLUMNS, Decimal("0.00"))
+    row |= {"region": "150000", "member_id": member_id, "year": year, "status": "active", "health_streak": 0}
+    row |= {"insurance_type": "employee", "person_type": "retired", "counters": "{}", "bonus_points": Decimal("0.0")}
+    return tuple((row | values)[column] for column in member_year.COLUMNS)
+
+
+# member_year rows holding what the table may: numerics of every scale and exponent, a negative zero, a rounding to
+# the points column's one decimal, NaN, an empty chronic pool, text that COPY in text form would escape, counters
+# of nested JSON with non-ASCII text.
+_AWKWARD_YEARS = [
+    _member_year_row("M-1", 2023),
+    _member_year_row(
+        "M-1",
+        2024,
+        deductible_paid=Decimal("1E+2"),
+        general_fund_paid=Decimal("-0.00"),
+        capped_base_used=Decimal("12345678901234567890.123456789"),
+        band_position=Decimal("0.000001"),
+        chronic_pool=None,
+        bonus_points=Decimal("1.25"),
+        health_streak=7,
+        balance=Decimal("-3.5"),
+        counters='{"2024#03":{"deductible":"12.30","general_paid":"1E+1"},"2024#01":{"x":"0"}}',
+    ),
+    _member_year_row(
+        'M "2"\t\\n,\r\n',
+        2024,
+        status="终止",
+        chronic_fund_paid=Decimal("NaN"),
+        bonus_points=Decimal("-99.95"),
+        counters='{"2024#12":{"说明":"a\\"b\\\\c\\u00e9"}}',
+    ),
+]
+
+
+@pytest.mark.parametrize("parts", [False, True], ids=["a document a write", "a document a row"])
+@pytest.mark.parametrize("large", [False, True], ids=["one statement", "a statement at a time"])
+def test_member_year_rows_sent_as_a_document_are_the_rows_copy_stores(database, monkeypatch, large, parts):
+    """The rows as one JSON document, each value cast from its text by PostgreSQL, are stored as the same values
+    COPY stores of the Python objects (asyncpg's binary encoding of each), inserted or upserted over rows there;
+    and so when more rows are written than a document holds (a jsonb value holds less than 256 MB), in further
+    documents."""
+    import asyncpg
+
+    from projections import member_year
+
+    documents: list[int] = []
+    made = writes_module.document
+    monkeypatch.setattr(writes_module, "document", lambda rows: documents.append(len(rows)) or made(rows))
+    if parts:
+        monkeypatch.setattr(writes_module, "DOCUMENT_ROWS", 1)
+
+    columns, key = member_year.COLUMNS, ("region", "member_id", "year")
+    stale = [_member_year_row(row[1], row[2], balance=Decimal("9.99"), counters='{"old":1}') for row in _AWKWARD_YEARS]
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        connection = await asyncpg.connect(plain(database.owner_url))
+        try:
+            await connection.execute("CREATE TEMPORARY TABLE copied_member_year (LIKE member_year)")
+            await connection.copy_records_to_table("copied_member_year", records=_AWKWARD_YEARS, columns=columns)
+            async with connection.transaction():
+                writes = Writes(large=large)
+                writes.insert("member_year", columns, _AWKWARD_YEARS[:1], document=True)
+                writes.insert("member_year", columns, stale[1:], document=True)
+                await writes.run(connection)
+                writes = Writes(large=large)
+                writes.upsert("member_year", columns, key, _AWKWARD_YEARS[1:], document=True)
+                await writes.run(connection)
+            found = []
+            for table in ("copied_member_year", "member_year"):
+                rows = await connection.fetch(f"SELECT t::text FROM {table} t ORDER BY member_id, year")  # noqa: S608
+                found.append([row[0] for row in rows])
+            return found[0], found[1]
+        finally:
+            await connection.close()
+
+    copied, sent = asyncio.run(scenario())
+    assert len(copied) == len(_AWKWARD_YEARS) and any(",1.3," in row for row in copied)  # the points rounded
+    assert any(",NaN," in row and ",-100.0," in row for row in copied)
+    assert sent == copied
+    assert documents == ([1] * 5 if parts else [1, 2, 2])

@@ -56,7 +56,15 @@ class PostgresAudit(PostgresSession):
             await self.raw.execute(f"TRUNCATE {table}")
 
     async def create_shadow(self, shadow: Names) -> None:
+        """The shadow settlements keep the unique indexes of the ledger's, which replay looks settlements up by
+        (`settlement_id`, a visit's, a reversal's) and which refuse what the ledger refuses; not the others, which
+        serve reads by member, position and day that replay never makes, and would cost every row it writes."""
         await create_shadow(self.raw, shadow)
+        for (index,) in await self.raw.fetch(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = $1::regclass AND NOT indisunique",
+            shadow.settlements,
+        ):
+            await self.raw.execute(f"DROP INDEX {index}")
 
     async def event_count(self) -> int:
         return await self.raw.fetchval("SELECT count(*) FROM ledger_events")

@@ -271,9 +271,12 @@ class AuditSession(SettlingReads, Protocol):
     async def hash_at(self, seq: int) -> bytes | None:
         """The hash of the event at `seq`, if there is one."""
 
-    async def verify_streams(self, regions: list[str] | None = None) -> tuple[list[ChainBreak], list[Head]]:
+    async def verify_streams(
+        self, regions: list[str] | None = None, elsewhere: list[str] | None = None
+    ) -> tuple[list[ChainBreak], list[Head]]:
         """The history's chain and every region's stream walked, each from where it starts: every place where a
-        chain does not hold, and the heads walked to (the history's first). With `regions`, their streams alone."""
+        chain does not hold, and the heads walked to (the history's first). With `regions`, their streams alone;
+        the streams of `elsewhere` are walked by another replayer meanwhile, and left to it."""
 
     async def heads_at(self, positions: list[tuple[str, int]]) -> list[Head] | None:
         """The heads at the given (region, seq), with the hashes the chains hold there; None when a region has no

@@ -166,6 +166,10 @@ class Replayer:
         # The ledger holds `regions` alone, not the history nor any other region (a server a region was moved to,
         # docs/scaling.md): their streams are verified from their genesis, and nothing else is looked for.
         self.streams_only = False
+        # Split by region over processes (`verify_in_parallel`): the one that checks the chain leaves the streams
+        # of `streams_elsewhere` to the replayers of those regions, each of which walks its own (`own_streams`).
+        self.streams_elsewhere: list[str] = []
+        self.own_streams = False
         # (seq, hex sha256) of an event's hash recorded outside the database: its stream must still pass through
         # it; or (ROOT, hex sha256) of a root hash (`streams.root_hash`) printed by an earlier verify
         self.anchor: tuple[int | str, str] | None = None
@@ -231,12 +235,14 @@ class Replayer:
                         if self.check_chain:
                             await self._check_parked(audit, report)
                             report.chain_breaks, report.heads = await audit.verify_streams(
-                                self.regions if self.streams_only else None
+                                self.regions if self.streams_only else None, self.streams_elsewhere
                             )
                             report.chain_breaks += await self._check_anchor(audit, report.heads)
                             report.head = (sum(h.position for h in report.heads), root_hash(report.heads))
                             await self._check_parameter_sets(audit, report)
                             await self._check_adoptions(audit, report)
+                        elif self.own_streams:  # walked here, as they stand under this replayer's lock
+                            report.chain_breaks, report.heads = await audit.verify_streams(self.regions)
                 if mode == "verify" and self.check_chain:  # checked once, by the replayer that walks the chain
                     await verify_signatures(audit, self._authority, report)
         finally:
@@ -496,19 +502,28 @@ def _verify_regions(
     regions: list[str],
     everywhere: list[str] | None,
     index: int,
-    anchor: tuple[int | str, str] | None = None,
+    elsewhere: list[str] | None = None,
     tell: Callable[[int, int], None] | None = None,
     authority: Authority | None = None,
 ) -> ReplayReport:
-    """`everywhere`: given to the one that checks the chain (against `anchor`, if given) and counts rows of no
-    replayed region. In a worker, progress goes on its queue; in the calling process, to `tell`."""
+    """`everywhere`: given to the one that checks the chain, but for the streams of `elsewhere`, and counts rows
+    of no replayed region; every other walks the streams of its `regions`. In a worker, progress goes on its
+    queue; in the calling process, to `tell`."""
     queue = _progress
     if tell is None and queue is not None:
         tell = lambda done, _total: queue.put((index, done))  # noqa: E731
     replayer = Replayer(db, batch_size=batch_size, progress=tell)
     replayer.regions, replayer.check_chain, replayer.stray_outside = regions, everywhere is not None, everywhere
-    replayer.anchor = anchor
+    replayer.streams_elsewhere, replayer.own_streams = elsewhere or [], everywhere is None
     return asyncio.run(replayer.verify(authority))
+
+
+async def _anchor_breaks(db: Database, anchor: tuple[int | str, str], heads: list[Head]) -> list[ChainBreak]:
+    """`anchor` checked against the chains of every replayer, as they walked them."""
+    replayer = Replayer(db)
+    replayer.anchor = anchor
+    async with auditing(db, SHADOW) as audit:
+        return await replayer._check_anchor(audit, heads)
 
 
 def worker_pool(workers: int, progress: Queue[tuple[int, int]] | None = None) -> ProcessPoolExecutor:
@@ -527,10 +542,11 @@ def verify_in_parallel(
     authority: Authority | None = None,
 ) -> ReplayReport:
     """`verify` split by region over `workers` processes, this one and `workers - 1` more: no member, visit,
-    payment or year close crosses a region, so each region replays on its own. This process also checks the
-    chain and counts the projection rows of regions with no event; it replays its share on a thread, so that it
-    holds no more than a worker does beside the modules it has already loaded. `progress(done, total)` is told
-    the events replayed by all."""
+    payment or year close crosses a region, so each region replays on its own, and each process walks the hash
+    chains of the regions it replays. This process also checks the history's chain and what lies in no stream,
+    and counts the projection rows of regions with no event; it replays its share on a thread, so that it holds
+    no more than a worker does beside the modules it has already loaded. The heads of all the chains are put
+    together here, and checked against `anchor`. `progress(done, total)` is told the events replayed by all."""
     regions = {region: count for region, count in event_counts.items() if region != EVERY_REGION}
     groups = balanced(regions, workers)
     if EVERY_REGION in event_counts:  # the adoptions: a few rows, replayed here, not worth a process of their own
@@ -545,7 +561,8 @@ def verify_in_parallel(
     others = len(groups) - 1
     with ThreadPoolExecutor(1) as thread, worker_pool(others, queue) if others else nullcontext() as pool:
         everywhere = sorted(event_counts)
-        futures = [thread.submit(_verify_regions, db, batch_size, groups[0], everywhere, 0, anchor, here, authority)]
+        elsewhere = sorted(region for group in groups[1:] for region in group)
+        futures = [thread.submit(_verify_regions, db, batch_size, groups[0], everywhere, 0, elsewhere, here, authority)]
         if pool is not None:  # with more than one group
             futures += [
                 pool.submit(_verify_regions, db, batch_size, regions, None, index)
@@ -568,8 +585,7 @@ def verify_in_parallel(
         report.events += part.events
         report.adoptions += part.adoptions
         report.chain_breaks.extend(part.chain_breaks)
-        report.head = report.head or part.head
-        report.heads = report.heads or part.heads
+        report.heads.extend(part.heads)
         report.signatures = part.signatures if report.signatures is None else report.signatures
         report.differences.extend(part.differences)
         report.difference_count += part.difference_count
@@ -577,4 +593,8 @@ def verify_in_parallel(
         for name, count in part.projection_differences.items():
             report.projection_differences[name] = report.projection_differences.get(name, 0) + count
     report.differences.sort(key=lambda difference: difference.seq)
+    report.heads.sort(key=lambda head: head.stream)  # as one replayer lists them: the history's first
+    report.head = (sum(h.position for h in report.heads), root_hash(report.heads))
+    if anchor is not None:
+        report.chain_breaks += asyncio.run(_anchor_breaks(db, anchor, report.heads))
     return report

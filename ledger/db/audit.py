@@ -88,8 +88,10 @@ class PostgresAudit(PostgresSession):
         found = await self.raw.fetchval("SELECT hash FROM ledger_events WHERE seq = $1", seq)
         return None if found is None else bytes(found)
 
-    async def verify_streams(self, regions: list[str] | None = None) -> tuple[list[ChainBreak], list[Head]]:
-        return await streams.verify_streams(self.raw, regions)
+    async def verify_streams(
+        self, regions: list[str] | None = None, elsewhere: list[str] | None = None
+    ) -> tuple[list[ChainBreak], list[Head]]:
+        return await streams.verify_streams(self.raw, regions, elsewhere or ())
 
     async def heads_at(self, positions: list[tuple[str, int]]) -> list[Head] | None:
         return await streams.heads_at(self.raw, positions)

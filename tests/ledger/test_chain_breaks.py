@@ -95,3 +95,33 @@ def test_a_stream_cut_short_is_consistent_in_itself_and_caught_by_a_head_kept_ou
     replayer.anchor = (head.seq, head.hash.hex())
     anchored = asyncio.run(replayer.verify())
     assert anchored.chain_breaks and not anchored.ok
+
+
+def test_a_verify_split_over_processes_walks_each_stream_where_it_is_replayed_and_finds_what_one_process_finds(
+    database,
+):
+    """Each process of a parallel verify walks the chains of the regions it replays; the heads come together in
+    the process that started them, as one replayer would have listed them, and are checked against an anchor."""
+    from ledger.adoption import EVERY_REGION
+    from ledger.replay import verify_in_parallel
+    from ledger.streams import balanced
+
+    ingest(database, example_lines("weihai", "ningxia", "nanjing"))
+    counts = {r[0]: r[1] for r in fetch(database, "SELECT region, count(*) FROM ledger_events GROUP BY region")}
+    alone = verify(database)
+    split = verify_in_parallel(database, 40, 2, counts)
+    assert alone.ok and split.ok and len(alone.heads) == 4
+    assert split.heads == alone.heads and split.head == alone.head
+    root = ("root", alone.head[1].hex())
+    assert not verify_in_parallel(database, 40, 2, counts, anchor=root).chain_breaks
+    assert verify_in_parallel(database, 40, 2, counts, anchor=("root", "00" * 32)).chain_breaks
+    # a forged event of a region a worker process replays, and one of the region this process replays
+    groups = balanced({r: n for r, n in counts.items() if r != EVERY_REGION}, 2)
+    assert len(groups) == 2
+    for region in (groups[1][0], groups[0][0]):
+        (seq,) = fetch(database, "SELECT min(seq) + 3 FROM ledger_events WHERE region = $1", region)[0]
+        unguarded(database, "ledger_events", "UPDATE ledger_events SET payload = payload || ' ' WHERE seq = $1", seq)
+        expected = [(seq, "hash does not match the event's bytes")]
+        assert [(x.seq, x.problem.split(":")[0]) for x in verify(database).chain_breaks if x.seq == seq] == expected
+        found = verify_in_parallel(database, 40, 2, counts).chain_breaks
+        assert [(x.seq, x.problem.split(":")[0]) for x in found if x.seq == seq] == expected

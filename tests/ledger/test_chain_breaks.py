@@ -125,3 +125,30 @@ def test_a_verify_split_over_processes_walks_each_stream_where_it_is_replayed_an
         assert [(x.seq, x.problem.split(":")[0]) for x in verify(database).chain_breaks if x.seq == seq] == expected
         found = verify_in_parallel(database, 40, 2, counts).chain_breaks
         assert [(x.seq, x.problem.split(":")[0]) for x in found if x.seq == seq] == expected
+
+
+def test_a_stream_read_a_few_positions_at_a_time_is_read_whole_across_its_gaps(weihai, monkeypatch):
+    """Replay reads the next positions of a stream, and the chain is walked the same way (`events_after`,
+    `verify_stream`); where they do not hold just as many events, a gap or a stream's end, the first events after
+    are read instead: whatever the sizes, what is found is the same."""
+    from ledger.db import streams
+
+    stream = _stream(weihai)
+    removed = next(s for s in _bare(weihai) if s not in (stream[-1][0], stream[2][0] + 1))
+    unguarded(weihai, "ledger_events", "DELETE FROM ledger_events WHERE seq = $1", removed)
+    unguarded(weihai, "ledger_events", "UPDATE ledger_events SET payload = payload || ' ' WHERE seq = $1", stream[2][0])
+
+    def found(batch_size: int, chunk: int) -> tuple[list, list, int]:
+        monkeypatch.setattr(streams.verify_stream, "__defaults__", (chunk, None))
+        report = verify(weihai, batch_size=batch_size)
+        breaks = [(x.seq, x.problem) for x in report.chain_breaks]
+        return breaks, [(d.seq, d.what, d.detail) for d in report.differences], report.events
+
+    whole = found(40, 20_000)
+    assert {problem.split(":")[0] for _, problem in whole[0]} >= {
+        "sequence gap",
+        "hash does not match the event's bytes",
+    }
+    assert whole[2] == len(stream) - 1
+    for batch_size, chunk in ((1, 1), (2, 3), (5, 2)):
+        assert found(batch_size, chunk) == whole

@@ -11,7 +11,7 @@ import orjson
 
 from .authority import Signed
 from .chain import canonical
-from .contract import Event, InvalidEvent, decode_event, decode_json, decode_line, same_values
+from .contract import Event, InvalidEvent, decode_event, decode_json, decode_line, decode_struct, same_values
 
 # Events that wait for their member's enrolment instead of being refused (parking).
 PARKABLE = frozenset(
@@ -167,10 +167,12 @@ def read_lines(stream: BinaryIO) -> Iterator[bytes | Oversized]:
         yield Oversized(head, size, digest.hexdigest())
 
 
-def decode_canonical(payload: str, source: str, position: int | str) -> Incoming:
+def decode_canonical(payload: str, source: str, position: int | str, structs: bool = False) -> Incoming:
     """An event from bytes medledger wrote itself (the ledger, the parking area): canonical JSON, money as
-    strings, keys unique, so the fast parser is enough; the contract is still checked in full."""
-    event = decode_json(payload.encode("utf-8", errors="surrogatepass"))
+    strings, keys unique, so the fast parser is enough; the contract is still checked in full. `structs`: the
+    event may be the fast decoder's Struct of it, after the same checks (`decode_line`)."""
+    data = payload.encode("utf-8", errors="surrogatepass")
+    event = decode_struct(data) if structs else decode_json(data)
     if event is not None:
         return Incoming(source, position, payload, event=event, _payload=payload)
     try:

@@ -74,19 +74,18 @@ def chained(events: Sequence[NewEvent], seq: int, prev_hash: bytes) -> list[Stor
     stored = []
     for event in events:
         seq += 1
-        e = event
         stored.append(
             chain_onto(
                 seq,
                 prev_hash,
-                e.event_id,
-                e.event_type,
-                e.region,
-                e.member_id,
-                e.occurred_at,
-                e.payload,
-                e.params_digest,
-                e.source,
+                event.event_id,
+                event.event_type,
+                event.region,
+                event.member_id,
+                event.occurred_at,
+                event.payload,
+                event.params_digest,
+                event.source,
             )
         )
         prev_hash = stored[-1].hash

@@ -77,25 +77,12 @@ class PostgresAudit(PostgresSession):
         session's transaction, so that it may run while the session settles and writes the batch before."""
         raw = self.reader if ahead and self.reader is not None else self.raw
         select = f"SELECT seq, params_digest, source, payload, {columns} FROM ledger_events "
-        # A stream's positions follow one another, so the next `limit` events are nearly always those at the next
-        # `limit` positions: asked for as such, no plan reads more rows than it returns. (Asked for as the first
-        # `limit` after `after` of some regions, a plan made without statistics of the partitions reads every
-        # later row of those regions and sorts them, for every batch.) When that range does not hold just `limit`
-        # events (a stream's end, a gap), the first `limit` after `after` are asked for as such.
-        rows = await raw.fetch(
-            select + "WHERE seq > $1 AND seq <= $1 + $2 AND ($3::text[] IS NULL OR region = ANY($3::text[])) "
-            "ORDER BY seq",
-            after,
+        of_regions = "($3::text[] IS NULL OR region = ANY($3::text[]))"
+        return await streams.next_rows(
+            raw,
             limit,
-            regions,
-        )
-        if len(rows) == limit:
-            return rows
-        return await raw.fetch(
-            select + "WHERE seq > $1 AND ($3::text[] IS NULL OR region = ANY($3::text[])) ORDER BY seq LIMIT $2",
-            after,
-            limit,
-            regions,
+            (select + f"WHERE seq > $1 AND seq <= $1 + $2 AND {of_regions} ORDER BY seq", [after, limit, regions]),
+            (select + f"WHERE seq > $1 AND {of_regions} ORDER BY seq LIMIT $2", [after, limit, regions]),
         )
 
     async def hash_at(self, seq: int) -> bytes | None:

@@ -136,6 +136,17 @@ STREAM_ROWS = (
     "ORDER BY seq LIMIT $3"
 )
 
+
+async def next_rows(raw: Raw, count: int, positions: tuple[str, list], first_after: tuple[str, list]) -> list:
+    """The next `count` rows of some streams, asked for first as the rows at the next `count` positions (the query
+    and arguments of `positions`): a stream's positions follow one another, so they nearly always are, and no plan
+    reads more rows for that than it returns. Asked for as the first `count` after a position, a plan made without
+    statistics of the partitions (none after an ingest) reads every later row of those streams and sorts them.
+    Where the positions do not hold just `count` rows (a stream's end, a gap), `first_after` asks for them so."""
+    rows = await raw.fetch(positions[0], *positions[1])
+    return rows if len(rows) == count else await raw.fetch(first_after[0], *first_after[1])
+
+
 NEXT_ROWS = (
     "SELECT seq, payload, prev_hash, hash FROM ledger_events WHERE ($3::text IS NULL OR region = $3) "
     "AND seq > $1 AND seq < $2 ORDER BY seq"
@@ -151,13 +162,12 @@ async def verify_stream(
     breaks: list[ChainBreak] = []
     after, prev_hash, prev_seq = start, start_hash, start
     while True:
-        # the next `chunk` positions first, which no plan reads more rows than it returns for (`PostgresAudit.
-        # events_after` says why); the first `chunk` rows after `after` where those do not hold just `chunk`
-        rows = await raw.fetch(NEXT_ROWS, after, min(end, after + chunk + 1), region)
-        if len(rows) != chunk:
-            rows = await raw.fetch(
-                CHAIN_ROWS if region is None else STREAM_ROWS, after, end, chunk, *([] if region is None else [region])
-            )
+        rows = await next_rows(
+            raw,
+            chunk,
+            (NEXT_ROWS, [after, min(end, after + chunk + 1), region]),
+            (CHAIN_ROWS if region is None else STREAM_ROWS, [after, end, chunk, *([] if region is None else [region])]),
+        )
         if not rows:
             return breaks
         breaks.extend(verify_links(rows, prev_hash, prev_seq))

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.kafka_pipeline import count, free_port, percentile, produce_all  # noqa: E402
+from bench.proc import cpu_seconds  # noqa: E402
 from consumers.settings import Settings  # noqa: E402
 from consumers.topics import ensure_topics  # noqa: E402
 from gateway.signature import sign  # noqa: E402
@@ -149,12 +150,6 @@ async def open_loop(client: httpx.AsyncClient, infno: str, inputs: list[dict], r
         tasks.append(asyncio.create_task(one(given)))
     await asyncio.gather(*tasks)
     return sorted(latencies), failed
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time the process has used (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def report(label: str, rate: int, latencies: list[float], failed: int, target_ms: float, cpu: dict) -> None:

@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.proc import cpu_seconds, server_cpu  # noqa: E402
 from consumers.partitioning import routing  # noqa: E402
 from consumers.settings import Settings  # noqa: E402
 from consumers.topics import ensure_topics  # noqa: E402
@@ -110,35 +111,6 @@ def answers(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a running process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def server_cpu(pgdata: Path | None) -> float | None:
-    """CPU time of the embedded PostgreSQL so far: its postmaster's, the backends it has reaped (their time is
-    added to the postmaster's children's), and those running. None for a server elsewhere (DATABASE_URL)."""
-    if pgdata is None:
-        return None
-    try:
-        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, ValueError, IndexError):
-        return None
-    ticks = sum(int(fields[n]) for n in (11, 12, 13, 14))  # its own and its reaped children's
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            child = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(child[1]) == postmaster:
-            ticks += int(child[11]) + int(child[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)

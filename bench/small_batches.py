@@ -27,18 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.proc import cpu_of  # noqa: E402
+
 TOPIC = ("events", 0)
-
-
-def _server_cpu(pids: list[int]) -> float:
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def _measure(batches: int, size: int, members: int) -> tuple[float, float]:
@@ -90,10 +81,10 @@ async def _measure(batches: int, size: int, members: int) -> tuple[float, float]
                     "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
                 )
             ]
-            client, server = time.process_time(), _server_cpu(pids)
+            client, server = time.process_time(), cpu_of(pids)
             for _ in range(batches):
                 await settled(settler)
-            return (time.process_time() - client) / batches, (_server_cpu(pids) - server) / batches
+            return (time.process_time() - client) / batches, (cpu_of(pids) - server) / batches
         finally:
             await owner.close()
 

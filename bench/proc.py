@@ -1,0 +1,53 @@
+"""CPU time of processes of this machine, from Linux's /proc: what the benchmarks measure besides their own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command's name (the third field first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a running process so far."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def cpu_of(pids: Iterable[int]) -> float:
+    """User and system CPU time of the processes so far; one that has exited counts nothing."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            continue
+    return total
+
+
+def server_cpu(pgdata: Path | None) -> float | None:
+    """CPU time of the embedded PostgreSQL so far: its postmaster's, the backends it has reaped (their time is
+    added to the postmaster's children's), and those running. None for a server elsewhere (DATABASE_URL)."""
+    if pgdata is None:
+        return None
+    try:
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+        fields = _stat(postmaster)
+    except (OSError, ValueError, IndexError):
+        return None
+    ticks = sum(int(fields[n]) for n in (11, 12, 13, 14))  # its own and its reaped children's
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == postmaster:
+                    children.append(int(entry.name))
+            except OSError:
+                continue
+    return ticks / TICK + cpu_of(children)

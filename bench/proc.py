@@ -42,12 +42,12 @@ def server_cpu(pgdata: Path | None) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     ticks = sum(int(fields[n]) for n in (11, 12, 13, 14))  # its own and its reaped children's
-    children = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if int(_stat(int(entry.name))[1]) == postmaster:
-                    children.append(int(entry.name))
+                child = _stat(int(entry.name))
             except OSError:
                 continue
-    return ticks / TICK + cpu_of(children)
+            if int(child[1]) == postmaster:
+                ticks += int(child[11]) + int(child[12])
+    return ticks / TICK

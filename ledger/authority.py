@@ -332,7 +332,7 @@ class Signer:
         key_id = key_id or key_fingerprint(key.public_key())
         if not NAME.match(producer) or not NAME.match(key_id):
             raise ProducersFileError("a producer id and a key id are letters, digits and ._:- (at most 64)")
-        self.producer, self.key_id, self.key = producer, key_id, key
+        self.producer, self.key_id = producer, key_id
         self._signing = Signing(key)
 
     def signature(self, value: bytes) -> bytes:
@@ -362,7 +362,7 @@ class LedgerSigner:
     it is rotated."""
 
     def __init__(self, key: Ed25519PrivateKey):
-        self.key, self.key_id = key, key_fingerprint(key.public_key())
+        self.key_id = key_fingerprint(key.public_key())
         self._signing = Signing(key)
 
     def headers(self, value: bytes) -> list[tuple[str, bytes]]:

@@ -33,10 +33,12 @@ def active_member(book: Book, event: Any, day: date | None = None) -> MemberStat
 
 
 def member_on(book: Book, event: Any, day: date) -> MemberState:
-    """A member covered on `day`: within one of their enrolments in the region (policy notes §0)."""
-    member = known_member(book, event)
-    if member.covered_on(day):
+    """A member covered on `day`: within one of their enrolments in the region (policy notes §0). Every visit
+    asks: the member found covered is the path taken first, the refusals after it."""
+    member = book.members.get((event.region, event.member_id))
+    if member is not None and member.covered_on(day):
         return member
+    member = known_member(book, event)
     if member.terminated_on is not None and day >= member.terminated_on:
         raise _terminated(member)
     raise Rejected("member_not_enrolled", f"member {member.member_id} is not enrolled on {day}")

@@ -61,9 +61,7 @@ def _payable_at(visit: Any, facility: Facility | None) -> Facility | str:
 
 def settle_visit(book: Book, event: Any, seq: int) -> list:
     day = event.business_date
-    member = book.members.get((event.region, event.member_id))
-    if member is None or not member.covered_on(day):
-        member = member_on(book, event, day)  # refused, as the guard words it
+    member = member_on(book, event, day)
     policy = book.policies.on(event.region, day)
     bill = bill_of(event.items)
     limits.visit_total(bill.total, policy)

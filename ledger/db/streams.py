@@ -32,10 +32,14 @@ HEADS = (
     "WHERE $1::text[] IS NULL OR s.region = ANY($1::text[]) ORDER BY s.region"
 )
 
+# Without a conflict target: two writers making one region's stream at once each pass the check of its region
+# before either has inserted, and the loser then meets the winner's row on its stream number, the other unique key
+# (the one that target named was not the one that collided). A region's stream number is its own (its code, or a
+# number of the sequence), so a row on either key is that region's.
 MAKE = (
     "INSERT INTO ledger_streams (region, stream, genesis) "
     "SELECT r, coalesce(n, nextval('ledger_stream_numbers')), g FROM unnest($1::text[], $2::int[], $3::bytea[]) "
-    "WITH ORDINALITY AS u(r, n, g, o) ORDER BY o ON CONFLICT (region) DO NOTHING"
+    "WITH ORDINALITY AS u(r, n, g, o) ORDER BY o ON CONFLICT DO NOTHING"
 )
 
 # How far the regions in $1 are, for a batch settled without their locks: each one's head, as `region:seq` in
@@ -104,10 +108,13 @@ async def stream_heads(raw: Raw, regions: Iterable[str] | None = None, make: boo
     wanted = None if regions is None else list(dict.fromkeys(regions))
     if make and wanted:
         found = await _heads(raw, wanted)
-        if set(wanted) - set(found) - {HISTORY_REGION}:
-            await make_streams(raw, wanted)
-        else:
+        if not set(wanted) - set(found) - {HISTORY_REGION}:
             return found
+        await make_streams(raw, wanted)
+        made = await _heads(raw, wanted)
+        if missing := set(wanted) - set(made) - {HISTORY_REGION}:
+            raise RuntimeError(f"no stream could be made for the regions {sorted(missing)}")
+        return made
     return await _heads(raw, wanted)
 
 

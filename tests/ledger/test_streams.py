@@ -9,12 +9,13 @@ import os
 import uuid
 
 import asyncpg
+import pytest
 
 from ledger.adoption import ADOPTED
 from ledger.chain import GENESIS
 from ledger.db.migrate import upgrade
 from ledger.db.server import APP_ROLE, Database, _with_database, with_user
-from ledger.db.streams import locks
+from ledger.db.streams import locks, make_streams, stream_heads
 from ledger.intake import from_lines
 from ledger.pipeline import Sequencer
 from ledger.service import LedgerService
@@ -199,6 +200,50 @@ def test_a_batch_of_several_regions_takes_their_locks_in_one_order_and_streams_s
     assert sum(r.appended for r in results) == 240
     assert gap_free(database) == {"320100": 121, "371000": 121}
     assert verify(database, batch_size=50).ok
+
+
+def test_writers_making_one_region_s_stream_at_once_make_it_once_and_none_fails(database):
+    """Writers meeting a region none has seen yet each make its stream at the same moment, outside their batches'
+    transactions. Each check of the region's key passes before either has inserted, so the loser collided on the
+    stream number: a unique violation that failed its whole batch (in a few rounds of every hundred here)."""
+
+    async def run() -> tuple[int, list]:
+        connections = [await asyncpg.connect(plain(database.app_url)) for _ in range(4)]
+        failed = 0
+        try:
+            for n in range(300):
+                regions = [str(500000 + n), f"X{n}"]  # a six-digit code, and one numbered by the sequence
+                made = await asyncio.gather(*(make_streams(c, regions) for c in connections), return_exceptions=True)
+                failed += sum(isinstance(outcome, BaseException) for outcome in made)
+            rows = await connections[0].fetch("SELECT region, stream FROM ledger_streams WHERE region <> '*'")
+        finally:
+            for connection in connections:
+                await connection.close()
+        return failed, rows
+
+    failed, rows = asyncio.run(run())
+    assert failed == 0
+    streams = dict(rows)
+    assert len(streams) == 600 and len(set(streams.values())) == 600
+    assert all(streams[str(500000 + n)] == 500000 + n for n in range(300))
+
+
+def test_a_region_whose_stream_number_another_region_holds_is_refused_by_name(database):
+    """Making streams does nothing on either key's conflict, so a number taken by another region (which only a
+    hand-edited table or sequence could do) must not pass for the region's stream being made."""
+    execute(
+        database, "INSERT INTO ledger_streams (region, stream, genesis) VALUES ('elsewhere', 500001, '')", owner=True
+    )
+
+    async def run() -> None:
+        connection = await asyncpg.connect(plain(database.app_url))
+        try:
+            await stream_heads(connection, ["500001"], make=True)
+        finally:
+            await connection.close()
+
+    with pytest.raises(RuntimeError, match=r"no stream could be made for the regions \['500001'\]"):
+        asyncio.run(run())
 
 
 def test_a_stream_head_and_the_root_hash_anchor_a_verify(database):

@@ -285,13 +285,18 @@ def test_a_stream_head_and_the_root_hash_anchor_a_verify(database):
 
 
 def test_ingest_with_workers_writes_the_ledger_one_worker_writes(pg_server, monkeypatch, tmp_path):
-    """The regions of a file ingested by two processes at once: the same rows, heads and root as by one."""
+    """The regions of a file ingested by two processes at once: the same rows, heads and root as by one. The
+    command's own process ingests the first part, rather than wait for a process more."""
     import json
 
     from typer.testing import CliRunner
 
+    from ledger import parallel_ingest
     from ledger.cli import app
 
+    pools: list[int] = []
+    made = parallel_ingest.ingest_pool
+    monkeypatch.setattr(parallel_ingest, "ingest_pool", lambda workers: pools.append(workers) or made(workers))
     b.fresh()
     mixed = tmp_path / "mixed.jsonl"
     lines = example_lines("ningxia", "weihai", "nanjing")
@@ -314,6 +319,7 @@ def test_ingest_with_workers_writes_the_ledger_one_worker_writes(pg_server, monk
         finally:
             pg_server.drop(name)
     one, two = ledgers
+    assert pools == [1]
     assert one[0] == two[0] and one[1] == two[1]  # rows, positions, hashes; root
     assert one[2] == two[2] and one[3] == two[3] == [(f"{mixed}:{len(lines) - 1}", "invalid_event")]
     assert parked["event_id"] in [row[1] for row in one[0]]  # released into the ledger by its enrolment

@@ -123,8 +123,8 @@ def ingest_part(db: Database, part: Part, signing_args: tuple | None = None) -> 
 
     async def run(out: TextIO | None) -> IngestStats:
         def publish(records: list[dict]) -> None:
-            if out is not None:
-                out.write("".join(dumps(record) + "\n" for record in records))
+            assert out is not None
+            out.write("".join(dumps(record) + "\n" for record in records))
 
         async with LedgerService(
             db,
@@ -140,7 +140,7 @@ def ingest_part(db: Database, part: Part, signing_args: tuple | None = None) -> 
                 items = from_lines(marked(read_lines(stream), part.marks, part.worker), part.path, structs=True)
                 if signing is not None:
                     items = _signed(items, signing)
-                return await service.ingest(items, publish)
+                return await service.ingest(items, publish if out is not None else None)
 
     if part.output is None:
         return asyncio.run(run(None))

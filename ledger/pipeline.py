@@ -233,6 +233,7 @@ class Pipeline:
         carry: Carry | None = None,
         authority: Authority | None = None,
         rows_for: RowsFor = fresh_rows,
+        tally: Callable[[list[dict[str, Any]]], object] | None = None,
     ) -> None:
         """`parking`: where an event for a member not enrolled yet waits; without it, such an event is settled
         (and refused by the rules) as it comes. `keep_loaded`: the batch rows keep the parameters each member was
@@ -240,14 +241,24 @@ class Pipeline:
         through while it commits. `authority`: the producers file the batch was admitted under; a reversal by a
         producer restricted to facilities is then applied only to a visit settled at one of them
         (`ledger.ownership`). `rows_for`: where each segment's rows are collected (`unpublished_rows` when nothing the
-        batches settle leaves medledger, a replay's)."""
+        batches settle leaves medledger, a replay's). `tally`: where each segment's published records go once
+        written, instead of into `published`, when nothing is to be handed them: a year close publishes a record of
+        every member of its region given a bonus, and holding those until the commit took memory that grows with the
+        region."""
         self.ledger, self.registry = ledger, registry
+        self.tally = tally
         self.sequencer, self.write, self.parking = sequencer, write, parking
         self.rows_for = rows_for
         self.keep_loaded, self.carry = keep_loaded, carry
         self.owners = VisitOwners(authority, carry) if authority is not None else None
         self.book: Book | None = None  # the last segment's, as it left it
         self.published: list[dict[str, Any]] = []
+
+    def _published(self, rows: BatchRows) -> None:
+        if self.tally is None:
+            self.published.extend(rows.published)
+        else:
+            self.tally(rows.published)
 
     async def run(self, items: Sequence[Incoming]) -> None:
         for segment in split_segments(items):
@@ -299,7 +310,7 @@ class Pipeline:
                     else:
                         apply_one(engine, rows, sequencer.next(queued, rows), queued)
         await self.write(rows, registry)
-        self.published.extend(rows.published)
+        self._published(rows)
 
     async def _close_year(self, item: Incoming) -> None:
         registry = self.registry
@@ -324,13 +335,13 @@ class Pipeline:
                 region=event.region,
             )
             await self.write(rows, registry)
-            self.published.extend(rows.published)
+            self._published(rows)
             return
         rows.positions[seq] = None
         rows.members_only = frozenset()
         rows.closed_years.append((event.region, event.year, seq))
         await self.write(rows, registry)
-        self.published.extend(rows.published)
+        self._published(rows)
         if policy is not None:  # a region with incentives that year: its members are evaluated
             async for members in self.ledger.region_members(event.region, CLOSE_CHUNK):
                 chunk = self.rows_for(frozenset(m.member_id for m in members))
@@ -338,7 +349,7 @@ class Pipeline:
                 # the members as this chunk holds them (a Book held across batches keeps all of its own)
                 chunk.accept(seq, event, outputs, Book(book.policies, {(m.region, m.member_id): m for m in members}))
                 await self.write(chunk, registry)
-                self.published.extend(chunk.published)
+                self._published(chunk)
         finish_close(book, event)  # closed in the Book too, which a ledger held in memory goes on settling with
 
 

@@ -510,6 +510,7 @@ class LedgerService:
         parked events that waited longer than that, selected under its lock so no other writer can release or
         refuse them too."""
         regions = [region] if region is not None else batch_regions(items)
+        counted = IngestStats()  # what it published, counted as written when no one is to be handed it
         async with self.recorder.writing(self.writer, locked_regions(items, regions)) as ledger:
             if tracking is not None:
                 await ledger.advance(tracking.consumer, tracking.claims, tracking.spans)
@@ -527,11 +528,19 @@ class LedgerService:
                 await self._write(ledger, batch_rows)
 
             pipeline = Pipeline(
-                ledger, self.registry, sequencer, write, parking, keep_loaded=True, authority=self.authority
+                ledger,
+                self.registry,
+                sequencer,
+                write,
+                parking,
+                keep_loaded=True,
+                authority=self.authority,
+                tally=counted.add if on_published is None else None,
             )
             await pipeline.run(fresh)
             stats.appended += sequencer.appended
         self._parameters_kept = self._parameters_kept or sequencer.moved > 0
+        stats.merge(counted)
         stats.add(pipeline.published)
         if on_published is not None:
             on_published(pipeline.published)

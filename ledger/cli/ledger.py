@@ -121,10 +121,9 @@ def ingest(
     with progress_bar(f"ingest {name}", size) as bar:
 
         def publish(records: list[dict]) -> None:
-            if not quiet:
-                for record in records:
-                    sys.stdout.write(dumps(record))
-                    sys.stdout.write("\n")
+            for record in records:
+                sys.stdout.write(dumps(record))
+                sys.stdout.write("\n")
 
         def counted(lines: Iterable[bytes | Oversized]) -> Iterator[bytes | Oversized]:
             for line in lines:
@@ -146,7 +145,7 @@ def ingest(
                     return None  # refused before anything is swept or appended
                 with stream:
                     lines = from_lines(counted(read_lines(stream)), name, structs=True)
-                    return await service.ingest(signed_lines(lines, signing), publish)
+                    return await service.ingest(signed_lines(lines, signing), None if quiet else publish)
 
         try:
             stats = asyncio.run(run())

@@ -342,3 +342,44 @@ def test_input_with_a_nul_character_is_refused_and_kept_escaped(database):
     assert kept["payload"] == "\\u0000" * 4 + "\x07binary"
     stats, _ = ingest(database, [raw])
     assert stats.duplicates == 1 and stats.rejected == 0
+
+
+def test_a_year_close_no_one_is_handed_the_records_of_counts_them_and_holds_none(pg_server, monkeypatch):
+    """A year close publishes a record for each member its region's incentives evaluated. With no one to hand them
+    to (`ingest --quiet`; serve, whose relay publishes from the outbox), they are counted as written instead of held
+    until the commit: memory that grew with the members of the region. Counted, they are what was handed."""
+    import asyncio
+
+    from ledger import service as service_module
+    from ledger.intake import from_lines
+    from ledger.pipeline import YEAR_CLOSE, Pipeline
+
+    closes: list[Pipeline] = []
+
+    class Watched(Pipeline):
+        async def run(self, items) -> None:
+            await super().run(items)
+            if any(item.event is not None and item.event.event_type == YEAR_CLOSE for item in items):
+                closes.append(self)
+
+    monkeypatch.setattr(service_module, "Pipeline", Watched)
+    lines = example_lines("nanjing")
+    assert any(YEAR_CLOSE in line for line in lines)
+    outcomes = []
+    for handed in (True, False):
+        name, db = pg_server.fresh()
+        try:
+            published: list[dict] = []
+
+            async def run(db=db, published=published, handed=handed):
+                async with service_module.LedgerService(db, "") as service:
+                    return await service.ingest(from_lines(lines, "test"), published.extend if handed else None)
+
+            outcomes.append((asyncio.run(run()), published))
+        finally:
+            pg_server.drop(name)
+    (handed_stats, handed_records), (quiet_stats, quiet_records) = outcomes
+    assert quiet_stats == handed_stats and quiet_records == []
+    handed_close, quiet_close = closes
+    assert handed_close.published and all(r in handed_records for r in handed_close.published)
+    assert quiet_close.published == []

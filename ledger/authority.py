@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -165,6 +166,12 @@ class Authority:
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise ProducersFileError(f"{path}: {error}") from error
         return cls.parse(data, str(path))
+
+    @classmethod
+    def from_environment(cls) -> Authority | None:
+        """The producers file named by MEDLEDGER_PRODUCERS, if one is."""
+        path = os.environ.get("MEDLEDGER_PRODUCERS")
+        return cls.load(path) if path else None
 
     @classmethod
     def parse(cls, data: dict, source: str = "producers") -> Authority:

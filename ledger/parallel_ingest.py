@@ -112,14 +112,18 @@ def marked(lines: Iterable[bytes | Oversized], marks: bytes, worker: int) -> Ite
 
 
 def ingest_part(db: Database, part: Part, signing_args: tuple | None = None) -> IngestStats:
-    """In a worker: the part's lines through the ledger service. Its stats."""
-    from .cli.keys import authority, signer
+    """In a worker: the part's lines through the ledger service. Its stats. The producers file and the signing key
+    were read by the command before it started the workers (and refused there with a message of its own)."""
+    from .authority import Authority, signer_from
     from .codec import dumps
     from .intake import from_lines, read_lines
     from .service import LedgerService
 
-    producers = authority()
-    signing = signer(*signing_args) if signing_args is not None else None
+    producers = Authority.from_environment()
+    signing = None
+    if signing_args is not None:
+        producer, key, key_id = signing_args
+        signing = signer_from(producer, None if key is None else str(key), key_id)
 
     async def run(out: TextIO | None) -> IngestStats:
         def publish(records: list[dict]) -> None:

@@ -44,3 +44,34 @@ def test_a_movement_row_names_the_movement_tables_columns_in_their_order():
     from ledger.db.tables import ledger_movements
 
     assert MOVEMENT_ROW == tuple(column.name for column in ledger_movements.columns)
+
+
+_PART = """
+import atexit, json, sys
+atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))
+from ledger.db.server import locate
+from ledger.parallel_ingest import Part, ingest_part, shares
+split = shares(sys.argv[1], 1)
+stats = ingest_part(locate(), Part(sys.argv[1], split.groups[0], 0, split.marks, "", None, 50, 30.0, 300.0, None))
+print(stats.appended)
+"""
+
+
+def test_a_worker_of_ingest_loads_neither_the_migrations_nor_the_command_line(database, tmp_path):
+    """Each of `ingest --workers`' processes holds what it imports: Alembic (with Mako and Pygments) and the command
+    line (typer, rich) were some 16 MB of each, for a schema the command had checked and options it had read."""
+    from tests.ledger.helpers import example_lines
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(line + "\n" for line in example_lines("nanjing")), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", _PART, str(events)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": database.owner_url},
+        check=True,
+    )
+    assert int(done.stdout.split()[-1]) > 0  # it ingested
+    loaded = {name.split(".")[0] for name in json.loads(done.stderr.strip().splitlines()[-1])}
+    assert "asyncpg" in loaded
+    assert loaded.isdisjoint({"alembic", "mako", "pygments", "typer", "rich", "click"}), sorted(loaded)

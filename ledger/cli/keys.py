@@ -49,11 +49,8 @@ def signer(producer: str | None, key: Path | None, key_id: str | None) -> Signer
 
 def authority() -> Authority | None:
     """The producers file named by MEDLEDGER_PRODUCERS, if one is."""
-    path = os.environ.get("MEDLEDGER_PRODUCERS")
-    if not path:
-        return None
     try:
-        return Authority.load(path)
+        return Authority.from_environment()
     except ProducersFileError as error:
         typer.echo(f"medledger: MEDLEDGER_PRODUCERS: {error}", err=True)
         raise typer.Exit(2) from None

@@ -7,13 +7,14 @@ import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
+from typing import TYPE_CHECKING
 
 from .credentials import check_password, secret
 from .partitions import partition_known
 from .server import APP_ROLE, CONSOLE_ROLE, GATEWAY_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE, Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Held by whoever changes the schema or the roles: several services may start at once against one database.
@@ -22,6 +23,10 @@ _ONE_AT_A_TIME = threading.Lock()  # Alembic's context is process-global
 
 
 def alembic_config(owner_url: str) -> Config:
+    """Alembic is imported only where the schema is changed or checked: with Mako and Pygments, it holds some 12 MB
+    in every process that imports it, each of `ingest --workers`' among them."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", owner_url.replace("%", "%%"))
@@ -63,6 +68,8 @@ def upgrade(owner_url: str, revision: str = "head", passwords: dict[str, str] | 
     rows moved."""
 
     def migrate() -> None:
+        from alembic import command
+
         with _ONE_AT_A_TIME:
             command.upgrade(alembic_config(owner_url), revision)
 

@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=2_500, help="events per ingest transaction")
+    parser.add_argument("--batch-size", type=int, default=1_000, help="events per ingest transaction")
     parser.add_argument("--replay-batch-size", type=int, default=2_000, help="events per replay batch")
     parser.add_argument("--workers", type=int, help="ingest processes, one or more regions each (default: cores)")
     args = parser.parse_args()

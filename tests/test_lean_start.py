@@ -75,3 +75,21 @@ def test_a_worker_of_ingest_loads_neither_the_migrations_nor_the_command_line(da
     loaded = {name.split(".")[0] for name in json.loads(done.stderr.strip().splitlines()[-1])}
     assert "asyncpg" in loaded
     assert loaded.isdisjoint({"alembic", "mako", "pygments", "typer", "rich", "click"}), sorted(loaded)
+
+
+def test_the_script_a_spawned_worker_runs_first_loads_no_command_line():
+    """A worker of `ingest --workers` or `replay --verify` is spawned: before its work it runs the `medledger` script
+    its parent was started from, as `__mp_main__` (`multiprocessing.spawn`). The script imported the whole command
+    line at its top (typer, rich, Pygments, every command's module), into every worker."""
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("medledger")
+    assert script.exists(), "the project is installed with its console script"
+    code = (
+        "import json, runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(script)], capture_output=True, text=True, check=True)
+    loaded = {name.split(".")[0] for name in json.loads(done.stdout)}
+    assert "consumers" in loaded  # the script ran
+    assert loaded.isdisjoint({"typer", "rich", "click", "pygments", "alembic", "ledger"}), sorted(loaded)

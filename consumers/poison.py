@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.contract import InvalidEvent
 from ledger.intake import Incoming
@@ -42,7 +41,14 @@ def deterministic(error: BaseException | None) -> bool:
         return True
     if isinstance(error, asyncpg.PostgresError):
         return (error.sqlstate or "")[:2] in ("22", "23")
-    transient = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, SQLAlchemyError, MemoryError, RecursionError)
+    transient = (
+        OSError,
+        asyncio.TimeoutError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        MemoryError,
+        RecursionError,
+    )
     return not isinstance(error, transient)
 
 

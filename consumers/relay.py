@@ -21,12 +21,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable
 
+import asyncpg
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger.db.connect import Pool
 from ledger.db.connection import Raw
-from ledger.db.event_store import driver
-from ledger.db.outbox import CHANNEL, REJECTIONS, SETTLEMENTS, Handoff, pending, record_relayed, relayed
+from ledger.db.event_store import reading
+from ledger.db.outbox import CHANNEL, REJECTIONS, SETTLEMENTS, Gaps, Handoff, pending, record_relayed, relayed
 from ledger.service import LedgerService
 
 from .metrics import Metrics
@@ -84,6 +85,7 @@ class Relay:
         self._stop = asyncio.Event()
         self._leading: Raw | None = None  # the connection holding the relay lock, while this relay leads
         self._after: int | None = None  # the position it has published up to, while it leads
+        self._gaps = Gaps()  # the outbox positions it found missing, while it leads (`outbox.Gaps`)
         self._recorded: int | None = None  # the position last recorded, while it leads
         self._recorded_at = 0.0
         self._handed: deque[tuple[Handoff, float]] = deque()  # each with when it was handed over (committed)
@@ -143,29 +145,29 @@ class Relay:
                     await self._measure_behind(self.metrics)
                 await self._pause(1.0)
 
-    def _engine(self) -> AsyncEngine:
-        if self.service.engine is None:
+    def _pool(self) -> Pool:
+        if self.service.pool is None:
             raise ConnectionError("the ledger service is not open")
-        return self.service.engine
+        return self.service.pool
 
     async def _measure_behind(self, metrics: Metrics) -> None:
         """While it cannot publish, how far the outbox has gone past the position recorded: the figure grows as
         the service goes on committing (the database may be away too; then it is left as it was)."""
         with contextlib.suppress(Exception):
-            async with self._engine().connect() as connection:
-                raw = await driver(connection)
+            async with reading(self._pool()) as raw:
                 newest = await raw.fetchval("SELECT max(position) FROM outbox")
                 done = await relayed(raw, self.name)
                 metrics.outbox_behind.set(max((newest or 0) - (done or 0), 0))
 
     async def _lead(self) -> None:
-        async with self._engine().connect() as connection:
-            raw = await driver(connection)
+        # A connection an error leaves is closed (`reading`), and with it the session's lock.
+        async with reading(self._pool()) as raw:
             if not await raw.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
                 await self._pause(2.0)
                 return
             # Only the relay holding the lock moves its position, so it is read once per lead, then kept.
             self._after = self._recorded = await relayed(raw, self.name)
+            self._gaps = Gaps()
             self._recorded_at = time.monotonic()
             self._read = True
             await raw.add_listener(CHANNEL, self._notified)
@@ -197,7 +199,10 @@ class Relay:
                     self._handed_rows = 0
                     with contextlib.suppress(Exception):
                         await raw.remove_listener(CHANNEL, self._notified)
+                    try:
                         await raw.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
+                    except Exception:
+                        raw.terminate()  # not back to the pool holding the lock: its session ends, and the lock
 
     def _notified(self, _connection: Raw, _pid: int, _channel: str, payload: str) -> None:
         if payload != self.service.writer:  # its own service's batches are handed over
@@ -224,7 +229,7 @@ class Relay:
             committed.append(handed_at)
             after = handoff.last
         if rows:
-            if raw.is_closed():
+            if _ended(raw):
                 # Its session, and with it the relay lock, is gone: another relay may lead by now. A read of the
                 # outbox would fail here too.
                 raise ConnectionError("the relay's session to PostgreSQL has ended")
@@ -251,7 +256,7 @@ class Relay:
     async def _publish_read(self, raw: Raw) -> int:
         """One chunk read from the outbox after its position, sent and acknowledged by the broker."""
         assert self._after is not None  # it leads
-        rows = await pending(raw, self._after, self.chunk)
+        rows = await pending(raw, self._after, self.chunk, self._gaps)
         if not rows:
             return 0
         await self.producer.publish([(self.topics[row.stream], row.key, publishable(row.value)) for row in rows])
@@ -284,4 +289,13 @@ class Relay:
             await asyncio.wait_for(self._wake.wait(), seconds)
         except TimeoutError:
             return False
+        return True
+
+
+def _ended(raw: Raw) -> bool:
+    """Whether the connection's session is over: closed, or already handed back by the pool, which detaches a
+    connection that closed (its methods then raise)."""
+    try:
+        return bool(raw.is_closed())
+    except asyncpg.InterfaceError:
         return True

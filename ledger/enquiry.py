@@ -12,8 +12,6 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from policies.book import Book
 from policies.engine import Engine
 from policies.member import MemberState
@@ -27,9 +25,9 @@ from .codec import state_from_json
 from .contract import EventBase
 from .db import lookups
 from .db.adoptions import last_adopted
-from .db.connect import service_engine
+from .db.connect import Pool, close_pool, service_pool
 from .db.connection import Raw
-from .db.event_store import driver, reading
+from .db.event_store import reading
 from .db.outbox import CHANNEL
 from .db.projection_store import load_book
 from .db.recorder import LIVE
@@ -50,30 +48,30 @@ class LedgerReader:
         recorded = recorded_parameters(parameters_text, parameters_source)
         self.digest = text_digest(recorded)
         self.registry = PolicyRegistry(parse_parameters(recorded, parameters_source))
-        self._engine: AsyncEngine | None = None
+        self._pool: Pool | None = None
 
     @property
-    def engine(self) -> AsyncEngine:
+    def pool(self) -> Pool:
         """Its connections, once opened (`async with`)."""
-        if self._engine is None:
+        if self._pool is None:
             raise RuntimeError("the ledger is not open for reading: enter the LedgerReader first")
-        return self._engine
+        return self._pool
 
     async def __aenter__(self) -> LedgerReader:
         from .db.recorder import PostgresRecorder
         from .service import require_current_projections
 
-        self._engine = engine = service_engine(self.db, pool_size=4)
+        self._pool = pool = await service_pool(self.db, size=4)
         try:  # what it quotes, the ledger settles on: not member states of an earlier release
-            await require_current_projections(PostgresRecorder(engine))
+            await require_current_projections(PostgresRecorder(pool))
         except BaseException:
-            await engine.dispose()
+            await close_pool(pool)
             raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
+        if self._pool is not None:
+            await close_pool(self._pool)
 
 
 class Enquiry:
@@ -87,7 +85,7 @@ class Enquiry:
         """The settlement record (`records.settlement_wire`) `event`, a `visit.submitted`, would get if the ledger
         settled it next, under the parameter set the ledger adopted last; `Rejected` as the ledger would refuse it
         (a member not enrolled is refused here: the live ledger would park the visit). Writes nothing."""
-        async with reading(self.service.engine) as raw:
+        async with reading(self.service.pool) as raw:
             registry = await self._adopted(raw, event.region)
             book: Book = await load_book(raw, LIVE, registry, [event])
         outputs = Engine(book=book).apply(event, UNSEQUENCED)
@@ -107,22 +105,22 @@ class Enquiry:
 
     async def outcomes(self, event_ids: list[str]) -> dict[str, tuple[str, dict | None]]:
         """See `db.lookups.outcomes`."""
-        async with reading(self.service.engine) as raw:
+        async with reading(self.service.pool) as raw:
             return await lookups.outcomes(raw, event_ids)
 
     async def visit(
         self, region: str, visit_id: str | None = None, settlement_id: str | None = None
     ) -> tuple[dict, str, dict | None] | None:
         """(settlement, facility id, reversal) of a visit, by its id or its settlement's (`db.lookups`)."""
-        async with reading(self.service.engine) as raw:
+        async with reading(self.service.pool) as raw:
             return await lookups.visit_settlements(raw, region, visit_id, settlement_id)
 
     async def facility_settlements(self, facility_id: str, first: date, last: date) -> list[dict]:
-        async with reading(self.service.engine) as raw:
+        async with reading(self.service.pool) as raw:
             return await lookups.facility_settlements(raw, facility_id, first, last)
 
     async def member(self, region: str, member_id: str) -> MemberState | None:
-        async with reading(self.service.engine) as raw:
+        async with reading(self.service.pool) as raw:
             state = await lookups.member_state(raw, region, member_id)
         return None if state is None else state_from_json(state)
 
@@ -131,16 +129,19 @@ class Enquiry:
         """Calls `heard` each time any writer commits to the ledger, while the context is open (one connection
         held, listening on the outbox channel every writing transaction notifies), and `lost` if that connection
         closes meanwhile."""
-        async with self.service.engine.connect() as connection:
-            raw = await driver(connection)
+        async with self.service.pool.acquire() as raw:
 
             def notified(_connection: Raw, _pid: int, _channel: str, _payload: str) -> None:
                 heard()
 
-            raw.add_termination_listener(lambda _connection: lost())
+            def closed(_connection: Raw) -> None:
+                lost()
+
+            raw.add_termination_listener(closed)
             await raw.add_listener(CHANNEL, notified)
             try:
                 yield
             finally:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception):  # a connection that closed is detached from the pool already
+                    raw.remove_termination_listener(closed)  # else it goes on to other borrowers
                     await raw.remove_listener(CHANNEL, notified)

@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from policies.parameters import parse_parameters
 from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
@@ -27,7 +25,7 @@ from .authority import Authority
 from .batch import BatchRows
 from .carry import Carry, Conflict, Mark, Watermark, spelled
 from .chain import text_digest
-from .db.connect import service_engine
+from .db.connect import Pool, close_pool, service_pool
 from .db.migrate import prepare
 from .db.outbox import Handoff, handed_over
 from .db.recorder import PostgresRecorder
@@ -192,7 +190,7 @@ class LedgerService:
         self.batch_size = batch_size
         self.park_ttl = park_ttl
         self.clock = clock
-        self.engine: AsyncEngine | None = None
+        self.pool: Pool | None = None
         self._recorder: Recorder | None = recorder
         self.prepare_schema = prepare_schema
         self.authority = authority
@@ -215,12 +213,12 @@ class LedgerService:
             return self
         if self.prepare_schema:
             prepare(self.db)
-        self.engine = service_engine(self.db, pool_size=4)
-        self._recorder = PostgresRecorder(self.engine)
+        self.pool = await service_pool(self.db, size=4)
+        self._recorder = PostgresRecorder(self.pool)
         try:
             await self._require_current_projections()
         except BaseException:
-            await self.engine.dispose()
+            await close_pool(self.pool)
             raise
         return self
 
@@ -230,8 +228,8 @@ class LedgerService:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        if self.engine is not None:
-            await self.engine.dispose()
+        if self.pool is not None:
+            await close_pool(self.pool)
 
     async def ingest(self, items: Iterable[Incoming], on_published: OnPublished | None = None) -> IngestStats:
         """Batch after batch, each settled while the one before it commits (`ledger.carry`)."""

@@ -162,18 +162,17 @@ def with_reports(work: Callable[[ReportReads], Awaitable[T]]) -> T:
 
 def with_raw(work: Callable[[Raw], Awaitable[T]]) -> T:
     """Run `work(raw asyncpg connection)` against the service database."""
-    from ..db.connect import service_engine
-    from ..db.event_store import driver
+    from ..db.connect import close_pool, service_pool
 
     db = prepared()
 
     async def run() -> T:
-        engine = service_engine(db)
+        pool = await service_pool(db)
         try:
-            async with engine.connect() as connection:
-                return await work(await driver(connection))
+            async with pool.acquire() as raw:
+                return await work(raw)
         finally:
-            await engine.dispose()
+            await close_pool(pool)
 
     return asyncio.run(run())
 

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from policies.registry import PolicyRegistry
 
@@ -18,9 +17,9 @@ from ..batch import BatchRows
 from ..chain import ChainBreak
 from ..streams import NO_REGION, Head
 from . import adoptions, signatures, streams
-from .connect import service_engine
+from .connect import close_pool, service_pool
 from .connection import Raw
-from .event_store import driver, transaction
+from .event_store import transaction
 from .projection_store import PROJECTIONS, Names, add_projections, add_settlements, create_shadow, write_member_years
 from .recorder import PostgresSession
 from .server import Database
@@ -35,13 +34,12 @@ class PostgresAudit(PostgresSession):
     """Replay's session (`recorder.AuditSession`) on a connection of its own; what it settles reads, and what it
     writes goes to, the projections named by `names`."""
 
-    def __init__(self, raw: Raw, connection: AsyncConnection, names: Names, reader: Raw | None = None):
+    def __init__(self, raw: Raw, names: Names, reader: Raw | None = None):
         super().__init__(raw, names)
-        self.connection = connection
         self.reader = reader  # a connection of its own, reading the events ahead (`events_after(ahead=True)`)
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
-        return transaction(self.connection)
+        return transaction(self.raw)
 
     async def lock_writers(self, regions: list[str] | None) -> None:
         """The append locks of `regions` (of every region's stream, and of input that names none, when None), in
@@ -197,9 +195,9 @@ async def event_counts(raw: Raw) -> dict[str, int]:
 async def auditing(db: Database, names: Names) -> AsyncIterator[PostgresAudit]:
     """A replay's session on a connection of its own, writing to the projections named by `names`, and a second
     connection that reads the ledger's events ahead of it."""
-    engine = service_engine(db, pool_size=2)
+    pool = await service_pool(db, size=2)
     try:
-        async with engine.connect() as connection, engine.connect() as reading:
-            yield PostgresAudit(await driver(connection), connection, names, await driver(reading))
+        async with pool.acquire() as raw, pool.acquire() as reader:
+            yield PostgresAudit(raw, names, reader)
     finally:
-        await engine.dispose()
+        await close_pool(pool)

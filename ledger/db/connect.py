@@ -1,36 +1,82 @@
-"""Connections of the service role."""
+"""Connections of the service role: an asyncpg pool.
+
+Every statement of the service goes to asyncpg directly, so a process that reads and writes the ledger needs no
+other database library: SQLAlchemy, with its PostgreSQL dialect, is the schema's definition for Alembic and is not
+imported by a running ingest, serve or replay (about 20 MB a process, `tests/test_lean_start.py`).
+
+The pool lends a connection outside any transaction: asyncpg rolls back what a borrower left open when it is given
+back, and closes one it cannot (`event_store.begin` and `reading` discard a connection an error or a cancellation
+left in an unknown state, and the pool opens another when next asked). Nothing else is reset between borrowers:
+asyncpg's default reset is a round trip a borrowing (`RESET ALL`, `UNLISTEN *`, the session's advisory locks), and
+no borrower changes a setting of its session or keeps a session lock past its own `finally`."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import asyncpg
 import orjson
-from sqlalchemy import event, exc
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from asyncpg import Pool
 
 from .server import Database
 
+__all__ = ["Pool", "close_pool", "dsn", "open_pool", "service_pool"]
 
-def service_engine(db: Database, pool_size: int = 1) -> AsyncEngine:
-    """READ COMMITTED whatever the server's default: each batch reads what committed before it took the append
-    lock. jsonb arrives decoded by orjson."""
-    engine = create_async_engine(
-        db.app_url,
-        pool_size=pool_size,
-        max_overflow=0,
-        json_deserializer=orjson.loads,
-        isolation_level="READ COMMITTED",
+KEPT = 1 << 62  # statements a connection runs before the pool replaces it: never
+CLOSE_WAIT = 10.0  # seconds a closing pool waits for connections still lent before it terminates them
+
+
+def dsn(url: str) -> str:
+    """asyncpg's form of a database URL (`Database` keeps SQLAlchemy's, postgresql+asyncpg://, for Alembic)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def service_pool(db: Database, size: int = 1) -> Pool:
+    """Up to `size` connections of the service role."""
+    return await open_pool(db.app_url, size)
+
+
+async def open_pool(url: str, size: int) -> Pool:
+    """Up to `size` connections to `url`, opened when first asked for (none at once: a service starts whether or not
+    the server is up yet). jsonb and json arrive decoded by orjson and are sent as JSON text."""
+    pool = await asyncpg.create_pool(
+        dsn(url),
+        min_size=0,
+        max_size=size,
+        init=_codecs,
+        reset=_nothing_more,
+        # Kept, however long idle and however many statements they ran: a connection holds its prepared statements
+        # and generic plans, and a batch's staging tables (`db.writes`), which a new one makes again.
+        max_inactive_connection_lifetime=0,
+        max_queries=KEPT,
     )
-    event.listen(engine.sync_engine, "checkout", refuse_unusable)
-    return engine
+    assert pool is not None  # create_pool awaited returns the pool
+    return pool
 
 
-def refuse_unusable(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """Statements go to asyncpg directly (`event_store.begin`), so SQLAlchemy never sees a connection die or a
-    transaction left open on it. Both are plain to see without a round trip: such a connection is replaced (the
-    pool closes it, which also ends its transaction and its locks, and checks out another)."""
-    raw = dbapi_connection.driver_connection
-    if raw.is_closed():
-        raise exc.DisconnectionError("the connection was closed")
-    if raw.is_in_transaction():
-        raise exc.DisconnectionError("the connection was left inside a transaction")
+async def close_pool(pool: Pool) -> None:
+    """Closes every connection; one still lent after `CLOSE_WAIT` seconds is terminated."""
+    try:
+        await asyncio.wait_for(pool.close(), CLOSE_WAIT)
+    except TimeoutError:
+        pool.terminate()
+
+
+async def _codecs(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec("jsonb", encoder=_jsonb, decoder=_from_jsonb, schema="pg_catalog", format="binary")
+    await connection.set_type_codec(
+        "json", encoder=str.encode, decoder=orjson.loads, schema="pg_catalog", format="binary"
+    )
+
+
+def _jsonb(text: str) -> bytes:
+    return b"\x01" + text.encode()  # jsonb's binary form: its version, then the text
+
+
+def _from_jsonb(data: bytes) -> Any:
+    return orjson.loads(memoryview(data)[1:])
+
+
+async def _nothing_more(_connection: asyncpg.Connection) -> None:
+    """The pool's reset after its own rollback of an open transaction (see the module's text)."""

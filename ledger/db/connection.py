@@ -1,6 +1,6 @@
-"""The driver connection every query of this package runs on: asyncpg's, taken from SQLAlchemy's pool
-(`event_store.driver`) or lent by an asyncpg pool (the console's, the reporting service's). asyncpg ships no
-type information, so mypy takes both for `Any`; the name says what is meant."""
+"""The driver connection every query of this package runs on: asyncpg's, lent by an asyncpg pool (the service's,
+`db.connect`; the console's; the reporting service's). asyncpg ships no type information, so mypy takes both for
+`Any`; the name says what is meant."""
 
 from __future__ import annotations
 

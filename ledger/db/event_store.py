@@ -2,7 +2,8 @@
 cause and the projections they move commit together or not at all.
 
 It speaks to asyncpg directly: a batch sends a few dozen statements, and each one sent through SQLAlchemy's
-async adapter costs about three times the CPU of the same statement sent on the driver connection."""
+async adapter cost about three times the CPU of the same statement sent on the driver connection. The pool is
+asyncpg's too (`db.connect`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from ..store import StoredEvent
+from .connect import Pool
 from .connection import Raw
 from .writes import Writes
 
@@ -39,55 +38,44 @@ COLUMNS = (
 )
 
 
-async def driver(connection: AsyncConnection) -> Raw:
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection
-
-
 @asynccontextmanager
-async def transaction(connection: AsyncConnection) -> AsyncIterator[None]:
-    """A transaction that has really begun, so statements sent on the raw driver connection belong to it:
-    SQLAlchemy sends BEGIN lazily, with its own first statement."""
-    async with connection.begin():
-        await connection.execute(select(1))
+async def transaction(raw: Raw) -> AsyncIterator[None]:
+    """A READ COMMITTED transaction on `raw` that commits on exit (rolls back on an error)."""
+    async with raw.transaction(isolation="read_committed"):
         yield
 
 
 @asynccontextmanager
-async def begin(engine: AsyncEngine, first: str = "") -> AsyncIterator[Raw]:
-    """A pooled connection's driver connection, in a READ COMMITTED transaction that commits on exit (rolls back
-    on an error). `first` (statements without parameters: an advisory lock, a NOTIFY) is sent in the same round
-    trip as BEGIN. SQLAlchemy does not know of the transaction: nothing may be sent through it on that connection
-    meanwhile."""
-    async with engine.connect() as connection:
-        raw = await driver(connection)
+async def begin(pool: Pool, first: str = "") -> AsyncIterator[Raw]:
+    """A pooled connection, in a READ COMMITTED transaction that commits on exit (rolls back on an error). `first`
+    (statements without parameters: an advisory lock, a NOTIFY) is sent in the same round trip as BEGIN."""
+    async with pool.acquire() as raw:
         try:
             await raw.execute(f"BEGIN ISOLATION LEVEL READ COMMITTED; {first}")
             yield raw
         except BaseException:
-            await _abandon(connection, raw)
+            await _abandon(raw)
             raise
         try:
             await raw.execute("COMMIT")
         except BaseException:
-            await _discard(connection)  # whether it committed is the server's to say; start afresh
+            _discard(raw)  # whether it committed is the server's to say; start afresh
             raise
 
 
 @asynccontextmanager
-async def reading(engine: AsyncEngine) -> AsyncIterator[Raw]:
-    """A pooled connection's driver connection, for statements in no transaction. One left by an error or a
-    cancellation, possibly in the middle of a statement, is discarded rather than pooled."""
-    async with engine.connect() as connection:
-        raw = await driver(connection)
+async def reading(pool: Pool) -> AsyncIterator[Raw]:
+    """A pooled connection, for statements in no transaction. One left by an error or a cancellation, possibly in
+    the middle of a statement, is discarded rather than pooled."""
+    async with pool.acquire() as raw:
         try:
             yield raw
         except BaseException:
-            await _discard(connection)
+            _discard(raw)
             raise
 
 
-async def _abandon(connection: AsyncConnection, raw: Raw) -> None:
+async def _abandon(raw: Raw) -> None:
     """Roll back. A connection that cannot (closed, the server gone, interrupted again) is discarded: the pool must
     never hand out a dead connection, or one still inside a transaction and holding its locks."""
     try:
@@ -96,12 +84,13 @@ async def _abandon(connection: AsyncConnection, raw: Raw) -> None:
             return
     except BaseException:
         pass  # the error being raised is the one that matters
-    await _discard(connection)
+    _discard(raw)
 
 
-async def _discard(connection: AsyncConnection) -> None:
+def _discard(raw: Raw) -> None:
+    """Closed at once; the pool opens a new connection in its place when next asked."""
     with contextlib.suppress(Exception):
-        await connection.invalidate()
+        raw.terminate()
 
 
 def add_events(writes: Writes, stored: Sequence[StoredEvent]) -> None:

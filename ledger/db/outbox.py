@@ -12,14 +12,13 @@ ended (`Gaps`): then a position still missing never commits. Every writer takes 
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .connection import Raw
 
 if TYPE_CHECKING:
-    from .writes import Writes  # its column types are SQLAlchemy's: not loaded by what only reads the constants
+    from .writes import Writes  # not loaded by what only reads the constants
 
 SETTLEMENTS = "settlements"
 REJECTIONS = "rejections"
@@ -93,19 +92,15 @@ class Gaps:
         return False
 
 
-# The gaps each connection's reader has seen (a relay reads on the connection it leads with).
-_GAPS: weakref.WeakKeyDictionary[Raw, Gaps] = weakref.WeakKeyDictionary()
-
-
-async def pending(raw: Raw, after: int, limit: int) -> list[Pending]:
-    """Committed records after position `after`, in order, up to the first position that may still commit."""
+async def pending(raw: Raw, after: int, limit: int, gaps: Gaps) -> list[Pending]:
+    """Committed records after position `after`, in order, up to the first position that may still commit. `gaps`
+    are the positions its reader found missing before (a relay keeps them while it leads)."""
     rows = await raw.fetch(
         "SELECT position, stream, key, value, pg_snapshot_xmin(s)::text "
         "FROM outbox, pg_current_snapshot() s WHERE position > $1 ORDER BY position LIMIT $2",
         after,
         limit,
     )
-    gaps = _GAPS.setdefault(raw, Gaps())
     found, expected = [], after + 1
     for position, stream, key, value, xmin in rows:
         if position != expected and not gaps.passable(expected, int(xmin)):

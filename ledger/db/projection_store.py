@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 
 def as_json(value: Any) -> Any:
-    """jsonb arrives decoded on connections set up by SQLAlchemy's asyncpg dialect, as text elsewhere (and where
-    the query casts it to text, so that the faster parser reads it)."""
+    """jsonb arrives decoded on the service's connections (`db.connect`), as text elsewhere (and where the query
+    casts it to text, so that the faster parser reads it)."""
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 

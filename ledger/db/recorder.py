@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from asyncpg.exceptions import UniqueViolationError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from policies.book import Book
 from policies.member import MemberState
@@ -22,8 +21,9 @@ from ..streams import Head
 from . import adoptions, lookups, parking, projection_store, streams
 from . import tracking as offsets
 from . import watermark as watermarks
+from .connect import Pool, close_pool
 from .connection import Raw
-from .event_store import add_events, add_parameters, begin, driver, reading
+from .event_store import add_events, add_parameters, begin, reading
 from .outbox import CHANNEL, add_outbox
 from .projection_store import Names, add_ledger, add_projections
 from .signatures import keeps_signatures
@@ -158,14 +158,14 @@ GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 
 class PostgresRecorder:
-    """The ledger in PostgreSQL, through `engine`'s pool."""
+    """The ledger in PostgreSQL, through `pool`."""
 
-    def __init__(self, engine: AsyncEngine, names: Names = LIVE):
-        self.engine, self.names = engine, names
+    def __init__(self, pool: Pool, names: Names = LIVE):
+        self.pool, self.names = pool, names
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[PostgresSession]:
-        async with reading(self.engine) as raw:
+        async with reading(self.pool) as raw:
             yield PostgresSession(raw, self.names)
 
     @asynccontextmanager
@@ -185,20 +185,20 @@ class PostgresRecorder:
                 ],
             )
         )
-        async with begin(self.engine, first=first) as raw:
+        async with begin(self.pool, first=first) as raw:
             yield PostgresSession(raw, self.names)
 
     async def claim(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
-        async with self.engine.connect() as connection:
-            return await offsets.claim(await driver(connection), consumer, partitions)
+        async with reading(self.pool) as raw:
+            return await offsets.claim(raw, consumer, partitions)
 
     async def rebase(self, consumer: str, partition: TopicPartition, held: Claim, offset: int) -> Claim | None:
-        async with self.engine.connect() as connection:
-            return await offsets.rebase(await driver(connection), consumer, partition, held, offset)
+        async with reading(self.pool) as raw:
+            return await offsets.rebase(raw, consumer, partition, held, offset)
 
     async def stored_offsets(self, consumer: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Claim]:
-        async with self.engine.connect() as connection:
-            return await offsets.stored(await driver(connection), consumer, partitions)
+        async with reading(self.pool) as raw:
+            return await offsets.stored(raw, consumer, partitions)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await close_pool(self.pool)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import JSONB
-
-from .tables import metadata
+from .columns import primary_key, table_columns
 
 # When each of some parked events was parked, by event id.
 PARKED_SINCE = "SELECT event_id, parked_at FROM parked_events WHERE event_id = ANY($1::text[])"
@@ -12,8 +10,8 @@ PARKED_SINCE = "SELECT event_id, parked_at FROM parked_events WHERE event_id = A
 
 def json_positions(table: str, columns: tuple[str, ...]) -> tuple[int, ...]:
     """Positions of the jsonb columns among `columns` of `table`."""
-    types = metadata.tables[table].c
-    return tuple(n for n, column in enumerate(columns) if isinstance(types[column].type, JSONB))
+    types = table_columns(table)
+    return tuple(n for n, column in enumerate(columns) if types[column] == "JSONB")
 
 
 def stored_rows(table: str, columns: tuple[str, ...], where: str, members: bool, keyed: str | None = None) -> str:
@@ -51,9 +49,8 @@ def projection_rows(live: str, shadow: str, limit: int) -> str:
     """Up to `limit` rows of projection `live` (of the regions in $1, all when null) that differ from `shadow`,
     matched by primary key: the key's values, whether each side has the row, and `column: live … vs replay …`
     for each column that differs."""
-    table = metadata.tables[live]
-    key = [c.name for c in table.primary_key.columns]
-    others = [c.name for c in table.columns if c.name not in key]
+    key = list(primary_key(live))
+    others = [column for column in table_columns(live) if column not in key]
     on = " AND ".join(f"l.{c} = s.{c}" for c in key)
     shown = ", ".join(
         f"CASE WHEN l.{c} IS DISTINCT FROM s.{c} THEN format('{c}: live %s vs replay %s', "

@@ -77,8 +77,14 @@ class Stack:
         return self.compose("run", "--rm", "-T", "medledger", *arguments, timeout=timeout, check=check)
 
     def settled(self, count: int, timeout: float = 300) -> list[dict]:
-        """The first `count` records of the settlement topic."""
-        watched = self.medledger("watch", "--from-beginning", "--limit", str(count), timeout=timeout)
+        """The first `count` records of the settlement topic (with serve's last logs when they do not come)."""
+        try:
+            watched = self.medledger("watch", "--from-beginning", "--limit", str(count), timeout=timeout)
+        except subprocess.TimeoutExpired as late:
+            logs = self.compose("logs", "--tail", "60", "serve", check=False, timeout=60)
+            raise AssertionError(
+                f"{count} settlements not read in {timeout} s; serve:\n{logs.stdout[-6000:]}"
+            ) from late
         return [json.loads(line) for line in watched.stdout.splitlines() if line.startswith("{")]
 
     def verified(self) -> str:

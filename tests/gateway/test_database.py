@@ -48,6 +48,6 @@ def test_the_gateway_refuses_a_weak_password_and_the_services_url_alone(monkeypa
 def test_a_ledger_reader_not_yet_opened_says_so_when_asked():
     reader = LedgerReader(OWNER, IM_PARAMETERS)
     with pytest.raises(RuntimeError, match="not open for reading"):
-        _ = reader.engine
+        _ = reader.pool
     with pytest.raises(RuntimeError, match="not open for reading"):
         asyncio.run(Enquiry(reader).outcomes(["E1"]))

@@ -201,8 +201,8 @@ def test_a_record_committed_while_the_relay_reads_an_empty_outbox_is_published_w
                 idle_seconds=30,
             )
 
-            async def pending_then_commit(raw, after, limit):
-                rows = await real_pending(raw, after, limit)
+            async def pending_then_commit(raw, after, limit, gaps):
+                rows = await real_pending(raw, after, limit, gaps)
                 state["calls"] += 1
                 if state["calls"] == 1 and not rows:
                     # a batch commits right after the relay found nothing, and wakes it
@@ -242,8 +242,8 @@ def test_the_services_own_batches_are_handed_to_its_relay_and_another_writers_ar
     real_pending = relay_module.pending
     read: list[str] = []
 
-    async def reading(raw, after, limit):
-        rows = await real_pending(raw, after, limit)
+    async def reading(raw, after, limit, gaps):
+        rows = await real_pending(raw, after, limit, gaps)
         read.extend(row.value for row in rows)
         return rows
 
@@ -337,8 +337,8 @@ def test_a_handed_batch_that_does_not_follow_on_is_read_from_the_outbox_instead(
     real_pending = relay_module.pending
     reads: list[int] = []
 
-    async def reading(raw, after, limit):
-        rows = await real_pending(raw, after, limit)
+    async def reading(raw, after, limit, gaps):
+        rows = await real_pending(raw, after, limit, gaps)
         reads.append(len(rows))
         return rows
 

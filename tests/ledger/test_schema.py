@@ -44,6 +44,17 @@ def test_migrations_match_the_table_definitions(database):
     assert asyncio.run(differences()) == []
 
 
+def test_the_column_types_the_service_writes_with_are_the_table_definitions():
+    """`db.schema_columns` is generated from `db.tables` (`python -m ledger.db.columns`): a change of a table
+    without it fails here, not in a statement that casts a column to the type it had."""
+    from ledger.db.columns import column_types, generated, primary_key
+
+    kept = (Path(__file__).resolve().parents[2] / "ledger" / "db" / "schema_columns.py").read_text(encoding="utf-8")
+    assert kept == generated()
+    assert column_types("replay_settlements", ("record", "fund_paid", "visit_date")) == ["JSONB", "NUMERIC", "DATE"]
+    assert primary_key("member_year") == ("region", "member_id", "year")
+
+
 def test_without_database_url_an_embedded_server_is_started_in_the_data_dir_and_reused(tmp_path, monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("MEDLEDGER_DATA_DIR", str(tmp_path / "medledger"))

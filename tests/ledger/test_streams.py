@@ -330,27 +330,28 @@ def test_the_outbox_is_read_up_to_a_position_that_may_still_commit_and_past_one_
     """Writers of different regions commit in parallel: a position taken by a transaction still running must hold
     the reader back (else it would step past it and never publish it); one rolled back is stepped over once every
     transaction running when it was first seen has ended."""
-    from ledger.db.outbox import pending
+    from ledger.db.outbox import Gaps, pending
 
     insert = "INSERT INTO outbox (stream, key, value) VALUES ('settlements', 'M', $1) RETURNING position"
 
     async def scenario():
         slow, fast, reader = [await asyncpg.connect(plain(database.owner_url)) for _ in range(3)]
+        gaps = Gaps()  # the reader's
         try:
             await slow.execute("BEGIN")
             first = await slow.fetchval(insert, "slow")
             second = await fast.fetchval(insert, "fast")  # committed at once, after a smaller position
             assert second > first
-            assert await pending(reader, 0, 10) == []  # not past the position still running
+            assert await pending(reader, 0, 10, gaps) == []  # not past the position still running
             await slow.execute("COMMIT")
-            assert [p.value for p in await pending(reader, 0, 10)] == ["slow", "fast"]
+            assert [p.value for p in await pending(reader, 0, 10, gaps)] == ["slow", "fast"]
 
             await slow.execute("BEGIN")
             await slow.fetchval(insert, "rolled back")
             third = await fast.fetchval(insert, "after it")
-            assert await pending(reader, second, 10) == []
+            assert await pending(reader, second, 10, gaps) == []
             await slow.execute("ROLLBACK")
-            assert [(p.position, p.value) for p in await pending(reader, second, 10)] == [(third, "after it")]
+            assert [(p.position, p.value) for p in await pending(reader, second, 10, gaps)] == [(third, "after it")]
         finally:
             for connection in (slow, fast, reader):
                 await connection.close()
@@ -363,12 +364,13 @@ def test_the_outbox_is_not_read_past_a_position_whose_writer_is_newer_than_every
     whose transaction id is newer than that is in no snapshot's list of running transactions. Two writers commit in
     parallel (two `serve` processes, say): the newer one draws its outbox positions first, the older one draws
     after it and commits. The newer one's positions must still hold the reader back until it commits."""
-    from ledger.db.outbox import pending
+    from ledger.db.outbox import Gaps, pending
 
     insert = "INSERT INTO outbox (stream, key, value) VALUES ('settlements', 'M', $1) RETURNING position"
 
     async def scenario():
         older, newer, reader = [await asyncpg.connect(plain(database.owner_url)) for _ in range(3)]
+        gaps = Gaps()  # the reader's
         try:
             for writer in (older, newer):  # in this order: `newer` takes the greater transaction id
                 await writer.execute("BEGIN")
@@ -377,10 +379,10 @@ def test_the_outbox_is_not_read_past_a_position_whose_writer_is_newer_than_every
             second = await older.fetchval(insert, "older")
             assert second > first
             await older.execute("COMMIT")  # now the newest transaction ended, and older than `newer`
-            assert await pending(reader, 0, 10) == []
-            assert await pending(reader, 0, 10) == []  # asked again: still held back
+            assert await pending(reader, 0, 10, gaps) == []
+            assert await pending(reader, 0, 10, gaps) == []  # asked again: still held back
             await newer.execute("COMMIT")
-            assert [p.value for p in await pending(reader, 0, 10)] == ["newer", "older"]
+            assert [p.value for p in await pending(reader, 0, 10, gaps)] == ["newer", "older"]
         finally:
             for connection in (older, newer, reader):
                 await connection.close()

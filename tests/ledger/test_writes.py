@@ -267,11 +267,11 @@ def test_the_append_transaction_plans_its_statements_once_and_reads_do_not(datab
     """A batch's statements take their rows as arrays, so their plans do not depend on the values: the append
     transaction plans each once a connection (`recorder.GENERIC_PLANS`); a read outside it keeps the server's
     own choice, on the same pooled connection."""
-    from ledger.db.connect import service_engine
+    from ledger.db.connect import service_pool
     from ledger.db.recorder import PostgresRecorder
 
     async def scenario() -> tuple[str, str]:
-        recorder = PostgresRecorder(service_engine(database))
+        recorder = PostgresRecorder(await service_pool(database))
         try:
             async with recorder.writing("test", [b.NANJING]) as session:
                 inside = await session.raw.fetchval("SHOW plan_cache_mode")

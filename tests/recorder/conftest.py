@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from ledger.db.connect import service_engine
+from ledger.db.connect import service_pool
 from ledger.db.recorder import PostgresRecorder
 from ledger.memory_recorder import MemoryRecorder
 
@@ -19,7 +19,10 @@ def on_recorder(request) -> Callable[[Callable[..., Awaitable]], object]:
 
     def run(scenario):
         async def opened():
-            recorder = MemoryRecorder() if database is None else PostgresRecorder(service_engine(database, pool_size=4))
+            if database is None:
+                recorder = MemoryRecorder()
+            else:
+                recorder = PostgresRecorder(await service_pool(database, size=4))
             try:
                 return await scenario(recorder)
             finally:

@@ -156,16 +156,35 @@ class Authority:
 
     def __init__(self, producers: dict[str, Producer], source: str = "producers"):
         self.producers, self.source = producers, source
+        self.text: str | None = None  # what it was read from (`from_text`)
 
     @classmethod
     def load(cls, path: str | Path) -> Authority:
         """The producers file at `path`."""
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as error:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
             raise ProducersFileError(f"{path}: {error}") from error
-        return cls.parse(data, str(path))
+        return cls.from_text(text, str(path))
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "producers") -> Authority:
+        """A producers file's text, read."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ProducersFileError(f"{source}: {error}") from error
+        read = cls.parse(data, source)
+        read.text = text
+        return read
+
+    def __reduce__(self) -> tuple:
+        """To another process (a worker of `ingest --workers`) as the text it was read from, read again there: the
+        producers the command checked, not the file as it may be by then."""
+        if self.text is None:
+            raise TypeError("producers not read from a file's text are not sent to another process")
+        return (Authority.from_text, (self.text, self.source))
 
     @classmethod
     def from_environment(cls) -> Authority | None:
@@ -342,6 +361,10 @@ class Signer:
         self.producer, self.key_id = producer, key_id
         self._signing = Signing(key)
 
+    def __reduce__(self) -> tuple:
+        """To another process (a worker of `ingest --workers`) with the key the command loaded, not read again."""
+        return (_signer_of_seed, (self.producer, self.key_id, self._signing.seed()))
+
     def signature(self, value: bytes) -> bytes:
         return self._signing.sign(event_message(self.producer, self.key_id, value))
 
@@ -354,6 +377,10 @@ class Signer:
             KEY_HEADER: self.key_id,
             SIGNATURE_HEADER: base64.b64encode(self.signature(value)).decode(),
         }
+
+
+def _signer_of_seed(producer: str, key_id: str, seed: bytes) -> Signer:
+    return Signer(producer, key_id, Ed25519PrivateKey.from_private_bytes(seed))
 
 
 def signer_from(producer: str | None, key_file: str | None, key_id: str | None = None) -> Signer:

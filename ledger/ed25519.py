@@ -64,6 +64,11 @@ class Signing:
     def __init__(self, key: Ed25519PrivateKey):
         _, self._secret = crypto_sign_seed_keypair(key.private_bytes_raw())
 
+    def seed(self) -> bytes:
+        """The private key's 32 bytes (`Ed25519PrivateKey.private_bytes_raw`): libsodium's secret key begins with
+        them."""
+        return bytes(self._secret[:32])
+
     def sign(self, message: bytes) -> bytes:
         """The 64-byte signature of `message`: the same bytes `Ed25519PrivateKey.sign` gives."""
         return crypto_sign(message, self._secret)[:SIGNATURE_BYTES]

@@ -31,7 +31,7 @@ from .runtime import job_pool
 from .streams import NO_REGION, balanced
 
 if TYPE_CHECKING:
-    from .authority import Signer
+    from .authority import Authority, Signer
     from .db.server import Database
     from .intake import Incoming, Oversized
     from .service import IngestStats
@@ -111,19 +111,15 @@ def marked(lines: Iterable[bytes | Oversized], marks: bytes, worker: int) -> Ite
         yield line if mark == worker else b""
 
 
-def ingest_part(db: Database, part: Part, signing_args: tuple | None = None) -> IngestStats:
-    """In a worker: the part's lines through the ledger service. Its stats. The producers file and the signing key
-    were read by the command before it started the workers (and refused there with a message of its own)."""
-    from .authority import Authority, signer_from
+def ingest_part(
+    db: Database, part: Part, producers: Authority | None = None, signing: Signer | None = None
+) -> IngestStats:
+    """In a worker: the part's lines through the ledger service. Its stats. The producers and the signing key are
+    those the command read (and refused with a message of its own), sent to the worker as they were read: not the
+    files read again, which may have changed or gone since."""
     from .codec import dumps
     from .intake import from_lines, read_lines
     from .service import LedgerService
-
-    producers = Authority.from_environment()
-    signing = None
-    if signing_args is not None:
-        producer, key, key_id = signing_args
-        signing = signer_from(producer, None if key is None else str(key), key_id)
 
     async def run(out: TextIO | None) -> IngestStats:
         def publish(records: list[dict]) -> None:
@@ -163,15 +159,17 @@ def ingest_pool(workers: int) -> ProcessPoolExecutor:
     return job_pool(workers)
 
 
-def ingest_in_parallel(db: Database, parts: list[Part], signing_args: tuple | None = None) -> list[IngestStats]:
+def ingest_in_parallel(
+    db: Database, parts: list[Part], producers: Authority | None = None, signing: Signer | None = None
+) -> list[IngestStats]:
     """The first part in this process, every other in a process of its own (fresh interpreters); their stats, in
     order. This process would otherwise only wait, holding its interpreter's memory (about 75 MB) the while. A part
     that fails raises here once every part has ended, the first of them in order."""
     if len(parts) == 1:
-        return [ingest_part(db, parts[0], signing_args)]
+        return [ingest_part(db, parts[0], producers, signing)]
     with ingest_pool(len(parts) - 1) as pool:
-        futures = [pool.submit(ingest_part, db, part, signing_args) for part in parts[1:]]
-        first = ingest_part(db, parts[0], signing_args)  # on failure, leaving the pool waits for the others
+        futures = [pool.submit(ingest_part, db, part, producers, signing) for part in parts[1:]]
+        first = ingest_part(db, parts[0], producers, signing)  # on failure, leaving the pool waits for the others
         return [first, *(future.result() for future in futures)]
 
 

@@ -103,7 +103,6 @@ def ingest(
         split = shares(events, workers or default_workers())
         if len(split.groups) > 1:
             stream.close()
-            signing_args = (producer, key, key_id) if signing is not None else None
             total = _ingest_regions(
                 db,
                 events,
@@ -115,7 +114,7 @@ def ingest(
                 max_clock_skew_seconds,
                 quiet,
                 producers,
-                signing_args,
+                signing,
             )
             _summary(total)
             return
@@ -183,7 +182,7 @@ def _ingest_regions(
     max_clock_skew_seconds: float,
     quiet: bool,
     producers: Authority | None,
-    signing: tuple[str | None, Path | None, str | None] | None,
+    signing: Signer | None,
 ) -> IngestStats:
     """`ingest --workers`: the file's regions shared among processes (`ledger.parallel_ingest`); their stats
     summed, what each published printed after it, worker by worker."""
@@ -223,7 +222,7 @@ def _ingest_regions(
             for worker, (group, output) in enumerate(zip(split.groups, files, strict=True))
         ]
         total = IngestStats()
-        for stats in ingest_in_parallel(db, parts, signing):
+        for stats in ingest_in_parallel(db, parts, producers, signing):
             total.merge(stats)
         for output in files:
             if output is not None:

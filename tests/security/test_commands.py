@@ -235,3 +235,56 @@ def test_an_event_parked_before_the_ledger_kept_signatures_and_refused_after_for
     verified = invoke("replay", "--verify")
     assert verified.exit_code == 0, verified.output
     assert "signatures: 1 checked again" in verified.stdout
+
+
+def test_ingest_with_workers_signs_and_checks_as_the_producers_file_stood_when_the_command_read_it(
+    database, monkeypatch, tmp_path, producers
+):
+    """The command reads the producers file and the signing key once; its worker processes are given what it read.
+    Were they to read the files again, a file changed or gone meanwhile would give them other producers than the
+    command checked, or stop them with a traceback."""
+    from ledger.cli import ledger as ledger_commands
+
+    monkeypatch.setenv("DATABASE_URL", database.owner_url)
+    b.fresh()
+    enrolments = [b.enrolled("320113195306110004", NANJING), b.enrolled("371002195306110004", b.WEIHAI)]
+    visit = b.visit("371002195306110004", b.WEIHAI, on="2023-07-02")  # not the enrolment system's to send
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(event) + "\n" for event in [*enrolments, visit]))
+    key = tmp_path / "enrolment.pem"
+    read = ledger_commands.signer
+
+    def signer_then_files_gone(*args):
+        made = read(*args)
+        producers.unlink()  # the operator replaces the files while the command runs
+        key.unlink()
+        return made
+
+    monkeypatch.setattr(ledger_commands, "signer", signer_then_files_gone)
+    done = invoke("ingest", str(events), "--producer", "enrolment", "--key", str(key), "--workers", "2")
+    assert done.exit_code == 0, done.output
+    assert "appended 2" in done.stderr and "rejected 1" in done.stderr
+    kept = fetch(database, "SELECT event_id FROM ledger_signatures ORDER BY event_id")
+    assert sorted(row[0] for row in kept) == sorted(event["event_id"] for event in enrolments)
+    [refused] = fetch(database, "SELECT event_id, reason FROM ledger_rejections")
+    assert tuple(refused) == (visit["event_id"], "unauthorized")
+
+
+def test_producers_and_a_signer_reach_another_process_as_they_were_read(tmp_path, producers):
+    import pickle
+
+    from ledger.authority import signer_from
+
+    authority = Authority.load(producers)
+    sent = pickle.loads(pickle.dumps(authority))
+    assert sent.text == authority.text and sent.source == str(producers)
+    assert sent.producers["enrolment"].keys.keys() == authority.producers["enrolment"].keys.keys()
+    signer = signer_from("enrolment", str(tmp_path / "enrolment.pem"))
+    there = pickle.loads(pickle.dumps(signer))
+    assert (there.producer, there.key_id, there.signature(b"value")) == (
+        signer.producer,
+        signer.key_id,
+        signer.signature(b"value"),
+    )
+    with pytest.raises(TypeError, match="not read from a file"):
+        pickle.dumps(Authority({}, "built"))

@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from ledger.db import console_reads, console_users, fund_report
+from ledger.db.connect import dsn
 from ledger.db.report_reads import PostgresReportReads
 from ledger.db.server import Database
 from ledger.display import csv_cell, visible
@@ -87,9 +88,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        pool["main"] = await asyncpg.create_pool(
-            console_url.replace("postgresql+asyncpg://", "postgresql://", 1), min_size=1, max_size=4
-        )
+        pool["main"] = await asyncpg.create_pool(dsn(console_url), min_size=1, max_size=4)
         try:
             yield
         finally:
@@ -419,7 +418,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
 
     async def record(job: Job) -> None:
         assert job.report is not None  # `Jobs` runs this once the replay has reported
-        connection = await asyncpg.connect(console_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        connection = await asyncpg.connect(dsn(console_url))
         try:
             await keep_verification(connection, job.report, job.user, job.started_at)
         finally:

@@ -66,13 +66,15 @@ def _owner(work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(raw)` as the database's owner: only the owner changes the console's users."""
     import asyncpg
 
+    from ledger.db.connect import dsn
+
     owner_url = prepared().owner_url
     if owner_url is None:
         typer.echo("medledger: managing users needs the owner's DATABASE_URL", err=True)
         raise typer.Exit(2)
 
     async def run() -> T:
-        connection = await asyncpg.connect(owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        connection = await asyncpg.connect(dsn(owner_url))
         try:
             return await work(connection)
         finally:

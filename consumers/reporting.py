@@ -28,6 +28,7 @@ from consumers.broker import make_broker
 from consumers.settings import Settings
 from consumers.topics import coordinator_ready
 from ledger.authority import LedgerVerifier
+from ledger.db.connect import dsn
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
@@ -153,7 +154,7 @@ class Line:
 
 class ReportingStore:
     def __init__(self, url: str):
-        self.url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self.url = dsn(url)
         self.pool: asyncpg.Pool | None = None
 
     async def open(self) -> ReportingStore:

@@ -375,7 +375,9 @@ def _keep(db: Database, report: ReplayReport, started_at: datetime) -> None:
     except (OSError, KeyError):  # no name for this process's user
         user = "replay --verify"
 
-    owner_dsn = db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    from ..db.connect import dsn
+
+    owner_dsn = dsn(db.owner_url)
 
     async def run() -> None:
         connection = await asyncpg.connect(owner_dsn)

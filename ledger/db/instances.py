@@ -23,6 +23,7 @@ import uuid
 
 import asyncpg
 
+from .connect import dsn
 from .connection import Raw
 
 log = logging.getLogger("medledger.instances")
@@ -48,9 +49,7 @@ async def hold(url: str, group: str, instance: str, within: float = 5.0, name: s
     another process keeps it. Close the connection to give the lock up. `name`: the connection's application_name,
     which tells this process's own sessions from another's (`Held`)."""
     settings = {"application_name": name} if name is not None else None
-    connection = await asyncpg.connect(
-        url.replace("postgresql+asyncpg://", "postgresql://", 1), server_settings=settings
-    )
+    connection = await asyncpg.connect(dsn(url), server_settings=settings)
     key = instance_lock(group, instance)
     try:
         loop = asyncio.get_running_loop()

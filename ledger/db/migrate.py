@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .connect import dsn
 from .credentials import check_password, secret
 from .partitions import partition_known
 from .server import APP_ROLE, CONSOLE_ROLE, GATEWAY_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE, Database
@@ -94,7 +95,7 @@ def upgrade(owner_url: str, revision: str = "head", passwords: dict[str, str] | 
 async def _partition(owner_url: str) -> dict[str, int]:
     import asyncpg
 
-    connection = await asyncpg.connect(owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    connection = await asyncpg.connect(dsn(owner_url))
     try:
         return await partition_known(connection, f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     finally:
@@ -111,7 +112,7 @@ async def _set_password(owner_url: str, role: str, password: str) -> None:
     and reporting starting together would each set both."""
     import asyncpg
 
-    connection = await asyncpg.connect(owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    connection = await asyncpg.connect(dsn(owner_url))
     try:
         async with connection.transaction():
             await connection.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
@@ -151,7 +152,7 @@ def schema_version(url: str) -> str | None:
     async def read() -> None:
         import asyncpg
 
-        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        connection = await asyncpg.connect(dsn(url))
         try:
             current.append(await connection.fetchval("SELECT version_num FROM alembic_version"))
         except asyncpg.UndefinedTableError:

@@ -47,3 +47,15 @@ def test_waiting_says_what_was_waited_for_before():
     assert state.waiting("postgresql") is None
     assert state.waiting("kafka") == "postgresql"
     assert state.waiting(None) == "kafka" and state.waiting_for is None
+
+
+def test_what_the_database_driver_or_its_pool_raises_is_never_the_records_fault():
+    import asyncpg
+
+    from consumers.poison import deterministic
+
+    assert deterministic(ValueError("an amount the rules refuse"))
+    assert deterministic(asyncpg.DataError("a value the driver could not encode"))
+    assert not deterministic(asyncpg.InternalClientError("the pool's own error"))
+    assert not deterministic(asyncpg.InterfaceError("connection has been released back to the pool"))
+    assert not deterministic(ConnectionRefusedError())

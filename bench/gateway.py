@@ -243,11 +243,11 @@ def main() -> None:
     try:
         os.environ.update(env)
         from ledger.db.migrate import prepare
-        from ledger.db.server import locate
+        from ledger.db.server import dsn, locate
 
         db = locate()
         prepare(db)
-        database_url = db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        database_url = dsn(db.owner_url)
         asyncio.run(ensure_topics(settings, args.partitions))
         asyncio.run(produce_all(settings, enrolments(args.members), args.partitions))
         for command in ("serve", "gateway"):

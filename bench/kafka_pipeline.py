@@ -357,11 +357,11 @@ def main() -> None:
         # This process holds the embedded server for the whole run; serve joins it (and DATABASE_URL wins).
         os.environ.update(env)
         from ledger.db.migrate import prepare
-        from ledger.db.server import locate
+        from ledger.db.server import dsn, locate
 
         db = locate()
         prepare(db)
-        database_url = db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        database_url = dsn(db.owner_url)
 
         lines = generate(args.events, args.members)
         visits = sum(1 for line in lines if b'"visit.submitted"' in line)

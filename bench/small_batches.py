@@ -39,7 +39,7 @@ async def _measure(batches: int, size: int, members: int) -> tuple[float, float]
     from consumers.metrics import Metrics
     from consumers.settle import Settler
     from ledger.db.migrate import prepare
-    from ledger.db.server import locate
+    from ledger.db.server import dsn, locate
     from ledger.intake import from_lines
     from ledger.service import LedgerService
     from tests import builders as b
@@ -72,7 +72,7 @@ async def _measure(batches: int, size: int, members: int) -> tuple[float, float]
         settler = Settler(service, claims, Metrics())
         for _ in range(30):  # every pooled connection has prepared its statements
             await settled(settler)
-        owner = await asyncpg.connect(db.owner_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        owner = await asyncpg.connect(dsn(db.owner_url))
         try:
             pids = [
                 row[0]

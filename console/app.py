@@ -24,9 +24,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from ledger.db import console_reads, console_users, fund_report
-from ledger.db.connect import dsn
 from ledger.db.report_reads import PostgresReportReads
-from ledger.db.server import Database
+from ledger.db.server import Database, dsn
 from ledger.display import csv_cell, visible
 from ledger.replay import keep_verification
 from ledger.reports import (

@@ -66,7 +66,7 @@ def _owner(work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(raw)` as the database's owner: only the owner changes the console's users."""
     import asyncpg
 
-    from ledger.db.connect import dsn
+    from ledger.db.server import dsn
 
     owner_url = prepared().owner_url
     if owner_url is None:

@@ -28,7 +28,7 @@ from consumers.broker import make_broker
 from consumers.settings import Settings
 from consumers.topics import coordinator_ready
 from ledger.authority import LedgerVerifier
-from ledger.db.connect import dsn
+from ledger.db.server import dsn
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord

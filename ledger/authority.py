@@ -362,7 +362,8 @@ class Signer:
         self._signing = Signing(key)
 
     def __reduce__(self) -> tuple:
-        """To another process (a worker of `ingest --workers`) with the key the command loaded, not read again."""
+        """To another process (a worker of `ingest --workers`) with the key the command loaded, not read again: a
+        pickled Signer holds the private key."""
         return (_signer_of_seed, (self.producer, self.key_id, self._signing.seed()))
 
     def signature(self, value: bytes) -> bytes:

@@ -111,9 +111,7 @@ def marked(lines: Iterable[bytes | Oversized], marks: bytes, worker: int) -> Ite
         yield line if mark == worker else b""
 
 
-def ingest_part(
-    db: Database, part: Part, producers: Authority | None = None, signing: Signer | None = None
-) -> IngestStats:
+def ingest_part(db: Database, part: Part, *, producers: Authority | None, signing: Signer | None) -> IngestStats:
     """In a worker: the part's lines through the ledger service. Its stats. The producers and the signing key are
     those the command read (and refused with a message of its own), sent to the worker as they were read: not the
     files read again, which may have changed or gone since."""
@@ -160,16 +158,18 @@ def ingest_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def ingest_in_parallel(
-    db: Database, parts: list[Part], producers: Authority | None = None, signing: Signer | None = None
+    db: Database, parts: list[Part], *, producers: Authority | None, signing: Signer | None
 ) -> list[IngestStats]:
     """The first part in this process, every other in a process of its own (fresh interpreters); their stats, in
     order. This process would otherwise only wait, holding its interpreter's memory (about 75 MB) the while. A part
     that fails raises here once every part has ended, the first of them in order."""
     if len(parts) == 1:
-        return [ingest_part(db, parts[0], producers, signing)]
+        return [ingest_part(db, parts[0], producers=producers, signing=signing)]
     with ingest_pool(len(parts) - 1) as pool:
-        futures = [pool.submit(ingest_part, db, part, producers, signing) for part in parts[1:]]
-        first = ingest_part(db, parts[0], producers, signing)  # on failure, leaving the pool waits for the others
+        futures = [pool.submit(ingest_part, db, part, producers=producers, signing=signing) for part in parts[1:]]
+        first = ingest_part(
+            db, parts[0], producers=producers, signing=signing
+        )  # on failure, leaving the pool waits for the others
         return [first, *(future.result() for future in futures)]
 
 

@@ -52,7 +52,8 @@ atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))
 from ledger.db.server import locate
 from ledger.parallel_ingest import Part, ingest_part, shares
 split = shares(sys.argv[1], 1)
-stats = ingest_part(locate(), Part(sys.argv[1], split.groups[0], 0, split.marks, "", None, 50, 30.0, 300.0, None))
+part = Part(sys.argv[1], split.groups[0], 0, split.marks, "", None, 50, 30.0, 300.0, None)
+stats = ingest_part(locate(), part, producers=None, signing=None)
 print(stats.appended)
 """
 

@@ -222,7 +222,7 @@ def _ingest_regions(
             for worker, (group, output) in enumerate(zip(split.groups, files, strict=True))
         ]
         total = IngestStats()
-        for stats in ingest_in_parallel(db, parts, producers, signing):
+        for stats in ingest_in_parallel(db, parts, producers=producers, signing=signing):
             total.merge(stats)
         for output in files:
             if output is not None:
@@ -375,7 +375,7 @@ def _keep(db: Database, report: ReplayReport, started_at: datetime) -> None:
     except (OSError, KeyError):  # no name for this process's user
         user = "replay --verify"
 
-    from ..db.connect import dsn
+    from ..db.server import dsn
 
     owner_dsn = dsn(db.owner_url)
 

@@ -19,17 +19,12 @@ import asyncpg
 import orjson
 from asyncpg import Pool
 
-from .server import Database
+from .server import Database, dsn
 
-__all__ = ["Pool", "close_pool", "dsn", "open_pool", "service_pool"]
+__all__ = ["Pool", "close_pool", "open_pool", "service_pool"]
 
 KEPT = 1 << 62  # statements a connection runs before the pool replaces it: never
 CLOSE_WAIT = 10.0  # seconds a closing pool waits for connections still lent before it terminates them
-
-
-def dsn(url: str) -> str:
-    """asyncpg's form of a database URL (`Database` keeps SQLAlchemy's, postgresql+asyncpg://, for Alembic)."""
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 async def service_pool(db: Database, size: int = 1) -> Pool:

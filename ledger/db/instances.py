@@ -23,8 +23,8 @@ import uuid
 
 import asyncpg
 
-from .connect import dsn
 from .connection import Raw
+from .server import dsn
 
 log = logging.getLogger("medledger.instances")
 

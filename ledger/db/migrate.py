@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .connect import dsn
 from .credentials import check_password, secret
 from .partitions import partition_known
-from .server import APP_ROLE, CONSOLE_ROLE, GATEWAY_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE, Database
+from .server import APP_ROLE, CONSOLE_ROLE, GATEWAY_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE, Database, dsn
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -60,6 +60,11 @@ def _asyncpg(url: str) -> str:
     raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://...")
 
 
+def dsn(url: str) -> str:
+    """asyncpg's form of a database URL (a `Database` keeps SQLAlchemy's, postgresql+asyncpg://, for Alembic)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
 def with_user(url: str, user: str, password: str | None) -> str:
     parts = urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]

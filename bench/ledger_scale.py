@@ -4,6 +4,9 @@
 
 Uses a fresh embedded PostgreSQL in a temporary directory (or DATABASE_URL, which must point at an empty
 database). Each step runs as its own `medledger` process so its peak memory is its own (with its workers').
+The embedded server is held up by a process of its own for the whole run, so that each step's PostgreSQL CPU (its
+postmaster and every backend and worker, read from /proc) is printed beside the command's: on a machine of few
+cores the wall time is bound by both.
 """
 
 from __future__ import annotations
@@ -49,6 +52,28 @@ def _tree_pss(pid: int) -> int:
         except (OSError, StopIteration, ValueError):
             continue
     return total
+
+
+HOLD = "import sys; from ledger.db.server import locate; locate(); print('up', flush=True); sys.stdin.read()"
+
+
+def _server_cpu(postmaster: int | None) -> float:
+    """CPU seconds of the server so far: the postmaster's own and its ended children's, and each live descendant's
+    (a child's time is in exactly one of them: its own while it runs, the postmaster's once it has been reaped)."""
+    if postmaster is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in _descendants(postmaster):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if member == postmaster:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return total / ticks
 
 
 def run(command: list[str], env: dict, stdout=subprocess.DEVNULL) -> tuple[float, float, float, int]:
@@ -102,24 +127,47 @@ def main() -> None:
 
         # The schema, and the embedded server's settings, which take effect at its next start.
         subprocess.run(MEDLEDGER + ["db", "upgrade"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        seconds, rss, cpu, code = run(
-            MEDLEDGER
-            + ["ingest", str(events), "--quiet", "--parameters", str(PARAMETERS), "--batch-size", str(args.batch_size)]
-            + ([] if args.workers is None else ["--workers", str(args.workers)]),
-            env,
-        )
-        print(
-            f"ingest: {count} events in {seconds:.1f} s = {count / seconds:,.0f} events/s, "
-            f"peak memory {rss:.0f} MB, CPU {cpu:.1f} s = {cpu / count * 1000:.3f} ms an event, exit {code}"
-        )
-        seconds, rss, cpu, code = run(
-            MEDLEDGER + ["replay", "--verify", "--batch-size", str(args.replay_batch_size)], env
-        )
-        print(
-            f"replay --verify: {seconds:.1f} s, peak memory {rss:.0f} MB (workers included), CPU {cpu:.1f} s, "
-            f"exit {code} "
-            f"({'verified' if code == 0 else 'NOT verified'})"
-        )
+        holder, postmaster = None, None
+        if "DATABASE_URL" not in env:
+            holder = subprocess.Popen(
+                [sys.executable, "-c", HOLD],
+                env=env,
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
+            postmaster = int((Path(env["MEDLEDGER_DATA_DIR"]) / "pgdata" / "postmaster.pid").read_text().split()[0])
+        try:
+            _steps(args, env, events, count, postmaster)
+        finally:
+            if holder is not None:
+                holder.communicate("")  # its stdin closed: the server stops with it
+
+
+def _steps(args: argparse.Namespace, env: dict, events: Path, count: int, postmaster: int | None) -> None:
+    served = "; PostgreSQL CPU {:.1f} s = {:.3f} ms an event"
+    before = _server_cpu(postmaster)
+    seconds, rss, cpu, code = run(
+        MEDLEDGER
+        + ["ingest", str(events), "--quiet", "--parameters", str(PARAMETERS), "--batch-size", str(args.batch_size)]
+        + ([] if args.workers is None else ["--workers", str(args.workers)]),
+        env,
+    )
+    server, before = _server_cpu(postmaster) - before, _server_cpu(postmaster)
+    print(
+        f"ingest: {count} events in {seconds:.1f} s = {count / seconds:,.0f} events/s, "
+        f"peak memory {rss:.0f} MB, CPU {cpu:.1f} s = {cpu / count * 1000:.3f} ms an event, exit {code}"
+        + (served.format(server, server / count * 1000) if postmaster is not None else "")
+    )
+    seconds, rss, cpu, code = run(MEDLEDGER + ["replay", "--verify", "--batch-size", str(args.replay_batch_size)], env)
+    server = _server_cpu(postmaster) - before
+    print(
+        f"replay --verify: {seconds:.1f} s, peak memory {rss:.0f} MB (workers included), CPU {cpu:.1f} s, "
+        f"exit {code} ({'verified' if code == 0 else 'NOT verified'})"
+        + (served.format(server, server / count * 1000) if postmaster is not None else "")
+    )
 
 
 if __name__ == "__main__":

@@ -4,22 +4,12 @@ settle prints the same bytes in both."""
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.benches import ROOT, bench
 
 
 def test_compare_runs_both_sides_and_finds_settle_output_identical():
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "compare.py"), "--commit", "HEAD", "--events", "400", "--rounds", "1"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = bench("compare.py", "--commit", "HEAD", "--events", "400", "--rounds", "1")
     assert "round 1  A settle" in done.stdout and "round 1  B settle --workers 2" in done.stdout
     assert "ratios (A / B" in done.stdout
     # HEAD settles on the machine's cores by default: A is measured on one process, as B's first line is

@@ -6,24 +6,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.benches import bench
 
 
 def test_it_prints_each_steps_cpu_and_postgresqls_and_stops_the_server():
     env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "MEDLEDGER_DATA_DIR")}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "ledger_scale.py"), "--events", "3000", "--members", "300"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = bench("ledger_scale.py", "--events", "3000", "--members", "300", env=env)
     server = [float(seconds) for seconds in re.findall(r"PostgreSQL CPU ([0-9.]+) s", done.stdout)]
     assert len(server) == 2 and all(seconds > 0 for seconds in server), done.stdout  # ingest's, replay's
     assert "exit 0 (verified)" in done.stdout

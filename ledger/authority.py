@@ -164,7 +164,7 @@ class Authority:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
-        except OSError as error:
+        except (OSError, UnicodeDecodeError) as error:
             raise ProducersFileError(f"{path}: {error}") from error
         return cls.from_text(text, str(path))
 
@@ -422,7 +422,7 @@ class LedgerVerifier:
     def load(cls, path: str | Path) -> LedgerVerifier:
         try:
             text = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
+        except (OSError, UnicodeDecodeError) as error:
             raise ProducersFileError(f"{path}: {error}") from error
         if "PRIVATE KEY" in text:
             return cls([load_private(path).public_key()])

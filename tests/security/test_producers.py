@@ -438,3 +438,16 @@ def test_a_reversal_refused_before_its_own_visit_settled_is_applied_when_sent_ag
     )
     assert reverses == visit_settlement
     assert verified(database, scheme.authority()).ok
+
+
+def test_a_producers_file_or_ledger_key_that_is_not_utf8_is_refused_by_name(tmp_path):
+    from ledger.authority import Authority, LedgerVerifier, ProducersFileError
+
+    path = tmp_path / "producers.toml"
+    path.write_bytes('[producers.hospital]\nevents = ["visit.*"]\nregions = ["全国"]\n'.encode("gb18030"))
+    with pytest.raises(ProducersFileError, match=f"{path}: .*can't decode"):
+        Authority.load(path)
+    key = tmp_path / "ledger.pub"
+    key.write_bytes("账本公钥".encode("gb18030"))
+    with pytest.raises(ProducersFileError, match=f"{key}: .*can't decode"):
+        LedgerVerifier.load(key)

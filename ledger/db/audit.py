@@ -23,7 +23,7 @@ from .event_store import transaction
 from .projection_store import PROJECTIONS, Names, add_projections, add_settlements, create_shadow, write_member_years
 from .recorder import PostgresSession
 from .server import Database
-from .verification import PARKED_ROWS, PARKED_SINCE, projection_rows, stored_rows, unequal_rows
+from .verification import PARKED_ROWS, PARKED_SINCE, position_bounds, projection_rows, stored_rows, unequal_rows
 from .writes import Writes
 
 if TYPE_CHECKING:
@@ -118,8 +118,8 @@ class PostgresAudit(PostgresSession):
         `members`), in the shape they were written in."""
         select = stored_rows(spec.table, spec.columns, spec.where, members is not None)
         if members is None:
-            return await self.raw.fetch(select, seqs)
-        return await self.raw.fetch(select, seqs, members)
+            return await self.raw.fetch(select, seqs, *position_bounds(seqs))
+        return await self.raw.fetch(select, seqs, *position_bounds(seqs), members)
 
     async def unequal_rows(
         self, spec: DerivedTable, shadow: str, seqs: list[int], keys: list[str], members: list[str] | None
@@ -128,7 +128,9 @@ class PostgresAudit(PostgresSession):
         and of the rows of `shadow` under `keys`, that have no equal on the other side)."""
         (key,) = spec.key
         query = unequal_rows(spec.table, shadow, spec.columns, key, members is not None)
-        count, unequal = await self.raw.fetchrow(query, seqs, keys, *([] if members is None else [members]))
+        count, unequal = await self.raw.fetchrow(
+            query, seqs, *position_bounds(seqs), keys, *([] if members is None else [members])
+        )
         return count, list(unequal)
 
     async def stored_rows_keyed(
@@ -137,7 +139,7 @@ class PostgresAudit(PostgresSession):
         """`stored_rows` of those whose key (of one column) is in `keys`."""
         (key,) = spec.key
         select = stored_rows(spec.table, spec.columns, spec.where, members is not None, keyed=key)
-        return await self.raw.fetch(select, seqs, *([] if members is None else [members]), keys)
+        return await self.raw.fetch(select, seqs, *position_bounds(seqs), *([] if members is None else [members]), keys)
 
     async def parked_rows(self, after: tuple, limit: int) -> list:
         return await self.raw.fetch(PARKED_ROWS, *after, limit)

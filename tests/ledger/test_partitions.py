@@ -339,3 +339,71 @@ def test_a_region_begun_after_the_history_moves_and_verifies_where_the_history_i
     finally:
         pg_server.drop(name)
         pg_server.drop(own_name)
+
+
+def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_size(database):
+    """`replay --verify` reads the stored rows of each batch's positions with one statement planned once for every
+    batch (a generic plan). The plan must probe the index for the positions however many rows the partition has
+    and however many positions the batch gives: a plan expecting `seq = ANY($1)` to match most of a partition
+    scans it whole, testing every row against every position (0.3 s a batch at 50,000 incentive rows)."""
+    from ledger.db.verification import stored_rows, unequal_rows
+    from ledger.verify_rows import DERIVED, SETTLEMENTS
+
+    async def plans() -> dict[str, str]:
+        connection = await asyncpg.connect(plain(database.owner_url))
+        try:
+            # rows with statistics, 20,000 of each table in one partition (no events under them: only planned).
+            # The incentives as a year close writes them: every member's evaluation at the close's one position.
+            await connection.execute("SET session_replication_role = replica")
+            await connection.execute(
+                "INSERT INTO ledger_incentives (seq, region, member_id, year, record) "
+                "SELECT 7, '999999', 'M' || n, 2024, jsonb_build_object('pad', repeat('x', 200)) "
+                "FROM generate_series(1, 20000) n"
+            )
+            await connection.execute(
+                "INSERT INTO ledger_settlements (settlement_id, seq, event_id, region, member_id, visit_id, "
+                "visit_date, policy_id, fund_pool, fund_paid, record, deltas) "
+                "SELECT 'S' || n, n, 'E' || n, '999999', 'M' || n, 'V' || n, '2024-01-01', 'p', 'general', 1, "
+                "'{}', '[]' "
+                "FROM generate_series(1, 20000) n"
+            )
+            await connection.execute("ANALYZE ledger_incentives, ledger_settlements")
+            full = {
+                table: await connection.fetchval(f"SELECT DISTINCT tableoid::regclass::text FROM {table}")
+                for table in ("ledger_incentives", "ledger_settlements")
+            }
+            await connection.execute("CREATE TEMPORARY TABLE shadow (LIKE ledger_settlements INCLUDING INDEXES)")
+            # a batch's positions, none of which these rows are at
+            listed = ",".join(map(str, range(100_001, 102_001)))
+            positions = [f"'{{{listed}}}'::bigint[]", "100001", "102000"]
+            found = {}  # what: (the partition that has rows, the plan)
+            for spec in DERIVED:
+                for members in (None, ["M1"]) if spec.by_member else (None,):
+                    query = stored_rows(spec.table, spec.columns, spec.where, members is not None)
+                    plan = await _generic_plan(connection, query, *positions, *(["'{M1}'"] if members else []))
+                    found[f"{spec.table} {members}"] = full.get(spec.table), plan
+            query = unequal_rows(SETTLEMENTS.table, "shadow", SETTLEMENTS.columns, "settlement_id", False)
+            plan = await _generic_plan(connection, query, *positions, "'{S1}'")
+            found["compared"] = full["ledger_settlements"], plan
+            return found
+        finally:
+            await connection.close()
+
+    found = asyncio.run(plans())
+    assert sum(partition is not None for partition, _ in found.values()) == 5  # each read ×2, and the comparison
+    for what, (partition, plan) in found.items():
+        if partition is not None:
+            assert f" on {partition} " in plan, (what, plan)  # read, by index
+            assert f"Seq Scan on {partition} " not in plan, (what, plan)
+
+
+async def _generic_plan(connection: asyncpg.Connection, query: str, *arguments: str) -> str:
+    """The plan made for `query` once for all its parameters' values (given as SQL), as a prepared statement's is
+    after five executions when it costs no more than theirs."""
+    await connection.execute("SET plan_cache_mode = force_generic_plan")
+    await connection.execute(f"PREPARE planned AS {query}")
+    try:
+        plan = await connection.fetch(f"EXPLAIN (COSTS OFF) EXECUTE planned({', '.join(arguments)})")
+    finally:
+        await connection.execute("DEALLOCATE planned")
+    return "\n".join(row[0] for row in plan)

@@ -193,11 +193,20 @@ async def event_counts(raw: Raw) -> dict[str, int]:
     return dict(await raw.fetch("SELECT region, count(*) FROM ledger_events GROUP BY region"))
 
 
+# A replay writes its re-derived settlements and projections to temporary tables (`create_shadow`), which live in
+# the session's own buffers, not the server's shared ones. PostgreSQL gives a session 8 MB of them; a verify of a
+# ledger of a million events writes some hundreds of MB to each worker's tables and probes their indexes every
+# batch, which at 8 MB are read back through the kernel page by page. 64 MB keeps the indexes' pages in memory:
+# the server spent 18 % less CPU on that verify (docs/benchmarks.md). A session takes these buffers only as its
+# temporary tables fill them.
+SHADOW_SETTINGS = {"temp_buffers": "64MB"}
+
+
 @asynccontextmanager
 async def auditing(db: Database, names: Names) -> AsyncIterator[PostgresAudit]:
     """A replay's session on a connection of its own, writing to the projections named by `names`, and a second
     connection that reads the ledger's events ahead of it."""
-    pool = await service_pool(db, size=2)
+    pool = await service_pool(db, size=2, settings=SHADOW_SETTINGS)
     try:
         async with pool.acquire() as raw, pool.acquire() as reader:
             yield PostgresAudit(raw, names, reader)

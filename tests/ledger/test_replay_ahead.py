@@ -42,3 +42,21 @@ def test_a_batch_that_fails_stops_the_replay_with_its_error_and_the_next_verify_
         asyncio.run(Replayer(database, batch_size=5).verify())
     monkeypatch.setattr(Replayer, "_batch", batch)
     assert asyncio.run(Replayer(database, batch_size=5).verify()).ok
+
+
+def test_the_replay_s_shadow_tables_are_kept_in_buffers_of_their_own_size(database, monkeypatch):
+    """The session a replay writes its temporary tables on is given `SHADOW_SETTINGS` (temp_buffers: 8 MB by
+    default, through which a large verify reads its shadow's indexes back page by page)."""
+    from ledger.db.audit import SHADOW_SETTINGS
+
+    ingest(database, example_lines("nanjing"))
+    batch, seen = Replayer._batch, []
+
+    async def showing(self, audit, rows, what_if, mode, report):
+        seen.append(await audit.raw.fetchval("SHOW temp_buffers"))
+        await batch(self, audit, rows, what_if, mode, report)
+
+    monkeypatch.setattr(Replayer, "_batch", showing)
+    assert asyncio.run(Replayer(database, batch_size=50).verify()).ok
+    assert SHADOW_SETTINGS == {"temp_buffers": "64MB"}
+    assert seen and set(seen) == {"64MB"}

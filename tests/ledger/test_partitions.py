@@ -345,7 +345,7 @@ def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_si
     """`replay --verify` reads the stored rows of each batch's positions with one statement planned once for every
     batch (a generic plan). The plan must probe the index for the positions however many rows the partition has
     and however many positions the batch gives: a plan expecting `seq = ANY($1)` to match most of a partition
-    scans it whole, testing every row against every position (0.3 s a batch at 50,000 incentive rows)."""
+    scans it whole, testing every row against every position (134 ms a batch at 25,000 incentive rows)."""
     from ledger.db.verification import stored_rows, unequal_rows
     from ledger.verify_rows import DERIVED, SETTLEMENTS
 

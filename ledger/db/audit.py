@@ -194,21 +194,28 @@ async def event_counts(raw: Raw) -> dict[str, int]:
 
 
 # A replay writes its re-derived settlements and projections to temporary tables (`create_shadow`), which live in
-# the session's own buffers, not the server's shared ones. PostgreSQL gives a session 8 MB of them; a verify of a
-# ledger of a million events writes some hundreds of MB to each worker's tables and probes their indexes every
-# batch, which at 8 MB are read back through the kernel page by page. 64 MB keeps the indexes' pages in memory:
-# the server spent 18 % less CPU on that verify (docs/benchmarks.md). A session takes these buffers only as its
-# temporary tables fill them.
-SHADOW_SETTINGS = {"temp_buffers": "64MB"}
+# the session's own buffers, not the server's shared ones. PostgreSQL gives a session 8 MB of them unless set; a
+# verify of a ledger of a million events writes some hundreds of MB to each worker's tables and probes their
+# indexes every batch, which at 8 MB are read back through the kernel page by page. 64 MB keeps the indexes' pages
+# in memory: the server spent about 16 % less CPU on that verify (docs/benchmarks.md). A session takes these
+# buffers only as its temporary tables fill them. Raised to this, never lowered: a larger setting of the server,
+# database or role stays. Set by a statement, before the session's first temporary table, rather than as a
+# parameter of the connection, which a connection pooler in between may refuse.
+SHADOW_BUFFERS = "64MB"
+RAISE_SHADOW_BUFFERS = (
+    "SELECT set_config('temp_buffers', $1, false) "
+    "WHERE pg_size_bytes(current_setting('temp_buffers')) < pg_size_bytes($1)"
+)
 
 
 @asynccontextmanager
 async def auditing(db: Database, names: Names) -> AsyncIterator[PostgresAudit]:
     """A replay's session on a connection of its own, writing to the projections named by `names`, and a second
     connection that reads the ledger's events ahead of it."""
-    pool = await service_pool(db, size=2, settings=SHADOW_SETTINGS)
+    pool = await service_pool(db, size=2)
     try:
         async with pool.acquire() as raw, pool.acquire() as reader:
+            await raw.execute(RAISE_SHADOW_BUFFERS, SHADOW_BUFFERS)
             yield PostgresAudit(raw, names, reader)
     finally:
         await close_pool(pool)

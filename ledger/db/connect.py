@@ -27,20 +27,18 @@ KEPT = 1 << 62  # statements a connection runs before the pool replaces it: neve
 CLOSE_WAIT = 10.0  # seconds a closing pool waits for connections still lent before it terminates them
 
 
-async def service_pool(db: Database, size: int = 1, settings: dict[str, str] | None = None) -> Pool:
-    """Up to `size` connections of the service role, with the session `settings` given."""
-    return await open_pool(db.app_url, size, settings)
+async def service_pool(db: Database, size: int = 1) -> Pool:
+    """Up to `size` connections of the service role."""
+    return await open_pool(db.app_url, size)
 
 
-async def open_pool(url: str, size: int, settings: dict[str, str] | None = None) -> Pool:
+async def open_pool(url: str, size: int) -> Pool:
     """Up to `size` connections to `url`, opened when first asked for (none at once: a service starts whether or not
-    the server is up yet), each started with the session `settings`. jsonb and json arrive decoded by orjson and are
-    sent as JSON text."""
+    the server is up yet). jsonb and json arrive decoded by orjson and are sent as JSON text."""
     pool = await asyncpg.create_pool(
         dsn(url),
         min_size=0,
         max_size=size,
-        server_settings=settings,
         init=_codecs,
         reset=_nothing_more,
         # Kept, however long idle and however many statements they ran: a connection holds its prepared statements

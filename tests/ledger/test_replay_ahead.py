@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from ledger.replay import Replayer
-from tests.ledger.helpers import example_lines, fetch, ingest
+from tests.ledger.helpers import example_lines, execute, fetch, ingest
 
 
 def test_every_batch_is_replayed_once_in_order_while_the_next_is_read_ahead(database, monkeypatch):
@@ -44,11 +44,17 @@ def test_a_batch_that_fails_stops_the_replay_with_its_error_and_the_next_verify_
     assert asyncio.run(Replayer(database, batch_size=5).verify()).ok
 
 
-def test_the_replay_s_shadow_tables_are_kept_in_buffers_of_their_own_size(database, monkeypatch):
-    """The session a replay writes its temporary tables on is given `SHADOW_SETTINGS` (temp_buffers: 8 MB by
-    default, through which a large verify reads its shadow's indexes back page by page)."""
-    from ledger.db.audit import SHADOW_SETTINGS
-
+@pytest.mark.parametrize(("set_before", "kept"), [(None, "64MB"), ("128MB", "128MB"), ("16MB", "64MB")])
+def test_the_replay_s_shadow_tables_are_kept_in_buffers_of_their_own_size(database, monkeypatch, set_before, kept):
+    """The session a replay writes its temporary tables on has at least 64 MB of temporary buffers (8 MB unless
+    set, through which a large verify reads its shadow's indexes back page by page); a larger setting of the
+    database stays."""
+    if set_before is not None:
+        execute(
+            database,
+            f"ALTER DATABASE {fetch(database, 'SELECT current_database()')[0][0]} SET temp_buffers = '{set_before}'",
+            owner=True,
+        )
     ingest(database, example_lines("nanjing"))
     batch, seen = Replayer._batch, []
 
@@ -58,5 +64,4 @@ def test_the_replay_s_shadow_tables_are_kept_in_buffers_of_their_own_size(databa
 
     monkeypatch.setattr(Replayer, "_batch", showing)
     assert asyncio.run(Replayer(database, batch_size=50).verify()).ok
-    assert SHADOW_SETTINGS == {"temp_buffers": "64MB"}
-    assert seen and set(seen) == {"64MB"}
+    assert seen and set(seen) == {kept}

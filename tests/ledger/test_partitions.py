@@ -350,7 +350,7 @@ def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_si
     from ledger.db.verification import stored_rows, unequal_rows
     from ledger.verify_rows import DERIVED, SETTLEMENTS
 
-    async def plans() -> dict[str, str]:
+    async def plans() -> dict[str, tuple[str | None, str]]:
         connection = await asyncpg.connect(plain(database.owner_url))
         try:
             # rows with statistics, 20,000 of each table in one partition, with no events under them (they are only
@@ -382,7 +382,7 @@ def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_si
             # a batch's positions, none of which these rows are at
             listed = ",".join(map(str, range(100_001, 102_001)))
             positions = [f"'{{{listed}}}'::bigint[]", "100001", "102000"]
-            found = {}  # what: (the partition that has rows, the plan)
+            found: dict[str, tuple[str | None, str]] = {}  # what: (the partition that has rows, the plan)
             for spec in DERIVED:
                 for members in (None, ["M1"]) if spec.by_member else (None,):
                     query = stored_rows(spec.table, spec.columns, spec.where, members is not None)

@@ -50,11 +50,8 @@ def test_the_replay_s_shadow_tables_are_kept_in_buffers_of_their_own_size(databa
     set, through which a large verify reads its shadow's indexes back page by page); a larger setting of the
     database stays."""
     if set_before is not None:
-        execute(
-            database,
-            f"ALTER DATABASE {fetch(database, 'SELECT current_database()')[0][0]} SET temp_buffers = '{set_before}'",
-            owner=True,
-        )
+        (name,) = fetch(database, "SELECT current_database()")[0]
+        execute(database, f"ALTER DATABASE \"{name}\" SET temp_buffers = '{set_before}'", owner=True)
     ingest(database, example_lines("nanjing"))
     batch, seen = Replayer._batch, []
 

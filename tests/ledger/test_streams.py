@@ -414,3 +414,26 @@ def test_batches_of_two_regions_settled_at_once_both_commit_without_settling_aga
     asyncio.run(scenario())
     assert gap_free(database) == {"320100": 4, "371000": 4}
     assert verify(database).ok
+
+
+def test_two_writers_making_the_same_new_streams_in_opposite_orders_never_deadlock(database):
+    """Each writer makes the streams of the new regions its batch meets (`make_streams`), in one statement; two
+    writers meeting the same new regions, each in its own order, must insert their rows in one order too: each
+    waits at a region the other has just inserted, and inserting them as met, each held a row the other waited
+    for (a deadlock, seen in a run of the test above)."""
+    from tests.ledger.helpers import plain
+
+    async def race(regions: list[str]) -> None:
+        one = await asyncpg.connect(plain(database.app_url))
+        other = await asyncpg.connect(plain(database.app_url))
+        try:
+            await asyncio.gather(make_streams(one, regions), make_streams(other, regions[::-1]))
+        finally:
+            await one.close()
+            await other.close()
+
+    for round_ in range(5):
+        regions = [f"race-{round_}-{n:03}" for n in range(300)]
+        asyncio.run(race(regions))
+        made = fetch(database, "SELECT count(*) FROM ledger_streams WHERE region = ANY($1::text[])", regions)
+        assert made[0][0] == len(regions)

@@ -222,7 +222,7 @@ class MemorySession:
         t = self.t
         wanted = sorted(t.streams) if regions is None else list(dict.fromkeys(regions))
         if make:
-            for region in wanted:
+            for region in sorted(wanted):  # in the order the database makes them (`db.streams.make_streams`)
                 if region not in t.streams and region != HISTORY_REGION:
                     self._make_stream(region)
         heads = {}

@@ -93,10 +93,11 @@ async def anchor(raw: Raw) -> tuple[int, bytes]:
 
 
 async def make_streams(raw: Raw, regions: Iterable[str]) -> None:
-    """Give each of `regions` that has none its stream (committed at once outside a transaction; harmless if the
-    batch that needed it never commits: an empty stream is its genesis). The rows go in in one order, whatever
-    order a batch met its regions in: a writer that meets a region another is inserting waits for it, so two writers
-    inserting the same new regions in opposite orders would each hold a row the other waits for."""
+    """Give each of `regions` that has none its stream (outside a transaction, committed at once; within a batch's
+    own, with it: harmless if that batch never commits, as an empty stream is its genesis). The rows go in in one
+    order, whatever order a batch met its regions in: a writer that meets a region another has inserted and not yet
+    committed waits for it, so two writers inserting the same new regions in opposite orders would each hold a row
+    the other waits for."""
     regions = sorted(region for region in set(regions) if region != HISTORY_REGION)
     if not regions:
         return

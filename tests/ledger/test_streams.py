@@ -420,8 +420,8 @@ def test_two_writers_making_the_same_new_streams_in_opposite_orders_never_deadlo
     """Each writer makes the streams of the new regions its batch meets (`make_streams`), in one statement; two
     writers meeting the same new regions, each in its own order, must insert their rows in one order too: each
     waits at a region the other has just inserted, and inserting them as met, each held a row the other waited
-    for (a deadlock, seen in a run of the test above)."""
-    from tests.ledger.helpers import plain
+    for (a deadlock, seen once in a run of
+    `test_a_batch_of_several_regions_takes_their_locks_in_one_order_and_streams_stay_apart`)."""
 
     async def race(regions: list[str]) -> None:
         one = await asyncpg.connect(plain(database.app_url))

@@ -17,7 +17,7 @@ from ledger.memory_recorder import MemoryRecorder
 from ledger.recorder import Claim, Collision, Tracking
 from ledger.service import LedgerService
 from ledger.store import NewEvent, chained
-from ledger.streams import base, genesis
+from ledger.streams import FIRST_OTHER, base, genesis
 from policies.parameters import parse_parameters
 from policies.recorded import recorded_parameters
 from policies.registry import PolicyRegistry
@@ -402,3 +402,18 @@ def test_the_memory_recorder_keeps_the_rows_and_projections_postgresql_keeps(dat
     )
     states = {key: (orjson.loads(state), seq) for key, (state, seq) in t.member_state.items()}
     assert states == {(r[0], r[1]): (orjson.loads(r[2]), r[3]) for r in rows(STATES)}
+
+
+def test_new_regions_met_at_once_are_numbered_in_the_order_of_their_codes(on_recorder):
+    """Regions whose code is no admdvs code are numbered from FIRST_OTHER as they first appear; several met at once
+    in the order of their codes, whatever order they were met in (the one order every writer makes streams in)."""
+
+    async def scenario(recorder):
+        async with recorder.reading() as ledger:
+            heads = await ledger.stream_heads(["zeta-region", "alpha-region"], make=True)
+        assert [(h.region, h.stream) for h in heads.values()] == [
+            ("alpha-region", FIRST_OTHER),
+            ("zeta-region", FIRST_OTHER + 1),
+        ]
+
+    on_recorder(scenario)

@@ -63,7 +63,8 @@ class Written:
 class Collision(RuntimeError):
     """Another writer's rows took a batch's sequence numbers or event ids: the batch wrote nothing. `taken_id`: an
     event id (of the ledger, the waiting room or the signatures) was taken, which a writer of another region,
-    holding none of the batch's locks, can do."""
+    holding none of the batch's locks, can do; or the batch and such a writer each waited at ids the other had
+    written, and the database failed this one."""
 
     def __init__(self, message: str, taken_id: bool = False):
         super().__init__(message)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from asyncpg.exceptions import UniqueViolationError
+from asyncpg.exceptions import DeadlockDetectedError, UniqueViolationError
 
 from policies.book import Book
 from policies.member import MemberState
@@ -127,6 +127,11 @@ class PostgresSession:
             result = await writes.run(self.raw)
         except UniqueViolationError as error:
             raise Collision(str(error), taken_id=error.constraint_name in TAKEN_IDS) from error
+        except DeadlockDetectedError as error:
+            # Writers of one region take its lock first; two that wait for each other hold no lock in common, so
+            # they wrote rows of the ledger's, not a region's: the same event ids, each in its own order. The server
+            # failed this one; settled again, it finds what the other committed.
+            raise Collision(str(error), taken_id=True) from error
         found = None
         if expected is not None and level is not None:
             if tracking is not None and claims is not None:

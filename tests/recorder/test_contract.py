@@ -417,3 +417,39 @@ def test_new_regions_met_at_once_are_numbered_in_the_order_of_their_codes(on_rec
         ]
 
     on_recorder(scenario)
+
+
+def test_writers_of_two_regions_that_wait_for_each_other_s_event_ids_one_commits_the_other_collides(database):
+    """An event id is the ledger's, not a region's, and writers of different regions hold no lock in common: two
+    that write the same ids, each in its own order, may each wait at an id the other has written. PostgreSQL breaks
+    the cycle by failing one of them; that writer raises `Collision` with `taken_id` (and the service settles its
+    batch again, finding the ids held), not the server's deadlock error, which stopped `ingest` with a traceback.
+    On PostgreSQL alone: the memory recorder has no transactions that wait."""
+    from ledger.db.connect import service_pool
+    from ledger.db.recorder import PostgresRecorder
+    from tests.ledger.helpers import until_waiting
+
+    async def scenario() -> None:
+        recorder = PostgresRecorder(await service_pool(database, size=4))
+        try:
+            nanjing, weihai = await head(recorder), await head(recorder, WEIHAI)
+            await write(recorder, BatchRows())  # the parameter set, which both batches' events name, committed
+            first = batch([new("x")], *nanjing)
+            then = batch([new("z")], nanjing[0] + 1, first.events[-1].hash)
+            theirs = batch([new("z", region=WEIHAI), new("x", region=WEIHAI)], *weihai)
+            async with recorder.writing("mine", [NANJING]) as ledger:
+                await ledger.write_batch(first, REGISTRY, DIGEST)  # x written, not committed
+                other = asyncio.create_task(write(recorder, theirs, regions=(WEIHAI,)))  # z written, waits at x
+                async with recorder.reading() as watching:
+                    await until_waiting(watching.raw, "the other writer waiting at x")
+                await ledger.write_batch(then, REGISTRY, DIGEST)  # waits at z: each waits for the other
+            with pytest.raises(Collision) as collided:
+                await other
+            assert collided.value.taken_id
+            async with recorder.reading() as ledger:
+                assert [event_id for event_id, _ in await ledger.held(["x", "z"])] == ["x", "z"]
+            assert await head(recorder) == (nanjing[0] + 2, then.events[-1].hash)
+        finally:
+            await recorder.close()
+
+    asyncio.run(scenario())

@@ -155,7 +155,8 @@ def _steps(args: argparse.Namespace, env: dict, events: Path, count: int, postma
         + ([] if args.workers is None else ["--workers", str(args.workers)]),
         env,
     )
-    server, before = _server_cpu(postmaster) - before, _server_cpu(postmaster)
+    after = _server_cpu(postmaster)
+    server, before = after - before, after
     print(
         f"ingest: {count} events in {seconds:.1f} s = {count / seconds:,.0f} events/s, "
         f"peak memory {rss:.0f} MB, CPU {cpu:.1f} s = {cpu / count * 1000:.3f} ms an event, exit {code}"

@@ -167,9 +167,8 @@ def ingest_in_parallel(
         return [ingest_part(db, parts[0], producers=producers, signing=signing)]
     with ingest_pool(len(parts) - 1) as pool:
         futures = [pool.submit(ingest_part, db, part, producers=producers, signing=signing) for part in parts[1:]]
-        first = ingest_part(
-            db, parts[0], producers=producers, signing=signing
-        )  # on failure, leaving the pool waits for the others
+        # on failure, leaving the pool waits for the others
+        first = ingest_part(db, parts[0], producers=producers, signing=signing)
         return [first, *(future.result() for future in futures)]
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
+from ledger import runtime
 from ledger.cli import app
 from ledger.cli.common import prepared
 from ledger.db.console_users import ROLES
@@ -80,7 +80,7 @@ def _owner(work: Callable[[Any], Awaitable[T]]) -> T:
         finally:
             await connection.close()
 
-    return asyncio.run(run())
+    return runtime.run(run())
 
 
 def _password(confirm: bool = True) -> str:

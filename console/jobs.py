@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import threading
@@ -12,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger import runtime
 from ledger.authority import Authority
 from ledger.db.server import Database
 from ledger.replay import Replayer, ReplayReport
@@ -88,11 +88,11 @@ class Jobs:
             replayer = Replayer(self.db, progress=progress)
             try:
                 if kind == "verify":
-                    job.report = asyncio.run(replayer.verify(producers()))
+                    job.report = runtime.run(replayer.verify(producers()))
                 else:
-                    job.report = asyncio.run(replayer.compare(parameters, source))
+                    job.report = runtime.run(replayer.compare(parameters, source))
                 if after is not None:
-                    asyncio.run(after(job))
+                    runtime.run(after(job))
             except Exception as error:  # shown on the page; the ledger is never written by a replay
                 job.error = f"{type(error).__name__}: {error}"
             finally:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 import console.cli  # noqa: E402, F401  `medledger console` and `medledger users`, on the same command
+from ledger import runtime
 from ledger.cli import app
 from ledger.cli.common import (
     MAX_CLOCK_SKEW_SECONDS,
@@ -91,7 +92,7 @@ def serve(
         typer.echo(f"medledger serve: {error}", err=True)
         raise typer.Exit(2) from None
     try:
-        asyncio.run(run(serving.app))
+        runtime.run(run(serving.app))
     except (EarlierProjections, InstanceInUse) as error:  # from the start-up, before anything is consumed
         typer.echo(f"medledger serve: {error}", err=True)
         raise typer.Exit(2) from None
@@ -149,7 +150,7 @@ def gateway_command(
         typer.echo(f"medledger gateway: {error}", err=True)
         raise typer.Exit(2) from None
     try:  # what the gateway quotes, it settles on: not on member states of an earlier release
-        asyncio.run(_opened(ledger))
+        runtime.run(_opened(ledger))
     except EarlierProjections as error:
         typer.echo(f"medledger gateway: {error}", err=True)
         raise typer.Exit(2) from None
@@ -191,7 +192,7 @@ def produce(
 
     with open_events(events) as stream:
         try:
-            produced = asyncio.run(publish(settings, stream, topic, signing, on_skip=skip, create_topics=True))
+            produced = runtime.run(publish(settings, stream, topic, signing, on_skip=skip, create_topics=True))
         except (ProduceFailed, LookupError) as error:
             typer.echo(f"medledger produce: {error}", err=True)
             raise typer.Exit(1) from None
@@ -257,7 +258,7 @@ def watch(
             await consumer.stop()
 
     try:
-        asyncio.run(run())
+        runtime.run(run())
     except KeyboardInterrupt:
         pass
 
@@ -305,7 +306,7 @@ def reporting(
     except ValueError as error:  # no public key of the ledger, or one that cannot be read
         typer.echo(f"medledger reporting: {error}", err=True)
         raise typer.Exit(2) from None
-    asyncio.run(run(application))
+    runtime.run(run(application))
 
 
 @app.command()
@@ -324,7 +325,7 @@ def reconcile() -> None:
         finally:
             await store.close()
 
-    reported, dead = asyncio.run(read())
+    reported, dead = runtime.run(read())
     ledger = with_raw(fund_by_pool)
     differing = sorted(key for key in ledger.keys() | reported.keys() if ledger.get(key) != reported.get(key))
     for region, month, pool in differing:
@@ -394,7 +395,7 @@ def report(
                 await store.close()
 
         labelled = [
-            ("—" if line.facility_level is None else str(line.facility_level), line) for line in asyncio.run(read())
+            ("—" if line.facility_level is None else str(line.facility_level), line) for line in runtime.run(read())
         ]
         title, first_column = f"medledger report: region {region}, {month}", "facility level"
     table = Table(title=title)

@@ -13,7 +13,6 @@ byte a line. Each worker then reads the file and keeps the lines marked for it, 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from array import array
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import orjson
 
+from . import runtime
 from .runtime import job_pool
 from .streams import NO_REGION, balanced
 
@@ -141,9 +141,9 @@ def ingest_part(db: Database, part: Part, *, producers: Authority | None, signin
                 return await service.ingest(items, publish if out is not None else None)
 
     if part.output is None:
-        return asyncio.run(run(None))
+        return runtime.run(run(None))
     with open(part.output, "w", encoding="utf-8") as out:
-        return asyncio.run(run(out))
+        return runtime.run(run(out))
 
 
 def _signed(items: Iterable[Incoming], signing: Signer) -> Iterator[Incoming]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from policies.parameters import ParameterSet, parse_parameters
 from policies.registry import PolicyRegistry
 
+from . import runtime
 from .adoption import ADOPTED, EVERY_REGION, Adoptions, adoption_problem
 from .authority import Authority, stored_problem
 from .batch import BatchRows
@@ -517,7 +518,7 @@ def _verify_regions(
     replayer = Replayer(db, batch_size=batch_size, progress=tell)
     replayer.regions, replayer.check_chain, replayer.stray_outside = regions, everywhere is not None, everywhere
     replayer.streams_elsewhere, replayer.own_streams = elsewhere or [], everywhere is None
-    return asyncio.run(replayer.verify(authority))
+    return runtime.run(replayer.verify(authority))
 
 
 async def _anchor_breaks(db: Database, anchor: tuple[int | str, str], heads: list[Head]) -> list[ChainBreak]:
@@ -598,5 +599,5 @@ def verify_in_parallel(
     report.heads.sort(key=lambda head: head.stream)  # as one replayer lists them: the history's first
     report.head = (sum(h.position for h in report.heads), root_hash(report.heads))
     if anchor is not None:
-        report.chain_breaks += asyncio.run(_anchor_breaks(db, anchor, report.heads))
+        report.chain_breaks += runtime.run(_anchor_breaks(db, anchor, report.heads))
     return report

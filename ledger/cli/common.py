@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +14,8 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 
 from policies.parameters import ParameterError, ParameterSet, load_parameters, parse_parameters
 from policies.registry import PolicyRegistry
+
+from .. import runtime
 
 if TYPE_CHECKING:
     from ..db.connection import Raw
@@ -174,7 +175,7 @@ def with_raw(work: Callable[[Raw], Awaitable[T]]) -> T:
         finally:
             await close_pool(pool)
 
-    return asyncio.run(run())
+    return runtime.run(run())
 
 
 def open_events(events: str) -> BinaryIO:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import sys
 from collections.abc import Iterable, Iterator
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table as RichTable
 
-from .. import display
+from .. import display, runtime
 from ..codec import dumps
 from ..display import visible
 from .app import app, db_app, parked_app, projections_app
@@ -149,7 +148,7 @@ def ingest(
                     return await service.ingest(signed_lines(lines, signing), None if quiet else publish)
 
         try:
-            stats = asyncio.run(run())
+            stats = runtime.run(run())
         except EarlierProjections as error:
             refuse(error)
     if stats is None:
@@ -194,7 +193,7 @@ def _ingest_regions(
             return producers is None and await service.keeps_signatures()
 
     try:
-        refused = asyncio.run(unsigned_refused())
+        refused = runtime.run(unsigned_refused())
     except EarlierProjections as error:
         refuse(error)
     if refused:
@@ -301,7 +300,7 @@ def replay(
         replayer.anchor = anchored
         if verify and regions:
             replayer.of_regions_alone(regions)
-            report = asyncio.run(replayer.verify(producers))
+            report = runtime.run(replayer.verify(producers))
         elif verify and workers > 1:
             from ..db.audit import event_counts
 
@@ -310,10 +309,10 @@ def replay(
                 db, batch_size, workers, counts, progress=bar.reached, anchor=anchored, authority=producers
             )
         elif verify:
-            report = asyncio.run(replayer.verify(producers))
+            report = runtime.run(replayer.verify(producers))
         else:
             text, source = parameters_text(policy)
-            report = asyncio.run(replayer.compare(text, source))
+            report = runtime.run(replayer.compare(text, source))
     if verify:
         _keep(db, report, started_at)
         console.print(f"replayed {report.replayed()}")
@@ -387,7 +386,7 @@ def _keep(db: Database, report: ReplayReport, started_at: datetime) -> None:
             await connection.close()
 
     try:
-        asyncio.run(run())
+        runtime.run(run())
     except (OSError, asyncpg.PostgresError) as error:  # the verdict is printed all the same
         typer.echo(f"medledger replay: the result is not kept for the console: {error}", err=True)
 
@@ -425,7 +424,7 @@ def projections_rebuild(
     except UnsafeSecret as error:
         refuse(error)
     with progress_bar("rebuild", None) as bar:
-        report = asyncio.run(Replayer(db, batch_size=batch_size, progress=bar.reached).rebuild())
+        report = runtime.run(Replayer(db, batch_size=batch_size, progress=bar.reached).rebuild())
     typer.echo(f"medledger: projections rebuilt from {report.replayed()}", err=True)
 
 
@@ -443,7 +442,7 @@ def parked_sweep(park_ttl_days: ParkTtlOption = PARK_TTL_DAYS) -> None:
             )
 
     try:
-        stats = asyncio.run(run())
+        stats = runtime.run(run())
     except EarlierProjections as error:
         refuse(error)
     typer.echo(f"medledger: {stats.expired} parked event(s) refused", err=True)

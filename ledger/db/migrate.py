@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import runtime
 from .credentials import check_password, secret
 from .partitions import partition_known
 from .server import APP_ROLE, CONSOLE_ROLE, GATEWAY_ROLE, MAINTENANCE_ROLE, REPORTING_ROLE, Database, dsn
@@ -87,7 +87,7 @@ def upgrade(owner_url: str, revision: str = "head", passwords: dict[str, str] | 
             _on_a_thread(functools.partial(_set_password_now, owner_url, role, password))
     made: dict[str, int] = {}
     if revision == "head":
-        _on_a_thread(lambda: made.update(asyncio.run(_partition(owner_url))))
+        _on_a_thread(lambda: made.update(runtime.run(_partition(owner_url))))
     return made
 
 
@@ -102,7 +102,7 @@ async def _partition(owner_url: str) -> dict[str, int]:
 
 
 def _set_password_now(owner_url: str, role: str, password: str) -> None:
-    asyncio.run(_set_password(owner_url, role, password))
+    runtime.run(_set_password(owner_url, role, password))
 
 
 async def _set_password(owner_url: str, role: str, password: str) -> None:
@@ -159,5 +159,5 @@ def schema_version(url: str) -> str | None:
         finally:
             await connection.close()
 
-    _on_a_thread(lambda: asyncio.run(read()))
+    _on_a_thread(lambda: runtime.run(read()))
     return current[0]

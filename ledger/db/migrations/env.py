@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from alembic import context
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ledger import runtime
 from ledger.db.migrate import MIGRATION_LOCK
 from ledger.db.tables import metadata
 
@@ -42,4 +41,4 @@ async def _main() -> None:
 
 if context.is_offline_mode():
     raise SystemExit("medledger migrations run online only: medledger db upgrade")
-asyncio.run(_main())
+runtime.run(_main())

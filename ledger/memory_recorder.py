@@ -12,7 +12,7 @@ nothing behind, as a rolled-back transaction does. A reading session sees what a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -261,7 +261,9 @@ class MemorySession:
     async def last_adopted(self, region: str | None = None) -> str | None:
         return self.t.adopted.get(region)
 
-    async def held(self, event_ids: list[str]) -> list[tuple[str, str]]:
+    async def held(
+        self, event_ids: list[str], ahead_of: Sequence[EventBase] = (), carry: Carry | None = None
+    ) -> list[tuple[str, str]]:
         t = self.t
         found = [(i, t.events[t.event_index[i]].payload) for i in event_ids if i in t.event_index]
         parked = (t.parked[at] for i in dict.fromkeys(event_ids) for at in t.parked_as.get(i, ()))

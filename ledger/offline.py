@@ -77,7 +77,9 @@ class HeldBook:
     async def expired_parked(self, cutoff: datetime, limit: int, region: str) -> Sequence[tuple]:
         return ()
 
-    async def held(self, event_ids: list[str]) -> list[tuple[str, str]]:
+    async def held(
+        self, event_ids: list[str], ahead_of: Sequence[EventBase] = (), carry: Carry | None = None
+    ) -> list[tuple[str, str]]:
         return []  # nothing parked, so nothing released to look up (`Settling` tells repeats apart itself)
 
     async def visit_facilities(self, event_ids: list[str]) -> dict[str, str | None]:

@@ -315,7 +315,7 @@ class LedgerService:
                     since |= await ledger.arrivals(untouched)
             sequencer = Sequencer(heads, self.digest, self.parameters_text)
             parking = Parking(ledger, self.clock(), since)
-            unseen = await self._unseen(ledger, items, stats, carry)
+            unseen = await self._unseen(ledger, items, stats, carry, read_ahead=True)
             stats.read += len(items)
             written: list[BatchRows] = []
 
@@ -545,17 +545,24 @@ class LedgerService:
         return len(items)
 
     async def _unseen(
-        self, ledger: LedgerSession, items: list[Incoming], stats: IngestStats, carry: Carry | None = None
+        self,
+        ledger: LedgerSession,
+        items: list[Incoming],
+        stats: IngestStats,
+        carry: Carry | None = None,
+        read_ahead: bool = False,
     ) -> Unseen:
         """Drop repeats: an event already in the ledger or in the parking area, unreadable input already refused,
         or either earlier in this batch (or in the batch carried from). A repeat is acknowledged, never applied
         or recorded twice. A different event under an id already held is no repeat: it is refused
-        (`ConflictingRepeat`), and the event held stays as it is."""
+        (`ConflictingRepeat`), and the event held stays as it is. `read_ahead`: the batch is settled next, in one
+        segment, from what `ledger` reads (`LedgerSession.held`)."""
         repeats = Repeats()
-        ids = [item.event.event_id for item in items if item.event is not None]
+        events = [item.event for item in items if item.event is not None]
+        ids = [event.event_id for event in events]
         if carry is not None:  # what the batch before appended or parked, which it may not have committed yet
             repeats.hold_recorded((i, carry.payloads[i]) for i in ids if i in carry.payloads)
-        held = await ledger.held(ids) if ids else []
+        held = await ledger.held(ids, events if read_ahead else (), carry) if ids else []
         repeats.hold_recorded(held)
         # Unreadable input refused before is a repeat; so is an event refused before as a conflicting repeat (any
         # event whose id is held, or given twice here, may turn out one).

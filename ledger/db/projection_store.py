@@ -5,7 +5,7 @@ The same code serves the live tables and the fresh ones a replay builds aside (`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -109,10 +109,9 @@ Keys = set[tuple[str, str]]  # (region, id)
 _NAME_VISITS = frozenset({"visit.submitted", "visit.reversed"})
 
 
-def book_keys(book: Book, events: list[EventBase], carry: Carry | None = None) -> tuple[Keys, Keys, Keys]:
+def event_keys(events: Sequence[EventBase]) -> tuple[Keys, Keys, Keys]:
     """The (region, id) keys of the visits, payment ids and members `events` can touch, as (visits, payments,
-    members). With `carry`, what the batch before holds of them (and its closed years) is put in `book` first, and
-    the visits and payments it holds are left out of the keys to read."""
+    members)."""
     # asked of their types, not their classes: an event may be the fast decoder's Struct of it, which reads alike
     visit_keys: Keys = {
         (e.region, cast("VisitSubmitted | VisitReversed", e).visit_id) for e in events if e.event_type in _NAME_VISITS
@@ -122,15 +121,6 @@ def book_keys(book: Book, events: list[EventBase], carry: Carry | None = None) -
         for e in events
         if e.event_type == "account.payment_requested"
     }
-    if carry is not None:
-        carried = carry.book
-        book.closed_years |= carried.closed_years
-        for key in visit_keys & carried.visits.keys():
-            book.visits[key] = carried.visits[key]
-        book.reversed_visits |= visit_keys & carried.reversed_visits
-        book.payments |= payment_keys & carried.payments
-        visit_keys -= carried.visits.keys()
-        payment_keys -= carried.payments
     member_keys: Keys = set()
     for event in events:
         member_id = getattr(event, "member_id", None)
@@ -142,6 +132,59 @@ def book_keys(book: Book, events: list[EventBase], carry: Carry | None = None) -
     return visit_keys, payment_keys, member_keys
 
 
+def book_keys(book: Book, events: list[EventBase], carry: Carry | None = None) -> tuple[Keys, Keys, Keys]:
+    """`event_keys`. With `carry`, what the batch before holds of them (and its closed years) is put in `book`
+    first, and the visits and payments it holds are left out of the keys to read."""
+    visit_keys, payment_keys, member_keys = event_keys(events)
+    if carry is not None:
+        carried = carry.book
+        book.closed_years |= carried.closed_years
+        for key in visit_keys & carried.visits.keys():
+            book.visits[key] = carried.visits[key]
+        book.reversed_visits |= visit_keys & carried.reversed_visits
+        book.payments |= payment_keys & carried.payments
+        visit_keys -= carried.visits.keys()
+        payment_keys -= carried.payments
+    return visit_keys, payment_keys, member_keys
+
+
+@dataclass
+class Ahead:
+    """What a session read ahead for the next `load_book` of its batch, in the round trip of another read
+    (`db.parking.held_and_ahead`): the visit and member keys looked up, and the rows found of them."""
+
+    visits: Keys
+    members: Keys
+    rows: list
+
+
+def book_lookups(names: Names, visit_keys: Keys, members: Keys, with_digest: bool, first: int) -> tuple[str, list]:
+    """One query for the visits and the member states at the keys (rows ('visit', record, deltas, event id) and
+    ('member', state, digest, NULL)), its parameters numbered from `first`, and its arguments; "" when there is
+    nothing to look up."""
+    lookups: list[str] = []
+    arguments: list[list[str]] = []
+    if visit_keys:
+        columns = "'visit', t.record::text, t.deltas::text, t.event_id"
+        lookups.append(each_key(names.settlements, "visit_id", columns, NOT_REVERSAL, first=first + len(arguments)))
+        arguments += key_arrays(visit_keys)
+    if members:
+        lookups.append(_member_lookup(names, with_digest, first=first + len(arguments), tagged=True))
+        arguments += key_arrays(members)
+    return " UNION ALL ".join(f"({q})" for q in lookups), arguments
+
+
+def take_rows(book: Book, rows: Iterable[tuple], loaded: dict | None, over: bool = True) -> None:
+    """Put the rows of `book_lookups` in `book`; not `over` what it holds already (what the batch before left)."""
+    for kind, first, second, third in rows:
+        if kind == "visit":
+            settlement = settlement_from_row(orjson.loads(first), orjson.loads(second), third)
+            if over or (settlement.region, settlement.visit_id) not in book.visits:
+                book.visits[(settlement.region, settlement.visit_id)] = settlement
+        elif kind == "member":
+            keep_member(book, first, second, loaded, over)
+
+
 async def load_book(
     raw: Raw,
     names: Names,
@@ -149,10 +192,12 @@ async def load_book(
     events: Iterable[EventBase],
     loaded: dict | None = None,
     carry: Carry | None = None,
+    ahead: Ahead | None = None,
 ) -> Book:
     """A Book holding what `events` can touch: their members and payers, the visits they name, the payment ids
     they use and every closed year. With `loaded`, each member's state is also kept there as read (see
-    `BatchRows.loaded`). With `carry` (`ledger.carry.Carry`), what the batch before changed is read from it."""
+    `BatchRows.loaded`). With `carry` (`ledger.carry.Carry`), what the batch before changed is read from it. With
+    `ahead`, what was read ahead of it is taken (with a digest, for `loaded`) and not looked up again."""
     book = Book(registry)
     events = list(events)
     if carry is None:  # a year closes only in a batch of its own, never one carried from
@@ -160,24 +205,15 @@ async def load_book(
             book.closed_years.add((region, year))
     visit_keys, payment_keys, member_keys = book_keys(book, events, carry)
     carried_members(book, member_keys, carry, loaded)
+    members = {key for key in member_keys if key not in book.members}
+    if ahead is not None:
+        take_rows(book, ahead.rows, loaded, over=False)
+        visit_keys -= ahead.visits
+        members -= ahead.members
     # The visits named and the members: one round trip.
-    lookups: list[str] = []
-    arguments: list[list[str]] = []
-    if visit_keys:
-        columns = "'visit', t.record::text, t.deltas::text, t.event_id"
-        lookups.append(each_key(names.settlements, "visit_id", columns, NOT_REVERSAL, first=len(arguments) + 1))
-        arguments += key_arrays(visit_keys)
-    members = [key for key in member_keys if key not in book.members]
-    if members:
-        lookups.append(_member_lookup(names, loaded is not None, first=len(arguments) + 1, tagged=True))
-        arguments += key_arrays(members)
-    found = await raw.fetch(" UNION ALL ".join(f"({q})" for q in lookups), *arguments) if lookups else []
-    for kind, first, second, third in found:
-        if kind == "visit":
-            settlement = settlement_from_row(orjson.loads(first), orjson.loads(second), third)
-            book.visits[(settlement.region, settlement.visit_id)] = settlement
-        else:
-            keep_member(book, first, second, loaded)
+    query, arguments = book_lookups(names, visit_keys, members, loaded is not None, first=1)
+    if query:
+        take_rows(book, await raw.fetch(query, *arguments), loaded)
     if book.visits:
         ids = {s.settlement_id: key for key, s in book.visits.items()}
         for (reversed_id,) in await raw.fetch(
@@ -224,9 +260,11 @@ def _member_lookup(names: Names, with_digest: bool, first: int = 1, tagged: bool
     return query + " JOIN ledger_events e ON e.seq = t.last_seq AND e.region = t.region" if with_digest else query
 
 
-def keep_member(book: Book, state: str | bytes, digest: str | None, loaded: dict | None) -> None:
+def keep_member(book: Book, state: str | bytes, digest: str | None, loaded: dict | None, over: bool = True) -> None:
     member = state_from_bytes(state)
     key = (member.region, member.member_id)
+    if not over and key in book.members:
+        return
     book.members[key] = member
     if loaded is not None:
         loaded[key] = digest

@@ -3,7 +3,7 @@ connection. It calls the functions of this package; it adds no statement and no 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -39,6 +39,7 @@ class PostgresSession:
 
     def __init__(self, raw: Raw, names: Names = LIVE):
         self.raw, self.names = raw, names
+        self.ahead: projection_store.Ahead | None = None  # read by `held` for the next `load_book`
 
     # what settling reads
 
@@ -49,7 +50,8 @@ class PostgresSession:
         loaded: dict[tuple[str, str], str | None] | None = None,
         carry: Carry | None = None,
     ) -> Book:
-        return await projection_store.load_book(self.raw, self.names, registry, events, loaded, carry)
+        ahead, self.ahead = self.ahead, None
+        return await projection_store.load_book(self.raw, self.names, registry, events, loaded, carry, ahead)
 
     def region_members(self, region: str, size: int) -> AsyncIterator[list[MemberState]]:
         return projection_store.region_member_chunks(self.raw, self.names, region, size)
@@ -83,8 +85,13 @@ class PostgresSession:
     async def expired_regions(self, cutoff: datetime) -> list[str]:
         return await parking.expired_regions(self.raw, cutoff)
 
-    async def held(self, event_ids: list[str]) -> list[tuple[str, str]]:
-        return await parking.held(self.raw, event_ids)
+    async def held(
+        self, event_ids: list[str], ahead_of: Sequence[EventBase] = (), carry: Carry | None = None
+    ) -> list[tuple[str, str]]:
+        if not ahead_of:
+            return await parking.held(self.raw, event_ids)
+        found, self.ahead = await parking.held_and_ahead(self.raw, self.names, event_ids, ahead_of, carry)
+        return found
 
     async def refused(self, digests: list[str]) -> set[str]:
         return await parking.refused_digests(self.raw, digests)

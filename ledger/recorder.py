@@ -104,7 +104,7 @@ class SettlingReads(Protocol):
         """(event_id, canonical payload) of the events at `event_ids` in the ledger, whatever their region, then of
         those waiting. With `ahead_of`, the session may also read, in the same round trip, what its next
         `load_book` (of those events or some of them, through `carry`) looks up: a batch costs one round trip
-        less. The book then is the same, but for members and visits of `ahead_of` that none of its events touch."""
+        less, and its book is the same."""
 
     async def visit_facilities(self, event_ids: list[str]) -> dict[str, str | None]:
         """The facility_id of each visit event in the ledger named by its event id."""

@@ -562,7 +562,9 @@ class LedgerService:
         ids = [event.event_id for event in events]
         if carry is not None:  # what the batch before appended or parked, which it may not have committed yet
             repeats.hold_recorded((i, carry.payloads[i]) for i in ids if i in carry.payloads)
-        held = await ledger.held(ids, events if read_ahead else (), carry) if ids else []
+        # read ahead for what is not a repeat of the batch before (what else repeats is known only from this read)
+        ahead = [e for e in events if carry is None or e.event_id not in carry.payloads] if read_ahead else []
+        held = await ledger.held(ids, ahead, carry) if ids else []
         repeats.hold_recorded(held)
         # Unreadable input refused before is a repeat; so is an event refused before as a conflicting repeat (any
         # event whose id is held, or given twice here, may turn out one).

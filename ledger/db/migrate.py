@@ -37,7 +37,7 @@ def alembic_config(owner_url: str) -> Config:
 
 
 def _on_a_thread(work: Callable[[], None]) -> None:
-    """Alembic's async environment and asyncio.run start their own event loop, so they cannot run inside a
+    """Alembic's async environment and runtime.run start their own event loop, so they cannot run inside a
     caller's running loop; a short-lived thread has none."""
     failure: list[BaseException] = []
 

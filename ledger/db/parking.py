@@ -89,8 +89,8 @@ async def held_and_ahead(
     """`held`, and in the same round trip what `load_book` will look up for `events`: the visits they name and
     their members (with the digest of each one's last event), but for those the batch before holds (`carry`). A
     small batch of the service reads these two first, one after the other: read together, a batch of visits
-    costs one round trip less. Its events' repeats are among `events` (they are told apart by what this returns),
-    so the book may hold a member or visit that none of its fresh events touches."""
+    costs one round trip less. Its events' repeats may be among `events` (they are told apart by what this
+    returns): `load_book` takes only what its own events name."""
     visit_keys, _, member_keys = event_keys(events)
     if carry is not None:
         visit_keys -= carry.book.visits.keys()

@@ -174,15 +174,15 @@ def book_lookups(names: Names, visit_keys: Keys, members: Keys, with_digest: boo
     return " UNION ALL ".join(f"({q})" for q in lookups), arguments
 
 
-def take_rows(book: Book, rows: Iterable[tuple], loaded: dict | None, over: bool = True) -> None:
-    """Put the rows of `book_lookups` in `book`; not `over` what it holds already (what the batch before left)."""
+def take_rows(book: Book, rows: Iterable[tuple], loaded: dict | None, only: tuple[Keys, Keys] | None = None) -> None:
+    """Put the rows of `book_lookups` in `book`; with `only` (visit keys, member keys), those of these keys alone."""
     for kind, first, second, third in rows:
         if kind == "visit":
             settlement = settlement_from_row(orjson.loads(first), orjson.loads(second), third)
-            if over or (settlement.region, settlement.visit_id) not in book.visits:
+            if only is None or (settlement.region, settlement.visit_id) in only[0]:
                 book.visits[(settlement.region, settlement.visit_id)] = settlement
         elif kind == "member":
-            keep_member(book, first, second, loaded, over)
+            keep_member(book, first, second, loaded, None if only is None else only[1])
 
 
 async def load_book(
@@ -207,7 +207,8 @@ async def load_book(
     carried_members(book, member_keys, carry, loaded)
     members = {key for key in member_keys if key not in book.members}
     if ahead is not None:
-        take_rows(book, ahead.rows, loaded, over=False)
+        # What these events name, and the batch before does not hold: not what only a repeat of the batch named.
+        take_rows(book, ahead.rows, loaded, only=(visit_keys, members))
         visit_keys -= ahead.visits
         members -= ahead.members
     # The visits named and the members: one round trip.
@@ -260,10 +261,12 @@ def _member_lookup(names: Names, with_digest: bool, first: int = 1, tagged: bool
     return query + " JOIN ledger_events e ON e.seq = t.last_seq AND e.region = t.region" if with_digest else query
 
 
-def keep_member(book: Book, state: str | bytes, digest: str | None, loaded: dict | None, over: bool = True) -> None:
+def keep_member(
+    book: Book, state: str | bytes, digest: str | None, loaded: dict | None, only: Keys | None = None
+) -> None:
     member = state_from_bytes(state)
     key = (member.region, member.member_id)
-    if not over and key in book.members:
+    if only is not None and key not in only:
         return
     book.members[key] = member
     if loaded is not None:

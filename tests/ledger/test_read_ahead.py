@@ -78,3 +78,32 @@ def test_a_prepared_batch_reads_its_repeats_members_and_visits_in_one_round_trip
     assert _without_seq(published) == _without_seq(offline[-len(published) :])
     reversal = b.reversal_of(published, batch[1])
     assert reversal["reverses"] == b.settlements(offline)[0]["settlement_id"]
+
+
+def test_a_batch_of_repeats_reads_nothing_more_and_carries_nothing_it_did_not_settle(database, monkeypatch):
+    # As after a rewind: every record is one the ledger holds. What was read ahead for them is not taken into the
+    # book, so the batch reads no reversal of the visit it repeats, and the next batch, reading through it, loads
+    # its members afresh with the parameters they were settled under.
+    b.fresh()
+    before = [
+        b.enrolled("M1", b.NANJING, on="2023-01-01"),
+        b.visit("M1", b.NANJING, on="2023-03-01", items=[b.line("800.00")]),
+    ]
+    ingest(database, [b.as_line(e) for e in before])
+    sent: list[str] = []
+    opened = postgres.PostgresSession.__init__
+
+    def logging_session(self, raw, names=postgres.LIVE):
+        opened(self, Logged(raw, sent), names)
+
+    monkeypatch.setattr(postgres.PostgresSession, "__init__", logging_session)
+
+    async def run():
+        async with LedgerService(database, "", clock=lambda: datetime(2023, 5, 1, tzinfo=UTC)) as service:
+            sent.clear()
+            return await service.prepare(list(from_lines([b.as_line(e) for e in before], "test")), None)
+
+    prepared = asyncio.run(run())
+    assert prepared.stats.duplicates == 2 and prepared.published == []
+    assert [q for q in sent if "ledger_event_ids" in q] and not [q for q in sent if "SELECT reverses" in q], sent
+    assert prepared.carry.book.members == {} and prepared.carry.book.visits == {}

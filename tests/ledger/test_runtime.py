@@ -50,9 +50,27 @@ def test_a_failure_inside_runs_out_of_it_and_the_loop_closes():
     assert loops[0].is_closed()
 
 
+def test_signals_are_handled_as_before_once_the_loop_is_closed():
+    # FastStream takes SIGINT and SIGTERM on its loop and leaves them so; uvloop's closed loop would then swallow
+    # both while the command stops the embedded server at exit.
+    import asyncio
+    import signal
+
+    from ledger import runtime
+
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    async def taking_signals() -> None:
+        loop = asyncio.get_running_loop()
+        for number in before:
+            loop.add_signal_handler(number, lambda: None)
+
+    runtime.run(taking_signals())
+    assert {number: signal.getsignal(number) for number in before} == before
+
+
 def test_no_command_starts_an_event_loop_but_through_the_runtime():
-    # asyncio.run() would start asyncio's own loop: serve, ingest and replay would spend again the CPU that uvloop
-    # saves (ledger.runtime.run).
+    # asyncio.run() would start asyncio's own loop, not the one every command is measured on (ledger.runtime.run).
     import ast
     from pathlib import Path
 
@@ -63,6 +81,9 @@ def test_no_command_starts_an_event_loop_but_through_the_runtime():
             if path == root / "ledger" / "runtime.py":
                 continue
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.ImportFrom) and node.module == "asyncio":
+                    if {alias.name for alias in node.names} & {"run", "new_event_loop", "Runner"}:
+                        found.append(f"{path.relative_to(root)}:{node.lineno}")
                 if isinstance(node, ast.Attribute) and node.attr in {"run", "new_event_loop", "Runner"}:
                     if isinstance(node.value, ast.Name) and node.value.id == "asyncio":
                         found.append(f"{path.relative_to(root)}:{node.lineno}")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
+
 from ledger.db import recorder as postgres
 from ledger.intake import from_lines
 from ledger.offline import settle_lines
@@ -32,11 +34,24 @@ class Logged:
         return found
 
 
+@pytest.fixture
+def sent(monkeypatch) -> list[str]:
+    """The statements every PostgreSQL recorder session is sent from now on."""
+    statements: list[str] = []
+    opened = postgres.PostgresSession.__init__
+
+    def logging_session(self, raw, names=postgres.LIVE):
+        opened(self, Logged(raw, statements), names)
+
+    monkeypatch.setattr(postgres.PostgresSession, "__init__", logging_session)
+    return statements
+
+
 def _without_seq(outputs):
     return [{k: v for k, v in o.items() if k != "ledger_seq"} for o in outputs]
 
 
-def test_a_prepared_batch_reads_its_repeats_members_and_visits_in_one_round_trip(database, monkeypatch):
+def test_a_prepared_batch_reads_its_repeats_members_and_visits_in_one_round_trip(database, sent):
     b.fresh()
     before = [
         b.enrolled("M1", b.NANJING, on="2023-01-01"),
@@ -49,13 +64,6 @@ def test_a_prepared_batch_reads_its_repeats_members_and_visits_in_one_round_trip
         b.reversed_visit("M1", b.NANJING, before[2]["visit_id"], on="2023-04-02"),
         before[1],  # a repeat: acknowledged, never applied twice
     ]
-    sent: list[str] = []
-    opened = postgres.PostgresSession.__init__
-
-    def logging_session(self, raw, names=postgres.LIVE):
-        opened(self, Logged(raw, sent), names)
-
-    monkeypatch.setattr(postgres.PostgresSession, "__init__", logging_session)
     published: list[dict] = []
 
     async def run():
@@ -80,7 +88,7 @@ def test_a_prepared_batch_reads_its_repeats_members_and_visits_in_one_round_trip
     assert reversal["reverses"] == b.settlements(offline)[0]["settlement_id"]
 
 
-def test_a_batch_of_repeats_reads_nothing_more_and_carries_nothing_it_did_not_settle(database, monkeypatch):
+def test_a_batch_of_repeats_reads_nothing_more_and_carries_nothing_it_did_not_settle(database, sent):
     # As after a rewind: every record is one the ledger holds. What was read ahead for them is not taken into the
     # book, so the batch reads no reversal of the visit it repeats, and the next batch, reading through it, loads
     # its members afresh with the parameters they were settled under.
@@ -90,13 +98,6 @@ def test_a_batch_of_repeats_reads_nothing_more_and_carries_nothing_it_did_not_se
         b.visit("M1", b.NANJING, on="2023-03-01", items=[b.line("800.00")]),
     ]
     ingest(database, [b.as_line(e) for e in before])
-    sent: list[str] = []
-    opened = postgres.PostgresSession.__init__
-
-    def logging_session(self, raw, names=postgres.LIVE):
-        opened(self, Logged(raw, sent), names)
-
-    monkeypatch.setattr(postgres.PostgresSession, "__init__", logging_session)
 
     async def run():
         async with LedgerService(database, "", clock=lambda: datetime(2023, 5, 1, tzinfo=UTC)) as service:

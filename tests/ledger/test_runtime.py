@@ -1,5 +1,13 @@
+import ast
+import asyncio
 import gc
+import signal
+from pathlib import Path
 
+import pytest
+import uvloop
+
+from ledger import runtime
 from ledger.replay import worker_pool
 from ledger.runtime import THRESHOLDS
 
@@ -17,12 +25,6 @@ def test_replay_workers_collect_garbage_as_seldom_as_the_command_that_starts_the
 
 
 def test_a_command_s_coroutine_runs_to_its_end_on_uvloop():
-    import asyncio
-
-    import uvloop
-
-    from ledger import runtime
-
     async def main() -> tuple[type, int]:
         await asyncio.sleep(0)
         return type(asyncio.get_running_loop()), 42
@@ -33,12 +35,6 @@ def test_a_command_s_coroutine_runs_to_its_end_on_uvloop():
 
 
 def test_a_failure_inside_runs_out_of_it_and_the_loop_closes():
-    import asyncio
-
-    import pytest
-
-    from ledger import runtime
-
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def failing() -> None:
@@ -53,11 +49,6 @@ def test_a_failure_inside_runs_out_of_it_and_the_loop_closes():
 def test_signals_are_handled_as_before_once_the_loop_is_closed():
     # FastStream takes SIGINT and SIGTERM on its loop and leaves them so; uvloop's closed loop would then swallow
     # both while the command stops the embedded server at exit.
-    import asyncio
-    import signal
-
-    from ledger import runtime
-
     before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
 
     async def taking_signals() -> None:
@@ -71,9 +62,6 @@ def test_signals_are_handled_as_before_once_the_loop_is_closed():
 
 def test_no_command_starts_an_event_loop_but_through_the_runtime():
     # asyncio.run() would start asyncio's own loop, not the one every command is measured on (ledger.runtime.run).
-    import ast
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[2]
     found, through_runtime = [], 0
     for package in ("ledger", "consumers", "gateway", "console", "projections", "policies"):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn, Optional, TypeVar
@@ -16,6 +17,7 @@ from policies.parameters import ParameterError, ParameterSet, load_parameters, p
 from policies.registry import PolicyRegistry
 
 from .. import runtime
+from ..codec import dumps
 
 if TYPE_CHECKING:
     from ..db.connection import Raw
@@ -176,6 +178,18 @@ def with_raw(work: Callable[[Raw], Awaitable[T]]) -> T:
             await close_pool(pool)
 
     return runtime.run(run())
+
+
+def print_records(records: Iterable[dict]) -> None:
+    """Print records, one JSON line each, in one write: standard output is unbuffered where PYTHONUNBUFFERED is
+    set (as in many container images), and a write of each line is a system call each."""
+    sys.stdout.write("".join(dumps(record) + "\n" for record in records))
+
+
+def print_file(path: str | Path) -> None:
+    """Print a file of records written by a worker, in large writes."""
+    with open(path, encoding="utf-8") as printed:
+        shutil.copyfileobj(printed, sys.stdout, 1 << 20)
 
 
 def open_events(events: str) -> BinaryIO:

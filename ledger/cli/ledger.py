@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,7 +13,6 @@ import typer
 from rich.table import Table as RichTable
 
 from .. import display, runtime
-from ..codec import dumps
 from ..display import visible
 from .app import app, db_app, parked_app, projections_app
 from .common import (
@@ -27,6 +25,8 @@ from .common import (
     open_events,
     parameters_text,
     prepared,
+    print_file,
+    print_records,
     progress_bar,
     refuse,
     with_raw,
@@ -120,11 +120,6 @@ def ingest(
 
     with progress_bar(f"ingest {name}", size) as bar:
 
-        def publish(records: list[dict]) -> None:
-            for record in records:
-                sys.stdout.write(dumps(record))
-                sys.stdout.write("\n")
-
         def counted(lines: Iterable[bytes | Oversized]) -> Iterator[bytes | Oversized]:
             for line in lines:
                 bar.advance(len(line))
@@ -145,7 +140,7 @@ def ingest(
                     return None  # refused before anything is swept or appended
                 with stream:
                     lines = from_lines(counted(read_lines(stream)), name, structs=True)
-                    return await service.ingest(signed_lines(lines, signing), None if quiet else publish)
+                    return await service.ingest(signed_lines(lines, signing), None if quiet else print_records)
 
         try:
             stats = runtime.run(run())
@@ -225,9 +220,7 @@ def _ingest_regions(
             total.merge(stats)
         for output in files:
             if output is not None:
-                with open(output, encoding="utf-8") as printed:
-                    for line in printed:
-                        sys.stdout.write(line)
+                print_file(output)
         return total
     finally:
         if directory is not None:
@@ -437,9 +430,7 @@ def parked_sweep(park_ttl_days: ParkTtlOption = PARK_TTL_DAYS) -> None:
 
     async def run() -> IngestStats:
         async with LedgerService(db, park_ttl=timedelta(days=park_ttl_days), prepare_schema=False) as service:
-            return await service.sweep(
-                on_published=lambda records: [sys.stdout.write(dumps(r) + "\n") for r in records]
-            )
+            return await service.sweep(on_published=print_records)
 
     try:
         stats = runtime.run(run())

@@ -151,3 +151,61 @@ def test_output_closed_early_stops_the_workers():
         settle_file(read_lines(io.BytesIO(stream_text(interleaved()).encode())), None, 2, closed, 0)
     assert multiprocessing.active_children() == []
     assert time.monotonic() - started < 4.5  # stopped, not waited for: each would be waited for 5 s
+
+
+class _Stdout:
+    """Standard output as an unbuffered one is (PYTHONUNBUFFERED): every write reaches the file."""
+
+    def __init__(self) -> None:
+        self.buffer = self
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_file_is_printed_in_large_writes_whatever_the_buffering_of_standard_output(tmp_path, monkeypatch, workers):
+    from ledger.cli.offline import settle
+
+    text = stream_text(interleaved())
+    path = tmp_path / "events.jsonl"
+    path.write_text(text)
+    expected, _ = settled(text, 1)
+    out = _Stdout()
+    monkeypatch.setattr("sys.stdout", out)
+    settle(str(path), None, workers)
+    assert b"".join(out.writes) == expected
+    assert expected.count(b"\n") > 100 and len(expected) < 1 << 20
+    assert len(out.writes) == 1  # a write a record was a system call a record
+
+
+def test_standard_input_is_printed_as_it_is_settled(monkeypatch):
+    from ledger.cli.offline import settle
+
+    text = stream_text(interleaved())
+    expected, _ = settled(text, 1)
+    out = _Stdout()
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    settle("-", None, 1)
+    assert b"".join(out.writes) == expected
+    assert len(out.writes) == expected.count(b"\n")  # a live stream's records are not held back
+
+
+def test_records_of_a_batch_and_a_worker_s_file_are_printed_in_one_write(tmp_path, monkeypatch):
+    from ledger.cli.common import print_file, print_records
+
+    records = [{"settlement_id": f"S-{n}", "fund_paid": "1.00"} for n in range(300)]
+    expected = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+    printed: list[str] = []
+    monkeypatch.setattr("sys.stdout", type("Out", (), {"write": staticmethod(printed.append)})())
+    print_records(records)
+    assert printed == [expected]
+    (tmp_path / "worker.jsonl").write_text(expected * 10)
+    printed.clear()
+    print_file(tmp_path / "worker.jsonl")
+    assert printed == [expected * 10]

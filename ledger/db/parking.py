@@ -63,10 +63,13 @@ async def expired_regions(raw: Raw, cutoff: datetime) -> list[str]:
 
 
 # The events in the ledger at the ids in $1: each id found in `ledger_event_ids` whatever region holds it, then
-# its event in that region's partition alone.
+# its event in that region's partition alone, one probe of `ledger_events_event` (event_id, region) an id. The
+# subquery is a fence (OFFSET 0): joined otherwise, a plan made without statistics of the ids or the partitions
+# hashed every event of the ledger to find a batch's repeats.
 HELD = (
-    "SELECT e.event_id, e.payload FROM ledger_event_ids i JOIN ledger_events e "
-    "ON e.region = i.region AND e.event_id = i.event_id WHERE i.event_id = ANY($1::text[])"
+    "SELECT e.event_id, e.payload FROM ledger_event_ids i CROSS JOIN LATERAL (SELECT e.event_id, e.payload "
+    "FROM ledger_events e WHERE e.event_id = i.event_id AND e.region = i.region OFFSET 0) e "
+    "WHERE i.event_id = ANY($1::text[])"
 )
 
 

@@ -72,7 +72,7 @@ ledger_events = Table(
     PrimaryKeyConstraint("seq", "region"),
     Index("ledger_events_member", "region", "member_id", "seq"),
     Index("ledger_events_adoptions", "seq", postgresql_where=text(IS_ADOPTION)),
-    Index("ledger_events_event", "event_id"),
+    Index("ledger_events_event", "event_id", "region"),  # found by id and region: migration 0013
     postgresql_partition_by="LIST (region)",
 )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import uuid
 
@@ -417,3 +418,55 @@ async def _generic_plan(connection: asyncpg.Connection, query: str, *arguments: 
     finally:
         await connection.execute("DEALLOCATE planned")
     return "\n".join(row[0] for row in plan)
+
+
+def test_a_batch_s_repeats_are_found_one_probe_each_without_statistics(database):
+    """A plan made before autovacuum has analysed the ids or a partition (as after a large first ingest) finds
+    each repeat by one probe of `ledger_events_event` (event_id, region) in its region's partition. On the index of
+    `event_id` alone, such a plan read every index entry of the region for each repeat (a BitmapAnd with
+    `ledger_events_member`'s region prefix), or hashed the whole ledger: a second for a batch of 1,140."""
+    from bench.generate import generate
+
+    partitions = [
+        row[0]
+        for row in fetch(
+            database, "SELECT relname FROM pg_class WHERE relname LIKE 'ledger_events_%' AND relkind = 'r'", owner=True
+        )
+    ]
+    for table in ["ledger_event_ids", *partitions]:
+        execute(database, f"ALTER TABLE {table} SET (autovacuum_enabled = false)", owner=True)
+    ingest(database, [json.dumps(event, default=str) for event in generate(4000, seed=5)], batch_size=500)
+    analysed = fetch(database, "SELECT count(*) FROM pg_stats WHERE tablename LIKE 'ledger_event%'", owner=True)
+    assert analysed == [(0,)]
+    ids = [row[0] for row in fetch(database, "SELECT event_id FROM ledger_events ORDER BY md5(event_id) LIMIT 600")]
+    listed_ids = "'{" + ",".join(ids) + "}'"
+
+    async def plans() -> list[dict]:
+        connection = await asyncpg.connect(plain(database.owner_url))
+        try:
+            made = []
+            for mode in ("force_custom_plan", "force_generic_plan"):
+                await connection.execute(f"SET plan_cache_mode = {mode}")
+                await connection.execute(f"PREPARE planned AS {HELD}")
+                explained = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE planned"
+                made.append(json.loads(await connection.fetchval(f"{explained}({listed_ids})"))[0])
+                await connection.execute("DEALLOCATE planned")
+            return made
+        finally:
+            await connection.close()
+
+    def nodes(node: dict):
+        yield node
+        for child in node.get("Plans", ()):
+            yield from nodes(child)
+
+    for plan in asyncio.run(plans()):
+        top = plan["Plan"]
+        assert top["Actual Rows"] == len(ids)
+        scans = [node for node in nodes(top) if node.get("Relation Name", "").startswith("ledger_events_")]
+        probed = [node for node in scans if node.get("Actual Loops", 0) > 0]
+        assert probed and sum(node["Actual Loops"] for node in probed) == len(ids), scans
+        for node in probed:
+            assert node["Node Type"] in ("Index Scan", "Index Only Scan"), node
+            assert "event_id" in node["Index Cond"] and "region" in node["Index Cond"], node
+        assert top["Shared Hit Blocks"] + top["Shared Read Blocks"] < 12 * len(ids)

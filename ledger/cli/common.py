@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from policies.registry import PolicyRegistry
 
 from .. import runtime
 from ..codec import dumps
+from .output import CHUNK, print_bytes
 
 if TYPE_CHECKING:
     from ..db.connection import Raw
@@ -123,6 +123,8 @@ def progress_bar(description: str, total: float | None) -> Iterator[_Bar]:
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        # What the command prints on a terminal shows above the bar; printed to a file or a pipe, it goes there.
+        redirect_stdout=sys.stdout.isatty(),
     ) as progress:
         yield _Bar(progress, progress.add_task(description, total=total))
 
@@ -181,15 +183,15 @@ def with_raw(work: Callable[[Raw], Awaitable[T]]) -> T:
 
 
 def print_records(records: Iterable[dict]) -> None:
-    """Print records, one JSON line each, in one write: standard output is unbuffered where PYTHONUNBUFFERED is
-    set (as in many container images), and a write of each line is a system call each."""
-    sys.stdout.write("".join(dumps(record) + "\n" for record in records))
+    """Print records, one JSON line each, in one write (`output`)."""
+    print_bytes("".join(dumps(record) + "\n" for record in records).encode())
 
 
 def print_file(path: str | Path) -> None:
-    """Print a file of records written by a worker, in large writes."""
-    with open(path, encoding="utf-8") as printed:
-        shutil.copyfileobj(printed, sys.stdout, 1 << 20)
+    """Print a file of records written by a worker, a mebibyte a write."""
+    with open(path, "rb") as printed:
+        while chunk := printed.read(CHUNK):
+            print_bytes(chunk)
 
 
 def open_events(events: str) -> BinaryIO:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, BinaryIO, Optional
 
 import typer
 
@@ -16,6 +17,7 @@ from ..intake import read_lines
 from ..spread import settle_file
 from .app import app
 from .common import ParametersOption, open_events, parameters_file
+from .output import Chunks, stdout_bytes, write_all
 
 
 @app.command()
@@ -37,18 +39,17 @@ def settle(
     incentive evaluation and rejection, and a summary on standard error. Rejections never stop the run."""
     params = parameters_file(parameters)
     source = open_events(events)
-    out = sys.stdout.buffer
-    # From a file, the records go out in writes of a mebibyte: standard output is unbuffered where
-    # PYTHONUNBUFFERED is set (as in many container images), and a write of each record is a system call each.
-    # From standard input, which may be a live stream, each record goes out as it is settled.
-    printed = Chunks(out.write) if events != "-" else None
+    out = stdout_bytes()
     with source:
+        # Settled from a file, the records go out a mebibyte a write (`output`); from a live stream (a pipe, a
+        # terminal), each as it is settled.
+        printed = Chunks(out) if _regular(source) else None
         try:
             tally = settle_file(
                 read_lines(source),
                 params,
                 workers or len(os.sched_getaffinity(0)),
-                printed.write if printed is not None else out.write,
+                printed.write if printed is not None else partial(write_all, out),
             )
         finally:
             if printed is not None:
@@ -57,25 +58,11 @@ def settle(
     typer.echo(tally.line(), err=True)
 
 
-class Chunks:
-    """Writes what it is given to `write` in chunks of at least `size` bytes, and the rest on `flush`."""
-
-    def __init__(self, write: Callable[[bytes], object], size: int = 1 << 20) -> None:
-        self._write = write
-        self._size = size
-        self._held: list[bytes] = []
-        self._length = 0
-
-    def write(self, data: bytes) -> None:
-        self._held.append(data)
-        self._length += len(data)
-        if self._length >= self._size:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._held:
-            held, self._held, self._length = self._held, [], 0
-            self._write(b"".join(held))
+def _regular(source: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(source.fileno()).st_mode)
+    except (OSError, ValueError):  # no file of its own
+        return False
 
 
 @app.command()

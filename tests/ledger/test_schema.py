@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from pathlib import Path
 
+import asyncpg
 import pytest
+from alembic import op
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ledger.db.server import locate
 from ledger.db.tables import metadata
-from tests.ledger.helpers import execute, fetch
+from tests.ledger.helpers import example_lines, execute, fetch, ingest, plain
 
 
 def test_migrations_match_the_table_definitions(database):
@@ -237,3 +240,37 @@ def test_the_head_the_code_names_is_alembic_s_and_a_database_there_is_not_handed
         migrate.prepare(Database(owner_url=None, app_url=database.app_url))
     migrate.upgrade(database.owner_url)
     assert ran == ["head"]
+
+
+def test_migration_0013_builds_its_index_while_the_ledger_is_read(database, monkeypatch):
+    """The index is built before the one it replaces is dropped: the build keeps writers waiting, not readers (a
+    drop takes the table whole until the migration commits)."""
+    ingest(database, example_lines("weihai"))
+    statements: list[str] = []
+    monkeypatch.setattr(op, "execute", statements.append, raising=False)
+    importlib.import_module("ledger.db.migrations.versions.0013_event_id_region_index").upgrade()
+    assert statements[0].startswith("CREATE INDEX") and "DROP INDEX" in statements[1]
+
+    async def run() -> tuple[int, str]:
+        migrating = await asyncpg.connect(plain(database.owner_url))
+        reader = await asyncpg.connect(plain(database.owner_url))
+        try:
+            transaction = migrating.transaction()
+            await transaction.start()
+            await migrating.execute(statements[0].replace("ledger_events_event_region", "ledger_events_event_again"))
+            await reader.execute("SET lock_timeout = '2s'")
+            read = await reader.fetchval("SELECT count(*) FROM ledger_events")  # not waiting for the build
+            written = "written"
+            async with reader.transaction():
+                try:
+                    await reader.execute("LOCK TABLE ledger_events IN ROW EXCLUSIVE MODE NOWAIT")  # a writer's lock
+                except asyncpg.LockNotAvailableError:
+                    written = "waits"
+            await transaction.rollback()
+            return read, written
+        finally:
+            await migrating.close()
+            await reader.close()
+
+    read, written = asyncio.run(run())
+    assert read > 0 and written == "waits"

@@ -154,14 +154,18 @@ def test_output_closed_early_stops_the_workers():
 
 
 class _Stdout:
-    """Standard output as an unbuffered one is (PYTHONUNBUFFERED): every write reaches the file."""
+    """Standard output as an unbuffered one is (PYTHONUNBUFFERED): every write reaches the file; `most`, each
+    takes at most that many bytes, as a raw file may."""
 
-    def __init__(self) -> None:
+    def __init__(self, most: int | None = None) -> None:
         self.buffer = self
         self.writes: list[bytes] = []
+        self.most = most
 
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
+    def write(self, data: bytes) -> int:
+        taken = bytes(data[: self.most] if self.most is not None else data)
+        self.writes.append(taken)
+        return len(taken)
 
     def flush(self) -> None:
         pass
@@ -169,9 +173,10 @@ class _Stdout:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_file_is_printed_in_large_writes_whatever_the_buffering_of_standard_output(tmp_path, monkeypatch, workers):
+    from bench.generate import generate
     from ledger.cli.offline import settle
 
-    text = stream_text(interleaved())
+    text = "".join(json.dumps(event, default=str) + "\n" for event in generate(5_000, seed=3))
     path = tmp_path / "events.jsonl"
     path.write_text(text)
     expected, _ = settled(text, 1)
@@ -179,33 +184,117 @@ def test_a_file_is_printed_in_large_writes_whatever_the_buffering_of_standard_ou
     monkeypatch.setattr("sys.stdout", out)
     settle(str(path), None, workers)
     assert b"".join(out.writes) == expected
-    assert expected.count(b"\n") > 100 and len(expected) < 1 << 20
-    assert len(out.writes) == 1  # a write a record was a system call a record
+    assert text.count("\n") > ROUND and len(expected) > 2 << 20  # two processes; more than two mebibytes
+    # a write a mebibyte (a write a record was a system call a record)
+    assert all(len(chunk) >= 1 << 20 for chunk in out.writes[:-1]) and len(out.writes) <= (len(expected) >> 20) + 1
 
 
-def test_standard_input_is_printed_as_it_is_settled(monkeypatch):
+def test_what_a_write_does_not_take_is_written_after_it(tmp_path, monkeypatch):
+    from ledger.cli.common import print_records
+    from ledger.cli.offline import settle
+
+    text = stream_text(interleaved())
+    path = tmp_path / "events.jsonl"
+    path.write_text(text)
+    expected, _ = settled(text, 1)
+    out = _Stdout(most=1_000)
+    monkeypatch.setattr("sys.stdout", out)
+    settle(str(path), None, 1)
+    assert b"".join(out.writes) == expected and len(out.writes) > 1
+
+    out.writes.clear()
+    records = [{"settlement_id": f"S-{n}"} for n in range(500)]
+    print_records(records)
+    assert b"".join(out.writes).decode() == "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+
+
+def test_a_non_blocking_pipe_is_waited_on_not_written_short():
+    import fcntl
+    import os
+    import threading
+
+    from ledger.cli.output import write_all
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETFL, fcntl.fcntl(write_end, fcntl.F_GETFL) | os.O_NONBLOCK)
+    data = bytes(range(256)) * 12_000  # 3 MB: the pipe holds 64 kB
+    received: list[bytes] = []
+
+    def drain() -> None:
+        while chunk := os.read(read_end, 1 << 16):
+            received.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    with open(write_end, "wb", buffering=0) as raw:  # unbuffered, as PYTHONUNBUFFERED makes standard output
+        write_all(raw, data)
+    reader.join(10)
+    os.close(read_end)
+    assert b"".join(received) == data
+
+
+@pytest.mark.parametrize("regular", [False, True])
+def test_standard_input_from_a_pipe_is_printed_as_it_is_settled_and_from_a_file_in_large_writes(
+    tmp_path, monkeypatch, regular
+):
+    import os
+    import threading
+
     from ledger.cli.offline import settle
 
     text = stream_text(interleaved())
     expected, _ = settled(text, 1)
+    if regular:  # settle - < events.jsonl
+        (tmp_path / "events.jsonl").write_text(text)
+        stdin = open(tmp_path / "events.jsonl", "rb")  # noqa: SIM115 - closed by settle
+    else:  # producer | settle -
+        read_end, write_end = os.pipe()
+        stdin = os.fdopen(read_end, "rb")
+
+        def produce() -> None:
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(text.encode())
+
+        threading.Thread(target=produce).start()
     out = _Stdout()
     monkeypatch.setattr("sys.stdout", out)
-    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(stdin))
     settle("-", None, 1)
     assert b"".join(out.writes) == expected
-    assert len(out.writes) == expected.count(b"\n")  # a live stream's records are not held back
+    # a live stream's records are not held back; a file's go out a mebibyte at a time
+    assert len(out.writes) == (1 if regular else expected.count(b"\n"))
 
 
 def test_records_of_a_batch_and_a_worker_s_file_are_printed_in_one_write(tmp_path, monkeypatch):
     from ledger.cli.common import print_file, print_records
 
     records = [{"settlement_id": f"S-{n}", "fund_paid": "1.00"} for n in range(300)]
-    expected = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
-    printed: list[str] = []
-    monkeypatch.setattr("sys.stdout", type("Out", (), {"write": staticmethod(printed.append)})())
+    expected = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records).encode()
+    out = _Stdout()
+    monkeypatch.setattr("sys.stdout", out)
     print_records(records)
-    assert printed == [expected]
-    (tmp_path / "worker.jsonl").write_text(expected * 10)
-    printed.clear()
+    assert out.writes == [expected]
+    (tmp_path / "worker.jsonl").write_bytes(expected * 10)
+    out.writes.clear()
     print_file(tmp_path / "worker.jsonl")
-    assert printed == [expected * 10]
+    assert out.writes == [expected * 10]
+
+
+def test_records_printed_under_a_progress_bar_go_to_standard_output_when_it_is_a_file(monkeypatch):
+    """The bar is drawn on standard error when that is a terminal; records printed meanwhile to a file or a pipe
+    go there, not to the terminal with the bar."""
+    from rich.console import Console
+
+    from ledger.cli import common
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(common, "Console", lambda stderr: Console(file=terminal, force_terminal=True))
+    out = _Stdout()
+    monkeypatch.setattr(
+        "sys.stdout", type("File", (), {"buffer": out, "isatty": lambda self: False, "flush": out.flush})()
+    )
+    with common.progress_bar("ingest", 10) as bar:
+        bar.advance(5)
+        common.print_records([{"settlement_id": "S-1"}])
+    assert out.writes == [b'{"settlement_id":"S-1"}\n']
+    assert "S-1" not in terminal.getvalue()

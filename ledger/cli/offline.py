@@ -41,8 +41,8 @@ def settle(
     source = open_events(events)
     out = stdout_bytes()
     with source:
-        # Settled from a file, the records go out a mebibyte a write (`output`); from a live stream (a pipe, a
-        # terminal), each as it is settled.
+        # Settled from a regular file, the records are written a mebibyte at a time (`output`); from a live stream
+        # (a pipe, a FIFO, a terminal), each is handed to standard output as it is settled.
         printed = Chunks(out) if _regular(source) else None
         try:
             tally = settle_file(

@@ -334,8 +334,9 @@ class AuditSession(SettlingReads, Protocol):
     async def count_differences(self, live: str, shadow: str, regions: list[str] | None) -> int:
         """How many rows of `live` (of `regions`) and `shadow` the other lacks."""
 
-    async def write_replayed(self, rows: BatchRows, registry: PolicyRegistry) -> None:
-        """A replayed batch's settlements and projections, member_year aside."""
+    async def write_replayed(self, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:
+        """A replayed batch's settlements and projections, member_year aside; `params_digest`: the parameter set
+        its events were recorded under."""
 
     async def write_member_years(self, registry_of: Callable[[str], Awaitable[PolicyRegistry]]) -> None:
         """member_year from every member's final state."""

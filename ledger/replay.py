@@ -18,6 +18,7 @@ from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from queue import Empty
 from typing import TYPE_CHECKING, Any
 
@@ -394,11 +395,11 @@ class Replayer:
             sequencer.positions[event.event_id] = seq
             digests[event.event_id] = digest
 
-        async def write(batch_rows: BatchRows, registry: PolicyRegistry) -> None:
+        async def write(batch_rows: BatchRows, registry: PolicyRegistry, digest: str) -> None:
             # Compared as each piece is written, so memory stays bounded by a batch (or a year-close chunk).
             if mode == "compare":
                 await self._impact(audit, batch_rows, report)
-            await audit.write_replayed(batch_rows, registry)
+            await audit.write_replayed(batch_rows, registry, digest)
             if mode == "verify":  # after the write: the settlements are compared in the shadow they are written to
                 await self._check(audit, batch_rows, report)
 
@@ -410,7 +411,7 @@ class Replayer:
             while end < len(items) and digests[decoded(items[end]).event_id] == digest:
                 end += 1
             registry = await self._registry(digest, what_if)
-            pipeline = Pipeline(audit, registry, sequencer, write, rows_for=unpublished_rows)
+            pipeline = Pipeline(audit, registry, sequencer, partial(write, digest=digest), rows_for=unpublished_rows)
             await pipeline.run(items[start:end])
             start = end
 

@@ -171,11 +171,11 @@ class PostgresAudit(PostgresSession):
             regions,
         )
 
-    async def write_replayed(self, rows: BatchRows, registry: PolicyRegistry) -> None:
+    async def write_replayed(self, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:
         """A replayed batch's settlements and projections (member_year is left to `write_member_years`)."""
         writes = Writes.sized(rows.size())
         add_settlements(writes, self.names.settlements, rows)
-        add_projections(writes, self.names, rows, registry)
+        add_projections(writes, self.names, rows, registry, params_digest, years=False)
         await writes.run(self.raw)
 
     async def write_member_years(self, registry_of: Callable[[str], Awaitable[PolicyRegistry]]) -> None:

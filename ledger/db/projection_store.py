@@ -254,11 +254,10 @@ def carried_members(book: Book, keys: Keys, carry: Carry | None, loaded: dict | 
 def _member_lookup(names: Names, with_digest: bool, first: int = 1, tagged: bool = False) -> str:
     """Member states at (region, member_id) keys, with the parameter digest of each one's last event (or NULL);
     `tagged`, as rows ('member', state, digest, NULL) beside the visits' in `load_book`."""
-    columns = f"t.state::text, {'e.params_digest' if with_digest else 'NULL::text'}"
+    columns = f"t.state::text, {'t.params_digest' if with_digest else 'NULL::text'}"
     if tagged:
         columns = f"'member', {columns}, NULL::text"
-    query = each_key(names.member_state, "member_id", columns, first=first)
-    return query + " JOIN ledger_events e ON e.seq = t.last_seq AND e.region = t.region" if with_digest else query
+    return each_key(names.member_state, "member_id", columns, first=first)
 
 
 def keep_member(
@@ -336,8 +335,7 @@ async def write_member_years(
     after = ("", "")
     while True:
         found = await raw.fetch(
-            f"SELECT m.region, m.member_id, m.state::text, e.params_digest FROM {names.member_state} m "
-            "JOIN ledger_events e ON e.seq = m.last_seq AND e.region = m.region "
+            f"SELECT m.region, m.member_id, m.state::text, m.params_digest FROM {names.member_state} m "
             f'WHERE (m.region, m.member_id COLLATE "C") > ($1, $2) '
             f'ORDER BY m.region, m.member_id COLLATE "C" LIMIT $3',
             after[0],
@@ -360,16 +358,18 @@ FUND_COLUMNS = ("region", "month", "pool", "fund_paid", "settlements", "reversal
 FUND_INCREMENTS = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in FUND_COLUMNS[3:])
 
 
+STATE_COLUMNS = ("region", "member_id", "state", "last_seq", "params_digest")
+
+
 def add_projections(
-    writes: Writes, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str | None = None
+    writes: Writes, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str, years: bool = True
 ) -> None:
-    """Without `params_digest` (the digest of `registry`'s parameters), member_year is left to
-    `write_member_years` at the end of a replay: its rows are a function of each member's final state alone, so
-    writing them once gives the same table."""
-    writes.upsert(
-        names.member_state, ("region", "member_id", "state", "last_seq"), ("region", "member_id"), rows.state_rows()
-    )
-    if params_digest is not None:
+    """`params_digest`: the digest of `registry`'s parameters, which the batch's events were settled under. Without
+    `years`, member_year is left to `write_member_years` at the end of a replay: its rows are a function of each
+    member's final state alone, so writing them once gives the same table."""
+    states = [(*row, params_digest) for row in rows.state_rows()]
+    writes.upsert(names.member_state, STATE_COLUMNS, ("region", "member_id"), states)
+    if years:
         add_years(writes, names, rows, registry, params_digest)
     writes.upsert(names.fund_totals, FUND_COLUMNS, FUND_COLUMNS[:3], rows.fund.rows(), updates=FUND_INCREMENTS)
     writes.insert(names.closed_years, ("region", "year", "seq"), rows.closed_years)

@@ -38,8 +38,8 @@ class PostgresReportReads:
     async def member_parameters(self, region: str, member_id: str) -> str | None:
         """The text of the parameter set the member's state was last settled under."""
         return await self.raw.fetchval(
-            "SELECT p.content FROM member_state m JOIN ledger_events e ON e.seq = m.last_seq AND e.region = m.region "
-            "JOIN parameter_sets p ON p.digest = e.params_digest WHERE m.region = $1 AND m.member_id = $2",
+            "SELECT p.content FROM member_state m JOIN parameter_sets p ON p.digest = m.params_digest "
+            "WHERE m.region = $1 AND m.member_id = $2",
             region,
             member_id,
         )

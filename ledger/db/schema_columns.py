@@ -123,6 +123,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "member_id": "TEXT",
         "state": "JSONB",
         "last_seq": "BIGINT",
+        "params_digest": "TEXT",
     },
     "member_year": {
         "region": "TEXT",

@@ -283,6 +283,9 @@ member_state = Table(
     Column("member_id", Text, nullable=False),
     Column("state", JSONB, nullable=False),
     Column("last_seq", BigInteger, nullable=False),
+    # The parameter set the event at last_seq was settled under: what a batch asks of a member it reads (migration
+    # 0014), without a probe of the events.
+    Column("params_digest", Text, nullable=False),
     PrimaryKeyConstraint("region", "member_id"),
 )
 

@@ -175,18 +175,21 @@ def waiting(db: Database) -> list[str]:
     ]
 
 
-# What this release writes beside the rows a release before partitions wrote (migration 0012 adds it): to write a
-# ledger as that release did, the writer's extra rows and columns are given a place, dropped once it has written.
+# What this release writes beside the rows a release before partitions wrote (migrations 0012 and 0014 add it): to
+# write a ledger as that release did, the writer's extra rows and columns are given a place, dropped once it has
+# written.
 BEFORE_PARTITIONS = (
     "CREATE TABLE ledger_event_ids (event_id text PRIMARY KEY, region text NOT NULL)",
     "GRANT SELECT, INSERT ON ledger_event_ids TO medledger_app",
     "ALTER TABLE ledger_rejections ADD COLUMN region text",
     "ALTER TABLE ledger_signatures ADD COLUMN region text",
+    "ALTER TABLE member_state ADD COLUMN params_digest text",
 )
 AS_BEFORE_PARTITIONS = (
     "DROP TABLE ledger_event_ids",
     "ALTER TABLE ledger_rejections DROP COLUMN region",
     "ALTER TABLE ledger_signatures DROP COLUMN region",
+    "ALTER TABLE member_state DROP COLUMN params_digest",
 )
 
 

@@ -13,7 +13,7 @@ from ledger.intake import from_lines
 from ledger.offline import settle_lines
 from ledger.service import LedgerService
 from tests import builders as b
-from tests.ledger.helpers import ingest
+from tests.ledger.helpers import fetch, ingest
 
 
 class Logged:
@@ -108,3 +108,28 @@ def test_a_batch_of_repeats_reads_nothing_more_and_carries_nothing_it_did_not_se
     assert prepared.stats.duplicates == 2 and prepared.published == []
     assert [q for q in sent if "ledger_event_ids" in q] and not [q for q in sent if "SELECT reverses" in q], sent
     assert prepared.carry.book.members == {} and prepared.carry.book.visits == {}
+
+
+def test_a_member_is_read_with_the_parameters_of_its_last_event_without_a_probe_of_the_events(database, sent):
+    """member_state keeps the digest of the parameter set each state's last event was settled under (migration
+    0014): reading a batch's members costs no random read of the events, and says what the probe said."""
+    b.fresh()
+    ingest(database, [b.as_line(e) for e in (b.enrolled("M1", b.NANJING, on="2023-01-01"),)])
+    batch = [b.visit("M1", b.NANJING, on="2023-03-01", items=[b.line("300.00")])]
+
+    async def run():
+        async with LedgerService(database, "", clock=lambda: datetime(2023, 5, 1, tzinfo=UTC)) as service:
+            sent.clear()
+            prepared = await service.prepare(list(from_lines([b.as_line(e) for e in batch], "test")), None)
+            await service.commit(prepared)
+            return service.digest
+
+    digest = asyncio.run(run())
+    members = [q for q in sent if "FROM member_state t " in q]
+    assert members and all("ledger_events" not in q.split("FROM member_state t ")[1] for q in members), members
+    kept = fetch(
+        database,
+        "SELECT m.params_digest, e.params_digest FROM member_state m "
+        "JOIN ledger_events e ON e.seq = m.last_seq AND e.region = m.region",
+    )
+    assert kept == [(digest, digest)]

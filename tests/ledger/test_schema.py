@@ -235,8 +235,8 @@ def test_the_head_the_code_names_is_alembic_s_and_a_database_there_is_not_handed
     monkeypatch.setattr(alembic.command, "upgrade", lambda config, revision: ran.append(revision))
     migrate.upgrade(database.owner_url)
     assert ran == []
-    execute(database, "UPDATE alembic_version SET version_num = '0012'", owner=True)
-    with pytest.raises(migrate.SchemaNotCurrent, match="at 0012, medledger needs 0013"):
+    execute(database, "UPDATE alembic_version SET version_num = '0013'", owner=True)
+    with pytest.raises(migrate.SchemaNotCurrent, match="at 0013, medledger needs 0014"):
         migrate.prepare(Database(owner_url=None, app_url=database.app_url))
     migrate.upgrade(database.owner_url)
     assert ran == ["head"]
@@ -274,3 +274,17 @@ def test_migration_0013_builds_its_index_while_the_ledger_is_read(database, monk
 
     read, written = asyncio.run(run())
     assert read > 0 and written == "waits"
+
+
+def test_migration_0014_gives_each_member_state_the_parameters_of_its_last_event(database):
+    ingest(database, example_lines("weihai", "nanjing"))
+    execute(database, "UPDATE member_state SET params_digest = 'before 0014'", owner=True)
+    fill = importlib.import_module("ledger.db.migrations.versions.0014_member_state_digest").FILL
+    execute(database, fill, owner=True)
+    kept = fetch(
+        database,
+        "SELECT m.params_digest = e.params_digest FROM member_state m "
+        "JOIN ledger_events e ON e.seq = m.last_seq AND e.region = m.region",
+    )
+    assert kept and all(same for (same,) in kept)
+    assert fetch(database, "SELECT count(*) FROM member_state")[0][0] == len(kept)

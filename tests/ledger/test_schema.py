@@ -288,3 +288,19 @@ def test_migration_0014_gives_each_member_state_the_parameters_of_its_last_event
     )
     assert kept and all(same for (same,) in kept)
     assert fetch(database, "SELECT count(*) FROM member_state")[0][0] == len(kept)
+
+
+def test_migration_0014_stops_with_what_to_do_on_a_state_whose_last_event_the_ledger_lacks(database):
+    ingest(database, example_lines("weihai"))
+    migration = importlib.import_module("ledger.db.migrations.versions.0014_member_state_digest")
+    execute(database, "ALTER TABLE member_state ALTER COLUMN params_digest DROP NOT NULL", owner=True)
+    execute(
+        database,
+        "UPDATE member_state SET last_seq = last_seq + 1000000 "
+        "WHERE member_id = (SELECT min(member_id) FROM member_state)",
+        owner=True,
+    )
+    execute(database, "UPDATE member_state SET params_digest = NULL", owner=True)
+    execute(database, migration.FILL, owner=True)
+    with pytest.raises(asyncpg.RaiseError, match="1 member state.s. name a last event"):
+        execute(database, migration.UNFILLED, owner=True)

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from ..records import with_aliases
+from .parking import HELD
 from .projection_store import as_json
 
 # An event's fate: its settlement (or reversal), else its refusal, else it waits. A refused event keeps its
@@ -80,9 +81,7 @@ async def facility_settlements(raw: Any, facility_id: str, first: date, last: da
 async def visit_facilities(raw: Any, event_ids: list[str]) -> dict[str, str | None]:
     """The facility_id of each visit event in the ledger named by its event id (the event a settlement names)."""
     rows = await raw.fetch(
-        "SELECT e.event_id, e.payload::jsonb ->> 'facility_id' FROM ledger_event_ids i CROSS JOIN LATERAL "
-        "(SELECT e.event_id, e.payload FROM ledger_events e WHERE e.event_id = i.event_id AND e.region = i.region "
-        "OFFSET 0) e WHERE i.event_id = ANY($1::text[])",  # as parking.HELD finds them
+        f"SELECT e.event_id, e.payload::jsonb ->> 'facility_id' FROM ({HELD}) e",
         event_ids,
     )
     return {event_id: facility for event_id, facility in rows}

@@ -64,6 +64,9 @@ projections_app = _group(
     "The read models derived from the ledger (member years, fund totals): rebuild them from the ledger alone.",
 )
 parked_app = _group("parked", "Events waiting for their member's enrolment: refuse the ones that waited too long.")
+outbox_app = _group(
+    "outbox", "The copies of published records kept for the topics' relay: prune the ones it has published."
+)
 keys_app = _group(
     "keys", "Producers' signing keys (Ed25519): make a producer's key pair, or a key set to try medledger with."
 )

@@ -14,7 +14,7 @@ from rich.table import Table as RichTable
 
 from .. import display, runtime
 from ..display import visible
-from .app import app, db_app, parked_app, projections_app
+from .app import app, db_app, outbox_app, parked_app, projections_app
 from .common import (
     MAX_CLOCK_SKEW_SECONDS,
     PARK_TTL_DAYS,
@@ -35,6 +35,7 @@ from .keys import KeyIdOption, KeyOption, ProducerOption, authority, signer
 
 if TYPE_CHECKING:
     from ..authority import Authority, Signer
+    from ..db.outbox import Pruned
     from ..db.server import Database
     from ..intake import Incoming, Oversized
     from ..parallel_ingest import Shares
@@ -437,3 +438,51 @@ def parked_sweep(park_ttl_days: ParkTtlOption = PARK_TTL_DAYS) -> None:
     except EarlierProjections as error:
         refuse(error)
     typer.echo(f"medledger: {stats.expired} parked event(s) refused", err=True)
+
+
+@outbox_app.command("prune")
+def outbox_prune(
+    keep_days: Annotated[
+        int, typer.Option(min=0, max=36_500, help="Keep a published record this many days after it was recorded.")
+    ] = 7,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be pruned; delete nothing.")] = False,
+) -> None:
+    """Delete the outbox's records that every relay has published and that are older than --keep-days, oldest
+    first, up to the first that is not both. A record not yet published is never deleted; the ledger keeps what
+    each record was made from. As the maintenance role, like projections rebuild."""
+    import asyncpg
+
+    from ..db.credentials import UnsafeSecret
+    from ..db.outbox import prune
+    from ..db.server import dsn, maintenance
+
+    try:
+        db = maintenance(prepared(), "pruning the outbox")
+    except UnsafeSecret as error:
+        refuse(error)
+    before = datetime.now(UTC) - timedelta(days=keep_days)
+
+    async def run() -> Pruned:
+        connection = await asyncpg.connect(dsn(db.app_url))
+        try:
+            return await prune(connection, before, dry_run=dry_run)
+        finally:
+            await connection.close()
+
+    try:
+        pruned = runtime.run(run())
+    except (OSError, asyncpg.PostgresError) as error:
+        refuse(error)
+    if pruned.published is None:
+        typer.echo("medledger: no relay has published from the outbox yet; nothing pruned", err=True)
+        return
+    kept = f"published through position {pruned.published}, newest {pruned.newest}"
+    if pruned.through is None:
+        typer.echo(
+            f"medledger: nothing to prune ({kept}, recorded within {keep_days} day(s) or last published)", err=True
+        )
+        return
+    verb = "would prune" if dry_run else "pruned"
+    typer.echo(
+        f"medledger: {verb} {pruned.records} outbox record(s) through position {pruned.through} ({kept})", err=True
+    )

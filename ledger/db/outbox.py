@@ -13,6 +13,7 @@ ended (`Gaps`): then a position still missing never commits. Every writer takes 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .connection import Raw
@@ -131,3 +132,50 @@ async def record_relayed(raw: Raw, relay: str, position: int) -> None:
         relay,
         position,
     )
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What `prune` removed, or would remove: the records at positions up to `through`."""
+
+    records: int
+    through: int | None  # the last position pruned (None: nothing could be)
+    published: int | None  # the last position every relay has published (None: no relay has published yet)
+    newest: int | None  # the outbox's newest position
+
+
+PRUNE_CHUNK = 10_000  # records a transaction of `prune` deletes
+
+
+async def prune(raw: Raw, recorded_before: datetime, chunk: int = PRUNE_CHUNK, dry_run: bool = False) -> Pruned:
+    """Delete the outbox's oldest records: those every relay has published, and recorded before `recorded_before`,
+    up to the first that is not both (what remains is whole from there on). The record at the relays' position is
+    kept: writers read the outbox's newest position to hand a batch to their relay (`add_outbox`). Each chunk of
+    `chunk` positions is a transaction of its own, so writers and the relay go on meanwhile; they touch only later
+    positions. `dry_run`: count them and delete nothing."""
+    published = await raw.fetchval("SELECT min(position) FROM outbox_relay")
+    oldest, newest = await raw.fetchrow("SELECT min(position), max(position) FROM outbox")
+    if published is None or oldest is None or oldest >= published:
+        return Pruned(0, None, published, newest)
+    young = await raw.fetchval(
+        "SELECT position FROM outbox WHERE position >= $1 AND position < $2 AND recorded_at >= $3 "
+        "ORDER BY position LIMIT 1",
+        oldest,
+        published,
+        recorded_before,
+    )
+    through = (published if young is None else young) - 1
+    if through < oldest:
+        return Pruned(0, None, published, newest)
+    if dry_run:
+        counted = await raw.fetchval(
+            "SELECT count(*) FROM outbox WHERE position >= $1 AND position <= $2", oldest, through
+        )
+        return Pruned(counted, through, published, newest)
+    records, after = 0, oldest - 1
+    while after < through:
+        upto = min(after + chunk, through)
+        status = await raw.execute("DELETE FROM outbox WHERE position > $1 AND position <= $2", after, upto)
+        records += int(status.split()[-1])
+        after = upto
+    return Pruned(records, through, published, newest)

@@ -92,16 +92,17 @@ def locate() -> Database:
     return start_embedded(data_dir())
 
 
-def maintenance(db: Database) -> Database:
-    """The database as the role that rebuilds projections: MEDLEDGER_MAINTENANCE_DATABASE_URL; or, with the owner's
-    URL, medledger_maintenance with MEDLEDGER_MAINTENANCE_PASSWORD (none on the embedded server's socket), or the
-    owner itself where that role has no password to connect with."""
+def maintenance(db: Database, purpose: str = "rebuilding the projections") -> Database:
+    """The database as the role that rebuilds projections and prunes the outbox: MEDLEDGER_MAINTENANCE_DATABASE_URL;
+    or, with the owner's URL, medledger_maintenance with MEDLEDGER_MAINTENANCE_PASSWORD (none on the embedded
+    server's socket), or the owner itself where that role has no password to connect with. `purpose` is what the
+    message says needs it when neither URL is given."""
     given = database_url("MEDLEDGER_MAINTENANCE_DATABASE_URL", "MEDLEDGER_MAINTENANCE_PASSWORD")
     if given:
         return Database(db.owner_url, _asyncpg(given), db.embedded_dir, db.passwords)
     if db.owner_url is None:
         raise UnsafeSecret(
-            "rebuilding the projections needs MEDLEDGER_MAINTENANCE_DATABASE_URL or the owner's DATABASE_URL"
+            f"{purpose} needs MEDLEDGER_MAINTENANCE_DATABASE_URL or the owner's DATABASE_URL"
         )
     password = secret("MEDLEDGER_MAINTENANCE_PASSWORD") or db.passwords.get(MAINTENANCE_ROLE)
     if password is None and db.embedded_dir is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 
 from ledger.adoption import IS_ADOPTION
-from ledger.db.server import Database
+from ledger.db.server import MAINTENANCE_ROLE, Database, with_user
 from ledger.intake import from_lines
 from ledger.replay import Replayer
 from ledger.service import LedgerService
@@ -203,3 +203,9 @@ def written_before_partitions(db: Database) -> Iterator[None]:
     finally:
         for statement in AS_BEFORE_PARTITIONS:
             execute(db, statement, owner=True)
+
+
+def as_maintenance(db: Database) -> Database:
+    """`db` with the maintenance role (`medledger_maintenance`, no password: the test server trusts its socket) as
+    the one its commands connect as."""
+    return Database(db.owner_url, with_user(db.owner_url, MAINTENANCE_ROLE, None))

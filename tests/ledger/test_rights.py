@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ledger.cli import app
-from ledger.db.server import MAINTENANCE_ROLE, Database, with_user
+from ledger.db.server import Database
 from ledger.replay import Replayer
-from tests.ledger.helpers import EXAMPLES, execute, fetch, ingest, verify
+from tests.ledger.helpers import EXAMPLES, as_maintenance, execute, fetch, ingest, verify
 
 PROJECTIONS = ("member_state", "member_year", "fund_totals", "closed_years", "account_payments")
 KEY_OF = {
@@ -49,10 +49,6 @@ def test_the_service_role_keeps_what_serve_ingest_and_replay_do(database):
     assert verify(database).ok
 
 
-def _maintenance(database: Database) -> Database:
-    return Database(database.owner_url, with_user(database.owner_url, MAINTENANCE_ROLE, None))
-
-
 def test_only_the_maintenance_role_rebuilds_the_projections(database, monkeypatch):
     ingest(database, (EXAMPLES / "nanjing.jsonl").read_text().splitlines())
     before = {table: sorted(map(tuple, fetch(database, f"SELECT * FROM {table}"))) for table in PROJECTIONS}
@@ -60,7 +56,7 @@ def test_only_the_maintenance_role_rebuilds_the_projections(database, monkeypatc
         asyncio.run(Replayer(database).rebuild())
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("MEDLEDGER_APP_DATABASE_URL", database.app_url)
-    monkeypatch.setenv("MEDLEDGER_MAINTENANCE_DATABASE_URL", _maintenance(database).app_url)
+    monkeypatch.setenv("MEDLEDGER_MAINTENANCE_DATABASE_URL", as_maintenance(database).app_url)
     result = CliRunner().invoke(app, ["projections", "rebuild"])
     assert result.exit_code == 0, result.output
     assert "rebuilt from 82 ledger events" in result.stderr
@@ -71,7 +67,7 @@ def test_only_the_maintenance_role_rebuilds_the_projections(database, monkeypatc
 
 def test_the_maintenance_role_writes_nothing_in_the_ledger(database):
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        execute(_maintenance(database), "INSERT INTO parameter_sets (digest, content) VALUES ('x', 'x')")
+        execute(as_maintenance(database), "INSERT INTO parameter_sets (digest, content) VALUES ('x', 'x')")
 
 
 def test_rebuild_with_only_the_service_role_says_what_it_needs(database, monkeypatch):

@@ -235,8 +235,8 @@ def test_the_head_the_code_names_is_alembic_s_and_a_database_there_is_not_handed
     monkeypatch.setattr(alembic.command, "upgrade", lambda config, revision: ran.append(revision))
     migrate.upgrade(database.owner_url)
     assert ran == []
-    execute(database, "UPDATE alembic_version SET version_num = '0013'", owner=True)
-    with pytest.raises(migrate.SchemaNotCurrent, match="at 0013, medledger needs 0014"):
+    execute(database, "UPDATE alembic_version SET version_num = '0014'", owner=True)
+    with pytest.raises(migrate.SchemaNotCurrent, match="at 0014, medledger needs 0015"):
         migrate.prepare(Database(owner_url=None, app_url=database.app_url))
     migrate.upgrade(database.owner_url)
     assert ran == ["head"]

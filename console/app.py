@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from ledger.db import console_reads, console_users, fund_report
+from ledger.db.connect import lent
 from ledger.db.report_reads import PostgresReportReads
 from ledger.db.server import Database, dsn
 from ledger.display import csv_cell, visible
@@ -136,7 +137,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
             raise LoggedOut()
         # A user removed, given another role or another password since logging in (`medledger users`, another
         # process) is logged out at the next request.
-        async with pool["main"].acquire() as raw:
+        async with lent(pool["main"]) as raw:
             found = await console_users.user(raw, session.user)
         if found is None or (found["role"], found["changed_at"]) != (session.role, session.changed_at):
             sessions.end(token)
@@ -205,7 +206,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         if attempts.locked(user):
             message = i18n.text("locked", language(request))
             return page(request, "login.html", None, status=429, next=safe_next(next) or "", failed=message, csrf=csrf)
-        async with pool["main"].acquire() as raw:
+        async with lent(pool["main"]) as raw:
             found = await console_users.user(raw, user)
         if not verify(found["password_hash"] if found else None, password[:1024]) or found is None:
             attempts.failed(user)
@@ -253,7 +254,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
         if not MEMBER_ID.match(member_id) or (year and chosen_year is None) or (region and not region.isdigit()):
             context["error"] = i18n.text("no_member", lang, id=member_id[:64])
             return page(request, "member.html", session, status=404, **context)
-        async with pool["main"].acquire() as raw:
+        async with lent(pool["main"]) as raw:
             found = await statements(PostgresReportReads(raw), member_id, chosen_year, region or None, date.today())
             for statement in found:  # who viewed which member, before the page is shown
                 await console_users.log_access(raw, session.user, member_id, statement.region)
@@ -268,7 +269,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     @app.get("/settlement/{settlement_id}", response_class=HTMLResponse)
     async def settlement(request: Request, settlement_id: str) -> HTMLResponse:
         session = await session_of(request, "settlement")
-        async with pool["main"].acquire() as raw:
+        async with lent(pool["main"]) as raw:
             trace = await explain(PostgresReportReads(raw), settlement_id[:200])
             if trace is not None:
                 trace["neighbours"] = await console_reads.chain_neighbours(raw, trace["seq"])
@@ -294,7 +295,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     # -- fund ----------------------------------------------------------------------------------------------------------
 
     async def fund_figures(region: str, month: str) -> FundFigures:
-        async with pool["main"].acquire() as raw:
+        async with lent(pool["main"]) as raw:
             known = await fund_report.regions_and_months(raw)
             regions = sorted({r for r, _ in known})
             region = region if region in regions else (regions[0] if regions else "")
@@ -407,7 +408,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     async def queue(request: Request, q: str = "") -> HTMLResponse:
         session = await session_of(request, "queue")
         search = q.strip()[:100] or None
-        async with pool["main"].acquire() as raw:
+        async with lent(pool["main"]) as raw:
             rejections = await console_reads.rejections(raw, search)
             counts = await console_reads.rejection_counts(raw)
             parked = await console_reads.parked(raw, search)
@@ -426,7 +427,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     @app.get("/integrity", response_class=HTMLResponse)
     async def integrity(request: Request) -> HTMLResponse:
         session = await session_of(request, "integrity")
-        async with pool["main"].acquire() as raw:
+        async with lent(pool["main"]) as raw:
             last = await console_users.last_verification(raw)
         job = jobs.latest("verify")
         return page(request, "integrity.html", session, last=last, job=job, error=None)
@@ -438,7 +439,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
             return refused_form(request, session)
         job = jobs.start("verify", session.user, after=record)
         if job is None:
-            async with pool["main"].acquire() as raw:
+            async with lent(pool["main"]) as raw:
                 last = await console_users.last_verification(raw)
             message = i18n.text("busy", language(request))
             return page(request, "integrity.html", session, status=409, last=last, job=None, error=message)
@@ -449,7 +450,7 @@ def create_app(db: Database, console_url: str) -> FastAPI:
     @app.get("/access-log", response_class=HTMLResponse)
     async def access_log(request: Request, member_id: str = "") -> HTMLResponse:
         session = await session_of(request, "access_log")
-        async with pool["main"].acquire() as raw:
+        async with lent(pool["main"]) as raw:
             entries = await console_users.access_log(raw, member_id[:64] or None)
         return page(request, "access_log.html", session, entries=entries, member_id=member_id[:64])
 

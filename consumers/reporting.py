@@ -28,6 +28,7 @@ from consumers.broker import make_broker
 from consumers.settings import Settings
 from consumers.topics import coordinator_ready
 from ledger.authority import LedgerVerifier
+from ledger.db.connect import lent
 from ledger.db.server import dsn
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ class ReportingStore:
 
     async def open(self) -> ReportingStore:
         self.pool = await asyncpg.create_pool(self.url, min_size=1, max_size=2)
-        async with self.pool.acquire() as connection:
+        async with lent(self.pool) as connection:
             for needed, statement in SCHEMA:
                 if await connection.fetchval(needed):
                     await connection.execute(statement)
@@ -180,7 +181,7 @@ class ReportingStore:
         rows = [row for row in map(row_of, records) if row is not None]
         if not rows and not dead:
             return 0
-        async with self._opened.acquire() as connection, connection.transaction():
+        async with lent(self._opened) as connection, connection.transaction():
             if dead:
                 await connection.executemany(
                     'INSERT INTO reporting.dead_letters (topic, partition, "offset", reason, detail, value) '

@@ -25,7 +25,7 @@ from .codec import state_from_json
 from .contract import EventBase
 from .db import lookups
 from .db.adoptions import last_adopted
-from .db.connect import Pool, close_pool, service_pool
+from .db.connect import Pool, close_pool, lent, service_pool
 from .db.connection import Raw
 from .db.event_store import reading
 from .db.outbox import CHANNEL
@@ -129,7 +129,7 @@ class Enquiry:
         """Calls `heard` each time any writer commits to the ledger, while the context is open (one connection
         held, listening on the outbox channel every writing transaction notifies), and `lost` if that connection
         closes meanwhile."""
-        async with self.service.pool.acquire() as raw:
+        async with lent(self.service.pool) as raw:
 
             def notified(_connection: Raw, _pid: int, _channel: str, _payload: str) -> None:
                 heard()

@@ -167,14 +167,14 @@ def with_reports(work: Callable[[ReportReads], Awaitable[T]]) -> T:
 
 def with_raw(work: Callable[[Raw], Awaitable[T]]) -> T:
     """Run `work(raw asyncpg connection)` against the service database."""
-    from ..db.connect import close_pool, service_pool
+    from ..db.connect import close_pool, lent, service_pool
 
     db = prepared()
 
     async def run() -> T:
         pool = await service_pool(db)
         try:
-            async with pool.acquire() as raw:
+            async with lent(pool) as raw:
                 return await work(raw)
         finally:
             await close_pool(pool)

@@ -17,7 +17,7 @@ from ..batch import BatchRows
 from ..chain import ChainBreak
 from ..streams import NO_REGION, Head
 from . import adoptions, signatures, streams
-from .connect import close_pool, service_pool
+from .connect import close_pool, lent, service_pool
 from .connection import Raw
 from .event_store import transaction
 from .projection_store import PROJECTIONS, Names, add_projections, add_settlements, create_shadow, write_member_years
@@ -214,7 +214,7 @@ async def auditing(db: Database, names: Names) -> AsyncIterator[PostgresAudit]:
     connection that reads the ledger's events ahead of it."""
     pool = await service_pool(db, size=2)
     try:
-        async with pool.acquire() as raw, pool.acquire() as reader:
+        async with lent(pool) as raw, lent(pool) as reader:
             await raw.execute(RAISE_SHADOW_BUFFERS, SHADOW_BUFFERS)
             yield PostgresAudit(raw, names, reader)
     finally:

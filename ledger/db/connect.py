@@ -8,11 +8,18 @@ The pool lends a connection outside any transaction: asyncpg rolls back what a b
 back, and closes one it cannot (`event_store.begin` and `reading` discard a connection an error or a cancellation
 left in an unknown state, and the pool opens another when next asked). Nothing else is reset between borrowers:
 asyncpg's default reset is a round trip a borrowing (`RESET ALL`, `UNLISTEN *`, the session's advisory locks), and
-no borrower changes a setting of its session or keeps a session lock past its own `finally`."""
+no borrower changes a setting of its session or keeps a session lock past its own `finally`.
+
+A borrower waits for a connection at most `ACQUIRE_WAIT` seconds (`lent`): when every connection is lent and none
+comes back (a borrower stuck on a server that stopped answering), it fails with `PoolExhausted`, a `TimeoutError`,
+which every caller treats as the database being away for now (a batch is read again, the gateway answers 503),
+rather than waiting for good."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -21,10 +28,32 @@ from asyncpg import Pool
 
 from .server import Database, dsn
 
-__all__ = ["Pool", "close_pool", "open_pool", "service_pool"]
+__all__ = ["ACQUIRE_WAIT", "Pool", "PoolExhausted", "close_pool", "lent", "open_pool", "service_pool"]
 
 KEPT = 1 << 62  # statements a connection runs before the pool replaces it: never
 CLOSE_WAIT = 10.0  # seconds a closing pool waits for connections still lent before it terminates them
+ACQUIRE_WAIT = 30.0  # seconds a borrower waits for a connection of the pool (`lent`)
+
+
+class PoolExhausted(TimeoutError):
+    """No connection of a pool came free, or could be opened, within `ACQUIRE_WAIT` seconds."""
+
+
+@asynccontextmanager
+async def lent(pool: Pool, wait: float | None = None) -> AsyncIterator[Any]:
+    """A connection of `pool`, given back on exit; waited for at most `wait` seconds (`ACQUIRE_WAIT`)."""
+    wait = ACQUIRE_WAIT if wait is None else wait
+    try:
+        connection = await pool.acquire(timeout=wait)
+    except TimeoutError as error:
+        raise PoolExhausted(
+            f"no database connection within {wait:g} s: all {pool.get_max_size()} of the pool are lent and none came "
+            "back, or the server did not answer"
+        ) from error
+    try:
+        yield connection
+    finally:
+        await pool.release(connection)
 
 
 async def service_pool(db: Database, size: int = 1) -> Pool:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from ..store import StoredEvent
-from .connect import Pool
+from .connect import Pool, lent
 from .connection import Raw
 from .writes import Writes
 
@@ -49,7 +49,7 @@ async def transaction(raw: Raw) -> AsyncIterator[None]:
 async def begin(pool: Pool, first: str = "") -> AsyncIterator[Raw]:
     """A pooled connection, in a READ COMMITTED transaction that commits on exit (rolls back on an error). `first`
     (statements without parameters: an advisory lock, a NOTIFY) is sent in the same round trip as BEGIN."""
-    async with pool.acquire() as raw:
+    async with lent(pool) as raw:
         try:
             await raw.execute(f"BEGIN ISOLATION LEVEL READ COMMITTED; {first}")
             yield raw
@@ -67,7 +67,7 @@ async def begin(pool: Pool, first: str = "") -> AsyncIterator[Raw]:
 async def reading(pool: Pool) -> AsyncIterator[Raw]:
     """A pooled connection, for statements in no transaction. One left by an error or a cancellation, possibly in
     the middle of a statement, is discarded rather than pooled."""
-    async with pool.acquire() as raw:
+    async with lent(pool) as raw:
         try:
             yield raw
         except BaseException:

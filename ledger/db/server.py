@@ -101,9 +101,7 @@ def maintenance(db: Database, purpose: str = "rebuilding the projections") -> Da
     if given:
         return Database(db.owner_url, _asyncpg(given), db.embedded_dir, db.passwords)
     if db.owner_url is None:
-        raise UnsafeSecret(
-            f"{purpose} needs MEDLEDGER_MAINTENANCE_DATABASE_URL or the owner's DATABASE_URL"
-        )
+        raise UnsafeSecret(f"{purpose} needs MEDLEDGER_MAINTENANCE_DATABASE_URL or the owner's DATABASE_URL")
     password = secret("MEDLEDGER_MAINTENANCE_PASSWORD") or db.passwords.get(MAINTENANCE_ROLE)
     if password is None and db.embedded_dir is None:
         return Database(db.owner_url, db.owner_url, db.embedded_dir, db.passwords)

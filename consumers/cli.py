@@ -143,7 +143,7 @@ def gateway_command(
         prepare(db)  # the schema it reads is current
     except (ValueError, SchemaNotCurrent) as error:
         refuse(error)
-    ledger = LedgerReader(db, text, source)
+    ledger = LedgerReader(db, text, source, wait=settings.wait_seconds)  # a message waits no longer for a connection
     try:  # the gateway signs what it produces as a producer of its own: without its key it cannot start
         gateway = Gateway(settings, _broker_settings(bootstrap_servers), ledger)
     except ValueError as error:

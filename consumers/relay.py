@@ -154,7 +154,7 @@ class Relay:
         """While it cannot publish, how far the outbox has gone past the position recorded: the figure grows as
         the service goes on committing (the database may be away too; then it is left as it was)."""
         with contextlib.suppress(Exception):
-            async with reading(self._pool()) as raw:
+            async with reading(self._pool(), wait=1.0) as raw:  # a figure: not worth waiting long for
                 newest = await raw.fetchval("SELECT max(position) FROM outbox")
                 done = await relayed(raw, self.name)
                 metrics.outbox_behind.set(max((newest or 0) - (done or 0), 0))
@@ -167,6 +167,17 @@ class Relay:
                 return
             # Only the relay holding the lock moves its position, so it is read once per lead, then kept.
             self._after = self._recorded = await relayed(raw, self.name)
+            oldest = await raw.fetchval("SELECT min(position) FROM outbox")
+            if oldest is not None and self._after < oldest - 1:
+                # `outbox prune` keeps the record at every relay's position: one moved back past what was pruned
+                # (or a relay that never published) finds a gap it will step over like one rolled back.
+                log.warning(
+                    "relay %s resumes at position %d, before the outbox's oldest record %d: the records between were "
+                    "pruned (or never committed) and are not published again",
+                    self.name,
+                    self._after,
+                    oldest,
+                )
             self._gaps = Gaps()
             self._recorded_at = time.monotonic()
             self._read = True

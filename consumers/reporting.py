@@ -201,8 +201,12 @@ class ReportingStore:
             )
         return int(status.split()[-1])
 
+    async def _fetch(self, query: str, *args: Any) -> list:
+        async with lent(self._opened) as connection:
+            return await connection.fetch(query, *args)
+
     async def month(self, region: str, month: date) -> list[Line]:
-        rows = await self._opened.fetch(
+        rows = await self._fetch(
             """SELECT facility_level,
                       count(*) FILTER (WHERE reverses IS NULL) AS visits,
                       count(*) FILTER (WHERE reverses IS NOT NULL) AS reversals,
@@ -220,7 +224,7 @@ class ReportingStore:
 
     async def fund_by_pool(self) -> dict[tuple[str, date, str], tuple[Decimal, int, int]]:
         """(region, month, pool) → fund paid, settlements, reversals: the ledger's fund_totals, as seen here."""
-        rows = await self._opened.fetch(
+        rows = await self._fetch(
             "SELECT region, month, pool, sum(fund_paid), count(*) FILTER (WHERE reverses IS NULL), "
             "count(*) FILTER (WHERE reverses IS NOT NULL) FROM reporting.settlements GROUP BY region, month, pool"
         )
@@ -228,7 +232,7 @@ class ReportingStore:
 
     async def dead_letters(self) -> dict[str, int]:
         """How many records were refused, by reason."""
-        rows = await self._opened.fetch("SELECT reason, count(*) FROM reporting.dead_letters GROUP BY reason")
+        rows = await self._fetch("SELECT reason, count(*) FROM reporting.dead_letters GROUP BY reason")
         return {row[0]: row[1] for row in rows}
 
 

@@ -43,8 +43,12 @@ class LedgerReader:
     connections, and the parameter set a pre-settlement settles under until the ledger has adopted one (recorded
     as `LedgerService` records it). It has no way to append."""
 
-    def __init__(self, db: Database, parameters_text: str = "", parameters_source: str | None = None):
+    def __init__(
+        self, db: Database, parameters_text: str = "", parameters_source: str | None = None, wait: float | None = None
+    ):
+        """`wait`: seconds a question waits at most for one of its connections (`db.connect.lent`)."""
         self.db = db
+        self.wait = wait
         recorded = recorded_parameters(parameters_text, parameters_source)
         self.digest = text_digest(recorded)
         self.registry = PolicyRegistry(parse_parameters(recorded, parameters_source))
@@ -61,7 +65,7 @@ class LedgerReader:
         from .db.recorder import PostgresRecorder
         from .service import require_current_projections
 
-        self._pool = pool = await service_pool(self.db, size=4)
+        self._pool = pool = await service_pool(self.db, size=4, wait=self.wait)
         try:  # what it quotes, the ledger settles on: not member states of an earlier release
             await require_current_projections(PostgresRecorder(pool))
         except BaseException:

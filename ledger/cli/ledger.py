@@ -453,7 +453,7 @@ def outbox_prune(
     import asyncpg
 
     from ..db.credentials import UnsafeSecret
-    from ..db.outbox import prune
+    from ..db.outbox import PruneStopped, UntrustedRelay, prune
     from ..db.server import dsn, maintenance
 
     try:
@@ -471,15 +471,23 @@ def outbox_prune(
 
     try:
         pruned = runtime.run(run())
-    except (OSError, asyncpg.PostgresError) as error:
+    except PruneStopped as stopped:
+        typer.echo(f"medledger: {stopped}", err=True)
+        raise typer.Exit(1) from None
+    except (OSError, asyncpg.PostgresError, UntrustedRelay) as error:
         refuse(error)
     if pruned.published is None:
         typer.echo("medledger: no relay has published from the outbox yet; nothing pruned", err=True)
         return
+    if pruned.newest is None:
+        typer.echo("medledger: the outbox is empty; nothing pruned", err=True)
+        return
     kept = f"published through position {pruned.published}, newest {pruned.newest}"
     if pruned.through is None:
         typer.echo(
-            f"medledger: nothing to prune ({kept}, recorded within {keep_days} day(s) or last published)", err=True
+            f"medledger: nothing to prune ({kept}): the oldest record was recorded within {keep_days} day(s), or is "
+            "the last one published",
+            err=True,
         )
         return
     verb = "would prune" if dry_run else "pruned"

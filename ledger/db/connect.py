@@ -39,10 +39,16 @@ class PoolExhausted(TimeoutError):
     """No connection of a pool came free, or could be opened, within `ACQUIRE_WAIT` seconds."""
 
 
+# The wait of each pool `open_pool` opened with one of its own, by the pool's id (an asyncpg pool takes no
+# attribute and no weak reference); dropped by `close_pool`.
+_WAITS: dict[int, float] = {}
+
+
 @asynccontextmanager
 async def lent(pool: Pool, wait: float | None = None) -> AsyncIterator[Any]:
-    """A connection of `pool`, given back on exit; waited for at most `wait` seconds (`ACQUIRE_WAIT`)."""
-    wait = ACQUIRE_WAIT if wait is None else wait
+    """A connection of `pool`, given back on exit; waited for at most `wait` seconds (the pool's own, given to
+    `open_pool`, or `ACQUIRE_WAIT`)."""
+    wait = wait if wait is not None else _WAITS.get(id(pool), ACQUIRE_WAIT)
     try:
         connection = await pool.acquire(timeout=wait)
     except TimeoutError as error:
@@ -56,14 +62,15 @@ async def lent(pool: Pool, wait: float | None = None) -> AsyncIterator[Any]:
         await pool.release(connection)
 
 
-async def service_pool(db: Database, size: int = 1) -> Pool:
-    """Up to `size` connections of the service role."""
-    return await open_pool(db.app_url, size)
+async def service_pool(db: Database, size: int = 1, wait: float | None = None) -> Pool:
+    """Up to `size` connections of the service role, each borrower waiting at most `wait` seconds (`lent`)."""
+    return await open_pool(db.app_url, size, wait)
 
 
-async def open_pool(url: str, size: int) -> Pool:
+async def open_pool(url: str, size: int, wait: float | None = None) -> Pool:
     """Up to `size` connections to `url`, opened when first asked for (none at once: a service starts whether or not
-    the server is up yet). jsonb and json arrive decoded by orjson and are sent as JSON text."""
+    the server is up yet). jsonb and json arrive decoded by orjson and are sent as JSON text. A borrower waits at
+    most `wait` seconds for one (`ACQUIRE_WAIT` unless given)."""
     pool = await asyncpg.create_pool(
         dsn(url),
         min_size=0,
@@ -76,11 +83,14 @@ async def open_pool(url: str, size: int) -> Pool:
         max_queries=KEPT,
     )
     assert pool is not None  # create_pool awaited returns the pool
+    if wait is not None:
+        _WAITS[id(pool)] = wait
     return pool
 
 
 async def close_pool(pool: Pool) -> None:
     """Closes every connection; one still lent after `CLOSE_WAIT` seconds is terminated."""
+    _WAITS.pop(id(pool), None)
     try:
         await asyncio.wait_for(pool.close(), CLOSE_WAIT)
     except TimeoutError:

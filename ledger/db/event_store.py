@@ -64,10 +64,10 @@ async def begin(pool: Pool, first: str = "") -> AsyncIterator[Raw]:
 
 
 @asynccontextmanager
-async def reading(pool: Pool) -> AsyncIterator[Raw]:
-    """A pooled connection, for statements in no transaction. One left by an error or a cancellation, possibly in
-    the middle of a statement, is discarded rather than pooled."""
-    async with lent(pool) as raw:
+async def reading(pool: Pool, wait: float | None = None) -> AsyncIterator[Raw]:
+    """A pooled connection, for statements in no transaction, waited for at most `wait` seconds (`lent`). One left
+    by an error or a cancellation, possibly in the middle of a statement, is discarded rather than pooled."""
+    async with lent(pool, wait) as raw:
         try:
             yield raw
         except BaseException:

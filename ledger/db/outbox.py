@@ -139,43 +139,75 @@ class Pruned:
     """What `prune` removed, or would remove: the records at positions up to `through`."""
 
     records: int
-    through: int | None  # the last position pruned (None: nothing could be)
+    through: int | None  # the last position pruned (None: nothing was)
     published: int | None  # the last position every relay has published (None: no relay has published yet)
-    newest: int | None  # the outbox's newest position
+    newest: int | None  # the outbox's newest position (None: the outbox is empty)
+
+
+class PruneStopped(Exception):
+    """`prune` failed part of the way: what it had deleted by then stays deleted, and is said."""
+
+    def __init__(self, done: Pruned, error: BaseException):
+        super().__init__(
+            f"pruning the outbox stopped after {done.records} record(s)"
+            + (f" through position {done.through}" if done.through is not None else "")
+            + f": {error}"
+        )
+        self.done = done
+
+
+class UntrustedRelay(Exception):
+    """The relays' position lies past the outbox's newest record, which no relay records."""
 
 
 PRUNE_CHUNK = 10_000  # records a transaction of `prune` deletes
 
 
 async def prune(raw: Raw, recorded_before: datetime, chunk: int = PRUNE_CHUNK, dry_run: bool = False) -> Pruned:
-    """Delete the outbox's oldest records: those every relay has published, and recorded before `recorded_before`,
-    up to the first that is not both (what remains is whole from there on). The record at the relays' position is
-    kept: writers read the outbox's newest position to hand a batch to their relay (`add_outbox`). Each chunk of
-    `chunk` positions is a transaction of its own, so writers and the relay go on meanwhile; they touch only later
-    positions. `dry_run`: count them and delete nothing."""
+    """Delete the outbox's oldest records, oldest first: those every relay has published and that were recorded
+    before `recorded_before`, up to the first that is not both, so what remains is whole from there on. The
+    record at the relays' position is kept: writers read the outbox's newest position to hand a batch to their
+    relay (`add_outbox`). Each chunk of at most `chunk` records is looked at and deleted in a transaction of its
+    own, so writers and the relay go on meanwhile (they touch only later positions), and no statement reads more
+    than a chunk. `dry_run`: count them, delete nothing. `UntrustedRelay` when the relays' position lies past the
+    outbox's newest record; `PruneStopped` when a chunk fails after others were deleted."""
+    if chunk < 1:
+        raise ValueError("a chunk holds at least one record")
     published = await raw.fetchval("SELECT min(position) FROM outbox_relay")
-    oldest, newest = await raw.fetchrow("SELECT min(position), max(position) FROM outbox")
-    if published is None or oldest is None or oldest >= published:
+    newest = await raw.fetchval("SELECT max(position) FROM outbox")
+    if published is None or newest is None:
         return Pruned(0, None, published, newest)
-    young = await raw.fetchval(
-        "SELECT position FROM outbox WHERE position >= $1 AND position < $2 AND recorded_at >= $3 "
-        "ORDER BY position LIMIT 1",
-        oldest,
-        published,
-        recorded_before,
-    )
-    through = (published if young is None else young) - 1
-    if through < oldest:
-        return Pruned(0, None, published, newest)
-    if dry_run:
-        counted = await raw.fetchval(
-            "SELECT count(*) FROM outbox WHERE position >= $1 AND position <= $2", oldest, through
+    if published > newest:
+        raise UntrustedRelay(
+            f"the relays' position {published} is past the outbox's newest record {newest}, which no relay records: "
+            "outbox_relay is not to be trusted, and nothing is pruned"
         )
-        return Pruned(counted, through, published, newest)
-    records, after = 0, oldest - 1
-    while after < through:
-        upto = min(after + chunk, through)
-        status = await raw.execute("DELETE FROM outbox WHERE position > $1 AND position <= $2", after, upto)
-        records += int(status.split()[-1])
-        after = upto
+    records, after, through = 0, 0, None
+    try:
+        while True:
+            rows = await raw.fetch(
+                "SELECT position, recorded_at >= $3 FROM outbox WHERE position > $1 AND position < $2 "
+                "ORDER BY position LIMIT $4",
+                after,
+                published,
+                recorded_before,
+                chunk,
+            )
+            young = next((n for n, (_, recent) in enumerate(rows) if recent), None)
+            taken = rows if young is None else rows[:young]
+            if not taken:
+                break
+            upto = taken[-1][0]
+            if dry_run:
+                records += len(taken)
+            else:
+                status = await raw.execute("DELETE FROM outbox WHERE position > $1 AND position <= $2", after, upto)
+                records += int(status.split()[-1])
+            after = through = upto
+            if young is not None or len(rows) < chunk:
+                break
+    except Exception as error:
+        if records and not dry_run:
+            raise PruneStopped(Pruned(records, through, published, newest), error) from error
+        raise
     return Pruned(records, through, published, newest)

@@ -454,3 +454,37 @@ def test_while_the_relay_cannot_publish_it_counts_its_failures_and_how_far_behin
 
     behind = run(scenario())
     assert behind == fetch(database, "SELECT count(*) FROM outbox")[0][0]
+
+
+def test_a_relay_moved_back_past_what_was_pruned_says_so_and_publishes_what_is_kept(database, caplog):
+    """`outbox prune` keeps the record at the relays' position; a position moved back before the oldest record kept
+    (to publish again after a topic was lost) cannot bring back what was pruned: the relay says so as it leads."""
+    from consumers.relay import Relay
+    from tests.kafka.streams import wait_for
+    from tests.ledger.helpers import execute
+
+    rows = _add(database, *(f"r{n}" for n in range(1, 9)))
+    first = rows[0][0]
+    execute(database, "INSERT INTO outbox_relay (relay, position) VALUES ('medledger', $1)", first + 5)
+    execute(database, "DELETE FROM outbox WHERE position < $1", first + 4, owner=True)  # pruned: r1 to r4
+    execute(database, "UPDATE outbox_relay SET position = $1", first - 1, owner=True)  # moved back before them
+
+    async def scenario():
+        producer = _Recorded()
+        async with LedgerService(database) as service:
+            relay = Relay(service, producer, {"settlements": "s", "rejections": "r"}, idle_seconds=0.2)
+            task = asyncio.create_task(relay.run())
+            try:
+                assert await wait_for(lambda: _true(len(producer.values) >= 4), 30)
+                return producer.values
+            finally:
+                relay.stop()
+                await asyncio.wait_for(task, 10)
+
+    with caplog.at_level("WARNING", logger="medledger.relay"):
+        values = run(scenario())
+    assert values == ["r5", "r6", "r7", "r8"]
+    said = [record.getMessage() for record in caplog.records if record.name == "medledger.relay"]
+    assert any(
+        f"resumes at position {first - 1}, before the outbox's oldest record {first + 4}" in line for line in said
+    ), said

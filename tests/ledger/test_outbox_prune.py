@@ -124,5 +124,91 @@ def test_the_database_refuses_to_delete_a_record_not_yet_published(database, out
         execute(maintenance, "DELETE FROM outbox WHERE position BETWEEN 3 AND 21")
     with pytest.raises(asyncpg.RaiseError, match="is not published yet"):
         execute(database, "DELETE FROM outbox", owner=True)  # the owner too
+    with pytest.raises(asyncpg.RaiseError, match="outbox record 20 is the last one published and is kept"):
+        execute(maintenance, "DELETE FROM outbox WHERE position BETWEEN 3 AND 20")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="TRUNCATE on outbox is refused"):
+        execute(database, "TRUNCATE outbox", owner=True)
     assert fetch(database, OUTBOX) == outbox
-    assert execute(maintenance, "DELETE FROM outbox WHERE position BETWEEN 3 AND 20") == "DELETE 18"
+    assert execute(maintenance, "DELETE FROM outbox WHERE position BETWEEN 3 AND 19") == "DELETE 17"
+    assert execute(maintenance, "DELETE FROM outbox WHERE position = 3") == "DELETE 0"  # nothing deleted, nothing said
+
+
+def test_a_temporary_table_cannot_stand_in_for_the_relays_position(database, outbox):
+    async def run():
+        connection = await asyncpg.connect(plain(as_maintenance(database).app_url))
+        try:
+            await connection.execute("CREATE TEMPORARY TABLE outbox_relay (relay text, position bigint)")
+            await connection.execute("INSERT INTO outbox_relay VALUES ('mine', 1000000)")
+            await connection.execute("DELETE FROM outbox")
+        finally:
+            await connection.close()
+
+    with pytest.raises(asyncpg.RaiseError, match="is not published yet"):
+        asyncio.run(run())
+    assert fetch(database, OUTBOX) == outbox
+
+
+def test_a_relays_position_past_the_outbox_is_not_trusted(database, outbox):
+    _published(database, medledger=len(outbox) + 1000)  # as only a service role recording what it never published
+    _age(database, len(outbox), days=30)
+    with pytest.raises(asyncpg.RaiseError, match=f"position {len(outbox) + 1000} is past the outbox's newest record"):
+        execute(as_maintenance(database), "DELETE FROM outbox WHERE position < 5")
+    result = CliRunner().invoke(app, ["outbox", "prune", "--keep-days", "0"])
+    assert result.exit_code == 2 and "outbox_relay is not to be trusted, and nothing is pruned" in result.stderr
+    assert fetch(database, OUTBOX) == outbox
+
+
+def test_prune_steps_over_missing_positions_and_counts_what_it_deleted(database, outbox):
+    _published(database, medledger=60)
+    execute(database, "DELETE FROM outbox WHERE position BETWEEN 5 AND 12 OR position = 30", owner=True)  # gaps
+    _age(database, len(outbox), days=10)
+    kept = fetch(database, OUTBOX)
+
+    async def run(dry_run: bool):
+        connection = await asyncpg.connect(plain(as_maintenance(database).app_url))
+        try:
+            return await prune(connection, datetime.now(UTC) - timedelta(days=1), chunk=4, dry_run=dry_run)
+        finally:
+            await connection.close()
+
+    would = asyncio.run(run(True))
+    assert (would.records, would.through) == (59 - 9, 59) and fetch(database, OUTBOX) == kept
+    done = asyncio.run(run(False))
+    assert (done.records, done.through) == (59 - 9, 59)
+    assert fetch(database, OUTBOX) == outbox[59:]
+
+
+def test_a_prune_that_fails_part_way_says_what_it_deleted(database, outbox, monkeypatch):
+    from ledger.db.outbox import PruneStopped
+
+    _published(database, medledger=50)
+    _age(database, len(outbox), days=10)
+
+    class Failing:
+        """The maintenance connection, whose third DELETE fails."""
+
+        def __init__(self, connection):
+            self.connection, self.deletes = connection, 0
+
+        async def fetch(self, *args):
+            return await self.connection.fetch(*args)
+
+        async def fetchval(self, *args):
+            return await self.connection.fetchval(*args)
+
+        async def execute(self, query, *args):
+            self.deletes += query.startswith("DELETE")
+            if self.deletes == 3:
+                raise OSError("connection lost")
+            return await self.connection.execute(query, *args)
+
+    async def run():
+        connection = await asyncpg.connect(plain(as_maintenance(database).app_url))
+        try:
+            return await prune(Failing(connection), datetime.now(UTC), chunk=10)
+        finally:
+            await connection.close()
+
+    with pytest.raises(PruneStopped, match="stopped after 20 record.s. through position 20: connection lost"):
+        asyncio.run(run())
+    assert fetch(database, OUTBOX) == outbox[20:]

@@ -10,10 +10,10 @@ left in an unknown state, and the pool opens another when next asked). Nothing e
 asyncpg's default reset is a round trip a borrowing (`RESET ALL`, `UNLISTEN *`, the session's advisory locks), and
 no borrower changes a setting of its session or keeps a session lock past its own `finally`.
 
-A borrower waits for a connection at most `ACQUIRE_WAIT` seconds (`lent`): when every connection is lent and none
-comes back (a borrower stuck on a server that stopped answering), it fails with `PoolExhausted`, a `TimeoutError`,
-which every caller treats as the database being away for now (a batch is read again, the gateway answers 503),
-rather than waiting for good."""
+A borrower waits for a connection at most `ACQUIRE_WAIT` seconds, or the wait its pool was opened with (`lent`):
+when every connection is lent and none comes back (a borrower stuck on a server that stopped answering), it fails
+with `PoolExhausted`, a `TimeoutError`, which every caller treats as the database being away for now (a batch is
+read again, a gateway message is answered `unavailable`), rather than waiting for good."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ ACQUIRE_WAIT = 30.0  # seconds a borrower waits for a connection of the pool (`l
 
 
 class PoolExhausted(TimeoutError):
-    """No connection of a pool came free, or could be opened, within `ACQUIRE_WAIT` seconds."""
+    """No connection of a pool came free, or could be opened, within the borrower's wait (`lent`)."""
 
 
 # The wait of each pool `open_pool` opened with one of its own, by the pool's id (an asyncpg pool takes no

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -265,6 +266,17 @@ def test_the_report_in_the_stack_adds_up_to_the_settlements_for_every_region_and
 
 def test_replay_verify_passes_in_the_stack(stack, produced):
     stack.verified()
+
+
+def test_the_outbox_is_pruned_in_the_stack_as_the_maintenance_role(stack, produced):
+    """The one-off command's maintenance role, its password from the stack's variables, deletes what the relay
+    published (the settlement topic keeps it: a later test reads it all again)."""
+    dry = stack.medledger("outbox", "prune", "--dry-run", "--keep-days", "0")
+    assert re.search(r"would prune [1-9][0-9]* outbox record", dry.stdout + dry.stderr), dry.stderr[-2000:]
+    done = stack.medledger("outbox", "prune", "--keep-days", "0")
+    assert re.search(r"pruned [1-9][0-9]* outbox record\(s\) through position", done.stdout + done.stderr), done.stderr[
+        -2000:
+    ]
 
 
 def test_serve_stops_cleanly_when_the_stack_stops_it(stack, produced):

@@ -65,7 +65,7 @@ class LedgerReader:
         from .db.recorder import PostgresRecorder
         from .service import require_current_projections
 
-        self._pool = pool = await service_pool(self.db, size=4, wait=self.wait)
+        self._pool = pool = await service_pool(self.db, size=4)
         try:  # what it quotes, the ledger settles on: not member states of an earlier release
             await require_current_projections(PostgresRecorder(pool))
         except BaseException:
@@ -89,7 +89,7 @@ class Enquiry:
         """The settlement record (`records.settlement_wire`) `event`, a `visit.submitted`, would get if the ledger
         settled it next, under the parameter set the ledger adopted last; `Rejected` as the ledger would refuse it
         (a member not enrolled is refused here: the live ledger would park the visit). Writes nothing."""
-        async with reading(self.service.pool) as raw:
+        async with reading(self.service.pool, self.service.wait) as raw:
             registry = await self._adopted(raw, event.region)
             book: Book = await load_book(raw, LIVE, registry, [event])
         outputs = Engine(book=book).apply(event, UNSEQUENCED)
@@ -109,22 +109,22 @@ class Enquiry:
 
     async def outcomes(self, event_ids: list[str]) -> dict[str, tuple[str, dict | None]]:
         """See `db.lookups.outcomes`."""
-        async with reading(self.service.pool) as raw:
+        async with reading(self.service.pool, self.service.wait) as raw:
             return await lookups.outcomes(raw, event_ids)
 
     async def visit(
         self, region: str, visit_id: str | None = None, settlement_id: str | None = None
     ) -> tuple[dict, str, dict | None] | None:
         """(settlement, facility id, reversal) of a visit, by its id or its settlement's (`db.lookups`)."""
-        async with reading(self.service.pool) as raw:
+        async with reading(self.service.pool, self.service.wait) as raw:
             return await lookups.visit_settlements(raw, region, visit_id, settlement_id)
 
     async def facility_settlements(self, facility_id: str, first: date, last: date) -> list[dict]:
-        async with reading(self.service.pool) as raw:
+        async with reading(self.service.pool, self.service.wait) as raw:
             return await lookups.facility_settlements(raw, facility_id, first, last)
 
     async def member(self, region: str, member_id: str) -> MemberState | None:
-        async with reading(self.service.pool) as raw:
+        async with reading(self.service.pool, self.service.wait) as raw:
             state = await lookups.member_state(raw, region, member_id)
         return None if state is None else state_from_json(state)
 
@@ -133,7 +133,7 @@ class Enquiry:
         """Calls `heard` each time any writer commits to the ledger, while the context is open (one connection
         held, listening on the outbox channel every writing transaction notifies), and `lost` if that connection
         closes meanwhile."""
-        async with lent(self.service.pool) as raw:
+        async with lent(self.service.pool, self.service.wait) as raw:
 
             def notified(_connection: Raw, _pid: int, _channel: str, _payload: str) -> None:
                 heard()

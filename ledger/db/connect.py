@@ -10,10 +10,10 @@ left in an unknown state, and the pool opens another when next asked). Nothing e
 asyncpg's default reset is a round trip a borrowing (`RESET ALL`, `UNLISTEN *`, the session's advisory locks), and
 no borrower changes a setting of its session or keeps a session lock past its own `finally`.
 
-A borrower waits for a connection at most `ACQUIRE_WAIT` seconds, or the wait its pool was opened with (`lent`):
-when every connection is lent and none comes back (a borrower stuck on a server that stopped answering), it fails
-with `PoolExhausted`, a `TimeoutError`, which every caller treats as the database being away for now (a batch is
-read again, a gateway message is answered `unavailable`), rather than waiting for good."""
+A borrower waits for a connection at most `ACQUIRE_WAIT` seconds, or the wait it gives (`lent`; the gateway's
+questions, its own): when every connection is lent and none comes back (a borrower stuck on a server that stopped
+answering), it fails with `PoolExhausted`, a `TimeoutError`, which every caller treats as the database being away
+for now (a batch is read again, a gateway message is answered `unavailable`), rather than waiting for good."""
 
 from __future__ import annotations
 
@@ -39,16 +39,11 @@ class PoolExhausted(TimeoutError):
     """No connection of a pool came free, or could be opened, within the borrower's wait (`lent`)."""
 
 
-# The wait of each pool `open_pool` opened with one of its own, by the pool's id (an asyncpg pool takes no
-# attribute and no weak reference); dropped by `close_pool`.
-_WAITS: dict[int, float] = {}
-
-
 @asynccontextmanager
 async def lent(pool: Pool, wait: float | None = None) -> AsyncIterator[Any]:
-    """A connection of `pool`, given back on exit; waited for at most `wait` seconds (the pool's own, given to
-    `open_pool`, or `ACQUIRE_WAIT`)."""
-    wait = wait if wait is not None else _WAITS.get(id(pool), ACQUIRE_WAIT)
+    """A connection of `pool`, given back on exit; waited for at most `wait` seconds (`ACQUIRE_WAIT` unless
+    given)."""
+    wait = ACQUIRE_WAIT if wait is None else wait
     try:
         connection = await pool.acquire(timeout=wait)
     except TimeoutError as error:
@@ -62,15 +57,14 @@ async def lent(pool: Pool, wait: float | None = None) -> AsyncIterator[Any]:
         await pool.release(connection)
 
 
-async def service_pool(db: Database, size: int = 1, wait: float | None = None) -> Pool:
-    """Up to `size` connections of the service role, each borrower waiting at most `wait` seconds (`lent`)."""
-    return await open_pool(db.app_url, size, wait)
+async def service_pool(db: Database, size: int = 1) -> Pool:
+    """Up to `size` connections of the service role."""
+    return await open_pool(db.app_url, size)
 
 
-async def open_pool(url: str, size: int, wait: float | None = None) -> Pool:
+async def open_pool(url: str, size: int) -> Pool:
     """Up to `size` connections to `url`, opened when first asked for (none at once: a service starts whether or not
-    the server is up yet). jsonb and json arrive decoded by orjson and are sent as JSON text. A borrower waits at
-    most `wait` seconds for one (`ACQUIRE_WAIT` unless given)."""
+    the server is up yet). jsonb and json arrive decoded by orjson and are sent as JSON text."""
     pool = await asyncpg.create_pool(
         dsn(url),
         min_size=0,
@@ -83,14 +77,11 @@ async def open_pool(url: str, size: int, wait: float | None = None) -> Pool:
         max_queries=KEPT,
     )
     assert pool is not None  # create_pool awaited returns the pool
-    if wait is not None:
-        _WAITS[id(pool)] = wait
     return pool
 
 
 async def close_pool(pool: Pool) -> None:
     """Closes every connection; one still lent after `CLOSE_WAIT` seconds is terminated."""
-    _WAITS.pop(id(pool), None)
     try:
         await asyncio.wait_for(pool.close(), CLOSE_WAIT)
     except TimeoutError:

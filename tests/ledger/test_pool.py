@@ -45,7 +45,7 @@ async def _borrowed(borrow, pool) -> None:
 
 def test_a_connection_comes_back_to_the_pool_after_an_error_or_a_cancellation(database):
     async def scenario():
-        pool = await open_pool(database.app_url, 1, wait=0.5)
+        pool = await open_pool(database.app_url, 1)
         try:
             with pytest.raises(ZeroDivisionError):
                 async with lent(pool) as raw:

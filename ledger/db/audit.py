@@ -4,23 +4,39 @@ and the producers' signatures, all on one connection."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import orjson
 
+from policies.book import Book
+from policies.member import MemberState
 from policies.registry import PolicyRegistry
 
 from ..batch import BatchRows
+from ..carry import Carry
 from ..chain import ChainBreak
+from ..contract import EventBase
 from ..streams import NO_REGION, Head
 from . import adoptions, signatures, streams
 from .connect import close_pool, lent, service_pool
 from .connection import Raw
 from .event_store import transaction
-from .projection_store import PROJECTIONS, Names, add_projections, add_settlements, create_shadow, write_member_years
+from .held_members import HeldMembers
+from .projection_store import (
+    PROJECTIONS,
+    STATE_COLUMNS,
+    Names,
+    add_projections,
+    add_settlements,
+    create_shadow,
+    load_book,
+    region_member_chunks,
+    write_member_years,
+    write_years_of,
+)
 from .recorder import PostgresSession
 from .server import Database
 from .verification import PARKED_ROWS, PARKED_SINCE, position_bounds, projection_rows, stored_rows, unequal_rows
@@ -29,14 +45,50 @@ from .writes import Writes
 if TYPE_CHECKING:
     from ..verify_rows import DerivedTable
 
+# Member states written a statement at a time when the held ones go to the table (`PostgresAudit.write_held`).
+HELD_CHUNK = 20_000
+# Members whose member_year rows go in one statement (`write_member_years`), as when read from the table.
+YEARS_CHUNK = 5_000
+
 
 class PostgresAudit(PostgresSession):
     """Replay's session (`recorder.AuditSession`) on a connection of its own; what it settles reads, and what it
-    writes goes to, the projections named by `names`."""
+    writes goes to, the projections named by `names`. Once its member_state table is empty (made afresh, or
+    emptied), the member states it settles are held in its memory between batches and written to the table when
+    it is read (`db.held_members`)."""
 
     def __init__(self, raw: Raw, names: Names, reader: Raw | None = None):
         super().__init__(raw, names)
         self.reader = reader  # a connection of its own, reading the events ahead (`events_after(ahead=True)`)
+        self.holding: HeldMembers | None = None  # from when the member_state table is known to start empty
+
+    async def load_book(
+        self,
+        registry: PolicyRegistry,
+        events: Iterable[EventBase],
+        loaded: dict[tuple[str, str], str | None] | None = None,
+        carry: Carry | None = None,
+    ) -> Book:
+        return await load_book(self.raw, self.names, registry, events, loaded, carry, held=self.holding)
+
+    async def region_members(self, region: str, size: int) -> AsyncIterator[list[MemberState]]:
+        """The region's member states, from its table: the held ones not yet in it are written first."""
+        await self.write_held()
+        async for members in region_member_chunks(self.raw, self.names, region, size):
+            yield members
+
+    async def write_held(self, chunk: int = HELD_CHUNK) -> None:
+        """The member states held and not yet in the table written to it (they stay held)."""
+        if self.holding is None:
+            return
+        rows = self.holding.to_write()
+        async with nullcontext() if self.raw.is_in_transaction() else transaction(self.raw):
+            for start in range(0, len(rows), chunk):
+                writes = Writes(large=True)
+                writes.upsert(
+                    self.names.member_state, STATE_COLUMNS, ("region", "member_id"), rows[start : start + chunk]
+                )
+                await writes.run(self.raw)
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
         return transaction(self.raw)
@@ -52,12 +104,16 @@ class PostgresAudit(PostgresSession):
     async def empty_projections(self) -> None:
         for table in PROJECTIONS:
             await self.raw.execute(f"TRUNCATE {table}")
+        if self.names.member_state == Names().member_state:  # the live table, just emptied
+            self.holding = HeldMembers()
 
     async def create_shadow(self, shadow: Names) -> None:
         """The shadow settlements keep the unique indexes of the ledger's, which replay looks settlements up by
         (`settlement_id`, a visit's, a reversal's) and which refuse what the ledger refuses; not the others, which
         serve reads by member, position and day that replay never makes, and would cost every row it writes."""
         await create_shadow(self.raw, shadow)
+        if self.names.member_state == shadow.member_state:  # its own, just made
+            self.holding = HeldMembers()
         for (index,) in await self.raw.fetch(
             "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = $1::regclass AND NOT indisunique",
             shadow.settlements,
@@ -175,11 +231,19 @@ class PostgresAudit(PostgresSession):
         """A replayed batch's settlements and projections (member_year is left to `write_member_years`)."""
         writes = Writes.sized(rows.size())
         add_settlements(writes, self.names.settlements, rows)
-        add_projections(writes, self.names, rows, registry, params_digest, years=False)
+        add_projections(writes, self.names, rows, registry, params_digest, years=False, held=self.holding)
         await writes.run(self.raw)
 
     async def write_member_years(self, registry_of: Callable[[str], Awaitable[PolicyRegistry]]) -> None:
-        await write_member_years(self.raw, self.names, registry_of)
+        """member_year from the member states, all of them in the table first (`write_held`), where the
+        comparison of the projections reads them next; from the states held, while every state is."""
+        await self.write_held()
+        if self.holding is None or not self.holding.complete:
+            await write_member_years(self.raw, self.names, registry_of)
+            return
+        members = self.holding.members()
+        for start in range(0, len(members), YEARS_CHUNK):
+            await write_years_of(self.raw, self.names, members[start : start + YEARS_CHUNK], registry_of)
 
     async def unsigned_since_signing(self) -> list[tuple[int, str]]:
         return await signatures.unsigned_since_signing(self.raw)

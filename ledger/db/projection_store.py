@@ -27,6 +27,7 @@ from .writes import Writes
 if TYPE_CHECKING:
     from ..contract.account import PaymentRequested
     from ..contract.visit import VisitReversed, VisitSubmitted
+    from .held_members import HeldMembers
 
 
 def as_json(value: Any) -> Any:
@@ -193,11 +194,13 @@ async def load_book(
     loaded: dict | None = None,
     carry: Carry | None = None,
     ahead: Ahead | None = None,
+    held: HeldMembers | None = None,
 ) -> Book:
     """A Book holding what `events` can touch: their members and payers, the visits they name, the payment ids
     they use and every closed year. With `loaded`, each member's state is also kept there as read (see
     `BatchRows.loaded`). With `carry` (`ledger.carry.Carry`), what the batch before changed is read from it. With
-    `ahead`, what was read ahead of it is taken (with a digest, for `loaded`) and not looked up again."""
+    `ahead`, what was read ahead of it is taken (with a digest, for `loaded`) and not looked up again. With `held`,
+    the member states held in memory are taken from there (`db.held_members`), and only the others looked up."""
     book = Book(registry)
     events = list(events)
     if carry is None:  # a year closes only in a batch of its own, never one carried from
@@ -206,6 +209,8 @@ async def load_book(
     visit_keys, payment_keys, member_keys = book_keys(book, events, carry)
     carried_members(book, member_keys, carry, loaded)
     members = {key for key in member_keys if key not in book.members}
+    if held is not None:
+        members = held.take(book, members, loaded)
     if ahead is not None:
         # What these events name, and the batch before does not hold: not what only a repeat of the batch named.
         take_rows(book, ahead.rows, loaded, only=(visit_keys, members))
@@ -229,6 +234,8 @@ async def load_book(
     # the account payers of the visits found, which a reversal pays back
     payers = {(s.region, s.payer_id) for s in book.visits.values() if s.payer_id} - member_keys
     carried_members(book, payers, carry, loaded)
+    if held is not None:
+        payers = held.take(book, [key for key in payers if key not in book.members], loaded)
     await load_members(raw, names, book, payers, loaded)
     return book
 
@@ -345,13 +352,24 @@ async def write_member_years(
         if not found:
             return
         after = (found[-1][0], found[-1][1])
-        records = []
-        for _, _, state, digest in found:
-            member = state_from_bytes(state)
-            records.extend(member_year.rows(member, years_of(member), await registry_of(digest)))
-        writes = Writes()
-        writes.insert(names.member_year, member_year.COLUMNS, records, document=True)
-        await writes.run(raw)
+        await write_years_of(
+            raw, names, [(state_from_bytes(state), digest) for _, _, state, digest in found], registry_of
+        )
+
+
+async def write_years_of(
+    raw: Raw,
+    names: Names,
+    members: Iterable[tuple[MemberState, str]],
+    registry_of: Callable[[str], Awaitable[PolicyRegistry]],
+) -> None:
+    """The member_year rows of these member states, each under the parameters of its digest, in one statement."""
+    records = []
+    for member, digest in members:
+        records.extend(member_year.rows(member, years_of(member), await registry_of(digest)))
+    writes = Writes()
+    writes.insert(names.member_year, member_year.COLUMNS, records, document=True)
+    await writes.run(raw)
 
 
 FUND_COLUMNS = ("region", "month", "pool", "fund_paid", "settlements", "reversals")
@@ -362,12 +380,23 @@ STATE_COLUMNS = ("region", "member_id", "state", "last_seq", "params_digest")
 
 
 def add_projections(
-    writes: Writes, names: Names, rows: BatchRows, registry: PolicyRegistry, params_digest: str, years: bool = True
+    writes: Writes,
+    names: Names,
+    rows: BatchRows,
+    registry: PolicyRegistry,
+    params_digest: str,
+    years: bool = True,
+    held: HeldMembers | None = None,
 ) -> None:
     """`params_digest`: the digest of `registry`'s parameters, which the batch's events were settled under. Without
     `years`, member_year is left to `write_member_years` at the end of a replay: its rows are a function of each
-    member's final state alone, so writing them once gives the same table."""
-    states = [(*row, params_digest) for row in rows.state_rows()]
+    member's final state alone, so writing them once gives the same table. With `held`, the batch's member states
+    are held in memory, and only those it lets go are written (`db.held_members`)."""
+    if held is None:
+        states = [(*row, params_digest) for row in rows.state_rows()]
+    else:
+        touched = sorted(rows.touched.items())
+        states = held.keep(((key, entry.member, entry.last_seq) for key, entry in touched), params_digest)
     writes.upsert(names.member_state, STATE_COLUMNS, ("region", "member_id"), states)
     if years:
         add_years(writes, names, rows, registry, params_digest)

@@ -83,6 +83,17 @@ def parameters_file(path: Path | None) -> ParameterSet | None:
         raise typer.Exit(2) from None
 
 
+def replay_members() -> int:
+    """`MEDLEDGER_REPLAY_MEMBERS`, checked before a replay starts (`db.held_members`)."""
+    from ..db.held_members import held_setting
+
+    try:
+        return held_setting()
+    except ValueError as error:
+        typer.echo(f"medledger: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 def parameters_text(path: Path | None) -> tuple[str, str | None]:
     if path is None:
         return "", None

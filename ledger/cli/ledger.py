@@ -29,6 +29,7 @@ from .common import (
     print_records,
     progress_bar,
     refuse,
+    replay_members,
     with_raw,
 )
 from .keys import KeyIdOption, KeyOption, ProducerOption, authority, signer
@@ -286,6 +287,7 @@ def replay(
         typer.echo("medledger replay: --policy needs --compare (a what-if never changes the ledger)", err=True)
         raise typer.Exit(2)
     producers = authority() if verify else None
+    replay_members()
     db = prepared()
     console = display.console()
     started_at = datetime.now(UTC)
@@ -413,6 +415,7 @@ def projections_rebuild(
     from ..db.server import maintenance
     from ..replay import Replayer
 
+    replay_members()
     try:  # as the maintenance role: the service's own may not empty a projection
         db = maintenance(prepared())
     except UnsafeSecret as error:

@@ -4,21 +4,18 @@ and the producers' signatures, all on one connection."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import orjson
 
-from policies.book import Book
 from policies.member import MemberState
 from policies.registry import PolicyRegistry
 
 from ..batch import BatchRows
-from ..carry import Carry
 from ..chain import ChainBreak
-from ..contract import EventBase
 from ..streams import NO_REGION, Head
 from . import adoptions, signatures, streams
 from .connect import close_pool, lent, service_pool
@@ -32,7 +29,6 @@ from .projection_store import (
     add_projections,
     add_settlements,
     create_shadow,
-    load_book,
     region_member_chunks,
     write_member_years,
     write_years_of,
@@ -60,16 +56,6 @@ class PostgresAudit(PostgresSession):
     def __init__(self, raw: Raw, names: Names, reader: Raw | None = None):
         super().__init__(raw, names)
         self.reader = reader  # a connection of its own, reading the events ahead (`events_after(ahead=True)`)
-        self.holding: HeldMembers | None = None  # from when the member_state table is known to start empty
-
-    async def load_book(
-        self,
-        registry: PolicyRegistry,
-        events: Iterable[EventBase],
-        loaded: dict[tuple[str, str], str | None] | None = None,
-        carry: Carry | None = None,
-    ) -> Book:
-        return await load_book(self.raw, self.names, registry, events, loaded, carry, held=self.holding)
 
     async def region_members(self, region: str, size: int) -> AsyncIterator[list[MemberState]]:
         """The region's member states, from its table: the held ones not yet in it are written first."""

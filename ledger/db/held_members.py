@@ -23,6 +23,7 @@ state yet (a member the batch enrols), so nothing is read for it at all.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from policies.book import Book
@@ -32,7 +33,24 @@ from ..codec import state_json
 
 # Members held at most, each about 3.4 kB as the engine's objects (a state of some 900 bytes as text): some
 # 100 MB. A replay splits the regions over processes (`replay --workers`), each holding its own.
+# `MEDLEDGER_REPLAY_MEMBERS` sets another bound (0: none held, every state written with its batch).
 HELD_MEMBERS = 30_000
+SETTING = "MEDLEDGER_REPLAY_MEMBERS"
+
+
+def held_setting() -> int:
+    """The members a replay process holds at most: `MEDLEDGER_REPLAY_MEMBERS`, or `HELD_MEMBERS`."""
+    given = os.environ.get(SETTING, "").strip()
+    if not given:
+        return HELD_MEMBERS
+    try:
+        most = int(given)
+    except ValueError:
+        most = -1
+    if most < 0:
+        raise ValueError(f"{SETTING} must be a whole number of members, 0 or more; it is {given!r}")
+    return most
+
 
 Key = tuple[str, str]
 Row = tuple  # (region, member_id, state text, last_seq, params_digest): member_state's columns
@@ -43,8 +61,8 @@ class HeldMembers:
     staying when some must go."""
 
     def __init__(self, most: int | None = None) -> None:
-        """`most`: members held at most (by default `HELD_MEMBERS`)."""
-        most = HELD_MEMBERS if most is None else most
+        """`most`: members held at most (by default `held_setting()`)."""
+        most = held_setting() if most is None else most
         if most < 0:
             raise ValueError(f"the members held cannot be fewer than none, got {most}")
         self.most = most

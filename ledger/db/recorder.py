@@ -24,6 +24,7 @@ from . import watermark as watermarks
 from .connect import Pool, close_pool
 from .connection import Raw
 from .event_store import add_events, add_parameters, begin, reading
+from .held_members import HeldMembers
 from .outbox import CHANNEL, add_outbox
 from .projection_store import Names, add_ledger, add_projections
 from .signatures import keeps_signatures
@@ -40,6 +41,8 @@ class PostgresSession:
     def __init__(self, raw: Raw, names: Names = LIVE):
         self.raw, self.names = raw, names
         self.ahead: projection_store.Ahead | None = None  # read by `held` for the next `load_book`
+        # member states held in memory across batches, which `load_book` takes first (a replay's: `db.held_members`)
+        self.holding: HeldMembers | None = None
 
     # what settling reads
 
@@ -51,7 +54,9 @@ class PostgresSession:
         carry: Carry | None = None,
     ) -> Book:
         ahead, self.ahead = self.ahead, None
-        return await projection_store.load_book(self.raw, self.names, registry, events, loaded, carry, ahead)
+        return await projection_store.load_book(
+            self.raw, self.names, registry, events, loaded, carry, ahead, self.holding
+        )
 
     def region_members(self, region: str, size: int) -> AsyncIterator[list[MemberState]]:
         return projection_store.region_member_chunks(self.raw, self.names, region, size)

@@ -129,6 +129,9 @@ def test_commands_refuse_what_they_cannot_do_with_a_message(cli_db, tmp_path):
         ["ingest", str(EXAMPLES / "nanjing.jsonl"), "--park-ttl-days", "-1"],
     ):
         assert invoke(*args).exit_code == 2, args
+    for args in (["replay", "--verify"], ["projections", "rebuild"]):
+        result = runner.invoke(app, args, env={"MEDLEDGER_REPLAY_MEMBERS": "some"})
+        assert result.exit_code == 2 and "MEDLEDGER_REPLAY_MEMBERS must be a whole number" in result.stderr, args
     policy = tmp_path / "p.toml"
     policy.write_text("")
     assert invoke("replay", "--verify", "--policy", str(policy), "--compare").exit_code == 2

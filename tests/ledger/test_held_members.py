@@ -112,7 +112,8 @@ def test_a_verify_writes_the_member_states_once_after_the_walk(database, monkeyp
 def test_verify_and_rebuild_agree_whatever_few_members_are_held(database, monkeypatch, most):
     """Year closes, reversals paid back to a family's payer, parked events and a change of parameters, with
     members let go and read back from the table in between (all of them, some, or none)."""
-    monkeypatch.setattr(held_members, "HELD_MEMBERS", most)
+    monkeypatch.setenv(held_members.SETTING, str(most))
+    assert HeldMembers().most == most
     _mixed(database)
     before = _snapshot(database)
     report = verify(database, batch_size=57)
@@ -127,3 +128,12 @@ def test_verify_and_rebuild_agree_whatever_few_members_are_held(database, monkey
     )
     report = verify(database, batch_size=57)
     assert report.projection_differences["member_state"] == 2
+
+
+def test_the_setting_is_a_whole_number_of_members(monkeypatch):
+    monkeypatch.delenv(held_members.SETTING, raising=False)
+    assert held_members.held_setting() == held_members.HELD_MEMBERS
+    for given in ("-1", "many", "1.5"):
+        monkeypatch.setenv(held_members.SETTING, given)
+        with pytest.raises(ValueError, match=f"MEDLEDGER_REPLAY_MEMBERS must be a whole number.*{given}"):
+            held_members.held_setting()

@@ -222,10 +222,11 @@ class PostgresAudit(PostgresSession):
 
     async def write_member_years(self, registry_of: Callable[[str], Awaitable[PolicyRegistry]]) -> None:
         """member_year from the member states, all of them in the table first (`write_held`), where the
-        comparison of the projections reads them next; from the states held, while every state is."""
+        comparison of the projections reads them next; from the states held (all of them, while every state is),
+        the others read from the table."""
         await self.write_held()
         if self.holding is None or not self.holding.complete:
-            await write_member_years(self.raw, self.names, registry_of)
+            await write_member_years(self.raw, self.names, registry_of, held=self.holding)
             return
         members = self.holding.members()
         for start in range(0, len(members), YEARS_CHUNK):

@@ -336,9 +336,14 @@ def add_years(writes: Writes, names: Names, rows: BatchRows, registry: PolicyReg
 
 
 async def write_member_years(
-    raw: Raw, names: Names, registry_of: Callable[[str], Awaitable[PolicyRegistry]], chunk: int = 5_000
+    raw: Raw,
+    names: Names,
+    registry_of: Callable[[str], Awaitable[PolicyRegistry]],
+    chunk: int = 5_000,
+    held: HeldMembers | None = None,
 ) -> None:
-    """member_year from every member's final state, under the parameters in force at its last event."""
+    """member_year from every member's final state, under the parameters in force at its last event. With `held`
+    (every held state in the table as held), a member held is taken from there rather than parsed again."""
     after = ("", "")
     while True:
         found = await raw.fetch(
@@ -352,9 +357,11 @@ async def write_member_years(
         if not found:
             return
         after = (found[-1][0], found[-1][1])
-        await write_years_of(
-            raw, names, [(state_from_bytes(state), digest) for _, _, state, digest in found], registry_of
-        )
+        members = [
+            (held and held.get((region, member_id))) or (state_from_bytes(state), digest)
+            for region, member_id, state, digest in found
+        ]
+        await write_years_of(raw, names, members, registry_of)
 
 
 async def write_years_of(

@@ -44,6 +44,7 @@ def test_held_states_are_taken_as_kept_and_written_once_as_the_table_keeps_them(
     # A member not held has no state yet while nothing was let go: nothing is left to read from the table.
     assert held.take(book, [("370000", "A"), ("370000", "C")], loaded) == set()
     assert book.members == {("370000", "A"): a} and loaded == {("370000", "A"): "d1"}
+    assert held.get(("370000", "B")) == (b, "d1") and held.get(("370000", "C")) is None
     rows = held.to_write()
     assert rows == [
         ("370000", "A", state_json(a).decode(), 7, "d1"),

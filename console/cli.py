@@ -36,7 +36,7 @@ def console(
     Create its first user with `medledger users add NAME --role auditor`."""
     import uvicorn
 
-    from ledger.cli.common import refuse
+    from ledger.cli.common import refuse, replay_members
     from ledger.cli.keys import authority
     from ledger.db.migrate import SchemaNotCurrent, prepare
 
@@ -44,6 +44,7 @@ def console(
     from .settings import console_database, console_ledger, console_url
 
     authority()  # a producers file its verifications could not read stops the start, as it stops `replay --verify`
+    replay_members()  # as would a bound of held members its verifications and what-ifs could not read
     try:
         db = console_ledger(prepared)
         url = console_url(db)

@@ -5,15 +5,18 @@ A replay (`ledger.replay`) settles the whole ledger batch after batch into a mem
 starts empty (the shadow of a verify or a what-if, or the live table a rebuild has just emptied). Written through
 the table, every member a batch touches costs the client an encoding of its state (`codec.state_json`, some 4 µs)
 and the server an upsert of the row (some 900 bytes of JSON, staged by COPY and merged); at the member's next
-event, in a later batch, the row is read back and parsed into the engine's state again (some 15 µs). On a ledger
-of ten events a member that is about one of each an event. Held here, a batch takes its members' states from
+event, in a later batch, the row is read back and parsed into the engine's state again (some 15 µs): on a ledger
+of ten events a member, about one write and one read an event. Held here, a batch takes its members' states from
 memory as the batch before left them, and the table receives each member's state once, when something is about to
 read the table: a year close walking its region's members, the member_year rows written from the final states,
 the comparison of the projections.
 
 The held states are the engine's own objects, as a batch's `BatchRows.touched` leaves them: a batch's Book takes
-them, and the engine changes a member only by an event it accepts, which touches the member, so the batch leaves
-it held again, changed. An ingest carries members from batch to batch alike (`ledger.carry`).
+them, and the engine changes a member only by an event it accepts, which touches the member (its own, a payer
+charged or refunded, one a year close evaluates), so the batch leaves it held again, changed. A handler that changed
+a member without touching it would lose that change through the table and keep it here: the batch's rows name
+every member changed (`BatchRows.touched`), which ingest relies on too, carrying members from batch to batch alike
+(`ledger.carry`).
 
 Memory is bounded (`HELD_MEMBERS`): past it, the members least recently written are let go, and those not yet in
 the table are written with the batch that lets them go. A member no longer held is then read from the table as

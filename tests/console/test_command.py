@@ -24,3 +24,11 @@ def test_the_console_given_only_its_own_url_starts_on_it_and_looks_for_no_other_
     assert result.exit_code == 0, result.output
     assert started["port"] == 18091 and started["app"] is not None
     assert not (tmp_path / "data").exists()
+
+
+def test_the_console_does_not_start_with_a_bound_of_held_members_it_cannot_read(monkeypatch):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda application, **options: None)
+    result = CliRunner().invoke(app, ["console"], env={"MEDLEDGER_REPLAY_MEMBERS": "half"})
+    assert result.exit_code == 2 and "MEDLEDGER_REPLAY_MEMBERS must be a whole number" in result.stderr

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.codec import state_from_bytes, state_json
-from ledger.db import audit, held_members
+from ledger.db import audit, held_members, projection_store
 from ledger.db.held_members import HeldMembers
 from ledger.db.server import maintenance
 from ledger.replay import Replayer
@@ -80,8 +80,9 @@ def test_holding_none_writes_every_state_with_its_batch():
 
 
 def test_a_verify_writes_the_member_states_once_after_the_walk(database, monkeypatch):
-    """The shadow member_state stays empty while the batches are settled, and holds every member when
-    member_year is written from it. (A year close reads the table: these events hold none.)"""
+    """The shadow member_state stays empty while the batches are settled and no member is looked up in it, and it
+    holds every member once member_year has been written (from the held states: none was let go). (A year close
+    reads the table: these events hold none.)"""
     lines = [line for line in example_lines("ningxia", "weihai", "nanjing") if "period.year_closed" not in line]
     ingest(database, lines, batch_size=13)
     members = fetch(database, "SELECT count(*) FROM member_state")[0][0]
@@ -100,27 +101,54 @@ def test_a_verify_writes_the_member_states_once_after_the_walk(database, monkeyp
         await write_member_years(self, registry_of)
         await counted(self, "after")
 
+    looked_up: list[int] = []
+    book_lookups, load_members = projection_store.book_lookups, projection_store.load_members
+
+    def lookups(names, visit_keys, members, *args, **kwargs):
+        looked_up.append(len(members))
+        return book_lookups(names, visit_keys, members, *args, **kwargs)
+
+    async def payers(raw, names, book, keys, loaded=None):
+        keys = list(keys)
+        looked_up.append(len(keys))
+        await load_members(raw, names, book, keys, loaded)
+
     monkeypatch.setattr(audit.PostgresAudit, "write_replayed", replayed)
     monkeypatch.setattr(audit.PostgresAudit, "write_member_years", years)
+    monkeypatch.setattr(projection_store, "book_lookups", lookups)
+    monkeypatch.setattr(projection_store, "load_members", payers)
+    monkeypatch.setattr(projection_store, "write_member_years", None)  # not read back from the table either
     report = verify(database, batch_size=7)
     assert report.ok, (report.differences[:5], report.projection_differences)
     batches = [count for when, count in seen if when == "batch"]
     assert len(batches) > 10 and set(batches) == {0}
     assert [entry for entry in seen if entry[0] != "batch"] == [("before", 0), ("after", members)]
+    assert len(looked_up) > 10 and set(looked_up) == {0}
 
 
-@pytest.mark.parametrize("most", [0, 3, 40])
+@pytest.mark.parametrize("most", [0, 3, 40, 10_000])
 def test_verify_and_rebuild_agree_whatever_few_members_are_held(database, monkeypatch, most):
     """Year closes, reversals paid back to a family's payer, parked events and a change of parameters, with
-    members let go and read back from the table in between (all of them, some, or none)."""
+    members let go and read back from the table in between (all of them, some, many), or none let go."""
     monkeypatch.setenv(held_members.SETTING, str(most))
     assert HeldMembers().most == most
     _mixed(database)
+    members = fetch(database, "SELECT count(*) FROM member_state")[0][0]
+    assert 40 < members < 10_000
+    ended: list[bool] = []
+    write_member_years = audit.PostgresAudit.write_member_years
+
+    async def years(self, registry_of):
+        ended.append(self.holding.complete)
+        await write_member_years(self, registry_of)
+
+    monkeypatch.setattr(audit.PostgresAudit, "write_member_years", years)
     before = _snapshot(database)
     report = verify(database, batch_size=57)
     assert report.ok, (report.chain_breaks, report.differences[:5], report.projection_differences)
     asyncio.run(Replayer(maintenance(database), batch_size=61).rebuild())
     assert _snapshot(database) == before
+    assert ended == [most >= members] * 2
     # a member's state changed behind the ledger's back is found, whoever was held
     execute(
         database,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import contextlib
 import os
 import shutil
 import socket
@@ -39,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.proc import cpu_seconds, server_cpu  # noqa: E402
+from bench.proc import cpu_seconds, peak_rss, server_cpu  # noqa: E402
 from consumers.partitioning import routing  # noqa: E402
 from consumers.settings import Settings  # noqa: E402
 from consumers.topics import ensure_topics  # noqa: E402
@@ -429,14 +430,18 @@ def main() -> None:
         if args.stages:
             print("stages a batch went through: " + "; ".join(stages(before.values, after.values, timeline)))
     finally:
-        for serve, _ in serves:
+        peaks = {}
+        for n, (serve, _) in enumerate(serves):
             if serve.returncode is None:
+                with contextlib.suppress(OSError):
+                    peaks[n] = peak_rss(serve.pid)  # its own: wait4's counts this process's image it was forked from
                 serve.terminate()
         for n, (serve, _) in enumerate(serves):
             if serve.returncode is None:
                 _, status, usage = os.wait4(serve.pid, 0)
+                peak = f"{peaks[n] / 1024:.0f} MB" if n in peaks else "unknown"
                 print(
-                    f"serve {n}: peak RSS {usage.ru_maxrss / 1024:.0f} MB, CPU {usage.ru_utime + usage.ru_stime:.1f} "
+                    f"serve {n}: peak RSS {peak}, CPU {usage.ru_utime + usage.ru_stime:.1f} "
                     f"s (both phases), exit {os.waitstatus_to_exitcode(status)}"
                 )
         if broker_env is not None:

@@ -14,6 +14,16 @@ def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
+def peak_rss(pid: int) -> int:
+    """The highest resident set of a running process so far, in kB (`VmHWM`): its own, not its parent's image
+    before it was exec'd. A child's `ru_maxrss` from `wait4` counts that too: a process started by a benchmark
+    that holds a large stream in memory would show the benchmark's size."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise OSError(f"process {pid} reports no VmHWM")
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a running process so far."""
     fields = _stat(pid)

@@ -58,10 +58,17 @@ class PostgresAudit(PostgresSession):
         self.reader = reader  # a connection of its own, reading the events ahead (`events_after(ahead=True)`)
 
     async def region_members(self, region: str, size: int) -> AsyncIterator[list[MemberState]]:
-        """The region's member states, from its table: the held ones not yet in it are written first."""
+        """The region's member states in member_id order, `size` at a time: while every state is held, the held
+        ones (a year close changes only those it evaluates, which its rows hold again); otherwise from the table,
+        the held ones not yet in it written first."""
+        if self.holding is not None and self.holding.complete:
+            members = self.holding.of_region(region)
+            for start in range(0, len(members), size):
+                yield members[start : start + size]
+            return
         await self.write_held()
-        async for members in region_member_chunks(self.raw, self.names, region, size):
-            yield members
+        async for chunk in region_member_chunks(self.raw, self.names, region, size):
+            yield chunk
 
     async def write_held(self, chunk: int = HELD_CHUNK) -> None:
         """The member states held and not yet in the table written to it (they stay held)."""

@@ -8,8 +8,8 @@ and the server an upsert of the row (some 900 bytes of JSON, staged by COPY and 
 event, in a later batch, the row is read back and parsed into the engine's state again (some 15 µs): on a ledger
 of ten events a member, about one write and one read an event. Held here, a batch takes its members' states from
 memory as the batch before left them, and the table receives each member's state once, when something is about to
-read the table: a year close walking its region's members, the member_year rows written from the final states,
-the comparison of the projections.
+read the table: the member_year rows written from the final states, the comparison of the projections, and, once
+some members were let go, a year close walking its region's members (while all are held, it walks the held ones).
 
 The held states are the engine's own objects, as a batch's `BatchRows.touched` leaves them: a batch's Book takes
 them, and the engine changes a member only by an event it accepts, which touches the member (its own, a payer
@@ -122,6 +122,11 @@ class HeldMembers:
         """A held member's state and the digest of its last event's parameters."""
         found = self._held.get(key)
         return None if found is None else (found[0], found[2])
+
+    def of_region(self, region: str) -> list[MemberState]:
+        """The held members of `region`, in member_id order (as the table's `COLLATE "C"` orders them: by code
+        point, which is UTF-8's byte order)."""
+        return [self._held[key][0] for key in sorted(key for key in self._held if key[0] == region)]
 
     def members(self) -> list[tuple[MemberState, str]]:
         """Every member held, with the digest of its last event's parameters, in key order."""

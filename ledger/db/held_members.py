@@ -124,8 +124,8 @@ class HeldMembers:
         return None if found is None else (found[0], found[2])
 
     def of_region(self, region: str) -> list[MemberState]:
-        """The held members of `region`, in member_id order (as the table's `COLLATE "C"` orders them: by code
-        point, which is UTF-8's byte order)."""
+        """The held members of `region`, in member_id order by code point: as the table's `COLLATE "C"` orders them
+        in a UTF-8 database (the order decides only which members a year close evaluates in one chunk)."""
         return [self._held[key][0] for key in sorted(key for key in self._held if key[0] == region)]
 
     def members(self) -> list[tuple[MemberState, str]]:

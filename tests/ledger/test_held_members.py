@@ -1,5 +1,6 @@
 """A replay holds its member states in memory between batches (`ledger.db.held_members`) and writes them to its
-member_state table only when the table is read: a year close, the member_year rows, the comparison."""
+member_state table only when the table is read: the member_year rows, the comparison, and, once some were let go,
+a year close."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date
 from typing import Any
 
@@ -85,11 +85,15 @@ class Enquiry:
         self.service = service
         self._registries: dict[str, PolicyRegistry] = {service.digest: service.registry}
 
+    def _reading(self) -> AbstractAsyncContextManager[Raw]:
+        """A connection of the reader's pool, waited for no longer than the reader was told."""
+        return reading(self.service.pool, self.service.wait)
+
     async def presettle(self, event: EventBase) -> dict[str, Any]:
         """The settlement record (`records.settlement_wire`) `event`, a `visit.submitted`, would get if the ledger
         settled it next, under the parameter set the ledger adopted last; `Rejected` as the ledger would refuse it
         (a member not enrolled is refused here: the live ledger would park the visit). Writes nothing."""
-        async with reading(self.service.pool, self.service.wait) as raw:
+        async with self._reading() as raw:
             registry = await self._adopted(raw, event.region)
             book: Book = await load_book(raw, LIVE, registry, [event])
         outputs = Engine(book=book).apply(event, UNSEQUENCED)
@@ -109,22 +113,22 @@ class Enquiry:
 
     async def outcomes(self, event_ids: list[str]) -> dict[str, tuple[str, dict | None]]:
         """See `db.lookups.outcomes`."""
-        async with reading(self.service.pool, self.service.wait) as raw:
+        async with self._reading() as raw:
             return await lookups.outcomes(raw, event_ids)
 
     async def visit(
         self, region: str, visit_id: str | None = None, settlement_id: str | None = None
     ) -> tuple[dict, str, dict | None] | None:
         """(settlement, facility id, reversal) of a visit, by its id or its settlement's (`db.lookups`)."""
-        async with reading(self.service.pool, self.service.wait) as raw:
+        async with self._reading() as raw:
             return await lookups.visit_settlements(raw, region, visit_id, settlement_id)
 
     async def facility_settlements(self, facility_id: str, first: date, last: date) -> list[dict]:
-        async with reading(self.service.pool, self.service.wait) as raw:
+        async with self._reading() as raw:
             return await lookups.facility_settlements(raw, facility_id, first, last)
 
     async def member(self, region: str, member_id: str) -> MemberState | None:
-        async with reading(self.service.pool, self.service.wait) as raw:
+        async with self._reading() as raw:
             state = await lookups.member_state(raw, region, member_id)
         return None if state is None else state_from_json(state)
 

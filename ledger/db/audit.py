@@ -25,6 +25,7 @@ from .held_members import HeldMembers
 from .projection_store import (
     PROJECTIONS,
     STATE_COLUMNS,
+    YEARS_CHUNK,
     Names,
     add_projections,
     add_settlements,
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
 
 # Member states written a statement at a time when the held ones go to the table (`PostgresAudit.write_held`).
 HELD_CHUNK = 20_000
-# Members whose member_year rows go in one statement (`write_member_years`), as when read from the table.
-YEARS_CHUNK = 5_000
 
 
 class PostgresAudit(PostgresSession):

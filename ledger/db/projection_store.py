@@ -335,11 +335,15 @@ def add_years(writes: Writes, names: Names, rows: BatchRows, registry: PolicyReg
         )
 
 
+# Members whose member_year rows go in one statement (`write_member_years`).
+YEARS_CHUNK = 5_000
+
+
 async def write_member_years(
     raw: Raw,
     names: Names,
     registry_of: Callable[[str], Awaitable[PolicyRegistry]],
-    chunk: int = 5_000,
+    chunk: int = YEARS_CHUNK,
     held: HeldMembers | None = None,
 ) -> None:
     """member_year from every member's final state, under the parameters in force at its last event. With `held`

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import urllib.request
@@ -216,14 +217,12 @@ def test_a_record_committed_while_the_relay_reads_an_empty_outbox_is_published_w
                 return rows
 
             monkeypatch.setattr(relay_module, "pending", pending_then_commit)
-            task = asyncio.create_task(relay.run())
             try:
-                topic = Topic(settings, settings.settlements_topic)
-                await topic.read_until(lambda values: len(values) >= 1, timeout=20)
-                arrived = time.monotonic()
+                async with _running(relay):
+                    topic = Topic(settings, settings.settlements_topic)
+                    await topic.read_until(lambda values: len(values) >= 1, timeout=20)
+                    arrived = time.monotonic()
             finally:
-                relay.stop()
-                await asyncio.wait_for(task, 10)
                 await producer.stop()
         return topic.values(), arrived
 
@@ -348,8 +347,7 @@ def test_a_handed_batch_that_does_not_follow_on_is_read_from_the_outbox_instead(
         producer = _Recorded()
         async with LedgerService(database) as service:
             relay = Relay(service, producer, {"settlements": "s", "rejections": "r"}, chunk=2, idle_seconds=3600)
-            task = asyncio.create_task(relay.run())
-            try:
+            async with _running(relay):
                 assert await wait_for(lambda: _true(relay._leading is not None and bool(reads)), 30)
                 await asyncio.sleep(0.5)  # its first read found nothing, and it waits
                 await asyncio.to_thread(
@@ -364,9 +362,6 @@ def test_a_handed_batch_that_does_not_follow_on_is_read_from_the_outbox_instead(
                 assert await wait_for(lambda: _true(len(producer.values) >= 7), 30)
                 await asyncio.sleep(0.5)
                 return producer.values, reads[read_before:], follows[-1][0]
-            finally:
-                relay.stop()
-                await asyncio.wait_for(task, 10)
 
     values, later_reads, last = run(scenario())
     assert values == ["other-1", "other-2", "other-3", "ours-4", "ours-5", "ours-6", "ours-7"]
@@ -397,8 +392,7 @@ def test_batches_handed_while_the_relay_was_busy_go_to_the_broker_in_one_send(da
         producer = _Sends()
         async with LedgerService(database) as service:
             relay = Relay(service, producer, {"settlements": "s", "rejections": "r"}, idle_seconds=3600)
-            task = asyncio.create_task(relay.run())
-            try:
+            async with _running(relay):
                 assert await wait_for(lambda: _true(relay._leading is not None), 30)
                 await asyncio.sleep(0.5)  # its first read found nothing, and it waits
                 batches = [await asyncio.to_thread(_add, database, f"b{n}-1", f"b{n}-2") for n in range(3)]
@@ -409,9 +403,6 @@ def test_batches_handed_while_the_relay_was_busy_go_to_the_broker_in_one_send(da
                 assert await wait_for(lambda: _true(len(producer.values) >= 6), 30)
                 await asyncio.sleep(0.3)
                 return producer.sends
-            finally:
-                relay.stop()
-                await asyncio.wait_for(task, 10)
 
     sends = run(scenario())
     assert sends == [["b0-1", "b0-2", "b1-1", "b1-2", "b2-1", "b2-2"]]
@@ -473,13 +464,9 @@ def test_a_relay_moved_back_past_what_was_pruned_says_so_and_publishes_what_is_k
         producer = _Recorded()
         async with LedgerService(database) as service:
             relay = Relay(service, producer, {"settlements": "s", "rejections": "r"}, idle_seconds=0.2)
-            task = asyncio.create_task(relay.run())
-            try:
+            async with _running(relay):
                 assert await wait_for(lambda: _true(len(producer.values) >= 4), 30)
                 return producer.values
-            finally:
-                relay.stop()
-                await asyncio.wait_for(task, 10)
 
     with caplog.at_level("WARNING", logger="medledger.relay"):
         values = run(scenario())
@@ -488,3 +475,14 @@ def test_a_relay_moved_back_past_what_was_pruned_says_so_and_publishes_what_is_k
     assert any(
         f"resumes at position {first - 1}, before the outbox's oldest record {first + 4}" in line for line in said
     ), said
+
+
+@contextlib.asynccontextmanager
+async def _running(relay):
+    """The relay running on a task of its own while the block runs, stopped after it."""
+    task = asyncio.create_task(relay.run())
+    try:
+        yield task
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 10)

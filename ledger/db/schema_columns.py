@@ -47,8 +47,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "fund_pool": "TEXT",
         "fund_paid": "NUMERIC",
         "reverses": "TEXT",
-        "record": "JSONB",
-        "deltas": "JSONB",
+        "record": "TEXT",
+        "deltas": "TEXT",
     },
     "ledger_movements": {
         "movement_id": "TEXT",
@@ -60,14 +60,14 @@ COLUMNS: dict[str, dict[str, str]] = {
         "amount": "NUMERIC",
         "balance_after": "NUMERIC",
         "policy_id": "TEXT",
-        "record": "JSONB",
+        "record": "TEXT",
     },
     "ledger_incentives": {
         "seq": "BIGINT",
         "region": "TEXT",
         "member_id": "TEXT",
         "year": "INTEGER",
-        "record": "JSONB",
+        "record": "TEXT",
     },
     "ledger_rejections": {
         "rejection_id": "BIGINT",

@@ -132,10 +132,10 @@ ledger_settlements = Table(
     Column("fund_pool", Text, nullable=False),
     Column("fund_paid", MONEY, nullable=False),
     Column("reverses", Text),
-    # the settlement in our names; published with its national aliases (`records.with_aliases`), which a row
-    # kept before had beside them
-    Column("record", JSONB, nullable=False),
-    Column("deltas", JSONB, nullable=False),  # the accumulator movements, so a reversal returns exactly these
+    # the settlement in our names, JSON as medledger wrote it (`codec.dumps`); published with its national aliases
+    # (`records.with_aliases`), which a row kept before had beside them
+    Column("record", Text, nullable=False),
+    Column("deltas", Text, nullable=False),  # the accumulator movements (JSON), so a reversal returns exactly these
     PrimaryKeyConstraint("settlement_id", "region"),
     _event_of("ledger_settlements"),
     Index("ledger_settlements_visit", "region", "visit_id", unique=True, postgresql_where=text("reverses IS NULL")),
@@ -160,7 +160,7 @@ ledger_movements = Table(
     Column("amount", MONEY, nullable=False),
     Column("balance_after", MONEY, nullable=False),
     Column("policy_id", Text, nullable=False),
-    Column("record", JSONB, nullable=False),
+    Column("record", Text, nullable=False),  # JSON as medledger wrote it, as a settlement's
     PrimaryKeyConstraint("movement_id", "region"),
     _event_of("ledger_movements"),
     Index("ledger_movements_member", "region", "member_id", "seq"),
@@ -175,7 +175,7 @@ ledger_incentives = Table(
     Column("region", Text, nullable=False),
     Column("member_id", Text, nullable=False),
     Column("year", Integer, nullable=False),
-    Column("record", JSONB, nullable=False),
+    Column("record", Text, nullable=False),  # JSON as medledger wrote it, as a settlement's
     PrimaryKeyConstraint("seq", "member_id", "region"),
     _event_of("ledger_incentives"),
     postgresql_partition_by="LIST (region)",

@@ -8,10 +8,23 @@ from .columns import primary_key, table_columns
 PARKED_SINCE = "SELECT event_id, parked_at FROM parked_events WHERE event_id = ANY($1::text[])"
 
 
+# The ledger's records, JSON kept as the text medledger wrote (revision 0016): equal when their bytes are, and
+# otherwise compared as parsed values, since a row written before that revision holds the server's text of the
+# jsonb value it was (its keys reordered and spaced).
+JSON_TEXT = frozenset(
+    {
+        ("ledger_settlements", "record"),
+        ("ledger_settlements", "deltas"),
+        ("ledger_movements", "record"),
+        ("ledger_incentives", "record"),
+    }
+)
+
+
 def json_positions(table: str, columns: tuple[str, ...]) -> tuple[int, ...]:
-    """Positions of the jsonb columns among `columns` of `table`."""
+    """Positions of the JSON columns among `columns` of `table`: jsonb, and the records kept as text."""
     types = table_columns(table)
-    return tuple(n for n, column in enumerate(columns) if types[column] == "JSONB")
+    return tuple(n for n, c in enumerate(columns) if types[c] == "JSONB" or (table, c) in JSON_TEXT)
 
 
 # Event positions in $1, the least of them in $2 and the greatest in $3. The bounds are what keeps the plan on the
@@ -33,8 +46,8 @@ def stored_rows(table: str, columns: tuple[str, ...], where: str, members: bool,
     """The rows of `table` (aliased `t`, narrowed by `where`) at the event positions of `AT_POSITIONS` (of the
     members in $4; with `keyed`, whose column `keyed` is in the last parameter), jsonb columns as text for the fast
     parser."""
-    json = json_positions(table, columns)
-    selected = ", ".join(f"t.{c}::text" if n in json else f"t.{c}" for n, c in enumerate(columns))
+    types = table_columns(table)
+    selected = ", ".join(f"t.{c}::text" if types[c] == "JSONB" else f"t.{c}" for c in columns)
     only = " AND t.member_id = ANY($4::text[])" if members else ""
     if keyed is not None:
         only += f" AND t.{keyed} = ANY(${5 if members else 4}::text[])"
@@ -45,7 +58,8 @@ def unequal_rows(table: str, shadow: str, columns: tuple[str, ...], key: str, me
     """How many rows `table` (aliased `t`) holds at the event positions of `AT_POSITIONS` (of the members in $5),
     and the `key` of each of them, and of each row of `shadow` whose key is in $4, that has no row equal to it,
     column by column, on the other side. The re-derived rows are in `shadow` already, so they are compared where
-    they are: each jsonb by value, each other column as its type compares."""
+    they are, each column as its type compares: a record kept as text (`JSON_TEXT`) byte for byte, so one written
+    before revision 0016 comes back, to be compared as a parsed value (`verify_rows.differences`)."""
     listed = ", ".join(columns)
     only = " AND t.member_id = ANY($5::text[])" if members else ""
     mine, theirs = (", ".join(f"{side}.{c}" for c in columns) for side in ("t", "s"))

@@ -58,7 +58,8 @@ def test_reporting_totals_equal_the_ledgers_fund_projection(settings, database, 
     assert Decimal(cells[4]) == general[0] and Decimal(cells[5]) == chronic[0]
     cash, account = fetch(
         database,
-        "SELECT sum((record->>'cash_paid')::numeric), sum((record->>'account_paid')::numeric) FROM ledger_settlements "
+        "SELECT sum((record::jsonb->>'cash_paid')::numeric), sum((record::jsonb->>'account_paid')::numeric) "
+        "FROM ledger_settlements "
         "WHERE region = $1 AND date_trunc('month', visit_date) = $2",
         region,
         month,

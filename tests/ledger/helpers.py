@@ -13,6 +13,7 @@ import asyncpg
 
 from ledger.adoption import IS_ADOPTION
 from ledger.db.server import MAINTENANCE_ROLE, Database, with_user
+from ledger.db.verification import JSON_TEXT
 from ledger.intake import from_lines
 from ledger.replay import Replayer
 from ledger.service import LedgerService
@@ -144,6 +145,16 @@ def unguarded(db: Database, table: str, statement: str, *args) -> None:
         execute(db, f"ALTER TABLE {table} ENABLE TRIGGER USER", owner=True)
 
 
+def forge(db: Database, table: str, statement: str, *args) -> None:
+    """`statement` run by the owner on an append-only `table` with its triggers off: a forgery, as one who can
+    switch them off could make it."""
+    execute(db, f"ALTER TABLE {table} DISABLE TRIGGER USER", owner=True)
+    try:
+        execute(db, statement, *args, owner=True)
+    finally:
+        execute(db, f"ALTER TABLE {table} ENABLE TRIGGER USER", owner=True)
+
+
 def verify(db: Database, batch_size: int = 40):
     return asyncio.run(Replayer(db, batch_size=batch_size).verify())
 
@@ -178,18 +189,22 @@ def waiting(db: Database) -> list[str]:
 # What this release writes beside the rows a release before partitions wrote (migrations 0012 and 0014 add it): to
 # write a ledger as that release did, the writer's extra rows and columns are given a place, dropped once it has
 # written.
+RECORDS = sorted(JSON_TEXT)  # (table, column) of the ledger's records, kept as jsonb before 0016
 BEFORE_PARTITIONS = (
     "CREATE TABLE ledger_event_ids (event_id text PRIMARY KEY, region text NOT NULL)",
     "GRANT SELECT, INSERT ON ledger_event_ids TO medledger_app",
     "ALTER TABLE ledger_rejections ADD COLUMN region text",
     "ALTER TABLE ledger_signatures ADD COLUMN region text",
     "ALTER TABLE member_state ADD COLUMN params_digest text",
+    *(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE text" for table, column in RECORDS),
 )
 AS_BEFORE_PARTITIONS = (
     "DROP TABLE ledger_event_ids",
     "ALTER TABLE ledger_rejections DROP COLUMN region",
     "ALTER TABLE ledger_signatures DROP COLUMN region",
     "ALTER TABLE member_state DROP COLUMN params_digest",
+    # jsonb, as before 0016: the server's parse of each record, kept as its value (its text is the server's)
+    *(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE jsonb USING {column}::jsonb" for table, column in RECORDS),
 )
 
 

@@ -79,7 +79,7 @@ def test_a_forged_settlement_is_caught_by_re_derivation(filled):
     execute(filled, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
     execute(
         filled,
-        "UPDATE ledger_settlements SET record = jsonb_set(record, '{fund_paid}', '\"9999.00\"') "
+        "UPDATE ledger_settlements SET record = jsonb_set(record::jsonb, '{fund_paid}', '\"9999.00\"')::text "
         "WHERE settlement_id = (SELECT min(settlement_id) FROM ledger_settlements)",
         owner=True,
     )
@@ -102,7 +102,7 @@ def test_a_forged_incentive_evaluation_is_caught_by_re_derivation(filled):
     execute(filled, "ALTER TABLE ledger_incentives DISABLE TRIGGER USER", owner=True)
     execute(
         filled,
-        "UPDATE ledger_incentives SET record = jsonb_set(record, '{after}', '5') "
+        "UPDATE ledger_incentives SET record = jsonb_set(record::jsonb, '{after}', '5')::text "
         "WHERE member_id = (SELECT min(member_id) FROM ledger_incentives)",
         owner=True,
     )

@@ -364,7 +364,7 @@ def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_si
                 await connection.execute(f"ALTER TABLE {table} DROP CONSTRAINT {constraint}")
             await connection.execute(
                 "INSERT INTO ledger_incentives (seq, region, member_id, year, record) "
-                "SELECT 7, '999999', 'M' || n, 2024, jsonb_build_object('pad', repeat('x', 200)) "
+                "SELECT 7, '999999', 'M' || n, 2024, jsonb_build_object('pad', repeat('x', 200))::text "
                 "FROM generate_series(1, 20000) n"
             )
             await connection.execute(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ledger.codec import dumps
 from ledger.offline import settle_lines
 from ledger.records import NATIONAL_ALIASES
-from tests.ledger.helpers import example_lines, execute, fetch, ingest, json_rows, verify
+from tests.ledger.helpers import example_lines, fetch, forge, ingest, json_rows, verify
 
 ALIASES = {alias for _, alias in NATIONAL_ALIASES}
 
@@ -30,10 +30,9 @@ def test_the_ledger_keeps_a_settlement_in_our_names_and_publishes_it_with_its_al
 
 def _as_kept_before(database):
     """Every settlement row as a ledger kept it before: the aliases beside our names."""
-    pairs = ", ".join(f"'{alias}', record -> '{name}'" for name, alias in NATIONAL_ALIASES)
-    execute(database, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
-    execute(database, f"UPDATE ledger_settlements SET record = record || jsonb_build_object({pairs})", owner=True)
-    execute(database, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
+    pairs = ", ".join(f"'{alias}', record::jsonb -> '{name}'" for name, alias in NATIONAL_ALIASES)
+    kept = f"(record::jsonb || jsonb_build_object({pairs}))::text"
+    forge(database, "ledger_settlements", f"UPDATE ledger_settlements SET record = {kept}")
 
 
 def test_settlements_kept_with_their_aliases_still_verify_and_an_altered_alias_is_found(database):
@@ -45,15 +44,13 @@ def test_settlements_kept_with_their_aliases_still_verify_and_an_altered_alias_i
     assert report.ok, report.differences[:3]
 
     settlement_id = kept[0]["settlement_id"]
-    execute(database, "ALTER TABLE ledger_settlements DISABLE TRIGGER USER", owner=True)
-    execute(
+    forge(
         database,
-        "UPDATE ledger_settlements SET record = jsonb_set(record, '{hifp_pay}', '\"9999.00\"') "
+        "ledger_settlements",
+        "UPDATE ledger_settlements SET record = jsonb_set(record::jsonb, '{hifp_pay}', '\"9999.00\"')::text "
         "WHERE settlement_id = $1",
         settlement_id,
-        owner=True,
     )
-    execute(database, "ALTER TABLE ledger_settlements ENABLE TRIGGER USER", owner=True)
     report = verify(database)
     assert not report.ok
     assert any(settlement_id in d.what and "hifp_pay" in d.detail for d in report.differences), report.differences

@@ -1,0 +1,142 @@
+"""The ledger keeps each record as the text medledger wrote (revision 0016): `replay --verify` finds a re-derived
+record equal by its bytes, on the server, and returns no row to compare in Python; a ledger whose records were
+kept as jsonb before upgrades, keeps their values, reads as before and verifies, comparing them as parsed values."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+import asyncpg
+import orjson
+import pytest
+
+from ledger.codec import dumps
+from ledger.db import migrate
+from ledger.db.audit import PostgresAudit
+from ledger.db.report_reads import PostgresReportReads
+from ledger.db.verification import JSON_TEXT
+from tests.ledger.helpers import example_lines, execute, fetch, forge, ingest, plain, verify
+
+MIGRATION = importlib.import_module("ledger.db.migrations.versions.0016_records_as_written")
+
+
+def _records(db) -> dict[tuple[str, str], list[str]]:
+    """Every record of the ledger's record columns, as stored, by (table, column), in a fixed order."""
+    order = {"ledger_settlements": "settlement_id", "ledger_movements": "movement_id", "ledger_incentives": "seq"}
+    return {
+        (table, column): [row[0] for row in fetch(db, f"SELECT {column} FROM {table} ORDER BY {order[table]}")]
+        for table, column in sorted(JSON_TEXT)
+    }
+
+
+def _compared_in_python(monkeypatch) -> list[list[str]]:
+    """The keys of the settlements verify finds unequal on the server and reads again to compare in Python."""
+    keyed: list[list[str]] = []
+    original = PostgresAudit.stored_rows_keyed
+
+    async def counted(self, spec, seqs, members, keys):
+        keyed.append(list(keys))
+        return await original(self, spec, seqs, members, keys)
+
+    monkeypatch.setattr(PostgresAudit, "stored_rows_keyed", counted)
+    return keyed
+
+
+def _reads(db) -> dict:
+    """What the reports read from the records: the fund's month by facility level and by facility, and a
+    settlement's trace, for every month with settlements."""
+
+    async def run() -> dict:
+        connection = await asyncpg.connect(plain(db.owner_url))
+        try:
+            reads = PostgresReportReads(connection)
+            months = await connection.fetch(
+                "SELECT DISTINCT region, date_trunc('month', visit_date)::date FROM ledger_settlements ORDER BY 1, 2"
+            )
+            found: dict = {}
+            for region, first in months:
+                found[(region, first, "level")] = await reads.month_by_level(region, first)
+                found[(region, first, "facility")] = await reads.month_by_facility(region, first)
+            settlement_id = await connection.fetchval("SELECT min(settlement_id) FROM ledger_settlements")
+            trace = await reads.settlement_trace(settlement_id)
+            found["trace"] = (trace["record"], trace["deltas"])
+            return found
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def test_records_are_kept_as_written_and_verify_compares_none_of_them_in_python(database, monkeypatch):
+    ingest(database, example_lines("nanjing", "weihai", "inner-mongolia"))
+    for (table, column), records in _records(database).items():
+        if table != "ledger_incentives":
+            assert records, f"{table}.{column} is empty"
+        # medledger's own text (compact, keys in its order), not the server's
+        assert all(dumps(orjson.loads(record)) == record for record in records), (table, column)
+    keyed = _compared_in_python(monkeypatch)
+    report = verify(database)
+    assert report.ok, report.differences[:3]
+    assert keyed == []
+
+
+def test_a_ledger_kept_as_jsonb_upgrades_reads_as_before_and_verifies(database, monkeypatch):
+    ingest(database, example_lines("nanjing", "weihai", "inner-mongolia"))
+    written, reads = _records(database), _reads(database)
+    assert any(row[0]["total_amount"] for key, row in reads.items() if key != "trace" and row)
+    # as the release before kept them, at the revision before
+    for table, column in sorted(JSON_TEXT):
+        execute(database, f"ALTER TABLE {table} ALTER COLUMN {column} TYPE jsonb USING {column}::jsonb", owner=True)
+    execute(database, "UPDATE alembic_version SET version_num = '0015'", owner=True)
+
+    migrate.upgrade(database.owner_url)
+
+    assert fetch(database, "SELECT version_num FROM alembic_version", owner=True)[0][0] == migrate.HEAD
+    kinds = fetch(
+        database,
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND column_name IN ('record', 'deltas') AND table_name = ANY($1::text[])",
+        sorted(MIGRATION.RECORDS),
+    )
+    assert {(t, c) for t, c, _ in kinds} == JSON_TEXT and {kind for _, _, kind in kinds} == {"text"}
+    upgraded = _records(database)
+    assert upgraded.keys() == written.keys()
+    for key, records in upgraded.items():  # the server's text of each value: the same values, other bytes
+        assert [orjson.loads(r) for r in records] == [orjson.loads(r) for r in written[key]], key
+    settlements = upgraded[("ledger_settlements", "record")]
+    assert all(r != w for r, w in zip(settlements, written[("ledger_settlements", "record")], strict=True))
+    assert _reads(database) == reads
+
+    keyed = _compared_in_python(monkeypatch)
+    report = verify(database)
+    assert report.ok, report.differences[:3]
+    assert sum(len(keys) for keys in keyed) == len(settlements)  # each unequal by its bytes, equal by its value
+
+    # and a changed value among them is still found
+    settlement_id = fetch(database, "SELECT min(settlement_id) FROM ledger_settlements")[0][0]
+    forge(
+        database,
+        "ledger_settlements",
+        "UPDATE ledger_settlements SET record = jsonb_set(record::jsonb, '{cash_paid}', '\"0.01\"')::text "
+        "WHERE settlement_id = $1",
+        settlement_id,
+    )
+    report = verify(database)
+    assert [(d.what, d.detail.split(":")[0]) for d in report.differences] == [
+        (f"ledger_settlements settlement_id={settlement_id}", "record.cash_paid")
+    ]
+
+
+@pytest.mark.parametrize(("table", "column"), sorted(JSON_TEXT))
+def test_a_record_that_is_no_longer_json_is_reported_as_it_is_stored(database, table, column):
+    ingest(database, example_lines("inner-mongolia", "weihai"))
+    (count,) = fetch(database, f"SELECT count(*) FROM {table}")[0]
+    assert count, f"{table} is empty"
+    first = f"(SELECT min(ctid) FROM {table})"
+    forge(database, table, f"UPDATE {table} SET {column} = {column} || '~' WHERE ctid = {first}")
+    report = verify(database)
+    assert not report.ok
+    assert any(d.detail.startswith(f"{column}: ledger '") for d in report.differences), [
+        (d.what, d.detail[:120]) for d in report.differences
+    ]

@@ -5,9 +5,9 @@ for the events it replays, reads the stored rows of those events in the same sha
 as whole tuples, then column by column only where they differ. A JSON column (jsonb, or a record kept as the text
 medledger wrote: `db.verification.JSON_TEXT`) is equal when its text is, and otherwise compared by value (jsonb's
 text is the database's, with its own spacing and key order, as is that of a record written before revision 0016);
-every other column as it is. The columns a row is written with are the
-ones compared, so a column added to a table and written is compared with no change here; only the columns the
-database fills itself (a row's number, the time it was recorded) derive from nothing and are not.
+every other column as it is. The columns a row is written with are the ones compared, so a column added to a table
+and written is compared with no change here; only the columns the database fills itself (a row's number, the time
+it was recorded) derive from nothing and are not.
 """
 
 from __future__ import annotations

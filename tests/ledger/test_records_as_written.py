@@ -23,7 +23,11 @@ MIGRATION = importlib.import_module("ledger.db.migrations.versions.0016_records_
 
 def _records(db) -> dict[tuple[str, str], list[str]]:
     """Every record of the ledger's record columns, as stored, by (table, column), in a fixed order."""
-    order = {"ledger_settlements": "settlement_id", "ledger_movements": "movement_id", "ledger_incentives": "seq"}
+    order = {
+        "ledger_settlements": "settlement_id",
+        "ledger_movements": "movement_id",
+        "ledger_incentives": "seq, member_id",
+    }
     return {
         (table, column): [row[0] for row in fetch(db, f"SELECT {column} FROM {table} ORDER BY {order[table]}")]
         for table, column in sorted(JSON_TEXT)

@@ -3,9 +3,10 @@
     python bench/small_batches.py --batches 300 --size 8 --rounds 2
 
 Batches of --size visits go through `serve`'s settler one after another, each committed before the next arrives
-(as at a trickle of records), on a fresh embedded PostgreSQL (or DATABASE_URL, an empty database). Prints, a batch:
-this process's CPU (settling, the statements, the driver; producers' signatures are not checked here) and the CPU
-of the server processes that ran its statements, read from /proc (so the server must run on this machine).
+(as at a trickle of records), on the event loop `serve` runs on (`ledger.runtime.run`: uvloop's), on a fresh
+embedded PostgreSQL (or DATABASE_URL, an empty database). Prints, a batch: this process's CPU (settling, the
+statements, the driver; producers' signatures are not checked here) and the CPU of the server processes that ran
+its statements, read from /proc (so the server must run on this machine).
 
 Each round runs both ways the append transaction's statements can be planned, A B A B in fresh processes:
 `generic` (as medledger does: planned once a connection) and `auto` (PostgreSQL's default: a statement's first five
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.proc import cpu_of  # noqa: E402
+from ledger import runtime  # noqa: E402
 
 TOPIC = ("events", 0)
 
@@ -94,7 +96,7 @@ def _one(args: argparse.Namespace) -> None:
         from ledger.db import recorder
 
         recorder.GENERIC_PLANS = ""
-    client, server = asyncio.run(_measure(args.batches, args.size, args.members))
+    client, server = runtime.run(_measure(args.batches, args.size, args.members))
     print(f"{client * 1000:.3f} {server * 1000:.3f}")
 
 

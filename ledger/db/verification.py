@@ -58,11 +58,15 @@ def unequal_rows(table: str, shadow: str, columns: tuple[str, ...], key: str, me
     """How many rows `table` (aliased `t`) holds at the event positions of `AT_POSITIONS` (of the members in $5),
     and the `key` of each of them, and of each row of `shadow` whose key is in $4, that has no row equal to it,
     column by column, on the other side. The re-derived rows are in `shadow` already, so they are compared where
-    they are, each column as its type compares: a record kept as text (`JSON_TEXT`) byte for byte, so one written
-    before revision 0016 comes back, to be compared as a parsed value (`verify_rows.differences`)."""
+    they are, each column as its type compares, but a record kept as text (`JSON_TEXT`): equal when its bytes are
+    (`_json_differs`)."""
     listed = ", ".join(columns)
     only = " AND t.member_id = ANY($5::text[])" if members else ""
-    mine, theirs = (", ".join(f"{side}.{c}" for c in columns) for side in ("t", "s"))
+    plain = [c for c in columns if (table, c) not in JSON_TEXT]
+    mine, theirs = (", ".join(f"{side}.{c}" for c in plain) for side in ("t", "s"))
+    differs = " OR ".join(
+        [f"({mine}) IS DISTINCT FROM ({theirs})", *(_json_differs(c) for c in columns if c not in plain)]
+    )
     return (
         f"WITH t AS (SELECT {listed} FROM {table} t WHERE {AT_POSITIONS}{only}), "
         # a probe of the shadow's primary key for each key: the temporary table is never analysed, and a plan
@@ -70,8 +74,21 @@ def unequal_rows(table: str, shadow: str, columns: tuple[str, ...], key: str, me
         f"s AS (SELECT s.* FROM unnest($4::text[]) AS k({key}) CROSS JOIN LATERAL "
         f"(SELECT {listed} FROM {shadow} s WHERE s.{key} = k.{key} OFFSET 0) AS s) "
         f"SELECT (SELECT count(*) FROM t), coalesce(array_agg(coalesce(t.{key}, s.{key})) "
-        f"FILTER (WHERE ({mine}) IS DISTINCT FROM ({theirs})), '{{}}') "
+        f"FILTER (WHERE {differs}), '{{}}') "
         f"FROM t FULL JOIN s ON t.{key} = s.{key}"
+    )
+
+
+def _json_differs(column: str) -> str:
+    """Whether the ledger's record (`t`) differs from the re-derived one (`s`, as medledger wrote it): not when
+    their bytes are equal; otherwise, where the ledger's is JSON, as parsed values, so that a record written before
+    revision 0016 (the server's text of the jsonb value it was: its keys reordered and spaced) is equal to its
+    re-derivation where its value is, with no row read back. A ledger record that is not JSON differs, and is
+    shown as its text (`verify_rows.differences`). CASE keeps the order: no cast of what is not JSON."""
+    t, s = f"t.{column}", f"s.{column}"
+    return (
+        f"CASE WHEN {t} IS NOT DISTINCT FROM {s} THEN false "
+        f"WHEN pg_input_is_valid({t}, 'jsonb') THEN {t}::jsonb IS DISTINCT FROM {s}::jsonb ELSE true END"
     )
 
 

@@ -12,6 +12,7 @@ it was recorded) derive from nothing and are not.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -66,8 +67,13 @@ _RECORD = written.SETTLEMENT_COLUMNS.index("record")
 
 def _with_aliases(row: tuple) -> tuple:
     """A settlement row as the ledger kept it before it kept settlements in our names alone: its record with the
-    national aliases beside them."""
-    return (*row[:_RECORD], with_aliases(row[_RECORD]), *row[_RECORD + 1 :])
+    national aliases beside them. The record as written or parsed; returned parsed."""
+    record = row[_RECORD]
+    return (
+        *row[:_RECORD],
+        with_aliases(orjson.loads(record) if isinstance(record, str) else record),
+        *row[_RECORD + 1 :],
+    )
 
 
 SETTLEMENTS = DerivedTable(
@@ -174,18 +180,90 @@ def differences(
             yield row[seq_at], spec.describe(row), "re-derived but not in the ledger"
         elif len(found) > 1:
             yield row[seq_at], spec.describe(row), f"{len(found)} rows in the ledger where one is re-derived"
-        elif tuple(found[0]) != row:  # a record as written is equal by its text
-            ours, stored_row = _parsed(row, json), _parsed(found[0], json)
-            if ours == stored_row:
+        elif not _kept(json, row, kept := found[0]):
+            if spec.earlier is not None and _kept(json, spec.earlier(row), kept):  # kept as it was before
                 continue
+            ours, stored_row = _parsed(row, json), _parsed(kept, json)
             changed = _changed(spec, ours, stored_row, parked_since or {})
-            if changed and spec.earlier is not None:  # kept as it was kept before: compared in that form
+            if changed and spec.earlier is not None:  # named in the form it comes nearest
                 changed = min(changed, _changed(spec, spec.earlier(ours), stored_row, parked_since or {}), key=len)
-            if changed:
-                yield row[seq_at], spec.describe(row), "; ".join(changed)
+            # the same values, yet not kept: a record's text that is not one written for it
+            if shown := changed or _rewritten(spec, json, row, kept):
+                yield row[seq_at], spec.describe(row), "; ".join(shown)
     for rows in theirs.values():
         for row in rows:
             yield row[seq_at], spec.describe(row), "in the ledger but not re-derived"
+
+
+def _kept(json: tuple[int, ...], derived: Sequence[Any], stored: Sequence[Any]) -> bool:
+    """Whether `stored` is the ledger's row of `derived`: each column equal, but a JSON one (at `json`), which is
+    equal when its text is, or when the ledger's is the server's text of the derived value (`jsonb_text`): a record
+    written before revision 0016, kept as jsonb, is. As `db.verification.unequal_rows` holds a settlement."""
+    if len(derived) != len(stored):
+        return False
+    for n, (ours, theirs) in enumerate(zip(derived, stored, strict=True)):
+        if ours == theirs:
+            continue
+        if n not in json or not isinstance(theirs, str):
+            return False
+        value = orjson.loads(ours) if isinstance(ours, (str, bytes)) else ours
+        if theirs != jsonb_text(value):
+            return False
+    return True
+
+
+def _rewritten(spec: DerivedTable, json: tuple[int, ...], derived: Sequence[Any], stored: Sequence[Any]) -> list[str]:
+    """The JSON columns whose text in the ledger is neither the text written nor the server's text of its value,
+    though it parses to the same value (a key given twice, other spacing or escapes)."""
+    return [
+        f"{spec.columns[n]}: the ledger's text is not the record written ({_short(stored[n])} vs replay "
+        f"{_short(derived[n])})"
+        for n in json
+        if not _kept((0,), (derived[n],), (stored[n],))
+    ]
+
+
+# PostgreSQL's escapes in a JSON string it writes (`escape_json`): these, and \u00XX for every other control
+# character; every other character as it is.
+_JSONB_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+
+
+class _NoText(Exception):
+    """A value whose jsonb text cannot be told from it (a float: jsonb keeps the digits it was given)."""
+
+
+def jsonb_text(value: Any) -> str | None:
+    """The text PostgreSQL gives a jsonb value (`value::jsonb::text`) of this parsed JSON `value`: an object's keys
+    by their length in bytes, then bytewise, each once; `, ` and `: ` between; strings escaped as `escape_json`
+    does. None for a value it cannot be told of (a float)."""
+    try:
+        return _jsonb(value)
+    except _NoText:
+        return None
+
+
+def _jsonb(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _jsonb_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_jsonb(item) for item in value) + "]"
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda key: (len(key.encode()), key.encode()))
+        return "{" + ", ".join(f"{_jsonb_string(key)}: {_jsonb(value[key])}" for key in keys) + "}"
+    raise _NoText
+
+
+def _jsonb_string(text: str) -> str:
+    return '"' + _ESCAPED.sub(lambda m: _JSONB_ESCAPES.get(m[0]) or f"\\u{ord(m[0]):04x}", text) + '"'
 
 
 def _changed(spec: DerivedTable, mine: tuple, theirs: tuple, parked_since: dict[str, datetime]) -> list[str]:

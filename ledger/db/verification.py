@@ -8,9 +8,9 @@ from .columns import primary_key, table_columns
 PARKED_SINCE = "SELECT event_id, parked_at FROM parked_events WHERE event_id = ANY($1::text[])"
 
 
-# The ledger's records, JSON kept as the text medledger wrote (revision 0016): equal when their bytes are, and
-# otherwise compared as parsed values, since a row written before that revision holds the server's text of the
-# jsonb value it was (its keys reordered and spaced).
+# The ledger's records, JSON kept as the text medledger wrote (revision 0016): equal to their re-derivation when
+# their bytes are or, for a row written before that revision, which holds the server's text of the jsonb value it
+# was (its keys reordered and spaced), when it is the server's text of the re-derived value.
 JSON_TEXT = frozenset(
     {
         ("ledger_settlements", "record"),
@@ -58,8 +58,7 @@ def unequal_rows(table: str, shadow: str, columns: tuple[str, ...], key: str, me
     """How many rows `table` (aliased `t`) holds at the event positions of `AT_POSITIONS` (of the members in $5),
     and the `key` of each of them, and of each row of `shadow` whose key is in $4, that has no row equal to it,
     column by column, on the other side. The re-derived rows are in `shadow` already, so they are compared where
-    they are, each column as its type compares, but a record kept as text (`JSON_TEXT`): equal when its bytes are
-    (`_json_differs`)."""
+    they are, each column as its type compares, but a record kept as text (`JSON_TEXT`: `_json_differs`)."""
     listed = ", ".join(columns)
     only = " AND t.member_id = ANY($5::text[])" if members else ""
     plain = [c for c in columns if (table, c) not in JSON_TEXT]
@@ -80,16 +79,15 @@ def unequal_rows(table: str, shadow: str, columns: tuple[str, ...], key: str, me
 
 
 def _json_differs(column: str) -> str:
-    """Whether the ledger's record (`t`) differs from the re-derived one (`s`, as medledger wrote it): not when
-    their bytes are equal; otherwise, where the ledger's is JSON, as parsed values, so that a record written before
-    revision 0016 (the server's text of the jsonb value it was: its keys reordered and spaced) is equal to its
-    re-derivation where its value is, with no row read back. A ledger record that is not JSON differs, and is
-    shown as its text (`verify_rows.differences`). CASE keeps the order: no cast of what is not JSON."""
+    """Whether the ledger's record (`t`) is not the re-derived one (`s`, as medledger writes it): equal when their
+    bytes are, or when the ledger's is the server's text of the re-derived value (`s::jsonb::text`), as a record
+    written before revision 0016 is (the text of the jsonb value it was kept as: its keys reordered and spaced).
+    Only the re-derived text, which medledger wrote, is parsed; any other text differs (a duplicated key, other
+    spacing, a number for a string or `true` for 1) and the row is read back to be named
+    (`verify_rows.differences`, which holds a record to the same two texts). CASE keeps the order: the parse only
+    where the bytes differ."""
     t, s = f"t.{column}", f"s.{column}"
-    return (
-        f"CASE WHEN {t} IS NOT DISTINCT FROM {s} THEN false "
-        f"WHEN pg_input_is_valid({t}, 'jsonb') THEN {t}::jsonb IS DISTINCT FROM {s}::jsonb ELSE true END"
-    )
+    return f"CASE WHEN {t} IS NOT DISTINCT FROM {s} THEN false ELSE {t} IS DISTINCT FROM {s}::jsonb::text END"
 
 
 def projection_rows(live: str, shadow: str, limit: int) -> str:

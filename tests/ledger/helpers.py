@@ -145,16 +145,6 @@ def unguarded(db: Database, table: str, statement: str, *args) -> None:
         execute(db, f"ALTER TABLE {table} ENABLE TRIGGER USER", owner=True)
 
 
-def forge(db: Database, table: str, statement: str, *args) -> None:
-    """`statement` run by the owner on an append-only `table` with its triggers off: a forgery, as one who can
-    switch them off could make it."""
-    execute(db, f"ALTER TABLE {table} DISABLE TRIGGER USER", owner=True)
-    try:
-        execute(db, statement, *args, owner=True)
-    finally:
-        execute(db, f"ALTER TABLE {table} ENABLE TRIGGER USER", owner=True)
-
-
 def verify(db: Database, batch_size: int = 40):
     return asyncio.run(Replayer(db, batch_size=batch_size).verify())
 

@@ -17,7 +17,8 @@ from ledger.db import migrate
 from ledger.db.audit import PostgresAudit
 from ledger.db.report_reads import PostgresReportReads
 from ledger.db.verification import JSON_TEXT
-from tests.ledger.helpers import example_lines, execute, fetch, forge, ingest, plain, verify
+from ledger.verify_rows import jsonb_text
+from tests.ledger.helpers import example_lines, execute, fetch, ingest, plain, unguarded, verify
 
 MIGRATION = importlib.import_module("ledger.db.migrations.versions.0016_records_as_written")
 
@@ -120,7 +121,7 @@ def test_a_ledger_kept_as_jsonb_upgrades_reads_as_before_and_verifies(database, 
 
     # and a changed value among them is still found
     settlement_id = fetch(database, "SELECT min(settlement_id) FROM ledger_settlements")[0][0]
-    forge(
+    unguarded(
         database,
         "ledger_settlements",
         "UPDATE ledger_settlements SET record = jsonb_set(record::jsonb, '{cash_paid}', '\"0.01\"')::text "
@@ -139,10 +140,74 @@ def test_a_record_that_is_no_longer_json_is_reported_as_it_is_stored(database, t
     ingest(database, example_lines("inner-mongolia", "weihai"))
     (count,) = fetch(database, f"SELECT count(*) FROM {table}")[0]
     assert count, f"{table} is empty"
-    first = f"(SELECT min(ctid) FROM {table})"
-    forge(database, table, f"UPDATE {table} SET {column} = {column} || '~' WHERE ctid = {first}")
+    first = f"(SELECT region, ctid FROM {table} ORDER BY region, ctid LIMIT 1)"  # one row of one partition
+    unguarded(database, table, f"UPDATE {table} SET {column} = {column} || '~' WHERE (region, ctid) = {first}")
     report = verify(database)
     assert not report.ok
     assert any(d.detail.startswith(f"{column}: ledger '") for d in report.differences), [
         (d.what, d.detail[:120]) for d in report.differences
     ]
+
+
+# Texts that parse to the value a record was written with, or to one a loose comparison takes for it, but are not
+# the text written (nor, for a record kept as jsonb before 0016, the server's text of its value): each is named.
+# A key given twice is read by every parser medledger uses as its last value; a reader taking the first would see
+# the forged one. (pattern a row must hold, SQL of the forged text from `RECORD`), as written and as kept as jsonb.
+FORGERIES = {
+    "a key given twice, the forged value first": (
+        ("", '\'{"cash_paid":"0.01",\' || substr(RECORD, 2)'),
+        ("", '\'{"cash_paid": "0.01", \' || substr(RECORD, 2)'),
+    ),
+    "a space before it": (("", "' ' || RECORD"), ("", "' ' || RECORD")),
+    "a key spelled with an escape": (
+        ('"region":', "replace(RECORD, '\"region\":', '\"\\u0072egion\":')"),
+        ('"region": ', "replace(RECORD, '\"region\": ', '\"\\u0072egion\": ')"),
+    ),
+    "true for 1": (
+        ('"facility_level":1,', "replace(RECORD, '\"facility_level\":1,', '\"facility_level\":true,')"),
+        ('"facility_level": 1,', "replace(RECORD, '\"facility_level\": 1,', '\"facility_level\": true,')"),
+    ),
+}
+KEYS = {"ledger_settlements": "settlement_id", "ledger_movements": "movement_id"}  # a movement holds no number
+
+
+CASES = [(t, f) for t in sorted(KEYS) for f in sorted(FORGERIES) if (t, f) != ("ledger_movements", "true for 1")]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["as written", "kept as jsonb before"])
+@pytest.mark.parametrize(("table", "forgery"), CASES)
+def test_a_record_whose_text_is_not_the_one_written_is_named_though_it_parses_to_its_value(
+    database, table, forgery, legacy
+):
+    ingest(database, example_lines("nanjing", "weihai"))
+    if legacy:  # the server's text of each jsonb value, as 0016 leaves the rows written before it
+        for kind in ("jsonb", "text"):
+            execute(database, f"ALTER TABLE {table} ALTER COLUMN record TYPE {kind} USING record::{kind}", owner=True)
+    pattern, forged = FORGERIES[forgery][legacy]
+    key = KEYS[table]
+    (row_key,) = fetch(database, f"SELECT min({key}) FROM {table} WHERE strpos(record, $1) > 0", pattern)[0]
+    assert row_key is not None and verify(database).ok
+    unguarded(
+        database, table, f"UPDATE {table} SET record = {forged.replace('RECORD', 'record')} WHERE {key} = $1", row_key
+    )
+    (text,) = fetch(database, f"SELECT record FROM {table} WHERE {key} = $1", row_key)[0]
+    assert orjson.loads(text) == orjson.loads(text.replace("true,", "1,"))  # it still parses, to a value taken for it
+
+    report = verify(database)
+
+    assert [d.what for d in report.differences] == [f"{table} {key}={row_key}"], report.differences
+    assert report.differences[0].detail.startswith("record"), report.differences[0].detail
+
+
+def test_jsonb_text_is_the_text_postgresql_gives_a_jsonb_value(database):
+    values = [
+        {"b": 1, "aa": [True, False, None], "a": {}, "é": [], "ab": "x"},  # keys by their length in bytes
+        'quote " backslash \\ slash / \b \f \n \r \t \x01 \x1f \x7f',
+        "中文 and emoji 🧾 kept as they are",
+        [-12345678901234567, 0, [[[]]], {"k": {"k": "v"}}],
+        {"é": 1, "z": 2, "zz": 3, "ée": 4, "e": 5},
+    ]
+    for value in values:
+        (server,) = fetch(database, "SELECT $1::jsonb::text", orjson.dumps(value).decode())[0]
+        assert jsonb_text(value) == server, value
+    assert jsonb_text({"amount": 1.5}) is None  # jsonb keeps a number's digits, which a float does not

@@ -2,11 +2,12 @@
 ledger_settlements, ledger_movements and ledger_incentives become `text` instead of `jsonb`.
 
 A jsonb value is the server's own parse of the text it was given: every record cost PostgreSQL a parse as it
-was written (some 4 µs a settlement, docs/durable-cost.md), and its text as read back is the server's (keys
+was written (some 3.7 µs a settlement, docs/durable-cost.md), and its text as read back is the server's (keys
 reordered, spaced), not the record's. Kept as written, a record is stored as it arrives, and `replay --verify`
-compares a re-derived record with the stored one byte for byte, where the server parsed every re-derived
-settlement to compare two values (PostgreSQL's CPU in a verify of 92,294 events: 1.19 times less). Rows written
-before this revision hold the server's text of their value, which `replay --verify` compares as parsed values
+finds a re-derived record equal to the stored one when their bytes are, where the server parsed every re-derived
+settlement to compare two values (PostgreSQL's CPU in a verify of 92,294 events: 1.19 times less). A row written
+before this revision holds the server's text of its jsonb value: `replay --verify` takes it for the re-derived
+record when it is the server's text of the re-derived value, and any other text for a difference
 (docs/verify.md). A reader of a field of a record casts it: `record::jsonb ->> 'cash_paid'`.
 
 Each table is rewritten, with its indexes, in the migration's transaction: readers and writers of the three tables

@@ -3,9 +3,10 @@
 Each ledger table's rows are written from tuples (`db.projection_store.*_COLUMNS`). Replay builds the same tuples
 for the events it replays, reads the stored rows of those events in the same shape, and compares them key by key:
 as whole tuples, then column by column only where they differ. A JSON column (jsonb, or a record kept as the text
-medledger wrote: `db.verification.JSON_TEXT`) is equal when its text is, and otherwise compared by value (jsonb's
-text is the database's, with its own spacing and key order, as is that of a record written before revision 0016);
-every other column as it is. The columns a row is written with are the ones compared, so a column added to a table
+medledger wrote: `db.verification.JSON_TEXT`) is equal when its text is, or when the stored text is the server's
+text of the re-derived value (`jsonb_text`): a jsonb column's, read as text, and a record written before revision
+0016, kept as jsonb then, are; any other text differs, even one that parses to the same value. Every other column
+is compared as it is. The columns a row is written with are the ones compared, so a column added to a table
 and written is compared with no change here; only the columns the database fills itself (a row's number, the time
 it was recorded) derive from nothing and are not.
 """
@@ -155,10 +156,28 @@ def _parsed(row: Sequence[Any], json: tuple[int, ...]) -> tuple:
     for n in json:
         if isinstance(values[n], (str, bytes)):
             try:
-                values[n] = orjson.loads(values[n])
+                value = orjson.loads(values[n])
             except orjson.JSONDecodeError:  # a stored record that is no longer JSON: compared, and shown, as text
                 continue
+            if not _deeper_than(value, NESTING):  # nor one nested deeper than a record is: repr() would recurse
+                values[n] = value
     return tuple(values)
+
+
+# Levels of nesting a record is compared, and shown, as a parsed value within (a record has three or four).
+NESTING = 32
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether `value` nests lists and objects more than `levels` deep (walked without recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth >= levels:
+                return True
+            stack.extend((inner, depth + 1) for inner in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def differences(
@@ -180,7 +199,7 @@ def differences(
             yield row[seq_at], spec.describe(row), "re-derived but not in the ledger"
         elif len(found) > 1:
             yield row[seq_at], spec.describe(row), f"{len(found)} rows in the ledger where one is re-derived"
-        elif not _kept(json, row, kept := found[0]):
+        elif tuple(kept := found[0]) != row and not _kept(json, row, kept):
             if spec.earlier is not None and _kept(json, spec.earlier(row), kept):  # kept as it was before
                 continue
             ours, stored_row = _parsed(row, json), _parsed(kept, json)
@@ -204,7 +223,7 @@ def _kept(json: tuple[int, ...], derived: Sequence[Any], stored: Sequence[Any]) 
     for n, (ours, theirs) in enumerate(zip(derived, stored, strict=True)):
         if ours == theirs:
             continue
-        if n not in json or not isinstance(theirs, str):
+        if n not in json or not isinstance(theirs, str) or ours is None:
             return False
         value = orjson.loads(ours) if isinstance(ours, (str, bytes)) else ours
         if theirs != jsonb_text(value):
@@ -273,7 +292,9 @@ def _changed(spec: DerivedTable, mine: tuple, theirs: tuple, parked_since: dict[
             continue
         if isinstance(ours, dict) and isinstance(found, dict):
             fields = sorted(k for k in ours.keys() | found.keys() if ours.get(k) != found.get(k))
-            shown.extend(f"{column}.{k}: ledger {found.get(k)!r} vs replay {ours.get(k)!r}" for k in fields[:4])
+            shown.extend(
+                f"{column}.{k}: ledger {_short(found.get(k))} vs replay {_short(ours.get(k))}" for k in fields[:4]
+            )
         else:
             shown.append(f"{column}: ledger {_short(found)} vs replay {_short(ours)}")
     return shown

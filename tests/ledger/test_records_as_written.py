@@ -211,3 +211,16 @@ def test_jsonb_text_is_the_text_postgresql_gives_a_jsonb_value(database):
         (server,) = fetch(database, "SELECT $1::jsonb::text", orjson.dumps(value).decode())[0]
         assert jsonb_text(value) == server, value
     assert jsonb_text({"amount": 1.5}) is None  # jsonb keeps a number's digits, which a float does not
+
+
+@pytest.mark.parametrize("table", sorted(KEYS))
+def test_a_record_nested_deeper_than_any_is_reported_as_its_text(database, table):
+    """orjson parses up to 1,024 levels; shown as a parsed value, such a record made repr() recurse past Python's
+    limit and stopped the verify."""
+    ingest(database, example_lines("weihai"))
+    key = KEYS[table]
+    (row_key,) = fetch(database, f"SELECT min({key}) FROM {table}")[0]
+    deep = "repeat('[', 1000) || repeat(']', 1000)"
+    unguarded(database, table, f"UPDATE {table} SET record = {deep} WHERE {key} = $1", row_key)
+    report = verify(database)
+    assert [(d.what, d.detail[:18]) for d in report.differences] == [(f"{table} {key}={row_key}", "record: ledger '[[")]

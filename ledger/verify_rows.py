@@ -218,8 +218,6 @@ def _kept(json: tuple[int, ...], derived: Sequence[Any], stored: Sequence[Any]) 
     """Whether `stored` is the ledger's row of `derived`: each column equal, but a JSON one (at `json`), which is
     equal when its text is, or when the ledger's is the server's text of the derived value (`jsonb_text`): a record
     written before revision 0016, kept as jsonb, is. As `db.verification.unequal_rows` holds a settlement."""
-    if len(derived) != len(stored):
-        return False
     for n, (ours, theirs) in enumerate(zip(derived, stored, strict=True)):
         if ours == theirs:
             continue

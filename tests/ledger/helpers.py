@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -179,22 +179,31 @@ def waiting(db: Database) -> list[str]:
 # What this release writes beside the rows a release before partitions wrote (migrations 0012 and 0014 add it): to
 # write a ledger as that release did, the writer's extra rows and columns are given a place, dropped once it has
 # written.
-RECORDS = sorted(JSON_TEXT)  # (table, column) of the ledger's records, kept as jsonb before 0016
+def records_as(kind: str, tables: Iterable[str] | None = None) -> list[str]:
+    """The statements that make the ledger's record columns (of `tables`, every one's when None) `kind`: `jsonb`,
+    as before 0016 (the server's parse of each record, kept as its value), or `text` (from jsonb, the server's text
+    of each value, as 0016 leaves the rows written before it)."""
+    return [
+        f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {kind} USING {column}::{kind}"
+        for table, column in sorted(JSON_TEXT)
+        if tables is None or table in tables
+    ]
+
+
 BEFORE_PARTITIONS = (
     "CREATE TABLE ledger_event_ids (event_id text PRIMARY KEY, region text NOT NULL)",
     "GRANT SELECT, INSERT ON ledger_event_ids TO medledger_app",
     "ALTER TABLE ledger_rejections ADD COLUMN region text",
     "ALTER TABLE ledger_signatures ADD COLUMN region text",
     "ALTER TABLE member_state ADD COLUMN params_digest text",
-    *(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE text" for table, column in RECORDS),
+    *records_as("text"),
 )
 AS_BEFORE_PARTITIONS = (
     "DROP TABLE ledger_event_ids",
     "ALTER TABLE ledger_rejections DROP COLUMN region",
     "ALTER TABLE ledger_signatures DROP COLUMN region",
     "ALTER TABLE member_state DROP COLUMN params_digest",
-    # jsonb, as before 0016: the server's parse of each record, kept as its value (its text is the server's)
-    *(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE jsonb USING {column}::jsonb" for table, column in RECORDS),
+    *records_as("jsonb"),
 )
 
 

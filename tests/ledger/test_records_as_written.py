@@ -1,7 +1,7 @@
 """The ledger keeps each record as the text medledger wrote (revision 0016): `replay --verify` finds a re-derived
 record equal by its bytes, on the server, and returns no row to compare in Python; a ledger whose records were
-kept as jsonb before upgrades, keeps their values, reads as before and verifies, the server comparing them as
-parsed values."""
+kept as jsonb before upgrades, keeps their values, reads as before and verifies, each record the server's text of
+its re-derived value."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ledger.db.audit import PostgresAudit
 from ledger.db.report_reads import PostgresReportReads
 from ledger.db.verification import JSON_TEXT
 from ledger.verify_rows import jsonb_text
-from tests.ledger.helpers import example_lines, execute, fetch, ingest, plain, unguarded, verify
+from tests.ledger.helpers import example_lines, execute, fetch, ingest, plain, records_as, unguarded, verify
 
 MIGRATION = importlib.import_module("ledger.db.migrations.versions.0016_records_as_written")
 
@@ -92,8 +92,8 @@ def test_a_ledger_kept_as_jsonb_upgrades_reads_as_before_and_verifies(database, 
     written, reads = _records(database), _reads(database)
     assert any(row[0]["total_amount"] for key, row in reads.items() if key != "trace" and row)
     # as the release before kept them, at the revision before
-    for table, column in sorted(JSON_TEXT):
-        execute(database, f"ALTER TABLE {table} ALTER COLUMN {column} TYPE jsonb USING {column}::jsonb", owner=True)
+    for statement in records_as("jsonb"):
+        execute(database, statement, owner=True)
     execute(database, "UPDATE alembic_version SET version_num = '0015'", owner=True)
 
     migrate.upgrade(database.owner_url)
@@ -117,7 +117,7 @@ def test_a_ledger_kept_as_jsonb_upgrades_reads_as_before_and_verifies(database, 
     keyed = _compared_in_python(monkeypatch)
     report = verify(database)
     assert report.ok, report.differences[:3]
-    assert keyed == []  # each unequal by its bytes, found equal by its value on the server
+    assert keyed == []  # each unequal by its bytes, and the server's text of its re-derived value
 
     # and a changed value among them is still found
     settlement_id = fetch(database, "SELECT min(settlement_id) FROM ledger_settlements")[0][0]
@@ -181,8 +181,8 @@ def test_a_record_whose_text_is_not_the_one_written_is_named_though_it_parses_to
 ):
     ingest(database, example_lines("nanjing", "weihai"))
     if legacy:  # the server's text of each jsonb value, as 0016 leaves the rows written before it
-        for kind in ("jsonb", "text"):
-            execute(database, f"ALTER TABLE {table} ALTER COLUMN record TYPE {kind} USING record::{kind}", owner=True)
+        for statement in records_as("jsonb", [table]) + records_as("text", [table]):
+            execute(database, statement, owner=True)
     pattern, forged = FORGERIES[forgery][legacy]
     key = KEYS[table]
     (row_key,) = fetch(database, f"SELECT min({key}) FROM {table} WHERE strpos(record, $1) > 0", pattern)[0]

@@ -265,6 +265,15 @@ class AuditSession(SettlingReads, Protocol):
     async def create_shadow(self, shadow: Any) -> None:
         """Fresh, empty projections aside, named by `shadow` (`db.projection_store.Names`)."""
 
+    async def look_up_compared(self, shadow: Any) -> None:
+        """From now on, settled visits are looked up among the ledger's settlements compared so far (`compared`),
+        and beside them the re-derived ones that compared unequal, which alone are kept in `shadow`'s settlements."""
+
+    async def compared(self, through: int, unequal: list[str], rederived: list[tuple], uncompared: list[int]) -> None:
+        """The ledger's settlements compared through the position `through`: `unequal`, the keys that did not
+        compare equal on either side, `rederived`, the re-derived settlements among them, and `uncompared`, the
+        positions up to it whose rows no comparison read."""
+
     async def event_count(self) -> int:
         """How many rows the ledger holds, over every stream."""
 
@@ -299,16 +308,9 @@ class AuditSession(SettlingReads, Protocol):
     async def stored_rows(self, spec: Any, seqs: list[int], members: list[str] | None) -> Sequence:
         """The rows of `spec`'s table (`verify_rows.DerivedTable`) at the positions `seqs` (of `members`)."""
 
-    async def unequal_rows(
-        self, spec: Any, shadow: str, seqs: list[int], keys: list[str], members: list[str] | None
-    ) -> tuple[int, list[str]]:
-        """(rows of `spec`'s table at the positions `seqs` (of `members`), the keys of those rows and of the rows of
-        `shadow` under `keys` that are not equal on both sides)."""
-
-    async def stored_rows_keyed(
-        self, spec: Any, seqs: list[int], members: list[str] | None, keys: list[str]
-    ) -> Sequence:
-        """`stored_rows` of those whose key is in `keys`."""
+    async def in_server_text(self, spec: Any, seqs: list[int], rows: list[tuple]) -> set[tuple]:
+        """The keys of those re-derived `rows` of `spec`'s table at the positions `seqs` whose stored JSON columns
+        hold the server's text of their values, as a record kept before revision 0016 does."""
 
     async def parked_rows(self, after: tuple, limit: int) -> Sequence:
         """Up to `limit` rows of the waiting room after `after` (`db.verification.PARKED_ROWS`)."""

@@ -45,6 +45,7 @@ from .verify_rows import (
     differences,
     event_columns,
     expired_ids,
+    judged,
     parked_differences,
 )
 
@@ -55,8 +56,6 @@ if TYPE_CHECKING:
     from .verify_rows import DerivedTable
 
 SHADOW = Names.shadow()
-# The derived tables compared in Python, row by row; settlements are compared in SQL (`_check_settlements`).
-IN_PYTHON = tuple(spec for spec in DERIVED if spec is not SETTLEMENTS)
 
 
 @dataclass(frozen=True)
@@ -202,12 +201,15 @@ class Replayer:
         report = ReplayReport()
         self._seen = {spec.table: 0 for spec in DERIVED}  # ledger rows compared, per table
         self._adoptions = Adoptions()
+        self._uncompared: list[int] = []  # positions no comparison reads, which `_check` passes on
         names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
         try:
             async with auditing(self.db, names) as audit:
                 self._audit = audit
                 async with audit.transaction():
                     await audit.create_shadow(SHADOW)
+                    if mode == "verify":
+                        await audit.look_up_compared(SHADOW)
                 if mode == "rebuild":
                     # One transaction under the append lock. TRUNCATE locks the projections until it commits, so
                     # nobody reads them half rebuilt; and it gives them new files, which moves the watermark of a
@@ -378,6 +380,7 @@ class Replayer:
         for seq, digest, source, payload, *columns in rows:
             if columns[1] == ADOPTED:  # event_type
                 report.adoptions += 1  # settles nothing; checked with the chain (`_check_adoptions`)
+                self._uncompared.append(seq)
                 continue
             if mode == "verify" and (problem := self._adoptions.problem(seq, digest)):
                 report.differ(seq, "parameters", problem)
@@ -386,6 +389,7 @@ class Replayer:
             item = decode_canonical(payload, source or f"ledger:{seq}", seq, structs=True)
             if item.error is not None:
                 report.differ(seq, "event", f"the recorded event no longer decodes: {item.error.detail}")
+                self._uncompared.append(seq)
                 continue
             event = decoded(item)
             if mode == "verify" and (changed := event_columns(event, columns)):
@@ -431,37 +435,33 @@ class Replayer:
         return stored
 
     async def _check(self, audit: AuditSession, batch_rows: BatchRows, report: ReplayReport) -> None:
-        stored = await self._stored(audit, batch_rows, IN_PYTHON)
-        for spec in IN_PYTHON:
+        """The ledger's rows of the events of `batch_rows` compared with their re-derivation, and the settlements
+        among them that did not compare equal kept where the next events look settled visits up
+        (`db.verification.COMPARED`)."""
+        stored = await self._stored(audit, batch_rows)
+        unequal: set[tuple] = set()
+        for spec in DERIVED:
             if spec.table not in stored:
                 continue
             found = stored[spec.table]
             self._seen[spec.table] += len(found)
             expired = expired_ids(spec, found)
             since = await audit.parked_since(expired) if expired else None
-            for seq, what, detail in differences(spec, spec.rows(batch_rows), found, since):
+            keys = unequal if spec is SETTLEMENTS else None
+            deferred: list[tuple[tuple, Sequence[Any]]] = []
+            for seq, what, detail in differences(spec, spec.rows(batch_rows), found, since, keys, deferred):
                 report.differ(seq, what, detail)
-        await self._check_settlements(audit, batch_rows, report)
-
-    async def _check_settlements(self, audit: AuditSession, batch_rows: BatchRows, report: ReplayReport) -> None:
-        """The re-derived settlements, just written to the shadow settlements, compared there with the ledger's in
-        one query; only the rows that are not equal, column by column, come back to be compared as `_check`
-        compares the others, which names what differs (or finds a row kept in an earlier form, and equal in it)."""
-        spec, members = SETTLEMENTS, batch_rows.members_only
-        if members is not None and not spec.by_member:
-            return
-        derived = spec.rows(batch_rows)
-        seqs, members_of = list(batch_rows.positions), None if members is None else list(members)
-        count, unequal = await audit.unequal_rows(
-            spec, SHADOW.settlements, seqs, [row[spec.key_at[0]] for row in derived], members_of
-        )
-        self._seen[spec.table] += count
-        if not unequal:
-            return
-        keys = set(unequal)
-        found = await audit.stored_rows_keyed(spec, seqs, members_of, sorted(keys))
-        for seq, what, detail in differences(spec, [row for row in derived if row[spec.key_at[0]] in keys], found):
-            report.differ(seq, what, detail)
+            if deferred:  # rows kept before revision 0016, whose text is the server's
+                at = spec.key_at
+                held = await audit.in_server_text(spec, list(batch_rows.positions), [row for row, _ in deferred])
+                left = [pair for pair in deferred if tuple([pair[0][n] for n in at]) not in held]
+                for seq, what, detail in judged(spec, left, since, keys):
+                    report.differ(seq, what, detail)
+        if batch_rows.positions:
+            (key,) = SETTLEMENTS.key_at
+            rederived = [row for row in batch_rows.settlements if (row[key],) in unequal]
+            uncompared, self._uncompared = self._uncompared, []
+            await audit.compared(max(batch_rows.positions), sorted(k for (k,) in unequal), rederived, uncompared)
 
     async def _impact(self, audit: AuditSession, batch_rows: BatchRows, report: ReplayReport) -> None:
         spec = SETTLEMENTS

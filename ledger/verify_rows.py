@@ -185,39 +185,84 @@ def differences(
     derived: list[tuple],
     stored: Iterable[Sequence[Any]],
     parked_since: dict[str, datetime] | None = None,
+    unequal: set[tuple] | None = None,
+    deferred: list[tuple[tuple, Sequence[Any]]] | None = None,
 ) -> Iterator[tuple[int, str, str]]:
     """(position, what, detail) of each re-derived row that is not stored as it is derived, and of each stored
     row that nothing re-derives. `parked_since`: when each refused parked event was parked, by event id. A row
-    is parsed only as it is compared, so a batch holds no second copy of its rows."""
+    is parsed only as it is compared, so a batch holds no second copy of its rows. `unequal`: where the key of
+    each of these rows is put. `deferred`: where each (re-derived row, stored row) that differs in the text of
+    its JSON columns alone is put instead, to be asked of the server whether the ledger holds its text of the
+    re-derived value (`db.verification.in_server_text`), and the others `judged`."""
     at, json, seq_at = spec.key_at, spec.json, spec.columns.index("seq")
     theirs: dict[tuple, list[Sequence[Any]]] = defaultdict(list)
     for row in stored:  # no key column is jsonb
         theirs[tuple([row[n] for n in at])].append(row)
+    unequal = set() if unequal is None else unequal
     for row in derived:
-        found = theirs.pop(tuple([row[n] for n in at]), None)
+        key = tuple([row[n] for n in at])
+        found = theirs.pop(key, None)
         if found is None:
+            unequal.add(key)
             yield row[seq_at], spec.describe(row), "re-derived but not in the ledger"
         elif len(found) > 1:
+            unequal.add(key)
             yield row[seq_at], spec.describe(row), f"{len(found)} rows in the ledger where one is re-derived"
-        elif tuple(kept := found[0]) != row and not _kept(json, row, kept):
-            if spec.earlier is not None and _kept(json, spec.earlier(row), kept):  # kept as it was before
-                continue
-            ours, stored_row = _parsed(row, json), _parsed(kept, json)
-            changed = _changed(spec, ours, stored_row, parked_since or {})
-            if changed and spec.earlier is not None:  # named in the form it comes nearest
-                changed = min(changed, _changed(spec, spec.earlier(ours), stored_row, parked_since or {}), key=len)
-            # the same values, yet not kept: a record's text that is not one written for it
-            if shown := changed or _rewritten(spec, json, row, kept):
-                yield row[seq_at], spec.describe(row), "; ".join(shown)
-    for rows in theirs.values():
+        elif tuple(kept := found[0]) != row:
+            if deferred is not None and _text_alone(json, row, kept):
+                deferred.append((row, kept))
+            elif shown := _difference(spec, json, row, kept, parked_since or {}):
+                unequal.add(key)
+                yield row[seq_at], spec.describe(row), shown
+    for key, rows in theirs.items():
+        unequal.add(key)
         for row in rows:
             yield row[seq_at], spec.describe(row), "in the ledger but not re-derived"
+
+
+def judged(
+    spec: DerivedTable,
+    pairs: Iterable[tuple[tuple, Sequence[Any]]],
+    parked_since: dict[str, datetime] | None = None,
+    unequal: set[tuple] | None = None,
+) -> Iterator[tuple[int, str, str]]:
+    """`differences` of (re-derived row, stored row) pairs it deferred."""
+    at, seq_at = spec.key_at, spec.columns.index("seq")
+    for row, kept in pairs:
+        if shown := _difference(spec, spec.json, row, kept, parked_since or {}):
+            if unequal is not None:
+                unequal.add(tuple([row[n] for n in at]))
+            yield row[seq_at], spec.describe(row), shown
+
+
+def _text_alone(json: tuple[int, ...], derived: Sequence[Any], stored: Sequence[Any]) -> bool:
+    """Whether `stored` differs from `derived` in the text of its JSON columns (at `json`) alone."""
+    return all(
+        ours == theirs or (n in json and isinstance(ours, str) and isinstance(theirs, str))
+        for n, (ours, theirs) in enumerate(zip(derived, stored, strict=True))
+    )
+
+
+def _difference(
+    spec: DerivedTable, json: tuple[int, ...], row: tuple, kept: Sequence[Any], parked_since: dict[str, datetime]
+) -> str:
+    """What differs between a re-derived row and the stored row of its key ("" when it is kept as derived)."""
+    if _kept(json, row, kept):
+        return ""
+    if spec.earlier is not None and _kept(json, spec.earlier(row), kept):  # kept as it was before
+        return ""
+    ours, stored_row = _parsed(row, json), _parsed(kept, json)
+    changed = _changed(spec, ours, stored_row, parked_since)
+    if changed and spec.earlier is not None:  # named in the form it comes nearest
+        changed = min(changed, _changed(spec, spec.earlier(ours), stored_row, parked_since), key=len)
+    # the same values, yet not kept: a record's text that is not one written for it
+    return "; ".join(changed or _rewritten(spec, json, row, kept))
 
 
 def _kept(json: tuple[int, ...], derived: Sequence[Any], stored: Sequence[Any]) -> bool:
     """Whether `stored` is the ledger's row of `derived`: each column equal, but a JSON one (at `json`), which is
     equal when its text is, or when the ledger's is the server's text of the derived value (`jsonb_text`): a record
-    written before revision 0016, kept as jsonb, is. As `db.verification.unequal_rows` holds a settlement."""
+    written before revision 0016, kept as jsonb, is."""
     for n, (ours, theirs) in enumerate(zip(derived, stored, strict=True)):
         if ours == theirs:
             continue

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -36,7 +37,17 @@ from .projection_store import (
 )
 from .recorder import PostgresSession
 from .server import Database
-from .verification import PARKED_ROWS, PARKED_SINCE, position_bounds, projection_rows, stored_rows, unequal_rows
+from .verification import (
+    COMPARED,
+    COMPARED_TO,
+    PARKED_ROWS,
+    PARKED_SINCE,
+    compared_settlements,
+    in_server_text,
+    position_bounds,
+    projection_rows,
+    stored_rows,
+)
 from .writes import Writes
 
 if TYPE_CHECKING:
@@ -55,6 +66,7 @@ class PostgresAudit(PostgresSession):
     def __init__(self, raw: Raw, names: Names, reader: Raw | None = None):
         super().__init__(raw, names)
         self.reader = reader  # a connection of its own, reading the events ahead (`events_after(ahead=True)`)
+        self.shadow_settlements: str | None = None  # where `compared` keeps settlements (`look_up_compared`)
 
     async def region_members(self, region: str, size: int) -> AsyncIterator[list[MemberState]]:
         """The region's member states in member_id order, `size` at a time: while every state is held, the held
@@ -111,6 +123,26 @@ class PostgresAudit(PostgresSession):
             shadow.settlements,
         ):
             await self.raw.execute(f"DROP INDEX {index}")
+
+    async def look_up_compared(self, shadow: Names) -> None:
+        """Settled visits looked up among the ledger's settlements compared so far, and the re-derived ones that
+        compared unequal (`db.verification.COMPARED`), which `compared` keeps in `shadow`'s settlements: the only
+        settlements this session writes from now on."""
+        for statement in compared_settlements(shadow.settlements):
+            await self.raw.execute(statement)
+        self.names = replace(self.names, settlements=COMPARED)
+        self.shadow_settlements = shadow.settlements
+
+    async def compared(self, through: int, unequal: list[str], rederived: list[tuple], uncompared: list[int]) -> None:
+        """The ledger's settlements compared through the position `through`: `unequal`, the keys that did not
+        compare equal on either side, `rederived`, the re-derived settlements among them, and `uncompared`, the
+        positions up to it whose rows no comparison read."""
+        assert self.shadow_settlements is not None, "look_up_compared first"
+        if rederived:
+            writes = Writes.sized(len(rederived))
+            add_settlements(writes, self.shadow_settlements, BatchRows(settlements=rederived))
+            await writes.run(self.raw)
+        await self.raw.execute(COMPARED_TO, through, unequal, uncompared)
 
     async def event_count(self) -> int:
         return await self.raw.fetchval("SELECT count(*) FROM ledger_events")
@@ -169,25 +201,12 @@ class PostgresAudit(PostgresSession):
             return await self.raw.fetch(select, seqs, *position_bounds(seqs))
         return await self.raw.fetch(select, seqs, *position_bounds(seqs), members)
 
-    async def unequal_rows(
-        self, spec: DerivedTable, shadow: str, seqs: list[int], keys: list[str], members: list[str] | None
-    ) -> tuple[int, list[str]]:
-        """(how many rows of `spec`'s table are at the positions `seqs` (of `members`), the keys of those rows,
-        and of the rows of `shadow` under `keys`, that have no equal on the other side)."""
-        (key,) = spec.key
-        query = unequal_rows(spec.table, shadow, spec.columns, key, members is not None)
-        count, unequal = await self.raw.fetchrow(
-            query, seqs, *position_bounds(seqs), keys, *([] if members is None else [members])
-        )
-        return count, list(unequal)
-
-    async def stored_rows_keyed(
-        self, spec: DerivedTable, seqs: list[int], members: list[str] | None, keys: list[str]
-    ) -> list:
-        """`stored_rows` of those whose key (of one column) is in `keys`."""
-        (key,) = spec.key
-        select = stored_rows(spec.table, spec.columns, spec.where, members is not None, keyed=key)
-        return await self.raw.fetch(select, seqs, *position_bounds(seqs), *([] if members is None else [members]), keys)
+    async def in_server_text(self, spec: DerivedTable, seqs: list[int], rows: list[tuple]) -> set[tuple]:
+        """The keys of those re-derived `rows` of `spec`'s table at the positions `seqs` whose stored JSON columns
+        hold the server's text of their values (`db.verification.in_server_text`)."""
+        arrays = [[row[n] for row in rows] for n in (*spec.key_at, *spec.json)]
+        query = in_server_text(spec.table, spec.columns, spec.key)
+        return {tuple(row) for row in await self.raw.fetch(query, seqs, *position_bounds(seqs), *arrays)}
 
     async def parked_rows(self, after: tuple, limit: int) -> list:
         return await self.raw.fetch(PARKED_ROWS, *after, limit)
@@ -222,7 +241,8 @@ class PostgresAudit(PostgresSession):
     async def write_replayed(self, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:
         """A replayed batch's settlements and projections (member_year is left to `write_member_years`)."""
         writes = Writes.sized(rows.size())
-        add_settlements(writes, self.names.settlements, rows)
+        if self.shadow_settlements is None:  # else kept by `compared`, those that compared unequal alone
+            add_settlements(writes, self.names.settlements, rows)
         add_projections(writes, self.names, rows, registry, params_digest, years=False, held=self.holding)
         await writes.run(self.raw)
 

@@ -42,52 +42,84 @@ def position_bounds(seqs: list[int]) -> tuple[int, int]:
     return (min(seqs), max(seqs)) if seqs else (0, -1)
 
 
-def stored_rows(table: str, columns: tuple[str, ...], where: str, members: bool, keyed: str | None = None) -> str:
+def stored_rows(table: str, columns: tuple[str, ...], where: str, members: bool) -> str:
     """The rows of `table` (aliased `t`, narrowed by `where`) at the event positions of `AT_POSITIONS` (of the
-    members in $4; with `keyed`, whose column `keyed` is in the last parameter), jsonb columns as text for the fast
-    parser."""
+    members in $4), jsonb columns as text for the fast parser."""
     types = table_columns(table)
     selected = ", ".join(f"t.{c}::text" if types[c] == "JSONB" else f"t.{c}" for c in columns)
     only = " AND t.member_id = ANY($4::text[])" if members else ""
-    if keyed is not None:
-        only += f" AND t.{keyed} = ANY(${5 if members else 4}::text[])"
     return f"SELECT {selected} FROM {table} t WHERE {AT_POSITIONS}{where}{only}"
 
 
-def unequal_rows(table: str, shadow: str, columns: tuple[str, ...], key: str, members: bool) -> str:
-    """How many rows `table` (aliased `t`) holds at the event positions of `AT_POSITIONS` (of the members in $5),
-    and the `key` of each of them, and of each row of `shadow` whose key is in $4, that has no row equal to it,
-    column by column, on the other side. The re-derived rows are in `shadow` already, so they are compared where
-    they are, each column as its type compares, but a record kept as text (`JSON_TEXT`: `_json_differs`)."""
-    listed = ", ".join(columns)
-    only = " AND t.member_id = ANY($5::text[])" if members else ""
-    plain = [c for c in columns if (table, c) not in JSON_TEXT]
-    mine, theirs = (", ".join(f"{side}.{c}" for c in plain) for side in ("t", "s"))
-    differs = " OR ".join(
-        [f"({mine}) IS DISTINCT FROM ({theirs})", *(_json_differs(c) for c in columns if c not in plain)]
+def in_server_text(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
+    """Of rows of `table` (aliased `t`) at the event positions of `AT_POSITIONS` whose other columns equal their
+    re-derivation's and whose JSON columns (`json_positions`) do not hold its text, the keys of those whose JSON
+    columns each hold the server's text of the re-derived value (`value::jsonb::text`), as a record kept before
+    revision 0016 does (the text of the jsonb value it was: its keys reordered and spaced). The rows are given as
+    arrays from $4: one of each `key` column's values, then one of each JSON column's re-derived text. Only the
+    re-derived text, which medledger wrote, is parsed; any other text is not the server's (a duplicated key,
+    other spacing, a number for a string or `true` for 1). CASE keeps the order: the parse only where the bytes
+    differ."""
+    types = table_columns(table)
+    json = [columns[n] for n in json_positions(table, columns)]
+    assert json, f"{table} keeps no JSON"
+    given = [*key, *json]
+    arrays = ", ".join(f"${n}::{'text' if c in json else types[c].lower()}[]" for n, c in enumerate(given, start=4))
+    on = " AND ".join(f"t.{c} = d.{c}" for c in key)
+    held = " AND ".join(
+        f"CASE WHEN t.{c}::text IS NOT DISTINCT FROM d.{c} THEN true ELSE t.{c}::text = d.{c}::jsonb::text END"
+        for c in json
     )
     return (
-        f"WITH t AS (SELECT {listed} FROM {table} t WHERE {AT_POSITIONS}{only}), "
-        # a probe of the shadow's primary key for each key: the temporary table is never analysed, and a plan
-        # made without statistics scans all of it, every batch
-        f"s AS (SELECT s.* FROM unnest($4::text[]) AS k({key}) CROSS JOIN LATERAL "
-        f"(SELECT {listed} FROM {shadow} s WHERE s.{key} = k.{key} OFFSET 0) AS s) "
-        f"SELECT (SELECT count(*) FROM t), coalesce(array_agg(coalesce(t.{key}, s.{key})) "
-        f"FILTER (WHERE {differs}), '{{}}') "
-        f"FROM t FULL JOIN s ON t.{key} = s.{key}"
+        f"SELECT {', '.join(f'd.{c}' for c in key)} FROM unnest({arrays}) AS d({', '.join(given)}) "
+        f"JOIN {table} t ON {on} AND {AT_POSITIONS} WHERE {held}"
     )
 
 
-def _json_differs(column: str) -> str:
-    """Whether the ledger's record (`t`) is not the re-derived one (`s`, as medledger writes it): equal when their
-    bytes are, or when the ledger's is the server's text of the re-derived value (`s::jsonb::text`), as a record
-    written before revision 0016 is (the text of the jsonb value it was kept as: its keys reordered and spaced).
-    Only the re-derived text, which medledger wrote, is parsed; any other text differs (a duplicated key, other
-    spacing, a number for a string or `true` for 1) and the row is read back to be named
-    (`verify_rows.differences`, which holds a record to the same two texts). CASE keeps the order: the parse only
-    where the bytes differ."""
-    t, s = f"t.{column}", f"s.{column}"
-    return f"CASE WHEN {t} IS NOT DISTINCT FROM {s} THEN false ELSE {t} IS DISTINCT FROM {s}::jsonb::text END"
+# Verify settles each event as it was settled, so a visit it settles again, or reverses, is looked up among the
+# settlements it has re-derived before it. Those are the ledger's own where they compared equal with it: the view
+# `COMPARED` gives the ledger's settlements at the positions compared so far (through the session's setting
+# `COMPARED_THROUGH`), but those whose key compared unequal on either side (`UNEQUAL`), and beside them the
+# re-derived settlements that did not compare equal (the shadow settlements, which hold nothing else). A ledger
+# that verifies is looked up in exactly as its re-derivation would be; one that does not is reported whatever a
+# lookup found. So a verify writes no settlement that compares equal, which is every settlement of a ledger that
+# verifies. A row at a position no comparison reads (`UNCOMPARED`: an adoption's, an event's that no longer
+# decodes), or of another region than its event's, is not looked up: whatever it holds is reported
+# (`Replayer._unaccounted`), and is never read as a settlement. The position is compared as `seq + 0`, which no
+# index serves: planned once for every batch (a generic plan), the lookup of reversals (`reverses = ANY($1)`) was
+# planned on the ledger of 922,554 events as a walk of each region's position index up to the bound, every batch:
+# the server's CPU for that verify went from 23 s to 585 s.
+COMPARED = "replay_compared_settlements"
+UNEQUAL = "replay_unequal_settlements"
+UNCOMPARED = "replay_uncompared_positions"
+COMPARED_THROUGH = "medledger.compared_through"
+
+
+def compared_settlements(shadow: str) -> list[str]:
+    """The statements that make `COMPARED`, `UNEQUAL` and `UNCOMPARED` for a session whose shadow settlements are
+    `shadow`, compared through no position yet."""
+    return [
+        f"DROP VIEW IF EXISTS {COMPARED}",
+        f"DROP TABLE IF EXISTS {UNEQUAL}, {UNCOMPARED}",
+        f"CREATE TEMPORARY TABLE {UNEQUAL} (settlement_id text PRIMARY KEY)",
+        f"CREATE TEMPORARY TABLE {UNCOMPARED} (seq bigint PRIMARY KEY)",
+        f"SELECT set_config('{COMPARED_THROUGH}', '0', false)",
+        f"CREATE TEMPORARY VIEW {COMPARED} AS "
+        f"SELECT t.* FROM ledger_settlements t WHERE t.seq + 0 <= current_setting('{COMPARED_THROUGH}')::bigint "
+        f"AND NOT EXISTS (SELECT FROM {UNEQUAL} u WHERE u.settlement_id = t.settlement_id) "
+        f"AND NOT EXISTS (SELECT FROM {UNCOMPARED} p WHERE p.seq = t.seq) "
+        "AND EXISTS (SELECT FROM ledger_events e WHERE e.seq = t.seq AND e.region = t.region) "
+        f"UNION ALL SELECT * FROM {shadow}",
+    ]
+
+
+# The positions compared through ($1), with the keys compared unequal ($2) and the positions up to it that no
+# comparison reads ($3), kept where `COMPARED` reads them.
+COMPARED_TO = (
+    f"WITH unequal AS (INSERT INTO {UNEQUAL} SELECT DISTINCT unnest($2::text[]) ON CONFLICT DO NOTHING), "
+    f"uncompared AS (INSERT INTO {UNCOMPARED} SELECT DISTINCT unnest($3::bigint[]) ON CONFLICT DO NOTHING) "
+    f"SELECT set_config('{COMPARED_THROUGH}', $1::bigint::text, false)"
+)
 
 
 def projection_rows(live: str, shadow: str, limit: int) -> str:

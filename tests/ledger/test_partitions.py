@@ -348,7 +348,8 @@ def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_si
     and however many positions the batch gives: a plan expecting `seq = ANY($1)` to match most of a partition
     scans it whole, testing every row against every position (134 ms for each partition of 25,000 incentive rows,
     every batch)."""
-    from ledger.db.verification import stored_rows, unequal_rows
+    from ledger.db.projection_store import Names, book_lookups
+    from ledger.db.verification import COMPARED, compared_settlements, in_server_text, stored_rows
     from ledger.verify_rows import DERIVED, SETTLEMENTS
 
     async def plans() -> dict[str, tuple[str | None, str]]:
@@ -370,7 +371,7 @@ def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_si
             await connection.execute(
                 "INSERT INTO ledger_settlements (settlement_id, seq, event_id, region, member_id, visit_id, "
                 "visit_date, policy_id, fund_pool, fund_paid, record, deltas) "
-                "SELECT 'S' || n, n, 'E' || n, '999999', 'M' || n, 'V' || n, '2024-01-01', 'p', 'general', 1, "
+                "SELECT 'S' || n, n, 'E' || n, '320100', 'M' || n, 'V' || n, '2024-01-01', 'p', 'general', 1, "
                 "'{}', '[]' "
                 "FROM generate_series(1, 20000) n"
             )
@@ -380,6 +381,9 @@ def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_si
                 for table in ("ledger_incentives", "ledger_settlements")
             }
             await connection.execute("CREATE TEMPORARY TABLE shadow (LIKE ledger_settlements INCLUDING INDEXES)")
+            for statement in compared_settlements("shadow"):
+                await connection.execute(statement)
+            await connection.execute("SELECT set_config('medledger.compared_through', '100000', false)")
             # a batch's positions, none of which these rows are at
             listed = ",".join(map(str, range(100_001, 102_001)))
             positions = [f"'{{{listed}}}'::bigint[]", "100001", "102000"]
@@ -389,23 +393,30 @@ def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_si
                     query = stored_rows(spec.table, spec.columns, spec.where, members is not None)
                     plan = await _generic_plan(connection, query, *positions, *(["'{M1}'"] if members else []))
                     found[f"{spec.table} {members}"] = full.get(spec.table), plan
-            # the rows that compared unequal, read back by key
-            query = stored_rows(SETTLEMENTS.table, SETTLEMENTS.columns, SETTLEMENTS.where, False, "settlement_id")
-            plan = await _generic_plan(connection, query, *positions, "'{S1}'")
-            found["read back"] = full["ledger_settlements"], plan
-            query = unequal_rows(SETTLEMENTS.table, "shadow", SETTLEMENTS.columns, "settlement_id", False)
-            plan = await _generic_plan(connection, query, *positions, "'{S1}'")
-            found["compared"] = full["ledger_settlements"], plan
+            # rows whose text is asked of the server (a record kept before revision 0016)
+            query = in_server_text(SETTLEMENTS.table, SETTLEMENTS.columns, SETTLEMENTS.key)
+            plan = await _generic_plan(connection, query, *positions, "'{S1}'", "'{x}'", "'{x}'")
+            found["server text"] = full["ledger_settlements"], plan
+            # a visit looked up among the settlements compared, and whether it was reversed: by the visit's index
+            # and the reversal's, not by position (all positions up to the batch are compared)
+            query, _ = book_lookups(Names(settlements=COMPARED), {("320100", "V1")}, set(), False, first=1)
+            plan = await _generic_plan(connection, query, "'{320100}'", "'{V1}'")
+            found["visit looked up"] = full["ledger_settlements"], plan
+            query = f"SELECT reverses FROM {COMPARED} WHERE reverses = ANY($1::text[])"
+            plan = await _generic_plan(connection, query, "'{S1}'")
+            found["reversal looked up"] = full["ledger_settlements"], plan
             return found
         finally:
             await connection.close()
 
     found = asyncio.run(plans())
-    assert sum(partition is not None for partition, _ in found.values()) == 6  # 2 reads each, 1 keyed, 1 comparison
+    assert sum(partition is not None for partition, _ in found.values()) == 7  # 2 reads each, 1 text, 2 lookups
     for what, (partition, plan) in found.items():
         if partition is not None:
             assert f" on {partition} " in plan, (what, plan)  # read, by index
             assert f"Seq Scan on {partition} " not in plan, (what, plan)
+            if what.endswith("looked up"):
+                assert f"_seq_idx on {partition} " not in plan, (what, plan)
 
 
 async def _generic_plan(connection: asyncpg.Connection, query: str, *arguments: str) -> str:

@@ -1,7 +1,7 @@
 """The ledger keeps each record as the text medledger wrote (revision 0016): `replay --verify` finds a re-derived
-record equal by its bytes, on the server, and returns no row to compare in Python; a ledger whose records were
-kept as jsonb before upgrades, keeps their values, reads as before and verifies, each record the server's text of
-its re-derived value."""
+record equal by its bytes, and asks nothing more of the server; a ledger whose records were kept as jsonb before
+upgrades, keeps their values, reads as before and verifies, each record the server's text of its re-derived
+value."""
 
 from __future__ import annotations
 
@@ -36,17 +36,28 @@ def _records(db) -> dict[tuple[str, str], list[str]]:
     }
 
 
-def _compared_in_python(monkeypatch) -> list[list[str]]:
-    """The keys of the settlements verify finds unequal on the server and reads again to compare in Python."""
-    keyed: list[list[str]] = []
-    original = PostgresAudit.stored_rows_keyed
+class _Asked:
+    """What verify asks of the server beyond the stored rows: the settlements it keeps aside, which compared
+    unequal (`PostgresAudit.compared`), and the rows whose text it asks the server to read as its own
+    (`PostgresAudit.in_server_text`), by table."""
 
-    async def counted(self, spec, seqs, members, keys):
-        keyed.append(list(keys))
-        return await original(self, spec, seqs, members, keys)
+    def __init__(self, monkeypatch) -> None:
+        self.unequal: list[str] = []
+        self.kept_aside: list[str] = []
+        self.server_text: dict[str, int] = {}
+        compared, in_server_text = PostgresAudit.compared, PostgresAudit.in_server_text
 
-    monkeypatch.setattr(PostgresAudit, "stored_rows_keyed", counted)
-    return keyed
+        async def kept(audit, through, unequal, rederived, uncompared):
+            self.unequal += unequal
+            self.kept_aside += [row[0] for row in rederived]
+            return await compared(audit, through, unequal, rederived, uncompared)
+
+        async def asked(audit, spec, seqs, rows):
+            self.server_text[spec.table] = self.server_text.get(spec.table, 0) + len(rows)
+            return await in_server_text(audit, spec, seqs, rows)
+
+        monkeypatch.setattr(PostgresAudit, "compared", kept)
+        monkeypatch.setattr(PostgresAudit, "in_server_text", asked)
 
 
 def _reads(db) -> dict:
@@ -74,17 +85,18 @@ def _reads(db) -> dict:
     return asyncio.run(run())
 
 
-def test_records_are_kept_as_written_and_verify_compares_none_of_them_in_python(database, monkeypatch):
+def test_records_are_kept_as_written_and_verify_finds_each_equal_by_its_bytes(database, monkeypatch):
     ingest(database, example_lines("nanjing", "weihai", "inner-mongolia"))
     for (table, column), records in _records(database).items():
         if table != "ledger_incentives":
             assert records, f"{table}.{column} is empty"
         # medledger's own text (compact, keys in its order), not the server's
         assert all(dumps(orjson.loads(record)) == record for record in records), (table, column)
-    keyed = _compared_in_python(monkeypatch)
+    asked = _Asked(monkeypatch)
     report = verify(database)
     assert report.ok, report.differences[:3]
-    assert keyed == []
+    # each equal by its bytes: no settlement kept aside, and no text asked of the server
+    assert (asked.unequal, asked.kept_aside, asked.server_text) == ([], [], {})
 
 
 def test_a_ledger_kept_as_jsonb_upgrades_reads_as_before_and_verifies(database, monkeypatch):
@@ -114,10 +126,15 @@ def test_a_ledger_kept_as_jsonb_upgrades_reads_as_before_and_verifies(database, 
     assert all(r != w for r, w in zip(settlements, written[("ledger_settlements", "record")], strict=True))
     assert _reads(database) == reads
 
-    keyed = _compared_in_python(monkeypatch)
+    asked = _Asked(monkeypatch)
     report = verify(database)
     assert report.ok, report.differences[:3]
-    assert keyed == []  # each unequal by its bytes, and the server's text of its re-derived value
+    # each unequal by its bytes, and the server's text of its re-derived value: asked of the server, every row
+    # with a record, and none kept aside
+    assert asked.server_text == {
+        table: len(upgraded[(table, "record")]) for table, _ in JSON_TEXT if upgraded[(table, "record")]
+    }
+    assert (asked.unequal, asked.kept_aside) == ([], [])
 
     # and a changed value among them is still found
     settlement_id = fetch(database, "SELECT min(settlement_id) FROM ledger_settlements")[0][0]
@@ -128,11 +145,13 @@ def test_a_ledger_kept_as_jsonb_upgrades_reads_as_before_and_verifies(database, 
         "WHERE settlement_id = $1",
         settlement_id,
     )
+    asked = _Asked(monkeypatch)
     report = verify(database)
     assert [(d.what, d.detail.split(":")[0]) for d in report.differences] == [
         (f"ledger_settlements settlement_id={settlement_id}", "record.cash_paid")
     ]
-    assert keyed == [[settlement_id]]  # the one row read back, to name what differs
+    # the one settlement kept aside, re-derived, where a visit is looked up (a reversal of it, say)
+    assert asked.unequal == asked.kept_aside == [settlement_id]
 
 
 @pytest.mark.parametrize(("table", "column"), sorted(JSON_TEXT))

@@ -65,3 +65,33 @@ def test_a_settlement_copied_into_another_region_under_its_id_is_named(database)
     report = verify(database)
     found = [d for d in report.differences if d.what == f"ledger_settlements settlement_id={settlement_id}"]
     assert [(d.seq, d.detail) for d in found] == [(seq, "in the ledger but not re-derived")]
+
+
+def test_a_settlement_row_at_an_adoption_is_reported_and_never_looked_up(database):
+    """Verify looks a visit up among the ledger's settlements it has compared: not a row at a position no
+    comparison reads (an adoption's), which holds what no rule wrote; here a record that is not JSON, under the
+    visit of a settlement taken away, which the visit's replay looks up."""
+    ingest(database, example_lines("nanjing"))
+    ((settlement_id, visit_id),) = fetch(
+        database,
+        "SELECT settlement_id, visit_id FROM ledger_settlements WHERE region = '320100' AND reverses IS NULL "
+        "ORDER BY seq DESC LIMIT 1",
+    )
+    ((adoption,),) = fetch(
+        database,
+        "SELECT min(seq) FROM ledger_events WHERE region = '320100' AND event_type = 'ledger.parameters_adopted'",
+    )
+    unguarded(database, "ledger_settlements", "DELETE FROM ledger_settlements WHERE settlement_id = $1", settlement_id)
+    unguarded(
+        database,
+        "ledger_settlements",
+        f"INSERT INTO ledger_settlements ({COLUMNS}) VALUES ('FORGED', $1, 'E', '320100', 'M', $2, '2024-01-01', "
+        "'p', 'general', 1, NULL, 'not JSON', '[]')",
+        adoption,
+        visit_id,
+    )
+    report = verify(database)
+    assert [(d.what, d.detail) for d in report.differences] == [
+        (f"ledger_settlements settlement_id={settlement_id}", "re-derived but not in the ledger"),
+        ("ledger_settlements", "1 settlement row(s) that no replayed event derives"),
+    ]

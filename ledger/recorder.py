@@ -269,10 +269,12 @@ class AuditSession(SettlingReads, Protocol):
         """From now on, settled visits are looked up among the ledger's settlements compared so far (`compared`),
         and beside them the re-derived ones that compared unequal, which alone are kept in `shadow`'s settlements."""
 
-    async def compared(self, through: int, unequal: list[str], rederived: list[tuple], uncompared: list[int]) -> None:
-        """The ledger's settlements compared through the position `through`: `unequal`, the keys that did not
-        compare equal on either side, `rederived`, the re-derived settlements among them, and `uncompared`, the
-        positions up to it whose rows no comparison read."""
+    async def compared(
+        self, through: int, unequal: list[tuple[str, str]], rederived: list[tuple], uncompared: list[int]
+    ) -> None:
+        """The ledger's settlements compared through the position `through`: `unequal`, the (key, region) of those
+        that did not compare equal on either side, `rederived`, the re-derived settlements among them, and
+        `uncompared`, the positions up to it whose settlements no comparison read."""
 
     async def event_count(self) -> int:
         """How many rows the ledger holds, over every stream."""
@@ -308,9 +310,10 @@ class AuditSession(SettlingReads, Protocol):
     async def stored_rows(self, spec: Any, seqs: list[int], members: list[str] | None) -> Sequence:
         """The rows of `spec`'s table (`verify_rows.DerivedTable`) at the positions `seqs` (of `members`)."""
 
-    async def in_server_text(self, spec: Any, seqs: list[int], rows: list[tuple]) -> set[tuple]:
-        """The keys of those re-derived `rows` of `spec`'s table at the positions `seqs` whose stored JSON columns
-        hold the server's text of their values, as a record kept before revision 0016 does."""
+    async def in_server_text(self, spec: Any, pairs: list[tuple[tuple, Sequence[Any]]]) -> set[int]:
+        """Of (re-derived row, stored row) `pairs` of `spec`'s table that differ in their JSON columns' text alone,
+        the indexes of those whose stored texts are the server's text of the re-derived values, as a record kept
+        before revision 0016 is."""
 
     async def parked_rows(self, after: tuple, limit: int) -> Sequence:
         """Up to `limit` rows of the waiting room after `after` (`db.verification.PARKED_ROWS`)."""

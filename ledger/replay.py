@@ -201,7 +201,7 @@ class Replayer:
         report = ReplayReport()
         self._seen = {spec.table: 0 for spec in DERIVED}  # ledger rows compared, per table
         self._adoptions = Adoptions()
-        self._uncompared: list[int] = []  # positions no comparison reads, which `_check` passes on
+        self._pending: list[int] = []  # positions read and not yet compared through (`_compared`)
         names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
         try:
             async with auditing(self.db, names) as audit:
@@ -377,10 +377,10 @@ class Replayer:
         digests: dict[str, str] = {}
         if mode == "verify":
             await self._adoptions.read(audit, rows[-1][0])
+            self._pending += [row[0] for row in rows]
         for seq, digest, source, payload, *columns in rows:
             if columns[1] == ADOPTED:  # event_type
                 report.adoptions += 1  # settles nothing; checked with the chain (`_check_adoptions`)
-                self._uncompared.append(seq)
                 continue
             if mode == "verify" and (problem := self._adoptions.problem(seq, digest)):
                 report.differ(seq, "parameters", problem)
@@ -389,7 +389,6 @@ class Replayer:
             item = decode_canonical(payload, source or f"ledger:{seq}", seq, structs=True)
             if item.error is not None:
                 report.differ(seq, "event", f"the recorded event no longer decodes: {item.error.detail}")
-                self._uncompared.append(seq)
                 continue
             event = decoded(item)
             if mode == "verify" and (changed := event_columns(event, columns)):
@@ -452,16 +451,28 @@ class Replayer:
             for seq, what, detail in differences(spec, spec.rows(batch_rows), found, since, keys, deferred):
                 report.differ(seq, what, detail)
             if deferred:  # rows kept before revision 0016, whose text is the server's
-                at = spec.key_at
-                held = await audit.in_server_text(spec, list(batch_rows.positions), [row for row, _ in deferred])
-                left = [pair for pair in deferred if tuple([pair[0][n] for n in at]) not in held]
+                held = await audit.in_server_text(spec, deferred)
+                left = [pair for n, pair in enumerate(deferred) if n not in held]
                 for seq, what, detail in judged(spec, left, since, keys):
                     report.differ(seq, what, detail)
-        if batch_rows.positions:
-            (key,) = SETTLEMENTS.key_at
-            rederived = [row for row in batch_rows.settlements if (row[key],) in unequal]
-            uncompared, self._uncompared = self._uncompared, []
-            await audit.compared(max(batch_rows.positions), sorted(k for (k,) in unequal), rederived, uncompared)
+        await self._compared(audit, batch_rows, unequal)
+
+    async def _compared(self, audit: AuditSession, batch_rows: BatchRows, unequal: set[tuple]) -> None:
+        """Where the next events look settled visits up (`db.verification.COMPARED`): through the last position of
+        `batch_rows`, but the settlements of `unequal` ((key, region)), whose re-derivations are kept instead, and
+        the positions up to it whose settlements no comparison read: an adoption's, a year close's (its rows are
+        read for the members of a chunk alone), an event's that no longer decodes or that a later event of its id
+        stands for."""
+        if not batch_rows.positions:
+            return
+        through = max(batch_rows.positions)
+        compared = batch_rows.positions if batch_rows.members_only is None else {}
+        uncompared = [seq for seq in self._pending if seq <= through and seq not in compared]
+        self._pending = [seq for seq in self._pending if seq > through]
+        (key,), region = SETTLEMENTS.key_at, SETTLEMENTS.columns.index("region")
+        rederived = [row for row in batch_rows.settlements if ((row[key],), row[region]) in unequal]
+        settlements = sorted((k, r) for (k,), r in unequal)
+        await audit.compared(through, settlements, rederived, uncompared)
 
     async def _impact(self, audit: AuditSession, batch_rows: BatchRows, report: ReplayReport) -> None:
         spec = SETTLEMENTS

@@ -190,11 +190,11 @@ def differences(
 ) -> Iterator[tuple[int, str, str]]:
     """(position, what, detail) of each re-derived row that is not stored as it is derived, and of each stored
     row that nothing re-derives. `parked_since`: when each refused parked event was parked, by event id. A row
-    is parsed only as it is compared, so a batch holds no second copy of its rows. `unequal`: where the key of
-    each of these rows is put. `deferred`: where each (re-derived row, stored row) that differs in the text of
-    its JSON columns alone is put instead, to be asked of the server whether the ledger holds its text of the
-    re-derived value (`db.verification.in_server_text`), and the others `judged`."""
-    at, json, seq_at = spec.key_at, spec.json, spec.columns.index("seq")
+    is parsed only as it is compared, so a batch holds no second copy of its rows. `unequal`: where the (key,
+    region) of each row of these, on either side, is put. `deferred`: where each (re-derived row, stored row) that
+    differs in the text of its JSON columns alone is put instead, to be asked of the server whether the ledger
+    holds its text of the re-derived value (`db.verification.in_server_text`), and the others `judged`."""
+    at, json, seq_at, region_at = spec.key_at, spec.json, spec.columns.index("seq"), spec.columns.index("region")
     theirs: dict[tuple, list[Sequence[Any]]] = defaultdict(list)
     for row in stored:  # no key column is jsonb
         theirs[tuple([row[n] for n in at])].append(row)
@@ -203,20 +203,20 @@ def differences(
         key = tuple([row[n] for n in at])
         found = theirs.pop(key, None)
         if found is None:
-            unequal.add(key)
+            unequal.add((key, row[region_at]))
             yield row[seq_at], spec.describe(row), "re-derived but not in the ledger"
         elif len(found) > 1:
-            unequal.add(key)
+            unequal.update((key, r[region_at]) for r in (row, *found))
             yield row[seq_at], spec.describe(row), f"{len(found)} rows in the ledger where one is re-derived"
         elif tuple(kept := found[0]) != row:
             if deferred is not None and _text_alone(json, row, kept):
                 deferred.append((row, kept))
             elif shown := _difference(spec, json, row, kept, parked_since or {}):
-                unequal.add(key)
+                unequal.update(((key, row[region_at]), (key, kept[region_at])))
                 yield row[seq_at], spec.describe(row), shown
     for key, rows in theirs.items():
-        unequal.add(key)
         for row in rows:
+            unequal.add((key, row[region_at]))
             yield row[seq_at], spec.describe(row), "in the ledger but not re-derived"
 
 
@@ -227,11 +227,12 @@ def judged(
     unequal: set[tuple] | None = None,
 ) -> Iterator[tuple[int, str, str]]:
     """`differences` of (re-derived row, stored row) pairs it deferred."""
-    at, seq_at = spec.key_at, spec.columns.index("seq")
+    at, seq_at, region_at = spec.key_at, spec.columns.index("seq"), spec.columns.index("region")
     for row, kept in pairs:
         if shown := _difference(spec, spec.json, row, kept, parked_since or {}):
             if unequal is not None:
-                unequal.add(tuple([row[n] for n in at]))
+                key = tuple([row[n] for n in at])
+                unequal.update(((key, row[region_at]), (key, kept[region_at])))
             yield row[seq_at], spec.describe(row), shown
 
 

@@ -4,11 +4,11 @@ and the producers' signatures, all on one connection."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -133,16 +133,19 @@ class PostgresAudit(PostgresSession):
         self.names = replace(self.names, settlements=COMPARED)
         self.shadow_settlements = shadow.settlements
 
-    async def compared(self, through: int, unequal: list[str], rederived: list[tuple], uncompared: list[int]) -> None:
-        """The ledger's settlements compared through the position `through`: `unequal`, the keys that did not
-        compare equal on either side, `rederived`, the re-derived settlements among them, and `uncompared`, the
-        positions up to it whose rows no comparison read."""
+    async def compared(
+        self, through: int, unequal: list[tuple[str, str]], rederived: list[tuple], uncompared: list[int]
+    ) -> None:
+        """The ledger's settlements compared through the position `through`: `unequal`, the (key, region) of those
+        that did not compare equal on either side, `rederived`, the re-derived settlements among them, and
+        `uncompared`, the positions up to it whose settlements no comparison read."""
         assert self.shadow_settlements is not None, "look_up_compared first"
         if rederived:
             writes = Writes.sized(len(rederived))
             add_settlements(writes, self.shadow_settlements, BatchRows(settlements=rederived))
             await writes.run(self.raw)
-        await self.raw.execute(COMPARED_TO, through, unequal, uncompared)
+        keys, regions = [key for key, _ in unequal], [region for _, region in unequal]
+        await self.raw.execute(COMPARED_TO, through, keys, regions, uncompared)
 
     async def event_count(self) -> int:
         return await self.raw.fetchval("SELECT count(*) FROM ledger_events")
@@ -201,12 +204,13 @@ class PostgresAudit(PostgresSession):
             return await self.raw.fetch(select, seqs, *position_bounds(seqs))
         return await self.raw.fetch(select, seqs, *position_bounds(seqs), members)
 
-    async def in_server_text(self, spec: DerivedTable, seqs: list[int], rows: list[tuple]) -> set[tuple]:
-        """The keys of those re-derived `rows` of `spec`'s table at the positions `seqs` whose stored JSON columns
-        hold the server's text of their values (`db.verification.in_server_text`)."""
-        arrays = [[row[n] for row in rows] for n in (*spec.key_at, *spec.json)]
-        query = in_server_text(spec.table, spec.columns, spec.key)
-        return {tuple(row) for row in await self.raw.fetch(query, seqs, *position_bounds(seqs), *arrays)}
+    async def in_server_text(self, spec: DerivedTable, pairs: list[tuple[tuple, Sequence[Any]]]) -> set[int]:
+        """Of (re-derived row, stored row) `pairs` of `spec`'s table that differ in their JSON columns' text alone,
+        the indexes of those whose stored texts are the server's text of the re-derived values
+        (`db.verification.in_server_text`)."""
+        arrays = [[pair[side][n] for pair in pairs] for n in spec.json for side in (0, 1)]
+        found = await self.raw.fetch(in_server_text(len(spec.json)), *arrays)
+        return {row[0] - 1 for row in found}
 
     async def parked_rows(self, after: tuple, limit: int) -> list:
         return await self.raw.fetch(PARKED_ROWS, *after, limit)

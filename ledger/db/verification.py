@@ -51,44 +51,38 @@ def stored_rows(table: str, columns: tuple[str, ...], where: str, members: bool)
     return f"SELECT {selected} FROM {table} t WHERE {AT_POSITIONS}{where}{only}"
 
 
-def in_server_text(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
-    """Of rows of `table` (aliased `t`) at the event positions of `AT_POSITIONS` whose other columns equal their
-    re-derivation's and whose JSON columns (`json_positions`) do not hold its text, the keys of those whose JSON
-    columns each hold the server's text of the re-derived value (`value::jsonb::text`), as a record kept before
-    revision 0016 does (the text of the jsonb value it was: its keys reordered and spaced). The rows are given as
-    arrays from $4: one of each `key` column's values, then one of each JSON column's re-derived text. Only the
+def in_server_text(columns: int) -> str:
+    """Of rows whose JSON columns (`columns` of them) alone do not hold the text of their re-derivation, given as
+    arrays, each column's re-derived text then its stored one ($1 and $2 for the first, $3 and $4 for the
+    next), the ordinal of each whose stored texts are each the re-derived text or the server's text of its value
+    (`value::jsonb::text`), as a record kept before revision 0016 is (the text of the jsonb value it was: its keys
+    reordered and spaced). The stored texts are the very ones compared, sent back: no other row is read. Only the
     re-derived text, which medledger wrote, is parsed; any other text is not the server's (a duplicated key,
     other spacing, a number for a string or `true` for 1). CASE keeps the order: the parse only where the bytes
     differ."""
-    types = table_columns(table)
-    json = [columns[n] for n in json_positions(table, columns)]
-    assert json, f"{table} keeps no JSON"
-    given = [*key, *json]
-    arrays = ", ".join(f"${n}::{'text' if c in json else types[c].lower()}[]" for n, c in enumerate(given, start=4))
-    on = " AND ".join(f"t.{c} = d.{c}" for c in key)
+    assert columns > 0, "a row with no JSON is compared in Python alone"
+    arrays = ", ".join(f"${n}::text[]" for n in range(1, 2 * columns + 1))
+    named = ", ".join(f"d{n}, s{n}" for n in range(columns))
     held = " AND ".join(
-        f"CASE WHEN t.{c}::text IS NOT DISTINCT FROM d.{c} THEN true ELSE t.{c}::text = d.{c}::jsonb::text END"
-        for c in json
+        f"CASE WHEN s{n} IS NOT DISTINCT FROM d{n} THEN true ELSE s{n} = d{n}::jsonb::text END" for n in range(columns)
     )
-    return (
-        f"SELECT {', '.join(f'd.{c}' for c in key)} FROM unnest({arrays}) AS d({', '.join(given)}) "
-        f"JOIN {table} t ON {on} AND {AT_POSITIONS} WHERE {held}"
-    )
+    return f"SELECT n FROM unnest({arrays}) WITH ORDINALITY AS d({named}, n) WHERE {held}"
 
 
 # Verify settles each event as it was settled, so a visit it settles again, or reverses, is looked up among the
 # settlements it has re-derived before it. Those are the ledger's own where they compared equal with it: the view
 # `COMPARED` gives the ledger's settlements at the positions compared so far (through the session's setting
-# `COMPARED_THROUGH`), but those whose key compared unequal on either side (`UNEQUAL`), and beside them the
-# re-derived settlements that did not compare equal (the shadow settlements, which hold nothing else). A ledger
-# that verifies is looked up in exactly as its re-derivation would be; one that does not is reported whatever a
-# lookup found. So a verify writes no settlement that compares equal, which is every settlement of a ledger that
-# verifies. A row at a position no comparison reads (`UNCOMPARED`: an adoption's, an event's that no longer
-# decodes), or of another region than its event's, is not looked up: whatever it holds is reported
-# (`Replayer._unaccounted`), and is never read as a settlement. The position is compared as `seq + 0`, which no
-# index serves: planned once for every batch (a generic plan), the lookup of reversals (`reverses = ANY($1)`) was
-# planned on the ledger of 922,554 events as a walk of each region's position index up to the bound, every batch:
-# the server's CPU for that verify went from 23 s to 585 s.
+# `COMPARED_THROUGH`), but those whose key and region compared unequal on either side (`UNEQUAL`), and beside them
+# the re-derived settlements that did not compare equal (the shadow settlements, which hold nothing else). A
+# ledger that verifies is looked up in exactly as its re-derivation would be; one that does not is reported,
+# whatever a lookup found. So a verify writes no settlement that compares equal, which is every settlement of a
+# ledger that verifies. A row at a position whose settlements no comparison reads (`UNCOMPARED`: an adoption's, a
+# year close's, an event's that no longer decodes or that another event of its id stands for), or of another
+# region than its event's, is never looked up: whatever it holds is reported (`Replayer._unaccounted`), and never
+# read as a settlement. The position is compared as `seq + 0`, which no index serves: planned once for every batch
+# (a generic plan), the lookup of reversals (`reverses = ANY($1)`) was planned on the ledger of 922,554 events as
+# a walk of each region's position index up to the bound, every batch: the server's CPU for that verify went from
+# 23 s to 585 s.
 COMPARED = "replay_compared_settlements"
 UNEQUAL = "replay_unequal_settlements"
 UNCOMPARED = "replay_uncompared_positions"
@@ -101,23 +95,24 @@ def compared_settlements(shadow: str) -> list[str]:
     return [
         f"DROP VIEW IF EXISTS {COMPARED}",
         f"DROP TABLE IF EXISTS {UNEQUAL}, {UNCOMPARED}",
-        f"CREATE TEMPORARY TABLE {UNEQUAL} (settlement_id text PRIMARY KEY)",
+        f"CREATE TEMPORARY TABLE {UNEQUAL} (settlement_id text, region text, PRIMARY KEY (settlement_id, region))",
         f"CREATE TEMPORARY TABLE {UNCOMPARED} (seq bigint PRIMARY KEY)",
         f"SELECT set_config('{COMPARED_THROUGH}', '0', false)",
         f"CREATE TEMPORARY VIEW {COMPARED} AS "
         f"SELECT t.* FROM ledger_settlements t WHERE t.seq + 0 <= current_setting('{COMPARED_THROUGH}')::bigint "
-        f"AND NOT EXISTS (SELECT FROM {UNEQUAL} u WHERE u.settlement_id = t.settlement_id) "
+        f"AND NOT EXISTS (SELECT FROM {UNEQUAL} u WHERE u.settlement_id = t.settlement_id AND u.region = t.region) "
         f"AND NOT EXISTS (SELECT FROM {UNCOMPARED} p WHERE p.seq = t.seq) "
         "AND EXISTS (SELECT FROM ledger_events e WHERE e.seq = t.seq AND e.region = t.region) "
         f"UNION ALL SELECT * FROM {shadow}",
     ]
 
 
-# The positions compared through ($1), with the keys compared unequal ($2) and the positions up to it that no
-# comparison reads ($3), kept where `COMPARED` reads them.
+# The positions compared through ($1), with the (key, region) of the settlements compared unequal ($2, $3) and the
+# positions up to it whose settlements no comparison read ($4), kept where `COMPARED` reads them.
 COMPARED_TO = (
-    f"WITH unequal AS (INSERT INTO {UNEQUAL} SELECT DISTINCT unnest($2::text[]) ON CONFLICT DO NOTHING), "
-    f"uncompared AS (INSERT INTO {UNCOMPARED} SELECT DISTINCT unnest($3::bigint[]) ON CONFLICT DO NOTHING) "
+    f"WITH unequal AS (INSERT INTO {UNEQUAL} SELECT DISTINCT * FROM unnest($2::text[], $3::text[]) "
+    "ON CONFLICT DO NOTHING), "
+    f"uncompared AS (INSERT INTO {UNCOMPARED} SELECT DISTINCT unnest($4::bigint[]) ON CONFLICT DO NOTHING) "
     f"SELECT set_config('{COMPARED_THROUGH}', $1::bigint::text, false)"
 )
 

@@ -145,6 +145,22 @@ def unguarded(db: Database, table: str, statement: str, *args) -> None:
         execute(db, f"ALTER TABLE {table} ENABLE TRIGGER USER", owner=True)
 
 
+def unreferenced(db: Database, *statements: tuple) -> None:
+    """Each (statement, *args) run by the database's owner in one session with no trigger fired and no reference
+    checked (`session_replication_role = replica`), as a forger who put the foreign keys out of the way would."""
+
+    async def run():
+        connection = await asyncpg.connect(plain(db.owner_url))
+        try:
+            await connection.execute("SET session_replication_role = replica")
+            for statement, *args in statements:
+                await connection.execute(statement, *args)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
 def verify(db: Database, batch_size: int = 40):
     return asyncio.run(Replayer(db, batch_size=batch_size).verify())
 

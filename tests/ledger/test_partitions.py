@@ -349,8 +349,8 @@ def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_si
     scans it whole, testing every row against every position (134 ms for each partition of 25,000 incentive rows,
     every batch)."""
     from ledger.db.projection_store import Names, book_lookups
-    from ledger.db.verification import COMPARED, compared_settlements, in_server_text, stored_rows
-    from ledger.verify_rows import DERIVED, SETTLEMENTS
+    from ledger.db.verification import COMPARED, compared_settlements, stored_rows
+    from ledger.verify_rows import DERIVED
 
     async def plans() -> dict[str, tuple[str | None, str]]:
         connection = await asyncpg.connect(plain(database.owner_url))
@@ -393,10 +393,6 @@ def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_si
                     query = stored_rows(spec.table, spec.columns, spec.where, members is not None)
                     plan = await _generic_plan(connection, query, *positions, *(["'{M1}'"] if members else []))
                     found[f"{spec.table} {members}"] = full.get(spec.table), plan
-            # rows whose text is asked of the server (a record kept before revision 0016)
-            query = in_server_text(SETTLEMENTS.table, SETTLEMENTS.columns, SETTLEMENTS.key)
-            plan = await _generic_plan(connection, query, *positions, "'{S1}'", "'{x}'", "'{x}'")
-            found["server text"] = full["ledger_settlements"], plan
             # a visit looked up among the settlements compared, and whether it was reversed: by the visit's index
             # and the reversal's, not by position (all positions up to the batch are compared)
             query, _ = book_lookups(Names(settlements=COMPARED), {("320100", "V1")}, set(), False, first=1)
@@ -410,7 +406,7 @@ def test_verify_reads_a_batch_s_stored_rows_by_index_whatever_the_partition_s_si
             await connection.close()
 
     found = asyncio.run(plans())
-    assert sum(partition is not None for partition, _ in found.values()) == 7  # 2 reads each, 1 text, 2 lookups
+    assert sum(partition is not None for partition, _ in found.values()) == 6  # 2 reads each, 2 lookups
     for what, (partition, plan) in found.items():
         if partition is not None:
             assert f" on {partition} " in plan, (what, plan)  # read, by index

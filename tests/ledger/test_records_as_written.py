@@ -17,9 +17,20 @@ from ledger.db import migrate
 from ledger.db.audit import PostgresAudit
 from ledger.db.report_reads import PostgresReportReads
 from ledger.db.verification import JSON_TEXT
-from ledger.verify_rows import jsonb_text
-from tests.ledger.helpers import example_lines, execute, fetch, ingest, plain, records_as, unguarded, verify
+from ledger.verify_rows import DERIVED, jsonb_text
+from tests.ledger.helpers import (
+    example_lines,
+    execute,
+    fetch,
+    ingest,
+    plain,
+    records_as,
+    unguarded,
+    unreferenced,
+    verify,
+)
 
+MOVEMENTS = next(spec for spec in DERIVED if spec.table == "ledger_movements")
 MIGRATION = importlib.import_module("ledger.db.migrations.versions.0016_records_as_written")
 
 
@@ -48,13 +59,13 @@ class _Asked:
         compared, in_server_text = PostgresAudit.compared, PostgresAudit.in_server_text
 
         async def kept(audit, through, unequal, rederived, uncompared):
-            self.unequal += unequal
+            self.unequal += [key for key, _ in unequal]
             self.kept_aside += [row[0] for row in rederived]
             return await compared(audit, through, unequal, rederived, uncompared)
 
-        async def asked(audit, spec, seqs, rows):
-            self.server_text[spec.table] = self.server_text.get(spec.table, 0) + len(rows)
-            return await in_server_text(audit, spec, seqs, rows)
+        async def asked(audit, spec, pairs):
+            self.server_text[spec.table] = self.server_text.get(spec.table, 0) + len(pairs)
+            return await in_server_text(audit, spec, pairs)
 
         monkeypatch.setattr(PostgresAudit, "compared", kept)
         monkeypatch.setattr(PostgresAudit, "in_server_text", asked)
@@ -243,3 +254,36 @@ def test_a_record_nested_deeper_than_any_is_reported_as_its_text(database, table
     unguarded(database, table, f"UPDATE {table} SET record = {deep} WHERE {key} = $1", row_key)
     report = verify(database)
     assert [(d.what, d.detail[:18]) for d in report.differences] == [(f"{table} {key}={row_key}", "record: ledger '[[")]
+
+
+def test_a_record_forged_beside_a_decoy_of_the_server_s_text_is_named(database):
+    """A year close's movement read for the members of a chunk alone, its record's text forged, and beside it, at
+    the same position and under the same id, a row of no member holding the server's text of the genuine value:
+    the text asked of the server is the one compared, sent back, so the decoy stands for nothing."""
+    ingest(database, example_lines("nanjing"))
+    ((movement_id, record),) = fetch(
+        database,
+        "SELECT m.movement_id, m.record FROM ledger_movements m JOIN ledger_events e ON e.seq = m.seq "
+        "AND e.region = m.region WHERE e.event_type = 'period.year_closed' AND m.region = '320100' "
+        "ORDER BY m.movement_id LIMIT 1",
+    )
+    forged = record.replace('"beneficiary_id":null', '"beneficiary_id":"FORGED"')
+    assert forged != record
+    columns = ", ".join(MOVEMENTS.columns)
+    decoy = ", ".join(
+        {"region": "'ZZ'", "member_id": "'x'", "record": "t.record::jsonb::text"}.get(c, f"t.{c}")
+        for c in MOVEMENTS.columns
+    )
+
+    unreferenced(
+        database,
+        (
+            f"INSERT INTO ledger_movements ({columns}) SELECT {decoy} FROM ledger_movements t WHERE movement_id = $1",
+            movement_id,
+        ),
+        ("UPDATE ledger_movements SET record = $2 WHERE movement_id = $1 AND region = '320100'", movement_id, forged),
+    )
+    report = verify(database)
+    assert [(d.what, d.detail) for d in report.differences] == [
+        (f"ledger_movements movement_id={movement_id}", "record.beneficiary_id: ledger 'FORGED' vs replay None")
+    ]

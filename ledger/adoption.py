@@ -14,7 +14,7 @@ streams has region `*`: it held for every region.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -79,6 +79,15 @@ class Adoptions:
             self.seqs.append(seq)
             self.digests.append(digest)
         self.through = through
+
+    async def read_back(self, ledger: AuditSession, after: int, through: int) -> None:
+        """Read the adoptions after position `after`, through `through`, below where it has read on: those of a
+        stream walked before, which appended meanwhile."""
+        for seq, digest in await ledger.adoptions_between(after, through):
+            at = bisect_left(self.seqs, seq)
+            if at == len(self.seqs) or self.seqs[at] != seq:
+                self.seqs.insert(at, seq)
+                self.digests.insert(at, digest)
 
     def problem(self, seq: int, digest: str) -> str | None:
         """Why the event at `seq`, recorded under `digest`, is not under the set adopted before it in its stream."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
@@ -37,7 +37,7 @@ from .intake import Incoming, decode_canonical
 from .pipeline import Pipeline, Recorded, decoded, unpublished_rows
 from .recorder import AuditSession
 from .runtime import job_pool
-from .streams import ROOT, Head, balanced, root_hash
+from .streams import ROOT, Head, balanced, base, root_hash, stream_of
 from .verify_rows import (
     DERIVED,
     EVENT_COLUMNS,
@@ -202,6 +202,8 @@ class Replayer:
         self._seen = {spec.table: 0 for spec in DERIVED}  # ledger rows compared, per table
         self._adoptions = Adoptions()
         self._pending: list[int] = []  # positions read and not yet compared through (`_compared`)
+        self._through = 0  # the position visits are looked up through (`_compare_through`)
+        self._walked: dict[int, int] = {}  # the last position walked in each stream
         names = SHADOW if mode != "rebuild" else Names(settlements=SHADOW.settlements)
         try:
             async with auditing(self.db, names) as audit:
@@ -226,6 +228,7 @@ class Replayer:
                 if mode == "verify":
                     async with audit.transaction():
                         await audit.lock_writers(self.regions)
+                        await self._catch_up(audit, after, report)
                         await self._walk(audit, after, what_if, mode, report, per_batch=False)
                         await audit.write_member_years(lambda digest: self._registry(digest, what_if))
                         for projection in PROJECTIONS:
@@ -287,8 +290,30 @@ class Replayer:
                 raise
             report.events += len(rows)
             self.progress(report.events, max(total, report.events))
+            for row in rows if stream_of(rows[0][0]) != stream_of(after) else rows[-1:]:
+                self._walked[stream_of(row[0])] = row[0]
             rows = await (following if following is not None else read(after))
         return after
+
+    async def _catch_up(self, audit: AuditSession, after: int, report: ReplayReport) -> None:
+        """The walk takes the streams one after another, each a range of positions of its own: what a stream it has
+        left behind appended meanwhile is walked here, in the last stretch, under the append locks, before the walk
+        goes on from `after`. Visits are looked up through the stream's own last position compared meanwhile (no
+        lookup crosses a region), then through the one they were before."""
+        resume = self._through
+        for stream, last in sorted(self._walked.items()):
+            if stream == stream_of(after):
+                continue
+            end = base(stream + 1)
+            await self._compare_through(audit, last)
+            while rows := [
+                r for r in await audit.events_after(last, self.batch_size, self.regions, EVENT_COLUMNS) if r[0] < end
+            ]:
+                await self._adoptions.read_back(audit, last, rows[-1][0])
+                await self._batch(audit, rows, None, "verify", report)
+                report.events += len(rows)
+                last = self._walked[stream] = rows[-1][0]
+        await self._compare_through(audit, resume)
 
     async def _check_anchor(self, audit: AuditSession, heads: list[Head]) -> list[ChainBreak]:
         """A chain recomputed after events were changed, or cut short, is consistent in itself; only a hash kept
@@ -465,14 +490,26 @@ class Replayer:
         stands for."""
         if not batch_rows.positions:
             return
-        through = max(batch_rows.positions)
-        compared = batch_rows.positions if batch_rows.members_only is None else {}
-        uncompared = [seq for seq in self._pending if seq <= through and seq not in compared]
-        self._pending = [seq for seq in self._pending if seq > through]
         (key,), region = SETTLEMENTS.key_at, SETTLEMENTS.columns.index("region")
         rederived = [row for row in batch_rows.settlements if ((row[key],), row[region]) in unequal]
+        compared = batch_rows.positions if batch_rows.members_only is None else {}
         settlements = sorted((k, r) for (k,), r in unequal)
-        await audit.compared(through, settlements, rederived, uncompared)
+        await self._compare_through(audit, max(batch_rows.positions), compared, settlements, rederived)
+
+    async def _compare_through(
+        self,
+        audit: AuditSession,
+        through: int,
+        compared: Collection[int] = (),
+        unequal: list[tuple[str, str]] | None = None,
+        rederived: list[tuple] | None = None,
+    ) -> None:
+        """Visits looked up through the position `through`: the positions read up to it and not `compared` are
+        kept as such, with the settlements of `unequal` and their `rederived` rows (`_compared`)."""
+        uncompared = [seq for seq in self._pending if seq <= through and seq not in compared]
+        self._pending = [seq for seq in self._pending if seq > through]
+        await audit.compared(through, unequal or [], rederived or [], uncompared)
+        self._through = through
 
     async def _impact(self, audit: AuditSession, batch_rows: BatchRows, report: ReplayReport) -> None:
         spec = SETTLEMENTS

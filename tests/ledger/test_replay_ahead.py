@@ -62,3 +62,48 @@ def test_the_replay_s_shadow_tables_are_kept_in_buffers_of_their_own_size(databa
     monkeypatch.setattr(Replayer, "_batch", showing)
     assert asyncio.run(Replayer(database, batch_size=50).verify()).ok
     assert seen and set(seen) == {kept}
+
+
+def test_events_appended_meanwhile_to_a_stream_already_walked_are_replayed_under_the_lock(database, monkeypatch):
+    """The walk takes the streams one after another (a stream's positions are a range of its own); what a region
+    whose stream it has walked already appends meanwhile is replayed in the last stretch, under the append locks,
+    with the rest: the ledger verifies."""
+    nanjing, weihai = example_lines("nanjing"), example_lines("weihai")
+    half = len(nanjing) // 2
+    ingest(database, nanjing[:half] + weihai)
+    batch, appended = Replayer._batch, []
+
+    async def appending(self, audit, rows, what_if, mode, report):
+        await batch(self, audit, rows, what_if, mode, report)
+        if not appended and any(row[6] == "371000" for row in rows):  # the walk is in Weihai's stream
+            # settled meanwhile by another writer, into Nanjing's stream, walked already
+            appended.append(await asyncio.to_thread(ingest, database, nanjing[half:]))
+
+    monkeypatch.setattr(Replayer, "_batch", appending)
+    report = asyncio.run(Replayer(database, batch_size=7).verify())
+    assert appended and appended[0][0].appended > 0
+    assert report.ok, (report.differences[:5], report.projection_differences)
+    assert report.events == fetch(database, "SELECT count(*) FROM ledger_events")[0][0]
+
+
+def test_a_stream_caught_up_with_looks_its_visits_up_as_they_stood(database, monkeypatch):
+    """Appended meanwhile to a stream walked already: a visit's reversal. Caught up with under the lock, the
+    reversal looks its visit up through that stream's own last position compared, where the visit stood settled and
+    not yet reversed (not through its own row, read by no comparison yet): it reverses it, and the ledger
+    verifies."""
+    nanjing = example_lines("nanjing")
+    (reversal,) = [line for line in nanjing if '"event_type": "visit.reversed"' in line]
+    ingest(database, nanjing[: nanjing.index(reversal)] + example_lines("weihai"))  # its year still open
+    batch, appended = Replayer._batch, []
+
+    async def appending(self, audit, rows, what_if, mode, report):
+        await batch(self, audit, rows, what_if, mode, report)
+        if not appended and any(row[6] == "371000" for row in rows):  # the walk is in Weihai's stream
+            appended.append(await asyncio.to_thread(ingest, database, [reversal]))
+
+    monkeypatch.setattr(Replayer, "_batch", appending)
+    report = asyncio.run(Replayer(database, batch_size=7).verify())
+    assert appended and appended[0][0].appended == 1
+    reversed_in_nanjing = "SELECT count(*) FROM ledger_settlements WHERE region = '320100' AND reverses IS NOT NULL"
+    assert fetch(database, reversed_in_nanjing)[0][0] == 1
+    assert report.ok, (report.differences[:5], report.projection_differences)

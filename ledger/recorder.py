@@ -279,6 +279,9 @@ class AuditSession(SettlingReads, Protocol):
     async def event_count(self) -> int:
         """How many rows the ledger holds, over every stream."""
 
+    async def stream_heads(self, regions: Iterable[str] | None = None, make: bool = False) -> dict[str, Head]:
+        """Where the stream of each of `regions` (of every region, when None) stands."""
+
     async def events_after(
         self, after: int, limit: int, regions: list[str] | None, columns: str, ahead: bool = False
     ) -> Sequence:

@@ -296,23 +296,28 @@ class Replayer:
         return after
 
     async def _catch_up(self, audit: AuditSession, after: int, report: ReplayReport) -> None:
-        """The walk takes the streams one after another, each a range of positions of its own: what a stream it has
-        left behind appended meanwhile is walked here, in the last stretch, under the append locks, before the walk
-        goes on from `after`. Visits are looked up through the stream's own last position compared meanwhile (no
-        lookup crosses a region), then through the one they were before."""
+        """The walk takes the streams one after another, each a range of positions of its own (its region's code,
+        or a number of its own, shifted): what a stream below the one it is in appended meanwhile, a stream it left
+        behind or one made since, is walked here, in the last stretch, under the append locks, from where the walk
+        left it, before the walk goes on from `after`. Its visits, its region's, are looked up through the stream's
+        own last position compared, then through the one they were before."""
         resume = self._through
-        for stream, last in sorted(self._walked.items()):
-            if stream == stream_of(after):
+        heads = await audit.stream_heads(self.regions)
+        for head in sorted(heads.values(), key=lambda head: head.stream):
+            last = self._walked.get(head.stream, base(head.stream))
+            if head.stream >= stream_of(after) or head.seq <= last:
                 continue
-            end = base(stream + 1)
             await self._compare_through(audit, last)
-            while rows := [
-                r for r in await audit.events_after(last, self.batch_size, self.regions, EVENT_COLUMNS) if r[0] < end
-            ]:
+            while last < head.seq:  # read by its positions, all of them at once: no plan reads past the head
+                count = min(self.batch_size, head.seq - last)
+                read = await audit.events_after(last, count, self.regions, EVENT_COLUMNS)
+                if not (rows := [row for row in read if row[0] <= head.seq]):  # a gap: the chain's to report
+                    break
                 await self._adoptions.read_back(audit, last, rows[-1][0])
                 await self._batch(audit, rows, None, "verify", report)
                 report.events += len(rows)
-                last = self._walked[stream] = rows[-1][0]
+                self.progress(report.events, report.events)
+                last = self._walked[head.stream] = rows[-1][0]
         await self._compare_through(audit, resume)
 
     async def _check_anchor(self, audit: AuditSession, heads: list[Head]) -> list[ChainBreak]:

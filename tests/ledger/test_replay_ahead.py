@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from ledger.replay import Replayer
-from tests.ledger.helpers import example_lines, execute, fetch, ingest
+from ledger.replay import Replayer, _verify_regions
+from tests.ledger.helpers import IM_PARAMETERS, example_lines, execute, fetch, ingest
 
 
 def test_every_batch_is_replayed_once_in_order_while_the_next_is_read_ahead(database, monkeypatch):
@@ -107,3 +107,69 @@ def test_a_stream_caught_up_with_looks_its_visits_up_as_they_stood(database, mon
     reversed_in_nanjing = "SELECT count(*) FROM ledger_settlements WHERE region = '320100' AND reverses IS NOT NULL"
     assert fetch(database, reversed_in_nanjing)[0][0] == 1
     assert report.ok, (report.differences[:5], report.projection_differences)
+
+
+def _appending(database, monkeypatch, when, lines: list[str], parameters: str = "") -> list:
+    """Replay's batches, `lines` ingested meanwhile (under `parameters`) once a batch replayed holds a row `when`
+    finds; what that ingest returned, once it has."""
+    batch, appended = Replayer._batch, []
+
+    async def appending(self, audit, rows, what_if, mode, report):
+        await batch(self, audit, rows, what_if, mode, report)
+        if not appended and any(when(row) for row in rows):
+            appended.append(await asyncio.to_thread(ingest, database, lines, parameters))
+
+    monkeypatch.setattr(Replayer, "_batch", appending)
+    return appended
+
+
+def test_a_region_whose_stream_comes_before_the_walk_s_appears_meanwhile(database, monkeypatch):
+    """A stream's number is its region's code: Nanjing's, made while the walk is in Weihai's, lies behind it."""
+    ingest(database, example_lines("weihai"))
+    appended = _appending(database, monkeypatch, lambda row: row[6] == "371000", example_lines("nanjing"))
+    report = asyncio.run(Replayer(database, batch_size=7).verify())
+    assert appended and appended[0][0].appended > 0
+    assert report.ok, (report.differences[:5], report.projection_differences)
+    assert report.events == fetch(database, "SELECT count(*) FROM ledger_events")[0][0]
+
+
+def test_a_stream_walked_already_adopts_a_parameter_set_meanwhile(database, monkeypatch):
+    """Caught up with, the stream's events are held to the adoption it appended meanwhile."""
+    nanjing = example_lines("nanjing")
+    ingest(database, nanjing[:30] + example_lines("weihai"))
+    appended = _appending(database, monkeypatch, lambda row: row[6] == "371000", nanjing[30:], IM_PARAMETERS)
+    report = asyncio.run(Replayer(database, batch_size=7).verify())
+    assert appended and appended[0][0].appended > 0
+    adoptions = "SELECT count(*) FROM ledger_events WHERE event_type = 'ledger.parameters_adopted'"
+    assert fetch(database, adoptions)[0][0] == 3  # the history's, Weihai's, and Nanjing's second
+    assert report.ok, (report.differences[:5], report.projection_differences)
+    assert report.events == fetch(database, "SELECT count(*) FROM ledger_events")[0][0]
+
+
+def test_a_worker_of_some_regions_catches_their_streams_up(database, monkeypatch):
+    """As a process of a verify split by region walks its regions' streams (`verify_in_parallel`)."""
+    nanjing = example_lines("nanjing")
+    ingest(database, nanjing[:40] + example_lines("weihai"))
+    appended = _appending(database, monkeypatch, lambda row: row[6] == "371000", nanjing[40:])
+    report = _verify_regions(database, 7, ["320100", "371000"], None, 1)
+    assert appended and appended[0][0].appended > 0
+    assert report.ok, (report.differences[:5], report.projection_differences)
+    assert report.events == fetch(database, "SELECT count(*) FROM ledger_events WHERE region <> '*'")[0][0]
+
+
+def test_after_catching_up_the_walk_s_own_stream_looks_its_visits_up_as_before(database, monkeypatch):
+    """Appended meanwhile: events of a stream walked already, and a reversal in the stream the walk is in, both
+    replayed in the last stretch: the reversal looks its visit up through its own stream's last position compared,
+    where the visit stood settled, not through the other stream's."""
+    nanjing, weihai = example_lines("nanjing"), example_lines("weihai")
+    (reversal,) = [n for n, line in enumerate(weihai) if '"visit.reversed"' in line]
+    ingest(database, nanjing[:40] + weihai[:reversal])
+    ((last,),) = fetch(database, "SELECT max(seq) FROM ledger_events")
+    more = nanjing[40:] + weihai[reversal : reversal + 1]
+    appended = _appending(database, monkeypatch, lambda row: row[0] == last, more)
+    report = asyncio.run(Replayer(database, batch_size=7).verify())
+    assert appended
+    reversed_in_weihai = "SELECT count(*) FROM ledger_settlements WHERE region = '371000' AND reverses IS NOT NULL"
+    assert fetch(database, reversed_in_weihai)[0][0] == 1
+    assert report.ok, (report.differences[:5], report.projection_differences)
+    assert report.events == fetch(database, "SELECT count(*) FROM ledger_events")[0][0]

@@ -243,7 +243,8 @@ class PostgresAudit(PostgresSession):
         )
 
     async def write_replayed(self, rows: BatchRows, registry: PolicyRegistry, params_digest: str) -> None:
-        """A replayed batch's settlements and projections (member_year is left to `write_member_years`)."""
+        """A replayed batch's settlements and projections (member_year is left to `write_member_years`); a verify's
+        settlements only as `compared` keeps them, those that compared unequal."""
         writes = Writes.sized(rows.size())
         if self.shadow_settlements is None:  # else kept by `compared`, those that compared unequal alone
             add_settlements(writes, self.names.settlements, rows)

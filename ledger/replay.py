@@ -496,7 +496,7 @@ class Replayer:
         if not batch_rows.positions:
             return
         (key,), region = SETTLEMENTS.key_at, SETTLEMENTS.columns.index("region")
-        rederived = [row for row in batch_rows.settlements if ((row[key],), row[region]) in unequal]
+        rederived = [row for row in batch_rows.settlements if ((row[key],), row[region]) in unequal] if unequal else []
         compared = batch_rows.positions if batch_rows.members_only is None else {}
         settlements = sorted((k, r) for (k,), r in unequal)
         await self._compare_through(audit, max(batch_rows.positions), compared, settlements, rederived)

@@ -64,6 +64,20 @@ def test_the_replay_s_shadow_tables_are_kept_in_buffers_of_their_own_size(databa
     assert seen and set(seen) == {kept}
 
 
+def _appending(database, monkeypatch, when, lines: list[str], parameters: str = "") -> list:
+    """Replay's batches, `lines` ingested meanwhile (under `parameters`) once a batch replayed holds a row `when`
+    finds; what that ingest returned, once it has."""
+    batch, appended = Replayer._batch, []
+
+    async def appending(self, audit, rows, what_if, mode, report):
+        await batch(self, audit, rows, what_if, mode, report)
+        if not appended and any(when(row) for row in rows):
+            appended.append(await asyncio.to_thread(ingest, database, lines, parameters))
+
+    monkeypatch.setattr(Replayer, "_batch", appending)
+    return appended
+
+
 def test_events_appended_meanwhile_to_a_stream_already_walked_are_replayed_under_the_lock(database, monkeypatch):
     """The walk takes the streams one after another (a stream's positions are a range of its own); what a region
     whose stream it has walked already appends meanwhile is replayed in the last stretch, under the append locks,
@@ -71,15 +85,8 @@ def test_events_appended_meanwhile_to_a_stream_already_walked_are_replayed_under
     nanjing, weihai = example_lines("nanjing"), example_lines("weihai")
     half = len(nanjing) // 2
     ingest(database, nanjing[:half] + weihai)
-    batch, appended = Replayer._batch, []
-
-    async def appending(self, audit, rows, what_if, mode, report):
-        await batch(self, audit, rows, what_if, mode, report)
-        if not appended and any(row[6] == "371000" for row in rows):  # the walk is in Weihai's stream
-            # settled meanwhile by another writer, into Nanjing's stream, walked already
-            appended.append(await asyncio.to_thread(ingest, database, nanjing[half:]))
-
-    monkeypatch.setattr(Replayer, "_batch", appending)
+    # settled meanwhile by another writer, into Nanjing's stream, walked already, while the walk is in Weihai's
+    appended = _appending(database, monkeypatch, lambda row: row[6] == "371000", nanjing[half:])
     report = asyncio.run(Replayer(database, batch_size=7).verify())
     assert appended and appended[0][0].appended > 0
     assert report.ok, (report.differences[:5], report.projection_differences)
@@ -94,33 +101,12 @@ def test_a_stream_caught_up_with_looks_its_visits_up_as_they_stood(database, mon
     nanjing = example_lines("nanjing")
     (reversal,) = [line for line in nanjing if '"event_type": "visit.reversed"' in line]
     ingest(database, nanjing[: nanjing.index(reversal)] + example_lines("weihai"))  # its year still open
-    batch, appended = Replayer._batch, []
-
-    async def appending(self, audit, rows, what_if, mode, report):
-        await batch(self, audit, rows, what_if, mode, report)
-        if not appended and any(row[6] == "371000" for row in rows):  # the walk is in Weihai's stream
-            appended.append(await asyncio.to_thread(ingest, database, [reversal]))
-
-    monkeypatch.setattr(Replayer, "_batch", appending)
+    appended = _appending(database, monkeypatch, lambda row: row[6] == "371000", [reversal])  # in Weihai's stream
     report = asyncio.run(Replayer(database, batch_size=7).verify())
     assert appended and appended[0][0].appended == 1
     reversed_in_nanjing = "SELECT count(*) FROM ledger_settlements WHERE region = '320100' AND reverses IS NOT NULL"
     assert fetch(database, reversed_in_nanjing)[0][0] == 1
     assert report.ok, (report.differences[:5], report.projection_differences)
-
-
-def _appending(database, monkeypatch, when, lines: list[str], parameters: str = "") -> list:
-    """Replay's batches, `lines` ingested meanwhile (under `parameters`) once a batch replayed holds a row `when`
-    finds; what that ingest returned, once it has."""
-    batch, appended = Replayer._batch, []
-
-    async def appending(self, audit, rows, what_if, mode, report):
-        await batch(self, audit, rows, what_if, mode, report)
-        if not appended and any(when(row) for row in rows):
-            appended.append(await asyncio.to_thread(ingest, database, lines, parameters))
-
-    monkeypatch.setattr(Replayer, "_batch", appending)
-    return appended
 
 
 def test_a_region_whose_stream_comes_before_the_walk_s_appears_meanwhile(database, monkeypatch):

@@ -71,36 +71,6 @@ def test_a_settlement_copied_into_another_region_under_its_id_is_named(database)
     assert [(d.seq, d.detail) for d in found] == [(seq, "in the ledger but not re-derived")]
 
 
-def test_a_settlement_row_at_an_adoption_is_reported_and_never_looked_up(database):
-    """Verify looks a visit up among the ledger's settlements it has compared: not a row at a position no
-    comparison reads (an adoption's), which holds what no rule wrote; here a record that is not JSON, under the
-    visit of a settlement taken away, which the visit's replay looks up."""
-    ingest(database, example_lines("nanjing"))
-    ((settlement_id, visit_id),) = fetch(
-        database,
-        "SELECT settlement_id, visit_id FROM ledger_settlements WHERE region = '320100' AND reverses IS NULL "
-        "ORDER BY seq DESC LIMIT 1",
-    )
-    ((adoption,),) = fetch(
-        database,
-        "SELECT min(seq) FROM ledger_events WHERE region = '320100' AND event_type = 'ledger.parameters_adopted'",
-    )
-    unguarded(database, "ledger_settlements", "DELETE FROM ledger_settlements WHERE settlement_id = $1", settlement_id)
-    unguarded(
-        database,
-        "ledger_settlements",
-        f"INSERT INTO ledger_settlements ({COLUMNS}) VALUES ('FORGED', $1, 'E', '320100', 'M', $2, '2024-01-01', "
-        "'p', 'general', 1, NULL, 'not JSON', '[]')",
-        adoption,
-        visit_id,
-    )
-    report = verify(database)
-    assert [(d.what, d.detail) for d in report.differences] == [
-        (f"ledger_settlements settlement_id={settlement_id}", "re-derived but not in the ledger"),
-        ("ledger_settlements", "1 settlement row(s) that no replayed event derives"),
-    ]
-
-
 def _taken_away(database, region: str) -> tuple[str, str, int]:
     """(settlement id, visit id, position) of the region's last settled visit, its settlement taken away from the
     ledger."""
@@ -114,6 +84,31 @@ def _taken_away(database, region: str) -> tuple[str, str, int]:
     return settlement_id, visit_id, seq
 
 
+# a settlement no rule wrote, its record not JSON: at the position $1, of the visit $2, region $3 and member $4
+NOT_JSON = (
+    f"INSERT INTO ledger_settlements ({COLUMNS}) VALUES ('FORGED', $1, 'E', $3, $4, $2, '2024-01-01', 'p', "
+    "'general', 1, NULL, 'not JSON', '[]')"
+)
+
+
+def test_a_settlement_row_at_an_adoption_is_reported_and_never_looked_up(database):
+    """Verify looks a visit up among the ledger's settlements it has compared: not a row at a position no
+    comparison reads (an adoption's), which holds what no rule wrote; here a record that is not JSON, under the
+    visit of a settlement taken away, which the visit's replay looks up."""
+    ingest(database, example_lines("nanjing"))
+    ((adoption,),) = fetch(
+        database,
+        "SELECT min(seq) FROM ledger_events WHERE region = '320100' AND event_type = 'ledger.parameters_adopted'",
+    )
+    settlement_id, visit_id, _ = _taken_away(database, "320100")
+    unguarded(database, "ledger_settlements", NOT_JSON, adoption, visit_id, "320100", "M")
+    report = verify(database)
+    assert [(d.what, d.detail) for d in report.differences] == [
+        (f"ledger_settlements settlement_id={settlement_id}", "re-derived but not in the ledger"),
+        ("ledger_settlements", "1 settlement row(s) that no replayed event derives"),
+    ]
+
+
 @pytest.mark.parametrize("batch_size", [40, 2000])
 def test_a_settlement_row_at_a_year_close_is_reported_and_never_looked_up(database, batch_size):
     """A year close derives no settlement, and its rows are read for the members of each chunk alone: a settlement
@@ -123,14 +118,7 @@ def test_a_settlement_row_at_a_year_close_is_reported_and_never_looked_up(databa
         database, "SELECT min(seq) FROM ledger_events WHERE region = '320100' AND event_type = 'period.year_closed'"
     )
     settlement_id, visit_id, _ = _taken_away(database, "320100")
-    unguarded(
-        database,
-        "ledger_settlements",
-        f"INSERT INTO ledger_settlements ({COLUMNS}) VALUES ('FORGED', $1, 'E', '320100', 'nobody', $2, "
-        "'2024-01-01', 'p', 'general', 1, NULL, 'not JSON', '[]')",
-        close,
-        visit_id,
-    )
+    unguarded(database, "ledger_settlements", NOT_JSON, close, visit_id, "320100", "nobody")
     report = verify(database, batch_size=batch_size)
     assert {(d.what, d.detail) for d in report.differences} == {
         ("ledger_settlements", "1 settlement row(s) that no replayed event derives"),
@@ -175,15 +163,7 @@ def test_a_settlement_of_another_region_than_its_event_is_never_looked_up(databa
     )
     assert seq < replayed_at  # passed by Weihai's walk when it settles the visit again
 
-    unreferenced(
-        database,
-        (
-            f"INSERT INTO ledger_settlements ({COLUMNS}) VALUES ('FORGED', $1, 'E', '371000', 'M', $2, '2024-01-01', "
-            "'p', 'general', 1, NULL, 'not JSON', '[]')",
-            seq,
-            visit_id,
-        ),
-    )
+    unreferenced(database, (NOT_JSON, seq, visit_id, "371000", "M"))
     counts = dict(fetch(database, "SELECT region, count(*) FROM ledger_events GROUP BY region"))
     report = verify_in_parallel(database, 40, 2, counts)
     assert {(d.what, d.detail) for d in report.differences} == {
